@@ -1,0 +1,289 @@
+"""Binder: the repository's own binder/ folder, and ``nbtrack binder RUN`` for a user's project.
+
+The repository checks are real: repo2docker renders the Dockerfile Binder would build
+(no Docker needed with ``--no-build``), and ``binder/postBuild`` runs in a fresh
+virtual environment standing in for Binder's image. That last test builds the
+JupyterLab extension from a copy of the checkout and executes the examples; it is
+the slow one (about two minutes on two cores, pip's cache reused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nbtrack.binder import binder_spec, requirement_for
+from nbtrack.cli import main as cli_main
+from nbtrack.client import Client
+from nbtrack.exceptions import UsageError
+from nbtrack.models import Environment, Run
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run_ok(args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, capture_output=True, text=True, **kwargs)
+    assert done.returncode == 0, f"{args} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+# --- the repository's binder/ folder -------------------------------------------------
+
+
+def test_repo2docker_builds_from_the_binder_folder() -> None:
+    # given the repository, as mybinder.org would see it (uid 1000, user jovyan)
+    # when repo2docker renders the Dockerfile without building it
+    done = run_ok(
+        [
+            str(BIN / "jupyter-repo2docker"),
+            "--no-build",
+            "--debug",
+            "--user-id",
+            "1000",
+            "--user-name",
+            "jovyan",
+            str(REPO),
+        ]
+    )
+    dockerfile = done.stdout
+    # then it installs binder/requirements.txt into the Python 3.11 environment of runtime.txt
+    assert "Building conda environment for python=3.11" in done.stderr
+    # (repo2docker escapes the lock file name it copies: "-2e" is ".", "-2d" is "-")
+    assert "environment-2epy-2d3-2e11-2dlinux-2d64-2elock" in dockerfile
+    assert 'pip install --no-cache-dir -r "binder/requirements.txt"' in dockerfile
+    # and runs binder/postBuild after copying the repository, as the notebook user
+    assert dockerfile.index("COPY --chown=1000:1000 src/ ${REPO_DIR}/") < dockerfile.index(
+        "RUN ./binder/postBuild"
+    )
+    # and the root pyproject.toml is not installed behind our back (postBuild does it)
+    assert "pip install --no-cache-dir ." not in dockerfile
+
+
+def test_binder_files_say_what_postbuild_does() -> None:
+    post_build = (REPO / "binder" / "postBuild").read_text()
+    # executable, strict, installs the checkout and creates the example runs
+    assert os.access(REPO / "binder" / "postBuild", os.X_OK)
+    assert "set -euo pipefail" in post_build
+    assert "python -m pip install --no-cache-dir ." in post_build
+    assert "python examples/demo.py --workdir examples" in post_build
+    assert (REPO / "binder" / "runtime.txt").read_text() == "python-3.11\n"
+    overrides = json.loads((REPO / "binder" / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+
+
+def checkout_copy(dest: Path) -> None:
+    """The files a fresh clone would have: tracked and not-ignored untracked files."""
+    listed = run_ok(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO
+    ).stdout
+    for rel in filter(None, listed.split("\0")):
+        src = REPO / rel
+        if not src.is_file():
+            continue  # deleted in the work tree
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+
+
+@pytest.mark.timeout(420)
+def test_postbuild_in_a_fresh_environment(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    # given a copy of the checkout
+    repo = tmp_path / "repo"
+    checkout_copy(repo)
+    assert not (repo / "node_modules").exists()
+    # and a fresh virtual environment standing in for Binder's image: JupyterLab, then
+    # binder/requirements.txt (what repo2docker installs before postBuild)
+    venv = tmp_path / "venv"
+    run_ok([sys.executable, "-m", "venv", str(venv)])
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("NBTRACK_", "VIRTUAL_ENV", "PYTHON", "JUPYTER"))
+    }
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), env["PATH"]])
+    run_ok(
+        [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "jupyterlab>=4,<5"]
+        + ["-r", "binder/requirements.txt"],
+        cwd=repo,
+        env=env,
+    )
+    base_ready = time.perf_counter()
+
+    # when postBuild runs from the repository root
+    done = run_ok(["bash", "binder/postBuild"], cwd=repo, env=env)
+    finished = time.perf_counter()
+    print(
+        f"fresh venv + requirements {base_ready - started:.0f} s, "
+        f"postBuild {finished - base_ready:.0f} s"
+    )
+
+    # then nbtrack is installed from the checkout, with its prebuilt JupyterLab extension
+    labext = venv / "share/jupyter/labextensions/nbtrack"
+    assert (labext / "package.json").is_file()
+    listed = run_ok([str(venv / "bin/jupyter"), "labextension", "list"], env=env)
+    assert "nbtrack" in listed.stdout + listed.stderr
+    assert "enabled" in listed.stdout + listed.stderr
+    server = run_ok([str(venv / "bin/jupyter"), "server", "extension", "list"], env=env)
+    assert "nbtrack enabled" in (server.stdout + server.stderr).replace("\x1b", "")
+    # and the news prompt is switched off
+    assert (venv / "share/jupyter/lab/settings/overrides.json").is_file()
+    # and the build leftovers are gone from the image
+    assert not (repo / "node_modules").exists()
+    # and the examples' store holds the demo's runs, so the panel is not empty on launch
+    assert "nbtrack ls" in done.stdout
+    listing = run_ok(
+        [str(venv / "bin/nbtrack"), "ls", "--json", "--limit", "100"],
+        cwd=repo / "examples",
+        env=env,
+    )
+    runs = json.loads(listing.stdout)
+    runs = runs["runs"] if isinstance(runs, dict) else runs
+    names = {run["name"] for run in runs}
+    assert {"prepare", "train", "evaluate"} <= names
+    assert sum(1 for run in runs if run["name"] == "train") >= 5
+    assert (repo / "examples/data/train.csv").is_file()
+
+    # and `nbtrack binder` on one of those runs pins this environment, leaving out the
+    # nbtrack installed from the checkout folder (pip cannot install it by name)
+    binder_dir = tmp_path / "user-binder"
+    pinned = run_ok(
+        [str(venv / "bin/nbtrack"), "binder", "last", "--out", str(binder_dir)],
+        cwd=repo / "examples",
+        env=env,
+    )
+    requirements = (binder_dir / "requirements.txt").read_text()
+    sklearn_version = run_ok(
+        [str(venv / "bin/python"), "-c", "import sklearn; print(sklearn.__version__)"], env=env
+    ).stdout.strip()
+    assert f"scikit-learn=={sklearn_version}" in requirements.splitlines()
+    assert not any(line.startswith("nbtrack") for line in requirements.splitlines())
+    assert "nbtrack 0.1.0: installed from the folder" in pinned.stdout
+
+
+# --- nbtrack binder RUN ------------------------------------------------------------
+
+
+def test_requirement_for_pins_pypi_packages_and_explains_the_rest() -> None:
+    assert requirement_for("requests-oauthlib", "2.0.0") == ("requests-oauthlib==2.0.0", None)
+    line, reason = requirement_for("torch", "2.4.0+cu121")
+    assert line is None and "local version label +cu121" in str(reason)
+    line, reason = requirement_for("my package", "1.0")
+    assert line is None and reason == "not a valid package name"
+    line, reason = requirement_for("weird", "not-a-version")
+    assert line is None and "not a PEP 440 version" in str(reason)
+
+
+def recorded_run() -> str:
+    """A real run in a real store, recorded by the RunWriter a pipeline uses."""
+    writer = RunWriter.start(
+        resolve_project(),
+        kind="notebook",
+        name="train",
+        params={"lr": 0.1},
+        notebook_path="train.ipynb",
+    )
+    writer.log_metrics({"acc": 0.9})
+    writer.finish(status="finished")
+    writer.wait()
+    return writer.run_id
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "project"
+    (folder / ".nbtrack").mkdir(parents=True)
+    monkeypatch.setenv("NBTRACK_STORE", str(folder))
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_binder_pins_the_recorded_python_and_packages(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a run recorded in this environment
+    run_id = recorded_run()
+    run = Client.open().get_run(run_id)
+    assert run.environment is not None
+    # when `nbtrack binder` writes its files
+    code = cli_main(["binder", run_id[:8], "--out", str(project / "binder")])
+    out = capsys.readouterr().out
+    # then runtime.txt names this Python, and requirements.txt pins what was recorded
+    assert code == 0
+    major, minor = sys.version_info[:2]
+    assert (project / "binder/runtime.txt").read_text() == f"python-{major}.{minor}\n"
+    lines = (project / "binder/requirements.txt").read_text().splitlines()
+    import duckdb
+    import pandas
+
+    assert f"duckdb=={duckdb.__version__}" in lines
+    assert f"pandas=={pandas.__version__}" in lines
+    pins = [line for line in lines if not line.startswith("#")]
+    assert len(pins) == len(binder_spec(run).requirements) > 20
+    assert f"wrote binder/requirements.txt ({len(pins)} pinned packages)" in out
+    assert f"wrote binder/runtime.txt (python-{major}.{minor})" in out
+
+
+def test_binder_refuses_to_overwrite_without_force(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = recorded_run()
+    (project / "binder").mkdir()
+    (project / "binder/requirements.txt").write_text("numpy\n")
+    # without --force: an error naming the file, and nothing written
+    assert cli_main(["binder", run_id, "--out", str(project / "binder")]) == 2
+    assert "requirements.txt already exists; pass --force" in capsys.readouterr().err
+    assert (project / "binder/requirements.txt").read_text() == "numpy\n"
+    assert not (project / "binder/runtime.txt").exists()
+    # with --force: replaced
+    assert cli_main(["binder", run_id, "--out", str(project / "binder"), "--force"]) == 0
+    assert (
+        (project / "binder/requirements.txt").read_text().startswith("# Written by `nbtrack binder")
+    )
+
+
+def test_binder_json_lists_what_it_left_out(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = recorded_run()
+    assert cli_main(["binder", run_id, "--out", str(project / "b"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["run_id"] == run_id
+    assert sorted(Path(p).name for p in report["written"]) == ["requirements.txt", "runtime.txt"]
+    assert report["binder_url"] is None  # no GitHub origin here
+
+
+def test_binder_spec_skips_local_builds_and_warns_about_other_platforms() -> None:
+    run = Run(
+        run_id="0" * 32,
+        environment=Environment(
+            env_id="e",
+            python="3.12.4",
+            platform="macOS-14.5-arm64-arm-64bit",
+            packages={"numpy": "2.1.0", "torch": "2.4.0+cpu", "Bad Name": "1"},
+        ),
+    )
+    spec = binder_spec(run)
+    assert spec.python == "3.12"
+    assert spec.requirements == ["numpy==2.1.0"]
+    assert [s.name for s in spec.skipped] == ["Bad Name", "torch"]
+    assert any("Binder runs Linux" in warning for warning in spec.warnings)
+    assert any("nbtrack itself is not pinned" in warning for warning in spec.warnings)
+    files = spec.files()
+    assert files["runtime.txt"] == "python-3.12\n"
+    assert "#   torch 2.4.0+cpu: local version label +cpu" in files["requirements.txt"]
+
+
+def test_binder_spec_needs_an_environment() -> None:
+    with pytest.raises(UsageError, match="no recorded environment"):
+        binder_spec(Run(run_id="f" * 32))
