@@ -1,0 +1,130 @@
+"""nbtrack: MLOps inside the Jupyter notebook.
+
+``%load_ext nbtrack`` then ``%%track`` on a cell: every execution becomes a run
+stored in ``.nbtrack/runs.duckdb``. This module only wires things together; heavy
+imports happen on first use so ``%load_ext nbtrack`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+try:
+    from ._version import __version__
+except ImportError:  # a source tree that was never built
+    __version__ = "0.0.0+unknown"
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .diff import RunDiff
+    from .models import Run
+
+__all__ = [
+    "__version__",
+    "active_run",
+    "diff",
+    "get_run",
+    "load_ipython_extension",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "runs",
+]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "nbtrack"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "nbtrack.server"}]
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%load_ext nbtrack``: register ``%%track`` / ``%track`` and the file watcher."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    from .magics import unload
+
+    unload(ipython)
+
+
+# The fluent API: log into the run of the %%track cell that is executing.
+def log_metric(name: str, value: float, step: int | None = None) -> None:
+    """Log one metric point to the active run (a ``%%track`` cell).
+
+    ``step`` defaults to the number of points already logged under ``name`` in
+    this run, so a plain loop of ``log_metric("loss", v)`` makes the series 0, 1, 2...
+    """
+    from .tracking import log_metric as _log
+
+    _log(name, value, step)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Log several metrics at one step to the active run."""
+    from .tracking import log_metrics as _log
+
+    _log(metrics, step)
+
+
+def log_param(name: str, value: Any) -> None:
+    """Record one parameter of the active run."""
+    from .tracking import log_params as _log
+
+    _log({name: value})
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Record several parameters of the active run."""
+    from .tracking import log_params as _log
+
+    _log(params)
+
+
+def log_dataset(df: pd.DataFrame, name: str) -> None:
+    """Record an in-memory DataFrame as a data version (content hash, schema, profile)."""
+    from .tracking import log_dataset as _log
+
+    _log(df, name)
+
+
+def active_run() -> Run | None:
+    """The run of the ``%%track`` cell executing now, or None."""
+    from .tracking import active_run as _active
+
+    return _active()
+
+
+def runs(where: str | None = None, *, kind: str | None = "cell", limit: int | None = None) -> pd.DataFrame:
+    """All runs of the current store as a DataFrame, newest first.
+
+    One row per run; parameters as ``params.<name>`` columns, latest metric values
+    as ``metrics.<name>``. ``where`` is a SQL condition over those names, e.g.
+    ``nbtrack.runs("lr < 0.1 and acc > 0.9")``.
+    """
+    from .client import Client
+
+    return Client.open().runs_frame(where=where, kind=kind, limit=limit)
+
+
+def get_run(ref: str = "last") -> Run:
+    """One run by full id, unique prefix or ``last``."""
+    from .client import Client
+
+    return Client.open().get_run(ref)
+
+
+def diff(a: str, b: str, *, all: bool = False) -> RunDiff:
+    """What differs between two runs (falsy when nothing does)."""
+    from .client import Client
+
+    return Client.open().diff(a, b, all=all)

@@ -1,0 +1,420 @@
+"""Content-addressed blobs under ``.nbtrack/cache/``.
+
+A blob is named by the hash of its bytes: ``<root>/xxh3/<2 hex>/<30 hex>``; a
+folder manifest (see :mod:`nbtrack.versioning`) is a blob whose name ends in
+``.dir``. Decisions (docs/data.md, "The cache"):
+
+* Bytes go in by reflink (``ioctl FICLONE``: copy-on-write, instant on btrfs/XFS)
+  and otherwise by a streamed copy that hashes every chunk it writes, so what is
+  stored is exactly what was hashed and a 5 GiB file never sits in memory. Never by
+  hardlink: a user editing the original in place would silently change the blob.
+* Every write is atomic: a temporary file under ``<root>/tmp/`` is written, checked
+  against the expected hash, made read-only and renamed into place. A killed copy
+  leaves only a temporary file (removed by gc), never a blob with the wrong content.
+* A blob whose size differs from the file being put is replaced (torn write after a
+  power loss); a blob found corrupt by :meth:`Cache.verify` is moved aside so the
+  next put of the same content repairs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import BlobCorruptError, BlobMissingError, CacheError
+from .hashing import PREFIX, HashStream, hash_bytes, hash_fd
+
+FICLONE = 0x40049409  # from <linux/fs.h>
+DIR_SUFFIX = ".dir"
+MANIFEST_FORMAT = "nbtrack.dir/1"
+# Orphan blobs (referenced by no run) younger than this are kept by gc: a run
+# still being recorded has put its blobs before its rows reach the store.
+GC_GRACE_SECONDS = 600
+# Temporary files older than this belong to a process that died mid-write.
+STALE_TMP_SECONDS = 3600
+
+_DIGEST = re.compile(r"([a-z0-9]+):([0-9a-f]{8,128}(?:\.dir)?)")
+_reflink_works: dict[int, bool] = {}
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file of a folder version."""
+
+    path: str
+    hash: str
+    size: int
+
+
+@dataclass
+class GcResult:
+    """What gc removed (or, with ``dry_run``, would remove)."""
+
+    removed: list[tuple[str, int]] = field(default_factory=list)
+    kept_blobs: int = 0
+    kept_bytes: int = 0
+    kept_recent_orphans: int = 0
+    dry_run: bool = False
+
+    @property
+    def removed_bytes(self) -> int:
+        return sum(size for _, size in self.removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "removed": [{"hash": d, "size": s} for d, s in self.removed],
+            "removed_count": len(self.removed),
+            "removed_bytes": self.removed_bytes,
+            "kept_count": self.kept_blobs,
+            "kept_bytes": self.kept_bytes,
+            "kept_recent_orphans": self.kept_recent_orphans,
+        }
+
+
+def is_manifest_hash(digest: str) -> bool:
+    """True for the hash of a folder manifest (``xxh3:...dir``)."""
+    return digest.endswith(DIR_SUFFIX)
+
+
+def _try_reflink(src_fd: int, dst_fd: int) -> bool:
+    dev = os.fstat(dst_fd).st_dev
+    if _reflink_works.get(dev) is False:
+        return False
+    try:
+        fcntl.ioctl(dst_fd, FICLONE, src_fd)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS):
+            _reflink_works[dev] = False
+            return False
+        raise
+    _reflink_works[dev] = True
+    return True
+
+
+def copy_hashing(src_fd: int, dst_fd: int, size: int) -> str:
+    """Copy ``size`` bytes between open files (reflink if possible); returns the hash
+    of the bytes the destination now holds."""
+    if size and _try_reflink(src_fd, dst_fd):
+        # The clone shares the source's extents as they are now; hash the clone so
+        # the name we give it is the hash of what it really holds.
+        return hash_fd(dst_fd, size)
+    if size > (1 << 20):
+        with contextlib.suppress(OSError):
+            os.posix_fallocate(dst_fd, 0, size)
+
+    def write_chunk(offset: int, data: memoryview) -> None:
+        done = 0
+        while done < data.nbytes:
+            done += os.pwrite(dst_fd, data[done:], offset + done)
+
+    digest = hash_fd(src_fd, size, on_chunk=write_chunk)
+    if os.fstat(src_fd).st_size != size:
+        # The file grew while we copied it: we hashed and stored a prefix only.
+        raise CacheError("the file changed size while it was being cached")
+    os.ftruncate(dst_fd, size)
+    return digest
+
+
+class Cache:
+    """A folder of blobs named by their content hash."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._tmp_dir = self.root / "tmp"
+        self._made_dirs: set[Path] = set()
+
+    # -- names -------------------------------------------------------------------
+    def path_for(self, digest: str) -> Path:
+        """Where the blob named ``digest`` lives (it may not exist)."""
+        match = _DIGEST.fullmatch(digest)
+        if match is None:
+            raise CacheError(f"not a content hash: {digest!r}")
+        algo, hexd = match.group(1), match.group(2)
+        return self.root / algo / hexd[:2] / hexd[2:]
+
+    def has(self, digest: str) -> bool:
+        """True when a blob named ``digest`` is present (not verified)."""
+        return self.path_for(digest).exists()
+
+    def size_of(self, digest: str) -> int | None:
+        """Size of the blob in bytes, or None when it is absent."""
+        try:
+            return self.path_for(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    # -- writing -----------------------------------------------------------------
+    def _new_tmp(self) -> tuple[int, Path]:
+        if self._tmp_dir not in self._made_dirs:
+            self._tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(self._tmp_dir)
+        tmp = self._tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
+        return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), tmp
+
+    def _commit(self, tmp: Path, digest: str) -> None:
+        dest = self.path_for(digest)
+        if dest.parent not in self._made_dirs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(dest.parent)
+        os.chmod(tmp, 0o444)  # blobs are never edited in place
+        os.replace(tmp, dest)
+
+    def _present(self, digest: str, size: int) -> bool:
+        """A blob of the right size is present; touching it tells gc it is in use."""
+        path = self.path_for(digest)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        if st.st_size != size:
+            return False
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return True
+
+    def add_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        """Hash ``path`` and keep its bytes in one streamed pass; returns (hash, size).
+
+        The hash is of the bytes actually stored, so the blob always matches its name
+        even when the file is being written meanwhile.
+        """
+        src = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(src).st_size
+            fd, tmp = self._new_tmp()
+            try:
+                try:
+                    digest = copy_hashing(src, fd, size)
+                finally:
+                    os.close(fd)
+                if self._present(digest, size):
+                    tmp.unlink()
+                else:
+                    self._commit(tmp, digest)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                raise
+            return digest, size
+        finally:
+            os.close(src)
+
+    def put_file(self, path: str | os.PathLike[str], digest: str) -> bool:
+        """Keep a copy of ``path`` whose hash is ``digest``; True when it is cached.
+
+        False when the file no longer has that hash (it changed since it was hashed):
+        nothing is stored under a name that does not match.
+        """
+        size = os.stat(path).st_size
+        if self._present(digest, size):
+            return True
+        src = os.open(path, os.O_RDONLY)
+        try:
+            fd, tmp = self._new_tmp()
+            try:
+                try:
+                    actual = copy_hashing(src, fd, size)
+                finally:
+                    os.close(fd)
+                if actual != digest:
+                    tmp.unlink()
+                    return False
+                self._commit(tmp, digest)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                raise
+            return True
+        finally:
+            os.close(src)
+
+    def put_bytes(self, data: bytes, digest: str | None = None) -> str:
+        """Store ``data``; returns its hash (``digest`` when given: the name to use)."""
+        digest = digest or hash_bytes(data)
+        if not self._present(digest, len(data)):
+            fd, tmp = self._new_tmp()
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                self._commit(tmp, digest)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                raise
+        return digest
+
+    # -- reading -----------------------------------------------------------------
+    def read_bytes(self, digest: str) -> bytes:
+        """The bytes of a blob (not verified; use :meth:`verify` for that)."""
+        try:
+            return self.path_for(digest).read_bytes()
+        except FileNotFoundError:
+            raise BlobMissingError(f"{digest} is not in the cache") from None
+
+    def _content_hash(self, digest: str) -> str:
+        path = self.path_for(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise BlobMissingError(f"{digest} is not in the cache") from None
+        try:
+            actual = hash_fd(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        if is_manifest_hash(digest):
+            actual += DIR_SUFFIX
+        return actual
+
+    def verify(self, digest: str) -> None:
+        """Re-hash a blob; a corrupt one is moved aside and ``BlobCorruptError`` raised."""
+        if self._content_hash(digest) != digest:
+            self.quarantine(digest)
+            raise BlobCorruptError(f"cached bytes of {digest} no longer match their hash")
+
+    def quarantine(self, digest: str) -> None:
+        """Move a bad blob aside (``<blob>.corrupt``) so the next put stores it afresh."""
+        path = self.path_for(digest)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+
+    def copy_out(self, digest: str, dest_fd: int) -> None:
+        """Write the blob into an open file, verifying its hash on the way.
+
+        Raises ``BlobMissingError`` or ``BlobCorruptError`` (the blob is then moved
+        aside); the caller discards ``dest_fd``'s file in that case.
+        """
+        try:
+            src = os.open(self.path_for(digest), os.O_RDONLY)
+        except FileNotFoundError:
+            raise BlobMissingError(f"{digest} is not in the cache") from None
+        try:
+            actual = copy_hashing(src, dest_fd, os.fstat(src).st_size)
+        finally:
+            os.close(src)
+        if is_manifest_hash(digest):
+            actual += DIR_SUFFIX
+        if actual != digest:
+            self.quarantine(digest)
+            raise BlobCorruptError(f"cached bytes of {digest} no longer match their hash")
+
+    # -- folder manifests --------------------------------------------------------
+    @staticmethod
+    def manifest_bytes(entries: Iterable[ManifestEntry]) -> bytes:
+        """The canonical bytes of a folder manifest (entries sorted by path)."""
+        rows = sorted(([e.path, e.hash, e.size] for e in entries), key=lambda r: r[0])
+        body = {"format": MANIFEST_FORMAT, "entries": rows}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @staticmethod
+    def manifest_hash(data: bytes) -> str:
+        return hash_bytes(data) + DIR_SUFFIX
+
+    def put_manifest(self, entries: Iterable[ManifestEntry]) -> str:
+        """Store a folder manifest; returns the folder's hash (``xxh3:...dir``)."""
+        data = self.manifest_bytes(entries)
+        return self.put_bytes(data, self.manifest_hash(data))
+
+    def read_manifest(self, digest: str) -> list[ManifestEntry]:
+        """The files of a folder version, verified against the folder hash."""
+        data = self.read_bytes(digest)
+        if self.manifest_hash(data) != digest:
+            self.quarantine(digest)
+            raise BlobCorruptError(f"cached manifest {digest} no longer matches its hash")
+        body = json.loads(data)
+        return [ManifestEntry(p, h, int(s)) for p, h, s in body["entries"]]
+
+    # -- listing and gc ----------------------------------------------------------
+    def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
+        """Every blob as (hash, size, mtime)."""
+        if not self.root.is_dir():
+            return
+        for algo_dir in self.root.iterdir():
+            if algo_dir.name == "tmp" or not algo_dir.is_dir():
+                continue
+            for fan in os.scandir(algo_dir):
+                if not fan.is_dir():
+                    continue
+                for blob in os.scandir(fan.path):
+                    if blob.name.endswith(".corrupt"):
+                        continue
+                    st = blob.stat()
+                    yield f"{algo_dir.name}:{fan.name}{blob.name}", st.st_size, st.st_mtime
+
+    def expand(self, digests: Iterable[str]) -> set[str]:
+        """``digests`` plus every file hash listed in the folder manifests among them."""
+        out: set[str] = set()
+        for digest in digests:
+            out.add(digest)
+            if is_manifest_hash(digest):
+                with contextlib.suppress(CacheError, OSError, ValueError):
+                    out.update(e.hash for e in self.read_manifest(digest))
+        return out
+
+    def collect_garbage(
+        self,
+        referenced: Iterable[str],
+        *,
+        dropped: Iterable[str] = (),
+        dry_run: bool = False,
+        grace_seconds: float = GC_GRACE_SECONDS,
+    ) -> GcResult:
+        """Remove blobs not in ``referenced`` (folder manifests expanded).
+
+        Blobs of ``dropped`` runs go whatever their age. Orphans (referenced by no
+        run at all) are kept while younger than ``grace_seconds``: a run still being
+        recorded puts its blobs before its rows reach the store.
+        """
+        keep = self.expand(referenced)
+        young_ok = self.expand(dropped) - keep
+        result = GcResult(dry_run=dry_run)
+        now = time.time()
+        for digest, size, mtime in self.iter_blobs():
+            if digest in keep:
+                result.kept_blobs += 1
+                result.kept_bytes += size
+                continue
+            if digest not in young_ok and now - mtime < grace_seconds:
+                result.kept_recent_orphans += 1
+                result.kept_blobs += 1
+                result.kept_bytes += size
+                continue
+            result.removed.append((digest, size))
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path_for(digest).unlink()
+        if not dry_run:
+            self._remove_debris(now)
+        return result
+
+    def _remove_debris(self, now: float) -> None:
+        """Temporary files of dead writers and quarantined blobs."""
+        if self._tmp_dir.is_dir():
+            for entry in os.scandir(self._tmp_dir):
+                with contextlib.suppress(FileNotFoundError):
+                    if now - entry.stat().st_mtime > STALE_TMP_SECONDS:
+                        os.unlink(entry.path)
+        for corrupt in self.root.glob("*/*/*.corrupt"):
+            with contextlib.suppress(FileNotFoundError):
+                corrupt.unlink()
+
+
+__all__ = [
+    "PREFIX",
+    "Cache",
+    "GcResult",
+    "ManifestEntry",
+    "HashStream",
+    "copy_hashing",
+    "is_manifest_hash",
+]

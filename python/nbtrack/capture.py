@@ -1,0 +1,157 @@
+"""What a run records about itself: literal parameters, environment, git, notebook."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .models import Environment
+
+GIT_DIFF_LIMIT = 1 << 20  # a dirty diff larger than this is cut (and says so)
+
+
+def literal_assignments(source: str) -> dict[str, Any]:
+    """Top-level assignments of literals in ``source``: ``lr = 0.01``, ``layers = [64, 32]``.
+
+    Tuple unpacking of a tuple literal (``a, b = 1, 2``) counts too; anything
+    computed (``n = len(x)``) does not. Source that does not parse gives ``{}``.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    found: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            _collect(target, value, found)
+    return found
+
+
+def _collect(target: ast.expr, value: ast.expr, found: dict[str, Any]) -> None:
+    if isinstance(target, ast.Name):
+        try:
+            found[target.id] = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            found.pop(target.id, None)  # reassigned to something computed
+    elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)):
+        if len(target.elts) == len(value.elts):
+            for t, v in zip(target.elts, value.elts, strict=True):
+                _collect(t, v, found)
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """Python version, platform and installed packages of this process (computed once)."""
+    packages: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name") if dist.metadata else None
+        if name:
+            packages[name.lower().replace("_", "-")] = dist.version
+    python = platform.python_version()
+    plat = platform.platform()
+    blob = json.dumps([python, plat, sorted(packages.items())]).encode()
+    env_id = hashlib.sha1(blob).hexdigest()[:16]
+    return Environment(env_id=env_id, python=python, platform=plat, packages=dict(sorted(packages.items())))
+
+
+def git_state(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """``git_commit``, ``git_dirty`` and ``git_diff`` for the repository holding ``folder``."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args],
+                cwd=folder,
+                capture_output=True,
+                timeout=10,
+                check=False,
+                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.decode(errors="replace") if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {}
+    status = git("status", "--porcelain", "--untracked-files=no") or ""
+    dirty = bool(status.strip())
+    diff = git("diff", "HEAD") if dirty else None
+    if diff and len(diff) > GIT_DIFF_LIMIT:
+        diff = diff[:GIT_DIFF_LIMIT] + "\n[nbtrack: diff cut at 1 MiB]\n"
+    return {"git_commit": commit.strip(), "git_dirty": dirty, "git_diff": diff}
+
+
+def kernel_notebook_path(user_ns: dict[str, Any] | None = None) -> str | None:
+    """The notebook this kernel runs, as far as the kernel can know it.
+
+    ``NBTRACK_NOTEBOOK`` (set by nbtrack's pipelines), else Jupyter server's
+    ``JPY_SESSION_NAME``, else VS Code's ``__vsc_ipynb_file__``.
+    """
+    for name in ("NBTRACK_NOTEBOOK", "JPY_SESSION_NAME"):
+        value = os.environ.get(name)
+        if value and value.endswith(".ipynb"):
+            return str(Path(value).expanduser().resolve())
+    if user_ns:
+        value = user_ns.get("__vsc_ipynb_file__") or user_ns.get("__session__")
+        if isinstance(value, str) and value.endswith(".ipynb"):
+            return str(Path(value).resolve())
+    return None
+
+
+def notebook_cells(nb_bytes: bytes) -> list[dict[str, Any]]:
+    """Code cells of a notebook file as ``{"id", "source", "tags"}`` (tolerant of old formats)."""
+    try:
+        nb = json.loads(nb_bytes)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    cells = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        if isinstance(src, list):
+            src = "".join(src)
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        cells.append({"id": cell.get("id"), "source": src, "tags": tags})
+    return cells
+
+
+def match_cell(nb_bytes: bytes, source: str, cell_id: str | None) -> tuple[str | None, bool | None]:
+    """``(cell id, code matches the saved notebook)`` for a cell that just ran.
+
+    With a cell id (JupyterLab sends one) the saved cell of that id is compared;
+    without one (papermill does not), a saved cell with the same source gives the id.
+    """
+    cells = notebook_cells(nb_bytes)
+    if not cells:
+        return cell_id, None
+    want = source.strip()
+    if cell_id:
+        for c in cells:
+            if c["id"] == cell_id:
+                return cell_id, c["source"].strip() == want
+        return cell_id, False
+    for c in cells:
+        if c["source"].strip() == want:
+            return c["id"], True
+    return None, False
+
+
+def python_executable() -> str:
+    return sys.executable

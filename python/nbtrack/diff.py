@@ -1,0 +1,255 @@
+"""What differs between two runs: small value objects, falsy when nothing does."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import DataVersion, Run, json_float, json_value
+
+SAME, CHANGED, ADDED, REMOVED = "same", "changed", "added", "removed"
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if _is_num(a) and _is_num(b):
+        return bool(a == b) or (math.isnan(a) and math.isnan(b))
+    return type(a) is type(b) and bool(a == b)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _kind(in_a: bool, in_b: bool, equal: bool) -> str:
+    if in_a and in_b:
+        return SAME if equal else CHANGED
+    return REMOVED if in_a else ADDED
+
+
+@dataclass(frozen=True)
+class Change:
+    """One named value (a parameter, a metric, a package) in run A and run B."""
+
+    key: str
+    kind: str
+    a: Any = None
+    b: Any = None
+
+    @property
+    def delta(self) -> float | None:
+        if _is_num(self.a) and _is_num(self.b):
+            return float(self.b) - float(self.a)
+        return None
+
+    def __bool__(self) -> bool:
+        return self.kind != SAME
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"key": self.key, "kind": self.kind, "a": json_value(self.a), "b": json_value(self.b)}
+        if self.delta is not None:
+            d["delta"] = json_float(self.delta)
+            if _is_num(self.a) and self.a != 0 and math.isfinite(float(self.a)):
+                d["relative"] = json_float(self.delta / abs(float(self.a)))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Change:
+        return cls(d["key"], d["kind"], d.get("a"), d.get("b"))
+
+
+@dataclass(frozen=True)
+class DataChange:
+    """One path a run read or wrote, in run A and run B."""
+
+    path: str
+    role: str
+    kind: str
+    a: DataVersion | None
+    b: DataVersion | None
+    detail: dict[str, Any] | None = None  # inside-the-data comparison (tabular profiles)
+
+    @property
+    def size_delta(self) -> int | None:
+        if self.a and self.b and self.a.size is not None and self.b.size is not None:
+            return self.b.size - self.a.size
+        return None
+
+    def __bool__(self) -> bool:
+        return self.kind != SAME
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "role": self.role,
+            "kind": self.kind,
+            "a": self.a.to_dict() if self.a else None,
+            "b": self.b.to_dict() if self.b else None,
+            "size_delta": self.size_delta,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataChange:
+        return cls(
+            d["path"],
+            d["role"],
+            d["kind"],
+            DataVersion.from_dict(d["a"]) if d.get("a") else None,
+            DataVersion.from_dict(d["b"]) if d.get("b") else None,
+            d.get("detail"),
+        )
+
+
+@dataclass
+class RunDiff:
+    """Parameters, metrics, data, code, environment and outcome of run B against run A."""
+
+    a: str
+    b: str
+    params: list[Change] = field(default_factory=list)
+    metrics: list[Change] = field(default_factory=list)
+    data: list[DataChange] = field(default_factory=list)
+    code: str = ""
+    environment: list[Change] = field(default_factory=list)
+    outcome: list[Change] = field(default_factory=list)
+    include_same: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(
+            any(self.params) or any(self.metrics) or any(self.data) or self.code
+            or any(self.environment) or any(self.outcome)
+        )  # fmt: skip
+
+    @property
+    def stats(self) -> dict[str, dict[str, int]]:
+        """How many of each change kind per section, e.g. ``{"params": {"changed": 1}}``."""
+        out: dict[str, dict[str, int]] = {}
+        sections: dict[str, list[Any]] = {
+            "params": self.params,
+            "metrics": self.metrics,
+            "data": self.data,
+            "environment": self.environment,
+            "outcome": self.outcome,
+        }
+        for name, items in sections.items():
+            counts: dict[str, int] = {}
+            for item in items:
+                counts[item.kind] = counts.get(item.kind, 0) + 1
+            out[name] = counts
+        out["code"] = {CHANGED: 1} if self.code else {}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "differs": bool(self),
+            "include_same": self.include_same,
+            "params": [c.to_dict() for c in self.params],
+            "metrics": [c.to_dict() for c in self.metrics],
+            "data": [c.to_dict() for c in self.data],
+            "code": self.code,
+            "environment": [c.to_dict() for c in self.environment],
+            "outcome": [c.to_dict() for c in self.outcome],
+            "stats": self.stats,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunDiff:
+        return cls(
+            a=d["a"],
+            b=d["b"],
+            params=[Change.from_dict(x) for x in d.get("params", [])],
+            metrics=[Change.from_dict(x) for x in d.get("metrics", [])],
+            data=[DataChange.from_dict(x) for x in d.get("data", [])],
+            code=d.get("code", ""),
+            environment=[Change.from_dict(x) for x in d.get("environment", [])],
+            outcome=[Change.from_dict(x) for x in d.get("outcome", [])],
+            include_same=d.get("include_same", False),
+        )
+
+
+def diff_values(a: dict[str, Any], b: dict[str, Any], include_same: bool) -> list[Change]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        kind = _kind(key in a, key in b, key in a and key in b and _equal(a[key], b[key]))
+        if include_same or kind != SAME:
+            out.append(Change(key, kind, a.get(key), b.get(key)))
+    return out
+
+
+def diff_data(
+    a: list[DataVersion],
+    b: list[DataVersion],
+    include_same: bool,
+    detail: Callable[[DataVersion, DataVersion], dict[str, Any] | None] | None = None,
+) -> list[DataChange]:
+    da = {(d.path, d.role): d for d in a}
+    db = {(d.path, d.role): d for d in b}
+    out = []
+    for key in sorted(set(da) | set(db), key=lambda k: (k[1], k[0])):
+        va, vb = da.get(key), db.get(key)
+        kind = _kind(va is not None, vb is not None, bool(va and vb and va.hash == vb.hash))
+        if not include_same and kind == SAME:
+            continue
+        extra = None
+        if kind == CHANGED and detail is not None and va and vb:
+            try:
+                extra = detail(va, vb)
+            except Exception as exc:  # a data diff that fails must not hide the rest
+                extra = {"error": f"could not compare the contents: {exc}"}
+        out.append(DataChange(key[0], key[1], kind, va, vb, extra))
+    return out
+
+
+def diff_code(a: Run, b: Run) -> str:
+    src_a, src_b = a.source or "", b.source or ""
+    if src_a == src_b:
+        return ""
+    lines = difflib.unified_diff(
+        src_a.splitlines(keepends=True),
+        src_b.splitlines(keepends=True),
+        fromfile=f"run {a.run_id[:8]}",
+        tofile=f"run {b.run_id[:8]}",
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def diff_environment(a: Run, b: Run, include_same: bool) -> list[Change]:
+    ea, eb = a.environment, b.environment
+    if ea is None or eb is None:
+        return []
+    base = diff_values(
+        {"python": ea.python, "platform": ea.platform},
+        {"python": eb.python, "platform": eb.platform},
+        include_same,
+    )
+    # Packages are many: only the ones that differ, even with include_same.
+    packages = diff_values(ea.packages, eb.packages, False)
+    return base + [Change("package " + c.key, c.kind, c.a, c.b) for c in packages]
+
+
+def diff_runs(
+    a: Run,
+    b: Run,
+    *,
+    include_same: bool = False,
+    data_detail: Callable[[DataVersion, DataVersion], dict[str, Any] | None] | None = None,
+) -> RunDiff:
+    """The diff of two runs; ``data_detail`` compares the inside of changed files."""
+    return RunDiff(
+        a=a.run_id,
+        b=b.run_id,
+        params=diff_values(a.params, b.params, include_same),
+        metrics=diff_values(a.metrics, b.metrics, include_same),
+        data=diff_data(a.data, b.data, include_same, data_detail),
+        code=diff_code(a, b),
+        environment=diff_environment(a, b, include_same),
+        outcome=diff_values(
+            {"status": a.status, "error": a.error}, {"status": b.status, "error": b.error}, include_same
+        ),
+        include_same=include_same,
+    )

@@ -1,0 +1,94 @@
+"""The one exception hierarchy of nbtrack.
+
+Core code raises these; each door turns them into its own form in exactly one
+place: the magic into ``UsageError``, the CLI into a message and an exit code,
+the server into a JSON error with a status code (``http_status``).
+"""
+
+from __future__ import annotations
+
+
+class NbtrackError(Exception):
+    """Base class of every error nbtrack raises on purpose."""
+
+    http_status = 500
+
+
+class UsageError(NbtrackError):
+    """A request was malformed: bad arguments, bad values, bad syntax."""
+
+    http_status = 400
+
+
+class StoreError(NbtrackError):
+    """The store could not be used."""
+
+    http_status = 500
+
+
+class StoreBusyError(StoreError):
+    """Another process held the store's lock for longer than the lock timeout."""
+
+    http_status = 503
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer nbtrack; it is left untouched."""
+
+    http_status = 409
+
+
+class NotAStoreError(StoreError):
+    """The file is not an nbtrack store (or is corrupt); it is left untouched."""
+
+    http_status = 409
+
+
+class RunNotFoundError(NbtrackError):
+    """No run matches the given reference."""
+
+    http_status = 404
+
+
+class AmbiguousRunError(UsageError):
+    """A run id prefix matches more than one run."""
+
+
+class NoActiveRunError(NbtrackError):
+    """A logging call was made outside a ``%%track`` cell."""
+
+    http_status = 400
+
+
+class PathOutsideProjectError(UsageError):
+    """A path leaves the project and no explicit destination allows it."""
+
+
+class CacheError(NbtrackError):
+    """The blob cache could not give back what was asked."""
+
+
+class BlobMissingError(CacheError):
+    """A blob is not in the cache (never cached, or pruned)."""
+
+    http_status = 404
+
+
+class BlobCorruptError(CacheError):
+    """A blob's bytes no longer match its hash."""
+
+    http_status = 409
+
+
+class RemoteError(NbtrackError):
+    """A remote could not be read or written."""
+
+
+class PipelineError(NbtrackError):
+    """A notebook execution could not be set up or run."""
+
+
+class NotImplementedYetError(NbtrackError):
+    """The feature exists as a route but is not available in this build."""
+
+    http_status = 501

@@ -1,0 +1,252 @@
+"""Small typed value objects: what a run is, everywhere (kernel, CLI, server, panel)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+RUN_STATUSES = ("running", "finished", "failed", "crashed")
+RUN_KINDS = ("cell", "notebook")
+DATA_ROLES = ("input", "output")
+
+
+def json_float(value: float | None) -> float | str | None:
+    """A float as JSON can carry it: NaN and infinities become strings."""
+    if value is None or math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def float_from_json(value: float | str | None) -> float | None:
+    if value is None or isinstance(value, (int, float)):
+        return None if value is None else float(value)
+    return float({"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}.get(value, value))
+
+
+def json_value(value: Any) -> Any:
+    """Any recorded value (params may be nested) made JSON-safe."""
+    if isinstance(value, float):
+        return json_float(value)
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    return value
+
+
+def iso(ts: datetime | None) -> str | None:
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """One version of one file, folder or DataFrame that a run read or wrote."""
+
+    path: str
+    role: str
+    hash: str | None
+    size: int | None
+    kind: str = "file"
+    in_project: bool = True
+    cached: bool = False
+    mtime: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataVersion:
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    step: int | None
+    value: float
+    ts: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "value": json_float(self.value), "ts": self.ts}
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Python version, platform and installed packages of the process that ran."""
+
+    env_id: str
+    python: str
+    platform: str
+    packages: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Environment:
+        return cls(d["env_id"], d["python"], d["platform"], dict(d.get("packages") or {}))
+
+
+@dataclass
+class Run:
+    """Everything recorded about one execution of a tracked cell (or notebook)."""
+
+    run_id: str
+    kind: str = "cell"
+    name: str | None = None
+    status: str = "running"
+    error: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    parent_id: str | None = None
+    rerun_of: str | None = None
+    notebook_path: str | None = None
+    cell_id: str | None = None
+    execution_count: int | None = None
+    session_id: str | None = None
+    source: str | None = None
+    notebook_hash: str | None = None
+    code_matches_notebook: bool | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    git_diff: str | None = None
+    env_id: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    param_sources: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    data: list[DataVersion] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    environment: Environment | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.run_id[:8]
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def inputs(self) -> list[DataVersion]:
+        return [d for d in self.data if d.role == "input"]
+
+    @property
+    def outputs(self) -> list[DataVersion]:
+        return [d for d in self.data if d.role == "output"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "name": self.name,
+            "status": self.status,
+            "error": self.error,
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "duration": self.duration,
+            "parent_id": self.parent_id,
+            "rerun_of": self.rerun_of,
+            "notebook_path": self.notebook_path,
+            "cell_id": self.cell_id,
+            "execution_count": self.execution_count,
+            "session_id": self.session_id,
+            "source": self.source,
+            "notebook_hash": self.notebook_hash,
+            "code_matches_notebook": self.code_matches_notebook,
+            "git_commit": self.git_commit,
+            "git_dirty": self.git_dirty,
+            "git_diff": self.git_diff,
+            "env_id": self.env_id,
+            "host": self.host,
+            "pid": self.pid,
+            "params": json_value(self.params),
+            "param_sources": dict(self.param_sources),
+            "metrics": {k: json_float(v) for k, v in self.metrics.items()},
+            "data": [d.to_dict() for d in self.data],
+            "tags": dict(self.tags),
+            "environment": self.environment.to_dict() if self.environment else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Run:
+        env = d.get("environment")
+        return cls(
+            run_id=d["run_id"],
+            kind=d.get("kind", "cell"),
+            name=d.get("name"),
+            status=d.get("status", "running"),
+            error=d.get("error"),
+            started_at=from_iso(d.get("started_at")),
+            ended_at=from_iso(d.get("ended_at")),
+            parent_id=d.get("parent_id"),
+            rerun_of=d.get("rerun_of"),
+            notebook_path=d.get("notebook_path"),
+            cell_id=d.get("cell_id"),
+            execution_count=d.get("execution_count"),
+            session_id=d.get("session_id"),
+            source=d.get("source"),
+            notebook_hash=d.get("notebook_hash"),
+            code_matches_notebook=d.get("code_matches_notebook"),
+            git_commit=d.get("git_commit"),
+            git_dirty=d.get("git_dirty"),
+            git_diff=d.get("git_diff"),
+            env_id=d.get("env_id"),
+            host=d.get("host"),
+            pid=d.get("pid"),
+            params=dict(d.get("params") or {}),
+            param_sources=dict(d.get("param_sources") or {}),
+            metrics={k: float_from_json(v) for k, v in (d.get("metrics") or {}).items()},  # type: ignore[misc]
+            data=[DataVersion.from_dict(x) for x in d.get("data") or []],
+            tags=dict(d.get("tags") or {}),
+            environment=Environment.from_dict(env) if env else None,
+        )
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Which runs to list, in which order, which page."""
+
+    where: str | None = None
+    text: str | None = None
+    sort: str = "started_at"
+    descending: bool = True
+    limit: int | None = 50
+    offset: int = 0
+    kind: str | None = "cell"
+    parent_id: str | None = None
+    status: str | None = None
+
+
+@dataclass
+class RunPage:
+    """One page of runs plus what a table needs to show them."""
+
+    runs: list[Run]
+    total: int
+    param_keys: list[str]
+    metric_keys: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runs": [r.to_dict() for r in self.runs],
+            "total": self.total,
+            "param_keys": self.param_keys,
+            "metric_keys": self.metric_keys,
+        }

@@ -1,0 +1,101 @@
+"""Where the store is: the one resolution rule shared by kernel, CLI and server."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STORE_DIRNAME = ".nbtrack"
+DB_FILENAME = "runs.duckdb"
+ENV_STORE = "NBTRACK_STORE"
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project folder and its ``.nbtrack/`` store.
+
+    ``root`` is the folder whose files are "in the project"; data paths inside it
+    are recorded relative to it, so a store can move with its project.
+    """
+
+    root: Path
+    folder: Path
+    db_path: Path
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.folder / "cache"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.folder / "spool"
+
+    @property
+    def executions_dir(self) -> Path:
+        return self.folder / "executions"
+
+    def relative(self, path: str | os.PathLike[str]) -> tuple[str, bool]:
+        """``(recorded path, in_project)`` for a path as a user or a cell named it.
+
+        Inside the project: the project-relative POSIX path. Outside (an absolute
+        path elsewhere, a ``..`` escape, a symlink that leads out): the absolute path.
+        """
+        p = Path(path)
+        if not p.is_absolute():
+            p = Path.cwd() / p
+        real = Path(os.path.realpath(p))
+        root = Path(os.path.realpath(self.root))
+        try:
+            rel = real.relative_to(root)
+        except ValueError:
+            return real.as_posix(), False
+        if rel.parts and rel.parts[0] == STORE_DIRNAME:
+            return real.as_posix(), False
+        return rel.as_posix() or ".", True
+
+    def absolute(self, recorded: str) -> Path:
+        """The filesystem path of a recorded (possibly project-relative) path."""
+        p = Path(recorded)
+        return p if p.is_absolute() else self.root / p
+
+
+def _git_root(start: Path) -> Path | None:
+    for d in (start, *start.parents):
+        if (d / ".git").exists():
+            return d
+    return None
+
+
+def resolve_project(start: str | os.PathLike[str] | None = None) -> Project:
+    """The store for a notebook folder (or the current folder).
+
+    1. ``$NBTRACK_STORE``: a folder (the store folder itself) or a ``.duckdb`` path;
+    2. the nearest ancestor of ``start`` holding ``.nbtrack/``;
+    3. a new ``.nbtrack/`` at the enclosing git root;
+    4. a new ``.nbtrack/`` in ``start``.
+    Nothing is created here; the store creates its folder on first write.
+    """
+    env = os.environ.get(ENV_STORE)
+    if env:
+        p = Path(env).expanduser().resolve()
+        if p.suffix == ".duckdb":
+            return Project(root=p.parent, folder=p.parent, db_path=p)
+        if p.name == STORE_DIRNAME:
+            return _at(p.parent)
+        if (p / STORE_DIRNAME).is_dir():
+            return _at(p)
+        return Project(root=p, folder=p, db_path=p / DB_FILENAME)
+    base = Path(start).expanduser() if start is not None else Path.cwd()
+    base = base.resolve()
+    if base.is_file():
+        base = base.parent
+    for d in (base, *base.parents):
+        if (d / STORE_DIRNAME).is_dir():
+            return _at(d)
+    return _at(_git_root(base) or base)
+
+
+def _at(root: Path) -> Project:
+    folder = root / STORE_DIRNAME
+    return Project(root=root, folder=folder, db_path=folder / DB_FILENAME)
