@@ -312,7 +312,8 @@ class Cache:
     @staticmethod
     def manifest_bytes(entries: Iterable[ManifestEntry]) -> bytes:
         """The canonical bytes of a folder manifest (entries sorted by path)."""
-        rows = sorted(([e.path, e.hash, e.size] for e in entries), key=lambda r: r[0])
+        ordered = sorted(entries, key=lambda e: e.path)
+        rows = [[e.path, e.hash, e.size] for e in ordered]
         body = {"format": MANIFEST_FORMAT, "entries": rows}
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -229,7 +229,9 @@ class StatCache:
         if not isinstance(raw, dict) or raw.get("format") != STAT_CACHE_FORMAT:
             return {}
         entries = raw.get("entries", {})
-        return {k: tuple(v) for k, v in entries.items()} if isinstance(entries, dict) else {}  # type: ignore[misc]
+        if not isinstance(entries, dict):
+            return {}
+        return {k: (v[0], v[1], v[2], v[3]) for k, v in entries.items()}
 
     def _load(self) -> None:
         if self.path is None:
