@@ -792,6 +792,17 @@ class Store:
                 )
         return new
 
+    # ---------------------------------------------------------------- data versions (checkout)
+    # Added by the data-versions work (issue 3); owned by the store's owner.
+    def recorded_hashes(self, path: str) -> set[str]:
+        """Every hash any run recorded for ``path`` (checkout overwrites only these)."""
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT DISTINCT hash FROM data_versions WHERE path = ? AND hash IS NOT NULL",
+                [path],
+            ).fetchall()
+        return {r[0] for r in rows}
+
 
 def _jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
     for k, v in row.items():
