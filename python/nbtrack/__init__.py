@@ -104,7 +104,9 @@ def active_run() -> Run | None:
     return _active()
 
 
-def runs(where: str | None = None, *, kind: str | None = "cell", limit: int | None = None) -> pd.DataFrame:
+def runs(
+    where: str | None = None, *, kind: str | None = "cell", limit: int | None = None
+) -> pd.DataFrame:
     """All runs of the current store as a DataFrame, newest first.
 
     One row per run; parameters as ``params.<name>`` columns, latest metric values

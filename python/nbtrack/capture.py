@@ -48,10 +48,13 @@ def _collect(target: ast.expr, value: ast.expr, found: dict[str, Any]) -> None:
             found[target.id] = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             found.pop(target.id, None)  # reassigned to something computed
-    elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)):
-        if len(target.elts) == len(value.elts):
-            for t, v in zip(target.elts, value.elts, strict=True):
-                _collect(t, v, found)
+    elif (
+        isinstance(target, (ast.Tuple, ast.List))
+        and isinstance(value, (ast.Tuple, ast.List))
+        and len(target.elts) == len(value.elts)
+    ):
+        for t, v in zip(target.elts, value.elts, strict=True):
+            _collect(t, v, found)
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +69,9 @@ def environment() -> Environment:
     plat = platform.platform()
     blob = json.dumps([python, plat, sorted(packages.items())]).encode()
     env_id = hashlib.sha1(blob).hexdigest()[:16]
-    return Environment(env_id=env_id, python=python, platform=plat, packages=dict(sorted(packages.items())))
+    return Environment(
+        env_id=env_id, python=python, platform=plat, packages=dict(sorted(packages.items()))
+    )
 
 
 def git_state(folder: str | os.PathLike[str]) -> dict[str, Any]:

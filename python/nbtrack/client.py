@@ -58,9 +58,7 @@ def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | No
     except (TypeError, RecursionError):
         plain = repr(value)
     number: float | None = None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, bool):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) or isinstance(value, bool):
         number = float(value)
     text = plain if isinstance(plain, str) else json.dumps(plain)
     return key, json.dumps(plain), number, text, source
@@ -158,7 +156,9 @@ class Client:
             check_query(q)
         return self.store.runs_frame(q)
 
-    def metric_series(self, ref: str, keys: Sequence[str] | None = None) -> dict[str, list[MetricPoint]]:
+    def metric_series(
+        self, ref: str, keys: Sequence[str] | None = None
+    ) -> dict[str, list[MetricPoint]]:
         return self.store.metric_series(self.resolve(ref), keys)
 
     def previous_run(self, run: Run) -> Run | None:

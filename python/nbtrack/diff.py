@@ -48,7 +48,12 @@ class Change:
         return self.kind != SAME
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"key": self.key, "kind": self.kind, "a": json_value(self.a), "b": json_value(self.b)}
+        d: dict[str, Any] = {
+            "key": self.key,
+            "kind": self.kind,
+            "a": json_value(self.a),
+            "b": json_value(self.b),
+        }
         if self.delta is not None:
             d["delta"] = json_float(self.delta)
             if _is_num(self.a) and self.a != 0 and math.isfinite(float(self.a)):
@@ -249,7 +254,9 @@ def diff_runs(
         code=diff_code(a, b),
         environment=diff_environment(a, b, include_same),
         outcome=diff_values(
-            {"status": a.status, "error": a.error}, {"status": b.status, "error": b.error}, include_same
+            {"status": a.status, "error": a.error},
+            {"status": b.status, "error": b.error},
+            include_same,
         ),
         include_same=include_same,
     )

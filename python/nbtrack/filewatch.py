@@ -59,9 +59,24 @@ def ignored_prefixes() -> list[str]:
 
     home = Path.home()
     paths = python_prefixes()
-    paths += [str(home / d) for d in (".ipython", ".jupyter", ".cache", ".config", ".local", ".matplotlib")]
+    paths += [
+        str(home / d)
+        for d in (".ipython", ".jupyter", ".cache", ".config", ".local", ".matplotlib")
+    ]
     paths.append(tempfile.gettempdir())  # a project inside it is still watched: see keep()
-    paths += ["/proc", "/sys", "/dev", "/etc", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/var/lib", "/run"]
+    paths += [
+        "/proc",
+        "/sys",
+        "/dev",
+        "/etc",
+        "/usr",
+        "/lib",
+        "/lib64",
+        "/bin",
+        "/sbin",
+        "/var/lib",
+        "/run",
+    ]
     try:
         from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_runtime_dir
 
@@ -100,7 +115,7 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         f = flags or 0
         write = bool(f & _WRITE_FLAGS)
         read = not (f & os.O_WRONLY)
-    try:
+    try:  # noqa: SIM105 (cheaper than contextlib in a hook that sees every open)
         w.saw(os.path.abspath(path), write, read)
     except Exception:  # never let bookkeeping break the user's open()
         pass
@@ -119,5 +134,3 @@ def disarm() -> FileWatcher | None:
     global _watcher
     w, _watcher = _watcher, None
     return w
-
-

@@ -140,7 +140,9 @@ def _apply_event(ev: dict[str, Any], batch: Batch, state: dict[str, Any]) -> Non
         batch.profiles.update(ev["profiles"])
     elif kind == "end":
         batch.update.update(
-            status=ev["status"], error=ev.get("error"), ended_at=datetime.fromisoformat(ev["ended_at"])
+            status=ev["status"],
+            error=ev.get("error"),
+            ended_at=datetime.fromisoformat(ev["ended_at"]),
         )
         state["ended"] = True
 

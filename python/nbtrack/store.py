@@ -327,9 +327,7 @@ class Store:
             if bad:
                 raise StoreError(f"cannot update run columns {sorted(bad)}")
             sets = ", ".join(f"{c} = ?" for c in b.update)
-            con.execute(
-                f"UPDATE runs SET {sets} WHERE run_id = ?", [*b.update.values(), b.run_id]
-            )
+            con.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", [*b.update.values(), b.run_id])
         if b.params:
             con.executemany(
                 "INSERT OR REPLACE INTO params VALUES (?, ?, ?, ?, ?, ?)",
@@ -341,7 +339,17 @@ class Store:
             con.executemany(
                 "INSERT OR REPLACE INTO data_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (b.run_id, d.path, d.role, d.hash, d.size, d.kind, d.in_project, d.cached, d.mtime)
+                    (
+                        b.run_id,
+                        d.path,
+                        d.role,
+                        d.hash,
+                        d.size,
+                        d.kind,
+                        d.in_project,
+                        d.cached,
+                        d.mtime,
+                    )
                     for d in b.data
                 ],
             )
@@ -454,9 +462,9 @@ class Store:
         with self.connect() as con:
             return self._load(con, list(run_ids), with_env=with_env)
 
-    def _load(
-        self, con: duckdb.DuckDBPyConnection, ids: list[str], *, with_env: bool
-    ) -> list[Run]:
+    def _load(self, con: duckdb.DuckDBPyConnection, ids: list[str], *, with_env: bool) -> list[Run]:
+        if not ids:
+            return []
         con.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (run_id VARCHAR)")
         con.execute("DELETE FROM wanted")
         con.executemany("INSERT INTO wanted VALUES (?)", [(i,) for i in ids])
@@ -523,7 +531,11 @@ class Store:
         return [r[0] for r in rows]
 
     def previous_run_id(
-        self, run_id: str, notebook_path: str | None, cell_id: str | None, name: str | None,
+        self,
+        run_id: str,
+        notebook_path: str | None,
+        cell_id: str | None,
+        name: str | None,
         source: str | None,
     ) -> str | None:
         """The run of the same cell just before ``run_id`` (by cell id, else name, else code)."""
@@ -555,7 +567,8 @@ class Store:
             "SELECT key, bool_and(value_num IS NOT NULL) FROM params GROUP BY key ORDER BY key"
         ).fetchall()
         metric_keys = [
-            r[0] for r in con.execute("SELECT DISTINCT key FROM metric_latest ORDER BY key").fetchall()
+            r[0]
+            for r in con.execute("SELECT DISTINCT key FROM metric_latest ORDER BY key").fetchall()
         ]
         taken = set(RUN_COLUMNS) | {"duration", "params_text", "spool_offset", "updated_at"}
         bare: dict[str, int] = {}
@@ -570,14 +583,20 @@ class Store:
         p_cols, m_cols, aliases = [], [], []
         for k, numeric in param_kinds:
             col = "value_num" if numeric else "value_text"
-            p_cols.append(f"max({col}) FILTER (WHERE key = {lit(k)}) AS {quote_ident('params.' + k)}")
+            p_cols.append(
+                f"max({col}) FILTER (WHERE key = {lit(k)}) AS {quote_ident('params.' + k)}"
+            )
             if bare[k] == 1 and k not in taken:
                 aliases.append(f"{quote_ident('params.' + k)} AS {quote_ident(k)}")
         for k in metric_keys:
-            m_cols.append(f"max(value) FILTER (WHERE key = {lit(k)}) AS {quote_ident('metrics.' + k)}")
+            m_cols.append(
+                f"max(value) FILTER (WHERE key = {lit(k)}) AS {quote_ident('metrics.' + k)}"
+            )
             if bare[k] == 1 and k not in taken:
                 aliases.append(f"{quote_ident('metrics.' + k)} AS {quote_ident(k)}")
-        p_sel = ", ".join(["run_id", *p_cols, "string_agg(key || '=' || value_text, ' ') AS params_text"])
+        p_sel = ", ".join(
+            ["run_id", *p_cols, "string_agg(key || '=' || value_text, ' ') AS params_text"]
+        )
         m_sel = ", ".join(["run_id", *m_cols])
         alias_sel = (", " + ", ".join(aliases)) if aliases else ""
         sql = f"""
@@ -616,9 +635,12 @@ class Store:
         sort = q.sort
         if sort in SORTABLE:
             col = sort
-        elif sort.startswith("params.") and sort[7:] in params:
-            col = quote_ident(sort)
-        elif sort.startswith("metrics.") and sort[8:] in metrics:
+        elif (
+            sort.startswith("params.")
+            and sort[7:] in params
+            or sort.startswith("metrics.")
+            and sort[8:] in metrics
+        ):
             col = quote_ident(sort)
         elif sort in params and sort not in metrics:
             col = quote_ident("params." + sort)
@@ -740,15 +762,21 @@ class Store:
             for table in TABLES:
                 cur = con.execute(f"SELECT * FROM {table} WHERE list_contains(?, run_id)", [ids])
                 cols = [d[0] for d in cur.description]
-                out[table] = [_jsonable_row(dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
+                out[table] = [
+                    _jsonable_row(dict(zip(cols, r, strict=True))) for r in cur.fetchall()
+                ]
             env_ids = sorted({r["env_id"] for r in out["runs"] if r.get("env_id")})
-            cur = con.execute("SELECT * FROM environments WHERE list_contains(?, env_id)", [env_ids])
+            cur = con.execute(
+                "SELECT * FROM environments WHERE list_contains(?, env_id)", [env_ids]
+            )
             cols = [d[0] for d in cur.description]
             out["environments"] = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
             hashes = sorted({r["hash"] for r in out["data_versions"] if r.get("hash")})
             cur = con.execute("SELECT * FROM profiles WHERE list_contains(?, hash)", [hashes])
             cols = [d[0] for d in cur.description]
-            out["profiles"] = [_jsonable_row(dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
+            out["profiles"] = [
+                _jsonable_row(dict(zip(cols, r, strict=True))) for r in cur.fetchall()
+            ]
         return out
 
     def load_runs(self, dump: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -770,15 +798,15 @@ class Store:
                     if not rows:
                         continue
                     frame = pd.DataFrame(rows)
-                    target = [
-                        c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()
-                    ]
+                    target = [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()]
                     cols = [c for c in target if c in frame.columns]
                     frame = frame[cols]
                     _restore_times(frame)
                     con.register("incoming", frame)
                     names = ", ".join(cols)
-                    con.execute(f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM incoming")
+                    con.execute(
+                        f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM incoming"
+                    )
                     con.unregister("incoming")
             for env in dump.get("environments", []):
                 con.execute(

@@ -9,6 +9,7 @@ never on a cell's critical path.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import socket
@@ -61,7 +62,9 @@ class RunWriter:
         self._steps: dict[str, int] = {}
         self._offset = 0
         self._end_stored = False
+        self._pending = 0  # background facts (git, snapshot) still to be spooled
         self._ingest_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
 
     # ---------------------------------------------------------------- creating
     @classmethod
@@ -168,6 +171,15 @@ class RunWriter:
             for k, v in fields.items():
                 setattr(self.snapshot, k, v)
 
+    def hold(self) -> None:
+        """A fact is being gathered for this run: do not close its spool yet."""
+        with self._pending_lock:
+            self._pending += 1
+
+    def release(self) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
     def flush(self) -> None:
         """Move buffered metric points to the spool file (durable against a kill)."""
         points, self._points = self._points, []
@@ -180,7 +192,9 @@ class RunWriter:
             raise UsageError(f"a run ends finished, failed or crashed, not {status!r}")
         self.flush()
         ended = _now()
-        self.spool.event({"e": "end", "status": status, "error": error, "ended_at": ended.isoformat()})
+        self.spool.event(
+            {"e": "end", "status": status, "error": error, "ended_at": ended.isoformat()}
+        )
         self.snapshot.status = status
         self.snapshot.error = error
         self.snapshot.ended_at = ended.replace(tzinfo=timezone.utc)
@@ -195,17 +209,16 @@ class RunWriter:
             path = self.spool.path
             if not path.exists():
                 return True
+            pending_before = self._pending
             batch, offset, state = read_spool(path, self.run_id, self._offset)
             if offset > self._offset:
                 self.client.store.write([batch])
                 self._offset = offset
                 self._end_stored = self._end_stored or state["ended"]
-            if self._end_stored:
+            if self._end_stored and pending_before == 0:
                 self.spool.close()
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-                except FileNotFoundError:
-                    pass
                 return True
             return False
 

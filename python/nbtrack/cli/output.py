@@ -49,7 +49,9 @@ def emit_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], max_width:
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
     sys.stdout.write(line.rstrip() + "\n")
     for row in cut:
-        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        sys.stdout.write(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
 
 
 def emit_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -1,0 +1,335 @@
+"""Verbs that read runs: ls, show, diff, sql (also behind ``%track`` in a notebook)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..client import Client
+from ..diff import RunDiff
+from ..exceptions import UsageError
+from ..models import Run, RunQuery
+from .output import emit_csv, emit_json, emit_table, format_cell
+
+BASE_COLUMNS = ["run", "name", "status", "started", "duration", "notebook", "cell"]
+
+
+@dataclass
+class Table:
+    """What a verb shows: columns and rows, printable as text, JSON, CSV or a DataFrame."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+
+# ---------------------------------------------------------------- building results
+def _client() -> Client:
+    return Client.open()
+
+
+def runs_table(page_runs: Sequence[Run], param_keys: list[str], metric_keys: list[str]) -> Table:
+    rows = []
+    for r in page_runs:
+        started = r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else None
+        duration = None if r.duration is None else round(r.duration, 3)
+        cell = (
+            r.cell_id[:8]
+            if r.cell_id
+            else (f"[{r.execution_count}]" if r.execution_count else None)
+        )
+        rows.append(
+            [r.short_id, r.name, r.status, started, duration, r.notebook_path, cell]
+            + [r.params.get(k) for k in param_keys]
+            + [r.metrics.get(k) for k in metric_keys]
+        )
+    return Table(BASE_COLUMNS + param_keys + metric_keys, rows)
+
+
+def do_ls(client: Client, args: argparse.Namespace) -> tuple[Table, Any]:
+    q = RunQuery(
+        where=args.where,
+        text=args.text,
+        sort=args.sort,
+        descending=not args.ascending,
+        limit=args.limit,
+        kind=None if args.kind == "all" else args.kind,
+        status=args.status,
+    )
+    page = client.list_runs(q)
+    return runs_table(page.runs, page.param_keys, page.metric_keys), page
+
+
+def show_table(run: Run) -> Table:
+    rows: list[list[Any]] = [
+        ["id", run.run_id],
+        ["kind", run.kind],
+        ["name", run.name],
+        ["status", run.status],
+        ["error", run.error],
+        ["started", run.started_at.isoformat() if run.started_at else None],
+        ["duration (s)", run.duration],
+        ["parent", run.parent_id],
+        ["rerun of", run.rerun_of],
+        ["notebook", run.notebook_path],
+        ["cell id", run.cell_id],
+        ["execution count", run.execution_count],
+        ["code matches saved notebook", run.code_matches_notebook],
+        ["git commit", run.git_commit],
+        ["git dirty", run.git_dirty],
+    ]
+    if run.environment:
+        rows.append(["python", run.environment.python])
+        rows.append(["platform", run.environment.platform])
+        rows.append(["packages", len(run.environment.packages)])
+    rows += [[f"param {k}", v] for k, v in run.params.items()]
+    rows += [[f"metric {k}", v] for k, v in run.metrics.items()]
+    rows += [
+        [f"{d.role} {d.path}", f"{d.hash} {d.size} bytes{'' if d.cached else ' (not cached)'}"]
+        for d in run.data
+    ]
+    rows += [[f"tag {k}", v] for k, v in run.tags.items()]
+    return Table(["field", "value"], [r for r in rows if r[1] is not None])
+
+
+def diff_table(d: RunDiff) -> Table:
+    rows: list[list[Any]] = []
+    for c in d.params:
+        rows.append(["param", c.key, c.kind, c.a, c.b, None])
+    for c in d.metrics:
+        rows.append(["metric", c.key, c.kind, c.a, c.b, c.delta])
+    for dc in d.data:
+        a = f"{dc.a.hash} ({dc.a.size} B)" if dc.a else None
+        b = f"{dc.b.hash} ({dc.b.size} B)" if dc.b else None
+        rows.append([dc.role, dc.path, dc.kind, a, b, dc.size_delta])
+        detail = dc.detail or {}
+        for line in _detail_lines(detail):
+            rows.append(["", "", "", line, None, None])
+    for c in d.environment:
+        rows.append(["env", c.key, c.kind, c.a, c.b, None])
+    for c in d.outcome:
+        rows.append(["outcome", c.key, c.kind, c.a, c.b, None])
+    return Table(["section", "name", "change", "a", "b", "delta"], rows)
+
+
+def _detail_lines(detail: dict[str, Any]) -> list[str]:
+    """Short lines from a tabular data diff (rows, columns), whatever its exact shape."""
+    lines = []
+    rows = detail.get("rows") or detail.get("row_count")
+    if isinstance(rows, dict) and "a" in rows:
+        lines.append(f"rows {rows.get('a')} → {rows.get('b')}")
+    cols = detail.get("columns")
+    if isinstance(cols, dict):
+        for kind in ("added", "removed", "retyped"):
+            names = cols.get(kind)
+            if names:
+                lines.append(f"columns {kind}: {', '.join(map(str, names))}")
+    if detail.get("error"):
+        lines.append(str(detail["error"]))
+    return lines
+
+
+# ---------------------------------------------------------------- the CLI verbs
+def _print(table: Table, args: argparse.Namespace, obj: Any = None) -> None:
+    if getattr(args, "json", False):
+        emit_json(
+            obj
+            if obj is not None
+            else [dict(zip(table.columns, r, strict=True)) for r in table.rows]
+        )
+    elif getattr(args, "csv", False):
+        emit_csv(table.columns, table.rows)
+    else:
+        emit_table(table.columns, table.rows)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    table, page = do_ls(_client(), args)
+    if args.json:
+        emit_json(page.to_dict())
+        return 0
+    _print(table, args)
+    if not args.csv and page.total > len(page.runs):
+        sys.stderr.write(f"({len(page.runs)} of {page.total} runs; --limit to see more)\n")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    client = _client()
+    run = client.get_run(args.run)
+    if args.json:
+        emit_json(run.to_dict())
+        return 0
+    emit_table(["field", "value"], show_table(run).rows, max_width=100)
+    if run.source:
+        sys.stdout.write("\ncode:\n" + run.source.rstrip() + "\n")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    d = _client().diff(args.a, args.b, all=args.all)
+    if args.json:
+        emit_json(d.to_dict())
+        return 0
+    sys.stdout.write(f"diff {d.a[:8]} → {d.b[:8]}\n")
+    table = diff_table(d)
+    if table.rows:
+        emit_table(table.columns, table.rows, max_width=60)
+    if d.code:
+        sys.stdout.write("\ncode:\n" + d.code)
+    if not d:
+        sys.stdout.write("no differences\n")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    query = " ".join(args.query)
+    cols, rows = _client().sql(query)
+    if args.json:
+        emit_json([dict(zip(cols, r, strict=True)) for r in rows])
+    elif args.csv:
+        emit_csv(cols, rows)
+    else:
+        emit_table(cols, rows, max_width=60)
+    return 0
+
+
+def _add_format(p: argparse.ArgumentParser, csv: bool = False) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+    if csv:
+        p.add_argument("--csv", action="store_true", help="CSV")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("ls", help="list runs, newest first")
+    p.add_argument(
+        "--where",
+        metavar="COND",
+        help='SQL condition over params/metrics, e.g. "lr < 0.1 and acc > 0.9"',
+    )
+    p.add_argument(
+        "--text", metavar="TEXT", help="only runs whose id, name, notebook or params contain TEXT"
+    )
+    p.add_argument(
+        "--sort",
+        default="started_at",
+        metavar="COLUMN",
+        help="started_at, duration, name, status, params.NAME, metrics.NAME",
+    )
+    p.add_argument("--ascending", action="store_true", help="smallest first")
+    p.add_argument(
+        "--limit", type=_positive, default=50, help="at most this many runs (default 50)"
+    )
+    p.add_argument(
+        "--kind",
+        choices=["cell", "notebook", "all"],
+        default="cell",
+        help="cell runs (default), notebook runs, or all",
+    )
+    p.add_argument("--status", choices=["running", "finished", "failed", "crashed"])
+    _add_format(p, csv=True)
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("show", help="everything recorded about one run")
+    p.add_argument("run", help="run id, unique prefix, or 'last'")
+    _add_format(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("diff", help="what differs between two runs")
+    p.add_argument("a", help="run id, unique prefix, or 'last'")
+    p.add_argument("b", help="run id, unique prefix, or 'last'")
+    p.add_argument("--all", action="store_true", help="show what is the same too")
+    _add_format(p)
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("sql", help="run a SQL query on the store (see docs/schema.md)")
+    p.add_argument("query", nargs="+", help="the query")
+    _add_format(p, csv=True)
+    p.set_defaults(func=cmd_sql)
+
+
+# ---------------------------------------------------------------- %track in a notebook
+def notebook_verb(words: list[str], start: str | None = None) -> Any:
+    """``%track VERB ...``: the CLI's parser, results as objects a notebook renders."""
+    from . import _Parser
+
+    if not words:
+        raise UsageError("usage: %track ls | show RUN | diff A B | sql QUERY")
+    parser = _Parser(prog="%track")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    register(sub)
+    args = parser.parse_args(words)
+    client = Client.open(os.path.dirname(start) if start else None)
+    if args.command == "ls":
+        return do_ls(client, args)[0].frame()
+    if args.command == "show":
+        return RunView(client.get_run(args.run))
+    if args.command == "diff":
+        return DiffView(client.diff(args.a, args.b, all=args.all))
+    cols, rows = client.sql(" ".join(args.query))
+    return Table(cols, [list(r) for r in rows]).frame()
+
+
+class RunView:
+    """A run as a notebook shows it (HTML table, text elsewhere)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def _repr_html_(self) -> str:
+        html = show_table(self.run).frame().to_html(index=False)
+        if self.run.source:
+            import html as h
+
+            html += f"<pre>{h.escape(self.run.source)}</pre>"
+        return html
+
+    def __repr__(self) -> str:
+        rows = show_table(self.run).rows
+        return "\n".join(f"{k}: {format_cell(v)}" for k, v in rows)
+
+
+class DiffView:
+    """A diff as a notebook shows it."""
+
+    def __init__(self, diff: RunDiff) -> None:
+        self.diff = diff
+
+    def _repr_html_(self) -> str:
+        import html as h
+
+        head = f"<b>diff {self.diff.a[:8]} → {self.diff.b[:8]}</b>"
+        if not self.diff:
+            return head + "<p>no differences</p>"
+        body = diff_table(self.diff).frame().to_html(index=False, na_rep="")
+        if self.diff.code:
+            body += f"<pre>{h.escape(self.diff.code)}</pre>"
+        return head + body
+
+    def __repr__(self) -> str:
+        t = diff_table(self.diff)
+        lines = [f"diff {self.diff.a[:8]} → {self.diff.b[:8]}"]
+        lines += ["  ".join(format_cell(v) for v in row) for row in t.rows]
+        if self.diff.code:
+            lines.append(self.diff.code)
+        if not self.diff:
+            lines.append("no differences")
+        return "\n".join(lines)
