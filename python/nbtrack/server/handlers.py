@@ -18,7 +18,7 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
 from nbtrack.exceptions import NbtrackError, RunNotFoundError, UsageError
-from nbtrack.server.jobs import RerunJobs, load_rerun_function
+from nbtrack.server.jobs import RerunJobs, load_rerun_module
 from nbtrack.server.stores import StoreLocator
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ class RunsHandler(NbtrackHandler):
                 {"runs": [], "total": 0, "param_keys": [], "metric_keys": [], **_paging(query)}
             )
             return
-        page = await self.in_thread(client.list_runs, query)
+        page = await self.in_thread(lambda: client.list_runs(query, safe=True))
         payload = page.to_dict()
         payload["runs"] = [run_summary(run) for run in payload["runs"]]
         payload.update(_paging(query))
@@ -279,7 +279,7 @@ class DiffHandler(NbtrackHandler):
 
 
 class CompareHandler(NbtrackHandler):
-    """``GET compare?ids=a,b,c``: several runs side by side, each diffed against the first."""
+    """``GET compare?ids=a,b,c``: several runs side by side, each diffed against the first (the baseline)."""
 
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -290,34 +290,29 @@ class CompareHandler(NbtrackHandler):
         show_all = self.bool_arg("all", False)
         client = self.client()
 
-        def load() -> dict[str, Any]:
-            runs = [client.get_run(ref) for ref in refs]
-            base = runs[0].run_id
-            return {
-                "runs": [run.to_dict() for run in runs],
-                "diffs": [
-                    {
-                        "a": base,
-                        "b": run.run_id,
-                        "diff": client.diff(base, run.run_id, all=show_all).to_dict(),
-                    }
-                    for run in runs[1:]
-                ],
-            }
-
-        self.reply(await self.in_thread(load))
+        self.reply(await self.in_thread(lambda: client.compare(refs, all=show_all)))
 
 
 class RerunHandler(NbtrackHandler):
-    """``POST runs/{ref}/rerun``: start re-running a run; 202 with the job at once."""
+    """``POST runs/{ref}/rerun``: start re-running a run; 202 with the job at once.
+
+    The re-run is planned here (run found, notebook snapshot readable), so what makes
+    it impossible comes back as an error now; only the execution runs in the background.
+    """
 
     @tornado.web.authenticated
     async def post(self, ref: str) -> None:
-        rerun = load_rerun_function()
-        project = self.project()
+        rerun = load_rerun_module()
         client = self.client()
+        store = client.project.db_path
         run_id = await self.in_thread(client.resolve, ref)
-        job, created = self.jobs.submit(project, run_id, rerun)
+        job = self.jobs.active(store, run_id)
+        created = False
+        if job is None:
+            plan = await self.in_thread(rerun.plan_rerun, client, run_id)
+            job, created = self.jobs.submit(
+                store, run_id, lambda: rerun.execute_plan(client.project, plan)
+            )
         self.reply({**job.to_dict(), "created": created}, status=202)
 
 
@@ -345,7 +340,7 @@ def _point_dict(point: Any) -> dict[str, Any]:
 
 def _rerun_available() -> bool:
     try:
-        load_rerun_function()
+        load_rerun_module()
     except NbtrackError:
         return False
     return True

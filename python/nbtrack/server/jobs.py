@@ -16,19 +16,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from types import ModuleType
+from typing import Any, Literal
 
 from nbtrack.exceptions import NbtrackError, NotImplementedYetError
 
-if TYPE_CHECKING:
-    from nbtrack.project import Project
-
 JobState = Literal["queued", "running", "finished", "failed"]
-RerunFunction = Callable[..., Any]
 
 
-def load_rerun_function() -> RerunFunction:
-    """Return ``nbtrack.pipelines.rerun.rerun``, or raise ``NotImplementedYetError`` (501)."""
+def load_rerun_module() -> ModuleType:
+    """Return ``nbtrack.pipelines.rerun``, or raise ``NotImplementedYetError`` (HTTP 501)."""
     try:
         module = importlib.import_module("nbtrack.pipelines.rerun")
     except ModuleNotFoundError as exc:
@@ -36,12 +33,11 @@ def load_rerun_function() -> RerunFunction:
             raise
         raise NotImplementedYetError(
             "re-running a run needs the pipelines module (nbtrack.pipelines.rerun), "
-            "which this build of nbtrack does not have yet"
+            "which this build of nbtrack does not have"
         ) from exc
-    rerun = getattr(module, "rerun", None)
-    if not callable(rerun):
-        raise NotImplementedYetError("nbtrack.pipelines.rerun has no rerun() function")
-    return rerun
+    if not all(callable(getattr(module, name, None)) for name in ("plan_rerun", "execute_plan")):
+        raise NotImplementedYetError("nbtrack.pipelines.rerun has no plan_rerun/execute_plan")
+    return module
 
 
 @dataclass
@@ -88,18 +84,28 @@ class RerunJobs:
         self._jobs: dict[str, RerunJob] = {}
         self._active: dict[tuple[Path, str], str] = {}
 
-    def submit(self, project: Project, run_id: str, rerun: RerunFunction) -> tuple[RerunJob, bool]:
-        """Start re-running ``run_id``; return the job and whether it is a new one."""
-        key = (project.db_path, run_id)
+    def submit(self, store: Path, run_id: str, work: Callable[[], Any]) -> tuple[RerunJob, bool]:
+        """Start ``work`` (re-running ``run_id`` of ``store``) in the background.
+
+        Returns the job and whether it is new: while a job for the same run of the same
+        store is queued or running, that job is returned and ``work`` is not started.
+        """
+        key = (store, run_id)
         with self._lock:
             existing_id = self._active.get(key)
             if existing_id is not None and self._jobs[existing_id].active:
                 return self._jobs[existing_id], False
-            job = RerunJob(job_id=uuid.uuid4().hex, run_id=run_id, store=str(project.db_path))
+            job = RerunJob(job_id=uuid.uuid4().hex, run_id=run_id, store=str(store))
             self._jobs[job.job_id] = job
             self._active[key] = job.job_id
-        self._executor.submit(self._execute, job, key, project, rerun)
+        self._executor.submit(self._execute, job, key, work)
         return job, True
+
+    def active(self, store: Path, run_id: str) -> RerunJob | None:
+        """The queued or running job for this run of this store, if any."""
+        with self._lock:
+            job_id = self._active.get((store, run_id))
+            return self._jobs[job_id] if job_id is not None else None
 
     def get(self, job_id: str) -> RerunJob | None:
         """The job with this id, or ``None``."""
@@ -110,13 +116,11 @@ class RerunJobs:
         """Stop accepting jobs; running ones finish in their threads."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _execute(
-        self, job: RerunJob, key: tuple[Path, str], project: Project, rerun: RerunFunction
-    ) -> None:
+    def _execute(self, job: RerunJob, key: tuple[Path, str], work: Callable[[], Any]) -> None:
         job.state = "running"
         job.started_at = time.time()
         try:
-            outcome = rerun(project, job.run_id)
+            outcome = work()
             job.result = outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome)
             job.state = "finished"
         except NbtrackError as exc:
