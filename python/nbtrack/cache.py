@@ -29,10 +29,13 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .exceptions import BlobCorruptError, BlobMissingError, CacheError
 from .hashing import PREFIX, HashStream, hash_bytes, hash_fd
+
+if TYPE_CHECKING:
+    from .client import Client
 
 FICLONE = 0x40049409  # from <linux/fs.h>
 DIR_SUFFIX = ".dir"
@@ -227,6 +230,8 @@ class Cache:
                     actual = copy_hashing(src, fd, size)
                 finally:
                     os.close(fd)
+                if is_manifest_hash(digest):
+                    actual += DIR_SUFFIX
                 if actual != digest:
                     tmp.unlink()
                     return False
@@ -253,6 +258,32 @@ class Cache:
                     tmp.unlink()
                 raise
         return digest
+
+    def put_stream(self, source: BinaryIO, digest: str) -> bool:
+        """Store what ``source`` yields if it hashes to ``digest`` (remotes, bundles).
+
+        Streamed: memory use is one read buffer. False (nothing stored) when the bytes
+        do not match their name.
+        """
+        if self.has(digest):
+            return True
+        stream = HashStream()
+        fd, tmp = self._new_tmp()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := source.read(1 << 22):
+                    stream.update(chunk)
+                    out.write(chunk)
+            actual = stream.hexdigest() + (DIR_SUFFIX if is_manifest_hash(digest) else "")
+            if actual != digest:
+                tmp.unlink()
+                return False
+            self._commit(tmp, digest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        return True
 
     # -- reading -----------------------------------------------------------------
     def read_bytes(self, digest: str) -> bytes:
@@ -410,6 +441,45 @@ class Cache:
                 corrupt.unlink()
 
 
+def gc(
+    client: Client,
+    *,
+    keep_last: int | None = None,
+    older_than_days: float | None = None,
+    dry_run: bool = False,
+) -> GcResult:
+    """Prune the blobs that no kept run references.
+
+    Without options every run is kept (only orphans go). With ``keep_last`` the
+    newest N runs are kept; with ``older_than_days`` the runs started within that
+    many days; with both, a run goes only when it is neither. Running runs are always
+    kept. Runs themselves stay in the store: checking them out reports ``missing``.
+    """
+    import datetime as dt
+
+    from .exceptions import UsageError
+
+    if keep_last is not None and keep_last < 0:
+        raise UsageError("--keep-last needs a number >= 0")
+    if older_than_days is not None and older_than_days < 0:
+        raise UsageError("--older-than needs a number of days >= 0")
+    store = client.store
+    runs = store.run_ids_by_age()
+    if keep_last is None and older_than_days is None:
+        kept = {run_id for run_id, _ in runs}
+    else:
+        kept = set(store.running_run_ids())
+        if keep_last is not None:
+            kept.update(run_id for run_id, _ in runs[:keep_last])
+        if older_than_days is not None:
+            cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=older_than_days)
+            kept.update(run_id for run_id, started in runs if started and started >= cutoff)
+    dropped = [run_id for run_id, _ in runs if run_id not in kept]
+    referenced = store.referenced_hashes(sorted(kept))
+    dropped_hashes = store.referenced_hashes(dropped) if dropped else set()
+    return client.cache.collect_garbage(referenced, dropped=dropped_hashes, dry_run=dry_run)
+
+
 __all__ = [
     "PREFIX",
     "Cache",
@@ -417,5 +487,6 @@ __all__ = [
     "ManifestEntry",
     "HashStream",
     "copy_hashing",
+    "gc",
     "is_manifest_hash",
 ]

@@ -1,0 +1,208 @@
+"""The blob cache: blobs always match their names, writes are atomic, corruption is caught."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nbtrack.cache import Cache, ManifestEntry
+from nbtrack.exceptions import BlobCorruptError, BlobMissingError
+from nbtrack.hashing import CHUNK_SIZE, hash_bytes, hash_file
+
+
+def _every_blob_matches_its_name(cache: Cache) -> list[str]:
+    names = []
+    for digest, _size, _mtime in cache.iter_blobs():
+        cache.verify(digest)  # raises on a mismatch
+        names.append(digest)
+    return names
+
+
+def test_add_file_stores_bytes_under_their_hash(tmp_path: Path) -> None:
+    src = tmp_path / "input.bin"
+    data = os.urandom(2 * CHUNK_SIZE + 123)
+    src.write_bytes(data)
+    cache = Cache(tmp_path / "cache")
+    digest, size = cache.add_file(src)
+    assert (digest, size) == (hash_bytes(data), len(data))
+    assert cache.read_bytes(digest) == data
+    # blobs are read-only so nobody edits them in place by accident
+    assert cache.path_for(digest).stat().st_mode & 0o222 == 0
+
+
+def test_same_content_is_stored_once(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    for i in range(5):
+        f = tmp_path / f"copy{i}.bin"
+        f.write_bytes(b"same bytes" * 1000)
+        cache.add_file(f)
+    assert len(list(cache.iter_blobs())) == 1
+
+
+def test_put_file_refuses_a_file_that_no_longer_has_that_hash(tmp_path: Path) -> None:
+    f = tmp_path / "changing.txt"
+    f.write_bytes(b"version 1")
+    old = hash_file(f)
+    f.write_bytes(b"version 2")
+    cache = Cache(tmp_path / "cache")
+    assert cache.put_file(f, old) is False
+    assert not cache.has(old)
+    assert list(cache.iter_blobs()) == []
+
+
+def test_blob_of_wrong_size_is_replaced_on_the_next_put(tmp_path: Path) -> None:
+    # given a torn blob (e.g. zero bytes after a power loss) under the right name
+    f = tmp_path / "data.bin"
+    f.write_bytes(b"important" * 100)
+    cache = Cache(tmp_path / "cache")
+    digest, _ = cache.add_file(f)
+    blob = cache.path_for(digest)
+    os.chmod(blob, 0o644)
+    blob.write_bytes(b"")
+    # when the same file is put again, then the blob is repaired
+    assert cache.put_file(f, digest)
+    assert cache.read_bytes(digest) == f.read_bytes()
+
+
+def test_flipped_byte_is_detected_and_the_blob_moved_aside(tmp_path: Path) -> None:
+    f = tmp_path / "data.bin"
+    f.write_bytes(b"abcdef" * 1000)
+    cache = Cache(tmp_path / "cache")
+    digest, _ = cache.add_file(f)
+    blob = cache.path_for(digest)
+    os.chmod(blob, 0o644)
+    raw = bytearray(blob.read_bytes())
+    raw[10] ^= 0xFF
+    blob.write_bytes(bytes(raw))
+    out = tmp_path / "restored.bin"
+    fd = os.open(out, os.O_RDWR | os.O_CREAT)
+    try:
+        with pytest.raises(BlobCorruptError):
+            cache.copy_out(digest, fd)
+    finally:
+        os.close(fd)
+    assert not cache.has(digest)
+    # the next put of the original brings back a good blob
+    assert cache.put_file(f, digest)
+    cache.verify(digest)
+
+
+def test_missing_blob_is_reported_as_missing(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    with pytest.raises(BlobMissingError):
+        cache.read_bytes(hash_bytes(b"never stored"))
+
+
+def test_manifest_round_trip_and_folder_hash_suffix(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    entries = [
+        ManifestEntry("b/y.txt", hash_bytes(b"y"), 1),
+        ManifestEntry("a.txt", hash_bytes(b"x"), 1),
+    ]
+    digest = cache.put_manifest(entries)
+    assert digest.endswith(".dir")
+    assert [e.path for e in cache.read_manifest(digest)] == ["a.txt", "b/y.txt"]
+    # order of the input does not matter: the manifest is canonical
+    assert cache.put_manifest(list(reversed(entries))) == digest
+
+
+def test_put_stream_keeps_matching_bytes_and_rejects_others(tmp_path: Path) -> None:
+    import io
+
+    cache = Cache(tmp_path / "cache")
+    good = b"streamed" * 10_000
+    assert cache.put_stream(io.BytesIO(good), hash_bytes(good))
+    assert cache.read_bytes(hash_bytes(good)) == good
+    wrong_name = hash_bytes(b"something else")
+    assert cache.put_stream(io.BytesIO(b"tampered"), wrong_name) is False
+    assert not cache.has(wrong_name)
+
+
+def test_gc_removes_old_orphans_and_keeps_referenced_and_young_blobs(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    keep = cache.put_bytes(b"kept")
+    old_orphan = cache.put_bytes(b"old orphan")
+    young_orphan = cache.put_bytes(b"young orphan")
+    dropped = cache.put_bytes(b"of a dropped run")
+    past = time.time() - 3600
+    for d in (keep, old_orphan, dropped):
+        os.utime(cache.path_for(d), (past, past))
+    preview = cache.collect_garbage([keep], dropped=[dropped], dry_run=True)
+    assert sorted(d for d, _ in preview.removed) == sorted([old_orphan, dropped])
+    assert all(cache.has(d) for d in (keep, old_orphan, young_orphan, dropped))
+    result = cache.collect_garbage([keep], dropped=[dropped])
+    assert result.removed_bytes == len(b"old orphan") + len(b"of a dropped run")
+    assert cache.has(keep) and cache.has(young_orphan)
+    assert not cache.has(old_orphan) and not cache.has(dropped)
+
+
+def test_gc_keeps_the_files_of_a_kept_folder_version(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    inner = cache.put_bytes(b"file in folder")
+    folder = cache.put_manifest([ManifestEntry("f.txt", inner, 14)])
+    past = time.time() - 3600
+    for d in (inner, folder):
+        os.utime(cache.path_for(d), (past, past))
+    assert cache.collect_garbage([folder]).removed == []
+    assert cache.has(inner)
+
+
+KILLED_WRITER = """
+import os, sys, time
+real_pwrite = os.pwrite
+def slow_pwrite(fd, data, offset):
+    time.sleep(0.02)  # widen the window so the kill lands mid-copy
+    return real_pwrite(fd, data, offset)
+os.pwrite = slow_pwrite
+from nbtrack.cache import Cache
+print("copying", flush=True)
+Cache(sys.argv[1]).add_file(sys.argv[2])
+print("done", flush=True)
+"""
+
+
+def test_a_copy_killed_midway_leaves_no_wrong_blob_and_the_next_put_repairs(
+    tmp_path: Path,
+) -> None:
+    # given a big file and a real process caching it
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as fh:
+        for _ in range(16):
+            fh.write(os.urandom(CHUNK_SIZE))
+    root = tmp_path / "cache"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(root), str(big)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "copying"
+    # when it is SIGKILLed while the temporary blob is being written
+    tmp_dir = root / "tmp"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (tmp_dir.is_dir() and any(tmp_dir.iterdir())):
+        time.sleep(0.005)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    # then no blob exists under the file's name, and every blob there is matches its name
+    cache = Cache(root)
+    digest = hash_file(big)
+    assert not cache.has(digest)
+    assert _every_blob_matches_its_name(cache) == []
+    assert any(tmp_dir.iterdir()), "the partial copy stays a temporary file"
+    # and the next put stores a good blob
+    assert cache.add_file(big)[0] == digest
+    cache.verify(digest)
+    # and gc sweeps the temporary file of the dead writer once it is stale
+    for leftover in tmp_dir.iterdir():
+        os.utime(leftover, (time.time() - 7200, time.time() - 7200))
+    cache.collect_garbage([digest])
+    assert list(tmp_dir.iterdir()) == []
