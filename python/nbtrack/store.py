@@ -804,9 +804,10 @@ class Store:
                     _restore_times(frame)
                     con.register("incoming", frame)
                     names = ", ".join(cols)
-                    con.execute(
-                        f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM incoming"
-                    )
+                    # metrics has no primary key (OR IGNORE needs one); rows are only
+                    # inserted for runs this store lacks, so a plain INSERT is safe there.
+                    verb = "INSERT INTO" if table == "metrics" else "INSERT OR IGNORE INTO"
+                    con.execute(f"{verb} {table} ({names}) SELECT {names} FROM incoming")
                     con.unregister("incoming")
             for env in dump.get("environments", []):
                 con.execute(
