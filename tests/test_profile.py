@@ -1,0 +1,110 @@
+"""The data diff: what changed inside two versions of a table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nbtrack.client import Client
+from nbtrack.hashing import StatCache
+from nbtrack.models import DataVersion
+from nbtrack.profile import compare_versions, profile_file, tabular_format
+from nbtrack.project import resolve_project
+from nbtrack.versioning import version_path
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+    root = tmp_path / "project"
+    (root / ".nbtrack").mkdir(parents=True)
+    monkeypatch.delenv("NBTRACK_STORE", raising=False)
+    monkeypatch.chdir(root)
+    return Client(resolve_project(root))
+
+
+def _version(client: Client, path: str) -> DataVersion:
+    return version_path(
+        client.project,
+        path,
+        "input",
+        cache=client.cache,
+        stat_cache=StatCache.for_folder(client.project.folder),
+    )
+
+
+def test_csv_diff_shows_rows_columns_and_stat_changes(client: Client) -> None:
+    csv = client.project.root / "customers.csv"
+    # given the run that worked
+    csv.write_text("id,age,city,score\n1,30,Paris,0.5\n2,40,Lyon,0.7\n3,50,Nice,0.9\n")
+    a = _version(client, "customers.csv")
+    # and the run that did not: a row more, ages with a hole, city gone, score as text
+    csv.write_text("id,age,score,segment\n1,30,high,A\n2,,low,B\n3,90,mid,A\n4,100,low,B\n")
+    b = _version(client, "customers.csv")
+    diff = compare_versions(client, a, b)
+    assert diff is not None
+    assert diff["rows"] == {"a": 3, "b": 4, "delta": 1}
+    assert diff["columns_added"] == ["segment"]
+    assert diff["columns_removed"] == ["city"]
+    assert diff["columns_retyped"] == [{"name": "score", "a": "DOUBLE", "b": "VARCHAR"}]
+    age = next(c for c in diff["columns"] if c["name"] == "age")
+    assert age["changed"]
+    assert age["stats"]["null_fraction"] == {"a": 0.0, "b": 0.25, "delta": 0.25, "changed": True}
+    assert age["stats"]["mean"]["a"] == 40 and age["stats"]["mean"]["b"] == pytest.approx(220 / 3)
+    assert age["stats"]["max"]["delta"] == 50
+    ident = next(c for c in diff["columns"] if c["name"] == "id")
+    assert ident["stats"]["distinct"] == {"a": 3, "b": 4, "delta": 1, "changed": True}
+    json.dumps(diff)  # goes as is into the REST API
+
+
+def test_profiles_are_stored_once_per_hash_and_survive_the_file(client: Client) -> None:
+    path = client.project.root / "t.csv"
+    path.write_text("x\n1\n2\n")
+    a = _version(client, "t.csv")
+    path.write_text("x\n1\n2\n3\n")
+    b = _version(client, "t.csv")
+    assert compare_versions(client, a, b) is not None
+    assert client.store.get_profile(a.hash or "")["rows"] == 2  # type: ignore[index]
+    # the cache and the file both gone: the stored profile still answers
+    path.unlink()
+    for digest in (a.hash, b.hash):
+        client.cache.path_for(digest or "").unlink()
+    again = compare_versions(client, a, b)
+    assert again is not None and again["rows"] == {"a": 2, "b": 3, "delta": 1}
+
+
+def test_a_side_whose_bytes_are_gone_is_reported_missing(client: Client) -> None:
+    path = client.project.root / "gone.csv"
+    path.write_text("x\n1\n")
+    a = version_path(client.project, "gone.csv", "input", cache=None, stat_cache=StatCache())
+    path.write_text("x\n1\n2\n")
+    b = _version(client, "gone.csv")
+    diff = compare_versions(client, a, b)
+    assert diff is not None and diff["missing"] == ["a"]
+
+
+def test_parquet_and_jsonl_are_tabular_and_other_files_are_not(client: Client) -> None:
+    root = client.project.root
+    pd.DataFrame({"v": [1, 2, 3]}).to_parquet(root / "a.parquet")
+    pd.DataFrame({"v": [1, 2, 3, 4]}).to_parquet(root / "b.parquet")
+    d = compare_versions(client, _version(client, "a.parquet"), _version(client, "b.parquet"))
+    assert d is not None and d["rows"]["delta"] == 1
+    (root / "r.jsonl").write_text('{"k": 1}\n{"k": null}\n')
+    assert profile_file(root / "r.jsonl", "jsonl")["columns"][0]["null_fraction"] == 0.5
+    (root / "a.txt").write_text("a")
+    assert tabular_format("x/a.txt") is None and tabular_format("D.CSV") == "csv"
+    txt = _version(client, "a.txt")
+    assert compare_versions(client, txt, txt) is None
+
+
+def test_dataframe_versions_compare_from_their_logged_profiles(client: Client) -> None:
+    from nbtrack.versioning import version_dataframe
+
+    va, pa = version_dataframe(pd.DataFrame({"x": [1, 2]}), "df")
+    vb, pb = version_dataframe(pd.DataFrame({"x": [1, 2, 3], "y": [0, 0, 1]}), "df")
+    client.store.put_profile(va.hash or "", pa)
+    client.store.put_profile(vb.hash or "", pb)
+    diff = compare_versions(client, va, vb)
+    assert diff is not None and diff["columns_added"] == ["y"] and diff["rows"]["delta"] == 1

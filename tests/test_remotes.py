@@ -1,0 +1,111 @@
+"""push / pull: runs and their data travel through any fsspec URL and come back intact."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from nbtrack.checkout import checkout
+from nbtrack.client import Client
+from nbtrack.exceptions import RemoteError, UsageError
+from nbtrack.hashing import StatCache
+from nbtrack.project import resolve_project
+from nbtrack.remotes import pull, push
+from nbtrack.tracking import RunWriter
+from nbtrack.versioning import version_path
+
+
+def _client(root: Path) -> Client:
+    (root / ".nbtrack").mkdir(parents=True)
+    return Client(resolve_project(root))
+
+
+@pytest.fixture
+def alice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+    monkeypatch.delenv("NBTRACK_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return _client(tmp_path / "alice")
+
+
+@pytest.fixture
+def bob(tmp_path: Path) -> Client:
+    return _client(tmp_path / "bob")
+
+
+def _run_with_data(client: Client) -> str:
+    root = client.project.root
+    (root / "data").mkdir()
+    (root / "data" / "train.csv").write_text("x,y\n1,2\n")
+    (root / "data" / "images").mkdir()
+    (root / "data" / "images" / "1.png").write_bytes(b"\x89PNG one")
+    sc = StatCache.for_folder(client.project.folder)
+    versions = [
+        version_path(
+            client.project, root / "data" / "train.csv", "input", cache=client.cache, stat_cache=sc
+        ),
+        version_path(
+            client.project, root / "data" / "images", "input", cache=client.cache, stat_cache=sc
+        ),
+    ]
+    w = RunWriter.start(client.project, kind="cell", name="train", params={"lr": 0.1})
+    w.log_data(versions)
+    w.log_metrics({"acc": 0.9})
+    w.finish()
+    w.wait()
+    return w.run_id
+
+
+@pytest.mark.parametrize("kind", ["folder", "memory"])
+def test_push_then_pull_round_trip_restores_runs_and_bytes(
+    alice: Client, bob: Client, tmp_path: Path, kind: str
+) -> None:
+    url = str(tmp_path / "remote") if kind == "folder" else f"memory://nbtrack-{uuid.uuid4().hex}"
+    run_id = _run_with_data(alice)
+    pushed = push(alice, url)
+    # the csv, the folder manifest and the image in it
+    assert len(pushed.blobs_copied) == 3 and pushed.runs == [run_id]
+    # pushing again sends nothing new
+    assert push(alice, url).blobs_copied == []
+    pulled = pull(bob, url)
+    assert pulled.ok and pulled.runs == [run_id] and len(pulled.blobs_copied) == 3
+    run = bob.get_run(run_id)
+    assert run.params == {"lr": 0.1} and run.metrics == {"acc": 0.9}
+    report = checkout(bob, run_id)
+    assert report.ok, report.to_dict()
+    assert (bob.project.root / "data" / "train.csv").read_text() == "x,y\n1,2\n"
+    assert (bob.project.root / "data" / "images" / "1.png").read_bytes() == b"\x89PNG one"
+    # pulling twice adds nothing
+    again = pull(bob, url)
+    assert again.runs == [] and again.blobs_copied == []
+
+
+def test_a_tampered_remote_blob_is_reported_and_not_kept(alice: Client, bob: Client) -> None:
+    url = f"memory://nbtrack-{uuid.uuid4().hex}"
+    run_id = _run_with_data(alice)
+    push(alice, url)
+    fs, root = fsspec.core.url_to_fs(url)
+    csv_hash = next(d.hash for d in alice.get_run(run_id).data if d.path.endswith(".csv"))
+    algo, _, hexd = (csv_hash or "").partition(":")
+    fs.pipe_file(f"{root}/blobs/{algo}/{hexd[:2]}/{hexd[2:]}", b"not the data")
+    pulled = pull(bob, url)
+    assert pulled.blobs_corrupt == [csv_hash] and not pulled.ok
+    assert not bob.cache.has(csv_hash or "")
+
+
+def test_pull_one_run_by_prefix_and_unknown_remotes(
+    alice: Client, bob: Client, tmp_path: Path
+) -> None:
+    url = str(tmp_path / "remote")
+    first = _run_with_data(alice)
+    w = RunWriter.start(alice.project, kind="cell", name="other")
+    w.finish()
+    w.wait()
+    push(alice, url)
+    assert pull(bob, url, [first[:8]]).runs == [first]
+    with pytest.raises(UsageError, match="no run"):
+        pull(bob, url, ["ffffffff"])
+    with pytest.raises(RemoteError, match="not an nbtrack remote"):
+        pull(bob, str(tmp_path / "empty"))
