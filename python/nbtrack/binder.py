@@ -190,19 +190,19 @@ def write_binder(spec: BinderSpec, out_dir: Path, force: bool = False) -> list[P
     return list(targets)
 
 
-def git_toplevel(folder: Path) -> Path | None:
-    """The root of the git work tree holding ``folder``, if any."""
+def _git(args: list[str], cwd: Path) -> str | None:
+    """The stripped output of a git command, or None when git fails or is absent."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return Path(out.stdout.strip()) if out.stdout.strip() else None
+    return done.stdout.strip() or None
+
+
+def git_toplevel(folder: Path) -> Path | None:
+    """The root of the git work tree holding ``folder``, if any."""
+    top = _git(["rev-parse", "--show-toplevel"], folder)
+    return Path(top) if top else None
 
 
 def binder_url(repo_root: Path, notebook: str | None) -> str | None:
@@ -210,26 +210,10 @@ def binder_url(repo_root: Path, notebook: str | None) -> str | None:
 
     The URL opens ``notebook`` (a path relative to ``repo_root``) in JupyterLab.
     """
-    try:
-        origin = subprocess.run(
-            ["git", "remote", "get-url", "origin"],
-            cwd=repo_root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        branch = subprocess.run(
-            ["git", "rev-parse", "--abbrev-ref", "HEAD"],
-            cwd=repo_root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    match = _GITHUB_RE.search(origin)
+    match = _GITHUB_RE.search(_git(["remote", "get-url", "origin"], repo_root) or "")
     if not match:
         return None
+    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], repo_root)
     ref = branch if branch and branch != "HEAD" else "HEAD"
     url = f"https://mybinder.org/v2/gh/{match['owner']}/{match['repo']}/{ref}"
     return f"{url}?urlpath=lab/tree/{notebook}" if notebook else url
