@@ -1,0 +1,217 @@
+"""One papermill execution of a notebook, with nbtrack's environment in its kernel.
+
+The kernel nbtrack launches gets ``NBTRACK_STORE``, ``NBTRACK_PARENT_RUN``,
+``NBTRACK_PARAMS`` and ``NBTRACK_NOTEBOOK`` so that every ``%%track`` cell it runs
+becomes a child of the notebook run, with the papermill parameters recorded.
+
+The environment and working directory go to the kernel through its kernel manager,
+never through ``os.environ`` or ``os.chdir`` of this process: the JupyterLab server
+runs re-executions in background threads, and several executions may share a process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+DEFAULT_KERNEL = "python3"
+
+# Warnings papermill logs that nbtrack reports itself, in its own words, before executing.
+_REPORTED_BY_NBTRACK = (
+    "Passed unknown parameter",
+    "Input notebook does not contain a cell with tag",
+)
+
+
+class _DropReportedWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_REPORTED_BY_NBTRACK)
+
+
+_papermill_filter_installed = False
+
+
+def _quiet_papermill() -> None:
+    global _papermill_filter_installed
+    if not _papermill_filter_installed:
+        logging.getLogger("papermill").addFilter(_DropReportedWarnings())
+        _papermill_filter_installed = True
+
+
+def kernel_environment(
+    store: str | os.PathLike[str],
+    parent_run: str | None,
+    parameters: Mapping[str, Any],
+    notebook: str | os.PathLike[str],
+) -> dict[str, str]:
+    """The ``NBTRACK_*`` variables the kernel side of nbtrack reads."""
+    env = {
+        "NBTRACK_STORE": str(store),
+        "NBTRACK_PARAMS": json.dumps(dict(parameters), default=str),
+        "NBTRACK_NOTEBOOK": str(notebook),
+    }
+    if parent_run:
+        env["NBTRACK_PARENT_RUN"] = parent_run
+    return env
+
+
+@dataclass
+class ExecutionSpec:
+    """Everything one papermill execution needs; JSON-safe so it can cross a process or a cluster."""
+
+    notebook_text: str
+    """The notebook document to execute (a snapshot, not a path: the file may change meanwhile)."""
+    input_path: str
+    """Where the notebook lives, as recorded by papermill and by nbtrack."""
+    output_path: str
+    parameters: dict[str, Any]
+    cwd: str
+    """The kernel's working directory: the notebook's folder, so relative paths work as in Jupyter."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables added to the kernel's environment (``kernel_environment``)."""
+    kernel_name: str = DEFAULT_KERNEL
+    start_timeout: float = 60.0
+    execution_timeout: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecutionSpec:
+        return cls(**data)
+
+
+@dataclass
+class ExecutionOutcome:
+    """How one execution ended. ``error`` names the failing cell and its exception."""
+
+    status: str
+    """``finished`` or ``failed``."""
+    error: str | None
+    output_path: str | None
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecutionOutcome:
+        return cls(**data)
+
+
+def _kernel_manager_class(env: Mapping[str, str], cwd: str, log_fd: int | None) -> type:
+    """A kernel manager class that starts its kernel with ``env`` added, in ``cwd``,
+    its stdout and stderr going to ``log_fd`` when given.
+
+    nbclient builds the kernel manager itself from ``kernel_manager_class``; a class made
+    per execution is how the environment reaches ``start_kernel`` without touching this
+    process's own environment.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    extra = dict(env)
+
+    class TrackedKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            kw["env"] = {**os.environ, **kw.get("env", {}), **extra}
+            kw["cwd"] = cwd
+            if log_fd is not None:
+                kw["stdout"] = kw["stderr"] = log_fd
+            return await super()._async_pre_start_kernel(**kw)
+
+    return TrackedKernelManager
+
+
+def describe_execution_error(exc: BaseException) -> str:
+    """One line naming the failing cell and its exception, for a run's ``error``."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        first_line = next((ln for ln in str(exc.source).splitlines() if ln.strip()), "")
+        if len(first_line) > 60:
+            first_line = first_line[:59] + "…"
+        where = f"cell {exc.cell_index}"
+        if exc.exec_count is not None:
+            where += f" (In [{exc.exec_count}])"
+        if first_line:
+            where += f" `{first_line}`"
+        return f"{where} raised {exc.ename}: {exc.evalue}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def execute(spec: ExecutionSpec) -> ExecutionOutcome:
+    """Run the notebook of ``spec`` with papermill; a failure is an outcome, not an exception.
+
+    The executed notebook (outputs and the failing cell included) is written to
+    ``spec.output_path`` in every case papermill gets that far; what the kernel process
+    itself prints (its own warnings, a crash) goes to ``kernel_log_path(spec.output_path)``.
+    """
+    import papermill
+
+    _quiet_papermill()
+    started = time.perf_counter()
+    output = Path(spec.output_path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log_fd = os.open(kernel_log_path(output), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        nb = nbformat.reads(spec.notebook_text, as_version=4)
+        papermill.execute_notebook(
+            nb,
+            str(output),
+            parameters=dict(spec.parameters),
+            kernel_name=spec.kernel_name,
+            progress_bar=False,
+            start_timeout=int(spec.start_timeout),
+            execution_timeout=spec.execution_timeout,
+            kernel_manager_class=_kernel_manager_class(spec.env, spec.cwd, log_fd),
+            # One kernel per execution: an in-memory history avoids SQLite contention
+            # between kernels of a parallel sweep.
+            ipython_hist_file=":memory:",
+        )
+    except Exception as exc:  # every failure of the notebook becomes its outcome
+        kept = _record_input_path(output, spec.input_path)
+        return ExecutionOutcome(
+            "failed",
+            describe_execution_error(exc),
+            str(output) if kept else None,
+            time.perf_counter() - started,
+        )
+    finally:
+        os.close(log_fd)
+    _record_input_path(output, spec.input_path)
+    return ExecutionOutcome("finished", None, str(output), time.perf_counter() - started)
+
+
+def kernel_log_path(output_path: str | os.PathLike[str]) -> Path:
+    """Where the kernel's own stdout/stderr of an execution is kept, beside the executed notebook."""
+    return Path(output_path).with_suffix(".kernel.log")
+
+
+def _record_input_path(output: Path, input_path: str) -> bool:
+    """Put the notebook's own path where papermill put the in-memory snapshot it was given.
+
+    papermill stores its ``input_path`` argument in the executed notebook's metadata; we
+    execute a snapshot (a notebook object), so without this the metadata would hold a
+    copy of the whole notebook instead of its path. False when there is no output.
+    """
+    if not output.exists():
+        return False
+    try:
+        nb = nbformat.read(output, as_version=4)
+    except (OSError, ValueError):
+        return True
+    nb.metadata.setdefault("papermill", {})["input_path"] = input_path
+    nbformat.write(nb, output)
+    return True

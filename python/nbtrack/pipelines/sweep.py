@@ -1,0 +1,173 @@
+"""``nbtrack sweep NOTEBOOK -p lr 0.1 0.01 -p depth 3 5``: a parameter grid, executed in parallel.
+
+Every point of the grid (or ``--random K`` of them) is one papermill execution and one
+notebook run, tagged ``sweep=<sweep id>``. The notebook is read once, when the sweep is
+planned: editing it meanwhile does not change the sweep. A failed execution is recorded
+with its error and the others go on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nbformat
+
+from ..exceptions import UsageError
+from . import executors
+from .parameters import grid, inspect_parameters, sample
+from .recording import ExecutionRecord, ExecutionRequest
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+
+@dataclass
+class SweepPlan:
+    """The executions of a sweep, decided before any runs (so warnings come first)."""
+
+    sweep_id: str
+    notebook: Path
+    points: list[dict[str, Any]]
+    requests: list[ExecutionRequest]
+    grid_size: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SweepRow:
+    """One execution of a sweep with the metrics its cells logged."""
+
+    record: ExecutionRecord
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models import json_float, json_value
+
+        return {
+            **self.record.to_dict(),
+            "parameters": json_value(self.record.parameters),
+            "metrics": {k: json_float(v) for k, v in self.metrics.items()},
+        }
+
+
+@dataclass
+class SweepResult:
+    """A finished sweep."""
+
+    sweep_id: str
+    notebook: str
+    rows: list[SweepRow]
+    param_keys: list[str]
+    metric_keys: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[SweepRow]:
+        return [r for r in self.rows if not r.record.ok]
+
+    def sorted_rows(self, metric: str | None = None, ascending: bool = False) -> list[SweepRow]:
+        """Rows by ``metric`` (best first: descending unless ``ascending``); missing values last."""
+        if metric is None:
+            return list(self.rows)
+        if metric not in self.metric_keys:
+            known = ", ".join(self.metric_keys) or "none were logged"
+            raise UsageError(f"--sort {metric}: no such metric in this sweep (metrics: {known})")
+        have = [r for r in self.rows if _is_number(r.metrics.get(metric))]
+        missing = [r for r in self.rows if not _is_number(r.metrics.get(metric))]
+        have.sort(key=lambda r: r.metrics[metric], reverse=not ascending)
+        return have + missing
+
+    def to_dict(self, metric: str | None = None, ascending: bool = False) -> dict[str, Any]:
+        return {
+            "sweep_id": self.sweep_id,
+            "notebook": self.notebook,
+            "executions": len(self.rows),
+            "failed": len(self.failed),
+            "param_keys": self.param_keys,
+            "metric_keys": self.metric_keys,
+            "warnings": self.warnings,
+            "runs": [r.to_dict() for r in self.sorted_rows(metric, ascending)],
+        }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and value == value  # NaN sorts with the missing
+
+
+def plan_sweep(
+    notebook: str | Path,
+    axes: Mapping[str, Sequence[Any]],
+    *,
+    random_k: int | None = None,
+    seed: int | None = None,
+    kernel_name: str = "python3",
+    execution_timeout: float | None = None,
+) -> SweepPlan:
+    """The executions of a sweep over ``axes`` (``{"lr": [0.1, 0.01], ...}``) of ``notebook``."""
+    path = Path(notebook).expanduser().resolve()
+    if not path.is_file():
+        raise UsageError(f"no such notebook: {notebook}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # nbformat raises several unrelated types for a bad file
+        raise UsageError(f"{notebook} is not a notebook: {exc}") from None
+    if not axes:
+        raise UsageError("a sweep needs at least one -p NAME VALUE [VALUE ...]")
+    full = grid(axes)
+    points = sample(full, random_k, seed) if random_k is not None else full
+    warnings = inspect_parameters(nb).warnings_for(list(axes), str(notebook))
+    if random_k is not None and random_k > len(full):
+        warnings.append(
+            f"--random {random_k} is more than the {len(full)} grid points: running all"
+        )
+    sweep_id = uuid.uuid4().hex[:12]
+    requests = [
+        ExecutionRequest(
+            notebook=str(path),
+            notebook_text=text,
+            parameters=point,
+            tags={"sweep": sweep_id},
+            kernel_name=kernel_name,
+            execution_timeout=execution_timeout,
+            index=i,
+        )
+        for i, point in enumerate(points)
+    ]
+    return SweepPlan(sweep_id, path, points, requests, len(full), warnings)
+
+
+def run_sweep(
+    project: Project,
+    plan: SweepPlan,
+    *,
+    executor: str = "local",
+    jobs: int | None = 1,
+    scheduler: str | None = None,
+    on_done: Callable[[ExecutionRecord], None] | None = None,
+) -> SweepResult:
+    """Execute a planned sweep; ``on_done`` is called as each execution ends (progress)."""
+    from ..client import Client
+
+    runner = executors.get(executor)(jobs=jobs, scheduler=scheduler)
+    records = runner.run(project, plan.requests, on_done or (lambda record: None))
+    client = Client(project)
+    rows = [SweepRow(record, _metrics_of(client, record.run_id)) for record in records]
+    param_keys = list(dict.fromkeys(k for p in plan.points for k in p))
+    metric_keys = sorted({k for r in rows for k in r.metrics})
+    return SweepResult(
+        plan.sweep_id, str(plan.notebook), rows, param_keys, metric_keys, list(plan.warnings)
+    )
+
+
+def _metrics_of(client: Any, run_id: str) -> dict[str, float]:
+    """The metrics of an execution: its cells' (a later cell wins) and the notebook run's own."""
+    merged: dict[str, float] = {}
+    for cell in client.children(run_id):
+        merged.update(cell.metrics)
+    merged.update(client.get_run(run_id).metrics)
+    return merged

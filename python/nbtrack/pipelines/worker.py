@@ -1,0 +1,36 @@
+"""A worker process of the local pool: executes one notebook at a time, for as long as it is fed.
+
+Protocol (one JSON document per line): the parent writes ``{"spec": ExecutionSpec}`` to
+the worker's stdin, the worker answers ``{"outcome": ExecutionOutcome}`` on the pipe it
+was given as stdout. Anything else the worker or papermill would print goes to stderr,
+so stray output can never corrupt an answer. End of stdin ends the worker.
+
+A process per worker (not per execution) keeps papermill's import out of every
+execution; a worker that dies mid-execution fails only the execution it was running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def serve() -> None:
+    """Answer execution requests from stdin until it closes."""
+    from .execute import ExecutionSpec, execute
+
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    # From here on fd 1 is stderr: prints from any library cannot reach the answers pipe.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        spec = ExecutionSpec.from_dict(json.loads(line)["spec"])
+        outcome = execute(spec)
+        answers.write(json.dumps({"outcome": outcome.to_dict()}) + "\n")
+        answers.flush()
+
+
+if __name__ == "__main__":
+    serve()
