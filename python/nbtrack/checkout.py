@@ -304,6 +304,8 @@ def checkout(
     run = client.get_run(ref)
     wanted = [(p, client.project.relative(p)[0]) for p in paths]
     base = Path(to).resolve() if to is not None else None
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
     report = CheckoutReport(run.run_id)
     outputs = {v.path for v in run.data if v.role == "output"}
     restorer = _Restorer(client, force)

@@ -1,0 +1,138 @@
+"""``nbtrack checkout | gc | push | pull`` as a user types them (real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nbtrack.client import Client
+from nbtrack.hashing import StatCache
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+from nbtrack.versioning import version_path
+
+NBTRACK = str(Path(sys.executable).with_name("nbtrack"))
+
+
+def nbtrack(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "NBTRACK_STORE"}
+    return subprocess.run(
+        [NBTRACK, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    project = tmp_path / "project"
+    (project / ".nbtrack").mkdir(parents=True)
+    monkeypatch.delenv("NBTRACK_STORE", raising=False)
+    monkeypatch.chdir(project)
+    return project
+
+
+def record(root: Path, inputs: list[str], outputs: list[str] = []) -> str:  # noqa: B006
+    client = Client(resolve_project(root))
+    sc = StatCache.for_folder(client.project.folder)
+    versions = [
+        version_path(client.project, p, "input", cache=client.cache, stat_cache=sc) for p in inputs
+    ]
+    versions += [
+        version_path(client.project, p, "output", cache=client.cache, stat_cache=sc)
+        for p in outputs
+    ]
+    w = RunWriter.start(client.project, kind="cell", name="cli")
+    w.log_data(versions)
+    w.finish()
+    w.wait()
+    return w.run_id
+
+
+def test_checkout_restores_and_exits_zero(root: Path) -> None:
+    (root / "a.csv").write_text("a\n1\n")
+    run = record(root, ["a.csv"])
+    (root / "a.csv").unlink()
+    out = nbtrack(root, "checkout", run[:8])
+    assert out.returncode == 0, out.stderr
+    assert "restored" in out.stdout and "a.csv" in out.stdout
+    assert (root / "a.csv").read_text() == "a\n1\n"
+
+
+def test_checkout_reports_what_it_could_not_restore_with_a_nonzero_exit(root: Path) -> None:
+    (root / "kept.txt").write_text("kept")
+    (root / "mine.txt").write_text("recorded")
+    run = record(root, ["kept.txt", "mine.txt"])
+    (root / "mine.txt").write_text("edited by hand")
+    out = nbtrack(root, "checkout", "last", "--json")
+    assert out.returncode == 1
+    body = json.loads(out.stdout)
+    assert body["run_id"] == run and body["ok"] is False
+    assert {i["path"]: i["status"] for i in body["items"]} == {
+        "kept.txt": "unchanged",
+        "mine.txt": "modified",
+    }
+    assert "could not be restored" in out.stderr
+    assert (root / "mine.txt").read_text() == "edited by hand"
+    forced = nbtrack(root, "checkout", "last", "mine.txt", "--force")
+    assert forced.returncode == 0 and (root / "mine.txt").read_text() == "recorded"
+
+
+def test_checkout_to_a_folder_and_inputs_only(root: Path, tmp_path: Path) -> None:
+    (root / "in.txt").write_text("in")
+    (root / "out.txt").write_text("out")
+    record(root, ["in.txt"], ["out.txt"])
+    dest = tmp_path / "elsewhere"
+    out = nbtrack(root, "checkout", "last", "--inputs", "--to", str(dest))
+    assert out.returncode == 0, out.stderr
+    assert [p.name for p in dest.iterdir()] == ["in.txt"]
+
+
+def test_gc_dry_run_then_prune(root: Path) -> None:
+    (root / "old.bin").write_bytes(b"o" * 1000)
+    record(root, ["old.bin"])
+    (root / "new.bin").write_bytes(b"n" * 10)
+    record(root, ["new.bin"])
+    preview = nbtrack(root, "gc", "--keep-last", "1", "--dry-run")
+    assert preview.returncode == 0, preview.stderr
+    assert "would remove 1 blob(s), 1000 B" in preview.stdout
+    done = nbtrack(root, "gc", "--keep-last", "1", "--json")
+    body = json.loads(done.stdout)
+    assert body["removed_count"] == 1 and body["removed_bytes"] == 1000
+    assert body["kept_count"] == 1
+    again = json.loads(nbtrack(root, "gc", "--json").stdout)
+    assert again["removed_count"] == 0
+
+
+def test_gc_older_than_keeps_recent_runs(root: Path) -> None:
+    (root / "x.bin").write_bytes(b"x" * 10)
+    record(root, ["x.bin"])
+    body = json.loads(nbtrack(root, "gc", "--older-than", "1", "--json").stdout)
+    assert body["removed_count"] == 0 and body["kept_count"] == 1
+    bad = nbtrack(root, "gc", "--keep-last", "-3")
+    assert bad.returncode == 2 and "needs a number >= 0" in bad.stderr
+
+
+def test_push_and_pull_through_the_cli(root: Path, tmp_path: Path) -> None:
+    (root / "d.csv").write_text("d\n1\n")
+    run = record(root, ["d.csv"])
+    remote = tmp_path / "remote"
+    pushed = nbtrack(root, "push", str(remote), "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    assert json.loads(pushed.stdout)["runs"] == [run]
+    other = tmp_path / "other"
+    (other / ".nbtrack").mkdir(parents=True)
+    pulled = nbtrack(other, "pull", str(remote))
+    assert pulled.returncode == 0, pulled.stderr
+    assert "pulled 1 run(s); copied 1 blob(s)" in pulled.stdout
+    restored = nbtrack(other, "checkout", run)
+    assert restored.returncode == 0 and (other / "d.csv").read_text() == "d\n1\n"
+
+
+def test_unknown_run_is_an_error_not_a_traceback(root: Path) -> None:
+    out = nbtrack(root, "checkout", "abcdef12")
+    assert out.returncode != 0 and out.stderr.startswith("nbtrack: error:")
+    assert "Traceback" not in out.stderr
