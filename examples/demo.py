@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     say(
         "\n# 1. Prepare the data: one tracked execution of 01_prepare.ipynb writes data/train.csv and data/test.csv"
     )
-    command(["nbtrack", "sweep", "01_prepare.ipynb"], workdir, env)
+    command(["nbtrack", "sweep", "01_prepare.ipynb", "-p", "test_size", "0.25"], workdir, env)
 
     say("\n# 2. Train with five parameter sets, two at a time")
     for grid in SWEEPS:
@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     command(["nbtrack", "diff", best["run_id"][:8], worst["run_id"][:8]], workdir, env)
 
     say(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Explore it yourself:")
-    say(f"  cd {os.path.relpath(workdir)}")
+    inside = workdir.is_relative_to(Path.cwd())
+    say(f"  cd {os.path.relpath(workdir) if inside else workdir}")
     say(f"  nbtrack show {best['run_id'][:8]}          # everything recorded with the best run")
     say(f"  nbtrack rerun {best['run_id'][:8]}         # execute it again and check it reproduces")
     say("  jupyter lab                    # the nbtrack panel lists, diffs and re-runs these runs")
