@@ -65,6 +65,7 @@ class RunWriter:
         self._pending = 0  # background facts (git, snapshot) still to be spooled
         self._ingest_lock = threading.Lock()
         self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
 
     # ---------------------------------------------------------------- creating
     @classmethod
@@ -181,9 +182,22 @@ class RunWriter:
             self._pending -= 1
 
     def flush(self) -> None:
-        """Move buffered metric points to the spool file (durable against a kill)."""
-        points, self._points = self._points, []
-        self.spool.metrics(points)
+        """Move buffered metric points to the spool file (durable against a kill).
+
+        The ingestor thread flushes while the cell keeps appending, so the buffer
+        list is never swapped for a new one (a point appended to the old list
+        after the swap was lost, or tore the chunk being encoded): the first
+        ``n`` points are copied out and deleted, each step atomic under the GIL,
+        and points appended meanwhile wait for the next flush.
+        """
+        with self._flush_lock:
+            points = self._points
+            n = len(points)
+            if not n:
+                return
+            chunk = points[:n]
+            del points[:n]
+            self.spool.metrics(chunk)
 
     def finish(self, status: str = "finished", error: str | None = None) -> None:
         if self.finished:
