@@ -15,8 +15,12 @@ from traitlets import Bool, Integer
 from .cellrun import CellRun, KernelSession, TrackOptions
 from .exceptions import NbtrackError
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_TAG = re.compile(r"([A-Za-z0-9_.\-/]+)=(.*)\Z", re.S)
+USAGE = (
+    "usage: %%track [NAME] [-p VAR ...] [-m VAR ...] [-i PATH ...] [-o PATH ...]\n"
+    "               [-t KEY=VALUE ...] [--no-auto] [--no-cache]\n"
+    "(%%track? shows the help)"
+)
+_TAG = re.compile(r"([\w.\-/]+)=(.*)\Z", re.S)
 
 
 def _extend(values: list[list[str]] | None) -> list[str]:
@@ -85,7 +89,8 @@ class TrackMagics(Magics):
         )
         cell_id = _cell_id(shell)
         try:
-            run = CellRun(self.session, opts, cell, transformed, cell_id, shell.execution_count)
+            raw, count = _raw_cell(shell, line, cell)
+            run = CellRun(self.session, opts, raw, transformed, cell_id, count)
         except NbtrackError as exc:
             raise UsageError(f"nbtrack could not start a run: {exc}") from exc
         error: BaseException | None = None
@@ -107,7 +112,7 @@ class TrackMagics(Magics):
             raise error
 
     def _options(self, line: str, cell: str) -> TrackOptions:
-        usage = self.track.parser.format_usage().strip()  # type: ignore[attr-defined]
+        usage = USAGE
         try:
             args = parse_argstring(self.track, line)
         except UsageError as exc:
@@ -119,7 +124,7 @@ class TrackMagics(Magics):
         params, metrics = _extend(args.params), _extend(args.metrics)
         for flag, names in (("-p", params), ("-m", metrics)):
             for name in names:
-                if not _IDENT.match(name):
+                if not name.isidentifier():
                     raise UsageError(f"%%track: {flag} takes variable names, not {name!r}\n{usage}")
         tags: dict[str, str] = {}
         for item in _extend(args.tags):
@@ -183,6 +188,20 @@ def _cell_id(shell: Any) -> str | None:
     meta = (parent or {}).get("metadata") or {}
     cid = meta.get("cellId")
     return str(cid) if cid else None
+
+
+def _raw_cell(shell: Any, line: str, cell: str) -> tuple[str, int | None]:
+    """The cell as the user wrote it (``%%track`` line included) and its ``In [n]``.
+
+    IPython counts a cell that stores history before running it, so while it
+    runs ``execution_count`` is already the next one.
+    """
+    hist = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    if hist:
+        raw = hist[-1]
+        if raw.lstrip().startswith("%%track") and raw.rstrip().endswith(cell.rstrip()):
+            return raw, shell.execution_count - 1
+    return f"%%track {line}".rstrip() + "\n" + cell, shell.execution_count
 
 
 def _quiet(cell: str) -> bool:

@@ -1,0 +1,155 @@
+"""Shared fixtures: a fresh project folder, and a real kernel to run cells in."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder as the current folder, with no store chosen by env."""
+    monkeypatch.delenv("NBTRACK_STORE", raising=False)
+    monkeypatch.delenv("NBTRACK_PARENT_RUN", raising=False)
+    monkeypatch.delenv("NBTRACK_PARAMS", raising=False)
+    monkeypatch.delenv("NBTRACK_NOTEBOOK", raising=False)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def kernel_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "JPY_"))}
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Reply:
+    """What one execute request produced."""
+
+    status: str
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    ename: str | None = None
+    evalue: str | None = None
+
+    @property
+    def text(self) -> str:
+        """Everything printed or displayed as text/plain, and the error, joined."""
+        parts = []
+        for out in self.outputs:
+            if out["msg_type"] == "stream":
+                parts.append(out["content"]["text"])
+            elif out["msg_type"] in ("display_data", "execute_result"):
+                parts.append(out["content"]["data"].get("text/plain", ""))
+            elif out["msg_type"] == "error":
+                parts.append("\n".join(out["content"]["traceback"]))
+        return "\n".join(parts)
+
+    def mimebundles(self) -> list[dict[str, Any]]:
+        return [
+            o["content"]["data"]
+            for o in self.outputs
+            if o["msg_type"] in ("display_data", "execute_result")
+        ]
+
+
+class Kernel:
+    """A real IPython kernel (jupyter_client), in a given folder, with a given env."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(cwd=str(cwd), env=env)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+
+    def run(self, code: str, *, cell_id: str | None = None, timeout: float = 120) -> Reply:
+        """Execute ``code`` as a frontend would (with JupyterLab's ``cellId`` if given)."""
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        msg = self.kc.session.msg(
+            "execute_request", content, metadata={"cellId": cell_id} if cell_id else {}
+        )
+        self.kc.shell_channel.send(msg)
+        msg_id = msg["header"]["msg_id"]
+        outputs: list[dict[str, Any]] = []
+        while True:
+            try:
+                m = self.kc.get_iopub_msg(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no output from the kernel for {timeout} s") from None
+            if m["parent_header"].get("msg_id") != msg_id:
+                continue
+            if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                break
+            if m["msg_type"] in ("stream", "display_data", "execute_result", "error"):
+                outputs.append(m)
+        while True:  # skip replies to earlier requests (wait_for_ready's kernel_info)
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        c = reply["content"]
+        return Reply(c["status"], outputs, c.get("ename"), c.get("evalue"))
+
+    def ok(self, code: str, **kw: Any) -> Reply:
+        r = self.run(code, **kw)
+        assert r.status == "ok", r.text
+        return r
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernel_factory(project_dir: Path):
+    started: list[Kernel] = []
+
+    def make(cwd: Path | None = None, **env: str) -> Kernel:
+        k = Kernel(cwd or project_dir, kernel_env(**env))
+        started.append(k)
+        return k
+
+    yield make
+    for k in started:
+        k.shutdown()
+
+
+@pytest.fixture
+def kernel(kernel_factory) -> Kernel:
+    k = kernel_factory()
+    k.ok("%load_ext nbtrack\nimport nbtrack")
+    return k
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The ``nbtrack`` command as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "nbtrack", *args],
+        cwd=cwd,
+        env=env or kernel_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
