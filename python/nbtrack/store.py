@@ -635,17 +635,14 @@ class Store:
         sort = q.sort
         if sort in SORTABLE:
             col = sort
-        elif (
-            sort.startswith("params.")
-            and sort[7:] in params
-            or sort.startswith("metrics.")
-            and sort[8:] in metrics
-        ):
+        elif sort.startswith("params.") and sort[7:] in params:
             col = quote_ident(sort)
+        elif sort.startswith("metrics.") and sort[8:] in metrics:
+            col = _nan_last(quote_ident(sort))
         elif sort in params and sort not in metrics:
             col = quote_ident("params." + sort)
         elif sort in metrics and sort not in params:
-            col = quote_ident("metrics." + sort)
+            col = _nan_last(quote_ident("metrics." + sort))
         else:
             raise UsageError(
                 f"cannot sort by {sort!r}: use one of {', '.join(sorted(SORTABLE))}, "
@@ -846,6 +843,11 @@ def _restore_times(frame: Any) -> None:
     for col in ("started_at", "ended_at", "updated_at", "created_at"):
         if col in frame.columns:
             frame[col] = pd.to_datetime(frame[col])
+
+
+def _nan_last(col: str) -> str:
+    # DuckDB orders NaN above every number; a NaN metric belongs with the missing ones.
+    return f"(CASE WHEN isnan({col}) THEN NULL ELSE {col} END)"
 
 
 def _first_line(exc: Exception) -> str:
