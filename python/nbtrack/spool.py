@@ -183,6 +183,8 @@ def owner_alive(header: dict[str, Any] | None) -> bool:
         return True  # another machine on a shared folder: not ours to judge
     try:
         proc = psutil.Process(int(header["pid"]))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False  # killed, and its parent (a Jupyter server) has not reaped it yet
         return abs(proc.create_time() - float(header["pid_start"])) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
         return False
