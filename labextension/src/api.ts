@@ -1,0 +1,328 @@
+/**
+ * The only module that talks to the server: the nbtrack REST API
+ * (`<base_url>/nbtrack/api/`, documented in docs/openapi.yaml), mirrored as
+ * TypeScript interfaces.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** A JSON number the server could not send as a number ("NaN", "Infinity", "-Infinity"). */
+export type JSONFloat = number | 'NaN' | 'Infinity' | '-Infinity';
+
+/** Any JSON value a parameter may hold. */
+export type ParamValue =
+  | string
+  | number
+  | boolean
+  | null
+  | ParamValue[]
+  | { [key: string]: ParamValue };
+
+export type RunStatus = 'running' | 'finished' | 'failed' | 'crashed';
+export type RunKind = 'cell' | 'notebook';
+
+/** A run as the list route serves it (the light fields only). */
+export interface IRunSummary {
+  run_id: string;
+  kind: RunKind;
+  name: string | null;
+  status: RunStatus;
+  error: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+  duration: number | null;
+  parent_id: string | null;
+  rerun_of: string | null;
+  notebook_path: string | null;
+  cell_id: string | null;
+  execution_count: number | null;
+  params: { [key: string]: ParamValue };
+  metrics: { [key: string]: JSONFloat };
+  tags: { [key: string]: string };
+}
+
+/** One version of a file, folder or DataFrame a run read or wrote. */
+export interface IDataVersion {
+  path: string;
+  role: 'input' | 'output';
+  hash: string | null;
+  size: number | null;
+  kind: string;
+  in_project: boolean;
+  cached: boolean;
+  mtime: number | null;
+}
+
+export interface IEnvironment {
+  env_id: string;
+  python: string;
+  platform: string;
+  packages: { [name: string]: string };
+}
+
+/** Everything about one run (`GET runs/{id}`). */
+export interface IRun extends IRunSummary {
+  source: string | null;
+  notebook_hash: string | null;
+  code_matches_notebook: boolean | null;
+  git_commit: string | null;
+  git_dirty: boolean | null;
+  git_diff: string | null;
+  param_sources: { [key: string]: string };
+  data: IDataVersion[];
+  environment: IEnvironment | null;
+  /** The cell runs of a notebook run. */
+  children?: IRunSummary[];
+}
+
+/** `GET runs`: one page of runs. */
+export interface IRunPage {
+  runs: IRunSummary[];
+  total: number;
+  param_keys: string[];
+  metric_keys: string[];
+  limit: number;
+  offset: number;
+}
+
+/** What `GET runs` filters and sorts by. */
+export interface IRunQuery {
+  /** SQL condition over params and metrics, e.g. `lr > 0.01 AND acc > 0.9`. */
+  where?: string;
+  /** Substring of the name, notebook, id or params. */
+  text?: string;
+  /** `started_at`, `name`, `status`, `duration`, `params.X`, `metrics.Y` ... */
+  sort?: string;
+  descending?: boolean;
+  limit?: number;
+  offset?: number;
+  kind?: RunKind | 'all';
+  status?: RunStatus;
+}
+
+export interface IMetricPoint {
+  step: number | null;
+  value: JSONFloat;
+  ts: number;
+}
+
+/** `GET runs/{id}/metrics`. */
+export interface IMetricSeries {
+  run_id: string;
+  series: { [key: string]: IMetricPoint[] };
+}
+
+export type ChangeKind = 'same' | 'changed' | 'added' | 'removed';
+
+/** One named value (param, metric, package) in run A and run B. */
+export interface IChange {
+  key: string;
+  kind: ChangeKind;
+  a: ParamValue;
+  b: ParamValue;
+  delta?: JSONFloat;
+  relative?: JSONFloat;
+}
+
+export interface IDataChange {
+  path: string;
+  role: 'input' | 'output';
+  kind: ChangeKind;
+  a: IDataVersion | null;
+  b: IDataVersion | null;
+  size_delta: number | null;
+  /** The inside-the-data comparison (rows, columns) where one exists. */
+  detail: { [key: string]: unknown } | null;
+}
+
+/** What differs between two runs. */
+export interface IRunDiff {
+  a: string;
+  b: string;
+  differs: boolean;
+  include_same: boolean;
+  params: IChange[];
+  metrics: IChange[];
+  data: IDataChange[];
+  /** A unified diff of the cell code, empty when the same. */
+  code: string;
+  environment: IChange[];
+  outcome: IChange[];
+  stats: { [part: string]: { [kind: string]: number } };
+}
+
+/** `GET diff`. */
+export interface IDiffReply {
+  a: string;
+  b: string;
+  diff: IRunDiff;
+}
+
+/** `GET compare`: several runs, each diffed against the first. */
+export interface ICompareReply {
+  baseline: IRun;
+  runs: IRun[];
+  diffs: IRunDiff[];
+}
+
+/** `GET status`. */
+export interface IStoreStatus {
+  project_root: string;
+  /** The project folder relative to the server root ("" for the root), null if outside. */
+  project_path: string | null;
+  store_path: string;
+  exists: boolean;
+  change_token: string;
+  rerun_available: boolean;
+}
+
+export type JobState = 'queued' | 'running' | 'finished' | 'failed';
+
+/** A re-run job (`POST runs/{id}/rerun`, `GET jobs/{id}`). */
+export interface IJob {
+  job_id: string;
+  run_id: string;
+  state: JobState;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  result: {
+    run_id: string;
+    reproduced: boolean;
+    status: string;
+    error: string | null;
+    warnings: string[];
+    [key: string]: unknown;
+  } | null;
+  error: { type: string; message: string } | null;
+  created?: boolean;
+}
+
+/** The error body of every failed request. */
+export interface IErrorReply {
+  error: { type: string; message: string };
+}
+
+type QueryValue = string | number | boolean | undefined | null;
+
+/**
+ * Call the nbtrack API. Failures become `ServerConnection.NetworkError` (no answer)
+ * or `ServerConnection.ResponseError` carrying the server's own message.
+ */
+export async function requestAPI<T>(
+  endPoint: string,
+  query: { [key: string]: QueryValue } = {},
+  init: RequestInit = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<T> {
+  const search = Object.entries(query)
+    .filter(([, value]) => value !== undefined && value !== null && value !== '')
+    .map(
+      ([key, value]) =>
+        `${encodeURIComponent(key)}=${encodeURIComponent(String(value))}`
+    )
+    .join('&');
+  const url =
+    URLExt.join(settings.baseUrl, 'nbtrack', 'api', endPoint) +
+    (search ? `?${search}` : '');
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  const text = await response.text();
+  let data: unknown = null;
+  if (text.length > 0) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = text;
+    }
+  }
+  if (!response.ok) {
+    const reply = data as Partial<IErrorReply> | null;
+    const message =
+      reply && typeof reply === 'object' && reply.error
+        ? reply.error.message
+        : `${response.status} ${response.statusText}`;
+    throw new ServerConnection.ResponseError(response, message);
+  }
+  return data as T;
+}
+
+/** The store of the notebook at `path` (server-relative): where it is and its change token. */
+export function fetchStatus(path: string): Promise<IStoreStatus> {
+  return requestAPI<IStoreStatus>('status', { path });
+}
+
+/** One page of runs of the store of `path`. */
+export function fetchRuns(path: string, query: IRunQuery): Promise<IRunPage> {
+  return requestAPI<IRunPage>('runs', { path, ...query });
+}
+
+/** Everything about one run. */
+export function fetchRun(path: string, ref: string): Promise<IRun> {
+  return requestAPI<IRun>(`runs/${encodeURIComponent(ref)}`, { path });
+}
+
+/** The metric step series of one run. */
+export function fetchMetrics(path: string, ref: string): Promise<IMetricSeries> {
+  return requestAPI<IMetricSeries>(`runs/${encodeURIComponent(ref)}/metrics`, {
+    path
+  });
+}
+
+/** What differs between two runs (`all`: everything, the same values too). */
+export function fetchDiff(
+  path: string,
+  a: string,
+  b: string,
+  all = false
+): Promise<IDiffReply> {
+  return requestAPI<IDiffReply>('diff', { path, a, b, all });
+}
+
+/** Several runs, each diffed against the first. */
+export function fetchCompare(
+  path: string,
+  ids: string[],
+  all = false
+): Promise<ICompareReply> {
+  return requestAPI<ICompareReply>('compare', {
+    path,
+    ids: ids.join(','),
+    all
+  });
+}
+
+/** Start re-running a run; the job comes back at once. */
+export function startRerun(path: string, ref: string): Promise<IJob> {
+  return requestAPI<IJob>(
+    `runs/${encodeURIComponent(ref)}/rerun`,
+    { path },
+    { method: 'POST', body: '{}' }
+  );
+}
+
+/** The state of a re-run job. */
+export function fetchJob(jobId: string): Promise<IJob> {
+  return requestAPI<IJob>(`jobs/${encodeURIComponent(jobId)}`);
+}
+
+/** A JSON float as a number (NaN and infinities included). */
+export function toNumber(value: JSONFloat | ParamValue | undefined): number {
+  if (typeof value === 'number') {
+    return value;
+  }
+  if (value === 'NaN') {
+    return NaN;
+  }
+  if (value === 'Infinity') {
+    return Infinity;
+  }
+  if (value === '-Infinity') {
+    return -Infinity;
+  }
+  return NaN;
+}

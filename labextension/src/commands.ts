@@ -1,0 +1,179 @@
+/**
+ * The commands of the runs panel: open it, refresh, diff and chart the selected
+ * runs, jump to a run's cell, re-run a run.
+ */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { MainAreaWidget, Notification } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { Widget } from '@lumino/widgets';
+
+import { IRunSummary, fetchRun } from './api';
+import { DiffView } from './diff';
+import { RunDetailView } from './detail';
+import { notebookServerPath, runLabel, shortId } from './format';
+import { runsIcon } from './icons';
+import { RunsModel, messageOf } from './model';
+
+export namespace CommandIDs {
+  export const openPanel = 'nbtrack:open-panel';
+  export const refresh = 'nbtrack:refresh';
+  export const compareSelected = 'nbtrack:compare-selected';
+  export const showDetails = 'nbtrack:show-details';
+  export const openCell = 'nbtrack:open-cell';
+  export const rerun = 'nbtrack:rerun';
+  export const rerunSelected = 'nbtrack:rerun-selected';
+}
+
+export interface ICommandContext {
+  app: JupyterFrontEnd;
+  model: RunsModel;
+  panel: Widget;
+  docManager: IDocumentManager | null;
+}
+
+/** Register every nbtrack command. */
+export function addCommands(context: ICommandContext): void {
+  const { app, model, panel, docManager } = context;
+  const { commands, shell } = app;
+
+  const openInMain = (content: Widget, label: string, id: string): void => {
+    const existing = Array.from(shell.widgets('main')).find(w => w.id === id);
+    if (existing) {
+      existing.dispose();
+    }
+    const widget = new MainAreaWidget({ content });
+    widget.id = id;
+    widget.title.label = label;
+    widget.title.icon = runsIcon;
+    widget.title.closable = true;
+    shell.add(widget, 'main');
+    shell.activateById(widget.id);
+  };
+
+  const labelOf = (runId: string): string => {
+    const run = model.findRun(runId);
+    return run ? runLabel(run) : shortId(runId);
+  };
+
+  commands.addCommand(CommandIDs.openPanel, {
+    label: 'Show nbtrack Runs',
+    caption: 'Open the panel of tracked runs',
+    execute: () => shell.activateById(panel.id)
+  });
+
+  commands.addCommand(CommandIDs.refresh, {
+    label: 'Refresh nbtrack Runs',
+    execute: () => model.refresh(true).catch(() => undefined)
+  });
+
+  commands.addCommand(CommandIDs.compareSelected, {
+    label: 'Diff Selected Runs',
+    caption: 'Show what differs between the selected runs',
+    isEnabled: () => model.selection.length >= 2,
+    execute: () => {
+      const ids = model.selectionOldestFirst();
+      const labels: { [id: string]: string } = {};
+      ids.forEach(id => (labels[id] = labelOf(id)));
+      openInMain(
+        new DiffView({ path: model.path, runIds: ids, labels }),
+        ids.length === 2
+          ? `Diff ${shortId(ids[0])} ↔ ${shortId(ids[1])}`
+          : `Compare ${ids.length} runs`,
+        'nbtrack-diff'
+      );
+    }
+  });
+
+  commands.addCommand(CommandIDs.showDetails, {
+    label: 'Show Run Details and Metric Curves',
+    isEnabled: () => model.selection.length >= 1,
+    execute: () => {
+      const ids = model.selectionOldestFirst();
+      openInMain(
+        new RunDetailView({ path: model.path, runIds: ids, commands }),
+        ids.length === 1 ? `Run ${labelOf(ids[0])}` : `Curves of ${ids.length} runs`,
+        'nbtrack-detail'
+      );
+    }
+  });
+
+  commands.addCommand(CommandIDs.openCell, {
+    label: 'Go to the Cell of a Run',
+    execute: async args => {
+      const runId = String(args.runId ?? model.selection[0] ?? '');
+      if (!runId) {
+        return;
+      }
+      try {
+        const run: IRunSummary =
+          model.findRun(runId) ?? (await fetchRun(model.path, runId));
+        await openCell(run);
+      } catch (error) {
+        Notification.error(`Cannot open the cell of run ${shortId(runId)}: ${messageOf(error)}`);
+      }
+    }
+  });
+
+  const openCell = async (run: IRunSummary): Promise<void> => {
+    const path = notebookServerPath(
+      model.status?.project_path ?? null,
+      run.notebook_path
+    );
+    if (path === null || docManager === null) {
+      Notification.warning(
+        `The notebook of run ${shortId(run.run_id)} (${run.notebook_path ?? 'none'}) is not under this server's root.`
+      );
+      return;
+    }
+    const widget = docManager.openOrReveal(path);
+    if (!(widget instanceof NotebookPanel)) {
+      return;
+    }
+    await widget.context.ready;
+    await widget.revealed;
+    const notebook = widget.content;
+    const index = notebook.widgets.findIndex(cell => cell.model.id === run.cell_id);
+    if (index < 0) {
+      Notification.info(
+        `Opened ${path}; its cell of run ${shortId(run.run_id)} is no longer there.`,
+        { autoClose: 4000 }
+      );
+      return;
+    }
+    notebook.deselectAll();
+    notebook.activeCellIndex = index;
+    notebook.mode = 'command';
+    await notebook.scrollToCell(notebook.widgets[index], 'center');
+    shell.activateById(widget.id);
+  };
+
+  commands.addCommand(CommandIDs.rerun, {
+    label: 'Re-run a Run',
+    caption: 'Execute the notebook of a run again with its parameters',
+    execute: async args => {
+      const runId = String(args.runId ?? '');
+      if (!runId) {
+        return;
+      }
+      try {
+        const job = await model.rerun(runId);
+        Notification.info(
+          job.created === false
+            ? `Run ${shortId(runId)} is already being re-run.`
+            : `Re-running run ${shortId(runId)} in the background…`,
+          { autoClose: 4000 }
+        );
+      } catch (error) {
+        Notification.error(`Cannot re-run ${shortId(runId)}: ${messageOf(error)}`);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.rerunSelected, {
+    label: 'Re-run the Selected Run',
+    isEnabled: () => model.selection.length === 1,
+    execute: () =>
+      commands.execute(CommandIDs.rerun, { runId: model.selection[0] })
+  });
+}

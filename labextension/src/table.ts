@@ -1,0 +1,282 @@
+/**
+ * The runs table: a virtualized list. Only the rows on screen exist in the DOM,
+ * and the model loads only the pages they fall in, so 100,000 runs scroll as
+ * smoothly as 10.
+ */
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { IRunSummary } from './api';
+import { h } from './dom';
+import {
+  formatDuration,
+  formatLocation,
+  formatTime,
+  formatValue
+} from './format';
+import { IColumn, RunsModel } from './model';
+
+/** Height of one row, in pixels (fixed: the list computes positions from it). */
+export const ROW_HEIGHT = 26;
+/** Rows rendered above and below the visible ones. */
+const OVERSCAN = 8;
+
+const COLUMN_WIDTH: { [id: string]: number } = {
+  status: 70,
+  name: 120,
+  notebook_path: 140,
+  started_at: 80,
+  duration: 64
+};
+const VALUE_COLUMN_WIDTH = 76;
+const CHECK_WIDTH = 26;
+
+export namespace RunsTable {
+  export interface IOptions {
+    model: RunsModel;
+    /** Open the run's notebook at its cell. */
+    onOpenCell: (run: IRunSummary) => void;
+    /** Show a run's details (double click). */
+    onOpenRun: (run: IRunSummary) => void;
+  }
+}
+
+/** A sortable, virtualized table of runs. */
+export class RunsTable extends Widget {
+  constructor(options: RunsTable.IOptions) {
+    super();
+    this.addClass('nbtrack-table');
+    this._model = options.model;
+    this._onOpenCell = options.onOpenCell;
+    this._onOpenRun = options.onOpenRun;
+    this._header = h('div', { className: 'nbtrack-row nbtrack-head', role: 'row' });
+    this._rows = h('div', { className: 'nbtrack-rows', role: 'rowgroup' });
+    this._spacer = h('div', { className: 'nbtrack-spacer' }, this._rows);
+    this._empty = h('div', { className: 'nbtrack-empty' });
+    this.node.setAttribute('role', 'grid');
+    this.node.append(this._header, this._spacer, this._empty);
+    this.node.addEventListener('scroll', () => this._schedule());
+    this._model.changed.connect(this._schedule, this);
+  }
+
+  dispose(): void {
+    this._model.changed.disconnect(this._schedule, this);
+    super.dispose();
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this._schedule();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._schedule();
+  }
+
+  protected onResize(msg: Widget.ResizeMessage): void {
+    super.onResize(msg);
+    this._schedule();
+  }
+
+  private _schedule(): void {
+    if (this._frame !== 0) {
+      return;
+    }
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      this._render();
+    });
+  }
+
+  private _template(columns: IColumn[]): string {
+    return [
+      `${CHECK_WIDTH}px`,
+      ...columns.map(c => `${COLUMN_WIDTH[c.id] ?? VALUE_COLUMN_WIDTH}px`)
+    ].join(' ');
+  }
+
+  private _render(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    const model = this._model;
+    const columns = model.columns;
+    const template = this._template(columns);
+    const width =
+      CHECK_WIDTH +
+      columns.reduce((sum, c) => sum + (COLUMN_WIDTH[c.id] ?? VALUE_COLUMN_WIDTH), 0);
+    this._renderHeader(columns, template, width);
+
+    const total = model.total;
+    this._spacer.style.height = `${total * ROW_HEIGHT}px`;
+    this._spacer.style.width = `${width}px`;
+    const headerHeight = this._header.offsetHeight;
+    const scrollTop = Math.max(0, this.node.scrollTop - headerHeight);
+    const visible = Math.ceil((this.node.clientHeight || 600) / ROW_HEIGHT);
+    const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(total - 1, first + visible + 2 * OVERSCAN);
+    model.setViewport(first, Math.max(first, last));
+
+    this._rows.style.transform = `translateY(${first * ROW_HEIGHT}px)`;
+    this._rows.replaceChildren();
+    for (let index = first; index <= last; index++) {
+      this._rows.appendChild(this._renderRow(index, model.runAt(index), columns, template));
+    }
+    this._empty.textContent = this._emptyText();
+    this._empty.hidden = total > 0 || this._empty.textContent === '';
+  }
+
+  private _emptyText(): string {
+    const model = this._model;
+    if (model.status === null) {
+      return model.error ? '' : 'Loading runs…';
+    }
+    if (!model.status.exists) {
+      return 'No runs yet. Add %%track to a cell (after %load_ext nbtrack) and run it.';
+    }
+    if (model.query.text || model.query.where) {
+      return 'No run matches the filter.';
+    }
+    return 'No runs of this kind yet.';
+  }
+
+  private _renderHeader(columns: IColumn[], template: string, width: number): void {
+    const { sort, descending } = this._model.query;
+    const cells = columns.map(column => {
+      const sorted = sort === column.id;
+      const cell = h(
+        'div',
+        {
+          className: `nbtrack-cell nbtrack-col-${column.group}${sorted ? ' nbtrack-mod-sorted' : ''}`,
+          role: 'columnheader',
+          title: `Sort by ${column.label}`,
+          'aria-sort': sorted ? (descending ? 'descending' : 'ascending') : 'none',
+          'data-column': column.id
+        },
+        column.label,
+        sorted ? (descending ? ' ▾' : ' ▴') : ''
+      );
+      cell.addEventListener('click', () => this._model.sortBy(column.id));
+      return cell;
+    });
+    this._header.replaceChildren(h('div', { className: 'nbtrack-cell' }), ...cells);
+    this._header.style.gridTemplateColumns = template;
+    this._header.style.width = `${width}px`;
+  }
+
+  private _renderRow(
+    index: number,
+    run: IRunSummary | undefined,
+    columns: IColumn[],
+    template: string
+  ): HTMLElement {
+    if (run === undefined) {
+      const row = h(
+        'div',
+        { className: 'nbtrack-row nbtrack-mod-loading', role: 'row' },
+        h('div', { className: 'nbtrack-cell' }),
+        h('div', { className: 'nbtrack-cell' }, '…')
+      );
+      row.style.gridTemplateColumns = template;
+      return row;
+    }
+    const selected = this._model.isSelected(run.run_id);
+    const check = h('input', {
+      type: 'checkbox',
+      className: 'nbtrack-check',
+      title: 'Select for comparison',
+      'aria-label': `Select run ${run.run_id.slice(0, 8)}`
+    });
+    check.checked = selected;
+    check.addEventListener('click', event => {
+      event.stopPropagation();
+      this._model.toggleSelected(run.run_id);
+    });
+    const row = h(
+      'div',
+      {
+        className: `nbtrack-row nbtrack-status-${run.status}${selected ? ' jp-mod-selected' : ''}`,
+        role: 'row',
+        'aria-rowindex': index + 1,
+        'aria-selected': selected,
+        'data-run-id': run.run_id
+      },
+      h('div', { className: 'nbtrack-cell' }, check),
+      columns.map(column => this._renderCell(run, column))
+    );
+    row.style.gridTemplateColumns = template;
+    row.addEventListener('click', event => {
+      if (event.ctrlKey || event.metaKey || event.shiftKey) {
+        this._model.toggleSelected(run.run_id);
+      } else {
+        this._model.selectOnly(run.run_id);
+      }
+    });
+    row.addEventListener('dblclick', () => this._onOpenRun(run));
+    return row;
+  }
+
+  private _renderCell(run: IRunSummary, column: IColumn): HTMLElement {
+    const cell = h('div', {
+      className: `nbtrack-cell nbtrack-col-${column.group}`,
+      role: 'gridcell',
+      'data-column': column.id
+    });
+    switch (column.id) {
+      case 'status':
+        cell.append(
+          h('span', { className: `nbtrack-dot nbtrack-dot-${run.status}` }),
+          run.status
+        );
+        cell.title = run.error ?? run.status;
+        break;
+      case 'name':
+        cell.textContent = run.name ?? run.run_id.slice(0, 8);
+        cell.title = `${run.name ?? ''} ${run.run_id}`.trim();
+        break;
+      case 'notebook_path': {
+        const link = h(
+          'a',
+          {
+            className: 'nbtrack-link',
+            href: '#',
+            title: `Open ${run.notebook_path ?? ''} at the cell of this run`
+          },
+          formatLocation(run)
+        );
+        link.addEventListener('click', event => {
+          event.preventDefault();
+          event.stopPropagation();
+          this._onOpenCell(run);
+        });
+        cell.appendChild(link);
+        break;
+      }
+      case 'started_at':
+        cell.textContent = formatTime(run.started_at);
+        cell.title = run.started_at ?? '';
+        break;
+      case 'duration':
+        cell.textContent = formatDuration(run.duration);
+        break;
+      default: {
+        const value = column.group === 'param'
+          ? run.params[column.label]
+          : run.metrics[column.label];
+        cell.textContent = formatValue(value);
+        cell.title = `${column.label} = ${formatValue(value)}`;
+      }
+    }
+    return cell;
+  }
+
+  private _model: RunsModel;
+  private _onOpenCell: (run: IRunSummary) => void;
+  private _onOpenRun: (run: IRunSummary) => void;
+  private _header: HTMLElement;
+  private _spacer: HTMLElement;
+  private _rows: HTMLElement;
+  private _empty: HTMLElement;
+  private _frame = 0;
+}

@@ -1,0 +1,106 @@
+"""The runs panel as a user drives it: real JupyterLab, real kernel, headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from .conftest import Lab
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def run_all_cells(page: Page) -> None:
+    """Run → Run All Cells, the way a person does it, then wait for the kernel."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    # The tracked cell is the last one: its prompt gets a number when it is done.
+    last_prompt = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").last
+    expect(last_prompt).not_to_have_text("[*]:", timeout=60_000)
+    expect(page.locator("#jp-main-statusbar").get_by_text("Idle")).to_be_visible(timeout=60_000)
+
+
+def open_notebook_and_panel(page: Page, lab: Lab) -> None:
+    page.goto(lab.page_url("lab/tree/train.ipynb"))
+    expect(page.locator("#jp-main-statusbar").get_by_text("Idle")).to_be_visible(timeout=90_000)
+    tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="nbtrack-runs"]')
+    expect(tab).to_be_visible()
+    tab.click()
+    expect(page.locator("#nbtrack-runs")).to_be_visible()
+
+
+def test_runs_appear_live_diff_and_chart(page: Page, lab: Lab, output_dir: Path) -> None:
+    open_notebook_and_panel(page, lab)
+    panel = page.locator("#nbtrack-runs")
+    rows = panel.locator(".nbtrack-rows .nbtrack-row[data-run-id]")
+    expect(panel.locator(".nbtrack-empty")).to_contain_text("No runs yet")
+
+    # Given a notebook with a %%track cell, when the user runs it twice...
+    run_all_cells(page)
+    expect(rows).to_have_count(1, timeout=30_000)  # ...without reloading the page
+    run_all_cells(page)
+    expect(rows).to_have_count(2, timeout=30_000)
+
+    # Newest first, with status and the chosen param and metric columns.
+    newest = rows.nth(0)
+    expect(newest.locator('[data-column="status"]')).to_have_text("finished")
+    expect(newest.locator('[data-column="name"]')).to_have_text("train")
+    expect(newest.locator('[data-column="params.lr"]')).to_have_text("0.01")
+    expect(rows.nth(1).locator('[data-column="params.lr"]')).to_have_text("0.1")
+    expect(newest.locator('[data-column="metrics.acc"]')).to_have_text("0.99")
+    panel.screenshot(path=str(output_dir / "panel.png"))
+
+    # Sorting by a column puts the smallest lr first when ascending.
+    header = panel.locator('.nbtrack-head [data-column="params.lr"]')
+    header.click()  # descending: 0.1 first
+    expect(rows.nth(0).locator('[data-column="params.lr"]')).to_have_text("0.1")
+    header.click()
+    expect(rows.nth(0).locator('[data-column="params.lr"]')).to_have_text("0.01")
+
+    # Filtering by a condition keeps one run.
+    where = panel.locator(".nbtrack-filter-where")
+    where.fill("lr > 0.05")
+    where.press("Enter")
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0).locator('[data-column="params.lr"]')).to_have_text("0.1")
+    where.fill("")
+    where.press("Enter")
+    expect(rows).to_have_count(2)
+
+    # Select both runs: the diff shows lr and acc changed, with deltas.
+    rows.nth(0).locator(".nbtrack-check").check()
+    rows.nth(1).locator(".nbtrack-check").check()
+    panel.locator(".nbtrack-action-diff").click()
+    diff = page.locator(".nbtrack-diff")
+    params = diff.locator('[data-section="params"]')
+    expect(params.locator('tr[data-key="lr"]')).to_contain_text("0.1")
+    expect(params.locator('tr[data-key="lr"]')).to_contain_text("0.01")
+    expect(diff.locator('[data-section="metrics"] tr[data-key="acc"]')).to_contain_text("+0.09")
+    # The code is the same: only what differs shows unless asked.
+    expect(diff.locator('[data-section="params"] tr[data-key="epochs"]')).to_have_count(0)
+    diff.locator(".nbtrack-show-all").check()
+    expect(diff.locator('[data-section="params"] tr[data-key="epochs"]')).to_have_count(1)
+    diff.locator(".nbtrack-show-all").uncheck()
+    page.screenshot(path=str(output_dir / "diff.png"))
+
+    # Both selected: their loss curves overlay in one chart.
+    panel.locator(".nbtrack-action-details").click()
+    chart = page.locator('.nbtrack-detail .nbtrack-chart[data-metric="loss"]')
+    expect(chart.locator("polyline")).to_have_count(2)
+    page.screenshot(path=str(output_dir / "charts.png"))
+
+    # One run: its detail and the jump to its cell.
+    rows.nth(1).click()
+    panel.locator(".nbtrack-action-details").click()
+    detail = page.locator(".nbtrack-detail")
+    expect(detail.locator('[data-section="params"]')).to_contain_text("lr")
+    expect(detail.locator('.nbtrack-chart[data-metric="loss"] polyline')).to_have_count(1)
+    rows.nth(0).locator('[data-column="notebook_path"] a').click()
+    active = page.locator(".jp-NotebookPanel:visible .jp-Cell.jp-mod-active")
+    expect(active).to_contain_text("%%track train")
+
+    for name in ("panel.png", "diff.png"):
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(output_dir / name, DOCS_IMG / name)
