@@ -1,0 +1,134 @@
+"""The ``nbtrack`` command as a user types it: tables, JSON, CSV, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import kernel_env, run_cli
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+
+
+@pytest.fixture
+def two_runs(project_dir: Path) -> list[str]:
+    project = resolve_project(project_dir)
+    ids = []
+    for lr, acc, src in [
+        (0.1, 0.8, "lr = 0.1\nfit()"),
+        (0.01, float("nan"), "lr = 0.01\nfit(more=True)"),
+    ]:
+        w = RunWriter.start(
+            project, name="train", params={"lr": lr, "opt": "adam"}, param_source="auto", source=src
+        )
+        for i in range(3):
+            w.log_metric("loss", 1.0 / (i + 1 + lr))
+        w.log_metric("acc", acc)
+        w.finish()
+        w.wait()
+        ids.append(w.run_id)
+    return ids
+
+
+def test_ls_prints_a_table_newest_first_with_params_and_metrics(project_dir, two_runs):
+    r = run_cli("ls", cwd=project_dir)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == [
+        "run",
+        "name",
+        "status",
+        "started",
+        "duration",
+        "notebook",
+        "cell",
+        "lr",
+        "opt",
+        "acc",
+        "loss",
+    ]
+    assert lines[1].startswith(two_runs[1][:8]) and "nan" in lines[1]
+    assert lines[2].startswith(two_runs[0][:8]) and "0.8" in lines[2]
+
+
+def test_ls_json_csv_where_sort_and_limit(project_dir, two_runs):
+    page = json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)
+    assert page["total"] == 2 and page["runs"][0]["metrics"]["acc"] == "NaN"
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                run_cli("ls", "--csv", "--sort", "lr", "--ascending", cwd=project_dir).stdout
+            )
+        )
+    )
+    assert [float(r["lr"]) for r in rows] == [0.01, 0.1]
+    only = json.loads(run_cli("ls", "--json", "--where", "lr > 0.05", cwd=project_dir).stdout)
+    assert [r["run_id"] for r in only["runs"]] == [two_runs[0]]
+    one = json.loads(run_cli("ls", "--json", "--limit", "1", cwd=project_dir).stdout)
+    assert len(one["runs"]) == 1 and one["total"] == 2
+
+
+def test_show_and_diff_and_sql(project_dir, two_runs):
+    shown = run_cli("show", two_runs[0][:6], cwd=project_dir)
+    assert two_runs[0] in shown.stdout and "param lr" in shown.stdout and "fit()" in shown.stdout
+    as_json = json.loads(run_cli("show", "last", "--json", cwd=project_dir).stdout)
+    assert as_json["run_id"] == two_runs[1] and as_json["params"] == {"lr": 0.01, "opt": "adam"}
+
+    d = run_cli("diff", two_runs[0], two_runs[1], cwd=project_dir)
+    assert d.returncode == 0
+    assert "lr" in d.stdout and "changed" in d.stdout and "opt" not in d.stdout
+    assert "-fit()" in d.stdout and "+fit(more=True)" in d.stdout
+    everything = json.loads(
+        run_cli("diff", two_runs[0], two_runs[1], "--all", "--json", cwd=project_dir).stdout
+    )
+    assert {c["key"]: c["kind"] for c in everything["params"]} == {"lr": "changed", "opt": "same"}
+    loss = next(c for c in everything["metrics"] if c["key"] == "loss")
+    assert loss["delta"] == pytest.approx(1 / 3.01 - 1 / 3.1)
+
+    same = run_cli("diff", two_runs[0], two_runs[0], cwd=project_dir)
+    assert "no differences" in same.stdout
+
+    q = run_cli(
+        "sql",
+        "SELECT key, count(*) AS n FROM metrics GROUP BY key ORDER BY key",
+        "--json",
+        cwd=project_dir,
+    )
+    assert json.loads(q.stdout) == [{"key": "acc", "n": 2}, {"key": "loss", "n": 6}]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "deadbeef"], "no run matches"),
+        (["show", "zz"], "no run 'zz'"),
+        (["diff", "last"], "required: b"),
+        (["ls", "--limit", "many"], "not a whole number"),
+        (["ls", "--where", "nosuchcol = 1"], "bad filter"),
+        (["ls", "--sort", "nope"], "cannot sort by"),
+        (["ls", "--kind", "weird"], "invalid choice"),
+        (["sql", "SELEC 1"], "SQL error"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_a_non_zero_exit(project_dir, two_runs, args, message):
+    r = run_cli(*args, cwd=project_dir)
+    assert r.returncode != 0
+    assert r.stdout == ""
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nbtrack: error:") and message in err[0], r.stderr
+
+
+def test_the_store_can_be_named_explicitly(tmp_path, two_runs, project_dir):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = run_cli("--store", str(project_dir / ".nbtrack"), "ls", "--json", cwd=elsewhere)
+    assert json.loads(r.stdout)["total"] == 2
+    env = kernel_env(NBTRACK_STORE=str(project_dir / ".nbtrack" / "runs.duckdb"))
+    r = run_cli("ls", "--json", cwd=elsewhere, env=env)
+    assert json.loads(r.stdout)["total"] == 2
