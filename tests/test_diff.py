@@ -1,0 +1,82 @@
+"""Diffs are value objects: falsy when empty, with stats, and a JSON round trip."""
+
+from __future__ import annotations
+
+import math
+
+from nbtrack.diff import RunDiff, diff_runs
+from nbtrack.models import DataVersion, Environment, Run
+
+
+def run(run_id: str, **kw) -> Run:
+    env = Environment("e1", "3.11.7", "linux", {"numpy": "2.0", "pandas": "3.0"})
+    defaults = dict(status="finished", source="x = 1\n", environment=env)
+    defaults.update(kw)
+    return Run(run_id=run_id, **defaults)
+
+
+def test_identical_runs_have_an_empty_falsy_diff():
+    a = run("a", params={"lr": 0.1}, metrics={"acc": math.nan})
+    d = diff_runs(a, run("b", params={"lr": 0.1}, metrics={"acc": math.nan}))
+    assert not d and d.params == [] and d.code == ""
+    everything = diff_runs(a, run("b", params={"lr": 0.1}), include_same=True)
+    assert [c.kind for c in everything.params] == ["same"]
+
+
+def test_every_section_reports_what_moved():
+    a = run(
+        "a",
+        params={"lr": 0.1, "opt": "adam", "old": 1},
+        metrics={"acc": 0.8, "loss": 0.5},
+        data=[
+            DataVersion("d.csv", "input", "xxh3:1", 100),
+            DataVersion("m.pkl", "output", "xxh3:2", 5),
+        ],
+    )
+    b = run(
+        "b",
+        params={"lr": 0.2, "opt": "adam", "new": True},
+        metrics={"acc": 0.9, "loss": 0.5},
+        data=[
+            DataVersion("d.csv", "input", "xxh3:9", 150),
+            DataVersion("p.png", "output", "xxh3:3", 7),
+        ],
+        source="x = 2\n",
+        status="failed",
+        error="ValueError",
+        environment=Environment("e2", "3.11.7", "linux", {"numpy": "2.1", "torch": "2.0"}),
+    )
+    d = diff_runs(a, b)
+    assert d
+    assert {c.key: c.kind for c in d.params} == {"lr": "changed", "new": "added", "old": "removed"}
+    acc = d.metrics[0]
+    assert (acc.key, round(acc.delta, 6)) == ("acc", 0.1) and len(d.metrics) == 1
+    assert {(c.path, c.kind) for c in d.data} == {
+        ("d.csv", "changed"),
+        ("m.pkl", "removed"),
+        ("p.png", "added"),
+    }
+    assert next(c for c in d.data if c.path == "d.csv").size_delta == 50
+    assert "-x = 1" in d.code and "+x = 2" in d.code
+    assert {c.key: c.kind for c in d.environment} == {
+        "package numpy": "changed",
+        "package pandas": "removed",
+        "package torch": "added",
+    }
+    assert {c.key for c in d.outcome} == {"status", "error"}
+    assert d.stats["params"] == {"changed": 1, "added": 1, "removed": 1} and d.stats["code"] == {
+        "changed": 1
+    }
+    again = RunDiff.from_dict(d.to_dict())
+    assert again.to_dict() == d.to_dict()
+
+
+def test_a_data_detail_failure_does_not_hide_the_rest():
+    a = run("a", data=[DataVersion("t.csv", "input", "xxh3:1", 1)])
+    b = run("b", data=[DataVersion("t.csv", "input", "xxh3:2", 2)])
+
+    def broken(x, y):
+        raise RuntimeError("profile failed")
+
+    d = diff_runs(a, b, data_detail=broken)
+    assert d.data[0].detail == {"error": "could not compare the contents: profile failed"}
