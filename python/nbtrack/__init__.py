@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from .diff import RunDiff
     from .models import Run
+    from .tracking import log_metric, log_metrics
 
 __all__ = [
     "__version__",
@@ -58,22 +59,20 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
 
 
 # The fluent API: log into the run of the %%track cell that is executing.
-def log_metric(name: str, value: float, step: int | None = None) -> None:
-    """Log one metric point to the active run (a ``%%track`` cell).
-
-    ``step`` defaults to the number of points already logged under ``name`` in
-    this run, so a plain loop of ``log_metric("loss", v)`` makes the series 0, 1, 2...
-    """
-    from .tracking import log_metric as _log
-
-    _log(name, value, step)
+# ``log_metric`` / ``log_metrics`` are bound on first use straight to the functions
+# in ``tracking`` (see ``__getattr__``): a training loop calls them millions of
+# times, and a wrapper with a deferred import would cost more than the logging.
+_FAST = ("log_metric", "log_metrics")
 
 
-def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    """Log several metrics at one step to the active run."""
-    from .tracking import log_metrics as _log
+def __getattr__(name: str) -> Any:
+    if name in _FAST:
+        from . import tracking
 
-    _log(metrics, step)
+        value = getattr(tracking, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nbtrack' has no attribute {name!r}")
 
 
 def log_param(name: str, value: Any) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 import numbers
 import os
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from .diff import RunDiff
 
 MAX_PAGE = 10_000
+RECOVER_EVERY = 2.0  # seconds between looks for spools of dead processes
 PARAM_SOURCES = ("auto", "flag", "papermill", "api")
 
 
@@ -99,7 +101,7 @@ class Client:
         self.project = project
         self.store = Store(project.db_path)
         self.cache = Cache(project.cache_dir)
-        self._recovered = False
+        self._recovered_at = -RECOVER_EVERY
 
     @classmethod
     def open(cls, start: str | os.PathLike[str] | None = None) -> Client:
@@ -113,9 +115,12 @@ class Client:
         return recover_orphans(self.store, self.project.spool_dir)
 
     def _fresh(self) -> None:
-        if not self._recovered:
+        # A long-lived client (the server's) looks for dead writers every few seconds,
+        # so a kernel killed mid-cell shows as crashed without anyone asking.
+        now = time.monotonic()
+        if now - self._recovered_at >= RECOVER_EVERY:
+            self._recovered_at = now
             self.recover()
-            self._recovered = True
 
     # ---------------------------------------------------------------- reading
     def resolve(self, ref: str, kind: str | None = None) -> str:

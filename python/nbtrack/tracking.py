@@ -378,10 +378,19 @@ def _log_into(w: RunWriter, name: str, value: Any, step: int | None) -> None:
 
 
 def log_metric(name: str, value: Any, step: int | None = None) -> None:
+    """Log one metric point to the active run (the ``%%track`` cell executing now).
+
+    ``step`` defaults to the next step of that series (0, 1, 2, ...); NaN and
+    infinities are legal values. Raises ``NoActiveRunError`` outside a tracked cell.
+
+    >>> for epoch in range(3):  # doctest: +SKIP
+    ...     nbtrack.log_metric("loss", 1 / (epoch + 1))
+    """
     _log_into(_active or _require(), name, value, step)
 
 
 def log_metrics(metrics: dict[str, Any], step: int | None = None) -> None:
+    """Log several metrics, at one step, to the active run."""
     w = _require()
     for k, v in metrics.items():
         _log_into(w, k, v, step)
