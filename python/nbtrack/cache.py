@@ -8,8 +8,9 @@ folder manifest (see :mod:`nbtrack.versioning`) is a blob whose name ends in
   and otherwise by a streamed copy that hashes every chunk it writes, so what is
   stored is exactly what was hashed and a 5 GiB file never sits in memory. Never by
   hardlink: a user editing the original in place would silently change the blob.
-* Every write is atomic: a temporary file under ``<root>/tmp/`` is written, checked
-  against the expected hash, made read-only and renamed into place. A killed copy
+* Every write is atomic: a read-only temporary file (``.tmp-*`` beside the blob, or
+  under ``<root>/tmp/`` while the hash is not known yet) is written, checked against
+  the expected hash and renamed into place. A killed copy
   leaves only a temporary file (removed by gc), never a blob with the wrong content.
 * A blob whose size differs from the file being put is replaced (torn write after a
   power loss); a blob found corrupt by :meth:`Cache.verify` is moved aside so the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -43,6 +45,7 @@ MANIFEST_FORMAT = "nbtrack.dir/1"
 # Orphan blobs (referenced by no run) younger than this are kept by gc: a run
 # still being recorded has put its blobs before its rows reach the store.
 GC_GRACE_SECONDS = 600
+TMP_PREFIX = ".tmp-"
 # Temporary files older than this belong to a process that died mid-write.
 STALE_TMP_SECONDS = 3600
 
@@ -134,50 +137,63 @@ class Cache:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self._tmp_dir = self.root / "tmp"
-        self._made_dirs: set[Path] = set()
+        # String paths on the hot path: pathlib costs more than the syscalls here.
+        self._root = os.fspath(root)
+        self._tmp_dir = os.path.join(self._root, "tmp")
+        self._made_dirs: set[str] = set()
+        self._tmp_prefix = f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-"
+        self._tmp_count = itertools.count()
 
     # -- names -------------------------------------------------------------------
-    def path_for(self, digest: str) -> Path:
-        """Where the blob named ``digest`` lives (it may not exist)."""
+    def _blob(self, digest: str) -> str:
         match = _DIGEST.fullmatch(digest)
         if match is None:
             raise CacheError(f"not a content hash: {digest!r}")
         algo, hexd = match.group(1), match.group(2)
-        return self.root / algo / hexd[:2] / hexd[2:]
+        return f"{self._root}/{algo}/{hexd[:2]}/{hexd[2:]}"
+
+    def path_for(self, digest: str) -> Path:
+        """Where the blob named ``digest`` lives (it may not exist)."""
+        return Path(self._blob(digest))
 
     def has(self, digest: str) -> bool:
         """True when a blob named ``digest`` is present (not verified)."""
-        return self.path_for(digest).exists()
+        return os.path.exists(self._blob(digest))
 
     def size_of(self, digest: str) -> int | None:
         """Size of the blob in bytes, or None when it is absent."""
         try:
-            return self.path_for(digest).stat().st_size
+            return os.stat(self._blob(digest)).st_size
         except FileNotFoundError:
             return None
 
     # -- writing -----------------------------------------------------------------
-    def _new_tmp(self) -> tuple[int, Path]:
-        if self._tmp_dir not in self._made_dirs:
-            self._tmp_dir.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(self._tmp_dir)
-        tmp = self._tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
-        return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), tmp
+    def _ensure_dir(self, folder: str) -> None:
+        if folder not in self._made_dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._made_dirs.add(folder)
 
-    def _commit(self, tmp: Path, digest: str) -> None:
-        dest = self.path_for(digest)
-        if dest.parent not in self._made_dirs:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(dest.parent)
-        os.chmod(tmp, 0o444)  # blobs are never edited in place
+    def _new_tmp(self, folder: str | None = None) -> tuple[int, str]:
+        """A new temporary file, created read-only (the open descriptor may still write).
+
+        With the blob's name known, the temporary file goes beside it (one folder lock,
+        a same-folder rename); otherwise under ``tmp/``.
+        """
+        folder = folder or self._tmp_dir
+        self._ensure_dir(folder)
+        tmp = f"{folder}/{self._tmp_prefix}{next(self._tmp_count)}"
+        return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444), tmp
+
+    def _commit(self, tmp: str, digest: str) -> None:
+        dest = self._blob(digest)
+        self._ensure_dir(os.path.dirname(dest))
         os.replace(tmp, dest)
 
     def _present(self, digest: str, size: int) -> bool:
         """A blob of the right size is present; touching it tells gc it is in use."""
-        path = self.path_for(digest)
+        path = self._blob(digest)
         try:
-            st = path.stat()
+            st = os.stat(path)
         except FileNotFoundError:
             return False
         if st.st_size != size:
@@ -185,6 +201,11 @@ class Cache:
         with contextlib.suppress(OSError):
             os.utime(path)
         return True
+
+    @staticmethod
+    def _discard(tmp: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
     def add_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
         """Hash ``path`` and keep its bytes in one streamed pass; returns (hash, size).
@@ -202,12 +223,11 @@ class Cache:
                 finally:
                     os.close(fd)
                 if self._present(digest, size):
-                    tmp.unlink()
+                    self._discard(tmp)
                 else:
                     self._commit(tmp, digest)
             except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+                self._discard(tmp)
                 raise
             return digest, size
         finally:
@@ -224,7 +244,7 @@ class Cache:
             return True
         src = os.open(path, os.O_RDONLY)
         try:
-            fd, tmp = self._new_tmp()
+            fd, tmp = self._new_tmp(os.path.dirname(self._blob(digest)))
             try:
                 try:
                     actual = copy_hashing(src, fd, size)
@@ -233,12 +253,11 @@ class Cache:
                 if is_manifest_hash(digest):
                     actual += DIR_SUFFIX
                 if actual != digest:
-                    tmp.unlink()
+                    self._discard(tmp)
                     return False
                 self._commit(tmp, digest)
             except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+                self._discard(tmp)
                 raise
             return True
         finally:
@@ -248,14 +267,17 @@ class Cache:
         """Store ``data``; returns its hash (``digest`` when given: the name to use)."""
         digest = digest or hash_bytes(data)
         if not self._present(digest, len(data)):
-            fd, tmp = self._new_tmp()
+            fd, tmp = self._new_tmp(os.path.dirname(self._blob(digest)))
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
+                try:
+                    view = memoryview(data)
+                    while view.nbytes:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
                 self._commit(tmp, digest)
             except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+                self._discard(tmp)
                 raise
         return digest
 
@@ -268,7 +290,7 @@ class Cache:
         if self.has(digest):
             return True
         stream = HashStream()
-        fd, tmp = self._new_tmp()
+        fd, tmp = self._new_tmp(os.path.dirname(self._blob(digest)))
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := source.read(1 << 22):
@@ -276,12 +298,11 @@ class Cache:
                     out.write(chunk)
             actual = stream.hexdigest() + (DIR_SUFFIX if is_manifest_hash(digest) else "")
             if actual != digest:
-                tmp.unlink()
+                self._discard(tmp)
                 return False
             self._commit(tmp, digest)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            self._discard(tmp)
             raise
         return True
 
@@ -378,7 +399,7 @@ class Cache:
                 if not fan.is_dir():
                     continue
                 for blob in os.scandir(fan.path):
-                    if blob.name.endswith(".corrupt"):
+                    if blob.name.endswith(".corrupt") or blob.name.startswith(TMP_PREFIX):
                         continue
                     st = blob.stat()
                     yield f"{algo_dir.name}:{fan.name}{blob.name}", st.st_size, st.st_mtime
@@ -424,18 +445,17 @@ class Cache:
             result.removed.append((digest, size))
             if not dry_run:
                 with contextlib.suppress(FileNotFoundError):
-                    self.path_for(digest).unlink()
+                    os.unlink(self._blob(digest))
         if not dry_run:
             self._remove_debris(now)
         return result
 
     def _remove_debris(self, now: float) -> None:
         """Temporary files of dead writers and quarantined blobs."""
-        if self._tmp_dir.is_dir():
-            for entry in os.scandir(self._tmp_dir):
-                with contextlib.suppress(FileNotFoundError):
-                    if now - entry.stat().st_mtime > STALE_TMP_SECONDS:
-                        os.unlink(entry.path)
+        for leftover in [*self.root.glob("tmp/*"), *self.root.glob(f"*/*/{TMP_PREFIX}*")]:
+            with contextlib.suppress(FileNotFoundError):
+                if now - leftover.stat().st_mtime > STALE_TMP_SECONDS:
+                    leftover.unlink()
         for corrupt in self.root.glob("*/*/*.corrupt"):
             with contextlib.suppress(FileNotFoundError):
                 corrupt.unlink()

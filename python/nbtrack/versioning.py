@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 ENV_MAX_BLOB_SIZE = "NBTRACK_MAX_BLOB_SIZE"
 # Files up to this size in a folder are read whole (one read, no chunking).
 SMALL_FILE = 1 << 20
+FOLDER_THREADS = 4
 # Never part of a folder version: the store itself and git's own files.
 SKIPPED_NAMES = frozenset({".nbtrack", ".git"})
 
@@ -53,12 +54,6 @@ def max_blob_size_from_env() -> int | None:
     """The size limit set by ``NBTRACK_MAX_BLOB_SIZE`` (None: no limit; ``0``: cache nothing)."""
     raw = os.environ.get(ENV_MAX_BLOB_SIZE, "").strip()
     return parse_size(raw) if raw else None
-
-
-@dataclass
-class _Walked:
-    entries: list[ManifestEntry]
-    cached: bool
 
 
 def _fits(size: int, max_blob_size: int | None) -> bool:
@@ -88,21 +83,34 @@ def _version_file(
         if blob_known_present or cache.put_file(real, digest):
             return digest, st.st_size, True
         # put_file refused: the bytes no longer hash to what the stat cache said.
-    if keep:
-        assert cache is not None
-        if st.st_size <= SMALL_FILE:
-            with open(real, "rb") as fh:
-                data = fh.read()
-            digest = cache.put_bytes(data)
-            size = len(data)
-        else:
-            digest, size = cache.add_file(real)
+    if st.st_size <= SMALL_FILE:
+        # One read, and the stat after it from the same descriptor: the cheapest way
+        # to know the bytes we hashed are the bytes that stat describes.
+        fd = os.open(real, os.O_RDONLY)
+        try:
+            data = _read_all(fd, st.st_size)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        digest = cache.put_bytes(data) if keep and cache is not None else hash_bytes(data)
+        size = len(data)
     else:
-        digest, size = hash_file(real), st.st_size
-    after = os.stat(real)
+        if keep and cache is not None:
+            digest, size = cache.add_file(real)
+        else:
+            digest, size = hash_file(real), st.st_size
+        after = os.stat(real)
     if _stat_same(st, after) and size == st.st_size:
         stat_cache.remember(real, st, digest)
     return digest, size, keep
+
+
+def _read_all(fd: int, expected: int) -> bytes:
+    """Everything up to end of file (a file may have grown since its stat)."""
+    chunks = []
+    while chunk := os.read(fd, max(expected + 1, 1 << 16)):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _walk(root: str) -> list[tuple[str, str, os.stat_result]]:
@@ -162,8 +170,19 @@ def _version_folder(
                 fixed[e.path] = ManifestEntry(e.path, digest, size)
                 all_cached &= cached
             entries = [fixed.get(e.path, e) for e in entries]
-    for rel, real, st in pending:
-        digest, size, cached = _version_file(real, st, cache, stat_cache, max_blob_size)
+
+    def version_one(item: tuple[str, str, os.stat_result]) -> tuple[str, str, int, bool]:
+        rel, real, st = item
+        return (rel, *_version_file(real, st, cache, stat_cache, max_blob_size))
+
+    # Opening, reading and creating files release the GIL: a few threads overlap the
+    # filesystem's latency (most of the cost for small files).
+    if len(pending) > 16:
+        with ThreadPoolExecutor(FOLDER_THREADS, thread_name_prefix="nbtrack-folder") as pool:
+            done = list(pool.map(version_one, pending))
+    else:
+        done = [version_one(item) for item in pending]
+    for rel, digest, size, cached in done:
         entries.append(ManifestEntry(rel, digest, size))
         all_cached &= cached
     data = Cache.manifest_bytes(entries)
