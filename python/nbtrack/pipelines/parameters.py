@@ -157,7 +157,9 @@ class NotebookParameters:
         ]
 
 
-def inspect_parameters(nb: nbformat.NotebookNode) -> NotebookParameters:
+def inspect_parameters(
+    nb: nbformat.NotebookNode, kernel_name: str = "python3"
+) -> NotebookParameters:
     """The parameters declared by the notebook's first cell tagged ``parameters``.
 
     ``nb`` is modified as papermill's own loader does (every cell gets a ``tags`` list).
@@ -170,7 +172,9 @@ def inspect_parameters(nb: nbformat.NotebookNode) -> NotebookParameters:
         cell.metadata.setdefault("tags", [])
     if not any("parameters" in cell.metadata.tags for cell in nb.cells):
         return NotebookParameters(False, (), {})
-    found = _infer_parameters(nb)
+    spec = nb.metadata.get("kernelspec", {})
+    language = spec.get("language") or nb.metadata.get("language_info", {}).get("name") or "python"
+    found = _infer_parameters(nb, name=spec.get("name") or kernel_name, language=language)
     return NotebookParameters(
         True,
         tuple(p.name for p in found),

@@ -116,11 +116,9 @@ def plan_sweep(
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises several unrelated types for a bad file
         raise UsageError(f"{notebook} is not a notebook: {exc}") from None
-    if not axes:
-        raise UsageError("a sweep needs at least one -p NAME VALUE [VALUE ...]")
     full = grid(axes)
     points = sample(full, random_k, seed) if random_k is not None else full
-    warnings = inspect_parameters(nb).warnings_for(list(axes), str(notebook))
+    warnings = inspect_parameters(nb, kernel_name).warnings_for(list(axes), str(notebook))
     if random_k is not None and random_k > len(full):
         warnings.append(
             f"--random {random_k} is more than the {len(full)} grid points: running all"

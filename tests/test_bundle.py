@@ -1,0 +1,174 @@
+"""``nbtrack export`` / ``nbtrack import``: runs and their blobs move between stores, once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from nbtrack.client import Client
+from nbtrack.exceptions import BlobCorruptError, UsageError
+from nbtrack.models import DataVersion
+from nbtrack.pipelines.bundle import decode_value, encode_value, export_runs, import_bundle
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+
+
+def make_store(folder: Path) -> Client:
+    (folder / ".nbtrack").mkdir(parents=True)
+    return Client(resolve_project(folder))
+
+
+def record_sweep_like_runs(client: Client, folder: Path) -> tuple[str, str]:
+    """A notebook run with one cell run that read a cached file and logged a metric series."""
+    project = client.project
+    notebook = folder / "train.ipynb"
+    notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    snapshot = client.cache.put_bytes(notebook.read_bytes())
+    data = folder / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    digest, size = client.cache.add_file(data)
+    parent = RunWriter.start(
+        project,
+        kind="notebook",
+        name="train",
+        params={"lr": 0.1, "layers": [64, 32]},
+        param_source="papermill",
+        notebook_path=str(notebook),
+        notebook_hash=snapshot,
+    )
+    parent.set_tags({"sweep": "abc"})
+    child = RunWriter.start(
+        project, kind="cell", name="fit", parent_id=parent.run_id, notebook_path=str(notebook)
+    )
+    child.log_data([DataVersion("data.csv", "input", digest, size, cached=True)])
+    for step, loss in enumerate([1.0, 0.5, 0.25]):
+        child.log_metric("loss", loss, step=step)
+    child.log_metric("acc", 0.93)
+    for w in (child, parent):
+        w.finish("finished")
+        w.wait()
+    executed = project.executions_dir / f"{parent.run_id}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    executed.write_text(notebook.read_text())
+    return parent.run_id, child.run_id
+
+
+def test_a_bundle_carries_runs_blobs_and_executed_notebooks_and_imports_once(tmp_path):
+    source = make_store(tmp_path / "laptop")
+    parent_id, child_id = record_sweep_like_runs(source, tmp_path / "laptop")
+    buffer = io.BytesIO()
+    written = export_runs(source, [child_id[:8]], buffer)
+    assert written.runs == [parent_id, child_id]  # a cell run travels with its notebook run
+    assert len(written.blobs) == 2 and written.missing_blobs == []
+    assert written.executions == [f"{parent_id}.ipynb"]
+
+    target = make_store(tmp_path / "cluster")
+    added = import_bundle(target, buffer.getvalue())
+    assert sorted(added.runs) == sorted([parent_id, child_id])
+    assert len(added.blobs) == 2
+    for ref in (parent_id, child_id):
+        assert target.get_run(ref).to_dict() == source.get_run(ref).to_dict()
+    assert [p.value for p in target.metric_series(child_id)["loss"]] == [1.0, 0.5, 0.25]
+    imported = target.get_run(child_id)
+    assert target.cache.read_bytes(imported.data[0].hash) == b"a,b\n1,2\n"
+    assert (target.project.executions_dir / f"{parent_id}.ipynb").is_file()
+
+    again = import_bundle(target, buffer.getvalue())
+    assert (again.runs, again.blobs, again.executions) == ([], [], [])
+    assert (again.skipped_runs, again.skipped_blobs) == (2, 2)
+    assert target.list_runs().total == 1
+
+
+def test_the_cli_exports_to_stdout_or_a_file_and_imports_idempotently(tmp_path):
+    source_dir, target_dir = tmp_path / "a", tmp_path / "b"
+    source = make_store(source_dir)
+    parent_id, _ = record_sweep_like_runs(source, source_dir)
+    piped = run_cli_bytes(["export", parent_id[:6]], cwd=source_dir)
+    assert zipfile.ZipFile(io.BytesIO(piped)).read("nbtrack-bundle.json")
+    done = run_cli("export", parent_id[:6], "-o", str(tmp_path / "b.zip"), cwd=source_dir)
+    assert done.returncode == 0, done.stderr
+    assert "exported 2 run(s), 2 blob(s), 1 executed notebook(s)" in done.stderr
+
+    make_store(target_dir)
+    first = run_cli("import", str(tmp_path / "b.zip"), cwd=target_dir)
+    assert first.returncode == 0, first.stderr
+    assert "imported 2 run(s) (0 already here), 2 blob(s)" in first.stdout
+    second = run_cli("import", str(tmp_path / "b.zip"), "--json", cwd=target_dir)
+    assert json.loads(second.stdout)["runs"] == []
+    assert json.loads(second.stdout)["skipped_runs"] == 2
+    shown = run_cli("show", parent_id[:8], "--json", cwd=target_dir)
+    assert json.loads(shown.stdout)["params"] == {"lr": 0.1, "layers": [64, 32]}
+
+
+def run_cli_bytes(args: list[str], cwd: Path) -> bytes:
+    import subprocess
+    import sys
+
+    from conftest import kernel_env
+
+    done = subprocess.run(
+        [sys.executable, "-m", "nbtrack", *args],
+        cwd=cwd,
+        env=kernel_env(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_bad_bundles_are_refused_with_a_reason(tmp_path):
+    client = make_store(tmp_path / "s")
+    with pytest.raises(UsageError, match="not a zip archive"):
+        import_bundle(client, b"hello", name="hello.txt")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("nbtrack-bundle.json", json.dumps({"format": "nbtrack-bundle", "version": 99}))
+    with pytest.raises(UsageError, match="version 99 bundle"):
+        import_bundle(client, buffer.getvalue())
+    done = run_cli("import", str(tmp_path / "missing.zip"), cwd=tmp_path / "s")
+    assert done.returncode == 2 and "no such bundle" in done.stderr
+    done = run_cli("export", "feedbeef", "-o", str(tmp_path / "x.zip"), cwd=tmp_path / "s")
+    assert done.returncode == 1 and "feedbeef" in done.stderr
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_a_blob_whose_bytes_do_not_match_its_name_is_not_imported(tmp_path):
+    source = make_store(tmp_path / "a")
+    parent_id, child_id = record_sweep_like_runs(source, tmp_path / "a")
+    buffer = io.BytesIO()
+    export_runs(source, [parent_id], buffer)
+    tampered = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src,
+        zipfile.ZipFile(tampered, "w") as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, b"tampered" if item.filename.startswith("blobs/") else data)
+    target = make_store(tmp_path / "b")
+    with pytest.raises(BlobCorruptError, match="does not match its hash"):
+        import_bundle(target, tampered.getvalue())
+    assert target.list_runs().total == 0
+
+
+def test_row_values_survive_the_json_of_a_bundle():
+    row = {
+        "when": dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc),
+        "day": dt.date(2026, 1, 2),
+        "nan": math.nan,
+        "inf": -math.inf,
+        "raw": b"\x00\xff",
+        "nested": {"xs": [1, 2.5, None, "s"]},
+    }
+    back = decode_value(json.loads(json.dumps(encode_value(row), allow_nan=False)))
+    assert math.isnan(back.pop("nan"))
+    row.pop("nan")
+    assert back == row

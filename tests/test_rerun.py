@@ -1,0 +1,173 @@
+"""``nbtrack rerun``: a run's notebook snapshot executed again, and the verdict on what came back.
+
+Real kernels, real papermill: ``tests/notebooks/pipe_train.ipynb`` reads ``pipe_data.csv``,
+logs ``acc`` and writes ``pipe_out.txt``; ``noise=True`` drops its seed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import run_cli
+from nbtrack.client import Client
+from nbtrack.exceptions import RunNotFoundError
+from nbtrack.models import Run
+from nbtrack.pipelines.parameters import parse_axes
+from nbtrack.pipelines.recording import execute_recorded
+from nbtrack.pipelines.rerun import rerun
+from nbtrack.pipelines.sweep import plan_sweep
+from nbtrack.project import resolve_project
+
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+
+
+@pytest.fixture
+def pipe_project(project_dir: Path) -> Path:
+    """A project holding the training notebook and its data, with an empty store."""
+    shutil.copy(NOTEBOOKS / "pipe_train.ipynb", project_dir)
+    (project_dir / "pipe_data.csv").write_text("1\n2\n3\n")
+    (project_dir / ".nbtrack").mkdir()
+    return project_dir
+
+
+def execute_once(folder: Path, **params: str) -> tuple[Run, Run]:
+    """One papermill execution of the notebook, in this process: (notebook run, cell run)."""
+    project = resolve_project(folder)
+    [request] = plan_sweep(
+        folder / "pipe_train.ipynb", parse_axes([[k, v] for k, v in params.items()])
+    ).requests
+    record = execute_recorded(project, request)
+    assert record.ok, record.error
+    client = Client(project)
+    [cell] = client.children(record.run_id)
+    return client.get_run(record.run_id), cell
+
+
+def test_a_deterministic_run_reproduces_from_its_snapshot_even_after_the_notebook_changed(
+    pipe_project,
+):
+    notebook_run, cell = execute_once(pipe_project, lr="0.2")
+    [original_output] = cell.outputs
+    # Today's file says something else; the rerun executes the snapshot of the run.
+    nb = nbformat.read(pipe_project / "pipe_train.ipynb", as_version=4)
+    nb.cells[3].source = nb.cells[3].source.replace("1.0 - lr", "2.0 - lr")
+    nbformat.write(nb, pipe_project / "pipe_train.ipynb")
+
+    done = run_cli("rerun", cell.run_id[:8], cwd=pipe_project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reproduced: 1 cell run(s), 1 metric(s)" in done.stdout
+    assert "1 output(s) with the same hash" in done.stdout
+    assert (
+        f"re-running {cell.run_id[:8]}: pipe_train.ipynb (snapshot {notebook_run.notebook_hash}) with lr=0.2"
+        in done.stderr
+    )
+    executed = next(
+        line for line in done.stdout.splitlines() if line.startswith("executed notebook: ")
+    )
+    assert (pipe_project / executed.removeprefix("executed notebook: ")).is_file()
+
+    client = Client(resolve_project(pipe_project))
+    [again] = [r for r in client.list_runs().runs if r.run_id != cell.run_id]
+    new_notebook_run = client.get_run(again.parent_id)
+    assert new_notebook_run.rerun_of == cell.run_id
+    assert new_notebook_run.params == {"lr": 0.2}
+    assert new_notebook_run.notebook_hash == notebook_run.notebook_hash
+    [output] = client.get_run(again.run_id).outputs
+    assert (output.path, output.hash) == (original_output.path, original_output.hash)
+
+    current = run_cli("rerun", notebook_run.run_id, "--current", "--json", cwd=pipe_project)
+    assert current.returncode == 1
+    assert "--current: pipe_train.ipynb changed since run" in current.stderr
+    verdict = json.loads(current.stdout)["verdict"]
+    assert [m["key"] for m in verdict["metrics"]] == ["acc"]
+    assert verdict["metrics"][0]["delta"] == pytest.approx(1.0)
+
+
+def test_unseeded_randomness_gets_a_verdict_naming_the_metric_and_the_output(pipe_project):
+    notebook_run, _ = execute_once(pipe_project, noise="True")
+    result = rerun(resolve_project(pipe_project), notebook_run.run_id)
+    assert not result.reproduced
+    assert result.status == "finished"
+    assert [(m.cell, m.key) for m in result.verdict.metrics] == [("train", "acc")]
+    assert [(d.path, d.change) for d in result.verdict.outputs] == [("pipe_out.txt", "changed")]
+    assert result.verdict.inputs == []
+    text = "\n".join(result.verdict.lines())
+    assert text.startswith("not reproduced:")
+    assert "metric acc (train):" in text and "output pipe_out.txt (train) changed" in text
+    as_json = json.loads(json.dumps(result.to_dict()))
+    assert as_json["reproduced"] is False
+    assert as_json["child_ids"] == [
+        c.run_id for c in Client(resolve_project(pipe_project)).children(result.run_id)
+    ]
+
+
+def test_changed_input_data_gets_a_verdict_naming_the_file(pipe_project):
+    _, cell = execute_once(pipe_project)
+    (pipe_project / "pipe_data.csv").write_text("1\n2\n3\n4\n")
+    done = run_cli("rerun", cell.run_id[:8], cwd=pipe_project)
+    assert done.returncode == 1
+    assert "input pipe_data.csv (train) no longer matches its recorded version" in done.stdout
+    assert "metric acc (train):" in done.stdout
+
+
+def test_overrides_clone_a_run_with_edited_parameters(pipe_project):
+    notebook_run, _ = execute_once(pipe_project, lr="0.1")
+    result = rerun(
+        resolve_project(pipe_project), notebook_run.run_id[:6], overrides={"lr": 0.3, "depth": 5}
+    )
+    client = Client(resolve_project(pipe_project))
+    assert client.get_run(result.run_id).params == {"lr": 0.3, "depth": 5}
+    [child] = client.children(result.run_id)
+    assert child.params["lr"] == 0.3 and child.param_sources["lr"] == "papermill"
+    assert [m.key for m in result.verdict.metrics] == ["acc"]
+
+
+def test_a_failing_rerun_records_the_cell_and_exception(pipe_project):
+    notebook_run, _ = execute_once(pipe_project)
+    done = run_cli("rerun", notebook_run.run_id, "-p", "data_file", "missing.csv", cwd=pipe_project)
+    assert done.returncode == 1
+    assert "(failed: cell 4 (In [4]) `%%track train` raised FileNotFoundError" in done.stdout
+    assert "train: finished -> failed" in done.stdout
+    failed = Client(resolve_project(pipe_project)).list_runs()
+    assert {r.status for r in failed.runs} == {"finished", "failed"}
+
+
+def test_an_interactive_run_whose_code_differs_from_the_saved_notebook_is_rerun_with_a_warning(
+    pipe_project, kernel_factory
+):
+    kernel = kernel_factory(pipe_project, NBTRACK_NOTEBOOK=str(pipe_project / "pipe_train.ipynb"))
+    kernel.ok(
+        "import nbtrack\n%load_ext nbtrack\nlr, depth, seed, noise, crash = 0.1, 3, 0, False, False"
+    )
+    # An unsaved edit: the code that runs is not the code in the file.
+    kernel.ok(
+        '%%track train\ndata_file, out_file = "pipe_data.csv", "pipe_out.txt"\n'
+        "acc = 0.5\nnbtrack.log_metric('acc', acc)"
+    )
+    kernel.shutdown()
+    client = Client(resolve_project(pipe_project))
+    [interactive] = client.list_runs().runs
+    assert client.get_run(interactive.run_id).code_matches_notebook is False
+
+    done = run_cli("rerun", "last", cwd=pipe_project)
+    assert (
+        "did not match the saved notebook (unsaved edits, or cells run out of order)" in done.stderr
+    )
+    assert "cannot promise the same code" in done.stderr
+    assert done.returncode == 1
+    assert "metric acc (train): 0.5 ->" in done.stdout
+
+
+def test_unknown_runs_and_runs_without_a_notebook_are_clear_errors(pipe_project):
+    done = run_cli("rerun", "feedbeef", cwd=pipe_project)
+    assert done.returncode == 1
+    assert "feedbeef" in done.stderr and "Traceback" not in done.stderr
+    with pytest.raises(RunNotFoundError):
+        rerun(resolve_project(pipe_project), "feedbeef")
+    bad = run_cli("rerun", "last", "-p", "lr", "[0.1", cwd=pipe_project)
+    assert bad.returncode == 2 and "malformed parameter value '[0.1'" in bad.stderr
