@@ -62,7 +62,7 @@ def environment() -> Environment:
     """Python version, platform and installed packages of this process (computed once)."""
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name") if dist.metadata else None
+        name = dist.metadata["Name"] if dist.metadata else None
         if name:
             packages[name.lower().replace("_", "-")] = dist.version
     python = platform.python_version()

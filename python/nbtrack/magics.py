@@ -73,6 +73,7 @@ class TrackMagics(Magics):
         """
         opts = self._options(line, cell)
         shell = self.shell
+        assert shell is not None  # a magic always runs inside a shell
         transformed = shell.transform_cell(cell)
         # A cell that does not compile runs nothing and records nothing.
         filename = shell.compile.cache(transformed, shell.execution_count, raw_code=cell)
@@ -146,7 +147,7 @@ class TrackMagics(Magics):
             max_blob_size=self.max_blob_size or None,
         )
 
-    @line_magic("track")
+    @line_magic("track")  # type: ignore[arg-type]
     def track_line(self, line: str) -> Any:
         """Query the store from the notebook: %track ls | show RUN | diff A B | sql QUERY.
 

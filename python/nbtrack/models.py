@@ -70,7 +70,8 @@ class DataVersion:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataVersion:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+        fields: dict[str, Any] = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**fields)
 
 
 @dataclass(frozen=True)

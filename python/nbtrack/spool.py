@@ -131,7 +131,7 @@ def _apply_event(ev: dict[str, Any], batch: Batch, state: dict[str, Any]) -> Non
     elif kind == "update":
         batch.update.update(ev["fields"])
     elif kind == "params":
-        batch.params.extend(tuple(p) for p in ev["params"])  # type: ignore[misc]
+        batch.params.extend((p[0], p[1], p[2], p[3], p[4]) for p in ev["params"])
     elif kind == "data":
         batch.data.extend(DataVersion.from_dict(d) for d in ev["data"])
     elif kind == "tags":

@@ -539,6 +539,7 @@ class Store:
         source: str | None,
     ) -> str | None:
         """The run of the same cell just before ``run_id`` (by cell id, else name, else code)."""
+        arg: str | None
         if cell_id:
             cond, arg = "cell_id = ?", cell_id
         elif name:
