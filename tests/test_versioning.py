@@ -95,6 +95,8 @@ def test_size_limit_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert max_blob_size_from_env() == 2 << 30
     monkeypatch.setenv("NBTRACK_MAX_BLOB_SIZE", "")
     assert max_blob_size_from_env() is None
+    monkeypatch.setenv("NBTRACK_MAX_BLOB_SIZE", "0")
+    assert max_blob_size_from_env() is None
     assert parse_size("512k") == 512 << 10 and parse_size("1.5MiB") == 3 << 19
     with pytest.raises(UsageError, match="not a size"):
         parse_size("lots")

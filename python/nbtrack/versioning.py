@@ -51,9 +51,10 @@ def parse_size(text: str) -> int:
 
 
 def max_blob_size_from_env() -> int | None:
-    """The size limit set by ``NBTRACK_MAX_BLOB_SIZE`` (None: no limit; ``0``: cache nothing)."""
+    """The size limit set by ``NBTRACK_MAX_BLOB_SIZE`` (unset or ``0``: no limit, as
+    ``TrackMagics.max_blob_size``)."""
     raw = os.environ.get(ENV_MAX_BLOB_SIZE, "").strip()
-    return parse_size(raw) if raw else None
+    return (parse_size(raw) or None) if raw else None
 
 
 def _fits(size: int, max_blob_size: int | None) -> bool:
