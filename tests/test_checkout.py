@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,12 +21,9 @@ from nbtrack.versioning import version_path
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
-    root = tmp_path / "project"
-    (root / ".nbtrack").mkdir(parents=True)
-    monkeypatch.delenv("NBTRACK_STORE", raising=False)
-    monkeypatch.chdir(root)
-    return Client(resolve_project(root))
+def client(project_dir: Path) -> Client:
+    (project_dir / ".nbtrack").mkdir()
+    return Client(resolve_project(project_dir))
 
 
 def record_run(
@@ -199,3 +197,30 @@ def test_inputs_outputs_and_unknown_paths(client: Client) -> None:
     assert not (root / "out.txt").exists()
     with pytest.raises(UsageError, match="not a data version of this run"):
         checkout(client, run, ["other.txt"])
+
+
+def test_a_tracked_cell_in_a_real_kernel_can_be_checked_out(kernel, project_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from conftest import run_cli
+
+    # given a cell tracked with a folder input and a file output
+    (project_dir / "data").mkdir()
+    for i in range(3):
+        (project_dir / "data" / f"part{i}.csv").write_text(f"v\n{i}\n")
+    kernel.ok(
+        "%%track -i data -o summary.txt\n"
+        "import os\n"
+        "open('summary.txt', 'w').write(','.join(sorted(os.listdir('data'))))\n"
+    )
+    # when the data and the output change afterwards
+    (project_dir / "data" / "part0.csv").write_text("v\nchanged\n")
+    (project_dir / "data" / "part2.csv").unlink()
+    (project_dir / "summary.txt").unlink()
+    kernel.ok("%%track -i data\nlen(os.listdir('data'))")
+    # then checking out the first run brings back both, byte for byte
+    first = run_cli("ls", "--json", "--sort", "started_at", "--ascending", cwd=project_dir)
+    run_id = json.loads(first.stdout)["runs"][0]["run_id"]
+    out = run_cli("checkout", run_id, cwd=project_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (project_dir / "data" / "part0.csv").read_text() == "v\n0\n"
+    assert (project_dir / "data" / "part2.csv").read_text() == "v\n2\n"
+    assert (project_dir / "summary.txt").read_text() == "part0.csv,part1.csv,part2.csv"

@@ -3,53 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from nbtrack.client import Client
-from nbtrack.hashing import StatCache
 from nbtrack.project import resolve_project
-from nbtrack.tracking import RunWriter
-from nbtrack.versioning import version_path
-
-NBTRACK = str(Path(sys.executable).with_name("nbtrack"))
+from test_checkout import record_run
 
 
 def nbtrack(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "NBTRACK_STORE"}
-    return subprocess.run(
-        [NBTRACK, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 @pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    project = tmp_path / "project"
-    (project / ".nbtrack").mkdir(parents=True)
-    monkeypatch.delenv("NBTRACK_STORE", raising=False)
-    monkeypatch.chdir(project)
-    return project
+def root(project_dir: Path) -> Path:
+    (project_dir / ".nbtrack").mkdir()
+    return project_dir
 
 
-def record(root: Path, inputs: list[str], outputs: list[str] = []) -> str:  # noqa: B006
-    client = Client(resolve_project(root))
-    sc = StatCache.for_folder(client.project.folder)
-    versions = [
-        version_path(client.project, p, "input", cache=client.cache, stat_cache=sc) for p in inputs
-    ]
-    versions += [
-        version_path(client.project, p, "output", cache=client.cache, stat_cache=sc)
-        for p in outputs
-    ]
-    w = RunWriter.start(client.project, kind="cell", name="cli")
-    w.log_data(versions)
-    w.finish()
-    w.wait()
-    return w.run_id
+def record(root: Path, inputs: list[str], outputs: list[str] | None = None) -> str:
+    return record_run(Client(resolve_project(root)), inputs, outputs or [])
 
 
 def test_checkout_restores_and_exits_zero(root: Path) -> None:

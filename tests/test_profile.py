@@ -17,12 +17,9 @@ from nbtrack.versioning import version_path
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
-    root = tmp_path / "project"
-    (root / ".nbtrack").mkdir(parents=True)
-    monkeypatch.delenv("NBTRACK_STORE", raising=False)
-    monkeypatch.chdir(root)
-    return Client(resolve_project(root))
+def client(project_dir: Path) -> Client:
+    (project_dir / ".nbtrack").mkdir()
+    return Client(resolve_project(project_dir))
 
 
 def _version(client: Client, path: str) -> DataVersion:

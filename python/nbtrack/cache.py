@@ -108,6 +108,12 @@ def _try_reflink(src_fd: int, dst_fd: int) -> bool:
     return True
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view.nbytes:
+        view = view[os.write(fd, view) :]
+
+
 def copy_hashing(src_fd: int, dst_fd: int, size: int) -> str:
     """Copy ``size`` bytes between open files (reflink if possible); returns the hash
     of the bytes the destination now holds."""
@@ -202,10 +208,25 @@ class Cache:
             os.utime(path)
         return True
 
-    @staticmethod
-    def _discard(tmp: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    @contextlib.contextmanager
+    def _temporary(self, digest: str | None = None) -> Iterator[tuple[int, str]]:
+        """An open temporary file for a blob; closed and removed unless committed."""
+        fd, tmp = self._new_tmp(os.path.dirname(self._blob(digest)) if digest else None)
+        try:
+            yield fd, tmp
+        finally:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # a no-op once it was renamed into place
+
+    def _commit_if(self, tmp: str, digest: str, actual: str) -> bool:
+        """Rename ``tmp`` to ``digest`` if its content hash ``actual`` is that name."""
+        if is_manifest_hash(digest):
+            actual += DIR_SUFFIX
+        if actual != digest:
+            return False
+        self._commit(tmp, digest)
+        return True
 
     def add_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
         """Hash ``path`` and keep its bytes in one streamed pass; returns (hash, size).
@@ -216,19 +237,10 @@ class Cache:
         src = os.open(path, os.O_RDONLY)
         try:
             size = os.fstat(src).st_size
-            fd, tmp = self._new_tmp()
-            try:
-                try:
-                    digest = copy_hashing(src, fd, size)
-                finally:
-                    os.close(fd)
-                if self._present(digest, size):
-                    self._discard(tmp)
-                else:
+            with self._temporary() as (fd, tmp):
+                digest = copy_hashing(src, fd, size)
+                if not self._present(digest, size):
                     self._commit(tmp, digest)
-            except BaseException:
-                self._discard(tmp)
-                raise
             return digest, size
         finally:
             os.close(src)
@@ -244,22 +256,8 @@ class Cache:
             return True
         src = os.open(path, os.O_RDONLY)
         try:
-            fd, tmp = self._new_tmp(os.path.dirname(self._blob(digest)))
-            try:
-                try:
-                    actual = copy_hashing(src, fd, size)
-                finally:
-                    os.close(fd)
-                if is_manifest_hash(digest):
-                    actual += DIR_SUFFIX
-                if actual != digest:
-                    self._discard(tmp)
-                    return False
-                self._commit(tmp, digest)
-            except BaseException:
-                self._discard(tmp)
-                raise
-            return True
+            with self._temporary(digest) as (fd, tmp):
+                return self._commit_if(tmp, digest, copy_hashing(src, fd, size))
         finally:
             os.close(src)
 
@@ -267,18 +265,9 @@ class Cache:
         """Store ``data``; returns its hash (``digest`` when given: the name to use)."""
         digest = digest or hash_bytes(data)
         if not self._present(digest, len(data)):
-            fd, tmp = self._new_tmp(os.path.dirname(self._blob(digest)))
-            try:
-                try:
-                    view = memoryview(data)
-                    while view.nbytes:
-                        view = view[os.write(fd, view) :]
-                finally:
-                    os.close(fd)
+            with self._temporary(digest) as (fd, tmp):
+                _write_all(fd, data)
                 self._commit(tmp, digest)
-            except BaseException:
-                self._discard(tmp)
-                raise
         return digest
 
     def put_stream(self, source: BinaryIO, digest: str) -> bool:
@@ -290,21 +279,11 @@ class Cache:
         if self.has(digest):
             return True
         stream = HashStream()
-        fd, tmp = self._new_tmp(os.path.dirname(self._blob(digest)))
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := source.read(1 << 22):
-                    stream.update(chunk)
-                    out.write(chunk)
-            actual = stream.hexdigest() + (DIR_SUFFIX if is_manifest_hash(digest) else "")
-            if actual != digest:
-                self._discard(tmp)
-                return False
-            self._commit(tmp, digest)
-        except BaseException:
-            self._discard(tmp)
-            raise
-        return True
+        with self._temporary(digest) as (fd, tmp):
+            while chunk := source.read(1 << 22):
+                stream.update(chunk)
+                _write_all(fd, chunk)
+            return self._commit_if(tmp, digest, stream.hexdigest())
 
     # -- reading -----------------------------------------------------------------
     def read_bytes(self, digest: str) -> bytes:
