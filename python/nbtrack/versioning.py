@@ -107,9 +107,17 @@ def _version_file(
 
 
 def _read_all(fd: int, expected: int) -> bytes:
-    """Everything up to end of file (a file may have grown since its stat)."""
-    chunks = []
-    while chunk := os.read(fd, max(expected + 1, 1 << 16)):
+    """Everything up to end of file (a file may have grown since its stat).
+
+    Asking for one byte more than expected makes the usual case one read: exactly
+    the size ``stat`` gave. Anything else (a short read on a network filesystem, a
+    file that grew) reads on to end of file; the caller compares the stat after.
+    """
+    first = os.read(fd, expected + 1)
+    if len(first) == expected:
+        return first
+    chunks = [first]
+    while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
     return b"".join(chunks)
 
