@@ -151,3 +151,19 @@ def test_corrupt_stat_cache_file_is_ignored_not_fatal(tmp_path: Path) -> None:
     store = tmp_path / "statcache.json"
     store.write_text("{not json")
     assert StatCache(store).hash(f).hash == hash_bytes(b"abc")
+
+
+def test_hashing_still_works_in_a_forked_child(tmp_path: Path) -> None:
+    # given the hashing threads started in this process
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * CHUNK_SIZE))
+    expected = hash_file(big)
+    # when a child is forked (as multiprocessing and some executors do), then it hashes too
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os._exit(0 if hash_file(big) == expected else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -110,13 +110,17 @@ class HashStream:
 
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 
 
 def _thread_pool() -> ThreadPoolExecutor:
-    global _pool
+    global _pool, _pool_pid
     with _pool_lock:
-        if _pool is None:
+        # A forked child inherits the pool object but not its threads: work sent to
+        # it would wait forever, so a new process makes its own pool.
+        if _pool is None or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="nbtrack-hash")
+            _pool_pid = os.getpid()
         return _pool
 
 
