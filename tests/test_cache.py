@@ -206,3 +206,27 @@ def test_a_copy_killed_midway_leaves_no_wrong_blob_and_the_next_put_repairs(
         os.utime(leftover, (time.time() - 7200, time.time() - 7200))
     cache.collect_garbage([digest])
     assert list(tmp_dir.iterdir()) == []
+
+
+def test_gc_counts_notebook_snapshots_and_keeps_running_runs(project_dir: Path) -> None:
+    from nbtrack.cache import gc
+    from nbtrack.client import Client
+    from nbtrack.project import resolve_project
+    from nbtrack.tracking import RunWriter
+
+    (project_dir / ".nbtrack").mkdir()
+    client = Client(resolve_project(project_dir))
+    old_snapshot = client.cache.put_bytes(b'{"cells": ["old"]}')
+    new_snapshot = client.cache.put_bytes(b'{"cells": ["new"]}')
+    live_snapshot = client.cache.put_bytes(b'{"cells": ["still running"]}')
+    running = RunWriter.start(client.project, kind="notebook", notebook_hash=live_snapshot)
+    running.wait()
+    for snapshot in (old_snapshot, new_snapshot):
+        w = RunWriter.start(client.project, kind="notebook", notebook_hash=snapshot)
+        w.finish()
+        w.wait()
+    result = gc(client, keep_last=1)
+    assert [d for d, _ in result.removed] == [old_snapshot]
+    assert client.cache.has(new_snapshot) and client.cache.has(live_snapshot)
+    running.finish()
+    running.wait()
