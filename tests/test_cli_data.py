@@ -112,3 +112,24 @@ def test_unknown_run_is_an_error_not_a_traceback(root: Path) -> None:
     out = nbtrack(root, "checkout", "abcdef12")
     assert out.returncode != 0 and out.stderr.startswith("nbtrack: error:")
     assert "Traceback" not in out.stderr
+
+
+def test_a_restored_folder_is_one_line_with_its_counts(root: Path) -> None:
+    (root / "imgs").mkdir()
+    for i in range(5):
+        (root / "imgs" / f"{i}.png").write_bytes(bytes([i]))
+    record(root, ["imgs"])
+    (root / "imgs" / "0.png").unlink()
+    out = nbtrack(root, "checkout", "last")
+    assert out.returncode == 0, out.stderr
+    folder_line = next(line for line in out.stdout.splitlines() if "imgs/" in line)
+    assert folder_line.split() == [
+        "restored",
+        "imgs/",
+        "1",
+        "file(s)",
+        "restored,",
+        "4",
+        "file(s)",
+        "unchanged",
+    ]

@@ -27,6 +27,28 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def _checkout_rows(report: Any) -> list[list[str]]:
+    """One row per file, except that a folder's good files fold into one row."""
+    rows: list[list[str]] = []
+    folder_rows: dict[str, list[str]] = {}
+    folder_counts: dict[str, dict[str, int]] = {}
+    for item in report.items:
+        if item.folder is None or not item.ok:
+            rows.append([item.status, item.path, item.detail])
+            continue
+        if item.folder not in folder_rows:
+            folder_rows[item.folder] = ["", item.folder.rstrip("/") + "/", ""]
+            rows.append(folder_rows[item.folder])
+            folder_counts[item.folder] = {}
+        counts = folder_counts[item.folder]
+        counts[item.status] = counts.get(item.status, 0) + 1
+    for folder, row in folder_rows.items():
+        counts = folder_counts[folder]
+        row[0] = "restored" if counts.get("restored") else "unchanged"
+        row[2] = ", ".join(f"{n} file(s) {status}" for status, n in sorted(counts.items()))
+    return rows
+
+
 def cmd_checkout(args: argparse.Namespace) -> int:
     from ..checkout import checkout
 
@@ -35,11 +57,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report.to_dict())
     else:
-        emit_table(
-            ["status", "path", "detail"],
-            [[i.status, i.path, i.detail] for i in report.items],
-            max_width=80,
-        )
+        emit_table(["status", "path", "detail"], _checkout_rows(report), max_width=80)
         counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts().items()))
         sys.stdout.write(f"run {report.run_id[:8]}: {counts or 'no data versions'}\n")
     if not report.ok:
