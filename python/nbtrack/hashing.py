@@ -42,6 +42,7 @@ HASH_THREADS = 2
 RACY_WINDOW_NS = 100_000_000
 
 STAT_CACHE_FORMAT = 1
+RELOAD_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ class StatCache:
         self._dirty: dict[str, tuple[int, int, int, str]] = {}
         self._loaded_stamp: tuple[int, int] | None = None
         self._loaded = self.path is None
+        self._checked_at = 0.0
 
     @classmethod
     def for_folder(cls, folder: str | os.PathLike[str]) -> StatCache:
@@ -271,8 +273,13 @@ class StatCache:
             self._load()
         known = self._entries.get(key)
         if known is None and self.path is not None:
-            self._load()  # another process may have learnt it since we loaded
-            known = self._entries.get(key)
+            # Another process may have learnt it since we loaded; look (a stat of the
+            # file) at most once a second, not once per miss.
+            now = time.monotonic()
+            if now - self._checked_at > RELOAD_INTERVAL:
+                self._checked_at = now
+                self._load()
+                known = self._entries.get(key)
         if known is not None and (known[0], known[1], known[2]) == (
             st.st_ino,
             st.st_size,
