@@ -34,7 +34,6 @@ import json, os, sys, time
 from pathlib import Path
 from nbtrack.project import resolve_project
 from nbtrack.tracking import RunWriter
-from nbtrack.tracking import RunWriter
 
 index, runs, points, nparams, go = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
 project = resolve_project()
@@ -60,7 +59,6 @@ from pathlib import Path
 from nbtrack.client import Client
 from nbtrack.models import RunQuery
 from nbtrack.project import resolve_project
-from nbtrack.tracking import RunWriter
 
 go, stop = Path(sys.argv[1]), Path(sys.argv[2])
 Path(str(go) + ".ready-lister").touch()
@@ -114,6 +112,7 @@ def test_eight_writers_and_a_lister_lose_nothing(project_dir: Path, store_exists
     else:
         assert not store.exists()
     go, stop = project_dir / "go", project_dir / "stop"
+    pipes = {"cwd": project_dir, "env": env, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     writers = [
         subprocess.Popen(
             [
@@ -126,34 +125,36 @@ def test_eight_writers_and_a_lister_lose_nothing(project_dir: Path, store_exists
                 str(PARAMS_PER_RUN),
                 str(go),
             ],
-            cwd=project_dir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
             text=True,
+            **pipes,
         )  # fmt: skip
         for i in range(WRITERS)
     ]
     lister = subprocess.Popen(
-        [sys.executable, "-c", LISTER, str(go), str(stop)],
-        cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    ready = [Path(f"{go}.ready{i}") for i in range(WRITERS)] + [Path(f"{go}.ready-lister")]
-    _wait_for(ready, 40.0, [*writers, lister])
+        [sys.executable, "-c", LISTER, str(go), str(stop)], text=True, **pipes
+    )
+    try:
+        ready = [Path(f"{go}.ready{i}") for i in range(WRITERS)] + [Path(f"{go}.ready-lister")]
+        _wait_for(ready, 40.0, [*writers, lister])
 
-    # When: they all start at the same instant
-    go.touch()
-    deadline = time.monotonic() + PROCESS_TIMEOUT
-    run_ids: list[str] = []
-    for proc in writers:
-        code, out, err = _finish(proc, deadline)
-        assert code == 0, f"a writer failed:\n{err}"
-        assert "Traceback" not in err, err
-        run_ids.extend(json.loads(out))
-    stop.touch()
-    code, out, err = _finish(lister, deadline + 10)
-    assert code == 0, f"the lister failed:\n{err}"
-    listing = json.loads(out)
+        # When: they all start at the same instant
+        go.touch()
+        deadline = time.monotonic() + PROCESS_TIMEOUT
+        run_ids: list[str] = []
+        for proc in writers:
+            code, out, err = _finish(proc, deadline)
+            assert code == 0, f"a writer failed:\n{err}"
+            assert "Traceback" not in err, err
+            run_ids.extend(json.loads(out))
+        stop.touch()
+        code, out, err = _finish(lister, deadline + 10)
+        assert code == 0, f"the lister failed:\n{err}"
+        listing = json.loads(out)
+    finally:
+        for proc in [*writers, lister]:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     # Then: every run, parameter and metric point is in the store, which opens cleanly
     expected_runs = WRITERS * RUNS_PER_WRITER
