@@ -72,6 +72,7 @@ export function formatTime(iso: string | null, now: Date = new Date()): string {
   const date = new Date(iso);
   const sameDay = date.toDateString() === now.toDateString();
   const time = date.toLocaleTimeString([], {
+    hourCycle: 'h23',
     hour: '2-digit',
     minute: '2-digit',
     second: '2-digit'

@@ -53,7 +53,7 @@ export namespace RunsModel {
 /** The runs of the store of the active notebook, page by page. */
 export class RunsModel implements IDisposable {
   constructor(options: RunsModel.IOptions = {}) {
-    this.pageSize = options.pageSize ?? 200;
+    this.pageSize = options.pageSize ?? 100;
     this._jobInterval = options.jobInterval ?? 1000;
     this._poll = new Poll({
       auto: false,

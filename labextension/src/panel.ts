@@ -6,7 +6,6 @@ import {
   Toolbar,
   ToolbarButton,
   refreshIcon,
-  runIcon,
   searchIcon
 } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
@@ -195,7 +194,6 @@ export class RunsPanel extends Panel {
       CommandIDs.rerunSelected,
       'nbtrack-action-rerun'
     );
-    rerun.prepend(runIcon.element({ className: 'nbtrack-button-icon' }));
     const note = h(
       'span',
       { className: 'nbtrack-selection' },

@@ -22,14 +22,14 @@ export const ROW_HEIGHT = 26;
 const OVERSCAN = 8;
 
 const COLUMN_WIDTH: { [id: string]: number } = {
-  status: 70,
-  name: 120,
-  notebook_path: 140,
-  started_at: 80,
-  duration: 64
+  status: 22,
+  name: 96,
+  notebook_path: 118,
+  started_at: 76,
+  duration: 78
 };
-const VALUE_COLUMN_WIDTH = 76;
-const CHECK_WIDTH = 26;
+const VALUE_COLUMN_WIDTH = 72;
+const CHECK_WIDTH = 24;
 
 export namespace RunsTable {
   export interface IOptions {
@@ -154,8 +154,8 @@ export class RunsTable extends Widget {
           'aria-sort': sorted ? (descending ? 'descending' : 'ascending') : 'none',
           'data-column': column.id
         },
-        column.label,
-        sorted ? (descending ? ' ▾' : ' ▴') : ''
+        column.id === 'status' ? '' : column.label,
+        sorted ? (descending ? '▾' : '▴') : ''
       );
       cell.addEventListener('click', () => this._model.sortBy(column.id));
       return cell;
@@ -225,9 +225,10 @@ export class RunsTable extends Widget {
     });
     switch (column.id) {
       case 'status':
+        // A dot on screen; the word for screen readers, tooltips and tests.
         cell.append(
           h('span', { className: `nbtrack-dot nbtrack-dot-${run.status}` }),
-          run.status
+          h('span', { className: 'nbtrack-sr-only' }, run.status)
         );
         cell.title = run.error ?? run.status;
         break;

@@ -22,6 +22,18 @@ def run_all_cells(page: Page) -> None:
     expect(page.locator("#jp-main-statusbar").get_by_text("Idle")).to_be_visible(timeout=60_000)
 
 
+def widen_sidebar(page: Page, width: int = 780) -> None:
+    """Drag the sidebar's edge, as a user does to see more columns."""
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    box = handle.bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(width, y, steps=8)
+    page.mouse.up()
+
+
 def open_notebook_and_panel(page: Page, lab: Lab) -> None:
     page.goto(lab.page_url("lab/tree/train.ipynb"))
     expect(page.locator("#jp-main-statusbar").get_by_text("Idle")).to_be_visible(timeout=90_000)
@@ -42,22 +54,27 @@ def test_runs_appear_live_diff_and_chart(page: Page, lab: Lab, output_dir: Path)
     expect(rows).to_have_count(1, timeout=30_000)  # ...without reloading the page
     run_all_cells(page)
     expect(rows).to_have_count(2, timeout=30_000)
+    run_all_cells(page)
+    expect(rows).to_have_count(3, timeout=30_000)
 
     # Newest first, with status and the chosen param and metric columns.
     newest = rows.nth(0)
     expect(newest.locator('[data-column="status"]')).to_have_text("finished")
     expect(newest.locator('[data-column="name"]')).to_have_text("train")
-    expect(newest.locator('[data-column="params.lr"]')).to_have_text("0.01")
-    expect(rows.nth(1).locator('[data-column="params.lr"]')).to_have_text("0.1")
-    expect(newest.locator('[data-column="metrics.acc"]')).to_have_text("0.99")
+    expect(newest.locator('[data-column="params.lr"]')).to_have_text("0.001")
+    expect(rows.nth(1).locator('[data-column="params.lr"]')).to_have_text("0.01")
+    expect(rows.nth(2).locator('[data-column="params.lr"]')).to_have_text("0.1")
+    expect(newest.locator('[data-column="metrics.acc"]')).to_have_text("0.999")
+    widen_sidebar(page)
+    rows.nth(1).click()
     panel.screenshot(path=str(output_dir / "panel.png"))
 
-    # Sorting by a column puts the smallest lr first when ascending.
+    # Sorting by a column: descending first, then ascending.
     header = panel.locator('.nbtrack-head [data-column="params.lr"]')
-    header.click()  # descending: 0.1 first
+    header.click()
     expect(rows.nth(0).locator('[data-column="params.lr"]')).to_have_text("0.1")
     header.click()
-    expect(rows.nth(0).locator('[data-column="params.lr"]')).to_have_text("0.01")
+    expect(rows.nth(0).locator('[data-column="params.lr"]')).to_have_text("0.001")
 
     # Filtering by a condition keeps one run.
     where = panel.locator(".nbtrack-filter-where")
@@ -67,11 +84,14 @@ def test_runs_appear_live_diff_and_chart(page: Page, lab: Lab, output_dir: Path)
     expect(rows.nth(0).locator('[data-column="params.lr"]')).to_have_text("0.1")
     where.fill("")
     where.press("Enter")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
 
-    # Select both runs: the diff shows lr and acc changed, with deltas.
-    rows.nth(0).locator(".nbtrack-check").check()
-    rows.nth(1).locator(".nbtrack-check").check()
+    # Select two runs: the diff shows lr and acc changed, with deltas from the older one.
+    rows.nth(0).click()  # a plain click selects one run...
+    page.keyboard.press("Escape")
+    panel.locator(".nbtrack-clear").click()  # ...and the × clears the selection
+    rows.nth(1).locator(".nbtrack-check").check()  # lr 0.01
+    rows.nth(2).locator(".nbtrack-check").check()  # lr 0.1
     panel.locator(".nbtrack-action-diff").click()
     diff = page.locator(".nbtrack-diff")
     params = diff.locator('[data-section="params"]')
@@ -85,14 +105,14 @@ def test_runs_appear_live_diff_and_chart(page: Page, lab: Lab, output_dir: Path)
     diff.locator(".nbtrack-show-all").uncheck()
     page.screenshot(path=str(output_dir / "diff.png"))
 
-    # Both selected: their loss curves overlay in one chart.
+    # Two selected: their loss curves overlay in one chart.
     panel.locator(".nbtrack-action-details").click()
     chart = page.locator('.nbtrack-detail .nbtrack-chart[data-metric="loss"]')
     expect(chart.locator("polyline")).to_have_count(2)
     page.screenshot(path=str(output_dir / "charts.png"))
 
     # One run: its detail and the jump to its cell.
-    rows.nth(1).click()
+    rows.nth(2).click()
     panel.locator(".nbtrack-action-details").click()
     detail = page.locator(".nbtrack-detail")
     expect(detail.locator('[data-section="params"]')).to_contain_text("lr")
@@ -104,3 +124,23 @@ def test_runs_appear_live_diff_and_chart(page: Page, lab: Lab, output_dir: Path)
     for name in ("panel.png", "diff.png"):
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(output_dir / name, DOCS_IMG / name)
+
+
+def test_the_panel_works_in_notebook_7(page: Page, lab: Lab, output_dir: Path) -> None:
+    page.goto(lab.page_url("notebooks/train.ipynb"))
+    expect(page.locator(".jp-NotebookPanel")).to_be_visible(timeout=60_000)
+    # Notebook 7 has no ILabShell: the panel still lands in its left side panel.
+    page.locator(".lm-MenuBar-itemLabel", has_text="View").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Left Sidebar").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Show nbtrack runs").first.click()
+    panel = page.locator("#nbtrack-runs")
+    expect(panel).to_be_visible()
+    expect(panel.locator(".nbtrack-info")).to_contain_text(".nbtrack")
+    rows = panel.locator(".nbtrack-rows .nbtrack-row[data-run-id]")
+    before = rows.count()
+
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    expect(rows).to_have_count(before + 1, timeout=90_000)
+    expect(rows.nth(0).locator('[data-column="name"]')).to_have_text("train")
+    page.screenshot(path=str(output_dir / "notebook7.png"))
