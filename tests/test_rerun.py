@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 from conftest import run_cli
+from nbtrack.cli import main
 from nbtrack.client import Client
 from nbtrack.exceptions import RunNotFoundError
 from nbtrack.models import Run
@@ -22,6 +23,7 @@ from nbtrack.pipelines.recording import execute_recorded
 from nbtrack.pipelines.rerun import rerun
 from nbtrack.pipelines.sweep import plan_sweep
 from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
 
@@ -106,13 +108,13 @@ def test_unseeded_randomness_gets_a_verdict_naming_the_metric_and_the_output(pip
     ]
 
 
-def test_changed_input_data_gets_a_verdict_naming_the_file(pipe_project):
+def test_changed_input_data_gets_a_verdict_naming_the_file(pipe_project, capsys):
     _, cell = execute_once(pipe_project)
     (pipe_project / "pipe_data.csv").write_text("1\n2\n3\n4\n")
-    done = run_cli("rerun", cell.run_id[:8], cwd=pipe_project)
-    assert done.returncode == 1
-    assert "input pipe_data.csv (train) no longer matches its recorded version" in done.stdout
-    assert "metric acc (train):" in done.stdout
+    assert main(["rerun", cell.run_id[:8]]) == 1
+    out = capsys.readouterr().out
+    assert "input pipe_data.csv (train) no longer matches its recorded version" in out
+    assert "metric acc (train):" in out
 
 
 def test_overrides_clone_a_run_with_edited_parameters(pipe_project):
@@ -127,12 +129,12 @@ def test_overrides_clone_a_run_with_edited_parameters(pipe_project):
     assert [m.key for m in result.verdict.metrics] == ["acc"]
 
 
-def test_a_failing_rerun_records_the_cell_and_exception(pipe_project):
+def test_a_failing_rerun_records_the_cell_and_exception(pipe_project, capsys):
     notebook_run, _ = execute_once(pipe_project)
-    done = run_cli("rerun", notebook_run.run_id, "-p", "data_file", "missing.csv", cwd=pipe_project)
-    assert done.returncode == 1
-    assert "(failed: cell 4 (In [4]) `%%track train` raised FileNotFoundError" in done.stdout
-    assert "train: finished -> failed" in done.stdout
+    assert main(["rerun", notebook_run.run_id, "-p", "data_file", "missing.csv"]) == 1
+    out = capsys.readouterr().out
+    assert "(failed: cell 4 (In [4]) `%%track train` raised FileNotFoundError" in out
+    assert "train: finished -> failed" in out
     failed = Client(resolve_project(pipe_project)).list_runs()
     assert {r.status for r in failed.runs} == {"finished", "failed"}
 
@@ -163,11 +165,18 @@ def test_an_interactive_run_whose_code_differs_from_the_saved_notebook_is_rerun_
     assert "metric acc (train): 0.5 ->" in done.stdout
 
 
-def test_unknown_runs_and_runs_without_a_notebook_are_clear_errors(pipe_project):
-    done = run_cli("rerun", "feedbeef", cwd=pipe_project)
-    assert done.returncode == 1
-    assert "feedbeef" in done.stderr and "Traceback" not in done.stderr
+def test_unknown_runs_and_malformed_overrides_are_clear_errors(pipe_project, capsys):
+    assert main(["rerun", "feedbeef"]) == 1
+    assert "feedbeef" in capsys.readouterr().err
     with pytest.raises(RunNotFoundError):
         rerun(resolve_project(pipe_project), "feedbeef")
-    bad = run_cli("rerun", "last", "-p", "lr", "[0.1", cwd=pipe_project)
-    assert bad.returncode == 2 and "malformed parameter value '[0.1'" in bad.stderr
+    assert main(["rerun", "last", "-p", "lr", "[0.1"]) == 2
+    assert "malformed parameter value '[0.1'" in capsys.readouterr().err
+
+
+def test_a_run_made_outside_a_notebook_cannot_be_rerun(pipe_project, capsys):
+    writer = RunWriter.start(resolve_project(pipe_project), kind="cell", name="script")
+    writer.finish("finished")
+    writer.wait()
+    assert main(["rerun", writer.run_id]) == 1
+    assert "records no notebook path (was it made outside a notebook?)" in capsys.readouterr().err

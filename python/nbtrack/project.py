@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 STORE_DIRNAME = ".nbtrack"
 DB_FILENAME = "runs.duckdb"
 ENV_STORE = "NBTRACK_STORE"
+# The project root of a store kept outside its project: a Dask worker's scratch store
+# (set by nbtrack's pipelines, only together with NBTRACK_STORE).
+ENV_ROOT = "NBTRACK_ROOT"
 
 
 @dataclass(frozen=True)
@@ -78,14 +81,9 @@ def resolve_project(start: str | os.PathLike[str] | None = None) -> Project:
     """
     env = os.environ.get(ENV_STORE)
     if env:
-        p = Path(env).expanduser().resolve()
-        if p.suffix == ".duckdb":
-            return Project(root=p.parent, folder=p.parent, db_path=p)
-        if p.name == STORE_DIRNAME:
-            return _at(p.parent)
-        if (p / STORE_DIRNAME).is_dir():
-            return _at(p)
-        return Project(root=p, folder=p, db_path=p / DB_FILENAME)
+        project = _from_env(Path(env).expanduser().resolve())
+        root = os.environ.get(ENV_ROOT)
+        return replace(project, root=Path(root).resolve()) if root else project
     base = Path(start).expanduser() if start is not None else Path.cwd()
     base = base.resolve()
     if base.is_file():
@@ -94,6 +92,17 @@ def resolve_project(start: str | os.PathLike[str] | None = None) -> Project:
         if (d / STORE_DIRNAME).is_dir():
             return _at(d)
     return _at(_git_root(base) or base)
+
+
+def _from_env(p: Path) -> Project:
+    """The project of an ``NBTRACK_STORE`` value: a ``.duckdb`` file, ``.nbtrack/``, or a folder."""
+    if p.suffix == ".duckdb":
+        return Project(root=p.parent, folder=p.parent, db_path=p)
+    if p.name == STORE_DIRNAME:
+        return _at(p.parent)
+    if (p / STORE_DIRNAME).is_dir():
+        return _at(p)
+    return Project(root=p, folder=p, db_path=p / DB_FILENAME)
 
 
 def _at(root: Path) -> Project:

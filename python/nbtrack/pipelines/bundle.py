@@ -131,35 +131,6 @@ class BundleSummary:
 # --- export --------------------------------------------------------------------------------
 
 
-def relocate_paths(dump: dict[str, list[dict[str, Any]]], old_root: str, new_root: str) -> None:
-    """Re-record paths under ``new_root`` as relative to it, in place.
-
-    A Dask worker's scratch store has its own root, so files of the caller's project
-    are recorded there as absolute paths; the caller's store records them relative to
-    its root. Paths relative to ``old_root`` (the scratch folder) stay as they are.
-    """
-    root = Path(os.path.realpath(new_root))
-
-    def rel(path: str | None) -> str | None:
-        if not path or not os.path.isabs(path):
-            return None
-        try:
-            inside = Path(os.path.realpath(path)).relative_to(root)
-        except ValueError:
-            return None
-        return inside.as_posix() or "."
-
-    for row in dump.get("runs", []):
-        moved = rel(row.get("notebook_path"))
-        if moved is not None:
-            row["notebook_path"] = moved
-    for row in dump.get("data_versions", []):
-        moved = rel(row.get("path"))
-        if moved is not None:
-            row["path"] = moved
-            row["in_project"] = True
-
-
 def closure(client: Client, refs: Iterable[str]) -> list[str]:
     """The run ids to export for ``refs``: each run, its parent and, for notebook runs, its cells.
 
@@ -177,23 +148,12 @@ def closure(client: Client, refs: Iterable[str]) -> list[str]:
     return list(ids)
 
 
-def write_bundle(
-    client: Client,
-    run_ids: Sequence[str],
-    dest: IO[bytes],
-    *,
-    relocate: tuple[str, str] | None = None,
-) -> BundleSummary:
-    """Write the bundle of exactly ``run_ids`` (see ``closure``) to the binary stream ``dest``.
-
-    ``relocate=(old_root, new_root)`` re-records paths as ``relocate_paths`` does.
-    """
+def write_bundle(client: Client, run_ids: Sequence[str], dest: IO[bytes]) -> BundleSummary:
+    """Write the bundle of exactly ``run_ids`` (see ``closure``) to the binary stream ``dest``."""
     from .. import __version__
 
     ids = list(run_ids)
     dump = client.store.dump_runs(ids)
-    if relocate is not None:
-        relocate_paths(dump, *relocate)
     summary = BundleSummary(runs=ids, contained=ids)
     cache = client.cache
     executions = client.project.executions_dir
@@ -224,12 +184,10 @@ def write_bundle(
     return summary
 
 
-def bundle_bytes(
-    client: Client, run_ids: Sequence[str], *, relocate: tuple[str, str] | None = None
-) -> bytes:
+def bundle_bytes(client: Client, run_ids: Sequence[str]) -> bytes:
     """The bundle of ``run_ids`` in memory (what a Dask worker sends back)."""
     buffer = io.BytesIO()
-    write_bundle(client, run_ids, buffer, relocate=relocate)
+    write_bundle(client, run_ids, buffer)
     return buffer.getvalue()
 
 

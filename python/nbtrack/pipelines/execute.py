@@ -48,13 +48,19 @@ def _quiet_papermill() -> None:
 
 def kernel_environment(
     store: str | os.PathLike[str],
+    root: str | os.PathLike[str],
     parent_run: str | None,
     parameters: Mapping[str, Any],
     notebook: str | os.PathLike[str],
 ) -> dict[str, str]:
-    """The ``NBTRACK_*`` variables the kernel side of nbtrack reads."""
+    """The ``NBTRACK_*`` variables the kernel side of nbtrack reads.
+
+    ``root`` is the project root data paths are recorded against; it differs from the
+    store's own folder for a Dask worker's scratch store.
+    """
     env = {
         "NBTRACK_STORE": str(store),
+        "NBTRACK_ROOT": str(root),
         "NBTRACK_PARAMS": json.dumps(dict(parameters), default=str),
         "NBTRACK_NOTEBOOK": str(notebook),
     }

@@ -213,15 +213,15 @@ class LocalExecutor:
 def run_on_worker(request_data: dict[str, Any], project_root: str) -> bytes:
     """Executed on a Dask worker: one execution against a scratch store, returned as a bundle.
 
-    The scratch store lives in the worker's local directory (cleaned with the worker).
-    Paths under ``project_root`` are recorded relative to it, as the caller's own store
-    would record them, not as absolute paths of the scratch project.
+    The scratch store lives in the worker's local directory (removed with the worker);
+    its project root is the caller's, so data paths are recorded as the caller's own
+    store records them. The worker needs the project's files, not its store.
     """
     import shutil
     import tempfile
 
     from ..client import Client
-    from ..project import Project
+    from ..project import DB_FILENAME, Project
     from .bundle import bundle_bytes
     from .recording import execute_recorded
 
@@ -231,16 +231,12 @@ def run_on_worker(request_data: dict[str, Any], project_root: str) -> bytes:
         local_dir: str | None = get_worker().local_directory
     except (ImportError, ValueError):
         local_dir = None
-    scratch = tempfile.mkdtemp(prefix="nbtrack-scratch-", dir=local_dir)
+    scratch = Path(tempfile.mkdtemp(prefix="nbtrack-scratch-", dir=local_dir))
     try:
-        project = Project(
-            root=Path(scratch), folder=Path(scratch), db_path=Path(scratch) / "runs.duckdb"
-        )
-        request = ExecutionRequest.from_dict(request_data)
-        record = execute_recorded(project, request)
+        project = Project(root=Path(project_root), folder=scratch, db_path=scratch / DB_FILENAME)
+        record = execute_recorded(project, ExecutionRequest.from_dict(request_data))
         client = Client(project)
-        ids = [record.run_id, *client.store.child_ids(record.run_id)]
-        return bundle_bytes(client, ids, relocate=(scratch, project_root))
+        return bundle_bytes(client, [record.run_id, *client.store.child_ids(record.run_id)])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -310,7 +306,9 @@ class DaskExecutor:
 def _dask_error(exc: BaseException) -> str:
     name = type(exc).__name__
     if name == "KilledWorker":
-        return f"the Dask worker died during the execution ({name}: {exc})"
+        # Dask's message goes on about where to look next; its first sentence is the news.
+        first = str(exc).split(". ")[0]
+        return f"the Dask worker died during the execution ({name}: {first})"
     return f"{name}: {exc}"
 
 

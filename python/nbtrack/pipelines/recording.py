@@ -124,7 +124,9 @@ def execution_spec(project: Project, request: ExecutionRequest, run_id: str) -> 
         output_path=str(executed_notebook_path(project, run_id)),
         parameters=dict(request.parameters),
         cwd=str(notebook.parent),
-        env=kernel_environment(store_location(project), run_id, request.parameters, notebook),
+        env=kernel_environment(
+            store_location(project), project.root, run_id, request.parameters, notebook
+        ),
         kernel_name=request.kernel_name,
         execution_timeout=request.execution_timeout,
     )
