@@ -232,8 +232,10 @@ def diff_environment(a: Run, b: Run, include_same: bool) -> list[Change]:
         {"python": eb.python, "platform": eb.platform},
         include_same,
     )
-    # Packages are many: only the ones that differ, even with include_same.
-    packages = diff_values(ea.packages, eb.packages, False)
+    # Packages are many: only the ones that differ, even with include_same. Two runs
+    # of one kernel have equal dicts, and comparing them whole is what keeps the
+    # summary under each tracked cell cheap.
+    packages = [] if ea.packages == eb.packages else diff_values(ea.packages, eb.packages, False)
     return base + [Change("package " + c.key, c.kind, c.a, c.b) for c in packages]
 
 

@@ -34,8 +34,15 @@ _FRAME = struct.Struct("<IB")
 _U32 = struct.Struct("<I")
 
 
+_start_times: dict[int, float] = {}
+
+
 def _own_start_time() -> float:
-    return psutil.Process(os.getpid()).create_time()
+    # Constant for a process, but psutil reads /proc each time: once per pid, not per run.
+    pid = os.getpid()
+    if pid not in _start_times:
+        _start_times[pid] = psutil.Process(pid).create_time()
+    return _start_times[pid]
 
 
 class SpoolWriter:

@@ -40,6 +40,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+_env_dicts: dict[str, dict[str, Any]] = {}
+
+
+def _env_dict(env: Environment) -> dict[str, Any]:
+    # asdict() deep-copies hundreds of packages: once per environment, not once per cell.
+    found = _env_dicts.get(env.env_id)
+    if found is None:
+        found = _env_dicts[env.env_id] = env.to_dict()
+    return found
+
+
 class RunWriter:
     """Records one run: events go to its spool at once and into DuckDB soon after.
 
@@ -127,7 +138,7 @@ class RunWriter:
             "pid": run.pid,
             **fields,
         }
-        spool.event({"e": "start", "run": row, "environment": env.to_dict()})
+        spool.event({"e": "start", "run": row, "environment": _env_dict(env)})
         writer = cls(project, run_id, spool, run)
         if params:
             writer.log_params(params, source=param_source)
