@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     say(
         "\n# 1. Prepare the data: one tracked execution of 01_prepare.ipynb writes data/train.csv and data/test.csv"
     )
-    command(["nbtrack", "sweep", "01_prepare.ipynb", "-p", "test_size", "0.25"], workdir, env)
+    command(["nbtrack", "sweep", "01_prepare.ipynb"], workdir, env)
 
     say("\n# 2. Train with five parameter sets, two at a time")
     for grid in SWEEPS:

@@ -13,10 +13,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,18 +34,30 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def run_ok(args: list[str], timeout: float = 120, **kwargs) -> subprocess.CompletedProcess[str]:
-    """Run a command; fail with its output (the last part) if it fails or outlives ``timeout``."""
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(
-            f"{args} still running after {timeout} s:\n{str(exc.stdout)[-3000:]}\n{str(exc.stderr)[-3000:]}"
-        )
-    assert done.returncode == 0, (
-        f"{args} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    )
-    return done
+def run_ok(
+    args: list[str], timeout: float = 120, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; fail with (the end of) its output if it fails or outlives ``timeout``.
+
+    The command gets its own process group, so a timeout also stops what it started
+    (pip's build, the demo's sweeps and kernels) instead of leaving them running.
+    """
+    with subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"{args} still running after {timeout} s:\n{out[-3000:]}\n{err[-3000:]}")
+    assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{out[-3000:]}\n{err[-3000:]}"
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 # --- the repository's binder/ folder -------------------------------------------------
@@ -104,7 +118,7 @@ def checkout_copy(dest: Path) -> None:
         shutil.copy2(src, target)
 
 
-@pytest.mark.timeout(720)
+@pytest.mark.timeout(1000)
 def test_postbuild_in_a_fresh_environment(tmp_path: Path) -> None:
     started = time.perf_counter()
     # given a copy of the checkout
@@ -126,12 +140,12 @@ def test_postbuild_in_a_fresh_environment(tmp_path: Path) -> None:
         + ["-r", "binder/requirements.txt"],
         cwd=repo,
         env=env,
-        timeout=240,
+        timeout=300,
     )
     base_ready = time.perf_counter()
 
     # when postBuild runs from the repository root
-    done = run_ok(["bash", "binder/postBuild"], cwd=repo, env=env, timeout=360)
+    done = run_ok(["bash", "binder/postBuild"], cwd=repo, env=env, timeout=600)
     finished = time.perf_counter()
     print(
         f"fresh venv + requirements {base_ready - started:.0f} s, "
@@ -299,3 +313,24 @@ def test_binder_spec_skips_local_builds_and_warns_about_other_platforms() -> Non
 def test_binder_spec_needs_an_environment() -> None:
     with pytest.raises(UsageError, match="no recorded environment"):
         binder_spec(Run(run_id="f" * 32))
+
+
+def test_binder_prints_the_launch_url_of_a_github_repository(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a project that is a git repository on GitHub, with notebooks in a subfolder
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["remote", "add", "origin", "git@github.com:alice/cancer-study.git"],
+    ):
+        run_ok(["git", *args], cwd=project)
+    run_id = recorded_run()
+    # when `nbtrack binder` writes the files at the repository root
+    assert cli_main(["binder", run_id]) == 0
+    out = capsys.readouterr().out
+    # then they are in binder/ and the URL opens the run's notebook on mybinder.org
+    assert (project / "binder/requirements.txt").is_file()
+    assert (
+        "launch: https://mybinder.org/v2/gh/alice/cancer-study/main?urlpath=lab/tree/train.ipynb"
+        in out
+    )

@@ -30,7 +30,7 @@ BIN = Path(sys.executable).parent
 
 def user_env() -> dict[str, str]:
     """What a user's shell has: this environment's tools first, no store forced."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NBTRACK_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "JPY_"))}
     env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
     return env
 

@@ -213,7 +213,7 @@ def binder_url(repo_root: Path, notebook: str | None) -> str | None:
     match = _GITHUB_RE.search(_git(["remote", "get-url", "origin"], repo_root) or "")
     if not match:
         return None
-    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], repo_root)
-    ref = branch if branch and branch != "HEAD" else "HEAD"
+    # The current branch (also before the first commit); HEAD when detached.
+    ref = _git(["symbolic-ref", "--short", "HEAD"], repo_root) or "HEAD"
     url = f"https://mybinder.org/v2/gh/{match['owner']}/{match['repo']}/{ref}"
     return f"{url}?urlpath=lab/tree/{notebook}" if notebook else url
