@@ -79,7 +79,11 @@ def register(sub: Any) -> None:
         "--seed", type=int, metavar="S", help="seed of --random (same seed, same points)"
     )
     p.add_argument(
-        "-j", "--jobs", type=int, default=1, metavar="N", help="executions at once (%(default)s)"
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="executions at once (local: default 1; dask: default all, the cluster decides)",
     )
     p.add_argument("--executor", default="local", help="local (process pool, default) or dask")
     p.add_argument(
@@ -176,7 +180,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from ..pipelines.sweep import run_sweep as execute_sweep
     from ..project import resolve_project
 
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j must be at least 1, got {args.jobs}")
     plan = plan_sweep(
         args.notebook,
