@@ -74,19 +74,24 @@ class SpoolWriter:
 
     def metrics(self, points: list[tuple[str, float, int, float]]) -> None:
         """Append (key, value, step, ts) points as one binary chunk."""
-        if not points:
+        self.metrics_flat([x for p in points for x in p])
+
+    def metrics_flat(self, flat: list[Any]) -> None:
+        """Append points given flat (key, value, step, ts, key, ...) as one binary chunk."""
+        if not flat:
             return
-        index: dict[str, int] = {}
-        keys = array("I", [index.setdefault(p[0], len(index)) for p in points])
-        values = array("d", [p[1] for p in points])
-        steps = array("q", [p[2] for p in points])
-        ts = array("d", [p[3] for p in points])
+        names = flat[0::4]
+        index = {k: i for i, k in enumerate(dict.fromkeys(names))}
+        keys = array("I", map(index.__getitem__, names))
+        values = array("d", flat[1::4])
+        steps = array("q", flat[2::4])
+        ts = array("d", flat[3::4])
         header = json.dumps({"keys": list(index)}).encode()
         payload = b"".join(
             (
                 _U32.pack(len(header)),
                 header,
-                _U32.pack(len(points)),
+                _U32.pack(len(names)),
                 keys.tobytes(),
                 steps.tobytes(),
                 values.tobytes(),

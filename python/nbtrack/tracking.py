@@ -69,7 +69,9 @@ class RunWriter:
         self.spool = spool
         self.snapshot = run  # what the run holds so far, in memory (for the summary)
         self.finished = False
-        self._points: list[tuple[str, float, int, float]] = []
+        # Points as a flat list (key, value, step, ts, key, ...): one extend per
+        # point, and the spool encodes each column from a C-level slice.
+        self._points: list[Any] = []
         self._steps: dict[str, int] = {}
         self._offset = 0
         self._end_stored = False
@@ -208,7 +210,7 @@ class RunWriter:
                 return
             chunk = points[:n]
             del points[:n]
-            self.spool.metrics(chunk)
+            self.spool.metrics_flat(chunk)
 
     def finish(self, status: str = "finished", error: str | None = None) -> None:
         if self.finished:
@@ -369,7 +371,8 @@ def _require() -> RunWriter:
 
 
 def _log_into(w: RunWriter, name: str, value: Any, step: int | None) -> None:
-    # The hot path of a training loop: a few lookups and one append.
+    # The hot path of a training loop: a few lookups and one extend (atomic under
+    # the GIL, so the buffer always holds whole points when the ingestor flushes).
     if type(value) is not float or type(name) is not str:
         value = build_metric(name, value)
     steps = w._steps
@@ -383,8 +386,8 @@ def _log_into(w: RunWriter, name: str, value: Any, step: int | None) -> None:
         steps[name] = step + 1
         w.snapshot.metrics[name] = value
     points = w._points
-    points.append((name, value, step, time.time()))
-    if len(points) >= FLUSH_POINTS:
+    points.extend((name, value, step, time.time()))
+    if len(points) >= FLUSH_POINTS * 4:
         w.flush()
 
 
