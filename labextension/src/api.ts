@@ -178,6 +178,36 @@ export interface IStoreStatus {
 
 export type JobState = 'queued' | 'running' | 'finished' | 'failed';
 
+/** What moved between a run and its re-run (nbtrack.pipelines.verdict). */
+export interface IVerdict {
+  reproduced: boolean;
+  metrics: {
+    cell: string;
+    key: string;
+    before: JSONFloat | null;
+    after: JSONFloat | null;
+  }[];
+  outputs: { cell: string; path: string; change: string }[];
+  inputs: { cell: string; path: string; change: string }[];
+  outcomes: {
+    cell: string;
+    before: string;
+    after: string | null;
+    error?: string | null;
+  }[];
+}
+
+/** The outcome of a finished re-run. */
+export interface IRerunResult {
+  original: string;
+  run_id: string;
+  status: string;
+  error: string | null;
+  reproduced: boolean;
+  warnings: string[];
+  verdict?: IVerdict;
+}
+
 /** A re-run job (`POST runs/{id}/rerun`, `GET jobs/{id}`). */
 export interface IJob {
   job_id: string;
@@ -186,14 +216,7 @@ export interface IJob {
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
-  result: {
-    run_id: string;
-    reproduced: boolean;
-    status: string;
-    error: string | null;
-    warnings: string[];
-    [key: string]: unknown;
-  } | null;
+  result: IRerunResult | null;
   error: { type: string; message: string } | null;
   created?: boolean;
 }

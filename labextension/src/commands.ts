@@ -3,12 +3,13 @@
  * runs, jump to a run's cell, re-run a run.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { MainAreaWidget, Notification } from '@jupyterlab/apputils';
+import { Dialog, MainAreaWidget, Notification, showDialog } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
 import { IRunSummary, fetchRun } from './api';
+import { ColumnChooser } from './columns';
 import { DiffView } from './diff';
 import { RunDetailView } from './detail';
 import { notebookServerPath, runLabel, shortId } from './format';
@@ -23,6 +24,7 @@ export namespace CommandIDs {
   export const openCell = 'nbtrack:open-cell';
   export const rerun = 'nbtrack:rerun';
   export const rerunSelected = 'nbtrack:rerun-selected';
+  export const chooseColumns = 'nbtrack:choose-columns';
 }
 
 export interface ICommandContext {
@@ -175,5 +177,21 @@ export function addCommands(context: ICommandContext): void {
     isEnabled: () => model.selection.length === 1,
     execute: () =>
       commands.execute(CommandIDs.rerun, { runId: model.selection[0] })
+  });
+
+  commands.addCommand(CommandIDs.chooseColumns, {
+    label: 'Choose the Param and Metric Columns',
+    caption: 'Choose which parameters and metrics show as columns',
+    execute: async () => {
+      const chooser = new ColumnChooser(model);
+      const result = await showDialog({
+        title: 'Columns of the runs table',
+        body: chooser,
+        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Show' })]
+      });
+      if (result.button.accept) {
+        model.setValueColumns(chooser.params, chooser.metrics);
+      }
+    }
   });
 }

@@ -6,15 +6,17 @@ import {
   Toolbar,
   ToolbarButton,
   refreshIcon,
+  tableRowsIcon,
   searchIcon
 } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import { Panel, Widget } from '@lumino/widgets';
 
-import { IJob, IRunSummary, RunKind } from './api';
+import { IJob, IRerunResult, IRunSummary, RunKind } from './api';
 import { CommandIDs } from './commands';
 import { h } from './dom';
+import { formatValue } from './format';
 import { RunsModel } from './model';
 import { RunsTable } from './table';
 import { runsIcon } from './icons';
@@ -47,6 +49,14 @@ export class RunsPanel extends Panel {
       new Widget({ node: h('span', { className: 'nbtrack-title' }, 'Runs') })
     );
     toolbar.addItem('spacer', Toolbar.createSpacerItem());
+    toolbar.addItem(
+      'columns',
+      new ToolbarButton({
+        icon: tableRowsIcon,
+        tooltip: 'Choose the param and metric columns',
+        onClick: () => void this._commands.execute(CommandIDs.chooseColumns)
+      })
+    );
     toolbar.addItem(
       'refresh',
       new ToolbarButton({
@@ -218,16 +228,26 @@ export class RunsPanel extends Panel {
   }
 
   private _jobLine(job: IJob): HTMLElement {
-    const state = job.state;
-    let text = `Re-run ${state}`;
-    if (state === 'finished' && job.result) {
-      text = `Re-run finished: run ${job.result.run_id.slice(0, 8)}, ${
-        job.result.reproduced ? 'reproduced' : 'did not reproduce'
-      }`;
-    } else if (state === 'failed' && job.error) {
-      text = `Re-run failed: ${job.error.message}`;
+    const line = h('div', { className: `nbtrack-job nbtrack-job-${job.state}` });
+    const result = job.result;
+    if (job.state === 'finished' && result) {
+      line.append(
+        `Re-run finished: run ${result.run_id.slice(0, 8)}, ${
+          result.reproduced ? 'reproduced' : 'did not reproduce'
+        }`
+      );
+      const reasons = [...verdictLines(result), ...result.warnings];
+      if (reasons.length) {
+        line.appendChild(
+          h('ul', { className: 'nbtrack-job-reasons' }, reasons.map(text => h('li', {}, text)))
+        );
+      }
+    } else if (job.state === 'failed' && job.error) {
+      line.append(`Re-run failed: ${job.error.message}`);
+    } else {
+      line.append(`Re-run ${job.state}…`);
     }
-    return h('div', { className: `nbtrack-job nbtrack-job-${state}` }, text);
+    return line;
   }
 
   private _button(
@@ -260,4 +280,21 @@ export class RunsPanel extends Panel {
   private _errorBox: HTMLElement;
   private _table: RunsTable;
   private _actions: HTMLElement;
+}
+
+/** Why a re-run did not reproduce, one line per thing that moved. */
+export function verdictLines(result: IRerunResult): string[] {
+  const verdict = result.verdict;
+  if (!verdict) {
+    return [];
+  }
+  return [
+    ...verdict.outcomes.map(
+      o => `cell ${o.cell}: ${o.before} → ${o.after ?? 'did not run'}${o.error ? ` (${o.error})` : ''}`
+    ),
+    ...verdict.metrics.map(
+      m => `${m.key}: ${formatValue(m.before)} → ${formatValue(m.after)}`
+    ),
+    ...[...verdict.outputs, ...verdict.inputs].map(d => `${d.path}: ${d.change}`)
+  ];
 }

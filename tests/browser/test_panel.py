@@ -86,6 +86,14 @@ def test_runs_appear_live_diff_and_chart(page: Page, lab: Lab, output_dir: Path)
     where.press("Enter")
     expect(rows).to_have_count(3)
 
+    # The user picks which param and metric columns show.
+    panel.locator('[title="Choose the param and metric columns"]').first.click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator('input[value="epochs"]').uncheck()
+    dialog.locator("button.jp-mod-accept").click()
+    expect(panel.locator('.nbtrack-head [data-column="params.epochs"]')).to_have_count(0)
+    expect(panel.locator('.nbtrack-head [data-column="params.lr"]')).to_have_count(1)
+
     # Select two runs: the diff shows lr and acc changed, with deltas from the older one.
     rows.nth(0).click()  # a plain click selects one run...
     page.keyboard.press("Escape")
@@ -120,6 +128,14 @@ def test_runs_appear_live_diff_and_chart(page: Page, lab: Lab, output_dir: Path)
     rows.nth(0).locator('[data-column="notebook_path"] a').click()
     active = page.locator(".jp-NotebookPanel:visible .jp-Cell.jp-mod-active")
     expect(active).to_contain_text("%%track train")
+
+    # Re-run the first run (lr 0.1) from the panel: a linked run appears and reproduces it.
+    rows.nth(2).click()
+    panel.locator(".nbtrack-action-rerun").click()
+    job = panel.locator(".nbtrack-job")
+    expect(job).to_contain_text("Re-run finished", timeout=120_000)
+    expect(job).to_contain_text(", reproduced")
+    expect(rows).to_have_count(4)
 
     for name in ("panel.png", "diff.png"):
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
