@@ -239,7 +239,9 @@ export async function requestAPI<T>(
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
   const search = Object.entries(query)
-    .filter(([, value]) => value !== undefined && value !== null && value !== '')
+    .filter(
+      ([, value]) => value !== undefined && value !== null && value !== ''
+    )
     .map(
       ([key, value]) =>
         `${encodeURIComponent(key)}=${encodeURIComponent(String(value))}`
@@ -290,7 +292,10 @@ export function fetchRun(path: string, ref: string): Promise<IRun> {
 }
 
 /** The metric step series of one run. */
-export function fetchMetrics(path: string, ref: string): Promise<IMetricSeries> {
+export function fetchMetrics(
+  path: string,
+  ref: string
+): Promise<IMetricSeries> {
   return requestAPI<IMetricSeries>(`runs/${encodeURIComponent(ref)}/metrics`, {
     path
   });

@@ -43,7 +43,11 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   const step =
     [1, 2, 2.5, 5, 10].map(f => f * power).find(s => s >= rough) ?? rough;
   const ticks: number[] = [];
-  for (let v = Math.floor(min / step) * step; v <= max + step * 1e-9; v += step) {
+  for (
+    let v = Math.floor(min / step) * step;
+    v <= max + step * 1e-9;
+    v += step
+  ) {
     ticks.push(Number(v.toPrecision(12)));
   }
   if (ticks[ticks.length - 1] < max) {
@@ -61,8 +65,13 @@ export function lineChart(title: string, lines: ILine[]): HTMLElement {
     )
   }));
   const all = finite.flatMap(line => line.points);
-  const figure = h('figure', { className: 'nbtrack-chart', 'data-metric': title });
-  figure.appendChild(h('figcaption', { className: 'nbtrack-chart-title' }, title));
+  const figure = h('figure', {
+    className: 'nbtrack-chart',
+    'data-metric': title
+  });
+  figure.appendChild(
+    h('figcaption', { className: 'nbtrack-chart-title' }, title)
+  );
   if (all.length === 0) {
     figure.appendChild(
       h('div', { className: 'nbtrack-empty' }, 'No finite values to draw.')
@@ -80,7 +89,9 @@ export function lineChart(title: string, lines: ILine[]): HTMLElement {
   const sx = (x: number): number =>
     MARGIN.left + (x1 === x0 ? plotW / 2 : ((x - x0) / (x1 - x0)) * plotW);
   const sy = (y: number): number =>
-    MARGIN.top + plotH - (y1 === y0 ? plotH / 2 : ((y - y0) / (y1 - y0)) * plotH);
+    MARGIN.top +
+    plotH -
+    (y1 === y0 ? plotH / 2 : ((y - y0) / (y1 - y0)) * plotH);
 
   const chart = svg('svg', {
     class: 'nbtrack-chart-svg',

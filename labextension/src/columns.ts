@@ -11,8 +11,16 @@ export class ColumnChooser extends Widget {
   constructor(model: RunsModel) {
     super();
     this.addClass('nbtrack-columns');
-    this._params = this._group('Parameters', model.paramKeys, model.visibleParams);
-    this._metrics = this._group('Metrics', model.metricKeys, model.visibleMetrics);
+    this._params = this._group(
+      'Parameters',
+      model.paramKeys,
+      model.visibleParams
+    );
+    this._metrics = this._group(
+      'Metrics',
+      model.metricKeys,
+      model.visibleMetrics
+    );
   }
 
   /** The parameters checked. */
@@ -25,7 +33,11 @@ export class ColumnChooser extends Widget {
     return checked(this._metrics);
   }
 
-  private _group(title: string, keys: string[], shown: string[]): HTMLInputElement[] {
+  private _group(
+    title: string,
+    keys: string[],
+    shown: string[]
+  ): HTMLInputElement[] {
     const boxes = keys.map(key => {
       const box = h('input', { type: 'checkbox', value: key });
       box.checked = shown.includes(key);
@@ -37,7 +49,14 @@ export class ColumnChooser extends Widget {
         { className: 'nbtrack-columns-group' },
         h('legend', {}, title),
         keys.length
-          ? boxes.map(box => h('label', { className: 'nbtrack-columns-item' }, box, ` ${box.value}`))
+          ? boxes.map(box =>
+              h(
+                'label',
+                { className: 'nbtrack-columns-item' },
+                box,
+                ` ${box.value}`
+              )
+            )
           : h('span', { className: 'nbtrack-same' }, 'None recorded yet.')
       )
     );

@@ -3,7 +3,12 @@
  * runs, jump to a run's cell, re-run a run.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { Dialog, MainAreaWidget, Notification, showDialog } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  MainAreaWidget,
+  Notification,
+  showDialog
+} from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
@@ -94,7 +99,9 @@ export function addCommands(context: ICommandContext): void {
       const ids = model.selectionOldestFirst();
       openInMain(
         new RunDetailView({ path: model.path, runIds: ids, commands }),
-        ids.length === 1 ? `Run ${labelOf(ids[0])}` : `Curves of ${ids.length} runs`,
+        ids.length === 1
+          ? `Run ${labelOf(ids[0])}`
+          : `Curves of ${ids.length} runs`,
         'nbtrack-detail'
       );
     }
@@ -112,7 +119,9 @@ export function addCommands(context: ICommandContext): void {
           model.findRun(runId) ?? (await fetchRun(model.path, runId));
         await openCell(run);
       } catch (error) {
-        Notification.error(`Cannot open the cell of run ${shortId(runId)}: ${messageOf(error)}`);
+        Notification.error(
+          `Cannot open the cell of run ${shortId(runId)}: ${messageOf(error)}`
+        );
       }
     }
   });
@@ -135,7 +144,9 @@ export function addCommands(context: ICommandContext): void {
     await widget.context.ready;
     await widget.revealed;
     const notebook = widget.content;
-    const index = notebook.widgets.findIndex(cell => cell.model.id === run.cell_id);
+    const index = notebook.widgets.findIndex(
+      cell => cell.model.id === run.cell_id
+    );
     if (index < 0) {
       Notification.info(
         `Opened ${path}; its cell of run ${shortId(run.run_id)} is no longer there.`,
@@ -167,7 +178,9 @@ export function addCommands(context: ICommandContext): void {
           { autoClose: 4000 }
         );
       } catch (error) {
-        Notification.error(`Cannot re-run ${shortId(runId)}: ${messageOf(error)}`);
+        Notification.error(
+          `Cannot re-run ${shortId(runId)}: ${messageOf(error)}`
+        );
       }
     }
   });

@@ -91,12 +91,21 @@ export class RunDetailView extends Widget {
   }
 
   private _actions(run: IRun): HTMLElement {
-    const open = h('button', { className: 'jp-Button jp-mod-styled' }, 'Go to cell');
+    const open = h(
+      'button',
+      { className: 'jp-Button jp-mod-styled' },
+      'Go to cell'
+    );
     open.addEventListener(
       'click',
-      () => void this._commands.execute(CommandIDs.openCell, { runId: run.run_id })
+      () =>
+        void this._commands.execute(CommandIDs.openCell, { runId: run.run_id })
     );
-    const rerun = h('button', { className: 'jp-Button jp-mod-styled jp-mod-accept' }, 'Re-run');
+    const rerun = h(
+      'button',
+      { className: 'jp-Button jp-mod-styled jp-mod-accept' },
+      'Re-run'
+    );
     rerun.addEventListener(
       'click',
       () => void this._commands.execute(CommandIDs.rerun, { runId: run.run_id })
@@ -140,11 +149,24 @@ export class RunDetailView extends Widget {
     const facts: [string, string][] = [
       ['Run id', run.run_id],
       ['Status', run.error ? `${run.status}: ${run.error}` : run.status],
-      ['Notebook / cell', `${run.notebook_path ?? ''} ${formatLocation(run).split(' ').slice(1).join(' ')}`],
+      [
+        'Notebook / cell',
+        `${run.notebook_path ?? ''} ${formatLocation(run).split(' ').slice(1).join(' ')}`
+      ],
       ['Started', formatTime(run.started_at)],
       ['Duration', formatDuration(run.duration)],
-      ['Git', run.git_commit ? `${run.git_commit.slice(0, 10)}${run.git_dirty ? ' (dirty)' : ''}` : ''],
-      ['Python', run.environment ? `${run.environment.python} · ${run.environment.platform}` : ''],
+      [
+        'Git',
+        run.git_commit
+          ? `${run.git_commit.slice(0, 10)}${run.git_dirty ? ' (dirty)' : ''}`
+          : ''
+      ],
+      [
+        'Python',
+        run.environment
+          ? `${run.environment.python} · ${run.environment.platform}`
+          : ''
+      ],
       ['Re-run of', run.rerun_of ? shortId(run.rerun_of) : ''],
       ['Notebook run', run.parent_id ? shortId(run.parent_id) : '']
     ];
@@ -184,7 +206,12 @@ export class RunDetailView extends Widget {
         'section',
         { className: 'nbtrack-diff-section', 'data-section': 'metrics' },
         h('h3', {}, 'Metrics (latest)'),
-        table(Object.entries(run.metrics).map(([key, value]) => [key, formatValue(value)]))
+        table(
+          Object.entries(run.metrics).map(([key, value]) => [
+            key,
+            formatValue(value)
+          ])
+        )
       ),
       h(
         'section',

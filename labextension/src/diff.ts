@@ -52,7 +52,12 @@ export class DiffView extends Widget {
   async load(): Promise<void> {
     try {
       if (this._runIds.length === 2) {
-        const reply = await fetchDiff(this._path, this._runIds[0], this._runIds[1], true);
+        const reply = await fetchDiff(
+          this._path,
+          this._runIds[0],
+          this._runIds[1],
+          true
+        );
         this._diffs = [reply.diff];
       } else {
         const reply = await fetchCompare(this._path, this._runIds, true);
@@ -83,7 +88,10 @@ export class DiffView extends Widget {
       );
       return;
     }
-    const toggle = h('input', { type: 'checkbox', className: 'nbtrack-show-all' });
+    const toggle = h('input', {
+      type: 'checkbox',
+      className: 'nbtrack-show-all'
+    });
     toggle.checked = this._showAll;
     toggle.addEventListener('change', () => this.setShowAll(toggle.checked));
     const differs = this._diffs.some(diff => diff.differs);
@@ -93,7 +101,9 @@ export class DiffView extends Widget {
       h(
         'h2',
         {},
-        this._runIds.length === 2 ? 'Diff of ' : `Compare ${this._runIds.length} runs: `,
+        this._runIds.length === 2
+          ? 'Diff of '
+          : `Compare ${this._runIds.length} runs: `,
         this._runIds.map((id, index) =>
           h(
             'span',
@@ -131,13 +141,19 @@ export class DiffView extends Widget {
     const rows = new Map<string, (IChange | undefined)[]>();
     this._diffs.forEach((diff, index) => {
       for (const change of diff[section]) {
-        const row = rows.get(change.key) ?? new Array<IChange | undefined>(this._diffs.length);
+        const row =
+          rows.get(change.key) ??
+          new Array<IChange | undefined>(this._diffs.length);
         row[index] = change;
         rows.set(change.key, row);
       }
     });
     for (const [key, changes] of rows) {
-      if (!changes.some(change => change !== undefined && this._visible(change.kind))) {
+      if (
+        !changes.some(
+          change => change !== undefined && this._visible(change.kind)
+        )
+      ) {
         rows.delete(key);
       }
     }
@@ -148,7 +164,8 @@ export class DiffView extends Widget {
     const rows = this._rows(section);
     const body = [...rows].map(([key, changes]) => {
       const first = changes.find(change => change !== undefined);
-      const baseline = first && first.kind !== 'added' ? formatValue(first.a) : '';
+      const baseline =
+        first && first.kind !== 'added' ? formatValue(first.a) : '';
       return h(
         'tr',
         { 'data-key': key },
@@ -181,7 +198,10 @@ export class DiffView extends Widget {
     );
   }
 
-  private _changeCell(change: IChange | undefined, relative: boolean): HTMLElement {
+  private _changeCell(
+    change: IChange | undefined,
+    relative: boolean
+  ): HTMLElement {
     if (change === undefined) {
       return h('td', {});
     }
@@ -194,7 +214,9 @@ export class DiffView extends Widget {
               className: `nbtrack-delta ${toNumber(change.delta) > 0 ? 'nbtrack-up' : 'nbtrack-down'}`
             },
             ` ${formatDelta(change.delta)}`,
-            relative && change.relative !== undefined && Number.isFinite(toNumber(change.relative))
+            relative &&
+              change.relative !== undefined &&
+              Number.isFinite(toNumber(change.relative))
               ? ` (${formatDelta(Number((toNumber(change.relative) * 100).toFixed(1)))}%)`
               : ''
           )
@@ -258,7 +280,11 @@ export class DiffView extends Widget {
           }`
         : '—';
     const detail = change.detail
-      ? h('pre', { className: 'nbtrack-data-detail' }, describeDetail(change.detail))
+      ? h(
+          'pre',
+          { className: 'nbtrack-data-detail' },
+          describeDetail(change.detail)
+        )
       : null;
     return h(
       'tr',
@@ -266,7 +292,16 @@ export class DiffView extends Widget {
       h('th', { scope: 'row' }, change.path),
       h('td', {}, change.role),
       h('td', {}, version(change.a)),
-      h('td', {}, h('div', {}, `${this._label(this._runIds[index + 1])}: ${version(change.b)}`), detail),
+      h(
+        'td',
+        {},
+        h(
+          'div',
+          {},
+          `${this._label(this._runIds[index + 1])}: ${version(change.b)}`
+        ),
+        detail
+      ),
       h(
         'td',
         {},
@@ -285,7 +320,11 @@ export class DiffView extends Widget {
         'div',
         { className: 'nbtrack-code-block' },
         this._diffs.length > 1
-          ? h('div', { className: 'nbtrack-code-title' }, this._label(this._runIds[index + 1]))
+          ? h(
+              'div',
+              { className: 'nbtrack-code-title' },
+              this._label(this._runIds[index + 1])
+            )
           : null,
         h(
           'pre',
@@ -294,15 +333,16 @@ export class DiffView extends Widget {
             h(
               'div',
               {
-                className: line.startsWith('+++') || line.startsWith('---')
-                  ? 'nbtrack-line-file'
-                  : line.startsWith('+')
-                    ? 'nbtrack-line-added'
-                    : line.startsWith('-')
-                      ? 'nbtrack-line-removed'
-                      : line.startsWith('@@')
-                        ? 'nbtrack-line-hunk'
-                        : 'nbtrack-line'
+                className:
+                  line.startsWith('+++') || line.startsWith('---')
+                    ? 'nbtrack-line-file'
+                    : line.startsWith('+')
+                      ? 'nbtrack-line-added'
+                      : line.startsWith('-')
+                        ? 'nbtrack-line-removed'
+                        : line.startsWith('@@')
+                          ? 'nbtrack-line-hunk'
+                          : 'nbtrack-line'
               },
               line || ' '
             )
@@ -329,7 +369,12 @@ export class DiffView extends Widget {
     return h(
       'section',
       { className: 'nbtrack-diff-section', 'data-section': id },
-      h('h3', {}, title, count ? h('span', { className: 'nbtrack-count' }, ` ${count}`) : ''),
+      h(
+        'h3',
+        {},
+        title,
+        count ? h('span', { className: 'nbtrack-count' }, ` ${count}`) : ''
+      ),
       content ??
         h(
           'p',

@@ -22,7 +22,8 @@ import { RunsPanel } from './panel';
  */
 const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
   id: 'nbtrack:runs-panel',
-  description: 'A side panel listing, filtering, diffing and re-running nbtrack runs.',
+  description:
+    'A side panel listing, filtering, diffing and re-running nbtrack runs.',
   autoStart: true,
   optional: [
     INotebookTracker,
@@ -51,7 +52,9 @@ const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
     // The panel shows the store of the notebook in front of the user.
     const follow = (widget: Widget | null): void => {
       if (widget instanceof NotebookPanel) {
-        model.setPath(app.serviceManager.contents.localPath(widget.context.path));
+        model.setPath(
+          app.serviceManager.contents.localPath(widget.context.path)
+        );
       }
     };
     tracker?.currentChanged.connect((_, widget) => follow(widget));

@@ -70,7 +70,9 @@ export class RunsPanel extends Panel {
     this.addWidget(new Widget({ node: this._buildFilters() }));
     this._info = h('div', { className: 'nbtrack-info' });
     this._errorBox = h('div', { className: 'nbtrack-error', role: 'alert' });
-    this.addWidget(new Widget({ node: h('div', {}, this._info, this._errorBox) }));
+    this.addWidget(
+      new Widget({ node: h('div', {}, this._info, this._errorBox) })
+    );
 
     this._table = new RunsTable({
       model: this._model,
@@ -228,7 +230,9 @@ export class RunsPanel extends Panel {
   }
 
   private _jobLine(job: IJob): HTMLElement {
-    const line = h('div', { className: `nbtrack-job nbtrack-job-${job.state}` });
+    const line = h('div', {
+      className: `nbtrack-job nbtrack-job-${job.state}`
+    });
     const result = job.result;
     if (job.state === 'finished' && result) {
       line.append(
@@ -239,7 +243,11 @@ export class RunsPanel extends Panel {
       const reasons = [...verdictLines(result), ...result.warnings];
       if (reasons.length) {
         line.appendChild(
-          h('ul', { className: 'nbtrack-job-reasons' }, reasons.map(text => h('li', {}, text)))
+          h(
+            'ul',
+            { className: 'nbtrack-job-reasons' },
+            reasons.map(text => h('li', {}, text))
+          )
         );
       }
     } else if (job.state === 'failed' && job.error) {
@@ -266,7 +274,10 @@ export class RunsPanel extends Panel {
       },
       label
     );
-    button.addEventListener('click', () => void this._commands.execute(command));
+    button.addEventListener(
+      'click',
+      () => void this._commands.execute(command)
+    );
     return button;
   }
 
@@ -290,11 +301,14 @@ export function verdictLines(result: IRerunResult): string[] {
   }
   return [
     ...verdict.outcomes.map(
-      o => `cell ${o.cell}: ${o.before} → ${o.after ?? 'did not run'}${o.error ? ` (${o.error})` : ''}`
+      o =>
+        `cell ${o.cell}: ${o.before} → ${o.after ?? 'did not run'}${o.error ? ` (${o.error})` : ''}`
     ),
     ...verdict.metrics.map(
       m => `${m.key}: ${formatValue(m.before)} → ${formatValue(m.after)}`
     ),
-    ...[...verdict.outputs, ...verdict.inputs].map(d => `${d.path}: ${d.change}`)
+    ...[...verdict.outputs, ...verdict.inputs].map(
+      d => `${d.path}: ${d.change}`
+    )
   ];
 }

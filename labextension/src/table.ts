@@ -49,7 +49,10 @@ export class RunsTable extends Widget {
     this._model = options.model;
     this._onOpenCell = options.onOpenCell;
     this._onOpenRun = options.onOpenRun;
-    this._header = h('div', { className: 'nbtrack-row nbtrack-head', role: 'row' });
+    this._header = h('div', {
+      className: 'nbtrack-row nbtrack-head',
+      role: 'row'
+    });
     this._rows = h('div', { className: 'nbtrack-rows', role: 'rowgroup' });
     this._spacer = h('div', { className: 'nbtrack-spacer' }, this._rows);
     this._empty = h('div', { className: 'nbtrack-empty' });
@@ -105,7 +108,10 @@ export class RunsTable extends Widget {
     const template = this._template(columns);
     const width =
       CHECK_WIDTH +
-      columns.reduce((sum, c) => sum + (COLUMN_WIDTH[c.id] ?? VALUE_COLUMN_WIDTH), 0);
+      columns.reduce(
+        (sum, c) => sum + (COLUMN_WIDTH[c.id] ?? VALUE_COLUMN_WIDTH),
+        0
+      );
     this._renderHeader(columns, template, width);
 
     const total = model.total;
@@ -121,7 +127,9 @@ export class RunsTable extends Widget {
     this._rows.style.transform = `translateY(${first * ROW_HEIGHT}px)`;
     this._rows.replaceChildren();
     for (let index = first; index <= last; index++) {
-      this._rows.appendChild(this._renderRow(index, model.runAt(index), columns, template));
+      this._rows.appendChild(
+        this._renderRow(index, model.runAt(index), columns, template)
+      );
     }
     this._empty.textContent = this._emptyText();
     this._empty.hidden = total > 0 || this._empty.textContent === '';
@@ -141,7 +149,11 @@ export class RunsTable extends Widget {
     return 'No runs of this kind yet.';
   }
 
-  private _renderHeader(columns: IColumn[], template: string, width: number): void {
+  private _renderHeader(
+    columns: IColumn[],
+    template: string,
+    width: number
+  ): void {
     const { sort, descending } = this._model.query;
     const cells = columns.map(column => {
       const sorted = sort === column.id;
@@ -151,7 +163,11 @@ export class RunsTable extends Widget {
           className: `nbtrack-cell nbtrack-col-${column.group}${sorted ? ' nbtrack-mod-sorted' : ''}`,
           role: 'columnheader',
           title: `Sort by ${column.label}`,
-          'aria-sort': sorted ? (descending ? 'descending' : 'ascending') : 'none',
+          'aria-sort': sorted
+            ? descending
+              ? 'descending'
+              : 'ascending'
+            : 'none',
           'data-column': column.id
         },
         column.id === 'status' ? '' : column.label,
@@ -160,7 +176,10 @@ export class RunsTable extends Widget {
       cell.addEventListener('click', () => this._model.sortBy(column.id));
       return cell;
     });
-    this._header.replaceChildren(h('div', { className: 'nbtrack-cell' }), ...cells);
+    this._header.replaceChildren(
+      h('div', { className: 'nbtrack-cell' }),
+      ...cells
+    );
     this._header.style.gridTemplateColumns = template;
     this._header.style.width = `${width}px`;
   }
@@ -262,9 +281,10 @@ export class RunsTable extends Widget {
         cell.textContent = formatDuration(run.duration);
         break;
       default: {
-        const value = column.group === 'param'
-          ? run.params[column.label]
-          : run.metrics[column.label];
+        const value =
+          column.group === 'param'
+            ? run.params[column.label]
+            : run.metrics[column.label];
         cell.textContent = formatValue(value);
         cell.title = `${column.label} = ${formatValue(value)}`;
       }

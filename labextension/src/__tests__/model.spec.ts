@@ -18,7 +18,9 @@ type IRunPage = api.IRunPage;
 type IRunSummary = api.IRunSummary;
 type IStoreStatus = api.IStoreStatus;
 
-const fetchStatus = api.fetchStatus as jest.MockedFunction<typeof api.fetchStatus>;
+const fetchStatus = api.fetchStatus as jest.MockedFunction<
+  typeof api.fetchStatus
+>;
 const fetchRuns = api.fetchRuns as jest.MockedFunction<typeof api.fetchRuns>;
 const startRerun = api.startRerun as jest.MockedFunction<typeof api.startRerun>;
 const fetchJob = api.fetchJob as jest.MockedFunction<typeof api.fetchJob>;
@@ -172,7 +174,7 @@ describe('RunsModel', () => {
     model.setPath('nb.ipynb');
     await settle();
     fetchStatus.mockResolvedValue(status('t2'));
-    fetchRuns.mockRejectedValue(new Error('bad filter \'lr >>\': syntax error'));
+    fetchRuns.mockRejectedValue(new Error("bad filter 'lr >>': syntax error"));
     await expect(model.refresh()).rejects.toThrow('bad filter');
     expect(model.error).toContain('bad filter');
 
@@ -187,7 +189,9 @@ describe('RunsModel', () => {
     await settle();
     model.runAt(2);
     await settle();
-    const [c, b, a] = [run('c', 3), run('b', 2), run('a', 1)].map(r => r.run_id);
+    const [c, b, a] = [run('c', 3), run('b', 2), run('a', 1)].map(
+      r => r.run_id
+    );
     model.toggleSelected(c);
     model.toggleSelected(a);
     model.toggleSelected(b);
@@ -233,6 +237,7 @@ describe('RunsModel', () => {
       ...job,
       state: 'finished',
       result: {
+        original: run('a', 1).run_id,
         run_id: 'new'.padEnd(32, '0'),
         reproduced: true,
         status: 'finished',
@@ -254,8 +259,12 @@ describe('RunsModel', () => {
     serve([run('a', 1)]);
     model.setPath('nb.ipynb');
     await settle();
-    startRerun.mockRejectedValue(new Error('run a0000000 records no notebook path'));
-    await expect(model.rerun(run('a', 1).run_id)).rejects.toThrow('no notebook path');
+    startRerun.mockRejectedValue(
+      new Error('run a0000000 records no notebook path')
+    );
+    await expect(model.rerun(run('a', 1).run_id)).rejects.toThrow(
+      'no notebook path'
+    );
     expect(model.error).toContain('no notebook path');
   });
 });
