@@ -54,6 +54,14 @@ def test_csv_diff_shows_rows_columns_and_stat_changes(client: Client) -> None:
     ident = next(c for c in diff["columns"] if c["name"] == "id")
     assert ident["stats"]["distinct"] == {"a": 3, "b": 4, "delta": 1, "changed": True}
     json.dumps(diff)  # goes as is into the REST API
+    # and a few lines say it for people (the CLI and the panel print them)
+    assert diff["summary"][:4] == [
+        "rows 3 → 4 (+1)",
+        "columns added: segment",
+        "columns removed: city",
+        "score: type DOUBLE → VARCHAR",
+    ]
+    assert "age: nulls 0.0% → 25.0%, max 50 → 100, mean 40 → 73.33" in diff["summary"]
 
 
 def test_profiles_are_stored_once_per_hash_and_survive_the_file(client: Client) -> None:
@@ -105,3 +113,19 @@ def test_dataframe_versions_compare_from_their_logged_profiles(client: Client) -
     client.store.put_profile(vb.hash or "", pb)
     diff = compare_versions(client, va, vb)
     assert diff is not None and diff["columns_added"] == ["y"] and diff["rows"]["delta"] == 1
+
+
+def test_two_folder_versions_compare_file_by_file(client: Client) -> None:
+    d = client.project.root / "images"
+    d.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        (d / name).write_bytes(name.encode())
+    a = _version(client, "images")
+    (d / "a.png").unlink()
+    (d / "b.png").write_bytes(b"retouched")
+    (d / "d.png").write_bytes(b"new")
+    b = _version(client, "images")
+    diff = compare_versions(client, a, b)
+    assert diff is not None
+    assert (diff["added"], diff["removed"], diff["modified"]) == (["d.png"], ["a.png"], ["b.png"])
+    assert diff["summary"][0] == "files: 3 → 3; 1 added, 1 removed, 1 modified"

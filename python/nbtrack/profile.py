@@ -238,7 +238,7 @@ def compare_profiles(pa: dict[str, Any], pb: dict[str, Any]) -> dict[str, Any]:
             }
         )
     rows_a, rows_b = pa["rows"], pb["rows"]
-    return {
+    result = {
         "kind": "table",
         "format": pb.get("format"),
         "rows": {"a": rows_a, "b": rows_b, "delta": rows_b - rows_a},
@@ -250,12 +250,45 @@ def compare_profiles(pa: dict[str, Any], pb: dict[str, Any]) -> dict[str, Any]:
             added or removed or retyped or rows_a != rows_b or any(c["changed"] for c in columns)
         ),
     }
+    result["summary"] = _summary(result)
+    return result
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _summary(diff: dict[str, Any]) -> list[str]:
+    """The diff as a few human lines (what the CLI and the panel print)."""
+    rows = diff["rows"]
+    lines = [f"rows {rows['a']} → {rows['b']} ({rows['delta']:+d})"]
+    if diff["columns_added"]:
+        lines.append("columns added: " + ", ".join(diff["columns_added"]))
+    if diff["columns_removed"]:
+        lines.append("columns removed: " + ", ".join(diff["columns_removed"]))
+    for r in diff["columns_retyped"]:
+        lines.append(f"{r['name']}: type {r['a']} → {r['b']}")
+    for col in diff["columns"]:
+        moved = []
+        for key, stat in col["stats"].items():
+            if not stat["changed"]:
+                continue
+            label = "nulls" if key == "null_fraction" else key
+            if key == "null_fraction":
+                moved.append(f"{label} {stat['a']:.1%} → {stat['b']:.1%}")
+            else:
+                moved.append(f"{label} {_short(stat['a'])} → {_short(stat['b'])}")
+        if moved:
+            lines.append(f"{col['name']}: " + ", ".join(moved))
+    return lines
 
 
 def compare_versions(client: Client, a: DataVersion, b: DataVersion) -> dict[str, Any] | None:
-    """The data diff of two versions of a tabular file; None for non-tabular data.
+    """The data diff of two versions of a tabular file or of a folder; None otherwise.
 
-    When one side's bytes are gone, the result says so (``"missing": ["a"]``) instead
+    Every result has ``summary``: a few human lines to print. When one side's bytes are gone, the result says so (``"missing": ["a"]``) instead
     of inventing a comparison.
     """
     tabular = (a.kind == "dataframe" and b.kind == "dataframe") or (
@@ -264,13 +297,19 @@ def compare_versions(client: Client, a: DataVersion, b: DataVersion) -> dict[str
         and tabular_format(a.path) is not None
         and tabular_format(b.path) is not None
     )
+    if a.kind == "dir" and b.kind == "dir":
+        from .versioning import compare_folders
+
+        return compare_folders(client.cache, a, b)
     if not tabular:
         return None
     pa, pb = profile_version(client, a), profile_version(client, b)
     if pa is None or pb is None:
+        missing = [side for side, p in (("a", pa), ("b", pb)) if p is None]
         return {
             "kind": "table",
-            "missing": [side for side, p in (("a", pa), ("b", pb)) if p is None],
+            "missing": missing,
             "reason": "the bytes of that version are not in the cache and the file has changed",
+            "summary": [f"no profile for version {' and '.join(missing)}: its bytes are gone"],
         }
     return compare_profiles(pa, pb)
