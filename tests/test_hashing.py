@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -167,3 +168,12 @@ def test_hashing_still_works_in_a_forked_child(tmp_path: Path) -> None:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_malformed_entries_in_the_stat_cache_are_ignored(tmp_path: Path) -> None:
+    f = tmp_path / "data.bin"
+    f.write_bytes(b"abc")
+    _old(f)
+    store = tmp_path / "statcache.json"
+    store.write_text(json.dumps({"format": 1, "entries": {str(f.resolve()): [1, 2]}}))
+    assert StatCache(store).hash(f).hash == hash_bytes(b"abc")

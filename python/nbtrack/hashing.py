@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import xxhash
 
@@ -206,8 +207,8 @@ class StatCache:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
-        self._entries: dict[str, tuple[int, int, int, str]] = {}
-        self._dirty: dict[str, tuple[int, int, int, str]] = {}
+        self._entries: dict[str, list[Any]] = {}
+        self._dirty: dict[str, list[Any]] = {}
         self._loaded_stamp: tuple[int, int] | None = None
         self._loaded = self.path is None
         self._checked_at = 0.0
@@ -226,7 +227,7 @@ class StatCache:
             return None
         return (st.st_mtime_ns, st.st_size)
 
-    def _read_file(self) -> dict[str, tuple[int, int, int, str]]:
+    def _read_file(self) -> dict[str, list[Any]]:
         assert self.path is not None
         try:
             raw = json.loads(self.path.read_bytes())
@@ -235,9 +236,9 @@ class StatCache:
         if not isinstance(raw, dict) or raw.get("format") != STAT_CACHE_FORMAT:
             return {}
         entries = raw.get("entries", {})
-        if not isinstance(entries, dict):
-            return {}
-        return {k: (v[0], v[1], v[2], v[3]) for k, v in entries.items()}
+        # Values stay the JSON lists [inode, size, mtime_ns, hash]: converting ten
+        # thousand of them to tuples would cost more than the whole re-check.
+        return entries if isinstance(entries, dict) else {}
 
     def _load(self) -> None:
         if self.path is None:
@@ -280,19 +281,20 @@ class StatCache:
                 self._checked_at = now
                 self._load()
                 known = self._entries.get(key)
-        if known is not None and (known[0], known[1], known[2]) == (
-            st.st_ino,
-            st.st_size,
-            st.st_mtime_ns,
-        ):
-            return known[3]
+        if known is None:
+            return None
+        try:
+            if known[2] == st.st_mtime_ns and known[1] == st.st_size and known[0] == st.st_ino:
+                return str(known[3])
+        except (TypeError, IndexError, KeyError):  # a hand-edited or foreign entry
+            pass
         return None
 
     def remember(self, key: str, st: os.stat_result, digest: str) -> None:
         """Record ``digest`` for ``key`` at stat ``st`` (skipped when the stat is racy)."""
         if is_racy(st):
             return
-        entry = (st.st_ino, st.st_size, st.st_mtime_ns, digest)
+        entry = [st.st_ino, st.st_size, st.st_mtime_ns, digest]
         if self._entries.get(key) != entry:
             self._entries[key] = entry
             self._dirty[key] = entry

@@ -163,14 +163,9 @@ def _version_folder(
     if cache is not None and entries:
         # Known files: the manifest being present means they were cached with it,
         # unless gc or a corrupt blob took one away, so look at each blob (a stat).
-        manifest_blob_ok = False
-        missing: list[ManifestEntry] = []
-        for e in entries:
-            size = cache.size_of(e.hash)
-            if size != e.size:
-                missing.append(e)
-        manifest_blob_ok = not missing
-        if not manifest_blob_ok:
+        sizes = cache.sizes_of([e.hash for e in entries])
+        missing = [e for e, size in zip(entries, sizes, strict=True) if size != e.size]
+        if missing:
             by_rel = {rel: (real, st) for rel, real, st in files}
             fixed: dict[str, ManifestEntry] = {}
             for e in missing:
