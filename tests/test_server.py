@@ -238,6 +238,7 @@ async def test_notebook_runs_are_listed_on_request_and_show_their_cell_runs(
         ({"sort": "colour"}, "sort"),
         ({"where": "lr >>> 1"}, "filter"),
         ({"where": "lr > 0) UNION SELECT 1 --"}, ""),
+        ({"where": "(SELECT count(*) FROM read_csv('/etc/passwd')) > 0"}, ""),
     ],
 )
 async def test_bad_list_parameters_are_a_400_with_a_message(
