@@ -527,7 +527,8 @@ class Store:
             return []
         con.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (run_id VARCHAR)")
         con.execute("DELETE FROM wanted")
-        con.executemany("INSERT INTO wanted VALUES (?)", [(i,) for i in ids])
+        # One statement for all ids: executemany costs ~0.5 ms a row (5 s for 10,000 runs).
+        con.execute("INSERT INTO wanted SELECT unnest(?::VARCHAR[])", [ids])
         cols = ", ".join(f"r.{c}" for c in RUN_COLUMNS)
         runs: dict[str, Run] = {}
         for row in con.execute(
@@ -850,9 +851,10 @@ class Store:
                 ).fetchall()
             }
             new = [i for i in incoming if i not in have]
+            wanted = set(new)  # once: rebuilt per row it made a 10,000-run load quadratic
             if new:
                 for table in TABLES:
-                    rows = [r for r in dump.get(table, []) if r["run_id"] in set(new)]
+                    rows = [r for r in dump.get(table, []) if r["run_id"] in wanted]
                     if not rows:
                         continue
                     frame = pd.DataFrame(rows)
