@@ -33,6 +33,7 @@ test-python: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests --ignore=tests/browser
 
 test-js: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" jlpm lint
 	PATH="$(abspath $(BIN)):$$PATH" jlpm test
 
 test-browser: $(STAMP) browser
