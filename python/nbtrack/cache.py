@@ -150,6 +150,7 @@ class Cache:
         self._made_dirs: set[str] = set()
         self._tmp_prefix = f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-"
         self._tmp_count = itertools.count()
+        self._committed: set[str] = set()
 
     # -- names -------------------------------------------------------------------
     def _blob(self, digest: str) -> str:
@@ -206,6 +207,7 @@ class Cache:
         dest = self._blob(digest)
         self._ensure_dir(os.path.dirname(dest))
         os.replace(tmp, dest)
+        self._committed.add(tmp)
 
     def _present(self, digest: str, size: int) -> bool:
         """A blob of the right size is present; touching it tells gc it is in use."""
@@ -228,8 +230,13 @@ class Cache:
             yield fd, tmp
         finally:
             os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)  # a no-op once it was renamed into place
+            # Not after a commit: even a failed unlink locks the folder, and a folder
+            # version makes ten thousand of these.
+            if tmp in self._committed:
+                self._committed.discard(tmp)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
 
     def _commit_if(self, tmp: str, digest: str, actual: str) -> bool:
         """Rename ``tmp`` to ``digest`` if its content hash ``actual`` is that name."""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 ENV_MAX_BLOB_SIZE = "NBTRACK_MAX_BLOB_SIZE"
 # Files up to this size in a folder are read whole (one read, no chunking).
 SMALL_FILE = 1 << 20
-FOLDER_THREADS = 4
+FOLDER_THREADS = min(4, os.cpu_count() or 2)  # more threads than cores only contend for the GIL
 # Never part of a folder version: the store itself and git's own files.
 SKIPPED_NAMES = frozenset({".nbtrack", ".git"})
 
@@ -175,17 +175,24 @@ def _version_folder(
                 all_cached &= cached
             entries = [fixed.get(e.path, e) for e in entries]
 
-    def version_one(item: tuple[str, str, os.stat_result]) -> tuple[str, str, int, bool]:
-        rel, real, st = item
-        return (rel, *_version_file(real, st, cache, stat_cache, max_blob_size))
+    def version_some(
+        items: list[tuple[str, str, os.stat_result]],
+    ) -> list[tuple[str, str, int, bool]]:
+        return [
+            (rel, *_version_file(real, st, cache, stat_cache, max_blob_size))
+            for rel, real, st in items
+        ]
 
     # Opening, reading and creating files release the GIL: a few threads overlap the
-    # filesystem's latency (most of the cost for small files).
-    if len(pending) > 16:
-        with ThreadPoolExecutor(FOLDER_THREADS, thread_name_prefix="nbtrack-folder") as pool:
-            done = list(pool.map(version_one, pending))
+    # filesystem's latency (most of the cost for small files). One batch per thread,
+    # not one task per file: handing over ten thousand tasks costs more than it saves.
+    threads = min(FOLDER_THREADS, len(pending) // 16)
+    if threads > 1:
+        batches = [pending[i::threads] for i in range(threads)]
+        with ThreadPoolExecutor(threads, thread_name_prefix="nbtrack-folder") as pool:
+            done = [row for batch in pool.map(version_some, batches) for row in batch]
     else:
-        done = [version_one(item) for item in pending]
+        done = version_some(pending)
     for rel, digest, size, cached in done:
         entries.append(ManifestEntry(rel, digest, size))
         all_cached &= cached
