@@ -272,8 +272,10 @@ class DiffHandler(NbtrackHandler):
         client = self.client()
 
         def load() -> dict[str, Any]:
-            a_id, b_id = client.resolve(a), client.resolve(b)
-            return {"a": a_id, "b": b_id, "diff": client.diff(a_id, b_id, all=show_all).to_dict()}
+            # The diff resolves both references itself; resolving here too would
+            # cost two more store connections.
+            diff = client.diff(a, b, all=show_all)
+            return {"a": diff.a, "b": diff.b, "diff": diff.to_dict()}
 
         self.reply(await self.in_thread(load))
 
