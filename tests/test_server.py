@@ -16,6 +16,7 @@ import nbformat
 import pytest
 from tornado.httpclient import HTTPResponse
 
+from nbtrack.client import Client
 from nbtrack.project import Project, resolve_project
 from nbtrack.tracking import RunWriter
 
@@ -345,6 +346,18 @@ async def test_diff_shows_what_differs_between_two_runs(
     assert "depth" not in text  # the same in both: left out by default
     _, full = await api(jp_fetch, "diff", params={"path": "proj", "a": a, "b": b, "all": "true"})
     assert "depth" in json.dumps(full["diff"])
+
+
+async def test_the_panel_and_the_python_api_agree_on_runs_and_diffs(
+    jp_fetch: Any, three_runs: list[str], project: Project
+) -> None:
+    """What the panel shows is what the summary widget and ``nbtrack.diff`` show."""
+    client = Client(project)
+    a, b = three_runs[0], three_runs[2]
+    _, run = await api(jp_fetch, "runs", a, params={"path": "proj"})
+    _, diff = await api(jp_fetch, "diff", params={"path": "proj", "a": a, "b": b})
+    assert run == json.loads(json.dumps(client.get_run(a).to_dict()))
+    assert diff["diff"] == json.loads(json.dumps(client.diff(a, b).to_dict()))
 
 
 async def test_diff_needs_two_known_runs(jp_fetch: Any, three_runs: list[str]) -> None:
