@@ -7,6 +7,7 @@ its cell runs to it; ``finish_run`` records how the execution ended.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -93,26 +94,53 @@ def store_location(project: Project) -> str:
     return str(project.db_path)
 
 
-_environment_cache: tuple[tuple[tuple[str, int], ...], Environment] | None = None
+ENVIRONMENT_CACHE = "pipeline-environment.json"
+_environment_cache: tuple[list[Any], Environment] | None = None
 _environment_lock = threading.Lock()
 
 
-def current_environment() -> Environment:
-    """This process's environment, computed once until an install changes ``sys.path`` folders.
+def _environment_key() -> list[Any]:
+    """What changes when packages are installed or removed: the import path's folders' mtimes."""
+    folders = [p for p in sys.path if p and os.path.isdir(p)]
+    return [sys.executable, *([p, os.stat(p).st_mtime_ns] for p in folders)]
 
-    Listing every installed package takes most of a second; a sweep starts many notebook
-    runs from one process, and a long-lived server starts reruns, so it is remembered,
-    keyed on the modification times of the import path's folders (an install or an
-    uninstall changes them).
+
+def current_environment(folder: Path | None = None) -> Environment:
+    """This process's environment, computed only when an install changed the import path.
+
+    Listing every installed package costs most of a second of CPU, on every rerun and
+    every sweep. It is remembered in memory (a sweep, a long-lived server) and in
+    ``folder`` (the store folder), keyed on the modification times of the import path's
+    folders, which an install or an uninstall changes.
     """
     from ..capture import environment
+    from ..models import Environment
 
     global _environment_cache
-    key = tuple((p, os.stat(p).st_mtime_ns) for p in sys.path if p and os.path.isdir(p))
+    key = _environment_key()
     with _environment_lock:
-        if _environment_cache is None or _environment_cache[0] != key:
-            _environment_cache = (key, environment())
-        return _environment_cache[1]
+        if _environment_cache is not None and _environment_cache[0] == key:
+            return _environment_cache[1]
+        saved = folder / ENVIRONMENT_CACHE if folder is not None else None
+        env: Environment | None = None
+        if saved is not None and saved.is_file():
+            try:
+                data = json.loads(saved.read_text(encoding="utf-8"))
+                if data.get("key") == key:
+                    env = Environment.from_dict(data["environment"])
+            except (OSError, ValueError, KeyError, TypeError):
+                env = None
+        if env is None:
+            env = environment()
+            if saved is not None and saved.parent.is_dir():
+                tmp = saved.with_name(f".{saved.name}.{os.getpid()}")
+                try:
+                    tmp.write_text(json.dumps({"key": key, "environment": env.to_dict()}))
+                    os.replace(tmp, saved)
+                except OSError:
+                    tmp.unlink(missing_ok=True)
+        _environment_cache = (key, env)
+        return env
 
 
 def execution_spec(project: Project, request: ExecutionRequest, run_id: str) -> ExecutionSpec:
@@ -134,11 +162,11 @@ def execution_spec(project: Project, request: ExecutionRequest, run_id: str) -> 
 
 def start_writer(project: Project, request: ExecutionRequest, run_id: str) -> RunWriter:
     """Record the notebook run of ``request`` (status ``running``) under ``run_id``."""
-    from ..client import Client
+    from ..cache import Cache
     from ..tracking import RunWriter
 
     # The snapshot being executed is the run's notebook: `nbtrack rerun` executes it again.
-    snapshot = Client(project).cache.put_bytes(request.notebook_text.encode("utf-8"))
+    snapshot = Cache(project.cache_dir).put_bytes(request.notebook_text.encode("utf-8"))
     writer = RunWriter.start(
         project,
         kind="notebook",
@@ -148,7 +176,7 @@ def start_writer(project: Project, request: ExecutionRequest, run_id: str) -> Ru
         rerun_of=request.rerun_of,
         notebook_path=request.notebook,
         notebook_hash=snapshot,
-        environment=current_environment(),
+        environment=current_environment(Path(project.folder)),
         run_id=run_id,
     )
     if request.tags:

@@ -118,9 +118,10 @@ def plan_rerun(
     run = client.get_run(ref)
     if run.kind == "notebook":
         notebook_run: Run | None = run
-        cells = client.children(run.run_id)
+        cells = client.store.get_runs(client.store.child_ids(run.run_id))
     else:
-        notebook_run = client.get_run(run.parent_id) if run.parent_id else None
+        found = client.store.get_runs([run.parent_id]) if run.parent_id else []
+        notebook_run = found[0] if found else None
         cells = [run]
     source_run = notebook_run or run
     notebook_path = source_run.notebook_path or run.notebook_path
@@ -189,10 +190,12 @@ def execute_plan(
     from ..client import Client
 
     record: ExecutionRecord = execute_recorded(project, plan.request)
-    # A fresh client: its first read ingests the spools of kernels that died mid-cell.
+    # A fresh client: it ingests the spools of kernels that died mid-cell first.
     client = Client(project)
-    new_run = client.get_run(record.run_id)
-    new_cells = client.children(record.run_id)
+    client.recover()
+    new_run, *new_cells = client.store.get_runs(
+        [record.run_id, *client.store.child_ids(record.run_id)]
+    )
     verdict = judge(plan.original, plan.original_cells, new_run, new_cells, rtol=rtol, atol=atol)
     return RerunResult(
         original=plan.original.run_id,

@@ -154,7 +154,8 @@ def run_sweep(
     runner = executors.get(executor)(jobs=jobs, scheduler=scheduler)
     records = runner.run(project, plan.requests, on_done or (lambda record: None))
     client = Client(project)
-    rows = [SweepRow(record, _metrics_of(client, record.run_id)) for record in records]
+    client.recover()
+    rows = _rows_with_metrics(client, records)
     param_keys = list(dict.fromkeys(k for p in plan.points for k in p))
     metric_keys = sorted({k for r in rows for k in r.metrics})
     return SweepResult(
@@ -162,10 +163,17 @@ def run_sweep(
     )
 
 
-def _metrics_of(client: Any, run_id: str) -> dict[str, float]:
-    """The metrics of an execution: its cells' (a later cell wins) and the notebook run's own."""
-    merged: dict[str, float] = {}
-    for cell in client.children(run_id):
-        merged.update(cell.metrics)
-    merged.update(client.get_run(run_id).metrics)
-    return merged
+def _rows_with_metrics(client: Any, records: Sequence[ExecutionRecord]) -> list[SweepRow]:
+    """Each execution with its metrics: its cells' (a later cell wins) and the notebook run's own."""
+    children = {r.run_id: client.store.child_ids(r.run_id) for r in records}
+    ids = [r.run_id for r in records] + [c for cells in children.values() for c in cells]
+    runs = {run.run_id: run for run in client.store.get_runs(ids, with_env=False)} if ids else {}
+    rows = []
+    for record in records:
+        merged: dict[str, float] = {}
+        for cell_id in children[record.run_id]:  # in start order
+            merged.update(runs[cell_id].metrics)
+        if record.run_id in runs:
+            merged.update(runs[record.run_id].metrics)
+        rows.append(SweepRow(record, merged))
+    return rows
