@@ -200,11 +200,11 @@ def create_files(folder: Path, count: int) -> None:
     for fan in range(256):
         (folder / f"{fan:02x}").mkdir(parents=True)
     for i in range(count):
-        fan = f"{folder}/{i % 256:02x}"
-        fd = os.open(f"{fan}/.tmp{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        sub = f"{folder}/{i % 256:02x}"
+        fd = os.open(f"{sub}/.tmp{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         os.write(fd, b"x" * 80)
         os.close(fd)
-        os.rename(f"{fan}/.tmp{i}", f"{fan}/{i}")
+        os.rename(f"{sub}/.tmp{i}", f"{sub}/{i}")
 
 
 def bench_profile(work: Path, rows: int, repeat: int) -> dict[str, float]:
