@@ -156,6 +156,7 @@ class LocalExecutor:
         guard = threading.Lock()
         workers: list[_WorkerProcess] = []
         failures: list[BaseException] = []
+        interrupted = threading.Event()
 
         def next_request() -> ExecutionRequest | None:
             with guard:
@@ -175,6 +176,10 @@ class LocalExecutor:
                     except BaseException as exc:
                         finish_run(writer, request, ExecutionOutcome("failed", str(exc), None, 0.0))
                         raise
+                    if interrupted.is_set():
+                        outcome = ExecutionOutcome(
+                            "failed", "interrupted (Ctrl-C)", None, outcome.duration
+                        )
                     record = finish_run(writer, request, outcome)
                     with guard:
                         results[request.index] = record
@@ -195,6 +200,7 @@ class LocalExecutor:
             for t in lanes:
                 t.join()
         except KeyboardInterrupt:
+            interrupted.set()
             with guard:
                 pending.clear()
                 for w in workers:
