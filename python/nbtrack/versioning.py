@@ -71,8 +71,6 @@ def _version_file(
     cache: Cache | None,
     stat_cache: StatCache,
     max_blob_size: int | None,
-    *,
-    blob_known_present: bool = False,
 ) -> tuple[str, int, bool]:
     """(hash, size, cached) of one file, caching its bytes when asked."""
     keep = cache is not None and _fits(st.st_size, max_blob_size)
@@ -81,7 +79,7 @@ def _version_file(
         if not keep:
             return digest, st.st_size, False
         assert cache is not None
-        if blob_known_present or cache.put_file(real, digest):
+        if cache.put_file(real, digest):
             return digest, st.st_size, True
         # put_file refused: the bytes no longer hash to what the stat cache said.
     if st.st_size <= SMALL_FILE:
@@ -161,8 +159,8 @@ def _version_folder(
             entries.append(ManifestEntry(rel, digest, st.st_size))
     all_cached = cache is not None
     if cache is not None and entries:
-        # Known files: the manifest being present means they were cached with it,
-        # unless gc or a corrupt blob took one away, so look at each blob (a stat).
+        # Known files: their blobs may have gone since (gc, a corrupt blob moved
+        # aside), so look at each one (a stat) and cache again what is missing.
         sizes = cache.sizes_of([e.hash for e in entries])
         missing = [e for e, size in zip(entries, sizes, strict=True) if size != e.size]
         if missing:
