@@ -113,10 +113,11 @@ def test_train_reads_those_files_and_logs_a_loss_series(workdir: Path, client: C
     inputs = data_of(train, "input")
     assert inputs["data/train.csv"] == data_of(prepare, "output")["data/train.csv"]
     assert inputs["data/test.csv"] == data_of(prepare, "output")["data/test.csv"]
-    assert data_of(train, "output") == {"model.pkl": hash_file(workdir / "model.pkl")}
+    model_file = "models/sgd_alpha=0.001_epochs=5_seed=0.pkl"  # one file per parameter set
+    assert data_of(train, "output") == {model_file: hash_file(workdir / model_file)}
     # evaluate loads that very model
     (evaluate,) = runs_named(client, "evaluate")
-    assert data_of(evaluate, "input")["model.pkl"] == data_of(train, "output")["model.pkl"]
+    assert data_of(evaluate, "input") == data_of(train, "output")
     assert {"precision", "recall"} <= set(evaluate.metrics)
     # both cells ran in one papermill execution: children of one notebook run with its parameters
     assert evaluate.parent_id == train.parent_id != prepare.parent_id
@@ -148,7 +149,10 @@ def test_a_second_model_differs_in_parameters_metrics_and_model_file(
     )
     # same data in, a different model out
     assert data_of(first, "input") == data_of(second, "input")
-    assert {change.path for change in diff.data} == {"model.pkl"}
+    assert {(change.path, change.kind) for change in diff.data} == {
+        ("models/sgd_alpha=0.001_epochs=5_seed=0.pkl", "removed"),
+        ("models/gbm_n=10_depth=1_seed=0.pkl", "added"),
+    }
 
 
 def test_changed_data_shows_in_the_diff_of_two_otherwise_equal_runs(
