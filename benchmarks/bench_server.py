@@ -36,7 +36,7 @@ from typing import Any
 
 N_PARAMS = 20
 N_METRICS = 20
-CHUNK = 250  # Store.load_runs is quadratic in the chunk size (set(new) per row)
+CHUNK = 5_000
 
 
 def build_store(folder: Path, n_runs: int) -> list[str]:
