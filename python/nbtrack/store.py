@@ -184,8 +184,9 @@ class Batch:
     """Everything one ingestion writes for one run, in one transaction.
 
     ``run`` (a dict of run columns) creates or replaces the run row; ``update``
-    sets columns of an existing one; ``end`` closes it. ``metrics`` holds column
-    lists (keys, steps, values, timestamps).
+    sets columns of an existing one; ``end`` closes it. Metric points come as
+    column lists (keys, steps, values, timestamps) and/or as Arrow tables with those
+    columns (``metric_chunks``, decoded from a spool without Python objects).
     """
 
     run_id: str
@@ -196,6 +197,7 @@ class Batch:
     metric_steps: list[int] = field(default_factory=list)
     metric_values: list[float] = field(default_factory=list)
     metric_ts: list[float] = field(default_factory=list)
+    metric_chunks: list[Any] = field(default_factory=list)
     data: list[DataVersion] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     environment: Environment | None = None
@@ -393,7 +395,7 @@ class Store:
                 "INSERT OR REPLACE INTO params VALUES (?, ?, ?, ?, ?, ?)",
                 [(b.run_id, *p) for p in b.params],
             )
-        if b.metric_keys:
+        if b.metric_keys or b.metric_chunks:
             self._write_metrics(con, b)
         if b.data:
             con.executemany(
@@ -435,16 +437,21 @@ class Store:
         # Arrow, not pandas: DuckDB reads a pandas NaN as NULL, and NaN is a legal metric.
         import pyarrow as pa
 
-        n = len(b.metric_keys)
-        frame = pa.table(
-            {
-                "run_id": pa.array([b.run_id] * n, pa.string()),
-                "key": pa.array(b.metric_keys, pa.string()),
-                "step": pa.array(b.metric_steps, pa.int64()),
-                "value": pa.array(b.metric_values, pa.float64()),
-                "ts": pa.array(b.metric_ts, pa.float64()),
-            }
-        )
+        tables = list(b.metric_chunks)
+        if b.metric_keys:
+            tables.append(
+                pa.table(
+                    {
+                        "key": pa.array(b.metric_keys, pa.string()),
+                        "step": pa.array(b.metric_steps, pa.int64()),
+                        "value": pa.array(b.metric_values, pa.float64()),
+                        "ts": pa.array(b.metric_ts, pa.float64()),
+                    }
+                )
+            )
+        points = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        run_ids = pa.repeat(pa.scalar(b.run_id, pa.string()), points.num_rows)
+        frame = points.add_column(0, "run_id", run_ids)
         con.register("new_points", frame)
         try:
             con.execute("INSERT INTO metrics SELECT run_id, key, step, value, ts FROM new_points")
