@@ -210,14 +210,17 @@ def _record_input_path(output: Path, input_path: str) -> bool:
 
     papermill stores its ``input_path`` argument in the executed notebook's metadata; we
     execute a snapshot (a notebook object), so without this the metadata would hold a
-    copy of the whole notebook instead of its path. False when there is no output.
+    copy of the whole notebook instead of its path. Plain JSON, written the way nbformat
+    writes (no second validation of a notebook papermill just wrote). False when there
+    is no output.
     """
     if not output.exists():
         return False
     try:
-        nb = nbformat.read(output, as_version=4)
-    except (OSError, ValueError):
+        nb = json.loads(output.read_text(encoding="utf-8"))
+        nb.setdefault("metadata", {}).setdefault("papermill", {})["input_path"] = input_path
+    except (OSError, ValueError, AttributeError):
         return True
-    nb.metadata.setdefault("papermill", {})["input_path"] = input_path
-    nbformat.write(nb, output)
+    text = json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False)
+    output.write_text(text + "\n", encoding="utf-8")
     return True
