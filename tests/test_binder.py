@@ -4,7 +4,9 @@ The repository checks are real: repo2docker renders the Dockerfile Binder would 
 (no Docker needed with ``--no-build``), and ``binder/postBuild`` runs in a fresh
 virtual environment standing in for Binder's image. That last test builds the
 JupyterLab extension from a copy of the checkout and executes the examples; it is
-the slow one (about two minutes on two cores, pip's cache reused).
+the slow one: 294 s measured on 2 cores at a load average of 7 (124 s of CPU: the
+fresh environment 50 s, postBuild 225 s, of which about a third is the extension
+build and the rest the demo's six notebook executions).
 """
 
 from __future__ import annotations
