@@ -24,6 +24,9 @@ import nbformat
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+#: Runs in the large store of the ``big/`` project.
+BIG_STORE_RUNS = 20_000
+
 #: Screenshots land here (gitignored); the best ones are copied to docs/img/.
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 CHROMIUM_ARGS = [
@@ -59,7 +62,9 @@ class Lab:
     root: Path
 
     def page_url(self, path: str) -> str:
-        return f"{self.url}{path}?token={self.token}"
+        """A page of this server; JupyterLab pages start from a clean layout (``reset``)."""
+        reset = "&reset" if path.startswith("lab") else ""
+        return f"{self.url}{path}?token={self.token}{reset}"
 
 
 def _free_port() -> int:
@@ -79,6 +84,16 @@ def _write_notebook(path: Path) -> None:
     path.write_text(nbformat.writes(notebook))
 
 
+def _big_store(folder: Path) -> None:
+    """Bulk-load ``BIG_STORE_RUNS`` runs with the benchmark's generator (20 params, 20 metrics)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    try:
+        from bench_server import build_store
+    finally:
+        sys.path.pop(0)
+    build_store(folder, BIG_STORE_RUNS)
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """``jupyter lab`` on a free port, serving a project with one tracked notebook."""
@@ -86,6 +101,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = base / "project"
     (root / ".nbtrack").mkdir(parents=True)
     _write_notebook(root / "train.ipynb")
+    # A second project with a large store, for the virtualized list.
+    (root / "big").mkdir()
+    _write_notebook(root / "big" / "big.ipynb")
+    _big_store(root / "big")
     settings = base / "settings"
     settings.mkdir()
     # The "news" toast would cover the panel in screenshots.
@@ -137,6 +156,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                     f"jupyter lab did not start: {(base / 'lab.log').read_text()[-3000:]}"
                 ) from None
             time.sleep(0.25)
+    try:
+        with urllib.request.urlopen(f"{url}nbtrack/api/status?token={token}", timeout=30):
+            pass
+    except OSError as exc:
+        process.kill()
+        raise RuntimeError(
+            f"the nbtrack server extension is not enabled in this environment ({exc}): "
+            "install nbtrack (make setup) so jupyter_server_config.d/nbtrack.json is there"
+        ) from None
     yield Lab(url=url, token=token, root=root)
     process.terminate()
     try:

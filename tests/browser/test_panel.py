@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from .conftest import Lab
+from .conftest import BIG_STORE_RUNS, Lab
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
@@ -163,3 +163,25 @@ def test_the_panel_works_in_notebook_7(page: Page, lab: Lab, output_dir: Path) -
     expect(rows).to_have_count(before + 1, timeout=90_000)
     expect(rows.nth(0).locator('[data-column="name"]')).to_have_text("train")
     page.screenshot(path=str(output_dir / "notebook7.png"))
+
+
+def test_a_large_store_pages_and_scrolls(page: Page, lab: Lab) -> None:
+    """20,000 runs: the DOM holds only the rows on screen, and the last ones load on scroll."""
+    page.goto(lab.page_url("lab/tree/big/big.ipynb"))
+    expect(page.locator("#jp-main-statusbar").get_by_text("Idle")).to_be_visible(timeout=90_000)
+    page.locator('.jp-SideBar .lm-TabBar-tab[data-id="nbtrack-runs"]').click()
+    panel = page.locator("#nbtrack-runs")
+    expect(panel.locator(".nbtrack-info")).to_contain_text(
+        f"{BIG_STORE_RUNS:,} runs", timeout=30_000
+    )
+    rows = panel.locator(".nbtrack-rows .nbtrack-row")
+    expect(rows.first).to_have_attribute("aria-rowindex", "1")
+    assert rows.count() < 100
+
+    table = panel.locator(".nbtrack-table")
+    table.evaluate("node => { node.scrollTop = node.scrollHeight; }")
+    last = panel.locator(f'.nbtrack-row[aria-rowindex="{BIG_STORE_RUNS}"]')
+    expect(last).to_be_visible()
+    # The oldest run is the last row (newest first), and it is fully loaded.
+    expect(last.locator('[data-column="name"]')).to_have_text("train0")
+    assert rows.count() < 100
