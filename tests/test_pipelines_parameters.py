@@ -123,3 +123,18 @@ def test_a_notebook_without_a_parameters_cell_gets_papermills_behaviour_stated()
     assert "no cell tagged 'parameters'" in warning
     assert "injects the parameters in a new cell at the top" in warning
     assert "later assignment of x in the notebook overrides" in warning
+
+
+def test_the_parameters_cell_is_read_as_papermill_reads_it_magics_and_comments_included():
+    declared = inspect_parameters(
+        _notebook(
+            (
+                "%matplotlib inline\nlr = 0.1  # the rate\nname: str = 'x'\nif lr:\n    pass",
+                ["parameters"],
+            )
+        )
+    )
+    assert declared.names == ("lr", "name")
+    assert declared.defaults == {"lr": "0.1", "name": "'x'"}
+    tupled = inspect_parameters(_notebook(("a, b = 1, 2\nc: int = 3\nd == 4", ["parameters"])))
+    assert tupled.names == ("a", "b", "c")

@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 DEFAULT_KERNEL = "python3"
 
 # Warnings papermill logs that nbtrack reports itself, in its own words, before executing.
@@ -164,6 +162,7 @@ def execute(spec: ExecutionSpec) -> ExecutionOutcome:
     ``spec.output_path`` in every case papermill gets that far; what the kernel process
     itself prints (its own warnings, a crash) goes to ``kernel_log_path(spec.output_path)``.
     """
+    import nbformat
     import papermill
 
     _quiet_papermill()

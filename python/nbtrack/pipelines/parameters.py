@@ -26,11 +26,10 @@ import itertools
 import keyword
 import math
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import nbformat
 
 from ..exceptions import UsageError
 
@@ -157,26 +156,68 @@ class NotebookParameters:
         ]
 
 
-def inspect_parameters(
-    nb: nbformat.NotebookNode, kernel_name: str = "python3"
-) -> NotebookParameters:
+def _source(cell: Mapping[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+_ASSIGNED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=(?!=)\s*(.*?)\s*(?:#.*)?$")
+
+
+def _assignments(source: str) -> dict[str, str]:
+    """Top-level ``name = value`` (and ``name: type = value``) of a parameters cell, in order.
+
+    Parsed as Python; a cell that does not parse (an IPython magic line, say) is read
+    line by line instead, as papermill's own Python translator does.
+    """
+    found: dict[str, str] = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        for line in source.splitlines():
+            match = _ASSIGNED.match(line)
+            if match:
+                found[match.group(1)] = match.group(2)
+        return found
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        value = getattr(node, "value", None)
+        text = ast.get_source_segment(source, value) if value is not None else None
+        for target in targets:
+            names = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
+            for name in names:
+                if isinstance(name, ast.Name):
+                    found[name.id] = text if len(names) == 1 and text is not None else ""
+    return found
+
+
+def read_notebook(text: str, name: str) -> dict[str, Any]:
+    """The notebook document in ``text`` (a ``UsageError`` naming ``name`` if it is not one)."""
+    import json
+
+    try:
+        nb = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{name} is not a notebook (not JSON: {exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise UsageError(f"{name} is not a notebook (no list of cells)")
+    return nb
+
+
+def inspect_parameters(nb: Mapping[str, Any]) -> NotebookParameters:
     """The parameters declared by the notebook's first cell tagged ``parameters``.
 
-    ``nb`` is modified as papermill's own loader does (every cell gets a ``tags`` list).
+    ``nb`` is the notebook document (a dict, as ``json.load`` gives it). The cell is read
+    as papermill's Python translator reads it, without importing papermill: a sweep's
+    own process then never pays for papermill (its workers do).
     """
-    # papermill's public inspect_notebook() takes a path; this is its inside, for a
-    # notebook already in memory (a run's snapshot).
-    from papermill.inspection import _infer_parameters
-
-    for cell in nb.cells:
-        cell.metadata.setdefault("tags", [])
-    if not any("parameters" in cell.metadata.tags for cell in nb.cells):
-        return NotebookParameters(False, (), {})
-    spec = nb.metadata.get("kernelspec", {})
-    language = spec.get("language") or nb.metadata.get("language_info", {}).get("name") or "python"
-    found = _infer_parameters(nb, name=spec.get("name") or kernel_name, language=language)
-    return NotebookParameters(
-        True,
-        tuple(p.name for p in found),
-        {p.name: p.default for p in found},
-    )
+    for cell in nb.get("cells", []):
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if cell.get("cell_type") == "code" and "parameters" in tags:
+            declared = _assignments(_source(cell))
+            return NotebookParameters(True, tuple(declared), declared)
+    return NotebookParameters(False, (), {})

@@ -16,10 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import nbformat
-
 from ..exceptions import BlobMissingError, PipelineError
-from .parameters import inspect_parameters
+from .parameters import inspect_parameters, read_notebook
 from .recording import ExecutionRecord, ExecutionRequest, execute_recorded
 from .verdict import DEFAULT_ATOL, DEFAULT_RTOL, Verdict, judge
 
@@ -157,7 +155,7 @@ def plan_rerun(
         raise PipelineError(
             f"the folder of {notebook_path} no longer exists: the notebook has no place to run"
         )
-    declared = inspect_parameters(nbformat.reads(text, as_version=4))
+    declared = inspect_parameters(read_notebook(text, notebook_path))
     parameters = _injected_parameters(source_run, set(declared.names))
     if overrides:
         parameters.update(overrides)

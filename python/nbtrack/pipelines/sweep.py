@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nbformat
-
 from ..exceptions import UsageError
 from . import executors
-from .parameters import grid, inspect_parameters, sample
+from .parameters import grid, inspect_parameters, read_notebook, sample
 from .recording import ExecutionRecord, ExecutionRequest
 
 if TYPE_CHECKING:
@@ -112,13 +110,10 @@ def plan_sweep(
     if not path.is_file():
         raise UsageError(f"no such notebook: {notebook}")
     text = path.read_text(encoding="utf-8")
-    try:
-        nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # nbformat raises several unrelated types for a bad file
-        raise UsageError(f"{notebook} is not a notebook: {exc}") from None
+    nb = read_notebook(text, str(notebook))
     full = grid(axes)
     points = sample(full, random_k, seed) if random_k is not None else full
-    warnings = inspect_parameters(nb, kernel_name).warnings_for(list(axes), str(notebook))
+    warnings = inspect_parameters(nb).warnings_for(list(axes), str(notebook))
     if random_k is not None and random_k > len(full):
         warnings.append(
             f"--random {random_k} is more than the {len(full)} grid points: running all"
