@@ -50,11 +50,20 @@ const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
     }
 
     // The panel shows the store of the notebook in front of the user.
+    const renamed = new WeakSet<NotebookPanel>();
     const follow = (widget: Widget | null): void => {
-      if (widget instanceof NotebookPanel) {
-        model.setPath(
-          app.serviceManager.contents.localPath(widget.context.path)
-        );
+      if (!(widget instanceof NotebookPanel)) {
+        return;
+      }
+      model.setPath(app.serviceManager.contents.localPath(widget.context.path));
+      // A notebook renamed or moved into another project shows that project's store.
+      if (!renamed.has(widget)) {
+        renamed.add(widget);
+        widget.context.pathChanged.connect(() => {
+          if (tracker?.currentWidget === widget) {
+            follow(widget);
+          }
+        });
       }
     };
     tracker?.currentChanged.connect((_, widget) => follow(widget));
