@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     command(["nbtrack", "diff", best["run_id"][:8], worst["run_id"][:8]], workdir, env)
 
     say(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Explore it yourself:")
+    if sys.prefix != sys.base_prefix:  # the tools are in this virtual environment
+        venv = Path(sys.prefix)
+        shown = os.path.relpath(venv) if venv.is_relative_to(Path.cwd()) else str(venv)
+        say(f"  source {shown}/bin/activate")
     inside = workdir.is_relative_to(Path.cwd())
     say(f"  cd {os.path.relpath(workdir) if inside else workdir}")
     say(f"  nbtrack show {best['run_id'][:8]}          # everything recorded with the best run")
