@@ -295,6 +295,14 @@ class Ingestor:
     def _round(self) -> None:
         with self._lock:
             writers = list(self._writers)
+        # Spool every run's points first: durability must not wait for a DuckDB
+        # write that may be queued behind another process's lock.
+        for w in writers:
+            if not w.finished:
+                try:
+                    w.flush()
+                except Exception as exc:  # a full disk, say: the points stay in memory
+                    log.warning("nbtrack: could not spool run %s: %s", w.run_id[:8], exc)
         for w in writers:
             try:
                 done = w.ingest()
