@@ -39,6 +39,7 @@ from .recording import (
 
 if TYPE_CHECKING:
     from ..project import Project
+    from ..tracking import RunWriter
 
 OnDone = Callable[[ExecutionRecord], None]
 
@@ -157,6 +158,7 @@ class LocalExecutor:
         workers: list[_WorkerProcess] = []
         failures: list[BaseException] = []
         interrupted = threading.Event()
+        unstored: list[RunWriter] = []
 
         def next_request() -> ExecutionRequest | None:
             with guard:
@@ -180,8 +182,11 @@ class LocalExecutor:
                         outcome = ExecutionOutcome(
                             "failed", "interrupted (Ctrl-C)", None, outcome.duration
                         )
-                    record = finish_run(writer, request, outcome)
+                    # Into the store after the sweep: a lane does not wait for the
+                    # store's lock (kernels write too) before starting its next execution.
+                    record = finish_run(writer, request, outcome, wait=False)
                     with guard:
+                        unstored.append(writer)
                         results[request.index] = record
                         on_done(record)
             except BaseException as exc:  # reported by run(), on the caller's thread
@@ -208,6 +213,9 @@ class LocalExecutor:
             for t in lanes:
                 t.join()
             raise
+        finally:
+            for writer in unstored:
+                writer.wait()
         if failures:
             raise PipelineError(f"the local executor failed: {failures[0]}") from failures[0]
         return [results[r.index] for r in requests if r.index in results]

@@ -191,11 +191,16 @@ def start_run(project: Project, request: ExecutionRequest) -> tuple[RunWriter, E
 
 
 def finish_run(
-    writer: RunWriter, request: ExecutionRequest, outcome: ExecutionOutcome
+    writer: RunWriter, request: ExecutionRequest, outcome: ExecutionOutcome, *, wait: bool = True
 ) -> ExecutionRecord:
-    """Record how the execution ended and wait until the notebook run is in the store."""
+    """Record how the execution ended; with ``wait``, return once the notebook run is in the store.
+
+    Without ``wait`` the end is in the run's spool (on disk, so never lost) and reaches
+    the store with the caller's next ``writer.wait()``.
+    """
     writer.finish(status=outcome.status, error=outcome.error)
-    writer.wait()
+    if wait:
+        writer.wait()
     return ExecutionRecord(
         index=request.index,
         run_id=writer.run_id,
