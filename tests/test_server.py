@@ -462,7 +462,7 @@ async def test_rerun_of_a_run_without_notebook_is_refused_at_once(
     status, body = await api(
         jp_fetch, "runs", writer.run_id, "rerun", params={"path": "proj"}, method="POST", body="{}"
     )
-    assert status == 500
+    assert status == 409
     assert body["error"]["type"] == "PipelineError"
     assert "no notebook path" in body["error"]["message"]
 

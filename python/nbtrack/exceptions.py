@@ -87,6 +87,10 @@ class RemoteError(NbtrackError):
 class PipelineError(NbtrackError):
     """A notebook execution could not be set up or run."""
 
+    # The request was fine; the run cannot be executed as it stands (no notebook
+    # recorded, a snapshot pruned from the cache...): a conflict, not a crash.
+    http_status = 409
+
 
 class NotImplementedYetError(NbtrackError):
     """The feature exists as a route but is not available in this build."""
