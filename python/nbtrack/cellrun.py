@@ -27,6 +27,7 @@ ENV_PARENT = "NBTRACK_PARENT_RUN"
 ENV_PARAMS = "NBTRACK_PARAMS"
 PAPERMILL_HEADER = "# Parameters"
 ERROR_LIMIT = 20_000
+PREVIOUS_WAIT = 3.0  # seconds the summary waits for the previous run of the cell
 
 
 @dataclass
@@ -213,6 +214,8 @@ class CellRun:
     def _start_previous(self) -> Future[Any] | None:
         if self.key in self.session.last_by_cell:
             return None
+        if not self.project.db_path.exists():
+            return None  # a new store: nothing ran before
         snap = self.writer.snapshot
         probe = Run(
             run_id=snap.run_id,
@@ -309,7 +312,8 @@ class CellRun:
         if self._previous is None:
             return self.session.last_by_cell.get(self.key)
         try:
-            return self._previous.result(timeout=1.0)
+            # The store may be busy with other writers; the summary waits a little.
+            return self._previous.result(timeout=PREVIOUS_WAIT)
         except FutureTimeout:
             self.warnings.append("the previous run of this cell was not read in time")
         except Exception as exc:
