@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import UsageError
@@ -124,24 +125,19 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return _transfer_out(pull(_client(), args.remote, args.runs), "pulled", args.json)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise UsageError(f"needs a number >= 0, not {value}")
-    return value
+def _non_negative(convert: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: a number >= 0 read with ``convert`` (int or float)."""
 
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise UsageError(f"not a number: {text!r}") from None
+        if value < 0:
+            raise UsageError(f"needs a number >= 0, not {value}")
+        return value
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise UsageError(f"needs a number >= 0, not {value}")
-    return value
+    return parse
 
 
 def register(sub: Any) -> None:
@@ -162,13 +158,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser("gc", help="prune cached data no kept run references")
     p.add_argument(
         "--keep-last",
-        type=_non_negative_int,
+        type=_non_negative(int),
         metavar="N",
         help="keep the data of the newest N runs",
     )
     p.add_argument(
         "--older-than",
-        type=_non_negative_float,
+        type=_non_negative(float),
         metavar="DAYS",
         help="prune the data of runs started more than DAYS ago",
     )
