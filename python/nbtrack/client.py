@@ -130,13 +130,15 @@ class Client:
         return self.store.resolve(ref, kind)
 
     def get_run(self, ref: str) -> Run:
-        run_id = self.resolve(ref)
-        runs = self.store.get_runs([run_id])
-        return runs[0]
+        return self.get_runs([ref])[0]
 
     def get_runs(self, refs: Sequence[str]) -> list[Run]:
-        ids = [self.resolve(r) for r in refs]
-        return self.store.get_runs(ids)
+        """Runs by id, prefix or ``last``, read in one connection to the store."""
+        for ref in refs:
+            if not isinstance(ref, str) or not ref.strip():
+                raise UsageError("a run reference is an id, an id prefix or 'last'")
+        self._fresh()
+        return self.store.get_by_refs(refs)
 
     def children(self, ref: str) -> list[Run]:
         run_id = self.resolve(ref, kind="notebook")

@@ -503,25 +503,28 @@ class Store:
     # ---------------------------------------------------------------- references
     def resolve(self, ref: str, kind: str | None = None) -> str:
         """Full run id for a full id, a unique prefix (≥ 4 characters) or ``last``."""
-        ref = ref.strip()
         with self.connect() as con:
-            if ref == "last":
-                row = con.execute(
-                    "SELECT run_id FROM runs WHERE kind = ? ORDER BY started_at DESC, run_id DESC LIMIT 1",
-                    [kind or "cell"],
-                ).fetchone()
-                if row is None:
-                    raise RunNotFoundError("the store has no runs yet, so 'last' names nothing")
-                return str(row[0])
-            if not re.fullmatch(r"[0-9a-fA-F]{4,32}", ref):
-                raise RunNotFoundError(
-                    f"no run {ref!r}: a run is named by its id, a unique id prefix "
-                    "(at least 4 hex characters) or 'last'"
-                )
-            rows = con.execute(
-                "SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY started_at DESC LIMIT 6",
-                [ref.lower() + "%"],
-            ).fetchall()
+            return self._resolve(con, ref, kind)
+
+    def _resolve(self, con: duckdb.DuckDBPyConnection, ref: str, kind: str | None) -> str:
+        ref = ref.strip()
+        if ref == "last":
+            row = con.execute(
+                "SELECT run_id FROM runs WHERE kind = ? ORDER BY started_at DESC, run_id DESC LIMIT 1",
+                [kind or "cell"],
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError("the store has no runs yet, so 'last' names nothing")
+            return str(row[0])
+        if not re.fullmatch(r"[0-9a-fA-F]{4,32}", ref):
+            raise RunNotFoundError(
+                f"no run {ref!r}: a run is named by its id, a unique id prefix "
+                "(at least 4 hex characters) or 'last'"
+            )
+        rows = con.execute(
+            "SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY started_at DESC LIMIT 6",
+            [ref.lower() + "%"],
+        ).fetchall()
         if not rows:
             raise RunNotFoundError(f"no run matches {ref!r}")
         if len(rows) > 1:
@@ -536,6 +539,12 @@ class Store:
             return []
         with self.connect() as con:
             return self._load(con, list(run_ids), with_env=with_env)
+
+    def get_by_refs(self, refs: Sequence[str], *, kind: str | None = None) -> list[Run]:
+        """Resolve references and load their runs in one connection (a diff needs two)."""
+        with self.connect() as con:
+            ids = [self._resolve(con, r, kind) for r in refs]
+            return self._load(con, ids, with_env=True)
 
     def _load(self, con: duckdb.DuckDBPyConnection, ids: list[str], *, with_env: bool) -> list[Run]:
         if not ids:
