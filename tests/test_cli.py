@@ -132,3 +132,24 @@ def test_the_store_can_be_named_explicitly(tmp_path, two_runs, project_dir):
     env = kernel_env(NBTRACK_STORE=str(project_dir / ".nbtrack" / "runs.duckdb"))
     r = run_cli("ls", "--json", cwd=elsewhere, env=env)
     assert json.loads(r.stdout)["total"] == 2
+
+
+def test_diff_shows_what_changed_inside_a_csv(project_dir):
+    from nbtrack.client import Client
+    from nbtrack.hashing import StatCache
+    from nbtrack.versioning import version_path
+
+    project = resolve_project(project_dir)
+    client = Client(project)
+    ids = []
+    for rows in ("a,b\n1,x\n2,y\n", "a,b,c\n1,x,0.5\n2,y,0.7\n3,z,\n"):
+        (project_dir / "t.csv").write_text(rows)
+        v = version_path(project, "t.csv", "input", cache=client.cache, stat_cache=StatCache())
+        w = RunWriter.start(project, name="prep")
+        w.log_data([v])
+        w.finish()
+        w.wait()
+        ids.append(w.run_id)
+    out = run_cli("diff", *ids, cwd=project_dir).stdout
+    assert "t.csv" in out and "changed" in out
+    assert "rows 2 → 3" in out.replace("->", "→") and "c" in out

@@ -394,6 +394,14 @@ export class DiffView extends Widget {
 
 /** The inside-the-data comparison as short lines (`rows: 100 → 120`). */
 export function describeDetail(detail: { [key: string]: unknown }): string {
+  // The data diff carries its own short lines for people; show those when present.
+  const summary = detail.summary;
+  if (
+    Array.isArray(summary) &&
+    summary.every(line => typeof line === 'string')
+  ) {
+    return (summary as string[]).join('\n');
+  }
   return Object.entries(detail)
     .map(([key, value]) => {
       if (value && typeof value === 'object' && !Array.isArray(value)) {

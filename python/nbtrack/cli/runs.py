@@ -121,20 +121,11 @@ def diff_table(d: RunDiff) -> Table:
 
 
 def _detail_lines(detail: dict[str, Any]) -> list[str]:
-    """Short lines from a tabular data diff (rows, columns), whatever its exact shape."""
-    lines = []
-    rows = detail.get("rows") or detail.get("row_count")
-    if isinstance(rows, dict) and "a" in rows:
-        lines.append(f"rows {rows.get('a')} → {rows.get('b')}")
-    cols = detail.get("columns")
-    if isinstance(cols, dict):
-        for kind in ("added", "removed", "retyped"):
-            names = cols.get(kind)
-            if names:
-                lines.append(f"columns {kind}: {', '.join(map(str, names))}")
-    if detail.get("error"):
-        lines.append(str(detail["error"]))
-    return lines
+    """The short lines a data diff carries for people (rows, columns, statistics)."""
+    summary = detail.get("summary")
+    if isinstance(summary, list):
+        return [str(line) for line in summary]
+    return [str(detail["error"])] if detail.get("error") else []
 
 
 # ---------------------------------------------------------------- the CLI verbs
