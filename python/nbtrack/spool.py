@@ -12,12 +12,14 @@ key index u32[n] | step i64[n] | value f64[n] | ts f64[n]``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
 import struct
 import threading
+import time
 from array import array
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +30,7 @@ import psutil
 from .models import DataVersion, Environment
 from .store import Batch, Store
 
+UNREADABLE_GRACE = 60.0  # seconds before a spool without a readable header counts as dead
 EVENT = 1
 METRICS = 2
 _FRAME = struct.Struct("<IB")
@@ -51,8 +54,11 @@ class SpoolWriter:
     def __init__(self, path: Path, run_id: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._lock = threading.Lock()
+        # The file appears under its name with its header already in it: a process
+        # recovering orphans never sees a spool it cannot attribute to a writer.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
         self.event(
             {
                 "e": "header",
@@ -62,6 +68,7 @@ class SpoolWriter:
                 "host": socket.gethostname(),
             }
         )
+        os.rename(tmp, path)
 
     def _write(self, kind: int, payload: bytes) -> None:
         with self._lock:
@@ -235,8 +242,11 @@ def recover_orphans(store: Store, spool_dir: Path) -> list[str]:
         path = spool_dir / name
         try:
             header = _header_of(path)
+            age = time.time() - os.stat(path).st_mtime
         except FileNotFoundError:
             continue
+        if header is None and age < UNREADABLE_GRACE:
+            continue  # cannot tell whose it is yet: leave it to a later look
         if owner_alive(header):
             continue
         run_id = name[: -len(".spool")]
@@ -254,7 +264,8 @@ def recover_orphans(store: Store, spool_dir: Path) -> list[str]:
             offset, status = store.run_state(run_id)
             batch, _, state = read_spool(path, run_id, offset)
             if batch.run is None and status is None:
-                os.unlink(path)  # died before its first record: nothing to keep
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)  # died before its first record: nothing to keep
                 continue
             if not state["ended"] and status in (None, "running"):
                 pid = header.get("pid") if header else "?"
@@ -266,7 +277,8 @@ def recover_orphans(store: Store, spool_dir: Path) -> list[str]:
                     ),
                 )
             store.write([batch])
-            os.unlink(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
             recovered.append(run_id)
         finally:
             os.close(fd)
