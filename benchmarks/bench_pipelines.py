@@ -104,24 +104,19 @@ def bench_rerun(folder: Path, repeat: int) -> dict[str, list[float]]:
     return out
 
 
-def bench_sweep(folder: Path, repeat: int) -> tuple[float, float]:
+def bench_sweep(folder: Path, repeat: int) -> dict[str, list[float]]:
     values = [str(v / 100) for v in range(1, 9)]
-    args = [
-        sys.executable,
-        "-m",
-        "nbtrack",
-        "sweep",
-        "bench.ipynb",
-        "-p",
-        "lr",
-        *values,
-        "--no-progress",
-    ]
-    one, two = [], []
+    args = [sys.executable, "-m", "nbtrack", "sweep", "bench.ipynb", "-p", "lr", *values]
+    args.append("--no-progress")
+    out: dict[str, list[float]] = {"one": [], "one_cpu": [], "two": [], "two_cpu": []}
     for _ in range(repeat):
-        one.append(timed([*args, "-j", "1"], folder)[0])
-        two.append(timed([*args, "-j", "2"], folder)[0])
-    return statistics.median(one), statistics.median(two)
+        t, cpu, _ = timed([*args, "-j", "1"], folder)
+        out["one"].append(t)
+        out["one_cpu"].append(cpu)
+        t, cpu, _ = timed([*args, "-j", "2"], folder)
+        out["two"].append(t)
+        out["two_cpu"].append(cpu)
+    return out
 
 
 def median(values: list[float]) -> float:
@@ -152,10 +147,20 @@ def main() -> None:
             f"rerun overhead     {100 * (rerun / bare - 1):+.1f} % wall, "
             f"{100 * (rerun_cpu / bare_cpu - 1):+.1f} % CPU  (target < 10 %)"
         )
-        one, two = bench_sweep(folder, args.sweep_repeat)
-        print(f"sweep 8 x -j 1     median {one:.2f} s  over {args.sweep_repeat}")
-        print(f"sweep 8 x -j 2     median {two:.2f} s  over {args.sweep_repeat}")
+        w = bench_sweep(folder, args.sweep_repeat)
+        one, two = median(w["one"]), median(w["two"])
+        print(
+            f"sweep 8 x -j 1     median {one:.2f} s wall, {median(w['one_cpu']):.2f} s CPU  "
+            f"over {args.sweep_repeat}"
+        )
+        print(
+            f"sweep 8 x -j 2     median {two:.2f} s wall, {median(w['two_cpu']):.2f} s CPU  "
+            f"over {args.sweep_repeat}"
+        )
         print(f"speed-up -j 2      {one / two:.2f}x  (target >= 1.6x)")
+        print(
+            f"load average now   {os.getloadavg()[0]:.1f} (other work on the machine slows -j 2 most)"
+        )
 
 
 if __name__ == "__main__":
