@@ -113,6 +113,7 @@ def checkout_copy(dest: Path) -> None:
     make Binder's build fail.
     """
     listed = run_ok(["git", "ls-files", "--cached", "-z"], cwd=REPO).stdout
+    assert listed, f"{REPO} has no files committed to git: the test copies what a clone has"
     for rel in filter(None, listed.split("\0")):
         src = REPO / rel
         if not src.is_file():
