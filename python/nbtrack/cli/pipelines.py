@@ -147,8 +147,11 @@ def _params_text(parameters: dict[str, Any]) -> str:
 def run_rerun(args: argparse.Namespace) -> int:
     """Re-execute ``args.run`` and print the verdict; exit code 1 when it did not reproduce."""
     from ..client import Client
+    from ..pipelines.execute import skip_unused_imports
     from ..pipelines.parameters import parse_assignments
     from ..pipelines.rerun import execute_plan, plan_rerun
+
+    skip_unused_imports()
 
     overrides = parse_assignments(args.parameters)
     client = Client.open()

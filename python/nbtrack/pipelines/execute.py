@@ -44,6 +44,21 @@ def _quiet_papermill() -> None:
         _papermill_filter_installed = True
 
 
+def skip_unused_imports() -> None:
+    """Keep papermill's import from building a grammar this process will never use.
+
+    papermill imports nbformat, which imports jsonschema, which builds (at import, about
+    a second of CPU) a parser for the optional ``iri`` string formats when
+    ``rfc3987_syntax`` is installed. Notebook validation never checks string formats, and
+    jsonschema does without that module when it cannot be imported. For processes nbtrack
+    owns (a sweep's workers, the ``nbtrack rerun`` command), not for a host process such
+    as the Jupyter server, whose other users may want the module.
+    """
+    import sys
+
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
 def kernel_environment(
     store: str | os.PathLike[str],
     root: str | os.PathLike[str],

@@ -18,7 +18,9 @@ import sys
 
 def serve() -> None:
     """Answer execution requests from stdin until it closes."""
-    from .execute import ExecutionSpec, execute
+    from .execute import ExecutionSpec, execute, skip_unused_imports
+
+    skip_unused_imports()
 
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     # From here on fd 1 is stderr: prints from any library cannot reach the answers pipe.
