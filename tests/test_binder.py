@@ -4,9 +4,10 @@ The repository checks are real: repo2docker renders the Dockerfile Binder would 
 (no Docker needed with ``--no-build``), and ``binder/postBuild`` runs in a fresh
 virtual environment standing in for Binder's image. That last test builds the
 JupyterLab extension from a copy of the checkout and executes the examples; it is
-the slow one: 294 s measured on 2 cores at a load average of 7 (124 s of CPU; the
-fresh environment 50 s, postBuild 225 s). Run with ``-s`` to see where postBuild's
-time goes.
+the slow one. Measured on 2 cores: 125 s at a load average of about 3 (the fresh
+environment 33 s; postBuild 84 s, of which installing nbtrack with its extension build
+59 s and the example runs 25 s), 294 s at a load average of 7. Run with ``-s`` to see
+where postBuild's time goes.
 """
 
 from __future__ import annotations
