@@ -205,3 +205,18 @@ def test_dump_and_load_copy_runs_between_stores_once(tmp_path_factory, project, 
     assert len(other.metric_series(a)["loss"]) == 3
     assert other.get_run(w.run_id).data[0].path == "d.csv"
     assert other.get_run(a).environment is not None
+
+
+def test_loading_a_dump_keeps_nan_and_infinite_metrics(tmp_path_factory, project, client):
+    a = record(
+        project, "odd", {"lr": float("nan")}, {"loss": [1.0, float("nan")], "gain": [float("inf")]}
+    )
+    dump = client.store.dump_runs([a])
+    elsewhere = tmp_path_factory.mktemp("nan")
+    (elsewhere / ".nbtrack").mkdir()
+    other = Client(resolve_project(elsewhere))
+    assert other.store.load_runs(dump) == [a]
+    run = other.get_run(a)
+    assert math.isnan(run.metrics["loss"]) and run.metrics["gain"] == math.inf
+    assert math.isnan(other.metric_series(a)["loss"][1].value)
+    assert run.started_at == client.get_run(a).started_at

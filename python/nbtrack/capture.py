@@ -9,7 +9,7 @@ import os
 import platform
 import subprocess
 import sys
-from functools import lru_cache
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -57,9 +57,25 @@ def _collect(target: ast.expr, value: ast.expr, found: dict[str, Any]) -> None:
             _collect(t, v, found)
 
 
-@lru_cache(maxsize=1)
+_environment: Environment | None = None
+_environment_lock = threading.Lock()
+
+
 def environment() -> Environment:
-    """Python version, platform and installed packages of this process (computed once)."""
+    """Python version, platform and installed packages of this process (computed once).
+
+    Listing the installed distributions takes ~0.5 s, so ``%load_ext nbtrack``
+    starts it in the background; a cell that needs it first waits for that one
+    computation instead of starting a second.
+    """
+    global _environment
+    with _environment_lock:
+        if _environment is None:
+            _environment = _list_environment()
+        return _environment
+
+
+def _list_environment() -> Environment:
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"] if dist.metadata else None

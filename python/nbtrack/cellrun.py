@@ -53,6 +53,7 @@ class CellOutcome:
     previous: Run | None
     diff: RunDiff | None
     warnings: list[str]
+    note: str | None = None  # said instead of the comparison when there is none
 
 
 class KernelSession:
@@ -212,7 +213,10 @@ class CellRun:
         return fut
 
     def _start_previous(self) -> Future[Any] | None:
-        if self.key in self.session.last_by_cell:
+        if self.key in self.session.last_by_cell or os.environ.get(ENV_PARENT):
+            # In a pipeline's execution every cell runs once per kernel: its summary
+            # names the notebook run rather than wait on a store busy with the
+            # sweep's other executions (nbtrack diff compares them afterwards).
             return None
         if not self.project.db_path.exists():
             return None  # a new store: nothing ran before
@@ -306,7 +310,10 @@ class CellRun:
         run = w.snapshot
         self.session.last_by_cell[self.key] = _copy(run)
         d = diff_runs(previous, run) if previous is not None else None
-        return CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings)
+        note = None
+        if previous is None and os.environ.get(ENV_PARENT) and run.parent_id:
+            note = f"part of notebook run {run.parent_id[:8]}"
+        return CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings, note=note)
 
     def _previous_run(self) -> Run | None:
         if self._previous is None:

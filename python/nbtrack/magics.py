@@ -220,9 +220,11 @@ def load(ipython: Any) -> None:
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
     _loaded[id(ipython)] = magics
-    from .tracking import ingestor
+    from .capture import environment
+    from .tracking import background, ingestor
 
     ingestor()  # start the background writer now, not in the first tracked cell
+    background(environment)  # and list the installed packages while the user types
 
 
 def unload(ipython: Any) -> None:

@@ -643,7 +643,7 @@ class Store:
             cond, arg = "source = ?", source
         with self.connect() as con:
             row = con.execute(
-                f"SELECT run_id FROM runs WHERE kind = 'cell' AND {cond} "
+                f"SELECT run_id FROM runs WHERE kind = 'cell' AND status <> 'running' AND {cond} "
                 "AND notebook_path IS NOT DISTINCT FROM ? AND run_id <> ? "
                 "AND started_at <= (SELECT coalesce(max(started_at), now()::TIMESTAMP) FROM runs WHERE run_id = ?) "
                 "ORDER BY started_at DESC LIMIT 1",
@@ -943,7 +943,8 @@ class Store:
 
     def load_runs(self, dump: dict[str, list[dict[str, Any]]]) -> list[str]:
         """Insert the runs of a dump that this store does not have; returns their ids."""
-        import pandas as pd
+        # Arrow, not pandas: DuckDB reads a pandas NaN as NULL, and NaN is a legal metric.
+        import pyarrow as pa
 
         incoming = [r["run_id"] for r in dump.get("runs", [])]
         with self.transaction() as con:
@@ -960,17 +961,17 @@ class Store:
                     rows = [r for r in dump.get(table, []) if r["run_id"] in wanted]
                     if not rows:
                         continue
-                    frame = pd.DataFrame(rows)
-                    target = [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()]
-                    cols = [c for c in target if c in frame.columns]
-                    frame = frame[cols]
-                    _restore_times(frame)
+                    target = {c[0]: c[1] for c in con.execute(f"DESCRIBE {table}").fetchall()}
+                    cols = [c for c in target if c in rows[0]]
+                    frame = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
                     con.register("incoming", frame)
                     names = ", ".join(cols)
+                    # Dumps carry times as ISO text: each column is cast to the table's type.
+                    cast = ", ".join(f"CAST({quote_ident(c)} AS {target[c]})" for c in cols)
                     # metrics has no primary key (OR IGNORE needs one); rows are only
                     # inserted for runs this store lacks, so a plain INSERT is safe there.
                     verb = "INSERT INTO" if table == "metrics" else "INSERT OR IGNORE INTO"
-                    con.execute(f"{verb} {table} ({names}) SELECT {names} FROM incoming")
+                    con.execute(f"{verb} {table} ({names}) SELECT {cast} FROM incoming")
                     con.unregister("incoming")
             for env in dump.get("environments", []):
                 con.execute(
@@ -1001,14 +1002,6 @@ def _jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(v, datetime):
             row[k] = v.isoformat()
     return row
-
-
-def _restore_times(frame: Any) -> None:
-    import pandas as pd
-
-    for col in ("started_at", "ended_at", "updated_at", "created_at"):
-        if col in frame.columns:
-            frame[col] = pd.to_datetime(frame[col])
 
 
 def _nan_last(col: str) -> str:

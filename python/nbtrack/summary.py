@@ -26,6 +26,10 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
+def _role(role: str) -> str:
+    return "in" if role == "input" else "out"
+
+
 def _pairs(values: dict[str, Any]) -> str:
     items = [f"{k}={_fmt(v)}" for k, v in list(values.items())[:MAX_ITEMS]]
     if len(values) > MAX_ITEMS:
@@ -69,7 +73,7 @@ def as_text(outcome: CellOutcome) -> str:
         head += f" · {run.duration:.2f} s"
     lines = [head, f"  params:  {_pairs(run.params)}", f"  metrics: {_pairs(run.metrics)}"]
     if run.data:
-        files = [f"{d.role[:2]} {d.path}" for d in run.data[:MAX_ITEMS]]
+        files = [f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS]]
         lines.append(f"  data:    {', '.join(files)}")
     lines.extend(_changes_text(outcome))
     lines.extend(f"  warning: {w}" for w in outcome.warnings)
@@ -78,7 +82,7 @@ def as_text(outcome: CellOutcome) -> str:
 
 def _changes_text(outcome: CellOutcome) -> list[str]:
     if outcome.previous is None:
-        return ["  first run of this cell"]
+        return [f"  {outcome.note or 'first run of this cell'}"]
     changes = change_lines(outcome.diff) if outcome.diff is not None else []
     prev = outcome.previous.short_id
     if not changes:
@@ -107,7 +111,7 @@ def as_html(outcome: CellOutcome) -> str:
         parts.append(f" · {run.duration:.2f} s")
     parts.append(f"<br>params: {esc(_pairs(run.params))}<br>metrics: {esc(_pairs(run.metrics))}")
     if run.data:
-        files = ", ".join(f"{d.role[:2]} {d.path}" for d in run.data[:MAX_ITEMS])
+        files = ", ".join(f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS])
         parts.append(f"<br>data: {esc(files)}")
     for line in _changes_text(outcome):
         parts.append("<br>" + esc(line.strip()))
