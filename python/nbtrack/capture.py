@@ -107,15 +107,26 @@ def git_state(folder: str | os.PathLike[str]) -> dict[str, Any]:
             return None
         return out.stdout.decode(errors="replace") if out.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
+    start = Path(folder).resolve()
+    if not any((d / ".git").exists() for d in (start, *start.parents)):
+        return {}  # not a repository: no git process at all
+    # One process for the commit and the dirty flag; a second only for a dirty diff.
+    status = git("status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    if status is None:
         return {}
-    status = git("status", "--porcelain", "--untracked-files=no") or ""
-    dirty = bool(status.strip())
+    commit = ""
+    dirty = False
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            commit = line.split(" ", 2)[2].strip()
+        elif line and not line.startswith("#"):
+            dirty = True
+    if not commit or commit == "(initial)":
+        return {}
     diff = git("diff", "HEAD") if dirty else None
     if diff and len(diff) > GIT_DIFF_LIMIT:
         diff = diff[:GIT_DIFF_LIMIT] + "\n[nbtrack: diff cut at 1 MiB]\n"
-    return {"git_commit": commit.strip(), "git_dirty": dirty, "git_diff": diff}
+    return {"git_commit": commit, "git_dirty": dirty, "git_diff": diff}
 
 
 def kernel_notebook_path(user_ns: dict[str, Any] | None = None) -> str | None:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nbtrack")
 
-INGEST_INTERVAL = 1.0  # seconds between background ingestions while a run is going
+INGEST_INTERVAL = 1.0
+KICK_DELAY = 0.05  # seconds the ingestor waits after a run ends, to batch its neighbours  # seconds between background ingestions while a run is going
 FLUSH_POINTS = 200_000  # metric points buffered in memory before they are spooled
 
 
@@ -230,24 +231,7 @@ class RunWriter:
     # ---------------------------------------------------------------- ingesting
     def ingest(self) -> bool:
         """Move what was spooled since the last ingestion into DuckDB. True when all is in."""
-        with self._ingest_lock:
-            if not self.finished:
-                self.flush()
-            path = self.spool.path
-            if not path.exists():
-                return True
-            pending_before = self._pending
-            batch, offset, state = read_spool(path, self.run_id, self._offset)
-            if offset > self._offset:
-                self.client.store.write([batch])
-                self._offset = offset
-                self._end_stored = self._end_stored or state["ended"]
-            if self._end_stored and pending_before == 0:
-                self.spool.close()
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                return True
-            return False
+        return self in ingest_together([self])
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until everything logged so far is in DuckDB."""
@@ -262,6 +246,43 @@ class RunWriter:
                 continue
             if done or not self.finished:
                 return
+
+
+def ingest_together(writers: list[RunWriter]) -> list[RunWriter]:
+    """Ingest the spools of runs of one store in one transaction; returns those all in.
+
+    Cells run back to back end many runs a second: one DuckDB connection for all of
+    them, instead of one each, keeps the background thread's share of the GIL small.
+    """
+    if not writers:
+        return []
+    done: list[RunWriter] = []
+    with contextlib.ExitStack() as stack:
+        for w in writers:
+            stack.enter_context(w._ingest_lock)
+        read = []
+        for w in writers:
+            if not w.finished:
+                w.flush()
+            if not w.spool.path.exists():
+                done.append(w)
+                continue
+            pending_before = w._pending
+            batch, offset, state = read_spool(w.spool.path, w.run_id, w._offset)
+            read.append((w, batch, offset, state, pending_before))
+        fresh = [batch for w, batch, offset, _, _ in read if offset > w._offset]
+        if fresh:
+            writers[0].client.store.write(fresh)
+        for w, _, offset, state, pending_before in read:
+            if offset > w._offset:
+                w._offset = offset
+                w._end_stored = w._end_stored or state["ended"]
+            if w._end_stored and pending_before == 0:
+                w.spool.close()
+                with contextlib.suppress(FileNotFoundError):
+                    w.spool.path.unlink()
+                done.append(w)
+    return done
 
 
 class Ingestor:
@@ -288,7 +309,10 @@ class Ingestor:
     def _loop(self) -> None:
         _own_threads.add(threading.get_ident())
         while True:
-            self._wake.wait(INGEST_INTERVAL)
+            if self._wake.wait(INGEST_INTERVAL):
+                # A run just ended: wait a moment so runs ending together (cells run
+                # back to back, a loop of tracked calls) share one transaction.
+                time.sleep(KICK_DELAY)
             self._wake.clear()
             self._round()
 
@@ -303,14 +327,18 @@ class Ingestor:
                     w.flush()
                 except Exception as exc:  # a full disk, say: the points stay in memory
                     log.warning("nbtrack: could not spool run %s: %s", w.run_id[:8], exc)
+        by_store: dict[str, list[RunWriter]] = {}
         for w in writers:
+            by_store.setdefault(str(w.client.store.path), []).append(w)
+        for group in by_store.values():
             try:
-                done = w.ingest()
-            except Exception as exc:  # keep the spool; the next round (or recovery) retries
-                log.warning("nbtrack: could not store run %s yet: %s", w.run_id[:8], exc)
+                done = ingest_together(group)
+            except Exception as exc:  # keep the spools; the next round (or recovery) retries
+                ids = ", ".join(w.run_id[:8] for w in group)
+                log.warning("nbtrack: could not store runs %s yet: %s", ids, exc)
                 continue
-            if done:
-                with self._lock:
+            with self._lock:
+                for w in done:
                     if w in self._writers:
                         self._writers.remove(w)
         with self._lock:
