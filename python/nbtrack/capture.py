@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import threading
 from importlib import metadata
 from pathlib import Path
@@ -183,7 +182,3 @@ def match_cell(nb_bytes: bytes, source: str, cell_id: str | None) -> tuple[str |
         if c["source"].strip() == want:
             return c["id"], True
     return None, False
-
-
-def python_executable() -> str:
-    return sys.executable

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import os
 import time
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cache import Cache
 from .exceptions import UsageError
-from .models import RUN_KINDS, RUN_STATUSES, MetricPoint, Run, RunPage, RunQuery
+from .models import RUN_KINDS, RUN_STATUSES, MetricPoint, Run, RunPage, RunQuery, json_float
 from .project import Project, resolve_project
 from .spool import recover_orphans
 from .store import Store
@@ -35,10 +34,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
-        f = float(value)
-        if math.isfinite(f):
-            return f
-        return "NaN" if math.isnan(f) else ("Infinity" if f > 0 else "-Infinity")
+        return json_float(float(value))
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

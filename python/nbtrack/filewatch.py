@@ -53,10 +53,26 @@ class FileWatcher:
             self.reads[real] = None
 
 
+def python_prefixes() -> list[str]:
+    """Folders of the Python environment itself (never a run's data)."""
+    import site
+    import sysconfig
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = sysconfig.get_paths().get(key)
+        if p:
+            paths.add(p)
+    try:
+        paths.update(site.getsitepackages())
+        paths.add(site.getusersitepackages())
+    except AttributeError:
+        pass
+    return sorted({os.path.realpath(p) for p in paths if p})
+
+
 def ignored_prefixes() -> list[str]:
     """Folders whose files are never a run's data."""
-    from .tracking import python_prefixes
-
     home = Path.home()
     paths = python_prefixes()
     paths += [

@@ -79,10 +79,6 @@ class SpoolWriter:
     def event(self, event: dict[str, Any]) -> None:
         self._write(EVENT, json.dumps(event, default=str, allow_nan=True).encode())
 
-    def metrics(self, points: list[tuple[str, float, int, float]]) -> None:
-        """Append (key, value, step, ts) points as one binary chunk."""
-        self.metrics_flat([x for p in points for x in p])
-
     def metrics_flat(self, flat: list[Any]) -> None:
         """Append points given flat (key, value, step, ts, key, ...) as one binary chunk."""
         if not flat:

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -463,21 +462,3 @@ def log_dataset(df: pd.DataFrame, name: str) -> None:
 
 def is_own_thread() -> bool:
     return threading.get_ident() in _own_threads
-
-
-def python_prefixes() -> list[str]:
-    """Folders of the Python environment itself (never a run's data)."""
-    import site
-    import sysconfig
-
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        p = sysconfig.get_paths().get(key)
-        if p:
-            paths.add(p)
-    try:
-        paths.update(site.getsitepackages())
-        paths.add(site.getusersitepackages())
-    except AttributeError:
-        pass
-    return sorted({os.path.realpath(p) for p in paths if p})
