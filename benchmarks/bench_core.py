@@ -133,7 +133,7 @@ KERNEL_SETUP = """
 %load_ext nbtrack
 import json, statistics, time
 import nbtrack
-from nbtrack import tracking
+from nbtrack import ingest
 from nbtrack.client import Client
 from nbtrack.project import resolve_project
 _ip = get_ipython()
@@ -168,7 +168,7 @@ def bench_overhead(work: Path, cells: int) -> dict[str, float]:
         inside = json.loads(
             kernel.run(
                 f"_r = _time_cells([{TRIVIAL_CELL!r}, {TRACKED_CELL!r}], {cells})\n"
-                "tracking.ingestor().drain(60)\n"
+                "ingest.ingestor().drain(60)\n"
                 "print(json.dumps({k: _medians(v) for k, v in _r.items()}))"
             )
         )
@@ -180,7 +180,7 @@ def bench_overhead(work: Path, cells: int) -> dict[str, float]:
         for _ in range(cells):
             plain_rt.append(kernel.round_trip(TRIVIAL_CELL))
             tracked_rt.append(kernel.round_trip(TRACKED_CELL))
-        kernel.run("tracking.ingestor().drain(60)")
+        kernel.run("ingest.ingestor().drain(60)")
         stored = int(
             kernel.run(
                 "print(Client(resolve_project()).sql("
@@ -236,7 +236,7 @@ for _ in range({repeat}):
     _p = time.process_time()
     _logged.append(_time_cells([{tracked!r}], 1)[{tracked!r}][0])
     _proc.append(time.process_time() - _p)
-    tracking.ingestor().drain(120)  # ingest between repetitions, untimed
+    ingest.ingestor().drain(120)  # ingest between repetitions, untimed
 _n = Client(resolve_project()).sql(
     "SELECT count(*) FROM metrics m JOIN runs r USING (run_id) WHERE r.name = 'tight'")[1][0][0]
 print(json.dumps({{"logged": _medians(_logged), "base": _medians(_base),
@@ -371,7 +371,7 @@ def bench_listing(work: Path, runs: int, repeat: int) -> dict[str, float]:
     os.environ["NBTRACK_STORE"] = str(store)
     project = resolve_project()
     t = time.perf_counter()
-    added = Client(project).store.load_runs(synthetic_dump(runs, 10, 10))
+    added = Client(project).load_runs(synthetic_dump(runs, 10, 10))
     print(f"\n  (built a store of {len(added):,} runs in {time.perf_counter() - t:.1f} s)")
 
     def bare_table() -> None:

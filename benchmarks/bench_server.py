@@ -92,7 +92,7 @@ def build_store(folder: Path, n_runs: int) -> list[str]:
                 point = {"run_id": run_id, "key": f"m{k:02d}", "step": 0, "value": value}
                 dump["metrics"].append({**point, "ts": started.timestamp()})
                 dump["metric_latest"].append({**point, "ts": started.timestamp(), "n": 1})
-        client.store.load_runs(dump)
+        client.load_runs(dump)
     return ids
 
 

@@ -209,7 +209,6 @@ def test_a_copy_killed_midway_leaves_no_wrong_blob_and_the_next_put_repairs(
 
 
 def test_gc_counts_notebook_snapshots_and_keeps_running_runs(project_dir: Path) -> None:
-    from nbtrack.cache import gc
     from nbtrack.client import Client
     from nbtrack.project import resolve_project
     from nbtrack.tracking import RunWriter
@@ -225,7 +224,7 @@ def test_gc_counts_notebook_snapshots_and_keeps_running_runs(project_dir: Path) 
         w = RunWriter.start(client.project, kind="notebook", notebook_hash=snapshot)
         w.finish()
         w.wait()
-    result = gc(client, keep_last=1)
+    result = client.gc(keep_last=1)
     assert [d for d, _ in result.removed] == [old_snapshot]
     assert client.cache.has(new_snapshot) and client.cache.has(live_snapshot)
     running.finish()

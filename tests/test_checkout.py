@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from nbtrack.cache import gc
 from nbtrack.checkout import CORRUPT, MISSING, MODIFIED, NOT_CACHED, OUTSIDE, RESTORED, checkout
 from nbtrack.client import Client
 from nbtrack.exceptions import UsageError
@@ -128,7 +127,7 @@ def test_uncached_and_pruned_versions_are_reported(client: Client) -> None:
     record_run(client, [])
     (root / "big.bin").unlink()
     (root / "small.txt").unlink()
-    result = gc(client, keep_last=1)
+    result = client.gc(keep_last=1)
     assert result.removed_bytes == len("small")
     assert _statuses(checkout(client, uncached)) == {"big.bin": NOT_CACHED}
     assert _statuses(checkout(client, pruned)) == {"small.txt": MISSING}

@@ -107,7 +107,7 @@ def test_eight_writers_and_a_lister_lose_nothing(project_dir: Path, store_exists
     store = project_dir / ".nbtrack"
     env = _env(store)
     if store_exists:
-        Client(resolve_project(project_dir)).store.info()  # creates the schema
+        Client(resolve_project(project_dir)).info()  # creates the schema
         assert (store / "runs.duckdb").exists()
     else:
         assert not store.exists()

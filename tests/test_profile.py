@@ -71,7 +71,7 @@ def test_profiles_are_stored_once_per_hash_and_survive_the_file(client: Client) 
     path.write_text("x\n1\n2\n3\n")
     b = _version(client, "t.csv")
     assert compare_versions(client, a, b) is not None
-    assert client.store.get_profile(a.hash or "")["rows"] == 2  # type: ignore[index]
+    assert client.get_profile(a.hash or "")["rows"] == 2  # type: ignore[index]
     # the cache and the file both gone: the stored profile still answers
     path.unlink()
     for digest in (a.hash, b.hash):
@@ -109,8 +109,8 @@ def test_dataframe_versions_compare_from_their_logged_profiles(client: Client) -
 
     va, pa = version_dataframe(pd.DataFrame({"x": [1, 2]}), "df")
     vb, pb = version_dataframe(pd.DataFrame({"x": [1, 2, 3], "y": [0, 0, 1]}), "df")
-    client.store.put_profile(va.hash or "", pa)
-    client.store.put_profile(vb.hash or "", pb)
+    client.put_profile(va.hash or "", pa)
+    client.put_profile(vb.hash or "", pb)
     diff = compare_versions(client, va, vb)
     assert diff is not None and diff["columns_added"] == ["y"] and diff["rows"]["delta"] == 1
 

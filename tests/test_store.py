@@ -50,7 +50,7 @@ def sha(path: Path) -> str:
 def test_a_new_store_is_created_on_first_write_with_its_schema_version(project, client):
     assert not project.db_path.exists()
     record(project)
-    info = client.store.info()
+    info = client.info()
     assert info["meta"]["schema_version"] == str(SCHEMA_VERSION) and info["runs"] == 1
     with duckdb.connect(str(project.db_path), read_only=True) as con:  # plain DuckDB reads it
         assert con.execute("SELECT count(*) FROM runs").fetchone() == (1,)
@@ -71,7 +71,7 @@ def test_an_older_store_is_upgraded_in_place_after_a_backup(project, client):
     assert run.metrics == {"acc": 0.75}  # metric_latest was built from the old metrics
     backups = list(project.folder.glob("runs.duckdb.v1-*.bak"))
     assert len(backups) == 1 and sha(backups[0]) == before
-    assert client.store.info()["meta"]["schema_version"] == str(SCHEMA_VERSION)
+    assert client.info()["meta"]["schema_version"] == str(SCHEMA_VERSION)
 
 
 def test_a_newer_store_is_refused_and_left_untouched(project):
@@ -194,12 +194,12 @@ def test_dump_and_load_copy_runs_between_stores_once(tmp_path_factory, project, 
     w.log_data([DataVersion("d.csv", "input", "xxh3:00", 10)])
     w.finish()
     w.wait()
-    dump = client.store.dump_runs([a, w.run_id])
+    dump = client.dump_runs([a, w.run_id])
     elsewhere = tmp_path_factory.mktemp("other")
     (elsewhere / ".nbtrack").mkdir()
     other = Client(resolve_project(elsewhere))
-    assert sorted(other.store.load_runs(dump)) == sorted([a, w.run_id])
-    assert other.store.load_runs(dump) == []  # idempotent
+    assert sorted(other.load_runs(dump)) == sorted([a, w.run_id])
+    assert other.load_runs(dump) == []  # idempotent
     copied = other.get_run(a)
     assert copied.params == {"lr": 0.1} and copied.metrics == {"loss": 1.0}
     assert len(other.metric_series(a)["loss"]) == 3
@@ -211,11 +211,11 @@ def test_loading_a_dump_keeps_nan_and_infinite_metrics(tmp_path_factory, project
     a = record(
         project, "odd", {"lr": float("nan")}, {"loss": [1.0, float("nan")], "gain": [float("inf")]}
     )
-    dump = client.store.dump_runs([a])
+    dump = client.dump_runs([a])
     elsewhere = tmp_path_factory.mktemp("nan")
     (elsewhere / ".nbtrack").mkdir()
     other = Client(resolve_project(elsewhere))
-    assert other.store.load_runs(dump) == [a]
+    assert other.load_runs(dump) == [a]
     run = other.get_run(a)
     assert math.isnan(run.metrics["loss"]) and run.metrics["gain"] == math.inf
     assert math.isnan(other.metric_series(a)["loss"][1].value)

@@ -20,8 +20,6 @@ folder manifest (see :mod:`nbtrack.versioning`) is a blob whose name ends in
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import itertools
 import json
 import os
@@ -31,15 +29,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
+from .copying import copy_hashing, write_all
 from .exceptions import BlobCorruptError, BlobMissingError, CacheError
 from .hashing import PREFIX, HashStream, hash_bytes, hash_fd
 
-if TYPE_CHECKING:
-    from .client import Client
-
-FICLONE = 0x40049409  # from <linux/fs.h>
 DIR_SUFFIX = ".dir"
 MANIFEST_FORMAT = "nbtrack.dir/1"
 # Orphan blobs (referenced by no run) younger than this are kept by gc: a run
@@ -50,7 +45,6 @@ TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600
 
 _DIGEST = re.compile(r"([a-z0-9]+):([0-9a-f]{8,128}(?:\.dir)?)")
-_reflink_works: dict[int, bool] = {}
 
 
 class ManifestEntry(NamedTuple):
@@ -91,52 +85,6 @@ class GcResult:
 def is_manifest_hash(digest: str) -> bool:
     """True for the hash of a folder manifest (``xxh3:...dir``)."""
     return digest.endswith(DIR_SUFFIX)
-
-
-def _try_reflink(src_fd: int, dst_fd: int) -> bool:
-    dev = os.fstat(dst_fd).st_dev
-    if _reflink_works.get(dev) is False:
-        return False
-    try:
-        fcntl.ioctl(dst_fd, FICLONE, src_fd)
-    except OSError as exc:
-        if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS):
-            _reflink_works[dev] = False
-            return False
-        raise
-    _reflink_works[dev] = True
-    return True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view.nbytes:
-        view = view[os.write(fd, view) :]
-
-
-def copy_hashing(src_fd: int, dst_fd: int, size: int) -> str:
-    """Copy ``size`` bytes between open files (reflink if possible); returns the hash
-    of the bytes the destination now holds."""
-    if size and _try_reflink(src_fd, dst_fd):
-        # The clone shares the source's extents as they are now; hash the clone so
-        # the name we give it is the hash of what it really holds.
-        return hash_fd(dst_fd, size)
-    if size > (1 << 20) and hasattr(os, "posix_fallocate"):  # not on macOS
-        # Allocating up front measured twice as fast as growing the file chunk by chunk.
-        with contextlib.suppress(OSError):
-            os.posix_fallocate(dst_fd, 0, size)
-
-    def write_chunk(offset: int, data: memoryview) -> None:
-        done = 0
-        while done < data.nbytes:
-            done += os.pwrite(dst_fd, data[done:], offset + done)
-
-    digest = hash_fd(src_fd, size, on_chunk=write_chunk)
-    if os.fstat(src_fd).st_size != size:
-        # The file grew while we copied it: we hashed and stored a prefix only.
-        raise CacheError("the file changed size while it was being cached")
-    os.ftruncate(dst_fd, size)
-    return digest
 
 
 class Cache:
@@ -285,7 +233,7 @@ class Cache:
         digest = digest or hash_bytes(data)
         if not self._present(digest, len(data)):
             with self._temporary(digest) as (fd, tmp):
-                _write_all(fd, data)
+                write_all(fd, data)
                 self._commit(tmp, digest)
         return digest
 
@@ -301,7 +249,7 @@ class Cache:
         with self._temporary(digest) as (fd, tmp):
             while chunk := source.read(1 << 22):
                 stream.update(chunk)
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
             return self._commit_if(tmp, digest, stream.hexdigest())
 
     # -- reading -----------------------------------------------------------------
@@ -458,52 +406,11 @@ class Cache:
                 corrupt.unlink()
 
 
-def gc(
-    client: Client,
-    *,
-    keep_last: int | None = None,
-    older_than_days: float | None = None,
-    dry_run: bool = False,
-) -> GcResult:
-    """Prune the blobs that no kept run references.
-
-    Without options every run is kept (only orphans go). With ``keep_last`` the
-    newest N runs are kept; with ``older_than_days`` the runs started within that
-    many days; with both, a run goes only when it is neither. Running runs are always
-    kept. Runs themselves stay in the store: checking them out reports ``missing``.
-    """
-    import datetime as dt
-
-    from .exceptions import UsageError
-
-    if keep_last is not None and keep_last < 0:
-        raise UsageError("--keep-last needs a number >= 0")
-    if older_than_days is not None and older_than_days < 0:
-        raise UsageError("--older-than needs a number of days >= 0")
-    store = client.store
-    runs = store.run_ids_by_age()
-    if keep_last is None and older_than_days is None:
-        kept = {run_id for run_id, _ in runs}
-    else:
-        kept = set(store.running_run_ids())
-        if keep_last is not None:
-            kept.update(run_id for run_id, _ in runs[:keep_last])
-        if older_than_days is not None:
-            cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=older_than_days)
-            kept.update(run_id for run_id, started in runs if started and started >= cutoff)
-    dropped = [run_id for run_id, _ in runs if run_id not in kept]
-    referenced = store.referenced_hashes(sorted(kept))
-    dropped_hashes = store.referenced_hashes(dropped) if dropped else set()
-    return client.cache.collect_garbage(referenced, dropped=dropped_hashes, dry_run=dry_run)
-
-
 __all__ = [
     "PREFIX",
     "Cache",
     "GcResult",
     "ManifestEntry",
     "HashStream",
-    "copy_hashing",
-    "gc",
     "is_manifest_hash",
 ]

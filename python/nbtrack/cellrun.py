@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import capture, filewatch, tracking
+from . import capture, filewatch, ingest, tracking
 from .client import Client
 from .diff import RunDiff, diff_runs
 from .exceptions import NbtrackError, UsageError
@@ -132,7 +132,7 @@ class KernelSession:
     def _finish_parent(self) -> None:
         if self._parent_writer is not None:
             self._parent_writer.finish("finished")
-            tracking.ingestor().drain(10.0)
+            ingest.ingestor().drain(10.0)
 
 
 class CellRun:
@@ -208,7 +208,7 @@ class CellRun:
             writer.update(**fields)
 
         writer.hold()
-        fut = tracking.background(gather)
+        fut = ingest.background(gather)
         fut.add_done_callback(lambda f: writer.release())
         return fut
 
@@ -228,7 +228,7 @@ class CellRun:
             name=snap.name,
             source=snap.source,
         )
-        return tracking.background(self.client.previous_run, probe)
+        return ingest.background(self.client.previous_run, probe)
 
     # ---------------------------------------------------------------- data versions
     def _version(self, path: str, role: str) -> DataVersion | None:
@@ -305,7 +305,7 @@ class CellRun:
             else:
                 text = "".join(traceback.format_exception_only(type(error), error)).strip()
                 w.finish("failed", text[:ERROR_LIMIT])
-            tracking.ingestor().kick()
+            ingest.ingestor().kick()
         previous = self._previous_run()
         run = w.snapshot
         self.session.last_by_cell[self.key] = _copy(run)

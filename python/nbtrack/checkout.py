@@ -121,7 +121,7 @@ class _Restorer:
     # -- what the user may lose ---------------------------------------------------
     def recorded_hashes(self, path: str) -> set[str]:
         if path not in self._known:
-            self._known[path] = self.client.store.recorded_hashes(path)
+            self._known[path] = self.client.recorded_hashes(path)
         return self._known[path]
 
     def recorded_entry_hashes(self, folder: str, rel: str) -> set[str]:

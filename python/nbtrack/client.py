@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import numbers
 import os
@@ -9,9 +10,19 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .cache import Cache
+from .cache import Cache, GcResult
 from .exceptions import UsageError
-from .models import RUN_KINDS, RUN_STATUSES, MetricPoint, Run, RunPage, RunQuery, json_float
+from .models import (
+    MAX_PAGE,
+    RUN_KINDS,
+    RUN_STATUSES,
+    Batch,
+    MetricPoint,
+    Run,
+    RunPage,
+    RunQuery,
+    json_float,
+)
 from .project import Project, resolve_project
 from .spool import recover_orphans
 from .store import Store
@@ -21,7 +32,6 @@ if TYPE_CHECKING:
 
     from .diff import RunDiff
 
-MAX_PAGE = 10_000
 RECOVER_EVERY = 2.0  # seconds between looks for spools of dead processes
 PARAM_SOURCES = ("auto", "flag", "papermill", "api")
 
@@ -95,7 +105,7 @@ class Client:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self.store = Store(project.db_path)
+        self._store = Store(project.db_path)
         self.cache = Cache(project.cache_dir)
         self._recovered_at = -RECOVER_EVERY
 
@@ -108,7 +118,7 @@ class Client:
         """Ingest runs whose process died (marking them ``crashed``); returns their ids."""
         if not self.project.spool_dir.is_dir():
             return []
-        return recover_orphans(self.store, self.project.spool_dir)
+        return recover_orphans(self._store, self.project.spool_dir)
 
     def _fresh(self) -> None:
         # A long-lived client (the server's) looks for dead writers every few seconds,
@@ -123,7 +133,7 @@ class Client:
         if not isinstance(ref, str) or not ref.strip():
             raise UsageError("a run reference is an id, an id prefix or 'last'")
         self._fresh()
-        return self.store.resolve(ref, kind)
+        return self._store.resolve(ref, kind)
 
     def get_run(self, ref: str) -> Run:
         return self.get_runs([ref])[0]
@@ -134,15 +144,31 @@ class Client:
             if not isinstance(ref, str) or not ref.strip():
                 raise UsageError("a run reference is an id, an id prefix or 'last'")
         self._fresh()
-        return self.store.get_by_refs(refs)
+        return self._store.get_by_refs(refs)
 
     def children(self, ref: str) -> list[Run]:
         run_id = self.resolve(ref, kind="notebook")
-        return self.store.get_runs(self.store.child_ids(run_id))
+        return self._store.get_runs(self._store.child_ids(run_id))
+
+    def runs_by_id(self, run_ids: Sequence[str], *, with_env: bool = True) -> list[Run]:
+        """Runs by full id, in the given order; ids the store lacks are skipped."""
+        return self._store.get_runs(list(run_ids), with_env=with_env)
+
+    def family(self, run_id: str, *, with_env: bool = True) -> list[Run]:
+        """A run (by full id) followed by its child runs, oldest first."""
+        return self._store.family(run_id, with_env=with_env)
+
+    def child_ids(self, run_id: str) -> list[str]:
+        """Ids of the runs whose parent is ``run_id``, oldest first."""
+        return self._store.child_ids(run_id)
+
+    def run_ids_by_age(self) -> list[str]:
+        """Every run id, newest first."""
+        return [run_id for run_id, _ in self._store.run_ids_by_age()]
 
     def list_runs(self, query: RunQuery | None = None, *, safe: bool = False) -> RunPage:
         self._fresh()
-        return self.store.list_runs(check_query(query or RunQuery()), safe=safe)
+        return self._store.list_runs(check_query(query or RunQuery()), safe=safe)
 
     def runs_frame(
         self,
@@ -157,19 +183,19 @@ class Client:
         q = RunQuery(where=where, kind=kind, limit=limit, sort=sort, descending=descending)
         if q.limit is not None:
             check_query(q)
-        return self.store.runs_frame(q)
+        return self._store.runs_frame(q)
 
     def metric_series(
         self, ref: str, keys: Sequence[str] | None = None
     ) -> dict[str, list[MetricPoint]]:
-        return self.store.metric_series(self.resolve(ref), keys)
+        return self._store.metric_series(self.resolve(ref), keys)
 
     def previous_run(self, run: Run) -> Run | None:
         """The run of the same cell before ``run`` (same notebook, same cell id / name / code)."""
-        prev = self.store.previous_run_id(
+        prev = self._store.previous_run_id(
             run.run_id, run.notebook_path, run.cell_id, run.name, run.source
         )
-        return None if prev is None else self.store.get_runs([prev])[0]
+        return None if prev is None else self._store.get_runs([prev])[0]
 
     def diff(self, a: str, b: str, *, all: bool = False) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (everything with ``all``)."""
@@ -207,8 +233,77 @@ class Client:
         if not isinstance(query, str) or not query.strip():
             raise UsageError("an empty SQL query")
         self._fresh()
-        return self.store.sql(query, safe=safe)
+        return self._store.sql(query, safe=safe)
 
     def change_token(self) -> str:
         self._fresh()
-        return self.store.change_token()
+        return self._store.change_token()
+
+    def info(self) -> dict[str, Any]:
+        """The store's path, meta rows (schema version, creator) and run count."""
+        return self._store.info()
+
+    # ---------------------------------------------------------------- data versions and blobs
+    def recorded_hashes(self, path: str) -> set[str]:
+        """Every content hash any run recorded for ``path``."""
+        return self._store.recorded_hashes(path)
+
+    def referenced_hashes(self, run_ids: Sequence[str] | None = None) -> set[str]:
+        """Blob hashes the given runs (default: every run) reference."""
+        return self._store.referenced_hashes(run_ids)
+
+    def get_profile(self, digest: str) -> dict[str, Any] | None:
+        """The stored tabular profile of a content hash, if one was computed."""
+        return self._store.get_profile(digest)
+
+    def put_profile(self, digest: str, profile: dict[str, Any]) -> None:
+        self._store.put_profile(digest, profile)
+
+    def gc(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than_days: float | None = None,
+        dry_run: bool = False,
+    ) -> GcResult:
+        """Prune the blobs that no kept run references.
+
+        Without options every run is kept (only orphans go). With ``keep_last`` the
+        newest N runs are kept; with ``older_than_days`` the runs started within that
+        many days; with both, a run goes only when it is neither. Running runs are
+        always kept. Runs themselves stay in the store: checking them out reports
+        ``missing``. The client decides which hashes are live; the cache only
+        removes blobs.
+        """
+        if keep_last is not None and keep_last < 0:
+            raise UsageError(f"the number of runs to keep must be 0 or more, not {keep_last}")
+        if older_than_days is not None and older_than_days < 0:
+            raise UsageError(f"an age in days must be 0 or more, not {older_than_days}")
+        self._fresh()
+        runs = self._store.run_ids_by_age()
+        if keep_last is None and older_than_days is None:
+            kept = {run_id for run_id, _ in runs}
+        else:
+            kept = set(self._store.running_run_ids())
+            if keep_last is not None:
+                kept.update(run_id for run_id, _ in runs[:keep_last])
+            if older_than_days is not None:
+                cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=older_than_days)
+                kept.update(run_id for run_id, started in runs if started and started >= cutoff)
+        dropped = [run_id for run_id, _ in runs if run_id not in kept]
+        live = self._store.referenced_hashes(sorted(kept))
+        gone = self._store.referenced_hashes(dropped) if dropped else set()
+        return self.cache.collect_garbage(live, dropped=gone, dry_run=dry_run)
+
+    # ---------------------------------------------------------------- writing and moving runs
+    def write_batches(self, batches: Sequence[Batch]) -> None:
+        """Store spooled events (one transaction for all of them)."""
+        self._store.write(batches)
+
+    def dump_runs(self, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every stored row of the given runs, per table (for bundles and remotes)."""
+        return self._store.dump_runs(run_ids)
+
+    def load_runs(self, dump: dict[str, list[dict[str, Any]]]) -> list[str]:
+        """Add the runs of a dump this store lacks; returns their ids (idempotent)."""
+        return self._store.load_runs(dump)

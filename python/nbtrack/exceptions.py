@@ -20,6 +20,10 @@ class UsageError(NbtrackError):
     http_status = 400
 
 
+class QueryError(UsageError):
+    """A filter, sort or SQL query the store cannot run as written."""
+
+
 class StoreError(NbtrackError):
     """The store could not be used."""
 

@@ -112,7 +112,7 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     w = _watcher
     if w is None:
         return
-    from .tracking import is_own_thread
+    from .ingest import is_own_thread
 
     if is_own_thread():
         return

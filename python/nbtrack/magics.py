@@ -221,7 +221,7 @@ def load(ipython: Any) -> None:
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
     _loaded[id(ipython)] = magics
     from .capture import environment
-    from .tracking import background, ingestor
+    from .ingest import background, ingestor
 
     ingestor()  # start the background writer now, not in the first tracked cell
     background(environment)  # and list the installed packages while the user types

@@ -9,6 +9,7 @@ from typing import Any
 
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
 RUN_KINDS = ("cell", "notebook")
+MAX_PAGE = 10_000  # the most runs one listing request returns
 DATA_ROLES = ("input", "output")
 
 
@@ -251,3 +252,29 @@ class RunPage:
             "param_keys": self.param_keys,
             "metric_keys": self.metric_keys,
         }
+
+
+@dataclass
+class Batch:
+    """Everything one ingestion writes for one run, in one transaction.
+
+    ``run`` (a dict of run columns) creates or replaces the run row; ``update``
+    sets columns of an existing one; ``end`` closes it. Metric points come as
+    column lists (keys, steps, values, timestamps) and/or as Arrow tables with those
+    columns (``metric_chunks``, decoded from a spool without Python objects).
+    """
+
+    run_id: str
+    run: dict[str, Any] | None = None
+    update: dict[str, Any] = field(default_factory=dict)
+    params: list[tuple[str, str, float | None, str, str]] = field(default_factory=list)
+    metric_keys: list[str] = field(default_factory=list)
+    metric_steps: list[int] = field(default_factory=list)
+    metric_values: list[float] = field(default_factory=list)
+    metric_ts: list[float] = field(default_factory=list)
+    metric_chunks: list[Any] = field(default_factory=list)
+    data: list[DataVersion] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    environment: Environment | None = None
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    spool_offset: int | None = None

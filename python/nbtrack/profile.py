@@ -183,7 +183,7 @@ def profile_version(client: Client, version: DataVersion) -> dict[str, Any] | No
     """
     if version.hash is None:
         return None
-    known = client.store.get_profile(version.hash)
+    known = client.get_profile(version.hash)
     if known is not None and known.get("profile_format") == PROFILE_FORMAT:
         return known
     fmt = tabular_format(version.path)
@@ -196,7 +196,7 @@ def profile_version(client: Client, version: DataVersion) -> dict[str, Any] | No
         profile = profile_file(source, fmt)
     except NbtrackError:
         return None
-    client.store.put_profile(version.hash, profile)
+    client.put_profile(version.hash, profile)
     return profile
 
 

@@ -145,7 +145,7 @@ def _referenced(dump: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 def _run_ids(client: Client, refs: Sequence[str]) -> list[str]:
     if not refs:
-        return [run_id for run_id, _ in client.store.run_ids_by_age()]
+        return client.run_ids_by_age()
     from .pipelines.bundle import closure
 
     return closure(client, refs)
@@ -160,7 +160,7 @@ def push(client: Client, url: str, refs: Sequence[str] = ()) -> TransferResult:
     result = TransferResult(remote=url, runs=list(run_ids))
     try:
         _check_marker(fs, root, url, create=True)
-        dump = client.store.dump_runs(run_ids)
+        dump = client.dump_runs(run_ids)
         cache = client.cache
         present = _remote_blobs(fs, root)
         for digest in sorted(cache.expand(_referenced(dump))):
@@ -265,5 +265,5 @@ def pull(client: Client, url: str, refs: Sequence[str] = ()) -> TransferResult:
     for dump in dumps:
         for table, rows in dump.items():
             merged.setdefault(table, []).extend(rows)
-    result.runs = client.store.load_runs(merged) if merged else []
+    result.runs = client.load_runs(merged) if merged else []
     return result

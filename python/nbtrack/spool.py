@@ -21,14 +21,14 @@ import struct
 import threading
 import time
 from array import array
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
-from .models import DataVersion, Environment
-from .store import Batch, Store
+from .models import Batch, DataVersion, Environment
 
 UNREADABLE_GRACE = 60.0  # seconds before a spool without a readable header counts as dead
 EVENT = 1
@@ -221,7 +221,15 @@ def _header_of(path: Path) -> dict[str, Any] | None:
     return ev if ev.get("e") == "header" else None
 
 
-def recover_orphans(store: Store, spool_dir: Path) -> list[str]:
+class RunSink(Protocol):
+    """Where recovered runs go (the store)."""
+
+    def run_state(self, run_id: str) -> tuple[int, str | None]: ...
+
+    def write(self, batches: Sequence[Batch]) -> None: ...
+
+
+def recover_orphans(store: RunSink, spool_dir: Path) -> list[str]:
     """Ingest the spools of dead processes; runs left without an end become ``crashed``.
 
     Safe to call from many processes at once: a spool is recovered under an

@@ -8,7 +8,6 @@ never on a cell's critical path.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
@@ -16,12 +15,13 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from . import ingest
 from .client import Client, build_metric, build_param
 from .exceptions import NbtrackError, NoActiveRunError, UsageError
+from .ingest import Pending, ingestor
 from .models import DataVersion, Environment, Run
 from .project import Project
 from .spool import SpoolWriter, read_spool
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nbtrack")
 
-INGEST_INTERVAL = 1.0
-KICK_DELAY = 0.05  # seconds the ingestor waits after a run ends, to batch its neighbours  # seconds between background ingestions while a run is going
 FLUSH_POINTS = 200_000  # metric points buffered in memory before they are spooled
 
 
@@ -76,7 +74,7 @@ class RunWriter:
         self._offset = 0
         self._end_stored = False
         self._pending = 0  # background facts (git, snapshot) still to be spooled
-        self._ingest_lock = threading.Lock()
+        self.ingest_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
 
@@ -230,7 +228,29 @@ class RunWriter:
     # ---------------------------------------------------------------- ingesting
     def ingest(self) -> bool:
         """Move what was spooled since the last ingestion into DuckDB. True when all is in."""
-        return self in ingest_together([self])
+        return self in ingest.ingest_together([self])
+
+    def read_pending(self) -> Pending | None:
+        """What was spooled since the last ingestion; None when the spool is gone."""
+        if not self.finished:
+            self.flush()
+        if not self.spool.path.exists():
+            return None
+        pending_before = self._pending
+        batch, offset, state = read_spool(self.spool.path, self.run_id, self._offset)
+        return Pending(batch, offset, bool(state["ended"]), pending_before, offset > self._offset)
+
+    def ingested(self, p: Pending) -> bool:
+        """``p`` is in the store: advance; True (and the spool removed) when all is in."""
+        if p.offset > self._offset:
+            self._offset = p.offset
+            self._end_stored = self._end_stored or p.ended
+        if self._end_stored and p.held == 0:
+            self.spool.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.spool.path.unlink()
+            return True
+        return False
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until everything logged so far is in DuckDB."""
@@ -245,142 +265,6 @@ class RunWriter:
                 continue
             if done or not self.finished:
                 return
-
-
-def ingest_together(writers: list[RunWriter]) -> list[RunWriter]:
-    """Ingest the spools of runs of one store in one transaction; returns those all in.
-
-    Cells run back to back end many runs a second: one DuckDB connection for all of
-    them, instead of one each, keeps the background thread's share of the GIL small.
-    """
-    if not writers:
-        return []
-    done: list[RunWriter] = []
-    with contextlib.ExitStack() as stack:
-        for w in writers:
-            stack.enter_context(w._ingest_lock)
-        read = []
-        for w in writers:
-            if not w.finished:
-                w.flush()
-            if not w.spool.path.exists():
-                done.append(w)
-                continue
-            pending_before = w._pending
-            batch, offset, state = read_spool(w.spool.path, w.run_id, w._offset)
-            read.append((w, batch, offset, state, pending_before))
-        fresh = [batch for w, batch, offset, _, _ in read if offset > w._offset]
-        if fresh:
-            writers[0].client.store.write(fresh)
-        for w, _, offset, state, pending_before in read:
-            if offset > w._offset:
-                w._offset = offset
-                w._end_stored = w._end_stored or state["ended"]
-            if w._end_stored and pending_before == 0:
-                w.spool.close()
-                with contextlib.suppress(FileNotFoundError):
-                    w.spool.path.unlink()
-                done.append(w)
-    return done
-
-
-class Ingestor:
-    """The one background thread per process that moves spools into DuckDB."""
-
-    def __init__(self) -> None:
-        self._writers: list[RunWriter] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._thread = threading.Thread(target=self._loop, name="nbtrack-ingestor", daemon=True)
-        self._thread.start()
-        atexit.register(self.drain, 20.0)
-
-    def add(self, writer: RunWriter) -> None:
-        with self._lock:
-            self._writers.append(writer)
-            self._idle.clear()
-
-    def kick(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        _own_threads.add(threading.get_ident())
-        while True:
-            if self._wake.wait(INGEST_INTERVAL):
-                # A run just ended: wait a moment so runs ending together (cells run
-                # back to back, a loop of tracked calls) share one transaction.
-                time.sleep(KICK_DELAY)
-            self._wake.clear()
-            self._round()
-
-    def _round(self) -> None:
-        with self._lock:
-            writers = list(self._writers)
-        # Spool every run's points first: durability must not wait for a DuckDB
-        # write that may be queued behind another process's lock.
-        for w in writers:
-            if not w.finished:
-                try:
-                    w.flush()
-                except Exception as exc:  # a full disk, say: the points stay in memory
-                    log.warning("nbtrack: could not spool run %s: %s", w.run_id[:8], exc)
-        by_store: dict[str, list[RunWriter]] = {}
-        for w in writers:
-            by_store.setdefault(str(w.client.store.path), []).append(w)
-        for group in by_store.values():
-            try:
-                done = ingest_together(group)
-            except Exception as exc:  # keep the spools; the next round (or recovery) retries
-                ids = ", ".join(w.run_id[:8] for w in group)
-                log.warning("nbtrack: could not store runs %s yet: %s", ids, exc)
-                continue
-            with self._lock:
-                for w in done:
-                    if w in self._writers:
-                        self._writers.remove(w)
-        with self._lock:
-            if not self._writers:
-                self._idle.set()
-
-    def drain(self, timeout: float = 20.0) -> bool:
-        """Ingest everything pending now (at exit, or when a caller must read its own runs)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._round()
-            if self._idle.is_set():
-                return True
-            time.sleep(0.05)
-        return False
-
-
-_ingestor: Ingestor | None = None
-_ingestor_lock = threading.Lock()
-_own_threads: set[int] = set()
-_executor: ThreadPoolExecutor | None = None
-
-
-def ingestor() -> Ingestor:
-    global _ingestor
-    with _ingestor_lock:
-        if _ingestor is None:
-            _ingestor = Ingestor()
-        return _ingestor
-
-
-def background(fn: Any, *args: Any) -> Future[Any]:
-    """Run ``fn`` on nbtrack's helper thread (its file reads are not the user's)."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="nbtrack-capture", initializer=_mark_own_thread
-        )
-    return _executor.submit(fn, *args)
-
-
-def _mark_own_thread() -> None:
-    _own_threads.add(threading.get_ident())
 
 
 # ---------------------------------------------------------------- the active run
@@ -458,7 +342,3 @@ def log_dataset(df: pd.DataFrame, name: str) -> None:
         raise UsageError("log_dataset needs a name for the DataFrame")
     version, profile = version_dataframe(df, name, cache=w.client.cache)
     w.log_data([version], {version.hash: profile} if version.hash and profile else None)
-
-
-def is_own_thread() -> bool:
-    return threading.get_ident() in _own_threads

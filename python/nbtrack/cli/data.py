@@ -71,10 +71,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from ..cache import gc
-
-    result = gc(
-        _client(),
+    result = _client().gc(
         keep_last=args.keep_last,
         older_than_days=args.older_than,
         dry_run=args.dry_run,

@@ -7,7 +7,7 @@ back to the caller for each execution. A bundle is a zip archive:
     ``{"format": "nbtrack-bundle", "version": 1, "nbtrack": <version>, "created_at": <ISO>,
     "runs": [run ids], "blobs": [digests], "executions": [file names]}``
 ``runs.json``
-    ``client.store.dump_runs(...)``: ``{table: [row, ...]}``, values JSON with tagged
+    ``client.dump_runs(...)``: ``{table: [row, ...]}``, values JSON with tagged
     types for what JSON lacks (``{"$t": "datetime", "v": "2026-01-01T00:00:00+00:00"}``,
     ``date``, ``time``, ``bytes`` (base64), ``decimal``, ``uuid``, ``float`` for NaN/±inf).
 ``blobs/<algo>/<hex>``
@@ -153,14 +153,14 @@ def write_bundle(client: Client, run_ids: Sequence[str], dest: IO[bytes]) -> Bun
     from .. import __version__
 
     ids = list(run_ids)
-    dump = client.store.dump_runs(ids)
+    dump = client.dump_runs(ids)
     summary = BundleSummary(runs=ids, contained=ids)
     cache = client.cache
     executions = client.project.executions_dir
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(RUNS, json.dumps(encode_value(dump), separators=(",", ":")))
         # A folder version's manifest brings the blobs of the files it lists.
-        for digest in sorted(cache.expand(client.store.referenced_hashes(ids))):
+        for digest in sorted(cache.expand(client.referenced_hashes(ids))):
             if cache.has(digest):
                 zf.write(cache.path_for(digest), BLOBS + _blob_name(digest))
                 summary.blobs.append(digest)
@@ -281,7 +281,7 @@ def import_bundle(client: Client, source: IO[bytes] | bytes, name: str = "bundle
                     target.write_bytes(zf.read(member))
                     summary.executions.append(target.name)
         dump = decode_value(json.loads(zf.read(RUNS)))
-        summary.runs = list(client.store.load_runs(dump))
+        summary.runs = list(client.load_runs(dump))
         summary.contained = list(manifest.get("runs", []))
         summary.skipped_runs = len(summary.contained) - len(summary.runs)
     return summary

@@ -250,7 +250,7 @@ def run_on_worker(request_data: dict[str, Any], project_root: str) -> bytes:
         project = Project(root=Path(project_root), folder=scratch, db_path=scratch / DB_FILENAME)
         record = execute_recorded(project, ExecutionRequest.from_dict(request_data))
         client = Client(project)
-        return bundle_bytes(client, [record.run_id, *client.store.child_ids(record.run_id)])
+        return bundle_bytes(client, [record.run_id, *client.child_ids(record.run_id)])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -331,7 +331,7 @@ def _record_from_bundle(
 ) -> ExecutionRecord:
     from .recording import executed_notebook_path
 
-    runs = client.store.get_runs(list(run_ids), with_env=False)
+    runs = client.runs_by_id(list(run_ids), with_env=False)
     notebook_run = next(r for r in runs if r.kind == "notebook")
     executed = executed_notebook_path(client.project, notebook_run.run_id)
     return ExecutionRecord(

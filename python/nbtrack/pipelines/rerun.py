@@ -116,9 +116,9 @@ def plan_rerun(
     run = client.get_run(ref)
     if run.kind == "notebook":
         notebook_run: Run | None = run
-        cells = client.store.get_runs(client.store.child_ids(run.run_id))
+        cells = client.children(run.run_id)
     else:
-        found = client.store.get_runs([run.parent_id]) if run.parent_id else []
+        found = client.runs_by_id([run.parent_id]) if run.parent_id else []
         notebook_run = found[0] if found else None
         cells = [run]
     source_run = notebook_run or run
@@ -191,9 +191,7 @@ def execute_plan(
     # A fresh client: it ingests the spools of kernels that died mid-cell first.
     client = Client(project)
     client.recover()
-    new_run, *new_cells = client.store.get_runs(
-        [record.run_id, *client.store.child_ids(record.run_id)]
-    )
+    new_run, *new_cells = client.family(record.run_id)
     verdict = judge(plan.original, plan.original_cells, new_run, new_cells, rtol=rtol, atol=atol)
     return RerunResult(
         original=plan.original.run_id,

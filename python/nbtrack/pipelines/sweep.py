@@ -160,9 +160,9 @@ def run_sweep(
 
 def _rows_with_metrics(client: Any, records: Sequence[ExecutionRecord]) -> list[SweepRow]:
     """Each execution with its metrics: its cells' (a later cell wins) and the notebook run's own."""
-    children = {r.run_id: client.store.child_ids(r.run_id) for r in records}
+    children = {r.run_id: client.child_ids(r.run_id) for r in records}
     ids = [r.run_id for r in records] + [c for cells in children.values() for c in cells]
-    runs = {run.run_id: run for run in client.store.get_runs(ids, with_env=False)} if ids else {}
+    runs = {run.run_id: run for run in client.runs_by_id(ids, with_env=False)} if ids else {}
     rows = []
     for record in records:
         merged: dict[str, float] = {}

@@ -18,6 +18,7 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
 from nbtrack.exceptions import NbtrackError, RunNotFoundError, UsageError
+from nbtrack.models import MAX_PAGE, RUN_KINDS, RUN_STATUSES
 from nbtrack.server.jobs import RerunJobs, load_rerun_module
 from nbtrack.server.stores import StoreLocator
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 #: Largest page the list route serves; the panel asks for 200 at a time.
-MAX_PAGE = 1000
 #: Most runs one compare request may name.
 MAX_COMPARE = 20
 #: Fields of a run that the list view needs; the heavy ones (code, git diff,
@@ -51,8 +51,6 @@ SUMMARY_FIELDS = (
     "metrics",
     "tags",
 )
-RUN_STATUSES = ("running", "finished", "failed", "crashed")
-RUN_KINDS = ("cell", "notebook", "all")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
 
@@ -193,7 +191,7 @@ class RunsHandler(NbtrackHandler):
     async def get(self) -> None:
         from nbtrack.models import RunQuery
 
-        kind = self.choice_arg("kind", RUN_KINDS, "cell")
+        kind = self.choice_arg("kind", (*RUN_KINDS, "all"), "cell")
         query = RunQuery(
             where=self.str_arg("where"),
             text=self.str_arg("text"),

@@ -1,0 +1,155 @@
+"""The DuckDB file: the only package with SQL.
+
+One module per concern: ``connection`` (locking, short connections), ``schema``
+(creation, upgrades, refusal), ``writes``, ``reads`` (references, run records),
+``query`` (the run query builder), ``transfer`` (dump/load for bundles and
+remotes). ``Store`` is the one object the client holds: each method is one short
+connection around one of those functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..models import Batch, MetricPoint, Run, RunPage, RunQuery
+from . import query, reads, schema, transfer, writes
+from .connection import LOCK_TIMEOUT_ENV, Connection
+from .schema import SCHEMA_VERSION
+
+__all__ = ["LOCK_TIMEOUT_ENV", "SCHEMA_VERSION", "Batch", "Store"]
+
+
+class Store(Connection):
+    """One ``runs.duckdb`` file."""
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        super().__init__(db_path)
+
+    def info(self) -> dict[str, Any]:
+        with self.connect() as con:
+            return {"path": str(self.path), **schema.info(con)}
+
+    def create_v1_for_tests(self) -> None:
+        """Write an empty version-1 store (to exercise the upgrade path)."""
+        schema.create_v1(self.path)
+
+    # ---------------------------------------------------------------- writing
+    def write(self, batches: Sequence[Batch]) -> None:
+        """Apply batches in one transaction (a single write is a batch of one)."""
+        if not batches:
+            return
+        with self.transaction() as con:
+            writes.write(con, batches)
+
+    def run_state(self, run_id: str) -> tuple[int, str | None]:
+        """``(spool offset already ingested, status)`` of a run; ``(0, None)`` if unknown."""
+        with self.connect() as con:
+            return writes.run_state(con, run_id)
+
+    def put_profile(self, digest: str, profile: dict[str, Any]) -> None:
+        self.write([Batch(run_id="", profiles={digest: profile})])
+
+    def get_profile(self, digest: str) -> dict[str, Any] | None:
+        with self.connect() as con:
+            return reads.get_profile(con, digest)
+
+    # ---------------------------------------------------------------- reading
+    def resolve(self, ref: str, kind: str | None = None) -> str:
+        """Full run id for a full id, a unique prefix (≥ 4 characters) or ``last``."""
+        with self.connect() as con:
+            return reads.resolve(con, ref, kind)
+
+    def get_runs(self, run_ids: Sequence[str], *, with_env: bool = True) -> list[Run]:
+        """Full records for the given ids, in the given order (missing ids skipped)."""
+        if not run_ids:
+            return []
+        with self.connect() as con:
+            return reads.load(con, list(run_ids), with_env=with_env)
+
+    def get_by_refs(self, refs: Sequence[str], *, kind: str | None = None) -> list[Run]:
+        """Resolve references and load their runs in one connection (a diff needs two)."""
+        with self.connect() as con:
+            ids = [reads.resolve(con, r, kind) for r in refs]
+            return reads.load(con, ids, with_env=True)
+
+    def family(self, run_id: str, *, with_env: bool = True) -> list[Run]:
+        """A run followed by its child runs (oldest first), in one connection."""
+        with self.connect() as con:
+            return reads.load(con, [run_id, *reads.child_ids(con, run_id)], with_env=with_env)
+
+    def metric_series(
+        self, run_id: str, keys: Sequence[str] | None = None
+    ) -> dict[str, list[MetricPoint]]:
+        with self.connect() as con:
+            return reads.metric_series(con, run_id, keys)
+
+    def child_ids(self, run_id: str) -> list[str]:
+        with self.connect() as con:
+            return reads.child_ids(con, run_id)
+
+    def previous_run_id(
+        self,
+        run_id: str,
+        notebook_path: str | None,
+        cell_id: str | None,
+        name: str | None,
+        source: str | None,
+    ) -> str | None:
+        """The run of the same cell just before ``run_id`` (by cell id, else name, else code)."""
+        with self.connect() as con:
+            return reads.previous_run_id(con, run_id, notebook_path, cell_id, name, source)
+
+    def change_token(self) -> str:
+        with self.connect() as con:
+            return reads.change_token(con)
+
+    def referenced_hashes(self, keep_run_ids: Sequence[str] | None = None) -> set[str]:
+        """Every blob hash referenced by (the given) runs: data versions and notebook snapshots."""
+        with self.connect() as con:
+            return reads.referenced_hashes(con, keep_run_ids)
+
+    def run_ids_by_age(self) -> list[tuple[str, datetime]]:
+        """All run ids with their start time, newest first."""
+        with self.connect() as con:
+            return reads.run_ids_by_age(con)
+
+    def running_run_ids(self) -> list[str]:
+        with self.connect() as con:
+            return reads.running_run_ids(con)
+
+    def recorded_hashes(self, path: str) -> set[str]:
+        """Every hash any run recorded for ``path`` (checkout overwrites only these)."""
+        with self.connect() as con:
+            return reads.recorded_hashes(con, path)
+
+    # ---------------------------------------------------------------- the run query
+    def list_runs(self, q: RunQuery, *, safe: bool = False) -> RunPage:
+        """One page of runs matching ``q`` (full records), and the total count."""
+        with self.connect(safe=safe) as con:
+            return query.list_runs(str(self.path), con, q)
+
+    def runs_frame(self, q: RunQuery) -> Any:
+        """The wide table (one row per run) as a pandas DataFrame."""
+        with self.connect() as con:
+            return query.runs_frame(str(self.path), con, q)
+
+    def sql(self, text: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a user's query. ``safe``: one SELECT, no file access (for HTTP)."""
+        if safe:
+            query.check_single_select(text)
+        with self.connect(safe=safe) as con:
+            return query.run_sql(con, text)
+
+    # ---------------------------------------------------------------- dump and load
+    def dump_runs(self, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every row of the given runs, per table, plus their environments and profiles."""
+        with self.connect() as con:
+            return transfer.dump_runs(con, run_ids)
+
+    def load_runs(self, dump: dict[str, list[dict[str, Any]]]) -> list[str]:
+        """Insert the runs of a dump that this store does not have; returns their ids."""
+        with self.transaction() as con:
+            return transfer.load_runs(con, dump)

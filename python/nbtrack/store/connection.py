@@ -1,0 +1,164 @@
+"""Short connections to one DuckDB file, taken in turn by threads and processes.
+
+DuckDB lets one process at a time hold the file open for writing, and while it
+does, no other process can open it at all. So every access is a short
+connect → work → close, serialized inside a process by one lock per file and
+across nbtrack processes by a lock on a side file (``runs.duckdb.lock``, see
+``_Turn``); other programs holding the file are retried with jittered exponential
+backoff. Nothing keeps the file open between calls.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersionError
+from . import schema
+
+LOCK_TIMEOUT_ENV = "NBTRACK_LOCK_TIMEOUT"
+
+_process_locks: dict[str, threading.RLock] = {}
+_process_locks_guard = threading.Lock()
+_turns: dict[str, _Turn] = {}
+
+
+def _lock_for(path: Path) -> threading.RLock:
+    with _process_locks_guard:
+        return _process_locks.setdefault(str(path), threading.RLock())
+
+
+class _Turn:
+    """This process's turn at one store file, among nbtrack processes.
+
+    DuckDB's lock can only be retried, and a failed ``duckdb.connect`` costs
+    milliseconds, so a process listing runs in a loop got the file nearly every
+    time and writers waited past any timeout. A lock on a side file is cheap to
+    poll, so a waiter takes its turn in the short gap between another process's
+    connections. POSIX locks (``lockf``), not ``flock``: a forked child does not
+    inherit them. Re-entrant; used with the per-process lock of the file held.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self.depth = 0
+        self.fd = -1
+
+    def acquire(self, timeout: float) -> None:
+        self.depth += 1
+        if self.depth > 1:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            self.fd = -1  # a read-only folder: DuckDB's own lock still guards the file
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                if time.monotonic() >= deadline:
+                    self.release()
+                    raise StoreBusyError(
+                        f"{self.path.with_suffix('')} stayed busy with other nbtrack processes "
+                        f"for {timeout:.0f} s (set {LOCK_TIMEOUT_ENV} to wait longer)"
+                    ) from None
+                time.sleep(0.0005)
+
+    def release(self) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.fd >= 0:
+            os.close(self.fd)  # drops the lock
+            self.fd = -1
+
+
+def _turn_for(path: Path) -> _Turn:
+    with _process_locks_guard:
+        return _turns.setdefault(str(path), _Turn(path))
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+class Connection:
+    """Short-lived connections to one ``runs.duckdb`` file, schema checked first."""
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self.path = Path(db_path)
+        self._lock = _lock_for(self.path)
+        self._turn = _turn_for(self.path)
+        self.lock_timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, "60"))
+
+    @contextmanager
+    def connect(self, *, safe: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection, after the schema was checked or created.
+
+        ``safe`` turns off DuckDB's file access (for SQL that arrives over HTTP).
+        Waits for other processes holding the file, up to the lock timeout.
+        """
+        with self._lock:
+            self._turn.acquire(self.lock_timeout)
+            try:
+                self._ensure_schema()
+                config = {"enable_external_access": False} if safe else {}
+                con = self._open(config)
+                try:
+                    yield con
+                finally:
+                    con.close()
+            finally:
+                self._turn.release()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _open(
+        self, config: dict[str, Any] | None = None, read_only: bool = False
+    ) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.002
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only, config=config or {})
+            except duckdb.IOException as exc:
+                if _is_lock_error(exc):
+                    if time.monotonic() >= deadline:
+                        raise StoreBusyError(
+                            f"{self.path} stayed locked by another process for "
+                            f"{self.lock_timeout:.0f} s (set {LOCK_TIMEOUT_ENV} to wait longer)"
+                        ) from exc
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.1)
+                    continue
+                if "not a valid DuckDB database file" in str(exc):
+                    raise NotAStoreError(f"{self.path} is not an nbtrack store: {exc}") from exc
+                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+            except duckdb.SerializationException as exc:  # written by a newer DuckDB
+                raise StoreVersionError(f"cannot open {self.path}: {exc}") from exc
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+
+    def _ensure_schema(self) -> None:
+        schema.ensure(self.path, self._open)
