@@ -20,17 +20,7 @@ import { RunDetailView } from './detail';
 import { notebookServerPath, runLabel, shortId } from './format';
 import { runsIcon } from './icons';
 import { RunsModel, messageOf } from './model';
-
-export namespace CommandIDs {
-  export const openPanel = 'nbtrack:open-panel';
-  export const refresh = 'nbtrack:refresh';
-  export const compareSelected = 'nbtrack:compare-selected';
-  export const showDetails = 'nbtrack:show-details';
-  export const openCell = 'nbtrack:open-cell';
-  export const rerun = 'nbtrack:rerun';
-  export const rerunSelected = 'nbtrack:rerun-selected';
-  export const chooseColumns = 'nbtrack:choose-columns';
-}
+import { CommandIDs } from './tokens';
 
 export interface ICommandContext {
   app: JupyterFrontEnd;

@@ -7,7 +7,6 @@ import { Widget } from '@lumino/widgets';
 
 import { IMetricSeries, IRun, fetchMetrics, fetchRun, toNumber } from './api';
 import { ILine, lineChart } from './chart';
-import { CommandIDs } from './commands';
 import { h } from './dom';
 import {
   formatDuration,
@@ -17,6 +16,7 @@ import {
   shortId
 } from './format';
 import { messageOf } from './model';
+import { CommandIDs } from './tokens';
 
 export namespace RunDetailView {
   export interface IOptions {
