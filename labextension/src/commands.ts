@@ -17,6 +17,8 @@ import { IRunSummary, fetchRun } from './api';
 import { ColumnChooser } from './columns';
 import { DiffView } from './diff';
 import { RunDetailView } from './detail';
+import { RunDetailModel } from './detailmodel';
+import { RunDiffModel } from './diffmodel';
 import { notebookServerPath, runLabel, shortId } from './format';
 import { runsIcon } from './icons';
 import { RunsModel, messageOf } from './model';
@@ -73,7 +75,9 @@ export function addCommands(context: ICommandContext): void {
       const labels: { [id: string]: string } = {};
       ids.forEach(id => (labels[id] = labelOf(id)));
       openInMain(
-        new DiffView({ path: model.path, runIds: ids, labels }),
+        new DiffView({
+          model: new RunDiffModel({ path: model.path, runIds: ids, labels })
+        }),
         ids.length === 2
           ? `Diff ${shortId(ids[0])} ↔ ${shortId(ids[1])}`
           : `Compare ${ids.length} runs`,
@@ -88,7 +92,10 @@ export function addCommands(context: ICommandContext): void {
     execute: () => {
       const ids = model.selectionOldestFirst();
       openInMain(
-        new RunDetailView({ path: model.path, runIds: ids, commands }),
+        new RunDetailView({
+          model: new RunDetailModel({ path: model.path, runIds: ids }),
+          commands
+        }),
         ids.length === 1
           ? `Run ${labelOf(ids[0])}`
           : `Curves of ${ids.length} runs`,
