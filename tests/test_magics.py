@@ -11,7 +11,9 @@ import nbformat
 import pytest
 
 from nbtrack.client import Client
+from nbtrack.models import RunQuery
 from nbtrack.project import resolve_project
+from waiting import wait_until
 
 TRAIN_CELL = """%%track train -m acc
 lr = 0.01
@@ -54,18 +56,24 @@ def lab_project(project_dir: Path) -> Path:
 
 
 def _settle(project: Path) -> Client:
-    """The store after the kernel's background writer had time to store the runs."""
-    import time
-
+    """The store once the kernel's background writer stored every run: none still
+    running, no spool left to ingest."""
     client = Client(resolve_project(project))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if client.project.db_path.exists():
-            _, rows = client.sql("SELECT count(*) FROM runs WHERE status = 'running'")
-            spool = client.project.spool_dir
-            if rows[0][0] == 0 and not (spool.exists() and any(spool.iterdir())):
-                return client
-        time.sleep(0.2)
+
+    def pending() -> dict[str, object]:
+        spool = client.project.spool_dir
+        if not client.project.db_path.exists():
+            return {"store": "not created yet"}
+        return {
+            "running": client.list_runs(RunQuery(kind=None, status="running")).total,
+            "spooled": sorted(p.name for p in spool.iterdir()) if spool.exists() else [],
+        }
+
+    wait_until(
+        pending,
+        lambda seen: seen == {"running": 0, "spooled": []},
+        what="the kernel to store its runs",
+    )
     return client
 
 
@@ -257,9 +265,7 @@ def test_inputs_and_outputs_can_be_named_and_caching_turned_off(kernel, project_
 def test_line_magics_show_tables_of_the_store(kernel, project_dir):
     kernel.ok("%%track a -m m\nlr = 0.1\nm = 1.0")
     kernel.ok("%%track a -m m\nlr = 0.2\nm = 2.0")
-    import time
-
-    time.sleep(2.5)
+    _settle(project_dir)  # the cells returned; their runs reach DuckDB in the background
     ls = kernel.ok("%track ls --sort metrics.m")
     html = ls.mimebundles()[-1]["text/html"]
     assert html.index("0.2") < html.index("0.1")  # sorted by m, largest first
