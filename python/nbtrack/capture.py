@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import settings
 from .models import Environment
 
 GIT_DIFF_LIMIT = 1 << 20  # a dirty diff larger than this is cut (and says so)
@@ -134,10 +135,12 @@ def kernel_notebook_path(user_ns: dict[str, Any] | None = None) -> str | None:
     ``NBTRACK_NOTEBOOK`` (set by nbtrack's pipelines), else Jupyter server's
     ``JPY_SESSION_NAME``, else VS Code's ``__vsc_ipynb_file__``.
     """
-    for name in ("NBTRACK_NOTEBOOK", "JPY_SESSION_NAME"):
-        value = os.environ.get(name)
-        if value and value.endswith(".ipynb"):
-            return str(Path(value).expanduser().resolve())
+    chosen = settings.notebook()
+    if chosen is not None:
+        return chosen
+    value = os.environ.get("JPY_SESSION_NAME")  # set by jupyter_server for its kernels
+    if value and value.endswith(".ipynb"):
+        return str(Path(value).expanduser().resolve())
     if user_ns:
         value = user_ns.get("__vsc_ipynb_file__") or user_ns.get("__session__")
         if isinstance(value, str) and value.endswith(".ipynb"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import traceback
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import capture, filewatch, ingest, tracking
+from . import capture, filewatch, ingest, settings, tracking
 from .client import Client
 from .diff import RunDiff, diff_runs
 from .exceptions import NbtrackError, UsageError
@@ -23,8 +22,6 @@ from .project import Project, resolve_project
 
 log = logging.getLogger("nbtrack")
 
-ENV_PARENT = "NBTRACK_PARENT_RUN"
-ENV_PARAMS = "NBTRACK_PARAMS"
 PAPERMILL_HEADER = "# Parameters"
 ERROR_LIMIT = 20_000
 PREVIOUS_WAIT = 3.0  # seconds the summary waits for the previous run of the cell
@@ -64,16 +61,10 @@ class KernelSession:
         self.session_id = uuid.uuid4().hex
         self._stat_caches: dict[Path, StatCache] = {}
         self.last_by_cell: dict[tuple[Any, ...], Run] = {}
-        self.papermill_params: dict[str, Any] = {}
-        self.parent_id: str | None = os.environ.get(ENV_PARENT) or None
+        self.papermill_params: dict[str, Any] = settings.params()
+        self.parent_id: str | None = settings.parent_run()
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
-        env_params = os.environ.get(ENV_PARAMS)
-        if env_params:
-            try:
-                self.papermill_params = dict(json.loads(env_params))
-            except (ValueError, TypeError):
-                log.warning("nbtrack: %s is not a JSON object; ignored", ENV_PARAMS)
 
     # ---------------------------------------------------------------- where
     def notebook_path(self) -> str | None:
@@ -103,7 +94,7 @@ class KernelSession:
         ``# Parameters``; its literal assignments are the execution's parameters,
         and a notebook run is opened to hold them and parent the cell runs.
         """
-        if self.parent_id and self._parent_writer is None and os.environ.get(ENV_PARENT):
+        if self.parent_id and self._parent_writer is None and settings.parent_run():
             return  # launched by nbtrack's pipelines: the parent already exists
         if not source.lstrip().startswith(PAPERMILL_HEADER):
             return
@@ -213,7 +204,7 @@ class CellRun:
         return fut
 
     def _start_previous(self) -> Future[Any] | None:
-        if self.key in self.session.last_by_cell or os.environ.get(ENV_PARENT):
+        if self.key in self.session.last_by_cell or settings.parent_run():
             # In a pipeline's execution every cell runs once per kernel: its summary
             # names the notebook run rather than wait on a store busy with the
             # sweep's other executions (nbtrack diff compares them afterwards).
@@ -232,7 +223,7 @@ class CellRun:
 
     # ---------------------------------------------------------------- data versions
     def _version(self, path: str, role: str) -> DataVersion | None:
-        from .versioning import max_blob_size_from_env, version_path
+        from .versioning import version_path
 
         if not os.path.exists(path):
             return None  # a temporary file the cell removed again
@@ -244,7 +235,7 @@ class CellRun:
                 role,
                 cache=self.client.cache if self.opts.cache else None,
                 stat_cache=self.session.stat_cache(self.project),
-                max_blob_size=limit if limit is not None else max_blob_size_from_env(),
+                max_blob_size=limit if limit is not None else settings.max_blob_size(),
             )
         except (OSError, NbtrackError) as exc:
             self.warnings.append(f"could not version {path}: {exc}")
@@ -311,7 +302,7 @@ class CellRun:
         self.session.last_by_cell[self.key] = _copy(run)
         d = diff_runs(previous, run) if previous is not None else None
         note = None
-        if previous is None and os.environ.get(ENV_PARENT) and run.parent_id:
+        if previous is None and settings.parent_run() and run.parent_id:
             note = f"part of notebook run {run.parent_id[:8]}"
         return CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings, note=note)
 

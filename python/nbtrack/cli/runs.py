@@ -14,6 +14,7 @@ from ..diff import RunDiff
 from ..exceptions import UsageError
 from ..models import Run, RunQuery
 from .output import emit_csv, emit_json, emit_table, format_cell
+from .parser import Parser, open_client
 
 BASE_COLUMNS = ["run", "name", "status", "started", "duration", "notebook", "cell"]
 
@@ -32,10 +33,6 @@ class Table:
 
 
 # ---------------------------------------------------------------- building results
-def _client() -> Client:
-    return Client.open()
-
-
 def runs_table(page_runs: Sequence[Run], param_keys: list[str], metric_keys: list[str]) -> Table:
     rows = []
     for r in page_runs:
@@ -143,7 +140,7 @@ def _print(table: Table, args: argparse.Namespace, obj: Any = None) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    table, page = do_ls(_client(), args)
+    table, page = do_ls(open_client(args), args)
     if args.json:
         emit_json(page.to_dict())
         return 0
@@ -154,7 +151,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    client = _client()
+    client = open_client(args)
     run = client.get_run(args.run)
     if args.json:
         emit_json(run.to_dict())
@@ -166,7 +163,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    d = _client().diff(args.a, args.b, all=args.all)
+    d = open_client(args).diff(args.a, args.b, all=args.all)
     if args.json:
         emit_json(d.to_dict())
         return 0
@@ -183,7 +180,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     query = " ".join(args.query)
-    cols, rows = _client().sql(query)
+    cols, rows = open_client(args).sql(query)
     if args.json:
         emit_json([dict(zip(cols, r, strict=True)) for r in rows])
     elif args.csv:
@@ -260,12 +257,10 @@ def register(sub: Any) -> None:
 # ---------------------------------------------------------------- %track in a notebook
 def notebook_verb(words: list[str], start: str | None = None) -> Any:
     """``%track VERB ...``: the CLI's parser, results as objects a notebook renders."""
-    from . import _Parser
-
     if not words:
         raise UsageError("usage: %track ls | show RUN | diff A B | sql QUERY")
-    parser = _Parser(prog="%track")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = Parser(prog="%track")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
     register(sub)
     args = parser.parse_args(words)
     client = Client.open(os.path.dirname(start) if start else None)
