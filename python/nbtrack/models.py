@@ -10,7 +10,6 @@ from typing import Any
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
 RUN_KINDS = ("cell", "notebook")
 MAX_PAGE = 10_000  # the most runs one listing request returns
-DATA_ROLES = ("input", "output")
 
 
 def json_float(value: float | None) -> float | str | None:

@@ -12,7 +12,6 @@ from typing import Any
 
 from .cellrun import CellOutcome
 from .diff import CHANGED, RunDiff
-from .models import Run
 
 MAX_ITEMS = 12
 
@@ -144,8 +143,3 @@ def show(outcome: CellOutcome, shell: Any) -> None:
     if "text/html" not in bundle:
         bundle["text/html"] = as_html(outcome)
     display(bundle, raw=True)
-
-
-def summary_of(run: Run) -> str:
-    """A one-line description of a run (used by %track show)."""
-    return f"{run.short_id} {run.name or ''} {run.status} params: {_pairs(run.params)} metrics: {_pairs(run.metrics)}"
