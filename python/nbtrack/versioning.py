@@ -235,43 +235,6 @@ def version_path(
     )
 
 
-def compare_folders(
-    cache: Cache, a: DataVersion, b: DataVersion, limit: int = 50
-) -> dict[str, Any]:
-    """Files added, removed and modified between two folder versions (from their
-    manifests; at most ``limit`` names per list, with full counts)."""
-    try:
-        files_a = {e.path: e for e in cache.read_manifest(a.hash or "")}
-        files_b = {e.path: e for e in cache.read_manifest(b.hash or "")}
-    except CacheError:
-        return {
-            "kind": "folder",
-            "missing": [v for v, d in (("a", a), ("b", b)) if not cache.has(d.hash or "")],
-            "summary": ["the folder's file list is not in the cache (never cached, or pruned)"],
-        }
-    added = sorted(set(files_b) - set(files_a))
-    removed = sorted(set(files_a) - set(files_b))
-    modified = sorted(p for p in set(files_a) & set(files_b) if files_a[p].hash != files_b[p].hash)
-    counts = {"added": len(added), "removed": len(removed), "modified": len(modified)}
-    summary = [
-        f"files: {len(files_a)} → {len(files_b)}; "
-        + ", ".join(f"{n} {what}" for what, n in counts.items() if n)
-    ]
-    for what, names in (("added", added), ("removed", removed), ("modified", modified)):
-        if names:
-            more = f" (+{len(names) - 10} more)" if len(names) > 10 else ""
-            summary.append(f"{what}: " + ", ".join(names[:10]) + more)
-    return {
-        "kind": "folder",
-        "files": {"a": len(files_a), "b": len(files_b), "delta": len(files_b) - len(files_a)},
-        "counts": counts,
-        "added": added[:limit],
-        "removed": removed[:limit],
-        "modified": modified[:limit],
-        "summary": summary,
-    }
-
-
 # -- DataFrames ---------------------------------------------------------------------
 
 
