@@ -127,6 +127,51 @@ def test_a_tracked_cell_records_params_metrics_data_code_and_environment(
     assert newer.run_id != run.run_id and newer.code_matches_notebook is False
 
 
+WAIT_FOR_WARNINGS = """%%track
+import time
+give_up = time.monotonic() + 60
+while len(nbtrack.active_run().warnings) < 2 and time.monotonic() < give_up:
+    time.sleep(0.02)
+"""
+
+
+def test_git_state_and_snapshot_that_cannot_be_recorded_are_warnings_on_the_run(
+    project_dir, kernel_factory
+):
+    from conftest import run_cli
+
+    # given a notebook in a folder whose .git points nowhere (git fails there), and a
+    # store whose cache folder cannot be written (a file stands where it should be)
+    (project_dir / ".git").write_text("gitdir: /nonexistent/repo\n")
+    _notebook(project_dir / "nb.ipynb", [("c1", WAIT_FOR_WARNINGS)])
+    (project_dir / ".nbtrack").mkdir()
+    (project_dir / ".nbtrack" / "cache").write_text("not a folder")
+    k = kernel_factory(JPY_SESSION_NAME=str(project_dir / "nb.ipynb"))
+    k.ok("%load_ext nbtrack\nimport nbtrack")
+
+    # when a tracked cell runs until nbtrack has gathered what it could in the background
+    reply = k.ok(WAIT_FOR_WARNINGS, cell_id="c1")
+
+    # then the summary under the cell says what was not recorded
+    assert "warning: no git state recorded: git status failed: fatal: not a git repository" in (
+        reply.text
+    )
+    assert "warning: no notebook snapshot kept:" in reply.text
+
+    # and the run keeps both as warning tags, with what could be recorded
+    run = _settle(project_dir).get_run("last")
+    assert sorted(run.tags) == ["nbtrack.warning.git", "nbtrack.warning.notebook"]
+    assert run.warnings == [run.tags["nbtrack.warning.git"], run.tags["nbtrack.warning.notebook"]]
+    assert run.status == "finished" and run.git_commit is None and run.notebook_hash is None
+    assert run.code_matches_notebook is True
+
+    # and nbtrack show lists them as warnings, not as tags
+    shown = run_cli("show", "last", cwd=project_dir).stdout
+    warned = [line.split(None, 1)[1] for line in shown.splitlines() if line.startswith("warning ")]
+    assert [w[:40] for w in warned] == [w[:40] for w in run.warnings]
+    assert "tag nbtrack." not in shown
+
+
 def test_a_failing_cell_is_recorded_failed_and_the_error_still_reaches_the_user(
     kernel, project_dir
 ):

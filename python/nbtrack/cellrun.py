@@ -15,9 +15,9 @@ from typing import Any
 from . import capture, filewatch, ingest, settings, tracking
 from .client import Client
 from .diff import RunDiff, diff_runs
-from .exceptions import NbtrackError, UsageError
+from .exceptions import CaptureError, NbtrackError, UsageError
 from .hashing import StatCache
-from .models import DataVersion, Run
+from .models import DataVersion, Run, warning_tag
 from .project import Project, resolve_project
 
 log = logging.getLogger("nbtrack")
@@ -170,7 +170,7 @@ class CellRun:
         if opts.tags:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
-        self._context = self._start_context(nb, cell_id)
+        self._start_context(nb, cell_id)
         self._previous = self._start_previous()
         self.watcher = filewatch.FileWatcher(
             self.project.root, self.project.folder, session.ignored()
@@ -182,26 +182,53 @@ class CellRun:
             filewatch.arm(self.watcher)
 
     # ---------------------------------------------------------------- background facts
-    def _start_context(self, nb: str | None, cell_id: str | None) -> Future[Any]:
-        """Git state and the notebook snapshot, gathered while the cell runs."""
+    def _start_context(self, nb: str | None, cell_id: str | None) -> None:
+        """Git state and the notebook snapshot, gathered while the cell runs.
+
+        Nobody waits for them, so a fact that cannot be gathered is not raised: it is
+        logged and recorded on the run as a warning (tag ``nbtrack.warning.git`` or
+        ``nbtrack.warning.notebook``, see ``Run.warnings``), and the other facts are kept.
+        """
         writer, cache, root = self.writer, self.client.cache, self.project.root
         source = self.source
 
         def gather() -> None:
-            fields: dict[str, Any] = dict(capture.git_state(Path(nb).parent if nb else root))
+            fields: dict[str, Any] = {}
+            warnings: dict[str, str] = {}
+            try:
+                fields.update(capture.git_state(Path(nb).parent if nb else root))
+            except CaptureError as exc:
+                warnings["git"] = f"no git state recorded: {exc}"
             if nb and os.path.isfile(nb):
-                data = Path(nb).read_bytes()
-                fields["notebook_hash"] = cache.put_bytes(data)
-                found_id, matches = capture.match_cell(data, source, cell_id)
-                fields["code_matches_notebook"] = matches
-                if found_id and not cell_id:
-                    fields["cell_id"] = found_id
+                try:
+                    data = Path(nb).read_bytes()
+                except OSError as exc:
+                    warnings["notebook"] = f"no notebook snapshot recorded: {exc}"
+                else:
+                    found_id, matches = capture.match_cell(data, source, cell_id)
+                    fields["code_matches_notebook"] = matches
+                    if found_id and not cell_id:
+                        fields["cell_id"] = found_id
+                    try:
+                        fields["notebook_hash"] = cache.put_bytes(data)
+                    except (OSError, NbtrackError) as exc:
+                        warnings["notebook"] = f"no notebook snapshot kept: {exc}"
             writer.update(**fields)
+            if warnings:
+                _record_warnings(writer, warnings)
+
+        def done(fut: Future[None]) -> None:
+            writer.release()
+            exc = None if fut.cancelled() else fut.exception()
+            if exc is not None:  # the spool itself failed: nothing more can be recorded
+                log.warning(
+                    "nbtrack: run %s: git state and notebook snapshot not recorded: %s",
+                    writer.run_id[:8],
+                    exc,
+                )
 
         writer.hold()
-        fut = ingest.background(gather)
-        fut.add_done_callback(lambda f: writer.release())
-        return fut
+        ingest.background(gather).add_done_callback(done)
 
     def _start_previous(self) -> Future[Any] | None:
         if self.key in self.session.last_by_cell or settings.parent_run():
@@ -317,6 +344,14 @@ class CellRun:
         except Exception as exc:
             self.warnings.append(f"could not read the previous run: {exc}")
         return None
+
+
+def _record_warnings(writer: tracking.RunWriter, warnings: dict[str, str]) -> None:
+    """Log each background failure and keep it on the run, one line per tag."""
+    lines = {what: " ".join(message.split()) for what, message in warnings.items()}
+    for line in lines.values():
+        log.warning("nbtrack: run %s: %s", writer.run_id[:8], line)
+    writer.set_tags({warning_tag(what): line for what, line in lines.items()})
 
 
 def _copy(run: Run) -> Run:

@@ -64,6 +64,10 @@ class NoActiveRunError(NbtrackError):
     http_status = 400
 
 
+class CaptureError(NbtrackError):
+    """A fact a run records about itself (git state, notebook snapshot) could not be read."""
+
+
 class CacheError(NbtrackError):
     """The blob cache could not give back what was asked."""
 

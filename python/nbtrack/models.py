@@ -10,6 +10,14 @@ from typing import Any
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
 RUN_KINDS = ("cell", "notebook")
 MAX_PAGE = 10_000  # the most runs one listing request returns
+# System tags (MLflow's ``mlflow.*`` idiom): ``nbtrack.warning.<what>`` holds a one-line
+# message about something nbtrack could not record for the run (``git``, ``notebook``).
+WARNING_TAG_PREFIX = "nbtrack.warning."
+
+
+def warning_tag(what: str) -> str:
+    """The tag key of a warning about ``what`` (``warning_tag("git")``: ``nbtrack.warning.git``)."""
+    return WARNING_TAG_PREFIX + what
 
 
 def json_float(value: float | None) -> float | str | None:
@@ -143,6 +151,11 @@ class Run:
         if self.started_at is None or self.ended_at is None:
             return None
         return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def warnings(self) -> list[str]:
+        """What nbtrack could not record for this run (its ``nbtrack.warning.*`` tags)."""
+        return [v for k, v in sorted(self.tags.items()) if k.startswith(WARNING_TAG_PREFIX)]
 
     @property
     def inputs(self) -> list[DataVersion]:

@@ -75,7 +75,7 @@ def as_text(outcome: CellOutcome) -> str:
         files = [f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS]]
         lines.append(f"  data:    {', '.join(files)}")
     lines.extend(_changes_text(outcome))
-    lines.extend(f"  warning: {w}" for w in outcome.warnings)
+    lines.extend(f"  warning: {w}" for w in _warnings(outcome))
     return "\n".join(lines)
 
 
@@ -87,6 +87,11 @@ def _changes_text(outcome: CellOutcome) -> list[str]:
     if not changes:
         return [f"  same as the previous run {prev}"]
     return [f"  since {prev}:"] + [f"    {line}" for line in changes[: MAX_ITEMS * 2]]
+
+
+def _warnings(outcome: CellOutcome) -> list[str]:
+    """What the cell noticed, then what is recorded on the run (known by now)."""
+    return [*outcome.warnings, *outcome.run.warnings]
 
 
 def as_html(outcome: CellOutcome) -> str:
@@ -114,7 +119,7 @@ def as_html(outcome: CellOutcome) -> str:
         parts.append(f"<br>data: {esc(files)}")
     for line in _changes_text(outcome):
         parts.append("<br>" + esc(line.strip()))
-    for w in outcome.warnings:
+    for w in _warnings(outcome):
         parts.append(
             f'<br><span style="color: var(--jp-warn-color1, #f57c00)">warning: {esc(w)}</span>'
         )

@@ -12,7 +12,7 @@ from typing import Any
 from ..client import Client
 from ..diff import RunDiff
 from ..exceptions import UsageError
-from ..models import Run, RunQuery
+from ..models import WARNING_TAG_PREFIX, Run, RunQuery
 from .output import emit_csv, emit_json, emit_table, format_cell
 from .parser import Parser, open_client
 
@@ -93,7 +93,8 @@ def show_table(run: Run) -> Table:
         [f"{d.role} {d.path}", f"{d.hash} {d.size} bytes{'' if d.cached else ' (not cached)'}"]
         for d in run.data
     ]
-    rows += [[f"tag {k}", v] for k, v in run.tags.items()]
+    rows += [[f"tag {k}", v] for k, v in run.tags.items() if not k.startswith(WARNING_TAG_PREFIX)]
+    rows += [["warning", w] for w in run.warnings]
     return Table(["field", "value"], [r for r in rows if r[1] is not None])
 
 
