@@ -206,10 +206,8 @@ class Client:
 
     def data_detail(self, a: Any, b: Any) -> dict[str, Any] | None:
         """The inside-the-data comparison of two versions of a path, where one exists."""
-        try:
-            from .profile import compare_versions
-        except ImportError:
-            return None
+        from .datacompare import compare_versions
+
         return compare_versions(self, a, b)
 
     def compare(self, refs: Sequence[str], *, all: bool = False) -> dict[str, Any]:
