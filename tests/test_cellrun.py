@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from nbtrack import ingest
 from nbtrack.cellrun import CellRun, KernelSession, TrackOptions
 from nbtrack.client import Client
 from nbtrack.project import resolve_project
+from waiting import wait_until
 
 
 def test_a_git_state_that_cannot_be_read_is_logged_and_kept_on_the_run(
@@ -24,9 +24,7 @@ def test_a_git_state_that_cannot_be_read_is_logged_and_kept_on_the_run(
     # when a cell runs and ends once nbtrack's background work is done
     with caplog.at_level(logging.WARNING, logger="nbtrack"):
         cell = CellRun(session, TrackOptions(auto=False), "x = 1", "x = 1", None, 1)
-        give_up = time.monotonic() + 60
-        while not cell.writer.snapshot.warnings and time.monotonic() < give_up:
-            time.sleep(0.02)
+        wait_until(lambda: cell.writer.snapshot.tags, timeout=60, what="a warning tag")
         outcome = cell.end({"x": 1}, None)
         assert ingest.ingestor().drain(60)
 
