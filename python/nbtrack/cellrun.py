@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import capture, filewatch, ingest, settings, tracking
+from . import capture, cellfiles, filewatch, ingest, settings, tracking
 from .client import Client
 from .diff import RunDiff, diff_runs
 from .exceptions import CaptureError, NbtrackError, UsageError
@@ -173,7 +173,7 @@ class CellRun:
         self._start_context(nb, cell_id)
         self._previous = self._start_previous()
         self.watcher = filewatch.FileWatcher(
-            self.project.root, self.project.folder, session.ignored()
+            self.project.root, self.project.folder, session.ignored(), notebook=nb
         )
         self.watcher.before_overwrite = self._version_before_overwrite
         self._early: dict[str, DataVersion] = {}
@@ -249,7 +249,7 @@ class CellRun:
         return ingest.background(self.client.previous_run, probe)
 
     # ---------------------------------------------------------------- data versions
-    def _version(self, path: str, role: str) -> DataVersion | None:
+    def _version(self, path: str, role: str, keep_bytes: bool = True) -> DataVersion | None:
         from .versioning import version_path
 
         if not os.path.exists(path):
@@ -260,7 +260,7 @@ class CellRun:
                 self.project,
                 path,
                 role,
-                cache=self.client.cache if self.opts.cache else None,
+                cache=self.client.cache if self.opts.cache and keep_bytes else None,
                 stat_cache=self.session.stat_cache(self.project),
                 max_blob_size=limit if limit is not None else settings.max_blob_size(),
             )
@@ -269,30 +269,23 @@ class CellRun:
             return None
 
     def _version_before_overwrite(self, path: str) -> None:
-        v = self._version(path, "input")
+        v = self._version(path, "input", self.watcher.inside(path))
         if v is not None:
             self._early[path] = v
 
     def _data_versions(self) -> list[DataVersion]:
-        out: dict[tuple[str, str], DataVersion] = {}
-        reads = dict.fromkeys(self.watcher.reads)
-        writes = dict.fromkeys(self.watcher.writes)
-        for p in self.opts.inputs:
-            reads[os.path.realpath(p)] = None
-        for p in self.opts.outputs:
-            writes[os.path.realpath(p)] = None
-        for p in reads:
-            v = self._early.get(p) or self._version(p, "input")
-            if v is not None:
-                out[(v.path, "input")] = v
-        for p in writes:
-            v = self._version(p, "output")
-            if v is not None:
-                out[(v.path, "output")] = v
-        for p in [*self.opts.inputs, *self.opts.outputs]:
-            if not os.path.exists(p):
-                self.warnings.append(f"{p} does not exist, so it has no version")
-        return list(out.values())
+        versions, warnings = cellfiles.data_versions(
+            self.watcher if self.opts.auto else None,
+            self.opts.inputs,
+            self.opts.outputs,
+            self._early,
+            self._version,
+            project=self.project,
+            stat_cache=self.session.stat_cache(self.project),
+            cache=self.client.cache if self.opts.cache else None,
+        )
+        self.warnings.extend(warnings)
+        return versions
 
     # ---------------------------------------------------------------- the end
     def end(self, user_ns: dict[str, Any], error: BaseException | None) -> CellOutcome:
