@@ -185,3 +185,35 @@ def test_no_auto_records_only_the_named_files(kernel, project_dir):
     )
     assert set(_data(project_dir)) == {("named.txt", "output")}
     assert os.path.exists(project_dir / "other.txt")
+
+
+def test_a_parquet_file_rewritten_in_place_records_the_version_read_and_the_one_written(
+    kernel, project_dir
+):
+    kernel.ok("%%track\nimport pandas as pd\npd.DataFrame({'a': [1, 2]}).to_parquet('t.parquet')")
+    first = _data(project_dir)[("t.parquet", "output")]
+    kernel.ok(
+        "%%track\nimport pandas as pd\ndf = pd.read_parquet('t.parquet')\n"
+        "df.assign(b=df.a * 2).to_parquet('t.parquet')"
+    )
+    data = _data(project_dir)
+    assert data[("t.parquet", "input")].hash == first.hash
+    _is_version_of(data[("t.parquet", "output")], project_dir / "t.parquet")
+    assert data[("t.parquet", "output")].hash != first.hash
+
+
+def test_a_duckdb_database_file_written_then_read(kernel, project_dir):
+    kernel.ok(
+        "%%track\nimport duckdb\ncon = duckdb.connect('w.duckdb')\n"
+        "con.execute('CREATE TABLE t AS SELECT 42 AS a')\ncon.close()"
+    )
+    made = _data(project_dir)
+    assert set(made) == {("w.duckdb", "output")}
+    _is_version_of(made[("w.duckdb", "output")], project_dir / "w.duckdb")
+    kernel.ok(
+        "%%track\nimport duckdb\ncon = duckdb.connect('w.duckdb', read_only=True)\n"
+        "rows = con.sql('SELECT a FROM t').fetchall()\ncon.close()"
+    )
+    read = _data(project_dir)
+    assert set(read) == {("w.duckdb", "input")}
+    assert read[("w.duckdb", "input")].hash == made[("w.duckdb", "output")].hash

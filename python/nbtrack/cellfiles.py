@@ -3,9 +3,8 @@
 ``filewatch`` says which paths; this module decides their versions at the cell's end:
 
 * a file the cell wrote is versioned as it is now (role ``output``);
-* a file the cell read is versioned as it was when read: as it is now if unchanged
-  since, else from the stat cache (the hash known for the status it had when read),
-  else from the copy taken just before the cell overwrote it; a file the cell made
+* a file the cell read is versioned as it was when read (``filewatch`` has the version
+  taken at that moment, before the cell could overwrite it); a file the cell made
   itself before reading it is its output, not an input;
 * a file outside the project is recorded with its hash and size, and its bytes are
   kept only when the cell named it (``-i``/``-o``).
@@ -16,9 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .cache import Cache
 from .filewatch import FileWatcher
-from .hashing import StatCache
 from .models import DataVersion
 from .project import Project
 
@@ -26,8 +23,12 @@ from .project import Project
 Versioner = Callable[[str, str, bool], "DataVersion | None"]
 
 
-def _same(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
+def _unchanged(path: str, st: os.stat_result) -> bool:
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_ino, st.st_size, st.st_mtime_ns) == (now.st_ino, now.st_size, now.st_mtime_ns)
 
 
 def data_versions(
@@ -36,10 +37,7 @@ def data_versions(
     named_outputs: list[str],
     early: dict[str, DataVersion],
     version: Versioner,
-    *,
     project: Project,
-    stat_cache: StatCache,
-    cache: Cache | None,
 ) -> tuple[list[DataVersion], list[str]]:
     """The versions to record, and what could not be recorded (for the summary)."""
     warnings: list[str] = []
@@ -59,13 +57,13 @@ def data_versions(
         if watcher is not None and p not in named and watcher.written_before_read(p):
             continue  # the cell's own output, read back
         v = early.get(p)
-        if v is None:
-            v = _as_read(p, st, version, keep_bytes(p), project, stat_cache, cache)
-            if v is None and st is not None and watcher is not None and watcher.inside(p):
-                rel = project.relative(p)[0]
-                warnings.append(
-                    f"{rel} was read, then changed by the cell: the version read is unknown"
-                )
+        if v is None and (st is None or _unchanged(p, st)):
+            v = version(p, "input", keep_bytes(p))  # named with -i, or not versioned when read
+        elif v is None and watcher is not None and watcher.inside(p):
+            rel = project.relative(p)[0]
+            warnings.append(
+                f"{rel} was read, then changed by the cell: the version read is unknown"
+            )
         if v is not None:
             out[(v.path, "input")] = v
     for p in writes:
@@ -75,35 +73,12 @@ def data_versions(
     for p in [*named_inputs, *named_outputs]:
         if not os.path.exists(p):
             warnings.append(f"{p} does not exist, so it has no version")
+    watch = watcher.project_watch if watcher is not None else None
+    if watch is not None and watch.unwatched and not watch.told:
+        watch.told = True
+        warnings.append(
+            f"{len(watch.unwatched)} folders of the project are not watched (too many folders): "
+            "files written there by native code or other processes are not seen; "
+            "name them with -o"
+        )
     return list(out.values()), warnings
-
-
-def _as_read(
-    path: str,
-    st: os.stat_result | None,
-    version: Versioner,
-    keep: bool,
-    project: Project,
-    stat_cache: StatCache,
-    cache: Cache | None,
-) -> DataVersion | None:
-    if st is None:  # named with -i
-        return version(path, "input", keep)
-    try:
-        if _same(st, os.stat(path)):
-            return version(path, "input", keep)
-    except OSError:
-        pass  # removed since: known only if its hash was
-    digest = stat_cache.lookup(path, st)
-    if digest is None:
-        return None
-    recorded, in_project = project.relative(path)
-    return DataVersion(
-        path=recorded,
-        role="input",
-        hash=digest,
-        size=st.st_size,
-        in_project=in_project,
-        cached=bool(keep and cache is not None and cache.has(digest)),
-        mtime=st.st_mtime,
-    )

@@ -280,9 +280,7 @@ class CellRun:
             self.opts.outputs,
             self._early,
             self._version,
-            project=self.project,
-            stat_cache=self.session.stat_cache(self.project),
-            cache=self.client.cache if self.opts.cache else None,
+            self.project,
         )
         self.warnings.extend(warnings)
         return versions

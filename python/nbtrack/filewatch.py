@@ -57,10 +57,10 @@ class FileWatcher:
         self.writes: dict[str, None] = {}
         self.began_ns = time.time_ns()
         self.project_watch: fswatch.ProjectWatch | None = None
-        # Called with a path just before a cell opens it for writing, if the cell read
-        # it earlier (and when it opens a database): the version it read is taken
-        # before it is overwritten.
+        # Called with a path when the cell first reads it: its version is taken then,
+        # as read, before the cell (or a library, a shell line) may overwrite it.
         self.before_overwrite: Callable[[str], None] | None = None
+        self._versioning = False  # nbtrack's own opens while it versions a read
 
     def inside(self, path: str) -> bool:
         return path.startswith(self.root + os.sep)
@@ -76,17 +76,15 @@ class FileWatcher:
             return False
         return not path.startswith(self.ignored)
 
-    def saw(
-        self, path: str, write: bool, read: bool, *, folder: bool = False, eager: bool = False
-    ) -> None:
+    def saw(self, path: str, write: bool, read: bool, *, folder: bool = False) -> None:
         """Note an access to ``path``; ``folder``: a folder is data here (a Parquet
-        dataset); ``eager``: version a read now (a database the cell may change)."""
+        dataset), not an ``open`` of a folder to sync it."""
+        if self._versioning:
+            return
         real = os.path.realpath(path)
         if not self.keep(real) or (not folder and os.path.isdir(real)):
             return
         if write:
-            if real in self.reads and real not in self.writes and self.before_overwrite:
-                self.before_overwrite(real)
             self.writes[real] = None
         if read and real not in self.writes and real not in self.reads:
             try:
@@ -94,8 +92,12 @@ class FileWatcher:
             except OSError:
                 return  # nothing there: not read
             self.reads[real] = st
-            if eager and self.before_overwrite:
-                self.before_overwrite(real)
+            if st.st_ctime_ns < self.began_ns and self.before_overwrite:
+                self._versioning = True  # (not the cell's own output, read back)
+                try:
+                    self.before_overwrite(real)
+                finally:
+                    self._versioning = False
 
     def renamed(self, src: str, dst: str) -> None:
         """``os.rename``/``os.replace``: the file now lives under ``dst``."""
@@ -150,6 +152,7 @@ def ignored_prefixes() -> list[str]:
     """Folders whose files are never a run's data."""
     home = Path.home()
     paths = python_prefixes()
+    paths.append(str(Path(__file__).parent))  # nbtrack itself, installed editable
     paths += [
         str(home / d)
         for d in (".ipython", ".jupyter", ".cache", ".config", ".local", ".matplotlib")
@@ -208,7 +211,7 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         else:
             database = _database_path(args[0])
             if database:
-                w.saw(database, write=False, read=True, eager=True)
+                w.saw(database, write=False, read=True)
     except Exception:  # noqa: S110
         pass
 
@@ -239,7 +242,7 @@ def _database_path(database: Any) -> str | None:
     return os.path.abspath(text) if text else None
 
 
-def report(path: Any, write: bool, *, database: bool = False) -> None:
+def report(path: Any, write: bool) -> None:
     """A native library is about to read or write ``path`` (called by ``libhooks``)."""
     w = _watcher
     if w is None or _own_thread():
@@ -250,7 +253,7 @@ def report(path: Any, write: bool, *, database: bool = False) -> None:
     real = os.path.abspath(text)
     if write and w.project_watch is not None and w.inside(os.path.realpath(real)):
         return  # the project watch sees exactly which files were written
-    w.saw(real, write, not write, folder=True, eager=database)
+    w.saw(real, write, not write, folder=True)
 
 
 def arm(watcher: FileWatcher) -> None:

@@ -90,6 +90,7 @@ class ProjectWatch:
         self._paths: tuple[dict[int, str], dict[int, str]] = ({}, {})
         self._wds: dict[str, tuple[int, int]] = {}
         self.unwatched: list[str] = []  # folders past the limit or refused by the system
+        self.told = False  # whether a summary said so already
         self._since = 0
         self._written: dict[str, None] = {}
         self._add_tree(self.root, report=False)

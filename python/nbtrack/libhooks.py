@@ -128,7 +128,7 @@ def _note(kind: str, value: Any, kwargs: dict[str, Any]) -> None:
     if kind == SQL:
         if isinstance(value, str):
             for path, what in sql_files(value):
-                filewatch.report(path, what == WRITE, database=what == DATABASE)
+                filewatch.report(path, what == WRITE)
         return
     for path in _paths(value):
         if kind == WRITE:
@@ -141,7 +141,7 @@ def _note(kind: str, value: Any, kwargs: dict[str, Any]) -> None:
             for found in _existing(text):
                 filewatch.report(found, False)
         else:
-            filewatch.report(text, False, database=kind == DATABASE)
+            filewatch.report(text, False)
 
 
 def _wrapper(kind: str, position: int, name: str) -> Any:
