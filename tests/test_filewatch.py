@@ -217,3 +217,21 @@ def test_a_duckdb_database_file_written_then_read(kernel, project_dir):
     read = _data(project_dir)
     assert set(read) == {("w.duckdb", "input")}
     assert read[("w.duckdb", "input")].hash == made[("w.duckdb", "output")].hash
+
+
+def test_a_forked_worker_writes_are_outputs_and_it_does_not_steal_the_kernels_events(
+    kernel, project_dir
+):
+    kernel.ok(
+        "%%track\nimport multiprocessing as mp\n"
+        "def work(i):\n    open(f'forked{i}.txt', 'w').write(str(i))\n"
+        "ctx = mp.get_context('fork')\n"
+        "with ctx.Pool(2) as pool:\n    pool.map(work, range(2))\n"
+        "open('after.txt', 'w').write('parent')\n"
+    )
+    data = _data(project_dir)
+    assert set(data) == {
+        ("forked0.txt", "output"),
+        ("forked1.txt", "output"),
+        ("after.txt", "output"),
+    }

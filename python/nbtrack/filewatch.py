@@ -32,7 +32,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Files a database keeps beside itself while it works: their writes are the database's.
 _SIDECARS = ("-journal", "-wal", "-shm", ".wal")
 # Folders that libraries make in the temp folder for their own bookkeeping.
-_TEMP_TOOLS = ("joblib_memmapping_folder_", "pymp-", "loky-", "__autograph")
+_TEMP_TOOLS = ("joblib_memmapping_folder_", "pymp-", "loky-", "ipykernel_", "matplotlib-")
 
 
 class FileWatcher:
@@ -266,10 +266,17 @@ def arm(watcher: FileWatcher) -> None:
         _own_thread = is_own_thread
         sys.addaudithook(_hook)
         libhooks.install()
+        # A forked worker's own accesses reach nobody: the project watch sees its writes.
+        os.register_at_fork(after_in_child=_forget)
         _installed = True
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
     watcher.begin()
     _watcher = watcher
+
+
+def _forget() -> None:
+    global _watcher
+    _watcher = None  # (never read the queue here: it is the parent's)
 
 
 def disarm() -> FileWatcher | None:
