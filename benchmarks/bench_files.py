@@ -115,7 +115,7 @@ def bench_kernels(work: Path, project: Path, cells: int) -> None:
             medians = json.loads(
                 kernel.run(
                     f"_r = _time_cells({codes!r}, {cells})\n"
-                    "tracking.ingestor().drain(60)\n"
+                    "ingest.ingestor().drain(60)\n"
                     "print(json.dumps({k: _medians(v) for k, v in _r.items()}))"
                 )
             )

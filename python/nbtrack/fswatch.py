@@ -61,7 +61,7 @@ TOOL_DIRS = frozenset(
 )
 MAX_FOLDERS = 20_000
 # Filesystem timestamps come from a clock that lags the precise one by up to a tick.
-CLOCK_SLACK_NS = 20_000_000
+CLOCK_SLACK_NS = 10_000_000
 
 _CLOSE_WRITE, _MODIFY, _MOVED_FROM, _MOVED_TO, _CREATE = 0x8, 0x2, 0x40, 0x80, 0x100
 _Q_OVERFLOW, _IGNORED, _ISDIR = 0x4000, 0x8000, 0x40000000

@@ -93,7 +93,8 @@ def sql_files(text: str) -> list[tuple[str, str]]:
             found.append((value, WRITE))
         elif single and _BEFORE_ATTACH.search(before):
             found.extend((p, DATABASE) for p in _existing(value))
-        else:
+        elif not any(c in value for c in "*?[") or "/" in value or "." in value:
+            # (a bare '*' or '[0-9]+' is a pattern of text, not of files)
             found.extend((p, READ) for p in _existing(value))
     return found
 
