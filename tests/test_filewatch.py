@@ -135,7 +135,7 @@ def test_files_written_by_joblib_workers_are_outputs(kernel, project_dir):
         _is_version_of(data[(f"parts/p{i}.txt", "output")], project_dir / "parts" / f"p{i}.txt")
 
 
-def test_a_hidden_data_folder_is_data_but_tool_folders_are_not(kernel, project_dir):
+def test_a_hidden_data_folder_is_data_but_tool_folders_and_autosaves_are_not(kernel, project_dir):
     (project_dir / ".data").mkdir()
     (project_dir / ".data" / "in.csv").write_text("x\n1\n")
     kernel.ok(
@@ -145,6 +145,7 @@ def test_a_hidden_data_folder_is_data_but_tool_folders_are_not(kernel, project_d
         "open('.ipynb_checkpoints/x-checkpoint.txt', 'w').write('x')\n"
         "os.makedirs('__pycache__', exist_ok=True)\n"
         "open('__pycache__/m.pyc', 'wb').write(b'x')\n"
+        "!echo '{}' > autosaved.ipynb\n"  # as JupyterLab saves another open notebook
     )
     data = _data(project_dir)
     assert set(data) == {(".data/in.csv", "input"), (".data/out.parquet", "output")}

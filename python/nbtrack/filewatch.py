@@ -110,10 +110,16 @@ class FileWatcher:
             self.project_watch.begin()
 
     def finish(self) -> None:
-        """Add what the project watch saw written; a database's journal counts as it."""
+        """Add what the project watch saw written; a database's journal counts as it.
+
+        Notebooks are left to the audit hook: JupyterLab's autosave and papermill's
+        saves of open notebooks land while cells run, and are not the cell's output.
+        """
         if self.project_watch is None:
             return
         for path in self.project_watch.written():
+            if path.endswith(".ipynb"):
+                continue
             for suffix in _SIDECARS:
                 if path.endswith(suffix) and os.path.isfile(path[: -len(suffix)]):
                     path = path[: -len(suffix)]
