@@ -46,6 +46,17 @@ HOOKS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("write_csv", WRITE, "output_file"),
     ),
     "pyarrow.json": (("read_json", READ, "input_file"),),
+    "pyarrow.ipc": (
+        ("open_file", READ, "source"),
+        ("open_stream", READ, "source"),
+        ("new_file", WRITE, "sink"),
+        ("new_stream", WRITE, "sink"),
+    ),
+    "pyarrow.orc": (
+        ("read_table", READ, "source"),
+        ("ORCFile.__init__", READ, "source"),
+        ("write_table", WRITE, "where"),
+    ),
     "duckdb": (
         ("connect", DATABASE, "database"),
         *(
