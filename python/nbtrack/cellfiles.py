@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .filewatch import FileWatcher
+from .filewatch import FileWatcher, same_file
 from .models import DataVersion
 from .project import Project
 
@@ -24,11 +24,7 @@ Versioner = Callable[[str, str, bool], "DataVersion | None"]
 
 
 def _unchanged(path: str, st: os.stat_result) -> bool:
-    try:
-        now = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_ino, st.st_size, st.st_mtime_ns) == (now.st_ino, now.st_size, now.st_mtime_ns)
+    return os.path.exists(path) and same_file(path, st)
 
 
 def data_versions(

@@ -110,11 +110,16 @@ class FileWatcher:
             self.project_watch.begin()
 
     def finish(self) -> None:
-        """Add what the project watch saw written; a database's journal counts as it.
+        """Add what the project watch saw written (a database's journal counts as the
+        database), and the files read whose status changed since (a database the cell
+        wrote through a connection still open).
 
         Notebooks are left to the audit hook: JupyterLab's autosave and papermill's
         saves of open notebooks land while cells run, and are not the cell's output.
         """
+        for path, st in self.reads.items():
+            if st is not None and not same_file(path, st):
+                self.writes[path] = None
         if self.project_watch is None:
             return
         for path in self.project_watch.written():
@@ -134,6 +139,14 @@ class FileWatcher:
 
 
 _TEMP = os.path.realpath(tempfile.gettempdir()) + os.sep
+
+
+def same_file(path: str, st: os.stat_result) -> bool:
+    try:
+        now = os.stat(path)
+    except OSError:
+        return True  # removed: nothing written to record
+    return (st.st_ino, st.st_size, st.st_mtime_ns) == (now.st_ino, now.st_size, now.st_mtime_ns)
 
 
 def python_prefixes() -> list[str]:
@@ -256,10 +269,7 @@ def report(path: Any, write: bool) -> None:
     text = _text_path(path)
     if text is None:
         return
-    real = os.path.abspath(text)
-    if write and w.project_watch is not None and w.inside(os.path.realpath(real)):
-        return  # the project watch sees exactly which files were written
-    w.saw(real, write, not write, folder=True)
+    w.saw(os.path.abspath(text), write, not write, folder=True)
 
 
 def arm(watcher: FileWatcher) -> None:

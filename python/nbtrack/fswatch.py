@@ -63,19 +63,16 @@ MAX_FOLDERS = 20_000
 # Filesystem timestamps come from a clock that lags the precise one by up to a tick.
 CLOCK_SLACK_NS = 10_000_000
 
-_CLOSE_WRITE, _MODIFY, _MOVED_FROM, _MOVED_TO, _CREATE = 0x8, 0x2, 0x40, 0x80, 0x100
+_CLOSE_WRITE, _MOVED_FROM, _MOVED_TO, _CREATE = 0x8, 0x40, 0x80, 0x100
 _Q_OVERFLOW, _IGNORED, _ISDIR = 0x4000, 0x8000, 0x40000000
 _ONLYDIR, _DONT_FOLLOW = 0x01000000, 0x02000000
-_WROTE = _CLOSE_WRITE | _MODIFY | _MOVED_TO | _CREATE
-# Two queues: Linux merges an event into the one before it when they are identical,
-# so a file written in many chunks is one MODIFY in the second queue, and a file
-# opened, appended and closed in a loop one CLOSE_WRITE in the first, where one queue
-# would alternate MODIFY, CLOSE_WRITE, ... and overflow. MODIFY is still needed: a
-# file still open when the cell ends (a SQLite connection) has had no CLOSE_WRITE.
-_MASKS = (
-    _CLOSE_WRITE | _MOVED_FROM | _MOVED_TO | _CREATE | _ONLYDIR | _DONT_FOLLOW,
-    _MODIFY | _ONLYDIR | _DONT_FOLLOW,
-)
+_WROTE = _CLOSE_WRITE | _MOVED_TO | _CREATE
+# No MODIFY: one event per write() would alternate with CLOSE_WRITE and defeat the
+# merging of identical events (a log opened, appended and closed in a loop is one
+# CLOSE_WRITE). A file created during the cell is seen by its CREATE even if still
+# open; a database kept open is seen by its journal or by filewatch (changed since
+# the cell opened it).
+_MASK = _CLOSE_WRITE | _MOVED_FROM | _MOVED_TO | _CREATE | _ONLYDIR | _DONT_FOLLOW
 
 
 class ProjectWatch:
@@ -86,9 +83,9 @@ class ProjectWatch:
 
         self.root = os.path.realpath(root)
         self.skipped = tuple(p.rstrip(os.sep) + os.sep for p in skipped)
-        self._queues = (INotify(), INotify())
-        self._paths: tuple[dict[int, str], dict[int, str]] = ({}, {})
-        self._wds: dict[str, tuple[int, int]] = {}
+        self._queue = INotify()
+        self._paths: dict[int, str] = {}
+        self._wds: dict[str, int] = {}
         self.unwatched: list[str] = []  # folders past the limit or refused by the system
         self.told = False  # whether a summary said so already
         self._since = 0
@@ -108,29 +105,27 @@ class ProjectWatch:
         return list(self._written)
 
     def close(self) -> None:
-        for queue in self._queues:
-            queue.close()
+        self._queue.close()
 
     # ------------------------------------------------------------------ events
     def _drain(self, report: bool) -> None:
         overflowed = False
-        for queue, paths in zip(self._queues, self._paths, strict=True):
-            while events := queue.read(timeout=0):
-                overflowed |= self._handle(events, paths, report)
+        while events := self._queue.read(timeout=0):
+            overflowed |= self._handle(events, report)
         if overflowed:
             log.info("nbtrack: inotify queue overflowed; scanning %s", self.root)
             self._rescan(report)
 
-    def _handle(self, events: list[Any], paths: dict[int, str], report: bool) -> bool:
+    def _handle(self, events: list[Any], report: bool) -> bool:
         overflowed = False
         for wd, mask, _cookie, name in events:
             if mask & _Q_OVERFLOW:
                 overflowed = True
                 continue
-            base = paths.get(wd)
+            base = self._paths.get(wd)
             if mask & _IGNORED:  # its folder is gone
-                folder = paths.pop(wd, None)
-                if folder is not None and wd in self._wds.get(folder, ()):
+                folder = self._paths.pop(wd, None)
+                if folder is not None and self._wds.get(folder) == wd:
                     del self._wds[folder]
                 continue
             if base is None:
@@ -176,25 +171,20 @@ class ProjectWatch:
         if len(self._wds) >= MAX_FOLDERS:
             self.unwatched.append(folder)
             return False
-        wds = []
         try:
-            for queue, mask in zip(self._queues, _MASKS, strict=True):
-                wds.append(queue.add_watch(folder, mask))
+            wd = self._queue.add_watch(folder, _MASK)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:  # the system's max_user_watches
                 self.unwatched.append(folder)
-            self._unwatch(wds)
             return False
-        for paths, wd in zip(self._paths, wds, strict=True):
-            paths[wd] = folder
-        self._wds[folder] = (wds[0], wds[1])
+        self._paths[wd] = folder
+        self._wds[folder] = wd
         return True
 
-    def _unwatch(self, wds: Iterable[int]) -> None:
-        for queue, paths, wd in zip(self._queues, self._paths, wds, strict=False):
-            paths.pop(wd, None)
-            with contextlib.suppress(OSError):  # already gone with its folder
-                queue.rm_watch(wd)
+    def _unwatch(self, wd: int) -> None:
+        self._paths.pop(wd, None)
+        with contextlib.suppress(OSError):  # already gone with its folder
+            self._queue.rm_watch(wd)
 
     def _drop_tree(self, top: str) -> None:
         prefix = top + os.sep
