@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import capture, cellfiles, filewatch, ingest, settings, tracking
+from . import capture, cellfiles, filewatch, fswatch, ingest, settings, tracking
 from .client import Client
 from .diff import RunDiff, diff_runs
 from .exceptions import CaptureError, NbtrackError, UsageError
@@ -65,6 +65,8 @@ class KernelSession:
         self.parent_id: str | None = settings.parent_run()
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
+        # Watch the project for written files now, not in the first tracked cell.
+        ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
 
     # ---------------------------------------------------------------- where
     def notebook_path(self) -> str | None:

@@ -27,6 +27,7 @@ import errno
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -213,17 +214,22 @@ class ProjectWatch:
 
 
 _watches: dict[str, ProjectWatch | None] = {}
+_lock = threading.Lock()  # the kernel may start a watch in the background at load
 
 
 def for_root(root: str, skipped: Iterable[str] = ()) -> ProjectWatch | None:
     """The watch of a project folder, started on first use (None where inotify is not)."""
     real = os.path.realpath(root)
-    if real not in _watches:
-        watch = None
-        if sys.platform.startswith("linux"):
-            try:
-                watch = ProjectWatch(real, [p for p in skipped if p.startswith(real + os.sep)])
-            except OSError as exc:
-                log.warning("nbtrack: cannot watch %s for written files: %s", real, exc)
-        _watches[real] = watch
-    return _watches[real]
+    with _lock:
+        return _watches[real] if real in _watches else _start(real, skipped)
+
+
+def _start(real: str, skipped: Iterable[str]) -> ProjectWatch | None:
+    watch = None
+    if sys.platform.startswith("linux"):
+        try:
+            watch = ProjectWatch(real, [p for p in skipped if p.startswith(real + os.sep)])
+        except OSError as exc:
+            log.warning("nbtrack: cannot watch %s for written files: %s", real, exc)
+    _watches[real] = watch
+    return watch
