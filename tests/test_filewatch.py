@@ -161,15 +161,18 @@ def test_files_outside_the_project_are_recorded_as_outside_and_not_cached(kernel
             f"df = pd.read_csv({str(outside / 'lookup.csv')!r})\n"
             f"df.to_csv({str(outside / 'scores.csv')!r})\n"
             f"df.to_parquet({str(outside / 'scores.parquet')!r})\n"
+            f"import sqlite3\ncon = sqlite3.connect({str(outside / 'cache.db')!r})\n"
+            "con.execute('CREATE TABLE c(k)')\ncon.commit()\n"
         )
         data = {path: v for (path, _), v in _data(project_dir).items()}
         assert set(data) == {
-            str(outside / n) for n in ("lookup.csv", "scores.csv", "scores.parquet")
+            str(outside / n) for n in ("lookup.csv", "scores.csv", "scores.parquet", "cache.db")
         }
         for name, role in (
             ("lookup.csv", "input"),
             ("scores.csv", "output"),
             ("scores.parquet", "output"),
+            ("cache.db", "output"),
         ):
             v = data[str(outside / name)]
             assert v.role == role and v.cached is False

@@ -229,8 +229,9 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
                 w.renamed(os.path.abspath(src), os.path.abspath(dst))
         else:
             database = _database_path(args[0])
-            if database:
-                w.saw(database, write=False, read=True)
+            if database:  # read if it exists, else about to be created
+                new = not os.path.exists(database)
+                w.saw(database, write=new, read=not new)
     except Exception:  # noqa: S110
         pass
 

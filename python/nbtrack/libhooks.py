@@ -152,8 +152,8 @@ def _note(kind: str, value: Any, kwargs: dict[str, Any]) -> None:
         if any(c in text for c in "*?[") or "://" in text:
             for found in _existing(text):
                 filewatch.report(found, False)
-        else:
-            filewatch.report(text, False)
+        else:  # (a database that does not exist yet is about to be created)
+            filewatch.report(text, kind == DATABASE and not os.path.exists(text))
 
 
 def _wrapper(kind: str, position: int, name: str) -> Any:
