@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import fswatch
+from . import fswatch, libhooks
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Files a database keeps beside itself while it works: their writes are the database's.
@@ -263,7 +263,7 @@ def _database_path(database: Any) -> str | None:
 
 
 def report(path: Any, write: bool) -> None:
-    """A native library is about to read or write ``path`` (called by ``libhooks``)."""
+    """A native library is about to read or write ``path`` (``libhooks.sink``)."""
     w = _watcher
     if w is None or _own_thread():
         return
@@ -277,7 +277,6 @@ def arm(watcher: FileWatcher) -> None:
     """Start collecting into ``watcher`` (installs the hooks once per process)."""
     global _watcher, _installed, _own_thread
     if not _installed:
-        from . import libhooks
         from .ingest import is_own_thread
 
         _own_thread = is_own_thread
@@ -289,16 +288,19 @@ def arm(watcher: FileWatcher) -> None:
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
     watcher.begin()
     _watcher = watcher
+    libhooks.sink = report
 
 
 def _forget() -> None:
     global _watcher
     _watcher = None  # (never read the queue here: it is the parent's)
+    libhooks.sink = None
 
 
 def disarm() -> FileWatcher | None:
     global _watcher
     w, _watcher = _watcher, None
+    libhooks.sink = None
     if w is not None:
         w.finish()
     return w

@@ -4,7 +4,8 @@ Arrow's C++ code opens Parquet, Feather and CSV files, and DuckDB's opens the fi
 its SQL names, without Python's ``open``: the audit hook sees nothing. The functions
 a user calls are Python-visible though, and name the file: each one below is wrapped
 (with wrapt, when its module is imported, before or after ``%load_ext``) to tell
-``filewatch`` which path it is about to read or write. pandas' ``read_parquet`` and
+``sink`` (set by ``filewatch`` while a tracked cell runs) which path it is about to
+read or write. pandas' ``read_parquet`` and
 ``to_parquet`` go through Arrow's, so they are covered too.
 
 Outside a tracked cell a wrapper costs one global lookup. The file's own reader runs
@@ -18,12 +19,13 @@ import glob
 import inspect
 import os
 import re
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from . import filewatch
-
 READ, WRITE, SQL, DATABASE = "read", "write", "sql", "database"
+# (path, write) -> None while a tracked cell runs, else None.
+sink: Callable[[Any, bool], None] | None = None
 GLOB_LIMIT = 10_000
 
 # module -> (attribute, what it does with the file, the parameter naming the file)
@@ -140,25 +142,31 @@ def _note(kind: str, value: Any, kwargs: dict[str, Any]) -> None:
     if kind == SQL:
         if isinstance(value, str):
             for path, what in sql_files(value):
-                filewatch.report(path, what == WRITE)
+                _tell(path, what == WRITE)
         return
     for path in _paths(value):
         if kind == WRITE:
-            filewatch.report(path, True)
+            _tell(path, True)
             continue
         text = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else path
         if kind == DATABASE and (text.startswith(":") or "://" in text or text.startswith("md:")):
             continue
         if any(c in text for c in "*?[") or "://" in text:
             for found in _existing(text):
-                filewatch.report(found, False)
+                _tell(found, False)
         else:  # (a database that does not exist yet is about to be created)
-            filewatch.report(text, kind == DATABASE and not os.path.exists(text))
+            _tell(text, kind == DATABASE and not os.path.exists(text))
+
+
+def _tell(path: Any, write: bool) -> None:
+    report = sink
+    if report is not None:
+        report(path, write)
 
 
 def _wrapper(kind: str, position: int, name: str) -> Any:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if filewatch._watcher is not None:
+        if sink is not None:
             value = args[position] if len(args) > position else kwargs.get(name)
             try:  # noqa: SIM105 (cheaper than contextlib on a hot path)
                 _note(kind, value, kwargs)
