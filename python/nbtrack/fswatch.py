@@ -22,6 +22,7 @@ project is scanned instead for files changed since the cell began; folders past
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import logging
@@ -225,6 +226,8 @@ def for_root(root: str, skipped: Iterable[str] = ()) -> ProjectWatch | None:
 
 
 def _start(real: str, skipped: Iterable[str]) -> ProjectWatch | None:
+    if not _watches:
+        atexit.register(_close_all)
     watch = None
     if sys.platform.startswith("linux"):
         try:
@@ -233,3 +236,11 @@ def _start(real: str, skipped: Iterable[str]) -> ProjectWatch | None:
             log.warning("nbtrack: cannot watch %s for written files: %s", real, exc)
     _watches[real] = watch
     return watch
+
+
+def _close_all() -> None:
+    with _lock:
+        for watch in _watches.values():
+            if watch is not None:
+                watch.close()
+        _watches.clear()
