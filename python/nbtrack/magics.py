@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import logging
 import re
 import shlex
 from typing import Any
@@ -166,15 +167,34 @@ class TrackMagics(Magics):
             raise UsageError(f"%track: {exc}") from None
 
     def pre_run_cell(self, info: Any) -> None:
-        """Notice papermill's injected parameters cell."""
+        """Notice papermill's injected parameters cell (the cell before it: the defaults)."""
         source = getattr(info, "raw_cell", "") or ""
         if source.lstrip().startswith("# Parameters"):
+            hist = getattr(self.shell, "history_manager", None)
+            raw = getattr(hist, "input_hist_raw", None) or []
             try:
-                self.session.saw_cell(source)
+                self.session.saw_cell(source, raw[-1] if len(raw) > 1 else None)
             except NbtrackError as exc:
-                import logging
-
                 logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
+
+    def post_run_cell(self, result: Any) -> None:
+        """After every cell: which names it bound (a tracked cell's run did that itself)."""
+        info = getattr(result, "info", None)
+        raw = getattr(info, "raw_cell", None) or ""
+        if not raw.strip() or raw.lstrip().startswith("%%track"):
+            return
+        shell: Any = self.shell
+        try:
+            hist = shell.history_manager
+            if hist.input_hist_raw and hist.input_hist_raw[-1] == raw:
+                code = hist.input_hist_parsed[-1]  # transformed already
+            else:
+                code = shell.transform_cell(raw)
+            self.session.lineage.after_cell(
+                code, getattr(result, "execution_count", None), getattr(info, "cell_id", None)
+            )
+        except Exception as exc:  # bookkeeping must never break the user's cell
+            logging.getLogger("nbtrack").warning("nbtrack: after the cell: %s", exc)
 
 
 def _cell_id(shell: Any) -> str | None:
@@ -219,6 +239,15 @@ def load(ipython: Any) -> None:
     magics = TrackMagics(ipython)
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
+    ipython.events.register("post_run_cell", magics.post_run_cell)
+    history = getattr(getattr(ipython, "history_manager", None), "input_hist_parsed", None)
+    if history:
+        # Loaded after other cells: learn what they bound (and papermill's cell) from
+        # In, all but this very cell (its own post_run_cell comes).
+        try:
+            magics.session.catch_up(list(history[:-1]))
+        except NbtrackError as exc:
+            logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
     _loaded[id(ipython)] = magics
     from .capture import environment
     from .ingest import background, ingestor
@@ -231,3 +260,4 @@ def unload(ipython: Any) -> None:
     magics = _loaded.pop(id(ipython), None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
+        ipython.events.unregister("post_run_cell", magics.post_run_cell)

@@ -1,0 +1,477 @@
+"""Which names a cell reads from the kernel namespace and which it (re)binds.
+
+A pure analysis of the cell's code (its AST), in evaluation order: a name loaded
+before the cell binds it is an *input* read from the namespace; ``n *= 2`` reads
+``n`` first. Names read inside functions and lambdas the cell defines count as read
+(they are read when called), unless the cell binds them itself. Code the notebook
+defined earlier is followed through its compiled code (``notebook_reads``): a cell
+that calls ``train()`` reads the globals ``train`` reads, transitively.
+
+What this cannot see (written in docs/design.md too): names reached through
+``globals()[...]``, ``exec``/``eval`` strings, ``from x import *``, magics' argument
+strings (``%time f(x)``, ``!cmd {x}``), and objects changed in place by a method
+call (``df.dropna(inplace=True)``). A cell using ``globals``/``exec``/``eval``/a star
+import is flagged ``dynamic``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dis
+import functools
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+BUILTINS = frozenset(dir(builtins))
+DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
+FOLLOW_LIMIT = 200  # notebook functions/classes followed per cell, at most
+_CODE_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class CellFlow:
+    """What one cell's code reads and binds.
+
+    ``reads``: names loaded before the cell binds them, in first-read order.
+    ``assigns``: names the cell binds or deletes at top level (and ``global`` ones
+    its functions bind). ``mutates``: names whose object the cell changes through a
+    subscript or attribute store (``df["a"] = ...``). ``literals``: names bound to a
+    literal at top level (never later to something computed). ``error``: why the
+    code could not be analysed (then everything else is empty).
+    """
+
+    reads: tuple[str, ...] = ()
+    assigns: frozenset[str] = frozenset()
+    mutates: frozenset[str] = frozenset()
+    literals: tuple[str, ...] = ()
+    dynamic: bool = False
+    error: str | None = None
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "kind"})
+_fields: dict[type, tuple[str, ...]] = {}
+
+
+def _kids(node: ast.AST) -> list[Any]:
+    """Child nodes in field order, without contexts and operators (``ast`` is slower)."""
+    t = type(node)
+    names = _fields.get(t)
+    if names is None:
+        names = _fields[t] = tuple(f for f in t._fields if f not in _SKIP_FIELDS)
+    out: list[Any] = []
+    for f in names:
+        v = getattr(node, f, None)
+        if type(v) is list:
+            out.extend(x for x in v if isinstance(x, ast.AST))
+        elif isinstance(v, ast.AST):
+            out.append(v)
+    return out
+
+
+def _walk(node: ast.AST) -> list[Any]:
+    stack = [node]
+    out = []
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack.extend(reversed(_kids(n)))  # pre-order: source order
+    return out
+
+
+_LITERAL_NODES = (ast.Constant, ast.Tuple, ast.List, ast.Set, ast.Dict, ast.UnaryOp, ast.BinOp)
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+class _Walker:
+    """One pass over a module in evaluation order."""
+
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+        self.reads: dict[str, None] = {}
+        self.deferred: dict[str, None] = {}
+        self.assigns: set[str] = set()
+        self.mutates: set[str] = set()
+        self.literals: dict[str, None] = {}
+        self.dynamic = False
+        # Inner scopes being walked now (class bodies, comprehensions): their names.
+        self.scopes: list[set[str]] = []
+        self.class_scopes: list[set[str]] = []
+
+    # ---------------------------------------------------------------- names
+    def load(self, name: str) -> None:
+        for scope in self.scopes:
+            if name in scope:
+                return
+        if name not in self.bound and name not in self.reads:
+            self.reads[name] = None
+
+    def store(self, name: str, top: bool = False) -> None:
+        if self.scopes and not top:
+            self.scopes[-1].add(name)
+            return
+        self.bound.add(name)
+        self.assigns.add(name)
+
+    # ---------------------------------------------------------------- statements
+    def body(self, stmts: Iterable[ast.stmt]) -> None:
+        for s in stmts:
+            self.stmt(s)
+
+    def stmt(self, node: ast.stmt) -> None:
+        if isinstance(node, ast.Assign):
+            self.expr(node.value)
+            for t in node.targets:
+                self.target(t)
+            if not self.scopes:
+                self._literal(node.targets, node.value)
+        elif isinstance(node, ast.AugAssign):
+            t = node.target
+            if isinstance(t, ast.Name):
+                self.load(t.id)
+                self.expr(node.value)
+                self.store(t.id)
+            else:
+                self.expr(node.value)
+                self.target(t)
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
+                self.expr(node.value)
+                self.target(node.target)
+                if not self.scopes:
+                    self._literal([node.target], node.value)
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            self.expr(node.iter)
+            self.target(node.target)
+            self.body(node.body)
+            self.body(node.orelse)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for d in node.decorator_list:
+                self.expr(d)
+            self._arguments(node.args)
+            self._deferred(node)
+            self.store(node.name)
+        elif isinstance(node, ast.ClassDef):
+            for e in (*node.decorator_list, *node.bases, *(k.value for k in node.keywords)):
+                self.expr(e)
+            scope: set[str] = set()
+            self.scopes.append(scope)
+            self.class_scopes.append(scope)
+            self.body(node.body)
+            self.class_scopes.pop()
+            self.scopes.pop()
+            self.store(node.name)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                self.store(a.asname or a.name.partition(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if a.name == "*":
+                    self.dynamic = True
+                else:
+                    self.store(a.asname or a.name)
+        elif isinstance(node, ast.Delete):
+            for t in node.targets:
+                self.target(t)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            pass
+        else:  # if/while/with/try/match/return/expr...: fields in evaluation order
+            for child in _kids(node):
+                self.node(child)
+
+    def node(self, child: ast.AST) -> None:
+        if isinstance(child, ast.stmt):
+            self.stmt(child)
+        elif isinstance(child, ast.expr):
+            self.expr(child)
+        elif isinstance(child, ast.withitem):
+            self.expr(child.context_expr)
+            if child.optional_vars is not None:
+                self.target(child.optional_vars)
+        elif isinstance(child, ast.ExceptHandler):
+            if child.type is not None:
+                self.expr(child.type)
+            if child.name:
+                self.store(child.name)
+            self.body(child.body)
+        elif isinstance(child, ast.match_case):
+            self.pattern(child.pattern)
+            if child.guard is not None:
+                self.expr(child.guard)
+            self.body(child.body)
+        else:
+            for sub in _kids(child):
+                self.node(sub)
+
+    def pattern(self, p: ast.AST) -> None:
+        for sub in ast.walk(p):
+            if isinstance(sub, ast.expr):
+                self.expr(sub)  # value patterns (Color.RED) read names
+            name = getattr(sub, "name", None) or getattr(sub, "rest", None)
+            if isinstance(name, str):
+                self.store(name)
+
+    def target(self, t: ast.expr) -> None:
+        if isinstance(t, ast.Name):
+            self.store(t.id)
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            for e in t.elts:
+                self.target(e)
+        elif isinstance(t, ast.Starred):
+            self.target(t.value)
+        else:  # x.a = ..., x[i] = ...: reads x and changes its object
+            self.expr(t)
+            base = t
+            while isinstance(base, (ast.Attribute, ast.Subscript)):
+                base = base.value
+            if isinstance(base, ast.Name) and not self.scopes:
+                self.mutates.add(base.id)
+
+    def _literal(self, targets: list[ast.expr], value: ast.expr) -> None:
+        for t in targets:
+            self._collect_literal(t, value)
+
+    def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
+        if isinstance(t, ast.Name):
+            if _is_literal(value):
+                self.literals[t.id] = None
+            else:
+                self.literals.pop(t.id, None)  # rebound to something computed
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(t.elts):
+                for te, ve in zip(t.elts, value.elts, strict=True):
+                    self._collect_literal(te, ve)
+            else:
+                for e in ast.walk(t):
+                    if isinstance(e, ast.Name):
+                        self.literals.pop(e.id, None)
+
+    # ---------------------------------------------------------------- expressions
+    def expr(self, node: ast.expr) -> None:
+        t = type(node)
+        if t is ast.Name:
+            if type(node.ctx) is ast.Load:  # type: ignore[attr-defined]
+                self.load(node.id)  # type: ignore[attr-defined]
+            else:
+                self.store(node.id)  # type: ignore[attr-defined]
+        elif t is ast.Constant:
+            pass
+        elif t is ast.Attribute:
+            self.expr(node.value)  # type: ignore[attr-defined]
+        elif isinstance(node, ast.NamedExpr):
+            # := binds in the enclosing function/module scope, through comprehensions.
+            self.expr(node.value)
+            if self.class_scopes:
+                self.class_scopes[-1].add(node.target.id)
+            else:
+                self.store(node.target.id, top=True)
+        elif isinstance(node, _COMPREHENSIONS):
+            self._comprehension(node)
+        elif isinstance(node, ast.Lambda):
+            self._arguments(node.args)
+            self._deferred(node)
+        elif isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Name) and f.id in DYNAMIC_CALLS:
+                self.dynamic = True
+            self.expr(f)
+            for a in node.args:
+                self.expr(a)
+            for k in node.keywords:
+                self.expr(k.value)
+        else:
+            for child in _kids(node):
+                if isinstance(child, ast.expr):
+                    self.expr(child)
+                else:
+                    self.node(child)
+
+    def _comprehension(self, node: ast.AST) -> None:
+        gens: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
+        self.expr(gens[0].iter)  # evaluated in the enclosing scope
+        self.scopes.append(set())
+        for i, g in enumerate(gens):
+            if i:
+                self.expr(g.iter)
+            self.target(g.target)
+            for cond in g.ifs:
+                self.expr(cond)
+        if isinstance(node, ast.DictComp):
+            self.expr(node.key)
+            self.expr(node.value)
+        else:
+            self.expr(node.elt)  # type: ignore[attr-defined]
+        self.scopes.pop()
+
+    def _arguments(self, args: ast.arguments) -> None:
+        for d in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
+            self.expr(d)
+
+    def _deferred(self, fn: ast.AST) -> None:
+        """A function body runs later: its free names are read when it is called."""
+        local: set[str] = set()
+        declared: set[str] = set()
+        loads: dict[str, None] = {}
+        for sub in _walk(fn):
+            if isinstance(sub, ast.Name):
+                if isinstance(sub.ctx, ast.Load):
+                    loads[sub.id] = None
+                else:
+                    local.add(sub.id)
+            elif isinstance(sub, ast.arg):
+                local.add(sub.arg)
+            elif isinstance(sub, (ast.Global, ast.Nonlocal)):
+                declared.update(sub.names)
+                if isinstance(sub, ast.Global):
+                    self.assigns.update(n for n in sub.names)
+            elif isinstance(sub, (*_FUNCTIONS, ast.ClassDef)) and sub is not fn:
+                name = getattr(sub, "name", None)
+                if name:
+                    local.add(name)
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                local.update((a.asname or a.name).partition(".")[0] for a in sub.names)
+            elif isinstance(sub, ast.ExceptHandler) and sub.name:
+                local.add(sub.name)
+            elif isinstance(sub, ast.Call):
+                f = sub.func
+                if isinstance(f, ast.Name) and f.id in DYNAMIC_CALLS:
+                    self.dynamic = True
+        for name in loads:
+            if name in declared or name not in local:
+                self.deferred.setdefault(name, None)
+
+    def result(self) -> CellFlow:
+        reads = dict(self.reads)
+        for name in self.deferred:
+            if name not in self.assigns:  # the cell binds it itself before any call, usually
+                reads.setdefault(name, None)
+        return CellFlow(
+            reads=tuple(reads),
+            assigns=frozenset(self.assigns),
+            mutates=frozenset(self.mutates),
+            literals=tuple(self.literals),
+            dynamic=self.dynamic,
+        )
+
+
+def _is_literal(value: ast.expr) -> bool:
+    for sub in _walk(value):  # cheap refusal of computed values before literal_eval
+        if not isinstance(sub, _LITERAL_NODES):
+            return False
+    try:
+        ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def analyze_tree(tree: ast.Module) -> CellFlow:
+    """The flow of an already parsed cell (``ast.parse`` of the transformed code)."""
+    w = _Walker()
+    try:
+        w.body(tree.body)
+    except RecursionError:
+        return CellFlow(error="the code is nested too deeply to analyse")
+    return w.result()
+
+
+@functools.lru_cache(maxsize=512)
+def analyze(source: str) -> CellFlow:
+    """The flow of a cell's (IPython-transformed) code; a re-run cell is not parsed again.
+
+    >>> analyze("n *= 2\\nclf = SVC(gamma=gamma)").reads
+    ('n', 'SVC', 'gamma')
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError) as exc:
+        return CellFlow(error=f"cannot parse the cell: {exc}")
+    return analyze_tree(tree)
+
+
+# ---------------------------------------------------------------- code defined earlier
+_code_names: dict[types.CodeType, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def code_globals(code: types.CodeType) -> tuple[frozenset[str], frozenset[str]]:
+    """``(globals read, globals bound)`` by a compiled function, nested code included."""
+    found = _code_names.get(code)
+    if found is not None:
+        return found
+    loads: set[str] = set()
+    stores: set[str] = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        for ins in dis.get_instructions(c):
+            op = ins.opname
+            if op in ("LOAD_GLOBAL", "LOAD_NAME"):
+                loads.add(str(ins.argval))
+            elif op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+                stores.add(str(ins.argval))
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    if len(_code_names) >= _CODE_CACHE_LIMIT:
+        _code_names.clear()
+    found = _code_names[code] = (frozenset(loads), frozenset(stores))
+    return found
+
+
+def _functions_of(obj: Any, ns: Mapping[str, Any]) -> list[types.FunctionType]:
+    """The notebook-defined functions behind ``obj``: itself, its methods, its class's."""
+    if isinstance(obj, types.FunctionType):
+        return [obj] if obj.__globals__ is ns else []
+    if isinstance(obj, types.MethodType):
+        return _functions_of(obj.__func__, ns)
+    cls = obj if isinstance(obj, type) else type(obj)
+    if getattr(cls, "__module__", None) != ns.get("__name__", "__main__"):
+        return []
+    out: list[types.FunctionType] = []
+    for klass in cls.__mro__:
+        if getattr(klass, "__module__", None) != ns.get("__name__", "__main__"):
+            continue
+        for member in vars(klass).values():
+            inner = getattr(member, "__func__", None) or getattr(member, "fget", None) or member
+            if isinstance(inner, types.FunctionType) and inner.__globals__ is ns:
+                out.append(inner)
+    return out
+
+
+def notebook_reads(
+    names: Iterable[str], ns: Mapping[str, Any], limit: int = FOLLOW_LIMIT
+) -> tuple[dict[str, str], frozenset[str]]:
+    """Globals read (and bound) through notebook-defined code that ``names`` reach.
+
+    Returns ``({name: the function it is read through}, names bound with global)``.
+    Follows functions whose globals are ``ns``, classes and instances of classes
+    defined in ``ns``, transitively, up to ``limit`` functions.
+
+    >>> ns = {"__name__": "__main__", "gamma": 0.1}
+    >>> exec("def train():\\n    return gamma * 2", ns)
+    >>> notebook_reads(["train"], ns)[0]
+    {'gamma': 'train'}
+    """
+    via: dict[str, str] = {}
+    bound: set[str] = set()
+    seen: set[int] = set()
+    queue = [n for n in names]
+    visited = 0
+    while queue and visited < limit:
+        name = queue.pop()
+        obj = ns.get(name)
+        if obj is None:
+            continue
+        for fn in _functions_of(obj, ns):
+            if id(fn.__code__) in seen:
+                continue
+            seen.add(id(fn.__code__))
+            visited += 1
+            loads, stores = code_globals(fn.__code__)
+            bound.update(stores)
+            for g in loads:
+                if g in ns and g not in via and g not in BUILTINS:
+                    via[g] = fn.__qualname__
+                    queue.append(g)
+    return via, frozenset(bound)
