@@ -191,6 +191,8 @@ class CellRun:
                 self.warnings.append(f"stale input: {r.stale}")
         for origin, chunk in by_origin.items():
             self.writer.log_params(chunk, source=origin)
+        if self.reads:
+            self.writer.snapshot.named_inputs = [r.record() for r in self.reads]
         if opts.tags:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
@@ -416,4 +418,5 @@ def _copy(run: Run) -> Run:
         metrics=dict(run.metrics),
         data=list(run.data),
         tags=dict(run.tags),
+        named_inputs=list(run.named_inputs),
     )

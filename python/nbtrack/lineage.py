@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .dataflow import CellFlow, analyze, notebook_reads
-from .values import Description, describe, is_ignored, param_value
+from .models import NamedInput
+from .values import Description, describe, is_ignored, param_value, type_name
 
 PAPERMILL_HEADER = "# Parameters"
 STALE_DEPTH = 8
@@ -51,6 +52,7 @@ class Read:
     """One name a tracked cell read from the namespace, as the run records it."""
 
     name: str
+    type: str
     is_param: bool
     value: Any  # the plain value of a parameter (at cell start), else None
     origin: str
@@ -58,6 +60,23 @@ class Read:
     stale: str | None = None  # why the value is stale
     description: Description | None = None  # for a value that is not parameter-like
     via: str | None = None  # read through this notebook function
+
+    def record(self) -> NamedInput:
+        """The run's record of this read."""
+        p, d = self.producer, self.description
+        return NamedInput(
+            name=self.name,
+            type=d.type if d is not None else self.type,
+            origin=self.origin,
+            shape=d.shape if d is not None else None,
+            fingerprint=d.fingerprint if d is not None else None,
+            producer_run_id=p.run_id if p is not None else None,
+            producer_cell=p.cell_id if p is not None else None,
+            execution_count=p.execution_count if p is not None else None,
+            stale=self.stale is not None,
+            reason=self.stale,
+            note=d.note if d is not None else None,
+        )
 
 
 def _token(obj: Any) -> Any:
@@ -203,11 +222,12 @@ class Lineage:
             origin = p.origin if p is not None else "upstream"
             stale = self.stale(n)
             ok, plain = _param(value)
+            kind = type_name(value)
             if ok:
-                out.append(Read(n, True, plain, origin, p, stale, via=via.get(n)))
+                out.append(Read(n, kind, True, plain, origin, p, stale, via=via.get(n)))
             else:
-                out.append(Read(n, False, None, origin, p, stale, self._describe(n, value, p),
-                                via.get(n)))  # fmt: skip
+                desc = self._describe(n, value, p)
+                out.append(Read(n, kind, False, None, origin, p, stale, desc, via.get(n)))
         return out
 
     def _describe(self, name: str, value: Any, p: Producer | None) -> Description:
