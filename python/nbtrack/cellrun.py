@@ -191,8 +191,7 @@ class CellRun:
                 self.warnings.append(f"stale input: {r.stale}")
         for origin, chunk in by_origin.items():
             self.writer.log_params(chunk, source=origin)
-        if self.reads:
-            self.writer.snapshot.named_inputs = [r.record() for r in self.reads]
+        self.writer.log_inputs([r.record() for r in self.reads])
         if opts.tags:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .diff import RunDiff
 
 RECOVER_EVERY = 2.0  # seconds between looks for spools of dead processes
-PARAM_SOURCES = ("auto", "flag", "papermill", "api")
+PARAM_SOURCES = ("auto", "flag", "papermill", "api", "default", "upstream")
 
 
 # ---------------------------------------------------------------- value building

@@ -324,3 +324,4 @@ class Batch:
     environment: Environment | None = None
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     spool_offset: int | None = None
+    named_inputs: list[NamedInput] = field(default_factory=list)

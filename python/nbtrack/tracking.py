@@ -22,7 +22,7 @@ from . import ingest
 from .client import Client, build_metric, build_param
 from .exceptions import NbtrackError, NoActiveRunError, UsageError
 from .ingest import Pending, ingestor
-from .models import DataVersion, Environment, Run
+from .models import DataVersion, Environment, NamedInput, Run
 from .project import Project
 from .spool import SpoolWriter, read_spool
 
@@ -153,6 +153,12 @@ class RunWriter:
         for k, v in params.items():
             self.snapshot.params[k] = v
             self.snapshot.param_sources[k] = source
+
+    def log_inputs(self, inputs: list[NamedInput]) -> None:
+        """The values the cell read from the kernel namespace (see ``lineage``)."""
+        if inputs:
+            self.spool.event({"e": "inputs", "inputs": [i.to_dict() for i in inputs]})
+            self.snapshot.named_inputs = list(inputs)
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         _log_into(self, key, value, step)
