@@ -15,6 +15,8 @@ import nbformat
 
 from conftest import kernel_env, run_cli
 from nbtrack.client import Client
+from nbtrack.dataflow import analyze
+from nbtrack.lineage import Lineage
 from nbtrack.models import Run
 from test_magics import _settle
 
@@ -25,6 +27,70 @@ def _cell_runs(client: Client, name: str) -> list[Run]:
     """The runs of one named cell, oldest first, read back in full."""
     _, rows = client.sql(f"SELECT run_id FROM runs WHERE name = '{name}' ORDER BY started_at")
     return client.get_runs([r[0] for r in rows])
+
+
+class Notebook:
+    """Cells executed in one namespace with the bookkeeping a kernel does after each."""
+
+    def __init__(self) -> None:
+        self.ns: dict = {"__name__": "__main__"}
+        self.lineage = Lineage(self.ns)
+        self.count = 0
+
+    def run(self, code: str, cell_id: str | None = None) -> None:
+        self.count += 1
+        exec(code, self.ns)
+        self.lineage.after_cell(code, self.count, cell_id)
+
+    def reads(self, code: str) -> dict:
+        return {r.name: r for r in self.lineage.reads(analyze(code))}
+
+
+def test_staleness_follows_inputs_transitively_and_cells_run_again():
+    nb = Notebook()
+    nb.run("x = 1", "a")
+    nb.run("y = x * 10", "b")
+    nb.run("w = y + 1", "c")
+    assert nb.reads("w")["w"].stale is None
+    nb.run("x = 2", "a")
+    assert nb.reads("w")["w"].stale == (
+        "w was made by In[3] from y; y was made by In[2] from x, which was changed since by In[4]"
+    )
+    nb.run("y = x * 10", "b")  # re-running b makes y fresh again, but w still old
+    assert (
+        nb.reads("w")["w"].stale == "w was made by In[3] from y, which was changed since by In[5]"
+    )
+    nb.run("v = 1", "d")
+    nb.run("pass", "d")  # d ran again without making v
+    assert nb.reads("v")["v"].stale == (
+        "v was made by In[6], and that cell ran again (In[7]) without making it"
+    )
+
+
+def test_rebinding_an_equal_value_is_no_change_and_unseen_rebinding_loses_the_producer():
+    nb = Notebook()
+    nb.run("x = 1.5", "a")
+    nb.run("y = x * 2", "b")
+    nb.run("x = 1.5", "a")  # same value again: y is not stale
+    assert nb.reads("y")["y"].stale is None
+    nb.ns["x"] = 9.0  # rebound by something the analysis did not see (exec, a debugger)
+    r = nb.reads("x")["x"]
+    assert r.producer is None and r.value == 9.0
+
+
+def test_the_cell_before_papermills_injected_cell_holds_the_defaults():
+    nb = Notebook()
+    nb.run("seed = 1\nlr = 0.1", "params")
+    nb.run("# Parameters\nseed = 3\n", "injected")
+    reads = nb.reads("f(seed, lr)")
+    assert (reads["seed"].origin, reads["lr"].origin) == ("papermill", "default")
+
+
+def test_bookkeeping_touches_only_the_names_a_cell_binds():
+    nb = Notebook()
+    nb.ns.update({f"v{i}": i for i in range(10_000)})
+    nb.run("a = v1 + v2")
+    assert set(nb.lineage.names) == {"a"} and nb.lineage.names["a"].reads == {}
 
 
 def test_a_parameter_set_in_an_earlier_cell_is_recorded_and_its_change_shown(project_dir, kernel):

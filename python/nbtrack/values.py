@@ -140,7 +140,7 @@ def _fingerprint(value: Any, deadline: float) -> tuple[str | None, str | None]:
     np = sys.modules.get("numpy")
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
-        h.update(repr(getattr(value, "dtypes", value.dtype)).encode())
+        h.update(repr(value.dtypes if isinstance(value, pd.DataFrame) else value.dtype).encode())
         h.update(repr(list(getattr(value, "columns", []))).encode())
         h.update(repr(value.shape).encode())
         frame = value
