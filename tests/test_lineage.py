@@ -162,7 +162,7 @@ def test_values_that_are_not_parameters_are_named_inputs_linked_to_their_run(pro
     kernel.ok("import numpy as np")
     kernel.ok("%%track prepare\nX_train = np.arange(12.0).reshape(3, 4)\nsize = len(X_train)")
     kernel.ok("class Odd:\n    def __repr__(self):\n        raise RuntimeError('no')\nodd = Odd()")
-    kernel.ok("%%track train\nmodel = (X_train.sum(), odd)")
+    kernel.ok("%%track train -p odd\nmodel = (X_train.sum(), odd)")
     client = _settle(project_dir)
     prepare, train = _cell_runs(client, "prepare")[0], _cell_runs(client, "train")[0]
     inputs = {i.name: i for i in train.named_inputs}
@@ -170,7 +170,7 @@ def test_values_that_are_not_parameters_are_named_inputs_linked_to_their_run(pro
     assert x.type == "numpy.ndarray" and x.shape == "3×4" and x.fingerprint
     assert x.producer_run_id == prepare.run_id and not x.stale
     assert inputs["odd"].type == "Odd"  # a repr that raises is recorded by its type
-    assert train.params == {}
+    assert train.params == {"odd": "<Odd>"}
 
 
 def _papermill(workdir: Path, cells: list[tuple[str, list[str]]], *params: str) -> Path:

@@ -54,6 +54,7 @@ class CellFlow:
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "kind"})
 _fields: dict[type, tuple[str, ...]] = {}
+_fields_backwards: dict[type, tuple[str, ...]] = {}
 
 
 def _kids(node: ast.AST) -> list[Any]:
@@ -73,16 +74,36 @@ def _kids(node: ast.AST) -> list[Any]:
 
 
 def _walk(node: ast.AST) -> list[Any]:
-    stack = [node]
-    out = []
+    """Every node under ``node`` in source order (pre-order), cheaper than ``ast.walk``."""
+    stack: list[Any] = [node]
+    out: list[Any] = []
+    pop, push, extend, keep = stack.pop, stack.append, stack.extend, out.append
+    backwards = _fields_backwards
     while stack:
-        n = stack.pop()
-        out.append(n)
-        stack.extend(reversed(_kids(n)))  # pre-order: source order
+        n = pop()
+        t = type(n)
+        if t is ast.Name:
+            keep(n)
+            continue
+        if t is ast.Constant or not isinstance(n, ast.AST):
+            continue  # None keys of a dict, names of a global statement
+        keep(n)
+        if t is ast.Attribute:
+            push(n.value)  # type: ignore[attr-defined]
+            continue
+        names = backwards.get(t)
+        if names is None:
+            names = backwards[t] = tuple(f for f in reversed(t._fields) if f not in _SKIP_FIELDS)
+        for f in names:  # pushed last field first, so popped in source order
+            v = getattr(n, f, None)
+            if type(v) is list:
+                extend(reversed(v))
+            elif v is not None:
+                push(v)
     return out
 
 
-_LITERAL_NODES = (ast.Constant, ast.Tuple, ast.List, ast.Set, ast.Dict, ast.UnaryOp, ast.BinOp)
+_EMPTY_CALLS = frozenset({"set", "dict", "list", "tuple"})
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
@@ -122,7 +143,9 @@ class _Walker:
             self.stmt(s)
 
     def stmt(self, node: ast.stmt) -> None:
-        if isinstance(node, ast.Assign):
+        if type(node) is ast.Expr:
+            self.expr(node.value)
+        elif isinstance(node, ast.Assign):
             self.expr(node.value)
             for t in node.targets:
                 self.target(t)
@@ -183,10 +206,10 @@ class _Walker:
                 self.node(child)
 
     def node(self, child: ast.AST) -> None:
-        if isinstance(child, ast.stmt):
-            self.stmt(child)
-        elif isinstance(child, ast.expr):
+        if isinstance(child, ast.expr):
             self.expr(child)
+        elif isinstance(child, ast.stmt):
+            self.stmt(child)
         elif isinstance(child, ast.withitem):
             self.expr(child.context_expr)
             if child.optional_vars is not None:
@@ -261,6 +284,12 @@ class _Walker:
             pass
         elif t is ast.Attribute:
             self.expr(node.value)  # type: ignore[attr-defined]
+        elif t is ast.BinOp:
+            self.expr(node.left)  # type: ignore[attr-defined]
+            self.expr(node.right)  # type: ignore[attr-defined]
+        elif t is ast.Subscript:
+            self.expr(node.value)  # type: ignore[attr-defined]
+            self.expr(node.slice)  # type: ignore[attr-defined]
         elif isinstance(node, ast.NamedExpr):
             # := binds in the enclosing function/module scope, through comprehensions.
             self.expr(node.value)
@@ -316,12 +345,15 @@ class _Walker:
         declared: set[str] = set()
         loads: dict[str, None] = {}
         for sub in _walk(fn):
-            if isinstance(sub, ast.Name):
-                if isinstance(sub.ctx, ast.Load):
+            t = type(sub)
+            if t is ast.Name:
+                if type(sub.ctx) is ast.Load:
                     loads[sub.id] = None
                 else:
                     local.add(sub.id)
-            elif isinstance(sub, ast.arg):
+            elif t is ast.Attribute or t is ast.BinOp or t is ast.keyword:
+                continue
+            elif t is ast.arg:
                 local.add(sub.arg)
             elif isinstance(sub, (ast.Global, ast.Nonlocal)):
                 declared.update(sub.names)
@@ -357,15 +389,26 @@ class _Walker:
         )
 
 
-def _is_literal(value: ast.expr) -> bool:
-    for sub in _walk(value):  # cheap refusal of computed values before literal_eval
-        if not isinstance(sub, _LITERAL_NODES):
-            return False
-    try:
-        ast.literal_eval(value)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
+def _is_literal(v: ast.expr) -> bool:
+    """A literal, or arithmetic on literals (``2 ** 10``, ``-1``, ``[64, 32]``, ``set()``)."""
+    t = type(v)
+    if t is ast.Constant:
+        return True
+    if t is ast.Tuple or t is ast.List or t is ast.Set:
+        return all(_is_literal(e) for e in v.elts)  # type: ignore[attr-defined]
+    if t is ast.Dict:
+        return all(k is not None and _is_literal(k) for k in v.keys) and all(  # type: ignore[attr-defined]
+            _is_literal(x)
+            for x in v.values  # type: ignore[attr-defined]
+        )
+    if t is ast.UnaryOp:
+        return _is_literal(v.operand)  # type: ignore[attr-defined]
+    if t is ast.BinOp:
+        return _is_literal(v.left) and _is_literal(v.right)  # type: ignore[attr-defined]
+    if t is ast.Call:  # set() and the like
+        f = v.func  # type: ignore[attr-defined]
+        return isinstance(f, ast.Name) and f.id in _EMPTY_CALLS and not v.args and not v.keywords  # type: ignore[attr-defined]
+    return False
 
 
 def analyze_tree(tree: ast.Module) -> CellFlow:
@@ -376,6 +419,49 @@ def analyze_tree(tree: ast.Module) -> CellFlow:
     except RecursionError:
         return CellFlow(error="the code is nested too deeply to analyse")
     return w.result()
+
+
+def merge(flows: list[CellFlow]) -> CellFlow:
+    """One flow for code run in parts (a cell and the code its magics ran), in order."""
+    if len(flows) == 1:
+        return flows[0]
+    reads: dict[str, None] = {}
+    assigns: set[str] = set()
+    literals: dict[str, None] = {}
+    for f in flows:
+        reads.update((n, None) for n in f.reads if n not in assigns)
+        assigns |= f.assigns
+        literals.update(dict.fromkeys(f.literals))
+    return CellFlow(
+        reads=tuple(reads),
+        assigns=frozenset(assigns),
+        mutates=frozenset().union(*(f.mutates for f in flows)),
+        literals=tuple(literals),
+        dynamic=any(f.dynamic for f in flows),
+        error=next((f.error for f in flows if f.error), None),
+    )
+
+
+class TreeRecorder:
+    """An IPython AST transformer that changes nothing and keeps the trees it is shown.
+
+    IPython parses each cell (and the code ``%time`` and friends run) and hands the
+    tree to ``shell.ast_transformers``: keeping it spares parsing the cell again.
+    """
+
+    LIMIT = 16
+
+    def __init__(self) -> None:
+        self.trees: list[ast.Module] = []
+
+    def visit(self, node: Any) -> Any:
+        if isinstance(node, ast.Module) and len(self.trees) < self.LIMIT:
+            self.trees.append(node)
+        return node
+
+    def take(self) -> list[ast.Module]:
+        trees, self.trees = self.trees, []
+        return trees
 
 
 @functools.lru_cache(maxsize=512)

@@ -13,6 +13,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Integer
 
+from . import dataflow
 from .cellrun import CellRun, KernelSession, TrackOptions
 from .exceptions import NbtrackError
 
@@ -43,6 +44,7 @@ class TrackMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.session = KernelSession(shell.user_ns)
+        self.trees = dataflow.TreeRecorder()
 
     @magic_arguments()
     @argument("name", nargs="?", default=None, help="a name for the runs of this cell")
@@ -168,6 +170,7 @@ class TrackMagics(Magics):
 
     def pre_run_cell(self, info: Any) -> None:
         """Notice papermill's injected parameters cell (the cell before it: the defaults)."""
+        self.trees.take()
         source = getattr(info, "raw_cell", "") or ""
         if source.lstrip().startswith("# Parameters"):
             hist = getattr(self.shell, "history_manager", None)
@@ -184,15 +187,19 @@ class TrackMagics(Magics):
         if not raw.strip() or raw.lstrip().startswith("%%track"):
             return
         shell: Any = self.shell
+        trees = self.trees.take()
         try:
             hist = shell.history_manager
             if hist.input_hist_raw and hist.input_hist_raw[-1] == raw:
                 code = hist.input_hist_parsed[-1]  # transformed already
             else:
                 code = shell.transform_cell(raw)
+            # The trees IPython parsed (the cell's, and code its magics ran): no second parse.
+            flow = dataflow.merge([dataflow.analyze_tree(t) for t in trees]) if trees else None
             self.session.lineage.after_cell(
-                code, getattr(result, "execution_count", None), getattr(info, "cell_id", None)
-            )
+                code, getattr(result, "execution_count", None), getattr(info, "cell_id", None),
+                flow=flow,
+            )  # fmt: skip
         except Exception as exc:  # bookkeeping must never break the user's cell
             logging.getLogger("nbtrack").warning("nbtrack: after the cell: %s", exc)
 
@@ -240,6 +247,7 @@ def load(ipython: Any) -> None:
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
     ipython.events.register("post_run_cell", magics.post_run_cell)
+    ipython.ast_transformers.append(magics.trees)
     history = getattr(getattr(ipython, "history_manager", None), "input_hist_parsed", None)
     if history:
         # Loaded after other cells: learn what they bound (and papermill's cell) from
@@ -261,3 +269,5 @@ def unload(ipython: Any) -> None:
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
         ipython.events.unregister("post_run_cell", magics.post_run_cell)
+        if magics.trees in ipython.ast_transformers:
+            ipython.ast_transformers.remove(magics.trees)

@@ -9,6 +9,7 @@ never on a cell's critical path.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -150,9 +151,10 @@ class RunWriter:
     def log_params(self, params: dict[str, Any], source: str = "flag") -> None:
         rows = [build_param(k, v, source) for k, v in params.items()]
         self.spool.event({"e": "params", "params": rows})
-        for k, v in params.items():
-            self.snapshot.params[k] = v
-            self.snapshot.param_sources[k] = source
+        for row in rows:
+            # What the store will hold (a value JSON cannot carry is its repr), not the object.
+            self.snapshot.params[row[0]] = json.loads(row[1])
+            self.snapshot.param_sources[row[0]] = source
 
     def log_inputs(self, inputs: list[NamedInput]) -> None:
         """The values the cell read from the kernel namespace (see ``lineage``)."""
