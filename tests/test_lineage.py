@@ -171,6 +171,18 @@ def test_values_that_are_not_parameters_are_named_inputs_linked_to_their_run(pro
     assert x.producer_run_id == prepare.run_id and not x.stale
     assert inputs["odd"].type == "Odd"  # a repr that raises is recorded by its type
     assert train.params == {"odd": "<Odd>"}
+    shown = run_cli("show", train.run_id, cwd=project_dir).stdout
+    assert "read X_train" in shown
+    assert f"numpy.ndarray 3×4 {x.fingerprint} from run {prepare.short_id} In[3]" in shown
+
+    # prepare makes other data, train runs again: the diff names the input and its maker
+    kernel.ok("%%track prepare\nX_train = np.ones((3, 4))\nsize = len(X_train)")
+    again = kernel.ok("%%track train -p odd\nmodel = (X_train.sum(), odd)")
+    client = _settle(project_dir)
+    newer = _cell_runs(client, "prepare")[1]
+    assert f"read X_train: changed (made by run {newer.short_id})" in again.text
+    diffed = run_cli("diff", train.run_id, "last", cwd=project_dir).stdout
+    assert "X_train" in diffed and newer.short_id in diffed
 
 
 def _papermill(workdir: Path, cells: list[tuple[str, list[str]]], *params: str) -> Path:
