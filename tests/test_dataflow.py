@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nbtrack.dataflow import analyze, notebook_reads
+from nbtrack.codeflow import notebook_reads
+from nbtrack.dataflow import analyze
 
 
 @pytest.mark.parametrize(

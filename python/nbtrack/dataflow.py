@@ -4,12 +4,12 @@ A pure analysis of the cell's code (its AST), in evaluation order: a name loaded
 before the cell binds it is an *input* read from the namespace; ``n *= 2`` reads
 ``n`` first. Names read inside functions and lambdas the cell defines count as read
 (they are read when called), unless the cell binds them itself. Code the notebook
-defined earlier is followed through its compiled code (``notebook_reads``): a cell
+defined earlier is followed through its compiled code (``codeflow``): a cell
 that calls ``train()`` reads the globals ``train`` reads, transitively.
 
 What this cannot see (written in docs/design.md too): names reached through
-``globals()[...]``, ``exec``/``eval`` strings, ``from x import *``, magics' argument
-strings (``%time f(x)``, ``!cmd {x}``), and objects changed in place by a method
+``globals()[...]``, ``exec``/``eval`` strings, ``from x import *``, shell command
+strings (``!cmd {x}``), and objects changed in place by a method
 call (``df.dropna(inplace=True)``). A cell using ``globals``/``exec``/``eval``/a star
 import is flagged ``dynamic``.
 """
@@ -17,18 +17,12 @@ import is flagged ``dynamic``.
 from __future__ import annotations
 
 import ast
-import builtins
-import dis
 import functools
-import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-BUILTINS = frozenset(dir(builtins))
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
-FOLLOW_LIMIT = 200  # notebook functions/classes followed per cell, at most
-_CODE_CACHE_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -389,25 +383,23 @@ class _Walker:
         )
 
 
-def _is_literal(v: ast.expr) -> bool:
+def _is_literal(v: ast.expr | None) -> bool:
     """A literal, or arithmetic on literals (``2 ** 10``, ``-1``, ``[64, 32]``, ``set()``)."""
-    t = type(v)
-    if t is ast.Constant:
+    if isinstance(v, ast.Constant):
         return True
-    if t is ast.Tuple or t is ast.List or t is ast.Set:
-        return all(_is_literal(e) for e in v.elts)  # type: ignore[attr-defined]
-    if t is ast.Dict:
-        return all(k is not None and _is_literal(k) for k in v.keys) and all(  # type: ignore[attr-defined]
-            _is_literal(x)
-            for x in v.values  # type: ignore[attr-defined]
+    if isinstance(v, (ast.Tuple, ast.List, ast.Set)):
+        return all(_is_literal(e) for e in v.elts)
+    if isinstance(v, ast.Dict):
+        return all(k is not None and _is_literal(k) for k in v.keys) and all(
+            map(_is_literal, v.values)
         )
-    if t is ast.UnaryOp:
-        return _is_literal(v.operand)  # type: ignore[attr-defined]
-    if t is ast.BinOp:
-        return _is_literal(v.left) and _is_literal(v.right)  # type: ignore[attr-defined]
-    if t is ast.Call:  # set() and the like
-        f = v.func  # type: ignore[attr-defined]
-        return isinstance(f, ast.Name) and f.id in _EMPTY_CALLS and not v.args and not v.keywords  # type: ignore[attr-defined]
+    if isinstance(v, ast.UnaryOp):
+        return _is_literal(v.operand)
+    if isinstance(v, ast.BinOp):
+        return _is_literal(v.left) and _is_literal(v.right)
+    if isinstance(v, ast.Call):  # set() and the like
+        f = v.func
+        return isinstance(f, ast.Name) and f.id in _EMPTY_CALLS and not v.args and not v.keywords
     return False
 
 
@@ -442,28 +434,6 @@ def merge(flows: list[CellFlow]) -> CellFlow:
     )
 
 
-class TreeRecorder:
-    """An IPython AST transformer that changes nothing and keeps the trees it is shown.
-
-    IPython parses each cell (and the code ``%time`` and friends run) and hands the
-    tree to ``shell.ast_transformers``: keeping it spares parsing the cell again.
-    """
-
-    LIMIT = 16
-
-    def __init__(self) -> None:
-        self.trees: list[ast.Module] = []
-
-    def visit(self, node: Any) -> Any:
-        if isinstance(node, ast.Module) and len(self.trees) < self.LIMIT:
-            self.trees.append(node)
-        return node
-
-    def take(self) -> list[ast.Module]:
-        trees, self.trees = self.trees, []
-        return trees
-
-
 @functools.lru_cache(maxsize=512)
 def analyze(source: str) -> CellFlow:
     """The flow of a cell's (IPython-transformed) code; a re-run cell is not parsed again.
@@ -476,88 +446,3 @@ def analyze(source: str) -> CellFlow:
     except (SyntaxError, ValueError) as exc:
         return CellFlow(error=f"cannot parse the cell: {exc}")
     return analyze_tree(tree)
-
-
-# ---------------------------------------------------------------- code defined earlier
-_code_names: dict[types.CodeType, tuple[frozenset[str], frozenset[str]]] = {}
-
-
-def code_globals(code: types.CodeType) -> tuple[frozenset[str], frozenset[str]]:
-    """``(globals read, globals bound)`` by a compiled function, nested code included."""
-    found = _code_names.get(code)
-    if found is not None:
-        return found
-    loads: set[str] = set()
-    stores: set[str] = set()
-    stack = [code]
-    while stack:
-        c = stack.pop()
-        for ins in dis.get_instructions(c):
-            op = ins.opname
-            if op in ("LOAD_GLOBAL", "LOAD_NAME"):
-                loads.add(str(ins.argval))
-            elif op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
-                stores.add(str(ins.argval))
-        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    if len(_code_names) >= _CODE_CACHE_LIMIT:
-        _code_names.clear()
-    found = _code_names[code] = (frozenset(loads), frozenset(stores))
-    return found
-
-
-def _functions_of(obj: Any, ns: Mapping[str, Any]) -> list[types.FunctionType]:
-    """The notebook-defined functions behind ``obj``: itself, its methods, its class's."""
-    if isinstance(obj, types.FunctionType):
-        return [obj] if obj.__globals__ is ns else []
-    if isinstance(obj, types.MethodType):
-        return _functions_of(obj.__func__, ns)
-    cls = obj if isinstance(obj, type) else type(obj)
-    if getattr(cls, "__module__", None) != ns.get("__name__", "__main__"):
-        return []
-    out: list[types.FunctionType] = []
-    for klass in cls.__mro__:
-        if getattr(klass, "__module__", None) != ns.get("__name__", "__main__"):
-            continue
-        for member in vars(klass).values():
-            inner = getattr(member, "__func__", None) or getattr(member, "fget", None) or member
-            if isinstance(inner, types.FunctionType) and inner.__globals__ is ns:
-                out.append(inner)
-    return out
-
-
-def notebook_reads(
-    names: Iterable[str], ns: Mapping[str, Any], limit: int = FOLLOW_LIMIT
-) -> tuple[dict[str, str], frozenset[str]]:
-    """Globals read (and bound) through notebook-defined code that ``names`` reach.
-
-    Returns ``({name: the function it is read through}, names bound with global)``.
-    Follows functions whose globals are ``ns``, classes and instances of classes
-    defined in ``ns``, transitively, up to ``limit`` functions.
-
-    >>> ns = {"__name__": "__main__", "gamma": 0.1}
-    >>> exec("def train():\\n    return gamma * 2", ns)
-    >>> notebook_reads(["train"], ns)[0]
-    {'gamma': 'train'}
-    """
-    via: dict[str, str] = {}
-    bound: set[str] = set()
-    seen: set[int] = set()
-    queue = [n for n in names]
-    visited = 0
-    while queue and visited < limit:
-        name = queue.pop()
-        obj = ns.get(name)
-        if obj is None:
-            continue
-        for fn in _functions_of(obj, ns):
-            if id(fn.__code__) in seen:
-                continue
-            seen.add(id(fn.__code__))
-            visited += 1
-            loads, stores = code_globals(fn.__code__)
-            bound.update(stores)
-            for g in loads:
-                if g in ns and g not in via and g not in BUILTINS:
-                    via[g] = fn.__qualname__
-                    queue.append(g)
-    return via, frozenset(bound)

@@ -12,18 +12,29 @@ making it again, or when a name it was made from has changed since (transitively
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dataflow import CellFlow, analyze, notebook_reads
+from .codeflow import notebook_reads
+from .dataflow import CellFlow, analyze
 from .models import NamedInput
-from .values import Description, describe, is_ignored, param_value, type_name
+from .values import (
+    FINGERPRINT_BUDGET,
+    Description,
+    describe,
+    is_ignored,
+    param_value,
+    type_name,
+)
 
 PAPERMILL_HEADER = "# Parameters"
 STALE_DEPTH = 8
 HISTORY_LIMIT = 1000  # cells replayed when nbtrack is loaded late
+CELL_BUDGET = 0.2  # seconds a cell start may spend fingerprinting what the cell reads
 _DESCRIBED_LIMIT = 256
 _MISSING = object()
 
@@ -214,6 +225,7 @@ class Lineage:
         names = [n for n in flow.reads if n in ns]
         via, _ = notebook_reads(names, ns)
         out: list[Read] = []
+        deadline = time.perf_counter() + CELL_BUDGET
         for n in [*names, *(v for v in via if v not in names)]:
             value = ns.get(n, _MISSING)
             if n in skip or value is _MISSING or is_ignored(n, value):
@@ -226,20 +238,45 @@ class Lineage:
             if ok:
                 out.append(Read(n, kind, True, plain, origin, p, stale, via=via.get(n)))
             else:
-                desc = self._describe(n, value, p)
+                desc = self._describe(n, value, p, deadline)
                 out.append(Read(n, kind, False, None, origin, p, stale, desc, via.get(n)))
         return out
 
-    def _describe(self, name: str, value: Any, p: Producer | None) -> Description:
+    def _describe(self, name: str, value: Any, p: Producer | None, deadline: float) -> Description:
         # The same object at the same version was fingerprinted before: reuse it.
         key = (name, p.version if p is not None else -1, id(value))
         found = self._described.get(key)
         if found is None:
-            found = describe(value)
+            left = deadline - time.perf_counter()
+            if left <= 0:  # the cell waited long enough: its other values by type only
+                return Description(type_name(value), None, None, "not fingerprinted: no time left")
+            found = describe(value, min(left, FINGERPRINT_BUDGET))
             if len(self._described) >= _DESCRIBED_LIMIT:
                 self._described.clear()
             self._described[key] = found
         return found
+
+
+class TreeRecorder:
+    """An IPython AST transformer that changes nothing and keeps the trees it is shown.
+
+    IPython parses each cell (and the code ``%time`` and friends run) and hands the
+    tree to ``shell.ast_transformers``: keeping it spares parsing the cell again.
+    """
+
+    LIMIT = 16
+
+    def __init__(self) -> None:
+        self.trees: list[ast.Module] = []
+
+    def visit(self, node: Any) -> Any:
+        if isinstance(node, ast.Module) and len(self.trees) < self.LIMIT:
+            self.trees.append(node)
+        return node
+
+    def take(self) -> list[ast.Module]:
+        trees, self.trees = self.trees, []
+        return trees
 
 
 def _param(value: Any) -> tuple[bool, Any]:

@@ -16,6 +16,7 @@ from traitlets import Bool, Integer
 from . import dataflow
 from .cellrun import CellRun, KernelSession, TrackOptions
 from .exceptions import NbtrackError
+from .lineage import TreeRecorder
 
 USAGE = (
     "usage: %%track [NAME] [-p VAR ...] [-m VAR ...] [-i PATH ...] [-o PATH ...]\n"
@@ -44,7 +45,7 @@ class TrackMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.session = KernelSession(shell.user_ns)
-        self.trees = dataflow.TreeRecorder()
+        self.trees = TreeRecorder()
 
     @magic_arguments()
     @argument("name", nargs="?", default=None, help="a name for the runs of this cell")
