@@ -247,3 +247,22 @@ def test_papermill_parameters_are_kept_when_nbtrack_is_loaded_after_the_paramete
     notebook = client.get_run(fit.parent_id)
     assert notebook.kind == "notebook" and notebook.params == {"seed": 3, "lr": 0.1}
     assert notebook.param_sources == {"seed": "papermill", "lr": "default"}
+
+
+def test_hostile_unhashable_and_huge_values_never_stop_the_cell(project_dir, kernel):
+    kernel.ok(
+        "class Trap:\n"
+        "    __hash__ = None\n"
+        "    def __getattr__(self, name):\n        raise RuntimeError('trap')\n"
+        "    def __eq__(self, other):\n        raise RuntimeError('eq')\n"
+        "    def __len__(self):\n        raise RuntimeError('len')\n"
+        "trap = Trap()\n"
+        "big = [bytes([i]) * (1 << 20) for i in range(100)]"
+    )
+    out = kernel.ok("%%track hostile\nkept = (trap, len(big))")
+    assert "nbtrack run" in out.text and "warning: could not" not in out.text
+    run = _settle(project_dir).get_run("last")
+    inputs = {i.name: i for i in run.named_inputs}
+    assert run.status == "finished" and set(inputs) == {"trap", "big"}
+    assert inputs["trap"].type == "Trap"
+    assert inputs["big"].shape == "100" and inputs["big"].note.startswith("not fingerprinted")

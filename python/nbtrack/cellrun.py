@@ -170,7 +170,10 @@ class CellRun:
         self.flow = dataflow.analyze(transformed)
         self.reads: list[Read] = []
         if opts.auto:
-            self.reads = session.lineage.reads(self.flow, exclude=opts.metrics)
+            try:
+                self.reads = session.lineage.reads(self.flow, exclude=opts.metrics)
+            except Exception as exc:  # a hostile object must not stop the user's cell
+                self.warnings.append(f"could not read the cell's inputs: {exc!r}")
         self.writer = tracking.RunWriter.start(
             self.project,
             kind="cell",
@@ -345,9 +348,16 @@ class CellRun:
                 text = "".join(traceback.format_exception_only(type(error), error)).strip()
                 w.finish("failed", text[:ERROR_LIMIT])
             ingest.ingestor().kick()
-        self.session.lineage.after_cell(
-            self.transformed, w.snapshot.execution_count, w.snapshot.cell_id, w.run_id, self.flow
-        )
+        try:
+            self.session.lineage.after_cell(
+                self.transformed,
+                w.snapshot.execution_count,
+                w.snapshot.cell_id,
+                w.run_id,
+                self.flow,
+            )
+        except Exception as exc:
+            self.warnings.append(f"could not note what the cell bound: {exc!r}")
         previous = self._previous_run()
         run = w.snapshot
         self.session.last_by_cell[self.key] = _copy(run)
