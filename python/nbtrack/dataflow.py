@@ -144,7 +144,8 @@ class _Walker:
             for t in node.targets:
                 self.target(t)
             if not self.scopes:
-                self._literal(node.targets, node.value)
+                for t in node.targets:
+                    self._collect_literal(t, node.value)
         elif isinstance(node, ast.AugAssign):
             t = node.target
             if isinstance(t, ast.Name):
@@ -159,7 +160,7 @@ class _Walker:
                 self.expr(node.value)
                 self.target(node.target)
                 if not self.scopes:
-                    self._literal([node.target], node.value)
+                    self._collect_literal(node.target, node.value)
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self.expr(node.iter)
             self.target(node.target)
@@ -247,10 +248,6 @@ class _Walker:
             if isinstance(base, ast.Name) and not self.scopes:
                 self.mutates.add(base.id)
 
-    def _literal(self, targets: list[ast.expr], value: ast.expr) -> None:
-        for t in targets:
-            self._collect_literal(t, value)
-
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         if isinstance(t, ast.Name):
             if _is_literal(value):
@@ -270,14 +267,26 @@ class _Walker:
     def expr(self, node: ast.expr) -> None:
         t = type(node)
         if t is ast.Name:
-            if type(node.ctx) is ast.Load:  # type: ignore[attr-defined]
-                self.load(node.id)  # type: ignore[attr-defined]
-            else:
-                self.store(node.id)  # type: ignore[attr-defined]
-        elif t is ast.Constant:
-            pass
+            name = node.id  # type: ignore[attr-defined]
+            if type(node.ctx) is not ast.Load:  # type: ignore[attr-defined]
+                self.store(name)
+            elif self.scopes:
+                self.load(name)
+            elif name not in self.bound and name not in self.reads:  # load(), inlined: hot
+                self.reads[name] = None
         elif t is ast.Attribute:
             self.expr(node.value)  # type: ignore[attr-defined]
+        elif t is ast.Constant:
+            pass
+        elif t is ast.Call:
+            f = node.func  # type: ignore[attr-defined]
+            if type(f) is ast.Name and f.id in DYNAMIC_CALLS:
+                self.dynamic = True
+            self.expr(f)
+            for a in node.args:  # type: ignore[attr-defined]
+                self.expr(a)
+            for k in node.keywords:  # type: ignore[attr-defined]
+                self.expr(k.value)
         elif t is ast.BinOp:
             self.expr(node.left)  # type: ignore[attr-defined]
             self.expr(node.right)  # type: ignore[attr-defined]
@@ -296,15 +305,6 @@ class _Walker:
         elif isinstance(node, ast.Lambda):
             self._arguments(node.args)
             self._deferred(node)
-        elif isinstance(node, ast.Call):
-            f = node.func
-            if isinstance(f, ast.Name) and f.id in DYNAMIC_CALLS:
-                self.dynamic = True
-            self.expr(f)
-            for a in node.args:
-                self.expr(a)
-            for k in node.keywords:
-                self.expr(k.value)
         else:
             for child in _kids(node):
                 if isinstance(child, ast.expr):
