@@ -12,6 +12,7 @@ from typing import Any
 
 from .cellrun import CellOutcome
 from .diff import CHANGED, RunDiff
+from .models import Run
 
 MAX_ITEMS = 12
 
