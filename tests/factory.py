@@ -12,7 +12,7 @@ from typing import Any
 
 from nbtrack.client import Client
 from nbtrack.hashing import StatCache
-from nbtrack.models import DataVersion
+from nbtrack.models import DataVersion, NamedInput
 from nbtrack.project import Project, resolve_project
 from nbtrack.tracking import RunWriter
 from nbtrack.versioning import version_path
@@ -30,6 +30,7 @@ def record_run(
     outputs: Sequence[str | Path] = (),
     cache: bool = True,
     data: Sequence[DataVersion] = (),
+    named_inputs: Sequence[NamedInput] = (),
     tags: Mapping[str, str] | None = None,
     status: str = "finished",
     error: str | None = None,
@@ -41,7 +42,7 @@ def record_run(
     ``metrics`` maps a name to a value or to a series (logged at steps 0, 1, ...).
     ``inputs`` / ``outputs`` are files or folders the run read / wrote, versioned as
     the recorder does (into the blob cache unless ``cache=False``); ``data`` adds
-    data versions as given. Other keywords (``parent_id``, ``notebook_path``,
+    data versions as given; ``named_inputs`` the values it read from a kernel. Other keywords (``parent_id``, ``notebook_path``,
     ``cell_id``, ``source``, ``notebook_hash``...) go to ``RunWriter.start``.
 
     Runs recorded one after another start in that order: each call returns only
@@ -68,6 +69,7 @@ def record_run(
             for path in paths
         ]
     writer.log_data(versions)
+    writer.log_inputs(list(named_inputs))
     if tags:
         writer.set_tags(dict(tags))
     for key, values in (metrics or {}).items():

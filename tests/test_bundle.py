@@ -15,7 +15,7 @@ from conftest import run_cli
 from factory import record_run
 from nbtrack.client import Client
 from nbtrack.exceptions import BlobCorruptError, UsageError
-from nbtrack.models import DataVersion
+from nbtrack.models import DataVersion, NamedInput
 from nbtrack.pipelines.bundle import decode_value, encode_value, export_runs, import_bundle
 from nbtrack.project import resolve_project
 
@@ -51,7 +51,11 @@ def record_sweep_like_runs(client: Client, folder: Path) -> tuple[str, str]:
         notebook_path=str(notebook),
         data=[DataVersion("data.csv", "input", digest, size, cached=True)],
         metrics={"loss": [1.0, 0.5, 0.25], "acc": 0.93},
-    )
+        named_inputs=[
+            NamedInput("X", "numpy.ndarray", shape="3×4", fingerprint="xxh64:1f", stale=True,
+                       producer_run_id=parent, execution_count=2, reason="x changed")
+        ],
+    )  # fmt: skip
     executed = project.executions_dir / f"{parent}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     executed.write_text(notebook.read_text())
@@ -75,6 +79,7 @@ def test_a_bundle_carries_runs_blobs_and_executed_notebooks_and_imports_once(tmp
         assert target.get_run(ref).to_dict() == source.get_run(ref).to_dict()
     assert [p.value for p in target.metric_series(child_id)["loss"]] == [1.0, 0.5, 0.25]
     imported = target.get_run(child_id)
+    assert [(i.name, i.stale) for i in imported.named_inputs] == [("X", True)]
     assert target.cache.read_bytes(imported.data[0].hash) == b"a,b\n1,2\n"
     assert (target.project.executions_dir / f"{parent_id}.ipynb").is_file()
 

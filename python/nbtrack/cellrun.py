@@ -12,13 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import capture, cellfiles, filewatch, fswatch, ingest, settings, tracking
+from . import capture, cellfiles, dataflow, filewatch, fswatch, ingest, settings, tracking
 from .client import Client
 from .diff import RunDiff, diff_runs
 from .exceptions import CaptureError, NbtrackError, UsageError
 from .hashing import StatCache
+from .lineage import Lineage, Read
 from .models import DataVersion, Run, warning_tag
 from .project import Project, resolve_project
+from .values import metric_values, param_value
 
 log = logging.getLogger("nbtrack")
 
@@ -62,6 +64,7 @@ class KernelSession:
         self._stat_caches: dict[Path, StatCache] = {}
         self.last_by_cell: dict[tuple[Any, ...], Run] = {}
         self.papermill_params: dict[str, Any] = settings.params()
+        self.lineage = Lineage(user_ns)
         self.parent_id: str | None = settings.parent_run()
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
@@ -89,12 +92,25 @@ class KernelSession:
         return self._ignored
 
     # ---------------------------------------------------------------- papermill
-    def saw_cell(self, source: str) -> None:
+    def catch_up(self, history: list[str]) -> None:
+        """``%load_ext nbtrack`` after other cells: learn what they bound, and papermill's cell.
+
+        ``history[n]`` is ``In[n]`` (IPython's input history, transformed code).
+        """
+        self.lineage.replay(history)
+        for i in range(1, len(history)):
+            if history[i].lstrip().startswith(PAPERMILL_HEADER):
+                self.saw_cell(history[i], history[i - 1] if i > 1 else None)
+                break
+
+    def saw_cell(self, source: str, previous: str | None = None) -> None:
         """Notice papermill's injected-parameters cell when nbtrack did not launch it.
 
         papermill writes the injected values as a cell that starts with
         ``# Parameters``; its literal assignments are the execution's parameters,
         and a notebook run is opened to hold them and parent the cell runs.
+        papermill puts that cell right after the ``parameters`` cell, so the cell
+        that ran just before (``previous``) holds the defaults.
         """
         if self.parent_id and self._parent_writer is None and settings.parent_run():
             return  # launched by nbtrack's pipelines: the parent already exists
@@ -104,6 +120,8 @@ class KernelSession:
         if not values:
             return
         self.papermill_params.update(values)
+        defaults = capture.literal_assignments(previous or "")
+        defaults = {k: v for k, v in defaults.items() if k not in values}
         if self._parent_writer is None:
             nb = self.notebook_path()
             self._parent_writer = tracking.RunWriter.start(
@@ -116,6 +134,8 @@ class KernelSession:
                 background=True,
             )
             self.parent_id = self._parent_writer.run_id
+            if defaults:
+                self._parent_writer.log_params(defaults, source="default")
             import atexit
 
             atexit.register(self._finish_parent)
@@ -147,12 +167,15 @@ class CellRun:
         self.project = session.project()
         self.client = Client(self.project)
         nb = session.notebook_path()
-        params: dict[str, Any] = dict(session.papermill_params)
-        sources = dict.fromkeys(params, "papermill")
+        self.transformed = transformed
+        # What the cell reads, with its values now, before the cell changes them.
+        self.flow = dataflow.analyze(transformed)
+        self.reads: list[Read] = []
         if opts.auto:
-            auto = capture.literal_assignments(transformed)
-            params.update(auto)
-            sources.update(dict.fromkeys(auto, "auto"))
+            try:
+                self.reads = session.lineage.reads(self.flow, exclude=opts.metrics)
+            except Exception as exc:  # a hostile object must not stop the user's cell
+                self.warnings.append(f"could not read the cell's inputs: {exc!r}")
         self.writer = tracking.RunWriter.start(
             self.project,
             kind="cell",
@@ -165,10 +188,15 @@ class CellRun:
             execution_count=execution_count,
             session_id=session.session_id,
         )
-        for src in ("papermill", "auto"):
-            chunk = {k: v for k, v in params.items() if sources[k] == src}
-            if chunk:
-                self.writer.log_params(chunk, source=src)
+        by_origin: dict[str, dict[str, Any]] = {}
+        for r in self.reads:
+            if r.is_param:
+                by_origin.setdefault(r.origin, {})[r.name] = r.value
+            if r.stale:
+                self.warnings.append(f"stale input: {r.stale}")
+        for origin, chunk in by_origin.items():
+            self.writer.log_params(chunk, source=origin)
+        self.writer.log_inputs([r.record() for r in self.reads])
         if opts.tags:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
@@ -299,16 +327,12 @@ class CellRun:
                     flagged[var] = user_ns[var]
                 else:
                     self.warnings.append(f"-p {var}: no variable {var!r} after the cell")
+            auto = self._auto_params(user_ns, flagged)
+            if auto:
+                w.log_params(auto, source="auto")
             if flagged:
                 w.log_params(flagged, source="flag")
-            for var in self.opts.metrics:
-                if var not in user_ns:
-                    self.warnings.append(f"-m {var}: no variable {var!r} after the cell")
-                    continue
-                try:
-                    w.log_metric(var, user_ns[var])
-                except UsageError as exc:
-                    self.warnings.append(f"-m {var}: {exc}")
+            self._log_metric_vars(user_ns)
             w.log_data(self._data_versions())
         finally:
             if error is None:
@@ -317,6 +341,16 @@ class CellRun:
                 text = "".join(traceback.format_exception_only(type(error), error)).strip()
                 w.finish("failed", text[:ERROR_LIMIT])
             ingest.ingestor().kick()
+        try:
+            self.session.lineage.after_cell(
+                self.transformed,
+                w.snapshot.execution_count,
+                w.snapshot.cell_id,
+                w.run_id,
+                self.flow,
+            )
+        except Exception as exc:
+            self.warnings.append(f"could not note what the cell bound: {exc!r}")
         previous = self._previous_run()
         run = w.snapshot
         self.session.last_by_cell[self.key] = _copy(run)
@@ -325,6 +359,37 @@ class CellRun:
         if previous is None and settings.parent_run() and run.parent_id:
             note = f"part of notebook run {run.parent_id[:8]}"
         return CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings, note=note)
+
+    def _auto_params(self, user_ns: dict[str, Any], flagged: dict[str, Any]) -> dict[str, Any]:
+        """Literal assignments of the cell, with their values at its end (``n *= 2``: 200)."""
+        if not self.opts.auto:
+            return {}
+        auto: dict[str, Any] = {}
+        for name in self.flow.literals:
+            if name in flagged or name in self.opts.metrics or name not in user_ns:
+                continue
+            ok, plain = param_value(user_ns[name])
+            if ok:
+                auto[name] = plain
+        return auto
+
+    def _log_metric_vars(self, user_ns: dict[str, Any]) -> None:
+        """``-m`` variables: a number, a dict (``report.f1``), a list of numbers (a series)."""
+        w = self.writer
+        for var in self.opts.metrics:
+            if var not in user_ns:
+                self.warnings.append(f"-m {var}: no variable {var!r} after the cell")
+                continue
+            scalars, series, why = metric_values(var, user_ns[var])
+            if why is not None:
+                self.warnings.append(f"-m {var}: not a metric: {why}")
+            try:
+                for key, value in scalars.items():
+                    w.log_metric(key, value)
+                for step, value in enumerate(series or ()):
+                    w.log_metric(var, value, step)
+            except UsageError as exc:
+                self.warnings.append(f"-m {var}: {exc}")
 
     def _previous_run(self) -> Run | None:
         if self._previous is None:
@@ -355,4 +420,5 @@ def _copy(run: Run) -> Run:
         metrics=dict(run.metrics),
         data=list(run.data),
         tags=dict(run.tags),
+        named_inputs=list(run.named_inputs),
     )

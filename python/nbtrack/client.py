@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .diff import RunDiff
 
 RECOVER_EVERY = 2.0  # seconds between looks for spools of dead processes
-PARAM_SOURCES = ("auto", "flag", "papermill", "api")
+PARAM_SOURCES = ("auto", "flag", "papermill", "api", "default", "upstream")
 
 
 # ---------------------------------------------------------------- value building
@@ -64,7 +64,10 @@ def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | No
     try:
         plain = _plain(value)
     except (TypeError, RecursionError):
-        plain = repr(value)
+        try:
+            plain = repr(value)
+        except Exception:  # a repr that raises: the value is recorded as its type
+            plain = f"<{type(value).__qualname__}>"
     number: float | None = None
     if isinstance(value, numbers.Real) and not isinstance(value, bool) or isinstance(value, bool):
         number = float(value)

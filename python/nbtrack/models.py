@@ -83,6 +83,37 @@ class DataVersion:
 
 
 @dataclass(frozen=True)
+class NamedInput:
+    """A value a cell read from the kernel namespace: a name it used before binding it.
+
+    Parameter-like values are in the run's params too; others (DataFrames, arrays,
+    models) are known here by type, shape and a content fingerprint. The producer is
+    the run (and cell, ``In[n]``) that last bound the name, when there is one;
+    ``stale`` says its value was made from names that changed since (``reason``).
+    """
+
+    name: str
+    type: str
+    origin: str = "upstream"  # papermill, default, upstream
+    shape: str | None = None
+    fingerprint: str | None = None
+    producer_run_id: str | None = None
+    producer_cell: str | None = None
+    execution_count: int | None = None
+    stale: bool = False
+    reason: str | None = None
+    note: str | None = None  # why there is no fingerprint
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NamedInput:
+        fields: dict[str, Any] = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
 class MetricPoint:
     step: int | None
     value: float
@@ -141,6 +172,7 @@ class Run:
     data: list[DataVersion] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     environment: Environment | None = None
+    named_inputs: list[NamedInput] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:
@@ -196,6 +228,7 @@ class Run:
             "data": [d.to_dict() for d in self.data],
             "tags": dict(self.tags),
             "environment": self.environment.to_dict() if self.environment else None,
+            "named_inputs": [i.to_dict() for i in self.named_inputs],
         }
 
     @classmethod
@@ -230,6 +263,7 @@ class Run:
             data=[DataVersion.from_dict(x) for x in d.get("data") or []],
             tags=dict(d.get("tags") or {}),
             environment=Environment.from_dict(env) if env else None,
+            named_inputs=[NamedInput.from_dict(x) for x in d.get("named_inputs") or []],
         )
 
 
@@ -290,3 +324,4 @@ class Batch:
     environment: Environment | None = None
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     spool_offset: int | None = None
+    named_inputs: list[NamedInput] = field(default_factory=list)

@@ -12,7 +12,7 @@ from typing import Any
 from ..client import Client
 from ..diff import RunDiff
 from ..exceptions import UsageError
-from ..models import WARNING_TAG_PREFIX, Run, RunQuery
+from ..models import WARNING_TAG_PREFIX, NamedInput, Run, RunQuery
 from .output import emit_csv, emit_json, emit_table, format_cell
 from .parser import Parser, open_client
 
@@ -93,6 +93,9 @@ def show_table(run: Run) -> Table:
         [f"{d.role} {d.path}", f"{d.hash} {d.size} bytes{'' if d.cached else ' (not cached)'}"]
         for d in run.data
     ]
+    rows += [
+        [f"read {i.name}", input_text(i)] for i in run.named_inputs if i.name not in run.params
+    ]
     rows += [[f"tag {k}", v] for k, v in run.tags.items() if not k.startswith(WARNING_TAG_PREFIX)]
     rows += [["warning", w] for w in run.warnings]
     return Table(["field", "value"], [r for r in rows if r[1] is not None])
@@ -111,11 +114,30 @@ def diff_table(d: RunDiff) -> Table:
         detail = dc.detail or {}
         for line in _detail_lines(detail):
             rows.append(["", "", "", line, None, None])
+    for ic in d.inputs:
+        a = input_text(ic.a) if ic.a else None
+        b = input_text(ic.b) if ic.b else None
+        rows.append(["read", ic.name, ic.kind, a, b, None])
     for c in d.environment:
         rows.append(["env", c.key, c.kind, c.a, c.b, None])
     for c in d.outcome:
         rows.append(["outcome", c.key, c.kind, c.a, c.b, None])
     return Table(["section", "name", "change", "a", "b", "delta"], rows)
+
+
+def input_text(i: NamedInput) -> str:
+    """A value a run read, in a few words: ``ndarray 3×4 xxh64:… from run 3f2a1b2c In[4]``."""
+    parts = [i.type]
+    if i.shape:
+        parts.append(i.shape)
+    parts.append(i.fingerprint or i.note or "not fingerprinted")
+    if i.producer_run_id:
+        parts.append(f"from run {i.producer_run_id[:8]}")
+    if i.execution_count is not None:
+        parts.append(f"In[{i.execution_count}]")
+    if i.stale:
+        parts.append(f"(stale: {i.reason})")
+    return " ".join(parts)
 
 
 def _detail_lines(detail: dict[str, Any]) -> list[str]:
