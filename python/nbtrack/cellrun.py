@@ -306,6 +306,7 @@ class CellRun:
                 text = "".join(traceback.format_exception_only(type(error), error)).strip()
                 w.finish("failed", text[:ERROR_LIMIT])
             ingest.ingestor().kick()
+        self._say_what_is_not_stored()
         previous = self._previous_run()
         run = w.snapshot
         self.session.last_by_cell[self.key] = _copy(run)
@@ -314,6 +315,22 @@ class CellRun:
         if previous is None and os.environ.get(ENV_PARENT) and run.parent_id:
             note = f"part of notebook run {run.parent_id[:8]}"
         return CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings, note=note)
+
+    def _say_what_is_not_stored(self) -> None:
+        # One line under the cell, not a traceback: the user's code ran and its run is
+        # kept (in memory, or in its spool) until the disk or the store lets it in.
+        err = self.writer.disk_error
+        problem = ingest.ingestor().problems.get(str(self.project.db_path))
+        if err is not None:
+            self.warnings.append(
+                f"no space left to record this run ({err.strerror or err}): it is kept in "
+                "memory and stored as soon as there is space again"
+            )
+        elif problem is not None:
+            self.warnings.append(
+                f"runs are not in the store yet ({problem}); they are kept and stored "
+                "once that is fixed"
+            )
 
     def _previous_run(self) -> Run | None:
         if self._previous is None:

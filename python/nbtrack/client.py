@@ -6,12 +6,12 @@ import datetime as dt
 import json
 import numbers
 import os
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import spool
 from .cache import Cache, GcResult
-from .exceptions import UsageError
+from .exceptions import BadValueError, UsageError
 from .models import (
     MAX_PAGE,
     RUN_KINDS,
@@ -23,8 +23,8 @@ from .models import (
     RunQuery,
     json_float,
 )
+from .points import STEP_MAX, STEP_MIN
 from .project import Project, resolve_project
-from .spool import recover_orphans
 from .store import Store
 
 if TYPE_CHECKING:
@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
     from .diff import RunDiff
 
-RECOVER_EVERY = 2.0  # seconds between looks for spools of dead processes
+# A reader brings in runs that ended (or whose writer died) before it reads, so a run
+# is visible the moment its cell returns; but at most this many metric points per
+# call, so a reader never spends long on another process's backlog.
+READ_SLICE_POINTS = 100_000
+SLICE_RUNS = 500  # runs per ingestion transaction
 PARAM_SOURCES = ("auto", "flag", "papermill", "api")
 
 
@@ -52,13 +56,33 @@ def _plain(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def check_key(key: Any, what: str = "metric") -> str:
+    """A parameter or metric name: a non-empty string."""
+    if not isinstance(key, str) or not key:
+        raise BadValueError(f"a {what} name must be a non-empty string, not {key!r}")
+    return key
+
+
+def check_step(key: str, step: Any) -> int:
+    """A metric step: an integer that fits in 64 bits (numpy integers welcome)."""
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise BadValueError(
+            f"the step of metric {key!r} must be an integer, not {type(step).__name__} {step!r}"
+        )
+    step = int(step)
+    if not STEP_MIN <= step <= STEP_MAX:
+        raise BadValueError(
+            f"the step of metric {key!r} must fit in 64 bits (-2**63 to 2**63 - 1), not {step}"
+        )
+    return step
+
+
 def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | None, str, str]:
     """The stored form of a parameter: ``(key, JSON, number or None, text, source)``.
 
     Values JSON cannot carry are stored by their ``repr`` (a string).
     """
-    if not isinstance(key, str) or not key:
-        raise UsageError(f"a parameter name must be a non-empty string, not {key!r}")
+    check_key(key, "parameter")
     if source not in PARAM_SOURCES:
         raise UsageError(f"unknown parameter source {source!r}")
     try:
@@ -66,22 +90,26 @@ def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | No
     except (TypeError, RecursionError):
         plain = repr(value)
     number: float | None = None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) or isinstance(value, bool):
-        number = float(value)
+    if isinstance(value, numbers.Real):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too big for a double: its text is kept
+            number = None
     text = plain if isinstance(plain, str) else json.dumps(plain)
     return key, json.dumps(plain), number, text, source
 
 
 def build_metric(key: str, value: Any) -> float:
     """A metric value as a float (NaN and infinities are legal)."""
-    if not isinstance(key, str) or not key:
-        raise UsageError(f"a metric name must be a non-empty string, not {key!r}")
+    check_key(key)
     if isinstance(value, (str, bytes)):
-        raise UsageError(f"metric {key!r} must be a number, not {type(value).__name__} {value!r}")
+        raise BadValueError(
+            f"metric {key!r} must be a number, not {type(value).__name__} {value!r}"
+        )
     try:
         return float(value)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadValueError(
             f"metric {key!r} must be a number, not {type(value).__name__} {value!r}"
         ) from exc
 
@@ -107,7 +135,6 @@ class Client:
         self.project = project
         self._store = Store(project.db_path)
         self.cache = Cache(project.cache_dir)
-        self._recovered_at = -RECOVER_EVERY
 
     @classmethod
     def open(cls, start: str | os.PathLike[str] | None = None) -> Client:
@@ -115,18 +142,28 @@ class Client:
         return cls(resolve_project(start))
 
     def recover(self) -> list[str]:
-        """Ingest runs whose process died (marking them ``crashed``); returns their ids."""
-        if not self.project.spool_dir.is_dir():
-            return []
-        return recover_orphans(self._store, self.project.spool_dir)
+        """Bring in, whole, every spooled run that ended or whose process died (marking
+        those ``crashed``); returns their ids. gc, push and export call it first."""
+        todo = [sp for sp in spool.scan(self.project.spool_dir) if sp.dead or sp.ended]
+        done: list[str] = []
+        for i in range(0, len(todo), SLICE_RUNS):
+            done.extend(spool.ingest(self._store, todo[i : i + SLICE_RUNS]))
+        return done
+
+    def ingest_spools(
+        self, spools: Sequence[spool.Spool], *, max_points: int | None, background: bool
+    ) -> list[str]:
+        """Bring in ``spools`` from where the store has them, in one transaction; the ids
+        of runs now all in."""
+        return spool.ingest(self._store, spools, max_points=max_points, background=background)
 
     def _fresh(self) -> None:
-        # A long-lived client (the server's) looks for dead writers every few seconds,
-        # so a kernel killed mid-cell shows as crashed without anyone asking.
-        now = time.monotonic()
-        if now - self._recovered_at >= RECOVER_EVERY:
-            self._recovered_at = now
-            self.recover()
+        # Read-your-writes: runs that ended (in any process) or whose process died are
+        # brought in before a read, within a bounded slice. A run still going is left
+        # to its own process, which ingests it about once a second.
+        todo = [sp for sp in spool.scan(self.project.spool_dir) if sp.dead or sp.ended]
+        if todo:
+            spool.ingest(self._store, todo[:SLICE_RUNS], max_points=READ_SLICE_POINTS)
 
     # ---------------------------------------------------------------- reading
     def resolve(self, ref: str, kind: str | None = None) -> str:
@@ -279,7 +316,7 @@ class Client:
             raise UsageError(f"the number of runs to keep must be 0 or more, not {keep_last}")
         if older_than_days is not None and older_than_days < 0:
             raise UsageError(f"an age in days must be 0 or more, not {older_than_days}")
-        self._fresh()
+        self.recover()
         runs = self._store.run_ids_by_age()
         if keep_last is None and older_than_days is None:
             kept = {run_id for run_id, _ in runs}
@@ -291,7 +328,11 @@ class Client:
                 cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=older_than_days)
                 kept.update(run_id for run_id, started in runs if started and started >= cutoff)
         dropped = [run_id for run_id, _ in runs if run_id not in kept]
-        live = self._store.referenced_hashes(sorted(kept))
+        # Runs still being recorded (or whose store write failed) name blobs in their
+        # spools only: those are live too.
+        live = self._store.referenced_hashes(sorted(kept)) | spool.spooled_hashes(
+            self.project.spool_dir
+        )
         gone = self._store.referenced_hashes(dropped) if dropped else set()
         return self.cache.collect_garbage(live, dropped=gone, dry_run=dry_run)
 
