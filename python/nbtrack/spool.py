@@ -486,7 +486,7 @@ def ingest(
                 )
             if not state["more"]:
                 complete.append(sp.run_id)
-            if batch.spool_offset > offset or batch.points_offset != points or batch.update:
+            if (batch.spool_offset or 0) > offset or batch.points_offset != points or batch.update:
                 batches.append(batch)  # else nothing new: no write (updated_at stays)
         return batches
 
