@@ -33,9 +33,10 @@ if TYPE_CHECKING:
     from .diff import RunDiff
 
 # A reader brings in runs that ended (or whose writer died) before it reads, so a run
-# is visible the moment its cell returns; but at most this many metric points per
-# call, so a reader never spends long on another process's backlog.
+# is visible the moment its cell returns; but at most this many metric points and
+# this long per call, so a reader never spends long on another process's backlog.
 READ_SLICE_POINTS = 100_000
+READ_SLICE_SECONDS = 0.25
 SLICE_RUNS = 500  # runs per ingestion transaction
 PARAM_SOURCES = ("auto", "flag", "papermill", "api")
 
@@ -163,7 +164,12 @@ class Client:
         # to its own process, which ingests it about once a second.
         todo = [sp for sp in spool.scan(self.project.spool_dir) if sp.dead or sp.ended]
         if todo:
-            spool.ingest(self._store, todo[:SLICE_RUNS], max_points=READ_SLICE_POINTS)
+            spool.ingest(
+                self._store,
+                todo[:SLICE_RUNS],
+                max_points=READ_SLICE_POINTS,
+                max_seconds=READ_SLICE_SECONDS,
+            )
 
     # ---------------------------------------------------------------- reading
     def resolve(self, ref: str, kind: str | None = None) -> str:

@@ -75,8 +75,9 @@ def ingest_writers(writers: Sequence[Spooled]) -> list[Spooled]:
         if not live:
             break
         chunk = live[:SLICE_RUNS]
-        # Facts still being gathered when the spool is read: the spool stays open.
-        held = {w.run_id: w.pending or not w.spool.on_disk for w in chunk}
+        # Seen before the spool is read: a run that ended (its end in the spool) with
+        # no fact still being gathered is all in once what is read now is in.
+        last = {w.run_id: w.finished and not w.pending and w.spool.on_disk for w in chunk}
         spools = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in chunk]
         complete = set(
             chunk[0].client.ingest_spools(spools, max_points=SLICE_POINTS, background=True)
@@ -84,7 +85,7 @@ def ingest_writers(writers: Sequence[Spooled]) -> list[Spooled]:
         for w in chunk:
             if w.run_id in complete:
                 live.remove(w)
-                if w.finished and not held[w.run_id]:
+                if last[w.run_id]:
                     w.close()
                     done.append(w)
         if len(complete) == len(chunk) and len(live) <= 0:

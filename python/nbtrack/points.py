@@ -144,10 +144,15 @@ def read_points(
     import numpy as np
 
     dtype = np.dtype([("key", "<i8"), ("step", "<i8"), ("value", "<f8"), ("ts", "<f8")])
+    want = -1 if limit is None else limit * RECORD
     try:
         with open(path, "rb") as fh:
             fh.seek(start * RECORD)
-            data = fh.read(-1 if limit is None else limit * RECORD)
+            # Most runs log a few points into a 64 KiB window: read a page first, the
+            # rest only if the page is full of complete records.
+            data = fh.read(4096 if want < 0 or want > 4096 else want)
+            if len(data) == 4096 and data[-RECORD : -RECORD + 8] != bytes(8) and want != 4096:
+                data += fh.read(-1 if want < 0 else want - 4096)
     except FileNotFoundError:
         return np.zeros(0, dtype), start, False
     n = len(data) // RECORD

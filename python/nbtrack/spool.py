@@ -443,14 +443,16 @@ def ingest(
     spools: Sequence[Spool],
     *,
     max_points: int | None = None,
+    max_seconds: float | None = None,
     background: bool = False,
 ) -> list[str]:
     """Bring ``spools`` into the store in one transaction; the ids of runs now all in.
 
     Each spool is read from the positions the store holds for its run, inside the
     transaction, so any number of processes may ingest the same spool at once and a
-    record is stored exactly once. ``max_points`` bounds the points read (a slice);
-    what is left is read by a later call. A run whose writer died without an end
+    record is stored exactly once. ``max_points`` bounds the points read and
+    ``max_seconds`` the time spent reading (a slice); what is left is read by a later
+    call. A run whose writer died without an end
     becomes ``crashed``. Spools of dead writers are removed once all in; a live
     writer removes its own.
     """
@@ -459,10 +461,13 @@ def ingest(
     complete: list[str] = []
 
     def build(positions: dict[str, tuple[int, int, str | None]]) -> list[Batch]:
-        batches = []
+        batches: list[Batch] = []
         budget = max_points
         complete.clear()
+        stop_at = None if max_seconds is None else time.monotonic() + max_seconds
         for sp in spools:
+            if stop_at is not None and batches and time.monotonic() > stop_at:
+                break
             offset, points, status = positions.get(sp.run_id, (0, 0, None))
             done = status not in (None, "running")
             try:

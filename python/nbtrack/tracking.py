@@ -162,14 +162,18 @@ class RunWriter:
 
     def _new_key(self, name: str) -> int:
         """The point log's key of a new series, its name spooled first."""
-        check_key(name)
+        return self._new_keys([name])[name]
+
+    def _new_keys(self, names: list[str]) -> dict[str, int]:
+        for name in names:
+            check_key(name)
         with self._key_lock:
-            key = self._key_ids.get(name)
-            if key is None:
-                index = len(self._key_ids)
-                self.spool.keys({name: index})
-                key = self._key_ids[name] = index + 1
-        return key
+            unknown = [n for n in dict.fromkeys(names) if n not in self._key_ids]
+            fresh = {n: len(self._key_ids) + i for i, n in enumerate(unknown)}
+            if fresh:
+                self.spool.keys(fresh)
+                self._key_ids.update((n, i + 1) for n, i in fresh.items())
+            return {n: self._key_ids[n] for n in names}
 
     def log_data(self, versions: list[DataVersion], profiles: dict[str, Any] | None = None) -> None:
         if not versions:
@@ -217,7 +221,6 @@ class RunWriter:
             return
         if status not in ("finished", "failed", "crashed"):
             raise UsageError(f"a run ends finished, failed or crashed, not {status!r}")
-        self.finished = True  # no point is logged after this: the point log is final
         self.points.spill(final=True)
         ended = _now()
         self.spool.event(
@@ -226,6 +229,9 @@ class RunWriter:
         self.snapshot.status = status
         self.snapshot.error = error
         self.snapshot.ended_at = ended.replace(tzinfo=timezone.utc)
+        # Only now: an ingester that sees ``finished`` may remove the spool once what
+        # it read is in, so the end must be in the spool before.
+        self.finished = True
 
     # ---------------------------------------------------------------- ingesting
     def ingest(self) -> bool:
@@ -321,6 +327,9 @@ def _log_many(w: RunWriter, metrics: dict[str, Any], step: int | None) -> None:
         raise BadValueError(f"metrics are a dict of name -> number, not {metrics!r}")
     # All or nothing: one bad entry refuses the call before any point is logged.
     checked = {k: build_metric(k, v) for k, v in metrics.items()}
+    new = [k for k in checked if k not in w._key_ids]
+    if len(new) > 1:
+        w._new_keys(new)  # one spool record for all, not one each
     if step is not None and (type(step) is not int or not STEP_MIN <= step <= STEP_MAX):
         step = check_step(next(iter(metrics), "?"), step)
     for k, v in checked.items():

@@ -146,13 +146,25 @@ def _updates(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> None:
             if bad:
                 raise StoreError(f"cannot update run columns {sorted(bad)}")
             groups.setdefault(tuple(sorted(b.update)), []).append(b)
+    import pyarrow as pa
+
     for cols, group in groups.items():
-        for b in group:  # values of mixed types per column: bound one row at a time
-            sets = ", ".join(f"{c} = ?" for c in cols)
-            con.execute(
-                f"UPDATE runs SET {sets} WHERE run_id = ?",
-                [*(b.update[c] for c in cols), b.run_id],
-            )
+        try:
+            table = {c: pa.array([b.update[c] for b in group]) for c in cols}
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in a column
+            for b in group:
+                sets = ", ".join(f"{c} = ?" for c in cols)
+                con.execute(
+                    f"UPDATE runs SET {sets} WHERE run_id = ?",
+                    [*(b.update[c] for c in cols), b.run_id],
+                )
+            continue
+        _insert(
+            con,
+            f"UPDATE runs SET {', '.join(f'{c} = n.{c}' for c in cols)} "
+            "FROM new_rows n WHERE runs.run_id = n.run_id_",
+            {**table, "run_id_": [b.run_id for b in group]},
+        )
 
 
 def _write_metrics(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> None:
