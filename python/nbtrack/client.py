@@ -152,11 +152,22 @@ class Client:
         return done
 
     def ingest_spools(
-        self, spools: Sequence[spool.Spool], *, max_points: int | None, background: bool
+        self,
+        spools: Sequence[spool.Spool],
+        *,
+        max_points: int | None,
+        max_seconds: float | None,
+        background: bool,
     ) -> list[str]:
         """Bring in ``spools`` from where the store has them, in one transaction; the ids
         of runs now all in."""
-        return spool.ingest(self._store, spools, max_points=max_points, background=background)
+        return spool.ingest(
+            self._store,
+            spools,
+            max_points=max_points,
+            max_seconds=max_seconds,
+            background=background,
+        )
 
     def _fresh(self) -> None:
         # Read-your-writes: runs that ended (in any process) or whose process died are

@@ -3,8 +3,9 @@
 A ``RunWriter`` appends every event to its run's spool and every metric point to
 its point log at once; the one ``Ingestor`` thread per process moves them into the
 store, so the ~20-40 ms a DuckDB write costs is never on a cell's critical path.
-Each transaction holds at most ``SLICE_RUNS`` runs and ``SLICE_POINTS`` points and
-gives way to readers waiting for the store, so nobody waits long behind it. This
+Each transaction holds at most ``SLICE_RUNS`` runs, ``SLICE_POINTS`` points and
+``SLICE_SECONDS`` of reading, and gives way to readers waiting for the store, so
+nobody waits long behind it. This
 module knows writers only through the small ``Spooled`` protocol, so it sits below
 ``tracking`` (which holds the writers and the fluent API).
 """
@@ -29,8 +30,9 @@ log = logging.getLogger("nbtrack")
 
 INGEST_INTERVAL = 1.0  # seconds between background ingestions while a run is going
 KICK_DELAY = 0.05  # seconds the ingestor waits after a run ends, to batch its neighbours
-SLICE_RUNS = 500  # runs per transaction
+SLICE_RUNS = 100  # runs per transaction
 SLICE_POINTS = 250_000  # metric points per transaction (~0.2 s of DuckDB's time)
+SLICE_SECONDS = 0.2  # reading spools per transaction, so a waiting reader waits little
 MAX_SLICES = 40  # transactions per round before the thread looks at its list again
 
 
@@ -80,7 +82,9 @@ def ingest_writers(writers: Sequence[Spooled]) -> list[Spooled]:
         last = {w.run_id: w.finished and not w.pending and w.spool.on_disk for w in chunk}
         spools = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in chunk]
         complete = set(
-            chunk[0].client.ingest_spools(spools, max_points=SLICE_POINTS, background=True)
+            chunk[0].client.ingest_spools(
+                spools, max_points=SLICE_POINTS, max_seconds=SLICE_SECONDS, background=True
+            )
         )
         for w in chunk:
             if w.run_id in complete:

@@ -401,6 +401,7 @@ def scan(spool_dir: Path) -> list[Spool]:
     except FileNotFoundError:
         return []
     found = []
+    alive: dict[tuple[Any, ...], bool] = {}  # one look per writing process, not per spool
     for name in names:
         path = spool_dir / name
         if name.startswith(".") and name.endswith(".tmp"):
@@ -414,7 +415,10 @@ def scan(spool_dir: Path) -> list[Spool]:
             continue
         if header is None and time.time() - mtime < UNREADABLE_GRACE:
             continue  # cannot tell whose it is yet: leave it to a later look
-        dead = not owner_alive(header)
+        who = (header.get("host"), header.get("pid"), header.get("pid_start")) if header else ()
+        if who not in alive:
+            alive[who] = owner_alive(header)
+        dead = not alive[who]
         found.append(Spool(path, name[: -len(".spool")], header, ended, dead, mtime))
     found.sort(key=lambda sp: sp.mtime)
     return found
