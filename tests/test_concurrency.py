@@ -268,6 +268,7 @@ while not stop.exists():
     t = time.perf_counter()
     Client(resolve_project()).list_runs(RunQuery(kind=None, limit=50))
     waits.append(time.perf_counter() - t)
+    time.sleep(0.02)  # a poller (the panel, `watch nbtrack ls`), not a tight loop
 print(json.dumps(waits))
 """
 STORM_WRITERS, STORM_RUNS, STORM_POINTS = 3, 15, 1_000

@@ -6,7 +6,8 @@ import datetime as dt
 import json
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import spool
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 # A reader brings in runs that ended (or whose writer died) before it reads, so a run
 # is visible the moment its cell returns; but at most this many metric points and
 # this long per call, so a reader never spends long on another process's backlog.
-READ_SLICE_POINTS = 100_000
+READ_SLICE_POINTS = 250_000
 READ_SLICE_SECONDS = 0.25
 SLICE_RUNS = 500  # runs per ingestion transaction
 PARAM_SOURCES = ("auto", "flag", "papermill", "api")
@@ -169,6 +170,13 @@ class Client:
             background=background,
         )
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Catch up (``_fresh``) and read in one turn at the store."""
+        with self._store.turn():
+            self._fresh()
+            yield
+
     def _fresh(self) -> None:
         # Read-your-writes: runs that ended (in any process) or whose process died are
         # brought in before a read, within a bounded slice. A run still going is left
@@ -186,8 +194,8 @@ class Client:
     def resolve(self, ref: str, kind: str | None = None) -> str:
         if not isinstance(ref, str) or not ref.strip():
             raise UsageError("a run reference is an id, an id prefix or 'last'")
-        self._fresh()
-        return self._store.resolve(ref, kind)
+        with self._reading():
+            return self._store.resolve(ref, kind)
 
     def get_run(self, ref: str) -> Run:
         return self.get_runs([ref])[0]
@@ -197,8 +205,8 @@ class Client:
         for ref in refs:
             if not isinstance(ref, str) or not ref.strip():
                 raise UsageError("a run reference is an id, an id prefix or 'last'")
-        self._fresh()
-        return self._store.get_by_refs(refs)
+        with self._reading():
+            return self._store.get_by_refs(refs)
 
     def children(self, ref: str) -> list[Run]:
         run_id = self.resolve(ref, kind="notebook")
@@ -221,8 +229,8 @@ class Client:
         return [run_id for run_id, _ in self._store.run_ids_by_age()]
 
     def list_runs(self, query: RunQuery | None = None, *, safe: bool = False) -> RunPage:
-        self._fresh()
-        return self._store.list_runs(check_query(query or RunQuery()), safe=safe)
+        with self._reading():
+            return self._store.list_runs(check_query(query or RunQuery()), safe=safe)
 
     def runs_frame(
         self,
@@ -233,11 +241,11 @@ class Client:
         sort: str = "started_at",
         descending: bool = True,
     ) -> pd.DataFrame:
-        self._fresh()
         q = RunQuery(where=where, kind=kind, limit=limit, sort=sort, descending=descending)
         if q.limit is not None:
             check_query(q)
-        return self._store.runs_frame(q)
+        with self._reading():
+            return self._store.runs_frame(q)
 
     def metric_series(
         self, ref: str, keys: Sequence[str] | None = None
@@ -286,12 +294,12 @@ class Client:
     def sql(self, query: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
         if not isinstance(query, str) or not query.strip():
             raise UsageError("an empty SQL query")
-        self._fresh()
-        return self._store.sql(query, safe=safe)
+        with self._reading():
+            return self._store.sql(query, safe=safe)
 
     def change_token(self) -> str:
-        self._fresh()
-        return self._store.change_token()
+        with self._reading():
+            return self._store.change_token()
 
     def info(self) -> dict[str, Any]:
         """The store's path, meta rows (schema version, creator) and run count."""

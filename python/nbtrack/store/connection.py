@@ -27,7 +27,7 @@ from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersio
 from . import schema
 
 LOCK_TIMEOUT_ENV = "NBTRACK_LOCK_TIMEOUT"
-BACKGROUND_PATIENCE = 0.3  # seconds a background ingester gives way to waiting readers
+BACKGROUND_PATIENCE = 5.0  # seconds a background ingester gives way to waiting readers
 
 _process_locks: dict[str, threading.RLock] = {}
 _process_locks_guard = threading.Lock()
@@ -136,6 +136,17 @@ class Connection:
         self._lock = _lock_for(self.path)
         self._turn = _turn_for(self.path)
         self.lock_timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, "60"))
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold this store's turn across several connections (a reader's catch-up and
+        its read), so nobody slips in between them."""
+        with self._lock:
+            self._turn.acquire(self.lock_timeout)
+            try:
+                yield
+            finally:
+                self._turn.release()
 
     @contextmanager
     def connect(
