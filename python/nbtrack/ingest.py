@@ -30,9 +30,9 @@ log = logging.getLogger("nbtrack")
 
 INGEST_INTERVAL = 1.0  # seconds between background ingestions while a run is going
 KICK_DELAY = 0.05  # seconds the ingestor waits after a run ends, to batch its neighbours
-SLICE_RUNS = 100  # runs per transaction
+SLICE_RUNS = 200  # runs per transaction
 SLICE_POINTS = 50_000  # metric points per transaction (~0.05 s of DuckDB's time)
-SLICE_SECONDS = 0.2  # reading spools per transaction, so a waiting reader waits little
+SLICE_SECONDS = 0.5  # reading spools per transaction, so a waiting reader waits little
 MAX_SLICES = 40  # transactions per round before the thread looks at its list again
 
 

@@ -27,7 +27,7 @@ from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersio
 from . import schema
 
 LOCK_TIMEOUT_ENV = "NBTRACK_LOCK_TIMEOUT"
-BACKGROUND_PATIENCE = 5.0  # seconds a background ingester gives way to waiting readers
+BACKGROUND_PATIENCE = 1.0  # seconds a background ingester gives way to waiting readers
 
 _process_locks: dict[str, threading.RLock] = {}
 _process_locks_guard = threading.Lock()
