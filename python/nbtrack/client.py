@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import spool
+from . import spools
 from .cache import Cache, GcResult
 from .exceptions import BadValueError, UsageError
 from .models import (
@@ -146,25 +146,25 @@ class Client:
     def recover(self) -> list[str]:
         """Bring in, whole, every spooled run that ended or whose process died (marking
         those ``crashed``); returns their ids. gc, push and export call it first."""
-        todo = [sp for sp in spool.scan(self.project.spool_dir) if sp.dead or sp.ended]
+        todo = [sp for sp in spools.scan(self.project.spool_dir) if sp.dead or sp.ended]
         done: list[str] = []
         for i in range(0, len(todo), SLICE_RUNS):
-            done.extend(spool.ingest(self._store, todo[i : i + SLICE_RUNS]))
+            done.extend(spools.ingest(self._store, todo[i : i + SLICE_RUNS]))
         return done
 
     def ingest_spools(
         self,
-        spools: Sequence[spool.Spool],
+        todo: Sequence[spools.Spool],
         *,
         max_points: int | None,
         max_seconds: float | None,
         background: bool,
     ) -> list[str]:
-        """Bring in ``spools`` from where the store has them, in one transaction; the ids
+        """Bring in ``todo`` from where the store has them, in one transaction; the ids
         of runs now all in."""
-        return spool.ingest(
+        return spools.ingest(
             self._store,
-            spools,
+            todo,
             max_points=max_points,
             max_seconds=max_seconds,
             background=background,
@@ -181,9 +181,9 @@ class Client:
         # Read-your-writes: runs that ended (in any process) or whose process died are
         # brought in before a read, within a bounded slice. A run still going is left
         # to its own process, which ingests it about once a second.
-        todo = [sp for sp in spool.scan(self.project.spool_dir) if sp.dead or sp.ended]
+        todo = [sp for sp in spools.scan(self.project.spool_dir) if sp.dead or sp.ended]
         if todo:
-            spool.ingest(
+            spools.ingest(
                 self._store,
                 todo[:SLICE_RUNS],
                 max_points=READ_SLICE_POINTS,
@@ -355,7 +355,7 @@ class Client:
         dropped = [run_id for run_id, _ in runs if run_id not in kept]
         # Runs still being recorded (or whose store write failed) name blobs in their
         # spools only: those are live too.
-        live = self._store.referenced_hashes(sorted(kept)) | spool.spooled_hashes(
+        live = self._store.referenced_hashes(sorted(kept)) | spools.spooled_hashes(
             self.project.spool_dir
         )
         gone = self._store.referenced_hashes(dropped) if dropped else set()

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .spool import Spool
+from .spools import Spool
 
 if TYPE_CHECKING:
     from .client import Client
@@ -80,10 +80,10 @@ def ingest_writers(writers: Sequence[Spooled]) -> list[Spooled]:
         # Seen before the spool is read: a run that ended (its end in the spool) with
         # no fact still being gathered is all in once what is read now is in.
         last = {w.run_id: w.finished and not w.pending and w.spool.on_disk for w in chunk}
-        spools = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in chunk]
+        todo = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in chunk]
         complete = set(
             chunk[0].client.ingest_spools(
-                spools, max_points=SLICE_POINTS, max_seconds=SLICE_SECONDS, background=True
+                todo, max_points=SLICE_POINTS, max_seconds=SLICE_SECONDS, background=True
             )
         )
         for w in chunk:

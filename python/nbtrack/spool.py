@@ -1,13 +1,18 @@
 """The per-run write-ahead spool: what a run logged is on disk before it is in DuckDB.
 
-A run appends framed records to ``.nbtrack/spool/<run_id>.spool`` as they happen;
-a background thread ingests them into the store. If the writing process dies, the
-next process that opens the store ingests what was spooled and marks the run
-``crashed``. A torn last record (killed mid-write) is ignored.
+A run appends framed records to ``.nbtrack/spool/<run_id>.spool`` as they happen
+and its metric points to ``<run_id>.points`` (``points.py``). Whoever ingests —
+the run's own process, a reader catching up, recovery after the writer died —
+reads both from the positions the store holds for the run, inside the write
+transaction (``ingest``), so a record is stored once however many try. A torn last
+record (killed mid-write) is ignored; a run whose writer died without an end
+becomes ``crashed``.
 
 Record: ``u32 length | u8 kind | payload``. Kind 1 is a JSON event; kind 2 a chunk
-of metric points: ``u32 header length | header JSON {"keys": [...]} | u32 n |
-key index u32[n] | step i64[n] | value f64[n] | ts f64[n]``.
+of metric points (written by older versions, and read still): ``u32 header length |
+header JSON {"keys": [...]} | u32 n | key index u32[n] | step i64[n] | value f64[n] |
+ts f64[n]``; kind 3 names point-log series, ``{"name": index}``, written before the
+series' first point.
 """
 
 from __future__ import annotations
@@ -18,24 +23,20 @@ import os
 import socket
 import struct
 import threading
-import time
 from array import array
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psutil
 
 from .models import Batch, DataVersion, Environment
 from .points import read_points
 
-UNREADABLE_GRACE = 60.0  # seconds before a spool without a readable header counts as dead
 EVENT = 1
 METRICS = 2
 KEYS = 3  # {"series name": index} for the point log, written before the series' first point
-_FRAME = struct.Struct("<IB")
+FRAME = struct.Struct("<IB")
 _U32 = struct.Struct("<I")
 
 
@@ -178,7 +179,7 @@ class SpoolWriter:
 
 
 def _frame(kind: int, payload: bytes) -> bytes:
-    return _FRAME.pack(len(payload), kind) + payload
+    return FRAME.pack(len(payload), kind) + payload
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -275,9 +276,9 @@ def read_spool(
     names: dict[int, str] = {}
     pos = 0
     end = len(data)
-    while pos + _FRAME.size <= end:
-        length, kind = _FRAME.unpack_from(data, pos)
-        start = pos + _FRAME.size
+    while pos + FRAME.size <= end:
+        length, kind = FRAME.unpack_from(data, pos)
+        start = pos + FRAME.size
         if start + length > end:
             break
         if kind == KEYS:  # series names are needed whatever was read before
@@ -325,198 +326,3 @@ def _add_points(batch: Batch, recs: Any, names: dict[int, str], start: int) -> i
         )
     )
     return len(recs)
-
-
-def owner_alive(header: dict[str, Any] | None) -> bool:
-    """Whether the process that wrote a spool still runs (pid reuse is ruled out)."""
-    if not header:
-        return False
-    if header.get("host") != socket.gethostname():
-        return True  # another machine on a shared folder: not ours to judge
-    try:
-        proc = psutil.Process(int(header["pid"]))
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False  # killed, and its parent (a Jupyter server) has not reaped it yet
-        return abs(proc.create_time() - float(header["pid_start"])) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
-        return False
-
-
-@dataclass
-class Spool:
-    """One run's spool as a reader found it (see ``scan``)."""
-
-    path: Path
-    run_id: str
-    header: dict[str, Any] | None
-    ended: bool  # its end event is in the file
-    dead: bool  # its writer is gone: nothing more will be appended
-    mtime: float
-
-
-class RunSink(Protocol):
-    """Where spooled runs go (the store)."""
-
-    def ingest(
-        self,
-        run_ids: Sequence[str],
-        build: Callable[[dict[str, tuple[int, int, str | None]]], list[Batch]],
-        *,
-        background: bool = False,
-    ) -> None: ...
-
-
-def _peek(path: Path) -> tuple[dict[str, Any] | None, bool, float]:
-    """``(header, ended, mtime)`` from frame heads only: a few reads, whatever the size."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        st = os.fstat(fd)
-        size, pos = st.st_size, 0
-        header: dict[str, Any] | None = None
-        ended = False
-        while pos + _FRAME.size <= size:
-            length, kind = _FRAME.unpack(os.pread(fd, _FRAME.size, pos))
-            start = pos + _FRAME.size
-            if start + length > size:
-                break
-            if pos == 0 and kind == EVENT:
-                with contextlib.suppress(ValueError):
-                    ev = json.loads(os.pread(fd, length, start))
-                    header = ev if ev.get("e") == "header" else None
-            elif kind == EVENT and os.pread(fd, len(_END), start) == _END:
-                ended = True
-            pos = start + length
-        return header, ended, st.st_mtime
-    finally:
-        os.close(fd)
-
-
-_END = b'{"e": "end"'  # how json.dumps writes an end event's first key
-
-
-def scan(spool_dir: Path) -> list[Spool]:
-    """The spools in ``spool_dir``, oldest first; removes temporary files of dead writers."""
-    try:
-        names = os.listdir(spool_dir)
-    except FileNotFoundError:
-        return []
-    found = []
-    alive: dict[tuple[Any, ...], bool] = {}  # one look per writing process, not per spool
-    for name in names:
-        path = spool_dir / name
-        if name.startswith(".") and name.endswith(".tmp"):
-            _remove_dead_tmp(path)
-            continue
-        if not name.endswith(".spool"):
-            continue
-        try:
-            header, ended, mtime = _peek(path)
-        except FileNotFoundError:
-            continue
-        if header is None and time.time() - mtime < UNREADABLE_GRACE:
-            continue  # cannot tell whose it is yet: leave it to a later look
-        who = (header.get("host"), header.get("pid"), header.get("pid_start")) if header else ()
-        if who not in alive:
-            alive[who] = owner_alive(header)
-        dead = not alive[who]
-        found.append(Spool(path, name[: -len(".spool")], header, ended, dead, mtime))
-    found.sort(key=lambda sp: sp.mtime)
-    return found
-
-
-def _remove_dead_tmp(path: Path) -> None:
-    # ".<run>.spool.<pid>.tmp": a writer killed (or out of space) while creating its spool.
-    try:
-        pid = int(path.name.rsplit(".", 2)[-2])
-    except ValueError:
-        return
-    if not psutil.pid_exists(pid) or time.time() - path.stat().st_mtime > UNREADABLE_GRACE:
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
-def remove(path: Path) -> None:
-    """Delete a fully ingested spool and its point log."""
-    for p in (path, points_path(path)):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(p)
-
-
-def ingest(
-    store: RunSink,
-    spools: Sequence[Spool],
-    *,
-    max_points: int | None = None,
-    max_seconds: float | None = None,
-    background: bool = False,
-) -> list[str]:
-    """Bring ``spools`` into the store in one transaction; the ids of runs now all in.
-
-    Each spool is read from the positions the store holds for its run, inside the
-    transaction, so any number of processes may ingest the same spool at once and a
-    record is stored exactly once. ``max_points`` bounds the points read and
-    ``max_seconds`` the time spent reading (a slice); what is left is read by a later
-    call. A run whose writer died without an end
-    becomes ``crashed``. Spools of dead writers are removed once all in; a live
-    writer removes its own.
-    """
-    if not spools:
-        return []
-    complete: list[str] = []
-
-    def build(positions: dict[str, tuple[int, int, str | None]]) -> list[Batch]:
-        batches: list[Batch] = []
-        budget = max_points
-        complete.clear()
-        stop_at = None if max_seconds is None else time.monotonic() + max_seconds
-        for sp in spools:
-            if stop_at is not None and batches and time.monotonic() > stop_at:
-                break
-            offset, points, status = positions.get(sp.run_id, (0, 0, None))
-            done = status not in (None, "running")
-            try:
-                batch, state = read_spool(
-                    sp.path, sp.run_id, offset, points, final=sp.dead or done, limit=budget
-                )
-            except FileNotFoundError:
-                continue  # another process brought it in and removed it
-            if budget is not None:
-                budget = max(0, budget - state["points"])
-            if batch.run is None and status is None:
-                if sp.dead:
-                    complete.append(sp.run_id)  # died before its first record: nothing to keep
-                continue
-            if sp.dead and not state["ended"] and status in (None, "running"):
-                pid = sp.header.get("pid") if sp.header else "?"
-                batch.update.update(
-                    status="crashed",
-                    error=f"the process running this cell (pid {pid}) died before it finished",
-                    ended_at=datetime.fromtimestamp(sp.mtime, timezone.utc).replace(tzinfo=None),
-                )
-            if not state["more"]:
-                complete.append(sp.run_id)
-            if (batch.spool_offset or 0) > offset or batch.points_offset != points or batch.update:
-                batches.append(batch)  # else nothing new: no write (updated_at stays)
-        return batches
-
-    store.ingest([sp.run_id for sp in spools], build, background=background)
-    for sp in spools:
-        if sp.dead and sp.run_id in complete:
-            remove(sp.path)
-    return list(complete)
-
-
-def spooled_hashes(spool_dir: Path) -> set[str]:
-    """Blob hashes named by spooled runs not yet in the store (gc keeps them)."""
-    found: set[str] = set()
-    for sp in scan(spool_dir):
-        try:
-            batch, _ = read_spool(sp.path, sp.run_id, points=False)
-        except FileNotFoundError:
-            continue
-        found.update(d.hash for d in batch.data if d.hash)
-        for key in ("notebook_hash",):
-            value = batch.update.get(key) or (batch.run or {}).get(key)
-            if value:
-                found.add(str(value))
-    return found

@@ -242,7 +242,7 @@ class RunWriter:
         """Everything is in the store: remove the spool and the point log."""
         self.spool.close()
         self.points.close()
-        from .spool import remove
+        from .spools import remove
 
         remove(self.spool.path)
 
