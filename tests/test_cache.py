@@ -233,3 +233,78 @@ def test_gc_counts_notebook_snapshots_and_keeps_running_runs(project_dir: Path) 
     assert client.cache.has(new_snapshot) and client.cache.has(live_snapshot)
     running.finish()
     running.wait()
+
+
+# Writes an output file, caches it as a run's data version, then dies (SIGKILL) before
+# anything reaches the store; with "live" it stays alive instead, its run ended but not
+# yet ingested.
+DIES_BEFORE_INGESTION = """
+import os, signal, sys, time
+from pathlib import Path
+from nbtrack.client import Client
+from nbtrack.hashing import StatCache
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+from nbtrack.versioning import version_path
+
+project = resolve_project()
+client = Client(project)
+Path(sys.argv[1]).write_text("model weights " + sys.argv[1])
+w = RunWriter.start(project, kind="cell", name=sys.argv[1])
+w.log_data([version_path(project, sys.argv[1], "output", cache=client.cache,
+                         stat_cache=StatCache())])
+if sys.argv[2] == "live":
+    w.finish("finished")
+    print("ended", flush=True)
+    time.sleep(120)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_gc_push_and_export_first_bring_in_runs_that_never_reached_the_store(
+    project_dir: Path, tmp_path: Path
+) -> None:
+    from conftest import run_cli
+    from nbtrack.client import Client
+    from nbtrack.project import resolve_project
+
+    # Given: a run whose process died before its run was ingested, and one whose
+    # process lives on with its run ended but not ingested; both cached an output,
+    # and those blobs are older than gc's grace period
+    (project_dir / ".nbtrack").mkdir()
+    subprocess.run([sys.executable, "-c", DIES_BEFORE_INGESTION, "dead.bin", "die"], check=False)
+    live = subprocess.Popen(
+        [sys.executable, "-c", DIES_BEFORE_INGESTION, "live.bin", "live"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert live.stdout is not None and live.stdout.readline().strip() == "ended"
+        client = Client(resolve_project(project_dir))
+        blobs = list(client.cache.iter_blobs())
+        assert len(blobs) == 2
+        for digest, _, _ in blobs:
+            old = time.time() - 7200
+            os.utime(client.cache.path_for(digest), (old, old))
+
+        # When: the user runs gc with no options (documented as keeping every run)
+        done = run_cli("gc", cwd=project_dir)
+        assert done.returncode == 0, done.stderr
+
+        # Then: both blobs stay, and both runs are in the store, the dead one crashed
+        assert sorted(d for d, _, _ in client.cache.iter_blobs()) == sorted(d for d, _, _ in blobs)
+        _, rows = client.sql("SELECT name, status FROM runs ORDER BY name")
+        assert rows == [("dead.bin", "crashed"), ("live.bin", "finished")]
+        # ... checkout brings the dead run's file back
+        (project_dir / "dead.bin").unlink()
+        _, ids = client.sql("SELECT run_id FROM runs WHERE name = 'dead.bin'")
+        done = run_cli("checkout", ids[0][0], cwd=project_dir)
+        assert (project_dir / "dead.bin").read_text() == "model weights dead.bin", done.stderr
+        # ... and push takes both runs along
+        remote = tmp_path / "remote"
+        done = run_cli("push", f"file://{remote}", cwd=project_dir)
+        assert done.returncode == 0, done.stderr
+        assert len(list((remote / "runs").glob("*.json"))) == 2
+    finally:
+        live.kill()
+        live.communicate()

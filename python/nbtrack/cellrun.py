@@ -351,6 +351,7 @@ class CellRun:
             )
         except Exception as exc:
             self.warnings.append(f"could not note what the cell bound: {exc!r}")
+        self._say_what_is_not_stored()
         previous = self._previous_run()
         run = w.snapshot
         self.session.last_by_cell[self.key] = _copy(run)
@@ -390,6 +391,22 @@ class CellRun:
                     w.log_metric(var, value, step)
             except UsageError as exc:
                 self.warnings.append(f"-m {var}: {exc}")
+
+    def _say_what_is_not_stored(self) -> None:
+        # One line under the cell, not a traceback: the user's code ran and its run is
+        # kept (in memory, or in its spool) until the disk or the store lets it in.
+        err = self.writer.disk_error
+        problem = ingest.ingestor().problems.get(str(self.project.db_path))
+        if err is not None:
+            self.warnings.append(
+                f"no space left to record this run ({err.strerror or err}): it is kept in "
+                "memory and stored as soon as there is space again"
+            )
+        elif problem is not None:
+            self.warnings.append(
+                f"runs are not in the store yet ({problem}); they are kept and stored "
+                "once that is fixed"
+            )
 
     def _previous_run(self) -> Run | None:
         if self._previous is None:

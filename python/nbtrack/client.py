@@ -6,12 +6,13 @@ import datetime as dt
 import json
 import numbers
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from . import spools
 from .cache import Cache, GcResult
-from .exceptions import UsageError
+from .exceptions import BadValueError, UsageError
 from .models import (
     MAX_PAGE,
     RUN_KINDS,
@@ -23,8 +24,8 @@ from .models import (
     RunQuery,
     json_float,
 )
+from .points import STEP_MAX, STEP_MIN
 from .project import Project, resolve_project
-from .spool import recover_orphans
 from .store import Store
 
 if TYPE_CHECKING:
@@ -32,7 +33,12 @@ if TYPE_CHECKING:
 
     from .diff import RunDiff
 
-RECOVER_EVERY = 2.0  # seconds between looks for spools of dead processes
+# A reader brings in runs that ended (or whose writer died) before it reads, so a run
+# is visible the moment its cell returns; but at most this many metric points and
+# this long per call, so a reader never spends long on another process's backlog.
+READ_SLICE_POINTS = 250_000
+READ_SLICE_SECONDS = 0.25
+SLICE_RUNS = 500  # runs per ingestion transaction
 PARAM_SOURCES = ("auto", "flag", "papermill", "api", "default", "upstream")
 
 
@@ -52,13 +58,33 @@ def _plain(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def check_key(key: Any, what: str = "metric") -> str:
+    """A parameter or metric name: a non-empty string."""
+    if not isinstance(key, str) or not key:
+        raise BadValueError(f"a {what} name must be a non-empty string, not {key!r}")
+    return key
+
+
+def check_step(key: str, step: Any) -> int:
+    """A metric step: an integer that fits in 64 bits (numpy integers welcome)."""
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise BadValueError(
+            f"the step of metric {key!r} must be an integer, not {type(step).__name__} {step!r}"
+        )
+    step = int(step)
+    if not STEP_MIN <= step <= STEP_MAX:
+        raise BadValueError(
+            f"the step of metric {key!r} must fit in 64 bits (-2**63 to 2**63 - 1), not {step}"
+        )
+    return step
+
+
 def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | None, str, str]:
     """The stored form of a parameter: ``(key, JSON, number or None, text, source)``.
 
     Values JSON cannot carry are stored by their ``repr`` (a string).
     """
-    if not isinstance(key, str) or not key:
-        raise UsageError(f"a parameter name must be a non-empty string, not {key!r}")
+    check_key(key, "parameter")
     if source not in PARAM_SOURCES:
         raise UsageError(f"unknown parameter source {source!r}")
     try:
@@ -69,22 +95,26 @@ def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | No
         except Exception:  # a repr that raises: the value is recorded as its type
             plain = f"<{type(value).__qualname__}>"
     number: float | None = None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) or isinstance(value, bool):
-        number = float(value)
+    if isinstance(value, numbers.Real):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too big for a double: its text is kept
+            number = None
     text = plain if isinstance(plain, str) else json.dumps(plain)
     return key, json.dumps(plain), number, text, source
 
 
 def build_metric(key: str, value: Any) -> float:
     """A metric value as a float (NaN and infinities are legal)."""
-    if not isinstance(key, str) or not key:
-        raise UsageError(f"a metric name must be a non-empty string, not {key!r}")
+    check_key(key)
     if isinstance(value, (str, bytes)):
-        raise UsageError(f"metric {key!r} must be a number, not {type(value).__name__} {value!r}")
+        raise BadValueError(
+            f"metric {key!r} must be a number, not {type(value).__name__} {value!r}"
+        )
     try:
         return float(value)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadValueError(
             f"metric {key!r} must be a number, not {type(value).__name__} {value!r}"
         ) from exc
 
@@ -110,7 +140,6 @@ class Client:
         self.project = project
         self._store = Store(project.db_path)
         self.cache = Cache(project.cache_dir)
-        self._recovered_at = -RECOVER_EVERY
 
     @classmethod
     def open(cls, start: str | os.PathLike[str] | None = None) -> Client:
@@ -118,25 +147,58 @@ class Client:
         return cls(resolve_project(start))
 
     def recover(self) -> list[str]:
-        """Ingest runs whose process died (marking them ``crashed``); returns their ids."""
-        if not self.project.spool_dir.is_dir():
-            return []
-        return recover_orphans(self._store, self.project.spool_dir)
+        """Bring in, whole, every spooled run that ended or whose process died (marking
+        those ``crashed``); returns their ids. gc, push and export call it first."""
+        todo = [sp for sp in spools.scan(self.project.spool_dir) if sp.dead or sp.ended]
+        done: list[str] = []
+        for i in range(0, len(todo), SLICE_RUNS):
+            done.extend(spools.ingest(self._store, todo[i : i + SLICE_RUNS]))
+        return done
+
+    def ingest_spools(
+        self,
+        todo: Sequence[spools.Spool],
+        *,
+        max_points: int | None,
+        max_seconds: float | None,
+        background: bool,
+    ) -> list[str]:
+        """Bring in ``todo`` from where the store has them, in one transaction; the ids
+        of runs now all in."""
+        return spools.ingest(
+            self._store,
+            todo,
+            max_points=max_points,
+            max_seconds=max_seconds,
+            background=background,
+        )
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Catch up (``_fresh``) and read in one turn at the store."""
+        with self._store.turn():
+            self._fresh()
+            yield
 
     def _fresh(self) -> None:
-        # A long-lived client (the server's) looks for dead writers every few seconds,
-        # so a kernel killed mid-cell shows as crashed without anyone asking.
-        now = time.monotonic()
-        if now - self._recovered_at >= RECOVER_EVERY:
-            self._recovered_at = now
-            self.recover()
+        # Read-your-writes: runs that ended (in any process) or whose process died are
+        # brought in before a read, within a bounded slice. A run still going is left
+        # to its own process, which ingests it about once a second.
+        todo = [sp for sp in spools.scan(self.project.spool_dir) if sp.dead or sp.ended]
+        if todo:
+            spools.ingest(
+                self._store,
+                todo[:SLICE_RUNS],
+                max_points=READ_SLICE_POINTS,
+                max_seconds=READ_SLICE_SECONDS,
+            )
 
     # ---------------------------------------------------------------- reading
     def resolve(self, ref: str, kind: str | None = None) -> str:
         if not isinstance(ref, str) or not ref.strip():
             raise UsageError("a run reference is an id, an id prefix or 'last'")
-        self._fresh()
-        return self._store.resolve(ref, kind)
+        with self._reading():
+            return self._store.resolve(ref, kind)
 
     def get_run(self, ref: str) -> Run:
         return self.get_runs([ref])[0]
@@ -146,8 +208,8 @@ class Client:
         for ref in refs:
             if not isinstance(ref, str) or not ref.strip():
                 raise UsageError("a run reference is an id, an id prefix or 'last'")
-        self._fresh()
-        return self._store.get_by_refs(refs)
+        with self._reading():
+            return self._store.get_by_refs(refs)
 
     def children(self, ref: str) -> list[Run]:
         run_id = self.resolve(ref, kind="notebook")
@@ -170,8 +232,8 @@ class Client:
         return [run_id for run_id, _ in self._store.run_ids_by_age()]
 
     def list_runs(self, query: RunQuery | None = None, *, safe: bool = False) -> RunPage:
-        self._fresh()
-        return self._store.list_runs(check_query(query or RunQuery()), safe=safe)
+        with self._reading():
+            return self._store.list_runs(check_query(query or RunQuery()), safe=safe)
 
     def runs_frame(
         self,
@@ -182,11 +244,11 @@ class Client:
         sort: str = "started_at",
         descending: bool = True,
     ) -> pd.DataFrame:
-        self._fresh()
         q = RunQuery(where=where, kind=kind, limit=limit, sort=sort, descending=descending)
         if q.limit is not None:
             check_query(q)
-        return self._store.runs_frame(q)
+        with self._reading():
+            return self._store.runs_frame(q)
 
     def metric_series(
         self, ref: str, keys: Sequence[str] | None = None
@@ -233,12 +295,12 @@ class Client:
     def sql(self, query: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
         if not isinstance(query, str) or not query.strip():
             raise UsageError("an empty SQL query")
-        self._fresh()
-        return self._store.sql(query, safe=safe)
+        with self._reading():
+            return self._store.sql(query, safe=safe)
 
     def change_token(self) -> str:
-        self._fresh()
-        return self._store.change_token()
+        with self._reading():
+            return self._store.change_token()
 
     def info(self) -> dict[str, Any]:
         """The store's path, meta rows (schema version, creator) and run count."""
@@ -280,7 +342,7 @@ class Client:
             raise UsageError(f"the number of runs to keep must be 0 or more, not {keep_last}")
         if older_than_days is not None and older_than_days < 0:
             raise UsageError(f"an age in days must be 0 or more, not {older_than_days}")
-        self._fresh()
+        self.recover()
         runs = self._store.run_ids_by_age()
         if keep_last is None and older_than_days is None:
             kept = {run_id for run_id, _ in runs}
@@ -292,7 +354,11 @@ class Client:
                 cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=older_than_days)
                 kept.update(run_id for run_id, started in runs if started and started >= cutoff)
         dropped = [run_id for run_id, _ in runs if run_id not in kept]
-        live = self._store.referenced_hashes(sorted(kept))
+        # Runs still being recorded (or whose store write failed) name blobs in their
+        # spools only: those are live too.
+        live = self._store.referenced_hashes(sorted(kept)) | spools.spooled_hashes(
+            self.project.spool_dir
+        )
         gone = self._store.referenced_hashes(dropped) if dropped else set()
         return self.cache.collect_garbage(live, dropped=gone, dry_run=dry_run)
 

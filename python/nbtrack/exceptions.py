@@ -24,6 +24,10 @@ class QueryError(UsageError):
     """A filter, sort or SQL query the store cannot run as written."""
 
 
+class BadValueError(UsageError, ValueError):
+    """A logged name, value or step cannot be recorded (refused at the call)."""
+
+
 class StoreError(NbtrackError):
     """The store could not be used."""
 

@@ -1,43 +1,46 @@
-"""Moving spooled runs into DuckDB, in the background, one transaction per round.
+"""Moving spooled runs into DuckDB, in the background, in bounded transactions.
 
-A ``RunWriter`` appends every event to its run's spool at once; the one
-``Ingestor`` thread per process moves spooled events into the store, so the
-~20-40 ms a DuckDB write costs is never on a cell's critical path. This module
-knows writers only through the small ``Spooled`` protocol, so it sits below
+A ``RunWriter`` appends every event to its run's spool and every metric point to
+its point log at once; the one ``Ingestor`` thread per process moves them into the
+store, so the ~20-40 ms a DuckDB write costs is never on a cell's critical path.
+Each transaction holds at most ``SLICE_RUNS`` runs, ``SLICE_POINTS`` points and
+``SLICE_SECONDS`` of reading, and gives way to readers waiting for the store, so
+nobody waits long behind it. This
+module knows writers only through the small ``Spooled`` protocol, so it sits below
 ``tracking`` (which holds the writers and the fluent API).
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .spools import Spool
 
 if TYPE_CHECKING:
     from .client import Client
-    from .models import Batch
 
 log = logging.getLogger("nbtrack")
 
 INGEST_INTERVAL = 1.0  # seconds between background ingestions while a run is going
 KICK_DELAY = 0.05  # seconds the ingestor waits after a run ends, to batch its neighbours
+SLICE_RUNS = 200  # runs per transaction
+SLICE_POINTS = 50_000  # metric points per transaction (~0.05 s of DuckDB's time)
+SLICE_SECONDS = 0.5  # reading spools per transaction, so a waiting reader waits little
+MAX_SLICES = 40  # transactions per round before the thread looks at its list again
 
 
-@dataclass
-class Pending:
-    """What one writer spooled since its last ingestion."""
+class SpoolFile(Protocol):
+    path: Path
 
-    batch: Batch
-    offset: int  # spool offset after this batch
-    ended: bool  # the run's end record is in this batch or before it
-    held: int  # background facts (git, snapshot) still being gathered when read
-    fresh: bool  # holds something the store does not have yet
+    @property
+    def on_disk(self) -> bool: ...
 
 
 class Spooled(Protocol):
@@ -46,40 +49,51 @@ class Spooled(Protocol):
     run_id: str
     client: Client
     finished: bool
-    ingest_lock: threading.Lock
+    pending: int
 
-    def flush(self) -> None: ...
+    @property
+    def spool(self) -> SpoolFile: ...
 
-    def read_pending(self) -> Pending | None: ...
+    def retry(self) -> bool: ...
 
-    def ingested(self, p: Pending) -> bool: ...
+    def close(self) -> None: ...
 
 
-def ingest_together(writers: Sequence[Spooled]) -> list[Spooled]:
-    """Ingest the spools of runs of one store in one transaction; returns those all in.
-
-    Cells run back to back end many runs a second: one DuckDB connection for all of
-    them, instead of one each, keeps the background thread's share of the GIL small.
-    """
+def ingest_writers(writers: Sequence[Spooled]) -> list[Spooled]:
+    """Ingest the spools of runs of one store, one bounded transaction at a time;
+    returns the writers that are all in (their spools removed)."""
     if not writers:
         return []
     done: list[Spooled] = []
-    with contextlib.ExitStack() as stack:
-        for w in writers:
-            stack.enter_context(w.ingest_lock)
-        read: list[tuple[Spooled, Pending]] = []
-        for w in writers:
-            p = w.read_pending()
-            if p is None:
-                done.append(w)
-            else:
-                read.append((w, p))
-        fresh = [p.batch for _, p in read if p.fresh]
-        if fresh:
-            writers[0].client.write_batches(fresh)
-        for w, p in read:
-            if w.ingested(p):
-                done.append(w)
+    live = []
+    for w in writers:
+        on_disk = w.retry()
+        if not w.spool.path.exists():
+            if on_disk:
+                done.append(w)  # nothing left (brought in and removed)
+            continue
+        live.append(w)
+    for _ in range(MAX_SLICES):
+        if not live:
+            break
+        chunk = live[:SLICE_RUNS]
+        # Seen before the spool is read: a run that ended (its end in the spool) with
+        # no fact still being gathered is all in once what is read now is in.
+        last = {w.run_id: w.finished and not w.pending and w.spool.on_disk for w in chunk}
+        todo = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in chunk]
+        complete = set(
+            chunk[0].client.ingest_spools(
+                todo, max_points=SLICE_POINTS, max_seconds=SLICE_SECONDS, background=True
+            )
+        )
+        for w in chunk:
+            if w.run_id in complete:
+                live.remove(w)
+                if last[w.run_id]:
+                    w.close()
+                    done.append(w)
+        if len(complete) == len(chunk) and len(live) <= 0:
+            break
     return done
 
 
@@ -92,6 +106,7 @@ class Ingestor:
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self.problems: dict[str, Exception] = {}  # per store: why the last round failed
         self._thread = threading.Thread(target=self._loop, name="nbtrack-ingestor", daemon=True)
         self._thread.start()
         atexit.register(self.drain, 20.0)
@@ -117,24 +132,19 @@ class Ingestor:
     def _round(self) -> None:
         with self._lock:
             writers = list(self._writers)
-        # Spool every run's points first: durability must not wait for a DuckDB
-        # write that may be queued behind another process's lock.
-        for w in writers:
-            if not w.finished:
-                try:
-                    w.flush()
-                except Exception as exc:  # a full disk, say: the points stay in memory
-                    log.warning("nbtrack: could not spool run %s: %s", w.run_id[:8], exc)
         by_store: dict[str, list[Spooled]] = {}
         for w in writers:
             by_store.setdefault(str(w.client.project.db_path), []).append(w)
-        for group in by_store.values():
+        for store, group in by_store.items():
             try:
-                done = ingest_together(group)
+                done = ingest_writers(group)
             except Exception as exc:  # keep the spools; the next round (or recovery) retries
-                ids = ", ".join(w.run_id[:8] for w in group)
-                log.warning("nbtrack: could not store runs %s yet: %s", ids, exc)
+                # Said once, under the next tracked cell (see ``problem``), not in a log
+                # line that lands in whichever cell happens to be running.
+                self.problems[store] = exc
+                log.debug("nbtrack: could not store runs yet: %s", exc)
                 continue
+            self.problems.pop(store, None)
             with self._lock:
                 for w in done:
                     if w in self._writers:

@@ -323,5 +323,6 @@ class Batch:
     tags: dict[str, str] = field(default_factory=dict)
     environment: Environment | None = None
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
-    spool_offset: int | None = None
+    spool_offset: int | None = None  # bytes of the event spool now in (see ``spool.py``)
+    points_offset: int | None = None  # records of the point log now in (see ``points.py``)
     named_inputs: list[NamedInput] = field(default_factory=list)

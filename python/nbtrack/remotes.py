@@ -156,6 +156,7 @@ def push(client: Client, url: str, refs: Sequence[str] = ()) -> TransferResult:
     from .pipelines.bundle import encode_value
 
     fs, root = open_remote(url)
+    client.recover()  # runs whose kernel died before they reached the store go too
     run_ids = _run_ids(client, refs)
     result = TransferResult(remote=url, runs=list(run_ids))
     try:

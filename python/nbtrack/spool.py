@@ -1,39 +1,42 @@
 """The per-run write-ahead spool: what a run logged is on disk before it is in DuckDB.
 
-A run appends framed records to ``.nbtrack/spool/<run_id>.spool`` as they happen;
-a background thread ingests them into the store. If the writing process dies, the
-next process that opens the store ingests what was spooled and marks the run
-``crashed``. A torn last record (killed mid-write) is ignored.
+A run appends framed records to ``.nbtrack/spool/<run_id>.spool`` as they happen
+and its metric points to ``<run_id>.points`` (``points.py``). Whoever ingests —
+the run's own process, a reader catching up, recovery after the writer died —
+reads both from the positions the store holds for the run, inside the write
+transaction (``ingest``), so a record is stored once however many try. A torn last
+record (killed mid-write) is ignored; a run whose writer died without an end
+becomes ``crashed``.
 
 Record: ``u32 length | u8 kind | payload``. Kind 1 is a JSON event; kind 2 a chunk
-of metric points: ``u32 header length | header JSON {"keys": [...]} | u32 n |
-key index u32[n] | step i64[n] | value f64[n] | ts f64[n]``.
+of metric points (written by older versions, and read still): ``u32 header length |
+header JSON {"keys": [...]} | u32 n | key index u32[n] | step i64[n] | value f64[n] |
+ts f64[n]``; kind 3 names point-log series, ``{"name": index}``, written before the
+series' first point.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
 import struct
 import threading
-import time
 from array import array
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psutil
 
 from .models import Batch, DataVersion, Environment, NamedInput
+from .points import read_points
 
-UNREADABLE_GRACE = 60.0  # seconds before a spool without a readable header counts as dead
 EVENT = 1
 METRICS = 2
-_FRAME = struct.Struct("<IB")
+KEYS = 3  # {"series name": index} for the point log, written before the series' first point
+FRAME = struct.Struct("<IB")
 _U32 = struct.Struct("<I")
 
 
@@ -49,32 +52,96 @@ def _own_start_time() -> float:
 
 
 class SpoolWriter:
-    """Appends records to one run's spool file (thread-safe, one write call per record)."""
+    """Appends records to one run's spool file (thread-safe, one write call per record).
+
+    A record that cannot be written (a full disk) is kept in memory, in order, and
+    written by the next ``retry`` or record once there is room; a partly written
+    record is cut off first, so the file only ever holds whole records.
+    """
 
     def __init__(self, path: Path, run_id: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self._fd = -1
+        self._size = 0
+        self._closed = False
+        self._queued: list[bytes] = []
+        self.error: OSError | None = None  # the last write that failed, while any is queued
+        header = {
+            "e": "header",
+            "run_id": run_id,
+            "pid": os.getpid(),
+            "pid_start": _own_start_time(),
+            "host": socket.gethostname(),
+        }
+        self._header = _frame(EVENT, json.dumps(header).encode())
+        with self._lock:
+            self._open()
+
+    def _open(self) -> bool:
         # The file appears under its name with its header already in it: a process
         # recovering orphans never sees a spool it cannot attribute to a writer.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
-        self.event(
-            {
-                "e": "header",
-                "run_id": run_id,
-                "pid": os.getpid(),
-                "pid_start": _own_start_time(),
-                "host": socket.gethostname(),
-            }
-        )
-        os.rename(tmp, path)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            self.error = exc
+            return False
+        try:
+            _write_all(fd, self._header)
+            os.rename(tmp, self.path)
+        except OSError as exc:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            self.error = exc
+            return False
+        self._fd, self._size = fd, len(self._header)
+        return True
+
+    def _append(self, frame: bytes) -> None:
+        try:
+            _write_all(self._fd, frame)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)  # no torn record before the next one
+            raise
+        self._size += len(frame)
+
+    def _flush_queue(self) -> bool:
+        if self._fd < 0 and not self._open():
+            return False
+        try:
+            while self._queued:
+                self._append(self._queued[0])
+                self._queued.pop(0)
+        except OSError as exc:
+            self.error = exc
+            return False
+        self.error = None
+        return True
 
     def _write(self, kind: int, payload: bytes) -> None:
+        frame = _frame(kind, payload)
         with self._lock:
-            if self._fd < 0:
+            if self._closed:
                 raise ValueError("spool is closed")
-            os.write(self._fd, _FRAME.pack(len(payload), kind) + payload)
+            self._queued.append(frame)
+            self._flush_queue()
+
+    def retry(self) -> bool:
+        """Write what a full disk held back; True when nothing is left in memory."""
+        with self._lock:
+            return self._flush_queue() if self._queued or self._fd < 0 else True
+
+    @property
+    def on_disk(self) -> bool:
+        """Everything written so far is in the file."""
+        return self._fd >= 0 and not self._queued
+
+    def keys(self, keys: dict[str, int]) -> None:
+        self._write(KEYS, json.dumps(keys).encode())
 
     def event(self, event: dict[str, Any]) -> None:
         self._write(EVENT, json.dumps(event, default=str, allow_nan=True).encode())
@@ -105,9 +172,21 @@ class SpoolWriter:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def _frame(kind: int, payload: bytes) -> bytes:
+    return FRAME.pack(len(payload), kind) + payload
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def _decode_metrics(payload: bytes, batch: Batch) -> None:
@@ -167,125 +246,85 @@ def _apply_event(ev: dict[str, Any], batch: Batch, state: dict[str, Any]) -> Non
         state["ended"] = True
 
 
-def read_spool(path: Path, run_id: str, offset: int = 0) -> tuple[Batch, int, dict[str, Any]]:
-    """Everything spooled from ``offset`` on, as one batch; the new offset; what was seen.
+def points_path(spool_path: Path) -> Path:
+    """The run's metric point log beside its spool (see ``points.py``)."""
+    return spool_path.with_suffix(".points")
 
-    ``offset`` is always a record boundary this module produced. A torn record at
-    the end (its writer was killed mid-write) is left unread.
+
+def read_spool(
+    path: Path,
+    run_id: str,
+    offset: int = 0,
+    points_offset: int = 0,
+    *,
+    final: bool = False,
+    limit: int | None = None,
+    points: bool = True,
+) -> tuple[Batch, dict[str, Any]]:
+    """What was spooled since ``(offset, points_offset)``, as one batch, and what was seen.
+
+    ``offset`` is a record boundary of the event spool, ``points_offset`` a record
+    index of the point log; the batch carries the new positions. ``final``: the
+    writer is done or dead (also true once the run's end is read), so every complete
+    point counts. ``limit`` bounds the points read (a bounded ingestion slice). A
+    torn record at the end (its writer was killed mid-write) is left unread. The
+    state says whether the run's end was read, how many points were, and whether
+    ``limit`` left ``more``.
     """
     with open(path, "rb") as fh:
-        fh.seek(offset)
         data = fh.read()
     batch = Batch(run_id=run_id)
-    state: dict[str, Any] = {"ended": False}
+    state: dict[str, Any] = {"ended": False, "points": 0, "more": False}
+    names: dict[int, str] = {}
     pos = 0
     end = len(data)
-    while pos + _FRAME.size <= end:
-        length, kind = _FRAME.unpack_from(data, pos)
-        start = pos + _FRAME.size
+    while pos + FRAME.size <= end:
+        length, kind = FRAME.unpack_from(data, pos)
+        start = pos + FRAME.size
         if start + length > end:
             break
-        payload = data[start : start + length]
-        if kind == EVENT:
-            _apply_event(json.loads(payload), batch, state)
-        elif kind == METRICS:
-            _decode_metrics(payload, batch)
+        if kind == KEYS:  # series names are needed whatever was read before
+            names.update((i, k) for k, i in json.loads(data[start : start + length]).items())
+        elif pos >= offset:
+            payload = data[start : start + length]
+            if kind == EVENT:
+                _apply_event(json.loads(payload), batch, state)
+            elif kind == METRICS:
+                _decode_metrics(payload, batch)
         pos = start + length
-    batch.spool_offset = offset + pos
-    return batch, offset + pos, state
+    batch.spool_offset = max(offset, pos)
+    if not points:
+        return batch, state
+    recs, batch.points_offset, state["more"] = read_points(
+        points_path(path), points_offset, final=final or state["ended"], limit=limit
+    )
+    if len(recs):
+        state["points"] = _add_points(batch, recs, names, points_offset)
+    return batch, state
 
 
-def owner_alive(header: dict[str, Any] | None) -> bool:
-    """Whether the process that wrote a spool still runs (pid reuse is ruled out)."""
-    if not header:
-        return False
-    if header.get("host") != socket.gethostname():
-        return True  # another machine on a shared folder: not ours to judge
-    try:
-        proc = psutil.Process(int(header["pid"]))
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False  # killed, and its parent (a Jupyter server) has not reaped it yet
-        return abs(proc.create_time() - float(header["pid_start"])) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
-        return False
+def _add_points(batch: Batch, recs: Any, names: dict[int, str], start: int) -> int:
+    import numpy as np
+    import pyarrow as pa
 
-
-def _header_of(path: Path) -> dict[str, Any] | None:
-    with open(path, "rb") as fh:
-        head = fh.read(_FRAME.size)
-        if len(head) < _FRAME.size:
-            return None
-        length, kind = _FRAME.unpack(head)
-        payload = fh.read(length)
-    if kind != EVENT or len(payload) < length:
-        return None
-    ev = json.loads(payload)
-    return ev if ev.get("e") == "header" else None
-
-
-class RunSink(Protocol):
-    """Where recovered runs go (the store)."""
-
-    def run_state(self, run_id: str) -> tuple[int, str | None]: ...
-
-    def write(self, batches: Sequence[Batch]) -> None: ...
-
-
-def recover_orphans(store: RunSink, spool_dir: Path) -> list[str]:
-    """Ingest the spools of dead processes; runs left without an end become ``crashed``.
-
-    Safe to call from many processes at once: a spool is recovered under an
-    exclusive lock on the file, and only once.
-    """
-    try:
-        names = os.listdir(spool_dir)
-    except FileNotFoundError:
-        return []
-    recovered = []
-    for name in names:
-        if not name.endswith(".spool"):
-            continue
-        path = spool_dir / name
-        try:
-            header = _header_of(path)
-            age = time.time() - os.stat(path).st_mtime
-        except FileNotFoundError:
-            continue
-        if header is None and age < UNREADABLE_GRACE:
-            continue  # cannot tell whose it is yet: leave it to a later look
-        if owner_alive(header):
-            continue
-        run_id = name[: -len(".spool")]
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            if os.fstat(fd).st_nlink == 0:
-                continue  # another process recovered it while we waited
-            offset, status = store.run_state(run_id)
-            batch, _, state = read_spool(path, run_id, offset)
-            if batch.run is None and status is None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)  # died before its first record: nothing to keep
-                continue
-            if not state["ended"] and status in (None, "running"):
-                pid = header.get("pid") if header else "?"
-                batch.update.update(
-                    status="crashed",
-                    error=f"the process running this cell (pid {pid}) died before it finished",
-                    ended_at=datetime.fromtimestamp(os.fstat(fd).st_mtime, timezone.utc).replace(
-                        tzinfo=None
-                    ),
-                )
-            store.write([batch])
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            recovered.append(run_id)
-        finally:
-            os.close(fd)
-    return recovered
+    index = recs["key"] - 1
+    known = index < len(names)
+    if not known.all():
+        # A series named after the spool was read: its points wait for the next read.
+        cut = int(np.flatnonzero(~known)[0])
+        recs, index = recs[:cut], index[:cut]
+        batch.points_offset = start + cut
+    keys = pa.DictionaryArray.from_arrays(
+        pa.array(index.astype(np.int32)), pa.array([names[i] for i in range(len(names))])
+    ).dictionary_decode()
+    batch.metric_chunks.append(
+        pa.table(
+            {
+                "key": keys,
+                "step": pa.array(np.ascontiguousarray(recs["step"])),
+                "value": pa.array(np.ascontiguousarray(recs["value"])),
+                "ts": pa.array(np.ascontiguousarray(recs["ts"])),
+            }
+        )
+    )
+    return len(recs)

@@ -1,14 +1,16 @@
 """The active run: recording a run as it happens, and the fluent ``log_*`` calls.
 
-A ``RunWriter`` appends every event to the run's spool file at once (cheap, and
-safe if the process is killed) and a single background ``Ingestor`` thread per
-process moves spooled events into DuckDB, so the ~20-40 ms a DuckDB write costs is
-never on a cell's critical path.
+A ``RunWriter`` appends every event to the run's spool file at once and every
+metric point to its point log (a shared memory mapping): both are safe against a
+kill the moment the call returns. A single background ``Ingestor`` thread per
+process moves them into DuckDB, so the ~20-40 ms a DuckDB write costs is never on a
+cell's critical path; a reader in any process brings in ended runs before it reads.
+Bad values are refused at the call (``BadValueError``, a ``ValueError``), so
+nothing a run spooled can fail later.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -20,19 +22,18 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import ingest
-from .client import Client, build_metric, build_param
-from .exceptions import NbtrackError, NoActiveRunError, UsageError
-from .ingest import Pending, ingestor
+from .client import Client, build_metric, build_param, check_key, check_step
+from .exceptions import BadValueError, NbtrackError, NoActiveRunError, UsageError
+from .ingest import ingestor
 from .models import DataVersion, Environment, NamedInput, Run
+from .points import STEP_MAX, STEP_MIN, PointLog
 from .project import Project
-from .spool import SpoolWriter, read_spool
+from .spool import SpoolWriter, points_path
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger("nbtrack")
-
-FLUSH_POINTS = 200_000  # metric points buffered in memory before they are spooled
 
 
 def _now() -> datetime:
@@ -66,18 +67,15 @@ class RunWriter:
         self.client = Client(project)
         self.run_id = run_id
         self.spool = spool
+        self.points = PointLog(points_path(spool.path))
         self.snapshot = run  # what the run holds so far, in memory (for the summary)
         self.finished = False
-        # Points as a flat list (key, value, step, ts, key, ...): one extend per
-        # point, and the spool encodes each column from a C-level slice.
-        self._points: list[Any] = []
+        self._key_ids: dict[str, int] = {}  # series name -> its key in the point log
         self._steps: dict[str, int] = {}
-        self._offset = 0
-        self._end_stored = False
-        self._pending = 0  # background facts (git, snapshot) still to be spooled
+        self.pending = 0  # background facts (git, snapshot) still to be spooled
         self.ingest_lock = threading.Lock()
         self._pending_lock = threading.Lock()
-        self._flush_lock = threading.Lock()
+        self._key_lock = threading.Lock()
 
     # ---------------------------------------------------------------- creating
     @classmethod
@@ -149,6 +147,8 @@ class RunWriter:
 
     # ---------------------------------------------------------------- logging
     def log_params(self, params: dict[str, Any], source: str = "flag") -> None:
+        if not isinstance(params, dict):
+            raise BadValueError(f"parameters are a dict of name -> value, not {params!r}")
         rows = [build_param(k, v, source) for k, v in params.items()]
         self.spool.event({"e": "params", "params": rows})
         for row in rows:
@@ -166,8 +166,22 @@ class RunWriter:
         _log_into(self, key, value, step)
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        for k, v in metrics.items():
-            self.log_metric(k, v, step)
+        _log_many(self, metrics, step)
+
+    def _new_key(self, name: str) -> int:
+        """The point log's key of a new series, its name spooled first."""
+        return self._new_keys([name])[name]
+
+    def _new_keys(self, names: list[str]) -> dict[str, int]:
+        for name in names:
+            check_key(name)
+        with self._key_lock:
+            unknown = [n for n in dict.fromkeys(names) if n not in self._key_ids]
+            fresh = {n: len(self._key_ids) + i for i, n in enumerate(unknown)}
+            if fresh:
+                self.spool.keys(fresh)
+                self._key_ids.update((n, i + 1) for n, i in fresh.items())
+            return {n: self._key_ids[n] for n in names}
 
     def log_data(self, versions: list[DataVersion], profiles: dict[str, Any] | None = None) -> None:
         if not versions:
@@ -194,36 +208,28 @@ class RunWriter:
     def hold(self) -> None:
         """A fact is being gathered for this run: do not close its spool yet."""
         with self._pending_lock:
-            self._pending += 1
+            self.pending += 1
 
     def release(self) -> None:
         with self._pending_lock:
-            self._pending -= 1
+            self.pending -= 1
 
-    def flush(self) -> None:
-        """Move buffered metric points to the spool file (durable against a kill).
+    def retry(self) -> bool:
+        """Write what a full disk held back in memory; True when all is on disk."""
+        spooled = self.spool.retry()
+        return self.points.spill(final=self.finished) and spooled
 
-        The ingestor thread flushes while the cell keeps appending, so the buffer
-        list is never swapped for a new one (a point appended to the old list
-        after the swap was lost, or tore the chunk being encoded): the first
-        ``n`` points are copied out and deleted, each step atomic under the GIL,
-        and points appended meanwhile wait for the next flush.
-        """
-        with self._flush_lock:
-            points = self._points
-            n = len(points)
-            if not n:
-                return
-            chunk = points[:n]
-            del points[:n]
-            self.spool.metrics_flat(chunk)
+    @property
+    def disk_error(self) -> OSError | None:
+        """Why part of this run is only in memory (a full disk), if it is."""
+        return self.spool.error or self.points.error
 
     def finish(self, status: str = "finished", error: str | None = None) -> None:
         if self.finished:
             return
         if status not in ("finished", "failed", "crashed"):
             raise UsageError(f"a run ends finished, failed or crashed, not {status!r}")
-        self.flush()
+        self.points.spill(final=True)
         ended = _now()
         self.spool.event(
             {"e": "end", "status": status, "error": error, "ended_at": ended.isoformat()}
@@ -231,34 +237,22 @@ class RunWriter:
         self.snapshot.status = status
         self.snapshot.error = error
         self.snapshot.ended_at = ended.replace(tzinfo=timezone.utc)
+        # Only now: an ingester that sees ``finished`` may remove the spool once what
+        # it read is in, so the end must be in the spool before.
         self.finished = True
 
     # ---------------------------------------------------------------- ingesting
     def ingest(self) -> bool:
         """Move what was spooled since the last ingestion into DuckDB. True when all is in."""
-        return self in ingest.ingest_together([self])
+        return self in ingest.ingest_writers([self])
 
-    def read_pending(self) -> Pending | None:
-        """What was spooled since the last ingestion; None when the spool is gone."""
-        if not self.finished:
-            self.flush()
-        if not self.spool.path.exists():
-            return None
-        pending_before = self._pending
-        batch, offset, state = read_spool(self.spool.path, self.run_id, self._offset)
-        return Pending(batch, offset, bool(state["ended"]), pending_before, offset > self._offset)
+    def close(self) -> None:
+        """Everything is in the store: remove the spool and the point log."""
+        self.spool.close()
+        self.points.close()
+        from .spools import remove
 
-    def ingested(self, p: Pending) -> bool:
-        """``p`` is in the store: advance; True (and the spool removed) when all is in."""
-        if p.offset > self._offset:
-            self._offset = p.offset
-            self._end_stored = self._end_stored or p.ended
-        if self._end_stored and p.held == 0:
-            self.spool.close()
-            with contextlib.suppress(FileNotFoundError):
-                self.spool.path.unlink()
-            return True
-        return False
+        remove(self.spool.path)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until everything logged so far is in DuckDB."""
@@ -273,6 +267,9 @@ class RunWriter:
                 continue
             if done or not self.finished:
                 return
+            if deadline is not None and time.monotonic() > deadline:
+                raise NbtrackError(f"run {self.run_id[:8]} is not all in the store yet")
+            time.sleep(0.01)  # a background fact (git state) is still being gathered
 
 
 # ---------------------------------------------------------------- the active run
@@ -298,24 +295,53 @@ def _require() -> RunWriter:
 
 
 def _log_into(w: RunWriter, name: str, value: Any, step: int | None) -> None:
-    # The hot path of a training loop: a few lookups and one extend (atomic under
-    # the GIL, so the buffer always holds whole points when the ingestor flushes).
+    # The hot path of a training loop: a few lookups and four stores into the point
+    # log's shared mapping, the key last (a record is complete once its key is in).
+    # Durable against a kill as soon as they are done; no system call.
     if type(value) is not float or type(name) is not str:
         value = build_metric(name, value)
+    key = w._key_ids.get(name)
+    if key is None:
+        key = w._new_key(name)
     steps = w._steps
     nxt = steps.get(name, 0)
     if step is None:
         step = nxt
-    elif type(step) is not int:
-        raise UsageError(f"step must be an integer, not {step!r}")
+    elif type(step) is not int or not STEP_MIN <= step <= STEP_MAX:
+        step = check_step(name, step)
     if step >= nxt - 1:
         # The latest value of a series is the one at its highest step (as in the store).
         steps[name] = step + 1
         w.snapshot.metrics[name] = value
-    points = w._points
-    points.extend((name, value, step, time.time()))
-    if len(points) >= FLUSH_POINTS * 4:
-        w.flush()
+    win = w.points.window
+    i = next(win.slots)
+    while i >= win.cap:
+        win = w.points.roll(win)
+        i = next(win.slots)
+    i <<= 2
+    q = win.q
+    q[i + 1] = step
+    d = win.d
+    d[i + 2] = value
+    d[i + 3] = _time()
+    q[i] = key
+
+
+_time = time.time
+
+
+def _log_many(w: RunWriter, metrics: dict[str, Any], step: int | None) -> None:
+    if not isinstance(metrics, dict):
+        raise BadValueError(f"metrics are a dict of name -> number, not {metrics!r}")
+    # All or nothing: one bad entry refuses the call before any point is logged.
+    checked = {k: build_metric(k, v) for k, v in metrics.items()}
+    new = [k for k in checked if k not in w._key_ids]
+    if len(new) > 1:
+        w._new_keys(new)  # one spool record for all, not one each
+    if step is not None and (type(step) is not int or not STEP_MIN <= step <= STEP_MAX):
+        step = check_step(next(iter(metrics), "?"), step)
+    for k, v in checked.items():
+        _log_into(w, k, v, step)
 
 
 def log_metric(name: str, value: Any, step: int | None = None) -> None:
@@ -332,9 +358,7 @@ def log_metric(name: str, value: Any, step: int | None = None) -> None:
 
 def log_metrics(metrics: dict[str, Any], step: int | None = None) -> None:
     """Log several metrics, at one step, to the active run."""
-    w = _require()
-    for k, v in metrics.items():
-        _log_into(w, k, v, step)
+    _log_many(_require(), metrics, step)
 
 
 def log_params(params: dict[str, Any]) -> None:

@@ -195,6 +195,7 @@ def export_runs(client: Client, refs: Sequence[str], dest: IO[bytes]) -> BundleS
     """Export the runs named by ``refs`` (ids, prefixes, ``last``) with what they need."""
     if not refs:
         raise UsageError("name at least one run to export")
+    client.recover()  # runs whose kernel died before they reached the store count too
     return write_bundle(client, closure(client, refs), dest)
 
 

@@ -10,7 +10,7 @@ connection around one of those functions.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +43,23 @@ class Store(Connection):
             return
         with self.transaction() as con:
             writes.write(con, batches)
+
+    def ingest(
+        self,
+        run_ids: Sequence[str],
+        build: Callable[[writes.Positions], list[Batch]],
+        *,
+        background: bool = False,
+    ) -> None:
+        """Read how far ``run_ids`` are in, build their batches from there, write them:
+        all in one transaction, so concurrent ingesters never store a record twice.
+
+        ``background``: give way to readers waiting for the store (see ``connection``).
+        """
+        with self.transaction(background=background) as con:
+            batches = build(writes.positions(con, run_ids))
+            if batches:
+                writes.write(con, batches)
 
     def run_state(self, run_id: str) -> tuple[int, str | None]:
         """``(spool offset already ingested, status)`` of a run; ``(0, None)`` if unknown."""

@@ -10,6 +10,7 @@ backoff. Nothing keeps the file open between calls.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import random
@@ -25,6 +26,8 @@ import duckdb
 from .. import settings
 from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersionError
 from . import schema
+
+BACKGROUND_PATIENCE = 1.0  # seconds a background ingester gives way to waiting readers
 
 _process_locks: dict[str, threading.RLock] = {}
 _process_locks_guard = threading.Lock()
@@ -45,6 +48,13 @@ class _Turn:
     poll, so a waiter takes its turn in the short gap between another process's
     connections. POSIX locks (``lockf``), not ``flock``: a forked child does not
     inherit them. Re-entrant; used with the per-process lock of the file held.
+
+    Readers first: byte 0 of the side file is the turn; a foreground caller (a
+    reader, a user's command) holds a shared lock on byte 1 while it waits, and a
+    background ingester does not compete while anyone does, for up to
+    ``BACKGROUND_PATIENCE`` seconds (then it queues as a reader would, or a reader in a
+    tight loop would starve it). So a reader waits for about one bounded transaction,
+    never for a queue of ingesters.
     """
 
     def __init__(self, db_path: Path) -> None:
@@ -52,7 +62,7 @@ class _Turn:
         self.depth = 0
         self.fd = -1
 
-    def acquire(self, timeout: float) -> None:
+    def acquire(self, timeout: float, *, background: bool = False) -> None:
         self.depth += 1
         if self.depth > 1:
             return
@@ -62,19 +72,44 @@ class _Turn:
         except OSError:
             self.fd = -1  # a read-only folder: DuckDB's own lock still guards the file
             return
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except OSError:
+        begin = time.monotonic()
+        deadline = begin + timeout
+        waiting = False
+        try:
+            while True:
+                if background and time.monotonic() - begin > BACKGROUND_PATIENCE:
+                    background = False  # readers in a tight loop must not starve it
+                if not background and not waiting:
+                    with contextlib.suppress(OSError):
+                        fcntl.lockf(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 1)
+                        waiting = True
+                if background and self._readers_waiting():
+                    pass
+                else:
+                    try:
+                        fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+                        return
+                    except OSError:
+                        pass
                 if time.monotonic() >= deadline:
                     self.release()
                     raise StoreBusyError(
                         f"{self.path.with_suffix('')} stayed busy with other nbtrack processes "
                         f"for {timeout:.0f} s (set {settings.LOCK_TIMEOUT.name} to wait longer)"
                     ) from None
-                time.sleep(0.0005)
+                time.sleep(0.002 if background else 0.0005)
+        finally:
+            if waiting and self.fd >= 0:
+                with contextlib.suppress(OSError):
+                    fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 1)
+
+    def _readers_waiting(self) -> bool:
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1)
+        except OSError:
+            return True
+        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 1)
+        return False
 
     def release(self) -> None:
         self.depth -= 1
@@ -103,17 +138,33 @@ class Connection:
         self.lock_timeout = settings.lock_timeout()
 
     @contextmanager
-    def connect(self, *, safe: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection, after the schema was checked or created.
-
-        ``safe`` turns off DuckDB's file access (for SQL that arrives over HTTP).
-        Waits for other processes holding the file, up to the lock timeout.
-        """
+    def turn(self) -> Iterator[None]:
+        """Hold this store's turn across several connections (a reader's catch-up and
+        its read), so nobody slips in between them."""
         with self._lock:
             self._turn.acquire(self.lock_timeout)
             try:
+                yield
+            finally:
+                self._turn.release()
+
+    @contextmanager
+    def connect(
+        self, *, safe: bool = False, background: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection, after the schema was checked or created.
+
+        ``safe`` turns off DuckDB's file access (for SQL that arrives over HTTP).
+        ``background``: wait while a foreground caller waits (see ``_Turn``).
+        Waits for other processes holding the file, up to the lock timeout.
+        """
+        with self._lock:
+            self._turn.acquire(self.lock_timeout, background=background)
+            try:
                 self._ensure_schema()
-                config = {"enable_external_access": False} if safe else {}
+                config = dict(schema.CONNECT_CONFIG)
+                if safe:
+                    config["enable_external_access"] = False
                 con = self._open(config)
                 try:
                     yield con
@@ -123,8 +174,8 @@ class Connection:
                 self._turn.release()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.connect() as con:
+    def transaction(self, *, background: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect(background=background) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -160,4 +211,4 @@ class Connection:
                 raise StoreError(f"cannot open {self.path}: {exc}") from exc
 
     def _ensure_schema(self) -> None:
-        schema.ensure(self.path, self._open)
+        schema.ensure(self.path, lambda: self._open(dict(schema.CONNECT_CONFIG)))

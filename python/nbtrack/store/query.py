@@ -50,7 +50,13 @@ def _wide_sql(param_kinds: list[tuple[str, bool]], metric_keys: list[str]) -> st
     ``"params.lr"`` and, where the bare name is free, as ``lr`` too, so a
     ``--where`` can say ``lr > 0.01 and acc > 0.9``.
     """
-    taken = set(RUN_COLUMNS) | {"duration", "params_text", "spool_offset", "updated_at"}
+    taken = set(RUN_COLUMNS) | {
+        "duration",
+        "params_text",
+        "spool_offset",
+        "points_offset",
+        "updated_at",
+    }
     bare: dict[str, int] = {}
     for k, _ in param_kinds:
         bare[k] = bare.get(k, 0) + 1
@@ -79,7 +85,7 @@ def _wide_sql(param_kinds: list[tuple[str, bool]], metric_keys: list[str]) -> st
         WITH p AS (SELECT {p_sel} FROM params GROUP BY run_id),
              m AS (SELECT {m_sel} FROM metric_latest GROUP BY run_id),
              wide0 AS (
-                SELECT r.* EXCLUDE (spool_offset, updated_at, git_diff, source),
+                SELECT r.* EXCLUDE (spool_offset, points_offset, updated_at, git_diff, source),
                        epoch(r.ended_at) - epoch(r.started_at) AS duration,
                        p.* EXCLUDE (run_id), m.* EXCLUDE (run_id)
                 FROM runs r LEFT JOIN p USING (run_id) LEFT JOIN m USING (run_id))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,9 +14,9 @@ from typing import Any
 import duckdb
 
 from .._version import __version__
-from ..exceptions import NotAStoreError, StoreVersionError
+from ..exceptions import NotAStoreError, StoreError, StoreVersionError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 # Version 1: the first public schema. Kept verbatim: tests build a v1 file with it
@@ -73,12 +76,22 @@ CREATE TABLE named_inputs (
 );
 CREATE INDEX named_inputs_producer ON named_inputs (producer_run_id);
 """,
+    # Metric points have their own log beside the event spool (points.py): how many
+    # of its records are in, as spool_offset says for the events.
+    4: """
+ALTER TABLE runs ADD COLUMN points_offset BIGINT DEFAULT 0;
+""",
 }
 
 # Files already checked by this process (path, inode): later opens cost nothing.
 _checked: set[tuple[str, int]] = set()
 
 Opener = Callable[[], duckdb.DuckDBPyConnection]
+# Never let DuckDB install or load an extension on its own.
+CONNECT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 
 
 def utcnow() -> datetime:
@@ -89,12 +102,19 @@ def ensure(path: Path, open_: Opener) -> None:
     """Create a new store, upgrade an old one (after a backup), refuse others.
 
     Checked once per process per file (by inode), so later calls cost nothing.
+    Called with the store's turn held (see ``connection``), so one process at a time.
     """
     if path.exists():
-        key = (str(path), path.stat().st_ino)
+        st = path.stat()
+        key = (str(path), st.st_ino)
         if key in _checked:
             return
-    path.parent.mkdir(parents=True, exist_ok=True)
+        if st.st_size == 0:
+            # A 0-byte file (a full disk under an older nbtrack, a `touch`) holds
+            # nothing: a new store replaces it, nothing is lost.
+            _create_atomically(path, replace=True)
+    else:
+        _create_atomically(path, replace=False)
     con = open_()
     try:
         version = schema_version(path, con)
@@ -111,6 +131,42 @@ def ensure(path: Path, open_: Opener) -> None:
     finally:
         con.close()
     _checked.add((str(path), path.stat().st_ino))
+
+
+def _create_atomically(path: Path, *, replace: bool) -> None:
+    """A new, empty store at ``path``, or nothing at all (a full disk, say).
+
+    The schema is built in a temporary file beside it (``runs.duckdb.tmp-XXXX``),
+    checkpointed, and only then renamed into place: nobody ever sees a 0-byte or
+    half-made store, and a failure leaves no file behind.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
+    except OSError as exc:
+        raise StoreError(f"cannot create the store {path}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    tmp = Path(name)
+    tmp.unlink()  # DuckDB creates the file itself; the name is ours
+    try:
+        con = duckdb.connect(str(tmp), config=CONNECT_CONFIG)
+        try:
+            create(con)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        if replace:
+            os.replace(tmp, path)
+        else:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # never over a store another process just made
+    except (OSError, duckdb.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
+        raise StoreError(f"cannot create the store {path}: {reason}") from exc
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
 
 def schema_version(path: Path, con: duckdb.DuckDBPyConnection) -> int:

@@ -1,0 +1,223 @@
+"""The spool folder of a store: which spools are there, whose, and bringing them in.
+
+``scan`` says of each spool who wrote it, whether its run ended and whether its
+writer is dead; ``ingest`` brings spools into the store, reading each from the
+positions the store holds for its run inside the write transaction, so the run's
+own process, a reader catching up and recovery after a death may all do it at once
+and every record is stored once. The format of one spool is in ``spool.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from .models import Batch
+from .spool import EVENT, FRAME, points_path, read_spool
+
+UNREADABLE_GRACE = 60.0  # seconds before a spool without a readable header counts as dead
+
+
+def owner_alive(header: dict[str, Any] | None) -> bool:
+    """Whether the process that wrote a spool still runs (pid reuse is ruled out)."""
+    if not header:
+        return False
+    if header.get("host") != socket.gethostname():
+        return True  # another machine on a shared folder: not ours to judge
+    try:
+        proc = psutil.Process(int(header["pid"]))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False  # killed, and its parent (a Jupyter server) has not reaped it yet
+        return abs(proc.create_time() - float(header["pid_start"])) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
+        return False
+
+
+@dataclass
+class Spool:
+    """One run's spool as a reader found it (see ``scan``)."""
+
+    path: Path
+    run_id: str
+    header: dict[str, Any] | None
+    ended: bool  # its end event is in the file
+    dead: bool  # its writer is gone: nothing more will be appended
+    mtime: float
+
+
+class RunSink(Protocol):
+    """Where spooled runs go (the store)."""
+
+    def ingest(
+        self,
+        run_ids: Sequence[str],
+        build: Callable[[dict[str, tuple[int, int, str | None]]], list[Batch]],
+        *,
+        background: bool = False,
+    ) -> None: ...
+
+
+def _peek(path: Path) -> tuple[dict[str, Any] | None, bool, float]:
+    """``(header, ended, mtime)`` from frame heads only: a few reads, whatever the size."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        size, pos = st.st_size, 0
+        header: dict[str, Any] | None = None
+        ended = False
+        while pos + FRAME.size <= size:
+            length, kind = FRAME.unpack(os.pread(fd, FRAME.size, pos))
+            start = pos + FRAME.size
+            if start + length > size:
+                break
+            if pos == 0 and kind == EVENT:
+                with contextlib.suppress(ValueError):
+                    ev = json.loads(os.pread(fd, length, start))
+                    header = ev if ev.get("e") == "header" else None
+            elif kind == EVENT and os.pread(fd, len(_END), start) == _END:
+                ended = True
+            pos = start + length
+        return header, ended, st.st_mtime
+    finally:
+        os.close(fd)
+
+
+_END = b'{"e": "end"'  # how json.dumps writes an end event's first key
+
+
+def scan(spool_dir: Path) -> list[Spool]:
+    """The spools in ``spool_dir``, oldest first; removes temporary files of dead writers."""
+    try:
+        names = os.listdir(spool_dir)
+    except FileNotFoundError:
+        return []
+    found = []
+    alive: dict[tuple[Any, ...], bool] = {}  # one look per writing process, not per spool
+    for name in names:
+        path = spool_dir / name
+        if name.startswith(".") and name.endswith(".tmp"):
+            _remove_dead_tmp(path)
+            continue
+        if not name.endswith(".spool"):
+            continue
+        try:
+            header, ended, mtime = _peek(path)
+        except FileNotFoundError:
+            continue
+        if header is None and time.time() - mtime < UNREADABLE_GRACE:
+            continue  # cannot tell whose it is yet: leave it to a later look
+        who = (header.get("host"), header.get("pid"), header.get("pid_start")) if header else ()
+        if who not in alive:
+            alive[who] = owner_alive(header)
+        dead = not alive[who]
+        found.append(Spool(path, name[: -len(".spool")], header, ended, dead, mtime))
+    found.sort(key=lambda sp: sp.mtime)
+    return found
+
+
+def _remove_dead_tmp(path: Path) -> None:
+    # ".<run>.spool.<pid>.tmp": a writer killed (or out of space) while creating its spool.
+    try:
+        pid = int(path.name.rsplit(".", 2)[-2])
+    except ValueError:
+        return
+    if not psutil.pid_exists(pid) or time.time() - path.stat().st_mtime > UNREADABLE_GRACE:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def remove(path: Path) -> None:
+    """Delete a fully ingested spool and its point log."""
+    for p in (path, points_path(path)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
+
+
+def ingest(
+    store: RunSink,
+    spools: Sequence[Spool],
+    *,
+    max_points: int | None = None,
+    max_seconds: float | None = None,
+    background: bool = False,
+) -> list[str]:
+    """Bring ``spools`` into the store in one transaction; the ids of runs now all in.
+
+    Each spool is read from the positions the store holds for its run, inside the
+    transaction, so any number of processes may ingest the same spool at once and a
+    record is stored exactly once. ``max_points`` bounds the points read and
+    ``max_seconds`` the time spent reading (a slice); what is left is read by a later
+    call. A run whose writer died without an end
+    becomes ``crashed``. Spools of dead writers are removed once all in; a live
+    writer removes its own.
+    """
+    if not spools:
+        return []
+    complete: list[str] = []
+
+    def build(positions: dict[str, tuple[int, int, str | None]]) -> list[Batch]:
+        batches: list[Batch] = []
+        budget = max_points
+        complete.clear()
+        stop_at = None if max_seconds is None else time.monotonic() + max_seconds
+        for sp in spools:
+            if stop_at is not None and batches and time.monotonic() > stop_at:
+                break
+            offset, points, status = positions.get(sp.run_id, (0, 0, None))
+            done = status not in (None, "running")
+            try:
+                batch, state = read_spool(
+                    sp.path, sp.run_id, offset, points, final=sp.dead or done, limit=budget
+                )
+            except FileNotFoundError:
+                continue  # another process brought it in and removed it
+            if budget is not None:
+                budget = max(0, budget - state["points"])
+            if batch.run is None and status is None:
+                if sp.dead:
+                    complete.append(sp.run_id)  # died before its first record: nothing to keep
+                continue
+            if sp.dead and not state["ended"] and status in (None, "running"):
+                pid = sp.header.get("pid") if sp.header else "?"
+                batch.update.update(
+                    status="crashed",
+                    error=f"the process running this cell (pid {pid}) died before it finished",
+                    ended_at=datetime.fromtimestamp(sp.mtime, timezone.utc).replace(tzinfo=None),
+                )
+            if not state["more"]:
+                complete.append(sp.run_id)
+            if (batch.spool_offset or 0) > offset or batch.points_offset != points or batch.update:
+                batches.append(batch)  # else nothing new: no write (updated_at stays)
+        return batches
+
+    store.ingest([sp.run_id for sp in spools], build, background=background)
+    for sp in spools:
+        if sp.dead and sp.run_id in complete:
+            remove(sp.path)
+    return list(complete)
+
+
+def spooled_hashes(spool_dir: Path) -> set[str]:
+    """Blob hashes named by spooled runs not yet in the store (gc keeps them)."""
+    found: set[str] = set()
+    for sp in scan(spool_dir):
+        try:
+            batch, _ = read_spool(sp.path, sp.run_id, points=False)
+        except FileNotFoundError:
+            continue
+        found.update(d.hash for d in batch.data if d.hash)
+        for key in ("notebook_hash",):
+            value = batch.update.get(key) or (batch.run or {}).get(key)
+            if value:
+                found.add(str(value))
+    return found

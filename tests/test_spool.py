@@ -1,0 +1,134 @@
+"""The spool under real faults: a SIGKILL at a random moment loses no logged point.
+
+Each trial is a small real process that starts a run and logs metric points as fast
+as it can (in bursts, with pauses, two series); after each ``log_metric`` call
+returns it counts the call in a shared memory mapping, so the count survives the
+kill. It is SIGKILLed at a seeded random moment; the next reader of the store must
+show the run ``crashed`` with every counted point.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nbtrack.client import Client
+from nbtrack.project import resolve_project
+
+TRIALS = 20
+PARALLEL = 4
+SEED = 14
+
+# argv: counter file, ready file, seed. Logs "loss" and (every 7th call) "acc";
+# after each call returns, stores the number of returned calls in the counter.
+LOGGER = """
+import mmap, os, random, sys, time
+from pathlib import Path
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+
+counter, ready, seed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+fd = os.open(counter, os.O_RDWR)
+mm = mmap.mmap(fd, 16)
+count = memoryview(mm).cast("q")
+w = RunWriter.start(resolve_project(), kind="cell", name=f"killed{seed}", params={"seed": seed})
+count[1] = 1  # the run has started
+ready.touch()
+i = 0
+while True:
+    burst = rng.choice((1, 10, 1000, 50000))
+    for _ in range(burst):
+        w.log_metric("loss", 1.0 / (i + 1), step=i)
+        if i % 7 == 0:
+            w.log_metric("acc", i / 7.0)
+        i += 1
+        count[0] = i
+    if rng.random() < 0.3:
+        time.sleep(rng.random() * 0.05)
+"""
+
+
+def _counter(path: Path) -> tuple[int, int]:
+    with open(path, "rb") as fh:
+        data = fh.read(16)
+    return int.from_bytes(data[:8], "little"), int.from_bytes(data[8:], "little")
+
+
+def _start(project_dir: Path, seed: int) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    counter = project_dir / f"count{seed}"
+    counter.write_bytes(bytes(16))
+    ready = project_dir / f"ready{seed}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBTRACK_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOGGER, str(counter), str(ready), str(seed)],
+        cwd=project_dir,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    return proc, counter, ready
+
+
+def _kill_at_random(
+    proc: subprocess.Popen[bytes], ready: Path, rng: random.Random, early: bool
+) -> None:
+    deadline = time.monotonic() + 60
+    if early:  # a kill while the process is still starting its run
+        time.sleep(rng.random() * 1.5)
+    else:
+        while not ready.exists():
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the logger never started"
+            time.sleep(0.005)
+        time.sleep(rng.random() * 1.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+
+
+def test_random_sigkills_lose_no_logged_point(project_dir: Path) -> None:
+    # Given: TRIALS logging processes, each SIGKILLed at a seeded random moment
+    # (every fifth one while it may still be starting its run)
+    rng = random.Random(SEED)
+    counted: dict[int, tuple[int, int]] = {}
+    for first in range(0, TRIALS, PARALLEL):
+        batch = [_start(project_dir, seed) for seed in range(first, first + PARALLEL)]
+        for seed, (proc, counter, ready) in zip(range(first, first + PARALLEL), batch, strict=True):
+            _kill_at_random(proc, ready, rng, early=seed % 5 == 4)
+            counted[seed] = _counter(counter)
+
+    # When: a user next reads the store
+    client = Client(resolve_project(project_dir))
+    client.recover()
+
+    # Then: no run is left running, every killed run is crashed, and every point whose
+    # call had returned is stored, once, at its step
+    _, rows = client.sql("SELECT name, status FROM runs ORDER BY name")
+    assert all(status == "crashed" for _, status in rows), rows
+    stored = dict(rows)
+    lost: dict[int, int] = {}
+    for seed, (returned, started) in counted.items():
+        if not started:
+            assert f"killed{seed}" not in stored or returned == 0
+            continue
+        assert stored.get(f"killed{seed}") == "crashed", (seed, stored)
+        n, distinct, top = _loss_steps(client, f"killed{seed}")
+        assert n == distinct, f"trial {seed}: duplicate points"
+        if top + 1 < returned:
+            lost[seed] = returned - (top + 1)
+    total = sum(r for r, _ in counted.values())
+    assert not lost, f"points lost per trial {lost} of {total} logged"
+    # ... and nothing is left in the spool folder, temporary files included
+    assert sorted(p.name for p in resolve_project(project_dir).spool_dir.iterdir()) == []
+
+
+def _loss_steps(client: Client, name: str) -> tuple[int, int, int]:
+    _, rows = client.sql(
+        "SELECT count(*), count(DISTINCT step), coalesce(max(step), -1) FROM metrics m "
+        f"JOIN runs r USING (run_id) WHERE r.name = '{name}' AND m.key = 'loss'"
+    )
+    return rows[0]
