@@ -129,7 +129,7 @@ def test_a_bad_metric_or_step_is_refused_and_the_run_goes_on(
     w = RunWriter.start(project)
     with pytest.raises(UsageError, match="metric 'acc' must be a number, not str 'high'"):
         w.log_metric("acc", "high")
-    with pytest.raises(UsageError, match="step must be an integer, not 1.5"):
+    with pytest.raises(UsageError, match="must be an integer, not float 1.5"):
         w.log_metric("acc", 0.5, step=1.5)  # type: ignore[arg-type]
     w.log_metric("acc", float("nan"))
     w.finish()
@@ -191,8 +191,8 @@ def test_the_background_ingestor_stores_a_run_nobody_waits_for(
     wait_until(lambda: spools(project), lambda left: left == [], what="the spool to be removed")
 
 
-# A script that records a run and is killed before it ends; it says when its
-# points are spooled (flushed to disk), so the kill cannot land before that.
+# A script that records a run and is killed before it ends; its points are on disk
+# when log_metric returns (points.py), so the kill lands after all 50 are durable.
 KILLED_SCRIPT = """
 import os, signal
 from nbtrack.project import resolve_project
@@ -200,7 +200,6 @@ from nbtrack.tracking import RunWriter
 w = RunWriter.start(resolve_project(), name="script", params={"lr": 0.3})
 for step in range(50):
     w.log_metric("loss", 1 / (step + 1))
-w.flush()
 print(w.run_id, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """

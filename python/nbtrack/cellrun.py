@@ -197,6 +197,15 @@ class CellRun:
         for origin, chunk in by_origin.items():
             self.writer.log_params(chunk, source=origin)
         self.writer.log_inputs([r.record() for r in self.reads])
+        if opts.auto and self.flow.literals:
+            # The literals as written, now: a cell killed mid-way still records them;
+            # the end of the cell replaces them with their final values (n *= 2).
+            static = capture.literal_assignments(transformed)
+            early = {k: static[k] for k in self.flow.literals if k in static}
+            for k in opts.metrics:
+                early.pop(k, None)
+            if early:
+                self.writer.log_params(early, source="auto")
         if opts.tags:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
