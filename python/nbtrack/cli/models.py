@@ -72,10 +72,8 @@ def lineage_lines(lin: Lineage) -> list[str]:
         cell = run.cell_id[:8] if run.cell_id else "-"
         count = f" [In {run.execution_count}]" if run.execution_count else ""
         git = (run.git_commit or "-")[:10] + (" (dirty)" if run.git_dirty else "")
-        lines.append(
-            f"  run         {run.short_id} {run.name or ''} {run.status} - notebook {where}, "
-            f"cell {cell}{count}, git {git}".replace("  ", " ")
-        )
+        head = " ".join(p for p in (run.short_id, run.name, run.status) if p)
+        lines.append(f"  run         {head} - notebook {where}, cell {cell}{count}, git {git}")
         if run.params:
             lines.append(
                 "  params      " + " ".join(f"{k}={format_cell(x)}" for k, x in run.params.items())

@@ -125,9 +125,10 @@ def _derive_aliases(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> Non
     con.execute(
         """
         INSERT INTO model_aliases
-        SELECT name, alias, arg_max(to_version, seq), max(moved_at) FROM model_alias_history
-        WHERE list_contains(?, name) GROUP BY name, alias
-        HAVING arg_max(to_version, seq) IS NOT NULL
+        SELECT name, alias, to_version, moved_at FROM model_alias_history
+        WHERE list_contains(?, name)
+        QUALIFY row_number() OVER (PARTITION BY name, alias ORDER BY seq DESC) = 1
+            AND to_version IS NOT NULL
         """,
         [list(names)],
     )
