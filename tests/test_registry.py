@@ -139,6 +139,8 @@ def test_objects_no_flavor_knows_go_to_pickle_with_a_warning_or_are_refused(clie
             nbtrack.log_model(Scorer(1.0), "scorer", flavor="xgboost")
         with pytest.raises(UsageError, match="no flavor 'keras'; the flavors are"):
             nbtrack.log_model(Scorer(1.0), "scorer", flavor="keras")
+        with pytest.warns(LeastPortableWarning), pytest.raises(UsageError, match="pickle cannot"):
+            nbtrack.log_model(lambda x: x, "scorer")
     assert v.flavor == "pickle"
     loaded = nbtrack.load_model("scorer")
     assert np.allclose(loaded.predict(X), Scorer(2.0).predict(X))

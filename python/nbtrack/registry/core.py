@@ -91,7 +91,7 @@ class Registry:
         if flavor and not chosen.handles(obj):
             raise UsageError(f"the {chosen.name} flavor does not save a {type(obj).__name__}")
         with tempfile.TemporaryDirectory(prefix="nbtrack-model-") as tmp:
-            dest = Path(tmp) / chosen.file_name
+            dest = Path(tmp) / chosen.file_name_for(options)
             meta = chosen.save(obj, dest, options)
             digest, size = self.client.cache.add_file(dest)
         sig = None
@@ -114,7 +114,7 @@ class Registry:
                 "env": environment_of(chosen, meta, env.packages if env else None),
                 "hash": digest,
                 "size": size,
-                "file_name": chosen.file_name,
+                "file_name": dest.name,
                 "run_id": writer.run_id,
                 "description": description,
                 "tags": {str(k): str(v) for k, v in (tags or {}).items()},

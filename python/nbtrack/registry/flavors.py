@@ -44,6 +44,9 @@ class Flavor:
         """Write ``obj`` to ``dest``; returns what ``load`` needs besides the file."""
         raise NotImplementedError
 
+    def file_name_for(self, options: dict[str, Any]) -> str:
+        return self.file_name
+
     def load(self, path: Path, meta: dict[str, Any], **kwargs: Any) -> Any:
         raise NotImplementedError
 
@@ -91,8 +94,14 @@ class SklearnFlavor(Flavor):
     file_name = "model.skops"
     suffixes = (".skops", ".joblib", ".jbl")
 
+    def _format(self, options: dict[str, Any]) -> str:
+        return str(options.get("format") or ("skops" if version_of("skops") else "joblib"))
+
+    def file_name_for(self, options: dict[str, Any]) -> str:
+        return "model.joblib" if self._format(options) == "joblib" else self.file_name
+
     def save(self, obj: Any, dest: Path, options: dict[str, Any]) -> dict[str, Any]:
-        fmt = options.get("format") or ("skops" if version_of("skops") else "joblib")
+        fmt = self._format(options)
         if fmt == "skops":
             import skops.io as sio
 
@@ -278,8 +287,11 @@ class PickleFlavor(Flavor):
             LeastPortableWarning,
             stacklevel=4,
         )
-        with open(dest, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with open(dest, "wb") as f:
+                pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise UsageError(f"pickle cannot save {_class_path(obj)}: {exc}") from exc
         return {"class": _class_path(obj), "python": sys.version.split()[0]}
 
     def load(self, path: Path, meta: dict[str, Any], **kwargs: Any) -> Any:
