@@ -231,7 +231,7 @@ class Registry:
     def lineage(self, ref: str) -> Lineage:
         from .lineage import build_lineage
 
-        return build_lineage(self.client, self._store, self.get(ref))
+        return build_lineage(self._store, ModelRef.parse(ref))
 
     def diff(self, a: str, b: str) -> ModelDiff:
         from .lineage import diff_versions

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..models import Run
-from .values import AliasMove, ModelVersion
+from .values import AliasMove, ModelRef, ModelVersion
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -66,27 +66,17 @@ class Lineage:
         }
 
 
-def build_lineage(client: Client, store: Store, mv: ModelVersion) -> Lineage:
-    runs = client.runs_by_id([mv.run_id]) if mv.run_id else []
-    run = runs[0] if runs else None
-    lineage = Lineage(mv, run, history=store.alias_history(mv.name))
-    seen = {mv.run_id} if mv.run_id else set()
-    frontier = [d.hash for d in run.inputs if d.hash] if run else []
-    for depth in range(1, MAX_DEPTH + 1):
-        if not frontier:
-            break
-        found = [(rid, p, h) for rid, p, h in store.producers(frontier) if rid not in seen]
-        producing = {r.run_id: r for r in client.runs_by_id(sorted({f[0] for f in found}))}
-        frontier = []
-        for rid, path, digest in found:
-            if rid in producing:
-                lineage.upstream.append(Upstream(producing[rid], path, digest, depth))
-                if rid not in seen:
-                    seen.add(rid)
-                    frontier.extend(d.hash for d in producing[rid].inputs if d.hash)
-    reader_ids = store.model_readers(mv.hash)
-    lineage.readers = client.runs_by_id([r for r in reader_ids if r != mv.run_id], with_env=False)
-    return lineage
+def build_lineage(store: Store, ref: ModelRef) -> Lineage:
+    mv, run, upstream, readers, history = store.model_lineage(
+        ref.name, ref.version, ref.alias, MAX_DEPTH
+    )
+    return Lineage(
+        mv,
+        run[0] if run else None,
+        [Upstream(r, path, digest, depth) for r, path, digest, depth in upstream],
+        readers,
+        history,
+    )
 
 
 @dataclass
