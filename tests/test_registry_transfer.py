@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import nbtrack
 from model_helpers import fitted, iris, make_client, tracked
 from nbtrack.client import Client
 from nbtrack.exceptions import UsageError
@@ -17,15 +15,11 @@ from nbtrack.remotes import pull, push
 
 
 @pytest.fixture
-def alice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+def stores(tmp_path, monkeypatch) -> tuple[Client, Client]:
+    """Alice's project (the current folder) and Bob's, side by side."""
     monkeypatch.delenv("NBTRACK_STORE", raising=False)
     monkeypatch.chdir(tmp_path)
-    return make_client(tmp_path / "alice")
-
-
-@pytest.fixture
-def bob(tmp_path: Path) -> Client:
-    return make_client(tmp_path / "bob")
+    return make_client(tmp_path / "alice"), make_client(tmp_path / "bob")
 
 
 def _champion(alice: Client) -> str:
@@ -49,7 +43,8 @@ def _same_registry(a: Client, b: Client) -> None:
     assert [m.to_dict() for m in ra.history("churn")] == [m.to_dict() for m in rb.history("churn")]
 
 
-def test_a_bundle_carries_versions_aliases_and_history_and_imports_once(alice, bob):
+def test_a_bundle_carries_versions_aliases_and_history_and_imports_once(stores):
+    alice, bob = stores
     run_id = _champion(alice)
     buffer = io.BytesIO()
     written = export_runs(alice, [run_id], buffer)
@@ -65,7 +60,8 @@ def test_a_bundle_carries_versions_aliases_and_history_and_imports_once(alice, b
     assert np.array_equal(model.predict(X), fitted(C=1.0).predict(X))
 
 
-def test_push_and_pull_carry_the_registry_and_pulling_twice_adds_nothing(alice, bob, tmp_path):
+def test_push_and_pull_carry_the_registry_and_pulling_twice_adds_nothing(stores, tmp_path):
+    alice, bob = stores
     _champion(alice)
     remote = str(tmp_path / "remote")
     pushed = push(alice, remote)
@@ -80,7 +76,8 @@ def test_push_and_pull_carry_the_registry_and_pulling_twice_adds_nothing(alice, 
     assert len(bob.registry().history("churn", "champion")) == 3
 
 
-def test_a_version_number_taken_by_another_model_is_refused_whole(alice, bob):
+def test_a_version_number_taken_by_another_model_is_refused_whole(stores):
+    alice, bob = stores
     run_id = _champion(alice)
     X, _ = iris()
     with tracked(bob) as run:
