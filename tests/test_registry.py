@@ -151,6 +151,7 @@ def test_a_corrupted_or_removed_blob_is_refused_with_the_fix(client):
     with tracked(client):
         v = nbtrack.log_model(fitted(), "churn", input_example=X[:3])
     blob = client.cache.path_for(v.hash)
+    nbtrack.load_model("churn/1")  # checked once: a later change must still be seen
     # given bytes changed on disk
     os.chmod(blob, 0o644)
     with open(blob, "r+b") as f:

@@ -30,6 +30,24 @@ if TYPE_CHECKING:
 
 MODEL_KIND = "model"  # the data-version kind of a model's bytes in a run's inputs/outputs
 
+# What loading needs of ``NAME/N`` (file, flavor, hash, environment) never changes once
+# the version exists: numbers are never reused or renumbered, in this store file or by an
+# import. Remembered per store file (path and inode), so a reload by number skips the
+# store (a DuckDB connection costs 20-100 ms); aliases are always read from the store.
+_loadable: dict[tuple[str, int, str, int], ModelVersion] = {}
+# Blobs this process re-hashed, with the stat that proves they have not been written
+# since: any write changes the ctime, which no program can set back. A later load of
+# the same unchanged file trusts that check instead of hashing 100 MB again.
+_verified: dict[str, tuple[int, int, int, int]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
 
 class LibraryVersionWarning(UserWarning):
     """A model is loaded with another version of its library than it was saved with."""
@@ -242,6 +260,11 @@ class Registry:
     def verified_file(self, mv: ModelVersion) -> Path:
         """The cached bytes of a version, re-hashed: refused with the reason and the fix."""
         where = f"{mv.name}/{mv.version} ({mv.hash})"
+        path = self.client.cache.path_for(mv.hash)
+        stamp = _stamp(path)
+        key = str(path)
+        if stamp is not None and _verified.get(key) == stamp:
+            return path
         try:
             self.client.cache.verify(mv.hash)
         except BlobMissingError:
@@ -256,7 +279,9 @@ class Registry:
                 "nothing was loaded): bring a good copy with `nbtrack pull REMOTE`; "
                 "`nbtrack doctor` checks the rest of the cache"
             ) from None
-        return self.client.cache.path_for(mv.hash)
+        if stamp is not None:
+            _verified[key] = stamp
+        return path
 
     @contextmanager
     def _named_file(self, digest: str, file_name: str) -> Iterator[Path]:
@@ -267,9 +292,23 @@ class Registry:
             link.symlink_to(self.client.cache.path_for(digest))
             yield link
 
+    def _loadable_version(self, ref: str) -> ModelVersion:
+        parsed = ModelRef.parse(ref)
+        if parsed.version is None:
+            return self.get(ref)
+        db = self.client.project.db_path
+        try:
+            key = (str(db), os.stat(db).st_ino, parsed.name, parsed.version)
+        except FileNotFoundError:
+            return self.get(ref)
+        found = _loadable.get(key)
+        if found is None:
+            found = _loadable[key] = self.get(ref)
+        return found
+
     def load(self, ref: str, writer: RunWriter | None = None, **kwargs: Any) -> Any:
         """The live model of a version, after checking its bytes and its library's version."""
-        mv = self.get(ref)
+        mv = self._loadable_version(ref)
         flavor = flavors.get(mv.flavor)
         self.verified_file(mv)
         recorded, current = mv.env.get("library_version"), flavor.library_version()
