@@ -2,8 +2,9 @@
 
 MLflow runs in a virtual environment of its own (mlflow-skinny with pandas<3, as
 RECIPES.md says: plain ``mlflow`` backtracks for minutes against pandas 3), made
-once per machine under pytest's cache folder and reused while its requirements
-stay the same; nbtrack is not installed there.
+once per machine under pytest's cache folder (the system's temporary folder
+without it) and reused while its requirements stay the same; nbtrack is not installed
+there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import venv
 from importlib import metadata
@@ -36,7 +38,9 @@ REQUIREMENTS = [
 @pytest.fixture(scope="module")
 def mlflow_python(request: pytest.FixtureRequest) -> Path:
     key = hashlib.sha1(json.dumps([sys.version, REQUIREMENTS]).encode()).hexdigest()[:12]
-    folder = request.config.cache.mkdir(f"mlflow-venv-{key}")
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    name = f"mlflow-venv-{key}"
+    folder = cache.mkdir(name) if cache is not None else Path(tempfile.gettempdir()) / name
     python = folder / "bin" / "python"
     done = folder / "READY"
     if not done.exists():
