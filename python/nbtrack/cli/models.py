@@ -101,7 +101,7 @@ def lineage_lines(lin: Lineage) -> list[str]:
     for r in lin.readers:
         metrics = " ".join(f"{k}={format_cell(x)}" for k, x in r.metrics.items())
         lines.append(
-            f"  read by     run {r.short_id} {r.name or ''} ({r.notebook_path or '-'}) {metrics}"
+            f"  read by     run {r.short_id} {r.name or ''} ({r.notebook_path or '-'}) {metrics}".rstrip()
         )
     for m in lin.history:
         frm = "-" if m.from_version is None else m.from_version
