@@ -15,6 +15,7 @@ from ..exceptions import UsageError
 from ..registry.lineage import Lineage, ModelDiff
 from ..registry.values import ModelVersion
 from .output import emit_json, emit_table, format_cell
+from .parser import Parser, open_client
 
 CODE_LINES = 12  # lines of the producing cell's code shown by ``models show``
 
@@ -192,7 +193,7 @@ def do(client: Client, args: argparse.Namespace) -> tuple[str, Any]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    kind, result = do(Client.open(), args)
+    kind, result = do(open_client(args), args)
     if args.json:
         if isinstance(result, list):
             emit_json([r.to_dict() for r in result])
@@ -310,10 +311,8 @@ class TextView:
 
 def notebook_verb(words: list[str], start: str | None = None) -> Any:
     """``%track models VERB ...`` / ``%track register ...``: results a notebook renders."""
-    from . import _Parser
-
-    parser = _Parser(prog="%track")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = Parser(prog="%track")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
     register(sub)
     args = parser.parse_args(words)
     kind, result = do(Client.open(os.path.dirname(start) if start else None), args)
