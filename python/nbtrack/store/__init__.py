@@ -3,7 +3,7 @@
 One module per concern: ``connection`` (locking, short connections), ``schema``
 (creation, upgrades, refusal), ``writes``, ``reads`` (references, run records),
 ``query`` (the run query builder), ``transfer`` (dump/load for bundles and
-remotes), ``registry`` (model versions and aliases). ``Store`` is the one object the client holds: each method is one short
+remotes), ``registry`` and ``registry_transfer`` (model versions and aliases). ``Store`` is the one object the client holds: each method is one short
 connection around one of those functions.
 """
 
