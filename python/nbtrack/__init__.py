@@ -17,20 +17,42 @@ if TYPE_CHECKING:
 
     from .diff import RunDiff
     from .models import Run
+    from .registry.api import (
+        delete_model_alias,
+        export_model,
+        get_model_version,
+        list_models,
+        load_model,
+        log_model,
+        model_diff,
+        model_lineage,
+        register_model,
+        set_model_alias,
+    )
     from .tracking import log_metric, log_metrics
 
 __all__ = [
     "__version__",
     "active_run",
+    "delete_model_alias",
     "diff",
+    "export_model",
+    "get_model_version",
     "get_run",
+    "list_models",
     "load_ipython_extension",
+    "load_model",
     "log_dataset",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
+    "model_diff",
+    "model_lineage",
+    "register_model",
     "runs",
+    "set_model_alias",
 ]
 
 
@@ -60,6 +82,11 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
 # in ``tracking`` (see ``__getattr__``): a training loop calls them millions of
 # times, and a wrapper with a deferred import would cost more than the logging.
 _FAST = ("log_metric", "log_metrics")
+# The model registry's functions (``nbtrack.registry.api``), bound on first use.
+_REGISTRY = (
+    "delete_model_alias", "export_model", "get_model_version", "list_models", "load_model",
+    "log_model", "model_diff", "model_lineage", "register_model", "set_model_alias",
+)  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
@@ -67,6 +94,12 @@ def __getattr__(name: str) -> Any:
         from . import tracking
 
         value = getattr(tracking, name)
+        globals()[name] = value
+        return value
+    if name in _REGISTRY:
+        from .registry import api
+
+        value = getattr(api, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'nbtrack' has no attribute {name!r}")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .diff import RunDiff
+    from .registry.core import Registry
 
 # A reader brings in runs that ended (or whose writer died) before it reads, so a run
 # is visible the moment its cell returns; but at most this many metric points and
@@ -355,9 +356,12 @@ class Client:
                 kept.update(run_id for run_id, started in runs if started and started >= cutoff)
         dropped = [run_id for run_id, _ in runs if run_id not in kept]
         # Runs still being recorded (or whose store write failed) name blobs in their
-        # spools only: those are live too.
-        live = self._store.referenced_hashes(sorted(kept)) | spools.spooled_hashes(
-            self.project.spool_dir
+        # spools only, and registered model versions keep their bytes whatever
+        # happens to their runs: those are live too.
+        live = (
+            self._store.referenced_hashes(sorted(kept))
+            | spools.spooled_hashes(self.project.spool_dir)
+            | self._store.model_hashes()
         )
         gone = self._store.referenced_hashes(dropped) if dropped else set()
         return self.cache.collect_garbage(live, dropped=gone, dry_run=dry_run)
@@ -374,3 +378,18 @@ class Client:
     def load_runs(self, dump: dict[str, list[dict[str, Any]]]) -> list[str]:
         """Add the runs of a dump this store lacks; returns their ids (idempotent)."""
         return self._store.load_runs(dump)
+
+    # ---------------------------------------------------------------- the model registry
+    def registry(self) -> Registry:
+        """The model verbs (versions, aliases, loading, lineage) of this store."""
+        from .registry.core import Registry
+
+        return Registry(self, self._store)
+
+    def dump_registry(self, run_ids: Sequence[str] | None) -> dict[str, list[dict[str, Any]]]:
+        """The model versions made by ``run_ids`` (None: all), their models and alias moves."""
+        return self._store.dump_registry(run_ids)
+
+    def load_registry(self, dump: dict[str, list[dict[str, Any]]]) -> list[str]:
+        """Merge a registry dump (idempotent); returns ``NAME/VERSION`` of what was added."""
+        return self._store.load_registry(dump)

@@ -58,6 +58,12 @@ class RunNotFoundError(NbtrackError):
     http_status = 404
 
 
+class ModelNotFoundError(NbtrackError):
+    """No registered model, version or alias matches the reference."""
+
+    http_status = 404
+
+
 class AmbiguousRunError(UsageError):
     """A run id prefix matches more than one run."""
 

@@ -6,6 +6,7 @@ A remote is any URL fsspec opens: a local folder, ``memory://``, ``s3://bucket/p
     <url>/nbtrack-remote.json          {"format": "nbtrack-remote", "version": 1}
     <url>/blobs/<algo>/<2 hex>/<rest>  the cache layout, one object per blob
     <url>/runs/<run id>.json           every row of that run (store.dump_runs)
+    <url>/models/<name>.json           a registered model: the versions pushed, every alias move
 
 Blobs are uploaded before the runs that reference them, each under a temporary
 name and then moved into place, so a remote run never names a blob the push did not
@@ -47,6 +48,8 @@ class TransferResult:
     blobs_missing: list[str] = field(default_factory=list)
     """Referenced but absent on the side copied from (never cached, or pruned)."""
     blobs_corrupt: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    """Model versions (``NAME/VERSION``) pushed, or added by a pull."""
 
     @property
     def ok(self) -> bool:
@@ -179,9 +182,58 @@ def push(client: Client, url: str, refs: Sequence[str] = ()) -> TransferResult:
         for run_id in run_ids:
             body = json.dumps(encode_value(_split_dump(dump, run_id)), separators=(",", ":"))
             fs.pipe_file(posixpath.join(root, "runs", f"{run_id}.json"), body.encode())
+        result.models = _push_models(fs, root, client.dump_registry(run_ids))
     except OSError as exc:
         raise RemoteError(f"push to {url} failed: {exc}") from exc
     return result
+
+
+_ROW_KEYS = {"registered_models": "name", "model_versions": "version_id",
+             "model_alias_history": "move_id"}  # fmt: skip
+
+
+def _push_models(fs: AbstractFileSystem, root: str, registry: dict[str, Any]) -> list[str]:
+    """Merge each model's versions and alias moves into ``models/<name>.json`` (a union)."""
+    from .pipelines.bundle import decode_value, encode_value
+
+    if not registry:
+        return []
+    fs.makedirs(posixpath.join(root, "models"), exist_ok=True)
+    for name in sorted({r["name"] for r in registry["registered_models"]}):
+        key = posixpath.join(root, "models", f"{name}.json")
+        merged: dict[str, dict[str, Any]] = {t: {} for t in _ROW_KEYS}
+        if fs.exists(key):
+            for table, rows in decode_value(json.loads(fs.cat_file(key))).items():
+                merged[table].update({r[_ROW_KEYS[table]]: r for r in rows})
+        for table, rows in registry.items():
+            merged[table].update({r[_ROW_KEYS[table]]: r for r in rows if r["name"] == name})
+        body = {t: list(rows.values()) for t, rows in merged.items()}
+        fs.pipe_file(key, json.dumps(encode_value(body), separators=(",", ":")).encode())
+    return [f"{r['name']}/{r['version']}" for r in registry["model_versions"]]
+
+
+def _pull_models(
+    client: Client, fs: AbstractFileSystem, root: str, run_ids: Sequence[str]
+) -> list[str]:
+    """Add the remote's versions made by ``run_ids`` (with their models' alias history)."""
+    from .pipelines.bundle import decode_value
+
+    try:
+        keys = [
+            k for k in fs.ls(posixpath.join(root, "models"), detail=False) if k.endswith(".json")
+        ]
+    except FileNotFoundError:
+        return []
+    wanted = set(run_ids)
+    merged: dict[str, list[dict[str, Any]]] = {t: [] for t in _ROW_KEYS}
+    for key in sorted(keys):
+        body = decode_value(json.loads(fs.cat_file(key)))
+        versions = [r for r in body.get("model_versions", []) if r.get("run_id") in wanted]
+        if versions:
+            merged["model_versions"] += versions
+            merged["registered_models"] += body.get("registered_models", [])
+            merged["model_alias_history"] += body.get("model_alias_history", [])
+    return client.load_registry(merged) if merged["model_versions"] else []
 
 
 def _remote_run_ids(fs: AbstractFileSystem, root: str) -> list[str]:
@@ -267,4 +319,8 @@ def pull(client: Client, url: str, refs: Sequence[str] = ()) -> TransferResult:
         for table, rows in dump.items():
             merged.setdefault(table, []).extend(rows)
     result.runs = client.load_runs(merged) if merged else []
+    try:
+        result.models = _pull_models(client, fs, root, run_ids)
+    except OSError as exc:
+        raise RemoteError(f"pull from {url} failed: {exc}") from exc
     return result

@@ -98,7 +98,9 @@ def _transfer_out(result: Any, verb: str, as_json: bool) -> int:
     else:
         sys.stdout.write(
             f"{verb} {len(result.runs)} run(s); copied {len(result.blobs_copied)} blob(s) "
-            f"({_human_bytes(result.bytes_copied)}), {result.blobs_present} already there\n"
+            f"({_human_bytes(result.bytes_copied)}), {result.blobs_present} already there"
+            + (f"; model versions: {', '.join(result.models)}" if result.models else "")
+            + "\n"
         )
         for digest in result.blobs_missing:
             sys.stdout.write(f"missing {digest} (never cached, or pruned)\n")

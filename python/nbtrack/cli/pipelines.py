@@ -306,6 +306,6 @@ def run_import(args: argparse.Namespace) -> int:
     print(
         f"imported {len(summary.runs)} run(s) ({summary.skipped_runs} already here), "
         f"{len(summary.blobs)} blob(s) ({summary.skipped_blobs} already here), "
-        f"{len(summary.executions)} executed notebook(s)"
+        f"{len(summary.executions)} executed notebook(s), {len(summary.models)} model version(s)"
     )
     return 0

@@ -15,6 +15,9 @@ back to the caller for each execution. A bundle is a zip archive:
     data versions). Checked against their hash on import.
 ``executions/<run id>.ipynb``
     executed notebooks of the notebook runs in the bundle, when the exporting store kept them.
+``models.json``
+    ``client.dump_registry(...)``: the model versions these runs made, their registered
+    models and the whole history of their aliases (absent when the runs made none).
 
 Importing is idempotent: rows already in the store, blobs already cached and executed
 notebooks already present are left as they are, so the same bundle twice adds nothing.
@@ -47,6 +50,7 @@ FORMAT = "nbtrack-bundle"
 VERSION = 1
 MANIFEST = "nbtrack-bundle.json"
 RUNS = "runs.json"
+MODELS = "models.json"
 BLOBS = "blobs/"
 EXECUTIONS = "executions/"
 
@@ -123,6 +127,8 @@ class BundleSummary:
     skipped_blobs: int = 0
     missing_blobs: list[str] = field(default_factory=list)
     """Blobs the runs reference that the exporting cache did not hold (never cached, pruned)."""
+    models: list[str] = field(default_factory=list)
+    """Model versions (``NAME/VERSION``) written (export) or added (import)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +165,10 @@ def write_bundle(client: Client, run_ids: Sequence[str], dest: IO[bytes]) -> Bun
     executions = client.project.executions_dir
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(RUNS, json.dumps(encode_value(dump), separators=(",", ":")))
+        registry = client.dump_registry(ids)
+        if registry:
+            zf.writestr(MODELS, json.dumps(encode_value(registry), separators=(",", ":")))
+            summary.models = [f"{r['name']}/{r['version']}" for r in registry["model_versions"]]
         # A folder version's manifest brings the blobs of the files it lists.
         for digest in sorted(cache.expand(client.referenced_hashes(ids))):
             if cache.has(digest):
@@ -283,6 +293,8 @@ def import_bundle(client: Client, source: IO[bytes] | bytes, name: str = "bundle
                     summary.executions.append(target.name)
         dump = decode_value(json.loads(zf.read(RUNS)))
         summary.runs = list(client.load_runs(dump))
+        if MODELS in zf.namelist():
+            summary.models = client.load_registry(decode_value(json.loads(zf.read(MODELS))))
         summary.contained = list(manifest.get("runs", []))
         summary.skipped_runs = len(summary.contained) - len(summary.runs)
     return summary

@@ -3,7 +3,7 @@
 One module per concern: ``connection`` (locking, short connections), ``schema``
 (creation, upgrades, refusal), ``writes``, ``reads`` (references, run records),
 ``query`` (the run query builder), ``transfer`` (dump/load for bundles and
-remotes). ``Store`` is the one object the client holds: each method is one short
+remotes), ``registry`` and ``registry_transfer`` (model versions and aliases). ``Store`` is the one object the client holds: each method is one short
 connection around one of those functions.
 """
 
@@ -16,13 +16,13 @@ from typing import Any
 
 from ..models import Batch, MetricPoint, Run, RunPage, RunQuery
 from . import query, reads, schema, transfer, writes
-from .connection import Connection
+from .registry import RegistryTables
 from .schema import SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "Batch", "Store"]
 
 
-class Store(Connection):
+class Store(RegistryTables):
     """One ``runs.duckdb`` file."""
 
     def __init__(self, db_path: str | os.PathLike[str]) -> None:

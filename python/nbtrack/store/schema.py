@@ -16,7 +16,7 @@ import duckdb
 from .._version import __version__
 from ..exceptions import NotAStoreError, StoreError, StoreVersionError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 # Version 1: the first public schema. Kept verbatim: tests build a v1 file with it
@@ -80,6 +80,34 @@ CREATE INDEX named_inputs_producer ON named_inputs (producer_run_id);
     # of its records are in, as spool_offset says for the events.
     4: """
 ALTER TABLE runs ADD COLUMN points_offset BIGINT DEFAULT 0;
+""",
+    # The model registry (docs/models.md). Alias moves are kept for ever in
+    # model_alias_history; model_aliases is derived from it (the latest move of
+    # each alias), so merging two stores' histories is a union plus a recompute.
+    5: """
+CREATE TABLE registered_models (
+    name VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL,
+    description VARCHAR, tags VARCHAR NOT NULL DEFAULT '{}'
+);
+CREATE TABLE model_versions (
+    name VARCHAR NOT NULL, version INTEGER NOT NULL, version_id VARCHAR NOT NULL UNIQUE,
+    flavor VARCHAR NOT NULL, flavor_meta VARCHAR NOT NULL DEFAULT '{}', signature VARCHAR,
+    input_example VARCHAR, env VARCHAR NOT NULL DEFAULT '{}', hash VARCHAR NOT NULL,
+    size BIGINT, file_name VARCHAR NOT NULL, run_id VARCHAR, source_path VARCHAR,
+    created_at TIMESTAMP NOT NULL, description VARCHAR, tags VARCHAR NOT NULL DEFAULT '{}',
+    archived BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY (name, version)
+);
+CREATE INDEX model_versions_run ON model_versions (run_id);
+CREATE INDEX model_versions_hash ON model_versions (hash);
+CREATE TABLE model_aliases (
+    name VARCHAR NOT NULL, alias VARCHAR NOT NULL, version INTEGER NOT NULL,
+    updated_at TIMESTAMP NOT NULL, PRIMARY KEY (name, alias)
+);
+CREATE TABLE model_alias_history (
+    move_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, alias VARCHAR NOT NULL,
+    seq BIGINT NOT NULL, moved_at TIMESTAMP NOT NULL, from_version INTEGER, to_version INTEGER,
+    host VARCHAR, user_name VARCHAR
+);
 """,
 }
 
