@@ -36,6 +36,7 @@ import nbtrack
 from nbtrack.cli.models import lineage_lines
 from nbtrack.client import Client
 from nbtrack.project import resolve_project
+from nbtrack.registry.core import Registry
 from nbtrack.tracking import RunWriter, set_active
 
 
@@ -81,7 +82,7 @@ def case_load(client: Client, mb: float, repeat: int) -> dict[str, float]:
     v = tracked_log(client, model, "forest", format="joblib")
     log_s = time.perf_counter() - start
     blob = client.cache.path_for(v.hash)
-    client.registry().set_alias("forest", 1, "champion")
+    Registry(client).set_alias("forest", 1, "champion")
     first = timed(lambda: nbtrack.load_model("models:/forest/1"), 1)  # store read + hash
     refs = {"by number": "models:/forest/1", "by alias": "models:/forest@champion"}
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in (*refs, "joblib")}
@@ -139,7 +140,7 @@ def case_listing(client: Client, models: int, versions: int, repeat: int) -> dic
     start = time.perf_counter()
     client.load_registry(_synthetic_registry(models, versions))
     built = time.perf_counter() - start
-    reg = client.registry()
+    reg = Registry(client)
     ls = timed(lambda: reg.models(), repeat)
     show = timed(lambda: lineage_lines(reg.lineage("model-0500@champion")), repeat)
     versions_ls = timed(lambda: reg.versions("model-0500"), repeat)
@@ -204,7 +205,7 @@ def case_compare(client: Client, python: str | None, repeat: int) -> dict[str, A
     X, y = load_iris(return_X_y=True, as_frame=True)
     clf = LogisticRegression(max_iter=300).fit(X, y)
     ours: dict[str, list[float]] = {"register": [], "alias": [], "load": []}
-    reg = client.registry()
+    reg = Registry(client)
     for _ in range(repeat):
         t = time.perf_counter()
         v = tracked_log(client, clf, "churn", input_example=X[:5])

@@ -24,6 +24,7 @@ from nbtrack.exceptions import (
     UsageError,
 )
 from nbtrack.models import DataVersion
+from nbtrack.registry.core import Registry
 from nbtrack.registry.flavors import LeastPortableWarning
 
 
@@ -66,7 +67,7 @@ def test_aliases_move_with_a_kept_history_and_load_by_alias(client):
     with tracked(client):
         for c in (0.1, 1.0):
             nbtrack.log_model(fitted(C=c), "churn", input_example=X[:3])
-    reg = client.registry()
+    reg = Registry(client)
     # when champion goes to 1, then to 2, and is then removed
     first = nbtrack.set_model_alias("churn", "champion", 1)
     second = nbtrack.set_model_alias("churn", "champion", 2)
@@ -90,7 +91,7 @@ def test_bad_references_are_refused_with_what_exists(client):
     X, _ = iris()
     with tracked(client):
         nbtrack.log_model(fitted(), "churn", input_example=X[:3])
-    reg = client.registry()
+    reg = Registry(client)
     with pytest.raises(ModelNotFoundError, match="no registered model 'nope'"):
         reg.get("nope")
     with pytest.raises(ModelNotFoundError, match="has no version 7"):
@@ -173,7 +174,8 @@ MOVER = textwrap.dedent(
     """
     import sys
     from nbtrack.client import Client
-    reg = Client.open(sys.argv[1]).registry()
+    from nbtrack.registry.core import Registry
+    reg = Registry(Client.open(sys.argv[1]))
     first, second = int(sys.argv[2]), int(sys.argv[3])
     for i in range(int(sys.argv[4])):
         reg.set_alias("churn", first if i % 2 == 0 else second, "champion")
@@ -194,14 +196,14 @@ def test_two_processes_moving_one_alias_lose_no_move(client):
     ]
     for p in procs:
         assert p.wait(timeout=300) == 0
-    history = client.registry().history("churn", "champion")
+    history = Registry(client).history("churn", "champion")
     # every move is there, numbered in order, each starting where the one before ended
     assert [m.seq for m in history] == list(range(1, 2 * moves + 1))
     assert all(
         m.from_version == prev.to_version for prev, m in zip(history, history[1:], strict=False)
     )
     assert history[0].from_version is None
-    assert client.registry().get("churn@champion").version == history[-1].to_version
+    assert Registry(client).get("churn@champion").version == history[-1].to_version
 
 
 def test_register_turns_a_file_a_run_wrote_into_a_version(client):
@@ -221,7 +223,7 @@ def test_register_turns_a_file_a_run_wrote_into_a_version(client):
     )
     assert out.returncode == 0, out.stderr
     assert "models:/digits/1 (sklearn" in out.stdout
-    v = client.registry().get("digits")
+    v = Registry(client).get("digits")
     assert (v.flavor, v.flavor_meta, v.source_path) == (
         "sklearn",
         {"format": "joblib"},
@@ -300,10 +302,10 @@ def test_tags_descriptions_archive_and_listing(client):
                  ("alias", "churn", "1", "champion")):  # fmt: skip
         out = run_cli("models", *args, cwd=root)
         assert out.returncode == 0, out.stderr
-    v1 = client.registry().get("churn/1")
+    v1 = Registry(client).get("churn/1")
     assert (v1.tags, v1.description, v1.aliases) == ({"team": "risk"}, "baseline", ["champion"])
     # an archived version is no longer "the newest"
-    assert client.registry().get("churn").version == 1
+    assert Registry(client).get("churn").version == 1
     out = run_cli("models", "ls", cwd=root)
     assert "churn" in out.stdout and "champion=1" in out.stdout
     out = run_cli("models", "ls", "churn", "--json", cwd=root)
@@ -311,7 +313,7 @@ def test_tags_descriptions_archive_and_listing(client):
 
     rows = json.loads(out.stdout)
     assert [(r["version"], r["archived"]) for r in rows] == [(1, False), (2, True)]
-    assert client.registry().model("churn").tags == {"domain": "retail"}
+    assert Registry(client).model("churn").tags == {"domain": "retail"}
 
 
 def test_gc_keeps_registered_bytes_after_their_run_is_pruned(client):

@@ -13,7 +13,7 @@ import nbtrack
 from model_helpers import fitted, iris, make_client, tracked
 from nbtrack.client import Client
 from nbtrack.models import DataVersion
-from nbtrack.registry.core import LibraryVersionWarning
+from nbtrack.registry.core import LibraryVersionWarning, Registry
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_a_model_file_a_run_wrote_gets_its_flavor_from_its_bytes(client):
             [DataVersion(p, "output", *client.cache.add_file(root / p), cached=True)
              for p in ("booster.json", "lgb.txt", "linear.onnx")]
         )  # fmt: skip
-    reg = client.registry()
+    reg = Registry(client)
     flavors = [
         reg.register_file(run.run_id, p, "m").flavor
         for p in ("booster.json", "lgb.txt", "linear.onnx")

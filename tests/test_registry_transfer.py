@@ -11,6 +11,7 @@ from model_helpers import fitted, iris, make_client, tracked
 from nbtrack.client import Client
 from nbtrack.exceptions import UsageError
 from nbtrack.pipelines.bundle import export_runs, import_bundle
+from nbtrack.registry.core import Registry
 from nbtrack.remotes import pull, push
 
 
@@ -27,8 +28,8 @@ def _champion(alice: Client) -> str:
     X, _ = iris()
     with tracked(alice) as run:
         for c in (0.1, 1.0):
-            alice.registry().log_model(fitted(C=c), "churn", writer=run, input_example=X[:3])
-    reg = alice.registry()
+            Registry(alice).log_model(fitted(C=c), "churn", writer=run, input_example=X[:3])
+    reg = Registry(alice)
     reg.set_alias("churn", 1, "champion")
     reg.set_alias("churn", 2, "champion")
     reg.set_alias("churn", 1, "challenger")
@@ -36,7 +37,7 @@ def _champion(alice: Client) -> str:
 
 
 def _same_registry(a: Client, b: Client) -> None:
-    ra, rb = a.registry(), b.registry()
+    ra, rb = Registry(a), Registry(b)
     assert [v.to_dict() for v in ra.versions("churn")] == [
         v.to_dict() for v in rb.versions("churn")
     ]
@@ -53,10 +54,10 @@ def test_a_bundle_carries_versions_aliases_and_history_and_imports_once(stores):
     second = import_bundle(bob, buffer.getvalue())
     assert first.models == ["churn/1", "churn/2"] and second.models == []
     _same_registry(alice, bob)
-    assert bob.registry().get("churn@champion").version == 2
+    assert Registry(bob).get("churn@champion").version == 2
     # the bytes came too: the model loads in the other store and predicts the same
     X, _ = iris()
-    model = bob.registry().load("churn@champion")
+    model = Registry(bob).load("churn@champion")
     assert np.array_equal(model.predict(X), fitted(C=1.0).predict(X))
 
 
@@ -67,13 +68,13 @@ def test_push_and_pull_carry_the_registry_and_pulling_twice_adds_nothing(stores,
     pushed = push(alice, remote)
     assert pushed.models == ["churn/1", "churn/2"]
     # a later alias move pushed again merges into the remote's history
-    alice.registry().set_alias("churn", 1, "champion")
+    Registry(alice).set_alias("churn", 1, "champion")
     push(alice, remote)
     first, second = pull(bob, remote), pull(bob, remote)
     assert first.models == ["churn/1", "churn/2"] and second.models == []
     _same_registry(alice, bob)
-    assert bob.registry().get("churn@champion").version == 1
-    assert len(bob.registry().history("churn", "champion")) == 3
+    assert Registry(bob).get("churn@champion").version == 1
+    assert len(Registry(bob).history("churn", "champion")) == 3
 
 
 def test_a_version_number_taken_by_another_model_is_refused_whole(stores):
@@ -81,9 +82,9 @@ def test_a_version_number_taken_by_another_model_is_refused_whole(stores):
     run_id = _champion(alice)
     X, _ = iris()
     with tracked(bob) as run:
-        bob.registry().log_model(fitted(), "churn", writer=run, input_example=X[:3])
+        Registry(bob).log_model(fitted(), "churn", writer=run, input_example=X[:3])
     buffer = io.BytesIO()
     export_runs(alice, [run_id], buffer)
     with pytest.raises(UsageError, match="version 1 differs here"):
         import_bundle(bob, buffer.getvalue())
-    assert [v.version for v in bob.registry().versions("churn")] == [1]
+    assert [v.version for v in Registry(bob).versions("churn")] == [1]

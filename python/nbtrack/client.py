@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .diff import RunDiff
-    from .registry.core import Registry
 
 # A reader brings in runs that ended (or whose writer died) before it reads, so a run
 # is visible the moment its cell returns; but at most this many metric points and
@@ -380,12 +379,6 @@ class Client:
         return self._store.load_runs(dump)
 
     # ---------------------------------------------------------------- the model registry
-    def registry(self) -> Registry:
-        """The model verbs (versions, aliases, loading, lineage) of this store."""
-        from .registry.core import Registry
-
-        return Registry(self, self._store)
-
     def dump_registry(self, run_ids: Sequence[str] | None) -> dict[str, list[dict[str, Any]]]:
         """The model versions made by ``run_ids`` (None: all), their models and alias moves."""
         return self._store.dump_registry(run_ids)

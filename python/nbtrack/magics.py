@@ -157,15 +157,16 @@ class TrackMagics(Magics):
 
         The same verbs and options as the ``nbtrack`` command line, shown as tables.
         """
-        from .cli.runs import notebook_verb
+        from .cli import models, runs
 
         try:
             words = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%track: cannot read the line ({exc})") from None
         nb = self.session.notebook_path()
+        verbs = models if words and words[0] in ("models", "register") else runs
         try:
-            return notebook_verb(words, start=nb)
+            return verbs.notebook_verb(words, start=nb)
         except NbtrackError as exc:
             raise UsageError(f"%track: {exc}") from None
 

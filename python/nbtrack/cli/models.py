@@ -12,6 +12,7 @@ from typing import Any
 
 from ..client import Client
 from ..exceptions import UsageError
+from ..registry.core import Registry
 from ..registry.lineage import Lineage, ModelDiff
 from ..registry.values import ModelVersion
 from .output import emit_json, emit_table, format_cell
@@ -159,7 +160,7 @@ MODEL_COLUMNS = ["name", "versions", "latest", "flavor", "aliases", "updated", "
 
 def do(client: Client, args: argparse.Namespace) -> tuple[str, Any]:
     """Run one verb; returns ``(kind, result)`` for the CLI or a notebook to render."""
-    reg = client.registry()
+    reg = Registry(client)
     verb = args.verb
     if verb == "ls":
         if args.name:

@@ -282,10 +282,6 @@ def notebook_verb(words: list[str], start: str | None = None) -> Any:
     """``%track VERB ...``: the CLI's parser, results as objects a notebook renders."""
     if not words:
         raise UsageError("usage: %track ls | show RUN | diff A B | sql QUERY | models ...")
-    if words[0] in ("models", "register"):
-        from .models import notebook_verb as models_verb
-
-        return models_verb(words, start)
     parser = Parser(prog="%track")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     register(sub)

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 def _registry() -> Registry:
     from .. import tracking
     from ..client import Client
+    from .core import Registry
 
     writer = tracking._active
-    return (writer.client if writer is not None else Client.open()).registry()
+    return Registry(writer.client if writer is not None else Client.open())
 
 
 def log_model(
@@ -57,7 +58,9 @@ def log_model(
             "trained it; to register a file a run already wrote, use "
             "nbtrack.register_model(RUN, PATH, NAME)"
         )
-    return writer.client.registry().log_model(
+    from .core import Registry
+
+    return Registry(writer.client).log_model(
         model, name, writer=writer, input_example=input_example, flavor=flavor,
         description=description, tags=tags, **options,
     )  # fmt: skip

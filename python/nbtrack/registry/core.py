@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BlobCorruptError, BlobMissingError, UsageError
 from ..models import DataVersion
+from ..store import Store
 from . import flavors, signature
 from .values import AliasMove, ModelRef, ModelVersion, RegisteredModel, check_alias, check_name
 
 if TYPE_CHECKING:
     from ..client import Client
-    from ..store import Store
     from ..tracking import RunWriter
     from .lineage import Lineage, ModelDiff
 
@@ -86,9 +86,12 @@ def environment_of(
 class Registry:
     """Registered models of one store: versions, aliases (with history), loading, lineage."""
 
-    def __init__(self, client: Client, store: Store) -> None:
+    def __init__(self, client: Client) -> None:
+        # The registry is the client of the model tables: it holds its own handle on
+        # the store file (the same locks as the client's), so the client stays free
+        # of model verbs and neither imports the other.
         self.client = client
-        self._store = store
+        self._store = Store(client.project.db_path)
 
     # ---------------------------------------------------------------- creating versions
     def log_model(
@@ -247,9 +250,12 @@ class Registry:
         return self._store.model_hashes()
 
     def lineage(self, ref: str) -> Lineage:
-        from .lineage import build_lineage
+        from .lineage import MAX_DEPTH, build_lineage
 
-        return build_lineage(self._store, ModelRef.parse(ref))
+        parsed = ModelRef.parse(ref)
+        return build_lineage(
+            *self._store.model_lineage(parsed.name, parsed.version, parsed.alias, MAX_DEPTH)
+        )
 
     def diff(self, a: str, b: str) -> ModelDiff:
         from .lineage import diff_versions

@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..models import Run
-from .values import AliasMove, ModelRef, ModelVersion
+from .values import AliasMove, ModelVersion
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..diff import RunDiff
-    from ..store import Store
 
 MAX_DEPTH = 10  # data versions followed back at most this many runs
 
@@ -66,10 +65,14 @@ class Lineage:
         }
 
 
-def build_lineage(store: Store, ref: ModelRef) -> Lineage:
-    mv, run, upstream, readers, history = store.model_lineage(
-        ref.name, ref.version, ref.alias, MAX_DEPTH
-    )
+def build_lineage(
+    mv: ModelVersion,
+    run: list[Run],
+    upstream: list[tuple[Run, str, str, int]],
+    readers: list[Run],
+    history: list[AliasMove],
+) -> Lineage:
+    """A version's lineage from what ``Store.model_lineage`` read."""
     return Lineage(
         mv,
         run[0] if run else None,

@@ -15,21 +15,28 @@ import shutil
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..exceptions import UsageError
 from ..models import Run
 from .values import ModelVersion
-
-if TYPE_CHECKING:
-    from .core import Registry
 
 MLMODEL = "MLmodel"
 EXAMPLE_FILE = "input_example.json"
 SERVING_EXAMPLE_FILE = "serving_input_example.json"
 
 
-def _library_conf(reg: Registry, mv: ModelVersion, dest: Path) -> tuple[str, dict[str, Any], str]:
+class ModelSource(Protocol):
+    """What the export needs of the registry: a version's verified bytes, or the live model."""
+
+    def verified_file(self, mv: ModelVersion) -> Path: ...
+
+    def load(self, ref: str) -> Any: ...
+
+
+def _library_conf(
+    reg: ModelSource, mv: ModelVersion, dest: Path
+) -> tuple[str, dict[str, Any], str]:
     """Write the model file; returns (flavor name, flavor conf, file for python_function)."""
     src = reg.verified_file(mv)
     version = mv.env.get("library_version")
@@ -108,7 +115,7 @@ def _write_example(mv: ModelVersion, dest: Path) -> dict[str, Any] | None:
     return {"artifact_path": EXAMPLE_FILE, "serving_input_path": SERVING_EXAMPLE_FILE, **info}
 
 
-def write_mlflow(reg: Registry, mv: ModelVersion, dest: Path, run: Run | None) -> Path:
+def write_mlflow(reg: ModelSource, mv: ModelVersion, dest: Path, run: Run | None) -> Path:
     """Write ``mv`` into ``dest`` (new or empty) as an MLflow model directory."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"{dest} exists and is not an empty folder")

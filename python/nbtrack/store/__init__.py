@@ -16,7 +16,7 @@ from typing import Any
 
 from ..models import Batch, MetricPoint, Run, RunPage, RunQuery
 from . import query, reads, schema, transfer, writes
-from .registry import RegistryTables
+from .registry_tables import RegistryTables
 from .schema import SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "Batch", "Store"]
