@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ..exceptions import NbtrackError, UsageError
 
 # Verb modules, in the order their verbs appear in --help.
-COMMAND_MODULES = ("runs", "data", "pipelines", "binder")
+COMMAND_MODULES = ("runs", "data", "monitoring", "pipelines", "binder")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

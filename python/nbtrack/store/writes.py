@@ -73,8 +73,10 @@ def _write_one(con: duckdb.DuckDBPyConnection, b: Batch) -> None:
             [(b.run_id, k, v) for k, v in b.tags.items()],
         )
     for digest, profile in b.profiles.items():
+        # Replace: one hash has one content, and a profile of a newer nbtrack (drift
+        # sketches added) must be able to take the place of an older one.
         con.execute(
-            "INSERT OR IGNORE INTO profiles VALUES (?, ?, ?)",
+            "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)",
             [digest, json.dumps(profile), now],
         )
     if b.spool_offset is not None:
