@@ -150,6 +150,6 @@ def autolog(*, disable: bool = False) -> None:
 
     ``disable=True`` restores the libraries as they were.
     """
-    from .autolog import autolog as _autolog
+    from .autologging import autolog as _autolog
 
     _autolog(disable=disable)

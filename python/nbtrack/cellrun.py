@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import capture, filewatch, ingest, tracking
+from . import capture, filewatch, ingest, sysmetrics, tracking
 from .client import Client
 from .diff import RunDiff, diff_runs
 from .exceptions import NbtrackError, UsageError
@@ -43,6 +43,7 @@ class TrackOptions:
     auto: bool = True
     cache: bool = True
     max_blob_size: int | None = None
+    system_interval: float | None = None  # seconds between system samples; 0: off
 
 
 @dataclass
@@ -54,6 +55,7 @@ class CellOutcome:
     diff: RunDiff | None
     warnings: list[str]
     note: str | None = None  # said instead of the comparison when there is none
+    alerts: list[str] = field(default_factory=list)  # inputs that drifted since the previous run
 
 
 class KernelSession:
@@ -189,6 +191,8 @@ class CellRun:
         tracking.set_active(self.writer)
         if opts.auto:
             filewatch.arm(self.watcher)
+        # -- system metrics (sysmetrics.py): sampled from here to the start of end()
+        self._system = sysmetrics.start(self.writer, opts.system_interval)
 
     # ---------------------------------------------------------------- background facts
     def _start_context(self, nb: str | None, cell_id: str | None) -> Future[Any]:
@@ -278,6 +282,7 @@ class CellRun:
 
     # ---------------------------------------------------------------- the end
     def end(self, user_ns: dict[str, Any], error: BaseException | None) -> CellOutcome:
+        sysmetrics.stop(self._system)  # -- system metrics: peaks logged, thread joined
         filewatch.disarm()
         tracking.set_active(None)
         w = self.writer
@@ -313,7 +318,12 @@ class CellRun:
         note = None
         if previous is None and os.environ.get(ENV_PARENT) and run.parent_id:
             note = f"part of notebook run {run.parent_id[:8]}"
-        return CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings, note=note)
+        outcome = CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings, note=note)
+        if d is not None and any(dc.role == "input" for dc in d.data):
+            from .driftreport import alerts  # -- drift alerts on the inputs that changed
+
+            outcome.alerts = alerts(self.client, previous, run)
+        return outcome
 
     def _previous_run(self) -> Run | None:
         if self._previous is None:

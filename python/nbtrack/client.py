@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .gates import GateResult
 
 RECOVER_EVERY = 2.0  # seconds between looks for spools of dead processes
-PARAM_SOURCES = ("auto", "flag", "papermill", "api")
+PARAM_SOURCES = ("auto", "flag", "papermill", "api", "autolog")
 
 
 # ---------------------------------------------------------------- value building

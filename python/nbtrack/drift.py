@@ -289,6 +289,8 @@ def compare(ref: dict[str, Any], cur: dict[str, Any], t: Thresholds | None = Non
         elif kind_b == "categorical":
             col.exact = True
             col.js = js_distance(sa["counts"], sb["counts"])
+            if sa.get("mixed") or sb.get("mixed"):
+                col.note = "numbers and text mixed: compared as categories"
             if col.js > t.js:
                 col.flags.append("js")
         else:

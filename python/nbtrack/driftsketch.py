@@ -81,6 +81,14 @@ def _grid_sql(q: str) -> str:
     )
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _kind(sql_type: str, is_numeric: bool) -> str | None:
     if is_numeric:
         return "numeric"
@@ -130,6 +138,9 @@ def sketch_columns(
             n = np.array(counts, dtype=np.int64)
             if kind == "categories":
                 sketches[name] = {"kind": kind, "counts": dict(zip(keys, n.tolist(), strict=True))}
+                numeric = sum(_is_number(k) for k in keys)
+                if 0 < numeric < len(keys):
+                    sketches[name]["mixed"] = True  # numbers and text in one column
             elif kind == "values":
                 values = np.array(keys, dtype=np.float64)
                 sketches[name] = {"kind": kind, "values": encode(values), "counts": encode(n)}

@@ -13,6 +13,7 @@ from typing import Any
 from .cellrun import CellOutcome
 from .diff import CHANGED, RunDiff
 from .models import Run
+from .sysmetrics import is_system, system_summary
 
 MAX_ITEMS = 12
 
@@ -46,6 +47,8 @@ def change_lines(d: RunDiff) -> list[str]:
         else:
             lines.append(f"param {c.key}: {c.kind}")
     for c in d.metrics:
+        if is_system(c.key):
+            continue  # CPU and memory move every run; the system line shows them
         if c.delta is not None and math.isfinite(c.delta):
             lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)} ({c.delta:+.4g})")
         elif c.kind == CHANGED:
@@ -71,13 +74,22 @@ def as_text(outcome: CellOutcome) -> str:
     head += f" · {run.status}"
     if run.duration is not None:
         head += f" · {run.duration:.2f} s"
-    lines = [head, f"  params:  {_pairs(run.params)}", f"  metrics: {_pairs(run.metrics)}"]
+    lines = [head, f"  params:  {_pairs(run.params)}", f"  metrics: {_pairs(_user(run))}"]
+    system = system_summary(run.metrics)
+    if system:
+        lines.append(f"  system:  {system}")
     if run.data:
         files = [f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS]]
         lines.append(f"  data:    {', '.join(files)}")
     lines.extend(_changes_text(outcome))
+    lines.extend(f"  alert:   {a}" for a in outcome.alerts)
     lines.extend(f"  warning: {w}" for w in outcome.warnings)
     return "\n".join(lines)
+
+
+def _user(run: Run) -> dict[str, Any]:
+    """The metrics the cell logged (system metrics have their own line)."""
+    return {k: v for k, v in run.metrics.items() if not is_system(k)}
 
 
 def _changes_text(outcome: CellOutcome) -> list[str]:
@@ -109,16 +121,20 @@ def as_html(outcome: CellOutcome) -> str:
     parts.append(f' · <span style="color:{color}">{esc(run.status)}</span>')
     if run.duration is not None:
         parts.append(f" · {run.duration:.2f} s")
-    parts.append(f"<br>params: {esc(_pairs(run.params))}<br>metrics: {esc(_pairs(run.metrics))}")
+    parts.append(f"<br>params: {esc(_pairs(run.params))}<br>metrics: {esc(_pairs(_user(run)))}")
+    system = system_summary(run.metrics)
+    if system:
+        parts.append(f"<br>system: {esc(system)}")
     if run.data:
         files = ", ".join(f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS])
         parts.append(f"<br>data: {esc(files)}")
     for line in _changes_text(outcome):
         parts.append("<br>" + esc(line.strip()))
-    for w in outcome.warnings:
-        parts.append(
-            f'<br><span style="color: var(--jp-warn-color1, #f57c00)">warning: {esc(w)}</span>'
-        )
+    for label, items in (("alert", outcome.alerts), ("warning", outcome.warnings)):
+        for w in items:
+            parts.append(
+                f'<br><span style="color: var(--jp-warn-color1, #f57c00)">{label}: {esc(w)}</span>'
+            )
     parts.append("</div>")
     return "".join(parts)
 
@@ -148,4 +164,4 @@ def show(outcome: CellOutcome, shell: Any) -> None:
 
 def summary_of(run: Run) -> str:
     """A one-line description of a run (used by %track show)."""
-    return f"{run.short_id} {run.name or ''} {run.status} params: {_pairs(run.params)} metrics: {_pairs(run.metrics)}"
+    return f"{run.short_id} {run.name or ''} {run.status} params: {_pairs(run.params)} metrics: {_pairs(_user(run))}"
