@@ -190,3 +190,19 @@ def test_bad_input_is_one_line_and_exit_2(client: Client, files, message) -> Non
     r = run_cli("drift", target, cwd=client.project.root)
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_summary_alerts_when_an_input_drifted_since_the_previous_run(kernel, project_dir):
+    cell = "%%track load --no-system\nimport pandas as pd\nframe = pd.read_csv('in.csv')"
+    data = project_dir / "in.csv"
+    _write(data, pd.DataFrame({"v": np.arange(400) % 9, "k": ["a", "b"] * 200}))
+    first = kernel.ok(cell)
+    assert "alert" not in first.text
+    # when the same cell reads a version whose values moved, the summary says so
+    _write(data, pd.DataFrame({"v": np.arange(400) % 9 + 5, "k": ["a", "b"] * 200}))
+    second = kernel.ok(cell)
+    (alert,) = [ln for ln in second.text.splitlines() if ln.strip().startswith("alert:")]
+    assert "input in.csv drifted since" in alert and "v: PSI" in alert and "k:" not in alert
+    # and a version that moved within the thresholds raises no alert
+    _write(data, pd.DataFrame({"v": np.arange(401) % 9 + 5, "k": ["a", "b"] * 200 + ["a"]}))
+    assert "alert" not in kernel.ok(cell).text

@@ -12,13 +12,16 @@ content hash, and stored inside the profile (``profile["drift"]``):
 - text, boolean and enum columns with at most ``MAX_CATEGORIES`` values: the count
   of each value; more than that (ids, free text) is not compared.
 
-Arrays are base64 of little-endian numpy arrays: 100 versions load in milliseconds.
+Arrays are stored as base64 of zlib-compressed little-endian numpy arrays (grid
+indexes as differences, which compress to almost nothing): 100 versions of a
+20-column table load in milliseconds.
 """
 
 from __future__ import annotations
 
 import base64
 import math
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,13 +39,13 @@ _CATEGORICAL = ("VARCHAR", "BOOLEAN", "ENUM")
 
 
 def encode(a: np.ndarray) -> str:
-    return base64.b64encode(
-        np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
-    ).decode()
+    raw = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+    return base64.b64encode(zlib.compress(raw, 6)).decode()
 
 
 def decode(text: str, dtype: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype).newbyteorder("<"))
+    raw = zlib.decompress(base64.b64decode(text))
+    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
 
 
 def grid_index(values: np.ndarray) -> np.ndarray:
@@ -125,9 +128,10 @@ def sketch_columns(
             }
     if plans:
         subqueries = ", ".join(
-            "(SELECT {'k': list(k ORDER BY k), 'n': list(n ORDER BY k)} FROM "
-            f"(SELECT {key} AS k, count(*) AS n FROM {source_sql} GROUP BY k) "
-            f"WHERE {'isfinite(k)' if kind == 'values' else 'k IS NOT NULL'})"
+            # GROUP BY 1, not by name: the table may have a column called like the alias
+            "(SELECT {'k': list(_k ORDER BY _k), 'n': list(_n ORDER BY _k)} FROM "
+            f"(SELECT {key} AS _k, count(*) AS _n FROM {source_sql} GROUP BY 1) "
+            f"WHERE {'isfinite(_k)' if kind == 'values' else '_k IS NOT NULL'})"
             for _, kind, key in plans
         )
         con.execute("SET enable_progress_bar = false")  # no bar under a notebook cell
@@ -146,5 +150,6 @@ def sketch_columns(
                 sketches[name] = {"kind": kind, "values": encode(values), "counts": encode(n)}
             else:
                 index = np.array(keys, dtype=np.int64)
-                sketches[name] = {"kind": kind, "index": encode(index), "counts": encode(n)}
+                steps = np.diff(index, prepend=0)  # mostly 1: compresses to almost nothing
+                sketches[name] = {"kind": kind, "index": encode(steps), "counts": encode(n)}
     return {"format": SKETCH_FORMAT, "gamma": GAMMA, "columns": sketches}
