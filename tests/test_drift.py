@@ -77,6 +77,17 @@ def test_continuous_columns_on_the_grid_stay_close_to_scipy():
     assert "ks" in col.flags and "psi" not in col.flags  # a small shift on a large sample
 
 
+def test_missing_values_change_the_null_rate_not_the_distribution():
+    rng = np.random.default_rng(5)
+    ref = rng.lognormal(10, 0.5, 5000)  # continuous: kept on the grid
+    cur = ref.copy()
+    cur[:1000] = np.nan  # a fifth of the rows lost their value
+    col, _ = _column(ref, cur)
+    kept = cur[~np.isnan(cur)]
+    assert col.ks == pytest.approx(stats.ks_2samp(ref, kept).statistic, abs=0.01)
+    assert col.flags == ["nulls"] and col.null == pytest.approx(0.2)
+
+
 def test_categorical_columns_use_jensen_shannon_and_mixed_types_are_named():
     ref = pd.DataFrame({"city": ["Paris"] * 50 + ["Lyon"] * 30 + ["Nice"] * 20})
     cur = pd.DataFrame({"city": ["Paris"] * 20 + ["Lyon"] * 30 + ["Brest"] * 50})
@@ -128,7 +139,9 @@ def test_drift_of_a_path_across_versions_in_time_order(client: Client) -> None:
     r = run_cli("drift", "train.csv", cwd=client.project.root)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("drift of train.csv: 2 version(s), reference " + first[:8])
+    assert lines[0].startswith(
+        f"drift of train.csv: 2 version(s) in 3 run(s), reference {first[:8]}"
+    )
     rows = [ln for ln in lines if ln.startswith(second[:8])]
     assert any("score" in ln and "column added" in ln for ln in rows)
     assert any(ln.split()[1] == "age" and "psi, ks" in ln for ln in rows)

@@ -48,7 +48,9 @@ def test_deltas_against_a_baseline_run(project_dir, runs):
     base, new = runs
     r = run_cli("check", "delta(acc) >= -0.01", "--against", base, cwd=project_dir)
     assert r.returncode == 1
-    assert "not delta(acc) >= -0.01" in r.stdout and f"against {base[:8]}: acc=0.93" in r.stdout
+    assert r.stdout.strip() == (
+        f"FAIL run {new[:8]}: not delta(acc) >= -0.01 (acc=0.915; against {base[:8]}: acc=0.93)"
+    )
     r = run_cli("check", "delta(acc) >= -0.02 and rdelta(loss) < 1.5", "--against", base,
                 cwd=project_dir)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr

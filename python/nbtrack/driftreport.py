@@ -210,9 +210,11 @@ def drift_path(
     if report.versions:
         ref_entry = next(v for v in report.versions if v.reference)
         when = ref_entry.started.strftime("%Y-%m-%d %H:%M") if ref_entry.started else "?"
+        runs = sum(v.runs for v in report.versions)
+        digest = (ref_entry.hash or "").split(":")[-1][:12]
         report.title += (
-            f": {len(report.versions)} version(s), reference {ref_entry.label.split()[0]} "
-            f"(hash {(ref_entry.hash or '')[:12]}, {when})"
+            f": {len(report.versions)} version(s) in {runs} run(s), reference "
+            f"{ref_entry.label.split()[0]} (hash {digest}, {when})"
         )
     return report
 

@@ -77,7 +77,7 @@ def grid_edge(index: np.ndarray) -> np.ndarray:
 def _grid_sql(q: str) -> str:
     v = f"CAST({q} AS DOUBLE)"
     return (
-        f"CASE WHEN NOT isfinite({v}) THEN NULL "
+        f"CASE WHEN {v} IS NULL OR NOT isfinite({v}) THEN NULL "
         f"WHEN {v} > 0 THEN {OFFSET} + CAST(ceil(ln({v}) / {_LG!r}) AS BIGINT) "
         f"WHEN {v} < 0 THEN -({OFFSET + 1} + CAST(floor(ln(-{v}) / {_LG!r}) AS BIGINT)) "
         "ELSE 0 END"
@@ -127,15 +127,23 @@ def sketch_columns(
                 "reason": f"about {col['distinct']:,} distinct values: too many categories",
             }
     if plans:
-        subqueries = ", ".join(
-            # GROUP BY 1, not by name: the table may have a column called like the alias
-            "(SELECT {'k': list(_k ORDER BY _k), 'n': list(_n ORDER BY _k)} FROM "
-            f"(SELECT {key} AS _k, count(*) AS _n FROM {source_sql} GROUP BY 1) "
-            f"WHERE {'isfinite(_k)' if kind == 'values' else '_k IS NOT NULL'})"
-            for _, kind, key in plans
-        )
         con.execute("SET enable_progress_bar = false")  # no bar under a notebook cell
-        row = con.execute(f"SELECT {subqueries}").fetchone()
+        # One read of the source (a CSV is parsed once, not once per column) into the
+        # keys to count, then one small group-by per column over that.
+        keys_sql = ", ".join(f"{key} AS k{i}" for i, (_, _, key) in enumerate(plans))
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _nbtrack_keys AS SELECT {keys_sql} FROM {source_sql}"
+        )
+        subqueries = ", ".join(
+            f"(SELECT {{'k': list(k{i} ORDER BY k{i}), 'n': list(n ORDER BY k{i})}} FROM "
+            f"(SELECT k{i}, count(*) AS n FROM _nbtrack_keys GROUP BY 1) "
+            f"WHERE {f'isfinite(k{i})' if kind == 'values' else f'k{i} IS NOT NULL'})"
+            for i, (_, kind, _) in enumerate(plans)
+        )
+        try:
+            row = con.execute(f"SELECT {subqueries}").fetchone()
+        finally:
+            con.execute("DROP TABLE IF EXISTS _nbtrack_keys")
         assert row is not None
         for (name, kind, _), pair in zip(plans, row, strict=True):
             keys, counts = pair["k"] or [], pair["n"] or []

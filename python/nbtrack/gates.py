@@ -96,10 +96,8 @@ class GateResult:
         """The one-line verdict a CI log shows."""
         shown = ", ".join(f"{k}={_num(v)}" for k, v in self.values.items())
         if self.against:
-            shown += (
-                f" (against {self.against[:8]}: "
-                + ", ".join(f"{k}={_num(v)}" for k, v in self.baseline.items())
-                + ")"
+            shown += f"; against {self.against[:8]}: " + ", ".join(
+                f"{k}={_num(v)}" for k, v in self.baseline.items()
             )
         head = f"{'PASS' if self.passed else 'FAIL'} run {self.run_id[:8]}"
         if self.passed:
