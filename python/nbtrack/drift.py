@@ -74,7 +74,13 @@ class Distribution:
         picks = np.searchsorted(self.fractions, levels - 1e-12, side="left")
         cuts = np.unique(self.keys[np.minimum(picks, len(self.keys) - 1)])
         cuts = cuts[cuts < self.keys[-1]]  # a cut at the maximum leaves an empty last bin
-        return cuts, np.diff(np.concatenate([[0.0], self.cdf(cuts), [1.0]]))
+        shares = np.diff(np.concatenate([[0.0], self.cdf(cuts), [1.0]]))
+        return cuts, np.maximum(shares, PSI_FLOOR)
+
+    @functools.cached_property
+    def decile_edges(self) -> list[float]:
+        """The PSI bin edges as values (grid cuts as their bucket's upper edge)."""
+        return [float(e) for e in self.edges(self.deciles[0])]
 
     def on_grid(self) -> Distribution:
         if self.grid:
@@ -168,9 +174,8 @@ def psi(ref: Distribution, cur: Distribution) -> tuple[float, list[float]]:
     if not ref.n or not cur.n:
         return 0.0, []
     cuts, p = ref.deciles
-    q = np.diff(np.concatenate([[0.0], cur.cdf(cuts), [1.0]]))
-    p, q = np.maximum(p, PSI_FLOOR), np.maximum(q, PSI_FLOOR)
-    return float(np.sum((q - p) * np.log(q / p))), [float(e) for e in ref.edges(cuts)]
+    q = np.maximum(np.diff(np.concatenate([[0.0], cur.cdf(cuts), [1.0]])), PSI_FLOOR)
+    return float(np.sum((q - p) * np.log(q / p))), ref.decile_edges
 
 
 def js_distance(ref: dict[str, int], cur: dict[str, int]) -> float:
