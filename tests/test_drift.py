@@ -219,3 +219,34 @@ def test_the_summary_alerts_when_an_input_drifted_since_the_previous_run(kernel,
     # and a version that moved within the thresholds raises no alert
     _write(data, pd.DataFrame({"v": np.arange(401) % 9 + 5, "k": ["a", "b"] * 200 + ["a"]}))
     assert "alert" not in kernel.ok(cell).text
+
+
+def test_folders_of_tables_and_logged_dataframes_drift_too(client: Client) -> None:
+    from nbtrack.versioning import version_dataframe
+
+    parts = client.project.root / "parts"
+    parts.mkdir()
+    (parts / "readme.txt").write_text("not a table")
+    for shift in (0, 30):
+        for name in ("a.csv", "b.csv"):
+            frame = pd.DataFrame({"x": np.arange(200) % 11 + (shift if name == "b.csv" else 0)})
+            _write(parts / name, frame)
+        _record(client, "parts")
+        # and a DataFrame logged under a name, as nbtrack.log_dataset does
+        version, profile = version_dataframe(pd.DataFrame({"y": np.arange(50) + shift}), "feats")
+        w = RunWriter.start(client.project, name="features")
+        w.log_data([version], {version.hash: profile})
+        w.finish()
+        w.wait()
+    folder = json.loads(run_cli("drift", "parts", "--json", cwd=client.project.root).stdout)
+    # each table on its own (not the .txt): a.csv never changed, b.csv drifted
+    assert [(v["path"], v["reference"]) for v in folder["versions"]] == [
+        ("parts/a.csv", True),
+        ("parts/b.csv", True),
+        ("parts/b.csv", False),
+    ]
+    assert folder["versions"][2]["drift"]["drifted"] == ["x"]
+    text = run_cli("drift", "parts", cwd=client.project.root).stdout
+    assert "parts/a.csv" in text and "one version" in text
+    frame = json.loads(run_cli("drift", "feats", "--json", cwd=client.project.root).stdout)
+    assert frame["versions"][1]["drift"]["drifted"] == ["y"]

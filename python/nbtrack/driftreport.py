@@ -80,6 +80,8 @@ class DriftReport:
         for v in self.versions:
             label = f"{v.path} {v.label}" if multi else v.label
             if v.reference:
+                if multi and sum(1 for x in self.versions if x.path == v.path) == 1:
+                    out.append([label, "", None, None, None, None, None, "one version"])
                 continue
             if v.drift is None:
                 out.append([label, "", None, None, None, None, None, v.note or "not compared"])
