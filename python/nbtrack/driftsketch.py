@@ -128,15 +128,19 @@ def sketch_columns(
             }
     if plans:
         con.execute("SET enable_progress_bar = false")  # no bar under a notebook cell
-        # One read of the source (a CSV is parsed once, not once per column) into the
-        # keys to count, then one small group-by per column over that.
-        keys_sql = ", ".join(f"{key} AS k{i}" for i, (_, _, key) in enumerate(plans))
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _nbtrack_keys AS SELECT {keys_sql} FROM {source_sql}"
-        )
+        # Text formats are parsed once into the keys to count (not once per column);
+        # Parquet and DataFrames are columnar: each column is read straight where it is.
+        keys = [f"{key} AS k{i}" for i, (_, _, key) in enumerate(plans)]
+        sources = [f"(SELECT {k} FROM {source_sql})" for k in keys]
+        if source_sql.startswith(("read_csv", "read_json")):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _nbtrack_keys AS SELECT {', '.join(keys)} "
+                f"FROM {source_sql}"
+            )
+            sources = ["_nbtrack_keys"] * len(plans)
         subqueries = ", ".join(
             f"(SELECT {{'k': list(k{i} ORDER BY k{i}), 'n': list(n ORDER BY k{i})}} FROM "
-            f"(SELECT k{i}, count(*) AS n FROM _nbtrack_keys GROUP BY 1) "
+            f"(SELECT k{i}, count(*) AS n FROM {sources[i]} GROUP BY 1) "
             f"WHERE {f'isfinite(k{i})' if kind == 'values' else f'k{i} IS NOT NULL'})"
             for i, (_, kind, _) in enumerate(plans)
         )
