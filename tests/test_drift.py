@@ -219,6 +219,11 @@ def test_the_summary_alerts_when_an_input_drifted_since_the_previous_run(kernel,
     # and a version that moved within the thresholds raises no alert
     _write(data, pd.DataFrame({"v": np.arange(401) % 9 + 5, "k": ["a", "b"] * 200 + ["a"]}))
     assert "alert" not in kernel.ok(cell).text
+    # the same report as a line magic; a gate too (these runs logged no metric)
+    shown = kernel.ok("%track drift in.csv")
+    assert "drift of in.csv: 3 version(s) in 3 run(s)" in shown.text and "psi, ks" in shown.text
+    gate = kernel.run("%track check 'acc > 0.5'")
+    assert gate.ename == "UsageError" and "the run has no metric 'acc'" in gate.text
 
 
 def test_folders_of_tables_and_logged_dataframes_drift_too(client: Client) -> None:

@@ -38,18 +38,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     from .. import driftreport as drift
-    from ..drift import Thresholds
 
-    thresholds = Thresholds(psi=args.psi, ks_p=args.ks_p, js=args.js, nulls=args.nulls)
-    client = _client()
-    if len(args.targets) == 2:
-        report = drift.drift_runs(client, args.targets[0], args.targets[1], thresholds)
-    elif len(args.targets) == 1:
-        report = drift.drift_path(client, args.targets[0], ref=args.ref, thresholds=thresholds)
-    else:
-        from ..exceptions import UsageError
-
-        raise UsageError("drift takes a PATH, or two runs RUN_A RUN_B")
+    report = _drift_report(_client(), args)
     if args.json:
         emit_json(report.to_dict())
         return 0
@@ -61,6 +51,65 @@ def cmd_drift(args: argparse.Namespace) -> int:
     for line in report.footer():
         print(line)
     return 0
+
+
+def _drift_report(client: Any, args: argparse.Namespace) -> Any:
+    from .. import driftreport as drift
+    from ..drift import Thresholds
+    from ..exceptions import UsageError
+
+    thresholds = Thresholds(psi=args.psi, ks_p=args.ks_p, js=args.js, nulls=args.nulls)
+    if len(args.targets) == 2:
+        return drift.drift_runs(client, args.targets[0], args.targets[1], thresholds)
+    if len(args.targets) == 1:
+        return drift.drift_path(client, args.targets[0], ref=args.ref, thresholds=thresholds)
+    raise UsageError("drift takes a PATH, or two runs RUN_A RUN_B")
+
+
+class DriftView:
+    """A drift report as a notebook shows it (a table, with its header and footer)."""
+
+    def __init__(self, report: Any, all_columns: bool) -> None:
+        self.report, self.all = report, all_columns
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        from ..driftreport import ROW_COLUMNS
+
+        return pd.DataFrame(self.report.rows(all_columns=self.all), columns=ROW_COLUMNS)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "".join(f"<b>{html.escape(x)}</b><br>" for x in self.report.header())
+        foot = "".join(f"<br>{html.escape(x)}" for x in self.report.footer())
+        return head + self.frame().to_html(index=False, na_rep="") + foot
+
+    def __repr__(self) -> str:
+        lines = [*self.report.header(), self.frame().to_string(index=False, na_rep="")]
+        return "\n".join([*lines, *self.report.footer()])
+
+
+class GateView:
+    """A gate's verdict in a notebook: its one line (and truthy when it passed)."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def __bool__(self) -> bool:
+        return bool(self.result)
+
+    def __repr__(self) -> str:
+        return str(self.result.line())
+
+
+def notebook_result(client: Any, args: argparse.Namespace) -> Any:
+    """``%track check`` / ``%track drift``: the same work as the CLI, as notebook objects."""
+    if args.command == "check":
+        result = client.check(args.expression, args.run, against=args.against, notebook=args.last)
+        return GateView(result)
+    return DriftView(_drift_report(client, args), args.all)
 
 
 def register(sub: Any) -> None:

@@ -267,12 +267,20 @@ def notebook_verb(words: list[str], start: str | None = None) -> Any:
     from . import _Parser
 
     if not words:
-        raise UsageError("usage: %track ls | show RUN | diff A B | sql QUERY")
+        raise UsageError(
+            "usage: %track ls | show RUN | diff A B | sql QUERY | check EXPR | drift PATH "
+            "| autolog [off]"
+        )
+    from . import monitoring
+
     parser = _Parser(prog="%track")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     register(sub)
+    monitoring.register(sub)
     args = parser.parse_args(words)
     client = Client.open(os.path.dirname(start) if start else None)
+    if args.command in ("check", "drift"):
+        return monitoring.notebook_result(client, args)
     if args.command == "ls":
         return do_ls(client, args)[0].frame()
     if args.command == "show":
