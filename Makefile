@@ -25,9 +25,10 @@ demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python examples/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check python tests benchmarks examples
-	$(BIN)/ruff format --check python tests benchmarks examples
+	$(BIN)/ruff check python tests benchmarks examples tools
+	$(BIN)/ruff format --check python tests benchmarks examples tools
 	$(BIN)/mypy
+	$(BIN)/python -m tools.check_layers
 
 test-python: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests --ignore=tests/browser

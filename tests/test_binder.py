@@ -25,13 +25,12 @@ from typing import Any
 
 import pytest
 
+from factory import record_run
 from nbtrack.binder import binder_spec, requirement_for
 from nbtrack.cli import main as cli_main
 from nbtrack.client import Client
 from nbtrack.exceptions import UsageError
 from nbtrack.models import Environment, Run
-from nbtrack.project import resolve_project
-from nbtrack.tracking import RunWriter
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -225,21 +224,6 @@ def test_requirement_for_pins_pypi_packages_and_explains_the_rest() -> None:
     assert line is None and "not a PEP 440 version" in str(reason)
 
 
-def recorded_run() -> str:
-    """A real run in a real store, recorded by the RunWriter a pipeline uses."""
-    writer = RunWriter.start(
-        resolve_project(),
-        kind="notebook",
-        name="train",
-        params={"lr": 0.1},
-        notebook_path="train.ipynb",
-    )
-    writer.log_metrics({"acc": 0.9})
-    writer.finish(status="finished")
-    writer.wait()
-    return writer.run_id
-
-
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "project"
@@ -253,7 +237,7 @@ def test_binder_pins_the_recorded_python_and_packages(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given a run recorded in this environment
-    run_id = recorded_run()
+    run_id = record_run(project, "train", kind="notebook", notebook_path="train.ipynb")
     run = Client.open().get_run(run_id)
     assert run.environment is not None
     # when `nbtrack binder` writes its files
@@ -278,7 +262,7 @@ def test_binder_pins_the_recorded_python_and_packages(
 def test_binder_refuses_to_overwrite_without_force(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_id = recorded_run()
+    run_id = record_run(project, "train", kind="notebook", notebook_path="train.ipynb")
     (project / "binder").mkdir()
     (project / "binder/requirements.txt").write_text("numpy\n")
     # without --force: an error naming the file, and nothing written
@@ -296,7 +280,7 @@ def test_binder_refuses_to_overwrite_without_force(
 def test_binder_json_lists_what_it_left_out(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_id = recorded_run()
+    run_id = record_run(project, "train", kind="notebook", notebook_path="train.ipynb")
     assert cli_main(["binder", run_id, "--out", str(project / "b"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["run_id"] == run_id
@@ -339,7 +323,7 @@ def test_binder_prints_the_launch_url_of_a_github_repository(
         ["remote", "add", "origin", "git@github.com:alice/cancer-study.git"],
     ):
         run_ok(["git", *args], cwd=project)
-    run_id = recorded_run()
+    run_id = record_run(project, "train", kind="notebook", notebook_path="train.ipynb")
     # when `nbtrack binder` writes the files at the repository root
     assert cli_main(["binder", run_id]) == 0
     out = capsys.readouterr().out

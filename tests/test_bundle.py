@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+from factory import record_run
 from nbtrack.client import Client
 from nbtrack.exceptions import BlobCorruptError, UsageError
-from nbtrack.models import DataVersion
+from nbtrack.models import DataVersion, NamedInput
 from nbtrack.pipelines.bundle import decode_value, encode_value, export_runs, import_bundle
 from nbtrack.project import resolve_project
-from nbtrack.tracking import RunWriter
 
 
 def make_store(folder: Path) -> Client:
@@ -34,30 +34,32 @@ def record_sweep_like_runs(client: Client, folder: Path) -> tuple[str, str]:
     data = folder / "data.csv"
     data.write_text("a,b\n1,2\n")
     digest, size = client.cache.add_file(data)
-    parent = RunWriter.start(
+    parent = record_run(
         project,
+        "train",
         kind="notebook",
-        name="train",
         params={"lr": 0.1, "layers": [64, 32]},
         param_source="papermill",
+        tags={"sweep": "abc"},
         notebook_path=str(notebook),
         notebook_hash=snapshot,
     )
-    parent.set_tags({"sweep": "abc"})
-    child = RunWriter.start(
-        project, kind="cell", name="fit", parent_id=parent.run_id, notebook_path=str(notebook)
-    )
-    child.log_data([DataVersion("data.csv", "input", digest, size, cached=True)])
-    for step, loss in enumerate([1.0, 0.5, 0.25]):
-        child.log_metric("loss", loss, step=step)
-    child.log_metric("acc", 0.93)
-    for w in (child, parent):
-        w.finish("finished")
-        w.wait()
-    executed = project.executions_dir / f"{parent.run_id}.ipynb"
+    child = record_run(
+        project,
+        "fit",
+        parent_id=parent,
+        notebook_path=str(notebook),
+        data=[DataVersion("data.csv", "input", digest, size, cached=True)],
+        metrics={"loss": [1.0, 0.5, 0.25], "acc": 0.93},
+        named_inputs=[
+            NamedInput("X", "numpy.ndarray", shape="3×4", fingerprint="xxh64:1f", stale=True,
+                       producer_run_id=parent, execution_count=2, reason="x changed")
+        ],
+    )  # fmt: skip
+    executed = project.executions_dir / f"{parent}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     executed.write_text(notebook.read_text())
-    return parent.run_id, child.run_id
+    return parent, child
 
 
 def test_a_bundle_carries_runs_blobs_and_executed_notebooks_and_imports_once(tmp_path):
@@ -77,6 +79,7 @@ def test_a_bundle_carries_runs_blobs_and_executed_notebooks_and_imports_once(tmp
         assert target.get_run(ref).to_dict() == source.get_run(ref).to_dict()
     assert [p.value for p in target.metric_series(child_id)["loss"]] == [1.0, 0.5, 0.25]
     imported = target.get_run(child_id)
+    assert [(i.name, i.stale) for i in imported.named_inputs] == [("X", True)]
     assert target.cache.read_bytes(imported.data[0].hash) == b"a,b\n1,2\n"
     assert (target.project.executions_dir / f"{parent_id}.ipynb").is_file()
 

@@ -14,6 +14,7 @@ import pytest
 from nbtrack.cache import Cache, ManifestEntry
 from nbtrack.exceptions import BlobCorruptError, BlobMissingError
 from nbtrack.hashing import CHUNK_SIZE, hash_bytes, hash_file
+from waiting import wait_until
 
 
 def _every_blob_matches_its_name(cache: Cache) -> list[str]:
@@ -185,10 +186,13 @@ def test_a_copy_killed_midway_leaves_no_wrong_blob_and_the_next_put_repairs(
     assert proc.stdout.readline().strip() == "copying"
     # when it is SIGKILLed while the temporary blob is being written
     tmp_dir = root / "tmp"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (tmp_dir.is_dir() and any(tmp_dir.iterdir())):
-        time.sleep(0.005)
-    time.sleep(0.05)
+    wait_until(
+        lambda: sorted(p.name for p in tmp_dir.glob("*")),
+        timeout=30,
+        interval=0.005,
+        what="the copy to start a temporary blob",
+    )
+    time.sleep(0.05)  # deliberate: let the copy get well under way, so the kill lands mid-copy
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from factory import record_run
 from nbtrack.checkout import CORRUPT, MISSING, MODIFIED, NOT_CACHED, OUTSIDE, RESTORED, checkout
 from nbtrack.client import Client
 from nbtrack.exceptions import UsageError
 from nbtrack.hashing import StatCache
 from nbtrack.models import DataVersion
-from nbtrack.project import Project, resolve_project
-from nbtrack.tracking import RunWriter
+from nbtrack.project import resolve_project
 from nbtrack.versioning import version_path
 
 
@@ -23,28 +22,6 @@ from nbtrack.versioning import version_path
 def client(project_dir: Path) -> Client:
     (project_dir / ".nbtrack").mkdir()
     return Client(resolve_project(project_dir))
-
-
-def record_run(
-    client: Client,
-    inputs: Sequence[str | Path] = (),
-    outputs: Sequence[str | Path] = (),
-    *,
-    cache: bool = True,
-    extra: Sequence[DataVersion] = (),
-) -> str:
-    """One finished run that read ``inputs`` and wrote ``outputs``, as the recorder does."""
-    project: Project = client.project
-    stat_cache = StatCache.for_folder(project.folder)
-    blobs = client.cache if cache else None
-    versions = [
-        version_path(project, p, "input", cache=blobs, stat_cache=stat_cache) for p in inputs
-    ] + [version_path(project, p, "output", cache=blobs, stat_cache=stat_cache) for p in outputs]
-    writer = RunWriter.start(project, kind="cell", name="test")
-    writer.log_data([*versions, *extra])
-    writer.finish()
-    writer.wait()
-    return writer.run_id
 
 
 def _statuses(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -56,12 +33,12 @@ def test_inputs_come_back_byte_for_byte_after_change_and_deletion(client: Client
     (root / "train.csv").write_bytes(b"x,y\n1,2\n")
     (root / "params.bin").write_bytes(os.urandom(9 << 20))
     original = (root / "params.bin").read_bytes()
-    run = record_run(client, ["train.csv", "params.bin"])
+    run = record_run(client, inputs=["train.csv", "params.bin"])
     # the user edits one file (as a later run would) and deletes the other
-    later = record_run(client, [])
+    later = record_run(client)
     del later
     (root / "train.csv").write_bytes(b"x,y\n1,2\n3,4\n")
-    record_run(client, ["train.csv"])  # the edit is itself a recorded version
+    record_run(client, inputs=["train.csv"])  # the edit is itself a recorded version
     (root / "params.bin").unlink()
     report = checkout(client, run)
     assert report.ok, report.to_dict()
@@ -73,7 +50,7 @@ def test_inputs_come_back_byte_for_byte_after_change_and_deletion(client: Client
 def test_a_file_matching_no_recorded_version_is_kept_unless_forced(client: Client) -> None:
     root = client.project.root
     (root / "notes.txt").write_text("recorded")
-    run = record_run(client, ["notes.txt"])
+    run = record_run(client, inputs=["notes.txt"])
     (root / "notes.txt").write_text("my unsaved work")
     report = checkout(client, run)
     assert not report.ok and _statuses(report) == {"notes.txt": MODIFIED}
@@ -87,10 +64,10 @@ def test_a_folder_version_is_restored_file_by_file(client: Client) -> None:
     (root / "imgs" / "sub").mkdir(parents=True)
     (root / "imgs" / "a.png").write_bytes(b"A")
     (root / "imgs" / "sub" / "b.png").write_bytes(b"B")
-    run = record_run(client, ["imgs"])
+    run = record_run(client, inputs=["imgs"])
     (root / "imgs" / "sub" / "b.png").unlink()
     (root / "imgs" / "a.png").write_bytes(b"A2")
-    record_run(client, ["imgs"])
+    record_run(client, inputs=["imgs"])
     report = checkout(client, run)
     assert report.ok, report.to_dict()
     assert (root / "imgs" / "a.png").read_bytes() == b"A"
@@ -122,9 +99,9 @@ def test_uncached_and_pruned_versions_are_reported(client: Client) -> None:
     root = client.project.root
     (root / "big.bin").write_bytes(b"b" * 100)
     (root / "small.txt").write_text("small")
-    uncached = record_run(client, ["big.bin"], cache=False)
-    pruned = record_run(client, ["small.txt"])
-    record_run(client, [])
+    uncached = record_run(client, inputs=["big.bin"], cache=False)
+    pruned = record_run(client, inputs=["small.txt"])
+    record_run(client)
     (root / "big.bin").unlink()
     (root / "small.txt").unlink()
     result = client.gc(keep_last=1)
@@ -138,7 +115,7 @@ def test_paths_outside_the_project_are_only_written_with_to(
 ) -> None:
     outside = tmp_path_factory.mktemp("shared") / "ref.txt"
     outside.write_text("reference data")
-    run = record_run(client, [outside])
+    run = record_run(client, inputs=[outside])
     outside.write_text("changed")
     report = checkout(client, run)
     assert _statuses(report) == {str(outside.resolve()): OUTSIDE}
@@ -161,7 +138,7 @@ def test_dotdot_and_absolute_recorded_paths_are_refused(client: Client) -> None:
         DataVersion("../escape.txt", "input", good.hash, good.size, "file", True, True, None),
         DataVersion("/etc/evil.txt", "output", good.hash, good.size, "file", True, True, None),
     ]
-    run = record_run(client, extra=hostile)
+    run = record_run(client, data=hostile)
     report = checkout(client, run)
     assert {i.status for i in report.items} == {OUTSIDE}
     assert not (root.parent / "escape.txt").exists()
@@ -173,7 +150,7 @@ def test_a_symlink_leading_out_of_the_project_is_not_written_through(
     root = client.project.root
     (root / "data").mkdir()
     (root / "data" / "x.txt").write_text("inside")
-    run = record_run(client, ["data/x.txt"])
+    run = record_run(client, inputs=["data/x.txt"])
     # the folder is later replaced by a symlink to somewhere else
     target = tmp_path_factory.mktemp("victim")
     (root / "data" / "x.txt").unlink()
@@ -188,7 +165,7 @@ def test_inputs_outputs_and_unknown_paths(client: Client) -> None:
     root = client.project.root
     (root / "in.txt").write_text("in")
     (root / "out.txt").write_text("out")
-    run = record_run(client, ["in.txt"], ["out.txt"])
+    run = record_run(client, inputs=["in.txt"], outputs=["out.txt"])
     (root / "in.txt").unlink()
     (root / "out.txt").unlink()
     report = checkout(client, run, role="input")

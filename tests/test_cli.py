@@ -134,6 +134,25 @@ def test_the_store_can_be_named_explicitly(tmp_path, two_runs, project_dir):
     assert json.loads(r.stdout)["total"] == 2
 
 
+def test_store_flag_names_the_store_for_one_call_only(
+    tmp_path_factory, two_runs, project_dir, monkeypatch, capsys
+):
+    from nbtrack.cli import main
+
+    # given the runs in project_dir's store, and a caller working in an unrelated folder
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+
+    # when one call names the store and the next does not
+    assert main(["--store", str(project_dir), "ls", "--json"]) == 0
+    named = json.loads(capsys.readouterr().out)
+    assert main(["ls", "--json"]) == 0
+    unnamed = json.loads(capsys.readouterr().out)
+
+    # then only the first one read that store: --store set nothing for the process
+    assert named["total"] == 2
+    assert unnamed["total"] == 0
+
+
 def test_diff_shows_what_changed_inside_a_csv(project_dir):
     from nbtrack.client import Client
     from nbtrack.hashing import StatCache

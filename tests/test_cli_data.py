@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from nbtrack.client import Client
-from nbtrack.project import resolve_project
-from test_checkout import record_run
+from factory import record_run
 
 
 def nbtrack(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -24,13 +22,9 @@ def root(project_dir: Path) -> Path:
     return project_dir
 
 
-def record(root: Path, inputs: list[str], outputs: list[str] | None = None) -> str:
-    return record_run(Client(resolve_project(root)), inputs, outputs or [])
-
-
 def test_checkout_restores_and_exits_zero(root: Path) -> None:
     (root / "a.csv").write_text("a\n1\n")
-    run = record(root, ["a.csv"])
+    run = record_run(root, inputs=["a.csv"])
     (root / "a.csv").unlink()
     out = nbtrack(root, "checkout", run[:8])
     assert out.returncode == 0, out.stderr
@@ -41,7 +35,7 @@ def test_checkout_restores_and_exits_zero(root: Path) -> None:
 def test_checkout_reports_what_it_could_not_restore_with_a_nonzero_exit(root: Path) -> None:
     (root / "kept.txt").write_text("kept")
     (root / "mine.txt").write_text("recorded")
-    run = record(root, ["kept.txt", "mine.txt"])
+    run = record_run(root, inputs=["kept.txt", "mine.txt"])
     (root / "mine.txt").write_text("edited by hand")
     out = nbtrack(root, "checkout", "last", "--json")
     assert out.returncode == 1
@@ -60,7 +54,7 @@ def test_checkout_reports_what_it_could_not_restore_with_a_nonzero_exit(root: Pa
 def test_checkout_to_a_folder_and_inputs_only(root: Path, tmp_path: Path) -> None:
     (root / "in.txt").write_text("in")
     (root / "out.txt").write_text("out")
-    record(root, ["in.txt"], ["out.txt"])
+    record_run(root, inputs=["in.txt"], outputs=["out.txt"])
     dest = tmp_path / "elsewhere"
     out = nbtrack(root, "checkout", "last", "--inputs", "--to", str(dest))
     assert out.returncode == 0, out.stderr
@@ -69,9 +63,9 @@ def test_checkout_to_a_folder_and_inputs_only(root: Path, tmp_path: Path) -> Non
 
 def test_gc_dry_run_then_prune(root: Path) -> None:
     (root / "old.bin").write_bytes(b"o" * 1000)
-    record(root, ["old.bin"])
+    record_run(root, inputs=["old.bin"])
     (root / "new.bin").write_bytes(b"n" * 10)
-    record(root, ["new.bin"])
+    record_run(root, inputs=["new.bin"])
     preview = nbtrack(root, "gc", "--keep-last", "1", "--dry-run")
     assert preview.returncode == 0, preview.stderr
     assert "would remove 1 blob(s), 1000 B" in preview.stdout
@@ -85,7 +79,7 @@ def test_gc_dry_run_then_prune(root: Path) -> None:
 
 def test_gc_older_than_keeps_recent_runs(root: Path) -> None:
     (root / "x.bin").write_bytes(b"x" * 10)
-    record(root, ["x.bin"])
+    record_run(root, inputs=["x.bin"])
     body = json.loads(nbtrack(root, "gc", "--older-than", "1", "--json").stdout)
     assert body["removed_count"] == 0 and body["kept_count"] == 1
     bad = nbtrack(root, "gc", "--keep-last", "-3")
@@ -94,7 +88,7 @@ def test_gc_older_than_keeps_recent_runs(root: Path) -> None:
 
 def test_push_and_pull_through_the_cli(root: Path, tmp_path: Path) -> None:
     (root / "d.csv").write_text("d\n1\n")
-    run = record(root, ["d.csv"])
+    run = record_run(root, inputs=["d.csv"])
     remote = tmp_path / "remote"
     pushed = nbtrack(root, "push", str(remote), "--json")
     assert pushed.returncode == 0, pushed.stderr
@@ -118,7 +112,7 @@ def test_a_restored_folder_is_one_line_with_its_counts(root: Path) -> None:
     (root / "imgs").mkdir()
     for i in range(5):
         (root / "imgs" / f"{i}.png").write_bytes(bytes([i]))
-    record(root, ["imgs"])
+    record_run(root, inputs=["imgs"])
     (root / "imgs" / "0.png").unlink()
     out = nbtrack(root, "checkout", "last")
     assert out.returncode == 0, out.stderr

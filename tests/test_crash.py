@@ -19,6 +19,7 @@ from conftest import Kernel, run_cli
 from nbtrack.client import Client
 from nbtrack.models import Run, RunQuery
 from nbtrack.project import resolve_project
+from waiting import wait_until
 
 # Logs one point every ~5 ms until the kernel is killed; says when 100 are logged.
 ENDLESS_TRAINING = """%%track crashy
@@ -37,35 +38,23 @@ for step in itertools.count():
 DURABLE_AFTER = 2.0
 
 
-def _wait_for_file(path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.02)
-
-
-def _wait_dead(pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        assert time.monotonic() < deadline, f"process {pid} did not die"
-        time.sleep(0.02)
+def _dead(pid: int) -> bool:
+    """True once ``pid`` exited (a zombie counts: nothing in it runs any more)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _stored_run(project_dir: Path, status: str, timeout: float = 15.0) -> Run:
     """The one run with ``status``, once the kernel's background thread stored it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        page = Client(resolve_project(project_dir)).list_runs(RunQuery(status=status))
-        if page.runs:
-            assert len(page.runs) == 1
-            return page.runs[0]
-        assert time.monotonic() < deadline, f"no {status} run was stored"
-        time.sleep(0.1)
+    runs = wait_until(
+        lambda: Client(resolve_project(project_dir)).list_runs(RunQuery(status=status)).runs,
+        timeout=timeout,
+        what=f"a {status} run in the store",
+    )
+    assert len(runs) == 1, runs
+    return runs[0]
 
 
 def test_a_killed_kernel_leaves_a_crashed_run_with_its_spooled_metrics(
@@ -74,14 +63,21 @@ def test_a_killed_kernel_leaves_a_crashed_run_with_its_spooled_metrics(
     # Given: a kernel in the middle of a tracked training loop
     pid = int(kernel.ok("import os; print(os.getpid())").text.strip())
     kernel.kc.execute(ENDLESS_TRAINING)
-    _wait_for_file(project_dir / "logged-100", 60.0)
+    wait_until(
+        lambda: sorted(p.name for p in project_dir.iterdir()),
+        lambda names: "logged-100" in names,
+        timeout=60.0,
+        what="the cell to log 100 points",
+    )
+    # Not a wait for an event: the loop keeps logging past the durability window, so
+    # the points logged DURABLE_AFTER before the kill are ones the guarantee covers.
     time.sleep(DURABLE_AFTER + 1.0)
 
     # When: the kernel process is killed outright. It is left unreaped (a zombie) on
     # purpose: Jupyter notices a dead kernel only seconds later, the run must not wait.
     killed_at = time.time()
     os.kill(pid, signal.SIGKILL)
-    _wait_dead(pid, 20.0)
+    wait_until(lambda: _dead(pid), timeout=20.0, what=f"kernel process {pid} to die")
 
     # Then: the next open of the store (a user typing `nbtrack ls`) says it crashed, and why
     done = run_cli("ls", "--json", "--kind", "all", cwd=project_dir)

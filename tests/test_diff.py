@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from nbtrack.diff import RunDiff, diff_runs
-from nbtrack.models import DataVersion, Environment, Run
+from nbtrack.models import DataVersion, Environment, NamedInput, Run
 
 
 def run(run_id: str, **kw) -> Run:
@@ -80,3 +80,16 @@ def test_a_data_detail_failure_does_not_hide_the_rest():
 
     d = diff_runs(a, b, data_detail=broken)
     assert d.data[0].detail == {"error": "could not compare the contents: profile failed"}
+
+
+def test_values_read_from_the_namespace_are_compared_by_content_and_producer():
+    x1 = NamedInput("X", "numpy.ndarray", shape="3×4", fingerprint="xxh64:1", producer_run_id="p1")
+    x2 = NamedInput("X", "numpy.ndarray", shape="3×4", fingerprint="xxh64:2", producer_run_id="p2")
+    lr = NamedInput("lr", "float")
+    a = run("a", params={"lr": 0.1}, named_inputs=[x1, lr])
+    b = run("b", params={"lr": 0.1}, named_inputs=[x2, lr])
+    d = diff_runs(a, b)
+    assert d and [(c.name, c.kind) for c in d.inputs] == [("X", "changed")]  # lr is a param
+    assert d.stats["inputs"] == {"changed": 1}
+    assert RunDiff.from_dict(d.to_dict()) == d
+    assert not diff_runs(a, run("c", params={"lr": 0.1}, named_inputs=[x1, lr]))

@@ -11,7 +11,9 @@ import nbformat
 import pytest
 
 from nbtrack.client import Client
+from nbtrack.models import RunQuery
 from nbtrack.project import resolve_project
+from waiting import wait_until
 
 TRAIN_CELL = """%%track train -m acc
 lr = 0.01
@@ -54,18 +56,24 @@ def lab_project(project_dir: Path) -> Path:
 
 
 def _settle(project: Path) -> Client:
-    """The store after the kernel's background writer had time to store the runs."""
-    import time
-
+    """The store once the kernel's background writer stored every run: none still
+    running, no spool left to ingest."""
     client = Client(resolve_project(project))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if client.project.db_path.exists():
-            _, rows = client.sql("SELECT count(*) FROM runs WHERE status = 'running'")
-            spool = client.project.spool_dir
-            if rows[0][0] == 0 and not (spool.exists() and any(spool.iterdir())):
-                return client
-        time.sleep(0.2)
+
+    def pending() -> dict[str, object]:
+        spool = client.project.spool_dir
+        if not client.project.db_path.exists():
+            return {"store": "not created yet"}
+        return {
+            "running": client.list_runs(RunQuery(kind=None, status="running")).total,
+            "spooled": sorted(p.name for p in spool.iterdir()) if spool.exists() else [],
+        }
+
+    wait_until(
+        pending,
+        lambda seen: seen == {"running": 0, "spooled": []},
+        what="the kernel to store its runs",
+    )
     return client
 
 
@@ -117,6 +125,51 @@ def test_a_tracked_cell_records_params_metrics_data_code_and_environment(
     client = _settle(lab_project)
     newer = client.get_run("last")
     assert newer.run_id != run.run_id and newer.code_matches_notebook is False
+
+
+WAIT_FOR_WARNINGS = """%%track
+import time
+give_up = time.monotonic() + 60
+while len(nbtrack.active_run().warnings) < 2 and time.monotonic() < give_up:
+    time.sleep(0.02)
+"""
+
+
+def test_git_state_and_snapshot_that_cannot_be_recorded_are_warnings_on_the_run(
+    project_dir, kernel_factory
+):
+    from conftest import run_cli
+
+    # given a notebook in a folder whose .git points nowhere (git fails there), and a
+    # store whose cache folder cannot be written (a file stands where it should be)
+    (project_dir / ".git").write_text("gitdir: /nonexistent/repo\n")
+    _notebook(project_dir / "nb.ipynb", [("c1", WAIT_FOR_WARNINGS)])
+    (project_dir / ".nbtrack").mkdir()
+    (project_dir / ".nbtrack" / "cache").write_text("not a folder")
+    k = kernel_factory(JPY_SESSION_NAME=str(project_dir / "nb.ipynb"))
+    k.ok("%load_ext nbtrack\nimport nbtrack")
+
+    # when a tracked cell runs until nbtrack has gathered what it could in the background
+    reply = k.ok(WAIT_FOR_WARNINGS, cell_id="c1")
+
+    # then the summary under the cell says what was not recorded
+    assert "warning: no git state recorded: git status failed: fatal: not a git repository" in (
+        reply.text
+    )
+    assert "warning: no notebook snapshot kept:" in reply.text
+
+    # and the run keeps both as warning tags, with what could be recorded
+    run = _settle(project_dir).get_run("last")
+    assert sorted(run.tags) == ["nbtrack.warning.git", "nbtrack.warning.notebook"]
+    assert run.warnings == [run.tags["nbtrack.warning.git"], run.tags["nbtrack.warning.notebook"]]
+    assert run.status == "finished" and run.git_commit is None and run.notebook_hash is None
+    assert run.code_matches_notebook is True
+
+    # and nbtrack show lists them as warnings, not as tags
+    shown = run_cli("show", "last", cwd=project_dir).stdout
+    warned = [line.split(None, 1)[1] for line in shown.splitlines() if line.startswith("warning ")]
+    assert [w[:40] for w in warned] == [w[:40] for w in run.warnings]
+    assert "tag nbtrack." not in shown
 
 
 def test_a_failing_cell_is_recorded_failed_and_the_error_still_reaches_the_user(
@@ -257,9 +310,7 @@ def test_inputs_and_outputs_can_be_named_and_caching_turned_off(kernel, project_
 def test_line_magics_show_tables_of_the_store(kernel, project_dir):
     kernel.ok("%%track a -m m\nlr = 0.1\nm = 1.0")
     kernel.ok("%%track a -m m\nlr = 0.2\nm = 2.0")
-    import time
-
-    time.sleep(2.5)
+    _settle(project_dir)  # the cells returned; their runs reach DuckDB in the background
     ls = kernel.ok("%track ls --sort metrics.m")
     html = ls.mimebundles()[-1]["text/html"]
     assert html.index("<td>0.2</td>") < html.index("<td>0.1</td>")  # sorted by m, largest first

@@ -8,14 +8,12 @@ from pathlib import Path
 import fsspec
 import pytest
 
+from factory import record_run
 from nbtrack.checkout import checkout
 from nbtrack.client import Client
 from nbtrack.exceptions import RemoteError, UsageError
-from nbtrack.hashing import StatCache
 from nbtrack.project import resolve_project
 from nbtrack.remotes import pull, push
-from nbtrack.tracking import RunWriter
-from nbtrack.versioning import version_path
 
 
 def _client(root: Path) -> Client:
@@ -36,26 +34,19 @@ def bob(tmp_path: Path) -> Client:
 
 
 def _run_with_data(client: Client) -> str:
+    """A run that read a csv file and a folder of images, all cached."""
     root = client.project.root
     (root / "data").mkdir()
     (root / "data" / "train.csv").write_text("x,y\n1,2\n")
     (root / "data" / "images").mkdir()
     (root / "data" / "images" / "1.png").write_bytes(b"\x89PNG one")
-    sc = StatCache.for_folder(client.project.folder)
-    versions = [
-        version_path(
-            client.project, root / "data" / "train.csv", "input", cache=client.cache, stat_cache=sc
-        ),
-        version_path(
-            client.project, root / "data" / "images", "input", cache=client.cache, stat_cache=sc
-        ),
-    ]
-    w = RunWriter.start(client.project, kind="cell", name="train", params={"lr": 0.1})
-    w.log_data(versions)
-    w.log_metrics({"acc": 0.9})
-    w.finish()
-    w.wait()
-    return w.run_id
+    return record_run(
+        client,
+        "train",
+        params={"lr": 0.1},
+        metrics={"acc": 0.9},
+        inputs=[root / "data" / "train.csv", root / "data" / "images"],
+    )
 
 
 @pytest.mark.parametrize("kind", ["folder", "memory"])
@@ -100,9 +91,7 @@ def test_pull_one_run_by_prefix_and_unknown_remotes(
 ) -> None:
     url = str(tmp_path / "remote")
     first = _run_with_data(alice)
-    w = RunWriter.start(alice.project, kind="cell", name="other")
-    w.finish()
-    w.wait()
+    record_run(alice, "other")
     push(alice, url)
     assert pull(bob, url, [first[:8]]).runs == [first]
     with pytest.raises(UsageError, match="no run"):

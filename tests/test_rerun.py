@@ -77,7 +77,8 @@ def test_a_deterministic_run_reproduces_from_its_snapshot_even_after_the_noteboo
     [again] = [r for r in client.list_runs().runs if r.run_id != cell.run_id]
     new_notebook_run = client.get_run(again.parent_id)
     assert new_notebook_run.rerun_of == cell.run_id
-    assert new_notebook_run.params == {"lr": 0.2}
+    assert _injected(new_notebook_run) == {"lr": 0.2}
+    assert new_notebook_run.param_sources["depth"] == "default"  # the parameters cell's own
     assert new_notebook_run.notebook_hash == notebook_run.notebook_hash
     [output] = client.get_run(again.run_id).outputs
     assert (output.path, output.hash) == (original_output.path, original_output.hash)
@@ -88,6 +89,11 @@ def test_a_deterministic_run_reproduces_from_its_snapshot_even_after_the_noteboo
     verdict = json.loads(current.stdout)["verdict"]
     assert [m["key"] for m in verdict["metrics"]] == ["acc"]
     assert verdict["metrics"][0]["delta"] == pytest.approx(1.0)
+
+
+def _injected(run: Run) -> dict:
+    """A notebook run's parameters papermill injected (the others are the notebook's defaults)."""
+    return {k: v for k, v in run.params.items() if run.param_sources[k] == "papermill"}
 
 
 def test_unseeded_randomness_gets_a_verdict_naming_the_metric_and_the_output(pipe_project):
@@ -123,7 +129,7 @@ def test_overrides_clone_a_run_with_edited_parameters(pipe_project):
         resolve_project(pipe_project), notebook_run.run_id[:6], overrides={"lr": 0.3, "depth": 5}
     )
     client = Client(resolve_project(pipe_project))
-    assert client.get_run(result.run_id).params == {"lr": 0.3, "depth": 5}
+    assert _injected(client.get_run(result.run_id)) == {"lr": 0.3, "depth": 5}
     [child] = client.children(result.run_id)
     assert child.params["lr"] == 0.3 and child.param_sources["lr"] == "papermill"
     assert [m.key for m in result.verdict.metrics] == ["acc"]

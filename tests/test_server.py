@@ -1,6 +1,6 @@
 """The REST API under <base_url>/nbtrack/api/, against a real Jupyter server and real stores.
 
-Runs are recorded with ``RunWriter`` into a real DuckDB file under the server's root;
+Runs are recorded with ``factory.record_run`` (a ``RunWriter``) into a real DuckDB file under the server's root;
 the server is started by pytest-jupyter with unauthenticated access disabled.
 """
 
@@ -16,9 +16,9 @@ import nbformat
 import pytest
 from tornado.httpclient import HTTPResponse
 
+from factory import record_run
 from nbtrack.client import Client
 from nbtrack.project import Project, resolve_project
-from nbtrack.tracking import RunWriter
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -47,48 +47,42 @@ def project(jp_root_dir: Path) -> Project:
     return resolve_project(start=jp_root_dir / "proj")
 
 
-def record_run(
-    project: Project,
-    name: str,
-    params: dict[str, Any],
-    series: dict[str, list[float]] | None = None,
-    *,
-    status: str = "finished",
-    kind: str = "cell",
-    parent_id: str | None = None,
-    source: str = "x = 1",
-    cell_id: str = "cell-1",
-) -> str:
-    """Record one finished run the way a pipeline does, and wait until it is in DuckDB."""
-    fields: dict[str, Any] = {}
-    if kind == "cell":
-        fields = {"cell_id": cell_id, "source": source}
-    writer = RunWriter.start(
-        project,
-        kind=kind,
-        name=name,
-        params=params,
-        parent_id=parent_id,
-        notebook_path=str(project.root / "train.ipynb"),
-        **fields,
-    )
-    for key, values in (series or {}).items():
-        for step, value in enumerate(values):
-            writer.log_metric(key, value, step=step)
-    writer.finish(status=status, error="boom" if status == "failed" else None)
-    writer.wait()
-    # started_at has microsecond resolution; keep "newest first" unambiguous.
-    time.sleep(0.002)
-    return writer.run_id
+def train_cell(project: Project, source: str = "x = 1") -> dict[str, str]:
+    """Where a cell run of these tests comes from: cell ``cell-1`` of proj/train.ipynb."""
+    return {
+        "notebook_path": str(project.root / "train.ipynb"),
+        "cell_id": "cell-1",
+        "source": source,
+    }
 
 
 @pytest.fixture
 def three_runs(project: Project) -> list[str]:
     """Three runs of one cell: lr 0.1 / 0.01 / 0.001, the last one failed."""
     return [
-        record_run(project, "train", {"lr": 0.1, "depth": 3}, {"acc": [0.5, 0.7]}),
-        record_run(project, "train", {"lr": 0.01, "depth": 3}, {"acc": [0.6, 0.9]}, source="x = 2"),
-        record_run(project, "train", {"lr": 0.001, "depth": 5}, {"acc": [0.4]}, status="failed"),
+        record_run(
+            project,
+            "train",
+            params={"lr": 0.1, "depth": 3},
+            metrics={"acc": [0.5, 0.7]},
+            **train_cell(project),
+        ),
+        record_run(
+            project,
+            "train",
+            params={"lr": 0.01, "depth": 3},
+            metrics={"acc": [0.6, 0.9]},
+            **train_cell(project, source="x = 2"),
+        ),
+        record_run(
+            project,
+            "train",
+            params={"lr": 0.001, "depth": 5},
+            metrics={"acc": [0.4]},
+            status="failed",
+            error="boom",
+            **train_cell(project),
+        ),
     ]
 
 
@@ -156,11 +150,11 @@ async def test_status_of_a_folder_without_runs_says_so_and_creates_nothing(
 
 
 async def test_status_token_changes_when_a_run_is_recorded(jp_fetch: Any, project: Project) -> None:
-    record_run(project, "train", {"lr": 0.1})
+    record_run(project, "train", params={"lr": 0.1}, **train_cell(project))
     _, before = await api(jp_fetch, "status", params={"path": "proj/train.ipynb"})
     assert before["exists"] is True
     assert before["store_path"] == str(project.db_path)
-    record_run(project, "train", {"lr": 0.2})
+    record_run(project, "train", params={"lr": 0.2}, **train_cell(project))
     _, after = await api(jp_fetch, "status", params={"path": "proj/train.ipynb"})
     assert after["change_token"] != before["change_token"]
 
@@ -216,8 +210,16 @@ async def test_runs_sort_by_a_param_filter_by_condition_text_and_status(
 async def test_notebook_runs_are_listed_on_request_and_show_their_cell_runs(
     jp_fetch: Any, project: Project
 ) -> None:
-    parent = record_run(project, "train.ipynb", {"lr": 0.5}, kind="notebook")
-    child = record_run(project, "train", {"lr": 0.5}, parent_id=parent)
+    parent = record_run(
+        project,
+        "train.ipynb",
+        kind="notebook",
+        params={"lr": 0.5},
+        notebook_path=str(project.root / "train.ipynb"),
+    )
+    child = record_run(
+        project, "train", params={"lr": 0.5}, parent_id=parent, **train_cell(project)
+    )
     _, cells = await api(jp_fetch, "runs", params={"path": "proj"})
     _, everything = await api(jp_fetch, "runs", params={"path": "proj", "kind": "all"})
     assert [r["run_id"] for r in cells["runs"]] == [child]
@@ -326,7 +328,13 @@ async def test_metric_series_come_step_by_step(jp_fetch: Any, three_runs: list[s
 
 
 async def test_nan_metrics_travel_as_strings(jp_fetch: Any, project: Project) -> None:
-    run_id = record_run(project, "train", {"lr": 1.0}, {"loss": [1.0, float("nan")]})
+    run_id = record_run(
+        project,
+        "train",
+        params={"lr": 1.0},
+        metrics={"loss": [1.0, float("nan")]},
+        **train_cell(project),
+    )
     _, run = await api(jp_fetch, "runs", run_id, params={"path": "proj"})
     _, series = await api(jp_fetch, "runs", run_id, "metrics", params={"path": "proj"})
     assert run["metrics"]["loss"] == "NaN"
@@ -456,11 +464,9 @@ async def test_rerun_starts_one_background_job_and_records_a_linked_run(
 async def test_rerun_of_a_run_without_notebook_is_refused_at_once(
     jp_fetch: Any, project: Project
 ) -> None:
-    writer = RunWriter.start(project, name="adhoc", params={"lr": 1})
-    writer.finish()
-    writer.wait()
+    adhoc = record_run(project, "adhoc", params={"lr": 1})
     status, body = await api(
-        jp_fetch, "runs", writer.run_id, "rerun", params={"path": "proj"}, method="POST", body="{}"
+        jp_fetch, "runs", adhoc, "rerun", params={"path": "proj"}, method="POST", body="{}"
     )
     assert status == 409
     assert body["error"]["type"] == "PipelineError"

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from factory import record_run
 from nbtrack.client import Client
 from nbtrack.exceptions import (
     AmbiguousRunError,
@@ -20,17 +21,6 @@ from nbtrack.exceptions import (
 from nbtrack.models import DataVersion, RunQuery
 from nbtrack.project import resolve_project
 from nbtrack.store import SCHEMA_VERSION, Store
-from nbtrack.tracking import RunWriter
-
-
-def record(project, name="r", params=None, metrics=None, status="finished", **kw):
-    w = RunWriter.start(project, name=name, params=params or {}, param_source="auto", **kw)
-    for k, v in (metrics or {}).items():
-        for i, x in enumerate(v if isinstance(v, list) else [v]):
-            w.log_metric(k, x, step=i)
-    w.finish(status, "boom" if status == "failed" else None)
-    w.wait()
-    return w.run_id
 
 
 @pytest.fixture
@@ -49,7 +39,7 @@ def sha(path: Path) -> str:
 
 def test_a_new_store_is_created_on_first_write_with_its_schema_version(project, client):
     assert not project.db_path.exists()
-    record(project)
+    record_run(project)
     info = client.info()
     assert info["meta"]["schema_version"] == str(SCHEMA_VERSION) and info["runs"] == 1
     with duckdb.connect(str(project.db_path), read_only=True) as con:  # plain DuckDB reads it
@@ -112,8 +102,8 @@ def test_a_file_that_is_not_a_store_is_refused_and_left_untouched(project, kind)
 
 
 def test_runs_are_named_by_id_unique_prefix_or_last(project, client):
-    a = record(project, "first")
-    b = record(project, "second")
+    a = record_run(project, "first")
+    b = record_run(project, "second")
     assert client.resolve(a) == a and client.resolve(b[:10]) == b
     assert client.resolve("last") == b
     with pytest.raises(RunNotFoundError, match="no run matches"):
@@ -123,7 +113,7 @@ def test_runs_are_named_by_id_unique_prefix_or_last(project, client):
     with pytest.raises(RunNotFoundError):
         client.resolve("'; DROP TABLE runs; --")
     # 17 runs make two that share a 1-character prefix certain; a 4-character one is likely
-    ids = [record(project, f"r{i}") for i in range(15)] + [a, b]
+    ids = [record_run(project, f"r{i}") for i in range(15)] + [a, b]
     by_first = {}
     for i in ids:
         by_first.setdefault(i[:4], []).append(i)
@@ -145,8 +135,13 @@ def test_listing_filters_sorts_and_pages(project, client):
         (0.001, 0.7, "c"),
         (0.05, float("nan"), "d"),
     ]:
-        record(project, kind, {"lr": lr, "opt": "adam" if kind != "c" else "sgd"}, {"acc": acc})
-    record(project, "broken", {"lr": 1.0}, status="failed")
+        record_run(
+            project,
+            kind,
+            params={"lr": lr, "opt": "adam" if kind != "c" else "sgd"},
+            metrics={"acc": acc},
+        )
+    record_run(project, "broken", params={"lr": 1.0}, status="failed", error="boom")
     page = client.list_runs(RunQuery(where="lr < 0.06 and opt = 'adam'", sort="metrics.acc"))
     assert [r.name for r in page.runs] == ["b", "d"] and page.total == 2
     page = client.list_runs(RunQuery(sort="acc", descending=False, limit=2))
@@ -165,7 +160,7 @@ def test_listing_filters_sorts_and_pages(project, client):
 
 
 def test_bad_queries_are_usage_errors(client, project):
-    record(project, "x", {"lr": 0.1})
+    record_run(project, "x", params={"lr": 0.1})
     with pytest.raises(UsageError, match="bad filter"):
         client.list_runs(RunQuery(where="no_such_column > 1"))
     with pytest.raises(UsageError, match="single SELECT"):
@@ -178,7 +173,7 @@ def test_bad_queries_are_usage_errors(client, project):
 
 
 def test_sql_from_the_network_is_one_select_without_file_access(client, project):
-    record(project, "x", {"lr": 0.1})
+    record_run(project, "x", params={"lr": 0.1})
     cols, rows = client.sql("SELECT count(*) AS n FROM runs", safe=True)
     assert cols == ["n"] and rows == [(1,)]
     with pytest.raises(UsageError):
@@ -189,27 +184,29 @@ def test_sql_from_the_network_is_one_select_without_file_access(client, project)
 
 
 def test_dump_and_load_copy_runs_between_stores_once(tmp_path_factory, project, client):
-    a = record(project, "x", {"lr": 0.1}, {"loss": [3.0, 2.0, 1.0]})
-    w = RunWriter.start(project, name="with-data")
-    w.log_data([DataVersion("d.csv", "input", "xxh3:00", 10)])
-    w.finish()
-    w.wait()
-    dump = client.dump_runs([a, w.run_id])
+    a = record_run(project, "x", params={"lr": 0.1}, metrics={"loss": [3.0, 2.0, 1.0]})
+    with_data = record_run(
+        project, "with-data", data=[DataVersion("d.csv", "input", "xxh3:00", 10)]
+    )
+    dump = client.dump_runs([a, with_data])
     elsewhere = tmp_path_factory.mktemp("other")
     (elsewhere / ".nbtrack").mkdir()
     other = Client(resolve_project(elsewhere))
-    assert sorted(other.load_runs(dump)) == sorted([a, w.run_id])
+    assert sorted(other.load_runs(dump)) == sorted([a, with_data])
     assert other.load_runs(dump) == []  # idempotent
     copied = other.get_run(a)
     assert copied.params == {"lr": 0.1} and copied.metrics == {"loss": 1.0}
     assert len(other.metric_series(a)["loss"]) == 3
-    assert other.get_run(w.run_id).data[0].path == "d.csv"
+    assert other.get_run(with_data).data[0].path == "d.csv"
     assert other.get_run(a).environment is not None
 
 
 def test_loading_a_dump_keeps_nan_and_infinite_metrics(tmp_path_factory, project, client):
-    a = record(
-        project, "odd", {"lr": float("nan")}, {"loss": [1.0, float("nan")], "gain": [float("inf")]}
+    a = record_run(
+        project,
+        "odd",
+        params={"lr": float("nan")},
+        metrics={"loss": [1.0, float("nan")], "gain": [float("inf")]},
     )
     dump = client.dump_runs([a])
     elsewhere = tmp_path_factory.mktemp("nan")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from nbtrack.models import Run, RunQuery
 from nbtrack.pipelines.parameters import parse_axes
 from nbtrack.pipelines.sweep import plan_sweep
 from nbtrack.project import resolve_project
+from waiting import wait_until
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
 
@@ -42,14 +42,18 @@ def notebook_runs(folder: Path) -> list[Run]:
 
 def wait_for_crashed_cells(folder: Path, parents: set[str], timeout: float = 30) -> list[Run]:
     """Cell runs of ``parents`` once their orphaned kernels died and were recovered as crashed."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def cells() -> list[Run]:
         client = Client(resolve_project(folder))  # a fresh client recovers dead kernels' spools
-        cells = [c for p in parents for c in client.children(p)]
-        if len(cells) == len(parents) and all(c.status == "crashed" for c in cells):
-            return cells
-        assert time.monotonic() < deadline, [(c.run_id, c.status) for c in cells]
-        time.sleep(0.5)
+        return [c for p in parents for c in client.children(p)]
+
+    return wait_until(
+        cells,
+        lambda found: len(found) == len(parents) and all(c.status == "crashed" for c in found),
+        timeout=timeout,
+        interval=0.5,
+        what=f"{len(parents)} crashed cell runs",
+    )
 
 
 def test_a_grid_runs_in_parallel_and_prints_a_table_sorted_by_a_metric(pipe_project):

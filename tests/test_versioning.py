@@ -17,13 +17,7 @@ from nbtrack.exceptions import UsageError
 from nbtrack.hashing import StatCache, hash_bytes
 from nbtrack.models import DataVersion
 from nbtrack.project import Project, resolve_project
-from nbtrack.versioning import (
-    dataframe_hash,
-    max_blob_size_from_env,
-    parse_size,
-    version_dataframe,
-    version_path,
-)
+from nbtrack.versioning import dataframe_hash, version_dataframe, version_path
 
 
 @pytest.fixture
@@ -88,18 +82,6 @@ def test_size_limit_keeps_huge_files_out_but_records_their_hash(project: Project
     assert small.cached and not huge.cached
     assert huge.hash == hash_bytes(b"h" * 5000)
     assert not cache.has(huge.hash or "")
-
-
-def test_size_limit_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NBTRACK_MAX_BLOB_SIZE", "2G")
-    assert max_blob_size_from_env() == 2 << 30
-    monkeypatch.setenv("NBTRACK_MAX_BLOB_SIZE", "")
-    assert max_blob_size_from_env() is None
-    monkeypatch.setenv("NBTRACK_MAX_BLOB_SIZE", "0")
-    assert max_blob_size_from_env() is None
-    assert parse_size("512k") == 512 << 10 and parse_size("1.5MiB") == 3 << 19
-    with pytest.raises(UsageError, match="not a size"):
-        parse_size("lots")
 
 
 def test_missing_path_is_a_usage_error_naming_it(project: Project) -> None:

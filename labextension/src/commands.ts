@@ -17,20 +17,12 @@ import { IRunSummary, fetchRun } from './api';
 import { ColumnChooser } from './columns';
 import { DiffView } from './diff';
 import { RunDetailView } from './detail';
+import { RunDetailModel } from './detailmodel';
+import { RunDiffModel } from './diffmodel';
 import { notebookServerPath, runLabel, shortId } from './format';
 import { runsIcon } from './icons';
 import { RunsModel, messageOf } from './model';
-
-export namespace CommandIDs {
-  export const openPanel = 'nbtrack:open-panel';
-  export const refresh = 'nbtrack:refresh';
-  export const compareSelected = 'nbtrack:compare-selected';
-  export const showDetails = 'nbtrack:show-details';
-  export const openCell = 'nbtrack:open-cell';
-  export const rerun = 'nbtrack:rerun';
-  export const rerunSelected = 'nbtrack:rerun-selected';
-  export const chooseColumns = 'nbtrack:choose-columns';
-}
+import { CommandIDs } from './tokens';
 
 export interface ICommandContext {
   app: JupyterFrontEnd;
@@ -83,7 +75,9 @@ export function addCommands(context: ICommandContext): void {
       const labels: { [id: string]: string } = {};
       ids.forEach(id => (labels[id] = labelOf(id)));
       openInMain(
-        new DiffView({ path: model.path, runIds: ids, labels }),
+        new DiffView({
+          model: new RunDiffModel({ path: model.path, runIds: ids, labels })
+        }),
         ids.length === 2
           ? `Diff ${shortId(ids[0])} ↔ ${shortId(ids[1])}`
           : `Compare ${ids.length} runs`,
@@ -98,7 +92,10 @@ export function addCommands(context: ICommandContext): void {
     execute: () => {
       const ids = model.selectionOldestFirst();
       openInMain(
-        new RunDetailView({ path: model.path, runIds: ids, commands }),
+        new RunDetailView({
+          model: new RunDetailModel({ path: model.path, runIds: ids }),
+          commands
+        }),
         ids.length === 1
           ? `Run ${labelOf(ids[0])}`
           : `Curves of ${ids.length} runs`,

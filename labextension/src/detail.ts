@@ -3,71 +3,43 @@
  * everything recorded about it: outcome, params, metrics, data, code, environment.
  */
 import { CommandRegistry } from '@lumino/commands';
-import { Widget } from '@lumino/widgets';
 
-import { IMetricSeries, IRun, fetchMetrics, fetchRun, toNumber } from './api';
+import { IRun } from './api';
 import { ILine, lineChart } from './chart';
-import { CommandIDs } from './commands';
+import { RunDetailModel } from './detailmodel';
 import { h } from './dom';
+import { FetchView } from './fetchview';
 import {
   formatDuration,
   formatLocation,
   formatTime,
   formatValue,
+  runLabel,
   shortId
 } from './format';
-import { messageOf } from './model';
+import { CommandIDs } from './tokens';
 
 export namespace RunDetailView {
   export interface IOptions {
-    path: string;
-    runIds: string[];
+    /** The runs to show; the view owns it. */
+    model: RunDetailModel;
     commands: CommandRegistry;
   }
 }
 
 /** Metric charts of one or more runs, with the full record of a single run. */
-export class RunDetailView extends Widget {
+export class RunDetailView extends FetchView<RunDetailModel> {
   constructor(options: RunDetailView.IOptions) {
-    super();
+    super(options.model, 'Loading…');
     this.addClass('nbtrack-detail');
-    this._path = options.path;
-    this._runIds = options.runIds;
     this._commands = options.commands;
-    this.node.tabIndex = 0;
-    this.node.textContent = 'Loading…';
-    void this.load();
   }
 
-  get runIds(): string[] {
-    return [...this._runIds];
-  }
-
-  async load(): Promise<void> {
-    try {
-      const [runs, series] = await Promise.all([
-        Promise.all(this._runIds.map(id => fetchRun(this._path, id))),
-        Promise.all(this._runIds.map(id => fetchMetrics(this._path, id)))
-      ]);
-      this._runs = runs;
-      this._series = series;
-      this._error = null;
-    } catch (error) {
-      this._error = messageOf(error);
-    }
-    this.render();
-  }
-
-  render(): void {
-    if (this._error !== null) {
-      this.node.replaceChildren(
-        h('div', { className: 'nbtrack-error', role: 'alert' }, this._error)
-      );
-      return;
-    }
-    const runs = this._runs;
+  protected renderContent(): (HTMLElement | string)[] {
+    const model = this.model;
+    const runs = model.runs;
     const single = runs.length === 1 ? runs[0] : null;
-    this.node.replaceChildren(
+    return [
       h(
         'header',
         { className: 'nbtrack-diff-header' },
@@ -79,7 +51,7 @@ export class RunDetailView extends Widget {
             h(
               'span',
               { className: `nbtrack-run-chip nbtrack-run-${index}` },
-              label(run)
+              runLabel(run)
             )
           )
         ),
@@ -87,7 +59,7 @@ export class RunDetailView extends Widget {
       ),
       this._charts(),
       single ? this._record(single) : ''
-    );
+    ];
   }
 
   private _actions(run: IRun): HTMLElement {
@@ -114,25 +86,10 @@ export class RunDetailView extends Widget {
   }
 
   private _charts(): HTMLElement {
-    const keys: string[] = [];
-    for (const series of this._series) {
-      for (const key of Object.keys(series.series)) {
-        if (!keys.includes(key)) {
-          keys.push(key);
-        }
-      }
-    }
-    keys.sort();
-    const charts = keys.map(key => {
-      const lines: ILine[] = this._series.map((series, index) => ({
-        label: label(this._runs[index]),
-        points: (series.series[key] ?? []).map(
-          (point, position): [number, number] => [
-            point.step ?? position,
-            toNumber(point.value)
-          ]
-        )
-      }));
+    const charts = this.model.metricKeys.map(key => {
+      const lines: ILine[] = this.model
+        .curves(key)
+        .map(curve => ({ label: runLabel(curve.run), points: curve.points }));
       return lineChart(key, lines);
     });
     return h(
@@ -237,14 +194,5 @@ export class RunDetailView extends Widget {
     );
   }
 
-  private _path: string;
-  private _runIds: string[];
   private _commands: CommandRegistry;
-  private _runs: IRun[] = [];
-  private _series: IMetricSeries[] = [];
-  private _error: string | null = null;
-}
-
-function label(run: IRun): string {
-  return run.name ? `${run.name} ${shortId(run.run_id)}` : shortId(run.run_id);
 }

@@ -3,121 +3,56 @@
  * first): outcome, parameters, metrics with deltas, data versions, cell code and
  * packages. Only what differs by default; one toggle shows everything.
  */
-import { Widget } from '@lumino/widgets';
-
-import {
-  IChange,
-  IDataChange,
-  IRunDiff,
-  fetchCompare,
-  fetchDiff,
-  toNumber
-} from './api';
+import { IChange, IDataChange, toNumber } from './api';
+import { DiffSection, RunDiffModel } from './diffmodel';
 import { h } from './dom';
-import { formatDelta, formatValue, shortId } from './format';
-import { messageOf } from './model';
+import { FetchView } from './fetchview';
+import { formatDelta, formatValue } from './format';
 
 export namespace DiffView {
   export interface IOptions {
-    /** Server-relative path of the notebook whose store holds the runs. */
-    path: string;
-    /** Run ids; the first is the baseline. */
-    runIds: string[];
-    /** Labels of the runs, by id (name + short id). */
-    labels?: { [runId: string]: string };
+    /** What to show; the view owns it. */
+    model: RunDiffModel;
   }
 }
 
-type Section = 'outcome' | 'params' | 'metrics' | 'environment';
-
 /** What differs between runs, as a main-area widget body. */
-export class DiffView extends Widget {
+export class DiffView extends FetchView<RunDiffModel> {
   constructor(options: DiffView.IOptions) {
-    super();
+    super(options.model, 'Loading the diff…');
     this.addClass('nbtrack-diff');
-    this._path = options.path;
-    this._runIds = options.runIds;
-    this._labels = options.labels ?? {};
-    this.node.tabIndex = 0;
-    this.node.textContent = 'Loading the diff…';
-    void this.load();
   }
 
-  /** The runs compared, baseline first. */
-  get runIds(): string[] {
-    return [...this._runIds];
-  }
-
-  /** Fetch the diff (everything; the view filters) and render it. */
-  async load(): Promise<void> {
-    try {
-      if (this._runIds.length === 2) {
-        const reply = await fetchDiff(
-          this._path,
-          this._runIds[0],
-          this._runIds[1],
-          true
-        );
-        this._diffs = [reply.diff];
-      } else {
-        const reply = await fetchCompare(this._path, this._runIds, true);
-        this._diffs = reply.diffs;
-        for (const run of reply.runs) {
-          this._labels[run.run_id] ??= run.name
-            ? `${run.name} ${shortId(run.run_id)}`
-            : shortId(run.run_id);
-        }
-      }
-      this._error = null;
-    } catch (error) {
-      this._error = messageOf(error);
-    }
-    this.render();
-  }
-
-  /** Show every value (true) or only what differs (false). */
-  setShowAll(showAll: boolean): void {
-    this._showAll = showAll;
-    this.render();
-  }
-
-  render(): void {
-    if (this._error !== null) {
-      this.node.replaceChildren(
-        h('div', { className: 'nbtrack-error', role: 'alert' }, this._error)
-      );
-      return;
-    }
+  protected renderContent(): HTMLElement[] {
+    const model = this.model;
     const toggle = h('input', {
       type: 'checkbox',
       className: 'nbtrack-show-all'
     });
-    toggle.checked = this._showAll;
-    toggle.addEventListener('change', () => this.setShowAll(toggle.checked));
-    const differs = this._diffs.some(diff => diff.differs);
+    toggle.checked = model.showAll;
+    toggle.addEventListener('change', () => model.setShowAll(toggle.checked));
+    const runIds = model.runIds;
     const header = h(
       'header',
       { className: 'nbtrack-diff-header' },
       h(
         'h2',
         {},
-        this._runIds.length === 2
-          ? 'Diff of '
-          : `Compare ${this._runIds.length} runs: `,
-        this._runIds.map((id, index) =>
+        runIds.length === 2 ? 'Diff of ' : `Compare ${runIds.length} runs: `,
+        runIds.map((id, index) =>
           h(
             'span',
             { className: `nbtrack-run-chip nbtrack-run-${index}` },
-            this._label(id)
+            model.label(id)
           )
         )
       ),
       h('label', { className: 'nbtrack-toggle' }, toggle, ' Show everything'),
-      differs
+      model.differs
         ? ''
         : h('p', { className: 'nbtrack-same' }, 'These runs do not differ.')
     );
-    this.node.replaceChildren(
+    return [
       header,
       this._changeSection('Outcome', 'outcome'),
       this._changeSection('Parameters', 'params'),
@@ -125,43 +60,11 @@ export class DiffView extends Widget {
       this._dataSection(),
       this._codeSection(),
       this._changeSection('Packages', 'environment')
-    );
+    ];
   }
 
-  private _label(runId: string): string {
-    return this._labels[runId] ?? shortId(runId);
-  }
-
-  private _visible(kind: string): boolean {
-    return this._showAll || kind !== 'same';
-  }
-
-  /** Keys of a section in first-seen order, with the change of each run against the baseline. */
-  private _rows(section: Section): Map<string, (IChange | undefined)[]> {
-    const rows = new Map<string, (IChange | undefined)[]>();
-    this._diffs.forEach((diff, index) => {
-      for (const change of diff[section]) {
-        const row =
-          rows.get(change.key) ??
-          new Array<IChange | undefined>(this._diffs.length);
-        row[index] = change;
-        rows.set(change.key, row);
-      }
-    });
-    for (const [key, changes] of rows) {
-      if (
-        !changes.some(
-          change => change !== undefined && this._visible(change.kind)
-        )
-      ) {
-        rows.delete(key);
-      }
-    }
-    return rows;
-  }
-
-  private _changeSection(title: string, section: Section): HTMLElement {
-    const rows = this._rows(section);
+  private _changeSection(title: string, section: DiffSection): HTMLElement {
+    const rows = this.model.changes(section);
     const body = [...rows].map(([key, changes]) => {
       const first = changes.find(change => change !== undefined);
       const baseline =
@@ -189,7 +92,7 @@ export class DiffView extends Widget {
                 'tr',
                 {},
                 h('th', {}, section === 'environment' ? 'Package' : 'Name'),
-                this._runIds.map(id => h('th', {}, this._label(id)))
+                this.model.runIds.map(id => h('th', {}, this.model.label(id)))
               )
             ),
             h('tbody', {}, body)
@@ -230,21 +133,9 @@ export class DiffView extends Widget {
   }
 
   private _dataSection(): HTMLElement {
-    const rows: HTMLElement[] = [];
-    const seen = new Set<string>();
-    this._diffs.forEach((diff, index) => {
-      for (const change of diff.data) {
-        if (!this._visible(change.kind)) {
-          continue;
-        }
-        const key = `${change.role}:${change.path}`;
-        if (index > 0 && seen.has(key) && change.kind === 'same') {
-          continue;
-        }
-        seen.add(key);
-        rows.push(this._dataRow(change, index));
-      }
-    });
+    const rows = this.model
+      .dataChanges()
+      .map(({ runId, change }) => this._dataRow(change, runId));
     return this._section(
       'Data',
       'data',
@@ -261,7 +152,7 @@ export class DiffView extends Widget {
                 {},
                 h('th', {}, 'Path'),
                 h('th', {}, 'Role'),
-                h('th', {}, this._label(this._runIds[0])),
+                h('th', {}, this.model.label(this.model.runIds[0])),
                 h('th', {}, 'Run'),
                 h('th', {}, 'Change')
               )
@@ -272,7 +163,7 @@ export class DiffView extends Widget {
     );
   }
 
-  private _dataRow(change: IDataChange, index: number): HTMLElement {
+  private _dataRow(change: IDataChange, runId: string): HTMLElement {
     const version = (side: IDataChange['a']): string =>
       side
         ? `${(side.hash ?? '').replace(/^[a-z0-9]+:/, '').slice(0, 10)}${
@@ -295,11 +186,7 @@ export class DiffView extends Widget {
       h(
         'td',
         {},
-        h(
-          'div',
-          {},
-          `${this._label(this._runIds[index + 1])}: ${version(change.b)}`
-        ),
+        h('div', {}, `${this.model.label(runId)}: ${version(change.b)}`),
         detail
       ),
       h(
@@ -312,24 +199,22 @@ export class DiffView extends Widget {
   }
 
   private _codeSection(): HTMLElement {
-    const blocks = this._diffs
-      .map((diff, index) => ({ diff, index }))
-      .filter(({ diff }) => diff.code);
-    const content = blocks.map(({ diff, index }) =>
+    const blocks = this.model.codeChanges();
+    const content = blocks.map(({ runId, change: code }) =>
       h(
         'div',
         { className: 'nbtrack-code-block' },
-        this._diffs.length > 1
+        this.model.diffs.length > 1
           ? h(
               'div',
               { className: 'nbtrack-code-title' },
-              this._label(this._runIds[index + 1])
+              this.model.label(runId)
             )
           : null,
         h(
           'pre',
           { className: 'nbtrack-code-diff' },
-          diff.code.split('\n').map(line =>
+          code.split('\n').map(line =>
             h(
               'div',
               {
@@ -379,17 +264,11 @@ export class DiffView extends Widget {
         h(
           'p',
           { className: 'nbtrack-same' },
-          emptyText ?? (this._showAll ? 'Nothing recorded.' : 'No difference.')
+          emptyText ??
+            (this.model.showAll ? 'Nothing recorded.' : 'No difference.')
         )
     );
   }
-
-  private _path: string;
-  private _runIds: string[];
-  private _labels: { [runId: string]: string };
-  private _diffs: IRunDiff[] = [];
-  private _showAll = false;
-  private _error: string | null = null;
 }
 
 /** The inside-the-data comparison as short lines (`rows: 100 → 120`). */

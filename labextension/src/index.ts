@@ -12,9 +12,10 @@ import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
-import { CommandIDs, addCommands } from './commands';
+import { addCommands } from './commands';
 import { RunsModel } from './model';
 import { RunsPanel } from './panel';
+import { CommandIDs } from './tokens';
 
 /**
  * The runs panel in the left sidebar. Every dependency is optional so the

@@ -14,12 +14,12 @@ import { Message } from '@lumino/messaging';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { IJob, IRerunResult, IRunSummary, RunKind } from './api';
-import { CommandIDs } from './commands';
 import { h } from './dom';
 import { formatValue } from './format';
 import { RunsModel } from './model';
 import { RunsTable } from './table';
 import { runsIcon } from './icons';
+import { CommandIDs } from './tokens';
 
 /** Milliseconds the text filter waits for typing to pause. */
 const TEXT_DEBOUNCE = 250;

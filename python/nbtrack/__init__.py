@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-try:
-    from ._version import __version__
-except ImportError:  # a source tree that was never built
-    __version__ = "0.0.0+unknown"
+from ._version import __version__  # written by the build (hatch's version hook)
 
 if TYPE_CHECKING:
     import pandas as pd

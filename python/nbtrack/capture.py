@@ -13,6 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import settings
+from .exceptions import CaptureError
 from .models import Environment
 
 GIT_DIFF_LIMIT = 1 << 20  # a dirty diff larger than this is cut (and says so)
@@ -90,9 +92,14 @@ def _list_environment() -> Environment:
 
 
 def git_state(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """``git_commit``, ``git_dirty`` and ``git_diff`` for the repository holding ``folder``."""
+    """``git_commit``, ``git_dirty`` and ``git_diff`` for the repository holding ``folder``.
 
-    def git(*args: str) -> str | None:
+    ``{}`` outside a repository and in one without a commit yet. Raises
+    ``CaptureError`` when ``folder`` is in a repository whose state git cannot tell
+    (git missing, a broken ``.git``, a repository git refuses to read).
+    """
+
+    def git(*args: str) -> str:
         try:
             out = subprocess.run(
                 ["git", *args],
@@ -102,17 +109,18 @@ def git_state(folder: str | os.PathLike[str]) -> dict[str, Any]:
                 check=False,
                 env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
             )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.decode(errors="replace") if out.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise CaptureError(f"git {args[0]} did not run: {exc}") from None
+        if out.returncode != 0:
+            said = out.stderr.decode(errors="replace").strip().splitlines()
+            raise CaptureError(f"git {args[0]} failed: {said[0] if said else out.returncode}")
+        return out.stdout.decode(errors="replace")
 
     start = Path(folder).resolve()
     if not any((d / ".git").exists() for d in (start, *start.parents)):
         return {}  # not a repository: no git process at all
     # One process for the commit and the dirty flag; a second only for a dirty diff.
     status = git("status", "--porcelain=v2", "--branch", "--untracked-files=no")
-    if status is None:
-        return {}
     commit = ""
     dirty = False
     for line in status.splitlines():
@@ -122,7 +130,10 @@ def git_state(folder: str | os.PathLike[str]) -> dict[str, Any]:
             dirty = True
     if not commit or commit == "(initial)":
         return {}
-    diff = git("diff", "HEAD") if dirty else None
+    try:
+        diff = git("diff", "HEAD") if dirty else None
+    except CaptureError:
+        diff = None  # the commit and the dirty flag are known; only the patch is missing
     if diff and len(diff) > GIT_DIFF_LIMIT:
         diff = diff[:GIT_DIFF_LIMIT] + "\n[nbtrack: diff cut at 1 MiB]\n"
     return {"git_commit": commit, "git_dirty": dirty, "git_diff": diff}
@@ -134,10 +145,12 @@ def kernel_notebook_path(user_ns: dict[str, Any] | None = None) -> str | None:
     ``NBTRACK_NOTEBOOK`` (set by nbtrack's pipelines), else Jupyter server's
     ``JPY_SESSION_NAME``, else VS Code's ``__vsc_ipynb_file__``.
     """
-    for name in ("NBTRACK_NOTEBOOK", "JPY_SESSION_NAME"):
-        value = os.environ.get(name)
-        if value and value.endswith(".ipynb"):
-            return str(Path(value).expanduser().resolve())
+    chosen = settings.notebook()
+    if chosen is not None:
+        return chosen
+    value = os.environ.get("JPY_SESSION_NAME")  # set by jupyter_server for its kernels
+    if value and value.endswith(".ipynb"):
+        return str(Path(value).expanduser().resolve())
     if user_ns:
         value = user_ns.get("__vsc_ipynb_file__") or user_ns.get("__session__")
         if isinstance(value, str) and value.endswith(".ipynb"):

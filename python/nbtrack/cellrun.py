@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import traceback
@@ -13,18 +12,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import capture, filewatch, ingest, sysmetrics, tracking
+from . import (
+    capture,
+    cellfiles,
+    dataflow,
+    filewatch,
+    fswatch,
+    ingest,
+    settings,
+    sysmetrics,
+    tracking,
+)
 from .client import Client
 from .diff import RunDiff, diff_runs
-from .exceptions import NbtrackError, UsageError
+from .exceptions import CaptureError, NbtrackError, UsageError
 from .hashing import StatCache
-from .models import DataVersion, Run
+from .lineage import Lineage, Read
+from .models import DataVersion, Run, warning_tag
 from .project import Project, resolve_project
+from .values import metric_values, param_value
 
 log = logging.getLogger("nbtrack")
 
-ENV_PARENT = "NBTRACK_PARENT_RUN"
-ENV_PARAMS = "NBTRACK_PARAMS"
 PAPERMILL_HEADER = "# Parameters"
 ERROR_LIMIT = 20_000
 PREVIOUS_WAIT = 3.0  # seconds the summary waits for the previous run of the cell
@@ -66,16 +75,13 @@ class KernelSession:
         self.session_id = uuid.uuid4().hex
         self._stat_caches: dict[Path, StatCache] = {}
         self.last_by_cell: dict[tuple[Any, ...], Run] = {}
-        self.papermill_params: dict[str, Any] = {}
-        self.parent_id: str | None = os.environ.get(ENV_PARENT) or None
+        self.papermill_params: dict[str, Any] = settings.params()
+        self.lineage = Lineage(user_ns)
+        self.parent_id: str | None = settings.parent_run()
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
-        env_params = os.environ.get(ENV_PARAMS)
-        if env_params:
-            try:
-                self.papermill_params = dict(json.loads(env_params))
-            except (ValueError, TypeError):
-                log.warning("nbtrack: %s is not a JSON object; ignored", ENV_PARAMS)
+        # Watch the project for written files now, not in the first tracked cell.
+        ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
 
     # ---------------------------------------------------------------- where
     def notebook_path(self) -> str | None:
@@ -98,14 +104,27 @@ class KernelSession:
         return self._ignored
 
     # ---------------------------------------------------------------- papermill
-    def saw_cell(self, source: str) -> None:
+    def catch_up(self, history: list[str]) -> None:
+        """``%load_ext nbtrack`` after other cells: learn what they bound, and papermill's cell.
+
+        ``history[n]`` is ``In[n]`` (IPython's input history, transformed code).
+        """
+        self.lineage.replay(history)
+        for i in range(1, len(history)):
+            if history[i].lstrip().startswith(PAPERMILL_HEADER):
+                self.saw_cell(history[i], history[i - 1] if i > 1 else None)
+                break
+
+    def saw_cell(self, source: str, previous: str | None = None) -> None:
         """Notice papermill's injected-parameters cell when nbtrack did not launch it.
 
         papermill writes the injected values as a cell that starts with
         ``# Parameters``; its literal assignments are the execution's parameters,
         and a notebook run is opened to hold them and parent the cell runs.
+        papermill puts that cell right after the ``parameters`` cell, so the cell
+        that ran just before (``previous``) holds the defaults.
         """
-        if self.parent_id and self._parent_writer is None and os.environ.get(ENV_PARENT):
+        if self.parent_id and self._parent_writer is None and settings.parent_run():
             return  # launched by nbtrack's pipelines: the parent already exists
         if not source.lstrip().startswith(PAPERMILL_HEADER):
             return
@@ -113,6 +132,8 @@ class KernelSession:
         if not values:
             return
         self.papermill_params.update(values)
+        defaults = capture.literal_assignments(previous or "")
+        defaults = {k: v for k, v in defaults.items() if k not in values}
         if self._parent_writer is None:
             nb = self.notebook_path()
             self._parent_writer = tracking.RunWriter.start(
@@ -125,6 +146,8 @@ class KernelSession:
                 background=True,
             )
             self.parent_id = self._parent_writer.run_id
+            if defaults:
+                self._parent_writer.log_params(defaults, source="default")
             import atexit
 
             atexit.register(self._finish_parent)
@@ -156,12 +179,15 @@ class CellRun:
         self.project = session.project()
         self.client = Client(self.project)
         nb = session.notebook_path()
-        params: dict[str, Any] = dict(session.papermill_params)
-        sources = dict.fromkeys(params, "papermill")
+        self.transformed = transformed
+        # What the cell reads, with its values now, before the cell changes them.
+        self.flow = dataflow.analyze(transformed)
+        self.reads: list[Read] = []
         if opts.auto:
-            auto = capture.literal_assignments(transformed)
-            params.update(auto)
-            sources.update(dict.fromkeys(auto, "auto"))
+            try:
+                self.reads = session.lineage.reads(self.flow, exclude=opts.metrics)
+            except Exception as exc:  # a hostile object must not stop the user's cell
+                self.warnings.append(f"could not read the cell's inputs: {exc!r}")
         self.writer = tracking.RunWriter.start(
             self.project,
             kind="cell",
@@ -174,17 +200,22 @@ class CellRun:
             execution_count=execution_count,
             session_id=session.session_id,
         )
-        for src in ("papermill", "auto"):
-            chunk = {k: v for k, v in params.items() if sources[k] == src}
-            if chunk:
-                self.writer.log_params(chunk, source=src)
+        by_origin: dict[str, dict[str, Any]] = {}
+        for r in self.reads:
+            if r.is_param:
+                by_origin.setdefault(r.origin, {})[r.name] = r.value
+            if r.stale:
+                self.warnings.append(f"stale input: {r.stale}")
+        for origin, chunk in by_origin.items():
+            self.writer.log_params(chunk, source=origin)
+        self.writer.log_inputs([r.record() for r in self.reads])
         if opts.tags:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
-        self._context = self._start_context(nb, cell_id)
+        self._start_context(nb, cell_id)
         self._previous = self._start_previous()
         self.watcher = filewatch.FileWatcher(
-            self.project.root, self.project.folder, session.ignored()
+            self.project.root, self.project.folder, session.ignored(), notebook=nb
         )
         self.watcher.before_overwrite = self._version_before_overwrite
         self._early: dict[str, DataVersion] = {}
@@ -195,29 +226,56 @@ class CellRun:
         self._system = sysmetrics.start(self.writer, opts.system_interval)
 
     # ---------------------------------------------------------------- background facts
-    def _start_context(self, nb: str | None, cell_id: str | None) -> Future[Any]:
-        """Git state and the notebook snapshot, gathered while the cell runs."""
+    def _start_context(self, nb: str | None, cell_id: str | None) -> None:
+        """Git state and the notebook snapshot, gathered while the cell runs.
+
+        Nobody waits for them, so a fact that cannot be gathered is not raised: it is
+        logged and recorded on the run as a warning (tag ``nbtrack.warning.git`` or
+        ``nbtrack.warning.notebook``, see ``Run.warnings``), and the other facts are kept.
+        """
         writer, cache, root = self.writer, self.client.cache, self.project.root
         source = self.source
 
         def gather() -> None:
-            fields: dict[str, Any] = dict(capture.git_state(Path(nb).parent if nb else root))
+            fields: dict[str, Any] = {}
+            warnings: dict[str, str] = {}
+            try:
+                fields.update(capture.git_state(Path(nb).parent if nb else root))
+            except CaptureError as exc:
+                warnings["git"] = f"no git state recorded: {exc}"
             if nb and os.path.isfile(nb):
-                data = Path(nb).read_bytes()
-                fields["notebook_hash"] = cache.put_bytes(data)
-                found_id, matches = capture.match_cell(data, source, cell_id)
-                fields["code_matches_notebook"] = matches
-                if found_id and not cell_id:
-                    fields["cell_id"] = found_id
+                try:
+                    data = Path(nb).read_bytes()
+                except OSError as exc:
+                    warnings["notebook"] = f"no notebook snapshot recorded: {exc}"
+                else:
+                    found_id, matches = capture.match_cell(data, source, cell_id)
+                    fields["code_matches_notebook"] = matches
+                    if found_id and not cell_id:
+                        fields["cell_id"] = found_id
+                    try:
+                        fields["notebook_hash"] = cache.put_bytes(data)
+                    except (OSError, NbtrackError) as exc:
+                        warnings["notebook"] = f"no notebook snapshot kept: {exc}"
             writer.update(**fields)
+            if warnings:
+                _record_warnings(writer, warnings)
+
+        def done(fut: Future[None]) -> None:
+            writer.release()
+            exc = None if fut.cancelled() else fut.exception()
+            if exc is not None:  # the spool itself failed: nothing more can be recorded
+                log.warning(
+                    "nbtrack: run %s: git state and notebook snapshot not recorded: %s",
+                    writer.run_id[:8],
+                    exc,
+                )
 
         writer.hold()
-        fut = ingest.background(gather)
-        fut.add_done_callback(lambda f: writer.release())
-        return fut
+        ingest.background(gather).add_done_callback(done)
 
     def _start_previous(self) -> Future[Any] | None:
-        if self.key in self.session.last_by_cell or os.environ.get(ENV_PARENT):
+        if self.key in self.session.last_by_cell or settings.parent_run():
             # In a pipeline's execution every cell runs once per kernel: its summary
             # names the notebook run rather than wait on a store busy with the
             # sweep's other executions (nbtrack diff compares them afterwards).
@@ -235,8 +293,8 @@ class CellRun:
         return ingest.background(self.client.previous_run, probe)
 
     # ---------------------------------------------------------------- data versions
-    def _version(self, path: str, role: str) -> DataVersion | None:
-        from .versioning import max_blob_size_from_env, version_path
+    def _version(self, path: str, role: str, keep_bytes: bool = True) -> DataVersion | None:
+        from .versioning import version_path
 
         if not os.path.exists(path):
             return None  # a temporary file the cell removed again
@@ -246,39 +304,30 @@ class CellRun:
                 self.project,
                 path,
                 role,
-                cache=self.client.cache if self.opts.cache else None,
+                cache=self.client.cache if self.opts.cache and keep_bytes else None,
                 stat_cache=self.session.stat_cache(self.project),
-                max_blob_size=limit if limit is not None else max_blob_size_from_env(),
+                max_blob_size=limit if limit is not None else settings.max_blob_size(),
             )
         except (OSError, NbtrackError) as exc:
             self.warnings.append(f"could not version {path}: {exc}")
             return None
 
     def _version_before_overwrite(self, path: str) -> None:
-        v = self._version(path, "input")
+        v = self._version(path, "input", self.watcher.inside(path))
         if v is not None:
             self._early[path] = v
 
     def _data_versions(self) -> list[DataVersion]:
-        out: dict[tuple[str, str], DataVersion] = {}
-        reads = dict.fromkeys(self.watcher.reads)
-        writes = dict.fromkeys(self.watcher.writes)
-        for p in self.opts.inputs:
-            reads[os.path.realpath(p)] = None
-        for p in self.opts.outputs:
-            writes[os.path.realpath(p)] = None
-        for p in reads:
-            v = self._early.get(p) or self._version(p, "input")
-            if v is not None:
-                out[(v.path, "input")] = v
-        for p in writes:
-            v = self._version(p, "output")
-            if v is not None:
-                out[(v.path, "output")] = v
-        for p in [*self.opts.inputs, *self.opts.outputs]:
-            if not os.path.exists(p):
-                self.warnings.append(f"{p} does not exist, so it has no version")
-        return list(out.values())
+        versions, warnings = cellfiles.data_versions(
+            self.watcher if self.opts.auto else None,
+            self.opts.inputs,
+            self.opts.outputs,
+            self._early,
+            self._version,
+            self.project,
+        )
+        self.warnings.extend(warnings)
+        return versions
 
     # ---------------------------------------------------------------- the end
     def end(self, user_ns: dict[str, Any], error: BaseException | None) -> CellOutcome:
@@ -293,16 +342,12 @@ class CellRun:
                     flagged[var] = user_ns[var]
                 else:
                     self.warnings.append(f"-p {var}: no variable {var!r} after the cell")
+            auto = self._auto_params(user_ns, flagged)
+            if auto:
+                w.log_params(auto, source="auto")
             if flagged:
                 w.log_params(flagged, source="flag")
-            for var in self.opts.metrics:
-                if var not in user_ns:
-                    self.warnings.append(f"-m {var}: no variable {var!r} after the cell")
-                    continue
-                try:
-                    w.log_metric(var, user_ns[var])
-                except UsageError as exc:
-                    self.warnings.append(f"-m {var}: {exc}")
+            self._log_metric_vars(user_ns)
             w.log_data(self._data_versions())
         finally:
             if error is None:
@@ -311,12 +356,22 @@ class CellRun:
                 text = "".join(traceback.format_exception_only(type(error), error)).strip()
                 w.finish("failed", text[:ERROR_LIMIT])
             ingest.ingestor().kick()
+        try:
+            self.session.lineage.after_cell(
+                self.transformed,
+                w.snapshot.execution_count,
+                w.snapshot.cell_id,
+                w.run_id,
+                self.flow,
+            )
+        except Exception as exc:
+            self.warnings.append(f"could not note what the cell bound: {exc!r}")
         previous = self._previous_run()
         run = w.snapshot
         self.session.last_by_cell[self.key] = _copy(run)
         d = diff_runs(previous, run) if previous is not None else None
         note = None
-        if previous is None and os.environ.get(ENV_PARENT) and run.parent_id:
+        if previous is None and settings.parent_run() and run.parent_id:
             note = f"part of notebook run {run.parent_id[:8]}"
         outcome = CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings, note=note)
         if d is not None and any(dc.role == "input" for dc in d.data):
@@ -324,6 +379,37 @@ class CellRun:
 
             outcome.alerts = alerts(self.client, previous, run)
         return outcome
+
+    def _auto_params(self, user_ns: dict[str, Any], flagged: dict[str, Any]) -> dict[str, Any]:
+        """Literal assignments of the cell, with their values at its end (``n *= 2``: 200)."""
+        if not self.opts.auto:
+            return {}
+        auto: dict[str, Any] = {}
+        for name in self.flow.literals:
+            if name in flagged or name in self.opts.metrics or name not in user_ns:
+                continue
+            ok, plain = param_value(user_ns[name])
+            if ok:
+                auto[name] = plain
+        return auto
+
+    def _log_metric_vars(self, user_ns: dict[str, Any]) -> None:
+        """``-m`` variables: a number, a dict (``report.f1``), a list of numbers (a series)."""
+        w = self.writer
+        for var in self.opts.metrics:
+            if var not in user_ns:
+                self.warnings.append(f"-m {var}: no variable {var!r} after the cell")
+                continue
+            scalars, series, why = metric_values(var, user_ns[var])
+            if why is not None:
+                self.warnings.append(f"-m {var}: not a metric: {why}")
+            try:
+                for key, value in scalars.items():
+                    w.log_metric(key, value)
+                for step, value in enumerate(series or ()):
+                    w.log_metric(var, value, step)
+            except UsageError as exc:
+                self.warnings.append(f"-m {var}: {exc}")
 
     def _previous_run(self) -> Run | None:
         if self._previous is None:
@@ -338,6 +424,14 @@ class CellRun:
         return None
 
 
+def _record_warnings(writer: tracking.RunWriter, warnings: dict[str, str]) -> None:
+    """Log each background failure and keep it on the run, one line per tag."""
+    lines = {what: " ".join(message.split()) for what, message in warnings.items()}
+    for line in lines.values():
+        log.warning("nbtrack: run %s: %s", writer.run_id[:8], line)
+    writer.set_tags({warning_tag(what): line for what, line in lines.items()})
+
+
 def _copy(run: Run) -> Run:
     return replace(
         run,
@@ -346,4 +440,5 @@ def _copy(run: Run) -> Run:
         metrics=dict(run.metrics),
         data=list(run.data),
         tags=dict(run.tags),
+        named_inputs=list(run.named_inputs),
     )

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .gates import GateResult
 
 RECOVER_EVERY = 2.0  # seconds between looks for spools of dead processes
-PARAM_SOURCES = ("auto", "flag", "papermill", "api", "autolog")
+PARAM_SOURCES = ("auto", "flag", "papermill", "api", "default", "upstream", "autolog")
 
 
 # ---------------------------------------------------------------- value building
@@ -65,7 +65,10 @@ def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | No
     try:
         plain = _plain(value)
     except (TypeError, RecursionError):
-        plain = repr(value)
+        try:
+            plain = repr(value)
+        except Exception:  # a repr that raises: the value is recorded as its type
+            plain = f"<{type(value).__qualname__}>"
     number: float | None = None
     if isinstance(value, numbers.Real) and not isinstance(value, bool) or isinstance(value, bool):
         number = float(value)
@@ -207,10 +210,8 @@ class Client:
 
     def data_detail(self, a: Any, b: Any) -> dict[str, Any] | None:
         """The inside-the-data comparison of two versions of a path, where one exists."""
-        try:
-            from .profile import compare_versions
-        except ImportError:
-            return None
+        from .datacompare import compare_versions
+
         detail = compare_versions(self, a, b)
         if detail is not None:
             from .driftreport import annotate

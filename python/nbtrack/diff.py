@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import DataVersion, Run, json_float, json_value
+from .models import DataVersion, NamedInput, Run, json_float, json_value
 
 SAME, CHANGED, ADDED, REMOVED = "same", "changed", "added", "removed"
 
@@ -108,6 +108,39 @@ class DataChange:
         )
 
 
+@dataclass(frozen=True)
+class InputChange:
+    """One value a run read from the kernel namespace (not a parameter), in run A and run B.
+
+    Changed when its type, shape, fingerprint or producing run differ.
+    """
+
+    name: str
+    kind: str
+    a: NamedInput | None
+    b: NamedInput | None
+
+    def __bool__(self) -> bool:
+        return self.kind != SAME
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "a": self.a.to_dict() if self.a else None,
+            "b": self.b.to_dict() if self.b else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InputChange:
+        return cls(
+            d["name"],
+            d["kind"],
+            NamedInput.from_dict(d["a"]) if d.get("a") else None,
+            NamedInput.from_dict(d["b"]) if d.get("b") else None,
+        )
+
+
 @dataclass
 class RunDiff:
     """Parameters, metrics, data, code, environment and outcome of run B against run A."""
@@ -121,11 +154,12 @@ class RunDiff:
     environment: list[Change] = field(default_factory=list)
     outcome: list[Change] = field(default_factory=list)
     include_same: bool = False
+    inputs: list[InputChange] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
             any(self.params) or any(self.metrics) or any(self.data) or self.code
-            or any(self.environment) or any(self.outcome)
+            or any(self.environment) or any(self.outcome) or any(self.inputs)
         )  # fmt: skip
 
     @property
@@ -136,6 +170,7 @@ class RunDiff:
             "params": self.params,
             "metrics": self.metrics,
             "data": self.data,
+            "inputs": self.inputs,
             "environment": self.environment,
             "outcome": self.outcome,
         }
@@ -156,6 +191,7 @@ class RunDiff:
             "params": [c.to_dict() for c in self.params],
             "metrics": [c.to_dict() for c in self.metrics],
             "data": [c.to_dict() for c in self.data],
+            "inputs": [c.to_dict() for c in self.inputs],
             "code": self.code,
             "environment": [c.to_dict() for c in self.environment],
             "outcome": [c.to_dict() for c in self.outcome],
@@ -170,6 +206,7 @@ class RunDiff:
             params=[Change.from_dict(x) for x in d.get("params", [])],
             metrics=[Change.from_dict(x) for x in d.get("metrics", [])],
             data=[DataChange.from_dict(x) for x in d.get("data", [])],
+            inputs=[InputChange.from_dict(x) for x in d.get("inputs", [])],
             code=d.get("code", ""),
             environment=[Change.from_dict(x) for x in d.get("environment", [])],
             outcome=[Change.from_dict(x) for x in d.get("outcome", [])],
@@ -208,6 +245,26 @@ def diff_data(
                 extra = {"error": f"could not compare the contents: {exc}"}
         out.append(DataChange(key[0], key[1], kind, va, vb, extra))
     return out
+
+
+def diff_inputs(a: Run, b: Run, include_same: bool) -> list[InputChange]:
+    """Values read from the namespace that are not parameters (those are in ``params``)."""
+    ia = {i.name: i for i in a.named_inputs if i.name not in a.params}
+    ib = {i.name: i for i in b.named_inputs if i.name not in b.params}
+    out = []
+    for name in sorted(set(ia) | set(ib)):
+        va, vb = ia.get(name), ib.get(name)
+        same = bool(va and vb and _same_input(va, vb))
+        kind = _kind(va is not None, vb is not None, same)
+        if include_same or kind != SAME:
+            out.append(InputChange(name, kind, va, vb))
+    return out
+
+
+def _same_input(a: NamedInput, b: NamedInput) -> bool:
+    return (a.type, a.shape, a.fingerprint, a.producer_run_id) == (
+        b.type, b.shape, b.fingerprint, b.producer_run_id
+    )  # fmt: skip
 
 
 def diff_code(a: Run, b: Run) -> str:
@@ -253,6 +310,7 @@ def diff_runs(
         params=diff_values(a.params, b.params, include_same),
         metrics=diff_values(a.metrics, b.metrics, include_same),
         data=diff_data(a.data, b.data, include_same, data_detail),
+        inputs=diff_inputs(a, b, include_same),
         code=diff_code(a, b),
         environment=diff_environment(a, b, include_same),
         outcome=diff_values(

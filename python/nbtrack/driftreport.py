@@ -10,14 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .drift import TableDrift, Thresholds, compare
 from .exceptions import CacheError, NbtrackError, UsageError
 from .models import DataVersion, Run, iso
 
 if TYPE_CHECKING:
-    from .client import Client
+    from collections.abc import Sequence
+
+    from .datacompare import VersionSource
+
+    class Client(VersionSource, Protocol):
+        """What drift needs from the client (the client, without importing it)."""
+
+        def path_versions(self, path: str) -> list[tuple[str, Any, Any]]: ...
+        def get_profiles(self, digests: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+        def resolve(self, ref: str, kind: str | None = None) -> str: ...
+        def get_run(self, ref: str) -> Run: ...
+        def get_runs(self, refs: Sequence[str]) -> list[Run]: ...
+
 
 ROW_COLUMNS = ["version", "column", "psi", "ks", "ks p", "js", "nulls", "drift"]
 ALERT_MAX_BYTES = 200 * 1024 * 1024  # inputs larger than this are not profiled at cell end
@@ -118,7 +130,8 @@ def _with_sketches(
     """The version's profile with drift sketches, or None and why not."""
     if known is not None and "drift" in known:
         return known, None
-    from .profile import _source_for, profile_file, tabular_format
+    from .datacompare import _source_for
+    from .profile import profile_file, tabular_format
 
     fmt = tabular_format(version.path)
     if version.kind != "file" or fmt is None:

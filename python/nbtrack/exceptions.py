@@ -64,8 +64,8 @@ class NoActiveRunError(NbtrackError):
     http_status = 400
 
 
-class PathOutsideProjectError(UsageError):
-    """A path leaves the project and no explicit destination allows it."""
+class CaptureError(NbtrackError):
+    """A fact a run records about itself (git state, notebook snapshot) could not be read."""
 
 
 class CacheError(NbtrackError):
@@ -94,9 +94,3 @@ class PipelineError(NbtrackError):
     # The request was fine; the run cannot be executed as it stands (no notebook
     # recorded, a snapshot pruned from the cache...): a conflict, not a crash.
     http_status = 409
-
-
-class NotImplementedYetError(NbtrackError):
-    """The feature exists as a route but is not available in this build."""
-
-    http_status = 501

@@ -1,9 +1,19 @@
-"""Which files a tracked cell opens: a Python audit hook, active only during the cell.
+"""Which files a tracked cell reads and writes, whoever opens them.
 
-``open`` audit events come from ``builtins.open``, ``io.open`` and ``os.open``, so
-plain ``open``, pandas (``read_csv``/``to_csv``), numpy (``load``/``save``) and
-pickle are seen. Files of the Python environment, Jupyter's own files, the store
-and nbtrack's own reads are left out.
+Three sources, merged by ``FileWatcher``:
+
+* Python's audit hook, active only during the cell: ``open`` events (``builtins.open``,
+  ``io.open``, ``os.open``: plain ``open``, pandas CSV, numpy, pickle), ``os.rename``
+  (an atomic save lands under its final name) and ``sqlite3.connect``;
+* ``libhooks``: the Python entry points of native readers and writers (Arrow's Parquet,
+  Feather and CSV, DuckDB's ``read_*`` functions and the files its SQL names), whose C++
+  code opens files without Python's ``open``;
+* ``fswatch``: an inotify watch of the project tree, which sees every file written in
+  the project by any process (native code, ``!shell`` lines, subprocesses, workers).
+
+Files of the Python environment, tool folders (``.git``, ``__pycache__``,
+``.ipynb_checkpoints``...), Jupyter's own files, the store and the notebook itself are
+left out. A hidden folder of the project such as ``.data/`` is data.
 """
 
 from __future__ import annotations
@@ -11,46 +21,132 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import fswatch, libhooks
+
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# Files a database keeps beside itself while it works: their writes are the database's.
+_SIDECARS = ("-journal", "-wal", "-shm", ".wal")
+# Folders that libraries make in the temp folder for their own bookkeeping.
+_TEMP_TOOLS = ("joblib_memmapping_folder_", "pymp-", "loky-", "ipykernel_", "matplotlib-")
 
 
 class FileWatcher:
-    """Collects the paths a cell reads and writes while it is ``armed``."""
+    """Collects the paths a cell reads and writes while it is ``armed``.
 
-    def __init__(self, project_root: Path, store_folder: Path, ignored: list[str]) -> None:
+    ``reads`` maps each path read to its status when first read, so a file the cell
+    read and later changed (or wrote before reading) is told apart at the end.
+    """
+
+    def __init__(
+        self,
+        project_root: Path,
+        store_folder: Path,
+        ignored: list[str],
+        notebook: str | None = None,
+    ) -> None:
         self.root = os.path.realpath(project_root)
         self.store = os.path.realpath(store_folder)
         self.ignored = tuple(p.rstrip(os.sep) + os.sep for p in ignored)
-        self.reads: dict[str, None] = {}
+        self.notebook = os.path.realpath(notebook) if notebook else None
+        self.reads: dict[str, os.stat_result | None] = {}
         self.writes: dict[str, None] = {}
-        # Called with a path just before a cell opens it for writing, if the cell read
-        # it earlier: the version it read is taken before it is overwritten.
+        self.began_ns = time.time_ns()
+        self.project_watch: fswatch.ProjectWatch | None = None
+        # Called with a path when the cell first reads it: its version is taken then,
+        # as read, before the cell (or a library, a shell line) may overwrite it.
         self.before_overwrite: Callable[[str], None] | None = None
+        self._versioning = False  # nbtrack's own opens while it versions a read
+
+    def inside(self, path: str) -> bool:
+        return path.startswith(self.root + os.sep)
 
     def keep(self, path: str) -> bool:
-        if path == self.store or path.startswith(self.store + os.sep):
+        if path == self.store or path.startswith(self.store + os.sep) or path == self.notebook:
             return False
-        inside = path.startswith(self.root + os.sep)
-        if inside:
+        if self.inside(path):
             rel = path[len(self.root) + 1 :]
-            # hidden folders of the project: .git, .ipynb_checkpoints, .venv ...
-            return not any(part.startswith(".") for part in rel.split(os.sep)[:-1])
+            if any(part in fswatch.TOOL_DIRS for part in rel.split(os.sep)[:-1]):
+                return False
+        elif path.startswith(_TEMP) and path[len(_TEMP) :].startswith(_TEMP_TOOLS):
+            return False
         return not path.startswith(self.ignored)
 
-    def saw(self, path: str, write: bool, read: bool) -> None:
+    def saw(self, path: str, write: bool, read: bool, *, folder: bool = False) -> None:
+        """Note an access to ``path``; ``folder``: a folder is data here (a Parquet
+        dataset), not an ``open`` of a folder to sync it."""
+        if self._versioning:
+            return
         real = os.path.realpath(path)
-        if not self.keep(real) or os.path.isdir(real):
+        if not self.keep(real) or (not folder and os.path.isdir(real)):
             return
         if write:
-            if real in self.reads and real not in self.writes and self.before_overwrite:
-                self.before_overwrite(real)
             self.writes[real] = None
-        if read and real not in self.writes:
-            self.reads[real] = None
+        if read and real not in self.writes and real not in self.reads:
+            try:
+                st = os.stat(real)
+            except OSError:
+                return  # nothing there: not read
+            self.reads[real] = st
+            if st.st_ctime_ns < self.began_ns and self.before_overwrite:
+                self._versioning = True  # (not the cell's own output, read back)
+                try:
+                    self.before_overwrite(real)
+                finally:
+                    self._versioning = False
+
+    def renamed(self, src: str, dst: str) -> None:
+        """``os.rename``/``os.replace``: the file now lives under ``dst``."""
+        self.writes.pop(os.path.realpath(src), None)
+        self.saw(dst, write=True, read=False)
+
+    def begin(self) -> None:
+        self.began_ns = time.time_ns()
+        if self.project_watch is not None:
+            self.project_watch.begin()
+
+    def finish(self) -> None:
+        """Add what the project watch saw written (a database's journal counts as the
+        database), and the files read whose status changed since (a database the cell
+        wrote through a connection still open).
+
+        Notebooks are left to the audit hook: JupyterLab's autosave and papermill's
+        saves of open notebooks land while cells run, and are not the cell's output.
+        """
+        for path, st in self.reads.items():
+            if st is not None and not same_file(path, st):
+                self.writes[path] = None
+        if self.project_watch is None:
+            return
+        for path in self.project_watch.written():
+            if path.endswith(".ipynb"):
+                continue
+            for suffix in _SIDECARS:
+                if path.endswith(suffix) and os.path.isfile(path[: -len(suffix)]):
+                    path = path[: -len(suffix)]
+                    break
+            if self.keep(path):
+                self.writes[path] = None
+
+    def written_before_read(self, path: str) -> bool:
+        """Whether the cell itself made the file it then read (its own output, read back)."""
+        st = self.reads.get(path)
+        return path in self.writes and st is not None and st.st_ctime_ns >= self.began_ns
+
+
+_TEMP = os.path.realpath(tempfile.gettempdir()) + os.sep
+
+
+def same_file(path: str, st: os.stat_result) -> bool:
+    try:
+        now = os.stat(path)
+    except OSError:
+        return True  # removed: nothing written to record
+    return (st.st_ino, st.st_size, st.st_mtime_ns) == (now.st_ino, now.st_size, now.st_mtime_ns)
 
 
 def python_prefixes() -> list[str]:
@@ -75,11 +171,11 @@ def ignored_prefixes() -> list[str]:
     """Folders whose files are never a run's data."""
     home = Path.home()
     paths = python_prefixes()
+    paths.append(str(Path(__file__).parent))  # nbtrack itself, installed editable
     paths += [
         str(home / d)
         for d in (".ipython", ".jupyter", ".cache", ".config", ".local", ".matplotlib")
     ]
-    paths.append(tempfile.gettempdir())  # a project inside it is still watched: see keep()
     paths += [
         "/proc",
         "/sys",
@@ -104,26 +200,46 @@ def ignored_prefixes() -> list[str]:
 
 _watcher: FileWatcher | None = None
 _installed = False
+_own_thread: Callable[[], bool] = bool  # ingest.is_own_thread once armed
+_EVENTS = frozenset({"open", "os.rename", "sqlite3.connect"})
+
+
+def _text_path(path: Any) -> str | None:
+    if isinstance(path, str):
+        return path
+    if isinstance(path, bytes):
+        return os.fsdecode(path)
+    if isinstance(path, os.PathLike):
+        return _text_path(os.fspath(path))
+    return None  # a file descriptor
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
-    if event != "open":
+    if event not in _EVENTS:
         return
     w = _watcher
-    if w is None:
+    if w is None or _own_thread():
         return
-    from .ingest import is_own_thread
-
-    if is_own_thread():
-        return
-    path, mode, flags = args
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    elif not isinstance(path, str):
-        if isinstance(path, os.PathLike):
-            path = os.fspath(path)
+    try:  # never let bookkeeping break the user's call
+        if event == "open":
+            _opened(w, *args)
+        elif event == "os.rename":
+            src, dst = _text_path(args[0]), _text_path(args[1])
+            if src and dst and args[2] is None and args[3] is None:
+                w.renamed(os.path.abspath(src), os.path.abspath(dst))
         else:
-            return  # a file descriptor
+            database = _database_path(args[0])
+            if database:  # read if it exists, else about to be created
+                new = not os.path.exists(database)
+                w.saw(database, write=new, read=not new)
+    except Exception:  # noqa: S110
+        pass
+
+
+def _opened(w: FileWatcher, path: Any, mode: Any, flags: Any) -> None:
+    path = _text_path(path)
+    if path is None:
+        return
     if isinstance(mode, str):
         write = any(c in mode for c in "wax+")
         read = "r" in mode or "+" in mode
@@ -131,22 +247,60 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         f = flags or 0
         write = bool(f & _WRITE_FLAGS)
         read = not (f & os.O_WRONLY)
-    try:  # noqa: SIM105 (cheaper than contextlib in a hook that sees every open)
-        w.saw(os.path.abspath(path), write, read)
-    except Exception:  # never let bookkeeping break the user's open()
-        pass
+    w.saw(os.path.abspath(path), write, read)
+
+
+def _database_path(database: Any) -> str | None:
+    """The file of a ``sqlite3.connect`` argument (None for ``:memory:``)."""
+    text = _text_path(database)
+    if not text or text.startswith(":"):
+        return None
+    if text.startswith("file:"):
+        text = text[5:].split("?", 1)[0]
+        if text.startswith("//"):
+            text = text[2:]
+    return os.path.abspath(text) if text else None
+
+
+def report(path: Any, write: bool) -> None:
+    """A native library is about to read or write ``path`` (``libhooks.sink``)."""
+    w = _watcher
+    if w is None or _own_thread():
+        return
+    text = _text_path(path)
+    if text is None:
+        return
+    w.saw(os.path.abspath(text), write, not write, folder=True)
 
 
 def arm(watcher: FileWatcher) -> None:
-    """Start collecting into ``watcher`` (installs the audit hook once per process)."""
-    global _watcher, _installed
+    """Start collecting into ``watcher`` (installs the hooks once per process)."""
+    global _watcher, _installed, _own_thread
     if not _installed:
+        from .ingest import is_own_thread
+
+        _own_thread = is_own_thread
         sys.addaudithook(_hook)
+        libhooks.install()
+        # A forked worker's own accesses reach nobody: the project watch sees its writes.
+        os.register_at_fork(after_in_child=_forget)
         _installed = True
+    watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
+    watcher.begin()
     _watcher = watcher
+    libhooks.sink = report
+
+
+def _forget() -> None:
+    global _watcher
+    _watcher = None  # (never read the queue here: it is the parent's)
+    libhooks.sink = None
 
 
 def disarm() -> FileWatcher | None:
     global _watcher
     w, _watcher = _watcher, None
+    libhooks.sink = None
+    if w is not None:
+        w.finish()
     return w

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .client import Client
-    from .store import Batch
+    from .models import Batch
 
 log = logging.getLogger("nbtrack")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import logging
 import re
 import shlex
 from typing import Any
@@ -12,8 +13,10 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Float, Integer
 
+from . import dataflow
 from .cellrun import CellRun, KernelSession, TrackOptions
 from .exceptions import NbtrackError
+from .lineage import TreeRecorder
 
 USAGE = (
     "usage: %%track [NAME] [-p VAR ...] [-m VAR ...] [-i PATH ...] [-o PATH ...]\n"
@@ -49,6 +52,7 @@ class TrackMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.session = KernelSession(shell.user_ns)
+        self.trees = TreeRecorder()
 
     @magic_arguments()
     @argument("name", nargs="?", default=None, help="a name for the runs of this cell")
@@ -180,15 +184,39 @@ class TrackMagics(Magics):
             raise UsageError(f"%track: {exc}") from None
 
     def pre_run_cell(self, info: Any) -> None:
-        """Notice papermill's injected parameters cell."""
+        """Notice papermill's injected parameters cell (the cell before it: the defaults)."""
+        self.trees.take()
         source = getattr(info, "raw_cell", "") or ""
         if source.lstrip().startswith("# Parameters"):
+            hist = getattr(self.shell, "history_manager", None)
+            raw = getattr(hist, "input_hist_raw", None) or []
             try:
-                self.session.saw_cell(source)
+                self.session.saw_cell(source, raw[-1] if len(raw) > 1 else None)
             except NbtrackError as exc:
-                import logging
-
                 logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
+
+    def post_run_cell(self, result: Any) -> None:
+        """After every cell: which names it bound (a tracked cell's run did that itself)."""
+        info = getattr(result, "info", None)
+        raw = getattr(info, "raw_cell", None) or ""
+        if not raw.strip() or raw.lstrip().startswith("%%track"):
+            return
+        shell: Any = self.shell
+        trees = self.trees.take()
+        try:
+            hist = shell.history_manager
+            if hist.input_hist_raw and hist.input_hist_raw[-1] == raw:
+                code = hist.input_hist_parsed[-1]  # transformed already
+            else:
+                code = shell.transform_cell(raw)
+            # The trees IPython parsed (the cell's, and code its magics ran): no second parse.
+            flow = dataflow.merge([dataflow.analyze_tree(t) for t in trees]) if trees else None
+            self.session.lineage.after_cell(
+                code, getattr(result, "execution_count", None), getattr(info, "cell_id", None),
+                flow=flow,
+            )  # fmt: skip
+        except Exception as exc:  # bookkeeping must never break the user's cell
+            logging.getLogger("nbtrack").warning("nbtrack: after the cell: %s", exc)
 
 
 def _cell_id(shell: Any) -> str | None:
@@ -233,6 +261,16 @@ def load(ipython: Any) -> None:
     magics = TrackMagics(ipython)
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
+    ipython.events.register("post_run_cell", magics.post_run_cell)
+    ipython.ast_transformers.append(magics.trees)
+    history = getattr(getattr(ipython, "history_manager", None), "input_hist_parsed", None)
+    if history:
+        # Loaded after other cells: learn what they bound (and papermill's cell) from
+        # In, all but this very cell (its own post_run_cell comes).
+        try:
+            magics.session.catch_up(list(history[:-1]))
+        except Exception as exc:  # loading the extension must not fail on what ran before
+            logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
     _loaded[id(ipython)] = magics
     from .capture import environment
     from .ingest import background, ingestor
@@ -245,3 +283,6 @@ def unload(ipython: Any) -> None:
     magics = _loaded.pop(id(ipython), None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
+        ipython.events.unregister("post_run_cell", magics.post_run_cell)
+        if magics.trees in ipython.ast_transformers:
+            ipython.ast_transformers.remove(magics.trees)

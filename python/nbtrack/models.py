@@ -10,7 +10,14 @@ from typing import Any
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
 RUN_KINDS = ("cell", "notebook")
 MAX_PAGE = 10_000  # the most runs one listing request returns
-DATA_ROLES = ("input", "output")
+# System tags (MLflow's ``mlflow.*`` idiom): ``nbtrack.warning.<what>`` holds a one-line
+# message about something nbtrack could not record for the run (``git``, ``notebook``).
+WARNING_TAG_PREFIX = "nbtrack.warning."
+
+
+def warning_tag(what: str) -> str:
+    """The tag key of a warning about ``what`` (``warning_tag("git")``: ``nbtrack.warning.git``)."""
+    return WARNING_TAG_PREFIX + what
 
 
 def json_float(value: float | None) -> float | str | None:
@@ -76,6 +83,37 @@ class DataVersion:
 
 
 @dataclass(frozen=True)
+class NamedInput:
+    """A value a cell read from the kernel namespace: a name it used before binding it.
+
+    Parameter-like values are in the run's params too; others (DataFrames, arrays,
+    models) are known here by type, shape and a content fingerprint. The producer is
+    the run (and cell, ``In[n]``) that last bound the name, when there is one;
+    ``stale`` says its value was made from names that changed since (``reason``).
+    """
+
+    name: str
+    type: str
+    origin: str = "upstream"  # papermill, default, upstream
+    shape: str | None = None
+    fingerprint: str | None = None
+    producer_run_id: str | None = None
+    producer_cell: str | None = None
+    execution_count: int | None = None
+    stale: bool = False
+    reason: str | None = None
+    note: str | None = None  # why there is no fingerprint
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NamedInput:
+        fields: dict[str, Any] = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
 class MetricPoint:
     step: int | None
     value: float
@@ -134,6 +172,7 @@ class Run:
     data: list[DataVersion] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     environment: Environment | None = None
+    named_inputs: list[NamedInput] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:
@@ -144,6 +183,11 @@ class Run:
         if self.started_at is None or self.ended_at is None:
             return None
         return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def warnings(self) -> list[str]:
+        """What nbtrack could not record for this run (its ``nbtrack.warning.*`` tags)."""
+        return [v for k, v in sorted(self.tags.items()) if k.startswith(WARNING_TAG_PREFIX)]
 
     @property
     def inputs(self) -> list[DataVersion]:
@@ -184,6 +228,7 @@ class Run:
             "data": [d.to_dict() for d in self.data],
             "tags": dict(self.tags),
             "environment": self.environment.to_dict() if self.environment else None,
+            "named_inputs": [i.to_dict() for i in self.named_inputs],
         }
 
     @classmethod
@@ -218,6 +263,7 @@ class Run:
             data=[DataVersion.from_dict(x) for x in d.get("data") or []],
             tags=dict(d.get("tags") or {}),
             environment=Environment.from_dict(env) if env else None,
+            named_inputs=[NamedInput.from_dict(x) for x in d.get("named_inputs") or []],
         )
 
 
@@ -278,3 +324,4 @@ class Batch:
     environment: Environment | None = None
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     spool_offset: int | None = None
+    named_inputs: list[NamedInput] = field(default_factory=list)

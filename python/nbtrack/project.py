@@ -6,12 +6,10 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import settings
+
 STORE_DIRNAME = ".nbtrack"
 DB_FILENAME = "runs.duckdb"
-ENV_STORE = "NBTRACK_STORE"
-# The project root of a store kept outside its project: a Dask worker's scratch store
-# (set by nbtrack's pipelines, only together with NBTRACK_STORE).
-ENV_ROOT = "NBTRACK_ROOT"
 
 
 @dataclass(frozen=True)
@@ -73,17 +71,18 @@ def _git_root(start: Path) -> Path | None:
 def resolve_project(start: str | os.PathLike[str] | None = None) -> Project:
     """The store for a notebook folder (or the current folder).
 
-    1. ``$NBTRACK_STORE``: a folder (the store folder itself) or a ``.duckdb`` path;
+    1. ``$NBTRACK_STORE``: a folder (the store folder itself) or a ``.duckdb`` path
+       (with ``$NBTRACK_ROOT`` as the project root when set);
     2. the nearest ancestor of ``start`` holding ``.nbtrack/``;
     3. a new ``.nbtrack/`` at the enclosing git root;
     4. a new ``.nbtrack/`` in ``start``.
     Nothing is created here; the store creates its folder on first write.
     """
-    env = os.environ.get(ENV_STORE)
-    if env:
-        project = _from_env(Path(env).expanduser().resolve())
-        root = os.environ.get(ENV_ROOT)
-        return replace(project, root=Path(root).resolve()) if root else project
+    chosen = settings.store()
+    if chosen is not None:
+        project = project_at(chosen)
+        root = settings.root()
+        return replace(project, root=root) if root else project
     base = Path(start).expanduser() if start is not None else Path.cwd()
     base = base.resolve()
     if base.is_file():
@@ -94,8 +93,13 @@ def resolve_project(start: str | os.PathLike[str] | None = None) -> Project:
     return _at(_git_root(base) or base)
 
 
-def _from_env(p: Path) -> Project:
-    """The project of an ``NBTRACK_STORE`` value: a ``.duckdb`` file, ``.nbtrack/``, or a folder."""
+def project_at(store: str | os.PathLike[str]) -> Project:
+    """The project of a store named by path (``--store``, ``$NBTRACK_STORE``).
+
+    A ``.duckdb`` file, a ``.nbtrack/`` folder, a folder holding ``.nbtrack/``, or a
+    folder that is itself the store.
+    """
+    p = Path(store).expanduser().resolve()
     if p.suffix == ".duckdb":
         return Project(root=p.parent, folder=p.parent, db_path=p)
     if p.name == STORE_DIRNAME:

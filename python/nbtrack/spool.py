@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import psutil
 
-from .models import Batch, DataVersion, Environment
+from .models import Batch, DataVersion, Environment, NamedInput
 
 UNREADABLE_GRACE = 60.0  # seconds before a spool without a readable header counts as dead
 EVENT = 1
@@ -154,6 +154,8 @@ def _apply_event(ev: dict[str, Any], batch: Batch, state: dict[str, Any]) -> Non
         batch.data.extend(DataVersion.from_dict(d) for d in ev["data"])
     elif kind == "tags":
         batch.tags.update(ev["tags"])
+    elif kind == "inputs":
+        batch.named_inputs.extend(NamedInput.from_dict(d) for d in ev["inputs"])
     elif kind == "profiles":
         batch.profiles.update(ev["profiles"])
     elif kind == "end":

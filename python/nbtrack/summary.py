@@ -38,14 +38,50 @@ def _pairs(values: dict[str, Any]) -> str:
     return ", ".join(items) or "—"
 
 
-def change_lines(d: RunDiff) -> list[str]:
+def _origin(run: Run | None, key: str) -> str:
+    """Where a parameter came from, when it is not the cell's own literal."""
+    source = run.param_sources.get(key) if run is not None else None
+    return f" ({source})" if source and source != "auto" else ""
+
+
+def _param_pairs(run: Run) -> str:
+    items = [f"{k}={_fmt(v)}{_origin(run, k)}" for k, v in list(run.params.items())[:MAX_ITEMS]]
+    if len(run.params) > MAX_ITEMS:
+        items.append(f"… {len(run.params) - MAX_ITEMS} more")
+    return ", ".join(items) or "—"
+
+
+def _reads(run: Run) -> str:
+    """Values the cell read that are not parameters: ``X_train (ndarray 3×4, run 3f2a1b2c)``."""
+    items = []
+    for i in run.named_inputs:
+        if i.name in run.params:
+            continue
+        where = [i.type.rpartition(".")[2]]
+        if i.shape:
+            where.append(i.shape)
+        if i.producer_run_id:
+            where.append(f"run {i.producer_run_id[:8]}")
+        elif i.execution_count is not None:
+            where.append(f"In[{i.execution_count}]")
+        items.append(f"{i.name} ({', '.join(where)})")
+    if len(items) > MAX_ITEMS:
+        items = [*items[:MAX_ITEMS], f"… {len(items) - MAX_ITEMS} more"]
+    return ", ".join(items)
+
+
+def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
     """One line per change since the previous run, in the order a reader checks them."""
     lines = []
     for c in d.params:
         if c.kind == CHANGED:
-            lines.append(f"param {c.key}: {_fmt(c.a)} → {_fmt(c.b)}")
+            lines.append(f"param {c.key}: {_fmt(c.a)} → {_fmt(c.b)}{_origin(run, c.key)}")
         else:
             lines.append(f"param {c.key}: {c.kind}")
+    for ic in d.inputs:
+        b = ic.b
+        made = f" (made by run {b.producer_run_id[:8]})" if b and b.producer_run_id else ""
+        lines.append(f"read {ic.name}: {ic.kind}{made}")
     for c in d.metrics:
         if is_system(c.key):
             continue  # CPU and memory move every run; the system line shows them
@@ -74,16 +110,19 @@ def as_text(outcome: CellOutcome) -> str:
     head += f" · {run.status}"
     if run.duration is not None:
         head += f" · {run.duration:.2f} s"
-    lines = [head, f"  params:  {_pairs(run.params)}", f"  metrics: {_pairs(_user(run))}"]
+    lines = [head, f"  params:  {_param_pairs(run)}", f"  metrics: {_pairs(_user(run))}"]
     system = system_summary(run.metrics)
     if system:
         lines.append(f"  system:  {system}")
+    reads = _reads(run)
+    if reads:
+        lines.append(f"  reads:   {reads}")
     if run.data:
         files = [f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS]]
         lines.append(f"  data:    {', '.join(files)}")
     lines.extend(_changes_text(outcome))
     lines.extend(f"  alert:   {a}" for a in outcome.alerts)
-    lines.extend(f"  warning: {w}" for w in outcome.warnings)
+    lines.extend(f"  warning: {w}" for w in _warnings(outcome))
     return "\n".join(lines)
 
 
@@ -95,11 +134,16 @@ def _user(run: Run) -> dict[str, Any]:
 def _changes_text(outcome: CellOutcome) -> list[str]:
     if outcome.previous is None:
         return [f"  {outcome.note or 'first run of this cell'}"]
-    changes = change_lines(outcome.diff) if outcome.diff is not None else []
+    changes = change_lines(outcome.diff, outcome.run) if outcome.diff is not None else []
     prev = outcome.previous.short_id
     if not changes:
         return [f"  same as the previous run {prev}"]
     return [f"  since {prev}:"] + [f"    {line}" for line in changes[: MAX_ITEMS * 2]]
+
+
+def _warnings(outcome: CellOutcome) -> list[str]:
+    """What the cell noticed, then what is recorded on the run (known by now)."""
+    return [*outcome.warnings, *outcome.run.warnings]
 
 
 def as_html(outcome: CellOutcome) -> str:
@@ -121,16 +165,19 @@ def as_html(outcome: CellOutcome) -> str:
     parts.append(f' · <span style="color:{color}">{esc(run.status)}</span>')
     if run.duration is not None:
         parts.append(f" · {run.duration:.2f} s")
-    parts.append(f"<br>params: {esc(_pairs(run.params))}<br>metrics: {esc(_pairs(_user(run)))}")
+    parts.append(f"<br>params: {esc(_param_pairs(run))}<br>metrics: {esc(_pairs(_user(run)))}")
     system = system_summary(run.metrics)
     if system:
         parts.append(f"<br>system: {esc(system)}")
+    reads = _reads(run)
+    if reads:
+        parts.append(f"<br>reads: {esc(reads)}")
     if run.data:
         files = ", ".join(f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS])
         parts.append(f"<br>data: {esc(files)}")
     for line in _changes_text(outcome):
         parts.append("<br>" + esc(line.strip()))
-    for label, items in (("alert", outcome.alerts), ("warning", outcome.warnings)):
+    for label, items in (("alert", outcome.alerts), ("warning", _warnings(outcome))):
         for w in items:
             parts.append(
                 f'<br><span style="color: var(--jp-warn-color1, #f57c00)">{label}: {esc(w)}</span>'
@@ -160,8 +207,3 @@ def show(outcome: CellOutcome, shell: Any) -> None:
     if "text/html" not in bundle:
         bundle["text/html"] = as_html(outcome)
     display(bundle, raw=True)
-
-
-def summary_of(run: Run) -> str:
-    """A one-line description of a run (used by %track show)."""
-    return f"{run.short_id} {run.name or ''} {run.status} params: {_pairs(run.params)} metrics: {_pairs(_user(run))}"

@@ -18,7 +18,6 @@ when installed; without it or without a driver, no GPU metric is logged.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,27 +27,22 @@ import psutil
 if TYPE_CHECKING:
     from .tracking import RunWriter
 
-ENV_INTERVAL = "NBTRACK_SYSTEM_INTERVAL"
-DEFAULT_INTERVAL = 2.0  # seconds; costs well under 0.5 % of a core (benchmarks/bench_monitoring.py)
 PREFIX = "system/"
 MB = 1024 * 1024
 THREAD_NAME = "nbtrack-system"
 
 
 def interval_from(configured: float | None) -> float:
-    """The sampling interval: the magic's setting, else ``NBTRACK_SYSTEM_INTERVAL``, else 2 s.
+    """The sampling interval: the magic's setting, else the environment's, else 2 s
+    (settings.py; well under 0.5 % of a core, benchmarks/bench_monitoring.py).
 
     0 (or less) turns sampling off.
     """
     if configured is not None:
         return float(configured)
-    text = os.environ.get(ENV_INTERVAL, "").strip()
-    if text:
-        try:
-            return float(text)
-        except ValueError:
-            return DEFAULT_INTERVAL
-    return DEFAULT_INTERVAL
+    from . import settings
+
+    return settings.system_interval()
 
 
 def _high_water_mark() -> float | None:

@@ -9,6 +9,7 @@ never on a cell's critical path.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -22,7 +23,7 @@ from . import ingest
 from .client import Client, build_metric, build_param
 from .exceptions import NbtrackError, NoActiveRunError, UsageError
 from .ingest import Pending, ingestor
-from .models import DataVersion, Environment, Run
+from .models import DataVersion, Environment, NamedInput, Run
 from .project import Project
 from .spool import SpoolWriter, read_spool
 
@@ -150,9 +151,16 @@ class RunWriter:
     def log_params(self, params: dict[str, Any], source: str = "flag") -> None:
         rows = [build_param(k, v, source) for k, v in params.items()]
         self.spool.event({"e": "params", "params": rows})
-        for k, v in params.items():
-            self.snapshot.params[k] = v
-            self.snapshot.param_sources[k] = source
+        for row in rows:
+            # What the store will hold (a value JSON cannot carry is its repr), not the object.
+            self.snapshot.params[row[0]] = json.loads(row[1])
+            self.snapshot.param_sources[row[0]] = source
+
+    def log_inputs(self, inputs: list[NamedInput]) -> None:
+        """The values the cell read from the kernel namespace (see ``lineage``)."""
+        if inputs:
+            self.spool.event({"e": "inputs", "inputs": [i.to_dict() for i in inputs]})
+            self.snapshot.named_inputs = list(inputs)
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         _log_into(self, key, value, step)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,34 +26,11 @@ if TYPE_CHECKING:
 
     from .project import Project
 
-ENV_MAX_BLOB_SIZE = "NBTRACK_MAX_BLOB_SIZE"
 # Files up to this size in a folder are read whole (one read, no chunking).
 SMALL_FILE = 1 << 20
 FOLDER_THREADS = min(4, os.cpu_count() or 2)  # more threads than cores only contend for the GIL
 # Never part of a folder version: the store itself and git's own files.
 SKIPPED_NAMES = frozenset({".nbtrack", ".git"})
-
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes from a size such as ``"500M"``, ``"2GiB"``, ``"1.5g"`` or ``"1048576"``.
-
-    >>> parse_size("2G")
-    2147483648
-    """
-    match = _SIZE.fullmatch(text)
-    if match is None:
-        raise UsageError(f"not a size: {text!r} (try 500M, 2G, or a number of bytes)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def max_blob_size_from_env() -> int | None:
-    """The size limit set by ``NBTRACK_MAX_BLOB_SIZE`` (unset or ``0``: no limit, as
-    ``TrackMagics.max_blob_size``)."""
-    raw = os.environ.get(ENV_MAX_BLOB_SIZE, "").strip()
-    return (parse_size(raw) or None) if raw else None
 
 
 def _fits(size: int, max_blob_size: int | None) -> bool:
@@ -259,43 +235,6 @@ def version_path(
     )
 
 
-def compare_folders(
-    cache: Cache, a: DataVersion, b: DataVersion, limit: int = 50
-) -> dict[str, Any]:
-    """Files added, removed and modified between two folder versions (from their
-    manifests; at most ``limit`` names per list, with full counts)."""
-    try:
-        files_a = {e.path: e for e in cache.read_manifest(a.hash or "")}
-        files_b = {e.path: e for e in cache.read_manifest(b.hash or "")}
-    except CacheError:
-        return {
-            "kind": "folder",
-            "missing": [v for v, d in (("a", a), ("b", b)) if not cache.has(d.hash or "")],
-            "summary": ["the folder's file list is not in the cache (never cached, or pruned)"],
-        }
-    added = sorted(set(files_b) - set(files_a))
-    removed = sorted(set(files_a) - set(files_b))
-    modified = sorted(p for p in set(files_a) & set(files_b) if files_a[p].hash != files_b[p].hash)
-    counts = {"added": len(added), "removed": len(removed), "modified": len(modified)}
-    summary = [
-        f"files: {len(files_a)} → {len(files_b)}; "
-        + ", ".join(f"{n} {what}" for what, n in counts.items() if n)
-    ]
-    for what, names in (("added", added), ("removed", removed), ("modified", modified)):
-        if names:
-            more = f" (+{len(names) - 10} more)" if len(names) > 10 else ""
-            summary.append(f"{what}: " + ", ".join(names[:10]) + more)
-    return {
-        "kind": "folder",
-        "files": {"a": len(files_a), "b": len(files_b), "delta": len(files_b) - len(files_a)},
-        "counts": counts,
-        "added": added[:limit],
-        "removed": removed[:limit],
-        "modified": modified[:limit],
-        "summary": summary,
-    }
-
-
 # -- DataFrames ---------------------------------------------------------------------
 
 
@@ -368,12 +307,8 @@ def version_dataframe(
 
 
 __all__ = [
-    "ENV_MAX_BLOB_SIZE",
-    "compare_folders",
     "dataframe_hash",
     "hash_bytes",
-    "max_blob_size_from_env",
-    "parse_size",
     "version_dataframe",
     "version_path",
 ]

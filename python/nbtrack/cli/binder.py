@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .output import emit_json
+from .parser import open_client
 
 
 def register(sub: Any) -> None:
@@ -37,9 +38,8 @@ def register(sub: Any) -> None:
 def run_binder(args: argparse.Namespace) -> int:
     """Write the Binder files of ``args.run`` and say what was written and left out."""
     from ..binder import binder_spec, binder_url, git_toplevel, write_binder
-    from ..client import Client
 
-    client = Client.open()
+    client = open_client(args)
     run = client.get_run(args.run)
     spec = binder_spec(run)
     root = client.project.root

@@ -9,14 +9,9 @@ from typing import Any
 
 from ..exceptions import UsageError
 from .output import emit_json, emit_table
+from .parser import open_client
 
 EXIT_INCOMPLETE = 1
-
-
-def _client() -> Any:
-    from ..client import Client
-
-    return Client.open()
 
 
 def _human_bytes(n: int) -> str:
@@ -54,7 +49,9 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     from ..checkout import checkout
 
     role = "input" if args.inputs else "output" if args.outputs else None
-    report = checkout(_client(), args.run, args.paths, role=role, to=args.to, force=args.force)
+    report = checkout(
+        open_client(args), args.run, args.paths, role=role, to=args.to, force=args.force
+    )
     if args.json:
         emit_json(report.to_dict())
     else:
@@ -71,7 +68,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    result = _client().gc(
+    result = open_client(args).gc(
         keep_last=args.keep_last,
         older_than_days=args.older_than,
         dry_run=args.dry_run,
@@ -113,13 +110,13 @@ def _transfer_out(result: Any, verb: str, as_json: bool) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     from ..remotes import push
 
-    return _transfer_out(push(_client(), args.remote, args.runs), "pushed", args.json)
+    return _transfer_out(push(open_client(args), args.remote, args.runs), "pushed", args.json)
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from ..remotes import pull
 
-    return _transfer_out(pull(_client(), args.remote, args.runs), "pulled", args.json)
+    return _transfer_out(pull(open_client(args), args.remote, args.runs), "pulled", args.json)
 
 
 def _non_negative(convert: Callable[[str], float]) -> Callable[[str], float]:

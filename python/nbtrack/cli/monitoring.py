@@ -8,21 +8,16 @@ from typing import Any
 
 from ..exceptions import NbtrackError
 from .output import emit_json, emit_table
+from .parser import open_client
 
 EXIT_GATE_FAILED = 1
 EXIT_GATE_ERROR = 2
 
 
-def _client() -> Any:
-    from ..client import Client
-
-    return Client.open()
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when the gate holds, 1 when it does not, 2 when it cannot be applied."""
     try:
-        result = _client().check(
+        result = open_client(args).check(
             args.expression, args.run, against=args.against, notebook=args.last
         )
     except NbtrackError as exc:
@@ -39,7 +34,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_drift(args: argparse.Namespace) -> int:
     from .. import driftreport as drift
 
-    report = _drift_report(_client(), args)
+    report = _drift_report(open_client(args), args)
     if args.json:
         emit_json(report.to_dict())
         return 0

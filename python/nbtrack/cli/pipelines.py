@@ -10,6 +10,7 @@ from typing import Any
 
 from ..exceptions import UsageError
 from .output import emit_json, emit_table, format_cell
+from .parser import open_client, project_of
 
 EXIT_NOT_REPRODUCED = 1
 EXIT_SOME_FAILED = 1
@@ -152,7 +153,6 @@ def _params_text(parameters: dict[str, Any]) -> str:
 
 def run_rerun(args: argparse.Namespace) -> int:
     """Re-execute ``args.run`` and print the verdict; exit code 1 when it did not reproduce."""
-    from ..client import Client
     from ..pipelines.execute import skip_unused_imports
     from ..pipelines.parameters import parse_assignments
     from ..pipelines.rerun import execute_plan, plan_rerun
@@ -160,7 +160,7 @@ def run_rerun(args: argparse.Namespace) -> int:
     skip_unused_imports()
 
     overrides = parse_assignments(args.parameters)
-    client = Client.open()
+    client = open_client(args)
     if args.check is not None:
         from ..gates import parse
 
@@ -198,7 +198,6 @@ def run_sweep(args: argparse.Namespace) -> int:
     from ..pipelines.parameters import parse_axes
     from ..pipelines.sweep import plan_sweep
     from ..pipelines.sweep import run_sweep as execute_sweep
-    from ..project import resolve_project
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j must be at least 1, got {args.jobs}")
@@ -210,7 +209,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         kernel_name=args.kernel,
         execution_timeout=args.timeout,
     )
-    project = resolve_project(Path(args.notebook).parent)
+    project = project_of(args, Path(args.notebook).parent)
     _warn(plan.warnings)
     progress = None
     if not args.no_progress:
@@ -268,10 +267,9 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write the bundle of ``args.runs`` to ``-o FILE`` or stdout."""
-    from ..client import Client
     from ..pipelines.bundle import export_runs
 
-    client = Client.open()
+    client = open_client(args)
     if args.output in (None, "-"):
         if args.json:
             raise UsageError("--json prints to stdout, where the bundle would go: use -o FILE")
@@ -308,10 +306,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     """Import the bundle ``args.bundle`` into this store."""
-    from ..client import Client
     from ..pipelines.bundle import import_bundle
 
-    client = Client.open()
+    client = open_client(args)
     if args.bundle == "-":
         summary = import_bundle(client, sys.stdin.buffer.read(), name="stdin")
     else:

@@ -12,8 +12,9 @@ from typing import Any
 from ..client import Client
 from ..diff import RunDiff
 from ..exceptions import UsageError
-from ..models import Run, RunQuery
+from ..models import WARNING_TAG_PREFIX, NamedInput, Run, RunQuery
 from .output import emit_csv, emit_json, emit_table, format_cell
+from .parser import Parser, open_client
 
 BASE_COLUMNS = ["run", "name", "status", "started", "duration", "notebook", "cell"]
 
@@ -32,10 +33,6 @@ class Table:
 
 
 # ---------------------------------------------------------------- building results
-def _client() -> Client:
-    return Client.open()
-
-
 def runs_table(page_runs: Sequence[Run], param_keys: list[str], metric_keys: list[str]) -> Table:
     rows = []
     for r in page_runs:
@@ -99,7 +96,11 @@ def show_table(run: Run) -> Table:
         [f"{d.role} {d.path}", f"{d.hash} {d.size} bytes{'' if d.cached else ' (not cached)'}"]
         for d in run.data
     ]
-    rows += [[f"tag {k}", v] for k, v in run.tags.items()]
+    rows += [
+        [f"read {i.name}", input_text(i)] for i in run.named_inputs if i.name not in run.params
+    ]
+    rows += [[f"tag {k}", v] for k, v in run.tags.items() if not k.startswith(WARNING_TAG_PREFIX)]
+    rows += [["warning", w] for w in run.warnings]
     return Table(["field", "value"], [r for r in rows if r[1] is not None])
 
 
@@ -117,11 +118,30 @@ def diff_table(d: RunDiff) -> Table:
         detail = dc.detail or {}
         for line in _detail_lines(detail):
             rows.append(["", "", "", line, None, None])
+    for ic in d.inputs:
+        a = input_text(ic.a) if ic.a else None
+        b = input_text(ic.b) if ic.b else None
+        rows.append(["read", ic.name, ic.kind, a, b, None])
     for c in d.environment:
         rows.append(["env", c.key, c.kind, c.a, c.b, None])
     for c in d.outcome:
         rows.append(["outcome", c.key, c.kind, c.a, c.b, None])
     return Table(["section", "name", "change", "a", "b", "delta"], rows)
+
+
+def input_text(i: NamedInput) -> str:
+    """A value a run read, in a few words: ``ndarray 3×4 xxh64:… from run 3f2a1b2c In[4]``."""
+    parts = [i.type]
+    if i.shape:
+        parts.append(i.shape)
+    parts.append(i.fingerprint or i.note or "not fingerprinted")
+    if i.producer_run_id:
+        parts.append(f"from run {i.producer_run_id[:8]}")
+    if i.execution_count is not None:
+        parts.append(f"In[{i.execution_count}]")
+    if i.stale:
+        parts.append(f"(stale: {i.reason})")
+    return " ".join(parts)
 
 
 def _detail_lines(detail: dict[str, Any]) -> list[str]:
@@ -147,7 +167,7 @@ def _print(table: Table, args: argparse.Namespace, obj: Any = None) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    table, page = do_ls(_client(), args)
+    table, page = do_ls(open_client(args), args)
     if args.json:
         emit_json(page.to_dict())
         return 0
@@ -158,7 +178,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    client = _client()
+    client = open_client(args)
     run = client.get_run(args.run)
     if args.json:
         emit_json(run.to_dict())
@@ -170,7 +190,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    d = _client().diff(args.a, args.b, all=args.all)
+    d = open_client(args).diff(args.a, args.b, all=args.all)
     if args.json:
         emit_json(d.to_dict())
         return 0
@@ -187,7 +207,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     query = " ".join(args.query)
-    cols, rows = _client().sql(query)
+    cols, rows = open_client(args).sql(query)
     if args.json:
         emit_json([dict(zip(cols, r, strict=True)) for r in rows])
     elif args.csv:
@@ -264,8 +284,6 @@ def register(sub: Any) -> None:
 # ---------------------------------------------------------------- %track in a notebook
 def notebook_verb(words: list[str], start: str | None = None) -> Any:
     """``%track VERB ...``: the CLI's parser, results as objects a notebook renders."""
-    from . import _Parser
-
     if not words:
         raise UsageError(
             "usage: %track ls | show RUN | diff A B | sql QUERY | check EXPR | drift PATH "
@@ -273,8 +291,8 @@ def notebook_verb(words: list[str], start: str | None = None) -> Any:
         )
     from . import monitoring
 
-    parser = _Parser(prog="%track")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = Parser(prog="%track")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
     register(sub)
     monitoring.register(sub)
     args = parser.parse_args(words)

@@ -150,7 +150,7 @@ def closure(client: Client, refs: Iterable[str]) -> list[str]:
 
 def write_bundle(client: Client, run_ids: Sequence[str], dest: IO[bytes]) -> BundleSummary:
     """Write the bundle of exactly ``run_ids`` (see ``closure``) to the binary stream ``dest``."""
-    from .. import __version__
+    from .._version import __version__
 
     ids = list(run_ids)
     dump = client.dump_runs(ids)

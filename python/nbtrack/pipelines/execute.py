@@ -71,14 +71,16 @@ def kernel_environment(
     ``root`` is the project root data paths are recorded against; it differs from the
     store's own folder for a Dask worker's scratch store.
     """
+    from .. import settings
+
     env = {
-        "NBTRACK_STORE": str(store),
-        "NBTRACK_ROOT": str(root),
-        "NBTRACK_PARAMS": json.dumps(dict(parameters), default=str),
-        "NBTRACK_NOTEBOOK": str(notebook),
+        settings.STORE.name: str(store),
+        settings.ROOT.name: str(root),
+        settings.PARAMS.name: json.dumps(dict(parameters), default=str),
+        settings.NOTEBOOK.name: str(notebook),
     }
     if parent_run:
-        env["NBTRACK_PARENT_RUN"] = parent_run
+        env[settings.PARENT_RUN.name] = parent_run
     return env
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import ast
 import itertools
 import keyword
-import math
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -118,13 +117,6 @@ def sample(points: Sequence[dict[str, Any]], k: int, seed: int | None) -> list[d
         return list(points)
     chosen = sorted(random.Random(seed).sample(range(len(points)), k))
     return [points[i] for i in chosen]
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Parameter equality where NaN equals NaN (a sweep may use ``nan`` as a value)."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return bool(a == b)
 
 
 @dataclass(frozen=True)

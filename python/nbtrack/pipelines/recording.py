@@ -179,9 +179,33 @@ def start_writer(project: Project, request: ExecutionRequest, run_id: str) -> Ru
         environment=current_environment(Path(project.folder)),
         run_id=run_id,
     )
+    defaults = parameter_defaults(request.notebook_text, request.notebook)
+    defaults = {k: v for k, v in defaults.items() if k not in request.parameters}
+    if defaults:
+        writer.log_params(defaults, source="default")
     if request.tags:
         writer.set_tags(dict(request.tags))
     return writer
+
+
+def parameter_defaults(notebook_text: str, name: str) -> dict[str, Any]:
+    """The literal values of the notebook's ``parameters`` cell (what papermill overrides)."""
+    import ast
+
+    from ..exceptions import UsageError
+    from .parameters import inspect_parameters, read_notebook
+
+    try:
+        declared = inspect_parameters(read_notebook(notebook_text, name))
+    except UsageError:
+        return {}
+    out: dict[str, Any] = {}
+    for key, text in declared.defaults.items():
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue  # computed defaults (Path(...), os.environ[...]) are not recorded
+    return out
 
 
 def start_run(project: Project, request: ExecutionRequest) -> tuple[RunWriter, ExecutionSpec]:

@@ -80,15 +80,21 @@ class RerunResult:
 def _injected_parameters(run: Run, declared: set[str]) -> dict[str, Any]:
     """The parameters to inject to get ``run`` again.
 
-    A notebook run's parameters are exactly what papermill injected. A cell run's
-    ``auto`` parameters are literal assignments the cell makes itself, so only those
-    the notebook declares in its ``parameters`` cell are injected, with every
-    ``papermill`` and ``flag`` (``-p VAR``) parameter.
+    A notebook run's ``papermill`` parameters are what papermill injected (its
+    ``default`` ones are the notebook's own). A cell run's ``auto`` parameters are
+    literal assignments the cell makes itself, so only those the notebook declares
+    in its ``parameters`` cell are injected, with every ``papermill``, ``flag``
+    (``-p VAR``) and ``api`` parameter; what it read from other cells (``default``,
+    ``upstream``) the notebook makes again.
     """
+    sources = run.param_sources
     if run.kind == "notebook":
-        return dict(run.params)
+        return {k: v for k, v in run.params.items() if sources.get(k, "papermill") == "papermill"}
     return {
-        k: v for k, v in run.params.items() if run.param_sources.get(k) != "auto" or k in declared
+        k: v
+        for k, v in run.params.items()
+        if sources.get(k) in ("papermill", "flag", "api")
+        or (sources.get(k) == "auto" and k in declared)
     }
 
 

@@ -19,7 +19,7 @@ from jupyter_server.base.handlers import APIHandler
 
 from nbtrack.exceptions import NbtrackError, RunNotFoundError, UsageError
 from nbtrack.models import MAX_PAGE, RUN_KINDS, RUN_STATUSES
-from nbtrack.server.jobs import RerunJobs, load_rerun_module
+from nbtrack.server.jobs import RerunJobs
 from nbtrack.server.stores import StoreLocator
 
 if TYPE_CHECKING:
@@ -179,7 +179,8 @@ class StatusHandler(NbtrackHandler):
                 "store_path": str(project.db_path),
                 "exists": client is not None,
                 "change_token": token,
-                "rerun_available": _rerun_available(),
+                # Every build has the pipelines; the panel still reads the flag.
+                "rerun_available": True,
             }
         )
 
@@ -302,7 +303,8 @@ class RerunHandler(NbtrackHandler):
 
     @tornado.web.authenticated
     async def post(self, ref: str) -> None:
-        rerun = load_rerun_module()
+        from nbtrack.pipelines import rerun
+
         client = self.client()
         store = client.project.db_path
         run_id = await self.in_thread(client.resolve, ref)
@@ -336,11 +338,3 @@ def _point_dict(point: Any) -> dict[str, Any]:
         as_dict: dict[str, Any] = point.to_dict()
         return as_dict
     return {"step": point.step, "value": point.value, "ts": point.ts}
-
-
-def _rerun_available() -> bool:
-    try:
-        load_rerun_module()
-    except NbtrackError:
-        return False
-    return True

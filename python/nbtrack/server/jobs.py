@@ -8,7 +8,6 @@ same run gives back that job instead of starting a second one.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 import uuid
@@ -16,28 +15,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
-from nbtrack.exceptions import NbtrackError, NotImplementedYetError
+from nbtrack.exceptions import NbtrackError
 
 JobState = Literal["queued", "running", "finished", "failed"]
-
-
-def load_rerun_module() -> ModuleType:
-    """Return ``nbtrack.pipelines.rerun``, or raise ``NotImplementedYetError`` (HTTP 501)."""
-    try:
-        module = importlib.import_module("nbtrack.pipelines.rerun")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("nbtrack.pipelines", "nbtrack.pipelines.rerun"):
-            raise
-        raise NotImplementedYetError(
-            "re-running a run needs the pipelines module (nbtrack.pipelines.rerun), "
-            "which this build of nbtrack does not have"
-        ) from exc
-    if not all(callable(getattr(module, name, None)) for name in ("plan_rerun", "execute_plan")):
-        raise NotImplementedYetError("nbtrack.pipelines.rerun has no plan_rerun/execute_plan")
-    return module
 
 
 @dataclass

@@ -16,10 +16,10 @@ from typing import Any
 
 from ..models import Batch, MetricPoint, Run, RunPage, RunQuery
 from . import query, reads, schema, transfer, writes
-from .connection import LOCK_TIMEOUT_ENV, Connection
+from .connection import Connection
 from .schema import SCHEMA_VERSION
 
-__all__ = ["LOCK_TIMEOUT_ENV", "SCHEMA_VERSION", "Batch", "Store"]
+__all__ = ["SCHEMA_VERSION", "Batch", "Store"]
 
 
 class Store(Connection):

@@ -22,10 +22,9 @@ from typing import Any
 
 import duckdb
 
+from .. import settings
 from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersionError
 from . import schema
-
-LOCK_TIMEOUT_ENV = "NBTRACK_LOCK_TIMEOUT"
 
 _process_locks: dict[str, threading.RLock] = {}
 _process_locks_guard = threading.Lock()
@@ -73,7 +72,7 @@ class _Turn:
                     self.release()
                     raise StoreBusyError(
                         f"{self.path.with_suffix('')} stayed busy with other nbtrack processes "
-                        f"for {timeout:.0f} s (set {LOCK_TIMEOUT_ENV} to wait longer)"
+                        f"for {timeout:.0f} s (set {settings.LOCK_TIMEOUT.name} to wait longer)"
                     ) from None
                 time.sleep(0.0005)
 
@@ -101,7 +100,7 @@ class Connection:
         self.path = Path(db_path)
         self._lock = _lock_for(self.path)
         self._turn = _turn_for(self.path)
-        self.lock_timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, "60"))
+        self.lock_timeout = settings.lock_timeout()
 
     @contextmanager
     def connect(self, *, safe: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -147,7 +146,7 @@ class Connection:
                     if time.monotonic() >= deadline:
                         raise StoreBusyError(
                             f"{self.path} stayed locked by another process for "
-                            f"{self.lock_timeout:.0f} s (set {LOCK_TIMEOUT_ENV} to wait longer)"
+                            f"{self.lock_timeout:.0f} s (set {settings.LOCK_TIMEOUT.name} to wait longer)"
                         ) from exc
                     time.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.1)

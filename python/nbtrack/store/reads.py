@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from ..exceptions import AmbiguousRunError, RunNotFoundError
-from ..models import DataVersion, Environment, MetricPoint, Run
+from ..models import DataVersion, Environment, MetricPoint, NamedInput, Run
 from .tables import RUN_COLUMNS, utc
 
 INDEXED_LOAD = 2_000  # up to this many runs are loaded through the run_id indexes
@@ -88,6 +88,17 @@ def load(con: duckdb.DuckDBPyConnection, ids: list[str], *, with_env: bool) -> l
         args,
     ).fetchall():
         runs[run_id].tags[key] = value
+    for row in con.execute(
+        "SELECT i.run_id, name, type, origin, shape, fingerprint, producer_run_id, "
+        "producer_cell, execution_count, stale, reason, note "
+        f"FROM named_inputs i WHERE {pick.format(t='i')} ORDER BY name",
+        args,
+    ).fetchall():
+        names = ("name", "type", "origin", "shape", "fingerprint", "producer_run_id",
+                 "producer_cell", "execution_count", "stale", "reason", "note")  # fmt: skip
+        fields = dict(zip(names, row[1:], strict=True))
+        fields["stale"] = bool(fields["stale"])
+        runs[row[0]].named_inputs.append(NamedInput(**fields))
     if with_env:
         envs = {r.env_id for r in runs.values() if r.env_id}
         found: dict[str, Environment] = {}

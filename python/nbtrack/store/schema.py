@@ -13,7 +13,7 @@ import duckdb
 from .._version import __version__
 from ..exceptions import NotAStoreError, StoreVersionError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 # Version 1: the first public schema. Kept verbatim: tests build a v1 file with it
@@ -63,6 +63,15 @@ CREATE INDEX params_run ON params (run_id);
 CREATE INDEX metric_latest_run ON metric_latest (run_id);
 CREATE INDEX data_versions_run ON data_versions (run_id);
 CREATE INDEX tags_run ON tags (run_id);
+""",
+    3: """
+CREATE TABLE named_inputs (
+    run_id VARCHAR NOT NULL, name VARCHAR NOT NULL, type VARCHAR, origin VARCHAR,
+    shape VARCHAR, fingerprint VARCHAR, producer_run_id VARCHAR, producer_cell VARCHAR,
+    execution_count INTEGER, stale BOOLEAN, reason VARCHAR, note VARCHAR,
+    PRIMARY KEY (run_id, name)
+);
+CREATE INDEX named_inputs_producer ON named_inputs (producer_run_id);
 """,
 }
 

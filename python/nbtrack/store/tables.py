@@ -13,7 +13,7 @@ RUN_COLUMNS = (
 )  # fmt: skip
 # Columns of a run that may change after it started (ingested "update"/"end" events).
 MUTABLE_RUN_COLUMNS = frozenset(RUN_COLUMNS) - {"run_id", "kind", "started_at"}
-TABLES = ("runs", "params", "metrics", "metric_latest", "data_versions", "tags")
+TABLES = ("runs", "params", "metrics", "metric_latest", "data_versions", "tags", "named_inputs")
 
 
 def utc(ts: datetime | None) -> datetime | None:

@@ -67,6 +67,15 @@ def _write_one(con: duckdb.DuckDBPyConnection, b: Batch) -> None:
                 for d in b.data
             ],
         )
+    if b.named_inputs:
+        con.executemany(
+            "INSERT OR REPLACE INTO named_inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (b.run_id, i.name, i.type, i.origin, i.shape, i.fingerprint, i.producer_run_id,
+                 i.producer_cell, i.execution_count, i.stale, i.reason, i.note)
+                for i in b.named_inputs
+            ],
+        )  # fmt: skip
     if b.tags:
         con.executemany(
             "INSERT OR REPLACE INTO tags VALUES (?, ?, ?)",

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from nbtrack.client import Client
+from nbtrack.datacompare import compare_versions
 from nbtrack.hashing import StatCache
 from nbtrack.models import DataVersion
-from nbtrack.profile import compare_versions, profile_file, tabular_format
+from nbtrack.profile import profile_file, tabular_format
 from nbtrack.project import resolve_project
 from nbtrack.versioning import version_path
 

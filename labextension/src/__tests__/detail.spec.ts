@@ -1,0 +1,72 @@
+/**
+ * The run detail view rendering its model, with api.ts (the only module that
+ * calls the server) replaced by jest mocks.
+ */
+import { CommandRegistry } from '@lumino/commands';
+
+import * as api from '../api';
+import { RunDetailView } from '../detail';
+import { RunDetailModel } from '../detailmodel';
+import { CommandIDs } from '../tokens';
+import { fullRun } from './fixtures';
+
+jest.mock('../api', () => ({
+  ...jest.requireActual('../api'),
+  fetchRun: jest.fn(),
+  fetchMetrics: jest.fn()
+}));
+
+const fetchRun = jest.mocked(api.fetchRun);
+const fetchMetrics = jest.mocked(api.fetchMetrics);
+
+const A = 'a'.repeat(32);
+
+describe('RunDetailView', () => {
+  beforeEach(() => {
+    jest.resetAllMocks();
+  });
+
+  it('says it is loading, then shows the run, its curves and a button to its cell', async () => {
+    fetchRun.mockResolvedValue({ ...fullRun(A, 'train'), params: { lr: 0.1 } });
+    fetchMetrics.mockResolvedValue({
+      run_id: A,
+      series: { loss: [{ step: 0, value: 1, ts: 0 }] }
+    });
+    const commands = new CommandRegistry();
+    const openCell = jest.fn();
+    commands.addCommand(CommandIDs.openCell, { execute: openCell });
+    const view = new RunDetailView({
+      model: new RunDetailModel({ path: 'nb.ipynb', runIds: [A] }),
+      commands
+    });
+    expect(view.node.textContent).toBe('Loading…');
+
+    await view.model.ready;
+
+    expect(view.node.querySelector('h2')?.textContent).toBe(
+      'Run train aaaaaaaa'
+    );
+    expect(
+      Array.from(view.node.querySelectorAll('figure[data-metric]')).map(
+        figure => figure.getAttribute('data-metric')
+      )
+    ).toEqual(['loss']);
+    expect(
+      view.node.querySelector('[data-section="params"] td')?.textContent
+    ).toBe('0.1');
+    view.node.querySelector('button')?.click();
+    expect(openCell).toHaveBeenCalledWith({ runId: A });
+  });
+
+  it("shows the server's message when a run cannot be read", async () => {
+    fetchRun.mockRejectedValue(new Error("no run matches 'ffff'"));
+    const view = new RunDetailView({
+      model: new RunDetailModel({ path: 'nb.ipynb', runIds: ['ffff'] }),
+      commands: new CommandRegistry()
+    });
+    await view.model.ready;
+    expect(view.node.querySelector('[role="alert"]')?.textContent).toBe(
+      "no run matches 'ffff'"
+    );
+  });
+});

@@ -1,0 +1,34 @@
+"""What every verb shares: the parser that raises, and the project ``--store`` names."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING
+
+from ..exceptions import UsageError
+from ..project import Project, resolve_project
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so errors are reported in one place."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def project_of(args: argparse.Namespace, start: str | os.PathLike[str] | None = None) -> Project:
+    """The project of a verb: ``--store`` when given, else the one ``start`` (default:
+    the current folder) resolves to (``$NBTRACK_STORE``, the nearest ``.nbtrack/``...)."""
+    chosen: Project | None = getattr(args, "project", None)
+    return chosen if chosen is not None else resolve_project(start)
+
+
+def open_client(args: argparse.Namespace) -> Client:
+    """The client of the verb's project."""
+    from ..client import Client
+
+    return Client(project_of(args))

@@ -1,0 +1,103 @@
+"""What code the notebook defined earlier reads: followed through its compiled code.
+
+A cell that calls ``train()``, defined in an earlier cell as ``def train(): return
+SVC(gamma=gamma)``, reads ``gamma``. Functions whose globals are the kernel
+namespace, classes defined in it, their instances and methods are followed
+transitively through ``LOAD_GLOBAL``/``STORE_GLOBAL`` of every nested code object
+(cached per code object), up to a bound.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dis
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+BUILTINS = frozenset(dir(builtins))
+FOLLOW_LIMIT = 200  # notebook functions/classes followed per cell, at most
+_CODE_CACHE_LIMIT = 4096
+
+_code_names: dict[types.CodeType, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def code_globals(code: types.CodeType) -> tuple[frozenset[str], frozenset[str]]:
+    """``(globals read, globals bound)`` by a compiled function, nested code included."""
+    found = _code_names.get(code)
+    if found is not None:
+        return found
+    loads: set[str] = set()
+    stores: set[str] = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        for ins in dis.get_instructions(c):
+            op = ins.opname
+            if op in ("LOAD_GLOBAL", "LOAD_NAME"):
+                loads.add(str(ins.argval))
+            elif op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+                stores.add(str(ins.argval))
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    if len(_code_names) >= _CODE_CACHE_LIMIT:
+        _code_names.clear()
+    found = _code_names[code] = (frozenset(loads), frozenset(stores))
+    return found
+
+
+def _functions_of(obj: Any, ns: Mapping[str, Any]) -> list[types.FunctionType]:
+    """The notebook-defined functions behind ``obj``: itself, its methods, its class's."""
+    if isinstance(obj, types.FunctionType):
+        return [obj] if obj.__globals__ is ns else []
+    if isinstance(obj, types.MethodType):
+        return _functions_of(obj.__func__, ns)
+    cls = obj if isinstance(obj, type) else type(obj)
+    if getattr(cls, "__module__", None) != ns.get("__name__", "__main__"):
+        return []
+    out: list[types.FunctionType] = []
+    for klass in cls.__mro__:
+        if getattr(klass, "__module__", None) != ns.get("__name__", "__main__"):
+            continue
+        for member in vars(klass).values():
+            inner = getattr(member, "__func__", None) or getattr(member, "fget", None) or member
+            if isinstance(inner, types.FunctionType) and inner.__globals__ is ns:
+                out.append(inner)
+    return out
+
+
+def notebook_reads(
+    names: Iterable[str], ns: Mapping[str, Any], limit: int = FOLLOW_LIMIT
+) -> tuple[dict[str, str], frozenset[str]]:
+    """Globals read (and bound) through notebook-defined code that ``names`` reach.
+
+    Returns ``({name: the function it is read through}, names bound with global)``.
+    Follows functions whose globals are ``ns``, classes and instances of classes
+    defined in ``ns``, transitively, up to ``limit`` functions.
+
+    >>> ns = {"__name__": "__main__", "gamma": 0.1}
+    >>> exec("def train():\\n    return gamma * 2", ns)
+    >>> notebook_reads(["train"], ns)[0]
+    {'gamma': 'train'}
+    """
+    via: dict[str, str] = {}
+    bound: set[str] = set()
+    seen: set[int] = set()
+    queue = [n for n in names]
+    visited = 0
+    while queue and visited < limit:
+        name = queue.pop()
+        obj = ns.get(name)
+        if obj is None:
+            continue
+        for fn in _functions_of(obj, ns):
+            if id(fn.__code__) in seen:
+                continue
+            seen.add(id(fn.__code__))
+            visited += 1
+            loads, stores = code_globals(fn.__code__)
+            bound.update(stores)
+            for g in loads:
+                if g in ns and g not in via and g not in BUILTINS:
+                    via[g] = fn.__qualname__
+                    queue.append(g)
+    return via, frozenset(bound)

@@ -1,0 +1,448 @@
+"""Which names a cell reads from the kernel namespace and which it (re)binds.
+
+A pure analysis of the cell's code (its AST), in evaluation order: a name loaded
+before the cell binds it is an *input* read from the namespace; ``n *= 2`` reads
+``n`` first. Names read inside functions and lambdas the cell defines count as read
+(they are read when called), unless the cell binds them itself. Code the notebook
+defined earlier is followed through its compiled code (``codeflow``): a cell
+that calls ``train()`` reads the globals ``train`` reads, transitively.
+
+What this cannot see (written in docs/design.md too): names reached through
+``globals()[...]``, ``exec``/``eval`` strings, ``from x import *``, shell command
+strings (``!cmd {x}``), and objects changed in place by a method
+call (``df.dropna(inplace=True)``). A cell using ``globals``/``exec``/``eval``/a star
+import is flagged ``dynamic``.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
+
+
+@dataclass(frozen=True)
+class CellFlow:
+    """What one cell's code reads and binds.
+
+    ``reads``: names loaded before the cell binds them, in first-read order.
+    ``assigns``: names the cell binds or deletes at top level (and ``global`` ones
+    its functions bind). ``mutates``: names whose object the cell changes through a
+    subscript or attribute store (``df["a"] = ...``). ``literals``: names bound to a
+    literal at top level (never later to something computed). ``error``: why the
+    code could not be analysed (then everything else is empty).
+    """
+
+    reads: tuple[str, ...] = ()
+    assigns: frozenset[str] = frozenset()
+    mutates: frozenset[str] = frozenset()
+    literals: tuple[str, ...] = ()
+    dynamic: bool = False
+    error: str | None = None
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "kind"})
+_fields: dict[type, tuple[str, ...]] = {}
+_fields_backwards: dict[type, tuple[str, ...]] = {}
+
+
+def _kids(node: ast.AST) -> list[Any]:
+    """Child nodes in field order, without contexts and operators (``ast`` is slower)."""
+    t = type(node)
+    names = _fields.get(t)
+    if names is None:
+        names = _fields[t] = tuple(f for f in t._fields if f not in _SKIP_FIELDS)
+    out: list[Any] = []
+    for f in names:
+        v = getattr(node, f, None)
+        if type(v) is list:
+            out.extend(x for x in v if isinstance(x, ast.AST))
+        elif isinstance(v, ast.AST):
+            out.append(v)
+    return out
+
+
+def _walk(node: ast.AST) -> list[Any]:
+    """Every node under ``node`` in source order (pre-order), cheaper than ``ast.walk``."""
+    stack: list[Any] = [node]
+    out: list[Any] = []
+    pop, push, extend, keep = stack.pop, stack.append, stack.extend, out.append
+    backwards = _fields_backwards
+    while stack:
+        n = pop()
+        t = type(n)
+        if t is ast.Name:
+            keep(n)
+            continue
+        if t is ast.Constant or not isinstance(n, ast.AST):
+            continue  # None keys of a dict, names of a global statement
+        keep(n)
+        if t is ast.Attribute:
+            push(n.value)  # type: ignore[attr-defined]
+            continue
+        names = backwards.get(t)
+        if names is None:
+            names = backwards[t] = tuple(f for f in reversed(t._fields) if f not in _SKIP_FIELDS)
+        for f in names:  # pushed last field first, so popped in source order
+            v = getattr(n, f, None)
+            if type(v) is list:
+                extend(reversed(v))
+            elif v is not None:
+                push(v)
+    return out
+
+
+_EMPTY_CALLS = frozenset({"set", "dict", "list", "tuple"})
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+class _Walker:
+    """One pass over a module in evaluation order."""
+
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+        self.reads: dict[str, None] = {}
+        self.deferred: dict[str, None] = {}
+        self.assigns: set[str] = set()
+        self.mutates: set[str] = set()
+        self.literals: dict[str, None] = {}
+        self.dynamic = False
+        # Inner scopes being walked now (class bodies, comprehensions): their names.
+        self.scopes: list[set[str]] = []
+        self.class_scopes: list[set[str]] = []
+
+    # ---------------------------------------------------------------- names
+    def load(self, name: str) -> None:
+        for scope in self.scopes:
+            if name in scope:
+                return
+        if name not in self.bound and name not in self.reads:
+            self.reads[name] = None
+
+    def store(self, name: str, top: bool = False) -> None:
+        if self.scopes and not top:
+            self.scopes[-1].add(name)
+            return
+        self.bound.add(name)
+        self.assigns.add(name)
+
+    # ---------------------------------------------------------------- statements
+    def body(self, stmts: Iterable[ast.stmt]) -> None:
+        for s in stmts:
+            self.stmt(s)
+
+    def stmt(self, node: ast.stmt) -> None:
+        if type(node) is ast.Expr:
+            self.expr(node.value)
+        elif isinstance(node, ast.Assign):
+            self.expr(node.value)
+            for t in node.targets:
+                self.target(t)
+            if not self.scopes:
+                for t in node.targets:
+                    self._collect_literal(t, node.value)
+        elif isinstance(node, ast.AugAssign):
+            t = node.target
+            if isinstance(t, ast.Name):
+                self.load(t.id)
+                self.expr(node.value)
+                self.store(t.id)
+            else:
+                self.expr(node.value)
+                self.target(t)
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
+                self.expr(node.value)
+                self.target(node.target)
+                if not self.scopes:
+                    self._collect_literal(node.target, node.value)
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            self.expr(node.iter)
+            self.target(node.target)
+            self.body(node.body)
+            self.body(node.orelse)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for d in node.decorator_list:
+                self.expr(d)
+            self._arguments(node.args)
+            self._deferred(node)
+            self.store(node.name)
+        elif isinstance(node, ast.ClassDef):
+            for e in (*node.decorator_list, *node.bases, *(k.value for k in node.keywords)):
+                self.expr(e)
+            scope: set[str] = set()
+            self.scopes.append(scope)
+            self.class_scopes.append(scope)
+            self.body(node.body)
+            self.class_scopes.pop()
+            self.scopes.pop()
+            self.store(node.name)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                self.store(a.asname or a.name.partition(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if a.name == "*":
+                    self.dynamic = True
+                else:
+                    self.store(a.asname or a.name)
+        elif isinstance(node, ast.Delete):
+            for t in node.targets:
+                self.target(t)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            pass
+        else:  # if/while/with/try/match/return/expr...: fields in evaluation order
+            for child in _kids(node):
+                self.node(child)
+
+    def node(self, child: ast.AST) -> None:
+        if isinstance(child, ast.expr):
+            self.expr(child)
+        elif isinstance(child, ast.stmt):
+            self.stmt(child)
+        elif isinstance(child, ast.withitem):
+            self.expr(child.context_expr)
+            if child.optional_vars is not None:
+                self.target(child.optional_vars)
+        elif isinstance(child, ast.ExceptHandler):
+            if child.type is not None:
+                self.expr(child.type)
+            if child.name:
+                self.store(child.name)
+            self.body(child.body)
+        elif isinstance(child, ast.match_case):
+            self.pattern(child.pattern)
+            if child.guard is not None:
+                self.expr(child.guard)
+            self.body(child.body)
+        else:
+            for sub in _kids(child):
+                self.node(sub)
+
+    def pattern(self, p: ast.AST) -> None:
+        for sub in ast.walk(p):
+            if isinstance(sub, ast.expr):
+                self.expr(sub)  # value patterns (Color.RED) read names
+            name = getattr(sub, "name", None) or getattr(sub, "rest", None)
+            if isinstance(name, str):
+                self.store(name)
+
+    def target(self, t: ast.expr) -> None:
+        if isinstance(t, ast.Name):
+            self.store(t.id)
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            for e in t.elts:
+                self.target(e)
+        elif isinstance(t, ast.Starred):
+            self.target(t.value)
+        else:  # x.a = ..., x[i] = ...: reads x and changes its object
+            self.expr(t)
+            base = t
+            while isinstance(base, (ast.Attribute, ast.Subscript)):
+                base = base.value
+            if isinstance(base, ast.Name) and not self.scopes:
+                self.mutates.add(base.id)
+
+    def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
+        if isinstance(t, ast.Name):
+            if _is_literal(value):
+                self.literals[t.id] = None
+            else:
+                self.literals.pop(t.id, None)  # rebound to something computed
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(t.elts):
+                for te, ve in zip(t.elts, value.elts, strict=True):
+                    self._collect_literal(te, ve)
+            else:
+                for e in ast.walk(t):
+                    if isinstance(e, ast.Name):
+                        self.literals.pop(e.id, None)
+
+    # ---------------------------------------------------------------- expressions
+    def expr(self, node: ast.expr) -> None:
+        t = type(node)
+        if t is ast.Name:
+            name = node.id  # type: ignore[attr-defined]
+            if type(node.ctx) is not ast.Load:  # type: ignore[attr-defined]
+                self.store(name)
+            elif self.scopes:
+                self.load(name)
+            elif name not in self.bound and name not in self.reads:  # load(), inlined: hot
+                self.reads[name] = None
+        elif t is ast.Attribute:
+            self.expr(node.value)  # type: ignore[attr-defined]
+        elif t is ast.Constant:
+            pass
+        elif t is ast.Call:
+            f = node.func  # type: ignore[attr-defined]
+            if type(f) is ast.Name and f.id in DYNAMIC_CALLS:
+                self.dynamic = True
+            self.expr(f)
+            for a in node.args:  # type: ignore[attr-defined]
+                self.expr(a)
+            for k in node.keywords:  # type: ignore[attr-defined]
+                self.expr(k.value)
+        elif t is ast.BinOp:
+            self.expr(node.left)  # type: ignore[attr-defined]
+            self.expr(node.right)  # type: ignore[attr-defined]
+        elif t is ast.Subscript:
+            self.expr(node.value)  # type: ignore[attr-defined]
+            self.expr(node.slice)  # type: ignore[attr-defined]
+        elif isinstance(node, ast.NamedExpr):
+            # := binds in the enclosing function/module scope, through comprehensions.
+            self.expr(node.value)
+            if self.class_scopes:
+                self.class_scopes[-1].add(node.target.id)
+            else:
+                self.store(node.target.id, top=True)
+        elif isinstance(node, _COMPREHENSIONS):
+            self._comprehension(node)
+        elif isinstance(node, ast.Lambda):
+            self._arguments(node.args)
+            self._deferred(node)
+        else:
+            for child in _kids(node):
+                if isinstance(child, ast.expr):
+                    self.expr(child)
+                else:
+                    self.node(child)
+
+    def _comprehension(self, node: ast.AST) -> None:
+        gens: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
+        self.expr(gens[0].iter)  # evaluated in the enclosing scope
+        self.scopes.append(set())
+        for i, g in enumerate(gens):
+            if i:
+                self.expr(g.iter)
+            self.target(g.target)
+            for cond in g.ifs:
+                self.expr(cond)
+        if isinstance(node, ast.DictComp):
+            self.expr(node.key)
+            self.expr(node.value)
+        else:
+            self.expr(node.elt)  # type: ignore[attr-defined]
+        self.scopes.pop()
+
+    def _arguments(self, args: ast.arguments) -> None:
+        for d in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
+            self.expr(d)
+
+    def _deferred(self, fn: ast.AST) -> None:
+        """A function body runs later: its free names are read when it is called."""
+        local: set[str] = set()
+        declared: set[str] = set()
+        loads: dict[str, None] = {}
+        for sub in _walk(fn):
+            t = type(sub)
+            if t is ast.Name:
+                if type(sub.ctx) is ast.Load:
+                    loads[sub.id] = None
+                else:
+                    local.add(sub.id)
+            elif t is ast.Attribute or t is ast.BinOp or t is ast.keyword:
+                continue
+            elif t is ast.arg:
+                local.add(sub.arg)
+            elif isinstance(sub, (ast.Global, ast.Nonlocal)):
+                declared.update(sub.names)
+                if isinstance(sub, ast.Global):
+                    self.assigns.update(n for n in sub.names)
+            elif isinstance(sub, (*_FUNCTIONS, ast.ClassDef)) and sub is not fn:
+                name = getattr(sub, "name", None)
+                if name:
+                    local.add(name)
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                local.update((a.asname or a.name).partition(".")[0] for a in sub.names)
+            elif isinstance(sub, ast.ExceptHandler) and sub.name:
+                local.add(sub.name)
+            elif isinstance(sub, ast.Call):
+                f = sub.func
+                if isinstance(f, ast.Name) and f.id in DYNAMIC_CALLS:
+                    self.dynamic = True
+        for name in loads:
+            if name in declared or name not in local:
+                self.deferred.setdefault(name, None)
+
+    def result(self) -> CellFlow:
+        reads = dict(self.reads)
+        for name in self.deferred:
+            if name not in self.assigns:  # the cell binds it itself before any call, usually
+                reads.setdefault(name, None)
+        return CellFlow(
+            reads=tuple(reads),
+            assigns=frozenset(self.assigns),
+            mutates=frozenset(self.mutates),
+            literals=tuple(self.literals),
+            dynamic=self.dynamic,
+        )
+
+
+def _is_literal(v: ast.expr | None) -> bool:
+    """A literal, or arithmetic on literals (``2 ** 10``, ``-1``, ``[64, 32]``, ``set()``)."""
+    if isinstance(v, ast.Constant):
+        return True
+    if isinstance(v, (ast.Tuple, ast.List, ast.Set)):
+        return all(_is_literal(e) for e in v.elts)
+    if isinstance(v, ast.Dict):
+        return all(k is not None and _is_literal(k) for k in v.keys) and all(
+            map(_is_literal, v.values)
+        )
+    if isinstance(v, ast.UnaryOp):
+        return _is_literal(v.operand)
+    if isinstance(v, ast.BinOp):
+        return _is_literal(v.left) and _is_literal(v.right)
+    if isinstance(v, ast.Call):  # set() and the like
+        f = v.func
+        return isinstance(f, ast.Name) and f.id in _EMPTY_CALLS and not v.args and not v.keywords
+    return False
+
+
+def analyze_tree(tree: ast.Module) -> CellFlow:
+    """The flow of an already parsed cell (``ast.parse`` of the transformed code)."""
+    w = _Walker()
+    try:
+        w.body(tree.body)
+    except RecursionError:
+        return CellFlow(error="the code is nested too deeply to analyse")
+    return w.result()
+
+
+def merge(flows: list[CellFlow]) -> CellFlow:
+    """One flow for code run in parts (a cell and the code its magics ran), in order."""
+    if len(flows) == 1:
+        return flows[0]
+    reads: dict[str, None] = {}
+    assigns: set[str] = set()
+    literals: dict[str, None] = {}
+    for f in flows:
+        reads.update((n, None) for n in f.reads if n not in assigns)
+        assigns |= f.assigns
+        literals.update(dict.fromkeys(f.literals))
+    return CellFlow(
+        reads=tuple(reads),
+        assigns=frozenset(assigns),
+        mutates=frozenset().union(*(f.mutates for f in flows)),
+        literals=tuple(literals),
+        dynamic=any(f.dynamic for f in flows),
+        error=next((f.error for f in flows if f.error), None),
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def analyze(source: str) -> CellFlow:
+    """The flow of a cell's (IPython-transformed) code; a re-run cell is not parsed again.
+
+    >>> analyze("n *= 2\\nclf = SVC(gamma=gamma)").reads
+    ('n', 'SVC', 'gamma')
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError) as exc:
+        return CellFlow(error=f"cannot parse the cell: {exc}")
+    return analyze_tree(tree)

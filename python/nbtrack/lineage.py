@@ -1,0 +1,286 @@
+"""Who produced each name of the kernel namespace, and whether what a cell reads is stale.
+
+After every cell (tracked or not) the names it binds get a *producer*: the cell's
+execution count, cell id, run id (for a tracked cell), a version from one counter
+per kernel, the identity of the object, and the versions of the names that cell
+read. Nothing in the namespace is hashed or scanned: only the names a cell binds are
+touched, so a namespace of 100,000 names costs what one of ten does.
+
+A name a cell reads is *stale* when the cell that made it ran again since without
+making it again, or when a name it was made from has changed since (transitively).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .codeflow import notebook_reads
+from .dataflow import CellFlow, analyze
+from .models import NamedInput
+from .values import (
+    FINGERPRINT_BUDGET,
+    Description,
+    describe,
+    is_ignored,
+    param_value,
+    type_name,
+)
+
+PAPERMILL_HEADER = "# Parameters"
+STALE_DEPTH = 8
+HISTORY_LIMIT = 1000  # cells replayed when nbtrack is loaded late
+CELL_BUDGET = 0.2  # seconds a cell start may spend fingerprinting what the cell reads
+_DESCRIBED_LIMIT = 256
+_MISSING = object()
+
+
+@dataclass
+class Producer:
+    """The cell execution that last bound a name."""
+
+    version: int
+    execution_count: int | None
+    cell_key: str | None
+    cell_id: str | None
+    run_id: str | None
+    origin: str  # papermill (injected), default (the parameters cell), upstream
+    obj_id: int
+    token: Any = None  # (type, value) of a plain scalar: rebinding an equal value is no change
+    reads: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"In[{self.execution_count}]" if self.execution_count is not None else "a cell"
+
+
+@dataclass(frozen=True)
+class Read:
+    """One name a tracked cell read from the namespace, as the run records it."""
+
+    name: str
+    type: str
+    is_param: bool
+    value: Any  # the plain value of a parameter (at cell start), else None
+    origin: str
+    producer: Producer | None
+    stale: str | None = None  # why the value is stale
+    description: Description | None = None  # for a value that is not parameter-like
+    via: str | None = None  # read through this notebook function
+
+    def record(self) -> NamedInput:
+        """The run's record of this read."""
+        p, d = self.producer, self.description
+        return NamedInput(
+            name=self.name,
+            type=d.type if d is not None else self.type,
+            origin=self.origin,
+            shape=d.shape if d is not None else None,
+            fingerprint=d.fingerprint if d is not None else None,
+            producer_run_id=p.run_id if p is not None else None,
+            producer_cell=p.cell_id if p is not None else None,
+            execution_count=p.execution_count if p is not None else None,
+            stale=self.stale is not None,
+            reason=self.stale,
+            note=d.note if d is not None else None,
+        )
+
+
+def _token(obj: Any) -> Any:
+    if obj is None or type(obj) in (int, float, str, bool):
+        return (type(obj), obj)
+    return None
+
+
+def _cell_key(cell_id: str | None, source: str) -> str:
+    return cell_id or "src:" + hashlib.sha1(source.encode()).hexdigest()[:16]
+
+
+class Lineage:
+    """Per-kernel producer bookkeeping over ``ns`` (the user namespace)."""
+
+    def __init__(self, ns: dict[str, Any]) -> None:
+        self.ns = ns
+        self.names: dict[str, Producer] = {}
+        self.cell_runs: dict[str, int] = {}
+        self._clock = 0
+        self._last: tuple[int | None, frozenset[str]] | None = None
+        self._described: dict[tuple[str, int, int], Description] = {}
+
+    # ---------------------------------------------------------------- after each cell
+    def after_cell(
+        self,
+        source: str,
+        execution_count: int | None,
+        cell_id: str | None = None,
+        run_id: str | None = None,
+        flow: CellFlow | None = None,
+    ) -> None:
+        """Record what the cell that just ran (``source``: its transformed code) bound."""
+        flow = flow or analyze(source)
+        key = _cell_key(cell_id, source)
+        if execution_count is not None:
+            self.cell_runs[key] = execution_count
+        if flow.error:
+            return
+        origin = "upstream"
+        if source.lstrip().startswith(PAPERMILL_HEADER):
+            origin = "papermill"
+            self._mark_defaults()
+        via, bound = notebook_reads([n for n in flow.reads if n in self.ns], self.ns)
+        names = self.names
+        reads = {n: names[n].version for n in (*flow.reads, *via) if n in names}
+        assigned = flow.assigns | flow.mutates | bound
+        for n in assigned:
+            obj = self.ns.get(n, _MISSING)
+            if obj is _MISSING:
+                names.pop(n, None)
+                continue
+            prev = names.get(n)
+            token = _token(obj)
+            same = (
+                prev is not None
+                and n not in flow.mutates
+                and (prev.obj_id == id(obj) or (token is not None and token == prev.token))
+            )
+            version = prev.version if same and prev is not None else self._tick()
+            names[n] = Producer(
+                version, execution_count, key, cell_id, run_id, origin, id(obj), token,
+                prev.reads if same and prev is not None else reads,
+            )  # fmt: skip
+        self._last = (execution_count, frozenset(assigned))
+
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
+
+    def _mark_defaults(self) -> None:
+        """papermill injects its cell right after the ``parameters`` cell: that one ran last."""
+        if self._last is None:
+            return
+        count, assigned = self._last
+        for n in assigned:
+            p = self.names.get(n)
+            if p is not None and p.execution_count == count:
+                p.origin = "default"
+
+    def replay(self, history: list[str]) -> None:
+        """Cells that ran before nbtrack was loaded (``history[n]`` is ``In[n]``).
+
+        Their objects are today's, so a name they bound is known to come from the
+        last of them that bound it; whether it was stale is not known.
+        """
+        for i in range(max(1, len(history) - HISTORY_LIMIT), len(history)):
+            if history[i]:
+                self.after_cell(history[i], i)
+
+    # ---------------------------------------------------------------- before a tracked cell
+    def producer(self, name: str) -> Producer | None:
+        """The producer of the value ``name`` holds now (None if something unseen rebound it)."""
+        p = self.names.get(name)
+        if p is None:
+            return None
+        obj = self.ns.get(name, _MISSING)
+        if p.obj_id != id(obj) and (p.token is None or p.token != _token(obj)):
+            return None
+        return p
+
+    def stale(self, name: str) -> str | None:
+        """Why the value ``name`` holds is stale, or None."""
+        p = self.producer(name)
+        return None if p is None else self._why(name, p, 0, {name})
+
+    def _why(self, name: str, p: Producer, depth: int, seen: set[str]) -> str | None:
+        again = self.cell_runs.get(p.cell_key or "")
+        if p.execution_count is not None and again is not None and again > p.execution_count:
+            return (
+                f"{name} was made by {p.where}, and that cell ran again (In[{again}]) "
+                f"without making it"
+            )
+        for m, v in p.reads.items():
+            cur = self.names.get(m)
+            if cur is None or cur.version != v:
+                when = f" by {cur.where}" if cur is not None else ""
+                return f"{name} was made by {p.where} from {m}, which was changed since{when}"
+        if depth >= STALE_DEPTH:
+            return None
+        for m in p.reads:
+            cur = self.names.get(m)
+            if cur is None or m in seen:
+                continue
+            seen.add(m)
+            why = self._why(m, cur, depth + 1, seen)
+            if why:
+                return f"{name} was made by {p.where} from {m}; {why}"
+        return None
+
+    def reads(self, flow: CellFlow, exclude: Iterable[str] = ()) -> list[Read]:
+        """What a tracked cell reads from the namespace, at its start (before it runs)."""
+        ns = self.ns
+        skip = set(exclude)
+        names = [n for n in flow.reads if n in ns]
+        via, _ = notebook_reads(names, ns)
+        out: list[Read] = []
+        deadline = time.perf_counter() + CELL_BUDGET
+        for n in [*names, *(v for v in via if v not in names)]:
+            value = ns.get(n, _MISSING)
+            if n in skip or value is _MISSING or is_ignored(n, value):
+                continue
+            p = self.producer(n)
+            origin = p.origin if p is not None else "upstream"
+            stale = self.stale(n)
+            ok, plain = _param(value)
+            kind = type_name(value)
+            if ok:
+                out.append(Read(n, kind, True, plain, origin, p, stale, via=via.get(n)))
+            else:
+                desc = self._describe(n, value, p, deadline)
+                out.append(Read(n, kind, False, None, origin, p, stale, desc, via.get(n)))
+        return out
+
+    def _describe(self, name: str, value: Any, p: Producer | None, deadline: float) -> Description:
+        # The same object at the same version was fingerprinted before: reuse it.
+        key = (name, p.version if p is not None else -1, id(value))
+        found = self._described.get(key)
+        if found is None:
+            left = deadline - time.perf_counter()
+            if left <= 0:  # the cell waited long enough: its other values by type only
+                return Description(type_name(value), None, None, "not fingerprinted: no time left")
+            found = describe(value, min(left, FINGERPRINT_BUDGET))
+            if len(self._described) >= _DESCRIBED_LIMIT:
+                self._described.clear()
+            self._described[key] = found
+        return found
+
+
+class TreeRecorder:
+    """An IPython AST transformer that changes nothing and keeps the trees it is shown.
+
+    IPython parses each cell (and the code ``%time`` and friends run) and hands the
+    tree to ``shell.ast_transformers``: keeping it spares parsing the cell again.
+    """
+
+    LIMIT = 16
+
+    def __init__(self) -> None:
+        self.trees: list[ast.Module] = []
+
+    def visit(self, node: Any) -> Any:
+        if isinstance(node, ast.Module) and len(self.trees) < self.LIMIT:
+            self.trees.append(node)
+        return node
+
+    def take(self) -> list[ast.Module]:
+        trees, self.trees = self.trees, []
+        return trees
+
+
+def _param(value: Any) -> tuple[bool, Any]:
+    try:
+        return param_value(value)
+    except Exception:  # a value whose __eq__/__len__/item raises is not a parameter
+        return False, None

@@ -1,0 +1,254 @@
+"""Kernel values as a run records them: parameter-like or not, described, fingerprinted.
+
+A value a cell reads is *parameter-like* when it is small and plain (numbers, bools,
+short strings, None, numpy scalars, enums, paths, and small lists/tuples/dicts of
+these): its value is recorded. Anything else (DataFrames, arrays, models) is recorded
+by its type, shape and a cheap content fingerprint, computed within a time budget.
+"""
+
+from __future__ import annotations
+
+import enum
+import numbers
+import os
+import pickle
+import sys
+import time
+import types
+from dataclasses import dataclass
+from typing import Any
+
+import xxhash
+
+MAX_STRING = 1000  # characters of a string parameter
+MAX_ITEMS = 50  # items of a list/tuple/dict parameter
+MAX_DEPTH = 3
+SAMPLE_BYTES = 2 << 20  # an array/frame larger than this is fingerprinted from a sample
+PICKLE_LIMIT = 64 << 20  # other values: pickled into the hash up to this many bytes
+FINGERPRINT_BUDGET = 0.05  # seconds; past it the fingerprint is given up (with a note)
+MAX_SERIES = 1_000_000  # points of a -m series
+
+_NOT_INPUTS = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type,
+               types.MethodType)  # fmt: skip
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
+                            "_ih", "_oh", "_dh", "_i", "_ii", "_iii", "_exit_code"})  # fmt: skip
+
+
+def is_ignored(name: str, value: Any) -> bool:
+    """Names that are not inputs: IPython's own, modules, functions, classes."""
+    if name in _IPYTHON_NAMES or name.startswith("__"):
+        return True
+    if name[0] == "_" and (name[1:].isdigit() or name[1:2] == "i" and name[2:].isdigit()):
+        return True  # _12, _i12: IPython's output/input history
+    return isinstance(value, _NOT_INPUTS)
+
+
+def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
+    """``(True, plain value)`` for a parameter-like value, else ``(False, None)``.
+
+    >>> param_value(3), param_value("adam"), param_value([64, 32])
+    ((True, 3), (True, 'adam'), (True, [64, 32]))
+    >>> param_value(list(range(1000)))
+    (False, None)
+    """
+    if value is None or isinstance(value, bool):
+        return True, value
+    if isinstance(value, enum.Enum):
+        return True, str(value)
+    if isinstance(value, numbers.Real) or _numpy_scalar(value):
+        return _number(value)
+    if isinstance(value, str):
+        return (True, value) if len(value) <= MAX_STRING else (False, None)
+    if isinstance(value, os.PathLike):
+        return True, os.fspath(value)
+    if depth >= MAX_DEPTH:
+        return False, None
+    if isinstance(value, (list, tuple)) and len(value) <= MAX_ITEMS:
+        out = []
+        for v in value:
+            ok, plain = param_value(v, depth + 1)
+            if not ok:
+                return False, None
+            out.append(plain)
+        return True, out if isinstance(value, list) else tuple(out)
+    if isinstance(value, dict) and len(value) <= MAX_ITEMS:
+        d = {}
+        for k, v in value.items():
+            ok, plain = param_value(v, depth + 1)
+            if not ok or not isinstance(k, (str, int, float, bool)):
+                return False, None
+            d[str(k)] = plain
+        return True, d
+    return False, None
+
+
+def _numpy_scalar(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0
+
+
+def _number(value: Any) -> tuple[bool, Any]:
+    try:
+        item = value.item() if hasattr(value, "item") else value
+    except (TypeError, ValueError):
+        return False, None
+    if isinstance(item, (bool, int, float)):
+        return True, item
+    return False, None
+
+
+@dataclass(frozen=True)
+class Description:
+    """What a non-parameter value is: its type, shape and content fingerprint."""
+
+    type: str
+    shape: str | None
+    fingerprint: str | None
+    note: str | None = None  # why there is no fingerprint
+
+
+def type_name(value: Any) -> str:
+    t = type(value)
+    mod = t.__module__
+    return t.__qualname__ if mod in ("builtins", "__main__") else f"{mod}.{t.__qualname__}"
+
+
+def describe(value: Any, budget: float = FINGERPRINT_BUDGET) -> Description:
+    """Type, shape and fingerprint of ``value``; never longer than about ``budget`` seconds."""
+    shape = _shape(value)
+    try:
+        fp, note = _fingerprint(value, time.perf_counter() + budget)
+    except Exception as exc:  # a value that refuses to be read is recorded by its type
+        fp, note = None, f"not fingerprinted: {type(exc).__name__}"
+    return Description(type_name(value), shape, fp, note)
+
+
+def _shape(value: Any) -> str | None:
+    try:
+        shape = getattr(value, "shape", None)
+        if isinstance(shape, tuple) and all(isinstance(n, int) for n in shape):
+            return "×".join(str(n) for n in shape) or "()"
+        if isinstance(value, (list, tuple, dict, set, frozenset, str, bytes)):
+            return str(len(value))
+    except Exception:  # a property that raises: no shape
+        return None
+    return None
+
+
+def _fingerprint(value: Any, deadline: float) -> tuple[str | None, str | None]:
+    h = xxhash.xxh3_64()
+    h.update(type_name(value).encode())
+    np = sys.modules.get("numpy")
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
+        h.update(repr(value.dtypes if isinstance(value, pd.DataFrame) else value.dtype).encode())
+        h.update(repr(list(getattr(value, "columns", []))).encode())
+        h.update(repr(value.shape).encode())
+        frame = value
+        rows = len(frame)
+        step = max(1, rows * max(1, frame.shape[1] if frame.ndim == 2 else 1) * 8 // SAMPLE_BYTES)
+        sample = frame.iloc[::step] if step > 1 else frame
+        h.update(pd.util.hash_pandas_object(sample, index=True).to_numpy().tobytes())
+        return _done(h, step > 1)
+    if np is not None and isinstance(value, np.ndarray):
+        h.update(f"{value.dtype}{value.shape}".encode())
+        if value.dtype.hasobject:
+            return None, "not fingerprinted: an array of Python objects"
+        flat = value.reshape(-1)
+        step = max(1, value.nbytes // SAMPLE_BYTES)
+        h.update(np.ascontiguousarray(flat[::step]).view(np.uint8).data)
+        return _done(h, step > 1)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        view = memoryview(value).cast("B")
+        step = max(1, len(view) // SAMPLE_BYTES)
+        h.update(bytes(view[::step]) if step > 1 else view)
+        return _done(h, step > 1)
+    # Anything else (a model, a dict of arrays): its pickle, streamed into the hash and
+    # given up past the byte limit or the deadline.
+    sink = _HashSink(h, deadline)
+    try:
+        pickle.Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    except _GiveUp as exc:
+        return None, f"not fingerprinted: {exc}"
+    except Exception as exc:
+        return None, f"not fingerprinted: cannot pickle ({type(exc).__name__})"
+    return _done(h, False)
+
+
+class _GiveUp(Exception):
+    pass
+
+
+class _HashSink:
+    """A file for ``pickle`` that hashes what it is given, within limits."""
+
+    def __init__(self, h: Any, deadline: float) -> None:
+        self.h = h
+        self.deadline = deadline
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self.size += len(data)
+        if self.size > PICKLE_LIMIT:
+            raise _GiveUp(f"larger than {PICKLE_LIMIT >> 20} MiB")
+        if time.perf_counter() > self.deadline:
+            raise _GiveUp("took too long")
+        self.h.update(data)
+        return len(data)
+
+
+def _done(h: Any, sampled: bool) -> tuple[str | None, str | None]:
+    return ("xxh64s:" if sampled else "xxh64:") + h.hexdigest(), None
+
+
+def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] | None, str | None]:
+    """A ``-m`` variable as metrics: ``(scalars, series, why not a metric)``.
+
+    A number is one metric; a dict is flattened (``report.f1``, nested with dots,
+    non-numeric leaves skipped); a list/tuple/1-d array of numbers is a series.
+
+    >>> metric_values("report", {"f1": 0.8, "macro": {"recall": 0.5}, "label": "a"})
+    ({'report.f1': 0.8, 'report.macro.recall': 0.5}, None, None)
+    >>> metric_values("losses", [0.5, 0.25])
+    ({}, [0.5, 0.25], None)
+    >>> metric_values("name", "svc")[2]
+    'a str'
+    """
+    if _is_number(value):
+        return {name: float(value)}, None, None
+    if isinstance(value, dict):
+        flat: dict[str, float] = {}
+        _flatten(name, value, flat, 0)
+        if not flat:
+            return {}, None, "a dict without numbers"
+        return flat, None, None
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.ndarray):
+        if value.ndim != 1 or value.dtype.kind not in "biuf":
+            return {}, None, f"an array of shape {value.shape} and dtype {value.dtype}"
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return {}, None, "an empty list"
+        if len(value) > MAX_SERIES:
+            return {}, None, f"a list longer than {MAX_SERIES:,d} points"
+        if all(_is_number(v) for v in value):
+            return {}, [float(v) for v in value], None
+        return {}, None, "a list with items that are not numbers"
+    return {}, None, f"a {type_name(value)}"
+
+
+def _flatten(prefix: str, d: dict[Any, Any], out: dict[str, float], depth: int) -> None:
+    for k, v in d.items():
+        key = f"{prefix}.{k}"
+        if _is_number(v):
+            out[key] = float(v)
+        elif isinstance(v, dict) and depth < MAX_DEPTH:
+            _flatten(key, v, out, depth + 1)
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, numbers.Real):
+        return True
+    return _numpy_scalar(v) and getattr(getattr(v, "dtype", None), "kind", "") in "iuf"

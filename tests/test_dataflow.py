@@ -1,0 +1,99 @@
+"""The dataflow analysis of a cell: which names it reads from the namespace, which it binds."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbtrack.codeflow import notebook_reads
+from nbtrack.dataflow import analyze
+
+
+@pytest.mark.parametrize(
+    ("code", "reads"),
+    [
+        ("clf = SVC(gamma=gamma)", ["SVC", "gamma"]),
+        ("n = 100\nn *= 2", []),
+        ("n *= 2", ["n"]),
+        ("x = x + 1", ["x"]),
+        ("y = 1\nz = y + w", ["w"]),
+        ("for i in range(k):\n    total = total + i", ["range", "k", "total"]),
+        ("[a * i for i in items if i > lim]", ["items", "lim", "a"]),
+        ("{k: v for k, v in d.items()}", ["d"]),
+        ("if (m := size) > 3:\n    print(m)", ["size", "print"]),
+        ("import numpy as np\nnp.zeros(n)", ["n"]),
+        ("from math import pi\nr = pi * radius", ["radius"]),
+        (
+            "try:\n    f()\nexcept ValueError as e:\n    print(e, g)",
+            ["f", "ValueError", "print", "g"],
+        ),
+        ("with open(path) as fh:\n    data = fh.read()", ["open", "path"]),
+        ("df['c'] = df['a'] * factor", ["df", "factor"]),
+        ("del cache", []),
+        ("class M:\n    depth = max_depth\n    w = depth * 2", ["max_depth"]),
+        ("lambda x: x * scale", ["scale"]),
+        ("def f(a, b=default_b):\n    return a * scale + b", ["default_b", "scale"]),
+        ("def f():\n    return lr\nlr = 0.1\nf()", []),  # the cell binds lr itself
+        ("match cmd:\n    case [op, arg]:\n        run(op, arg)", ["cmd", "run"]),
+        ("async def f():\n    await g(h)", ["g", "h"]),
+    ],
+)
+def test_names_read_before_the_cell_binds_them_are_its_inputs(code, reads):
+    assert list(analyze(code).reads) == reads
+
+
+def test_assignments_mutations_and_literals_are_told_apart():
+    flow = analyze(
+        "lr = 0.01\nlayers = [64, 32]\na, b = 1, 'x'\nn = 100\nn *= 2\n"
+        "m = 5\nm = len(data)\ndf['new'] = 1\nmodel.coef = w\n"
+        "import os\ndel tmp\ndef f():\n    global counter\n    counter = 1\n"
+    )
+    assert flow.assigns == {"lr", "layers", "a", "b", "n", "m", "os", "tmp", "f", "counter"}
+    assert flow.mutates == {"df", "model"}
+    assert flow.literals == ("lr", "layers", "a", "b", "n")  # m became computed
+    assert not flow.dynamic and flow.error is None
+
+
+@pytest.mark.parametrize(
+    "code", ["globals()['lr']", "exec('x = 1')", "from numpy import *", "def f():\n    eval('a')"]
+)
+def test_code_the_analysis_cannot_see_through_is_flagged_dynamic(code):
+    assert analyze(code).dynamic
+
+
+def test_a_cell_that_does_not_parse_has_no_flow_and_says_why():
+    flow = analyze("x = (")
+    assert flow.reads == () and flow.assigns == frozenset()
+    assert flow.error is not None and flow.error.startswith("cannot parse the cell")
+
+
+def test_names_read_through_notebook_functions_are_followed_transitively():
+    ns: dict = {"__name__": "__main__", "gamma": 0.001, "C": 1.0, "unused": 5, "SVC": dict}
+    exec(
+        "def make():\n    return SVC(gamma=gamma)\n"
+        "def train():\n    global fitted\n    fitted = make()\n    return [C * i for i in range(3)]\n"
+        "class Trainer:\n    def fit(self):\n        return train()\n",
+        ns,
+    )
+    ns["trainer"] = ns["Trainer"]()
+
+    via, bound = notebook_reads(["train"], ns)
+    assert via == {"make": "train", "C": "train", "SVC": "make", "gamma": "make"}
+    assert bound == {"fitted"}
+
+    via, _ = notebook_reads(["trainer"], ns)  # an instance: its class's methods are followed
+    assert via["gamma"] == "make" and "unused" not in via
+
+
+def test_library_code_is_not_followed():
+    import json
+
+    ns = {"__name__": "__main__", "json": json, "dumps": json.dumps, "indent": 2}
+    assert notebook_reads(["json", "dumps"], ns) == ({}, frozenset())
+
+
+def test_following_is_bounded():
+    ns: dict = {"__name__": "__main__"}
+    for i in range(50):
+        exec(f"def f{i}():\n    return f{i + 1}()", ns)
+    via, _ = notebook_reads(["f0"], ns, limit=10)
+    assert len(via) == 10

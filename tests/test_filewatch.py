@@ -1,0 +1,241 @@
+"""Every file a tracked cell writes, whoever writes it, and the reads of native readers.
+
+Each test runs real cells in a real kernel and reads the run back from the store:
+the recorded path, role, in-project flag, and a hash equal to the file's own.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from nbtrack.hashing import hash_file
+from nbtrack.models import DataVersion
+from test_magics import _settle
+
+
+def _data(project: Path) -> dict[tuple[str, str], DataVersion]:
+    run = _settle(project).get_run("last")
+    assert run.status == "finished", run.error
+    return {(d.path, d.role): d for d in run.data}
+
+
+def _is_version_of(v: DataVersion, path: Path, in_project: bool = True) -> None:
+    assert v.hash == hash_file(path), f"{v.path}: recorded hash is not the file's"
+    assert v.size == path.stat().st_size and v.in_project is in_project
+
+
+def test_parquet_written_by_arrow_links_the_cell_that_made_it_to_the_cell_that_reads_it(
+    kernel, project_dir
+):
+    # given a cell that writes Parquet through pandas (Arrow's C++ opens the file)
+    (project_dir / "raw.csv").write_text("x,y\n1,2\n3,4\n")
+    kernel.ok(
+        "%%track prepare\nimport pandas as pd\npd.read_csv('raw.csv').to_parquet('clean.parquet')"
+    )
+    made = _data(project_dir)
+    # when another cell reads it back with pandas, and one with pyarrow's Feather
+    kernel.ok(
+        "%%track train\nimport pandas as pd, pyarrow.feather as feather\n"
+        "df = pd.read_parquet('clean.parquet')\n"
+        "feather.write_feather(df, 'clean.feather')\n"
+        "t = feather.read_table('clean.feather')\n"
+    )
+    used = _data(project_dir)
+    # then the Parquet file is the first cell's output and the second cell's input
+    _is_version_of(made[("clean.parquet", "output")], project_dir / "clean.parquet")
+    assert set(made) == {("raw.csv", "input"), ("clean.parquet", "output")}
+    assert used[("clean.parquet", "input")].hash == made[("clean.parquet", "output")].hash
+    # and a file the cell wrote then read back is its output, not an input
+    assert set(used) == {("clean.parquet", "input"), ("clean.feather", "output")}
+    _is_version_of(used[("clean.feather", "output")], project_dir / "clean.feather")
+
+
+def test_duckdb_reads_the_files_its_sql_names_and_copy_writes_are_outputs(kernel, project_dir):
+    (project_dir / "events.csv").write_text("k,v\na,1\nb,2\n")
+    (project_dir / "parts").mkdir()
+    for i in range(2):
+        (project_dir / "parts" / f"p{i}.csv").write_text(f"k,v\nc{i},{i}\n")
+    kernel.ok(
+        "%%track\nimport duckdb\ncon = duckdb.connect()\n"
+        "n = con.sql(\"SELECT count(*) FROM 'events.csv'\").fetchall()\n"
+        "m = duckdb.read_csv('parts/*.csv').fetchall()\n"
+        "con.execute(\"COPY (SELECT * FROM read_csv('events.csv')) TO 'events.parquet'\")\n"
+    )
+    data = _data(project_dir)
+    assert set(data) == {
+        ("events.csv", "input"),
+        ("parts/p0.csv", "input"),
+        ("parts/p1.csv", "input"),
+        ("events.parquet", "output"),
+    }
+    _is_version_of(data[("events.csv", "input")], project_dir / "events.csv")
+    _is_version_of(data[("events.parquet", "output")], project_dir / "events.parquet")
+
+
+def test_a_sqlite_database_is_read_before_and_written_by_the_cell(kernel, project_dir):
+    # given a database made by a first cell, its connection left open
+    kernel.ok(
+        "%%track\nimport sqlite3\ncon = sqlite3.connect('shop.db')\n"
+        "con.execute('CREATE TABLE sales(n)')\ncon.commit()"
+    )
+    first = _data(project_dir)
+    _is_version_of(first[("shop.db", "output")], project_dir / "shop.db")
+    # when a second cell reads it and inserts a row
+    kernel.ok(
+        "%%track\nimport sqlite3\ncon2 = sqlite3.connect('shop.db')\n"
+        "con2.execute('INSERT INTO sales VALUES (1)')\ncon2.commit()"
+    )
+    second = _data(project_dir)
+    # then it read the first cell's version and wrote a new one
+    assert set(second) == {("shop.db", "input"), ("shop.db", "output")}
+    assert second[("shop.db", "input")].hash == first[("shop.db", "output")].hash
+    _is_version_of(second[("shop.db", "output")], project_dir / "shop.db")
+    assert second[("shop.db", "output")].hash != first[("shop.db", "output")].hash
+
+
+def test_an_atomic_save_is_recorded_under_its_final_name(kernel, project_dir):
+    kernel.ok(
+        "%%track\nimport os, pickle\n"
+        "with open('model.pkl.tmp', 'wb') as fh:\n    pickle.dump({'w': [1, 2]}, fh)\n"
+        "os.replace('model.pkl.tmp', 'model.pkl')\n"
+        "import subprocess\n"
+        "subprocess.run('echo 1 > .report.tmp && mv .report.tmp report.txt', shell=True, check=True)\n"
+    )
+    data = _data(project_dir)
+    assert set(data) == {("model.pkl", "output"), ("report.txt", "output")}
+    _is_version_of(data[("model.pkl", "output")], project_dir / "model.pkl")
+    _is_version_of(data[("report.txt", "output")], project_dir / "report.txt")
+
+
+def test_files_written_by_a_shell_line_are_outputs(kernel, project_dir):
+    (project_dir / "a.csv").write_text("x\n1\n")
+    kernel.ok("%%track\n!cp a.csv b.csv\n!mkdir -p out/deep && echo hi > out/deep/c.txt")
+    data = _data(project_dir)
+    assert {("b.csv", "output"), ("out/deep/c.txt", "output")} <= set(data)
+    _is_version_of(data[("b.csv", "output")], project_dir / "b.csv")
+    _is_version_of(data[("out/deep/c.txt", "output")], project_dir / "out" / "deep" / "c.txt")
+
+
+def test_files_written_by_joblib_workers_are_outputs(kernel, project_dir):
+    kernel.ok(
+        "%%track\nimport os\nfrom joblib import Parallel, delayed\n"
+        "os.makedirs('parts', exist_ok=True)\n"
+        "def work(i):\n    import os\n"
+        "    with open(f'parts/p{i}.txt', 'w') as fh:\n        fh.write(f'{i} from {os.getpid()}')\n"
+        "    return os.getpid()\n"
+        "pids = Parallel(n_jobs=2)(delayed(work)(i) for i in range(4))\n"
+        "assert os.getpid() not in pids\n",
+        timeout=300,
+    )
+    data = _data(project_dir)
+    assert {p for p, role in data if role == "output"} == {f"parts/p{i}.txt" for i in range(4)}
+    for i in range(4):
+        _is_version_of(data[(f"parts/p{i}.txt", "output")], project_dir / "parts" / f"p{i}.txt")
+
+
+def test_a_hidden_data_folder_is_data_but_tool_folders_and_autosaves_are_not(kernel, project_dir):
+    (project_dir / ".data").mkdir()
+    (project_dir / ".data" / "in.csv").write_text("x\n1\n")
+    kernel.ok(
+        "%%track\nimport os, pandas as pd\n"
+        "pd.read_csv('.data/in.csv').to_parquet('.data/out.parquet')\n"
+        "os.makedirs('.ipynb_checkpoints', exist_ok=True)\n"
+        "open('.ipynb_checkpoints/x-checkpoint.txt', 'w').write('x')\n"
+        "os.makedirs('__pycache__', exist_ok=True)\n"
+        "open('__pycache__/m.pyc', 'wb').write(b'x')\n"
+        "!echo '{}' > autosaved.ipynb\n"  # as JupyterLab saves another open notebook
+    )
+    data = _data(project_dir)
+    assert set(data) == {(".data/in.csv", "input"), (".data/out.parquet", "output")}
+    _is_version_of(data[(".data/out.parquet", "output")], project_dir / ".data" / "out.parquet")
+
+
+def test_files_outside_the_project_are_recorded_as_outside_and_not_cached(kernel, project_dir):
+    outside = Path(tempfile.mkdtemp(prefix="nbtrack-outside-"))
+    try:
+        (outside / "lookup.csv").write_text("k\n1\n2\n")
+        kernel.ok(
+            "%%track\nimport pandas as pd\n"
+            f"df = pd.read_csv({str(outside / 'lookup.csv')!r})\n"
+            f"df.to_csv({str(outside / 'scores.csv')!r})\n"
+            f"df.to_parquet({str(outside / 'scores.parquet')!r})\n"
+            f"import sqlite3\ncon = sqlite3.connect({str(outside / 'cache.db')!r})\n"
+            "con.execute('CREATE TABLE c(k)')\ncon.commit()\n"
+        )
+        data = {path: v for (path, _), v in _data(project_dir).items()}
+        assert set(data) == {
+            str(outside / n) for n in ("lookup.csv", "scores.csv", "scores.parquet", "cache.db")
+        }
+        for name, role in (
+            ("lookup.csv", "input"),
+            ("scores.csv", "output"),
+            ("scores.parquet", "output"),
+            ("cache.db", "output"),
+        ):
+            v = data[str(outside / name)]
+            assert v.role == role and v.cached is False
+            _is_version_of(v, outside / name, in_project=False)
+    finally:
+        for f in outside.iterdir():
+            f.unlink()
+        outside.rmdir()
+
+
+def test_no_auto_records_only_the_named_files(kernel, project_dir):
+    kernel.ok(
+        "%%track --no-auto -o named.txt\nopen('named.txt', 'w').write('a')\n!echo b > other.txt"
+    )
+    assert set(_data(project_dir)) == {("named.txt", "output")}
+    assert os.path.exists(project_dir / "other.txt")
+
+
+def test_a_parquet_file_rewritten_in_place_records_the_version_read_and_the_one_written(
+    kernel, project_dir
+):
+    kernel.ok("%%track\nimport pandas as pd\npd.DataFrame({'a': [1, 2]}).to_parquet('t.parquet')")
+    first = _data(project_dir)[("t.parquet", "output")]
+    kernel.ok(
+        "%%track\nimport pandas as pd\ndf = pd.read_parquet('t.parquet')\n"
+        "df.assign(b=df.a * 2).to_parquet('t.parquet')"
+    )
+    data = _data(project_dir)
+    assert data[("t.parquet", "input")].hash == first.hash
+    _is_version_of(data[("t.parquet", "output")], project_dir / "t.parquet")
+    assert data[("t.parquet", "output")].hash != first.hash
+
+
+def test_a_duckdb_database_file_written_then_read(kernel, project_dir):
+    kernel.ok(
+        "%%track\nimport duckdb\ncon = duckdb.connect('w.duckdb')\n"
+        "con.execute('CREATE TABLE t AS SELECT 42 AS a')\ncon.close()"
+    )
+    made = _data(project_dir)
+    assert set(made) == {("w.duckdb", "output")}
+    _is_version_of(made[("w.duckdb", "output")], project_dir / "w.duckdb")
+    kernel.ok(
+        "%%track\nimport duckdb\ncon = duckdb.connect('w.duckdb', read_only=True)\n"
+        "rows = con.sql('SELECT a FROM t').fetchall()\ncon.close()"
+    )
+    read = _data(project_dir)
+    assert set(read) == {("w.duckdb", "input")}
+    assert read[("w.duckdb", "input")].hash == made[("w.duckdb", "output")].hash
+
+
+def test_a_forked_worker_writes_are_outputs_and_it_does_not_steal_the_kernels_events(
+    kernel, project_dir
+):
+    kernel.ok(
+        "%%track\nimport multiprocessing as mp\n"
+        "def work(i):\n    open(f'forked{i}.txt', 'w').write(str(i))\n"
+        "ctx = mp.get_context('fork')\n"
+        "with ctx.Pool(2) as pool:\n    pool.map(work, range(2))\n"
+        "open('after.txt', 'w').write('parent')\n"
+    )
+    data = _data(project_dir)
+    assert set(data) == {
+        ("forked0.txt", "output"),
+        ("forked1.txt", "output"),
+        ("after.txt", "output"),
+    }

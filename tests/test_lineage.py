@@ -1,0 +1,269 @@
+"""Parameters found by dataflow, named inputs and stale inputs, in real kernels and papermill.
+
+Each test is a reproducer of issue 15: what a user wrote in a notebook, and what the
+record must say about it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from conftest import kernel_env, run_cli
+from nbtrack.client import Client
+from nbtrack.dataflow import analyze
+from nbtrack.lineage import Lineage
+from nbtrack.models import Run
+from test_magics import _settle
+
+BIN = Path(sys.executable).parent
+
+
+def _cell_runs(client: Client, name: str) -> list[Run]:
+    """The runs of one named cell, oldest first, read back in full."""
+    _, rows = client.sql(f"SELECT run_id FROM runs WHERE name = '{name}' ORDER BY started_at")
+    return client.get_runs([r[0] for r in rows])
+
+
+class Notebook:
+    """Cells executed in one namespace with the bookkeeping a kernel does after each."""
+
+    def __init__(self) -> None:
+        self.ns: dict = {"__name__": "__main__"}
+        self.lineage = Lineage(self.ns)
+        self.count = 0
+
+    def run(self, code: str, cell_id: str | None = None) -> None:
+        self.count += 1
+        exec(code, self.ns)
+        self.lineage.after_cell(code, self.count, cell_id)
+
+    def reads(self, code: str) -> dict:
+        return {r.name: r for r in self.lineage.reads(analyze(code))}
+
+
+def test_staleness_follows_inputs_transitively_and_cells_run_again():
+    nb = Notebook()
+    nb.run("x = 1", "a")
+    nb.run("y = x * 10", "b")
+    nb.run("w = y + 1", "c")
+    assert nb.reads("w")["w"].stale is None
+    nb.run("x = 2", "a")
+    assert nb.reads("w")["w"].stale == (
+        "w was made by In[3] from y; y was made by In[2] from x, which was changed since by In[4]"
+    )
+    nb.run("y = x * 10", "b")  # re-running b makes y fresh again, but w still old
+    assert (
+        nb.reads("w")["w"].stale == "w was made by In[3] from y, which was changed since by In[5]"
+    )
+    nb.run("v = 1", "d")
+    nb.run("pass", "d")  # d ran again without making v
+    assert nb.reads("v")["v"].stale == (
+        "v was made by In[6], and that cell ran again (In[7]) without making it"
+    )
+
+
+def test_rebinding_an_equal_value_is_no_change_and_unseen_rebinding_loses_the_producer():
+    nb = Notebook()
+    nb.run("x = 1.5", "a")
+    nb.run("y = x * 2", "b")
+    nb.run("x = 1.5", "a")  # same value again: y is not stale
+    assert nb.reads("y")["y"].stale is None
+    nb.ns["x"] = 9.0  # rebound by something the analysis did not see (exec, a debugger)
+    r = nb.reads("x")["x"]
+    assert r.producer is None and r.value == 9.0
+
+
+def test_the_cell_before_papermills_injected_cell_holds_the_defaults():
+    nb = Notebook()
+    nb.run("seed = 1\nlr = 0.1", "params")
+    nb.run("# Parameters\nseed = 3\n", "injected")
+    reads = nb.reads("f(seed, lr)")
+    assert (reads["seed"].origin, reads["lr"].origin) == ("papermill", "default")
+
+
+def test_bookkeeping_touches_only_the_names_a_cell_binds():
+    nb = Notebook()
+    nb.ns.update({f"v{i}": i for i in range(10_000)})
+    nb.run("a = v1 + v2")
+    assert set(nb.lineage.names) == {"a"} and nb.lineage.names["a"].reads == {}
+
+
+def test_a_parameter_set_in_an_earlier_cell_is_recorded_and_its_change_shown(project_dir, kernel):
+    """Reproducer 1: ``gamma`` in an untracked cell, ``SVC(gamma=gamma)`` in the tracked one."""
+    kernel.ok("from sklearn.svm import SVC\ngamma = 0.001")
+    first = kernel.ok("%%track t\nclf = SVC(gamma=gamma)")
+    kernel.ok("gamma = 0.01")
+    second = kernel.ok("%%track t\nclf = SVC(gamma=gamma)")
+
+    client = _settle(project_dir)
+    a, b = _cell_runs(client, "t")
+    assert a.params == {"gamma": 0.001} and a.param_sources == {"gamma": "upstream"}
+    assert b.params == {"gamma": 0.01}
+    assert "gamma=0.001" in first.text
+    assert "param gamma: 0.001 → 0.01" in second.text
+    shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir)
+    assert shown.returncode == 0 and "gamma" in shown.stdout and "0.01" in shown.stdout
+
+
+def test_names_read_through_notebook_functions_are_parameters_of_the_cell(project_dir, kernel):
+    kernel.ok("gamma = 0.5\nunused = 7\ndef make():\n    return {'gamma': gamma}")
+    kernel.ok("def train():\n    return make()")
+    kernel.ok("%%track fit\nmodel = train()")
+    run = _settle(project_dir).get_run("last")
+    assert run.params == {"gamma": 0.5} and run.param_sources == {"gamma": "upstream"}
+
+
+def test_an_augmented_literal_is_recorded_with_its_value_at_the_end_of_the_cell(
+    project_dir, kernel
+):
+    """Reproducer 5: ``n = 100`` then ``n *= 2`` is 200."""
+    kernel.ok("%%track grow\nn = 100\nn *= 2")
+    run = _settle(project_dir).get_run("last")
+    assert run.params == {"n": 200} and run.param_sources == {"n": "auto"}
+
+
+def test_m_takes_numbers_dicts_and_series_and_says_what_is_not_a_metric(project_dir, kernel):
+    """Reproducer 9: ``-m report`` (a dict), ``-m losses`` (a list), ``-m acc`` (a literal)."""
+    out = kernel.ok(
+        "%%track score -m report losses acc name\n"
+        "report = {'f1': 0.8, 'macro avg': {'recall': 0.5}, 'label': 'x'}\n"
+        "losses = [0.9, 0.5, 0.25]\nacc = 0.9\nname = 'svc'"
+    )
+    client = _settle(project_dir)
+    run = client.get_run("last")
+    logged = {k: v for k, v in run.metrics.items() if not k.startswith("system/")}
+    assert logged == {"report.f1": 0.8, "report.macro avg.recall": 0.5, "losses": 0.25,
+                      "acc": 0.9}  # fmt: skip
+    assert [p.value for p in client.metric_series(run.run_id)["losses"]] == [0.9, 0.5, 0.25]
+    assert "acc" not in run.params and "name" not in run.params
+    assert "-m name: not a metric: a str" in out.text
+    listed = json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)
+    assert "acc" not in listed["param_keys"] and listed["metric_keys"].count("acc") == 1
+
+
+def test_a_cell_reading_stale_state_is_warned_and_the_run_says_why(project_dir, kernel):
+    """Reproducer 12: a (x = 1), b (y = x * 10), a again (x = 2), c (z = y + x)."""
+    kernel.ok("x = 1", cell_id="a")
+    kernel.ok("y = x * 10", cell_id="b")
+    kernel.ok("x = 2", cell_id="a")
+    out = kernel.ok("%%track c\nz = y + x\nprint(z)", cell_id="c")
+    assert "12" in out.text
+    assert "stale input: y was made by In[" in out.text and "from x, which was changed" in out.text
+    run = _settle(project_dir).get_run("last")
+    stale = {i.name: i.reason for i in run.named_inputs if i.stale}
+    assert list(stale) == ["y"] and "from x" in stale["y"]
+
+
+def test_values_that_are_not_parameters_are_named_inputs_linked_to_their_run(project_dir, kernel):
+    kernel.ok("import numpy as np")
+    kernel.ok("%%track prepare\nX_train = np.arange(12.0).reshape(3, 4)\nsize = len(X_train)")
+    kernel.ok("class Odd:\n    def __repr__(self):\n        raise RuntimeError('no')\nodd = Odd()")
+    kernel.ok("%%track train -p odd\nmodel = (X_train.sum(), odd)")
+    client = _settle(project_dir)
+    prepare, train = _cell_runs(client, "prepare")[0], _cell_runs(client, "train")[0]
+    inputs = {i.name: i for i in train.named_inputs}
+    x = inputs["X_train"]
+    assert x.type == "numpy.ndarray" and x.shape == "3×4" and x.fingerprint
+    assert x.producer_run_id == prepare.run_id and not x.stale
+    assert inputs["odd"].type == "Odd"  # a repr that raises is recorded by its type
+    assert train.params == {"odd": "<Odd>"}
+    shown = run_cli("show", train.run_id, cwd=project_dir).stdout
+    assert "read X_train" in shown
+    assert f"numpy.ndarray 3×4 {x.fingerprint} from run {prepare.short_id} In[3]" in shown
+
+    # prepare makes other data, train runs again: the diff names the input and its maker
+    kernel.ok("%%track prepare\nX_train = np.ones((3, 4))\nsize = len(X_train)")
+    again = kernel.ok("%%track train -p odd\nmodel = (X_train.sum(), odd)")
+    client = _settle(project_dir)
+    newer = _cell_runs(client, "prepare")[1]
+    assert f"read X_train: changed (made by run {newer.short_id})" in again.text
+    diffed = run_cli("diff", train.run_id, "last", cwd=project_dir).stdout
+    assert "X_train" in diffed and newer.short_id in diffed
+
+
+def _papermill(workdir: Path, cells: list[tuple[str, list[str]]], *params: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
+    for src, tags in cells:
+        cell = nbformat.v4.new_code_cell(src)
+        cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    path = workdir / "nb.ipynb"
+    nbformat.write(nb, path)
+    out = workdir / "out.ipynb"
+    args = [str(BIN / "papermill"), str(path), str(out), "--cwd", str(workdir), "-k", "python3"]
+    done = subprocess.run(
+        [*args, *params], cwd=workdir, env=kernel_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_papermill_records_defaults_and_overrides_on_the_notebook_run_and_only_reads_on_cells(
+    project_dir,
+):
+    """Reproducers 2 and 3: injected values only where read; the defaults on the notebook run."""
+    _papermill(
+        project_dir,
+        [
+            ("%load_ext nbtrack", []),
+            ("n_clusters = 3\nseed = 0\nlabel = 'base'", ["parameters"]),
+            ("%%track cluster\nk = dict(n_clusters=4, seed=seed)", []),
+            ("%%track other\nm = n_clusters * 2", []),
+        ],
+        "-p", "n_clusters", "10",
+    )  # fmt: skip
+    client = _settle(project_dir)
+    cluster, other = _cell_runs(client, "cluster")[0], _cell_runs(client, "other")[0]
+    assert cluster.params == {"seed": 0} and cluster.param_sources == {"seed": "default"}
+    assert other.params == {"n_clusters": 10} and other.param_sources == {"n_clusters": "papermill"}
+    notebook = client.get_run(cluster.parent_id)
+    assert notebook.params == {"n_clusters": 10, "seed": 0, "label": "base"}
+    assert notebook.param_sources == {"n_clusters": "papermill", "seed": "default",
+                                      "label": "default"}  # fmt: skip
+
+
+def test_papermill_parameters_are_kept_when_nbtrack_is_loaded_after_the_parameters_cell(
+    project_dir,
+):
+    """Reproducer 4: parameters cell, then ``%load_ext nbtrack``, then a tracked cell."""
+    _papermill(
+        project_dir,
+        [
+            ("seed = 1\nlr = 0.1", ["parameters"]),
+            ("%load_ext nbtrack", []),
+            ("%%track fit\nscore = seed * lr", []),
+        ],
+        "-p", "seed", "3",
+    )  # fmt: skip
+    client = _settle(project_dir)
+    fit = _cell_runs(client, "fit")[0]
+    assert fit.params == {"seed": 3, "lr": 0.1}
+    assert fit.param_sources == {"seed": "papermill", "lr": "default"}
+    notebook = client.get_run(fit.parent_id)
+    assert notebook.kind == "notebook" and notebook.params == {"seed": 3, "lr": 0.1}
+    assert notebook.param_sources == {"seed": "papermill", "lr": "default"}
+
+
+def test_hostile_unhashable_and_huge_values_never_stop_the_cell(project_dir, kernel):
+    kernel.ok(
+        "class Trap:\n"
+        "    __hash__ = None\n"
+        "    def __getattr__(self, name):\n        raise RuntimeError('trap')\n"
+        "    def __eq__(self, other):\n        raise RuntimeError('eq')\n"
+        "    def __len__(self):\n        raise RuntimeError('len')\n"
+        "trap = Trap()\n"
+        "big = [bytes([i]) * (1 << 20) for i in range(100)]"
+    )
+    out = kernel.ok("%%track hostile\nkept = (trap, len(big))")
+    assert "nbtrack run" in out.text and "warning: could not" not in out.text
+    run = _settle(project_dir).get_run("last")
+    inputs = {i.name: i for i in run.named_inputs}
+    assert run.status == "finished" and set(inputs) == {"trap", "big"}
+    assert inputs["trap"].type == "Trap"
+    assert inputs["big"].shape == "100" and inputs["big"].note.startswith("not fingerprinted")

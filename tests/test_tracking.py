@@ -1,0 +1,232 @@
+"""Recording a run as it happens: ``RunWriter``, the fluent ``log_*`` calls, the ingestor.
+
+Real stores in tmp folders, read back through the client as a user would. A kernel
+killed mid-cell is test_crash.py; many writers at once are test_concurrency.py.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import nbtrack
+from conftest import kernel_env
+from nbtrack import tracking
+from nbtrack.client import Client
+from nbtrack.exceptions import NoActiveRunError, UsageError
+from nbtrack.models import RunQuery
+from nbtrack.project import Project, resolve_project
+from nbtrack.tracking import RunWriter
+from waiting import wait_until
+
+
+@pytest.fixture
+def project(project_dir: Path) -> Project:
+    (project_dir / ".nbtrack").mkdir()
+    return resolve_project(project_dir)
+
+
+@pytest.fixture
+def client(project: Project) -> Client:
+    return Client(project)
+
+
+@pytest.fixture
+def active(project: Project) -> Iterator[RunWriter]:
+    """A run made the active one, as ``%%track`` does while its cell executes."""
+    writer = RunWriter.start(project, name="cell")
+    tracking.set_active(writer)
+    try:
+        yield writer
+    finally:
+        tracking.set_active(None)
+
+
+def spools(project: Project) -> list[str]:
+    return sorted(p.name for p in project.spool_dir.glob("*.spool"))
+
+
+# ------------------------------------------------------------------ life cycle
+def test_a_run_is_visible_as_running_then_finished_and_its_spool_goes(
+    project: Project, client: Client
+) -> None:
+    # given a run that started and logged a parameter
+    w = RunWriter.start(project, name="train", params={"lr": 0.1})
+    assert spools(project) == [f"{w.run_id}.spool"]
+    # when what it logged so far is ingested, a reader sees it running
+    w.wait()
+    run = client.get_run(w.run_id)
+    assert (run.status, run.params, run.ended_at) == ("running", {"lr": 0.1}, None)
+    # when it finishes, the reader sees it finished, and the spool is gone
+    w.log_metric("acc", 0.9)
+    w.finish()
+    w.wait()
+    run = client.get_run(w.run_id)
+    assert run.status == "finished" and run.metrics == {"acc": 0.9}
+    assert run.ended_at is not None and run.started_at <= run.ended_at
+    assert spools(project) == []
+
+
+def test_a_failed_run_keeps_its_error_and_finishing_twice_changes_nothing(
+    project: Project, client: Client
+) -> None:
+    w = RunWriter.start(project, name="train")
+    w.finish("failed", "ValueError: bad row 3")
+    w.finish("finished")  # a second end (an atexit hook, say) is ignored
+    w.wait()
+    run = client.get_run(w.run_id)
+    assert (run.status, run.error) == ("failed", "ValueError: bad row 3")
+
+
+def test_a_bad_kind_or_end_status_is_a_usage_error_naming_it(project: Project) -> None:
+    with pytest.raises(UsageError, match="kind must be 'cell' or 'notebook', not 'job'"):
+        RunWriter.start(project, kind="job")
+    w = RunWriter.start(project)
+    with pytest.raises(UsageError, match="not 'done'"):
+        w.finish("done")
+    w.finish()
+    w.wait()
+
+
+def test_tags_and_later_facts_reach_the_stored_run(project: Project, client: Client) -> None:
+    w = RunWriter.start(project, name="train", notebook_path=str(project.root / "nb.ipynb"))
+    w.set_tags({"team": "vision", "round": 2})  # type: ignore[dict-item]
+    w.update(cell_id="c-7", execution_count=4)
+    w.finish()
+    w.wait()
+    run = client.get_run(w.run_id)
+    assert run.tags == {"team": "vision", "round": "2"}
+    assert (run.notebook_path, run.cell_id, run.execution_count) == ("nb.ipynb", "c-7", 4)
+
+
+# ------------------------------------------------------------------ metrics
+def test_steps_count_up_per_series_and_the_latest_value_is_the_highest_step(
+    project: Project, client: Client
+) -> None:
+    w = RunWriter.start(project)
+    for loss in (0.9, 0.5, 0.2):
+        w.log_metric("loss", loss)  # steps 0, 1, 2
+    w.log_metrics({"acc": 0.7, "f1": 0.6}, step=10)
+    w.log_metric("acc", 0.1, step=3)  # a late point of an earlier step
+    w.finish()
+    w.wait()
+    series = client.metric_series(w.run_id)
+    assert [(p.step, p.value) for p in series["loss"]] == [(0, 0.9), (1, 0.5), (2, 0.2)]
+    assert [(p.step, p.value) for p in series["acc"]] == [(3, 0.1), (10, 0.7)]
+    assert client.get_run(w.run_id).metrics == {"loss": 0.2, "acc": 0.7, "f1": 0.6}
+    assert w.snapshot.metrics == {"loss": 0.2, "acc": 0.7, "f1": 0.6}  # the summary's view
+
+
+def test_a_bad_metric_or_step_is_refused_and_the_run_goes_on(
+    project: Project, client: Client
+) -> None:
+    w = RunWriter.start(project)
+    with pytest.raises(UsageError, match="metric 'acc' must be a number, not str 'high'"):
+        w.log_metric("acc", "high")
+    with pytest.raises(UsageError, match="step must be an integer, not 1.5"):
+        w.log_metric("acc", 0.5, step=1.5)  # type: ignore[arg-type]
+    w.log_metric("acc", float("nan"))
+    w.finish()
+    w.wait()
+    assert math.isnan(client.get_run(w.run_id).metrics["acc"])
+
+
+# ------------------------------------------------------------------ the active run
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: nbtrack.log_metric("acc", 0.9),
+        lambda: nbtrack.log_metrics({"acc": 0.9}),
+        lambda: nbtrack.log_params({"lr": 0.1}),
+    ],
+    ids=["log_metric", "log_metrics", "log_params"],
+)
+def test_logging_outside_a_tracked_cell_says_where_it_works(call, project: Project) -> None:  # type: ignore[no-untyped-def]
+    assert tracking.active_run() is None
+    with pytest.raises(NoActiveRunError, match="inside a cell that starts with %%track"):
+        call()
+    assert spools(project) == []  # nothing was recorded anywhere
+
+
+def test_fluent_calls_inside_a_tracked_cell_land_in_its_run(
+    active: RunWriter, client: Client
+) -> None:
+    nbtrack.log_params({"lr": 0.1})
+    for epoch in range(3):
+        nbtrack.log_metric("loss", 1 / (epoch + 1))
+    nbtrack.log_metrics({"acc": 0.8, "f1": 0.7}, step=2)
+    assert tracking.active_run() is active.snapshot
+    active.finish()
+    active.wait()
+    run = client.get_run(active.run_id)
+    assert run.params == {"lr": 0.1} and run.param_sources == {"lr": "api"}
+    assert run.metrics == {"loss": pytest.approx(1 / 3), "acc": 0.8, "f1": 0.7}
+    assert [p.step for p in client.metric_series(active.run_id)["loss"]] == [0, 1, 2]
+
+
+# ------------------------------------------------------------------ ingestion
+def test_the_background_ingestor_stores_a_run_nobody_waits_for(
+    project: Project, client: Client
+) -> None:
+    # given a run handed to the background ingestor, as a tracked cell's run is
+    w = RunWriter.start(project, name="bg", background=True)
+    for step in range(500):
+        w.log_metric("loss", 1 / (step + 1))
+    # when it ends and the ingestor is told so (the caller never calls wait())
+    w.finish()
+    tracking.ingestor().kick()
+    # then another reader of the store soon sees it finished with every point
+    wait_until(
+        lambda: client.list_runs(RunQuery(kind=None)).runs,
+        lambda runs: [(r.run_id, r.status) for r in runs] == [(w.run_id, "finished")],
+        what="the ingestor to store the finished run",
+    )
+    assert len(client.metric_series(w.run_id)["loss"]) == 500
+    wait_until(lambda: spools(project), lambda left: left == [], what="the spool to be removed")
+
+
+# A script that records a run and is killed before it ends; it says when its
+# points are spooled (flushed to disk), so the kill cannot land before that.
+KILLED_SCRIPT = """
+import os, signal
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+w = RunWriter.start(resolve_project(), name="script", params={"lr": 0.3})
+for step in range(50):
+    w.log_metric("loss", 1 / (step + 1))
+w.flush()
+print(w.run_id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_spool_left_by_a_killed_process_becomes_a_crashed_run_with_its_points(
+    project: Project,
+) -> None:
+    # given a process killed after spooling a run's points, before the run ended
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_SCRIPT],
+        cwd=project.root,
+        env=kernel_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    run_id = done.stdout.strip()
+    assert spools(project) == [f"{run_id}.spool"]
+    # when a client next opens the store
+    client = Client(project)
+    run = client.get_run(run_id)
+    # then the run is crashed, with what it had logged, and the spool is consumed
+    assert run.status == "crashed" and run.params == {"lr": 0.3}
+    assert "died" in (run.error or "")
+    assert [p.step for p in client.metric_series(run_id)["loss"]] == list(range(50))
+    assert spools(project) == []
+    assert client.recover() == []  # recovered once, not again

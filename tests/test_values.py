@@ -1,0 +1,93 @@
+"""Kernel values as a run records them: parameters, descriptions, fingerprints, -m metrics."""
+
+from __future__ import annotations
+
+import enum
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbtrack.values import describe, metric_values, param_value
+
+
+class Color(enum.Enum):
+    RED = 1
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        (0.001, 0.001),
+        (True, True),
+        (None, None),
+        ("rbf", "rbf"),
+        (np.float32(0.5), 0.5),
+        (np.int64(3), 3),
+        (np.bool_(True), True),
+        (Color.RED, "Color.RED"),
+        (Path("data/train.csv"), "data/train.csv"),
+        ([64, 32], [64, 32]),
+        ((1, "a"), (1, "a")),
+        ({"depth": 3, "lrs": [0.1, 0.01]}, {"depth": 3, "lrs": [0.1, 0.01]}),
+    ],
+)
+def test_small_plain_values_are_parameters(value, plain):
+    assert param_value(value) == (True, plain)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [np.zeros(3), pd.DataFrame({"a": [1]}), list(range(1000)), "x" * 5000, object(), 1j,
+     [[[[1]]]], {1: object()}],
+)  # fmt: skip
+def test_data_models_and_big_values_are_not_parameters(value):
+    assert param_value(value) == (False, None)
+
+
+def test_arrays_and_frames_are_described_by_type_shape_and_a_content_fingerprint():
+    a = describe(np.arange(12.0).reshape(3, 4))
+    assert (a.type, a.shape) == ("numpy.ndarray", "3×4") and a.fingerprint.startswith("xxh64:")
+    assert describe(np.arange(12.0).reshape(3, 4)).fingerprint == a.fingerprint
+    assert describe(np.arange(1.0, 13.0).reshape(3, 4)).fingerprint != a.fingerprint
+    f = describe(pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}))
+    assert (f.type, f.shape) == ("pandas.DataFrame", "2×2") and f.fingerprint
+    g = describe(pd.DataFrame({"x": [1, 3], "y": ["a", "b"]}))
+    assert g.fingerprint != f.fingerprint
+
+
+def test_huge_unpicklable_or_hostile_values_are_described_quickly_with_a_note():
+    big = np.ones(50_000_000, dtype=np.uint8)  # sampled, not read whole
+    t0 = time.perf_counter()
+    d = describe(big)
+    assert d.fingerprint.startswith("xxh64s:") and time.perf_counter() - t0 < 2
+
+    class Hostile:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+        def __reduce__(self):
+            raise RuntimeError("no pickle")
+
+    h = describe(Hostile())
+    assert h.type.endswith("Hostile") and h.fingerprint is None
+    assert h.note == "not fingerprinted: cannot pickle (RuntimeError)"
+    many = describe([bytes([i]) * (1 << 20) for i in range(100)])  # 100 MiB: given up
+    assert many.fingerprint is None and many.note.startswith("not fingerprinted: larger than")
+    assert describe(lambda: 1).note.startswith("not fingerprinted")
+
+
+def test_m_variables_become_metrics_series_or_a_reason():
+    assert metric_values("acc", np.float64(0.9)) == ({"acc": 0.9}, None, None)
+    assert metric_values("losses", np.array([3, 2, 1])) == ({}, [3.0, 2.0, 1.0], None)
+    assert metric_values("report", {"a": {"f1": 1, "support": 3}}) == (
+        {"report.a.f1": 1.0, "report.a.support": 3.0},
+        None,
+        None,
+    )
+    assert metric_values("m", np.zeros((2, 2)))[2] == "an array of shape (2, 2) and dtype float64"
+    assert metric_values("m", ["a"])[2] == "a list with items that are not numbers"
+    assert metric_values("m", {"a": "b"})[2] == "a dict without numbers"
+    assert metric_values("m", None)[2] == "a NoneType"

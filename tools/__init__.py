@@ -1,0 +1,1 @@
+"""Development tools run by the build (not part of the nbtrack package)."""
