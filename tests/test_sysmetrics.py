@@ -8,11 +8,27 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
+
 from conftest import Kernel, run_cli
 from nbtrack import sysmetrics
 from nbtrack.client import Client
 from nbtrack.project import resolve_project
-from test_crash import _wait_dead, _wait_for_file
+from waiting import wait_until
+
+
+def _wait_for_file(path: Path, timeout: float) -> None:
+    wait_until(path.exists, timeout=timeout, what=f"{path.name} to appear")
+
+
+def _wait_dead(pid: int, timeout: float) -> None:
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(gone, timeout=timeout, what=f"process {pid} to die")
 
 
 def _settled(project_dir: Path, status: str = "finished", n: int = 1) -> Client:
