@@ -313,7 +313,7 @@ def test_line_magics_show_tables_of_the_store(kernel, project_dir):
     _settle(project_dir)  # the cells returned; their runs reach DuckDB in the background
     ls = kernel.ok("%track ls --sort metrics.m")
     html = ls.mimebundles()[-1]["text/html"]
-    assert html.index("0.2") < html.index("0.1")  # sorted by m, largest first
+    assert html.index("<td>0.2</td>") < html.index("<td>0.1</td>")  # sorted by m, largest first
     ids = [r.run_id for r in _settle(project_dir).list_runs().runs]
     shown = kernel.ok(f"%track show {ids[0][:6]}")
     assert ids[0] in shown.text and "param lr" in shown.text

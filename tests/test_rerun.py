@@ -186,3 +186,24 @@ def test_a_run_made_outside_a_notebook_cannot_be_rerun(pipe_project, capsys):
     writer.wait()
     assert main(["rerun", writer.run_id]) == 1
     assert "records no notebook path (was it made outside a notebook?)" in capsys.readouterr().err
+
+
+def test_check_gates_the_rerun_and_then_decides_the_exit_code(pipe_project, capsys):
+    notebook_run, _ = execute_once(pipe_project, lr="0.2")  # acc = 1 - lr / 18 + noise
+    # a rerun with a worse parameter fails a gate on the delta against the original
+    worse = ["rerun", notebook_run.run_id, "-p", "lr", "0.5", "--check", "delta(acc) >= -0.01"]
+    assert main(worse) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("FAIL run ")
+    assert "not delta(acc) >= -0.01 (acc=0.97" in out
+    assert f"; against {notebook_run.run_id[:8]}: acc=0.98" in out
+    # a better one passes, although it did not reproduce the original
+    better = ["rerun", notebook_run.run_id, "-p", "lr", "0.1", "--check", "delta(acc) > 0"]
+    assert main(better) == 0
+    out = capsys.readouterr().out
+    assert "not reproduced" in out and out.splitlines()[-1].startswith("PASS run ")
+    # and a gate that does not parse stops before anything is executed
+    runs_before = len(Client(resolve_project(pipe_project)).list_runs().runs)
+    assert main(["rerun", notebook_run.run_id, "--check", "acc >="]) == 2
+    assert "cannot parse" in capsys.readouterr().err
+    assert len(Client(resolve_project(pipe_project)).list_runs().runs) == runs_before

@@ -127,7 +127,8 @@ def test_a_worker_killed_mid_execution_fails_that_execution_only_and_keeps_what_
     assert len(stored) == 4 and {stored[i].status for i in killed_ids} == {"failed"}
     # The cells the dead workers' kernels were running: crashed, with what they had logged.
     for cell in wait_for_crashed_cells(pipe_project, killed_ids):
-        assert cell.metrics == {"progress": 0.5}
+        logged = {k: v for k, v in cell.metrics.items() if not k.startswith("system/")}
+        assert logged == {"progress": 0.5}
 
 
 def test_random_samples_of_the_grid_are_reproducible_with_a_seed(pipe_project):

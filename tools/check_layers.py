@@ -42,6 +42,8 @@ SQL_ALLOWED = {
     # DuckDB over the user's own CSV/Parquet/JSONL files, through a private
     # in-memory connection: never the runs store.
     "profile": "queries the user's data files, not the runs store",
+    # The drift sketches of the same files, on profile.py's private connection.
+    "driftsketch": "counts values of the user's data files, not the runs store",
 }
 
 _SQL = re.compile(

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .diff import RunDiff
+    from .gates import GateResult
     from .models import Run
     from .registry.api import (
         delete_model_alias,
@@ -35,6 +36,8 @@ __all__ = [
     "__version__",
     "active_run",
     "delete_model_alias",
+    "autolog",
+    "check",
     "diff",
     "export_model",
     "get_model_version",
@@ -159,3 +162,24 @@ def diff(a: str, b: str, *, all: bool = False) -> RunDiff:
     from .client import Client
 
     return Client.open().diff(a, b, all=all)
+
+
+def check(expression: str, run: str = "last", *, against: str | None = None) -> GateResult:
+    """Apply a metric gate to a run; the result is truthy when it passed.
+
+    >>> nbtrack.check("acc >= 0.9 and loss < 0.2")  # doctest: +SKIP
+    >>> nbtrack.check("delta(acc) >= -0.01", "last", against="1a2b3c4d")  # doctest: +SKIP
+    """
+    from .client import Client
+
+    return Client.open().check(expression, run, against=against)
+
+
+def autolog(*, disable: bool = False) -> None:
+    """Record library fits (scikit-learn, XGBoost, LightGBM) inside tracked cells.
+
+    ``disable=True`` restores the libraries as they were.
+    """
+    from .autologging import autolog as _autolog
+
+    _autolog(disable=disable)

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import capture, cellfiles, dataflow, filewatch, fswatch, ingest, settings, tracking
+from . import (
+    capture,
+    cellfiles,
+    dataflow,
+    filewatch,
+    fswatch,
+    ingest,
+    settings,
+    sysmetrics,
+    tracking,
+)
 from .client import Client
 from .diff import RunDiff, diff_runs
 from .exceptions import CaptureError, NbtrackError, UsageError
@@ -42,6 +52,7 @@ class TrackOptions:
     auto: bool = True
     cache: bool = True
     max_blob_size: int | None = None
+    system_interval: float | None = None  # seconds between system samples; 0: off
 
 
 @dataclass
@@ -53,6 +64,7 @@ class CellOutcome:
     diff: RunDiff | None
     warnings: list[str]
     note: str | None = None  # said instead of the comparison when there is none
+    alerts: list[str] = field(default_factory=list)  # inputs that drifted since the previous run
 
 
 class KernelSession:
@@ -219,6 +231,8 @@ class CellRun:
         tracking.set_active(self.writer)
         if opts.auto:
             filewatch.arm(self.watcher)
+        # -- system metrics (sysmetrics.py): sampled from here to the start of end()
+        self._system = sysmetrics.start(self.writer, opts.system_interval)
 
     # ---------------------------------------------------------------- background facts
     def _start_context(self, nb: str | None, cell_id: str | None) -> None:
@@ -326,6 +340,7 @@ class CellRun:
 
     # ---------------------------------------------------------------- the end
     def end(self, user_ns: dict[str, Any], error: BaseException | None) -> CellOutcome:
+        sysmetrics.stop(self._system)  # -- system metrics: peaks logged, thread joined
         filewatch.disarm()
         tracking.set_active(None)
         w = self.writer
@@ -368,7 +383,12 @@ class CellRun:
         note = None
         if previous is None and settings.parent_run() and run.parent_id:
             note = f"part of notebook run {run.parent_id[:8]}"
-        return CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings, note=note)
+        outcome = CellOutcome(run=run, previous=previous, diff=d, warnings=self.warnings, note=note)
+        if d is not None and any(dc.role == "input" for dc in d.data):
+            from .driftreport import alerts  # -- drift alerts on the inputs that changed
+
+            outcome.alerts = alerts(self.client, previous, run)
+        return outcome
 
     def _auto_params(self, user_ns: dict[str, Any], flagged: dict[str, Any]) -> dict[str, Any]:
         """Literal assignments of the cell, with their values at its end (``n *= 2``: 200)."""

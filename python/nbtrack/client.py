@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .diff import RunDiff
+    from .gates import GateResult
 
 # A reader brings in runs that ended (or whose writer died) before it reads, so a run
 # is visible the moment its cell returns; but at most this many metric points and
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 READ_SLICE_POINTS = 250_000
 READ_SLICE_SECONDS = 0.25
 SLICE_RUNS = 500  # runs per ingestion transaction
-PARAM_SOURCES = ("auto", "flag", "papermill", "api", "default", "upstream")
+PARAM_SOURCES = ("auto", "flag", "papermill", "api", "default", "upstream", "autolog")
 
 
 # ---------------------------------------------------------------- value building
@@ -273,7 +274,12 @@ class Client:
         """The inside-the-data comparison of two versions of a path, where one exists."""
         from .datacompare import compare_versions
 
-        return compare_versions(self, a, b)
+        detail = compare_versions(self, a, b)
+        if detail is not None:
+            from .driftreport import annotate
+
+            annotate(self, a, b, detail)  # drift flags beside the data change
+        return detail
 
     def compare(self, refs: Sequence[str], *, all: bool = False) -> dict[str, Any]:
         """Several runs side by side: each against the first (the baseline)."""
@@ -291,6 +297,47 @@ class Client:
                 for r in runs[1:]
             ],
         }
+
+    def check(
+        self,
+        expression: str,
+        run: str | None = None,
+        *,
+        against: str | None = None,
+        notebook: str | None = None,
+    ) -> GateResult:
+        """Apply a metric gate to a run (default ``last``; ``notebook``: its newest run).
+
+        A notebook run is gated on its own metrics and its cell runs'. Raises
+        ``UsageError`` for an expression that does not parse or names a missing metric.
+        """
+        from . import gates
+
+        gate = gates.parse(expression)
+        if gate.needs_baseline and against is None:
+            raise gates.GateSyntaxError(
+                "delta(), rdelta() and base() need a baseline run to compare with"
+            )
+        if notebook is not None:
+            if run is not None:
+                raise UsageError("gate one run: name a run or a notebook, not both")
+            recorded, _ = self.project.relative(notebook)
+            self._fresh()
+            found = self._store.latest_run_id(recorded)
+            if found is None:
+                raise UsageError(f"no run of notebook {recorded} in {self.project.db_path}")
+            run_id = found
+        else:
+            run_id = self.resolve(run or "last")
+        family = self._store.family(run_id, with_env=False)
+        baseline = None
+        if against is not None:
+            base_id = self.resolve(against)
+            baseline = gates.run_metrics(self._store.family(base_id, with_env=False))
+            against = base_id
+        return gates.evaluate(
+            gate, gates.run_metrics(family), run_id=run_id, baseline=baseline, against=against
+        )
 
     def sql(self, query: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
         if not isinstance(query, str) or not query.strip():
@@ -315,9 +362,18 @@ class Client:
         """Blob hashes the given runs (default: every run) reference."""
         return self._store.referenced_hashes(run_ids)
 
+    def path_versions(self, path: str) -> list[tuple[str, Any, Any]]:
+        """``(run id, started, DataVersion)`` of every recorded version of a path, oldest first."""
+        self._fresh()
+        return self._store.path_versions(path)
+
     def get_profile(self, digest: str) -> dict[str, Any] | None:
         """The stored tabular profile of a content hash, if one was computed."""
         return self._store.get_profile(digest)
+
+    def get_profiles(self, digests: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored profiles of several content hashes, in one read."""
+        return self._store.get_profiles(digests) if digests else {}
 
     def put_profile(self, digest: str, profile: dict[str, Any]) -> None:
         self._store.put_profile(digest, profile)

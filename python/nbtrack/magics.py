@@ -11,7 +11,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Integer
+from traitlets import Bool, Float, Integer
 
 from . import dataflow
 from .cellrun import CellRun, KernelSession, TrackOptions
@@ -20,7 +20,7 @@ from .lineage import TreeRecorder
 
 USAGE = (
     "usage: %%track [NAME] [-p VAR ...] [-m VAR ...] [-i PATH ...] [-o PATH ...]\n"
-    "               [-t KEY=VALUE ...] [--no-auto] [--no-cache]\n"
+    "               [-t KEY=VALUE ...] [--no-auto] [--no-cache] [--no-system]\n"
     "(%%track? shows the help)"
 )
 _TAG = re.compile(r"([\w.\-/]+)=(.*)\Z", re.S)
@@ -40,6 +40,13 @@ class TrackMagics(Magics):
     ).tag(config=True)
     max_blob_size = Integer(
         0, help="Files larger than this many bytes are hashed but not cached (0: no limit)."
+    ).tag(config=True)
+
+    system_interval = Float(
+        None,
+        allow_none=True,
+        help="Seconds between samples of CPU, memory, disk and GPU (0: off; "
+        "default: $NBTRACK_SYSTEM_INTERVAL, else 2).",
     ).tag(config=True)
 
     def __init__(self, shell: Any) -> None:
@@ -63,12 +70,14 @@ class TrackMagics(Magics):
               help="do not record literal assignments and opened files automatically")  # fmt: skip
     @argument("--no-cache", action="store_true",
               help="record data hashes but keep no copy of the bytes in .nbtrack/cache")  # fmt: skip
+    @argument("--no-system", action="store_true",
+              help="do not sample CPU, memory, disk and GPU use for this run")  # fmt: skip
     @cell_magic
     def track(self, line: str, cell: str) -> None:
         """Record each execution of this cell as a run.
 
         %%track [NAME] [-p VAR ...] [-m VAR ...] [-i PATH ...] [-o PATH ...]
-                [-t KEY=VALUE ...] [--no-auto] [--no-cache]
+                [-t KEY=VALUE ...] [--no-auto] [--no-cache] [--no-system]
 
         Parameters: literal assignments (``lr = 0.01``), papermill parameters and
         -p variables. Metrics: ``nbtrack.log_metric(name, value, step=None)`` calls
@@ -149,6 +158,7 @@ class TrackMagics(Magics):
             auto=self.auto_detect and not args.no_auto,
             cache=not args.no_cache,
             max_blob_size=self.max_blob_size or None,
+            system_interval=0.0 if args.no_system else self.system_interval,
         )
 
     @line_magic("track")  # type: ignore[arg-type]
@@ -163,6 +173,10 @@ class TrackMagics(Magics):
             words = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%track: cannot read the line ({exc})") from None
+        if words[:1] == ["autolog"]:  # %track autolog [off]
+            from .autologging import autolog
+
+            return autolog(disable=words[1:] == ["off"])
         nb = self.session.notebook_path()
         verbs = models if words and words[0] in ("models", "register") else runs
         try:

@@ -111,7 +111,10 @@ def _profile_relation(con: duckdb.DuckDBPyConnection, source_sql: str) -> dict[s
         if _is_numeric(sql_type):
             col["min"], col["max"], col["mean"] = (_plain(values.pop(0)) for _ in range(3))
         profiled.append(col)
-    return {"profile_format": PROFILE_FORMAT, "rows": rows, "columns": profiled}
+    from .driftsketch import sketch_columns  # what drift needs, from the same source
+
+    drift = sketch_columns(con, source_sql, profiled, _is_numeric)
+    return {"profile_format": PROFILE_FORMAT, "rows": rows, "columns": profiled, "drift": drift}
 
 
 def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:

@@ -86,7 +86,17 @@ LOCK_TIMEOUT = Setting(
     "seconds (a number)",
 )
 
-SETTINGS = (STORE, ROOT, PARENT_RUN, PARAMS, NOTEBOOK, MAX_BLOB_SIZE, LOCK_TIMEOUT)
+SYSTEM_INTERVAL = Setting(
+    "NBTRACK_SYSTEM_INTERVAL",
+    "seconds between samples of a tracked cell's CPU, memory, disk and GPU use; 0 turns "
+    "them off (%config TrackMagics.system_interval wins when set)",
+    "2",
+    "seconds (a number)",
+)
+
+SETTINGS = (
+    STORE, ROOT, PARENT_RUN, PARAMS, NOTEBOOK, MAX_BLOB_SIZE, LOCK_TIMEOUT, SYSTEM_INTERVAL,
+)  # fmt: skip
 DEFAULT_LOCK_TIMEOUT = 60.0
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
@@ -159,3 +169,16 @@ def lock_timeout() -> float:
         return float(raw)
     except ValueError:
         raise UsageError(f"{LOCK_TIMEOUT.name} must be a number of seconds, not {raw!r}") from None
+
+
+def system_interval() -> float:
+    """``NBTRACK_SYSTEM_INTERVAL`` in seconds (default 2; 0 or less: no system metrics)."""
+    raw = SYSTEM_INTERVAL.raw()
+    if raw is None:
+        return float(SYSTEM_INTERVAL.default)
+    try:
+        return float(raw)
+    except ValueError:
+        raise UsageError(
+            f"{SYSTEM_INTERVAL.name} must be a number of seconds, not {raw!r}"
+        ) from None

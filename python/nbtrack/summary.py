@@ -13,6 +13,7 @@ from typing import Any
 from .cellrun import CellOutcome
 from .diff import CHANGED, RunDiff
 from .models import Run
+from .sysmetrics import is_system, system_summary
 
 MAX_ITEMS = 12
 
@@ -82,6 +83,8 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
         made = f" (made by run {b.producer_run_id[:8]})" if b and b.producer_run_id else ""
         lines.append(f"read {ic.name}: {ic.kind}{made}")
     for c in d.metrics:
+        if is_system(c.key):
+            continue  # CPU and memory move every run; the system line shows them
         if c.delta is not None and math.isfinite(c.delta):
             lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)} ({c.delta:+.4g})")
         elif c.kind == CHANGED:
@@ -107,7 +110,10 @@ def as_text(outcome: CellOutcome) -> str:
     head += f" · {run.status}"
     if run.duration is not None:
         head += f" · {run.duration:.2f} s"
-    lines = [head, f"  params:  {_param_pairs(run)}", f"  metrics: {_pairs(run.metrics)}"]
+    lines = [head, f"  params:  {_param_pairs(run)}", f"  metrics: {_pairs(_user(run))}"]
+    system = system_summary(run.metrics)
+    if system:
+        lines.append(f"  system:  {system}")
     reads = _reads(run)
     if reads:
         lines.append(f"  reads:   {reads}")
@@ -115,8 +121,14 @@ def as_text(outcome: CellOutcome) -> str:
         files = [f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS]]
         lines.append(f"  data:    {', '.join(files)}")
     lines.extend(_changes_text(outcome))
+    lines.extend(f"  alert:   {a}" for a in outcome.alerts)
     lines.extend(f"  warning: {w}" for w in _warnings(outcome))
     return "\n".join(lines)
+
+
+def _user(run: Run) -> dict[str, Any]:
+    """The metrics the cell logged (system metrics have their own line)."""
+    return {k: v for k, v in run.metrics.items() if not is_system(k)}
 
 
 def _changes_text(outcome: CellOutcome) -> list[str]:
@@ -153,7 +165,10 @@ def as_html(outcome: CellOutcome) -> str:
     parts.append(f' · <span style="color:{color}">{esc(run.status)}</span>')
     if run.duration is not None:
         parts.append(f" · {run.duration:.2f} s")
-    parts.append(f"<br>params: {esc(_param_pairs(run))}<br>metrics: {esc(_pairs(run.metrics))}")
+    parts.append(f"<br>params: {esc(_param_pairs(run))}<br>metrics: {esc(_pairs(_user(run)))}")
+    system = system_summary(run.metrics)
+    if system:
+        parts.append(f"<br>system: {esc(system)}")
     reads = _reads(run)
     if reads:
         parts.append(f"<br>reads: {esc(reads)}")
@@ -162,10 +177,11 @@ def as_html(outcome: CellOutcome) -> str:
         parts.append(f"<br>data: {esc(files)}")
     for line in _changes_text(outcome):
         parts.append("<br>" + esc(line.strip()))
-    for w in _warnings(outcome):
-        parts.append(
-            f'<br><span style="color: var(--jp-warn-color1, #f57c00)">warning: {esc(w)}</span>'
-        )
+    for label, items in (("alert", outcome.alerts), ("warning", _warnings(outcome))):
+        for w in items:
+            parts.append(
+                f'<br><span style="color: var(--jp-warn-color1, #f57c00)">{label}: {esc(w)}</span>'
+            )
     parts.append("</div>")
     return "".join(parts)
 

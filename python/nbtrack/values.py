@@ -139,6 +139,8 @@ def _fingerprint(value: Any, deadline: float) -> tuple[str | None, str | None]:
     h.update(type_name(value).encode())
     np = sys.modules.get("numpy")
     pd = sys.modules.get("pandas")
+    if pd is not None and not hasattr(pd, "Series"):
+        pd = None  # being imported by another thread (the ingestor's Arrow): not usable yet
     if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
         h.update(repr(value.dtypes if isinstance(value, pd.DataFrame) else value.dtype).encode())
         h.update(repr(list(getattr(value, "columns", []))).encode())

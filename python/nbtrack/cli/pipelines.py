@@ -52,6 +52,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--atol", type=float, default=DEFAULT_ATOL, help="absolute metric tolerance (%(default)g)"
     )
+    p.add_argument(
+        "--check",
+        metavar="EXPR",
+        help="gate the rerun's metrics (see `nbtrack check`; delta() compares with RUN); "
+        "the gate, not reproduction, then decides the exit code",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_rerun)
 
@@ -155,6 +161,10 @@ def run_rerun(args: argparse.Namespace) -> int:
 
     overrides = parse_assignments(args.parameters)
     client = open_client(args)
+    if args.check is not None:
+        from ..gates import parse
+
+        parse(args.check)  # a gate that does not parse fails before the execution
     plan = plan_rerun(client, args.run, overrides=overrides, current=args.current)
     _warn(plan.warnings)
     if not args.json:
@@ -165,14 +175,21 @@ def run_rerun(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     result = execute_plan(client.project, plan, rtol=args.rtol, atol=args.atol)
+    gate = None
+    if args.check is not None:
+        gate = client.check(args.check, result.run_id, against=plan.original.run_id)
     if args.json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "check": gate.to_dict() if gate else None})
     else:
         status = result.status if not result.error else f"{result.status}: {result.error}"
         print(f"new run {result.run_id[:8]} ({status}), {len(result.child_ids)} cell run(s)")
         print(f"executed notebook: {_shown_path(result.executed_notebook)}")
         for line in result.verdict.lines():
             print(line)
+        if gate is not None:
+            print(gate.line())
+    if gate is not None:
+        return 0 if gate.passed else EXIT_NOT_REPRODUCED
     return 0 if result.reproduced else EXIT_NOT_REPRODUCED
 
 

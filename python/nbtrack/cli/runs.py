@@ -62,7 +62,10 @@ def do_ls(client: Client, args: argparse.Namespace) -> tuple[Table, Any]:
         status=args.status,
     )
     page = client.list_runs(q)
-    return runs_table(page.runs, page.param_keys, page.metric_keys), page
+    # System metrics (system/cpu_percent, ...) are in every run: the table leaves them
+    # to `show`, `diff` and --json rather than add a column each.
+    metric_keys = [k for k in page.metric_keys if not k.startswith("system/")]
+    return runs_table(page.runs, page.param_keys, metric_keys), page
 
 
 def show_table(run: Run) -> Table:
@@ -106,7 +109,8 @@ def diff_table(d: RunDiff) -> Table:
     for c in d.params:
         rows.append(["param", c.key, c.kind, c.a, c.b, None])
     for c in d.metrics:
-        rows.append(["metric", c.key, c.kind, c.a, c.b, c.delta])
+        section = "system" if c.key.startswith("system/") else "metric"
+        rows.append([section, c.key, c.kind, c.a, c.b, c.delta])
     for dc in d.data:
         a = f"{dc.a.hash} ({dc.a.size} B)" if dc.a else None
         b = f"{dc.b.hash} ({dc.b.size} B)" if dc.b else None
@@ -281,12 +285,20 @@ def register(sub: Any) -> None:
 def notebook_verb(words: list[str], start: str | None = None) -> Any:
     """``%track VERB ...``: the CLI's parser, results as objects a notebook renders."""
     if not words:
-        raise UsageError("usage: %track ls | show RUN | diff A B | sql QUERY | models ...")
+        raise UsageError(
+            "usage: %track ls | show RUN | diff A B | sql QUERY | check EXPR | drift PATH "
+            "| autolog [off] | models ..."
+        )
+    from . import monitoring
+
     parser = Parser(prog="%track")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     register(sub)
+    monitoring.register(sub)
     args = parser.parse_args(words)
     client = Client.open(os.path.dirname(start) if start else None)
+    if args.command in ("check", "drift"):
+        return monitoring.notebook_result(client, args)
     if args.command == "ls":
         return do_ls(client, args)[0].frame()
     if args.command == "show":

@@ -152,7 +152,8 @@ def run_sweep(
     client.recover()
     rows = _rows_with_metrics(client, records)
     param_keys = list(dict.fromkeys(k for p in plan.points for k in p))
-    metric_keys = sorted({k for r in rows for k in r.metrics})
+    # System metrics (CPU, memory) are in every run: not a column of the sweep's table.
+    metric_keys = sorted({k for r in rows for k in r.metrics if not k.startswith("system/")})
     return SweepResult(
         plan.sweep_id, str(plan.notebook), rows, param_keys, metric_keys, list(plan.warnings)
     )

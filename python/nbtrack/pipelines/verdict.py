@@ -260,6 +260,8 @@ def compare_runs(before: Run, after: Run, verdict: Verdict, label: str | None = 
 
 def _compare_measures(before: Run, after: Run, verdict: Verdict, cell: str) -> None:
     for key in sorted(set(before.metrics) | set(after.metrics)):
+        if key.startswith("system/"):
+            continue  # CPU time and memory differ on every execution: not a result
         a, b = before.metrics.get(key), after.metrics.get(key)
         if a is not None and b is not None:
             verdict.metrics_compared += 1

@@ -73,6 +73,11 @@ class Store(RegistryTables):
         with self.connect() as con:
             return reads.get_profile(con, digest)
 
+    def get_profiles(self, digests: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored profiles of several content hashes (those the store has), in one read."""
+        with self.connect() as con:
+            return reads.get_profiles(con, digests)
+
     # ---------------------------------------------------------------- reading
     def resolve(self, ref: str, kind: str | None = None) -> str:
         """Full run id for a full id, a unique prefix (≥ 4 characters) or ``last``."""
@@ -118,6 +123,16 @@ class Store(RegistryTables):
         """The run of the same cell just before ``run_id`` (by cell id, else name, else code)."""
         with self.connect() as con:
             return reads.previous_run_id(con, run_id, notebook_path, cell_id, name, source)
+
+    def latest_run_id(self, notebook_path: str) -> str | None:
+        """The newest run of a notebook (its notebook run when it has one)."""
+        with self.connect() as con:
+            return reads.latest_run_id(con, notebook_path)
+
+    def path_versions(self, path: str) -> list[tuple[str, Any, Any]]:
+        """``(run id, started, DataVersion)`` of every recorded version of a path, oldest first."""
+        with self.connect() as con:
+            return reads.path_versions(con, path)
 
     def change_token(self) -> str:
         with self.connect() as con:

@@ -161,9 +161,37 @@ def previous_run_id(
     return None if row is None else str(row[0])
 
 
+def latest_run_id(con: duckdb.DuckDBPyConnection, notebook_path: str) -> str | None:
+    """The newest finished-or-not run of a notebook; its notebook run if it has one."""
+    row = con.execute(
+        "SELECT coalesce(parent_id, run_id) FROM runs WHERE notebook_path = ? "
+        "ORDER BY started_at DESC, run_id DESC LIMIT 1",
+        [notebook_path],
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def path_versions(con: duckdb.DuckDBPyConnection, path: str) -> list[tuple[str, Any, DataVersion]]:
+    """``(run id, started, version)`` for every recorded version of ``path``, oldest first."""
+    rows = con.execute(
+        "SELECT d.run_id, r.started_at, d.path, d.role, d.hash, d.size, d.kind, d.in_project, "
+        "d.cached, d.mtime FROM data_versions d JOIN runs r USING (run_id) "
+        "WHERE d.path = ? AND d.hash IS NOT NULL ORDER BY r.started_at, d.role DESC",
+        [path],
+    ).fetchall()
+    return [(r[0], utc(r[1]), DataVersion(*r[2:])) for r in rows]
+
+
 def get_profile(con: duckdb.DuckDBPyConnection, digest: str) -> dict[str, Any] | None:
     row = con.execute("SELECT profile FROM profiles WHERE hash = ?", [digest]).fetchone()
     return None if row is None else json.loads(row[0])
+
+
+def get_profiles(con: duckdb.DuckDBPyConnection, digests: Sequence[str]) -> dict[str, Any]:
+    rows = con.execute(
+        "SELECT hash, profile FROM profiles WHERE list_contains(?, hash)", [list(digests)]
+    ).fetchall()
+    return {r[0]: json.loads(r[1]) for r in rows}
 
 
 def change_token(con: duckdb.DuckDBPyConnection) -> str:

@@ -117,8 +117,10 @@ def write(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> None:
         )
     for b in batches:
         for digest, profile in b.profiles.items():
+            # Replace: one hash has one content, and a profile of a newer nbtrack (drift
+            # sketches added) must be able to take the place of an older one.
             con.execute(
-                "INSERT OR IGNORE INTO profiles VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)",
                 [digest, json.dumps(profile), now],
             )
     ran = [b for b in batches if b.run_id]

@@ -1,0 +1,260 @@
+"""System metrics of a run: CPU, memory, disk and NVIDIA GPUs, sampled in the background.
+
+While a tracked cell runs, one daemon thread samples the kernel process and its
+children every ``interval`` seconds and logs metric series under ``system/``:
+``cpu_percent`` (100 = one core busy), ``rss_mb``, ``disk_read_mb`` /
+``disk_write_mb`` (since the run started) and, per NVIDIA device,
+``gpu<i>_utilization_percent`` / ``gpu<i>_memory_mb``. When the run ends it adds
+one value each of ``peak_rss_mb``, ``rss_increase_mb`` (peak minus the memory at
+the start), ``cpu_time_s``, ``cpu_percent_avg`` and ``gpu<i>_peak_memory_mb``.
+
+Peak memory does not depend on catching the peak in a sample: on Linux the
+kernel's high-water mark (``VmHWM``) is reset when the run starts (writing ``5``
+to ``/proc/self/clear_refs``) and read when it ends. GPUs are read through NVIDIA's
+management library (``pynvml``, from the ``nvidia-ml-py`` package), imported only
+when installed; without it or without a driver, no GPU metric is logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+if TYPE_CHECKING:
+    from .tracking import RunWriter
+
+PREFIX = "system/"
+MB = 1024 * 1024
+THREAD_NAME = "nbtrack-system"
+
+
+def interval_from(configured: float | None) -> float:
+    """The sampling interval: the magic's setting, else the environment's, else 2 s
+    (settings.py; well under 0.5 % of a core, benchmarks/bench_monitoring.py).
+
+    0 (or less) turns sampling off.
+    """
+    if configured is not None:
+        return float(configured)
+    from . import settings
+
+    return settings.system_interval()
+
+
+def _high_water_mark() -> float | None:
+    """This process's peak resident memory since the last reset, in bytes (Linux)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class _Gpus:
+    """NVIDIA devices through pynvml, when the package and a driver are both there."""
+
+    def __init__(self) -> None:
+        self.handles: list[Any] = []
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self.nvml = pynvml
+            self.handles = [
+                pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())
+            ]
+        except Exception:  # no package, no driver, no device: no GPU metrics
+            self.handles = []
+
+    def sample(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i, h in enumerate(self.handles):
+            try:
+                util = self.nvml.nvmlDeviceGetUtilizationRates(h)
+                mem = self.nvml.nvmlDeviceGetMemoryInfo(h)
+            except Exception:
+                continue
+            out[f"gpu{i}_utilization_percent"] = float(util.gpu)
+            out[f"gpu{i}_memory_mb"] = mem.used / MB
+        return out
+
+
+_gpus: _Gpus | None = None
+
+
+class SystemSampler:
+    """Samples one run's process tree until ``stop``; see the module docstring."""
+
+    def __init__(self, writer: RunWriter, interval: float) -> None:
+        global _gpus
+        self.writer = writer
+        self.interval = interval
+        self.proc = psutil.Process()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._step = 0
+        self._children: dict[int, psutil.Process] = {}
+        self.peak_children = 0.0
+        if _gpus is None:
+            _gpus = _Gpus()
+        self.gpus = _gpus
+        self.hwm_reset = _reset_high_water_mark()
+        self.t0 = self._last_t = time.monotonic()
+        self.cpu0 = self._last_cpu = self._cpu()
+        self.io0 = self._io()
+        self.rss0 = self._rss()
+        self.peak_rss = self.rss0
+        self.peak_gpu: dict[str, float] = {}
+        self.thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
+        self.thread.start()
+
+    # ---------------------------------------------------------------- reading the process tree
+    def _kids(self) -> list[psutil.Process]:
+        try:
+            live = self.proc.children(recursive=True)
+        except psutil.Error:
+            return list(self._children.values())
+        # The same Process objects across samples: psutil then knows each one's start.
+        self._children = {p.pid: self._children.get(p.pid, p) for p in live}
+        return list(self._children.values())
+
+    def _cpu(self) -> float:
+        t = self.proc.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        for child in self._kids():
+            with contextlib.suppress(psutil.Error):
+                c = child.cpu_times()
+                total += c.user + c.system
+        return total
+
+    def _rss(self) -> float:
+        """Resident memory of the kernel plus its children (the children's part kept apart)."""
+        kids = 0.0
+        for child in self._children.values():
+            with contextlib.suppress(psutil.Error):
+                kids += child.memory_info().rss
+        self.peak_children = max(self.peak_children, kids)
+        return float(self.proc.memory_info().rss) + kids
+
+    def _io(self) -> tuple[float, float]:
+        read = write = 0.0
+        for p in [self.proc, *self._children.values()]:
+            with contextlib.suppress(psutil.Error, AttributeError):
+                io = p.io_counters()
+                read += io.read_bytes
+                write += io.write_bytes
+        return read, write
+
+    # ---------------------------------------------------------------- sampling
+    def _sample(self) -> None:
+        with self._lock:
+            now, cpu = time.monotonic(), self._cpu()
+            rss = self._rss()
+            read, write = self._io()
+            self.peak_rss = max(self.peak_rss, rss)
+            wall = now - self._last_t
+            values = {
+                "cpu_percent": 100.0 * (cpu - self._last_cpu) / wall if wall > 0 else 0.0,
+                "rss_mb": rss / MB,
+                "disk_read_mb": max(0.0, read - self.io0[0]) / MB,
+                "disk_write_mb": max(0.0, write - self.io0[1]) / MB,
+            }
+            for key, v in self.gpus.sample().items():
+                values[key] = v
+                if key.endswith("_memory_mb"):
+                    self.peak_gpu[key] = max(self.peak_gpu.get(key, 0.0), v)
+            self._last_t, self._last_cpu = now, cpu
+            step = self._step
+            self._step += 1
+        w = self.writer
+        for key, v in values.items():
+            w.log_metric(PREFIX + key, v, step)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._sample()
+            except Exception:  # a vanished child, a closed spool: the next sample tries again
+                continue
+
+    def stop(self) -> None:
+        """End sampling (the thread is joined) and log the run's peaks and totals."""
+        self._stop.set()
+        self.thread.join(timeout=10)
+        with contextlib.suppress(Exception):
+            self._sample()
+        wall = time.monotonic() - self.t0
+        cpu = self._last_cpu - self.cpu0
+        peak = self.peak_rss
+        hwm = _high_water_mark() if self.hwm_reset else None
+        if hwm is not None:
+            # The kernel's exact peak, plus its children's largest sampled memory.
+            peak = max(peak, hwm + self.peak_children)
+        totals = {
+            "peak_rss_mb": peak / MB,
+            "rss_increase_mb": max(0.0, peak - self.rss0) / MB,
+            "cpu_time_s": cpu,
+            "cpu_percent_avg": 100.0 * cpu / wall if wall > 0 else 0.0,
+        }
+        for key, v in self.peak_gpu.items():
+            totals[key.replace("_memory_mb", "_peak_memory_mb")] = v
+        for key, v in totals.items():
+            self.writer.log_metric(PREFIX + key, v)
+
+
+def start(writer: RunWriter, interval: float | None) -> SystemSampler | None:
+    """Start sampling for ``writer``'s run (None when the interval turns it off)."""
+    seconds = interval_from(interval)
+    if seconds <= 0:
+        return None
+    try:
+        return SystemSampler(writer, seconds)
+    except (psutil.Error, OSError):
+        return None
+
+
+def stop(sampler: SystemSampler | None) -> None:
+    if sampler is not None:
+        sampler.stop()
+
+
+def system_summary(metrics: dict[str, float]) -> str | None:
+    """``peak memory 1.4 GB (+512 MB), CPU 3.1 s (97 %)`` from a run's metrics."""
+    peak = metrics.get(PREFIX + "peak_rss_mb")
+    if peak is None:
+        return None
+    parts = [f"peak memory {_mb(peak)}"]
+    rise = metrics.get(PREFIX + "rss_increase_mb")
+    if rise is not None and rise >= 1:
+        parts[0] += f" (+{_mb(rise)})"
+    cpu, pct = metrics.get(PREFIX + "cpu_time_s"), metrics.get(PREFIX + "cpu_percent_avg")
+    if cpu is not None:
+        parts.append(f"CPU {cpu:.2f} s" + (f" ({pct:.0f} %)" if pct is not None else ""))
+    gpus = sorted(k for k in metrics if k.startswith(PREFIX + "gpu") and "peak_memory" in k)
+    for key in gpus:
+        parts.append(f"{key[len(PREFIX) :].split('_')[0].upper()} memory {_mb(metrics[key])}")
+    return ", ".join(parts)
+
+
+def _mb(value: float) -> str:
+    return f"{value / 1024:.2f} GB" if value >= 1024 else f"{value:.0f} MB"
+
+
+def is_system(key: str) -> bool:
+    return key.startswith(PREFIX)
