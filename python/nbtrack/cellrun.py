@@ -14,12 +14,12 @@ from typing import Any
 
 from . import capture, cellfiles, dataflow, filewatch, fswatch, ingest, settings, tracking
 from .client import Client
-from .diff import RunDiff, diff_runs
 from .exceptions import CaptureError, NbtrackError, UsageError
 from .hashing import StatCache
 from .lineage import Lineage, Read
 from .models import DataVersion, Run, warning_tag
 from .project import Project, resolve_project
+from .rundiff import RunDiff, diff_runs
 from .values import metric_values, param_value
 
 log = logging.getLogger("nbtrack")

@@ -31,7 +31,7 @@ from .store import Store
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .diff import RunDiff
+    from .rundiff import RunDiff
 
 # A reader brings in runs that ended (or whose writer died) before it reads, so a run
 # is visible the moment its cell returns; but at most this many metric points and
@@ -264,7 +264,7 @@ class Client:
 
     def diff(self, a: str, b: str, *, all: bool = False) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (everything with ``all``)."""
-        from .diff import diff_runs
+        from .rundiff import diff_runs
 
         ra, rb = self.get_runs([a, b])
         return diff_runs(ra, rb, include_same=all, data_detail=self.data_detail)
@@ -279,7 +279,7 @@ class Client:
         """Several runs side by side: each against the first (the baseline)."""
         if len(refs) < 2:
             raise UsageError("compare needs at least two runs")
-        from .diff import diff_runs
+        from .rundiff import diff_runs
 
         runs = self.get_runs(refs)
         base = runs[0]

@@ -11,8 +11,8 @@ import math
 from typing import Any
 
 from .cellrun import CellOutcome
-from .diff import CHANGED, RunDiff
 from .models import Run
+from .rundiff import CHANGED, RunDiff
 
 MAX_ITEMS = 12
 
