@@ -11,11 +11,14 @@ import subprocess
 import threading
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .exceptions import CaptureError
 from .models import Environment
+
+if TYPE_CHECKING:
+    from .cache import Cache
 
 GIT_DIFF_LIMIT = 1 << 20  # a dirty diff larger than this is cut (and says so)
 
@@ -176,13 +179,36 @@ def notebook_cells(nb_bytes: bytes) -> list[dict[str, Any]]:
     return cells
 
 
-def match_cell(nb_bytes: bytes, source: str, cell_id: str | None) -> tuple[str | None, bool | None]:
+_snapshots: dict[tuple[str, str], tuple[tuple[int, int], str, list[dict[str, Any]]]] = {}
+
+
+def notebook_snapshot(path: str, cache: Cache) -> tuple[str, list[dict[str, Any]]]:
+    """``(blob hash, code cells)`` of the saved notebook, kept in ``cache``.
+
+    Every tracked cell records the saved notebook, which changes far less often
+    than cells run (an autosave every two minutes): the file is read, hashed and
+    parsed again only when its modification time or size changed.
+    """
+    st = os.stat(path)
+    stamp = (st.st_mtime_ns, st.st_size)
+    key = (path, str(cache.root))
+    found = _snapshots.get(key)
+    if found is not None and found[0] == stamp and cache.has(found[1]):
+        return found[1], found[2]
+    data = Path(path).read_bytes()
+    digest, cells = cache.put_bytes(data), notebook_cells(data)
+    _snapshots[key] = (stamp, digest, cells)
+    return digest, cells
+
+
+def match_cell(
+    cells: list[dict[str, Any]], source: str, cell_id: str | None
+) -> tuple[str | None, bool | None]:
     """``(cell id, code matches the saved notebook)`` for a cell that just ran.
 
     With a cell id (JupyterLab sends one) the saved cell of that id is compared;
     without one (papermill does not), a saved cell with the same source gives the id.
     """
-    cells = notebook_cells(nb_bytes)
     if not cells:
         return cell_id, None
     want = source.strip()

@@ -18,6 +18,7 @@ from .exceptions import CaptureError, NbtrackError, UsageError
 from .hashing import StatCache
 from .lineage import Lineage, Read
 from .models import DataVersion, Run, warning_tag
+from .previous import PreviousRuns, cell_key
 from .project import Project, resolve_project
 from .rundiff import RunDiff, diff_runs
 from .values import metric_values, param_value
@@ -68,6 +69,7 @@ class KernelSession:
         self.parent_id: str | None = settings.parent_run()
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
+        self._previous: dict[tuple[Path, str | None], PreviousRuns] = {}
         # Watch the project for written files now, not in the first tracked cell.
         ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
 
@@ -78,6 +80,16 @@ class KernelSession:
     def project(self) -> Project:
         nb = self.notebook_path()
         return resolve_project(Path(nb).parent if nb else None)
+
+    def previous_runs(self, project: Project) -> PreviousRuns:
+        """The newest run of each cell of this notebook in the store (read once, in the background)."""
+        nb = self.notebook_path()
+        rel = project.relative(nb)[0] if nb else None
+        key = (project.folder, rel)
+        found = self._previous.get(key)
+        if found is None:
+            found = self._previous[key] = PreviousRuns(Client(project), rel)
+        return found
 
     def stat_cache(self, project: Project) -> StatCache:
         """One stat cache per store, persisted in its folder, loaded once per kernel."""
@@ -210,6 +222,8 @@ class CellRun:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
         self._start_context(nb, cell_id)
+        snap = self.writer.snapshot
+        self._cell_key = cell_key(snap.cell_id, snap.name, snap.source)
         self._previous = self._start_previous()
         self.watcher = filewatch.FileWatcher(
             self.project.root, self.project.folder, session.ignored(), notebook=nb
@@ -240,18 +254,14 @@ class CellRun:
                 warnings["git"] = f"no git state recorded: {exc}"
             if nb and os.path.isfile(nb):
                 try:
-                    data = Path(nb).read_bytes()
-                except OSError as exc:
+                    fields["notebook_hash"], cells = capture.notebook_snapshot(nb, cache)
+                except (OSError, NbtrackError) as exc:
                     warnings["notebook"] = f"no notebook snapshot recorded: {exc}"
                 else:
-                    found_id, matches = capture.match_cell(data, source, cell_id)
+                    found_id, matches = capture.match_cell(cells, source, cell_id)
                     fields["code_matches_notebook"] = matches
                     if found_id and not cell_id:
                         fields["cell_id"] = found_id
-                    try:
-                        fields["notebook_hash"] = cache.put_bytes(data)
-                    except (OSError, NbtrackError) as exc:
-                        warnings["notebook"] = f"no notebook snapshot kept: {exc}"
             writer.update(**fields)
             if warnings:
                 _record_warnings(writer, warnings)
@@ -269,23 +279,13 @@ class CellRun:
         writer.hold()
         ingest.background(gather).add_done_callback(done)
 
-    def _start_previous(self) -> Future[Any] | None:
+    def _start_previous(self) -> PreviousRuns | None:
         if self.key in self.session.last_by_cell or settings.parent_run():
             # In a pipeline's execution every cell runs once per kernel: its summary
             # names the notebook run rather than wait on a store busy with the
             # sweep's other executions (nbtrack diff compares them afterwards).
             return None
-        if not self.project.db_path.exists():
-            return None  # a new store: nothing ran before
-        snap = self.writer.snapshot
-        probe = Run(
-            run_id=snap.run_id,
-            notebook_path=snap.notebook_path,
-            cell_id=snap.cell_id,
-            name=snap.name,
-            source=snap.source,
-        )
-        return ingest.background(self.client.previous_run, probe)
+        return self.session.previous_runs(self.project)
 
     # ---------------------------------------------------------------- data versions
     def _version(self, path: str, role: str, keep_bytes: bool = True) -> DataVersion | None:
@@ -421,8 +421,8 @@ class CellRun:
         if self._previous is None:
             return self.session.last_by_cell.get(self.key)
         try:
-            # The store may be busy with other writers; the summary waits a little.
-            return self._previous.result(timeout=PREVIOUS_WAIT)
+            # Read once per kernel in the background; the first cell may wait a little.
+            return self._previous.find(self._cell_key, PREVIOUS_WAIT)
         except FutureTimeout:
             self.warnings.append("the previous run of this cell was not read in time")
         except Exception as exc:

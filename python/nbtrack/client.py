@@ -255,12 +255,9 @@ class Client:
     ) -> dict[str, list[MetricPoint]]:
         return self._store.metric_series(self.resolve(ref), keys)
 
-    def previous_run(self, run: Run) -> Run | None:
-        """The run of the same cell before ``run`` (same notebook, same cell id / name / code)."""
-        prev = self._store.previous_run_id(
-            run.run_id, run.notebook_path, run.cell_id, run.name, run.source
-        )
-        return None if prev is None else self._store.get_runs([prev])[0]
+    def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
+        """The newest finished run of each cell of a notebook: what the next run of a cell follows."""
+        return self._store.latest_cell_runs(notebook_path)
 
     def diff(self, a: str, b: str, *, all: bool = False) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (everything with ``all``)."""

@@ -18,7 +18,7 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Integer
 
-from . import dataflow
+from . import dataflow, settings
 from .cellrun import KernelSession, TrackOptions
 from .exceptions import NbtrackError
 from .lineage import TreeRecorder
@@ -221,7 +221,14 @@ def load(ipython: Any) -> None:
     from .ingest import background, ingestor
 
     ingestor()  # start the background writer now, not in the first tracked cell
-    background(environment)  # and list the installed packages while the user types
+    background(environment)  # list the installed packages while the user types
+    if not settings.parent_run():
+        try:  # and read what the notebook's cells last recorded, for their summaries
+            magics.session.previous_runs(magics.session.project())
+        except NbtrackError as exc:
+            import logging
+
+            logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
 
 
 def unload(ipython: Any) -> None:
