@@ -1,4 +1,4 @@
-"""What a run records about itself: literal parameters, environment, git, notebook."""
+"""What a run records about itself: literal parameters, environment, notebook (git: gitstate.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,16 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import threading
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import settings
-from .exceptions import CaptureError
 from .models import Environment
 
 if TYPE_CHECKING:
     from .cache import Cache
-
-GIT_DIFF_LIMIT = 1 << 20  # a dirty diff larger than this is cut (and says so)
 
 
 def literal_assignments(source: str) -> dict[str, Any]:
@@ -92,54 +88,6 @@ def _list_environment() -> Environment:
     return Environment(
         env_id=env_id, python=python, platform=plat, packages=dict(sorted(packages.items()))
     )
-
-
-def git_state(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """``git_commit``, ``git_dirty`` and ``git_diff`` for the repository holding ``folder``.
-
-    ``{}`` outside a repository and in one without a commit yet. Raises
-    ``CaptureError`` when ``folder`` is in a repository whose state git cannot tell
-    (git missing, a broken ``.git``, a repository git refuses to read).
-    """
-
-    def git(*args: str) -> str:
-        try:
-            out = subprocess.run(
-                ["git", *args],
-                cwd=folder,
-                capture_output=True,
-                timeout=10,
-                check=False,
-                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise CaptureError(f"git {args[0]} did not run: {exc}") from None
-        if out.returncode != 0:
-            said = out.stderr.decode(errors="replace").strip().splitlines()
-            raise CaptureError(f"git {args[0]} failed: {said[0] if said else out.returncode}")
-        return out.stdout.decode(errors="replace")
-
-    start = Path(folder).resolve()
-    if not any((d / ".git").exists() for d in (start, *start.parents)):
-        return {}  # not a repository: no git process at all
-    # One process for the commit and the dirty flag; a second only for a dirty diff.
-    status = git("status", "--porcelain=v2", "--branch", "--untracked-files=no")
-    commit = ""
-    dirty = False
-    for line in status.splitlines():
-        if line.startswith("# branch.oid "):
-            commit = line.split(" ", 2)[2].strip()
-        elif line and not line.startswith("#"):
-            dirty = True
-    if not commit or commit == "(initial)":
-        return {}
-    try:
-        diff = git("diff", "HEAD") if dirty else None
-    except CaptureError:
-        diff = None  # the commit and the dirty flag are known; only the patch is missing
-    if diff and len(diff) > GIT_DIFF_LIMIT:
-        diff = diff[:GIT_DIFF_LIMIT] + "\n[nbtrack: diff cut at 1 MiB]\n"
-    return {"git_commit": commit, "git_dirty": dirty, "git_diff": diff}
 
 
 def kernel_notebook_path(user_ns: dict[str, Any] | None = None) -> str | None:

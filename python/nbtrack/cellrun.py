@@ -15,6 +15,7 @@ from typing import Any
 from . import capture, cellfiles, dataflow, filewatch, fswatch, ingest, settings, tracking
 from .client import Client
 from .exceptions import CaptureError, NbtrackError, UsageError
+from .gitstate import git_state
 from .hashing import StatCache
 from .lineage import Lineage, Read
 from .models import DataVersion, Run, warning_tag
@@ -70,6 +71,7 @@ class KernelSession:
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
         self._previous: dict[tuple[Path, str | None], PreviousRuns] = {}
+        self._projects: dict[tuple[str | None, ...], Project] = {}
         # Watch the project for written files now, not in the first tracked cell.
         ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
 
@@ -78,8 +80,13 @@ class KernelSession:
         return capture.kernel_notebook_path(self.user_ns)
 
     def project(self) -> Project:
+        """The store of this notebook, resolved again only when what decides it changed."""
         nb = self.notebook_path()
-        return resolve_project(Path(nb).parent if nb else None)
+        key = (os.getcwd(), nb, settings.STORE.raw(), settings.ROOT.raw())
+        found = self._projects.get(key)
+        if found is None:
+            found = self._projects[key] = resolve_project(Path(nb).parent if nb else None)
+        return found
 
     def previous_runs(self, project: Project) -> PreviousRuns:
         """The newest run of each cell of this notebook in the store (read once, in the background)."""
@@ -249,7 +256,7 @@ class CellRun:
             fields: dict[str, Any] = {}
             warnings: dict[str, str] = {}
             try:
-                fields.update(capture.git_state(Path(nb).parent if nb else root))
+                fields.update(git_state(Path(nb).parent if nb else root))
             except CaptureError as exc:
                 warnings["git"] = f"no git state recorded: {exc}"
             if nb and os.path.isfile(nb):
