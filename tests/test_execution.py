@@ -214,6 +214,7 @@ def test_inside_capture_the_run_is_recorded_and_its_summary_captured(kernel, pro
     assert shown["outputs"][0]["text"].strip() == "hidden 1 7"
     (run,) = _settled_runs(project_dir, 1)
     assert run.name == "cap" and run.status == "finished" and run.params == {"v": 7}
+    assert run.execution_count == reply["reply"]["execution_count"]
 
 
 def test_a_tracked_cell_inside_a_running_cell_runs_through_the_magic(kernel, project_dir):
@@ -222,6 +223,7 @@ def test_a_tracked_cell_inside_a_running_cell_runs_through_the_magic(kernel, pro
     assert "4" in texts
     (run,) = _settled_runs(project_dir, 1)
     assert run.name == "inner" and run.status == "finished"
+    assert run.execution_count == reply["reply"]["execution_count"]
 
 
 def _plain(text: str) -> str:

@@ -54,7 +54,9 @@ class TrackedCells:
         # ExecutionInfo of each cell running now: a cell may run another (%%capture).
         self._executing: list[Any] = []
         # What the transformer took off the cell about to run: (line, options, In[n]).
-        self._pending: tuple[str, TrackOptions, int] | None = None
+        self._pending: tuple[str, TrackOptions] | None = None
+        self._count_seen: int | None = None
+        self.count: int | None = None  # the In [n] of the cell running now
         self._run: CellRun | None = None
 
     # ---------------------------------------------------------------- wiring
@@ -82,6 +84,8 @@ class TrackedCells:
         """
         if self._executing or not lines:
             return lines
+        # IPython numbers a cell after transforming it (9.x: before running it).
+        self._count_seen = self.shell.execution_count
         at = 1 if _magic_name(lines[0]) in MEASURING and len(lines) > 1 else 0
         line = lines[at]
         if _magic_name(line) != "track":
@@ -91,7 +95,7 @@ class TrackedCells:
             opts = self.magics._options(line[len(MAGIC) :].strip(), body)
         except UsageError:
             return lines  # left to the magic, which reports the usage error
-        self._pending = (line.rstrip("\n"), opts, self.shell.execution_count)
+        self._pending = (line.rstrip("\n"), opts)
         rest = lines[at + 1 :]
         if at == 0 and not _magic_name(next((ln for ln in rest if ln.strip()), "")):
             # A comment keeps the cell's line numbers (tracebacks point at the line
@@ -108,9 +112,12 @@ class TrackedCells:
     def pre_run_cell(self, info: Any) -> None:
         self._executing.append(info)
         pending, self._pending = self._pending, None
-        if len(self._executing) > 1 or pending is None:
+        if len(self._executing) > 1:
             return
-        line, opts, count = pending
+        self.count = self._count_seen if getattr(info, "store_history", True) else None
+        if pending is None:
+            return
+        line, opts = pending
         raw = (getattr(info, "raw_cell", "") or "").strip("\n")
         if line.strip() not in (ln.strip() for ln in raw.splitlines()[:2]):
             return  # the transformer saw another cell (a completeness check)
@@ -119,9 +126,8 @@ class TrackedCells:
 
         transformed = getattr(info, "transformed_cell", None) or raw
         cell_id = getattr(info, "cell_id", None) or _cell_id(self.shell)
-        n = count if getattr(info, "store_history", True) else None
         try:
-            self._run = CellRun(self.magics.session, opts, raw, transformed, cell_id, n)
+            self._run = CellRun(self.magics.session, opts, raw, transformed, cell_id, self.count)
         except NbtrackError as exc:
             _warn(f"nbtrack could not start a run, the cell runs untracked: {exc}")
         except Exception:  # never let nbtrack stop or change the user's cell
@@ -171,7 +177,8 @@ def run_in_magic(magics: TrackMagics, opts: TrackOptions, line: str, cell: str) 
     __tracebackhide__ = True
     shell: Any = magics.shell
     transformed = shell.transform_cell(cell)
-    filename = shell.compile.cache(transformed, shell.execution_count, raw_code=cell)
+    count = magics.cells.count if magics.cells.count is not None else shell.execution_count
+    filename = shell.compile.cache(transformed, count, raw_code=cell)
     tree = shell.transform_ast(shell.compile.ast_parse(transformed, filename=filename))
     tail = (
         ast.Expression(tree.body.pop().value)
@@ -183,9 +190,7 @@ def run_in_magic(magics: TrackMagics, opts: TrackOptions, line: str, cell: str) 
     last = compile(tail, filename, "eval", flags=flags, dont_inherit=True) if tail else None
     try:
         raw = f"{MAGIC} {line}".rstrip() + "\n" + cell
-        run = CellRun(
-            magics.session, opts, raw, transformed, _cell_id(shell), shell.execution_count
-        )
+        run = CellRun(magics.session, opts, raw, transformed, _cell_id(shell), count)
     except NbtrackError as exc:
         raise UsageError(f"nbtrack could not start a run: {exc}") from exc
     error: BaseException | None = None
