@@ -63,4 +63,13 @@ def test_outside_a_repository_or_before_the_first_commit_there_is_no_state(tmp_p
     assert git_state(tmp_path) == {}
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "a.txt").write_text("a")
+    assert git_state(tmp_path) == git_state(tmp_path) == {}
+    # and the first commit is seen as soon as it is made
+    subprocess.run([*GIT, "add", "."], cwd=tmp_path, check=True)
     assert git_state(tmp_path) == {}
+    subprocess.run([*GIT, "commit", "-qm", "first"], cwd=tmp_path, check=True)
+    assert git_state(tmp_path) == {
+        "git_commit": _head(tmp_path),
+        "git_dirty": False,
+        "git_diff": None,
+    }

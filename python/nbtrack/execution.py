@@ -53,7 +53,7 @@ class TrackedCells:
         self.shell: Any = magics.shell
         # ExecutionInfo of each cell running now: a cell may run another (%%capture).
         self._executing: list[Any] = []
-        # What the transformer took off the cell about to run: (line, options, In[n]).
+        # What the transformer took off the cell about to run: (line, options).
         self._pending: tuple[str, TrackOptions] | None = None
         self._count_seen: int | None = None
         self.count: int | None = None  # the In [n] of the cell running now

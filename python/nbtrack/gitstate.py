@@ -100,16 +100,16 @@ def _stat(path: Path) -> tuple[int, int] | None:
 def _fingerprint(root: Path) -> tuple[Any, ...] | None:
     """What the git state depends on, or None where it cannot be read cheaply."""
     git_dir = root / ".git"
-    index = _stat(git_dir / "index")
-    if not git_dir.is_dir() or index is None:
+    if not git_dir.is_dir():
         return None
+    index = _stat(git_dir / "index")  # None before anything was added
     try:
         head = (git_dir / "HEAD").read_text().strip()
     except OSError:
         return None
     ref = head[5:].strip() if head.startswith("ref: ") else None
     refs = (_stat(git_dir / ref), _stat(git_dir / "packed-refs")) if ref else None
-    files = _tracked_files(root, index)
+    files = _tracked_files(root, index) if index is not None else []
     if files is None:
         return None
     return (index, head, refs, tuple(_stat(root / f) for f in files))
