@@ -23,15 +23,13 @@ from __future__ import annotations
 import ast
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from IPython.core.error import UsageError
 
+from .cellrun import CellRun, TrackOptions
 from .exceptions import NbtrackError
-
-if TYPE_CHECKING:
-    from .cellrun import CellRun, TrackOptions
-    from .magics import TrackMagics
+from .summary import show
 
 log = logging.getLogger("nbtrack")
 
@@ -48,7 +46,7 @@ def _magic_name(line: str) -> str:
 class TrackedCells:
     """The input transformer and the two events that make a ``%%track`` cell a run."""
 
-    def __init__(self, magics: TrackMagics) -> None:
+    def __init__(self, magics: Any) -> None:  # magics.TrackMagics (which imports this module)
         self.magics = magics
         self.shell: Any = magics.shell
         # ExecutionInfo of each cell running now: a cell may run another (%%capture).
@@ -121,9 +119,6 @@ class TrackedCells:
         raw = (getattr(info, "raw_cell", "") or "").strip("\n")
         if line.strip() not in (ln.strip() for ln in raw.splitlines()[:2]):
             return  # the transformer saw another cell (a completeness check)
-        from .cellrun import CellRun
-        from .magics import _cell_id
-
         transformed = getattr(info, "transformed_cell", None) or raw
         cell_id = getattr(info, "cell_id", None) or _cell_id(self.shell)
         try:
@@ -149,19 +144,31 @@ class TrackedCells:
         try:
             outcome = run.end(self.shell.user_ns, error)
             if self.magics.show_summary:
-                from .summary import show
-
                 show(outcome, self.shell)
         except Exception as exc:
             log.debug("nbtrack: ending the run failed", exc_info=True)
             _warn(f"nbtrack could not finish the run: {exc}")
 
 
+def _cell_id(shell: Any) -> str | None:
+    """The id JupyterLab sends with an execute request (papermill sends none)."""
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return None
+    try:
+        parent = kernel.get_parent("shell")
+    except (TypeError, AttributeError):
+        parent = getattr(kernel, "_parent_header", None) or {}
+    meta = (parent or {}).get("metadata") or {}
+    cid = meta.get("cellId")
+    return str(cid) if cid else None
+
+
 def _warn(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def run_in_magic(magics: TrackMagics, opts: TrackOptions, line: str, cell: str) -> Any:
+def run_in_magic(magics: Any, opts: TrackOptions, line: str, cell: str) -> Any:
     """``%%track`` where IPython runs it as a magic: the body runs here, as plain Python.
 
     Only reached inside a cell magic that runs its body through ``run_cell``
@@ -170,10 +177,6 @@ def run_in_magic(magics: TrackMagics, opts: TrackOptions, line: str, cell: str) 
     it); an error is raised with nbtrack's own frames hidden from IPython's
     traceback. Top-level ``await`` is not available here.
     """
-    from .cellrun import CellRun
-    from .magics import _cell_id
-    from .summary import show
-
     __tracebackhide__ = True
     shell: Any = magics.shell
     transformed = shell.transform_cell(cell)

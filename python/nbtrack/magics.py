@@ -182,20 +182,6 @@ class TrackMagics(Magics):
             logging.getLogger("nbtrack").warning("nbtrack: after the cell: %s", exc)
 
 
-def _cell_id(shell: Any) -> str | None:
-    """The id JupyterLab sends with an execute request (papermill sends none)."""
-    kernel = getattr(shell, "kernel", None)
-    if kernel is None:
-        return None
-    try:
-        parent = kernel.get_parent("shell")
-    except (TypeError, AttributeError):
-        parent = getattr(kernel, "_parent_header", None) or {}
-    meta = (parent or {}).get("metadata") or {}
-    cid = meta.get("cellId")
-    return str(cid) if cid else None
-
-
 _loaded: dict[int, TrackMagics] = {}
 
 
