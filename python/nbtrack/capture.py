@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import settings
+from .exceptions import NbtrackError
 from .models import Environment
 
 if TYPE_CHECKING:
@@ -130,23 +131,31 @@ def notebook_cells(nb_bytes: bytes) -> list[dict[str, Any]]:
 _snapshots: dict[tuple[str, str], tuple[tuple[int, int], str, list[dict[str, Any]]]] = {}
 
 
-def notebook_snapshot(path: str, cache: Cache) -> tuple[str, list[dict[str, Any]]]:
-    """``(blob hash, code cells)`` of the saved notebook, kept in ``cache``.
+def notebook_snapshot(
+    path: str, cache: Cache
+) -> tuple[str | None, list[dict[str, Any]], Exception | None]:
+    """``(blob hash, code cells, why it was not kept)`` of the saved notebook.
 
     Every tracked cell records the saved notebook, which changes far less often
     than cells run (an autosave every two minutes): the file is read, hashed and
-    parsed again only when its modification time or size changed.
+    parsed again only when its modification time or size changed. Raises
+    ``OSError`` when the file cannot be read; a cache that cannot keep the bytes
+    gives no hash and the reason.
     """
     st = os.stat(path)
     stamp = (st.st_mtime_ns, st.st_size)
     key = (path, str(cache.root))
     found = _snapshots.get(key)
     if found is not None and found[0] == stamp and cache.has(found[1]):
-        return found[1], found[2]
+        return found[1], found[2], None
     data = Path(path).read_bytes()
-    digest, cells = cache.put_bytes(data), notebook_cells(data)
+    cells = notebook_cells(data)
+    try:
+        digest = cache.put_bytes(data)
+    except (OSError, NbtrackError) as exc:
+        return None, cells, exc
     _snapshots[key] = (stamp, digest, cells)
-    return digest, cells
+    return digest, cells, None
 
 
 def match_cell(

@@ -261,14 +261,18 @@ class CellRun:
                 warnings["git"] = f"no git state recorded: {exc}"
             if nb and os.path.isfile(nb):
                 try:
-                    fields["notebook_hash"], cells = capture.notebook_snapshot(nb, cache)
-                except (OSError, NbtrackError) as exc:
+                    digest, cells, not_kept = capture.notebook_snapshot(nb, cache)
+                except OSError as exc:
                     warnings["notebook"] = f"no notebook snapshot recorded: {exc}"
                 else:
                     found_id, matches = capture.match_cell(cells, source, cell_id)
                     fields["code_matches_notebook"] = matches
                     if found_id and not cell_id:
                         fields["cell_id"] = found_id
+                    if not_kept is None:
+                        fields["notebook_hash"] = digest
+                    else:
+                        warnings["notebook"] = f"no notebook snapshot kept: {not_kept}"
             writer.update(**fields)
             if warnings:
                 _record_warnings(writer, warnings)
