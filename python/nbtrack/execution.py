@@ -56,6 +56,7 @@ class TrackedCells:
         self._count_seen: int | None = None
         self.count: int | None = None  # the In [n] of the cell running now
         self._run: CellRun | None = None
+        self.tracked: Any = None  # the ExecutionInfo of the last cell that became a run
 
     # ---------------------------------------------------------------- wiring
     def register(self) -> None:
@@ -123,6 +124,7 @@ class TrackedCells:
         cell_id = getattr(info, "cell_id", None) or _cell_id(self.shell)
         try:
             self._run = CellRun(self.magics.session, opts, raw, transformed, cell_id, self.count)
+            self.tracked = info
         except NbtrackError as exc:
             _warn(f"nbtrack could not start a run, the cell runs untracked: {exc}")
         except Exception:  # never let nbtrack stop or change the user's cell

@@ -162,8 +162,8 @@ class TrackMagics(Magics):
         """After every cell: which names it bound (a tracked cell's run did that itself)."""
         info = getattr(result, "info", None)
         raw = getattr(info, "raw_cell", None) or ""
-        if not raw.strip() or raw.lstrip().startswith("%%track"):
-            return
+        if not raw.strip() or info is self.cells.tracked or raw.lstrip().startswith("%%track"):
+            return  # a tracked cell's run did the bookkeeping (also below %%time)
         shell: Any = self.shell
         trees = self.trees.take()
         try:
@@ -212,8 +212,6 @@ def load(ipython: Any) -> None:
         try:  # and read what the notebook's cells last recorded, for their summaries
             magics.session.previous_runs(magics.session.project())
         except NbtrackError as exc:
-            import logging
-
             logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
 
 
