@@ -7,12 +7,11 @@ import os
 import traceback
 import uuid
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import capture, cellfiles, dataflow, filewatch, fswatch, ingest, settings, tracking
+from . import capture, cellfiles, dataflow, filewatch, fswatch, ingest, previous, settings, tracking
 from .client import Client
 from .exceptions import CaptureError, NbtrackError, UsageError
 from .gitstate import git_state
@@ -28,7 +27,6 @@ log = logging.getLogger("nbtrack")
 
 PAPERMILL_HEADER = "# Parameters"
 ERROR_LIMIT = 20_000
-PREVIOUS_WAIT = 3.0  # seconds the summary waits for the previous run of the cell
 
 
 @dataclass
@@ -70,7 +68,6 @@ class KernelSession:
         self.parent_id: str | None = settings.parent_run()
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
-        self._previous: dict[tuple[Path, str | None], PreviousRuns] = {}
         self._projects: dict[tuple[str | None, ...], Project] = {}
         # Watch the project for written files now, not in the first tracked cell.
         ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
@@ -86,16 +83,6 @@ class KernelSession:
         found = self._projects.get(key)
         if found is None:
             found = self._projects[key] = resolve_project(Path(nb).parent if nb else None)
-        return found
-
-    def previous_runs(self, project: Project) -> PreviousRuns:
-        """The newest run of each cell of this notebook in the store (read once, in the background)."""
-        nb = self.notebook_path()
-        rel = project.relative(nb)[0] if nb else None
-        key = (project.folder, rel)
-        found = self._previous.get(key)
-        if found is None:
-            found = self._previous[key] = PreviousRuns(Client(project), rel)
         return found
 
     def stat_cache(self, project: Project) -> StatCache:
@@ -296,7 +283,7 @@ class CellRun:
             # names the notebook run rather than wait on a store busy with the
             # sweep's other executions (nbtrack diff compares them afterwards).
             return None
-        return self.session.previous_runs(self.project)
+        return previous.for_notebook(self.project, self.session.notebook_path())
 
     # ---------------------------------------------------------------- data versions
     def _version(self, path: str, role: str, keep_bytes: bool = True) -> DataVersion | None:
@@ -431,14 +418,7 @@ class CellRun:
     def _previous_run(self) -> Run | None:
         if self._previous is None:
             return self.session.last_by_cell.get(self.key)
-        try:
-            # Read once per kernel in the background; the first cell may wait a little.
-            return self._previous.find(self._cell_key, PREVIOUS_WAIT)
-        except FutureTimeout:
-            self.warnings.append("the previous run of this cell was not read in time")
-        except Exception as exc:
-            self.warnings.append(f"could not read the previous run: {exc}")
-        return None
+        return self._previous.find(self._cell_key, self.warnings)
 
 
 def _record_warnings(writer: tracking.RunWriter, warnings: dict[str, str]) -> None:

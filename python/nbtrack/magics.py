@@ -18,7 +18,7 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Integer
 
-from . import dataflow, settings
+from . import dataflow, previous, settings
 from .cellrun import KernelSession, TrackOptions
 from .exceptions import NbtrackError
 from .lineage import TreeRecorder
@@ -210,7 +210,7 @@ def load(ipython: Any) -> None:
     background(environment)  # list the installed packages while the user types
     if not settings.parent_run():
         try:  # and read what the notebook's cells last recorded, for their summaries
-            magics.session.previous_runs(magics.session.project())
+            previous.for_notebook(magics.session.project(), magics.session.notebook_path())
         except NbtrackError as exc:
             logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
 

@@ -13,12 +13,26 @@ that another kernel records meanwhile for the same cell is not seen by the summa
 from __future__ import annotations
 
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 
 from . import ingest
 from .client import Client
 from .models import Run
+from .project import Project
 
 Key = tuple[str, str]
+WAIT = 3.0  # seconds the summary of the first cell waits for the runs to be read
+_loaded: dict[tuple[Path, str | None], PreviousRuns] = {}
+
+
+def for_notebook(project: Project, notebook_path: str | None) -> PreviousRuns:
+    """The newest runs of the cells of a notebook in the project's store, read once per process."""
+    rel = project.relative(notebook_path)[0] if notebook_path else None
+    found = _loaded.get((project.folder, rel))
+    if found is None:
+        found = _loaded[(project.folder, rel)] = PreviousRuns(Client(project), rel)
+    return found
 
 
 def cell_key(cell_id: str | None, name: str | None, source: str | None) -> Key:
@@ -48,6 +62,12 @@ class PreviousRuns:
                     index[key] = run  # type: ignore[index]
         return index
 
-    def find(self, key: Key, timeout: float) -> Run | None:
-        """The newest run of the cell; raises ``concurrent.futures.TimeoutError`` if not read yet."""
-        return self._index.result(timeout=timeout).get(key)
+    def find(self, key: Key, warnings: list[str]) -> Run | None:
+        """The newest run of the cell, or None (with the reason in ``warnings`` if not known)."""
+        try:
+            return self._index.result(timeout=WAIT).get(key)
+        except FutureTimeout:
+            warnings.append("the previous run of this cell was not read in time")
+        except Exception as exc:
+            warnings.append(f"could not read the previous run: {exc}")
+        return None
