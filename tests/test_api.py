@@ -29,7 +29,9 @@ def test_every_public_name_is_the_documented_function_after_load_ext(kernel_fact
     kinds = json.loads(k.ok(CHECK_NAMES).text)
     # Then no public name was replaced by a module of the same name (nbtrack.diff was)
     assert kinds.pop("__version__") == "str"
-    assert kinds == dict.fromkeys(kinds, "function") and len(kinds) == 10
+    assert kinds == dict.fromkeys(kinds, "function")
+    core = {"active_run", "diff", "get_run", "load_ipython_extension", "log_dataset"}
+    assert core | {"log_metric", "log_metrics", "log_param", "log_params", "runs"} <= set(kinds)
 
     # When each logging function is called inside a tracked cell
     first = k.ok(
