@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from nbtrack import ingest
-from nbtrack.cellrun import CellRun, KernelSession, TrackOptions
+from nbtrack.cellrun import CellRun, TrackOptions
 from nbtrack.client import Client
 from nbtrack.project import resolve_project
+from nbtrack.session import KernelSession
 from waiting import wait_until
 
 

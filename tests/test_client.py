@@ -109,14 +109,15 @@ def test_metric_series_keep_every_step_and_can_be_narrowed_to_some_keys(client: 
     assert client.get_run(ref).metrics == {"loss": 0.1, "acc": 0.8}
 
 
-def test_previous_run_is_the_run_of_the_same_cell_before_this_one(client: Client) -> None:
+def test_latest_cell_runs_are_the_newest_run_of_each_cell_of_a_notebook(client: Client) -> None:
     cell = {"notebook_path": "train.ipynb", "cell_id": "c1"}
-    first = record_run(client, "train", **cell)
-    record_run(client, "train", notebook_path="train.ipynb", cell_id="c2")  # another cell
+    record_run(client, "train", **cell)
+    other = record_run(client, "train", notebook_path="train.ipynb", cell_id="c2")
     third = record_run(client, "train", **cell)
-    prev = client.previous_run(client.get_run(third))
-    assert prev is not None and prev.run_id == first
-    assert client.previous_run(client.get_run(first)) is None
+    record_run(client, "train", notebook_path="other.ipynb", cell_id="c1")  # another notebook
+    latest = client.latest_cell_runs("train.ipynb")
+    assert {r.run_id for r in latest} == {other, third}
+    assert client.latest_cell_runs("never.ipynb") == []
 
 
 def test_diff_names_what_changed_and_is_empty_for_a_run_against_itself(client: Client) -> None:

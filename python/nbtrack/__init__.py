@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .diff import RunDiff
     from .gates import GateResult
     from .models import Run
     from .registry.api import (
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
         register_model,
         set_model_alias,
     )
+    from .rundiff import RunDiff
     from .tracking import log_metric, log_metrics
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""What a run records about itself: literal parameters, environment, git, notebook."""
+"""What a run records about itself: literal parameters, environment, notebook (git: gitstate.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import threading
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings
-from .exceptions import CaptureError
+from .exceptions import NbtrackError
 from .models import Environment
 
-GIT_DIFF_LIMIT = 1 << 20  # a dirty diff larger than this is cut (and says so)
+if TYPE_CHECKING:
+    from .cache import Cache
 
 
 def literal_assignments(source: str) -> dict[str, Any]:
@@ -91,54 +91,6 @@ def _list_environment() -> Environment:
     )
 
 
-def git_state(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """``git_commit``, ``git_dirty`` and ``git_diff`` for the repository holding ``folder``.
-
-    ``{}`` outside a repository and in one without a commit yet. Raises
-    ``CaptureError`` when ``folder`` is in a repository whose state git cannot tell
-    (git missing, a broken ``.git``, a repository git refuses to read).
-    """
-
-    def git(*args: str) -> str:
-        try:
-            out = subprocess.run(
-                ["git", *args],
-                cwd=folder,
-                capture_output=True,
-                timeout=10,
-                check=False,
-                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise CaptureError(f"git {args[0]} did not run: {exc}") from None
-        if out.returncode != 0:
-            said = out.stderr.decode(errors="replace").strip().splitlines()
-            raise CaptureError(f"git {args[0]} failed: {said[0] if said else out.returncode}")
-        return out.stdout.decode(errors="replace")
-
-    start = Path(folder).resolve()
-    if not any((d / ".git").exists() for d in (start, *start.parents)):
-        return {}  # not a repository: no git process at all
-    # One process for the commit and the dirty flag; a second only for a dirty diff.
-    status = git("status", "--porcelain=v2", "--branch", "--untracked-files=no")
-    commit = ""
-    dirty = False
-    for line in status.splitlines():
-        if line.startswith("# branch.oid "):
-            commit = line.split(" ", 2)[2].strip()
-        elif line and not line.startswith("#"):
-            dirty = True
-    if not commit or commit == "(initial)":
-        return {}
-    try:
-        diff = git("diff", "HEAD") if dirty else None
-    except CaptureError:
-        diff = None  # the commit and the dirty flag are known; only the patch is missing
-    if diff and len(diff) > GIT_DIFF_LIMIT:
-        diff = diff[:GIT_DIFF_LIMIT] + "\n[nbtrack: diff cut at 1 MiB]\n"
-    return {"git_commit": commit, "git_dirty": dirty, "git_diff": diff}
-
-
 def kernel_notebook_path(user_ns: dict[str, Any] | None = None) -> str | None:
     """The notebook this kernel runs, as far as the kernel can know it.
 
@@ -176,13 +128,44 @@ def notebook_cells(nb_bytes: bytes) -> list[dict[str, Any]]:
     return cells
 
 
-def match_cell(nb_bytes: bytes, source: str, cell_id: str | None) -> tuple[str | None, bool | None]:
+_snapshots: dict[tuple[str, str], tuple[tuple[int, int], str, list[dict[str, Any]]]] = {}
+
+
+def notebook_snapshot(
+    path: str, cache: Cache
+) -> tuple[str | None, list[dict[str, Any]], Exception | None]:
+    """``(blob hash, code cells, why it was not kept)`` of the saved notebook.
+
+    Every tracked cell records the saved notebook, which changes far less often
+    than cells run (an autosave every two minutes): the file is read, hashed and
+    parsed again only when its modification time or size changed. Raises
+    ``OSError`` when the file cannot be read; a cache that cannot keep the bytes
+    gives no hash and the reason.
+    """
+    st = os.stat(path)
+    stamp = (st.st_mtime_ns, st.st_size)
+    key = (path, str(cache.root))
+    found = _snapshots.get(key)
+    if found is not None and found[0] == stamp and cache.has(found[1]):
+        return found[1], found[2], None
+    data = Path(path).read_bytes()
+    cells = notebook_cells(data)
+    try:
+        digest = cache.put_bytes(data)
+    except (OSError, NbtrackError) as exc:
+        return None, cells, exc
+    _snapshots[key] = (stamp, digest, cells)
+    return digest, cells, None
+
+
+def match_cell(
+    cells: list[dict[str, Any]], source: str, cell_id: str | None
+) -> tuple[str | None, bool | None]:
     """``(cell id, code matches the saved notebook)`` for a cell that just ran.
 
     With a cell id (JupyterLab sends one) the saved cell of that id is compared;
     without one (papermill does not), a saved cell with the same source gives the id.
     """
-    cells = notebook_cells(nb_bytes)
     if not cells:
         return cell_id, None
     want = source.strip()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-import uuid
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,26 +15,25 @@ from . import (
     cellfiles,
     dataflow,
     filewatch,
-    fswatch,
     ingest,
+    previous,
     settings,
     sysmetrics,
     tracking,
 )
 from .client import Client
-from .diff import RunDiff, diff_runs
 from .exceptions import CaptureError, NbtrackError, UsageError
-from .hashing import StatCache
-from .lineage import Lineage, Read
+from .gitstate import git_state
+from .lineage import Read
 from .models import DataVersion, Run, warning_tag
-from .project import Project, resolve_project
+from .previous import PreviousRuns, cell_key
+from .rundiff import RunDiff, diff_runs
+from .session import KernelSession
 from .values import metric_values, param_value
 
 log = logging.getLogger("nbtrack")
 
-PAPERMILL_HEADER = "# Parameters"
 ERROR_LIMIT = 20_000
-PREVIOUS_WAIT = 3.0  # seconds the summary waits for the previous run of the cell
 
 
 @dataclass
@@ -65,99 +62,6 @@ class CellOutcome:
     warnings: list[str]
     note: str | None = None  # said instead of the comparison when there is none
     alerts: list[str] = field(default_factory=list)  # inputs that drifted since the previous run
-
-
-class KernelSession:
-    """Per-kernel state: the session id, the papermill parent run, the last run of each cell."""
-
-    def __init__(self, user_ns: dict[str, Any]) -> None:
-        self.user_ns = user_ns
-        self.session_id = uuid.uuid4().hex
-        self._stat_caches: dict[Path, StatCache] = {}
-        self.last_by_cell: dict[tuple[Any, ...], Run] = {}
-        self.papermill_params: dict[str, Any] = settings.params()
-        self.lineage = Lineage(user_ns)
-        self.parent_id: str | None = settings.parent_run()
-        self._parent_writer: tracking.RunWriter | None = None
-        self._ignored: list[str] | None = None
-        # Watch the project for written files now, not in the first tracked cell.
-        ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
-
-    # ---------------------------------------------------------------- where
-    def notebook_path(self) -> str | None:
-        return capture.kernel_notebook_path(self.user_ns)
-
-    def project(self) -> Project:
-        nb = self.notebook_path()
-        return resolve_project(Path(nb).parent if nb else None)
-
-    def stat_cache(self, project: Project) -> StatCache:
-        """One stat cache per store, persisted in its folder, loaded once per kernel."""
-        cache = self._stat_caches.get(project.folder)
-        if cache is None:
-            cache = self._stat_caches[project.folder] = StatCache.for_folder(project.folder)
-        return cache
-
-    def ignored(self) -> list[str]:
-        if self._ignored is None:
-            self._ignored = filewatch.ignored_prefixes()
-        return self._ignored
-
-    # ---------------------------------------------------------------- papermill
-    def catch_up(self, history: list[str]) -> None:
-        """``%load_ext nbtrack`` after other cells: learn what they bound, and papermill's cell.
-
-        ``history[n]`` is ``In[n]`` (IPython's input history, transformed code).
-        """
-        self.lineage.replay(history)
-        for i in range(1, len(history)):
-            if history[i].lstrip().startswith(PAPERMILL_HEADER):
-                self.saw_cell(history[i], history[i - 1] if i > 1 else None)
-                break
-
-    def saw_cell(self, source: str, previous: str | None = None) -> None:
-        """Notice papermill's injected-parameters cell when nbtrack did not launch it.
-
-        papermill writes the injected values as a cell that starts with
-        ``# Parameters``; its literal assignments are the execution's parameters,
-        and a notebook run is opened to hold them and parent the cell runs.
-        papermill puts that cell right after the ``parameters`` cell, so the cell
-        that ran just before (``previous``) holds the defaults.
-        """
-        if self.parent_id and self._parent_writer is None and settings.parent_run():
-            return  # launched by nbtrack's pipelines: the parent already exists
-        if not source.lstrip().startswith(PAPERMILL_HEADER):
-            return
-        values = capture.literal_assignments(source)
-        if not values:
-            return
-        self.papermill_params.update(values)
-        defaults = capture.literal_assignments(previous or "")
-        defaults = {k: v for k, v in defaults.items() if k not in values}
-        if self._parent_writer is None:
-            nb = self.notebook_path()
-            self._parent_writer = tracking.RunWriter.start(
-                self.project(),
-                kind="notebook",
-                name=Path(nb).stem if nb else "papermill",
-                params=values,
-                param_source="papermill",
-                notebook_path=nb,
-                background=True,
-            )
-            self.parent_id = self._parent_writer.run_id
-            if defaults:
-                self._parent_writer.log_params(defaults, source="default")
-            import atexit
-
-            atexit.register(self._finish_parent)
-        else:
-            self._parent_writer.log_params(values, source="papermill")
-
-    def _finish_parent(self) -> None:
-        if self._parent_writer is not None:
-            self._parent_writer.finish("finished")
-            ingest.ingestor().drain(10.0)
 
 
 class CellRun:
@@ -222,6 +126,8 @@ class CellRun:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
         self._start_context(nb, cell_id)
+        snap = self.writer.snapshot
+        self._cell_key = cell_key(snap.cell_id, snap.name, snap.source)
         self._previous = self._start_previous()
         self.watcher = filewatch.FileWatcher(
             self.project.root, self.project.folder, session.ignored(), notebook=nb
@@ -249,23 +155,23 @@ class CellRun:
             fields: dict[str, Any] = {}
             warnings: dict[str, str] = {}
             try:
-                fields.update(capture.git_state(Path(nb).parent if nb else root))
+                fields.update(git_state(Path(nb).parent if nb else root))
             except CaptureError as exc:
                 warnings["git"] = f"no git state recorded: {exc}"
             if nb and os.path.isfile(nb):
                 try:
-                    data = Path(nb).read_bytes()
+                    digest, cells, not_kept = capture.notebook_snapshot(nb, cache)
                 except OSError as exc:
                     warnings["notebook"] = f"no notebook snapshot recorded: {exc}"
                 else:
-                    found_id, matches = capture.match_cell(data, source, cell_id)
+                    found_id, matches = capture.match_cell(cells, source, cell_id)
                     fields["code_matches_notebook"] = matches
                     if found_id and not cell_id:
                         fields["cell_id"] = found_id
-                    try:
-                        fields["notebook_hash"] = cache.put_bytes(data)
-                    except (OSError, NbtrackError) as exc:
-                        warnings["notebook"] = f"no notebook snapshot kept: {exc}"
+                    if not_kept is None:
+                        fields["notebook_hash"] = digest
+                    else:
+                        warnings["notebook"] = f"no notebook snapshot kept: {not_kept}"
             writer.update(**fields)
             if warnings:
                 _record_warnings(writer, warnings)
@@ -283,23 +189,13 @@ class CellRun:
         writer.hold()
         ingest.background(gather).add_done_callback(done)
 
-    def _start_previous(self) -> Future[Any] | None:
+    def _start_previous(self) -> PreviousRuns | None:
         if self.key in self.session.last_by_cell or settings.parent_run():
             # In a pipeline's execution every cell runs once per kernel: its summary
             # names the notebook run rather than wait on a store busy with the
             # sweep's other executions (nbtrack diff compares them afterwards).
             return None
-        if not self.project.db_path.exists():
-            return None  # a new store: nothing ran before
-        snap = self.writer.snapshot
-        probe = Run(
-            run_id=snap.run_id,
-            notebook_path=snap.notebook_path,
-            cell_id=snap.cell_id,
-            name=snap.name,
-            source=snap.source,
-        )
-        return ingest.background(self.client.previous_run, probe)
+        return previous.for_notebook(self.project, self.session.notebook_path())
 
     # ---------------------------------------------------------------- data versions
     def _version(self, path: str, role: str, keep_bytes: bool = True) -> DataVersion | None:
@@ -440,14 +336,7 @@ class CellRun:
     def _previous_run(self) -> Run | None:
         if self._previous is None:
             return self.session.last_by_cell.get(self.key)
-        try:
-            # The store may be busy with other writers; the summary waits a little.
-            return self._previous.result(timeout=PREVIOUS_WAIT)
-        except FutureTimeout:
-            self.warnings.append("the previous run of this cell was not read in time")
-        except Exception as exc:
-            self.warnings.append(f"could not read the previous run: {exc}")
-        return None
+        return self._previous.find(self._cell_key, self.warnings)
 
 
 def _record_warnings(writer: tracking.RunWriter, warnings: dict[str, str]) -> None:

@@ -31,8 +31,8 @@ from .store import Store
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .diff import RunDiff
     from .gates import GateResult
+    from .rundiff import RunDiff
 
 # A reader brings in runs that ended (or whose writer died) before it reads, so a run
 # is visible the moment its cell returns; but at most this many metric points and
@@ -256,16 +256,13 @@ class Client:
     ) -> dict[str, list[MetricPoint]]:
         return self._store.metric_series(self.resolve(ref), keys)
 
-    def previous_run(self, run: Run) -> Run | None:
-        """The run of the same cell before ``run`` (same notebook, same cell id / name / code)."""
-        prev = self._store.previous_run_id(
-            run.run_id, run.notebook_path, run.cell_id, run.name, run.source
-        )
-        return None if prev is None else self._store.get_runs([prev])[0]
+    def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
+        """The newest finished run of each cell of a notebook: what the next run of a cell follows."""
+        return self._store.latest_cell_runs(notebook_path)
 
     def diff(self, a: str, b: str, *, all: bool = False) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (everything with ``all``)."""
-        from .diff import diff_runs
+        from .rundiff import diff_runs
 
         ra, rb = self.get_runs([a, b])
         return diff_runs(ra, rb, include_same=all, data_detail=self.data_detail)
@@ -285,7 +282,7 @@ class Client:
         """Several runs side by side: each against the first (the baseline)."""
         if len(refs) < 2:
             raise UsageError("compare needs at least two runs")
-        from .diff import diff_runs
+        from .rundiff import diff_runs
 
         runs = self.get_runs(refs)
         base = runs[0]

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import ast
 import logging
 import re
 import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import (
+    Magics,
+    cell_magic,
+    line_magic,
+    magics_class,
+    output_can_be_silenced,
+)
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Float, Integer
 
-from . import dataflow
-from .cellrun import CellRun, KernelSession, TrackOptions
+from . import dataflow, previous, settings
+from .cellrun import TrackOptions
 from .exceptions import NbtrackError
 from .lineage import TreeRecorder
+from .session import KernelSession
 
 USAGE = (
     "usage: %%track [NAME] [-p VAR ...] [-m VAR ...] [-i PATH ...] [-o PATH ...]\n"
@@ -53,6 +59,9 @@ class TrackMagics(Magics):
         super().__init__(shell)
         self.session = KernelSession(shell.user_ns)
         self.trees = TreeRecorder()
+        from .execution import TrackedCells
+
+        self.cells = TrackedCells(self)
 
     @magic_arguments()
     @argument("name", nargs="?", default=None, help="a name for the runs of this cell")
@@ -72,8 +81,9 @@ class TrackMagics(Magics):
               help="record data hashes but keep no copy of the bytes in .nbtrack/cache")  # fmt: skip
     @argument("--no-system", action="store_true",
               help="do not sample CPU, memory, disk and GPU use for this run")  # fmt: skip
+    @output_can_be_silenced
     @cell_magic
-    def track(self, line: str, cell: str) -> None:
+    def track(self, line: str, cell: str) -> Any:
         """Record each execution of this cell as a run.
 
         %%track [NAME] [-p VAR ...] [-m VAR ...] [-i PATH ...] [-o PATH ...]
@@ -84,46 +94,13 @@ class TrackMagics(Magics):
         and -m variables. Data: files the cell opens plus -i/-o paths, hashed and
         cached. Also the code, git state, environment and outcome.
         """
+        __tracebackhide__ = True
+        # A %%track first line never gets here: IPython runs such a cell itself
+        # (execution.py). Here: a bad line, or %%track inside another cell magic.
         opts = self._options(line, cell)
-        shell = self.shell
-        assert shell is not None  # a magic always runs inside a shell
-        transformed = shell.transform_cell(cell)
-        # A cell that does not compile runs nothing and records nothing.
-        filename = shell.compile.cache(transformed, shell.execution_count, raw_code=cell)
-        tree = shell.compile.ast_parse(transformed, filename=filename)
-        tree = shell.transform_ast(tree)
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
-        body = compile(tree, filename, "exec", flags=shell.compile.flags, dont_inherit=True)
-        tail = (
-            compile(last, filename, "eval", flags=shell.compile.flags, dont_inherit=True)
-            if last is not None
-            else None
-        )
-        cell_id = _cell_id(shell)
-        try:
-            raw, count = _raw_cell(shell, line, cell)
-            run = CellRun(self.session, opts, raw, transformed, cell_id, count)
-        except NbtrackError as exc:
-            raise UsageError(f"nbtrack could not start a run: {exc}") from exc
-        error: BaseException | None = None
-        result = None
-        try:
-            exec(body, shell.user_global_ns, shell.user_ns)
-            if tail is not None:
-                result = eval(tail, shell.user_global_ns, shell.user_ns)
-        except BaseException as exc:
-            error = exc
-        outcome = run.end(shell.user_ns, error)
-        if error is None and result is not None and not _quiet(cell):
-            shell.displayhook(result)
-        if self.show_summary:
-            from .summary import show
+        from .execution import run_in_magic
 
-            show(outcome, shell)
-        if error is not None:
-            raise error
+        return run_in_magic(self, opts, line, cell)
 
     def _options(self, line: str, cell: str) -> TrackOptions:
         usage = USAGE
@@ -200,8 +177,8 @@ class TrackMagics(Magics):
         """After every cell: which names it bound (a tracked cell's run did that itself)."""
         info = getattr(result, "info", None)
         raw = getattr(info, "raw_cell", None) or ""
-        if not raw.strip() or raw.lstrip().startswith("%%track"):
-            return
+        if not raw.strip() or info is self.cells.tracked or raw.lstrip().startswith("%%track"):
+            return  # a tracked cell's run did the bookkeeping (also below %%time)
         shell: Any = self.shell
         trees = self.trees.take()
         try:
@@ -218,39 +195,6 @@ class TrackMagics(Magics):
             )  # fmt: skip
         except Exception as exc:  # bookkeeping must never break the user's cell
             logging.getLogger("nbtrack").warning("nbtrack: after the cell: %s", exc)
-
-
-def _cell_id(shell: Any) -> str | None:
-    """The id JupyterLab sends with an execute request (papermill sends none)."""
-    kernel = getattr(shell, "kernel", None)
-    if kernel is None:
-        return None
-    try:
-        parent = kernel.get_parent("shell")
-    except (TypeError, AttributeError):
-        parent = getattr(kernel, "_parent_header", None) or {}
-    meta = (parent or {}).get("metadata") or {}
-    cid = meta.get("cellId")
-    return str(cid) if cid else None
-
-
-def _raw_cell(shell: Any, line: str, cell: str) -> tuple[str, int | None]:
-    """The cell as the user wrote it (``%%track`` line included) and its ``In [n]``.
-
-    IPython counts a cell that stores history before running it, so while it
-    runs ``execution_count`` is already the next one.
-    """
-    hist = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
-    if hist:
-        raw = hist[-1]
-        if raw.lstrip().startswith("%%track") and raw.rstrip().endswith(cell.rstrip()):
-            return raw, shell.execution_count - 1
-    return f"%%track {line}".rstrip() + "\n" + cell, shell.execution_count
-
-
-def _quiet(cell: str) -> bool:
-    lines = [ln for ln in cell.rstrip().splitlines() if ln.strip()]
-    return bool(lines) and lines[-1].rstrip().endswith(";")
 
 
 _loaded: dict[int, TrackMagics] = {}
@@ -272,12 +216,18 @@ def load(ipython: Any) -> None:
             magics.session.catch_up(list(history[:-1]))
         except Exception as exc:  # loading the extension must not fail on what ran before
             logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
+    magics.cells.register()
     _loaded[id(ipython)] = magics
     from .capture import environment
     from .ingest import background, ingestor
 
     ingestor()  # start the background writer now, not in the first tracked cell
-    background(environment)  # and list the installed packages while the user types
+    background(environment)  # list the installed packages while the user types
+    if not settings.parent_run():
+        try:  # and read what the notebook's cells last recorded, for their summaries
+            previous.for_notebook(magics.session.project(), magics.session.notebook_path())
+        except NbtrackError as exc:
+            logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
 
 
 def unload(ipython: Any) -> None:
@@ -287,3 +237,4 @@ def unload(ipython: Any) -> None:
         ipython.events.unregister("post_run_cell", magics.post_run_cell)
         if magics.trees in ipython.ast_transformers:
             ipython.ast_transformers.remove(magics.trees)
+        magics.cells.unregister()

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..client import Client
-from ..diff import RunDiff
 from ..exceptions import UsageError
 from ..models import WARNING_TAG_PREFIX, NamedInput, Run, RunQuery
+from ..rundiff import RunDiff
 from .output import emit_csv, emit_json, emit_table, format_cell
 from .parser import Parser, open_client
 

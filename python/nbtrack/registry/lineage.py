@@ -10,7 +10,7 @@ from .values import AliasMove, ModelVersion
 
 if TYPE_CHECKING:
     from ..client import Client
-    from ..diff import RunDiff
+    from ..rundiff import RunDiff
 
 MAX_DEPTH = 10  # data versions followed back at most this many runs
 

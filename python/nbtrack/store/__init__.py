@@ -112,17 +112,10 @@ class Store(RegistryTables):
         with self.connect() as con:
             return reads.child_ids(con, run_id)
 
-    def previous_run_id(
-        self,
-        run_id: str,
-        notebook_path: str | None,
-        cell_id: str | None,
-        name: str | None,
-        source: str | None,
-    ) -> str | None:
-        """The run of the same cell just before ``run_id`` (by cell id, else name, else code)."""
+    def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
+        """The newest finished run of each cell of a notebook (by cell id, name and code)."""
         with self.connect() as con:
-            return reads.previous_run_id(con, run_id, notebook_path, cell_id, name, source)
+            return reads.load(con, reads.latest_cell_run_ids(con, notebook_path), with_env=True)
 
     def latest_run_id(self, notebook_path: str) -> str | None:
         """The newest run of a notebook (its notebook run when it has one)."""

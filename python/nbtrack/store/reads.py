@@ -135,30 +135,19 @@ def child_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def previous_run_id(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    notebook_path: str | None,
-    cell_id: str | None,
-    name: str | None,
-    source: str | None,
-) -> str | None:
-    """The run of the same cell just before ``run_id`` (by cell id, else name, else code)."""
-    arg: str | None
-    if cell_id:
-        cond, arg = "cell_id = ?", cell_id
-    elif name:
-        cond, arg = "name = ?", name
-    else:
-        cond, arg = "source = ?", source
-    row = con.execute(
-        f"SELECT run_id FROM runs WHERE kind = 'cell' AND status <> 'running' AND {cond} "
-        "AND notebook_path IS NOT DISTINCT FROM ? AND run_id <> ? "
-        "AND started_at <= (SELECT coalesce(max(started_at), now()::TIMESTAMP) FROM runs WHERE run_id = ?) "
-        "ORDER BY started_at DESC LIMIT 1",
-        [arg, notebook_path, run_id, run_id],
-    ).fetchone()
-    return None if row is None else str(row[0])
+def latest_cell_run_ids(con: duckdb.DuckDBPyConnection, notebook_path: str | None) -> list[str]:
+    """The newest finished cell run of each cell id, run name and code of a notebook."""
+    rows = con.execute(
+        "SELECT run_id FROM (SELECT run_id, "
+        "row_number() OVER (PARTITION BY cell_id ORDER BY started_at DESC) AS by_id, "
+        "row_number() OVER (PARTITION BY name ORDER BY started_at DESC) AS by_name, "
+        "row_number() OVER (PARTITION BY source ORDER BY started_at DESC) AS by_source "
+        "FROM runs WHERE kind = 'cell' AND status <> 'running' "
+        "AND notebook_path IS NOT DISTINCT FROM ?) "
+        "WHERE by_id = 1 OR by_name = 1 OR by_source = 1",
+        [notebook_path],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def latest_run_id(con: duckdb.DuckDBPyConnection, notebook_path: str) -> str | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from nbtrack.diff import RunDiff, diff_runs
 from nbtrack.models import DataVersion, Environment, NamedInput, Run
+from nbtrack.rundiff import RunDiff, diff_runs
 
 
 def run(run_id: str, **kw) -> Run:

@@ -1,0 +1,113 @@
+"""Per-kernel state: the session id, the store, papermill's notebook run, lineage."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from . import capture, filewatch, fswatch, ingest, settings, tracking
+from .hashing import StatCache
+from .lineage import PAPERMILL_HEADER, Lineage
+from .models import Run
+from .project import Project, resolve_project
+
+
+class KernelSession:
+    """Per-kernel state: the session id, the papermill parent run, the last run of each cell."""
+
+    def __init__(self, user_ns: dict[str, Any]) -> None:
+        self.user_ns = user_ns
+        self.session_id = uuid.uuid4().hex
+        self._stat_caches: dict[Path, StatCache] = {}
+        self.last_by_cell: dict[tuple[Any, ...], Run] = {}
+        self.papermill_params: dict[str, Any] = settings.params()
+        self.lineage = Lineage(user_ns)
+        self.parent_id: str | None = settings.parent_run()
+        self._parent_writer: tracking.RunWriter | None = None
+        self._ignored: list[str] | None = None
+        self._projects: dict[tuple[str | None, ...], Project] = {}
+        # Watch the project for written files now, not in the first tracked cell.
+        ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
+
+    # ---------------------------------------------------------------- where
+    def notebook_path(self) -> str | None:
+        return capture.kernel_notebook_path(self.user_ns)
+
+    def project(self) -> Project:
+        """The store of this notebook, resolved again only when what decides it changed."""
+        nb = self.notebook_path()
+        key = (os.getcwd(), nb, settings.STORE.raw(), settings.ROOT.raw())
+        found = self._projects.get(key)
+        if found is None:
+            found = self._projects[key] = resolve_project(Path(nb).parent if nb else None)
+        return found
+
+    def stat_cache(self, project: Project) -> StatCache:
+        """One stat cache per store, persisted in its folder, loaded once per kernel."""
+        cache = self._stat_caches.get(project.folder)
+        if cache is None:
+            cache = self._stat_caches[project.folder] = StatCache.for_folder(project.folder)
+        return cache
+
+    def ignored(self) -> list[str]:
+        if self._ignored is None:
+            self._ignored = filewatch.ignored_prefixes()
+        return self._ignored
+
+    # ---------------------------------------------------------------- papermill
+    def catch_up(self, history: list[str]) -> None:
+        """``%load_ext nbtrack`` after other cells: learn what they bound, and papermill's cell.
+
+        ``history[n]`` is ``In[n]`` (IPython's input history, transformed code).
+        """
+        self.lineage.replay(history)
+        for i in range(1, len(history)):
+            if history[i].lstrip().startswith(PAPERMILL_HEADER):
+                self.saw_cell(history[i], history[i - 1] if i > 1 else None)
+                break
+
+    def saw_cell(self, source: str, previous: str | None = None) -> None:
+        """Notice papermill's injected-parameters cell when nbtrack did not launch it.
+
+        papermill writes the injected values as a cell that starts with
+        ``# Parameters``; its literal assignments are the execution's parameters,
+        and a notebook run is opened to hold them and parent the cell runs.
+        papermill puts that cell right after the ``parameters`` cell, so the cell
+        that ran just before (``previous``) holds the defaults.
+        """
+        if self.parent_id and self._parent_writer is None and settings.parent_run():
+            return  # launched by nbtrack's pipelines: the parent already exists
+        if not source.lstrip().startswith(PAPERMILL_HEADER):
+            return
+        values = capture.literal_assignments(source)
+        if not values:
+            return
+        self.papermill_params.update(values)
+        defaults = capture.literal_assignments(previous or "")
+        defaults = {k: v for k, v in defaults.items() if k not in values}
+        if self._parent_writer is None:
+            nb = self.notebook_path()
+            self._parent_writer = tracking.RunWriter.start(
+                self.project(),
+                kind="notebook",
+                name=Path(nb).stem if nb else "papermill",
+                params=values,
+                param_source="papermill",
+                notebook_path=nb,
+                background=True,
+            )
+            self.parent_id = self._parent_writer.run_id
+            if defaults:
+                self._parent_writer.log_params(defaults, source="default")
+            import atexit
+
+            atexit.register(self._finish_parent)
+        else:
+            self._parent_writer.log_params(values, source="papermill")
+
+    def _finish_parent(self) -> None:
+        if self._parent_writer is not None:
+            self._parent_writer.finish("finished")
+            ingest.ingestor().drain(10.0)

@@ -1,0 +1,48 @@
+"""The summary compares a cell's run with the previous run of that cell (previous.py)."""
+
+from __future__ import annotations
+
+import time
+
+from nbtrack.client import Client
+from nbtrack.project import resolve_project
+
+
+def _stored(project_dir, n: int) -> list[str]:
+    client = Client(resolve_project(project_dir))
+    deadline = time.monotonic() + 30
+    ids: list[str] = []
+    while time.monotonic() < deadline:
+        if client.project.db_path.exists():
+            _, rows = client.sql("SELECT run_id FROM runs WHERE status <> 'running'")
+            ids = [r[0] for r in rows]
+            if len(ids) >= n:
+                return ids
+        time.sleep(0.1)
+    raise AssertionError(f"expected {n} finished runs, saw {ids}")
+
+
+def test_a_new_kernel_compares_each_cell_with_its_run_in_an_earlier_kernel(
+    kernel_factory, project_dir
+):
+    # Given a named cell and an unnamed one, run in a kernel that is then shut down
+    first = kernel_factory()
+    first.ok("%load_ext nbtrack")
+    first.ok("%%track train\nlr = 0.1")
+    first.ok("%%track\nbatch = 32")
+    old = _stored(project_dir, 2)
+    first.shutdown()
+
+    # When a new kernel runs the same cells with other values
+    second = kernel_factory()
+    second.ok("%load_ext nbtrack")
+    named = second.ok("%%track train\nlr = 0.2")
+    same_code = second.ok("%%track\nbatch = 32")
+    other = second.ok("%%track\nbatch = 64")
+
+    # Then each summary names the earlier kernel's run of that cell and what changed
+    prev = {i[:8] for i in old}
+    assert "param lr: 0.1 → 0.2" in named.text
+    assert any(f"since {p}" in named.text for p in prev)
+    assert any(f"same as the previous run {p}" in same_code.text for p in prev)
+    assert "first run of this cell" in other.text  # new code, no name: a new cell
