@@ -350,6 +350,17 @@ def check_sql(modules: dict[str, Module], report: Report) -> None:
                 )
 
 
+def check_documented(
+    modules: dict[str, Module], package_dir: Path, doc: Path, report: Report
+) -> None:
+    """Every module has its line in docs/architecture.md (as `path/inside/package.py`)."""
+    text = doc.read_text(encoding="utf-8")
+    for module in modules.values():
+        rel = module.path.relative_to(package_dir).as_posix()
+        if rel != "_version.py" and f"`{rel}`" not in text:  # _version.py: written by the build
+            report.add(f"undocumented: {rel} has no line in {_shown(doc)}")
+
+
 def check(package_dir: Path = DEFAULT_PACKAGE) -> Report:
     """Run every check on the package in ``package_dir``."""
     modules = load_package(package_dir)
@@ -359,6 +370,8 @@ def check(package_dir: Path = DEFAULT_PACKAGE) -> Report:
     check_sizes(modules, report)
     check_store_door(modules, graph, report)
     check_sql(modules, report)
+    if package_dir.resolve() == DEFAULT_PACKAGE.resolve():
+        check_documented(modules, package_dir, ROOT / "docs" / "architecture.md", report)
     return report
 
 
