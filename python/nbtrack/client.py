@@ -8,6 +8,7 @@ import numbers
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import Cache, GcResult
@@ -98,6 +99,11 @@ def check_query(q: RunQuery) -> RunQuery:
     if q.where is not None and not q.where.strip():
         raise UsageError("an empty --where condition")
     return q
+
+
+def _check_sql(query: str) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise UsageError("an empty SQL query")
 
 
 class Client:
@@ -228,10 +234,16 @@ class Client:
         }
 
     def sql(self, query: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
-        if not isinstance(query, str) or not query.strip():
-            raise UsageError("an empty SQL query")
+        """A read-only query: statements that change the store are refused."""
+        _check_sql(query)
         self._fresh()
         return self._store.sql(query, safe=safe)
+
+    def sql_write(self, query: str) -> tuple[list[str], list[tuple[Any, ...]], Path]:
+        """A query with write access, run after a backup; returns the backup's path too."""
+        _check_sql(query)
+        self._fresh()
+        return self._store.sql_write(query)
 
     def change_token(self) -> str:
         self._fresh()

@@ -24,6 +24,10 @@ class QueryError(UsageError):
     """A filter, sort or SQL query the store cannot run as written."""
 
 
+class QueryTimeoutError(QueryError):
+    """A filter ran past the query time limit and was stopped."""
+
+
 class StoreError(NbtrackError):
     """The store could not be used."""
 
@@ -44,6 +48,12 @@ class StoreVersionError(StoreError):
 
 class NotAStoreError(StoreError):
     """The file is not an nbtrack store (or is corrupt); it is left untouched."""
+
+    http_status = 409
+
+
+class StoreDamagedError(StoreError):
+    """The store file (or its write-ahead log) is damaged; it is left untouched."""
 
     http_status = 409
 

@@ -24,7 +24,7 @@ import duckdb
 
 from .. import settings
 from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersionError
-from . import schema
+from . import integrity, schema
 
 _process_locks: dict[str, threading.RLock] = {}
 _process_locks_guard = threading.Lock()
@@ -103,22 +103,31 @@ class Connection:
         self.lock_timeout = settings.lock_timeout()
 
     @contextmanager
-    def connect(self, *, safe: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection, after the schema was checked or created.
+    def connect(
+        self, *, safe: bool = False, read_only: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection, after the files and the schema were checked.
 
-        ``safe`` turns off DuckDB's file access (for SQL that arrives over HTTP).
-        Waits for other processes holding the file, up to the lock timeout.
+        ``safe`` turns off DuckDB's file access (for SQL that arrives over HTTP);
+        ``read_only`` opens the file so that nothing can change it. Waits for other
+        processes holding the file, up to the lock timeout. A DuckDB error that no
+        caller turned into its own (a damaged block, a short read) becomes one
+        ``StoreError`` line here.
         """
         with self._lock:
             self._turn.acquire(self.lock_timeout)
             try:
-                self._ensure_schema()
-                config = {"enable_external_access": False} if safe else {}
-                con = self._open(config)
+                integrity.check_files(self.path)
                 try:
-                    yield con
-                finally:
-                    con.close()
+                    self._ensure_schema()
+                    config = {"enable_external_access": False} if safe else {}
+                    con = self._open(config, read_only=read_only)
+                    try:
+                        yield con
+                    finally:
+                        con.close()
+                except duckdb.Error as exc:
+                    raise integrity.damaged(self.path, exc) from exc
             finally:
                 self._turn.release()
 
@@ -140,7 +149,7 @@ class Connection:
         delay = 0.002
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only, config=config or {})
+                return integrity.connect_duckdb(str(self.path), read_only=read_only, config=config)
             except duckdb.IOException as exc:
                 if _is_lock_error(exc):
                     if time.monotonic() >= deadline:
