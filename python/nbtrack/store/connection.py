@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from .. import settings
-from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersionError
+from ..exceptions import NotAStoreError, StoreBusyError, StoreVersionError
 from . import integrity, schema
 
 _process_locks: dict[str, threading.RLock] = {}
@@ -161,12 +161,17 @@ class Connection:
                     delay = min(delay * 2, 0.1)
                     continue
                 if "not a valid DuckDB database file" in str(exc):
-                    raise NotAStoreError(f"{self.path} is not an nbtrack store: {exc}") from exc
-                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+                    raise NotAStoreError(
+                        f"{self.path} is not an nbtrack store ({integrity.first_line(exc)}); "
+                        f"it was left untouched; {integrity.DOCTOR}"
+                    ) from exc
+                raise integrity.damaged(self.path, exc) from exc
             except duckdb.SerializationException as exc:  # written by a newer DuckDB
-                raise StoreVersionError(f"cannot open {self.path}: {exc}") from exc
+                raise StoreVersionError(
+                    f"cannot open {self.path}: {integrity.first_line(exc)}"
+                ) from exc
             except duckdb.Error as exc:
-                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+                raise integrity.damaged(self.path, exc) from exc
 
     def _ensure_schema(self) -> None:
         schema.ensure(self.path, self._open)

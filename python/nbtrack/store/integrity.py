@@ -103,6 +103,14 @@ def _check_wal(wal: Path) -> None:
         )
 
 
+def is_damage(exc: duckdb.Error) -> bool:
+    """Whether a DuckDB error says the file is damaged (not that a query was wrong)."""
+    detail = first_line(exc)
+    return isinstance(
+        exc, (duckdb.IOException, duckdb.InternalException, duckdb.FatalException)
+    ) or ("Corrupt" in detail or "checksum" in detail)
+
+
 def damaged(db_path: Path, exc: duckdb.Error) -> StoreError:
     """The one-line error for a DuckDB error met while using the store file."""
     detail = first_line(exc)
@@ -110,9 +118,7 @@ def damaged(db_path: Path, exc: duckdb.Error) -> StoreError:
         return StoreError(
             f"no space left on the disk holding {db_path} ({detail}); free some space and try again"
         )
-    if isinstance(exc, (duckdb.IOException, duckdb.InternalException, duckdb.FatalException)) or (
-        "Corrupt" in detail or "checksum" in detail
-    ):
+    if is_damage(exc):
         return StoreDamagedError(
             f"the store file {db_path} is damaged ({detail}); it was left untouched; "
             "run `nbtrack doctor`"

@@ -13,6 +13,7 @@ import duckdb
 from ..exceptions import QueryError, QueryTimeoutError
 from ..models import RunPage, RunQuery
 from . import filters, reads
+from .integrity import is_damage
 from .tables import RUN_COLUMNS, quote_ident
 
 QUERY_TIMEOUT_ENV = "NBTRACK_QUERY_TIMEOUT"
@@ -249,6 +250,8 @@ def _run_filter(
     except duckdb.InterruptException:
         raise  # the time limit's: time_limit says so
     except duckdb.Error as exc:
+        if is_damage(exc):
+            raise  # the connection says the file is damaged, in one line
         raise QueryError(f"bad filter {where!r}: {_first_line(exc)}") from exc
 
 
@@ -292,6 +295,8 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list
         cols = [d[0] for d in cur.description] if cur.description else []
         rows = cur.fetchall() if cur.description else []
     except duckdb.Error as exc:
+        if is_damage(exc):
+            raise  # the connection says the file is damaged, in one line
         raise QueryError(f"SQL error: {_first_line(exc)}") from exc
     return cols, rows
 
