@@ -82,6 +82,11 @@ class GcResult:
         }
 
 
+def is_content_hash(digest: object) -> bool:
+    """True for a well-formed blob name (``algo:hex``, or a folder manifest's)."""
+    return isinstance(digest, str) and _DIGEST.fullmatch(digest) is not None
+
+
 def is_manifest_hash(digest: str) -> bool:
     """True for the hash of a folder manifest (``xxh3:...dir``)."""
     return digest.endswith(DIR_SUFFIX)

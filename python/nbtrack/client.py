@@ -314,6 +314,11 @@ class Client:
         """Every stored row of the given runs, per table (for bundles and remotes)."""
         return self._store.dump_runs(run_ids)
 
-    def load_runs(self, dump: dict[str, list[dict[str, Any]]]) -> list[str]:
-        """Add the runs of a dump this store lacks; returns their ids (idempotent)."""
-        return self._store.load_runs(dump)
+    def load_runs(self, dump: dict[str, list[dict[str, Any]]], source: str = "dump") -> list[str]:
+        """Add the runs of a dump this store lacks; returns their ids (idempotent).
+
+        Every row is checked first (``dumps.check_dump``): a malformed dump imports nothing.
+        """
+        from .dumps import check_dump
+
+        return self._store.load_runs(check_dump(dump, source))
