@@ -240,7 +240,7 @@ def test_odd_values_unicode_and_huge_cells_are_kept(kernel, project_dir):
         "import numpy as np"
     )
     cell = (
-        "%%track données -p w -m ε -t équipe=vision\n"
+        "%%track données -p w -m ε -t équipe=vision -t \"note=hello world\" -t 'k=it is'\n"
         "température = 0.7\n"
         "nom = 'modèle-α'\n"
         "nbtrack.log_metric('nan_metric', float('nan'))\n"
@@ -251,7 +251,8 @@ def test_odd_values_unicode_and_huge_cells_are_kept(kernel, project_dir):
     kernel.ok(cell)
     client = _settle(project_dir)
     run = client.get_run("last")
-    assert run.name == "données" and run.tags == {"équipe": "vision"}
+    assert run.name == "données"
+    assert run.tags == {"équipe": "vision", "note": "hello world", "k": "it is"}
     assert run.params["w"] == "Weird<42>" and run.params["nom"] == "modèle-α"
     assert run.params["température"] == 0.7 and run.params["v2999"] == 2999
     assert math.isnan(run.metrics["nan_metric"]) and run.metrics["inf_metric"] == math.inf
