@@ -75,11 +75,6 @@ def garbage_wal(project: Project) -> Path:
     return wal
 
 
-def empty_store_file(project: Project) -> Path:
-    project.db_path.write_bytes(b"")
-    return project.db_path
-
-
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -88,7 +83,6 @@ def empty_store_file(project: Project) -> Path:
         (schema_version_abc, "schema version 'abc', not a number"),
         (sqlite_named_runs_duckdb, "is a SQLite database"),
         (garbage_wal, "is not a DuckDB write-ahead log"),
-        (empty_store_file, "is empty (0 bytes)"),
     ],
 )
 def test_a_damaged_store_is_one_line_with_what_to_do_and_left_untouched(

@@ -249,6 +249,23 @@ class Client:
         self._fresh()
         return self._store.change_token()
 
+    def store_health(self) -> dict[str, Any]:
+        """Open the store and read all of it: path, meta rows, rows per table.
+
+        Raises the ``StoreError`` that says what is wrong with it.
+        """
+        return self._store.health()
+
+    def set_store_aside(self, which: str, reason: str) -> Path:
+        """Move the store file (``"file"``) or its write-ahead log (``"wal"``) aside; the new path."""
+        if which not in ("file", "wal"):
+            raise UsageError(f"which is 'file' or 'wal', not {which!r}")
+        return self._store.set_aside(which, reason)
+
+    def cached_hashes(self) -> set[str]:
+        """Blob hashes runs recorded as kept in the cache."""
+        return self._store.cached_hashes()
+
     def info(self) -> dict[str, Any]:
         """The store's path, meta rows (schema version, creator) and run count."""
         return self._store.info()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Batch, MetricPoint, Run, RunPage, RunQuery
-from . import query, reads, schema, transfer, writes
+from . import integrity, query, reads, schema, transfer, writes
 from .connection import Connection
 from .schema import SCHEMA_VERSION
 
@@ -33,6 +33,22 @@ class Store(Connection):
     def info(self) -> dict[str, Any]:
         with self.connect() as con:
             return {"path": str(self.path), **schema.info(con)}
+
+    def health(self) -> dict[str, Any]:
+        """Open the store, check its schema and read every value of every table.
+
+        Raises the ``StoreError`` that says what is wrong; returns the path, the meta
+        rows and the rows per table.
+        """
+        with self.connect(read_only=True) as con:
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            return {"path": str(self.path), "meta": meta, "rows": integrity.read_everything(con)}
+
+    def set_aside(self, which: str, reason: str) -> Path:
+        """Move the store file (``which="file"``) or its write-ahead log (``"wal"``) aside."""
+        target = self.path if which == "file" else integrity.wal_path(self.path)
+        with self._lock:
+            return integrity.set_aside(target, reason)
 
     def create_v1_for_tests(self) -> None:
         """Write an empty version-1 store (to exercise the upgrade path)."""
@@ -112,6 +128,11 @@ class Store(Connection):
         """Every blob hash referenced by (the given) runs: data versions and notebook snapshots."""
         with self.connect() as con:
             return reads.referenced_hashes(con, keep_run_ids)
+
+    def cached_hashes(self) -> set[str]:
+        """Blob hashes runs recorded as kept in the cache."""
+        with self.connect() as con:
+            return reads.cached_hashes(con)
 
     def run_ids_by_age(self) -> list[tuple[str, datetime]]:
         """All run ids with their start time, newest first."""

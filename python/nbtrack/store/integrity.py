@@ -47,8 +47,8 @@ def wal_path(db_path: Path) -> Path:
 def check_files(db_path: Path) -> None:
     """Refuse, before DuckDB sees them, store files DuckDB would mishandle.
 
-    Raises ``StoreError`` (the store folder is a file), ``NotAStoreError`` (the file
-    is empty, SQLite or not DuckDB) or ``StoreDamagedError`` (a garbage ``.wal``).
+    Raises ``StoreError`` (the store folder is a file), ``NotAStoreError`` (a SQLite
+    or other non-DuckDB file) or ``StoreDamagedError`` (a garbage ``.wal``).
     The files are left as they are.
     """
     folder = db_path.parent
@@ -71,11 +71,7 @@ def check_files(db_path: Path) -> None:
 
 def _check_head(db_path: Path, head: bytes) -> None:
     if not head:
-        raise NotAStoreError(
-            f"{db_path} is empty (0 bytes), left by a crash or a full disk while it was "
-            f"created; the runs in {db_path.parent / 'spool'} are safe: "
-            "run `nbtrack doctor --repair` to move the empty file aside and rebuild the store"
-        )
+        return  # holds nothing: creating the store replaces it (see schema.ensure)
     if head.startswith(SQLITE_MAGIC):
         raise NotAStoreError(
             f"{db_path} is a SQLite database, not an nbtrack store; it was left untouched"
@@ -124,6 +120,31 @@ def damaged(db_path: Path, exc: duckdb.Error) -> StoreError:
             "run `nbtrack doctor`"
         )
     return StoreError(f"{db_path}: {detail}")
+
+
+def read_everything(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows per table, after reading every value of every table.
+
+    DuckDB has no integrity check, but every block it reads is checked against its
+    checksum: hashing every column reads every block, so a damaged one surfaces here.
+    """
+    tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    counts: dict[str, int] = {}
+    for table in sorted(tables):
+        name = '"' + table.replace('"', '""') + '"'
+        row = con.execute(f"SELECT count(*), max(hash(COLUMNS(*))) FROM {name}").fetchone()
+        counts[table] = int(row[0]) if row else 0
+    return counts
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Rename ``path`` to ``<name>.<reason>-<time>`` beside it (never deleted); the new path."""
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    dest = path.with_name(f"{path.name}.{reason}-{stamp}")
+    os.replace(path, dest)
+    return dest
 
 
 def first_line(exc: BaseException) -> str:
