@@ -322,6 +322,11 @@ def test_line_magics_show_tables_of_the_store(kernel, project_dir):
     assert "lr" in diffed.text and "changed" in diffed.text
     sql = kernel.ok("%track sql SELECT count(*) AS n FROM runs")
     assert "2" in sql.text
+    refused = kernel.run('%track sql "DELETE FROM runs"')
+    assert refused.status == "error" and refused.ename == "UsageError" and "--write" in refused.text
+    wrote = kernel.ok(f"%track sql --write \"DELETE FROM runs WHERE run_id = '{ids[1]}'\"")
+    assert "backed up the store to" in wrote.text and ".bak" in wrote.text
+    assert _settle(project_dir).list_runs().total == 1
     bad = kernel.run("%track show zzzz")
     assert bad.status == "error" and bad.ename == "UsageError" and "no run" in bad.text
     bad = kernel.run("%track frobnicate")
