@@ -18,6 +18,7 @@ hand-written one: docs/design.md.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections.abc import Collection
@@ -73,6 +74,7 @@ _REFUSED = {
 
 _parser_lock = threading.Lock()
 _parser: duckdb.DuckDBPyConnection | None = None
+_parser_pid = 0
 _frame: dict[str, Any] | None = None  # "SELECT 1 WHERE TRUE" less its WHERE
 
 
@@ -92,10 +94,11 @@ def _strip(node: Any) -> Any:
 @lru_cache(maxsize=512)
 def _serialize(sql: str) -> str:
     # One in-memory connection per process, with no file access: parsing touches no data.
-    global _parser
+    global _parser, _parser_pid
     with _parser_lock:
-        if _parser is None:
+        if _parser is None or _parser_pid != os.getpid():  # never use one across a fork
             _parser = connect_duckdb(config={"enable_external_access": False})
+            _parser_pid = os.getpid()
         row = _parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
     return str(row[0]) if row else "{}"
 
