@@ -7,6 +7,7 @@ a garbage write-ahead log), then the command line asked what a user would ask.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 from collections.abc import Callable
@@ -130,3 +131,13 @@ def test_a_failing_upgrade_is_one_line_and_backs_up_once_however_often_retried(
     assert len(backups) == 1 and backups[0].name in r.stderr
     with duckdb.connect(str(project.db_path), read_only=True) as con:
         assert con.execute("SELECT value FROM meta").fetchall() == [("1",)]
+
+
+def test_every_connection_has_extension_auto_install_and_auto_load_off(project: Project) -> None:
+    query = (
+        "SELECT current_setting('autoinstall_known_extensions') AS install, "
+        "current_setting('autoload_known_extensions') AS load"
+    )
+    r = run_cli("sql", "--json", query, cwd=project.root)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"install": False, "load": False}]
