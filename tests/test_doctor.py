@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 
 from conftest import kernel_env, run_cli
+from factory import record_run
 from nbtrack.client import Client
 from nbtrack.project import Project, resolve_project
-from nbtrack.tracking import RunWriter
 
 DIE_MID_RUN = """
 import os, sys
 from nbtrack.project import resolve_project
-from nbtrack.tracking import RunWriter
 w = RunWriter.start(resolve_project(sys.argv[1]), name="orphan", params={"lr": 0.5})
 w.log_metric("loss", 0.25)
 os._exit(0)  # dies before the run ends or reaches the store
@@ -28,10 +27,7 @@ os._exit(0)  # dies before the run ends or reaches the store
 @pytest.fixture
 def project(project_dir: Path) -> Project:
     project = resolve_project(project_dir)
-    w = RunWriter.start(project, name="kept", params={"lr": 0.1}, param_source="auto")
-    w.log_metric("acc", 0.9)
-    w.finish()
-    w.wait()
+    record_run(project, "kept", params={"lr": 0.1}, metrics={"acc": 0.9})
     return project
 
 

@@ -10,23 +10,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import kernel_env, run_cli
+from factory import record_run
 from nbtrack.client import Client
 from nbtrack.exceptions import QueryError, QueryTimeoutError
 from nbtrack.models import RunQuery
 from nbtrack.project import resolve_project
 from nbtrack.store.filters import STRICT_FUNCTIONS, compile_where, parse
 from nbtrack.store.query import time_limit
-from nbtrack.tracking import RunWriter
 
 COLUMNS = ["status", "name", "duration", "started_at", "params.lr", "lr", "metrics.acc", "acc"]
 
 
 def record(project, name, lr, acc, status="finished"):
-    w = RunWriter.start(project, name=name, params={"lr": lr}, param_source="auto")
-    w.log_metric("acc", acc)
-    w.finish(status, "boom" if status == "failed" else None)
-    w.wait()
-    return w.run_id
+    error = "boom" if status == "failed" else None
+    return record_run(
+        project, name, params={"lr": lr}, metrics={"acc": acc}, status=status, error=error
+    )
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ import duckdb
 import pytest
 
 from conftest import run_cli
+from factory import record_run
 from nbtrack.project import Project, resolve_project
 from nbtrack.store import Store
-from nbtrack.tracking import RunWriter
 
 BLOCK = 262144  # DuckDB's block size; the file starts with three 4 KiB headers
 HEADERS = 3 * 4096
@@ -32,12 +32,9 @@ def sha(path: Path) -> str:
 @pytest.fixture
 def project(project_dir: Path) -> Project:
     project = resolve_project(project_dir)
+    loss = [1 / (step + 1) for step in range(100)]
     for i in range(5):
-        w = RunWriter.start(project, name=f"r{i}", params={"lr": i / 10}, param_source="auto")
-        for step in range(100):
-            w.log_metric("loss", 1 / (step + 1), step=step)
-        w.finish()
-        w.wait()
+        record_run(project, f"r{i}", params={"lr": i / 10}, metrics={"loss": loss})
     return project
 
 

@@ -124,7 +124,7 @@ def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
 
     if fmt not in _READERS:
         raise NbtrackError(f"cannot profile {fmt!r} files")
-    from .store.integrity import connect_duckdb
+    from .duckdb_config import connect_duckdb
 
     src = "'" + os.fspath(path).replace("'", "''") + "'"
     con = connect_duckdb()
@@ -140,7 +140,7 @@ def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
 
 def profile_frame(df: pd.DataFrame) -> dict[str, Any]:
     """Profile an in-memory pandas DataFrame (what ``log_dataset`` records)."""
-    from .store.integrity import connect_duckdb
+    from .duckdb_config import connect_duckdb
 
     con = connect_duckdb()
     try:

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 
 from .. import settings
+from ..duckdb_config import connect_duckdb
 from ..exceptions import NotAStoreError, StoreBusyError, StoreVersionError
 from . import integrity, schema
 
@@ -149,7 +150,7 @@ class Connection:
         delay = 0.002
         while True:
             try:
-                return integrity.connect_duckdb(str(self.path), read_only=read_only, config=config)
+                return connect_duckdb(str(self.path), read_only=read_only, config=config)
             except duckdb.IOException as exc:
                 if _is_lock_error(exc):
                     if time.monotonic() >= deadline:

@@ -27,8 +27,8 @@ from typing import Any
 
 import duckdb
 
+from ..duckdb_config import connect_duckdb
 from ..exceptions import QueryError
-from .integrity import connect_duckdb
 from .tables import quote_ident
 
 MAX_LENGTH = 4000  # characters in a filter

@@ -1,9 +1,10 @@
 """What must hold of the store's files before DuckDB opens them, and what their errors mean.
 
 DuckDB, handed a file that is not its own, does surprising things: a SQLite file makes
-it look for (and try to download) its SQLite extension, a garbage write-ahead log is
-skipped without a word (and the writes appended after it are lost at the next open),
-a damaged block surfaces as a traceback from whatever query reads it. So the files
+it look for its SQLite extension (``duckdb_config`` keeps it from downloading one), a
+garbage write-ahead log is skipped without a word (and the writes appended after it
+are lost at the next open), a damaged block surfaces as a traceback from whatever
+query reads it. So the files
 are checked here first (a few bytes read, microseconds), and DuckDB's errors about a
 damaged file become one line that says what to do. Every message points at
 ``nbtrack doctor``, which checks and repairs what is safe to repair.
@@ -13,31 +14,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
 from ..exceptions import NotAStoreError, StoreDamagedError, StoreError
 
-#: Every DuckDB connection nbtrack opens: no extension is ever installed or loaded
-#: behind the user's back (none can be downloaded here, and a download is a surprise).
-SAFE_CONFIG: dict[str, Any] = {
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
 DUCKDB_MAGIC = b"DUCK"  # at offset 8 of every DuckDB database file
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: A DuckDB write-ahead log starts with its version entry: field 100 (the entry
 #: type, a little-endian u16) set to WAL_VERSION (98, one varint byte).
 WAL_MAGIC = b"d\x00b"
 DOCTOR = "run `nbtrack doctor` to check it"
-
-
-def connect_duckdb(
-    database: str = ":memory:", *, read_only: bool = False, config: dict[str, Any] | None = None
-) -> duckdb.DuckDBPyConnection:
-    """``duckdb.connect`` with extension auto-install and auto-load off (every caller uses this)."""
-    return duckdb.connect(database, read_only=read_only, config={**SAFE_CONFIG, **(config or {})})
 
 
 def wal_path(db_path: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,14 +9,12 @@ from typing import Any
 
 import duckdb
 
+from .. import settings
 from ..exceptions import QueryError, QueryTimeoutError
 from ..models import RunPage, RunQuery
 from . import filters, reads
 from .integrity import is_damage
 from .tables import RUN_COLUMNS, quote_ident
-
-QUERY_TIMEOUT_ENV = "NBTRACK_QUERY_TIMEOUT"
-DEFAULT_QUERY_TIMEOUT = 5.0
 
 SORTABLE = {
     "started_at", "ended_at", "name", "status", "duration", "notebook_path", "kind",
@@ -263,7 +260,7 @@ def time_limit(con: duckdb.DuckDBPyConnection, seconds: float | None = None) -> 
     A filter can be made expensive; it must never hold the store for long.
     """
     if seconds is None:
-        seconds = float(os.environ.get(QUERY_TIMEOUT_ENV) or DEFAULT_QUERY_TIMEOUT)
+        seconds = settings.query_timeout()
     guard = threading.Lock()
     running = [True]
 
@@ -280,7 +277,7 @@ def time_limit(con: duckdb.DuckDBPyConnection, seconds: float | None = None) -> 
     except duckdb.InterruptException:
         raise QueryTimeoutError(
             f"the query ran longer than {seconds:g} s and was stopped: make the filter "
-            f"simpler (${QUERY_TIMEOUT_ENV} sets the limit)"
+            f"simpler ({settings.QUERY_TIMEOUT.name} sets the limit)"
         ) from None
     finally:
         with guard:

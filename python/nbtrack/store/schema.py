@@ -11,8 +11,9 @@ from typing import Any
 import duckdb
 
 from .._version import __version__
+from ..duckdb_config import connect_duckdb
 from ..exceptions import NotAStoreError, StoreError, StoreVersionError
-from .integrity import connect_duckdb, first_line
+from .integrity import first_line
 
 SCHEMA_VERSION = 3
 
