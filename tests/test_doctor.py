@@ -18,6 +18,7 @@ from nbtrack.project import Project, resolve_project
 DIE_MID_RUN = """
 import os, sys
 from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
 w = RunWriter.start(resolve_project(sys.argv[1]), name="orphan", params={"lr": 0.5})
 w.log_metric("loss", 0.25)
 os._exit(0)  # dies before the run ends or reaches the store
