@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from conftest import kernel_env, run_cli
 from factory import record_run
@@ -106,7 +105,7 @@ def test_local_filters_may_call_any_scalar_function_but_no_subquery(three) -> No
 def test_a_slow_filter_is_stopped_at_the_time_limit_and_the_store_stays_usable(
     three, project_dir: Path
 ) -> None:
-    slow = "levenshtein(repeat(name, 4000), repeat(status, 1000)) >= 0"
+    slow = "levenshtein(repeat(name, 20000), repeat(status, 4000)) >= 0"  # ~3 s of work
     started = time.monotonic()
     done = run_cli(
         "ls", "--where", slow, cwd=project_dir, env=kernel_env(NBTRACK_QUERY_TIMEOUT="0.3")
@@ -147,6 +146,8 @@ def _check_rendered(text: str) -> None:
         once = compile_where(text, COLUMNS, strict=True)
     except QueryError:
         return
+    except Exception as exc:  # anything else is a bug the fuzzing found: name the input
+        raise AssertionError(f"{text!r} raised {exc!r}") from exc
     # What we wrote is itself one allowed condition, and writing it again is stable.
     twice = compile_where(once, COLUMNS, strict=True)
     assert compile_where(twice, COLUMNS, strict=True) == twice
@@ -166,28 +167,33 @@ def _assert_only_allowed_calls(node: object) -> None:
             _assert_only_allowed_calls(value)
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=14).map(" ".join))
-def test_whatever_tokens_come_the_checker_refuses_or_writes_one_allowed_condition(
-    text: str,
-) -> None:
-    _check_rendered(text)
+def _token_filters(seed: int, count: int, longest: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(TOKENS, k=rng.randint(1, longest))) for _ in range(count)]
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=60))
-def test_any_text_is_refused_with_a_query_error_or_rendered(text: str) -> None:
-    _check_rendered(text)
+def _raw_texts(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    alphabet = "abclr_.'\"()-+*/%<>=!|;,:?$ 0123456789\n\t\\\x00é"
+    return ["".join(rng.choices(alphabet, k=rng.randint(0, 60))) for _ in range(count)]
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=10).map(" ".join))
-def test_fuzzed_filters_on_a_real_store_answer_a_page_or_a_query_error(three, text) -> None:
+def test_whatever_tokens_come_the_checker_refuses_or_writes_one_allowed_condition() -> None:
+    # Seeded: a failure names the filter, and the next run sees the same filters.
+    for text in _token_filters(seed=14, count=3000, longest=14):
+        _check_rendered(text)
+
+
+def test_any_text_is_refused_with_a_query_error_or_rendered() -> None:
+    for text in _raw_texts(seed=14, count=2000):
+        _check_rendered(text)
+
+
+def test_fuzzed_filters_on_a_real_store_answer_a_page_or_a_query_error(three) -> None:
     client, _ = three
-    try:
-        page = client.list_runs(RunQuery(where=text, limit=2), safe=True)
-    except QueryError:
-        return
-    assert len(page.runs) <= 2
+    for text in _token_filters(seed=8, count=150, longest=10):
+        try:
+            page = client.list_runs(RunQuery(where=text, limit=2), safe=True)
+        except QueryError:
+            continue
+        assert len(page.runs) <= 2, text
