@@ -175,3 +175,112 @@ def test_row_values_survive_the_json_of_a_bundle():
     assert math.isnan(back.pop("nan"))
     row.pop("nan")
     assert back == row
+
+
+# ------------------------------------------------------------------ malformed and hostile bundles
+def _rewrite(bundle: Path, dest: Path, change: dict[str, bytes | None]) -> Path:
+    """A copy of ``bundle`` with some members replaced (bytes) or dropped (None)."""
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(dest, "w") as out:
+        for info in src.infolist():
+            if info.filename in change:
+                continue
+            out.writestr(info, src.read(info.filename))
+        for name, data in change.items():
+            if data is not None:
+                out.writestr(name, data)
+    return dest
+
+
+def _runs_with(bundle: Path, edit) -> bytes:
+    with zipfile.ZipFile(bundle) as zf:
+        dump = json.loads(zf.read("runs.json"))
+    edit(dump)
+    return json.dumps(dump).encode()
+
+
+def _drop_run_id(dump):
+    del dump["runs"][0]["run_id"]
+
+
+def _bad_timestamp(dump):
+    dump["runs"][0]["started_at"] = "yesterday-ish"
+
+
+def _fractional_step(dump):
+    dump["metrics"][0]["step"] = 1.5
+
+
+def _environment_without_packages(dump):
+    dump["environments"] = [{"env_id": "e1", "python": "3.11"}]
+
+
+def _climbing_path(dump):
+    dump["data_versions"][0]["path"] = "../../.."
+
+
+def _malformed_hash(dump):
+    dump["data_versions"][0]["hash"] = "xxh3:../../etc/passwd"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("source")
+    parent_id, _ = record_sweep_like_runs(make_store(folder), folder)
+    bundle = folder / "good.zip"
+    done = run_cli("export", parent_id, "-o", str(bundle), cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return bundle
+
+
+MALFORMED = {
+    "manifest not JSON": ({"nbtrack-bundle.json": b"{not json"}, "not valid JSON"),
+    "manifest a list": ({"nbtrack-bundle.json": b"[1, 2]"}, "not an nbtrack bundle"),
+    "version abc": (
+        {"nbtrack-bundle.json": b'{"format": "nbtrack-bundle", "version": "abc"}'},
+        "version 'abc' is not a number",
+    ),
+    "runs.json missing": ({"runs.json": None}, "no runs.json"),
+    "runs.json not JSON": ({"runs.json": b"\x00\x01 nope"}, "runs.json is not valid JSON"),
+    "row without run_id": (_drop_run_id, "lacks run_id"),
+    "bad timestamp": (_bad_timestamp, "started_at must be an ISO timestamp"),
+    "non-integer step": (_fractional_step, "step must be an integer"),
+    "environment missing keys": (_environment_without_packages, "lacks platform, packages"),
+    "data path ../../..": (_climbing_path, "without '..'"),
+    "malformed hash": (_malformed_hash, "hash must be a content hash"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_bundle_is_one_line_and_imports_nothing(exported, tmp_path, case):
+    change, message = MALFORMED[case]
+    if callable(change):
+        change = {"runs.json": _runs_with(exported, change)}
+    bad = _rewrite(exported, tmp_path / "bad.zip", change)
+    before = bad.read_bytes()
+    target = make_store(tmp_path / "t")
+    done = run_cli("import", str(bad), cwd=tmp_path / "t")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert message in done.stderr, done.stderr
+    assert target.list_runs().total == 0
+    assert not list(target.cache.iter_blobs())
+    assert bad.read_bytes() == before
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    manifest = {"format": "nbtrack-bundle", "version": 1, "runs": [], "blobs": []}
+    chunk = b"\0" * (64 << 20)
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("nbtrack-bundle.json", json.dumps(manifest))
+        zf.writestr("runs.json", "{}")
+        with zf.open("blobs/xxh3/" + "ab" * 16, "w", force_zip64=True) as member:
+            for _ in range(32):  # 2 GiB of zeros, about 2 MB compressed
+                member.write(chunk)
+    assert bomb.stat().st_size < 4 << 20
+    target = make_store(tmp_path / "t")
+    done = run_cli("import", str(bomb), cwd=tmp_path / "t")
+    assert done.returncode == 2 and "refused before writing anything" in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert sum(f.stat().st_size for f in (tmp_path / "t").rglob("*") if f.is_file()) < 1 << 20
+    assert target.list_runs().total == 0

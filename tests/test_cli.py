@@ -172,3 +172,44 @@ def test_diff_shows_what_changed_inside_a_csv(project_dir):
     out = run_cli("diff", *ids, cwd=project_dir).stdout
     assert "t.csv" in out and "changed" in out
     assert "rows 2 → 3" in out.replace("->", "→") and "c" in out
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM runs",
+        "DROP TABLE runs",
+        "SELECT 1; DELETE FROM params",
+        "CHECKPOINT; DROP TABLE runs",
+        "ATTACH 'x.db'",
+    ],
+)
+def test_sql_is_read_only_unless_asked_to_write(project_dir, two_runs, statement):
+    before = (project_dir / ".nbtrack" / "runs.duckdb").read_bytes()
+    r = run_cli("sql", statement, cwd=project_dir)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "--write" in r.stderr, r.stderr
+    assert (project_dir / ".nbtrack" / "runs.duckdb").read_bytes() == before
+    assert json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["total"] == 2
+
+
+def test_sql_write_backs_the_store_up_first_and_says_where(project_dir, two_runs):
+    r = run_cli(
+        "sql", "--write", f"DELETE FROM runs WHERE run_id = '{two_runs[0]}'", cwd=project_dir
+    )
+    assert r.returncode == 0, r.stderr
+    [line] = r.stderr.splitlines()
+    backup = Path(line.split("backed up the store to ")[1].split(" before writing")[0])
+    assert backup.parent == project_dir / ".nbtrack" and backup.is_file()
+    assert json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["total"] == 1
+    # The backup is the store as it was: copied back, it lists both runs.
+    restored = project_dir / "restored" / "runs.duckdb"
+    restored.parent.mkdir()
+    restored.write_bytes(backup.read_bytes())
+    listed = run_cli("ls", "--json", cwd=project_dir, env=kernel_env(NBTRACK_STORE=str(restored)))
+    assert json.loads(listed.stdout)["total"] == 2
+
+
+def test_sql_never_installs_or_loads_an_extension(project_dir, two_runs):
+    r = run_cli("sql", "--write", "INSTALL sqlite", cwd=project_dir)
+    assert r.returncode == 2 and "extensions is not allowed" in r.stderr

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from factory import record_run
-from nbtrack.client import MAX_PAGE, Client, build_metric, build_param, check_query
+from nbtrack.client import Client
 from nbtrack.exceptions import AmbiguousRunError, RunNotFoundError, UsageError
-from nbtrack.models import RunQuery
+from nbtrack.models import MAX_PAGE, RunQuery
+from nbtrack.validation import build_metric, build_param, check_query
 
 
 @pytest.fixture

@@ -238,7 +238,7 @@ def test_odd_values_unicode_and_huge_cells_are_kept(kernel, project_dir):
         "import numpy as np"
     )
     cell = (
-        "%%track données -p w -m ε -t équipe=vision\n"
+        "%%track données -p w -m ε -t équipe=vision -t \"note=hello world\" -t 'k=it is'\n"
         "température = 0.7\n"
         "nom = 'modèle-α'\n"
         "nbtrack.log_metric('nan_metric', float('nan'))\n"
@@ -249,7 +249,8 @@ def test_odd_values_unicode_and_huge_cells_are_kept(kernel, project_dir):
     kernel.ok(cell)
     client = _settle(project_dir)
     run = client.get_run("last")
-    assert run.name == "données" and run.tags == {"équipe": "vision"}
+    assert run.name == "données"
+    assert run.tags == {"équipe": "vision", "note": "hello world", "k": "it is"}
     assert run.params["w"] == "Weird<42>" and run.params["nom"] == "modèle-α"
     assert run.params["température"] == 0.7 and run.params["v2999"] == 2999
     assert math.isnan(run.metrics["nan_metric"]) and run.metrics["inf_metric"] == math.inf
@@ -319,6 +320,11 @@ def test_line_magics_show_tables_of_the_store(kernel, project_dir):
     assert "lr" in diffed.text and "changed" in diffed.text
     sql = kernel.ok("%track sql SELECT count(*) AS n FROM runs")
     assert "2" in sql.text
+    refused = kernel.run('%track sql "DELETE FROM runs"')
+    assert refused.status == "error" and refused.ename == "UsageError" and "--write" in refused.text
+    wrote = kernel.ok(f"%track sql --write \"DELETE FROM runs WHERE run_id = '{ids[1]}'\"")
+    assert "backed up the store to" in wrote.text and ".bak" in wrote.text
+    assert _settle(project_dir).list_runs().total == 1
     bad = kernel.run("%track show zzzz")
     assert bad.status == "error" and bad.ename == "UsageError" and "no run" in bad.text
     bad = kernel.run("%track frobnicate")

@@ -98,3 +98,20 @@ def test_pull_one_run_by_prefix_and_unknown_remotes(
         pull(bob, url, ["ffffffff"])
     with pytest.raises(RemoteError, match="not an nbtrack remote"):
         pull(bob, str(tmp_path / "empty"))
+
+
+def test_a_remote_run_file_that_is_not_json_is_one_line_and_pulls_nothing(
+    alice: Client, bob: Client, tmp_path: Path
+) -> None:
+    from conftest import run_cli
+
+    url = str(tmp_path / "remote")
+    run_id = _run_with_data(alice)
+    push(alice, url)
+    run_file = tmp_path / "remote" / "runs" / f"{run_id}.json"
+    run_file.write_bytes(b"\x00 definitely not json")
+    done = run_cli("pull", url, cwd=bob.project.root)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and f"runs/{run_id}.json is not a run file" in done.stderr
+    assert bob.list_runs().total == 0 and not list(bob.cache.iter_blobs())
+    assert run_file.read_bytes() == b"\x00 definitely not json"

@@ -242,6 +242,11 @@ async def test_notebook_runs_are_listed_on_request_and_show_their_cell_runs(
         ({"where": "lr >>> 1"}, "filter"),
         ({"where": "lr > 0) UNION SELECT 1 --"}, ""),
         ({"where": "(SELECT count(*) FROM read_csv('/etc/passwd')) > 0"}, ""),
+        ({"where": "1=1) --"}, "bad filter"),
+        ({"where": "1=1) UNION SELECT 'x', 1 --"}, "bad filter"),
+        ({"where": "current_setting('threads') > 0"}, "the function current_setting"),
+        ({"where": "(SELECT count(*) FROM duckdb_databases()) > 0"}, "subquery"),
+        ({"where": "(SELECT count(*) FROM range(3000000) a, range(3000000) b) > 0"}, "subquery"),
     ],
 )
 async def test_bad_list_parameters_are_a_400_with_a_message(

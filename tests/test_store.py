@@ -163,7 +163,7 @@ def test_bad_queries_are_usage_errors(client, project):
     record_run(project, "x", params={"lr": 0.1})
     with pytest.raises(UsageError, match="bad filter"):
         client.list_runs(RunQuery(where="no_such_column > 1"))
-    with pytest.raises(UsageError, match="single SELECT"):
+    with pytest.raises(UsageError, match="bad filter"):
         client.list_runs(RunQuery(where="1=1) ; DROP TABLE runs; SELECT (1"))
     with pytest.raises(UsageError, match="cannot sort by"):
         client.list_runs(RunQuery(sort="nope"))
@@ -186,7 +186,7 @@ def test_sql_from_the_network_is_one_select_without_file_access(client, project)
 def test_dump_and_load_copy_runs_between_stores_once(tmp_path_factory, project, client):
     a = record_run(project, "x", params={"lr": 0.1}, metrics={"loss": [3.0, 2.0, 1.0]})
     with_data = record_run(
-        project, "with-data", data=[DataVersion("d.csv", "input", "xxh3:00", 10)]
+        project, "with-data", data=[DataVersion("d.csv", "input", "xxh3:" + "00" * 16, 10)]
     )
     dump = client.dump_runs([a, with_data])
     elsewhere = tmp_path_factory.mktemp("other")

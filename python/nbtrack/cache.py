@@ -82,6 +82,11 @@ class GcResult:
         }
 
 
+def is_content_hash(digest: object) -> bool:
+    """True for a well-formed blob name (``algo:hex``, or a folder manifest's)."""
+    return isinstance(digest, str) and _DIGEST.fullmatch(digest) is not None
+
+
 def is_manifest_hash(digest: str) -> bool:
     """True for the hash of a folder manifest (``xxh3:...dir``)."""
     return digest.endswith(DIR_SUFFIX)
@@ -280,6 +285,20 @@ class Cache:
             self.quarantine(digest)
             raise BlobCorruptError(f"cached bytes of {digest} no longer match their hash")
 
+    def matches(self, digest: str) -> bool:
+        """Whether a present blob's bytes still hash to its name (nothing is moved)."""
+        return self._content_hash(digest) == digest
+
+    def stale_temporaries(self, now: float | None = None) -> list[Path]:
+        """Temporary files left by writers that died mid-write (older than an hour)."""
+        now = time.time() if now is None else now
+        found = []
+        for leftover in [*self.root.glob("tmp/*"), *self.root.glob(f"*/*/{TMP_PREFIX}*")]:
+            with contextlib.suppress(FileNotFoundError):
+                if now - leftover.stat().st_mtime > STALE_TMP_SECONDS:
+                    found.append(leftover)
+        return found
+
     def quarantine(self, digest: str) -> None:
         """Move a bad blob aside (``<blob>.corrupt``) so the next put stores it afresh."""
         path = self.path_for(digest)
@@ -397,10 +416,9 @@ class Cache:
 
     def _remove_debris(self, now: float) -> None:
         """Temporary files of dead writers and quarantined blobs."""
-        for leftover in [*self.root.glob("tmp/*"), *self.root.glob(f"*/*/{TMP_PREFIX}*")]:
+        for leftover in self.stale_temporaries(now):
             with contextlib.suppress(FileNotFoundError):
-                if now - leftover.stat().st_mtime > STALE_TMP_SECONDS:
-                    leftover.unlink()
+                leftover.unlink()
         for corrupt in self.root.glob("*/*/*.corrupt"):
             with contextlib.suppress(FileNotFoundError):
                 corrupt.unlink()

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import numbers
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import spools
 from .cache import Cache, GcResult
-from .exceptions import BadValueError, UsageError
+from .exceptions import UsageError
 from .models import (
-    MAX_PAGE,
-    RUN_KINDS,
-    RUN_STATUSES,
     Batch,
     MetricPoint,
     Run,
     RunPage,
     RunQuery,
-    json_float,
 )
-from .points import STEP_MAX, STEP_MIN
 from .project import Project, resolve_project
 from .store import Store
+from .validation import check_query, check_sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,98 +35,6 @@ if TYPE_CHECKING:
 READ_SLICE_POINTS = 250_000
 READ_SLICE_SECONDS = 0.25
 SLICE_RUNS = 500  # runs per ingestion transaction
-PARAM_SOURCES = ("auto", "flag", "papermill", "api", "default", "upstream", "autolog")
-
-
-# ---------------------------------------------------------------- value building
-def _plain(value: Any) -> Any:
-    """A value made of JSON types, or raise TypeError (numpy scalars become numbers)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return json_float(float(value))
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    raise TypeError(type(value).__name__)
-
-
-def check_key(key: Any, what: str = "metric") -> str:
-    """A parameter or metric name: a non-empty string."""
-    if not isinstance(key, str) or not key:
-        raise BadValueError(f"a {what} name must be a non-empty string, not {key!r}")
-    return key
-
-
-def check_step(key: str, step: Any) -> int:
-    """A metric step: an integer that fits in 64 bits (numpy integers welcome)."""
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise BadValueError(
-            f"the step of metric {key!r} must be an integer, not {type(step).__name__} {step!r}"
-        )
-    step = int(step)
-    if not STEP_MIN <= step <= STEP_MAX:
-        raise BadValueError(
-            f"the step of metric {key!r} must fit in 64 bits (-2**63 to 2**63 - 1), not {step}"
-        )
-    return step
-
-
-def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | None, str, str]:
-    """The stored form of a parameter: ``(key, JSON, number or None, text, source)``.
-
-    Values JSON cannot carry are stored by their ``repr`` (a string).
-    """
-    check_key(key, "parameter")
-    if source not in PARAM_SOURCES:
-        raise UsageError(f"unknown parameter source {source!r}")
-    try:
-        plain = _plain(value)
-    except (TypeError, RecursionError):
-        try:
-            plain = repr(value)
-        except Exception:  # a repr that raises: the value is recorded as its type
-            plain = f"<{type(value).__qualname__}>"
-    number: float | None = None
-    if isinstance(value, numbers.Real):
-        try:
-            number = float(value)
-        except OverflowError:  # an integer too big for a double: its text is kept
-            number = None
-    text = plain if isinstance(plain, str) else json.dumps(plain)
-    return key, json.dumps(plain), number, text, source
-
-
-def build_metric(key: str, value: Any) -> float:
-    """A metric value as a float (NaN and infinities are legal)."""
-    check_key(key)
-    if isinstance(value, (str, bytes)):
-        raise BadValueError(
-            f"metric {key!r} must be a number, not {type(value).__name__} {value!r}"
-        )
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise BadValueError(
-            f"metric {key!r} must be a number, not {type(value).__name__} {value!r}"
-        ) from exc
-
-
-def check_query(q: RunQuery) -> RunQuery:
-    if q.kind is not None and q.kind not in RUN_KINDS:
-        raise UsageError(f"kind must be one of {', '.join(RUN_KINDS)}, not {q.kind!r}")
-    if q.status is not None and q.status not in RUN_STATUSES:
-        raise UsageError(f"status must be one of {', '.join(RUN_STATUSES)}, not {q.status!r}")
-    if q.limit is not None and not 0 <= q.limit <= MAX_PAGE:
-        raise UsageError(f"limit must be between 0 and {MAX_PAGE}, not {q.limit}")
-    if q.offset < 0:
-        raise UsageError(f"offset must be 0 or more, not {q.offset}")
-    if q.where is not None and not q.where.strip():
-        raise UsageError("an empty --where condition")
-    return q
 
 
 class Client:
@@ -337,14 +240,37 @@ class Client:
         )
 
     def sql(self, query: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
-        if not isinstance(query, str) or not query.strip():
-            raise UsageError("an empty SQL query")
+        """A read-only query: statements that change the store are refused."""
+        check_sql(query)
         with self._reading():
             return self._store.sql(query, safe=safe)
+
+    def sql_write(self, query: str) -> tuple[list[str], list[tuple[Any, ...]], Path]:
+        """A query with write access, run after a backup; returns the backup's path too."""
+        check_sql(query)
+        self._fresh()
+        return self._store.sql_write(query)
 
     def change_token(self) -> str:
         with self._reading():
             return self._store.change_token()
+
+    def store_health(self) -> dict[str, Any]:
+        """Open the store and read all of it: path, meta rows, rows per table.
+
+        Raises the ``StoreError`` that says what is wrong with it.
+        """
+        return self._store.health()
+
+    def set_store_aside(self, which: str, reason: str) -> Path:
+        """Move the store file (``"file"``) or its write-ahead log (``"wal"``) aside; the new path."""
+        if which not in ("file", "wal"):
+            raise UsageError(f"which is 'file' or 'wal', not {which!r}")
+        return self._store.set_aside(which, reason)
+
+    def cached_hashes(self) -> set[str]:
+        """Blob hashes runs recorded as kept in the cache."""
+        return self._store.cached_hashes()
 
     def info(self) -> dict[str, Any]:
         """The store's path, meta rows (schema version, creator) and run count."""
@@ -427,9 +353,14 @@ class Client:
         """Every stored row of the given runs, per table (for bundles and remotes)."""
         return self._store.dump_runs(run_ids)
 
-    def load_runs(self, dump: dict[str, list[dict[str, Any]]]) -> list[str]:
-        """Add the runs of a dump this store lacks; returns their ids (idempotent)."""
-        return self._store.load_runs(dump)
+    def load_runs(self, dump: dict[str, list[dict[str, Any]]], source: str = "dump") -> list[str]:
+        """Add the runs of a dump this store lacks; returns their ids (idempotent).
+
+        Every row is checked first (``dumps.check_dump``): a malformed dump imports nothing.
+        """
+        from .dumps import check_dump
+
+        return self._store.load_runs(check_dump(dump, source))
 
     # ---------------------------------------------------------------- the model registry
     def dump_registry(self, run_ids: Sequence[str] | None) -> dict[str, list[dict[str, Any]]]:

@@ -28,6 +28,10 @@ class BadValueError(UsageError, ValueError):
     """A logged name, value or step cannot be recorded (refused at the call)."""
 
 
+class QueryTimeoutError(QueryError):
+    """A filter ran past the query time limit and was stopped."""
+
+
 class StoreError(NbtrackError):
     """The store could not be used."""
 
@@ -48,6 +52,12 @@ class StoreVersionError(StoreError):
 
 class NotAStoreError(StoreError):
     """The file is not an nbtrack store (or is corrupt); it is left untouched."""
+
+    http_status = 409
+
+
+class StoreDamagedError(StoreError):
+    """The store file (or its write-ahead log) is damaged; it is left untouched."""
 
     http_status = 409
 

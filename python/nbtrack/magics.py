@@ -15,7 +15,7 @@ from IPython.core.magic import (
     magics_class,
     output_can_be_silenced,
 )
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Integer
 
 from . import dataflow, previous, settings
@@ -105,7 +105,9 @@ class TrackMagics(Magics):
     def _options(self, line: str, cell: str) -> TrackOptions:
         usage = USAGE
         try:
-            args = parse_argstring(self.track, line)
+            # Quotes are honoured as a shell does (-t "note=hello world"): IPython's
+            # parse_argstring splits without POSIX rules and keeps them in the value.
+            args = self.track.parser.parse_args(shlex.split(line))
         except UsageError as exc:
             raise UsageError(f"%%track: {exc}\n{usage}") from None
         except ValueError as exc:  # unbalanced quotes and the like

@@ -127,8 +127,10 @@ def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
 
     if fmt not in _READERS:
         raise NbtrackError(f"cannot profile {fmt!r} files")
+    from .duckdb_config import connect_duckdb
+
     src = "'" + os.fspath(path).replace("'", "''") + "'"
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         profile = _profile_relation(con, _READERS[fmt].format(src=src))
     except duckdb.Error as exc:
@@ -141,9 +143,9 @@ def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
 
 def profile_frame(df: pd.DataFrame) -> dict[str, Any]:
     """Profile an in-memory pandas DataFrame (what ``log_dataset`` records)."""
-    import duckdb
+    from .duckdb_config import connect_duckdb
 
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         frame = df.copy(deep=False)
         frame.columns = [str(c) for c in frame.columns]

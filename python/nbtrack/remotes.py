@@ -285,8 +285,6 @@ def pull(client: Client, url: str, refs: Sequence[str] = ()) -> TransferResult:
     Blobs come first and are verified; then the runs are added to the store (rows
     already there are left as they are).
     """
-    from .pipelines.bundle import decode_value
-
     fs, root = open_remote(url)
     result = TransferResult(remote=url)
     try:
@@ -294,10 +292,7 @@ def pull(client: Client, url: str, refs: Sequence[str] = ()) -> TransferResult:
         available = _remote_run_ids(fs, root)
         run_ids = _match(available, refs) if refs else available
         cache = client.cache
-        dumps = [
-            decode_value(json.loads(fs.cat_file(posixpath.join(root, "runs", f"{r}.json"))))
-            for r in run_ids
-        ]
+        dumps = [_read_run(fs, root, url, r) for r in run_ids]
         wanted: list[str] = []
         for dump in dumps:
             wanted.extend(_referenced(dump))
@@ -318,9 +313,25 @@ def pull(client: Client, url: str, refs: Sequence[str] = ()) -> TransferResult:
     for dump in dumps:
         for table, rows in dump.items():
             merged.setdefault(table, []).extend(rows)
-    result.runs = client.load_runs(merged) if merged else []
+    result.runs = client.load_runs(merged, f"{url} runs/") if merged else []
     try:
         result.models = _pull_models(client, fs, root, run_ids)
     except OSError as exc:
         raise RemoteError(f"pull from {url} failed: {exc}") from exc
     return result
+
+
+def _read_run(fs: AbstractFileSystem, root: str, url: str, run_id: str) -> dict[str, Any]:
+    """One remote run file, checked: a file that is not a run dump stops the pull early."""
+    from .dumps import check_dump
+    from .pipelines.bundle import decode_value
+
+    name = f"runs/{run_id}.json"
+    try:
+        dump = decode_value(json.loads(fs.cat_file(posixpath.join(root, name))))
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise RemoteError(
+            f"{url}: {name} is not a run file nbtrack can read ({exc}); nothing was pulled; "
+            "push that run again or remove the file"
+        ) from None
+    return check_dump(dump, f"{url} {name}")

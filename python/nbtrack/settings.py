@@ -94,10 +94,20 @@ SYSTEM_INTERVAL = Setting(
     "seconds (a number)",
 )
 
+QUERY_TIMEOUT = Setting(
+    "NBTRACK_QUERY_TIMEOUT",
+    "how long a run query (a listing with --where, a REST filter) may run before it is "
+    "stopped with an error that says so",
+    "5",
+    "seconds (a number)",
+)
+
 SETTINGS = (
-    STORE, ROOT, PARENT_RUN, PARAMS, NOTEBOOK, MAX_BLOB_SIZE, LOCK_TIMEOUT, SYSTEM_INTERVAL,
+    STORE, ROOT, PARENT_RUN, PARAMS, NOTEBOOK, MAX_BLOB_SIZE, LOCK_TIMEOUT, QUERY_TIMEOUT,
+    SYSTEM_INTERVAL,
 )  # fmt: skip
 DEFAULT_LOCK_TIMEOUT = 60.0
+DEFAULT_QUERY_TIMEOUT = 5.0
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -162,13 +172,25 @@ def max_blob_size() -> int | None:
 
 def lock_timeout() -> float:
     """``NBTRACK_LOCK_TIMEOUT`` in seconds (default 60)."""
-    raw = LOCK_TIMEOUT.raw()
+    return _seconds(LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT)
+
+
+def query_timeout() -> float:
+    """``NBTRACK_QUERY_TIMEOUT`` in seconds (default 5)."""
+    return _seconds(QUERY_TIMEOUT, DEFAULT_QUERY_TIMEOUT)
+
+
+def _seconds(setting: Setting, default: float) -> float:
+    raw = setting.raw()
     if raw is None:
-        return DEFAULT_LOCK_TIMEOUT
+        return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        raise UsageError(f"{LOCK_TIMEOUT.name} must be a number of seconds, not {raw!r}") from None
+        raise UsageError(f"{setting.name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise UsageError(f"{setting.name} must be more than 0 seconds, not {raw!r}")
+    return value
 
 
 def system_interval() -> float:

@@ -22,13 +22,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import ingest
-from .client import Client, build_metric, build_param, check_key, check_step
+from .client import Client
 from .exceptions import BadValueError, NbtrackError, NoActiveRunError, UsageError
 from .ingest import ingestor
 from .models import DataVersion, Environment, NamedInput, Run
 from .points import STEP_MAX, STEP_MIN, PointLog
 from .project import Project
 from .spool import SpoolWriter, points_path
+from .validation import build_metric, build_param, check_key, check_step
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -205,9 +205,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sql(args: argparse.Namespace) -> int:
+def run_sql(client: Client, args: argparse.Namespace) -> tuple[list[str], list[Any]]:
+    """``sql``: read-only, or with ``--write`` after a backup (whose path goes to stderr)."""
     query = " ".join(args.query)
-    cols, rows = open_client(args).sql(query)
+    if not args.write:
+        return client.sql(query)
+    cols, rows, backup = client.sql_write(query)
+    sys.stderr.write(f"nbtrack: backed up the store to {backup} before writing\n")
+    return cols, rows
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    cols, rows = run_sql(open_client(args), args)
     if args.json:
         emit_json([dict(zip(cols, r, strict=True)) for r in rows])
     elif args.csv:
@@ -275,8 +284,13 @@ def register(sub: Any) -> None:
     _add_format(p)
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("sql", help="run a SQL query on the store (see docs/schema.md)")
+    p = sub.add_parser("sql", help="run a read-only SQL query on the store (see docs/schema.md)")
     p.add_argument("query", nargs="+", help="the query")
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="allow statements that change the store (a backup is made first)",
+    )
     _add_format(p, csv=True)
     p.set_defaults(func=cmd_sql)
 
@@ -305,7 +319,7 @@ def notebook_verb(words: list[str], start: str | None = None) -> Any:
         return RunView(client.get_run(args.run))
     if args.command == "diff":
         return DiffView(client.diff(args.a, args.b, all=args.all))
-    cols, rows = client.sql(" ".join(args.query))
+    cols, rows = run_sql(client, args)
     return Table(cols, [list(r) for r in rows]).frame()
 
 

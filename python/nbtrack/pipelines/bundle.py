@@ -32,15 +32,18 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
+from ..cache import is_content_hash
+from ..dumps import check_dump
 from ..exceptions import BlobCorruptError, UsageError
 
 if TYPE_CHECKING:
@@ -53,6 +56,10 @@ RUNS = "runs.json"
 MODELS = "models.json"
 BLOBS = "blobs/"
 EXECUTIONS = "executions/"
+#: An archive may unpack to this much plus MAX_RATIO times its own size, no more.
+MAX_UNPACKED_FLOOR = 256 << 20
+MAX_RATIO = 100
+_RUN_FILE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
 # --- values -------------------------------------------------------------------------------
@@ -222,19 +229,60 @@ def _digest_of(name: str) -> str:
     return f"{algo}:{hexd}"
 
 
-def _read_manifest(zf: zipfile.ZipFile, source: str) -> dict[str, Any]:
+def _read_json(zf: zipfile.ZipFile, member: str, source: str) -> Any:
     try:
-        manifest = json.loads(zf.read(MANIFEST))
+        return json.loads(zf.read(member))
     except KeyError:
-        raise UsageError(f"{source} is not an nbtrack bundle (no {MANIFEST})") from None
-    if manifest.get("format") != FORMAT:
-        raise UsageError(f"{source} is not an nbtrack bundle (format {manifest.get('format')!r})")
-    if int(manifest.get("version", 0)) > VERSION:
+        raise UsageError(f"{source} is not a complete nbtrack bundle (no {member})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(
-            f"{source} is a version {manifest['version']} bundle; this nbtrack reads up to "
+            f"{source}: {member} is not valid JSON ({exc}); nothing was imported"
+        ) from None
+
+
+def _read_manifest(zf: zipfile.ZipFile, source: str) -> dict[str, Any]:
+    if MANIFEST not in zf.namelist():
+        raise UsageError(f"{source} is not an nbtrack bundle (no {MANIFEST})")
+    manifest = _read_json(zf, MANIFEST, source)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        what = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise UsageError(f"{source} is not an nbtrack bundle (format {what!r})")
+    version = manifest.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UsageError(f"{source}: bundle version {version!r} is not a number")
+    if version > VERSION:
+        raise UsageError(
+            f"{source} is a version {version} bundle; this nbtrack reads up to "
             f"version {VERSION}: upgrade nbtrack to import it"
         )
+    if not isinstance(manifest.get("runs", []), list):
+        raise UsageError(f"{source}: the manifest's runs must be a list")
     return dict(manifest)
+
+
+def _check_sizes(zf: zipfile.ZipFile, source: str, archive_size: int | None) -> None:
+    """Refuse, before writing a byte, an archive that would unpack to far more than it is.
+
+    A 2 MB zip bomb declares gigabytes; Python's zipfile never reads past the size a
+    member declares, so the declared total is an upper bound of what lands on disk.
+    """
+    total = sum(info.file_size for info in zf.infolist())
+    limit = MAX_UNPACKED_FLOOR + MAX_RATIO * (archive_size or 0)
+    if total > limit:
+        raise UsageError(
+            f"{source} would unpack to {total:,} bytes, more than {MAX_RATIO}x its size "
+            f"plus {MAX_UNPACKED_FLOOR >> 20} MiB; refused before writing anything "
+            "(a zip bomb, or a bundle this import will not take)"
+        )
+    for info in zf.infolist():
+        name = info.filename
+        blob = name.startswith(BLOBS) and not name.endswith("/")
+        if blob and not is_content_hash(_digest_of(name)):
+            raise UsageError(f"{source}: {name} is not named by a content hash")
+        if name.startswith(EXECUTIONS) and not name.endswith("/"):
+            stem = PurePosixPath(name).name.removesuffix(".ipynb")
+            if not _RUN_FILE.match(stem) or not name.endswith(".ipynb"):
+                raise UsageError(f"{source}: {name} is not an executed notebook of a run")
 
 
 def _import_blob(client: Client, zf: zipfile.ZipFile, member: str) -> bool:
@@ -263,6 +311,16 @@ def _import_blob(client: Client, zf: zipfile.ZipFile, member: str) -> bool:
     return True
 
 
+def _stream_size(stream: IO[bytes]) -> int | None:
+    try:
+        here = stream.tell()
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(here)
+    except (OSError, ValueError):
+        return None
+    return size
+
+
 def import_bundle(client: Client, source: IO[bytes] | bytes, name: str = "bundle") -> BundleSummary:
     """Add a bundle's runs, blobs and executed notebooks to ``client``'s store.
 
@@ -277,6 +335,12 @@ def import_bundle(client: Client, source: IO[bytes] | bytes, name: str = "bundle
     summary = BundleSummary()
     with zf:
         manifest = _read_manifest(zf, name)
+        _check_sizes(zf, name, _stream_size(stream))
+        try:
+            dump = decode_value(_read_json(zf, RUNS, name))
+        except (ValueError, TypeError) as exc:  # a tagged value that is not one
+            raise UsageError(f"{name}: {RUNS} holds a bad value ({exc})") from None
+        check_dump(dump, f"{name} {RUNS}")
         for member in zf.namelist():
             if member.startswith(BLOBS) and not member.endswith("/"):
                 if _import_blob(client, zf, member):
@@ -291,8 +355,7 @@ def import_bundle(client: Client, source: IO[bytes] | bytes, name: str = "bundle
                     executions.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(zf.read(member))
                     summary.executions.append(target.name)
-        dump = decode_value(json.loads(zf.read(RUNS)))
-        summary.runs = list(client.load_runs(dump))
+        summary.runs = list(client.load_runs(dump, f"{name} {RUNS}"))
         if MODELS in zf.namelist():
             summary.models = client.load_registry(decode_value(json.loads(zf.read(MODELS))))
         summary.contained = list(manifest.get("runs", []))

@@ -10,12 +10,14 @@ connection around one of those functions.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ..models import Batch, MetricPoint, Run, RunPage, RunQuery
-from . import query, reads, schema, transfer, writes
+from . import integrity, query, reads, schema, transfer, writes
 from .registry_tables import RegistryTables
 from .schema import SCHEMA_VERSION
 
@@ -31,6 +33,22 @@ class Store(RegistryTables):
     def info(self) -> dict[str, Any]:
         with self.connect() as con:
             return {"path": str(self.path), **schema.info(con)}
+
+    def health(self) -> dict[str, Any]:
+        """Open the store, check its schema and read every value of every table.
+
+        Raises the ``StoreError`` that says what is wrong; returns the path, the meta
+        rows and the rows per table.
+        """
+        with self.connect(read_only=True) as con:
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            return {"path": str(self.path), "meta": meta, "rows": integrity.read_everything(con)}
+
+    def set_aside(self, which: str, reason: str) -> Path:
+        """Move the store file (``which="file"``) or its write-ahead log (``"wal"``) aside."""
+        target = self.path if which == "file" else integrity.wal_path(self.path)
+        with self._lock:
+            return integrity.set_aside(target, reason)
 
     def create_v1_for_tests(self) -> None:
         """Write an empty version-1 store (to exercise the upgrade path)."""
@@ -136,6 +154,11 @@ class Store(RegistryTables):
         with self.connect() as con:
             return reads.referenced_hashes(con, keep_run_ids)
 
+    def cached_hashes(self) -> set[str]:
+        """Blob hashes runs recorded as kept in the cache."""
+        with self.connect() as con:
+            return reads.cached_hashes(con)
+
     def run_ids_by_age(self) -> list[tuple[str, datetime]]:
         """All run ids with their start time, newest first."""
         with self.connect() as con:
@@ -153,20 +176,42 @@ class Store(RegistryTables):
     # ---------------------------------------------------------------- the run query
     def list_runs(self, q: RunQuery, *, safe: bool = False) -> RunPage:
         """One page of runs matching ``q`` (full records), and the total count."""
-        with self.connect(safe=safe) as con:
-            return query.list_runs(str(self.path), con, q)
+        with self.connect(safe=safe) as con, query.time_limit(con):
+            return query.list_runs(str(self.path), con, q, strict=safe)
 
     def runs_frame(self, q: RunQuery) -> Any:
         """The wide table (one row per run) as a pandas DataFrame."""
-        with self.connect() as con:
+        with self.connect() as con, query.time_limit(con):
             return query.runs_frame(str(self.path), con, q)
 
     def sql(self, text: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run a user's query. ``safe``: one SELECT, no file access (for HTTP)."""
+        """Run a user's read-only query on a read-only connection.
+
+        ``safe``: one SELECT, no file access (for SQL that arrives over HTTP).
+        """
         if safe:
             query.check_single_select(text)
-        with self.connect(safe=safe) as con:
+        else:
+            query.check_read_only(text)
+        with self.connect(safe=safe, read_only=True) as con:
             return query.run_sql(con, text)
+
+    def sql_write(self, text: str) -> tuple[list[str], list[tuple[Any, ...]], Path]:
+        """Run a user's query with write access, after a backup; returns the backup too."""
+        query.check_writable(text)
+        backup = self.backup("sql")
+        with self.connect() as con:
+            cols, rows = query.run_sql(con, text)
+        return cols, rows, backup
+
+    def backup(self, reason: str) -> Path:
+        """A copy of the file after a checkpoint, beside it: ``runs.duckdb.REASON-TIME.bak``."""
+        with self.connect() as con:
+            con.execute("CHECKPOINT")
+            stamp = schema.utcnow().strftime("%Y%m%dT%H%M%S.%f")
+            dest = self.path.with_name(f"{self.path.name}.{reason}-{stamp}.bak")
+            shutil.copy2(self.path, dest)
+        return dest
 
     # ---------------------------------------------------------------- dump and load
     def dump_runs(self, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

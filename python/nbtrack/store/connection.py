@@ -24,8 +24,9 @@ from typing import Any
 import duckdb
 
 from .. import settings
-from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersionError
-from . import schema
+from ..duckdb_config import connect_duckdb
+from ..exceptions import NotAStoreError, StoreBusyError, StoreVersionError
+from . import integrity, schema
 
 BACKGROUND_PATIENCE = 1.0  # seconds a background ingester gives way to waiting readers
 
@@ -150,26 +151,31 @@ class Connection:
 
     @contextmanager
     def connect(
-        self, *, safe: bool = False, background: bool = False
+        self, *, safe: bool = False, read_only: bool = False, background: bool = False
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection, after the schema was checked or created.
+        """A short-lived connection, after the files and the schema were checked.
 
-        ``safe`` turns off DuckDB's file access (for SQL that arrives over HTTP).
-        ``background``: wait while a foreground caller waits (see ``_Turn``).
-        Waits for other processes holding the file, up to the lock timeout.
+        ``safe`` turns off DuckDB's file access (for SQL that arrives over HTTP);
+        ``read_only`` opens the file so that nothing can change it; ``background``:
+        wait while a foreground caller waits (see ``_Turn``). Waits for other
+        processes holding the file, up to the lock timeout. A DuckDB error that no
+        caller turned into its own (a damaged block, a short read) becomes one
+        ``StoreError`` line here.
         """
         with self._lock:
             self._turn.acquire(self.lock_timeout, background=background)
             try:
-                self._ensure_schema()
-                config = dict(schema.CONNECT_CONFIG)
-                if safe:
-                    config["enable_external_access"] = False
-                con = self._open(config)
+                integrity.check_files(self.path)
                 try:
-                    yield con
-                finally:
-                    con.close()
+                    self._ensure_schema()
+                    config = {"enable_external_access": False} if safe else {}
+                    con = self._open(config, read_only=read_only)
+                    try:
+                        yield con
+                    finally:
+                        con.close()
+                except duckdb.Error as exc:
+                    raise integrity.damaged(self.path, exc) from exc
             finally:
                 self._turn.release()
 
@@ -191,7 +197,7 @@ class Connection:
         delay = 0.002
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only, config=config or {})
+                return connect_duckdb(str(self.path), read_only=read_only, config=config)
             except duckdb.IOException as exc:
                 if _is_lock_error(exc):
                     if time.monotonic() >= deadline:
@@ -203,12 +209,17 @@ class Connection:
                     delay = min(delay * 2, 0.1)
                     continue
                 if "not a valid DuckDB database file" in str(exc):
-                    raise NotAStoreError(f"{self.path} is not an nbtrack store: {exc}") from exc
-                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+                    raise NotAStoreError(
+                        f"{self.path} is not an nbtrack store ({integrity.first_line(exc)}); "
+                        f"it was left untouched; {integrity.DOCTOR}"
+                    ) from exc
+                raise integrity.damaged(self.path, exc) from exc
             except duckdb.SerializationException as exc:  # written by a newer DuckDB
-                raise StoreVersionError(f"cannot open {self.path}: {exc}") from exc
+                raise StoreVersionError(
+                    f"cannot open {self.path}: {integrity.first_line(exc)}"
+                ) from exc
             except duckdb.Error as exc:
-                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+                raise integrity.damaged(self.path, exc) from exc
 
     def _ensure_schema(self) -> None:
-        schema.ensure(self.path, lambda: self._open(dict(schema.CONNECT_CONFIG)))
+        schema.ensure(self.path, self._open)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
 
-from ..exceptions import QueryError
+from .. import settings
+from ..exceptions import QueryError, QueryTimeoutError
 from ..models import RunPage, RunQuery
-from . import reads
+from . import filters, reads
+from .integrity import is_damage
 from .tables import RUN_COLUMNS, quote_ident
 
 SORTABLE = {
@@ -43,7 +48,7 @@ def _keys(path: str, con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, bo
     return kinds, metric_keys
 
 
-def _wide_sql(param_kinds: list[tuple[str, bool]], metric_keys: list[str]) -> str:
+def _wide_sql(param_kinds: list[tuple[str, bool]], metric_keys: list[str]) -> tuple[str, list[str]]:
     """A query with one row per run and one column per param and metric.
 
     Numeric parameters are DOUBLE columns, others text; each column is there as
@@ -67,15 +72,19 @@ def _wide_sql(param_kinds: list[tuple[str, bool]], metric_keys: list[str]) -> st
         return "'" + s.replace("'", "''") + "'"
 
     p_cols, m_cols, aliases = [], [], []
+    names = [c for c in RUN_COLUMNS if c not in ("source", "git_diff")] + ["duration"]
+    names += ["params." + k for k, _ in param_kinds] + ["metrics." + k for k in metric_keys]
     for k, numeric in param_kinds:
         col = "value_num" if numeric else "value_text"
         p_cols.append(f"max({col}) FILTER (WHERE key = {lit(k)}) AS {quote_ident('params.' + k)}")
         if bare[k] == 1 and k not in taken:
             aliases.append(f"{quote_ident('params.' + k)} AS {quote_ident(k)}")
+            names.append(k)
     for k in metric_keys:
         m_cols.append(f"max(value) FILTER (WHERE key = {lit(k)}) AS {quote_ident('metrics.' + k)}")
         if bare[k] == 1 and k not in taken:
             aliases.append(f"{quote_ident('metrics.' + k)} AS {quote_ident(k)}")
+            names.append(k)
     p_sel = ", ".join(
         ["run_id", *p_cols, "string_agg(key || '=' || value_text, ' ') AS params_text"]
     )
@@ -91,10 +100,11 @@ def _wide_sql(param_kinds: list[tuple[str, bool]], metric_keys: list[str]) -> st
                 FROM runs r LEFT JOIN p USING (run_id) LEFT JOIN m USING (run_id))
         SELECT *{alias_sel} FROM wide0
     """
-    return sql
+    return sql, names
 
 
-def _filters(q: RunQuery) -> tuple[str, list[Any]]:
+def _filters(q: RunQuery, where: str | None = None) -> tuple[str, list[Any]]:
+    """The WHERE of a run query; ``where`` is the filter as ``filters.compile_where`` wrote it."""
     conds, args = ["TRUE"], []
     if q.kind:
         conds.append("kind = ?")
@@ -110,8 +120,8 @@ def _filters(q: RunQuery) -> tuple[str, list[Any]]:
             "concat_ws(' ', run_id, name, notebook_path, cell_id, status, params_text) ILIKE ?"
         )
         args.append("%" + q.text.replace("\\", "\\\\").replace("%", "\\%") + "%")
-    if q.where:
-        conds.append(f"({q.where})")
+    if where:
+        conds.append(where)
     return " AND ".join(conds), args
 
 
@@ -181,35 +191,34 @@ def _page_narrow(
     return [r[0] for r in rows], int(total[0]) if total else 0
 
 
-def list_runs(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> RunPage:
-    """One page of runs matching ``q`` (full records), and the total count."""
+def list_runs(
+    path: str, con: duckdb.DuckDBPyConnection, q: RunQuery, *, strict: bool = False
+) -> RunPage:
+    """One page of runs matching ``q`` (full records), and the total count.
+
+    ``strict``: the filter is held to the allow-list for filters from the network.
+    """
     param_kinds, metrics = _keys(path, con)
     params = [k for k, _ in param_kinds]
     if q.where is None and q.text is None:
         ids, total = _page_narrow(con, q, dict(param_kinds), metrics)
         runs = reads.load(con, ids, with_env=False)
         return RunPage(runs=runs, total=total, param_keys=params, metric_keys=metrics)
-    wide = _wide_sql(param_kinds, metrics)
-    cond, args = _filters(q)
+    wide, names = _wide_sql(param_kinds, metrics)
+    where = filters.compile_where(q.where, names, strict=strict) if q.where else None
+    cond, args = _filters(q, where)
     order = _order(q, params, metrics)
     page = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
     sql = (
         f"WITH wide AS ({wide}) SELECT run_id, count(*) OVER () FROM wide "
         f"WHERE {cond} ORDER BY {order} {page}"
     )
-    check_single_select(sql)
-    try:
-        rows = con.execute(sql, args).fetchall()
-        if rows:
-            total = int(rows[0][1])
-        else:
-            total = int(
-                con.execute(
-                    f"WITH wide AS ({wide}) SELECT count(*) FROM wide WHERE {cond}", args
-                ).fetchone()[0]  # type: ignore[index]
-            )
-    except duckdb.Error as exc:
-        raise QueryError(f"bad filter {q.where!r}: {_first_line(exc)}") from exc
+    rows = _run_filter(con, sql, args, q.where).fetchall()
+    if rows:
+        total = int(rows[0][1])
+    else:
+        count = f"WITH wide AS ({wide}) SELECT count(*) FROM wide WHERE {cond}"
+        total = int(_run_filter(con, count, args, q.where).fetchone()[0])  # type: ignore[index]
     runs = reads.load(con, [r[0] for r in rows], with_env=False)
     return RunPage(runs=runs, total=total, param_keys=params, metric_keys=metrics)
 
@@ -218,8 +227,9 @@ def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
     """The wide table (one row per run) as a pandas DataFrame."""
     param_kinds, metrics = _keys(path, con)
     params = [k for k, _ in param_kinds]
-    wide = _wide_sql(param_kinds, metrics)
-    cond, args = _filters(q)
+    wide, names = _wide_sql(param_kinds, metrics)
+    where = filters.compile_where(q.where, names, strict=False) if q.where else None
+    cond, args = _filters(q, where)
     order = _order(q, params, metrics)
     page = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
     keep = [
@@ -232,11 +242,53 @@ def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
         f"WITH wide AS ({wide}) SELECT {', '.join(keep)} FROM wide "
         f"WHERE {cond} ORDER BY {order} {page}"
     )
-    check_single_select(sql)
+    return _run_filter(con, sql, args, q.where).df()
+
+
+def _run_filter(
+    con: duckdb.DuckDBPyConnection, sql: str, args: list[Any], where: str | None
+) -> duckdb.DuckDBPyConnection:
     try:
-        return con.execute(sql, args).df()
+        return con.execute(sql, args)
+    except duckdb.InterruptException:
+        raise  # the time limit's: time_limit says so
     except duckdb.Error as exc:
-        raise QueryError(f"bad filter {q.where!r}: {_first_line(exc)}") from exc
+        if is_damage(exc):
+            raise  # the connection says the file is damaged, in one line
+        raise QueryError(f"bad filter {where!r}: {_first_line(exc)}") from exc
+
+
+@contextmanager
+def time_limit(con: duckdb.DuckDBPyConnection, seconds: float | None = None) -> Iterator[None]:
+    """Interrupt what ``con`` runs once ``seconds`` (default ``$NBTRACK_QUERY_TIMEOUT``,
+    else 5) have passed; the interrupted query becomes ``QueryTimeoutError``.
+
+    A filter can be made expensive; it must never hold the store for long.
+    """
+    if seconds is None:
+        seconds = settings.query_timeout()
+    guard = threading.Lock()
+    running = [True]
+
+    def interrupt() -> None:
+        with guard:
+            if running[0]:
+                con.interrupt()
+
+    timer = threading.Timer(seconds, interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise QueryTimeoutError(
+            f"the query ran longer than {seconds:g} s and was stopped: make the filter "
+            f"simpler ({settings.QUERY_TIMEOUT.name} sets the limit)"
+        ) from None
+    finally:
+        with guard:
+            running[0] = False
+        timer.cancel()
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -246,6 +298,8 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list
         cols = [d[0] for d in cur.description] if cur.description else []
         rows = cur.fetchall() if cur.description else []
     except duckdb.Error as exc:
+        if is_damage(exc):
+            raise  # the connection says the file is damaged, in one line
         raise QueryError(f"SQL error: {_first_line(exc)}") from exc
     return cols, rows
 
@@ -257,6 +311,40 @@ def _nan_last(col: str) -> str:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
+
+
+READ_ONLY_STATEMENTS = frozenset(
+    {
+        duckdb.StatementType.SELECT,
+        duckdb.StatementType.EXPLAIN,
+        duckdb.StatementType.PRAGMA,
+        duckdb.StatementType.CALL,
+    }
+)
+
+
+def _statement_types(sql: str) -> list[duckdb.StatementType]:
+    try:
+        return [s.type for s in duckdb.extract_statements(sql)]
+    except duckdb.Error as exc:
+        raise QueryError(f"SQL error: {_first_line(exc)}") from exc
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse statements that change something (the connection is read-only as well)."""
+    for kind in _statement_types(sql):
+        if kind not in READ_ONLY_STATEMENTS:
+            raise QueryError(
+                f"{kind.name} statements may change the store or write files, and the "
+                "store is opened read-only: writing needs `nbtrack sql --write` "
+                "(or `%track sql --write`), which backs the store up first"
+            )
+
+
+def check_writable(sql: str) -> None:
+    """Even with write access, never install or load a DuckDB extension."""
+    if duckdb.StatementType.LOAD in _statement_types(sql):
+        raise QueryError("installing or loading DuckDB extensions is not allowed")
 
 
 def check_single_select(sql: str) -> None:

@@ -208,6 +208,15 @@ def referenced_hashes(
     return {r[0] for r in rows}
 
 
+def cached_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Blob hashes runs recorded as kept in the cache (cached data versions, notebook snapshots)."""
+    rows = con.execute(
+        "SELECT hash FROM data_versions WHERE cached AND hash IS NOT NULL "
+        "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def run_ids_by_age(con: duckdb.DuckDBPyConnection) -> list[tuple[str, datetime]]:
     """All run ids with their start time, newest first."""
     rows = con.execute("SELECT run_id, started_at FROM runs ORDER BY started_at DESC").fetchall()

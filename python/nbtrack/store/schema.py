@@ -14,7 +14,9 @@ from typing import Any
 import duckdb
 
 from .._version import __version__
+from ..duckdb_config import connect_duckdb
 from ..exceptions import NotAStoreError, StoreError, StoreVersionError
+from .integrity import first_line
 
 SCHEMA_VERSION = 6
 
@@ -115,11 +117,6 @@ CREATE TABLE model_alias_history (
 _checked: set[tuple[str, int]] = set()
 
 Opener = Callable[[], duckdb.DuckDBPyConnection]
-# Never let DuckDB install or load an extension on its own.
-CONNECT_CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
 
 
 def utcnow() -> datetime:
@@ -177,7 +174,7 @@ def _create_atomically(path: Path, *, replace: bool) -> None:
     tmp = Path(name)
     tmp.unlink()  # DuckDB creates the file itself; the name is ours
     try:
-        con = duckdb.connect(str(tmp), config=CONNECT_CONFIG)
+        con = connect_duckdb(str(tmp))
         try:
             create(con)
             con.execute("CHECKPOINT")
@@ -208,8 +205,16 @@ def schema_version(path: Path, con: duckdb.DuckDBPyConnection) -> int:
         )
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is None:
-        raise NotAStoreError(f"{path} has no schema version; it was left untouched")
-    return int(row[0])
+        raise NotAStoreError(
+            f"{path} has no schema version; it was left untouched; run `nbtrack doctor`"
+        )
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise NotAStoreError(
+            f"{path} has schema version {row[0]!r}, not a number; it was left untouched; "
+            "run `nbtrack doctor`"
+        ) from None
 
 
 def create(con: duckdb.DuckDBPyConnection) -> None:
@@ -229,21 +234,42 @@ def create(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def migrate(path: Path, con: duckdb.DuckDBPyConnection, version: int) -> None:
+    """Upgrade in one transaction, after a backup (one per source version, not per try)."""
     con.execute("CHECKPOINT")
-    stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-    backup = path.with_name(f"{path.name}.v{version}-{stamp}.bak")
-    shutil.copy2(path, backup)
+    backup = _backup_of_version(path, version)
+    if backup is None:
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+        backup = path.with_name(f"{path.name}.v{version}-{stamp}.bak")
+        shutil.copy2(path, backup)
     con.execute("BEGIN TRANSACTION")
-    for v in range(version, SCHEMA_VERSION):
-        con.execute(MIGRATIONS[v])
-    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
-    con.execute("COMMIT")
+    try:
+        for v in range(version, SCHEMA_VERSION):
+            con.execute(MIGRATIONS[v])
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise StoreError(
+            f"upgrading {path} from schema version {version} to {SCHEMA_VERSION} failed "
+            f"({first_line(exc)}); the store was left at version {version} and a backup is "
+            f"at {backup.name}; run `nbtrack doctor`"
+        ) from exc
+
+
+def _backup_of_version(path: Path, version: int) -> Path | None:
+    """An earlier backup of this very file at ``version``: a failing upgrade retried
+    on every command would otherwise write a full copy each time."""
+    size = path.stat().st_size
+    for candidate in sorted(path.parent.glob(f"{path.name}.v{version}-*.bak")):
+        if candidate.stat().st_size == size:
+            return candidate
+    return None
 
 
 def create_v1(path: Path) -> None:
     """Write an empty version-1 store (to exercise the upgrade path)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = connect_duckdb(str(path))
     try:
         con.execute(SCHEMA_V1)
         con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
