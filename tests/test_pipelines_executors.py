@@ -68,11 +68,10 @@ def test_a_dask_sweep_stores_what_workers_hand_back_and_reports_a_killed_worker(
 
     client = Client(project)
     finished = client.get_run(rows[False]["run_id"])
-    assert (finished.kind, finished.notebook_path, finished.params) == (
-        "notebook",
-        "pipe_train.ipynb",
-        {"crash": False},
-    )
+    assert (finished.kind, finished.notebook_path) == ("notebook", "pipe_train.ipynb")
+    # the injected value, marked as such, beside the parameters cell's defaults
+    assert (finished.params["crash"], finished.param_sources["crash"]) == (False, "papermill")
+    assert (finished.params["lr"], finished.param_sources["lr"]) == (0.1, "default")
     [cell] = client.children(finished.run_id)
     assert cell.metrics["acc"] == pytest.approx(1 - 0.1 / 18, abs=1e-3)
     # Recorded against this project's root, with the bytes brought back from the worker.

@@ -99,8 +99,8 @@ def scan(spool_dir: Path) -> list[Spool]:
     """The spools in ``spool_dir``, oldest first; removes temporary files of dead writers."""
     try:
         names = os.listdir(spool_dir)
-    except FileNotFoundError:
-        return []
+    except (FileNotFoundError, NotADirectoryError):
+        return []  # no spools yet, or `.nbtrack` is not a folder (the store says so)
     found = []
     alive: dict[tuple[Any, ...], bool] = {}  # one look per writing process, not per spool
     for name in names:
