@@ -20,6 +20,7 @@ indexes as differences, which compress to almost nothing): 100 versions of a
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -127,7 +128,12 @@ def sketch_columns(
                 "reason": f"about {col['distinct']:,} distinct values: too many categories",
             }
     if plans:
-        con.execute("SET enable_progress_bar = false")  # no bar under a notebook cell
+        # No bar under a notebook cell. DuckDB refuses the setting in a kernel without
+        # ipywidgets, where it draws no bar anyway.
+        import duckdb
+
+        with contextlib.suppress(duckdb.InvalidInputException):
+            con.execute("SET enable_progress_bar = false")
         # Text formats are parsed once into the keys to count (not once per column);
         # Parquet and DataFrames are columnar: each column is read straight where it is.
         keys = [f"{key} AS k{i}" for i, (_, _, key) in enumerate(plans)]
