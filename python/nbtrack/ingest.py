@@ -107,9 +107,10 @@ class Ingestor:
         self._idle = threading.Event()
         self._idle.set()
         self.problems: dict[str, Exception] = {}  # per store: why the last round failed
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nbtrack-ingestor", daemon=True)
         self._thread.start()
-        atexit.register(self.drain, 20.0)
+        atexit.register(self.close, 20.0)
 
     def add(self, writer: Spooled) -> None:
         with self._lock:
@@ -121,7 +122,7 @@ class Ingestor:
 
     def _loop(self) -> None:
         mark_own_thread()
-        while True:
+        while not self._stopping.is_set():
             if self._wake.wait(INGEST_INTERVAL):
                 # A run just ended: wait a moment so runs ending together (cells run
                 # back to back, a loop of tracked calls) share one transaction.
@@ -152,6 +153,17 @@ class Ingestor:
         with self._lock:
             if not self._writers:
                 self._idle.set()
+
+    def close(self, timeout: float = 20.0) -> None:
+        """At exit: ingest what is pending, then stop the thread and wait for it.
+
+        A daemon thread still inside DuckDB when the interpreter finalizes is unwound
+        by force, and the C++ runtime aborts the process ("exception not rethrown").
+        """
+        self.drain(timeout)
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
 
     def drain(self, timeout: float = 20.0) -> bool:
         """Ingest everything pending now (at exit, or when a caller must read its own runs)."""

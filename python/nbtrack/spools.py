@@ -131,7 +131,11 @@ def _remove_dead_tmp(path: Path) -> None:
         pid = int(path.name.rsplit(".", 2)[-2])
     except ValueError:
         return
-    if not psutil.pid_exists(pid) or time.time() - path.stat().st_mtime > UNREADABLE_GRACE:
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return  # renamed into place (or removed) since the folder was listed
+    if not psutil.pid_exists(pid) or age > UNREADABLE_GRACE:
         with contextlib.suppress(OSError):
             path.unlink()
 
