@@ -77,7 +77,9 @@ def test_a_busy_cell_shows_its_cpu_use(kernel: Kernel, project_dir: Path) -> Non
     assert abs(run.metrics["system/cpu_percent_avg"] - got) < 15, (run.metrics, got)
     assert run.metrics["system/cpu_time_s"] >= 2.5 * got / 100 * 0.85
     series = client.metric_series(run.run_id, ["system/cpu_percent", "system/rss_mb"])
-    assert len(series["system/cpu_percent"]) >= 3  # sampled every 0.25 s, not just at the end (a loaded machine may skip one)
+    assert (
+        len(series["system/cpu_percent"]) >= 3
+    )  # sampled every 0.25 s, not just at the end (a loaded machine may skip one)
     assert [p.step for p in series["system/rss_mb"]] == list(range(len(series["system/rss_mb"])))
 
 
