@@ -167,7 +167,9 @@ def run_repro(args: argparse.Namespace) -> int:
         emit_json(
             {
                 **result.to_dict(),
-                "check": [g.to_dict() for g in gates] if args.check is not None else None,
+                "check": [{"notebook": n, **g.to_dict()} for n, g in gates]
+                if args.check is not None
+                else None,
                 "check_error": gate_error,
             }
         )
@@ -179,14 +181,14 @@ def run_repro(args: argparse.Namespace) -> int:
             if stale
             else f"repro: nothing to do, {fresh} notebook(s) up to date"
         )
-        for gate in gates:
-            print(gate.line())
+        for notebook, gate in gates:
+            print(f"{notebook}: {gate.line()}")
     if result.failed:
         return EXIT_FAILED
     if gate_error is not None:
         print(f"nbtrack repro: error: {gate_error}", file=sys.stderr)
         return EXIT_GATE_ERROR
-    if gates and not all(g.passed for g in gates):
+    if gates and not all(g.passed for _, g in gates):
         return EXIT_FAILED
     return 0
 
@@ -204,7 +206,7 @@ def _gate(client: Any, expression: str, result: Any) -> tuple[list[Any], str | N
     last_error = None
     for notebook in plan.dag.sinks(plan.order):
         try:
-            gates.append(client.check(expression, result.current_run(notebook)))
+            gates.append((notebook, client.check(expression, result.current_run(notebook))))
         except GateMetricError as exc:
             last_error = f"{notebook}: {exc}"
     if not gates:
