@@ -52,3 +52,48 @@ def pipeline_notebook(
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+
+def record_execution(
+    folder: Path,
+    notebook: str,
+    *,
+    reads: Sequence[str] = (),
+    writes: Sequence[str] = (),
+    status: str = "finished",
+) -> str:
+    """Record an execution of a pipeline notebook as papermill through nbtrack records one,
+    without a kernel: the notebook file and its snapshot, a notebook run, and one cell run
+    that read ``reads`` and wrote ``writes`` (written here). Returns the notebook run's id."""
+    from factory import record_run
+    from nbtrack.cache import Cache
+    from nbtrack.project import resolve_project
+
+    path = pipeline_notebook(folder / notebook, reads=reads, writes=writes)
+    snapshot = Cache(resolve_project(folder).cache_dir).put_bytes(
+        path.read_text(encoding="utf-8").encode("utf-8")
+    )
+    for out in writes:
+        target = folder / out
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"written by {notebook}\n")
+    parent = record_run(
+        folder,
+        Path(notebook).stem,
+        kind="notebook",
+        notebook_path=notebook,
+        notebook_hash=snapshot,
+        params={"scale": 1},
+        param_source="default",
+        status=status,
+    )
+    record_run(
+        folder,
+        "cell",
+        parent_id=parent,
+        notebook_path=notebook,
+        inputs=[folder / p for p in reads],
+        outputs=[folder / p for p in writes],
+        status=status,
+    )
+    return parent

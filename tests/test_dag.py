@@ -15,35 +15,7 @@ from factory import record_run
 from nbtrack.client import Client
 from nbtrack.pipelines.dag import build
 from nbtrack.project import resolve_project
-
-
-def record_notebook(
-    folder: Path,
-    notebook: str,
-    *,
-    reads: tuple[str, ...] = (),
-    writes: tuple[str, ...] = (),
-    status: str = "finished",
-) -> str:
-    """A notebook run of ``notebook`` whose one cell run read ``reads`` and then wrote ``writes``."""
-    (folder / notebook).write_text("{}")
-    for path in writes:
-        target = folder / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(f"written by {notebook}\n")
-    parent = record_run(
-        folder, Path(notebook).stem, kind="notebook", notebook_path=notebook, status=status
-    )
-    record_run(
-        folder,
-        "cell",
-        parent_id=parent,
-        notebook_path=notebook,
-        inputs=[folder / p for p in reads],
-        outputs=[folder / p for p in writes],
-        status=status,
-    )
-    return parent
+from notebook_maker import record_execution
 
 
 def dag_of(folder: Path):  # noqa: ANN201 - the Dag, read as the CLI reads it
@@ -53,14 +25,14 @@ def dag_of(folder: Path):  # noqa: ANN201 - the Dag, read as the CLI reads it
 def test_a_notebook_that_reads_what_another_wrote_is_downstream_of_it(project_dir):
     # given: prepare writes two files, train reads both and writes a model, report is alone
     (project_dir / ".nbtrack").mkdir()
-    record_notebook(project_dir, "prepare.ipynb", writes=("data/train.csv", "data/test.csv"))
-    record_notebook(
+    record_execution(project_dir, "prepare.ipynb", writes=("data/train.csv", "data/test.csv"))
+    record_execution(
         project_dir,
         "train.ipynb",
         reads=("data/train.csv", "data/test.csv"),
         writes=("models/m.pkl",),
     )
-    record_notebook(project_dir, "report.ipynb", writes=("report.md",))
+    record_execution(project_dir, "report.ipynb", writes=("report.md",))
 
     # when: the graph is printed as text, Mermaid and DOT
     text = run_cli("dag", cwd=project_dir)
@@ -83,10 +55,10 @@ def test_a_notebook_that_reads_what_another_wrote_is_downstream_of_it(project_di
 def test_the_newest_finished_run_is_the_notebooks_current_state(project_dir):
     # given: train read a.csv when it last finished; a newer run that read b.csv failed
     (project_dir / ".nbtrack").mkdir()
-    record_notebook(project_dir, "make_a.ipynb", writes=("a.csv",))
-    record_notebook(project_dir, "make_b.ipynb", writes=("b.csv",))
-    good = record_notebook(project_dir, "train.ipynb", reads=("a.csv",))
-    record_notebook(project_dir, "train.ipynb", reads=("b.csv",), status="failed")
+    record_execution(project_dir, "make_a.ipynb", writes=("a.csv",))
+    record_execution(project_dir, "make_b.ipynb", writes=("b.csv",))
+    good = record_execution(project_dir, "train.ipynb", reads=("a.csv",))
+    record_execution(project_dir, "train.ipynb", reads=("b.csv",), status="failed")
 
     # when / then: the failed run is not what the graph is made of
     dag = dag_of(project_dir)
@@ -97,7 +69,7 @@ def test_the_newest_finished_run_is_the_notebooks_current_state(project_dir):
 def test_files_a_notebook_writes_and_reads_back_itself_are_not_edges(project_dir):
     # given: a notebook that writes a model, then reads it back in a later cell
     (project_dir / ".nbtrack").mkdir()
-    (project_dir / "nb.ipynb").write_text("{}")
+    (project_dir / "nb.ipynb").write_text("{}")  # a notebook run needs no parsable file
     (project_dir / "model.pkl").write_text("model")
     parent = record_run(project_dir, "nb", kind="notebook", notebook_path="nb.ipynb")
     record_run(
@@ -121,9 +93,9 @@ def test_files_a_notebook_writes_and_reads_back_itself_are_not_edges(project_dir
 def test_a_folder_read_links_to_the_notebooks_that_wrote_files_inside_it(project_dir):
     # given: two notebooks each write one file into shards/, a third reads the folder
     (project_dir / ".nbtrack").mkdir()
-    record_notebook(project_dir, "one.ipynb", writes=("shards/1.txt",))
-    record_notebook(project_dir, "two.ipynb", writes=("shards/2.txt",))
-    record_notebook(project_dir, "merge.ipynb", reads=("shards",))
+    record_execution(project_dir, "one.ipynb", writes=("shards/1.txt",))
+    record_execution(project_dir, "two.ipynb", writes=("shards/2.txt",))
+    record_execution(project_dir, "merge.ipynb", reads=("shards",))
 
     # when / then: both writers are upstream of the reader (a diamond's top half)
     dag = dag_of(project_dir)
@@ -136,9 +108,9 @@ def test_a_folder_read_links_to_the_notebooks_that_wrote_files_inside_it(project
 def test_of_two_writers_of_a_path_the_producer_is_the_one_whose_version_was_read(project_dir):
     # given: old.ipynb and new.ipynb both wrote out.txt; reader read new's version
     (project_dir / ".nbtrack").mkdir()
-    record_notebook(project_dir, "old.ipynb", writes=("out.txt",))
-    record_notebook(project_dir, "new.ipynb", writes=("out.txt",))
-    record_notebook(project_dir, "reader.ipynb", reads=("out.txt",))
+    record_execution(project_dir, "old.ipynb", writes=("out.txt",))
+    record_execution(project_dir, "new.ipynb", writes=("out.txt",))
+    record_execution(project_dir, "reader.ipynb", reads=("out.txt",))
 
     # when / then
     assert dag_of(project_dir).upstream("reader.ipynb") == ["new.ipynb"]
@@ -148,8 +120,8 @@ def test_a_cycle_is_a_one_line_error_naming_the_notebooks_and_files(project_dir)
     # given: a.ipynb reads b.txt and writes a.txt; b.ipynb reads a.txt and writes b.txt
     (project_dir / ".nbtrack").mkdir()
     (project_dir / "b.txt").write_text("seed\n")
-    record_notebook(project_dir, "a.ipynb", reads=("b.txt",), writes=("a.txt",))
-    record_notebook(project_dir, "b.ipynb", reads=("a.txt",), writes=("b.txt",))
+    record_execution(project_dir, "a.ipynb", reads=("b.txt",), writes=("a.txt",))
+    record_execution(project_dir, "b.ipynb", reads=("a.txt",), writes=("b.txt",))
 
     # when: the graph is drawn, or brought up to date
     for verb in (["dag"], ["repro", "--dry-run"]):
@@ -171,7 +143,7 @@ def test_a_cycle_is_a_one_line_error_naming_the_notebooks_and_files(project_dir)
 def test_a_target_nobody_produces_is_a_one_line_error(project_dir):
     # given: one recorded notebook writing data.csv
     (project_dir / ".nbtrack").mkdir()
-    record_notebook(project_dir, "make.ipynb", writes=("data.csv",))
+    record_execution(project_dir, "make.ipynb", writes=("data.csv",))
 
     # when: targets no run wrote, and a notebook never run
     missing = run_cli("repro", "--dry-run", "other.csv", cwd=project_dir)

@@ -18,7 +18,7 @@ from conftest import run_cli
 from nbtrack.client import Client
 from nbtrack.models import Run, RunQuery
 from nbtrack.project import resolve_project
-from notebook_maker import pipeline_notebook
+from notebook_maker import pipeline_notebook, record_execution
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -51,6 +51,76 @@ def plan_of(folder: Path, *args: str) -> dict[str, dict]:
     """``repro --dry-run --json``: each notebook's verdict, by notebook."""
     steps = json.loads(cli_ok(folder, "repro", "--dry-run", "--json", *args))["steps"]
     return {s["notebook"]: s for s in steps}
+
+
+# ------------------------------------------------------------------ judging, without a kernel
+
+
+@pytest.fixture
+def recorded(project_dir: Path) -> Path:
+    """make.ipynb wrote data.txt from raw.txt, use.ipynb read it: recorded, not executed."""
+    (project_dir / ".nbtrack").mkdir()
+    (project_dir / "raw.txt").write_text("raw\n")
+    record_execution(project_dir, "make.ipynb", reads=["raw.txt"], writes=["data.txt"])
+    record_execution(project_dir, "use.ipynb", reads=["data.txt"], writes=["result.txt"])
+    return project_dir
+
+
+def test_a_deleted_output_makes_its_producer_stale(recorded):
+    # given: the intermediate file is deleted
+    (recorded / "data.txt").unlink()
+
+    # when
+    plan = plan_of(recorded)
+
+    # then: its producer re-makes it before its reader runs
+    assert plan["make.ipynb"]["reasons"] == ["output data.txt is missing"]
+    assert plan["use.ipynb"]["reasons"] == [
+        "input data.txt is missing",
+        "upstream make.ipynb is stale",
+    ]
+
+
+def test_saving_outputs_or_markdown_does_not_make_a_notebook_stale(recorded):
+    # given: the notebook saved with an output and a new markdown cell, as JupyterLab does
+    path = recorded / "make.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", text="done\n")]
+    nb.cells[-1].execution_count = 7
+    nb.cells.append(nbformat.v4.new_markdown_cell("notes"))
+    nbformat.write(nb, path)
+
+    # when / then
+    step = plan_of(recorded)["make.ipynb"]
+    assert step["stale"] is False
+    assert step["reasons"][0].endswith("(only outputs or markdown changed in the notebook)")
+
+
+def test_a_changed_notebook_whose_snapshot_was_pruned_is_stale_and_says_why(recorded):
+    # given: the snapshot blobs are gone (gc) and make.ipynb was edited
+    shutil.rmtree(recorded / ".nbtrack" / "cache")
+    set_default(recorded / "make.ipynb", "scale = 1", "scale = 1  # same value")
+
+    # when / then
+    assert plan_of(recorded)["make.ipynb"]["reasons"] == [
+        "the notebook changed since its last run (its recorded snapshot is not in the cache "
+        "to tell code from outputs)"
+    ]
+
+
+def test_a_deleted_notebook_is_not_executed_and_its_outputs_stand(recorded):
+    # given: make.ipynb is deleted; its output is still there
+    (recorded / "make.ipynb").unlink()
+
+    # when
+    plan = plan_of(recorded)
+
+    # then
+    assert plan["make.ipynb"]["stale"] is False
+    assert plan["make.ipynb"]["reasons"] == [
+        "the notebook file is gone: its recorded outputs are taken as they are"
+    ]
+    assert plan["use.ipynb"]["stale"] is False
 
 
 # ------------------------------------------------------------------ the shipped examples
