@@ -96,15 +96,6 @@ def _kernel_name(nb: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _literal(text: str) -> Any:
-    import ast
-
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return text
-
-
 def _code_reason(old: list[str], new: list[str]) -> str | None:
     if old == new:
         return None
