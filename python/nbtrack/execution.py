@@ -122,8 +122,11 @@ class TrackedCells:
             return  # the transformer saw another cell (a completeness check)
         transformed = getattr(info, "transformed_cell", None) or raw
         cell_id = getattr(info, "cell_id", None) or _cell_id(self.shell)
+        history = _history(self.shell, raw)
         try:
-            self._run = CellRun(self.magics.session, opts, raw, transformed, cell_id, self.count)
+            self._run = CellRun(
+                self.magics.session, opts, raw, transformed, cell_id, self.count, history
+            )
             self.tracked = info
         except NbtrackError as exc:
             _warn(f"nbtrack could not start a run, the cell runs untracked: {exc}")
@@ -150,6 +153,16 @@ class TrackedCells:
         except Exception as exc:
             log.debug("nbtrack: ending the run failed", exc_info=True)
             _warn(f"nbtrack could not finish the run: {exc}")
+
+
+def _history(shell: Any, raw: str) -> list[str] | None:
+    """The raw cells this session ran, then ``raw`` (IPython stores it after this event)."""
+    from .sessioncode import session_cells
+
+    manager = getattr(shell, "history_manager", None)
+    if manager is None:
+        return None
+    return session_cells(list(manager.input_hist_raw), raw)
 
 
 def _cell_id(shell: Any) -> str | None:
@@ -195,7 +208,9 @@ def run_in_magic(magics: Any, opts: TrackOptions, line: str, cell: str) -> Any:
     last = compile(tail, filename, "eval", flags=flags, dont_inherit=True) if tail else None
     try:
         raw = f"{MAGIC} {line}".rstrip() + "\n" + cell
-        run = CellRun(magics.session, opts, raw, transformed, _cell_id(shell), count)
+        # The cell holding this magic is already in the history.
+        history = _history(shell, "")
+        run = CellRun(magics.session, opts, raw, transformed, _cell_id(shell), count, history)
     except NbtrackError as exc:
         raise UsageError(f"nbtrack could not start a run: {exc}") from exc
     error: BaseException | None = None

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from . import capture, filewatch, fswatch, ingest, settings, tracking
+from . import capture, filewatch, fswatch, ingest, sessioncode, settings, tracking
 from .hashing import StatCache
 from .lineage import PAPERMILL_HEADER, Lineage
 from .models import Run
@@ -97,6 +97,9 @@ class KernelSession:
                 param_source="papermill",
                 notebook_path=nb,
                 background=True,
+                kernel_name=sessioncode.kernel_name(),
+                executable=sessioncode.executable(),
+                cwd=self.project().relative(os.getcwd())[0],
             )
             self.parent_id = self._parent_writer.run_id
             if defaults:

@@ -101,6 +101,10 @@ class ExecutionSpec:
     kernel_name: str = DEFAULT_KERNEL
     start_timeout: float = 60.0
     execution_timeout: float | None = None
+    inject: bool = True
+    """Inject ``parameters`` (papermill's cell); False for replayed code that holds its own."""
+    python: str | None = None
+    """Start the kernel with this interpreter instead of its kernelspec's (a built environment)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,7 +136,9 @@ class ExecutionOutcome:
         return cls(**data)
 
 
-def _kernel_manager_class(env: Mapping[str, str], cwd: str, log_fd: int | None) -> type:
+def _kernel_manager_class(
+    env: Mapping[str, str], cwd: str, log_fd: int | None, python: str | None = None
+) -> type:
     """A kernel manager class that starts its kernel with ``env`` added, in ``cwd``,
     its stdout and stderr going to ``log_fd`` when given.
 
@@ -150,7 +156,10 @@ def _kernel_manager_class(env: Mapping[str, str], cwd: str, log_fd: int | None) 
             kw["cwd"] = cwd
             if log_fd is not None:
                 kw["stdout"] = kw["stderr"] = log_fd
-            return await super()._async_pre_start_kernel(**kw)
+            cmd, kw = await super()._async_pre_start_kernel(**kw)
+            if python is not None:
+                cmd = [python, *cmd[1:]]  # the kernelspec's arguments, another interpreter
+            return cmd, kw
 
     return TrackedKernelManager
 
@@ -192,12 +201,12 @@ def execute(spec: ExecutionSpec) -> ExecutionOutcome:
         papermill.execute_notebook(
             nb,
             str(output),
-            parameters=dict(spec.parameters),
+            parameters=dict(spec.parameters) if spec.inject else None,
             kernel_name=spec.kernel_name,
             progress_bar=False,
             start_timeout=int(spec.start_timeout),
             execution_timeout=spec.execution_timeout,
-            kernel_manager_class=_kernel_manager_class(spec.env, spec.cwd, log_fd),
+            kernel_manager_class=_kernel_manager_class(spec.env, spec.cwd, log_fd, spec.python),
             # One kernel per execution: an in-memory history avoids SQLite contention
             # between kernels of a parallel sweep.
             ipython_hist_file=":memory:",
