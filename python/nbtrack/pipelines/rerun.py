@@ -91,6 +91,8 @@ class RerunResult:
     """The scratch copy the rerun ran in (kept), or None in place."""
     shown_run_id: str | None = None
     """The rerun's cell run matching the original (what the runs table shows)."""
+    environment: str = "current"
+    """``current``, or the recorded environment used (built now or reused) and its folder."""
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -117,6 +119,7 @@ class RerunResult:
             "mode_reason": self.mode_reason,
             "kernel": self.kernel,
             "workspace": self.workspace,
+            "environment": self.environment,
             "executed_notebook": self.executed_notebook,
             "notebook_source": self.notebook_source,
             "parameters": json_value(self.parameters),
@@ -334,8 +337,16 @@ def execute_plan(
         from .environments import recorded_python
         from .recording import current_environment
 
-        python, _ = recorded_python(plan.recorded_env, current_environment(Path(project.folder)))
+        python, built = recorded_python(
+            plan.recorded_env, current_environment(Path(project.folder))
+        )
         plan.request.python = python
+        folder = Path(python).parent.parent
+        env_note = (
+            f"recorded {plan.recorded_env.env_id}, {'built' if built else 'reused'}: {folder}"
+        )
+    else:
+        env_note = "current"
     rerun_id = uuid.uuid4().hex
     workspace = _prepare(client, plan, rerun_id)
     record: ExecutionRecord = execute_recorded(project, plan.request, run_id=rerun_id)
@@ -370,6 +381,7 @@ def execute_plan(
         mode_reason=plan.choice.reason,
         kernel=plan.request.kernel_name,
         workspace=workspace,
+        environment=env_note,
         warnings=list(plan.warnings),
     )
     marks = {record.run_id: (plan.original.run_id, result.word)}
