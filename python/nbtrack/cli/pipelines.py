@@ -245,6 +245,7 @@ def run_rerun(args: argparse.Namespace) -> int:
         print(f"executed notebook: {_shown_path(result.executed_notebook)}")
         where = _shown_path(result.workspace) if result.workspace else "in place"
         print(f"workspace: {where}")
+        print(f"  {result.workspace_detail}", file=sys.stderr)
         print(f"environment: {result.environment}")
         for line in result.verdict.lines():
             print(line)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..client import Client
     from ..models import Environment, Run
     from ..project import Project
+    from .scratch import Workspace
 
 
 @dataclass
@@ -89,6 +90,8 @@ class RerunResult:
     kernel: str = DEFAULT_KERNEL
     workspace: str | None = None
     """The scratch copy the rerun ran in (kept), or None in place."""
+    workspace_detail: str = ""
+    """How the workspace was made (files cloned, linked, copied, restored)."""
     shown_run_id: str | None = None
     """The rerun's cell run matching the original (what the runs table shows)."""
     environment: str = "current"
@@ -119,6 +122,7 @@ class RerunResult:
             "mode_reason": self.mode_reason,
             "kernel": self.kernel,
             "workspace": self.workspace,
+            "workspace_detail": self.workspace_detail,
             "environment": self.environment,
             "executed_notebook": self.executed_notebook,
             "notebook_source": self.notebook_source,
@@ -296,16 +300,16 @@ def environment_warning(plan: RerunPlan, current: Environment | None) -> str | N
     return f"this environment differs from the one run {plan.original.short_id} recorded: {shown}"
 
 
-def _prepare(client: Client, plan: RerunPlan, rerun_id: str) -> str | None:
-    """Make the folder the rerun executes in; returns the scratch copy's path (None: in place)."""
+def _prepare(client: Client, plan: RerunPlan, rerun_id: str) -> Workspace:
+    """Make the folder the rerun executes in (a scratch copy, or the project in place)."""
     from .scratch import in_place, scratch_copy
 
     project = client.project
     if plan.options.in_place:
-        in_place(client, plan.original_cells, plan.options.force)
+        ws = in_place(client, plan.original_cells, plan.options.force)
         if plan.cwd is not None:
             plan.request.cwd = str(project.absolute(plan.cwd))
-        return None
+        return ws
     ws = scratch_copy(client, plan.original_cells, rerun_id)
     notebook = Path(plan.request.notebook)
     try:
@@ -321,7 +325,7 @@ def _prepare(client: Client, plan: RerunPlan, rerun_id: str) -> str | None:
         plan.request.cwd = str(ws.root / plan.cwd)
         Path(plan.request.cwd).mkdir(parents=True, exist_ok=True)
     plan.request.workspace = str(ws.root)
-    return str(ws.root)
+    return ws
 
 
 def execute_plan(
@@ -348,7 +352,7 @@ def execute_plan(
     else:
         env_note = "current"
     rerun_id = uuid.uuid4().hex
-    workspace = _prepare(client, plan, rerun_id)
+    ws = _prepare(client, plan, rerun_id)
     record: ExecutionRecord = execute_recorded(project, plan.request, run_id=rerun_id)
     # A fresh client: it ingests the spools of kernels that died mid-cell first.
     client = Client(project)
@@ -380,7 +384,8 @@ def execute_plan(
         mode=plan.choice.mode,
         mode_reason=plan.choice.reason,
         kernel=plan.request.kernel_name,
-        workspace=workspace,
+        workspace=str(ws.root) if ws.scratch else None,
+        workspace_detail=ws.describe(),
         environment=env_note,
         warnings=list(plan.warnings),
     )
