@@ -138,6 +138,14 @@ def test_a_jupyter_execute_run_reruns_to_reproduced(pipe_project):
     assert tree_digest(pipe_project) == before
     again = [r for r in Client(resolve_project(pipe_project)).list_runs().runs if r.rerun_of]
     assert [r.rerun_of for r in again] == [original.run_id]
+    # nbtrack.runs() shows the link and the verdict, as the panel's table does
+    import nbtrack
+
+    table = nbtrack.runs()
+    linked = table[table["run_id"] == again[0].run_id]
+    assert linked[["rerun_of", "rerun_verdict"]].values.tolist() == [
+        [original.run_id, "reproduced"]
+    ]
 
 
 OUT_OF_ORDER = [
@@ -179,16 +187,27 @@ def test_an_interactive_session_run_out_of_order_reruns_what_ran_not_the_saved_o
     assert [(m["before"], m["after"]) for m in result["verdict"]["metrics"]] == [(50.0, 10.0)]
 
 
-def test_inputs_in_neither_the_workspace_nor_the_cache_are_named_with_nbtrack_pull(pipe_project):
-    # given a run whose input was since edited, and whose cached copy is gone
+def test_inputs_in_neither_the_workspace_nor_the_cache_are_named_then_fetched_from_a_remote(
+    pipe_project, tmp_path_factory
+):
+    # given a run pushed to a remote, whose input was since edited and pruned from the cache
     papermill(pipe_project, "pipe_train.ipynb", "out.ipynb")
     original = only_cell(pipe_project)
+    remote = str(tmp_path_factory.mktemp("remote"))
+    assert run_cli("push", remote, cwd=pipe_project).returncode == 0
     [data] = original.inputs
     client = Client(resolve_project(pipe_project))
     client.cache.path_for(data.hash).unlink()
     (pipe_project / "pipe_data.csv").write_text("7\n")
+
     # when it is re-run, then the error names the file and how to get it back
     done = run_cli("rerun", original.run_id, cwd=pipe_project)
     assert done.returncode == 1
     assert "pipe_data.csv" in done.stderr and "`nbtrack pull`" in done.stderr
+    assert list((pipe_project / ".nbtrack").glob("reruns/*")) == []  # nothing half-made
+
+    # and given the remote, the input comes from there and the run reproduces
+    text = rerun_ok(pipe_project, original.run_id, "--remote", remote)
+    assert "1 input(s) restored from the cache" in text
+    assert "reproduced: 1 cell run(s)" in text
     assert (pipe_project / "pipe_data.csv").read_text() == "7\n"

@@ -72,6 +72,11 @@ def register(sub: Any) -> None:
         "recorded package versions, built once with uv and reused",
     )
     p.add_argument(
+        "--remote",
+        metavar="URL",
+        help="fetch inputs missing from the workspace and the cache from this remote (as pull)",
+    )
+    p.add_argument(
         "--strict-env",
         action="store_true",
         help="any difference from the recorded environment means not reproduced",
@@ -218,6 +223,7 @@ def run_rerun(args: argparse.Namespace) -> int:
         kernel=args.kernel,
         env=args.env,
         strict_env=args.strict_env,
+        remote=args.remote,
     )
     if args.force and not args.in_place:
         raise UsageError("--force only applies with --in-place (a scratch copy overwrites nothing)")

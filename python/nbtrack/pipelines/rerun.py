@@ -51,6 +51,8 @@ class RerunOptions:
     env: str = "current"
     """``current`` (the kernel's own) or ``recorded`` (built with the recorded versions)."""
     strict_env: bool = False
+    remote: str | None = None
+    """A remote (``nbtrack push``/``pull`` URL) to fetch inputs missing from the cache from."""
 
 
 @dataclass
@@ -310,7 +312,7 @@ def _prepare(client: Client, plan: RerunPlan, rerun_id: str) -> Workspace:
         if plan.cwd is not None:
             plan.request.cwd = str(project.absolute(plan.cwd))
         return ws
-    ws = scratch_copy(client, plan.original_cells, rerun_id)
+    ws = scratch_copy(client, plan.original_cells, rerun_id, plan.options.remote)
     notebook = Path(plan.request.notebook)
     try:
         seen = ws.root / notebook.relative_to(project.root)

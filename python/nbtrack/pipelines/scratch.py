@@ -115,15 +115,27 @@ def _copy_tree(top: Path, dest: Path, skip: set[str], ws: Workspace) -> None:
             place_file(src, dest / rel, ws)
 
 
-def scratch_copy(client: Client, cells: list[Run], rerun_id: str) -> Workspace:
-    """A scratch copy of the project for re-running ``cells``, inputs at their versions."""
+def scratch_copy(
+    client: Client, cells: list[Run], rerun_id: str, remote: str | None = None
+) -> Workspace:
+    """A scratch copy of the project for re-running ``cells``, inputs at their versions.
+
+    Inputs in neither the workspace nor the cache are pulled from ``remote`` when given.
+    """
+    root = Path(client.project.folder) / "reruns" / rerun_id
+    root.mkdir(parents=True)
+    try:
+        return _fill(client, cells, Workspace(root, scratch=True), remote)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)  # nothing half-made is kept
+        raise
+
+
+def _fill(client: Client, cells: list[Run], ws: Workspace, remote: str | None) -> Workspace:
     from ..checkout import checkout
     from ..hashing import StatCache
 
-    project = client.project
-    root = Path(project.folder) / "reruns" / rerun_id
-    ws = Workspace(root, scratch=True)
-    root.mkdir(parents=True)
+    project, root = client.project, ws.root
     inputs = inputs_read(cells)
     stat_cache = StatCache.for_folder(project.folder)
     in_workspace: set[str] = set()
@@ -132,10 +144,13 @@ def scratch_copy(client: Client, cells: list[Run], rerun_id: str) -> Workspace:
         if v.kind != "dir" and src.is_file() and stat_cache.hash(src).hash == v.hash:
             place_file(src, root / v.path, ws)
             in_workspace.add(v.path)
+    todo = [(cell, v) for cell, v in inputs if v.path not in in_workspace]
+    if remote is not None and any(v.hash and not client.cache.has(v.hash) for _, v in todo):
+        from ..remotes import pull
+
+        pull(client, remote, sorted({cell.run_id for cell, _ in todo}))
     missing = []
-    for cell, v in inputs:
-        if v.path in in_workspace:
-            continue
+    for cell, v in todo:
         report = checkout(
             client, cell.run_id, [str(project.absolute(v.path))], role="input", to=root
         )
@@ -144,8 +159,8 @@ def scratch_copy(client: Client, cells: list[Run], rerun_id: str) -> Workspace:
     if missing:
         raise PipelineError(
             "inputs of the run are in neither the workspace (at the version read) nor the "
-            f"cache: {', '.join(missing)}; `nbtrack pull` brings them from a remote, "
-            "`--in-place` re-runs against the files as they are"
+            f"cache{' nor the remote' if remote else ''}: {', '.join(missing)}; "
+            "`nbtrack pull` brings them from a remote (or name it: --remote URL)"
         )
     skip = {v.path for _, v in inputs} | _outputs(cells)
     _copy_tree(Path(project.root), root, skip, ws)
