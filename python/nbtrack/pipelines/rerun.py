@@ -312,14 +312,16 @@ def _prepare(client: Client, plan: RerunPlan, rerun_id: str) -> Workspace:
         if plan.cwd is not None:
             plan.request.cwd = str(project.absolute(plan.cwd))
         return ws
-    ws = scratch_copy(client, plan.original_cells, rerun_id, plan.options.remote)
     notebook = Path(plan.request.notebook)
     try:
-        seen = ws.root / notebook.relative_to(project.root)
+        inside = notebook.relative_to(project.root)
     except ValueError:
         raise PipelineError(
-            f"the notebook {notebook} is outside the project: re-run it --in-place"
+            f"the notebook {notebook} is outside the project, so a scratch copy of the "
+            "project cannot hold it: re-run it in place"
         ) from None
+    ws = scratch_copy(client, plan.original_cells, rerun_id, plan.options.remote)
+    seen = ws.root / inside
     seen.parent.mkdir(parents=True, exist_ok=True)
     if plan.request.inject:  # the saved notebook as executed, where the kernel looks for it
         seen.write_text(plan.request.notebook_text, encoding="utf-8")
