@@ -21,6 +21,7 @@ from conftest import VENV_BIN, kernel_env, run_cli
 from nbtrack.client import Client
 from nbtrack.models import Run
 from nbtrack.project import resolve_project
+from waiting import wait_until
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -168,6 +169,12 @@ def test_an_interactive_session_run_out_of_order_reruns_what_ran_not_the_saved_o
     kernel = kernel_factory(project_dir, JPY_SESSION_NAME=str(path))
     for cid in ("c1", "c3", "c2"):
         kernel.ok(dict(OUT_OF_ORDER)[cid], cell_id=cid)
+    # the session code is recorded in the background, beside the notebook snapshot
+    wait_until(
+        lambda: [r.code_hash for r in Client(resolve_project(project_dir)).list_runs().runs],
+        lambda hashes: bool(hashes) and all(hashes),
+        what="the run's session code in the store",
+    )
     kernel.shutdown()
     original = only_cell(project_dir)
     assert original.metrics["value"] == 50.0 and original.code_matches_notebook is True
