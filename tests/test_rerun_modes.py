@@ -109,6 +109,8 @@ def test_a_plain_papermill_run_in_another_kernel_reruns_to_reproduced_leaving_fi
     [again] = [r for r in client.list_runs().runs if r.run_id != original.run_id]
     assert (again.rerun_of, again.rerun_verdict) == (original.run_id, "reproduced")
     assert client.get_run(again.run_id).kernel_name == "other-py"
+    shown = run_cli("show", again.run_id, cwd=pipe_project, env=other_kernel).stdout
+    assert "rerun verdict" in shown and "reproduced" in shown and "other-py" in shown
     assert [o.hash for o in client.get_run(again.run_id).outputs] == [
         o.hash for o in original.outputs
     ]
