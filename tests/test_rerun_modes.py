@@ -156,21 +156,23 @@ OUT_OF_ORDER = [
     ("c2", '%%track combine\nvalue = scale * 10\nnbtrack.log_metric("value", value)\n'
      'with open("combined.txt", "w") as fh:\n    fh.write(str(value))'),
     ("c3", "scale = 5"),
+    ("c4", "scale = scale_typo"),
 ]  # fmt: skip
 
 
 def test_an_interactive_session_run_out_of_order_reruns_what_ran_not_the_saved_order(
     project_dir, kernel_factory
 ):
-    # given a saved notebook whose cells ran 1, 3, 2 in a kernel (JupyterLab's cell ids)
+    # given a saved notebook whose cells ran 1, 3, 4 (which raised: a typo), 2 in a kernel
+    # (JupyterLab's cell ids)
     (project_dir / ".nbtrack").mkdir()
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src, id=cid) for cid, src in OUT_OF_ORDER]
     path = project_dir / "order.ipynb"
     nbformat.write(nb, path)
     kernel = kernel_factory(project_dir, JPY_SESSION_NAME=str(path))
-    for cid in ("c1", "c3", "c2"):
-        kernel.ok(dict(OUT_OF_ORDER)[cid], cell_id=cid)
+    for cid in ("c1", "c3", "c4", "c2"):
+        kernel.run(dict(OUT_OF_ORDER)[cid], cell_id=cid)
     # the session code is recorded in the background, beside the notebook snapshot
     wait_until(
         lambda: [r.code_hash for r in Client(resolve_project(project_dir)).list_runs().runs],
@@ -182,17 +184,18 @@ def test_an_interactive_session_run_out_of_order_reruns_what_ran_not_the_saved_o
     assert original.metrics["value"] == 50.0 and original.code_matches_notebook is True
     before = tree_digest(project_dir)
 
-    # when it is re-run, the session's code replays in the order it ran
+    # when it is re-run, the session's code replays in the order it ran, past the typo
     text = rerun_ok(project_dir, original.run_id)
     assert "mode: as-executed (the code that ran differs from the saved notebook" in text
     assert "reproduced: 1 cell run(s), 1 metric(s)" in text and "1 output(s)" in text
     assert tree_digest(project_dir) == before
 
-    # while the saved notebook, top to bottom, gives another number
+    # while the saved notebook, top to bottom, gives another number (and stops at the typo)
     done = run_cli("rerun", original.run_id, "--as-saved", "--json", cwd=project_dir)
     assert done.returncode == 1
     result = json.loads(done.stdout)
-    assert result["mode"] == "as-saved" and result["rerun_verdict"] == "not reproduced"
+    assert result["mode"] == "as-saved" and result["rerun_verdict"] == "failed"
+    assert "NameError" in result["error"]
     assert [(m["before"], m["after"]) for m in result["verdict"]["metrics"]] == [(50.0, 10.0)]
 
 

@@ -76,7 +76,7 @@ class CellRun:
         transformed: str,
         cell_id: str | None,
         execution_count: int | None,
-        history: list[str] | None = None,
+        history: list[sessioncode.SessionCell] | None = None,
     ) -> None:
         self.session = session
         # The code the session ran up to and including this cell (sessioncode.py).

@@ -28,6 +28,8 @@ class KernelSession:
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
         self._projects: dict[tuple[str | None, ...], Project] = {}
+        # Execution counts of the cells that raised (sessioncode.py: a replay lets them).
+        self.raised: set[int] = set()
         # Watch the project for written files now, not in the first tracked cell.
         ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
 

@@ -17,41 +17,56 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .exceptions import BlobMissingError, PipelineError
 
 if TYPE_CHECKING:
     from .cache import Cache
 
-_ENTRY = "cell-{:06d}.py"
+# A cell that raised is kept as `cell-000003.raised.py`: a replay lets it raise again
+# and goes on, as the session did.
+_ENTRY = "cell-{:06d}{}.py"
+_RAISED = ".raised"
 # Per cache root: (source, digest) of cells already stored, so a session stores each once.
 _stored: dict[str, dict[str, str]] = {}
 
 
-def store_code(cache: Cache, cells: list[str]) -> str:
-    """Store ``cells`` (sources in execution order); returns the manifest hash."""
+class SessionCell(NamedTuple):
+    """One cell the session ran: its raw source, and whether it raised (as far as
+    nbtrack saw: cells before ``%load_ext nbtrack`` count as not raising)."""
+
+    source: str
+    raised: bool = False
+
+
+def store_code(cache: Cache, cells: list[SessionCell]) -> str:
+    """Store ``cells`` (in execution order); returns the manifest hash."""
     from .cache import ManifestEntry
 
     known = _stored.setdefault(str(cache.root), {})
     entries = []
-    for i, source in enumerate(cells, start=1):
-        digest = known.get(source)
-        data = source.encode("utf-8")
+    for i, cell in enumerate(cells, start=1):
+        digest = known.get(cell.source)
+        data = cell.source.encode("utf-8")
         if digest is None or not cache.has(digest):
-            digest = known[source] = cache.put_bytes(data)
-        entries.append(ManifestEntry(_ENTRY.format(i), digest, len(data)))
+            digest = known[cell.source] = cache.put_bytes(data)
+        name = _ENTRY.format(i, _RAISED if cell.raised else "")
+        entries.append(ManifestEntry(name, digest, len(data)))
     return cache.put_manifest(entries)
 
 
-def read_code(cache: Cache, code_hash: str) -> list[str]:
-    """The cell sources of a stored session code, in execution order.
+def read_code(cache: Cache, code_hash: str) -> list[SessionCell]:
+    """The cells of a stored session code, in execution order.
 
     Raises ``PipelineError`` naming what is missing when the manifest or a cell is gone.
     """
     try:
         entries = cache.read_manifest(code_hash)
-        return [cache.read_bytes(e.hash).decode("utf-8") for e in entries]
+        return [
+            SessionCell(cache.read_bytes(e.hash).decode("utf-8"), e.path.endswith(_RAISED + ".py"))
+            for e in entries
+        ]
     except BlobMissingError as exc:
         raise PipelineError(
             f"the session code {code_hash} is not complete in the cache ({exc}); "
@@ -59,13 +74,16 @@ def read_code(cache: Cache, code_hash: str) -> list[str]:
         ) from None
 
 
-def session_cells(history: list[str], current: str) -> list[str]:
+def session_cells(history: list[str], current: str, raised: set[int]) -> list[SessionCell]:
     """The cells to record for a cell about to run: ``In[1:]`` then the cell itself.
 
-    IPython adds a cell to its history after ``pre_run_cell``; empty entries (cells
-    that held nothing) are left out.
+    IPython adds a cell to its history after ``pre_run_cell``; ``raised`` holds the
+    execution counts of cells that raised. Empty entries (cells that held nothing)
+    are left out.
     """
-    return [c for c in [*history[1:], current] if c.strip()]
+    cells = [SessionCell(c, n in raised) for n, c in enumerate(history) if n > 0]
+    cells.append(SessionCell(current))
+    return [c for c in cells if c.source.strip()]
 
 
 _kernel: tuple[str | None] | None = None

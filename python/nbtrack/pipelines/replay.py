@@ -20,6 +20,7 @@ from ..lineage import PAPERMILL_HEADER
 if TYPE_CHECKING:
     from ..client import Client
     from ..models import Run
+    from ..sessioncode import SessionCell
 
 AS_EXECUTED = "as-executed"
 AS_SAVED = "as-saved"
@@ -60,16 +61,21 @@ def _saved_cells(notebook_text: str) -> list[str]:
     return out
 
 
-def matches_saved(code: list[str], notebook_text: str) -> bool:
+def matches_saved(code: list[SessionCell], notebook_text: str) -> bool:
     """True when the code ran, papermill's injected cell aside, is the saved notebook's
-    code cells from the top, in order."""
-    ran = [c.strip() for c in code if not c.lstrip().startswith(PAPERMILL_HEADER)]
+    code cells from the top, in order, and none of it raised."""
+    if any(c.raised for c in code):
+        return False  # the saved notebook would stop where the session went on
+    ran = [c.source.strip() for c in code if not c.source.lstrip().startswith(PAPERMILL_HEADER)]
     saved = _saved_cells(notebook_text)
     return bool(ran) and ran == saved[: len(ran)]
 
 
 def choose(
-    requested: str | None, code: list[str] | None, notebook_text: str | None, original: str
+    requested: str | None,
+    code: list[SessionCell] | None,
+    notebook_text: str | None,
+    original: str,
 ) -> Choice:
     """``as-executed`` or ``as-saved`` for run ``original`` (a short id), with the reason."""
     if requested == AS_EXECUTED:
@@ -102,17 +108,20 @@ def choose(
     )
 
 
-def replay_notebook(code: list[str], overrides: Mapping[str, Any], kernel_name: str) -> str:
+def replay_notebook(code: list[SessionCell], overrides: Mapping[str, Any], kernel_name: str) -> str:
     """A notebook of the recorded cells, one code cell each, with ``overrides`` applied.
 
-    Overrides go into papermill's injected cell when the code has one, else into a
-    ``# Parameters`` cell right after the first cell assigning one of them.
+    A cell that raised in the session is tagged ``raises-exception``: it raises again
+    and the replay goes on, as the session did. Overrides go into papermill's injected
+    cell when the code has one, else into a ``# Parameters`` cell right after the first
+    cell assigning one of them.
     """
     import nbformat
 
     from ..capture import literal_assignments
 
-    cells = list(code)
+    cells = [c.source for c in code]
+    raised = [c.raised for c in code]
     if overrides:
         lines = "".join(f"{k} = {v!r}\n" for k, v in overrides.items())
         injected = next(
@@ -132,6 +141,7 @@ def replay_notebook(code: list[str], overrides: Mapping[str, Any], kernel_name: 
                     "re-run the saved notebook (--as-saved) instead"
                 )
             cells.insert(at + 1, f"{PAPERMILL_HEADER}\n{lines}")
+            raised.insert(at + 1, False)
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": kernel_name,
@@ -140,11 +150,14 @@ def replay_notebook(code: list[str], overrides: Mapping[str, Any], kernel_name: 
     }
     nb.metadata["language_info"] = {"name": "python"}
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    for cell, did_raise in zip(nb.cells, raised, strict=True):
+        if did_raise:
+            cell.metadata["tags"] = ["raises-exception"]
     text: str = nbformat.writes(nb)
     return text
 
 
-def recorded_code(client: Client, cells: list[Run]) -> list[str] | None:
+def recorded_code(client: Client, cells: list[Run]) -> list[SessionCell] | None:
     """The session code of the last of ``cells`` that recorded one, or None."""
     from ..sessioncode import read_code
 
