@@ -355,6 +355,16 @@ class Client:
         """Store spooled events (one transaction for all of them)."""
         self._store.write(batches)
 
+    def mark_reruns(self, marks: dict[str, tuple[str, str]]) -> None:
+        """Link each re-run run (``{run id: (original id, verdict word)}``) to its original:
+        ``rerun_of`` and ``rerun_verdict``, as the runs table shows them."""
+        self._store.write(
+            [
+                Batch(run_id, update={"rerun_of": of, "rerun_verdict": word})
+                for run_id, (of, word) in marks.items()
+            ]
+        )
+
     def dump_runs(self, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Every stored row of the given runs, per table (for bundles and remotes)."""
         return self._store.dump_runs(run_ids)
