@@ -15,6 +15,7 @@ from tornado.httpclient import HTTPResponse
 from factory import record_run
 from jupyter_fixtures import _no_store_override, jp_server_config  # noqa: F401 - fixtures
 from nbtrack.client import Client
+from nbtrack.models import NamedInput
 from nbtrack.project import Project, resolve_project
 from nbtrack.registry.core import Registry
 
@@ -184,6 +185,21 @@ async def test_deeper_lineage_follows_data_two_runs_away(
     _, far = await api(jp_fetch, "runs", pipeline["prepare"], "lineage", params={"depth": "2"})
     assert {r["run_id"] for r in near["runs"]} == {pipeline["prepare"], pipeline["train"]}
     assert {r["run_id"] for r in far["runs"]} == set(pipeline.values())
+
+
+async def test_lineage_links_kernel_values_passed_between_cells(
+    jp_fetch: Any, project: Project, pipeline: dict[str, str]
+) -> None:
+    # Given a cell that read a DataFrame another cell's run made in the same kernel...
+    frame = NamedInput("X_test", "DataFrame", producer_run_id=pipeline["train"])
+    scored = record_run(project, "score", named_inputs=[frame], **cell(project, "score"))
+    # ...the lineage of either run shows the value passed between them.
+    _, down = await api(jp_fetch, "runs", pipeline["train"], "lineage")
+    _, up = await api(jp_fetch, "runs", scored, "lineage")
+    link = {"source": pipeline["train"], "target": scored, "name": "X_test"}
+    assert link in down["values"] and link in up["values"]
+    assert scored in {r["run_id"] for r in down["runs"]}
+    assert pipeline["train"] in {r["run_id"] for r in up["runs"]}
 
 
 # ------------------------------------------------------------------ images

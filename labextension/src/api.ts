@@ -497,12 +497,12 @@ export interface IColumnDrift {
   name: string;
   type: string | null;
   type_ref: string | null;
-  psi: number | null;
-  ks: number | null;
-  ks_p: number | null;
-  js: number | null;
-  null: number;
-  null_ref: number;
+  psi: JSONFloat | null;
+  ks: JSONFloat | null;
+  ks_p: JSONFloat | null;
+  js: JSONFloat | null;
+  null: JSONFloat;
+  null_ref: JSONFloat;
   flags: string[];
   note: string | null;
   drifted: boolean;

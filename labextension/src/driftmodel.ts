@@ -3,7 +3,13 @@
  * reference version (nbtrack.driftreport), per column; which table, version and
  * statistic the user looks at.
  */
-import { IDriftReport, IVersionDrift, fetchDrift } from './api';
+import {
+  IDriftReport,
+  IVersionDrift,
+  JSONFloat,
+  fetchDrift,
+  toNumber
+} from './api';
 import { FetchModel } from './fetchmodel';
 import { shortId } from './format';
 
@@ -30,7 +36,12 @@ export interface IDriftRow {
   note: string;
 }
 
-const percent = (share: number): string => `${(share * 100).toFixed(1)}%`;
+const percent = (share: JSONFloat): string =>
+  `${(toNumber(share) * 100).toFixed(1)}%`;
+
+/** A statistic as a number (NaN travels as "NaN"), or null when there is none. */
+const stat = (value: JSONFloat | null | undefined): number | null =>
+  value === null || value === undefined ? null : toNumber(value);
 
 /** A version as the pickers show it: run, date, how many runs saw that content. */
 export function versionLabel(version: IVersionDrift): string {
@@ -88,10 +99,10 @@ export function driftRows(version: IVersionDrift): IDriftRow[] {
     rows.push({
       column: column.name,
       type: column.type ?? '',
-      psi: column.psi,
-      ks: column.ks,
-      ks_p: column.ks_p,
-      js: column.js,
+      psi: stat(column.psi),
+      ks: stat(column.ks),
+      ks_p: stat(column.ks_p),
+      js: stat(column.js),
       nulls:
         column.null === column.null_ref
           ? percent(column.null)
@@ -135,8 +146,8 @@ export function statisticSeries(
         const found = version.drift?.columns.find(
           column => column.name === name
         );
-        const value = found ? found[statistic] : null;
-        return typeof value === 'number' ? value : null;
+        const value = found ? stat(found[statistic]) : null;
+        return value !== null && Number.isFinite(value) ? value : null;
       })
     }))
   };

@@ -124,6 +124,15 @@ describe('drift rows', () => {
     );
   });
 
+  it('reads NaN statistics (an empty column) as NaN in the table and a gap in the lines', () => {
+    const empty = report();
+    empty.versions[1].drift!.columns[0].psi = 'NaN';
+    expect(driftRows(empty.versions[1])[1].psi).toBeNaN();
+    expect(
+      statisticSeries(empty, 'data/t.csv', 'psi').series[0].values[1]
+    ).toBeNull();
+  });
+
   it('keeps the tables of a folder apart', () => {
     const folder = report();
     folder.versions.push(version('e', true, null, 'data/other.csv'));

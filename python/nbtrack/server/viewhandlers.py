@@ -10,6 +10,7 @@ from typing import Any
 import tornado.web
 
 from nbtrack.exceptions import UsageError
+from nbtrack.models import json_value
 from nbtrack.server.handlers import NbtrackHandler
 
 #: What an image response may do in a browser: show itself, nothing else. An SVG opened
@@ -102,7 +103,7 @@ class ModelHandler(NbtrackHandler):
                 "alias_history": [m.to_dict() for m in registry.history(name)],
             }
 
-        self.reply(await self.in_thread(load))
+        self.reply(json_value(await self.in_thread(load)))
 
 
 class ModelAliasHandler(NbtrackHandler):
@@ -163,4 +164,5 @@ class DriftHandler(NbtrackHandler):
         ref = self.str_arg("ref")
         client = self.client()
         report = await self.in_thread(lambda: drift_path(client, file, ref=ref))
-        self.reply(report.to_dict())
+        # A statistic of an empty column is NaN: sent as "NaN", as every float here.
+        self.reply(json_value(report.to_dict()))
