@@ -228,13 +228,24 @@ function addViewCommands(
   const { commands } = app;
   const pathOf = (args: { [key: string]: unknown }): string =>
     typeof args.path === 'string' ? args.path : model.path;
-  const runOf = (args: { [key: string]: unknown }): string =>
-    String(args.runId ?? model.selection[0] ?? '');
+  /** The run named by the arguments, else the selected one, else asked for (palette). */
+  const runOf = async (args: { [key: string]: unknown }): Promise<string> => {
+    const given = String(args.runId ?? model.selection[0] ?? '');
+    if (given) {
+      return given;
+    }
+    const asked = await InputDialog.getText({
+      title: 'Which run?',
+      label: 'A run id, a unique prefix of one, or last',
+      text: 'last'
+    });
+    return asked.button.accept ? (asked.value ?? '').trim() : '';
+  };
 
   commands.addCommand(CommandIDs.openRun, {
     label: 'Open a Run',
-    execute: args => {
-      const runId = runOf(args);
+    execute: async args => {
+      const runId = await runOf(args);
       if (runId) {
         openInMain(
           new RunDetailView({
@@ -249,11 +260,13 @@ function addViewCommands(
   });
 
   commands.addCommand(CommandIDs.openLineage, {
-    label: 'Show the Lineage of the Selected Run',
+    label: 'Show the Lineage of a Run',
     caption: 'Where its data came from, who read what it wrote, its models',
-    isEnabled: args => runOf(args) !== '',
-    execute: args => {
-      const runId = runOf(args);
+    execute: async args => {
+      const runId = await runOf(args);
+      if (!runId) {
+        return;
+      }
       openInMain(
         new LineageView({
           model: new LineageModel({ path: pathOf(args), runId, depth: 2 }),

@@ -51,7 +51,8 @@ const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
       CommandIDs.refresh,
       CommandIDs.openModels,
       CommandIDs.openDrift,
-      CommandIDs.openLineage
+      CommandIDs.openLineage,
+      CommandIDs.openRun
     ]) {
       palette?.addItem({ command, category: 'nbtrack' });
     }

@@ -224,10 +224,13 @@ export class LineageModel extends FetchModel<ILineage> {
     super(() => fetchLineage(options.path, options.runId, options.depth ?? 1));
     this.path = options.path;
     this.runId = options.runId;
+    this.depth = options.depth ?? 1;
   }
 
   readonly path: string;
   readonly runId: string;
+  /** How many runs away the lineage follows data. */
+  readonly depth: number;
 
   /** The graph (empty until loaded). */
   get graph(): ILineageGraph {

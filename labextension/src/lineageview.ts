@@ -75,7 +75,7 @@ export class LineageView extends FetchView<LineageModel> {
     const rows = Math.max(1, ...graph.nodes.map(node => node.row + 1));
     const host = h('div', {
       className: 'nbtrack-lineage-chart',
-      style: `height: ${Math.max(200, rows * ROW_HEIGHT + 60)}px`,
+      style: `height: ${Math.max(260, rows * ROW_HEIGHT + 130)}px`,
       role: 'img',
       'aria-label': `Lineage graph of run ${this.model.runId.slice(0, 8)}`
     });
@@ -87,7 +87,16 @@ export class LineageView extends FetchView<LineageModel> {
         .mount(host, this._option(graph))
         .then(chart => chart && this._listen(chart, graph));
     }
+    const count = (kind: string): number =>
+      graph.nodes.filter(node => node.kind === kind).length;
     return [
+      h(
+        'p',
+        { className: 'nbtrack-lineage-summary' },
+        `Run ${this.model.runId.slice(0, 8)}: ${count('run') - 1} related run(s), ` +
+          `${count('data')} data version(s), ${count('model')} model version(s), ` +
+          `up to ${this.model.depth} run(s) away. Data flows left to right; dashed: a kernel value.`
+      ),
       lonely
         ? h(
             'p',
@@ -138,10 +147,10 @@ export class LineageView extends FetchView<LineageModel> {
           type: 'graph',
           layout: 'none',
           roam: true,
-          left: 90,
-          right: 90,
-          top: 30,
-          bottom: 40,
+          left: 100,
+          right: 100,
+          top: 80,
+          bottom: 50,
           edgeSymbol: ['none', 'arrow'],
           edgeSymbolSize: 9,
           label: {
