@@ -162,6 +162,21 @@ async def test_lineage_shows_who_made_the_inputs_and_who_read_the_outputs(
     assert (model["name"], model["version"], model["run_id"]) == ("clf", 1, pipeline["train"])
 
 
+async def test_a_run_that_wrote_the_same_bytes_later_did_not_feed_it(
+    jp_fetch: Any, project: Project, pipeline: dict[str, str]
+) -> None:
+    # Given the same data/train.csv written again, after train read it...
+    later = record_run(project, "prepare", outputs=["data/train.csv"], **cell(project, "prep"))
+    _, lineage = await api(jp_fetch, "runs", pipeline["train"], "lineage")
+    writers = {d["run_id"] for d in lineage["data"] if d["path"] == "data/train.csv"}
+    # ...only the run that wrote it before is upstream of train.
+    assert pipeline["prepare"] in writers
+    assert later not in writers
+    # And from the late writer's side, train (which read the bytes earlier) is no reader.
+    _, late = await api(jp_fetch, "runs", later, "lineage")
+    assert {r["run_id"] for r in late["runs"]} == {later}
+
+
 async def test_lineage_of_a_run_alone_and_bad_requests(
     jp_fetch: Any, project: Project, pipeline: dict[str, str]
 ) -> None:

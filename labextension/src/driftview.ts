@@ -108,7 +108,8 @@ export class DriftView extends FetchView<DriftModel> {
     if (columnRows.length) {
       void charts.mount(bars, {
         tooltip: { trigger: 'axis' },
-        grid: { left: 60, right: 20, top: 30, bottom: 70 },
+        legend: { show: false },
+        grid: { left: 60, right: 20, top: 30, bottom: 70, containLabel: true },
         xAxis: {
           type: 'category',
           data: columnRows.map(row => row.column),

@@ -108,7 +108,29 @@ export class LineageView extends FetchView<LineageModel> {
       h(
         'details',
         { className: 'nbtrack-lineage-edges' },
-        h('summary', {}, `${graph.edges.length} links as a list`),
+        h(
+          'summary',
+          {},
+          `${graph.nodes.length} nodes and ${graph.edges.length} links as a list`
+        ),
+        // The canvas cannot take keyboard focus: every node is also a button here.
+        h(
+          'div',
+          { className: 'nbtrack-lineage-nodes' },
+          graph.nodes.map(node => {
+            const pick = h(
+              'button',
+              {
+                className: `jp-Button jp-mod-styled nbtrack-lineage-node nbtrack-node-${node.kind}`,
+                'data-node': node.id
+              },
+              node.label
+            );
+            pick.addEventListener('click', () => this.model.select(node.id));
+            pick.addEventListener('dblclick', () => this._open(node));
+            return pick;
+          })
+        ),
         h(
           'ul',
           {},

@@ -83,6 +83,8 @@ def demo(lab: Lab) -> dict[str, str]:
             d.path for d in client.get_run(run_id).outputs if d.path.startswith("models/")
         ]
         nbtrack("models", "register", run_id, model_file, "--name", "breast-cancer", cwd=folder)
+    # A second version of the training data (labels flipped), for the drift view.
+    nbtrack("sweep", "01_prepare.ipynb", "-p", "label_noise", "0.3", cwd=folder)
     (folder / "plots").mkdir()
     (folder / "plots" / "roc.png").write_bytes(png(240, 160))
     plot = record_run(
@@ -131,6 +133,28 @@ def test_lineage_of_the_training_run_shows_prepare_data_and_train(
     # The model registered from the run's output hangs off it.
     expect(edges.filter(has_text=f"02_train · train {train} → breast-cancer v1")).to_have_count(1)
     page.locator(".jp-MainAreaWidget:visible").last.screenshot(path=str(output_dir / "lineage.png"))
+
+    # Every node is also a button: picking the data shows who wrote and read it...
+    view.locator(".nbtrack-lineage-edges summary").click()
+    view.locator(".nbtrack-lineage-node", has_text="data/train.csv").click()
+    facts = view.locator(".nbtrack-lineage-info")
+    expect(facts).to_contain_text(f"written as data/train.csv by 01_prepare · prepare {prepare}")
+    expect(facts).to_contain_text(f"read as data/train.csv by 02_train · train {train}")
+    # ...and opens its drift across versions: the flipped labels moved `target`.
+    facts.get_by_role("button", name="Drift of this file").click()
+    drift = page.locator(".nbtrack-drift")
+    expect(drift.locator("h2")).to_have_text("Drift of data/train.csv", timeout=60_000)
+    expect(drift.locator('tr[data-column="target"]')).to_be_visible()
+    expect(drift.locator(".nbtrack-drift-chart canvas").first).to_be_visible()
+    page.locator(".jp-MainAreaWidget:visible").last.screenshot(path=str(output_dir / "drift.png"))
+
+    # A run node opens that run's details.
+    page.locator(".lm-TabBar-tab", has_text=f"Lineage {train}").click()
+    view.locator(".nbtrack-lineage-node", has_text=f"01_prepare · prepare {prepare}").click()
+    facts.get_by_role("button", name="Open run").click()
+    detail = page.locator(".nbtrack-detail").last
+    expect(detail.locator("h2")).to_contain_text(f"prepare {prepare}")
+    expect(detail.locator('[data-section="system"]')).to_contain_text("peak_rss_mb")
 
 
 def test_models_view_lists_the_version_and_sets_an_alias(
@@ -189,5 +213,5 @@ def test_an_image_a_run_wrote_is_previewed_and_enlarged(
     # Updating the docs' screenshots is asked for, not done on every run.
     if os.environ.get("NBTRACK_UPDATE_SCREENSHOTS") == "1":
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        for name in ("lineage.png", "models.png"):
+        for name in ("lineage.png", "models.png", "drift.png"):
             shutil.copyfile(output_dir / name, DOCS_IMG / name)

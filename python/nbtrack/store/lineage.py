@@ -39,18 +39,29 @@ def _rows_of(
 
 
 def _same_content(
-    con: duckdb.DuckDBPyConnection, hashes: list[str], role: str, exclude: list[str], fanout: int
+    con: duckdb.DuckDBPyConnection, hashes: list[str], role: str, runs: list[str], fanout: int
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Rows of other runs with ``role`` on one of ``hashes``: at most ``fanout`` runs per
-    hash (the oldest first: the one that made it, the first that read it), and how many
-    more each hash has."""
+    """Rows of other runs with ``role`` on one of ``hashes``, and how many runs more
+    each hash has past ``fanout``.
+
+    Time decides who counts: a writer (``role`` output) only if it started before the
+    last of ``runs`` (bytes written after a run read them did not feed it), nearest in
+    time first; a reader (``role`` input) only if it started after the first of ``runs``,
+    earliest first.
+    """
+    upstream = role == "output"
     rows = con.execute(
         f"SELECT {_DATA_COLUMNS}, count(*) OVER (PARTITION BY d.hash) AS total "
         "FROM data_versions d JOIN runs r USING (run_id) "
         "WHERE d.role = ? AND list_contains(?, d.hash) AND NOT list_contains(?, d.run_id) "
-        "QUALIFY row_number() OVER (PARTITION BY d.hash ORDER BY r.started_at, d.run_id) <= ? "
+        "AND (CASE WHEN ? THEN r.started_at <= (SELECT max(started_at) FROM runs "
+        "WHERE list_contains(?, run_id)) ELSE r.started_at >= (SELECT min(started_at) "
+        "FROM runs WHERE list_contains(?, run_id)) END) "
+        "QUALIFY row_number() OVER (PARTITION BY d.hash ORDER BY "
+        "CASE WHEN ? THEN -epoch_us(r.started_at) ELSE epoch_us(r.started_at) END, "
+        "d.run_id) <= ? "
         "ORDER BY r.started_at, d.run_id, d.path",
-        [role, hashes, exclude, fanout],
+        [role, hashes, runs, upstream, runs, runs, upstream, fanout],
     ).fetchall()
     more = {row[3]: int(row[7]) - fanout for row in rows if int(row[7]) > fanout}
     return _data([row[:7] for row in rows]), more
