@@ -177,6 +177,21 @@ async def test_a_run_that_wrote_the_same_bytes_later_did_not_feed_it(
     assert {r["run_id"] for r in late["runs"]} == {later}
 
 
+async def test_a_content_read_by_many_runs_shows_a_few_and_counts_the_rest(
+    jp_fetch: Any, project: Project, pipeline: dict[str, str]
+) -> None:
+    readers = [
+        record_run(project, "read", inputs=["data/train.csv"], **cell(project, "read"))
+        for _ in range(3)
+    ]
+    _, lineage = await api(jp_fetch, "runs", pipeline["prepare"], "lineage", params={"fanout": "2"})
+    shown = {r["run_id"] for r in lineage["runs"]} - {pipeline["prepare"]}
+    # train read it first, then the three readers: the first two are shown.
+    assert shown == {pipeline["train"], readers[0]}
+    digest = hash_of(Client(project), pipeline["prepare"], "data/train.csv")
+    assert lineage["more"] == {digest: 2}
+
+
 async def test_lineage_of_a_run_alone_and_bad_requests(
     jp_fetch: Any, project: Project, pipeline: dict[str, str]
 ) -> None:
