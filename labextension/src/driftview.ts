@@ -109,7 +109,7 @@ export class DriftView extends FetchView<DriftModel> {
       void charts.mount(bars, {
         tooltip: { trigger: 'axis' },
         legend: { show: false },
-        grid: { left: 60, right: 20, top: 30, bottom: 70, containLabel: true },
+        grid: { left: 20, right: 20, top: 30, bottom: 10, containLabel: true },
         xAxis: {
           type: 'category',
           data: columnRows.map(row => row.column),
