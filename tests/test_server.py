@@ -17,25 +17,11 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from factory import record_run
+from jupyter_fixtures import _no_store_override, jp_server_config  # noqa: F401 - fixtures
 from nbtrack.client import Client
 from nbtrack.project import Project, resolve_project
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"nbtrack": True},
-            "allow_unauthenticated_access": False,
-        }
-    }
-
-
-@pytest.fixture(autouse=True)
-def _no_store_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NBTRACK_STORE", raising=False)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 READ_SLICE_POINTS = 250_000
 READ_SLICE_SECONDS = 0.25
 SLICE_RUNS = 500  # runs per ingestion transaction
+MAX_LINEAGE_DEPTH = 5  # runs away a lineage follows data at most
 
 
 class Client:
@@ -154,6 +155,15 @@ class Client:
             check_query(q)
         with self._reading():
             return self._store.runs_frame(q)
+
+    def run_lineage(self, ref: str, *, depth: int = 1, fanout: int = 20) -> dict[str, Any]:
+        """What a run read and wrote, the runs that wrote its inputs and read its outputs
+        (``depth`` runs away at most; ``fanout`` runs per data version), the kernel
+        values passed between them and the model versions they registered or loaded."""
+        if not 1 <= depth <= MAX_LINEAGE_DEPTH:
+            raise UsageError(f"lineage depth must be between 1 and {MAX_LINEAGE_DEPTH}")
+        run_id = self.resolve(ref)
+        return {"run_id": run_id, "depth": depth, **self._store.run_lineage(run_id, depth, fanout)}
 
     def metric_series(
         self, ref: str, keys: Sequence[str] | None = None

@@ -74,6 +74,12 @@ class ModelNotFoundError(NbtrackError):
     http_status = 404
 
 
+class AliasMovedError(NbtrackError):
+    """A model alias moved between reading it and moving it (the move was not made)."""
+
+    http_status = 409
+
+
 class AmbiguousRunError(UsageError):
     """A run id prefix matches more than one run."""
 
@@ -102,6 +108,12 @@ class BlobCorruptError(CacheError):
     """A blob's bytes no longer match its hash."""
 
     http_status = 409
+
+
+class NotAnImageError(CacheError):
+    """A blob named as an image is not one (its first bytes say another type)."""
+
+    http_status = 415
 
 
 class RemoteError(NbtrackError):

@@ -198,6 +198,20 @@ class Registry:
         host, user = _who()
         return self._store.move_model_alias(name, alias, version, host, user)
 
+    def move_alias_from(
+        self, name: str, alias: str, expected: int | None, version: int | None
+    ) -> AliasMove:
+        """Move ``alias`` to ``version`` (None removes it) only if it is still on
+        ``expected`` (None: not set): a move made by someone else meanwhile is never
+        overwritten unseen (``AliasMovedError``)."""
+        check_name(name)
+        check_alias(alias)
+        for value in (expected, version):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UsageError(f"a version is a number from 1, not {value!r}")
+        host, user = _who()
+        return self._store.move_model_alias_from(name, alias, expected, version, host, user)
+
     def remove_alias(self, name: str, alias: str) -> AliasMove:
         check_name(name)
         host, user = _who()

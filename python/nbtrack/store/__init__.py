@@ -3,7 +3,8 @@
 One module per concern: ``connection`` (locking, short connections), ``schema``
 (creation, upgrades, refusal), ``writes``, ``reads`` (references, run records),
 ``query`` (the run query builder), ``transfer`` (dump/load for bundles and
-remotes), ``registry`` and ``registry_transfer`` (model versions and aliases). ``Store`` is the one object the client holds: each method is one short
+remotes), ``registry`` and ``registry_transfer`` (model versions and aliases), ``lineage`` (a
+run's neighbours by data, values and models). ``Store`` is the one object the client holds: each method is one short
 connection around one of those functions.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Batch, MetricPoint, NotebookHead, Run, RunPage, RunQuery
-from . import integrity, pipelines, query, reads, schema, transfer, writes
+from . import integrity, lineage, pipelines, query, reads, schema, transfer, writes
 from .registry_tables import RegistryTables
 from .schema import SCHEMA_VERSION
 
@@ -129,6 +130,11 @@ class Store(RegistryTables):
     def child_ids(self, run_id: str) -> list[str]:
         with self.connect() as con:
             return reads.child_ids(con, run_id)
+
+    def run_lineage(self, run_id: str, depth: int, fanout: int) -> dict[str, Any]:
+        """Runs, data versions, kernel values and model versions around a run (``lineage``)."""
+        with self.connect() as con:
+            return lineage.run_lineage(con, run_id, depth, fanout)
 
     def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
         """The newest finished run of each cell of a notebook (by cell id, name and code)."""
