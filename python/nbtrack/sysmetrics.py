@@ -18,6 +18,7 @@ when installed; without it or without a driver, no GPU metric is logged.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,38 @@ def _reset_high_water_mark() -> bool:
         return True
     except OSError:
         return False
+
+
+def _descendants(pid: int) -> list[int] | None:
+    """The process tree under ``pid`` from each thread's ``children`` file (Linux), or None.
+
+    psutil's ``children()`` reads the status of every process on the machine (some
+    ms on a shared host, twice per run); this reads one small file per thread of the
+    processes in the tree. None where the kernel does not offer the file.
+    """
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            if parent == pid:
+                return None
+            continue  # a child that ended meanwhile
+        for tid in tids:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", "rb") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except FileNotFoundError:
+                if parent == pid and tid == str(pid):
+                    return None  # the kernel lacks CONFIG_PROC_CHILDREN
+                continue  # a thread that ended meanwhile
+            except OSError:
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
 
 
 class _Gpus:
@@ -126,12 +159,23 @@ class SystemSampler:
 
     # ---------------------------------------------------------------- reading the process tree
     def _kids(self) -> list[psutil.Process]:
-        try:
-            live = self.proc.children(recursive=True)
-        except psutil.Error:
-            return list(self._children.values())
+        pids = _descendants(self.proc.pid)
+        if pids is None:  # no /proc/<pid>/task/<tid>/children here: psutil scans every process
+            try:
+                live = {p.pid: p for p in self.proc.children(recursive=True)}
+            except psutil.Error:
+                return list(self._children.values())
+        else:
+            live = {}
+            for pid in pids:
+                known = self._children.get(pid)
+                if known is None:
+                    with contextlib.suppress(psutil.Error):
+                        known = psutil.Process(pid)
+                if known is not None:
+                    live[pid] = known
         # The same Process objects across samples: psutil then knows each one's start.
-        self._children = {p.pid: self._children.get(p.pid, p) for p in live}
+        self._children = {pid: self._children.get(pid, p) for pid, p in live.items()}
         return list(self._children.values())
 
     def _cpu(self) -> float:
