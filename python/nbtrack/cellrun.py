@@ -224,6 +224,7 @@ class CellRun:
                 cache=self.client.cache if self.opts.cache and keep_bytes else None,
                 stat_cache=self.session.stat_cache(self.project),
                 max_blob_size=limit if limit is not None else settings.max_blob_size(),
+                save_stat_cache=False,  # once per cell, in the background (end)
             )
         except (OSError, NbtrackError) as exc:
             self.warnings.append(f"could not version {path}: {exc}")
@@ -267,6 +268,9 @@ class CellRun:
             self._log_metric_vars(user_ns)
             w.log_data(self._data_versions())
         finally:
+            # The hashes learnt, for the next cell and process (a cache: losing a save
+            # costs a re-hash, never a wrong hash), written off the cell's thread.
+            ingest.background(self.session.stat_cache(self.project).save)
             if error is None:
                 w.finish("finished")
             else:

@@ -18,7 +18,7 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Integer
 
-from . import dataflow, previous, settings
+from . import dataflow, previous, settings, sysmetrics
 from .cellrun import TrackOptions
 from .exceptions import NbtrackError
 from .lineage import TreeRecorder
@@ -166,6 +166,7 @@ class TrackMagics(Magics):
     def pre_run_cell(self, info: Any) -> None:
         """Notice papermill's injected parameters cell (the cell before it: the defaults)."""
         self.trees.take()
+        sysmetrics.reap()  # the last tracked cell's sampler thread, exited by now
         source = getattr(info, "raw_cell", "") or ""
         if source.lstrip().startswith("# Parameters"):
             hist = getattr(self.shell, "history_manager", None)
