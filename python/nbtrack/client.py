@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import spools
-from .cache import Cache, GcResult
 from .exceptions import UsageError
 from .models import (
     Batch,
@@ -26,6 +26,7 @@ from .validation import check_query, check_sql
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .cache import Cache, GcResult
     from .gates import GateResult
     from .rundiff import RunDiff
 
@@ -43,7 +44,13 @@ class Client:
     def __init__(self, project: Project) -> None:
         self.project = project
         self._store = Store(project.db_path)
-        self.cache = Cache(project.cache_dir)
+
+    @functools.cached_property
+    def cache(self) -> Cache:
+        """The blob cache, made on first use (listing runs or models never needs it)."""
+        from .cache import Cache
+
+        return Cache(self.project.cache_dir)
 
     @classmethod
     def open(cls, start: str | os.PathLike[str] | None = None) -> Client:

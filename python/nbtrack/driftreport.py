@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .drift import TableDrift, Thresholds, compare
+from .drift import TableDrift, compare
+from .driftbatch import compare_many
+from .driftflags import Thresholds
 from .exceptions import CacheError, NbtrackError, UsageError
 from .models import DataVersion, Run, iso
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
         def get_runs(self, refs: Sequence[str]) -> list[Run]: ...
 
 
-ROW_COLUMNS = ["version", "column", "psi", "ks", "ks p", "js", "nulls", "drift"]
+ROW_COLUMNS = ["version", "column", "psi", "ks", "ks p", "js", "chi2 p", "nulls", "drift"]
 ALERT_MAX_BYTES = 200 * 1024 * 1024  # inputs larger than this are not profiled at cell end
 
 
@@ -93,16 +95,18 @@ class DriftReport:
             label = f"{v.path} {v.label}" if multi else v.label
             if v.reference:
                 if multi and sum(1 for x in self.versions if x.path == v.path) == 1:
-                    out.append([label, "", None, None, None, None, None, "one version"])
+                    out.append([label, "", None, None, None, None, None, None, "one version"])
                 continue
             if v.drift is None:
-                out.append([label, "", None, None, None, None, None, v.note or "not compared"])
+                out.append(
+                    [label, "", None, None, None, None, None, None, v.note or "not compared"]
+                )
                 continue
             d = v.drift
             for name in d.columns_added:
-                out.append([label, name, None, None, None, None, None, "column added"])
+                out.append([label, name, None, None, None, None, None, None, "column added"])
             for name in d.columns_removed:
-                out.append([label, name, None, None, None, None, None, "column removed"])
+                out.append([label, name, None, None, None, None, None, None, "column removed"])
             shown = 0
             for c in d.columns:
                 if not (all_columns or c.drifted or c.type != c.type_ref):
@@ -112,9 +116,21 @@ class DriftReport:
                 if c.type != c.type_ref:
                     flag = f"type {c.type_ref} → {c.type}" + (f"; {flag}" if flag else "")
                 nulls = f"{c.null_ref:.1%} → {c.null:.1%}"
-                out.append([label, c.name, c.psi, c.ks, c.ks_p, c.js, nulls, flag or c.note or "-"])
+                out.append(
+                    [
+                        label,
+                        c.name,
+                        c.psi,
+                        c.ks,
+                        c.ks_p,
+                        c.js,
+                        c.chi2_p,
+                        nulls,
+                        flag or c.note or "-",
+                    ]
+                )
             if not shown and not d.columns_added and not d.columns_removed:
-                out.append([label, "", None, None, None, None, None, "no drift"])
+                out.append([label, "", None, None, None, None, None, None, "no drift"])
         return out
 
     def footer(self) -> list[str]:
@@ -213,6 +229,7 @@ def drift_path(
         if ref_profile is None and len(series) == 1:
             raise UsageError(f"cannot compare versions of {table_path}: {why}")
         base.reference = True
+        todo: list[tuple[VersionDrift, dict[str, Any]]] = []
         for e in entries:
             p, why = profiles.get(e.hash or "", (None, "no hash"))
             if e is base:
@@ -220,8 +237,14 @@ def drift_path(
             elif p is None or ref_profile is None:
                 e.note = why if p is None else "the reference version has no profile"
             else:
-                e.drift = compare(ref_profile, p, t)
+                todo.append((e, p))
             report.versions.append(e)
+        if ref_profile is not None and todo:
+            # every version against the one reference: numeric columns in one pass each
+            for (e, _), d in zip(
+                todo, compare_many(ref_profile, [p for _, p in todo], t), strict=True
+            ):
+                e.drift = d
     if report.versions:
         ref_entry = next(v for v in report.versions if v.reference)
         when = ref_entry.started.strftime("%Y-%m-%d %H:%M") if ref_entry.started else "?"

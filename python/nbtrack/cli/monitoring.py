@@ -50,10 +50,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 def _drift_report(client: Any, args: argparse.Namespace) -> Any:
     from .. import driftreport as drift
-    from ..drift import Thresholds
+    from ..driftflags import Thresholds
     from ..exceptions import UsageError
 
-    thresholds = Thresholds(psi=args.psi, ks_p=args.ks_p, js=args.js, nulls=args.nulls)
+    thresholds = Thresholds(
+        psi=args.psi, ks_p=args.ks_p, js=args.js, chi2_p=args.chi2_p, nulls=args.nulls
+    )
     if len(args.targets) == 2:
         return drift.drift_runs(client, args.targets[0], args.targets[1], thresholds)
     if len(args.targets) == 1:
@@ -131,7 +133,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="the verdict as JSON")
     p.set_defaults(func=cmd_check)
 
-    from ..drift import Thresholds
+    from ..driftflags import Thresholds
 
     d = Thresholds()
     p = sub.add_parser(
@@ -142,7 +144,8 @@ def register(sub: Any) -> None:
             "of tables or a logged DataFrame, in time order, each against a reference version "
             "(the first, or --ref RUN|HASH). RUN_A RUN_B: the inputs of RUN_B against RUN_A's. "
             "Numeric columns: PSI and the two-sample Kolmogorov-Smirnov statistic and p-value; "
-            "categorical: Jensen-Shannon distance; null rates and schema changes for all. "
+            "categorical: Jensen-Shannon distance and Pearson's chi-square p-value; null rates "
+            "and schema changes for all. "
             "Computed from stored profiles: old versions are never re-read."
         ),
     )
@@ -154,6 +157,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--js", type=float, default=d.js, help="flag Jensen-Shannon above this (%(default)g)"
+    )
+    p.add_argument(
+        "--chi2-p",
+        type=float,
+        default=d.chi2_p,
+        help="flag categorical chi-square p-values below this (%(default)g)",
     )
     p.add_argument(
         "--nulls",

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import BlobCorruptError, BlobMissingError, UsageError
 from ..models import DataVersion
 from ..store import Store
-from . import flavors, signature
 from .values import AliasMove, ModelRef, ModelVersion, RegisteredModel, check_alias, check_name
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..tracking import RunWriter
+    from . import flavors
     from .lineage import Lineage, ModelDiff
 
 MODEL_KIND = "model"  # the data-version kind of a model's bytes in a run's inputs/outputs
@@ -69,6 +69,8 @@ def environment_of(
     Versions come from the run's recorded environment when there is one (what the
     model was trained with), else from this process.
     """
+    from . import flavors
+
     packages = packages or {}
     pins = []
     for dist in flavor.requirements(meta):
@@ -107,6 +109,9 @@ class Registry:
         **options: Any,
     ) -> ModelVersion:
         """Save ``obj`` in its flavor's format as the next version of ``name``, linked to a run."""
+        # Flavors and signatures import lazily: listing and showing models never need them.
+        from . import flavors, signature
+
         check_name(name)
         chosen = flavors.get(flavor) if flavor else flavors.for_object(obj)
         if flavor and not chosen.handles(obj):
@@ -170,6 +175,8 @@ class Registry:
                     f"run {run.short_id} kept no copy of {dv.path} and the file changed since; "
                     "re-run the cell without --no-cache to register it"
                 )
+        from . import flavors
+
         with self._named_file(digest, Path(dv.path).name) as local:
             chosen = flavors.get(flavor) if flavor else flavors.detect(local)
             meta = chosen.file_meta(local)
@@ -314,6 +321,8 @@ class Registry:
 
     def load(self, ref: str, writer: RunWriter | None = None, **kwargs: Any) -> Any:
         """The live model of a version, after checking its bytes and its library's version."""
+        from . import flavors
+
         mv = self._loadable_version(ref)
         flavor = flavors.get(mv.flavor)
         self.verified_file(mv)
