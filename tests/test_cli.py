@@ -228,7 +228,7 @@ def test_each_verb_builds_only_its_module_and_the_table_of_verbs_is_complete():
         importlib.import_module(f"nbtrack.cli.{name}").register(sub)
         registered.update(dict.fromkeys(sub.choices, name))
     # then the table the command line picks a module by is exactly that
-    assert cli.VERBS == registered
+    assert registered == cli.VERBS
     # and a command line naming a verb (after --store) builds that verb alone
     assert cli.command_of(["--store", "x", "models", "ls"]) == "models"
     assert cli.command_of(["--store=x", "drift", "p"]) == "drift"

@@ -242,9 +242,12 @@ class Client:
             base_id = self.resolve(against)
             baseline = gates.run_metrics(self._store.family(base_id, with_env=False))
             against = base_id
-        return gates.evaluate(
-            gate, gates.run_metrics(family), run_id=run_id, baseline=baseline, against=against
-        )
+        metrics = gates.run_metrics(family)
+        if any(m.startswith(gates.DRIFT_PREFIX) for m in gate.metrics()):
+            from .driftreport import input_drift  # only when the gate names drift
+
+            metrics.update(input_drift(self, family[0]))
+        return gates.evaluate(gate, metrics, run_id=run_id, baseline=baseline, against=against)
 
     def sql(self, query: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
         """A read-only query: statements that change the store are refused."""

@@ -359,3 +359,44 @@ def alerts(client: Client, previous: Run | None, run: Run) -> list[str]:
                 lines = drift.lines(t)
                 out.append(f"input {y.path} drifted since {previous.short_id}: " + "; ".join(lines))
     return out
+
+
+DRIFT_METRICS = ("columns", "schema_changes", "max_psi", "min_ks_p", "max_js", "min_chi2_p")
+
+
+def input_drift(client: Client, run: Run) -> dict[str, float]:
+    """What a gate reads as ``drift.*``: the newest recorded version of each table the
+    run read, against the version it read (for a model: its training data today).
+
+    ``drift.columns`` drifted columns, ``drift.schema_changes`` tables whose columns
+    changed, ``drift.max_psi`` / ``drift.max_js`` the largest PSI / JS distance,
+    ``drift.min_ks_p`` / ``drift.min_chi2_p`` the smallest p-values (1 when nothing
+    was compared). Raises ``UsageError`` when the run read no table.
+    """
+    t = Thresholds()
+    tables, drifts = 0, []
+    for read in run.inputs:
+        newest = next((v for _, _, v in reversed(client.path_versions(read.path)) if v.hash), read)
+        for x, y in _table_pairs(client, read, newest):
+            tables += 1
+            if x.hash != y.hash:
+                drift, _ = _pair(client, x, y, t)
+                if drift is not None:
+                    drifts.append(drift)
+    if not tables:
+        raise UsageError(f"run {run.short_id} read no table: it has no drift.* values to gate on")
+    cols = [c for d in drifts for c in d.columns]
+
+    def pick(fn: Any, values: list[float | None], empty: float) -> float:
+        found = [v for v in values if v is not None]
+        return float(fn(found)) if found else empty
+
+    values = {
+        "columns": float(sum(len(d.drifted) for d in drifts)),
+        "schema_changes": float(sum(1 for d in drifts if d.schema_changed)),
+        "max_psi": pick(max, [c.psi for c in cols], 0.0),
+        "min_ks_p": pick(min, [c.ks_p for c in cols], 1.0),
+        "max_js": pick(max, [c.js for c in cols], 0.0),
+        "min_chi2_p": pick(min, [c.chi2_p for c in cols], 1.0),
+    }
+    return {f"drift.{k}": v for k, v in values.items()}

@@ -24,6 +24,7 @@ from .values import AliasMove, ModelRef, ModelVersion, RegisteredModel, check_al
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..gates import GateResult
     from ..tracking import RunWriter
     from . import flavors
     from .lineage import Lineage, ModelDiff
@@ -239,6 +240,19 @@ class Registry:
         """A version by ``NAME/3``, ``NAME@alias``, ``NAME`` (newest) or ``models:/...``."""
         parsed = ModelRef.parse(ref)
         return self._store.resolve_model(parsed.name, parsed.version, parsed.alias)
+
+    def check(self, expression: str, ref: str, *, against: str | None = None) -> GateResult:
+        """A metric gate on the run that produced a version (``NAME@alias``, ``NAME/3``);
+        ``drift.*`` names read the drift of its training data since."""
+        mv = self.get(ref)
+        if mv.run_id is None or not self.client.runs_by_id([mv.run_id]):
+            raise UsageError(
+                f"{mv.uri} has no producing run in this store, so no metrics to gate on"
+                + (f" (run {mv.run_id[:8]} is missing: pull it first)" if mv.run_id else "")
+            )
+        result = self.client.check(expression, mv.run_id, against=against)
+        result.model = f"{mv.name}/{mv.version}"
+        return result
 
     def models(self) -> list[RegisteredModel]:
         return self._store.list_models()
