@@ -34,12 +34,25 @@ MODEL_KIND = "model"  # the data-version kind of a model's bytes in a run's inpu
 # What loading needs of ``NAME/N`` (file, flavor, hash, environment) never changes once
 # the version exists: numbers are never reused or renumbered, in this store file or by an
 # import. Remembered per store file (path and inode), so a reload by number skips the
-# store (a DuckDB connection costs 20-100 ms); aliases are always read from the store.
+# store (a DuckDB connection costs 20-100 ms).
 _loadable: dict[tuple[str, int, str, int], ModelVersion] = {}
+# An alias moves, so what it named is remembered with the stamp of the store's files
+# (the database and its write-ahead log) read before the query: any write by any
+# process since (an alias move first of all) changes one of them, and the alias is
+# read from the store again.
+_aliased: dict[tuple[str, str, str], tuple[Any, ModelVersion]] = {}
+# The installed version of each flavor's library, read once (the module loaded in this
+# process does not change when a package is reinstalled under it).
+_library_versions: dict[str, str | None] = {}
 # Blobs this process re-hashed, with the stat that proves they have not been written
 # since: any write changes the ctime, which no program can set back. A later load of
 # the same unchanged file trusts that check instead of hashing 100 MB again.
 _verified: dict[str, tuple[int, int, int, int]] = {}
+
+
+def _store_stamp(db: Path) -> tuple[Any, ...] | None:
+    stamps = (_stamp(db), _stamp(db.with_name(db.name + ".wal")))
+    return None if stamps[0] is None else stamps
 
 
 def _stamp(path: Path) -> tuple[int, int, int, int] | None:
@@ -321,9 +334,19 @@ class Registry:
 
     def _loadable_version(self, ref: str) -> ModelVersion:
         parsed = ModelRef.parse(ref)
+        db = self.client.project.db_path
+        if parsed.alias is not None:
+            key3 = (str(db), parsed.name, parsed.alias)
+            before = _store_stamp(db)
+            seen = _aliased.get(key3)
+            if seen is not None and before is not None and seen[0] == before:
+                return seen[1]
+            mv = self.get(ref)
+            if before is not None and _store_stamp(db) == before:
+                _aliased[key3] = (before, mv)  # nobody wrote while we read
+            return mv
         if parsed.version is None:
             return self.get(ref)
-        db = self.client.project.db_path
         try:
             key = (str(db), os.stat(db).st_ino, parsed.name, parsed.version)
         except FileNotFoundError:
@@ -340,7 +363,9 @@ class Registry:
         mv = self._loadable_version(ref)
         flavor = flavors.get(mv.flavor)
         self.verified_file(mv)
-        recorded, current = mv.env.get("library_version"), flavor.library_version()
+        if flavor.name not in _library_versions:
+            _library_versions[flavor.name] = flavor.library_version()
+        recorded, current = mv.env.get("library_version"), _library_versions[flavor.name]
         if recorded and current and recorded != current:
             warnings.warn(
                 f"model {mv.name}/{mv.version} was saved with {mv.env.get('library')} "
