@@ -184,11 +184,13 @@ def check(
     return Client.open().check(expression, run, against=against)
 
 
-def autolog(*, disable: bool = False) -> None:
+def autolog(*, disable: bool = False, registered_model_name: str | None = None) -> None:
     """Record library fits (scikit-learn, XGBoost, LightGBM) inside tracked cells.
 
-    ``disable=True`` restores the libraries as they were.
+    ``registered_model_name="churn"``: each scikit-learn fit (a search's refit best
+    estimator) also becomes a new version of that model. ``disable=True`` restores
+    the libraries as they were.
     """
     from .autologging import autolog as _autolog
 
-    _autolog(disable=disable)
+    _autolog(disable=disable, registered_model_name=registered_model_name)
