@@ -42,18 +42,14 @@ def _batch(ref: Distribution, dists: list[Distribution]) -> list[tuple[float, fl
     every = np.concatenate([d.keys for d in dists])
     if not len(every) or not ref.n:
         return [(0.0, 0.0)] * len(dists)
-    lo, hi = min(ref.keys[0], every.min()), max(ref.keys[-1], every.max())
-    if ref.grid and hi - lo < 50_000:
-        keys = np.arange(lo, hi + 1)  # grid buckets are integers: no sort needed
-    else:
-        keys = np.unique(np.concatenate([ref.keys, every]))
+    keys, ref_at, at = _union(ref, every)
     counts = np.zeros((len(dists), len(keys)), dtype=np.float64)
     rows = np.repeat(np.arange(len(dists)), [len(d.keys) for d in dists])
-    counts[rows, np.searchsorted(keys, every)] = np.concatenate([d.counts for d in dists])
+    counts[rows, at] = np.concatenate([d.counts for d in dists])
     n = counts.sum(axis=1)
     cdf = np.cumsum(counts, axis=1) / np.maximum(n, 1)[:, None]
     ref_counts = np.zeros(len(keys))
-    ref_counts[np.searchsorted(keys, ref.keys)] = ref.counts
+    ref_counts[ref_at] = ref.counts
     ref_cdf = np.cumsum(ref_counts) / max(ref.n, 1)
     ks = np.abs(cdf - ref_cdf).max(axis=1)
     cuts, p = ref.deciles
@@ -61,9 +57,24 @@ def _batch(ref: Distribution, dists: list[Distribution]) -> list[tuple[float, fl
     ones = np.ones((len(dists), 1))
     q = np.maximum(np.diff(np.hstack([0 * ones, at_cuts, ones]), axis=1), PSI_FLOOR)
     psi = np.sum((q - p) * np.log(q / p), axis=1)
-    empty = (n == 0) | (ref.n == 0)
+    empty = n == 0
     ks[empty], psi[empty] = 0.0, 0.0
     return [(float(a), float(b)) for a, b in zip(ks, psi, strict=True)]
+
+
+def _union(ref: Distribution, every: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sorted union of the reference's and the versions' keys, and where each of
+    theirs sits in it. Grid buckets are integers in a bounded range: marked in a
+    table over that range, no sort (100 versions of a column: 170,000 keys)."""
+    lo, hi = int(min(ref.keys[0], every.min())), int(max(ref.keys[-1], every.max()))
+    if ref.grid and hi - lo < 4_000_000:
+        present = np.zeros(hi - lo + 1, dtype=bool)
+        present[ref.keys - lo] = True
+        present[every - lo] = True
+        position = np.cumsum(present) - 1
+        return np.flatnonzero(present) + lo, position[ref.keys - lo], position[every - lo]
+    keys, inverse = np.unique(np.concatenate([ref.keys, every]), return_inverse=True)
+    return keys, inverse[: len(ref.keys)], inverse[len(ref.keys) :]
 
 
 def compare_many(
