@@ -27,6 +27,18 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def pipe_project(project_dir: Path) -> Path:
+    """A project holding the training notebook (tests/notebooks/pipe_train.ipynb) and its
+    data, with an empty store."""
+    import shutil
+
+    shutil.copy(Path(__file__).parent / "notebooks" / "pipe_train.ipynb", project_dir)
+    (project_dir / "pipe_data.csv").write_text("1\n2\n3\n")
+    (project_dir / ".nbtrack").mkdir()
+    return project_dir
+
+
 def kernel_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "JPY_"))}
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")

@@ -156,10 +156,13 @@ def test_git_state_and_snapshot_that_cannot_be_recorded_are_warnings_on_the_run(
     )
     assert "warning: no notebook snapshot kept:" in reply.text
 
-    # and the run keeps both as warning tags, with what could be recorded
+    # and the run keeps them as warning tags (the session code needs the cache too),
+    # with what could be recorded
     run = _settle(project_dir).get_run("last")
-    assert sorted(run.tags) == ["nbtrack.warning.git", "nbtrack.warning.notebook"]
-    assert run.warnings == [run.tags["nbtrack.warning.git"], run.tags["nbtrack.warning.notebook"]]
+    kinds = ["code", "git", "notebook"]
+    assert sorted(run.tags) == [f"nbtrack.warning.{k}" for k in kinds]
+    assert run.warnings == [run.tags[f"nbtrack.warning.{k}"] for k in kinds]
+    assert run.tags["nbtrack.warning.code"].startswith("no session code kept:")
     assert run.status == "finished" and run.git_commit is None and run.notebook_hash is None
     assert run.code_matches_notebook is True
 

@@ -81,7 +81,8 @@ def _list_environment() -> Environment:
     for dist in metadata.distributions():
         name = dist.metadata["Name"] if dist.metadata else None
         if name:
-            packages[name.lower().replace("_", "-")] = dist.version
+            # The first on the path is the one imported (a layered environment shadows).
+            packages.setdefault(name.lower().replace("_", "-"), dist.version)
     python = platform.python_version()
     plat = platform.platform()
     blob = json.dumps([python, plat, sorted(packages.items())]).encode()

@@ -17,6 +17,7 @@ from . import (
     filewatch,
     ingest,
     previous,
+    sessioncode,
     settings,
     sysmetrics,
     tracking,
@@ -75,8 +76,11 @@ class CellRun:
         transformed: str,
         cell_id: str | None,
         execution_count: int | None,
+        history: list[sessioncode.SessionCell] | None = None,
     ) -> None:
         self.session = session
+        # The code the session ran up to and including this cell (sessioncode.py).
+        self.history = history
         self.opts = opts
         self.source = source
         self.warnings: list[str] = []
@@ -103,6 +107,9 @@ class CellRun:
             cell_id=cell_id,
             execution_count=execution_count,
             session_id=session.session_id,
+            kernel_name=sessioncode.kernel_name(),
+            executable=sessioncode.executable(),
+            cwd=self.project.relative(os.getcwd())[0],
         )
         by_origin: dict[str, dict[str, Any]] = {}
         for r in self.reads:
@@ -149,11 +156,16 @@ class CellRun:
         ``nbtrack.warning.notebook``, see ``Run.warnings``), and the other facts are kept.
         """
         writer, cache, root = self.writer, self.client.cache, self.project.root
-        source = self.source
+        source, history = self.source, self.history
 
         def gather() -> None:
             fields: dict[str, Any] = {}
             warnings: dict[str, str] = {}
+            if history is not None:
+                try:
+                    fields["code_hash"] = sessioncode.store_code(cache, history)
+                except (OSError, NbtrackError) as exc:
+                    warnings["code"] = f"no session code kept: {exc}"
             try:
                 fields.update(git_state(Path(nb).parent if nb else root))
             except CaptureError as exc:

@@ -15,6 +15,7 @@ from .exceptions import UsageError
 from .models import (
     Batch,
     MetricPoint,
+    NotebookHead,
     Run,
     RunPage,
     RunQuery,
@@ -169,6 +170,11 @@ class Client:
     def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
         """The newest finished run of each cell of a notebook: what the next run of a cell follows."""
         return self._store.latest_cell_runs(notebook_path)
+
+    def notebook_heads(self) -> list[NotebookHead]:
+        """The newest finished notebook run of every notebook: the state ``repro`` compares with."""
+        with self._reading():
+            return self._store.notebook_heads()
 
     def diff(self, a: str, b: str, *, all: bool = False) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (everything with ``all``)."""
@@ -358,6 +364,16 @@ class Client:
     def write_batches(self, batches: Sequence[Batch]) -> None:
         """Store spooled events (one transaction for all of them)."""
         self._store.write(batches)
+
+    def mark_reruns(self, marks: dict[str, tuple[str, str]]) -> None:
+        """Link each re-run run (``{run id: (original id, verdict word)}``) to its original:
+        ``rerun_of`` and ``rerun_verdict``, as the runs table shows them."""
+        self._store.write(
+            [
+                Batch(run_id, update={"rerun_of": of, "rerun_verdict": word})
+                for run_id, (of, word) in marks.items()
+            ]
+        )
 
     def dump_runs(self, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Every stored row of the given runs, per table (for bundles and remotes)."""

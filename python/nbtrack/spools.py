@@ -222,7 +222,7 @@ def spooled_hashes(spool_dir: Path) -> set[str]:
         except FileNotFoundError:
             continue
         found.update(d.hash for d in batch.data if d.hash)
-        for key in ("notebook_hash",):
+        for key in ("notebook_hash", "code_hash"):
             value = batch.update.get(key) or (batch.run or {}).get(key)
             if value:
                 found.add(str(value))

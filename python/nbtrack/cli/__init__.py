@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 
 
 # Verb modules, in the order their verbs appear in --help.
-MODULES = ("runs", "data", "monitoring", "pipelines", "models", "binder", "doctor")
+MODULES = ("runs", "data", "monitoring", "pipelines", "repro", "models", "binder", "doctor")
 # Which module registers each verb: a command line naming one imports only that module
 # (and what it needs), so ``nbtrack models ls`` does not pay for the rerun machinery.
 # tests/test_cli.py checks this table against what the modules register.
@@ -33,6 +33,7 @@ VERBS = {
     "checkout": "data", "gc": "data", "push": "data", "pull": "data",
     "check": "monitoring", "drift": "monitoring",
     "rerun": "pipelines", "sweep": "pipelines", "export": "pipelines", "import": "pipelines",
+    "repro": "repro", "dag": "repro",
     "models": "models", "register": "models", "binder": "binder", "doctor": "doctor",
 }  # fmt: skip
 

@@ -86,6 +86,15 @@ def show_table(run: Run) -> Table:
         ["git commit", run.git_commit],
         ["git dirty", run.git_dirty],
     ]
+    # What `rerun` uses and says, shown only when recorded (runs older than schema 7 lack it).
+    optional = [
+        ["rerun verdict", run.rerun_verdict],
+        ["kernel", run.kernel_name],
+        ["interpreter", run.executable],
+        ["working folder", run.cwd],
+        ["session code", run.code_hash],
+    ]
+    rows += [row for row in optional if row[1] is not None]
     if run.environment:
         rows.append(["python", run.environment.python])
         rows.append(["platform", run.environment.platform])

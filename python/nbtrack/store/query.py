@@ -234,7 +234,7 @@ def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
     page = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
     keep = [
         "run_id", "name", "status", "kind", "started_at", "ended_at", "duration",
-        "notebook_path", "cell_id", "execution_count", "parent_id", "rerun_of", "error",
+        "notebook_path", "cell_id", "execution_count", "parent_id", "rerun_of", "rerun_verdict", "error",
         *(quote_ident("params." + k) for k in params),
         *(quote_ident("metrics." + k) for k in metrics),
     ]  # fmt: skip

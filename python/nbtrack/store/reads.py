@@ -194,19 +194,22 @@ def change_token(con: duckdb.DuckDBPyConnection) -> str:
 def referenced_hashes(
     con: duckdb.DuckDBPyConnection, keep_run_ids: Sequence[str] | None = None
 ) -> set[str]:
-    """Every blob hash referenced by (the given) runs: data versions and notebook snapshots."""
+    """Every blob hash referenced by (the given) runs: data versions, notebook snapshots, session code."""
     if keep_run_ids is None:
         rows = con.execute(
             "SELECT hash FROM data_versions WHERE hash IS NOT NULL "
-            "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL"
+            "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL "
+            "UNION SELECT code_hash FROM runs WHERE code_hash IS NOT NULL"
         ).fetchall()
     else:
         ids = list(keep_run_ids)
         rows = con.execute(
             "SELECT hash FROM data_versions WHERE hash IS NOT NULL AND list_contains(?, run_id) "
             "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL "
+            "AND list_contains(?, run_id) "
+            "UNION SELECT code_hash FROM runs WHERE code_hash IS NOT NULL "
             "AND list_contains(?, run_id)",
-            [ids, ids],
+            [ids, ids, ids],
         ).fetchall()
     return {r[0] for r in rows}
 
@@ -215,7 +218,8 @@ def cached_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Blob hashes runs recorded as kept in the cache (cached data versions, notebook snapshots)."""
     rows = con.execute(
         "SELECT hash FROM data_versions WHERE cached AND hash IS NOT NULL "
-        "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL"
+        "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL "
+        "UNION SELECT code_hash FROM runs WHERE code_hash IS NOT NULL"
     ).fetchall()
     return {r[0] for r in rows}
 

@@ -18,7 +18,7 @@ from ..duckdb_config import connect_duckdb
 from ..exceptions import NotAStoreError, StoreError, StoreVersionError
 from .integrity import first_line
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 # Version 1: the first public schema. Kept verbatim: tests build a v1 file with it
@@ -110,6 +110,16 @@ CREATE TABLE model_alias_history (
     seq BIGINT NOT NULL, moved_at TIMESTAMP NOT NULL, from_version INTEGER, to_version INTEGER,
     host VARCHAR, user_name VARCHAR
 );
+""",
+    # Re-run anything (docs/pipelines.md): the code a kernel session ran before each run
+    # (a cache manifest of cell sources, code_hash), the kernel, interpreter and working
+    # folder it ran in, and a re-run's verdict word.
+    6: """
+ALTER TABLE runs ADD COLUMN code_hash VARCHAR;
+ALTER TABLE runs ADD COLUMN kernel_name VARCHAR;
+ALTER TABLE runs ADD COLUMN executable VARCHAR;
+ALTER TABLE runs ADD COLUMN rerun_verdict VARCHAR;
+ALTER TABLE runs ADD COLUMN cwd VARCHAR;
 """,
 }
 
