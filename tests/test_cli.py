@@ -213,3 +213,35 @@ def test_sql_write_backs_the_store_up_first_and_says_where(project_dir, two_runs
 def test_sql_never_installs_or_loads_an_extension(project_dir, two_runs):
     r = run_cli("sql", "--write", "INSTALL sqlite", cwd=project_dir)
     assert r.returncode == 2 and "extensions is not allowed" in r.stderr
+
+
+def test_each_verb_builds_only_its_module_and_the_table_of_verbs_is_complete():
+    import argparse
+    import importlib
+
+    from nbtrack import cli
+
+    # given every verb module registering on a parser of its own
+    registered = {}
+    for name in cli.MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"nbtrack.cli.{name}").register(sub)
+        registered.update(dict.fromkeys(sub.choices, name))
+    # then the table the command line picks a module by is exactly that
+    assert registered == cli.VERBS
+    # and a command line naming a verb (after --store) builds that verb alone
+    assert cli.command_of(["--store", "x", "models", "ls"]) == "models"
+    assert cli.command_of(["--store=x", "drift", "p"]) == "drift"
+    assert cli.command_of(["--help"]) is None
+    parser = cli.build_parser("models")
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(verbs.choices) == {"models", "register"}
+
+
+def test_help_and_an_unknown_verb_still_list_every_verb(capsys):
+    from nbtrack.cli import main
+
+    # an unknown verb: the error names the valid ones, from every module
+    assert main(["modles", "ls"]) == 2
+    err = capsys.readouterr().err
+    assert "modles" in err and "models" in err and "rerun" in err and "drift" in err

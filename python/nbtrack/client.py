@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import spools
-from .cache import Cache, GcResult
 from .exceptions import UsageError
 from .models import (
     Batch,
@@ -27,6 +27,7 @@ from .validation import check_query, check_sql
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .cache import Cache, GcResult
     from .gates import GateResult
     from .rundiff import RunDiff
 
@@ -45,7 +46,13 @@ class Client:
     def __init__(self, project: Project) -> None:
         self.project = project
         self._store = Store(project.db_path)
-        self.cache = Cache(project.cache_dir)
+
+    @functools.cached_property
+    def cache(self) -> Cache:
+        """The blob cache, made on first use (listing runs or models never needs it)."""
+        from .cache import Cache
+
+        return Cache(self.project.cache_dir)
 
     @classmethod
     def open(cls, start: str | os.PathLike[str] | None = None) -> Client:
@@ -251,9 +258,12 @@ class Client:
             base_id = self.resolve(against)
             baseline = gates.run_metrics(self._store.family(base_id, with_env=False))
             against = base_id
-        return gates.evaluate(
-            gate, gates.run_metrics(family), run_id=run_id, baseline=baseline, against=against
-        )
+        metrics = gates.run_metrics(family)
+        if any(m.startswith(gates.DRIFT_PREFIX) for m in gate.metrics()):
+            from .driftreport import input_drift  # only when the gate names drift
+
+            metrics.update(input_drift(self, family[0]))
+        return gates.evaluate(gate, metrics, run_id=run_id, baseline=baseline, against=against)
 
     def sql(self, query: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
         """A read-only query: statements that change the store are refused."""

@@ -20,8 +20,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-import psutil
-
 from .models import Batch
 from .spool import EVENT, FRAME, points_path, read_spool
 
@@ -34,6 +32,8 @@ def owner_alive(header: dict[str, Any] | None) -> bool:
         return False
     if header.get("host") != socket.gethostname():
         return True  # another machine on a shared folder: not ours to judge
+    import psutil  # here, not at the top: a command that finds no spool never needs it
+
     try:
         proc = psutil.Process(int(header["pid"]))
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -135,6 +135,8 @@ def _remove_dead_tmp(path: Path) -> None:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return  # renamed into place (or removed) since the folder was listed
+    import psutil
+
     if not psutil.pid_exists(pid) or age > UNREADABLE_GRACE:
         with contextlib.suppress(OSError):
             path.unlink()

@@ -167,9 +167,11 @@ class Connection:
             try:
                 integrity.check_files(self.path)
                 try:
-                    self._ensure_schema()
                     config = {"enable_external_access": False} if safe else {}
-                    con = self._open(config, read_only=read_only)
+                    # The first connection of a process checks the schema, and is kept
+                    # when it is the kind asked for.
+                    checked = self._ensure_schema(keep=not config and not read_only)
+                    con = checked or self._open(config, read_only=read_only)
                     try:
                         yield con
                     finally:
@@ -221,5 +223,5 @@ class Connection:
             except duckdb.Error as exc:
                 raise integrity.damaged(self.path, exc) from exc
 
-    def _ensure_schema(self) -> None:
-        schema.ensure(self.path, self._open)
+    def _ensure_schema(self, keep: bool = False) -> duckdb.DuckDBPyConnection | None:
+        return schema.ensure(self.path, self._open, keep=keep)

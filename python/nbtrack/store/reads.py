@@ -178,7 +178,10 @@ def get_profile(con: duckdb.DuckDBPyConnection, digest: str) -> dict[str, Any] |
 
 def get_profiles(con: duckdb.DuckDBPyConnection, digests: Sequence[str]) -> dict[str, Any]:
     rows = con.execute(
-        "SELECT hash, profile FROM profiles WHERE list_contains(?, hash)", [list(digests)]
+        # IN over the unnested list, not list_contains(?, hash): that one is evaluated
+        # row by row (230 ms for 100 profiles, against 10 ms).
+        "SELECT hash, profile FROM profiles WHERE hash IN (SELECT unnest(?))",
+        [list(digests)],
     ).fetchall()
     return {r[0]: json.loads(r[1]) for r in rows}
 

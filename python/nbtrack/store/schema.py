@@ -133,17 +133,19 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def ensure(path: Path, open_: Opener) -> None:
+def ensure(path: Path, open_: Opener, *, keep: bool = False) -> duckdb.DuckDBPyConnection | None:
     """Create a new store, upgrade an old one (after a backup), refuse others.
 
     Checked once per process per file (by inode), so later calls cost nothing.
     Called with the store's turn held (see ``connection``), so one process at a time.
+    ``keep``: return the connection the check opened instead of closing it (a
+    DuckDB instance costs ~10 ms to start: a one-shot command opens one, not two).
     """
     if path.exists():
         st = path.stat()
         key = (str(path), st.st_ino)
         if key in _checked:
-            return
+            return None
         if st.st_size == 0:
             # A 0-byte file (a full disk under an older nbtrack, a `touch`) holds
             # nothing: a new store replaces it, nothing is lost.
@@ -163,9 +165,15 @@ def ensure(path: Path, open_: Opener) -> None:
             )
         elif version < SCHEMA_VERSION:
             migrate(path, con, version)
-    finally:
+            keep = False  # a migrated file is opened afresh
+    except BaseException:
         con.close()
+        raise
     _checked.add((str(path), path.stat().st_ino))
+    if keep:
+        return con
+    con.close()
+    return None
 
 
 def _create_atomically(path: Path, *, replace: bool) -> None:
