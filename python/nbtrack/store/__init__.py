@@ -126,6 +126,11 @@ class Store(RegistryTables):
         with self.connect() as con:
             return reads.metric_series(con, run_id, keys)
 
+    def has_sweep(self, sweep_id: str) -> bool:
+        """Whether notebook runs carry ``sweep_id`` as their ``sweep`` tag."""
+        with self.connect() as con:
+            return reads.has_sweep(con, sweep_id)
+
     def child_ids(self, run_id: str) -> list[str]:
         with self.connect() as con:
             return reads.child_ids(con, run_id)
@@ -178,6 +183,11 @@ class Store(RegistryTables):
         """One page of runs matching ``q`` (full records), and the total count."""
         with self.connect(safe=safe) as con, query.time_limit(con):
             return query.list_runs(str(self.path), con, q, strict=safe)
+
+    def list_runs_json(self, q: RunQuery) -> str:
+        """The page ``list_runs`` gives, as JSON text built by DuckDB (``ls --json``)."""
+        with self.connect() as con, query.time_limit(con):
+            return query.list_runs_json(str(self.path), con, q)
 
     def runs_frame(self, q: RunQuery) -> Any:
         """The wide table (one row per run) as a pandas DataFrame."""
