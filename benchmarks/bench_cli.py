@@ -32,7 +32,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import project_env, synthetic_dump  # noqa: E402
 
-
 CPU: dict[str, float] = {}  # what: median CPU seconds (user + system) of the child
 
 
@@ -92,7 +91,9 @@ def main() -> None:
         process([*cli, "ls", "--limit", "1"], env)()  # writes the bytecode once
         assert len(nbtrack.runs()) == args.runs
         frame = median_of(nbtrack.runs, args.repeat)
-        floor = median_of(process([sys.executable, "-c", "import duckdb"], env), args.repeat, "duckdb")
+        floor = median_of(
+            process([sys.executable, "-c", "import duckdb"], env), args.repeat, "duckdb"
+        )
         every = median_of(
             process([*cli, "ls", "--json", "--limit", str(args.runs)], env), args.repeat
         )
@@ -104,7 +105,9 @@ def main() -> None:
         table = median_of(process([*cli, "ls"], env), args.repeat, "nbtrack ls (a table of 50)")
         line("b. nbtrack ls (a table of 50)", table, f"`import duckdb` {floor * 1000:.0f} ms")
         version = median_of(
-            process([*cli, "--version"], env), args.repeat, "nbtrack --version (the CLI's own start)"
+            process([*cli, "--version"], env),
+            args.repeat,
+            "nbtrack --version (the CLI's own start)",
         )
         bare = median_of(process([sys.executable, "-c", "pass"], env), args.repeat)
         line(

@@ -69,9 +69,21 @@ _FIELDS: list[tuple[str, str]] = [
     *(
         (c, _json(f"r.{c}"))
         for c in (
-            "parent_id", "rerun_of", "notebook_path", "cell_id", "execution_count",
-            "session_id", "source", "notebook_hash", "code_matches_notebook", "git_commit",
-            "git_dirty", "git_diff", "env_id", "host", "pid",
+            "parent_id",
+            "rerun_of",
+            "notebook_path",
+            "cell_id",
+            "execution_count",
+            "session_id",
+            "source",
+            "notebook_hash",
+            "code_matches_notebook",
+            "git_commit",
+            "git_dirty",
+            "git_diff",
+            "env_id",
+            "host",
+            "pid",
         )
     ),  # fmt: skip
     ("params", "coalesce(p.params, '{}')"),
