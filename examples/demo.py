@@ -93,7 +93,9 @@ def user_environment() -> dict[str, str]:
 
 def listed(workdir: Path, env: dict[str, str], *args: str) -> list[dict]:
     """The runs ``nbtrack ls --json ARGS`` lists."""
-    out = command(["nbtrack", "ls", "--json", "--limit", "10000", *args], workdir, env, capture=True)
+    out = command(
+        ["nbtrack", "ls", "--json", "--limit", "10000", *args], workdir, env, capture=True
+    )
     return list(json.loads(out)["runs"])
 
 
@@ -164,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     model = next(d["path"] for d in before["data"] if d["path"].startswith("models/"))
     say("\n# 7. The model of the run before the change, registered as `cancer`")
     command(
-        ["nbtrack", "models", "register", before["run_id"][:8], model, "--name", "cancer"],
+        # A scikit-learn pipeline in a pickle: the sklearn flavor, which MLflow exports.
+        ["nbtrack", "models", "register", before["run_id"][:8], model, "--name", "cancer"]
+        + ["--flavor", "sklearn"],
         workdir,
         env,
     )

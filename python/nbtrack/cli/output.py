@@ -14,7 +14,7 @@ from ..models import json_value
 from ..numformat import format_number
 
 # The narrowest a column is cut to before columns are left out instead.
-MIN_COLUMN = 8
+MIN_COLUMN = 10
 
 
 def emit_json(obj: Any) -> None:
