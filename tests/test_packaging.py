@@ -122,7 +122,7 @@ def test_the_dist_wheel_installs_into_a_fresh_environment_without_node(tmp_path:
             args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
         )
         assert done.returncode == 0, f"{args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        return done.stdout + done.stderr
+        return re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # no colours
 
     assert shutil.which("node", path=env["PATH"]) is None
     # when the wheel is installed there with pip (and JupyterLab, to list its extensions)
