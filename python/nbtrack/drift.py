@@ -28,20 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from .driftlimits import Thresholds
 from .driftsketch import decode, grid_edge, grid_index
 
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # an empty bin counts as this fraction (ln(0) is not a number)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a column counts as drifted (Evidently's and the industry's usual defaults)."""
-
-    psi: float = 0.2
-    ks_p: float = 0.01
-    js: float = 0.1
-    nulls: float = 0.05  # absolute change of the null fraction
 
 
 # ---------------------------------------------------------------- distributions

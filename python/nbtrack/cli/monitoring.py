@@ -131,7 +131,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="the verdict as JSON")
     p.set_defaults(func=cmd_check)
 
-    from ..drift import Thresholds
+    from ..driftlimits import Thresholds  # not ..drift: numpy on every verb's start
 
     d = Thresholds()
     p = sub.add_parser(
