@@ -12,7 +12,7 @@ import duckdb
 from .. import settings
 from ..exceptions import QueryError, QueryTimeoutError
 from ..models import RunPage, RunQuery
-from . import filters, reads, runjson
+from . import filters, reads
 from .integrity import is_damage
 from .tables import RUN_COLUMNS, quote_ident
 
@@ -204,8 +204,8 @@ def _page_narrow(
     return [r[0] for r in rows], int(total[0]) if total else 0
 
 
-def _page(
-    path: str, con: duckdb.DuckDBPyConnection, q: RunQuery, strict: bool
+def page_ids(
+    path: str, con: duckdb.DuckDBPyConnection, q: RunQuery, strict: bool = False
 ) -> tuple[list[str], int, list[str], list[str]]:
     """The ids of one page of runs matching ``q``, the total, the param and metric keys."""
     param_kinds, metrics = _keys(path, con)
@@ -238,15 +238,9 @@ def list_runs(
 
     ``strict``: the filter is held to the allow-list for filters from the network.
     """
-    ids, total, params, metrics = _page(path, con, q, strict)
+    ids, total, params, metrics = page_ids(path, con, q, strict)
     runs = reads.load(con, ids, with_env=False)
     return RunPage(runs=runs, total=total, param_keys=params, metric_keys=metrics)
-
-
-def list_runs_json(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> str:
-    """The page ``list_runs`` gives, as the JSON text of ``RunPage.to_dict()``."""
-    ids, total, params, metrics = _page(path, con, q, False)
-    return runjson.page_json(runjson.runs_json(con, ids), total, params, metrics)
 
 
 def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:

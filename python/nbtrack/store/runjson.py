@@ -27,87 +27,60 @@ def _iso(col: str) -> str:
     )
 
 
-def _json(value: str) -> str:
-    """A value as JSON text; SQL NULL as ``null``."""
-    return f"coalesce(to_json({value})::VARCHAR, 'null')"
-
-
-def _float(col: str) -> str:
+def _float_json(col: str) -> str:
+    # DuckDB writes NaN bare (not JSON): non-finite values as strings, as json_float does.
     return (
         f"CASE WHEN isnan({col}) THEN '\"NaN\"' WHEN {col} = 'infinity'::DOUBLE THEN '\"Infinity\"' "
-        f"WHEN {col} = '-infinity'::DOUBLE THEN '\"-Infinity\"' ELSE {_json(col)} END"
+        f"WHEN {col} = '-infinity'::DOUBLE THEN '\"-Infinity\"' "
+        f"ELSE coalesce(to_json({col})::VARCHAR, 'null') END"
     )
 
 
-def _object(pairs: list[tuple[str, str]]) -> str:
-    """A JSON object from (key, JSON text expression) pairs, by concatenation: no
-    JSON value is parsed again on the way (a third of the time of json_object)."""
-    body = " || ',' || ".join(f"'{_key(k)}:' || {v}" for k, v in pairs)
-    return f"'{{' || {body} || '}}'"
-
-
-def _key(name: str) -> str:
-    return '"' + name + '"'
-
-
 def _group_object(key: str, value: str) -> str:
-    # Keys in order by sorting "key":value texts (a quoted key sorts as the key does,
-    # bar escapes); ordered aggregates cost twice as much.
-    return f"'{{' || array_to_string(list_sort(list(to_json({key})::VARCHAR || ':' || {value})), ',') || '}}'"
+    """A JSON object of one run's rows, from a key and a JSON text per row. Keys in order
+    by sorting ``"key":value`` texts (a quoted key sorts as the key does, bar escapes);
+    an ordered aggregate costs twice as much."""
+    return (
+        f"('{{' || array_to_string(list_sort(list(to_json({key})::VARCHAR || ':' || {value})), ',')"
+        " || '}')::JSON"
+    )
 
 
-def _group_array(value: str, order: str) -> str:
-    return f"'[' || string_agg({value}, ',' ORDER BY {order}) || ']'"
-
-
-# The fields of Run.to_dict(), in its order; each a JSON text expression over `r`.
-_FIELDS: list[tuple[str, str]] = [
-    *((c, _json(f"r.{c}")) for c in ("run_id", "kind", "name", "status", "error")),
-    ("started_at", _json(_iso("r.started_at"))),
-    ("ended_at", _json(_iso("r.ended_at"))),
-    ("duration", _json("(epoch_us(r.ended_at) - epoch_us(r.started_at))::DOUBLE / 1000000")),
-    *(
-        (c, _json(f"r.{c}"))
-        for c in (
-            "parent_id",
-            "rerun_of",
-            "notebook_path",
-            "cell_id",
-            "execution_count",
-            "session_id",
-            "source",
-            "notebook_hash",
-            "code_matches_notebook",
-            "git_commit",
-            "git_dirty",
-            "git_diff",
-            "env_id",
-            "host",
-            "pid",
-        )
-    ),  # fmt: skip
-    ("params", "coalesce(p.params, '{}')"),
-    ("param_sources", "coalesce(p.sources, '{}')"),
-    ("metrics", "coalesce(m.metrics, '{}')"),
-    ("data", "coalesce(d.data, '[]')"),
-    ("tags", "coalesce(t.tags, '{}')"),
-    ("environment", "'null'"),
-    ("named_inputs", "coalesce(i.inputs, '[]')"),
-]
-_DATA = _object(
-    [(c, _json(c)) for c in ("path", "role", "hash", "size", "kind", "in_project", "cached")]
-    + [("mtime", _float("mtime"))]
-)
-_INPUT = _object(
-    [
-        (c, _json(c))
-        for c in (
-            "name", "type", "origin", "shape", "fingerprint", "producer_run_id",
-            "producer_cell", "execution_count",
-        )
-    ]
-    + [("stale", _json("coalesce(stale, false)")), ("reason", _json("reason")), ("note", _json("note"))]
+_RUN_FIELDS = (
+    "run_id", "kind", "name", "status", "error", "started_at", "ended_at", "duration",
+    "parent_id", "rerun_of", "notebook_path", "cell_id", "execution_count", "session_id",
+    "source", "notebook_hash", "code_matches_notebook", "git_commit", "git_dirty", "git_diff",
+    "env_id", "host", "pid",
 )  # fmt: skip
+_COMPUTED = {
+    "started_at": _iso("r.started_at"),
+    "ended_at": _iso("r.ended_at"),
+    "duration": "(epoch_us(r.ended_at) - epoch_us(r.started_at))::DOUBLE / 1000000",
+}
+# The fields of Run.to_dict(), in its order (environment: none in a listing). DuckDB's
+# to_json of one struct per run is 3x faster than concatenating the fields' texts.
+_RUN = ", ".join(
+    [f"{c} := {_COMPUTED.get(c, 'r.' + c)}" for c in _RUN_FIELDS]
+    + [
+        "params := coalesce(p.params, '{}'::JSON)",
+        "param_sources := coalesce(p.sources, '{}'::JSON)",
+        "metrics := coalesce(m.metrics, '{}'::JSON)",
+        "data := coalesce(d.data, []::JSON[])",
+        "tags := coalesce(t.tags, '{}'::JSON)",
+        "environment := NULL::JSON",
+        "named_inputs := coalesce(i.inputs, []::JSON[])",
+    ]
+)
+_DATA = (
+    "to_json(struct_pack(path := path, role := role, hash := hash, size := size, kind := kind, "
+    f"in_project := in_project, cached := cached, mtime := ({_float_json('mtime')})::JSON))"
+)
+_INPUT = (
+    "to_json(struct_pack(name := name, type := type, origin := origin, shape := shape, "
+    "fingerprint := fingerprint, producer_run_id := producer_run_id, "
+    "producer_cell := producer_cell, execution_count := execution_count, "
+    "stale := coalesce(stale, false), reason := reason, note := note))"
+)
 
 _SQL = f"""
 WITH w AS (SELECT unnest($ids) AS run_id, generate_subscripts($ids, 1) AS pos),
@@ -115,22 +88,22 @@ p AS (
     SELECT run_id,
         {_group_object("key", "CASE WHEN json_valid(value) THEN value ELSE to_json(value)::VARCHAR END")}
             AS params,
-        {_group_object("key", _json("source"))} AS sources,
+        {_group_object("key", "coalesce(to_json(source)::VARCHAR, 'null')")} AS sources,
         bool_or(contains(value, 'NaN') OR contains(value, 'Infinity')) AS odd
     FROM params SEMI JOIN w USING (run_id) GROUP BY run_id),
 m AS (
-    SELECT run_id, {_group_object("key", _float("value"))} AS metrics
+    SELECT run_id, {_group_object("key", _float_json("value"))} AS metrics
     FROM metric_latest SEMI JOIN w USING (run_id) GROUP BY run_id),
 d AS (
-    SELECT run_id, {_group_array(_DATA, "role, path")} AS data
+    SELECT run_id, list({_DATA} ORDER BY role, path) AS data
     FROM data_versions SEMI JOIN w USING (run_id) GROUP BY run_id),
 t AS (
-    SELECT run_id, {_group_object("key", _json("value"))} AS tags
+    SELECT run_id, {_group_object("key", "coalesce(to_json(value)::VARCHAR, 'null')")} AS tags
     FROM tags SEMI JOIN w USING (run_id) GROUP BY run_id),
 i AS (
-    SELECT run_id, {_group_array(_INPUT, "name")} AS inputs
+    SELECT run_id, list({_INPUT} ORDER BY name) AS inputs
     FROM named_inputs SEMI JOIN w USING (run_id) GROUP BY run_id)
-SELECT {_object(_FIELDS)}, coalesce(p.odd, false)
+SELECT to_json(struct_pack({_RUN}))::VARCHAR, coalesce(p.odd, false)
 FROM w JOIN runs r USING (run_id)
 LEFT JOIN p USING (run_id) LEFT JOIN m USING (run_id) LEFT JOIN d USING (run_id)
 LEFT JOIN t USING (run_id) LEFT JOIN i USING (run_id)
