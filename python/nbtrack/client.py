@@ -15,6 +15,7 @@ from .exceptions import RunNotFoundError, UsageError
 from .models import (
     Batch,
     MetricPoint,
+    NotebookHead,
     Run,
     RunPage,
     RunQuery,
@@ -178,6 +179,11 @@ class Client:
     def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
         """The newest finished run of each cell of a notebook: what the next run of a cell follows."""
         return self._store.latest_cell_runs(notebook_path)
+
+    def notebook_heads(self) -> list[NotebookHead]:
+        """The newest finished notebook run of every notebook: the state ``repro`` compares with."""
+        with self._reading():
+            return self._store.notebook_heads()
 
     def diff(self, a: str, b: str, *, all: bool = False) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (everything with ``all``)."""

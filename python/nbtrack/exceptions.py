@@ -120,3 +120,7 @@ class PipelineError(NbtrackError):
     # The request was fine; the run cannot be executed as it stands (no notebook
     # recorded, a snapshot pruned from the cache...): a conflict, not a crash.
     http_status = 409
+
+
+class PipelineGraphError(PipelineError):
+    """The notebook graph inferred from recorded runs cannot be used: a cycle, an unknown target."""

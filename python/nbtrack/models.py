@@ -327,3 +327,17 @@ class Batch:
     spool_offset: int | None = None  # bytes of the event spool now in (see ``spool.py``)
     points_offset: int | None = None  # records of the point log now in (see ``points.py``)
     named_inputs: list[NamedInput] = field(default_factory=list)
+
+
+@dataclass
+class NotebookHead:
+    """The newest finished notebook run of one notebook: the current state ``repro`` compares with.
+
+    ``data`` holds the data versions of the notebook run and of its cell runs, in the
+    order the cells ran; ``snapshot`` is the notebook snapshot the run executed (the
+    notebook run's, else its first cell run's).
+    """
+
+    run: Run
+    data: list[DataVersion] = field(default_factory=list)
+    snapshot: str | None = None

@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     # Verb modules, in the order their verbs appear in --help.
-    from . import binder, data, doctor, models, monitoring, pipelines, runs
+    from . import binder, data, doctor, models, monitoring, pipelines, repro, runs
 
     parser = Parser(
         prog="nbtrack",
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (runs, data, monitoring, pipelines, models, binder, doctor):
+    for module in (runs, data, monitoring, pipelines, repro, models, binder, doctor):
         module.register(sub)
     return parser
 

@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..models import Batch, MetricPoint, Run, RunPage, RunQuery
-from . import integrity, query, reads, runjson, schema, transfer, writes
+from ..models import Batch, MetricPoint, NotebookHead, Run, RunPage, RunQuery
+from . import integrity, pipelines, query, reads, runjson, schema, transfer, writes
 from .registry_tables import RegistryTables
 from .schema import SCHEMA_VERSION
 
@@ -144,6 +144,11 @@ class Store(RegistryTables):
         """The newest run of a notebook (its notebook run when it has one)."""
         with self.connect() as con:
             return reads.latest_run_id(con, notebook_path)
+
+    def notebook_heads(self) -> list[NotebookHead]:
+        """The newest finished notebook run of every notebook, with its cells' data versions."""
+        with self.connect() as con:
+            return pipelines.notebook_heads(con)
 
     def path_versions(self, path: str) -> list[tuple[str, Any, Any]]:
         """``(run id, started, DataVersion)`` of every recorded version of a path, oldest first."""
