@@ -62,7 +62,11 @@ def line(
     what: str, seconds: float, baseline: str, target: str = "", ok: bool | None = None
 ) -> None:
     verdict = "" if ok is None else ("PASS" if ok else "MISS")
-    print(f"{what:<58} {seconds * 1000:8.1f} ms   {baseline}  {target} {verdict}", flush=True)
+    cpu = CPU.get(what.split(" ", 1)[1], 0.0) * 1000
+    print(
+        f"{what:<44} wall {seconds * 1000:7.1f} ms  cpu {cpu:7.1f} ms   {baseline}  {target} {verdict}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -95,7 +99,9 @@ def main() -> None:
             process([sys.executable, "-c", "import duckdb"], env), args.repeat, "duckdb"
         )
         every = median_of(
-            process([*cli, "ls", "--json", "--limit", str(args.runs)], env), args.repeat
+            process([*cli, "ls", "--json", "--limit", str(args.runs)], env),
+            args.repeat,
+            f"nbtrack ls --json --limit {args.runs}",
         )
         base = (
             f"runs() in-process {frame * 1000:.0f} ms; `import duckdb` {floor * 1000:.0f} ms "
