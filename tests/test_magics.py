@@ -323,6 +323,11 @@ def test_line_magics_show_tables_of_the_store(kernel, project_dir):
     assert "lr" in diffed.text and "changed" in diffed.text
     sql = kernel.ok("%track sql SELECT count(*) AS n FROM runs")
     assert "2" in sql.text
+    # the query as written, its quotes kept
+    quoted = kernel.ok(
+        "%track sql SELECT count(*) AS n FROM params WHERE key='lr' AND value <> '\"x\"'"
+    )
+    assert "2" in quoted.text
     refused = kernel.run('%track sql "DELETE FROM runs"')
     assert refused.status == "error" and refused.ename == "UsageError" and "--write" in refused.text
     wrote = kernel.ok(f"%track sql --write \"DELETE FROM runs WHERE run_id = '{ids[1]}'\"")

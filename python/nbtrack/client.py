@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import spools
-from .exceptions import UsageError
+from .exceptions import RunNotFoundError, UsageError
 from .models import (
     Batch,
     MetricPoint,
@@ -124,6 +124,17 @@ class Client:
         with self._reading():
             return self._store.get_by_refs(refs)
 
+    def resolve_parent(self, ref: str) -> tuple[str | None, str | None]:
+        """``(run_id, None)`` when ``ref`` names a run, ``(None, sweep_id)`` when it is the
+        id of a sweep (the ``sweep`` tag of its notebook runs); else ``RunNotFoundError``."""
+        try:
+            return self.resolve(ref, kind="notebook"), None
+        except RunNotFoundError:
+            with self._reading():
+                if self._store.has_sweep(ref.strip()):
+                    return None, ref.strip()
+            raise RunNotFoundError(f"no run or sweep matches {ref!r}") from None
+
     def children(self, ref: str) -> list[Run]:
         run_id = self.resolve(ref, kind="notebook")
         return self._store.get_runs(self._store.child_ids(run_id))
@@ -147,6 +158,11 @@ class Client:
     def list_runs(self, query: RunQuery | None = None, *, safe: bool = False) -> RunPage:
         with self._reading():
             return self._store.list_runs(check_query(query or RunQuery()), safe=safe)
+
+    def list_runs_json(self, query: RunQuery | None = None) -> str:
+        """``list_runs(query).to_dict()`` as JSON text, built without a Run object each."""
+        with self._reading():
+            return self._store.list_runs_json(check_query(query or RunQuery()))
 
     def runs_frame(
         self,

@@ -62,6 +62,12 @@ class StoreDamagedError(StoreError):
     http_status = 409
 
 
+class TargetExistsError(NbtrackError):
+    """A file a command would write exists; nothing was overwritten."""
+
+    http_status = 409
+
+
 class RunNotFoundError(NbtrackError):
     """No run matches the given reference."""
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from .exceptions import UsageError
 from .models import Run, json_float
+from .numformat import format_number
 
 _BACKTICK = re.compile(r"`([^`]+)`")
 _COMPARE: dict[type, Callable[[float, float], bool]] = {
@@ -124,7 +125,7 @@ class GateResult:
 
 
 def _num(v: float) -> str:
-    return f"{v:.6g}" if math.isfinite(v) else str(v)
+    return format_number(v)
 
 
 def parse(text: str) -> Gate:

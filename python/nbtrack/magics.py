@@ -149,7 +149,7 @@ class TrackMagics(Magics):
         from .cli import models, runs
 
         try:
-            words = shlex.split(line)
+            words = sql_words(line) or shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%track: cannot read the line ({exc})") from None
         if words[:1] == ["autolog"]:  # %track autolog [off]
@@ -241,3 +241,24 @@ def unload(ipython: Any) -> None:
         if magics.trees in ipython.ast_transformers:
             ipython.ast_transformers.remove(magics.trees)
         magics.cells.unregister()
+
+
+_SQL_LINE = re.compile(r"^\s*sql((?:\s+--(?:write|json|csv))*)\s+(?P<query>\S.*?)\s*$", re.DOTALL)
+
+
+def sql_words(line: str) -> list[str] | None:
+    """``%track sql [--write] [--json|--csv] QUERY``: the query as written, quotes kept
+    (``WHERE key='x'``), or None for another verb. A query wrapped whole in one pair of
+    quotes, as a shell needs it, is unwrapped."""
+    match = _SQL_LINE.match(line)
+    if match is None:
+        return None
+    query = match["query"]
+    if len(query) > 1 and query[0] == query[-1] and query[0] in "\"'":
+        try:
+            inner = shlex.split(query)
+        except ValueError:
+            inner = []
+        if len(inner) == 1:
+            query = inner[0]
+    return ["sql", *match[1].split(), query]

@@ -298,6 +298,7 @@ class RunQuery:
     kind: str | None = "cell"
     parent_id: str | None = None
     status: str | None = None
+    sweep: str | None = None  # the runs of a sweep: its notebook runs and their cell runs
 
 
 @dataclass

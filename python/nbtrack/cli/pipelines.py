@@ -312,7 +312,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result.to_dict(args.sort, args.asc))
     else:
-        columns = ["run", "status", *result.param_keys, *result.metric_keys]
+        # The ids are notebook runs' (one per execution); `ls --parent` lists their cell runs.
+        columns = ["notebook_run", "status", *result.param_keys, *result.metric_keys]
         emit_table(
             columns,
             [
@@ -329,8 +330,16 @@ def run_sweep(args: argparse.Namespace) -> int:
         for r in result.failed:
             print(f"  {r.record.run_id[:8]} failed: {r.record.error}")
         if rows:
-            folder = Path(project.executions_dir)
-            print(f"executed notebooks: {_shown_path(str(folder))}/<run id>.ipynb")
+            first = rows[0].record
+            print(
+                f"cell runs of the sweep: nbtrack ls --parent {result.sweep_id}; "
+                f"of one execution: nbtrack ls --parent {first.run_id[:8]}"
+            )
+            if first.executed_notebook:
+                print(
+                    f"executed notebooks: {_shown_path(first.executed_notebook)} "
+                    "(one per run id in that folder)"
+                )
     return EXIT_SOME_FAILED if result.failed else 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Batch, MetricPoint, NotebookHead, Run, RunPage, RunQuery
-from . import integrity, lineage, pipelines, query, reads, schema, transfer, writes
+from . import integrity, lineage, pipelines, query, reads, runjson, schema, transfer, writes
 from .registry_tables import RegistryTables
 from .schema import SCHEMA_VERSION
 
@@ -127,6 +127,11 @@ class Store(RegistryTables):
         with self.connect() as con:
             return reads.metric_series(con, run_id, keys)
 
+    def has_sweep(self, sweep_id: str) -> bool:
+        """Whether notebook runs carry ``sweep_id`` as their ``sweep`` tag."""
+        with self.connect() as con:
+            return reads.has_sweep(con, sweep_id)
+
     def child_ids(self, run_id: str) -> list[str]:
         with self.connect() as con:
             return reads.child_ids(con, run_id)
@@ -189,6 +194,14 @@ class Store(RegistryTables):
         """One page of runs matching ``q`` (full records), and the total count."""
         with self.connect(safe=safe) as con, query.time_limit(con):
             return query.list_runs(str(self.path), con, q, strict=safe)
+
+    def list_runs_json(self, q: RunQuery) -> str:
+        """The page ``list_runs`` gives, as JSON text built by DuckDB (``ls --json``)."""
+        with self.connect() as con:
+            # The time limit is the filter's; writing the JSON is ours, however busy the machine.
+            with query.time_limit(con):
+                ids, total, params, metrics = query.page_ids(str(self.path), con, q)
+            return runjson.page_json(runjson.runs_json(con, ids), total, params, metrics)
 
     def runs_frame(self, q: RunQuery) -> Any:
         """The wide table (one row per run) as a pandas DataFrame."""

@@ -128,6 +128,13 @@ def metric_series(
     return out
 
 
+def has_sweep(con: duckdb.DuckDBPyConnection, sweep_id: str) -> bool:
+    row = con.execute(
+        "SELECT 1 FROM tags WHERE key = 'sweep' AND value = ? LIMIT 1", [sweep_id]
+    ).fetchone()
+    return row is not None
+
+
 def child_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     rows = con.execute(
         "SELECT run_id FROM runs WHERE parent_id = ? ORDER BY started_at", [run_id]
