@@ -280,6 +280,8 @@ class RunQuery:
     kind: str | None = "cell"
     parent_id: str | None = None
     status: str | None = None
+    #: Only the runs of this notebook (its recorded, project-relative path).
+    notebook_path: str | None = None
 
 
 @dataclass
