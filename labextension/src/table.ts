@@ -12,7 +12,8 @@ import {
   formatDuration,
   formatLocation,
   formatTime,
-  formatValue
+  formatValue,
+  shortId
 } from './format';
 import { IColumn, RunsModel } from './model';
 
@@ -26,7 +27,9 @@ const COLUMN_WIDTH: { [id: string]: number } = {
   name: 96,
   notebook_path: 118,
   started_at: 76,
-  duration: 78
+  duration: 78,
+  parent_id: 96,
+  rerun_of: 150
 };
 const VALUE_COLUMN_WIDTH = 72;
 const CHECK_WIDTH = 24;
@@ -38,6 +41,10 @@ export namespace RunsTable {
     onOpenCell: (run: IRunSummary) => void;
     /** Show a run's details (double click). */
     onOpenRun: (run: IRunSummary) => void;
+    /** The sidebar's narrow list (fewer columns). */
+    compact?: boolean;
+    /** A performance mark to set when the first runs are drawn. */
+    paintMark?: string;
   }
 }
 
@@ -49,6 +56,8 @@ export class RunsTable extends Widget {
     this._model = options.model;
     this._onOpenCell = options.onOpenCell;
     this._onOpenRun = options.onOpenRun;
+    this._compact = options.compact ?? false;
+    this._paintMark = options.paintMark ?? null;
     this._header = h('div', {
       className: 'nbtrack-row nbtrack-head',
       role: 'row'
@@ -104,7 +113,7 @@ export class RunsTable extends Widget {
       return;
     }
     const model = this._model;
-    const columns = model.columns;
+    const columns = this._compact ? model.compactColumns : model.columns;
     const template = this._template(columns);
     const width =
       CHECK_WIDTH +
@@ -130,6 +139,10 @@ export class RunsTable extends Widget {
       this._rows.appendChild(
         this._renderRow(index, model.runAt(index), columns, template)
       );
+    }
+    if (this._paintMark !== null && total > 0 && model.runAt(first)) {
+      performance.mark(this._paintMark);
+      this._paintMark = null;
     }
     this._empty.textContent = this._emptyText();
     this._empty.hidden = total > 0 || this._empty.textContent === '';
@@ -173,7 +186,11 @@ export class RunsTable extends Widget {
         column.id === 'status' ? '' : column.label,
         sorted ? (descending ? '▾' : '▴') : ''
       );
-      cell.addEventListener('click', () => this._model.sortBy(column.id));
+      if (column.sortable !== false) {
+        cell.addEventListener('click', () => this._model.sortBy(column.id));
+      } else {
+        cell.title = column.label;
+      }
       return cell;
     });
     this._header.replaceChildren(
@@ -280,6 +297,12 @@ export class RunsTable extends Widget {
       case 'duration':
         cell.textContent = formatDuration(run.duration);
         break;
+      case 'parent_id':
+        this._renderParent(cell, run);
+        break;
+      case 'rerun_of':
+        this._renderRerun(cell, run);
+        break;
       default: {
         const value =
           column.group === 'param'
@@ -292,6 +315,53 @@ export class RunsTable extends Widget {
     return cell;
   }
 
+  /** A notebook run's id leads to its cell runs: the table filters by it. */
+  private _renderParent(cell: HTMLElement, run: IRunSummary): void {
+    const parent = run.kind === 'notebook' ? run.run_id : run.parent_id;
+    if (!parent) {
+      return;
+    }
+    const link = h(
+      'a',
+      {
+        className: 'nbtrack-link nbtrack-parent-link',
+        href: '#',
+        title: `Show the cell runs of notebook run ${parent}`
+      },
+      run.kind === 'notebook' ? `${shortId(parent)} ▸` : shortId(parent)
+    );
+    link.addEventListener('click', event => {
+      event.preventDefault();
+      event.stopPropagation();
+      this._model.setQuery({ parent_id: parent, kind: 'cell' });
+    });
+    cell.appendChild(link);
+  }
+
+  /** `rerun of` the original's short id, and the verdict as a badge. */
+  private _renderRerun(cell: HTMLElement, run: IRunSummary): void {
+    if (!run.rerun_of) {
+      return;
+    }
+    cell.append(shortId(run.rerun_of));
+    const verdict = run.rerun_verdict;
+    if (verdict) {
+      cell.appendChild(
+        h(
+          'span',
+          {
+            className: `nbtrack-badge nbtrack-verdict-${verdictClass(verdict)}`,
+            title: `Re-run verdict: ${verdict}`
+          },
+          verdict
+        )
+      );
+    }
+    cell.title = `Re-run of ${run.rerun_of}${verdict ? ` (${verdict})` : ''}`;
+  }
+
+  private _compact: boolean;
+  private _paintMark: string | null;
   private _model: RunsModel;
   private _onOpenCell: (run: IRunSummary) => void;
   private _onOpenRun: (run: IRunSummary) => void;
@@ -300,4 +370,13 @@ export class RunsTable extends Widget {
   private _rows: HTMLElement;
   private _empty: HTMLElement;
   private _frame = 0;
+}
+
+/** How a verdict reads at a glance: reproduced, or not, or something else. */
+export function verdictClass(verdict: string): 'ok' | 'moved' | 'other' {
+  const word = verdict.toLowerCase();
+  if (/^(not|did not|differ|failed|moved)/.test(word)) {
+    return 'moved';
+  }
+  return /^(reproduced|same|ok)/.test(word) ? 'ok' : 'other';
 }

@@ -11,4 +11,5 @@ export namespace CommandIDs {
   export const rerun = 'nbtrack:rerun';
   export const rerunSelected = 'nbtrack:rerun-selected';
   export const chooseColumns = 'nbtrack:choose-columns';
+  export const openRunsTab = 'nbtrack:open-runs-tab';
 }
