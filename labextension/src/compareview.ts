@@ -170,7 +170,8 @@ export class CompareView extends Widget {
       this._note.textContent = state.error;
       return;
     }
-    if (state.loading && state.runs.length === 0) {
+    const needsRuns = this._kind !== 'bars' && this._kind !== 'curves';
+    if (needsRuns && state.loading && state.runs.length === 0) {
       this._note.textContent = 'Loading runs…';
       return;
     }

@@ -117,7 +117,7 @@ export class RunsPanel extends Panel {
       this._compare = new CompareState(this._model);
       split.addWidget(this._table);
       split.addWidget(new CompareView(this._compare));
-      split.setRelativeSizes([0.5, 0.5]);
+      split.setRelativeSizes([0.45, 0.55]);
       this.addWidget(split);
     } else {
       this.addWidget(this._table);
@@ -159,7 +159,7 @@ export class RunsPanel extends Panel {
         : `${status.project_path || '.'}/.nbtrack`
       : '';
     this._info.textContent = status
-      ? `${model.total.toLocaleString()} run${model.total === 1 ? '' : 's'} · ${location}`
+      ? `${model.isLocallyFiltered ? `${model.total.toLocaleString()} of ` : ''}${model.serverTotal.toLocaleString()} run${model.serverTotal === 1 ? '' : 's'} · ${location}`
       : '';
     this._info.title = status ? status.store_path : '';
     this._updateFilters();
