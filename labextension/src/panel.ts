@@ -103,6 +103,8 @@ export class RunsPanel extends Panel {
       onOpenCell: run => this._openCell(run),
       compact: !tab,
       paintMark: tab ? TAB_PAINT_MARK : undefined,
+      // The charts fetch their runs once the table has drawn its first rows.
+      onFirstPaint: () => this._compare?.activate(),
       onOpenRun: run => {
         this._model.selectOnly(run.run_id);
         void this._commands.execute(CommandIDs.showDetails, {

@@ -45,6 +45,8 @@ export namespace RunsTable {
     compact?: boolean;
     /** A performance mark to set when the first runs are drawn. */
     paintMark?: string;
+    /** Called once, after the first runs are drawn. */
+    onFirstPaint?: () => void;
   }
 }
 
@@ -58,6 +60,7 @@ export class RunsTable extends Widget {
     this._onOpenRun = options.onOpenRun;
     this._compact = options.compact ?? false;
     this._paintMark = options.paintMark ?? null;
+    this._onFirstPaint = options.onFirstPaint ?? null;
     this._header = h('div', {
       className: 'nbtrack-row nbtrack-head',
       role: 'row'
@@ -140,9 +143,14 @@ export class RunsTable extends Widget {
         this._renderRow(index, model.runAt(index), columns, template)
       );
     }
-    if (this._paintMark !== null && total > 0 && model.runAt(first)) {
-      performance.mark(this._paintMark);
-      this._paintMark = null;
+    if (this._onFirstPaint !== null && total > 0 && model.runAt(first)) {
+      if (this._paintMark !== null) {
+        performance.mark(this._paintMark);
+      }
+      const done = this._onFirstPaint;
+      this._onFirstPaint = null;
+      // After this frame: what waits for the first rows must not delay them.
+      setTimeout(done, 0);
     }
     this._empty.textContent = this._emptyText();
     this._empty.hidden = total > 0 || this._empty.textContent === '';
@@ -210,7 +218,11 @@ export class RunsTable extends Widget {
     if (run === undefined) {
       const row = h(
         'div',
-        { className: 'nbtrack-row nbtrack-mod-loading', role: 'row' },
+        {
+          className: 'nbtrack-row nbtrack-mod-loading',
+          role: 'row',
+          'aria-rowindex': index + 1
+        },
         h('div', { className: 'nbtrack-cell' }),
         h('div', { className: 'nbtrack-cell' }, '…')
       );
@@ -362,6 +374,7 @@ export class RunsTable extends Widget {
 
   private _compact: boolean;
   private _paintMark: string | null;
+  private _onFirstPaint: (() => void) | null;
   private _model: RunsModel;
   private _onOpenCell: (run: IRunSummary) => void;
   private _onOpenRun: (run: IRunSummary) => void;

@@ -109,7 +109,6 @@ def test_brushing_the_parallel_coordinates_filters_the_table(
     # and a second axis narrows it further
     before = chip.inner_text()
     drag_parallel_axis(page, tab, axis=0, axes=11, top=0.5, bottom=0.95)
-    compare.screenshot(path=str(output_dir / "parallel-debug.png"))
     expect(chip).not_to_have_text(before)
     narrower = int(re.sub(r"\D", "", chip.inner_text()))
     assert narrower < kept
