@@ -154,7 +154,7 @@ export class RunsModel implements IDisposable {
     ];
   }
 
-  /** The sidebar's narrow list: status, name, the first params and metrics, start. */
+  /** The sidebar's narrow list: status, name, the first params and metrics, start, the cell link. */
   get compactColumns(): IColumn[] {
     return [
       ...BASE_COLUMNS,
@@ -162,7 +162,8 @@ export class RunsModel implements IDisposable {
         this.visibleParams.slice(0, COMPACT_VALUES),
         this.visibleMetrics.slice(0, COMPACT_VALUES)
       ),
-      TAIL_COLUMNS[0]
+      TAIL_COLUMNS[0],
+      TAIL_COLUMNS[2]
     ];
   }
 

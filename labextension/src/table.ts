@@ -31,7 +31,7 @@ const COLUMN_WIDTH: { [id: string]: number } = {
   parent_id: 96,
   rerun_of: 150
 };
-const VALUE_COLUMN_WIDTH = 72;
+const VALUE_COLUMN_WIDTH = 84;
 const CHECK_WIDTH = 24;
 
 export namespace RunsTable {

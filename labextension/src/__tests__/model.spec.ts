@@ -237,7 +237,8 @@ describe('RunsModel', () => {
       'params.depth',
       'params.lr',
       'metrics.acc',
-      'started_at'
+      'started_at',
+      'notebook_path'
     ]);
     model.setValueColumns(['lr', 'gone'], []);
     expect(model.visibleParams).toEqual(['lr']);
