@@ -123,7 +123,7 @@ export class CompareView extends Widget {
           {
             className: `jp-Button jp-mod-minimal nbtrack-compare-tab${kind === this._kind ? ' jp-mod-active' : ''}`,
             role: 'tab',
-            'aria-selected': kind === this._kind,
+            'aria-selected': kind === this._kind ? 'true' : 'false',
             'data-view': kind
           },
           label

@@ -14,6 +14,7 @@ import { Message } from '@lumino/messaging';
 import { Panel, SplitPanel, Widget } from '@lumino/widgets';
 
 import { IJob, IRerunResult, IRunSummary } from './api';
+import { loadECharts } from './charts';
 import { CompareState } from './comparestate';
 import { CompareView } from './compareview';
 import { buildFilters } from './filters';
@@ -104,7 +105,11 @@ export class RunsPanel extends Panel {
       compact: !tab,
       paintMark: tab ? TAB_PAINT_MARK : undefined,
       // The charts fetch their runs once the table has drawn its first rows.
-      onFirstPaint: () => this._compare?.activate(),
+      // ECharts' chunk is fetched then too, so the first chart does not wait for it.
+      onFirstPaint: () => {
+        this._compare?.activate();
+        void loadECharts();
+      },
       onOpenRun: run => {
         this._model.selectOnly(run.run_id);
         void this._commands.execute(CommandIDs.showDetails, {

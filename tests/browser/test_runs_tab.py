@@ -140,7 +140,8 @@ def test_three_selected_runs_show_scalar_bars_and_overlaid_curves(
     compare.locator('.nbtrack-compare-tab[data-view="bars"]').click()
     # One chart per metric, each with the three runs side by side (a legend of three)
     bars = compare.locator(".nbtrack-bar-host[data-metric]")
-    expect(bars.first).to_have_attribute("data-metric", "m00")
+    # (the first chart may wait for ECharts' chunk on a loaded machine)
+    expect(bars.first).to_have_attribute("data-metric", "m00", timeout=30_000)
     assert bars.count() >= 3
     expect(bars.first.locator("canvas")).to_have_count(1)
     expect(compare.locator(".nbtrack-chart-key")).to_have_count(3)
@@ -148,7 +149,7 @@ def test_three_selected_runs_show_scalar_bars_and_overlaid_curves(
 
     compare.locator('.nbtrack-compare-tab[data-view="curves"]').click()
     expect(compare.locator(".nbtrack-compare-note")).to_contain_text("of 3 runs")
-    expect(compare.locator(".nbtrack-curves canvas")).to_have_count(1)
+    expect(compare.locator(".nbtrack-curves canvas")).to_have_count(1, timeout=30_000)
     # Log scale and smoothing redraw the same runs
     compare.locator(".nbtrack-log").check()
     expect(compare.locator(".nbtrack-compare-note")).to_contain_text("of 3 runs")
