@@ -71,11 +71,11 @@ export class RunsTable extends Widget {
     this.node.setAttribute('role', 'grid');
     this.node.append(this._header, this._spacer, this._empty);
     this.node.addEventListener('scroll', () => this._schedule());
-    this._model.changed.connect(this._schedule, this);
+    this._model.changed.connect(this._onModelChanged, this);
   }
 
   dispose(): void {
-    this._model.changed.disconnect(this._schedule, this);
+    this._model.changed.disconnect(this._onModelChanged, this);
     super.dispose();
   }
 
@@ -91,6 +91,12 @@ export class RunsTable extends Widget {
 
   protected onResize(msg: Widget.ResizeMessage): void {
     super.onResize(msg);
+    this._schedule();
+  }
+
+  /** Anything drawn may have changed (rows, selection, columns): draw it all again. */
+  private _onModelChanged(): void {
+    this._dirty = true;
     this._schedule();
   }
 
@@ -124,7 +130,9 @@ export class RunsTable extends Widget {
         (sum, c) => sum + (COLUMN_WIDTH[c.id] ?? VALUE_COLUMN_WIDTH),
         0
       );
-    this._renderHeader(columns, template, width);
+    if (this._dirty) {
+      this._renderHeader(columns, template, width);
+    }
 
     const total = model.total;
     this._spacer.style.height = `${total * ROW_HEIGHT}px`;
@@ -137,12 +145,27 @@ export class RunsTable extends Widget {
     model.setViewport(first, Math.max(first, last));
 
     this._rows.style.transform = `translateY(${first * ROW_HEIGHT}px)`;
-    this._rows.replaceChildren();
+    // Scrolling keeps the rows still on screen and builds only the new ones;
+    // a change of the model builds them all again.
+    const cache = this._dirty ? new Map<number, HTMLElement>() : this._rowCache;
+    const next = new Map<number, HTMLElement>();
+    const rows: HTMLElement[] = [];
     for (let index = first; index <= last; index++) {
-      this._rows.appendChild(
-        this._renderRow(index, model.runAt(index), columns, template)
-      );
+      let row = cache.get(index);
+      if (row === undefined) {
+        const run = model.runAt(index);
+        row = this._renderRow(index, run, columns, template);
+        if (run === undefined) {
+          rows.push(row);
+          continue;
+        }
+      }
+      next.set(index, row);
+      rows.push(row);
     }
+    this._rowCache = next;
+    this._dirty = false;
+    this._rows.replaceChildren(...rows);
     if (this._onFirstPaint !== null && total > 0 && model.runAt(first)) {
       if (this._paintMark !== null) {
         performance.mark(this._paintMark);
@@ -373,6 +396,8 @@ export class RunsTable extends Widget {
   }
 
   private _compact: boolean;
+  private _dirty = true;
+  private _rowCache = new Map<number, HTMLElement>();
   private _paintMark: string | null;
   private _onFirstPaint: (() => void) | null;
   private _model: RunsModel;
