@@ -215,6 +215,42 @@ async def test_notebook_runs_are_listed_on_request_and_show_their_cell_runs(
     assert [c["run_id"] for c in detail["children"]] == [child]
 
 
+async def test_notebook_scope_lists_only_the_runs_of_the_notebook_in_front(
+    jp_fetch: Any, project: Project, three_runs: list[str]
+) -> None:
+    # Given runs of train.ipynb and one of another notebook in the same project
+    (project.root / "other.ipynb").write_text("{}")
+    other = record_run(
+        project,
+        "eval",
+        params={"label_noise": 0.2},
+        notebook_path=str(project.root / "other.ipynb"),
+        cell_id="c9",
+    )
+    # When the panel asks for the runs of each notebook
+    _, train = await api(jp_fetch, "runs", params={"path": "proj/train.ipynb", "notebook": "1"})
+    _, elsewhere = await api(
+        jp_fetch, "runs", params={"path": "proj/other.ipynb", "notebook": "true"}
+    )
+    _, store = await api(jp_fetch, "runs", params={"path": "proj/train.ipynb"})
+    # Then each lists its own runs; without the flag the whole store shows
+    assert [r["run_id"] for r in train["runs"]] == three_runs[::-1]
+    assert train["total"] == 3
+    assert [r["run_id"] for r in elsewhere["runs"]] == [other]
+    assert store["total"] == 4
+    # ...also behind a condition (the filtered query path)
+    _, filtered = await api(
+        jp_fetch, "runs", params={"path": "proj/other.ipynb", "notebook": "1", "where": "lr > 0"}
+    )
+    assert filtered["total"] == 0
+
+
+async def test_notebook_scope_needs_a_notebook_path(jp_fetch: Any, three_runs: list[str]) -> None:
+    status, body = await api(jp_fetch, "runs", params={"path": "proj", "notebook": "1"})
+    assert status == 400
+    assert "notebook" in body["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("params", "message_part"),
     [

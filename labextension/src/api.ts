@@ -33,6 +33,8 @@ export interface IRunSummary {
   duration: number | null;
   parent_id: string | null;
   rerun_of: string | null;
+  /** The verdict of the re-run this run is (`reproduced`, `differs` ...); older servers omit it. */
+  rerun_verdict?: string | null;
   notebook_path: string | null;
   cell_id: string | null;
   execution_count: number | null;
@@ -98,6 +100,10 @@ export interface IRunQuery {
   offset?: number;
   kind?: RunKind | 'all';
   status?: RunStatus;
+  /** Only the cell runs of this notebook run. */
+  parent_id?: string;
+  /** Only the runs of the notebook named by `path`. */
+  notebook?: boolean;
 }
 
 export interface IMetricPoint {

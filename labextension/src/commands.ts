@@ -12,6 +12,7 @@ import {
 } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { NotebookPanel } from '@jupyterlab/notebook';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { IRunSummary, fetchRun } from './api';
@@ -29,6 +30,7 @@ import { RunDiffModel } from './diffmodel';
 import { notebookServerPath, runLabel, shortId } from './format';
 import { runsIcon } from './icons';
 import { RunsModel, messageOf } from './model';
+import { RunsPanel } from './panel';
 import { CommandIDs } from './tokens';
 
 export interface ICommandContext {
@@ -36,12 +38,21 @@ export interface ICommandContext {
   model: RunsModel;
   panel: Widget;
   docManager: IDocumentManager | null;
+  /** The Runs tab's model (commands given `{tab: true}` act on it). */
+  tabModel: RunsModel;
 }
+
+/** The id of the Runs tab in the main area. */
+export const RUNS_TAB_ID = 'nbtrack-runs-tab';
 
 /** Register every nbtrack command. */
 export function addCommands(context: ICommandContext): void {
-  const { app, model, panel, docManager } = context;
+  const { app, panel, docManager, tabModel } = context;
   const { commands, shell } = app;
+  // Buttons of the Runs tab say `tab: true`: their selection is the tab's.
+  const pick = (args: ReadonlyPartialJSONObject): RunsModel =>
+    args.tab ? tabModel : context.model;
+  let tabStarted = false;
 
   const openInMain = (content: Widget, label: string, id: string): void => {
     const existing = Array.from(shell.widgets('main')).find(w => w.id === id);
@@ -57,7 +68,7 @@ export function addCommands(context: ICommandContext): void {
     shell.activateById(widget.id);
   };
 
-  const labelOf = (runId: string): string => {
+  const labelOf = (model: RunsModel, runId: string): string => {
     const run = model.findRun(runId);
     return run ? runLabel(run) : shortId(runId);
   };
@@ -70,17 +81,21 @@ export function addCommands(context: ICommandContext): void {
 
   commands.addCommand(CommandIDs.refresh, {
     label: 'Refresh nbtrack Runs',
-    execute: () => model.refresh(true).catch(() => undefined)
+    execute: args =>
+      pick(args)
+        .refresh(true)
+        .catch(() => undefined)
   });
 
   commands.addCommand(CommandIDs.compareSelected, {
     label: 'Diff Selected Runs',
     caption: 'Show what differs between the selected runs',
-    isEnabled: () => model.selection.length >= 2,
-    execute: () => {
+    isEnabled: args => pick(args).selection.length >= 2,
+    execute: args => {
+      const model = pick(args);
       const ids = model.selectionOldestFirst();
       const labels: { [id: string]: string } = {};
-      ids.forEach(id => (labels[id] = labelOf(id)));
+      ids.forEach(id => (labels[id] = labelOf(model, id)));
       openInMain(
         new DiffView({
           model: new RunDiffModel({ path: model.path, runIds: ids, labels })
@@ -95,8 +110,9 @@ export function addCommands(context: ICommandContext): void {
 
   commands.addCommand(CommandIDs.showDetails, {
     label: 'Show Run Details and Metric Curves',
-    isEnabled: () => model.selection.length >= 1,
-    execute: () => {
+    isEnabled: args => pick(args).selection.length >= 1,
+    execute: args => {
+      const model = pick(args);
       const ids = model.selectionOldestFirst();
       openInMain(
         new RunDetailView({
@@ -104,7 +120,7 @@ export function addCommands(context: ICommandContext): void {
           commands
         }),
         ids.length === 1
-          ? `Run ${labelOf(ids[0])}`
+          ? `Run ${labelOf(model, ids[0])}`
           : `Curves of ${ids.length} runs`,
         'nbtrack-detail'
       );
@@ -114,6 +130,7 @@ export function addCommands(context: ICommandContext): void {
   commands.addCommand(CommandIDs.openCell, {
     label: 'Go to the Cell of a Run',
     execute: async args => {
+      const model = pick(args);
       const runId = String(args.runId ?? model.selection[0] ?? '');
       if (!runId) {
         return;
@@ -121,7 +138,7 @@ export function addCommands(context: ICommandContext): void {
       try {
         const run: IRunSummary =
           model.findRun(runId) ?? (await fetchRun(model.path, runId));
-        await openCell(run);
+        await openCell(model, run);
       } catch (error) {
         Notification.error(
           `Cannot open the cell of run ${shortId(runId)}: ${messageOf(error)}`
@@ -130,7 +147,10 @@ export function addCommands(context: ICommandContext): void {
     }
   });
 
-  const openCell = async (run: IRunSummary): Promise<void> => {
+  const openCell = async (
+    model: RunsModel,
+    run: IRunSummary
+  ): Promise<void> => {
     const path = notebookServerPath(
       model.status?.project_path ?? null,
       run.notebook_path
@@ -174,7 +194,7 @@ export function addCommands(context: ICommandContext): void {
         return;
       }
       try {
-        const job = await model.rerun(runId);
+        const job = await pick(args).rerun(runId);
         Notification.info(
           job.created === false
             ? `Run ${shortId(runId)} is already being re-run.`
@@ -191,9 +211,12 @@ export function addCommands(context: ICommandContext): void {
 
   commands.addCommand(CommandIDs.rerunSelected, {
     label: 'Re-run the Selected Run',
-    isEnabled: () => model.selection.length === 1,
-    execute: () =>
-      commands.execute(CommandIDs.rerun, { runId: model.selection[0] })
+    isEnabled: args => pick(args).selection.length === 1,
+    execute: args =>
+      commands.execute(CommandIDs.rerun, {
+        runId: pick(args).selection[0],
+        tab: args.tab ?? false
+      })
   });
 
   addViewCommands(context, openInMain);
@@ -201,7 +224,8 @@ export function addCommands(context: ICommandContext): void {
   commands.addCommand(CommandIDs.chooseColumns, {
     label: 'Choose the Param and Metric Columns',
     caption: 'Choose which parameters and metrics show as columns',
-    execute: async () => {
+    execute: async args => {
+      const model = pick(args);
       const chooser = new ColumnChooser(model);
       const result = await showDialog({
         title: 'Columns of the runs table',
@@ -211,6 +235,37 @@ export function addCommands(context: ICommandContext): void {
       if (result.button.accept) {
         model.setValueColumns(chooser.params, chooser.metrics);
       }
+    }
+  });
+
+  commands.addCommand(CommandIDs.openRunsTab, {
+    label: 'nbtrack Runs',
+    caption:
+      'The runs of the notebook in front: table, filters and comparison charts',
+    icon: runsIcon,
+    execute: () => {
+      let widget = Array.from(shell.widgets('main')).find(
+        w => w.id === RUNS_TAB_ID
+      );
+      if (widget === undefined) {
+        const content = new RunsPanel({
+          model: tabModel,
+          commands,
+          variant: 'tab'
+        });
+        const main = new MainAreaWidget({ content });
+        main.id = RUNS_TAB_ID;
+        main.title.label = 'Runs';
+        main.title.icon = runsIcon;
+        main.title.closable = true;
+        shell.add(main, 'main');
+        widget = main;
+        if (!tabStarted) {
+          tabStarted = true;
+          tabModel.start();
+        }
+      }
+      shell.activateById(widget.id);
     }
   });
 }

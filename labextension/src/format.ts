@@ -5,6 +5,13 @@ import { PathExt } from '@jupyterlab/coreutils';
 
 import { IRunSummary, JSONFloat, ParamValue } from './api';
 
+/** The JSON spellings of the non-finite floats, as the shared format prints them. */
+const NON_FINITE: { [json: string]: string } = {
+  NaN: 'NaN',
+  Infinity: 'inf',
+  '-Infinity': '-inf'
+};
+
 /** A parameter or metric value, short. */
 export function formatValue(value: ParamValue | JSONFloat | undefined): string {
   if (value === undefined || value === null) {
@@ -14,24 +21,33 @@ export function formatValue(value: ParamValue | JSONFloat | undefined): string {
     return formatNumber(value);
   }
   if (typeof value === 'string') {
-    return value;
+    return NON_FINITE[value] ?? value;
   }
   return JSON.stringify(value);
 }
 
-/** A number with at most 4 significant decimals, integers as they are. */
+/**
+ * A number in the format the CLI prints too (tests/fixtures/number_format.json):
+ * integers as they are; 1e-4 <= |x| < 1e6 fixed with at most 6 significant digits;
+ * anything else scientific (`1.5e-7`, `1e15`); `NaN`, `inf`, `-inf`.
+ */
 export function formatNumber(value: number): string {
+  if (Number.isNaN(value)) {
+    return 'NaN';
+  }
   if (!Number.isFinite(value)) {
-    return String(value);
+    return value > 0 ? 'inf' : '-inf';
   }
   if (Number.isInteger(value) && Math.abs(value) < 1e15) {
-    return String(value);
+    return String(value === 0 ? 0 : value);
   }
-  const magnitude = Math.abs(value);
-  if (magnitude !== 0 && (magnitude < 1e-3 || magnitude >= 1e6)) {
-    return value.toExponential(3);
+  // Round first, then choose the notation: 999999.5 rounds to 1e6 and reads so.
+  const rounded = Number(value.toPrecision(6));
+  const magnitude = Math.abs(rounded);
+  if (magnitude >= 1e-4 && magnitude < 1e6) {
+    return String(rounded);
   }
-  return String(Number(value.toPrecision(4)));
+  return rounded.toExponential().replace('e+', 'e');
 }
 
 /** A signed difference: `+0.12`, `-3`. */

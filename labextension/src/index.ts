@@ -9,6 +9,7 @@ import {
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
+import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
@@ -31,7 +32,8 @@ const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
     IDocumentManager,
     ILabShell,
     ILayoutRestorer,
-    ICommandPalette
+    ICommandPalette,
+    ILauncher
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -39,14 +41,18 @@ const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
     docManager: IDocumentManager | null,
     labShell: ILabShell | null,
     restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null
   ): void => {
     const model = new RunsModel();
+    // The Runs tab has its own list (scroll, brush, selection), on the same notebook.
+    const tabModel = new RunsModel();
     const panel = new RunsPanel({ model, commands: app.commands });
     app.shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, panel.id);
-    addCommands({ app, model, panel, docManager });
+    addCommands({ app, model, panel, docManager, tabModel });
     for (const command of [
+      CommandIDs.openRunsTab,
       CommandIDs.openPanel,
       CommandIDs.refresh,
       CommandIDs.openModels,
@@ -56,6 +62,11 @@ const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
     ]) {
       palette?.addItem({ command, category: 'nbtrack' });
     }
+    launcher?.add({
+      command: CommandIDs.openRunsTab,
+      category: 'Other',
+      rank: 1
+    });
 
     // The panel shows the store of the notebook in front of the user.
     const renamed = new WeakSet<NotebookPanel>();
@@ -63,7 +74,9 @@ const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
       if (!(widget instanceof NotebookPanel)) {
         return;
       }
-      model.setPath(app.serviceManager.contents.localPath(widget.context.path));
+      const path = app.serviceManager.contents.localPath(widget.context.path);
+      model.setPath(path);
+      tabModel.setPath(path);
       // A notebook renamed or moved into another project shows that project's store.
       if (!renamed.has(widget)) {
         renamed.add(widget);
@@ -80,6 +93,7 @@ const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
       follow(tracker.currentWidget);
     } else {
       model.setPath('');
+      tabModel.setPath('');
     }
     model.setVisible(panel.isVisible);
     model.start();

@@ -18,6 +18,7 @@ import {
   fetchStatus,
   startRerun
 } from './api';
+import { defaultColumns } from './comparemodel';
 
 /** A column of the runs table. */
 export interface IColumn {
@@ -25,19 +26,30 @@ export interface IColumn {
   id: string;
   label: string;
   group: 'run' | 'param' | 'metric';
+  /** False for columns the server cannot sort by. */
+  sortable?: boolean;
 }
 
-/** The fixed columns every table has. */
+/** The fixed columns every table has: these lead, then the values, then {@link TAIL_COLUMNS}. */
 export const BASE_COLUMNS: IColumn[] = [
   { id: 'status', label: 'Status', group: 'run' },
-  { id: 'name', label: 'Name', group: 'run' },
-  { id: 'notebook_path', label: 'Notebook / cell', group: 'run' },
-  { id: 'started_at', label: 'Started', group: 'run' },
-  { id: 'duration', label: 'Duration', group: 'run' }
+  { id: 'name', label: 'Name', group: 'run' }
 ];
 
-/** How many param and metric columns show before the user picks. */
-const DEFAULT_VALUE_COLUMNS = 3;
+/** The run columns after the params and metrics. */
+export const TAIL_COLUMNS: IColumn[] = [
+  { id: 'started_at', label: 'Started', group: 'run' },
+  { id: 'duration', label: 'Duration', group: 'run' },
+  { id: 'notebook_path', label: 'Notebook / cell', group: 'run' },
+  { id: 'parent_id', label: 'Notebook run', group: 'run', sortable: false },
+  { id: 'rerun_of', label: 'Re-run of', group: 'run', sortable: false }
+];
+
+/** Param and metric columns the sidebar's compact list shows. */
+const COMPACT_VALUES = 2;
+
+/** Which runs show: the active notebook's, or the whole store's. */
+export type RunsScope = 'notebook' | 'store';
 
 export namespace RunsModel {
   export interface IOptions {
@@ -91,9 +103,34 @@ export class RunsModel implements IDisposable {
     return this._error;
   }
 
-  /** Runs matching the query (all pages). */
+  /** Runs matching the query (all pages), or the runs a chart's brush kept. */
   get total(): number {
+    return this._local ? this._local.length : this._total;
+  }
+
+  /** Runs matching the server query, whatever a brush keeps. */
+  get serverTotal(): number {
     return this._total;
+  }
+
+  /** Whether the runs of the active notebook show, or the whole store. */
+  get scope(): RunsScope {
+    return this._scope;
+  }
+
+  /** Whether the list is narrowed to one notebook (the scope, and a notebook in front). */
+  get notebookScoped(): boolean {
+    return this._scope === 'notebook' && this._path.endsWith('.ipynb');
+  }
+
+  /** The query as the server gets it (scope included), without paging. */
+  get effectiveQuery(): IRunQuery {
+    return { ...this._query, notebook: this.notebookScoped };
+  }
+
+  /** Whether a chart's brush narrows the table to runs held in the page. */
+  get isLocallyFiltered(): boolean {
+    return this._local !== null;
   }
 
   get paramKeys(): string[] {
@@ -108,16 +145,36 @@ export class RunsModel implements IDisposable {
     return this._query;
   }
 
-  /** Fixed columns, then the chosen params and metrics. */
+  /** Status and name, the chosen (or varying) params and metrics, then the run's other columns. */
   get columns(): IColumn[] {
     return [
       ...BASE_COLUMNS,
-      ...this.visibleParams.map(key => ({
+      ...this._valueColumns(this.visibleParams, this.visibleMetrics),
+      ...TAIL_COLUMNS
+    ];
+  }
+
+  /** The sidebar's narrow list: status, name, the first params and metrics, start, the cell link. */
+  get compactColumns(): IColumn[] {
+    return [
+      ...BASE_COLUMNS,
+      ...this._valueColumns(
+        this.visibleParams.slice(0, COMPACT_VALUES),
+        this.visibleMetrics.slice(0, COMPACT_VALUES)
+      ),
+      TAIL_COLUMNS[0],
+      TAIL_COLUMNS[2]
+    ];
+  }
+
+  private _valueColumns(params: string[], metrics: string[]): IColumn[] {
+    return [
+      ...params.map(key => ({
         id: `params.${key}`,
         label: key,
         group: 'param' as const
       })),
-      ...this.visibleMetrics.map(key => ({
+      ...metrics.map(key => ({
         id: `metrics.${key}`,
         label: key,
         group: 'metric' as const
@@ -125,19 +182,19 @@ export class RunsModel implements IDisposable {
     ];
   }
 
-  /** Param columns shown: the user's choice, else the first few. */
+  /** Param columns shown: the user's choice, else those that vary among the newest runs shown. */
   get visibleParams(): string[] {
     return (
       this._chosenParams?.filter(k => this._paramKeys.includes(k)) ??
-      this._paramKeys.slice(0, DEFAULT_VALUE_COLUMNS)
+      this._defaults().params
     );
   }
 
-  /** Metric columns shown: the user's choice, else the first few. */
+  /** Metric columns shown: the user's choice, else those that vary among the newest runs shown. */
   get visibleMetrics(): string[] {
     return (
       this._chosenMetrics?.filter(k => this._metricKeys.includes(k)) ??
-      this._metricKeys.slice(0, DEFAULT_VALUE_COLUMNS)
+      this._defaults().metrics
     );
   }
 
@@ -173,6 +230,7 @@ export class RunsModel implements IDisposable {
       return;
     }
     this._path = path;
+    this._local = null;
     this._status = null;
     this._selection = [];
     this._token = null;
@@ -180,9 +238,30 @@ export class RunsModel implements IDisposable {
     void this._poll.refresh();
   }
 
+  /** Show the active notebook's runs or the whole store's. */
+  setScope(scope: RunsScope): void {
+    if (scope !== this._scope) {
+      this._scope = scope;
+      this._local = null;
+      this._reset();
+      void this.refresh(true).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Narrow the table to these runs (a chart's brush), without asking the
+   * server; null shows the server's pages again.
+   */
+  setLocalRuns(runs: IRunSummary[] | null): void {
+    this._local = runs;
+    this._columnDefaults = null;
+    this._changed.emit();
+  }
+
   /** Change filters, sort or kind; the list starts again from its first page. */
   setQuery(change: Partial<IRunQuery>): void {
     this._query = { ...this._query, ...change };
+    this._local = null;
     this._reset();
     void this.refresh(true);
   }
@@ -218,6 +297,9 @@ export class RunsModel implements IDisposable {
    * page is requested).
    */
   runAt(index: number): IRunSummary | undefined {
+    if (this._local) {
+      return this._local[index];
+    }
     const page = Math.floor(index / this.pageSize);
     const rows = this._pages.get(page);
     if (rows === undefined) {
@@ -229,6 +311,10 @@ export class RunsModel implements IDisposable {
 
   /** A loaded run by id (from any loaded page). */
   findRun(runId: string): IRunSummary | undefined {
+    const local = this._local?.find(r => r.run_id === runId);
+    if (local) {
+      return local;
+    }
     for (const rows of this._pages.values()) {
       const run = rows.find(r => r.run_id === runId);
       if (run) {
@@ -241,6 +327,9 @@ export class RunsModel implements IDisposable {
   /** Tell the model which rows are on screen, so a refresh reloads those. */
   setViewport(first: number, last: number): void {
     this._viewport = [first, last];
+    if (this._local) {
+      return;
+    }
     for (const page of this._pagesOf(first, last)) {
       if (!this._pages.has(page)) {
         this._loadPage(page).catch(() => undefined);
@@ -352,8 +441,21 @@ export class RunsModel implements IDisposable {
     this._jobTimers.add(timer);
   }
 
+  /** Default value columns, from the first page (or the brushed runs): stable while scrolling. */
+  private _defaults(): { params: string[]; metrics: string[] } {
+    if (this._columnDefaults === null) {
+      const runs = this._local ?? this._pages.get(0) ?? [];
+      this._columnDefaults = {
+        params: defaultColumns(runs, 'params', this._paramKeys),
+        metrics: defaultColumns(runs, 'metrics', this._metricKeys)
+      };
+    }
+    return this._columnDefaults;
+  }
+
   private _reset(): void {
     this._generation += 1;
+    this._columnDefaults = null;
     this._pages.clear();
     this._loading.clear();
     this._total = 0;
@@ -393,7 +495,7 @@ export class RunsModel implements IDisposable {
     this._loading.add(key);
     try {
       const result = await fetchRuns(this._path, {
-        ...this._query,
+        ...this.effectiveQuery,
         limit: this.pageSize,
         offset: page * this.pageSize
       });
@@ -401,6 +503,9 @@ export class RunsModel implements IDisposable {
         return;
       }
       this._pages.set(page, result.runs);
+      if (page === 0) {
+        this._columnDefaults = null;
+      }
       this._total = result.total;
       this._paramKeys = result.param_keys;
       this._metricKeys = result.metric_keys;
@@ -438,6 +543,10 @@ export class RunsModel implements IDisposable {
   private _metricKeys: string[] = [];
   private _chosenParams: string[] | null = null;
   private _chosenMetrics: string[] | null = null;
+  private _columnDefaults: { params: string[]; metrics: string[] } | null =
+    null;
+  private _scope: RunsScope = 'notebook';
+  private _local: IRunSummary[] | null = null;
   private _pages = new Map<number, IRunSummary[]>();
   private _loading = new Set<string>();
   private _generation = 0;

@@ -5,15 +5,19 @@
 import {
   Toolbar,
   ToolbarButton,
+  launchIcon,
   refreshIcon,
-  tableRowsIcon,
-  searchIcon
+  tableRowsIcon
 } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
-import { Panel, Widget } from '@lumino/widgets';
+import { Panel, SplitPanel, Widget } from '@lumino/widgets';
 
-import { IJob, IRerunResult, IRunSummary, RunKind } from './api';
+import { IJob, IRerunResult, IRunSummary } from './api';
+import { loadECharts } from './charts';
+import { CompareState } from './comparestate';
+import { CompareView } from './compareview';
+import { buildFilters } from './filters';
 import { h } from './dom';
 import { formatValue } from './format';
 import { RunsModel } from './model';
@@ -21,22 +25,27 @@ import { RunsTable } from './table';
 import { runsIcon } from './icons';
 import { CommandIDs } from './tokens';
 
-/** Milliseconds the text filter waits for typing to pause. */
-const TEXT_DEBOUNCE = 250;
-
 export namespace RunsPanel {
   export interface IOptions {
     model: RunsModel;
     commands: CommandRegistry;
+    /** The sidebar's compact list (default), or the Runs tab's full table and charts. */
+    variant?: 'sidebar' | 'tab';
   }
 }
+
+/** The performance mark the Runs tab sets when its first rows are drawn (benchmarks/bench_panel.py). */
+export const TAB_PAINT_MARK = 'nbtrack-runs-tab-paint';
 
 /** The nbtrack runs panel. */
 export class RunsPanel extends Panel {
   constructor(options: RunsPanel.IOptions) {
     super();
-    this.id = 'nbtrack-runs';
+    const tab = options.variant === 'tab';
+    this._isTab = tab;
+    this.id = tab ? 'nbtrack-runs-tab-content' : 'nbtrack-runs';
     this.addClass('nbtrack-panel');
+    this.addClass(tab ? 'nbtrack-mod-tab' : 'nbtrack-mod-sidebar');
     this.title.icon = runsIcon;
     this.title.caption = 'nbtrack runs';
     this._model = options.model;
@@ -49,12 +58,26 @@ export class RunsPanel extends Panel {
       new Widget({ node: h('span', { className: 'nbtrack-title' }, 'Runs') })
     );
     toolbar.addItem('spacer', Toolbar.createSpacerItem());
+    if (!tab) {
+      toolbar.addItem(
+        'open-tab',
+        new ToolbarButton({
+          icon: launchIcon,
+          label: 'Open tab',
+          tooltip:
+            'Open the Runs tab: the full table and the comparison charts',
+          className: 'nbtrack-open-tab',
+          onClick: () => void this._commands.execute(CommandIDs.openRunsTab)
+        })
+      );
+    }
     toolbar.addItem(
       'columns',
       new ToolbarButton({
         icon: tableRowsIcon,
         tooltip: 'Choose the param and metric columns',
-        onClick: () => void this._commands.execute(CommandIDs.chooseColumns)
+        onClick: () =>
+          void this._commands.execute(CommandIDs.chooseColumns, { tab })
       })
     );
     toolbar.addItem(
@@ -62,12 +85,14 @@ export class RunsPanel extends Panel {
       new ToolbarButton({
         icon: refreshIcon,
         tooltip: 'Refresh the runs',
-        onClick: () => void this._commands.execute(CommandIDs.refresh)
+        onClick: () => void this._commands.execute(CommandIDs.refresh, { tab })
       })
     );
     this.addWidget(toolbar);
 
-    this.addWidget(new Widget({ node: this._buildFilters() }));
+    const filters = buildFilters(this._model);
+    this._updateFilters = filters.update;
+    this.addWidget(new Widget({ node: filters.node }));
     this._info = h('div', { className: 'nbtrack-info' });
     this._errorBox = h('div', { className: 'nbtrack-error', role: 'alert' });
     this.addWidget(
@@ -77,12 +102,33 @@ export class RunsPanel extends Panel {
     this._table = new RunsTable({
       model: this._model,
       onOpenCell: run => this._openCell(run),
+      compact: !tab,
+      paintMark: tab ? TAB_PAINT_MARK : undefined,
+      // The charts fetch their runs once the table has drawn its first rows.
+      // ECharts' chunk is fetched then too, so the first chart does not wait for it.
+      onFirstPaint: () => {
+        this._compare?.activate();
+        void loadECharts();
+      },
       onOpenRun: run => {
         this._model.selectOnly(run.run_id);
-        void this._commands.execute(CommandIDs.showDetails);
+        void this._commands.execute(CommandIDs.showDetails, {
+          tab: this._isTab
+        });
       }
     });
-    this.addWidget(this._table);
+    if (tab) {
+      // The table above, the comparison charts below; the user drags the split.
+      const split = new SplitPanel({ orientation: 'vertical', spacing: 4 });
+      split.addClass('nbtrack-split');
+      this._compare = new CompareState(this._model);
+      split.addWidget(this._table);
+      split.addWidget(new CompareView(this._compare));
+      split.setRelativeSizes([0.45, 0.55]);
+      this.addWidget(split);
+    } else {
+      this.addWidget(this._table);
+    }
 
     this._actions = h('div', { className: 'nbtrack-actions' });
     this.addWidget(new Widget({ node: this._actions }));
@@ -96,6 +142,7 @@ export class RunsPanel extends Panel {
   }
 
   dispose(): void {
+    this._compare?.dispose();
     this._model.changed.disconnect(this._update, this);
     super.dispose();
   }
@@ -110,58 +157,6 @@ export class RunsPanel extends Panel {
     this._model.setVisible(false);
   }
 
-  private _buildFilters(): HTMLElement {
-    const text = h('input', {
-      type: 'search',
-      className: 'jp-mod-styled nbtrack-filter-text',
-      placeholder: 'Filter: name, id, notebook, param…',
-      'aria-label': 'Filter runs by text'
-    });
-    let timer = 0;
-    text.addEventListener('input', () => {
-      window.clearTimeout(timer);
-      timer = window.setTimeout(
-        () => this._model.setQuery({ text: text.value.trim() }),
-        TEXT_DEBOUNCE
-      );
-    });
-    const where = h('input', {
-      type: 'text',
-      className: 'jp-mod-styled nbtrack-filter-where',
-      placeholder: 'Condition: lr < 0.1 and acc > 0.9',
-      title: 'A SQL condition over params and metrics; Enter applies it',
-      'aria-label': 'Filter runs by condition'
-    });
-    where.addEventListener('keydown', event => {
-      if (event.key === 'Enter') {
-        this._model.setQuery({ where: where.value.trim() });
-      }
-    });
-    where.addEventListener('change', () =>
-      this._model.setQuery({ where: where.value.trim() })
-    );
-    const kind = h(
-      'select',
-      {
-        className: 'jp-mod-styled nbtrack-filter-kind',
-        'aria-label': 'Which runs'
-      },
-      h('option', { value: 'cell' }, 'Cell runs'),
-      h('option', { value: 'notebook' }, 'Notebook runs'),
-      h('option', { value: 'all' }, 'All runs')
-    );
-    kind.addEventListener('change', () =>
-      this._model.setKind(kind.value as RunKind | 'all')
-    );
-    const icon = searchIcon.element({ className: 'nbtrack-filter-icon' });
-    return h(
-      'div',
-      { className: 'nbtrack-filters' },
-      h('div', { className: 'nbtrack-filter-row' }, icon, text, kind),
-      h('div', { className: 'nbtrack-filter-row' }, where)
-    );
-  }
-
   private _update(): void {
     const model = this._model;
     const status = model.status;
@@ -171,9 +166,10 @@ export class RunsPanel extends Panel {
         : `${status.project_path || '.'}/.nbtrack`
       : '';
     this._info.textContent = status
-      ? `${model.total.toLocaleString()} run${model.total === 1 ? '' : 's'} · ${location}`
+      ? `${model.isLocallyFiltered ? `${model.total.toLocaleString()} of ` : ''}${model.serverTotal.toLocaleString()} run${model.serverTotal === 1 ? '' : 's'} · ${location}`
       : '';
     this._info.title = status ? status.store_path : '';
+    this._updateFilters();
     this._errorBox.textContent = model.error ?? '';
     this._errorBox.hidden = model.error === null;
     this._renderActions();
@@ -276,15 +272,21 @@ export class RunsPanel extends Panel {
     );
     button.addEventListener(
       'click',
-      () => void this._commands.execute(command)
+      () => void this._commands.execute(command, { tab: this._isTab })
     );
     return button;
   }
 
   private _openCell(run: IRunSummary): void {
-    void this._commands.execute(CommandIDs.openCell, { runId: run.run_id });
+    void this._commands.execute(CommandIDs.openCell, {
+      runId: run.run_id,
+      tab: this._isTab
+    });
   }
 
+  private _updateFilters: () => void;
+  private _compare: CompareState | null = null;
+  private _isTab: boolean;
   private _model: RunsModel;
   private _commands: CommandRegistry;
   private _info: HTMLElement;

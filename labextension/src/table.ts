@@ -12,7 +12,8 @@ import {
   formatDuration,
   formatLocation,
   formatTime,
-  formatValue
+  formatValue,
+  shortId
 } from './format';
 import { IColumn, RunsModel } from './model';
 
@@ -26,9 +27,11 @@ const COLUMN_WIDTH: { [id: string]: number } = {
   name: 96,
   notebook_path: 118,
   started_at: 76,
-  duration: 78
+  duration: 78,
+  parent_id: 96,
+  rerun_of: 150
 };
-const VALUE_COLUMN_WIDTH = 72;
+const VALUE_COLUMN_WIDTH = 84;
 const CHECK_WIDTH = 24;
 
 export namespace RunsTable {
@@ -38,6 +41,12 @@ export namespace RunsTable {
     onOpenCell: (run: IRunSummary) => void;
     /** Show a run's details (double click). */
     onOpenRun: (run: IRunSummary) => void;
+    /** The sidebar's narrow list (fewer columns). */
+    compact?: boolean;
+    /** A performance mark to set when the first runs are drawn. */
+    paintMark?: string;
+    /** Called once, after the first runs are drawn. */
+    onFirstPaint?: () => void;
   }
 }
 
@@ -49,6 +58,9 @@ export class RunsTable extends Widget {
     this._model = options.model;
     this._onOpenCell = options.onOpenCell;
     this._onOpenRun = options.onOpenRun;
+    this._compact = options.compact ?? false;
+    this._paintMark = options.paintMark ?? null;
+    this._onFirstPaint = options.onFirstPaint ?? null;
     this._header = h('div', {
       className: 'nbtrack-row nbtrack-head',
       role: 'row'
@@ -59,11 +71,11 @@ export class RunsTable extends Widget {
     this.node.setAttribute('role', 'grid');
     this.node.append(this._header, this._spacer, this._empty);
     this.node.addEventListener('scroll', () => this._schedule());
-    this._model.changed.connect(this._schedule, this);
+    this._model.changed.connect(this._onModelChanged, this);
   }
 
   dispose(): void {
-    this._model.changed.disconnect(this._schedule, this);
+    this._model.changed.disconnect(this._onModelChanged, this);
     super.dispose();
   }
 
@@ -79,6 +91,12 @@ export class RunsTable extends Widget {
 
   protected onResize(msg: Widget.ResizeMessage): void {
     super.onResize(msg);
+    this._schedule();
+  }
+
+  /** Anything drawn may have changed (rows, selection, columns): draw it all again. */
+  private _onModelChanged(): void {
+    this._dirty = true;
     this._schedule();
   }
 
@@ -104,7 +122,7 @@ export class RunsTable extends Widget {
       return;
     }
     const model = this._model;
-    const columns = model.columns;
+    const columns = this._compact ? model.compactColumns : model.columns;
     const template = this._template(columns);
     const width =
       CHECK_WIDTH +
@@ -112,7 +130,9 @@ export class RunsTable extends Widget {
         (sum, c) => sum + (COLUMN_WIDTH[c.id] ?? VALUE_COLUMN_WIDTH),
         0
       );
-    this._renderHeader(columns, template, width);
+    if (this._dirty) {
+      this._renderHeader(columns, template, width);
+    }
 
     const total = model.total;
     this._spacer.style.height = `${total * ROW_HEIGHT}px`;
@@ -125,11 +145,35 @@ export class RunsTable extends Widget {
     model.setViewport(first, Math.max(first, last));
 
     this._rows.style.transform = `translateY(${first * ROW_HEIGHT}px)`;
-    this._rows.replaceChildren();
+    // Scrolling keeps the rows still on screen and builds only the new ones;
+    // a change of the model builds them all again.
+    const cache = this._dirty ? new Map<number, HTMLElement>() : this._rowCache;
+    const next = new Map<number, HTMLElement>();
+    const rows: HTMLElement[] = [];
     for (let index = first; index <= last; index++) {
-      this._rows.appendChild(
-        this._renderRow(index, model.runAt(index), columns, template)
-      );
+      let row = cache.get(index);
+      if (row === undefined) {
+        const run = model.runAt(index);
+        row = this._renderRow(index, run, columns, template);
+        if (run === undefined) {
+          rows.push(row);
+          continue;
+        }
+      }
+      next.set(index, row);
+      rows.push(row);
+    }
+    this._rowCache = next;
+    this._dirty = false;
+    this._rows.replaceChildren(...rows);
+    if (this._onFirstPaint !== null && total > 0 && model.runAt(first)) {
+      if (this._paintMark !== null) {
+        performance.mark(this._paintMark);
+      }
+      const done = this._onFirstPaint;
+      this._onFirstPaint = null;
+      // After this frame: what waits for the first rows must not delay them.
+      setTimeout(done, 0);
     }
     this._empty.textContent = this._emptyText();
     this._empty.hidden = total > 0 || this._empty.textContent === '';
@@ -173,7 +217,11 @@ export class RunsTable extends Widget {
         column.id === 'status' ? '' : column.label,
         sorted ? (descending ? '▾' : '▴') : ''
       );
-      cell.addEventListener('click', () => this._model.sortBy(column.id));
+      if (column.sortable !== false) {
+        cell.addEventListener('click', () => this._model.sortBy(column.id));
+      } else {
+        cell.title = column.label;
+      }
       return cell;
     });
     this._header.replaceChildren(
@@ -193,7 +241,11 @@ export class RunsTable extends Widget {
     if (run === undefined) {
       const row = h(
         'div',
-        { className: 'nbtrack-row nbtrack-mod-loading', role: 'row' },
+        {
+          className: 'nbtrack-row nbtrack-mod-loading',
+          role: 'row',
+          'aria-rowindex': index + 1
+        },
         h('div', { className: 'nbtrack-cell' }),
         h('div', { className: 'nbtrack-cell' }, '…')
       );
@@ -280,6 +332,12 @@ export class RunsTable extends Widget {
       case 'duration':
         cell.textContent = formatDuration(run.duration);
         break;
+      case 'parent_id':
+        this._renderParent(cell, run);
+        break;
+      case 'rerun_of':
+        this._renderRerun(cell, run);
+        break;
       default: {
         const value =
           column.group === 'param'
@@ -292,6 +350,56 @@ export class RunsTable extends Widget {
     return cell;
   }
 
+  /** A notebook run's id leads to its cell runs: the table filters by it. */
+  private _renderParent(cell: HTMLElement, run: IRunSummary): void {
+    const parent = run.kind === 'notebook' ? run.run_id : run.parent_id;
+    if (!parent) {
+      return;
+    }
+    const link = h(
+      'a',
+      {
+        className: 'nbtrack-link nbtrack-parent-link',
+        href: '#',
+        title: `Show the cell runs of notebook run ${parent}`
+      },
+      run.kind === 'notebook' ? `${shortId(parent)} ▸` : shortId(parent)
+    );
+    link.addEventListener('click', event => {
+      event.preventDefault();
+      event.stopPropagation();
+      this._model.setQuery({ parent_id: parent, kind: 'cell' });
+    });
+    cell.appendChild(link);
+  }
+
+  /** `rerun of` the original's short id, and the verdict as a badge. */
+  private _renderRerun(cell: HTMLElement, run: IRunSummary): void {
+    if (!run.rerun_of) {
+      return;
+    }
+    cell.append(shortId(run.rerun_of));
+    const verdict = run.rerun_verdict;
+    if (verdict) {
+      cell.appendChild(
+        h(
+          'span',
+          {
+            className: `nbtrack-badge nbtrack-verdict-${verdictClass(verdict)}`,
+            title: `Re-run verdict: ${verdict}`
+          },
+          verdict
+        )
+      );
+    }
+    cell.title = `Re-run of ${run.rerun_of}${verdict ? ` (${verdict})` : ''}`;
+  }
+
+  private _compact: boolean;
+  private _dirty = true;
+  private _rowCache = new Map<number, HTMLElement>();
+  private _paintMark: string | null;
+  private _onFirstPaint: (() => void) | null;
   private _model: RunsModel;
   private _onOpenCell: (run: IRunSummary) => void;
   private _onOpenRun: (run: IRunSummary) => void;
@@ -300,4 +408,13 @@ export class RunsTable extends Widget {
   private _rows: HTMLElement;
   private _empty: HTMLElement;
   private _frame = 0;
+}
+
+/** How a verdict reads at a glance: reproduced, or not, or something else. */
+export function verdictClass(verdict: string): 'ok' | 'moved' | 'other' {
+  const word = verdict.toLowerCase();
+  if (/^(not|did not|differ|failed|moved)/.test(word)) {
+    return 'moved';
+  }
+  return /^(reproduced|same|ok)/.test(word) ? 'ok' : 'other';
 }

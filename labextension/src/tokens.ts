@@ -15,4 +15,5 @@ export namespace CommandIDs {
   export const openLineage = 'nbtrack:open-lineage';
   export const openModels = 'nbtrack:open-models';
   export const openDrift = 'nbtrack:open-drift';
+  export const openRunsTab = 'nbtrack:open-runs-tab';
 }

@@ -299,6 +299,8 @@ class RunQuery:
     parent_id: str | None = None
     status: str | None = None
     sweep: str | None = None  # the runs of a sweep: its notebook runs and their cell runs
+    #: Only the runs of this notebook (its recorded, project-relative path).
+    notebook_path: str | None = None
 
 
 @dataclass

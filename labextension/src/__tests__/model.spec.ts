@@ -206,15 +206,79 @@ describe('RunsModel', () => {
     expect(model.selection).toEqual([]);
   });
 
-  it('shows the first three params and metrics until the user chooses', async () => {
-    serve([run('a', 1)]);
+  it('shows the params and metrics that vary among the newest runs first, until the user chooses', async () => {
+    // Given runs that differ in lr and depth but share batch and seed
+    serve([
+      run('c', 3, 0.1),
+      {
+        ...run('b', 2, 0.01),
+        params: { lr: 0.01, depth: 5, seed: 0, batch: 32 }
+      }
+    ]);
     model.setPath('nb.ipynb');
     await settle();
-    expect(model.visibleParams).toEqual(['batch', 'depth', 'lr']);
-    expect(model.columns.map(c => c.id)).toContain('metrics.acc');
+    // Then lr and depth lead, not the first keys by name
+    expect(model.visibleParams).toEqual(['depth', 'lr']);
+    const ids = model.columns.map(c => c.id);
+    expect(ids.slice(0, 4)).toEqual([
+      'status',
+      'name',
+      'params.depth',
+      'params.lr'
+    ]);
+    // acc is the same in both runs: still shown, since no metric varies
+    expect(ids).toContain('metrics.acc');
+    expect(ids).toContain('rerun_of');
+    expect(ids).toContain('parent_id');
+    // The sidebar's compact list keeps a few of them
+    expect(model.compactColumns.map(c => c.id)).toEqual([
+      'status',
+      'name',
+      'params.depth',
+      'params.lr',
+      'metrics.acc',
+      'started_at',
+      'notebook_path'
+    ]);
     model.setValueColumns(['lr', 'gone'], []);
     expect(model.visibleParams).toEqual(['lr']);
     expect(model.columns.filter(c => c.group === 'metric')).toEqual([]);
+  });
+
+  it('lists the runs of the notebook in front, or of the whole store on request', async () => {
+    serve([run('a', 1)]);
+    model.setPath('proj/train.ipynb');
+    await settle();
+    expect(model.scope).toBe('notebook');
+    expect(lastQuery()).toMatchObject({ notebook: true });
+    model.setScope('store');
+    await settle();
+    expect(lastQuery()).toMatchObject({ notebook: false });
+    // A folder in front (no notebook) cannot narrow to a notebook
+    model.setScope('notebook');
+    model.setPath('proj');
+    await settle();
+    expect(model.notebookScoped).toBe(false);
+    expect(lastQuery()).toMatchObject({ notebook: false });
+  });
+
+  it('narrows the table to the runs a brush kept, without asking the server', async () => {
+    const runs = [run('c', 3), run('b', 2), run('a', 1)];
+    serve(runs);
+    model.setPath('nb.ipynb');
+    await settle();
+    const calls = fetchRuns.mock.calls.length;
+    model.setLocalRuns([runs[2]]);
+    expect(model.total).toBe(1);
+    expect(model.serverTotal).toBe(3);
+    expect(model.runAt(0)?.run_id).toBe(runs[2].run_id);
+    model.setViewport(0, 10);
+    expect(fetchRuns.mock.calls.length).toBe(calls);
+    // A new query drops the brush
+    model.setQuery({ parent_id: 'p1' });
+    expect(model.isLocallyFiltered).toBe(false);
+    await settle();
+    expect(lastQuery()).toMatchObject({ parent_id: 'p1' });
   });
 
   it('follows a re-run job until it ends, then refreshes', async () => {

@@ -9,6 +9,7 @@ into the store runs in a worker thread: DuckDB calls block, the event loop must 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from http import HTTPStatus
@@ -206,6 +207,10 @@ class RunsHandler(NbtrackHandler):
             status=self.choice_arg("status", RUN_STATUSES, None),
         )
         project = self.project()
+        if self.bool_arg("notebook", False):
+            # Only the runs of the notebook named by ``path``, as its kernel recorded it.
+            notebook = self.locator.recorded_notebook(project, self.str_arg("path"))
+            query = dataclasses.replace(query, notebook_path=notebook)
         client = self.locator.client_for(project)
         if client is None:
             self.reply(

@@ -65,6 +65,13 @@ class StoreLocator:
 
         return resolve_project(start=notebook_folder(self.root_dir, path))
 
+    def recorded_notebook(self, project: Project, path: str | None) -> str:
+        """The notebook at server-relative ``path`` as the project's runs record it."""
+        if not path or not path.endswith(".ipynb"):
+            raise UsageError(f"notebook=true needs the path of a notebook, got {path!r}")
+        notebook_folder(self.root_dir, path)  # refuses paths that leave the root
+        return project.relative(self.root_dir.joinpath(*PurePosixPath(path).parts))[0]
+
     def client_for(self, project: Project) -> Client | None:
         """A client over the project's store, or ``None`` if no run was ever recorded there.
 

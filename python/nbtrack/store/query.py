@@ -128,6 +128,9 @@ def _filters(
     if q.status:
         conds.append("status = ?")
         args.append(q.status)
+    if q.notebook_path:
+        conds.append("notebook_path = ?")
+        args.append(q.notebook_path)
     if q.text:
         conds.append(
             "concat_ws(' ', run_id, name, notebook_path, cell_id, status, params_text) ILIKE ?"
