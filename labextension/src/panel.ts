@@ -70,6 +70,24 @@ export class RunsPanel extends Panel {
           onClick: () => void this._commands.execute(CommandIDs.openRunsTab)
         })
       );
+      toolbar.addItem(
+        'models',
+        new ToolbarButton({
+          label: 'Models',
+          tooltip: 'Open the Models view: registered models, versions, aliases',
+          className: 'nbtrack-open-models',
+          onClick: () => void this._commands.execute(CommandIDs.openModels)
+        })
+      );
+      toolbar.addItem(
+        'drift',
+        new ToolbarButton({
+          label: 'Drift',
+          tooltip: 'Open the drift view of a data file',
+          className: 'nbtrack-open-drift',
+          onClick: () => void this._commands.execute(CommandIDs.openDrift)
+        })
+      );
     }
     toolbar.addItem(
       'columns',
