@@ -260,6 +260,9 @@ from nbtrack.models import RunQuery
 from nbtrack.project import resolve_project
 
 go, stop = Path(sys.argv[1]), Path(sys.argv[2])
+# A long-lived reader (the server, a kernel): its imports are behind it, not in a wait.
+from nbtrack import spools
+spools.warm_up()
 Path(str(go) + ".ready-reader").touch()
 while not go.exists():
     time.sleep(0.001)
