@@ -90,6 +90,10 @@ class Client:
         with self._store.turn(background=background):
             yield
 
+    def others_waiting(self) -> bool:
+        """Whether another process waits for the store's turn this thread holds."""
+        return self._store.others_waiting()
+
     def pass_turn(self) -> None:
         """Between slices of work: let another process waiting for the store go first."""
         self._store.pass_turn()

@@ -34,6 +34,7 @@ KICK_DELAY = 0.05  # seconds the ingestor waits after a run ends, to batch its n
 SLICE_RUNS = 200  # runs per transaction
 SLICE_POINTS = 50_000  # metric points per transaction (~0.05 s of DuckDB's time)
 SLICE_SECONDS = 0.1  # reading spools per transaction, so a waiting reader waits little
+SLICE_SECONDS_ALONE = 0.5  # ... when nobody waits for the store
 MAX_SLICES = 40  # transactions per round before the thread looks at its list again
 
 
@@ -89,9 +90,12 @@ def ingest_writers(writers: Sequence[Spooled]) -> list[Spooled]:
             # no fact still being gathered is all in once what is read now is in.
             last = {w.run_id: w.finished and not w.pending and w.spool.on_disk for w in chunk}
             todo = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in chunk]
+            # A short slice when someone waits for the store, a longer one (fewer
+            # commits, more runs a second) when nobody does.
+            seconds = SLICE_SECONDS if client.others_waiting() else SLICE_SECONDS_ALONE
             complete = set(
                 client.ingest_spools(
-                    todo, max_points=SLICE_POINTS, max_seconds=SLICE_SECONDS, background=True
+                    todo, max_points=SLICE_POINTS, max_seconds=seconds, background=True
                 )
             )
             for w in chunk:

@@ -44,6 +44,20 @@ _turns: dict[str, Turn] = {}
 _attachments: dict[str, _Attachment] = {}
 
 
+def _forget_after_fork() -> None:
+    # A forked child inherits none of the parent's POSIX locks, may inherit a thread
+    # lock held by another thread, and must not touch the parent's DuckDB instances
+    # (their threads did not come along): it starts with none of them.
+    global _process_locks_guard
+    _process_locks_guard = threading.Lock()
+    _process_locks.clear()
+    _turns.clear()
+    _attachments.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _lock_for(path: Path) -> threading.RLock:
     with _process_locks_guard:
         return _process_locks.setdefault(str(path), threading.RLock())
@@ -150,10 +164,20 @@ class Connection:
 
     def __init__(self, db_path: str | os.PathLike[str]) -> None:
         self.path = Path(db_path)
-        self._lock = _lock_for(self.path)
-        self._turn = _turn_for(self.path)
-        self._attached = _attachment_for(self.path)
         self.lock_timeout = settings.lock_timeout()
+
+    # Looked up per use, not kept: a forked child gets fresh ones (``_forget_after_fork``).
+    @property
+    def _lock(self) -> threading.RLock:
+        return _lock_for(self.path)
+
+    @property
+    def _turn(self) -> Turn:
+        return _turn_for(self.path)
+
+    @property
+    def _attached(self) -> _Attachment:
+        return _attachment_for(self.path)
 
     @contextmanager
     def turn(self, *, background: bool = False) -> Iterator[None]:
