@@ -432,14 +432,24 @@ def bench_storm(kernels: int, cells: int, points: int) -> None:
                 reply = k.kc.get_shell_msg(timeout=1800)
                 pending.discard(reply["parent_header"].get("msg_id"))
         cells_done = time.monotonic() - begin
-        time.sleep(5.0)  # a few more reads once the kernels are idle
-        stop.set()
-        for t in readers:
-            t.join()
         from nbtrack.client import Client
         from nbtrack.project import resolve_project
 
         client = Client(resolve_project(folder))
+        # The readers go on until every run is in (the kernels' ingestion after their
+        # last cell is part of the storm), and a few seconds more.
+        deadline = time.monotonic() + 600
+        want = kernels * cells
+        while time.monotonic() < deadline:
+            n = client.sql("SELECT count(*) FROM runs WHERE name='storm' AND status='finished'")
+            if n[1][0][0] >= want:
+                break
+            time.sleep(1.0)
+        stored = time.monotonic() - begin
+        time.sleep(5.0)
+        stop.set()
+        for t in readers:
+            t.join()
         _, rows = client.sql("SELECT count(*), count(DISTINCT run_id) FROM runs WHERE name='storm'")
         _, pts = client.sql(
             "SELECT count(*), count(DISTINCT (run_id, step)) FROM metrics WHERE key = 'loss'"
@@ -450,8 +460,8 @@ def bench_storm(kernels: int, cells: int, points: int) -> None:
             k.shutdown()
         server.terminate()
         server.wait(30)
-    print(f"\nstorm. {kernels} kernels x {cells} cells x {points:,} points "
-          f"({cells_done:.0f} s), with ls, REST and export readers")  # fmt: skip
+    print(f"\nstorm. {kernels} kernels x {cells} cells x {points:,} points (cells {cells_done:.0f} s, "
+          f"all stored {stored:.0f} s), with ls, REST and export readers")  # fmt: skip
     for name in lat:
         print(latency_line(name, lat[name]) + f"   failures {failures[name]}")
     print(f"  (a CLI process's own start, `nbtrack --help`: median {statistics.median(startup):.2f} s;"

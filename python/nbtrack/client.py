@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 READ_SLICE_POINTS = 100_000
 READ_SLICE_SECONDS = 0.1
 SLICE_RUNS = 500  # runs per ingestion transaction
+MAX_RECOVER_SLICES = 10_000  # then what is left comes in whole (it always ends)
 
 
 def stop_store_access() -> None:
@@ -62,8 +63,23 @@ class Client:
         todo = [sp for sp in spools.scan(self.project.spool_dir) if sp.dead or sp.ended]
         spools.warm_up()
         done: list[str] = []
-        for i in range(0, len(todo), SLICE_RUNS):
-            done.extend(spools.ingest(self._store, todo[i : i + SLICE_RUNS]))
+        # In bounded slices, each its own turn: others get the store in between.
+        for _ in range(MAX_RECOVER_SLICES):
+            if not todo:
+                break
+            complete = set(
+                spools.ingest(
+                    self._store,
+                    todo[:SLICE_RUNS],
+                    max_points=READ_SLICE_POINTS,
+                    max_seconds=READ_SLICE_SECONDS,
+                )
+            )
+            done.extend(sp.run_id for sp in todo if sp.run_id in complete)
+            todo = [sp for sp in todo if sp.run_id not in complete]
+        else:
+            for i in range(0, len(todo), SLICE_RUNS):  # what slices did not finish: whole
+                done.extend(spools.ingest(self._store, todo[i : i + SLICE_RUNS]))
         return done
 
     def ingest_spools(
