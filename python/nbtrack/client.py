@@ -20,7 +20,8 @@ from .models import (
     RunQuery,
 )
 from .project import Project, resolve_project
-from .store import Store, stop_access
+from .store import Store
+from .store.connection import stop as stop_access
 from .validation import check_query, check_sql
 
 if TYPE_CHECKING:

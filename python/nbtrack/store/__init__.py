@@ -18,11 +18,10 @@ from typing import Any
 
 from ..models import Batch, MetricPoint, Run, RunPage, RunQuery
 from . import integrity, query, reads, schema, transfer, writes
-from .connection import stop as stop_access
 from .registry_tables import RegistryTables
 from .schema import SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "Batch", "Store", "stop_access"]
+__all__ = ["SCHEMA_VERSION", "Batch", "Store"]
 
 
 class Store(RegistryTables):
