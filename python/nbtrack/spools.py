@@ -195,7 +195,10 @@ def ingest(
                     sp.path, sp.run_id, offset, points, final=sp.dead or done, limit=budget
                 )
             except FileNotFoundError:
-                continue  # another process brought it in and removed it
+                # Another process brought it in and removed it (a spool is removed only
+                # once all in): all in, or a caller would wait for it for ever.
+                complete.append(sp.run_id)
+                continue
             if budget is not None:
                 budget = max(0, budget - state["points"])
             if batch.run is None and status is None:
