@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nbtrack-installed
 
-.PHONY: demo test test-python test-js test-browser lint setup browser clean
+.PHONY: demo test test-python test-js test-browser lint setup browser clean dist
 
 # A venv with nbtrack installed from this checkout (editable, labextension built by jlpm).
 $(STAMP): pyproject.toml package.json
@@ -23,6 +23,15 @@ browser:
 
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python examples/demo.py
+
+# A production wheel and an sdist in dist/ (what PyPI gets; pip installs the wheel with
+# no Node.js). The extension is built anew with `jlpm build:prod` (minified, no source
+# maps), whatever a development build left in python/nbtrack/labextension.
+dist: $(STAMP)
+	rm -rf dist lib tsconfig.tsbuildinfo python/nbtrack/labextension
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/hatchling build -d dist
+	@! $(BIN)/python -m zipfile -l dist/*.whl | grep -q '\.js\.map ' || { echo "dist: source maps in the wheel" >&2; exit 1; }
+	@ls -l dist
 
 lint: $(STAMP)
 	$(BIN)/ruff check python tests benchmarks examples tools

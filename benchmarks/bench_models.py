@@ -8,7 +8,10 @@ Cases (medians of --repeat runs, the page cache warm):
    cache, hash check included, vs ``joblib.load`` of the same file (target: within 10 %);
 2. ``models ls`` and ``models show NAME@champion`` in process on a registry of 1,000
    models x 10 versions (target: < 100 ms each);
-3. MLflow on the same operations (register a version, set an alias, load by alias) when
+3. ``nbtrack models ls`` and ``nbtrack models show NAME@champion`` as new processes, the
+   way a user types them, on the same registry (target: < 100 ms): median of 10 wall and
+   CPU times, beside ``python -c pass`` and ``python -c "import duckdb"`` (fixed costs);
+4. MLflow on the same operations (register a version, set an alias, load by alias) when
    an MLflow is importable here or given with ``--mlflow-python`` (its own venv: it is
    not a dependency); the ratio is printed, or why it was skipped.
 """
@@ -140,19 +143,63 @@ def case_listing(client: Client, models: int, versions: int, repeat: int) -> dic
     start = time.perf_counter()
     client.load_registry(_synthetic_registry(models, versions))
     built = time.perf_counter() - start
+    print(f"   ({models} models x {versions} versions built in {built:.1f} s)")
     reg = Registry(client)
     ls = timed(lambda: reg.models(), repeat)
     show = timed(lambda: lineage_lines(reg.lineage("model-0500@champion")), repeat)
     versions_ls = timed(lambda: reg.versions("model-0500"), repeat)
     floor = timed(client.info, repeat)  # one connection and a one-row query
     print(
-        f"2. {models} models x {versions} versions (built in {built:.1f} s), wall (cpu) ms, "
+        f"2. in process, {models} models x {versions} versions, wall (cpu) ms, "
         f"target < 100 ms:\n   models ls {ls[0] * 1000:.1f} ({ls[1] * 1000:.1f}), "
         f"models show {show[0] * 1000:.1f} ({show[1] * 1000:.1f}), models ls NAME "
         f"{versions_ls[0] * 1000:.1f} ({versions_ls[1] * 1000:.1f}); for scale, one "
         f"connection to the store (client.info) {floor[0] * 1000:.1f} ({floor[1] * 1000:.1f})"
     )
     return {"ls": ls, "show": show, "versions": versions_ls, "floor": floor}
+
+
+def process_times(argv: list[str], env: dict[str, str], runs: int = 10) -> tuple[float, float]:
+    """Median wall and CPU (user + system) seconds of a new process running ``argv``,
+    after one warm-up run (page cache, bytecode)."""
+    walls, cpus = [], []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        walls.append(time.perf_counter() - start)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            raise SystemExit(f"{argv} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+        if proc.stderr:
+            proc.stderr.close()
+        if i:
+            cpus.append(usage.ru_utime + usage.ru_stime)
+        else:
+            walls.pop()
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def case_commands(client: Client, models: int, versions: int) -> dict[str, tuple[float, float]]:
+    client.load_registry(_synthetic_registry(models, versions))
+    py = sys.executable
+    script = Path(py).with_name("nbtrack")
+    cli = [str(script)] if script.exists() else [py, "-m", "nbtrack"]
+    cases = {
+        "python -c pass": [py, "-c", "pass"],
+        "python -c 'import duckdb'": [py, "-c", "import duckdb"],
+        "nbtrack models ls": [*cli, "models", "ls"],
+        "nbtrack models show": [*cli, "models", "show", "model-0500@champion"],
+    }
+    # As installed: bytecode compiled once and kept (here in a folder of its own, so a
+    # PYTHONDONTWRITEBYTECODE environment does not make every start compile the sources).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "nbtrack-bench-pycache")
+    out = {label: process_times(argv, env) for label, argv in cases.items()}
+    print("3. as new processes, median of 10, wall (cpu) ms, target < 100 ms:")
+    for label, (wall, cpu) in out.items():
+        print(f"   {label:28s} {wall * 1000:6.1f} ({cpu * 1000:.1f})")
+    return out
 
 
 MLFLOW_SCRIPT = textwrap.dedent(
@@ -195,7 +242,7 @@ def mlflow_python(given: str | None) -> str | None:
 def case_compare(client: Client, python: str | None, repeat: int) -> dict[str, Any] | None:
     if python is None:
         print(
-            "3. MLflow comparison skipped: mlflow is not importable here and no "
+            "4. MLflow comparison skipped: mlflow is not importable here and no "
             "--mlflow-python was given (it is not a dependency; see benchmarks/README.md)"
         )
         return None
@@ -232,9 +279,9 @@ def case_compare(client: Client, python: str | None, repeat: int) -> dict[str, A
             reason = (done.stderr.strip().splitlines() or ["?"])[-1]
             print(f"   MLflow with a {backend} store failed: {reason}")
     if theirs is None:
-        print("3. MLflow comparison skipped: MLflow could not run the operations (above)")
+        print("4. MLflow comparison skipped: MLflow could not run the operations (above)")
         return None
-    print(f"3. MLflow ({backend} store) vs nbtrack, medians of {repeat}:")
+    print(f"4. MLflow ({backend} store) vs nbtrack, medians of {repeat}:")
     result = {}
     for op in ("register", "alias", "load"):
         a, b = statistics.median(ours[op]), statistics.median(theirs[op])
@@ -252,11 +299,11 @@ def main() -> None:
     ap.add_argument("--versions", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--mlflow-python", help="a Python whose environment has mlflow")
-    ap.add_argument("--only", choices=["1", "2", "3"], help="run one case")
+    ap.add_argument("--only", choices=["1", "2", "3", "4"], help="run one case")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
-        for case in ("1", "2", "3"):
+        for case in ("1", "2", "3", "4"):
             if args.only and case != args.only:
                 continue
             folder = Path(tmp) / f"case{case}"
@@ -267,6 +314,8 @@ def main() -> None:
                 case_load(client, args.mb, args.repeat)
             elif case == "2":
                 case_listing(client, args.models, args.versions, args.repeat)
+            elif case == "3":
+                case_commands(client, args.models, args.versions)
             else:
                 case_compare(client, mlflow_python(args.mlflow_python), args.repeat)
 

@@ -15,6 +15,17 @@ import pytest
 VENV_BIN = str(Path(sys.executable).parent)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_store_above_the_tests(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A project is found by walking up from its folder, so a stray ``.nbtrack/`` above
+    the temporary folders (say ``/tmp/.nbtrack``) would quietly become every test's
+    store. Stop before any test runs, naming it."""
+    base = tmp_path_factory.getbasetemp().resolve()
+    stray = next((d / ".nbtrack" for d in base.parents if (d / ".nbtrack").is_dir()), None)
+    if stray is not None:
+        pytest.exit(f"{stray} would be every test's store; move it away (or use --basetemp)", 3)
+
+
 @pytest.fixture
 def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project folder as the current folder, with no store chosen by env."""
@@ -25,6 +36,18 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def pipe_project(project_dir: Path) -> Path:
+    """A project holding the training notebook (tests/notebooks/pipe_train.ipynb) and its
+    data, with an empty store."""
+    import shutil
+
+    shutil.copy(Path(__file__).parent / "notebooks" / "pipe_train.ipynb", project_dir)
+    (project_dir / "pipe_data.csv").write_text("1\n2\n3\n")
+    (project_dir / ".nbtrack").mkdir()
+    return project_dir
 
 
 def kernel_env(**extra: str) -> dict[str, str]:

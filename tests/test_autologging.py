@@ -143,3 +143,46 @@ def test_nothing_is_logged_outside_a_tracked_cell_and_disable_restores(project_d
     finally:
         nbtrack.autolog(disable=True)
     assert LinearRegression.fit is original_fit and _validation.cross_validate is original_cv
+
+
+def test_each_refit_becomes_a_new_version_of_the_registered_model(project_dir) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    import nbtrack
+    from model_helpers import iris, make_client, tracked
+    from nbtrack.registry.core import Registry
+
+    client = make_client(project_dir)
+    X, y = iris()
+    nbtrack.autolog(registered_model_name="iris")
+    try:
+        # given autolog registering fits: a fit, a refit with another C, then a search
+        fitted = []
+        for c in (0.05, 5.0):
+            with tracked(client) as run:
+                fitted.append((run.run_id, LogisticRegression(C=c, max_iter=500).fit(X, y)))
+        with tracked(client) as run:
+            grid = {"C": [0.1, 1.0]}
+            search = GridSearchCV(LogisticRegression(max_iter=500), grid, cv=3).fit(X, y)
+            fitted.append((run.run_id, search.best_estimator_))
+        # and a fit outside a tracked cell
+        LogisticRegression(max_iter=500).fit(X, y)
+    finally:
+        nbtrack.autolog(disable=True)
+    # then each tracked fit is a version, linked to its run, that predicts as the fit did
+    # (the search: its refit best estimator, not the search)
+    versions = Registry(client).versions("iris")
+    assert [(v.version, v.run_id) for v in versions] == [
+        (i + 1, run_id) for i, (run_id, _) in enumerate(fitted)
+    ]
+    for v, (_, model) in zip(versions, fitted, strict=True):
+        loaded = nbtrack.load_model(f"models:/iris/{v.version}")
+        assert type(loaded) is LogisticRegression and loaded.C == model.C
+        assert np.array_equal(loaded.predict(X), model.predict(X))
+        assert [c["name"] for c in v.signature["inputs"]] == list(X.columns)
+    # and turning autolog off stops registering
+    with tracked(client):
+        LogisticRegression(max_iter=500).fit(X, y)
+    assert len(Registry(client).versions("iris")) == 3

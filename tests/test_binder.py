@@ -26,13 +26,14 @@ from typing import Any
 import pytest
 
 from factory import record_run
-from nbtrack.binder import binder_spec, requirement_for
+from nbtrack.binder import binder_spec, checkout_requirement, requirement_for, self_requirement
 from nbtrack.cli import main as cli_main
 from nbtrack.client import Client
 from nbtrack.exceptions import UsageError
 from nbtrack.models import Environment, Run
 
 REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "python"
 BIN = Path(sys.executable).parent
 
 
@@ -266,7 +267,8 @@ def test_binder_refuses_to_overwrite_without_force(
     (project / "binder").mkdir()
     (project / "binder/requirements.txt").write_text("numpy\n")
     # without --force: an error naming the file, and nothing written
-    assert cli_main(["binder", run_id, "--out", str(project / "binder")]) == 2
+    # (exit code 1: an error, not a usage error — the command line was right)
+    assert cli_main(["binder", run_id, "--out", str(project / "binder")]) == 1
     assert "requirements.txt already exists; pass --force" in capsys.readouterr().err
     assert (project / "binder/requirements.txt").read_text() == "numpy\n"
     assert not (project / "binder/runtime.txt").exists()
@@ -300,13 +302,94 @@ def test_binder_spec_skips_local_builds_and_warns_about_other_platforms() -> Non
     )
     spec = binder_spec(run)
     assert spec.python == "3.12"
-    assert spec.requirements == ["numpy==2.1.0"]
+    assert [r for r in spec.requirements if not r.startswith("nbtrack")] == ["numpy==2.1.0"]
     assert [s.name for s in spec.skipped] == ["Bad Name", "torch"]
     assert any("Binder runs Linux" in warning for warning in spec.warnings)
-    assert any("nbtrack itself is not pinned" in warning for warning in spec.warnings)
+    # nbtrack itself is always there, as this environment installs it, or a warning says
+    # what to do (this checkout may have no public remote)
+    own, problem = self_requirement()
+    assert (own in spec.requirements) if own else (problem in spec.warnings)
     files = spec.files()
     assert files["runtime.txt"] == "python-3.12\n"
     assert "#   torch 2.4.0+cpu: local version label +cpu" in files["requirements.txt"]
+
+
+def _git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _checkout(folder: Path) -> None:
+    """A git repository with one commit in ``folder``."""
+    _git(folder, "init", "-q")
+    _git(
+        folder,
+        "-c",
+        "user.name=a",
+        "-c",
+        "user.email=a@b",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+    )
+
+
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [
+        ("https://github.com/alice/nbtrack.git", "https://github.com/alice/nbtrack.git"),
+        ("git@github.com:alice/nbtrack.git", "https://github.com/alice/nbtrack.git"),
+        ("https://gitlab.example.org/team/nbtrack", "https://gitlab.example.org/team/nbtrack"),
+    ],
+)
+def test_nbtrack_from_a_checkout_is_pinned_to_its_repository_and_commit(
+    tmp_path: Path, origin: str, expected: str
+) -> None:
+    # given nbtrack installed from a git checkout whose origin is a public repository
+    _checkout(tmp_path)
+    _git(tmp_path, "remote", "add", "origin", origin)
+    commit = _git(tmp_path, "rev-parse", "HEAD")
+    # when Binder's requirement for it is made
+    # then pip installs that repository at that commit, with no credentials
+    assert checkout_requirement(tmp_path) == (f"nbtrack @ git+{expected}@{commit}", None)
+
+
+def test_nbtrack_from_a_checkout_without_a_remote_says_what_to_do(tmp_path: Path) -> None:
+    # given a checkout with no remote, and a folder that is no checkout at all
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _checkout(repo)
+    commit = _git(repo, "rev-parse", "HEAD")
+    # then no requirement, and a message naming the fix and the commit
+    line, problem = checkout_requirement(repo)
+    assert line is None
+    assert "no public origin remote" in str(problem) and "git remote add origin" in str(problem)
+    assert f"git+<repository URL>@{commit}" in str(problem)
+    line, problem = checkout_requirement(plain)
+    assert line is None and "not a git checkout" in str(problem)
+
+
+def test_nbtrack_from_pypi_is_pinned_to_its_release(tmp_path: Path) -> None:
+    # given a fresh environment where nbtrack is a plain install (as from PyPI: no
+    # direct_url.json), made from this checkout's metadata
+    site = tmp_path / "site"
+    info = site / "nbtrack-9.8.7.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nbtrack\nVersion: 9.8.7\n")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from nbtrack.binder import self_requirement; print(self_requirement())"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(SRC)])}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(site)], env=env, capture_output=True, text=True, check=True
+    )
+    # then Binder installs that release by name and version
+    assert done.stdout.strip() == "('nbtrack==9.8.7', None)"
 
 
 def test_binder_spec_needs_an_environment() -> None:

@@ -38,20 +38,22 @@ def test_ls_prints_a_table_newest_first_with_params_and_metrics(project_dir, two
     r = run_cli("ls", cwd=project_dir)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
+    # the params and metrics that differ between the runs come first, then the run's
+    # other fields, then what every run shares (opt)
     assert lines[0].split() == [
         "run",
         "name",
         "status",
+        "lr",
+        "acc",
+        "loss",
         "started",
         "duration",
         "notebook",
         "cell",
-        "lr",
         "opt",
-        "acc",
-        "loss",
     ]
-    assert lines[1].startswith(two_runs[1][:8]) and "nan" in lines[1]
+    assert lines[1].startswith(two_runs[1][:8]) and "NaN" in lines[1]
     assert lines[2].startswith(two_runs[0][:8]) and "0.8" in lines[2]
 
 
@@ -65,7 +67,7 @@ def test_ls_json_csv_where_sort_and_limit(project_dir, two_runs):
             )
         )
     )
-    assert [float(r["lr"]) for r in rows] == [0.01, 0.1]
+    assert [float(r["params.lr"]) for r in rows] == [0.01, 0.1]  # CSV: always prefixed
     only = json.loads(run_cli("ls", "--json", "--where", "lr > 0.05", cwd=project_dir).stdout)
     assert [r["run_id"] for r in only["runs"]] == [two_runs[0]]
     one = json.loads(run_cli("ls", "--json", "--limit", "1", cwd=project_dir).stdout)
@@ -113,6 +115,8 @@ def test_show_and_diff_and_sql(project_dir, two_runs):
         (["ls", "--kind", "weird"], "invalid choice"),
         (["sql", "SELEC 1"], "SQL error"),
         (["frobnicate"], "invalid choice"),
+        (["ls", "--columns", "nosuch*"], "matches no column"),
+        (["ls", "--parent", "abcdef123456"], "no run or sweep matches"),
         ([], "required"),
     ],
 )
@@ -122,6 +126,9 @@ def test_bad_arguments_give_one_line_and_a_non_zero_exit(project_dir, two_runs, 
     assert r.stdout == ""
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nbtrack: error:") and message in err[0], r.stderr
+    assert "error: nbtrack" not in err[0]  # one prefix, not two
+    # a bad command line is a usage error (2); a run that is not there, an error (1)
+    assert r.returncode == (1 if message.startswith("no run") else 2)
 
 
 def test_the_store_can_be_named_explicitly(tmp_path, two_runs, project_dir):
@@ -213,3 +220,146 @@ def test_sql_write_backs_the_store_up_first_and_says_where(project_dir, two_runs
 def test_sql_never_installs_or_loads_an_extension(project_dir, two_runs):
     r = run_cli("sql", "--write", "INSTALL sqlite", cwd=project_dir)
     assert r.returncode == 2 and "extensions is not allowed" in r.stderr
+
+
+def test_each_verb_builds_only_its_module_and_the_table_of_verbs_is_complete():
+    import argparse
+    import importlib
+
+    from nbtrack import cli
+
+    # given every verb module registering on a parser of its own
+    registered = {}
+    for name in cli.MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"nbtrack.cli.{name}").register(sub)
+        registered.update(dict.fromkeys(sub.choices, name))
+    # then the table the command line picks a module by is exactly that
+    assert registered == cli.VERBS
+    # and a command line naming a verb (after --store) builds that verb alone
+    assert cli.command_of(["--store", "x", "models", "ls"]) == "models"
+    assert cli.command_of(["--store=x", "drift", "p"]) == "drift"
+    assert cli.command_of(["--help"]) is None
+    parser = cli.build_parser("models")
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(verbs.choices) == {"models", "register"}
+
+
+def test_help_and_an_unknown_verb_still_list_every_verb(capsys):
+    from nbtrack.cli import main
+
+    # an unknown verb: the error names the valid ones, from every module
+    assert main(["modles", "ls"]) == 2
+    err = capsys.readouterr().err
+    assert "modles" in err and "models" in err and "rerun" in err and "drift" in err
+
+
+def test_columns_chooses_by_name_and_glob_in_the_order_given(project_dir, two_runs):
+    # given two runs with params lr, opt and metrics acc, loss
+    # when a user names the columns, a glob among them
+    r = run_cli("ls", "--columns", "run,metrics.*,params.l*", cwd=project_dir)
+    # then exactly those columns come, in that order (a glob in name order)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split() == ["run", "acc", "loss", "lr"]
+    # and system metrics, left out by default, are there when asked for
+    from factory import record_run
+
+    record_run(project_dir, "sys", metrics={"system/cpu_percent": 12.5})
+    system = run_cli("ls", "--columns", "run,metrics.system/*", cwd=project_dir)
+    assert "system/" in system.stdout.splitlines()[0]
+    assert "system/" not in run_cli("ls", cwd=project_dir).stdout
+
+
+def test_a_param_and_a_metric_of_the_same_name_get_prefixed_columns(project_dir):
+    # given runs whose parameter and metric share the name `score`
+    from factory import record_run
+
+    for value in (1, 2):
+        record_run(project_dir, "t", params={"score": value, "k": 3}, metrics={"score": value / 4})
+    # when they are listed
+    header = run_cli("ls", cwd=project_dir).stdout.splitlines()[0].split()
+    # then the two are told apart; a name no metric has stays bare
+    assert "params.score" in header and "metrics.score" in header and "k" in header
+    assert "score" not in header
+
+
+def test_the_table_fits_the_terminal_and_says_what_it_left_out(project_dir):
+    # given runs with long names and many parameters
+    from factory import record_run
+
+    for i in range(3):
+        record_run(
+            project_dir,
+            "a-rather-long-run-name-" * 3 + str(i),
+            params={f"parameter_{k}": i * k + 0.123456789 for k in range(12)},
+            metrics={"accuracy": 0.9 + i / 100},
+            notebook_path="notebooks/a/deeply/nested/folder/train.ipynb",
+        )
+    for width in (60, 100, 200):
+        # when the terminal is `width` characters wide
+        r = run_cli("ls", cwd=project_dir, env={**kernel_env(), "COLUMNS": str(width)})
+        lines = r.stdout.splitlines()
+        # then no line is wider, cut text ends in an ellipsis, and stderr names the
+        # columns that did not fit
+        assert r.returncode == 0 and len(lines) == 4
+        assert max(len(line) for line in lines) <= width, lines
+        assert "…" in r.stdout
+        assert lines[0].startswith("run ") and "a-rather-long-run-name-" * 3 not in r.stdout
+        if width == 60:  # 19 columns cannot all fit, even cut to 10 characters
+            assert "more column(s) did not fit the terminal" in r.stderr
+            assert "--columns" in r.stderr
+    # and a pipe (no terminal, no COLUMNS) gets every character
+    piped = {k: v for k, v in kernel_env().items() if k != "COLUMNS"}
+    full = run_cli("ls", cwd=project_dir, env=piped).stdout
+    assert "a-rather-long-run-name-" * 3 in full and "notebooks/a/deeply" in full
+
+
+def test_ls_json_is_the_same_document_as_the_runs_it_lists(project_dir):
+    # given runs holding every kind of value a listing carries: NaN and infinite
+    # metrics and params, nested and odd string params, data versions, tags, named inputs
+    from factory import record_run
+    from nbtrack.client import Client
+    from nbtrack.models import DataVersion, NamedInput, RunQuery
+
+    (project_dir / "in.csv").write_text("a,b\n1,2\n")
+    parent = record_run(project_dir, "nb", kind="notebook", params={"lr": 0.1})
+    record_run(
+        project_dir,
+        "odd",
+        params={
+            "nan": float("nan"),
+            "inf": float("-inf"),
+            "nested": {"a": [1, 2.5, None, "NaN"], "b": {"c": True}},
+            "quote": 'say "Infinity" \\ now\n',
+            "unicode": "α→β",
+            "big": 10**30,
+        },
+        metrics={"m": float("nan"), "p": float("inf"), "q": [1.0, -2.5e-7]},
+        inputs=["in.csv"],
+        data=[DataVersion("out/x.bin", "output", "xxh3:00", 12, mtime=1.5)],
+        named_inputs=[NamedInput("df", "DataFrame", "upstream", "3×4", "xxh64:1", stale=True)],
+        tags={"team": "a", "nbtrack.warning.git": "no git"},
+        parent_id=parent,
+        notebook_path="n.ipynb",
+        cell_id="c1",
+        source="x = 1",
+    )
+    record_run(project_dir, "plain", params={"lr": 0.01}, metrics={"acc": 0.5})
+    client = Client.open(project_dir)
+    for args, query in (
+        ([], RunQuery()),
+        (["--kind", "all"], RunQuery(kind=None)),
+        (["--where", "lr > 0.001", "--kind", "all"], RunQuery(where="lr > 0.001", kind=None)),
+        (["--parent", parent[:6]], RunQuery(parent_id=parent)),
+        (["--sort", "metrics.acc", "--limit", "1"], RunQuery(sort="metrics.acc", limit=1)),
+    ):
+        # when `ls --json` lists them
+        r = run_cli("ls", "--json", *args, cwd=project_dir)
+        # then the document is the listing's, value for value, and strict JSON
+        assert r.returncode == 0, r.stderr
+        expected = json.loads(json.dumps(client.list_runs(query).to_dict(), allow_nan=False))
+        assert json.loads(r.stdout, parse_constant=_refuse) == expected, args
+
+
+def _refuse(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")

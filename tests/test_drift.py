@@ -93,10 +93,68 @@ def test_categorical_columns_use_jensen_shannon_and_mixed_types_are_named():
     cur = pd.DataFrame({"city": ["Paris"] * 20 + ["Lyon"] * 30 + ["Brest"] * 50})
     col = drift.compare(profile_frame(ref), profile_frame(cur)).columns[0]
     expected = jensenshannon([50, 30, 20, 0], [20, 30, 0, 50], base=2)
-    assert col.js == pytest.approx(expected, abs=1e-9) and col.flags == ["js"]
+    assert col.js == pytest.approx(expected, abs=1e-9) and col.flags == ["js", "chi2"]
     mixed = pd.DataFrame({"m": pd.Series([1, "a", 2.5, None], dtype=object)})
     col = drift.compare(profile_frame(mixed), profile_frame(mixed)).columns[0]
     assert col.kind == "categorical" and col.js == 0 and "mixed" in (col.note or "")
+
+
+def test_categorical_chi_square_matches_scipy_on_a_real_shift_and_not_on_resampling():
+    rng = np.random.default_rng(11)
+    plans = ["basic", "plus", "pro", "team"]
+    ref = rng.choice(plans, 20_000, p=[0.4, 0.3, 0.2, 0.1])
+    # given a new version where customers moved from basic to pro (a real shift)
+    shifted = rng.choice(plans, 15_000, p=[0.34, 0.3, 0.26, 0.1])
+    # and one drawn again from the same mix (no shift)
+    same = rng.choice(plans, 15_000, p=[0.4, 0.3, 0.2, 0.1])
+    for cur, drifted in ((shifted, True), (same, False)):
+        col = drift.compare(
+            profile_frame(pd.DataFrame({"plan": ref})), profile_frame(pd.DataFrame({"plan": cur}))
+        ).columns[0]
+        table = [[int((ref == p).sum()) for p in plans], [int((cur == p).sum()) for p in plans]]
+        expected = stats.chi2_contingency(table, correction=False)
+        # then the statistic and p-value are scipy's (no continuity correction)
+        assert col.chi2 == pytest.approx(expected.statistic, rel=1e-9)
+        assert col.chi2_p == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-300)
+        # and only the real shift is flagged
+        assert ("chi2" in col.flags) is drifted
+        assert ("chi-square" in col.describe(drift.Thresholds())) is drifted
+
+
+def test_chi_square_p_values_follow_scipy_across_degrees_of_freedom():
+    for x in (1e-3, 0.5, 3.0, 7.9, 40.0, 600.0):
+        for dof in (1, 2, 5, 30, 999):
+            assert drift.chi2_sf(x, dof) == pytest.approx(stats.chi2.sf(x, dof), abs=1e-12)
+
+
+def test_many_versions_in_one_pass_equal_the_pairwise_comparisons():
+    from nbtrack.driftbatch import compare_many
+
+    rng = np.random.default_rng(2)
+    # given versions mixing exact columns, grid columns and a column whose kind changes
+    frames = []
+    for i in range(6):
+        frames.append(
+            pd.DataFrame({
+                "exact": np.round(rng.normal(0.1 * i, 1, 3000), 1),
+                "grid": rng.lognormal(0.03 * i, 1, 3000),
+                "switch": rng.lognormal(0, 1, 3000) if i % 2 else rng.integers(0, 5, 3000),
+                "empty": np.full(3000, np.nan),
+                "cat": rng.choice(["a", "b", "c"], 3000),
+            })
+        )  # fmt: skip
+    profiles = [profile_frame(f) for f in frames]
+    # when all are compared with the first in one pass
+    batched = compare_many(profiles[0], profiles[1:])
+    # then every number is the pairwise one
+    for cur, got in zip(profiles[1:], batched, strict=True):
+        want = drift.compare(profiles[0], cur)
+        assert [c.name for c in got.columns] == [c.name for c in want.columns]
+        for a, b in zip(got.columns, want.columns, strict=True):
+            assert a.flags == b.flags and a.exact == b.exact
+            for stat in ("ks", "ks_p", "psi", "js", "chi2"):
+                x, y = getattr(a, stat), getattr(b, stat)
+                assert (x is None and y is None) or x == pytest.approx(y, abs=1e-12)
 
 
 # ---------------------------------------------------------------- through the store and CLI

@@ -174,18 +174,24 @@ def test_changed_data_shows_in_the_diff_of_two_otherwise_equal_runs(
     assert "data/test.csv" not in changed  # only what differs
 
 
-def test_demo_runs_end_to_end_and_shows_the_table_and_a_diff(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``examples/demo.py`` run as ``make demo`` runs it: its folder and its output."""
+    workdir = tmp_path_factory.mktemp("demo") / "demo-output"
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "demo.py"), "--workdir", str(workdir)],
-        cwd=tmp_path,
+        cwd=workdir.parent,
         env=user_env(),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
+    return workdir, done.stdout
+
+
+def test_demo_runs_end_to_end_and_shows_the_table_and_a_diff(demo: tuple[Path, str]) -> None:
+    workdir, out = demo
     # the commands a user would type, in order
     steps = [
         "$ nbtrack sweep 01_prepare.ipynb",
@@ -193,6 +199,10 @@ def test_demo_runs_end_to_end_and_shows_the_table_and_a_diff(tmp_path: Path) -> 
         "$ nbtrack sweep 02_train.ipynb -p model gbm -p max_depth 1 3",
         "$ nbtrack ls",
         "$ nbtrack diff",
+        "$ nbtrack sweep 01_prepare.ipynb -p label_noise 0.2",
+        "$ nbtrack sweep 02_train.ipynb\n",
+        "$ nbtrack models register",
+        "export BEFORE=",
     ]
     positions = [out.index(step) for step in steps]
     assert positions == sorted(positions)
@@ -200,9 +210,56 @@ def test_demo_runs_end_to_end_and_shows_the_table_and_a_diff(tmp_path: Path) -> 
     assert table.count("train") >= 5 and "prepare" in table
     diff = out[out.index("$ nbtrack diff") :]
     assert "acc" in diff
-    # and its store holds what the table shows
+    # and its store holds what the table shows, and the training around the data change
     client = Client(resolve_project(workdir))
     trained = runs_named(client, "train")
-    assert len(trained) == 5
+    assert len(trained) == 6
     assert {run.params.get("alpha") for run in trained} >= {0.0001, 0.001, 3.0}
+    before, after = (client.get_run(ref) for ref in tour_ids(out).values())
+    assert before.params == after.params and before.source == after.source
+    assert data_of(before, "input")["data/train.csv"] != data_of(after, "input")["data/train.csv"]
     assert (workdir / ".gitignore").read_text() == "*\n"
+
+
+def tour_ids(out: str) -> dict[str, str]:
+    """``BEFORE`` and ``AFTER`` from the demo's ``export BEFORE=… AFTER=…`` line."""
+    line = next(x for x in out.splitlines() if x.strip().startswith("export BEFORE="))
+    return dict(word.split("=", 1) for word in line.split()[1:])
+
+
+def tour_commands() -> list[str]:
+    """The shell lines of the README's tour: every line of its bash blocks, as written."""
+    readme = (REPO / "README.md").read_text()
+    tour = readme[readme.index("## Five-minute tour") :]
+    tour = tour[: tour.index("\n## ", 1)]
+    blocks = tour.split("```bash\n")[1:]
+    return [
+        line
+        for block in blocks
+        for line in block[: block.index("```")].splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def test_every_command_of_the_readme_tour_works_as_typed_after_the_demo(
+    demo: tuple[Path, str],
+) -> None:
+    # given the demo's folder and the `export` line it printed, as a user's shell has them
+    workdir, out = demo
+    # (a filter's time limit raised: a test machine shared by many runs can be slow)
+    env = {**user_env(), **tour_ids(out), "NBTRACK_QUERY_TIMEOUT": "120"}
+    commands = tour_commands()
+    assert len(commands) >= 12 and any("$BEFORE" in c for c in commands)
+    for command in commands:
+        # when each command of the README's tour is typed, in order
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=workdir, env=env, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        # then it works: exit 0 (rerun may answer "not reproduced", exit 1), no traceback
+        said = done.stdout + done.stderr
+        allowed = (0, 1) if command.startswith("nbtrack rerun") else (0,)
+        assert done.returncode in allowed, f"{command!r} exited {done.returncode}:\n{said[-3000:]}"
+        assert "Traceback" not in said, f"{command!r}:\n{said[-3000:]}"
+        if command.startswith("nbtrack rerun"):
+            assert "reproduced" in said, said[-2000:]

@@ -114,3 +114,78 @@ def test_nan_fails_every_comparison_and_chains_work():
     assert not gates.evaluate(gate, {"acc": float("nan"), "loss": 0.1}, run_id="r").passed
     dotted = gates.parse("GridSearchCV.best_score >= 0.9")
     assert gates.evaluate(dotted, {"GridSearchCV.best_score": 0.95}, run_id="r").passed
+
+
+def test_a_model_version_is_gated_on_its_run_and_on_drift_of_its_training_data(project_dir):
+    import numpy as np
+    import pandas as pd
+
+    from model_helpers import fitted, make_client, tracked
+    from nbtrack.hashing import StatCache
+    from nbtrack.registry.core import Registry
+    from nbtrack.versioning import version_path
+
+    client = make_client(project_dir)
+    data = project_dir / "train.csv"
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"age": rng.normal(40, 8, 2000), "plan": rng.choice(["a", "b"], 2000)})
+    frame.to_csv(data, index=False)
+
+    def read_train(writer: RunWriter) -> None:
+        stats = StatCache.for_folder(client.project.folder)
+        v = version_path(client.project, "train.csv", "input", cache=client.cache, stat_cache=stats)
+        writer.log_data([v])
+
+    # given a run that read the training data, scored auc 0.91 and registered churn/1
+    with tracked(client) as w:
+        read_train(w)
+        w.log_metrics({"auc": 0.91})
+        nbtrack.log_model(fitted(), "churn")
+    Registry(client).set_alias("churn", 1, "champion")
+    # and a newer run that scored worse (the default `last`), not behind the model
+    _run(project_dir, {"auc": 0.5})
+    # when CI gates the champion, then the model's own run is judged
+    r = run_cli("check", "auc >= 0.9", "--model", "churn@champion", cwd=project_dir)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"PASS model churn/1 (run {w.run_id[:8]}): auc >= 0.9 (auc=0.91)"
+    # and with no new data, its training data has not drifted
+    r = run_cli("check", "drift.columns == 0", "--model", "churn", "--json", cwd=project_dir)
+    assert r.returncode == 0, r.stderr
+    verdict = json.loads(r.stdout)
+    assert verdict["model"] == "churn/1" and verdict["values"] == {"drift.columns": 0}
+    # when a later run records a shifted version of the training data
+    frame.assign(age=frame.age + 12, plan="b").to_csv(data, index=False)
+    with tracked(client, name="load") as later:
+        read_train(later)
+    # then the drift gate fails, naming the values it read
+    r = run_cli(
+        "check", "auc >= 0.9 and drift.max_psi < 0.2 and drift.min_chi2_p > 0.01",
+        "--model", "churn@champion", cwd=project_dir,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    line = r.stdout.strip()
+    assert line.startswith(f"FAIL model churn/1 (run {w.run_id[:8]}): not drift.max_psi < 0.2")
+    assert "not drift.min_chi2_p > 0.01" in line and "auc=0.91" in line
+    # and the same verdict from Python
+    result = nbtrack.check("drift.columns == 0", model="churn@champion")
+    assert not result and result.values["drift.columns"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["auc > 0", "--model", "nope@champion"], "nope"),
+        (["auc > 0", "--model", "churn@missing"], "missing"),
+        (["drift.max_psi < 0.2", "--model", "churn"], "read no table"),
+        (["auc > 0", "--model", "churn", "--run", "last"], "not allowed with argument"),
+    ],
+)
+def test_a_model_gate_that_cannot_be_applied_exits_2(project_dir, args, message):
+    from model_helpers import fitted, make_client, tracked
+
+    client = make_client(project_dir)
+    with tracked(client) as w:
+        w.log_metrics({"auc": 0.9})
+        nbtrack.log_model(fitted(), "churn")
+    r = run_cli("check", *args, cwd=project_dir)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr

@@ -177,3 +177,22 @@ def test_malformed_entries_in_the_stat_cache_are_ignored(tmp_path: Path) -> None
     store = tmp_path / "statcache.json"
     store.write_text(json.dumps({"format": 1, "entries": {str(f.resolve()): [1, 2]}}))
     assert StatCache(store).hash(f).hash == hash_bytes(b"abc")
+
+
+def test_a_stat_cache_save_that_fails_keeps_what_it_learnt(tmp_path: Path) -> None:
+    # given a stat cache that learnt a hash, and a file where its folder should go
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"x" * 100)
+    old = time.time() - 60
+    os.utime(data, (old, old))  # (not racy: remembered)
+    folder = tmp_path / "store"
+    cache = StatCache(folder / "statcache.json")
+    first = cache.hash(data)
+    folder.write_text("not a folder")
+    # when saving fails, then the hash is still pending, and the next save writes it
+    with pytest.raises(OSError):
+        cache.save()
+    folder.unlink()
+    cache.save()
+    again = StatCache(folder / "statcache.json")
+    assert again.lookup(str(data.resolve()), os.stat(data)) == first.hash

@@ -156,10 +156,13 @@ def test_git_state_and_snapshot_that_cannot_be_recorded_are_warnings_on_the_run(
     )
     assert "warning: no notebook snapshot kept:" in reply.text
 
-    # and the run keeps both as warning tags, with what could be recorded
+    # and the run keeps them as warning tags (the session code needs the cache too),
+    # with what could be recorded
     run = _settle(project_dir).get_run("last")
-    assert sorted(run.tags) == ["nbtrack.warning.git", "nbtrack.warning.notebook"]
-    assert run.warnings == [run.tags["nbtrack.warning.git"], run.tags["nbtrack.warning.notebook"]]
+    kinds = ["code", "git", "notebook"]
+    assert sorted(run.tags) == [f"nbtrack.warning.{k}" for k in kinds]
+    assert run.warnings == [run.tags[f"nbtrack.warning.{k}"] for k in kinds]
+    assert run.tags["nbtrack.warning.code"].startswith("no session code kept:")
     assert run.status == "finished" and run.git_commit is None and run.notebook_hash is None
     assert run.code_matches_notebook is True
 
@@ -320,6 +323,11 @@ def test_line_magics_show_tables_of_the_store(kernel, project_dir):
     assert "lr" in diffed.text and "changed" in diffed.text
     sql = kernel.ok("%track sql SELECT count(*) AS n FROM runs")
     assert "2" in sql.text
+    # the query as written, its quotes kept
+    quoted = kernel.ok(
+        "%track sql SELECT count(*) AS n FROM params WHERE key='lr' AND value <> '\"x\"'"
+    )
+    assert "2" in quoted.text
     refused = kernel.run('%track sql "DELETE FROM runs"')
     assert refused.status == "error" and refused.ename == "UsageError" and "--write" in refused.text
     wrote = kernel.ok(f"%track sql --write \"DELETE FROM runs WHERE run_id = '{ids[1]}'\"")

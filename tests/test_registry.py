@@ -87,6 +87,27 @@ def test_aliases_move_with_a_kept_history_and_load_by_alias(client):
     assert "champion: 1 -> 2" in out.stdout and "champion: 2 -> removed" in out.stdout
 
 
+def test_a_repeated_load_by_alias_follows_a_move_made_by_another_process(client):
+    with tracked(client):
+        for c in (0.01, 10.0):
+            nbtrack.log_model(fitted(C=c), "churn")
+    nbtrack.set_model_alias("churn", "champion", 1)
+    # given the champion loaded twice in this process (the second time from memory)
+    for _ in range(2):
+        first = nbtrack.load_model("models:/churn@champion")
+        assert first.C == 0.01
+    # when another process moves the alias
+    out = run_cli("models", "alias", "churn", "2", "champion", cwd=client.project.root)
+    assert out.returncode == 0, out.stderr
+    # then the next load here gets the version it names now
+    assert nbtrack.load_model("models:/churn@champion").C == 10.0
+    # and once it is removed elsewhere, loading by it is refused
+    out = run_cli("models", "rm-alias", "churn", "champion", cwd=client.project.root)
+    assert out.returncode == 0, out.stderr
+    with pytest.raises(ModelNotFoundError, match="no alias 'champion'"):
+        nbtrack.load_model("models:/churn@champion")
+
+
 def test_bad_references_are_refused_with_what_exists(client):
     X, _ = iris()
     with tracked(client):

@@ -139,3 +139,30 @@ def test_loading_with_another_library_version_warns(client):
     with pytest.warns(LibraryVersionWarning, match="saved with scikit-learn 0.24.2"):
         model = nbtrack.load_model("churn/1")
     assert model.predict(X[:2]).shape == (2,)
+
+
+def test_pytorch_modules_round_trip_as_their_state_dict(client):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    X = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+
+    def run(m, x):
+        if isinstance(m, dict):  # loaded without a module: the state_dict, into a new one
+            fresh = torch.nn.Sequential(
+                torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)
+            )
+            fresh.load_state_dict(m)
+            m = fresh
+        with torch.no_grad():
+            return m(torch.as_tensor(x)).numpy()
+
+    v = _round_trip(client, net, X, run)
+    assert v.flavor == "pytorch" and v.file_name == "state_dict.pt"
+    assert v.signature["outputs"][0]["tensor-spec"] == {"dtype": "float32", "shape": [-1, 2]}
+    # given a module to load into, the weights come back in it, ready to predict
+    into = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    loaded = nbtrack.load_model("models:/m/1", model=into)
+    assert loaded is into and not loaded.training
+    np.testing.assert_allclose(run(loaded, X), run(net, X), rtol=1e-6)

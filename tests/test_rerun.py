@@ -7,7 +7,6 @@ logs ``acc`` and writes ``pipe_out.txt``; ``noise=True`` drops its seed.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -26,15 +25,6 @@ from nbtrack.project import resolve_project
 from nbtrack.tracking import RunWriter
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
-
-
-@pytest.fixture
-def pipe_project(project_dir: Path) -> Path:
-    """A project holding the training notebook and its data, with an empty store."""
-    shutil.copy(NOTEBOOKS / "pipe_train.ipynb", project_dir)
-    (project_dir / "pipe_data.csv").write_text("1\n2\n3\n")
-    (project_dir / ".nbtrack").mkdir()
-    return project_dir
 
 
 def execute_once(folder: Path, **params: str) -> tuple[Run, Run]:
@@ -114,13 +104,24 @@ def test_unseeded_randomness_gets_a_verdict_naming_the_metric_and_the_output(pip
     ]
 
 
-def test_changed_input_data_gets_a_verdict_naming_the_file(pipe_project, capsys):
+def test_a_changed_input_is_read_at_its_recorded_version_and_left_as_the_user_edited_it(
+    pipe_project, capsys
+):
     _, cell = execute_once(pipe_project)
-    (pipe_project / "pipe_data.csv").write_text("1\n2\n3\n4\n")
-    assert main(["rerun", cell.run_id[:8]]) == 1
-    out = capsys.readouterr().out
-    assert "input pipe_data.csv (train) no longer matches its recorded version" in out
-    assert "metric acc (train):" in out
+    edited = "1\n2\n3\n4\n"
+    (pipe_project / "pipe_data.csv").write_text(edited)
+    # By default the rerun reads the version the run read, in a scratch copy.
+    assert main(["rerun", cell.run_id[:8]]) == 0
+    assert "reproduced: 1 cell run(s)" in capsys.readouterr().out
+    assert (pipe_project / "pipe_data.csv").read_text() == edited
+    # In place, checkout's rules: an edited input is not overwritten without --force.
+    assert main(["rerun", cell.run_id[:8], "--in-place"]) == 1
+    err = capsys.readouterr().err
+    assert "refusing to re-run in place: pipe_data.csv" in err and "--force" in err
+    assert (pipe_project / "pipe_data.csv").read_text() == edited
+    assert main(["rerun", cell.run_id[:8], "--in-place", "--force"]) == 0
+    assert "workspace: in place" in capsys.readouterr().out
+    assert (pipe_project / "pipe_data.csv").read_text() == "1\n2\n3\n"
 
 
 def test_overrides_clone_a_run_with_edited_parameters(pipe_project):
@@ -145,7 +146,7 @@ def test_a_failing_rerun_records_the_cell_and_exception(pipe_project, capsys):
     assert {r.status for r in failed.runs} == {"finished", "failed"}
 
 
-def test_an_interactive_run_whose_code_differs_from_the_saved_notebook_is_rerun_with_a_warning(
+def test_an_interactive_run_whose_code_differs_from_the_saved_notebook_replays_what_ran(
     pipe_project, kernel_factory
 ):
     kernel = kernel_factory(pipe_project, NBTRACK_NOTEBOOK=str(pipe_project / "pipe_train.ipynb"))
@@ -163,6 +164,10 @@ def test_an_interactive_run_whose_code_differs_from_the_saved_notebook_is_rerun_
     assert client.get_run(interactive.run_id).code_matches_notebook is False
 
     done = run_cli("rerun", "last", cwd=pipe_project)
+    assert "mode: as-executed (the code that ran differs from the saved notebook" in done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Asked for the saved notebook, the rerun warns that it is not the code that ran.
+    done = run_cli("rerun", interactive.run_id, "--as-saved", cwd=pipe_project)
     assert (
         "did not match the saved notebook (unsaved edits, or cells run out of order)" in done.stderr
     )

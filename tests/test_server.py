@@ -17,25 +17,11 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from factory import record_run
+from jupyter_fixtures import _no_store_override, jp_server_config  # noqa: F401 - fixtures
 from nbtrack.client import Client
 from nbtrack.project import Project, resolve_project
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"nbtrack": True},
-            "allow_unauthenticated_access": False,
-        }
-    }
-
-
-@pytest.fixture(autouse=True)
-def _no_store_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NBTRACK_STORE", raising=False)
 
 
 @pytest.fixture
@@ -461,7 +447,13 @@ async def test_rerun_starts_one_background_job_and_records_a_linked_run(
     new_id = done["result"]["run_id"]
     _, new_run = await api(jp_fetch, "runs", new_id, params={"path": "proj"})
     assert new_run["rerun_of"] == original
+    assert new_run["rerun_verdict"] == "reproduced"
     assert new_run["params"] == {"lr": 0.2}
+    # The job names the re-run's cell run, which the runs table lists with its link.
+    _, table = await api(jp_fetch, "runs", params={"path": "proj"})
+    shown = {r["run_id"]: r for r in table["runs"]}[done["result"]["shown_run_id"]]
+    [original_cell] = [r for r in table["runs"] if r["parent_id"] == original]
+    assert (shown["rerun_of"], shown["rerun_verdict"]) == (original_cell["run_id"], "reproduced")
     _, info = await api(jp_fetch, "status", params={"path": "proj"})
     assert info["rerun_available"] is True
 

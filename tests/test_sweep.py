@@ -7,6 +7,7 @@ makes the kernel kill the worker process that launched it, mid-execution.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -95,12 +96,24 @@ def test_a_failed_execution_is_recorded_with_its_error_and_the_others_go_on(pipe
         "(it declares: lr, depth, seed, noise, crash, data_file, out_file); papermill injects it anyway"
     ) in done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["run", "status", "data_file", "epochs", "acc"]
+    assert lines[0].split() == ["notebook_run", "status", "data_file", "epochs", "acc"]
     assert lines[1].split()[1:4] == ["finished", "pipe_data.csv", "2"]  # runs with acc first
     assert lines[2].split()[1:] == ["failed", "missing.csv", "2"]
     assert "2 execution(s), 1 failed" in done.stdout
     assert "raised FileNotFoundError" in done.stdout
-    assert "executed notebooks: .nbtrack/executions/<run id>.ipynb" in done.stdout
+    # and the footer names real ids that lead to the cell runs, and a real executed notebook
+    best = lines[1].split()[0]
+    sweep_id = re.search(r"sweep (\w+): 2 execution", done.stdout)[1]
+    assert f"nbtrack ls --parent {sweep_id}; of one execution: nbtrack ls --parent {best}" in (
+        done.stdout
+    )
+    assert f"executed notebooks: .nbtrack/executions/{best}" in done.stdout
+    for parent, expected in ((best, 1), (sweep_id, 2)):
+        listed = run_cli("ls", "--parent", parent, "--json", cwd=pipe_project)
+        cells = json.loads(listed.stdout)["runs"]
+        assert len(cells) == expected and {c["kind"] for c in cells} == {"cell"}
+        if expected == 1:
+            assert cells[0]["parent_id"].startswith(best)
     statuses = {r.params["data_file"]: (r.status, r.error) for r in notebook_runs(pipe_project)}
     assert statuses["pipe_data.csv"] == ("finished", None)
     status, error = statuses["missing.csv"]

@@ -136,3 +136,30 @@ def test_without_nvidia_management_library_no_gpu_metric_is_logged() -> None:
     # probe finds nothing and every run simply has no gpu metric.
     assert sysmetrics._Gpus().handles == []
     assert sysmetrics.system_summary({"system/peak_rss_mb": 2048.0}) == "peak memory 2.00 GB"
+
+
+def test_the_process_tree_is_read_without_scanning_every_process() -> None:
+    # given a grandchild started by a thread other than the main one (as joblib does)
+    import subprocess
+    import sys
+    import threading
+
+    procs: list[subprocess.Popen[bytes]] = []
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)"
+    t = threading.Thread(
+        target=lambda: procs.append(subprocess.Popen([sys.executable, "-c", code]))
+    )
+    t.start()
+    t.join()
+    try:
+        me = psutil.Process()
+        wait_until(lambda: len(me.children(recursive=True)) == 2, timeout=30, what="the grandchild")
+        # when the sampler lists the tree, then it finds the same processes as psutil's scan
+        found = sysmetrics._descendants(os.getpid())
+        assert found is not None
+        assert sorted(found) == sorted(p.pid for p in me.children(recursive=True))
+    finally:
+        for p in psutil.Process(procs[0].pid).children(recursive=True):
+            p.kill()
+        procs[0].kill()
+        procs[0].wait()

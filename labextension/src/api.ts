@@ -354,3 +354,286 @@ export function toNumber(value: JSONFloat | ParamValue | undefined): number {
   }
   return NaN;
 }
+
+// ---------------------------------------------------------------- run views
+
+/** A run as a lineage names it. */
+export interface ILineageRun {
+  run_id: string;
+  kind: RunKind;
+  name: string | null;
+  status: RunStatus;
+  started_at: string | null;
+  notebook_path: string | null;
+  cell_id: string | null;
+  parent_id: string | null;
+}
+
+/** One data-version row of a lineage: a run read (`input`) or wrote (`output`) a content. */
+export interface ILineageData {
+  run_id: string;
+  path: string;
+  role: 'input' | 'output';
+  hash: string | null;
+  size: number | null;
+  kind: string | null;
+  cached: boolean | null;
+}
+
+/** A kernel value one run's cell read from another run's cell. */
+export interface ILineageValue {
+  source: string;
+  target: string;
+  name: string;
+}
+
+/** A model version made by, or whose bytes were read by, a run of the lineage. */
+export interface ILineageModel {
+  name: string;
+  version: number;
+  hash: string;
+  run_id: string | null;
+  flavor: string;
+  archived: boolean;
+  aliases: string[];
+}
+
+/** `GET runs/{id}/lineage`. */
+export interface ILineage {
+  run_id: string;
+  depth: number;
+  /** The run itself first. */
+  runs: ILineageRun[];
+  data: ILineageData[];
+  values: ILineageValue[];
+  models: ILineageModel[];
+  /** Content hash → runs left out past the fan-out limit. */
+  more: { [hash: string]: number };
+}
+
+/** An image a run wrote (`GET runs/{id}/images`). */
+export interface IRunImage {
+  path: string;
+  hash: string;
+  size: number | null;
+  media_type: string;
+  /** False when its bytes were not kept (`--no-cache`, gc): no preview. */
+  cached: boolean;
+}
+
+export interface IRunImages {
+  run_id: string;
+  images: IRunImage[];
+  /** How many images the run wrote (more than listed past the server's limit). */
+  total: number;
+}
+
+/** A registered model (`GET models`). */
+export interface IRegisteredModel {
+  name: string;
+  created_at: string | null;
+  updated_at: string | null;
+  description: string | null;
+  tags: { [key: string]: string };
+  versions: number;
+  latest_version: number | null;
+  latest_flavor: string | null;
+  /** Alias → version. */
+  aliases: { [alias: string]: number };
+}
+
+/** One column of a model signature (MLflow's column or tensor spec). */
+export interface ISignatureColumn {
+  name?: string;
+  type: string;
+  'tensor-spec'?: { dtype: string; shape: number[] };
+}
+
+export interface IModelVersion {
+  name: string;
+  version: number;
+  version_id: string;
+  uri: string;
+  flavor: string;
+  hash: string;
+  size: number | null;
+  file_name: string;
+  created_at: string | null;
+  run_id: string | null;
+  source_path: string | null;
+  signature: {
+    inputs?: ISignatureColumn[];
+    outputs?: ISignatureColumn[];
+  } | null;
+  env: { [key: string]: unknown };
+  description: string | null;
+  tags: { [key: string]: string };
+  archived: boolean;
+  aliases: string[];
+}
+
+/** One move of an alias (`to_version` null: removed). */
+export interface IAliasMove {
+  name: string;
+  alias: string;
+  seq: number;
+  at: string | null;
+  from_version: number | null;
+  to_version: number | null;
+  host: string | null;
+  user: string | null;
+  move_id: string;
+}
+
+/** `GET models/{name}`: versions newest first. */
+export interface IModelDetail {
+  model: IRegisteredModel;
+  versions: IModelVersion[];
+  alias_history: IAliasMove[];
+}
+
+/** One column of one version against the reference (nbtrack.drift). */
+export interface IColumnDrift {
+  name: string;
+  type: string | null;
+  type_ref: string | null;
+  psi: JSONFloat | null;
+  ks: JSONFloat | null;
+  ks_p: JSONFloat | null;
+  js: JSONFloat | null;
+  null: JSONFloat;
+  null_ref: JSONFloat;
+  flags: string[];
+  note: string | null;
+  drifted: boolean;
+  [other: string]: unknown;
+}
+
+export interface ITableDrift {
+  rows_ref: number;
+  rows: number;
+  columns_added: string[];
+  columns_removed: string[];
+  columns_retyped: { name: string; ref: string; type: string }[];
+  columns: IColumnDrift[];
+  drifted: string[];
+  schema_changed: boolean;
+}
+
+export interface IVersionDrift {
+  path: string;
+  run_id: string | null;
+  started: string | null;
+  hash: string | null;
+  runs: number;
+  reference: boolean;
+  drift: ITableDrift | null;
+  note: string | null;
+}
+
+/** `GET drift?file=`: every version of a file against the reference, oldest first. */
+export interface IDriftReport {
+  title: string;
+  thresholds: { [name: string]: number };
+  versions: IVersionDrift[];
+  drifted: boolean;
+}
+
+/** The lineage of a run, `depth` runs away on each side. */
+export function fetchLineage(
+  path: string,
+  ref: string,
+  depth = 1
+): Promise<ILineage> {
+  return requestAPI<ILineage>(`runs/${encodeURIComponent(ref)}/lineage`, {
+    path,
+    depth
+  });
+}
+
+/** The images a run wrote. */
+export function fetchImages(path: string, ref: string): Promise<IRunImages> {
+  return requestAPI<IRunImages>(`runs/${encodeURIComponent(ref)}/images`, {
+    path
+  });
+}
+
+/** The bytes of one image a run wrote (through the same authenticated request). */
+export async function fetchImageBlob(
+  path: string,
+  ref: string,
+  hash: string,
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<Blob> {
+  const url = URLExt.join(
+    settings.baseUrl,
+    'nbtrack',
+    'api',
+    'runs',
+    encodeURIComponent(ref),
+    'images',
+    encodeURIComponent(hash)
+  );
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(
+      `${url}?path=${encodeURIComponent(path)}`,
+      {},
+      settings
+    );
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      message = ((await response.json()) as IErrorReply).error.message;
+    } catch {
+      // not our JSON error: keep the status line
+    }
+    throw new ServerConnection.ResponseError(response, message);
+  }
+  return response.blob();
+}
+
+/** Every registered model of the store of `path`. */
+export async function fetchModels(path: string): Promise<IRegisteredModel[]> {
+  return (await requestAPI<{ models: IRegisteredModel[] }>('models', { path }))
+    .models;
+}
+
+/** One model with its versions and alias history. */
+export function fetchModel(path: string, name: string): Promise<IModelDetail> {
+  return requestAPI<IModelDetail>(`models/${encodeURIComponent(name)}`, {
+    path
+  });
+}
+
+/**
+ * Move `alias` of `name` to `version` (null: remove it), only if it is still on
+ * `expected` (null: not set); the server answers 409 when it moved meanwhile.
+ */
+export function moveAlias(
+  path: string,
+  name: string,
+  alias: string,
+  version: number | null,
+  expected: number | null
+): Promise<IAliasMove> {
+  return requestAPI<IAliasMove>(
+    `models/${encodeURIComponent(name)}/aliases/${encodeURIComponent(alias)}`,
+    { path },
+    version === null
+      ? { method: 'DELETE', body: JSON.stringify({ expected }) }
+      : { method: 'PUT', body: JSON.stringify({ version, expected }) }
+  );
+}
+
+/** Drift of a data file across its recorded versions (`ref`: run or hash prefix). */
+export function fetchDrift(
+  path: string,
+  file: string,
+  ref?: string
+): Promise<IDriftReport> {
+  return requestAPI<IDriftReport>('drift', { path, file, ref });
+}

@@ -5,6 +5,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import {
   Dialog,
+  InputDialog,
   MainAreaWidget,
   Notification,
   showDialog
@@ -16,6 +17,12 @@ import { Widget } from '@lumino/widgets';
 import { IRunSummary, fetchRun } from './api';
 import { ColumnChooser } from './columns';
 import { DiffView } from './diff';
+import { DriftModel } from './driftmodel';
+import { DriftView } from './driftview';
+import { LineageModel } from './lineagemodel';
+import { LineageView } from './lineageview';
+import { ModelsModel } from './modelsmodel';
+import { ModelsView } from './modelsview';
 import { RunDetailView } from './detail';
 import { RunDetailModel } from './detailmodel';
 import { RunDiffModel } from './diffmodel';
@@ -189,6 +196,8 @@ export function addCommands(context: ICommandContext): void {
       commands.execute(CommandIDs.rerun, { runId: model.selection[0] })
   });
 
+  addViewCommands(context, openInMain);
+
   commands.addCommand(CommandIDs.chooseColumns, {
     label: 'Choose the Param and Metric Columns',
     caption: 'Choose which parameters and metrics show as columns',
@@ -201,6 +210,111 @@ export function addCommands(context: ICommandContext): void {
       });
       if (result.button.accept) {
         model.setValueColumns(chooser.params, chooser.metrics);
+      }
+    }
+  });
+}
+
+/**
+ * The run views' commands: a run's detail, its lineage, the Models view and a file's
+ * drift. Each takes the store as `path` (a notebook's server path; default: the
+ * panel's), so a view opened from another view stays on its store.
+ */
+function addViewCommands(
+  context: ICommandContext,
+  openInMain: (content: Widget, label: string, id: string) => void
+): void {
+  const { app, model } = context;
+  const { commands } = app;
+  const pathOf = (args: { [key: string]: unknown }): string =>
+    typeof args.path === 'string' ? args.path : model.path;
+  /** The run named by the arguments, else the selected one, else asked for (palette). */
+  const runOf = async (args: { [key: string]: unknown }): Promise<string> => {
+    const given = String(args.runId ?? model.selection[0] ?? '');
+    if (given) {
+      return given;
+    }
+    const asked = await InputDialog.getText({
+      title: 'Which run?',
+      label: 'A run id, a unique prefix of one, or last',
+      text: 'last'
+    });
+    return asked.button.accept ? (asked.value ?? '').trim() : '';
+  };
+
+  commands.addCommand(CommandIDs.openRun, {
+    label: 'Open a Run',
+    execute: async args => {
+      const runId = await runOf(args);
+      if (runId) {
+        openInMain(
+          new RunDetailView({
+            model: new RunDetailModel({ path: pathOf(args), runIds: [runId] }),
+            commands
+          }),
+          `Run ${shortId(runId)}`,
+          `nbtrack-run-${runId}`
+        );
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.openLineage, {
+    label: 'Show the Lineage of a Run',
+    caption: 'Where its data came from, who read what it wrote, its models',
+    execute: async args => {
+      const runId = await runOf(args);
+      if (!runId) {
+        return;
+      }
+      openInMain(
+        new LineageView({
+          model: new LineageModel({ path: pathOf(args), runId, depth: 2 }),
+          commands
+        }),
+        `Lineage ${shortId(runId)}`,
+        `nbtrack-lineage-${runId}`
+      );
+    }
+  });
+
+  commands.addCommand(CommandIDs.openModels, {
+    label: 'Show nbtrack Models',
+    caption: 'Registered models, their versions, aliases and runs',
+    execute: args =>
+      openInMain(
+        new ModelsView({
+          model: new ModelsModel({
+            path: pathOf(args),
+            name: typeof args.name === 'string' ? args.name : undefined
+          }),
+          commands
+        }),
+        'Models',
+        'nbtrack-models'
+      )
+  });
+
+  commands.addCommand(CommandIDs.openDrift, {
+    label: 'Show the Drift of a Data File',
+    caption: 'Per-column drift of a tracked table across its recorded versions',
+    execute: async args => {
+      let file = typeof args.file === 'string' ? args.file : '';
+      if (!file) {
+        const asked = await InputDialog.getText({
+          title: 'Drift of a data file',
+          label:
+            'A tracked table (CSV, Parquet, JSON lines) or folder, as runs recorded it',
+          placeholder: 'data/train.csv'
+        });
+        file = asked.button.accept ? (asked.value ?? '').trim() : '';
+      }
+      if (file) {
+        openInMain(
+          new DriftView(new DriftModel({ path: pathOf(args), file })),
+          `Drift ${file.split('/').pop()}`,
+          `nbtrack-drift-${file}`
+        );
       }
     }
   });

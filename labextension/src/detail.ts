@@ -17,7 +17,13 @@ import {
   runLabel,
   shortId
 } from './format';
+import { ImagesModel } from './imagesmodel';
+import { ImagesView } from './imagesview';
+import { LineageModel } from './lineagemodel';
+import { LineageView } from './lineageview';
+import { systemSection } from './sysview';
 import { CommandIDs } from './tokens';
+import { ChartSet } from './viewcharts';
 
 export namespace RunDetailView {
   export interface IOptions {
@@ -58,7 +64,52 @@ export class RunDetailView extends FetchView<RunDetailModel> {
         single ? this._actions(single) : ''
       ),
       this._charts(),
+      ...(single ? this._runViews(single) : []),
       single ? this._record(single) : ''
+    ];
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._sysCharts.clear();
+    this._lineage?.dispose();
+    this._images?.dispose();
+    super.dispose();
+  }
+
+  /** System metrics, lineage and images of one run (views made once, kept across renders). */
+  private _runViews(run: IRun): HTMLElement[] {
+    const path = this.model.path;
+    this._lineage =
+      this._lineage ??
+      new LineageView({
+        model: new LineageModel({ path, runId: run.run_id }),
+        commands: this._commands
+      });
+    this._images =
+      this._images ??
+      new ImagesView(new ImagesModel({ path, runId: run.run_id }));
+    this._sysCharts.clear();
+    const section = (
+      name: string,
+      title: string,
+      body: HTMLElement
+    ): HTMLElement =>
+      h(
+        'section',
+        { className: 'nbtrack-diff-section', 'data-section': name },
+        h('h3', {}, title),
+        body
+      );
+    return [
+      systemSection(
+        this.model.series[0] ?? { run_id: run.run_id, series: {} },
+        this._sysCharts
+      ),
+      section('lineage', 'Lineage', this._lineage.node),
+      section('images', 'Images', this._images.node)
     ];
   }
 
@@ -195,4 +246,7 @@ export class RunDetailView extends FetchView<RunDetailModel> {
   }
 
   private _commands: CommandRegistry;
+  private _lineage: LineageView | null = null;
+  private _images: ImagesView | null = null;
+  private _sysCharts = new ChartSet();
 }

@@ -4,6 +4,7 @@
  */
 import { IMetricSeries, IRun, fetchMetrics, fetchRun, toNumber } from './api';
 import { FetchModel } from './fetchmodel';
+import { isSystemKey } from './sysmodel';
 
 export namespace RunDetailModel {
   export interface IOptions {
@@ -36,6 +37,17 @@ export class RunDetailModel extends FetchModel<IDetail> {
       return { runs, series };
     });
     this._runIds = [...runIds];
+    this._path = path;
+  }
+
+  /** Server-relative path of the notebook whose store holds the runs. */
+  get path(): string {
+    return this._path;
+  }
+
+  /** The raw series of each run, in the order asked (empty until loaded). */
+  get series(): IMetricSeries[] {
+    return this.data?.series ?? [];
   }
 
   /** The runs asked for, in the order asked. */
@@ -52,7 +64,10 @@ export class RunDetailModel extends FetchModel<IDetail> {
   get metricKeys(): string[] {
     const keys = new Set<string>();
     for (const series of this.data?.series ?? []) {
-      Object.keys(series.series).forEach(key => keys.add(key));
+      // system/ series have their own section (sysview.ts), on a time axis.
+      Object.keys(series.series)
+        .filter(key => !isSystemKey(key))
+        .forEach(key => keys.add(key));
     }
     return [...keys].sort();
   }
@@ -75,4 +90,5 @@ export class RunDetailModel extends FetchModel<IDetail> {
   }
 
   private _runIds: string[];
+  private _path: string;
 }

@@ -46,7 +46,14 @@ const runsPanelPlugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, panel.id);
     addCommands({ app, model, panel, docManager });
-    for (const command of [CommandIDs.openPanel, CommandIDs.refresh]) {
+    for (const command of [
+      CommandIDs.openPanel,
+      CommandIDs.refresh,
+      CommandIDs.openModels,
+      CommandIDs.openDrift,
+      CommandIDs.openLineage,
+      CommandIDs.openRun
+    ]) {
       palette?.addItem({ command, category: 'nbtrack' });
     }
 

@@ -11,4 +11,8 @@ export namespace CommandIDs {
   export const rerun = 'nbtrack:rerun';
   export const rerunSelected = 'nbtrack:rerun-selected';
   export const chooseColumns = 'nbtrack:choose-columns';
+  export const openRun = 'nbtrack:open-run';
+  export const openLineage = 'nbtrack:open-lineage';
+  export const openModels = 'nbtrack:open-models';
+  export const openDrift = 'nbtrack:open-drift';
 }

@@ -164,22 +164,33 @@ def diff(a: str, b: str, *, all: bool = False) -> RunDiff:
     return Client.open().diff(a, b, all=all)
 
 
-def check(expression: str, run: str = "last", *, against: str | None = None) -> GateResult:
+def check(
+    expression: str, run: str = "last", *, against: str | None = None, model: str | None = None
+) -> GateResult:
     """Apply a metric gate to a run; the result is truthy when it passed.
+
+    ``model="churn@champion"`` gates the run that produced that model version.
 
     >>> nbtrack.check("acc >= 0.9 and loss < 0.2")  # doctest: +SKIP
     >>> nbtrack.check("delta(acc) >= -0.01", "last", against="1a2b3c4d")  # doctest: +SKIP
+    >>> nbtrack.check("auc > 0.8 and drift.max_psi < 0.2", model="churn@champion")  # doctest: +SKIP
     """
     from .client import Client
 
+    if model is not None:
+        from .registry.core import Registry
+
+        return Registry(Client.open()).check(expression, model, against=against)
     return Client.open().check(expression, run, against=against)
 
 
-def autolog(*, disable: bool = False) -> None:
+def autolog(*, disable: bool = False, registered_model_name: str | None = None) -> None:
     """Record library fits (scikit-learn, XGBoost, LightGBM) inside tracked cells.
 
-    ``disable=True`` restores the libraries as they were.
+    ``registered_model_name="churn"``: each scikit-learn fit (a search's refit best
+    estimator) also becomes a new version of that model. ``disable=True`` restores
+    the libraries as they were.
     """
     from .autologging import autolog as _autolog
 
-    _autolog(disable=disable)
+    _autolog(disable=disable, registered_model_name=registered_model_name)

@@ -39,13 +39,29 @@ _depth_lock = threading.Lock()
 _fit_counts: dict[tuple[str, str], int] = {}
 
 
-def autolog(*, disable: bool = False) -> None:
-    """Turn autologging on (idempotent) or, with ``disable=True``, off."""
+_registered_name: str | None = None  # scikit-learn fits become versions of this model
+
+
+def autolog(*, disable: bool = False, registered_model_name: str | None = None) -> None:
+    """Turn autologging on (idempotent) or, with ``disable=True``, off.
+
+    ``registered_model_name``: each recorded scikit-learn fit (a search: its refit best
+    estimator) also becomes a new version of this registered model, linked to the run,
+    with the first five training rows as its input example (MLflow's autolog option of
+    the same name).
+    """
+    global _registered_name
     if disable:
         for (owner, name), original in list(_originals.items()):
             setattr(owner, name, original)
         _originals.clear()
+        _registered_name = None
         return
+    if registered_model_name is not None:
+        from .registry.values import check_name
+
+        check_name(registered_model_name)
+    _registered_name = registered_model_name
     if _originals:
         return
     for patcher in (_patch_sklearn, _patch_xgboost, _patch_lightgbm):
@@ -158,6 +174,17 @@ def _log_estimator(est: Any, X: Any, y: Any) -> None:
         _log_search(w, est, label)
     elif y is not None and (is_classifier(est) or is_regressor(est)) and hasattr(X, "__len__"):
         w.log_metric(f"{label}.training_score", float(est.score(X, y)))
+    if _registered_name is not None:
+        _register(w, getattr(est, "best_estimator_", est), X)
+
+
+def _register(w: tracking.RunWriter, model: Any, X: Any) -> None:
+    """The fitted model as the next version of the autolog's registered model."""
+    from .registry.core import Registry
+
+    example = X.iloc[:5] if hasattr(X, "iloc") else X[:5] if getattr(X, "ndim", 0) == 2 else None
+    assert _registered_name is not None
+    Registry(w.client).log_model(model, _registered_name, writer=w, input_example=example)
 
 
 def _log_search(w: tracking.RunWriter, search: Any, label: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .exceptions import UsageError
+from .exceptions import TargetExistsError, UsageError
 from .models import Run
 
 RUNTIME_FILE = "runtime.txt"
@@ -128,6 +128,66 @@ def requirement_for(name: str, version: str) -> tuple[str | None, str | None]:
     return requirement or f"{name}=={version}", None
 
 
+def _requirement_name(line: str) -> str:
+    return re.split(r"==| @ ", line, maxsplit=1)[0].lower()
+
+
+def _pip_git_url(remote: str) -> str | None:
+    """A URL pip can clone without credentials, from a git remote (scp-like GitHub
+    addresses become https); None for a local path."""
+    if re.match(r"^[\w.-]+@[\w.-]+:", remote):  # git@github.com:owner/repo.git
+        user_host, _, path = remote.partition(":")
+        return f"https://{user_host.partition('@')[2]}/{path}"
+    if remote.startswith(("https://", "http://", "ssh://", "git://")):
+        return remote
+    return None
+
+
+def checkout_requirement(folder: Path) -> tuple[str | None, str | None]:
+    """``(nbtrack @ git+URL@COMMIT, None)`` for a checkout with a usable ``origin``,
+    else ``(None, what to do)``."""
+    commit = _git(["rev-parse", "HEAD"], folder)
+    if commit is None:
+        return None, (
+            f"nbtrack is installed from the folder {folder}, which is not a git checkout: "
+            "Binder cannot install it. Install a release (pip install nbtrack) or add "
+            "'nbtrack @ git+<repository URL>@<commit>' to requirements.txt by hand"
+        )
+    remote = _git(["remote", "get-url", "origin"], folder)
+    url = _pip_git_url(remote) if remote else None
+    if url is None:
+        return None, (
+            f"nbtrack is installed from the checkout {folder}, which has no public origin "
+            f"remote{f' ({remote})' if remote else ''}: push it (git remote add origin URL; "
+            "git push) and run nbtrack binder again, or add "
+            f"'nbtrack @ git+<repository URL>@{commit}' to requirements.txt by hand"
+        )
+    if not url.endswith(".git") and "github.com" in url:
+        url += ".git"
+    return f"nbtrack @ git+{url}@{commit}", None
+
+
+def self_requirement() -> tuple[str | None, str | None]:
+    """How Binder installs the nbtrack of this environment: ``(requirement, None)`` —
+    a pinned release from PyPI, or the checkout's repository at its commit — or
+    ``(None, what to do)``."""
+    try:
+        dist = metadata.distribution("nbtrack")
+    except metadata.PackageNotFoundError:
+        return None, "nbtrack is not installed here as a package: add it to requirements.txt"
+    raw = dist.read_text("direct_url.json")
+    direct = json.loads(raw) if raw else {}
+    url = str(direct.get("url", ""))
+    if "dir_info" in direct and url.startswith("file://"):
+        return checkout_requirement(Path(url.removeprefix("file://")))
+    if "vcs_info" in direct:
+        vcs = direct["vcs_info"]
+        return f"nbtrack @ {vcs.get('vcs', 'git')}+{url}@{vcs.get('commit_id', '')}", None
+    if url:
+        return f"nbtrack @ {url}", None
+    return f"nbtrack=={dist.version}", None
+
+
 def binder_spec(run: Run) -> BinderSpec:
     """The Binder files for the environment recorded with ``run``.
 
@@ -147,11 +207,15 @@ def binder_spec(run: Run) -> BinderSpec:
     match = _PYTHON_RE.search(env.python or "")
     python = f"{match.group(1)}.{match.group(2)}" if match else None
     warnings = []
-    if not any(line.split("==")[0].split(" @ ")[0].lower() == "nbtrack" for line in requirements):
-        warnings.append(
-            "nbtrack itself is not pinned (not recorded, or not installable by name): add it to "
-            "requirements.txt if the notebooks load the extension"
-        )
+    # nbtrack itself, as this environment has it: the notebooks load it on Binder.
+    requirements = [r for r in requirements if _requirement_name(r) != "nbtrack"]
+    skipped = [s for s in skipped if s.name.lower() != "nbtrack"]
+    own, problem = self_requirement()
+    if own:
+        requirements.append(own)
+        requirements.sort(key=lambda line: _requirement_name(line))
+    else:
+        warnings.append(str(problem))
     if python is None:
         warnings.append(f"no Python version in {env.python!r}: runtime.txt not written")
     if env.platform and not env.platform.lower().startswith("linux"):
@@ -174,14 +238,14 @@ def write_binder(spec: BinderSpec, out_dir: Path, force: bool = False) -> list[P
     """Write the files of ``spec`` into ``out_dir``; returns the paths written.
 
     Existing files are left untouched unless ``force``: nothing is written if any
-    target exists (``UsageError`` naming them).
+    target exists (``TargetExistsError`` naming them; not a usage error, exit code 1).
     """
     files = spec.files()
     targets = {out_dir / name: text for name, text in files.items()}
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         names = ", ".join(str(p) for p in existing)
-        raise UsageError(
+        raise TargetExistsError(
             f"{names} already exist{'s' if len(existing) == 1 else ''}; pass --force to overwrite"
         )
     out_dir.mkdir(parents=True, exist_ok=True)

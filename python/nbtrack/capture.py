@@ -79,9 +79,10 @@ def environment() -> Environment:
 def _list_environment() -> Environment:
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
+        name, version = _name_and_version(dist)
         if name:
-            packages[name.lower().replace("_", "-")] = dist.version
+            # The first on the path is the one imported (a layered environment shadows).
+            packages.setdefault(name.lower().replace("_", "-"), version)
     python = platform.python_version()
     plat = platform.platform()
     blob = json.dumps([python, plat, sorted(packages.items())]).encode()
@@ -89,6 +90,31 @@ def _list_environment() -> Environment:
     return Environment(
         env_id=env_id, python=python, platform=plat, packages=dict(sorted(packages.items()))
     )
+
+
+def _name_and_version(dist: metadata.Distribution) -> tuple[str | None, str]:
+    """``Name`` and ``Version`` from the head of a distribution's metadata file.
+
+    ``dist.metadata`` parses the whole file (description included) with the email
+    parser, and ``dist.version`` parses it again: ~1 ms per package, half a second
+    for a data-science environment. The two fields sit in the header block, which
+    ends at the first empty line.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or dist.read_text("") or ""
+    name: str | None = None
+    version: str | None = None
+    for line in text.splitlines():
+        if not line:
+            break
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key = key.lower()
+        if key == "name" and name is None:
+            name = value.strip()
+        elif key == "version" and version is None:
+            version = value.strip()
+    return name or None, version or ""
 
 
 def kernel_notebook_path(user_ns: dict[str, Any] | None = None) -> str | None:

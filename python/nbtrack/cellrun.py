@@ -17,6 +17,7 @@ from . import (
     filewatch,
     ingest,
     previous,
+    sessioncode,
     settings,
     sysmetrics,
     tracking,
@@ -75,8 +76,11 @@ class CellRun:
         transformed: str,
         cell_id: str | None,
         execution_count: int | None,
+        history: list[sessioncode.SessionCell] | None = None,
     ) -> None:
         self.session = session
+        # The code the session ran up to and including this cell (sessioncode.py).
+        self.history = history
         self.opts = opts
         self.source = source
         self.warnings: list[str] = []
@@ -103,6 +107,9 @@ class CellRun:
             cell_id=cell_id,
             execution_count=execution_count,
             session_id=session.session_id,
+            kernel_name=sessioncode.kernel_name(),
+            executable=sessioncode.executable(),
+            cwd=self.project.relative(os.getcwd())[0],
         )
         by_origin: dict[str, dict[str, Any]] = {}
         for r in self.reads:
@@ -149,11 +156,16 @@ class CellRun:
         ``nbtrack.warning.notebook``, see ``Run.warnings``), and the other facts are kept.
         """
         writer, cache, root = self.writer, self.client.cache, self.project.root
-        source = self.source
+        source, history = self.source, self.history
 
         def gather() -> None:
             fields: dict[str, Any] = {}
             warnings: dict[str, str] = {}
+            if history is not None:
+                try:
+                    fields["code_hash"] = sessioncode.store_code(cache, history)
+                except (OSError, NbtrackError) as exc:
+                    warnings["code"] = f"no session code kept: {exc}"
             try:
                 fields.update(git_state(Path(nb).parent if nb else root))
             except CaptureError as exc:
@@ -212,6 +224,7 @@ class CellRun:
                 cache=self.client.cache if self.opts.cache and keep_bytes else None,
                 stat_cache=self.session.stat_cache(self.project),
                 max_blob_size=limit if limit is not None else settings.max_blob_size(),
+                save_stat_cache=False,  # once per cell, in the background (end)
             )
         except (OSError, NbtrackError) as exc:
             self.warnings.append(f"could not version {path}: {exc}")
@@ -255,6 +268,9 @@ class CellRun:
             self._log_metric_vars(user_ns)
             w.log_data(self._data_versions())
         finally:
+            # The hashes learnt, for the next cell and process (a cache: losing a save
+            # costs a re-hash, never a wrong hash), written off the cell's thread.
+            ingest.background(self.session.stat_cache(self.project).save)
             if error is None:
                 w.finish("finished")
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -10,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import spools
-from .cache import Cache, GcResult
-from .exceptions import UsageError
+from .exceptions import RunNotFoundError, UsageError
 from .models import (
     Batch,
     MetricPoint,
+    NotebookHead,
     Run,
     RunPage,
     RunQuery,
@@ -27,16 +28,11 @@ from .validation import check_query, check_sql
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .cache import Cache, GcResult
     from .gates import GateResult
     from .rundiff import RunDiff
 
-# A reader brings in runs that ended (or whose writer died) before it reads, so a run
-# is visible the moment its cell returns; but at most this many metric points and
-# this long per call, so a reader never spends long on another process's backlog.
-READ_SLICE_POINTS = 100_000
-READ_SLICE_SECONDS = 0.1
-SLICE_RUNS = 500  # runs per ingestion transaction
-MAX_RECOVER_SLICES = 10_000  # then what is left comes in whole (it always ends)
+MAX_LINEAGE_DEPTH = 5  # runs away a lineage follows data at most
 
 
 def stop_store_access() -> None:
@@ -51,7 +47,13 @@ class Client:
     def __init__(self, project: Project) -> None:
         self.project = project
         self._store = Store(project.db_path)
-        self.cache = Cache(project.cache_dir)
+
+    @functools.cached_property
+    def cache(self) -> Cache:
+        """The blob cache, made on first use (listing runs or models never needs it)."""
+        from .cache import Cache
+
+        return Cache(self.project.cache_dir)
 
     @classmethod
     def open(cls, start: str | os.PathLike[str] | None = None) -> Client:
@@ -61,27 +63,7 @@ class Client:
     def recover(self) -> list[str]:
         """Bring in, whole, every spooled run that ended or whose process died (marking
         those ``crashed``); returns their ids. gc, push and export call it first."""
-        todo = [sp for sp in spools.scan(self.project.spool_dir) if sp.dead or sp.ended]
-        spools.warm_up()
-        done: list[str] = []
-        # In bounded slices, each its own turn: others get the store in between.
-        for _ in range(MAX_RECOVER_SLICES):
-            if not todo:
-                break
-            complete = set(
-                spools.ingest(
-                    self._store,
-                    todo[:SLICE_RUNS],
-                    max_points=READ_SLICE_POINTS,
-                    max_seconds=READ_SLICE_SECONDS,
-                )
-            )
-            done.extend(sp.run_id for sp in todo if sp.run_id in complete)
-            todo = [sp for sp in todo if sp.run_id not in complete]
-        else:
-            for i in range(0, len(todo), SLICE_RUNS):  # what slices did not finish: whole
-                done.extend(spools.ingest(self._store, todo[i : i + SLICE_RUNS]))
-        return done
+        return spools.recover(self._store, self.project.spool_dir)
 
     def ingest_spools(
         self,
@@ -120,28 +102,13 @@ class Client:
         """Catch up (``_fresh``) and read in one turn at the store. The spool folder is
         looked at, and the modules ingestion needs are loaded, before the turn: nobody
         waits on them."""
-        todo = self._ended_spools()
+        todo = spools.ended(self.project.spool_dir)
         with self._store.turn():
-            self._catch_up(todo)
+            spools.catch_up(self._store, todo)
             yield
 
     def _fresh(self) -> None:
-        self._catch_up(self._ended_spools())
-
-    def _ended_spools(self) -> list[spools.Spool]:
-        # Read-your-writes: runs that ended (in any process) or whose process died are
-        # brought in before a read, within one bounded slice. A run still going is left
-        # to its own process, which ingests it about once a second.
-        todo = [sp for sp in spools.scan(self.project.spool_dir) if sp.dead or sp.ended]
-        if todo:
-            spools.warm_up()
-        return todo[:SLICE_RUNS]
-
-    def _catch_up(self, todo: list[spools.Spool]) -> None:
-        if todo:
-            spools.ingest(
-                self._store, todo, max_points=READ_SLICE_POINTS, max_seconds=READ_SLICE_SECONDS
-            )
+        spools.catch_up(self._store, spools.ended(self.project.spool_dir))
 
     # ---------------------------------------------------------------- reading
     def resolve(self, ref: str, kind: str | None = None) -> str:
@@ -160,6 +127,17 @@ class Client:
                 raise UsageError("a run reference is an id, an id prefix or 'last'")
         with self._reading():
             return self._store.get_by_refs(refs)
+
+    def resolve_parent(self, ref: str) -> tuple[str | None, str | None]:
+        """``(run_id, None)`` when ``ref`` names a run, ``(None, sweep_id)`` when it is the
+        id of a sweep (the ``sweep`` tag of its notebook runs); else ``RunNotFoundError``."""
+        try:
+            return self.resolve(ref, kind="notebook"), None
+        except RunNotFoundError:
+            with self._reading():
+                if self._store.has_sweep(ref.strip()):
+                    return None, ref.strip()
+            raise RunNotFoundError(f"no run or sweep matches {ref!r}") from None
 
     def children(self, ref: str) -> list[Run]:
         run_id = self.resolve(ref, kind="notebook")
@@ -185,6 +163,11 @@ class Client:
         with self._reading():
             return self._store.list_runs(check_query(query or RunQuery()), safe=safe)
 
+    def list_runs_json(self, query: RunQuery | None = None) -> str:
+        """``list_runs(query).to_dict()`` as JSON text, built without a Run object each."""
+        with self._reading():
+            return self._store.list_runs_json(check_query(query or RunQuery()))
+
     def runs_frame(
         self,
         where: str | None = None,
@@ -200,6 +183,15 @@ class Client:
         with self._reading():
             return self._store.runs_frame(q)
 
+    def run_lineage(self, ref: str, *, depth: int = 1, fanout: int = 20) -> dict[str, Any]:
+        """What a run read and wrote, the runs that wrote its inputs and read its outputs
+        (``depth`` runs away at most; ``fanout`` runs per data version), the kernel
+        values passed between them and the model versions they registered or loaded."""
+        if not 1 <= depth <= MAX_LINEAGE_DEPTH:
+            raise UsageError(f"lineage depth must be between 1 and {MAX_LINEAGE_DEPTH}")
+        run_id = self.resolve(ref)
+        return {"run_id": run_id, "depth": depth, **self._store.run_lineage(run_id, depth, fanout)}
+
     def metric_series(
         self, ref: str, keys: Sequence[str] | None = None
     ) -> dict[str, list[MetricPoint]]:
@@ -208,6 +200,11 @@ class Client:
     def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
         """The newest finished run of each cell of a notebook: what the next run of a cell follows."""
         return self._store.latest_cell_runs(notebook_path)
+
+    def notebook_heads(self) -> list[NotebookHead]:
+        """The newest finished notebook run of every notebook: the state ``repro`` compares with."""
+        with self._reading():
+            return self._store.notebook_heads()
 
     def diff(self, a: str, b: str, *, all: bool = False) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (everything with ``all``)."""
@@ -281,9 +278,12 @@ class Client:
             base_id = self.resolve(against)
             baseline = gates.run_metrics(self._store.family(base_id, with_env=False))
             against = base_id
-        return gates.evaluate(
-            gate, gates.run_metrics(family), run_id=run_id, baseline=baseline, against=against
-        )
+        metrics = gates.run_metrics(family)
+        if any(m.startswith(gates.DRIFT_PREFIX) for m in gate.metrics()):
+            from .driftreport import input_drift  # only when the gate names drift
+
+            metrics.update(input_drift(self, family[0]))
+        return gates.evaluate(gate, metrics, run_id=run_id, baseline=baseline, against=against)
 
     def sql(self, query: str, *, safe: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
         """A read-only query: statements that change the store are refused."""
@@ -394,6 +394,16 @@ class Client:
     def write_batches(self, batches: Sequence[Batch]) -> None:
         """Store spooled events (one transaction for all of them)."""
         self._store.write(batches)
+
+    def mark_reruns(self, marks: dict[str, tuple[str, str]]) -> None:
+        """Link each re-run run (``{run id: (original id, verdict word)}``) to its original:
+        ``rerun_of`` and ``rerun_verdict``, as the runs table shows them."""
+        self._store.write(
+            [
+                Batch(run_id, update={"rerun_of": of, "rerun_verdict": word})
+                for run_id, (of, word) in marks.items()
+            ]
+        )
 
     def dump_runs(self, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Every stored row of the given runs, per table (for bundles and remotes)."""

@@ -28,20 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from .driftflags import Thresholds
 from .driftsketch import decode, grid_edge, grid_index
 
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # an empty bin counts as this fraction (ln(0) is not a number)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a column counts as drifted (Evidently's and the industry's usual defaults)."""
-
-    psi: float = 0.2
-    ks_p: float = 0.01
-    js: float = 0.1
-    nulls: float = 0.05  # absolute change of the null fraction
 
 
 # ---------------------------------------------------------------- distributions
@@ -60,7 +51,7 @@ class Distribution:
 
     @functools.cached_property
     def n(self) -> int:
-        return int(self.cum[-1])
+        return int(self.counts.sum())
 
     @functools.cached_property
     def fractions(self) -> np.ndarray:
@@ -195,6 +186,57 @@ def js_distance(ref: dict[str, int], cur: dict[str, int]) -> float:
     return math.sqrt(max(0.0, (kl(p) + kl(q)) / 2))
 
 
+def chi_square(ref: dict[str, int], cur: dict[str, int]) -> tuple[float, float]:
+    """Pearson's chi-square test of homogeneity of two category count tables.
+
+    The 2 x k table of counts (categories seen in either version), no continuity
+    correction (scipy's ``chi2_contingency(..., correction=False)``); returns the
+    statistic and its p-value with k - 1 degrees of freedom.
+    """
+    keys = sorted(set(ref) | set(cur))
+    table = np.array([[ref.get(k, 0) for k in keys], [cur.get(k, 0) for k in keys]], float)
+    total = table.sum()
+    if len(keys) < 2 or not table[0].sum() or not table[1].sum():
+        return 0.0, 1.0
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
+    stat = float(np.sum((table - expected) ** 2 / expected))
+    return stat, chi2_sf(stat, len(keys) - 1)
+
+
+def chi2_sf(x: float, dof: int) -> float:
+    """P(X > x) for a chi-square variable: the regularized upper incomplete gamma
+    Q(dof/2, x/2), by its series below a + 1 and its continued fraction above."""
+    a, z = dof / 2, x / 2
+    if z <= 0:
+        return 1.0
+    log_front = -z + a * math.log(z) - math.lgamma(a)
+    if z < a + 1:  # P(a, z) = front * sum z^n / (a (a+1) ... (a+n))
+        term = total = 1.0 / a
+        n = 0
+        while term > total * 1e-16 and n < 10_000:
+            n += 1
+            term *= z / (a + n)
+            total += term
+        return min(1.0, max(0.0, 1.0 - math.exp(log_front) * total))
+    # Q(a, z) = front / (z + 1 - a - 1(1-a)/(z + 3 - a - ...)), modified Lentz
+    tiny = 1e-300
+    b = z + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        h *= d * c
+        if abs(d * c - 1) < 1e-16:
+            break
+    return min(1.0, max(0.0, math.exp(log_front) * h))
+
+
 # ---------------------------------------------------------------- columns and tables
 @dataclass
 class ColumnDrift:
@@ -210,6 +252,8 @@ class ColumnDrift:
     ks: float | None = None
     ks_p: float | None = None
     js: float | None = None
+    chi2: float | None = None
+    chi2_p: float | None = None
     exact: bool | None = None
     flags: list[str] = field(default_factory=list)
     note: str | None = None
@@ -232,6 +276,8 @@ class ColumnDrift:
             why.append(f"KS {self.ks:.3g}, p {self.ks_p:.2g} < {t.ks_p:g}")
         if "js" in self.flags:
             why.append(f"JS {self.js:.3g} > {t.js:g}")
+        if "chi2" in self.flags:
+            why.append(f"chi-square {self.chi2:.3g}, p {self.chi2_p:.2g} < {t.chi2_p:g}")
         if "nulls" in self.flags:
             why.append(f"nulls {self.null_ref:.1%} → {self.null:.1%}")
         return f"{self.name}: " + ", ".join(why)
@@ -284,16 +330,26 @@ class TableDrift:
         return out
 
 
-def _sketches(profile: dict[str, Any]) -> dict[str, Any]:
+def sketches(profile: dict[str, Any]) -> dict[str, Any]:
+    """The drift sketches of a profile, by column name."""
     return dict((profile.get("drift") or {}).get("columns") or {})
 
 
-def compare(ref: dict[str, Any], cur: dict[str, Any], t: Thresholds | None = None) -> TableDrift:
-    """Drift of profile ``cur`` against profile ``ref`` (both with drift sketches)."""
+def compare(
+    ref: dict[str, Any],
+    cur: dict[str, Any],
+    t: Thresholds | None = None,
+    numeric: dict[str, tuple[float, float, bool]] | None = None,
+) -> TableDrift:
+    """Drift of profile ``cur`` against profile ``ref`` (both with drift sketches).
+
+    ``numeric``: KS, PSI and exactness of numeric columns computed already (``driftbatch``).
+    """
     t = t or Thresholds()
+    numeric = numeric or {}
     cols_ref = {c["name"]: c for c in ref["columns"]}
     cols_cur = {c["name"]: c for c in cur["columns"]}
-    sk_ref, sk_cur = _sketches(ref), _sketches(cur)
+    sk_ref, sk_cur = sketches(ref), sketches(cur)
     out = TableDrift(
         rows_ref=ref["rows"],
         rows=cur["rows"],
@@ -322,10 +378,13 @@ def compare(ref: dict[str, Any], cur: dict[str, Any], t: Thresholds | None = Non
         elif kind_b == "numeric":
             da, db = distribution(sa), distribution(sb)
             assert da is not None and db is not None
-            col.exact = not (da.grid or db.grid)
-            col.ks = ks_statistic(da, db)
+            if name in numeric:
+                col.ks, col.psi, col.exact = numeric[name]
+            else:
+                col.exact = not (da.grid or db.grid)
+                col.ks = ks_statistic(da, db)
+                col.psi, _ = psi(da, db)
             col.ks_p = ks_pvalue(col.ks, da.n, db.n)
-            col.psi, _ = psi(da, db)
             if col.psi > t.psi:
                 col.flags.append("psi")
             if col.ks_p < t.ks_p:
@@ -333,10 +392,13 @@ def compare(ref: dict[str, Any], cur: dict[str, Any], t: Thresholds | None = Non
         elif kind_b == "categorical":
             col.exact = True
             col.js = js_distance(sa["counts"], sb["counts"])
+            col.chi2, col.chi2_p = chi_square(sa["counts"], sb["counts"])
             if sa.get("mixed") or sb.get("mixed"):
                 col.note = "numbers and text mixed: compared as categories"
             if col.js > t.js:
                 col.flags.append("js")
+            if col.chi2_p < t.chi2_p:
+                col.flags.append("chi2")
         else:
             col.note = sb.get("reason") or sa.get("reason") or "not compared"
         out.columns.append(col)

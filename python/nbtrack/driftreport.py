@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .drift import TableDrift, Thresholds, compare
+from .drift import TableDrift, compare
+from .driftbatch import compare_many
+from .driftflags import Thresholds
 from .exceptions import CacheError, NbtrackError, UsageError
 from .models import DataVersion, Run, iso
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
         def get_runs(self, refs: Sequence[str]) -> list[Run]: ...
 
 
-ROW_COLUMNS = ["version", "column", "psi", "ks", "ks p", "js", "nulls", "drift"]
+ROW_COLUMNS = ["version", "column", "psi", "ks", "ks p", "js", "chi2 p", "nulls", "drift"]
 ALERT_MAX_BYTES = 200 * 1024 * 1024  # inputs larger than this are not profiled at cell end
 
 
@@ -93,16 +95,18 @@ class DriftReport:
             label = f"{v.path} {v.label}" if multi else v.label
             if v.reference:
                 if multi and sum(1 for x in self.versions if x.path == v.path) == 1:
-                    out.append([label, "", None, None, None, None, None, "one version"])
+                    out.append([label, "", None, None, None, None, None, None, "one version"])
                 continue
             if v.drift is None:
-                out.append([label, "", None, None, None, None, None, v.note or "not compared"])
+                out.append(
+                    [label, "", None, None, None, None, None, None, v.note or "not compared"]
+                )
                 continue
             d = v.drift
             for name in d.columns_added:
-                out.append([label, name, None, None, None, None, None, "column added"])
+                out.append([label, name, None, None, None, None, None, None, "column added"])
             for name in d.columns_removed:
-                out.append([label, name, None, None, None, None, None, "column removed"])
+                out.append([label, name, None, None, None, None, None, None, "column removed"])
             shown = 0
             for c in d.columns:
                 if not (all_columns or c.drifted or c.type != c.type_ref):
@@ -112,9 +116,21 @@ class DriftReport:
                 if c.type != c.type_ref:
                     flag = f"type {c.type_ref} → {c.type}" + (f"; {flag}" if flag else "")
                 nulls = f"{c.null_ref:.1%} → {c.null:.1%}"
-                out.append([label, c.name, c.psi, c.ks, c.ks_p, c.js, nulls, flag or c.note or "-"])
+                out.append(
+                    [
+                        label,
+                        c.name,
+                        c.psi,
+                        c.ks,
+                        c.ks_p,
+                        c.js,
+                        c.chi2_p,
+                        nulls,
+                        flag or c.note or "-",
+                    ]
+                )
             if not shown and not d.columns_added and not d.columns_removed:
-                out.append([label, "", None, None, None, None, None, "no drift"])
+                out.append([label, "", None, None, None, None, None, None, "no drift"])
         return out
 
     def footer(self) -> list[str]:
@@ -213,6 +229,7 @@ def drift_path(
         if ref_profile is None and len(series) == 1:
             raise UsageError(f"cannot compare versions of {table_path}: {why}")
         base.reference = True
+        todo: list[tuple[VersionDrift, dict[str, Any]]] = []
         for e in entries:
             p, why = profiles.get(e.hash or "", (None, "no hash"))
             if e is base:
@@ -220,8 +237,14 @@ def drift_path(
             elif p is None or ref_profile is None:
                 e.note = why if p is None else "the reference version has no profile"
             else:
-                e.drift = compare(ref_profile, p, t)
+                todo.append((e, p))
             report.versions.append(e)
+        if ref_profile is not None and todo:
+            # every version against the one reference: numeric columns in one pass each
+            for (e, _), d in zip(
+                todo, compare_many(ref_profile, [p for _, p in todo], t), strict=True
+            ):
+                e.drift = d
     if report.versions:
         ref_entry = next(v for v in report.versions if v.reference)
         when = ref_entry.started.strftime("%Y-%m-%d %H:%M") if ref_entry.started else "?"
@@ -336,3 +359,44 @@ def alerts(client: Client, previous: Run | None, run: Run) -> list[str]:
                 lines = drift.lines(t)
                 out.append(f"input {y.path} drifted since {previous.short_id}: " + "; ".join(lines))
     return out
+
+
+DRIFT_METRICS = ("columns", "schema_changes", "max_psi", "min_ks_p", "max_js", "min_chi2_p")
+
+
+def input_drift(client: Client, run: Run) -> dict[str, float]:
+    """What a gate reads as ``drift.*``: the newest recorded version of each table the
+    run read, against the version it read (for a model: its training data today).
+
+    ``drift.columns`` drifted columns, ``drift.schema_changes`` tables whose columns
+    changed, ``drift.max_psi`` / ``drift.max_js`` the largest PSI / JS distance,
+    ``drift.min_ks_p`` / ``drift.min_chi2_p`` the smallest p-values (1 when nothing
+    was compared). Raises ``UsageError`` when the run read no table.
+    """
+    t = Thresholds()
+    tables, drifts = 0, []
+    for read in run.inputs:
+        newest = next((v for _, _, v in reversed(client.path_versions(read.path)) if v.hash), read)
+        for x, y in _table_pairs(client, read, newest):
+            tables += 1
+            if x.hash != y.hash:
+                drift, _ = _pair(client, x, y, t)
+                if drift is not None:
+                    drifts.append(drift)
+    if not tables:
+        raise UsageError(f"run {run.short_id} read no table: it has no drift.* values to gate on")
+    cols = [c for d in drifts for c in d.columns]
+
+    def pick(fn: Any, values: list[float | None], empty: float) -> float:
+        found = [v for v in values if v is not None]
+        return float(fn(found)) if found else empty
+
+    values = {
+        "columns": float(sum(len(d.drifted) for d in drifts)),
+        "schema_changes": float(sum(1 for d in drifts if d.schema_changed)),
+        "max_psi": pick(max, [c.psi for c in cols], 0.0),
+        "min_ks_p": pick(min, [c.ks_p for c in cols], 1.0),
+        "max_js": pick(max, [c.js for c in cols], 0.0),
+        "min_chi2_p": pick(min, [c.chi2_p for c in cols], 1.0),
+    }
+    return {f"drift.{k}": v for k, v in values.items()}

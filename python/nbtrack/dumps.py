@@ -71,6 +71,7 @@ FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "updated_at": (_optional(_is_time), "an ISO timestamp or null"),
         "execution_count": (_optional(_is_int), "an integer or null"),
         "notebook_hash": (_optional(is_content_hash), "a content hash or null"),
+        "code_hash": (_optional(is_content_hash), "a content hash or null"),
     },
     "params": {"key": (_is_text, "text")},
     "metrics": {

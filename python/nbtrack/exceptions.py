@@ -62,6 +62,12 @@ class StoreDamagedError(StoreError):
     http_status = 409
 
 
+class TargetExistsError(NbtrackError):
+    """A file a command would write exists; nothing was overwritten."""
+
+    http_status = 409
+
+
 class RunNotFoundError(NbtrackError):
     """No run matches the given reference."""
 
@@ -72,6 +78,12 @@ class ModelNotFoundError(NbtrackError):
     """No registered model, version or alias matches the reference."""
 
     http_status = 404
+
+
+class AliasMovedError(NbtrackError):
+    """A model alias moved between reading it and moving it (the move was not made)."""
+
+    http_status = 409
 
 
 class AmbiguousRunError(UsageError):
@@ -104,6 +116,12 @@ class BlobCorruptError(CacheError):
     http_status = 409
 
 
+class NotAnImageError(CacheError):
+    """A blob named as an image is not one (its first bytes say another type)."""
+
+    http_status = 415
+
+
 class RemoteError(NbtrackError):
     """A remote could not be read or written."""
 
@@ -114,3 +132,7 @@ class PipelineError(NbtrackError):
     # The request was fine; the run cannot be executed as it stands (no notebook
     # recorded, a snapshot pruned from the cache...): a conflict, not a crash.
     http_status = 409
+
+
+class PipelineGraphError(PipelineError):
+    """The notebook graph inferred from recorded runs cannot be used: a cycle, an unknown target."""

@@ -29,6 +29,7 @@ from IPython.core.error import UsageError
 
 from .cellrun import CellRun, TrackOptions
 from .exceptions import NbtrackError
+from .sessioncode import SessionCell
 from .summary import show
 
 log = logging.getLogger("nbtrack")
@@ -122,8 +123,11 @@ class TrackedCells:
             return  # the transformer saw another cell (a completeness check)
         transformed = getattr(info, "transformed_cell", None) or raw
         cell_id = getattr(info, "cell_id", None) or _cell_id(self.shell)
+        history = _history(self.shell, raw, self.magics.session.raised)
         try:
-            self._run = CellRun(self.magics.session, opts, raw, transformed, cell_id, self.count)
+            self._run = CellRun(
+                self.magics.session, opts, raw, transformed, cell_id, self.count, history
+            )
             self.tracked = info
         except NbtrackError as exc:
             _warn(f"nbtrack could not start a run, the cell runs untracked: {exc}")
@@ -136,6 +140,9 @@ class TrackedCells:
         if result is not None and result.info is not self._executing[-1]:
             return  # an empty cell: IPython skipped pre_run_cell for it
         self._executing.pop()
+        top = not self._executing and self.count is not None and result is not None
+        if top and (result.error_before_exec or result.error_in_exec):
+            self.magics.session.raised.add(self.count)  # a replay lets it raise again
         if self._executing or self._run is None:
             return
         run, self._run = self._run, None
@@ -150,6 +157,16 @@ class TrackedCells:
         except Exception as exc:
             log.debug("nbtrack: ending the run failed", exc_info=True)
             _warn(f"nbtrack could not finish the run: {exc}")
+
+
+def _history(shell: Any, raw: str, raised: set[int]) -> list[SessionCell] | None:
+    """The raw cells this session ran, then ``raw`` (IPython stores it after this event)."""
+    from .sessioncode import session_cells
+
+    manager = getattr(shell, "history_manager", None)
+    if manager is None:
+        return None
+    return session_cells(list(manager.input_hist_raw), raw, raised)
 
 
 def _cell_id(shell: Any) -> str | None:
@@ -195,7 +212,9 @@ def run_in_magic(magics: Any, opts: TrackOptions, line: str, cell: str) -> Any:
     last = compile(tail, filename, "eval", flags=flags, dont_inherit=True) if tail else None
     try:
         raw = f"{MAGIC} {line}".rstrip() + "\n" + cell
-        run = CellRun(magics.session, opts, raw, transformed, _cell_id(shell), count)
+        # The cell holding this magic is already in the history.
+        history = _history(shell, "", magics.session.raised)
+        run = CellRun(magics.session, opts, raw, transformed, _cell_id(shell), count, history)
     except NbtrackError as exc:
         raise UsageError(f"nbtrack could not start a run: {exc}") from exc
     error: BaseException | None = None

@@ -66,7 +66,12 @@ class FileWatcher:
         return path.startswith(self.root + os.sep)
 
     def keep(self, path: str) -> bool:
-        if path == self.store or path.startswith(self.store + os.sep) or path == self.notebook:
+        if path == self.notebook:
+            return False
+        # A re-run's scratch copy lives in the store folder and is its kernel's root:
+        # its files are data, the rest of the store folder is not.
+        in_store = path == self.store or path.startswith(self.store + os.sep)
+        if in_store and not (self.root.startswith(self.store + os.sep) and self.inside(path)):
             return False
         if self.inside(path):
             rel = path[len(self.root) + 1 :]

@@ -25,6 +25,7 @@ from typing import Any
 
 from .exceptions import UsageError
 from .models import Run, json_float
+from .numformat import format_number
 
 _BACKTICK = re.compile(r"`([^`]+)`")
 _COMPARE: dict[type, Callable[[float, float], bool]] = {
@@ -42,6 +43,9 @@ _ARITH: dict[type, Callable[[float, float], float]] = {
     ast.Div: lambda a, b: a / b if b else math.copysign(math.inf, a) if a else math.nan,
 }
 _BASELINE_FUNCS = ("delta", "rdelta", "base")
+# ``drift.columns``, ``drift.max_psi``...: the drift of the run's inputs since it read
+# them (driftreport.input_drift), computed only for a gate that names one.
+DRIFT_PREFIX = "drift."
 _PLAIN_FUNCS = {"abs": 1, "min": 2, "max": 2}
 
 
@@ -88,6 +92,7 @@ class GateResult:
     values: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)  # the top-level clauses that were false
+    model: str | None = None  # the model version gated through its run, e.g. churn/3
 
     def __bool__(self) -> bool:
         return self.passed
@@ -100,6 +105,8 @@ class GateResult:
                 f"{k}={_num(v)}" for k, v in self.baseline.items()
             )
         head = f"{'PASS' if self.passed else 'FAIL'} run {self.run_id[:8]}"
+        if self.model:
+            head = f"{'PASS' if self.passed else 'FAIL'} model {self.model} (run {self.run_id[:8]})"
         if self.passed:
             return f"{head}: {self.expression} ({shown})"
         return f"{head}: not {'; not '.join(self.failed) or self.expression} ({shown})"
@@ -113,11 +120,12 @@ class GateResult:
             "values": {k: json_float(v) for k, v in self.values.items()},
             "baseline": {k: json_float(v) for k, v in self.baseline.items()},
             "failed": list(self.failed),
+            "model": self.model,
         }
 
 
 def _num(v: float) -> str:
-    return f"{v:.6g}" if math.isfinite(v) else str(v)
+    return format_number(v)
 
 
 def parse(text: str) -> Gate:

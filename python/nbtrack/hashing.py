@@ -255,17 +255,24 @@ class StatCache:
         """Persist the entries learnt since the last save (no-op without a path)."""
         if self.path is None or not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(self.path.with_name(self.path.name + ".lock")):
-            merged = self._read_file()
-            merged.update(self._dirty)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            body = {"format": STAT_CACHE_FORMAT, "entries": merged}
-            tmp.write_text(json.dumps(body, separators=(",", ":")))
-            os.replace(tmp, self.path)
-            self._entries = merged
-            self._loaded_stamp = self._file_stamp()
-        self._dirty = {}
+        # Taken first: a kernel saves on its helper thread while the next cell may
+        # already remember new entries (they wait for the next save).
+        dirty, self._dirty = self._dirty, {}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(self.path.with_name(self.path.name + ".lock")):
+                merged = self._read_file()
+                merged.update(dirty)
+                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                body = {"format": STAT_CACHE_FORMAT, "entries": merged}
+                tmp.write_text(json.dumps(body, separators=(",", ":")))
+                os.replace(tmp, self.path)
+                merged.update(self._dirty)
+                self._entries = merged
+                self._loaded_stamp = self._file_stamp()
+        except BaseException:
+            self._dirty = {**dirty, **self._dirty}
+            raise
 
     # -- lookups -----------------------------------------------------------------
     def lookup(self, key: str, st: os.stat_result) -> str | None:

@@ -18,7 +18,7 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Integer
 
-from . import dataflow, previous, settings
+from . import dataflow, previous, settings, sysmetrics
 from .cellrun import TrackOptions
 from .exceptions import NbtrackError
 from .lineage import TreeRecorder
@@ -149,7 +149,7 @@ class TrackMagics(Magics):
         from .cli import models, runs
 
         try:
-            words = shlex.split(line)
+            words = sql_words(line) or shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%track: cannot read the line ({exc})") from None
         if words[:1] == ["autolog"]:  # %track autolog [off]
@@ -166,6 +166,7 @@ class TrackMagics(Magics):
     def pre_run_cell(self, info: Any) -> None:
         """Notice papermill's injected parameters cell (the cell before it: the defaults)."""
         self.trees.take()
+        sysmetrics.reap()  # the last tracked cell's sampler thread, exited by now
         source = getattr(info, "raw_cell", "") or ""
         if source.lstrip().startswith("# Parameters"):
             hist = getattr(self.shell, "history_manager", None)
@@ -240,3 +241,24 @@ def unload(ipython: Any) -> None:
         if magics.trees in ipython.ast_transformers:
             ipython.ast_transformers.remove(magics.trees)
         magics.cells.unregister()
+
+
+_SQL_LINE = re.compile(r"^\s*sql((?:\s+--(?:write|json|csv))*)\s+(?P<query>\S.*?)\s*$", re.DOTALL)
+
+
+def sql_words(line: str) -> list[str] | None:
+    """``%track sql [--write] [--json|--csv] QUERY``: the query as written, quotes kept
+    (``WHERE key='x'``), or None for another verb. A query wrapped whole in one pair of
+    quotes, as a shell needs it, is unwrapped."""
+    match = _SQL_LINE.match(line)
+    if match is None:
+        return None
+    query = match["query"]
+    if len(query) > 1 and query[0] == query[-1] and query[0] in "\"'":
+        try:
+            inner = shlex.split(query)
+        except ValueError:
+            inner = []
+        if len(inner) == 1:
+            query = inner[0]
+    return ["sql", *match[1].split(), query]

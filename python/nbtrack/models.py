@@ -166,6 +166,14 @@ class Run:
     env_id: str | None = None
     host: str | None = None
     pid: int | None = None
+    code_hash: str | None = None
+    """The code the kernel session ran up to this run: a cache manifest of cell sources."""
+    kernel_name: str | None = None
+    executable: str | None = None
+    cwd: str | None = None
+    """The kernel's working folder (project-relative inside the project)."""
+    rerun_verdict: str | None = None
+    """``reproduced`` / ``not reproduced`` / ``failed`` on a re-run (see pipelines/verdict.py)."""
     params: dict[str, Any] = field(default_factory=dict)
     param_sources: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -222,6 +230,11 @@ class Run:
             "env_id": self.env_id,
             "host": self.host,
             "pid": self.pid,
+            "code_hash": self.code_hash,
+            "kernel_name": self.kernel_name,
+            "executable": self.executable,
+            "cwd": self.cwd,
+            "rerun_verdict": self.rerun_verdict,
             "params": json_value(self.params),
             "param_sources": dict(self.param_sources),
             "metrics": {k: json_float(v) for k, v in self.metrics.items()},
@@ -257,6 +270,11 @@ class Run:
             env_id=d.get("env_id"),
             host=d.get("host"),
             pid=d.get("pid"),
+            code_hash=d.get("code_hash"),
+            kernel_name=d.get("kernel_name"),
+            executable=d.get("executable"),
+            cwd=d.get("cwd"),
+            rerun_verdict=d.get("rerun_verdict"),
             params=dict(d.get("params") or {}),
             param_sources=dict(d.get("param_sources") or {}),
             metrics={k: float_from_json(v) for k, v in (d.get("metrics") or {}).items()},  # type: ignore[misc]
@@ -280,6 +298,7 @@ class RunQuery:
     kind: str | None = "cell"
     parent_id: str | None = None
     status: str | None = None
+    sweep: str | None = None  # the runs of a sweep: its notebook runs and their cell runs
 
 
 @dataclass
@@ -326,3 +345,17 @@ class Batch:
     spool_offset: int | None = None  # bytes of the event spool now in (see ``spool.py``)
     points_offset: int | None = None  # records of the point log now in (see ``points.py``)
     named_inputs: list[NamedInput] = field(default_factory=list)
+
+
+@dataclass
+class NotebookHead:
+    """The newest finished notebook run of one notebook: the current state ``repro`` compares with.
+
+    ``data`` holds the data versions of the notebook run and of its cell runs, in the
+    order the cells ran; ``snapshot`` is the notebook snapshot the run executed (the
+    notebook run's, else its first cell run's).
+    """
+
+    run: Run
+    data: list[DataVersion] = field(default_factory=list)
+    snapshot: str | None = None

@@ -138,8 +138,9 @@ def _split_dump(
 def _referenced(dump: dict[str, list[dict[str, Any]]]) -> list[str]:
     seen: dict[str, None] = {}
     for row in dump.get("runs", []):
-        if row.get("notebook_hash"):
-            seen.setdefault(row["notebook_hash"], None)
+        for key in ("notebook_hash", "code_hash"):
+            if row.get(key):
+                seen.setdefault(row[key], None)
     for row in dump.get("data_versions", []):
         if row.get("hash") and row.get("kind") != "dataframe":
             seen.setdefault(row["hash"], None)

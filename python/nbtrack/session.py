@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from . import capture, filewatch, fswatch, ingest, settings, tracking
+from . import capture, filewatch, fswatch, ingest, sessioncode, settings, tracking
 from .hashing import StatCache
 from .lineage import PAPERMILL_HEADER, Lineage
 from .models import Run
@@ -28,6 +28,8 @@ class KernelSession:
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
         self._projects: dict[tuple[str | None, ...], Project] = {}
+        # Execution counts of the cells that raised (sessioncode.py: a replay lets them).
+        self.raised: set[int] = set()
         # Watch the project for written files now, not in the first tracked cell.
         ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
 
@@ -97,6 +99,9 @@ class KernelSession:
                 param_source="papermill",
                 notebook_path=nb,
                 background=True,
+                kernel_name=sessioncode.kernel_name(),
+                executable=sessioncode.executable(),
+                cwd=self.project().relative(os.getcwd())[0],
             )
             self.parent_id = self._parent_writer.run_id
             if defaults:

@@ -102,9 +102,16 @@ QUERY_TIMEOUT = Setting(
     "seconds (a number)",
 )
 
+ENV_CACHE = Setting(
+    "NBTRACK_ENV_CACHE",
+    "where `nbtrack rerun --env recorded` keeps the environments it builds (one per recorded "
+    "environment, reused)",
+    "$XDG_CACHE_HOME/nbtrack/envs, else ~/.cache/nbtrack/envs",
+    "path",
+)
 SETTINGS = (
     STORE, ROOT, PARENT_RUN, PARAMS, NOTEBOOK, MAX_BLOB_SIZE, LOCK_TIMEOUT, QUERY_TIMEOUT,
-    SYSTEM_INTERVAL,
+    SYSTEM_INTERVAL, ENV_CACHE,
 )  # fmt: skip
 DEFAULT_LOCK_TIMEOUT = 60.0
 DEFAULT_QUERY_TIMEOUT = 5.0
@@ -138,6 +145,15 @@ def store() -> Path | None:
 def root() -> Path | None:
     """``NBTRACK_ROOT`` as an absolute path, or None."""
     return _path(ROOT)
+
+
+def env_cache() -> Path:
+    """``NBTRACK_ENV_CACHE``, else the user's cache folder's ``nbtrack/envs``."""
+    chosen = _path(ENV_CACHE)
+    if chosen is not None:
+        return chosen
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser().resolve() / "nbtrack" / "envs"
 
 
 def parent_run() -> str | None:

@@ -28,8 +28,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from .models import Batch, DataVersion, Environment, NamedInput
 from .points import read_points
 
@@ -47,6 +45,8 @@ def _own_start_time() -> float:
     # Constant for a process, but psutil reads /proc each time: once per pid, not per run.
     pid = os.getpid()
     if pid not in _start_times:
+        import psutil  # only a writer needs it: readers (the CLI) start faster without
+
         _start_times[pid] = psutil.Process(pid).create_time()
     return _start_times[pid]
 

@@ -20,12 +20,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-import psutil
-
 from .models import Batch
 from .spool import EVENT, FRAME, points_path, read_spool
 
 UNREADABLE_GRACE = 60.0  # seconds before a spool without a readable header counts as dead
+# A reader brings in runs that ended (or whose writer died) before it reads, so a run
+# is visible the moment its cell returns; but at most this many metric points and
+# this long per call, so a reader never spends long on another process's backlog.
+READ_SLICE_POINTS = 100_000
+READ_SLICE_SECONDS = 0.1
+SLICE_RUNS = 500  # runs per ingestion transaction
+MAX_RECOVER_SLICES = 10_000  # then what is left comes in whole (it always ends)
 
 
 def owner_alive(header: dict[str, Any] | None) -> bool:
@@ -34,6 +39,8 @@ def owner_alive(header: dict[str, Any] | None) -> bool:
         return False
     if header.get("host") != socket.gethostname():
         return True  # another machine on a shared folder: not ours to judge
+    import psutil  # here, not at the top: a command that finds no spool never needs it
+
     try:
         proc = psutil.Process(int(header["pid"]))
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -135,6 +142,8 @@ def _remove_dead_tmp(path: Path) -> None:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return  # renamed into place (or removed) since the folder was listed
+    import psutil
+
     if not psutil.pid_exists(pid) or age > UNREADABLE_GRACE:
         with contextlib.suppress(OSError):
             path.unlink()
@@ -225,6 +234,47 @@ def ingest(
     return list(complete)
 
 
+def ended(spool_dir: Path) -> list[Spool]:
+    """The oldest spools of runs that ended (in any process) or whose writer died: what
+    a reader brings in before it reads (read-your-writes); a run still going is left to
+    its own process. Loads ingestion's modules when there are any, before any turn."""
+    todo = [sp for sp in scan(spool_dir) if sp.dead or sp.ended]
+    if todo:
+        warm_up()
+    return todo[:SLICE_RUNS]
+
+
+def catch_up(store: RunSink, todo: list[Spool]) -> None:
+    """A reader's catch-up: one bounded slice of ``todo``."""
+    if todo:
+        ingest(store, todo, max_points=READ_SLICE_POINTS, max_seconds=READ_SLICE_SECONDS)
+
+
+def recover(store: RunSink, spool_dir: Path) -> list[str]:
+    """Bring in, whole, every spooled run that ended or whose process died (marking
+    those ``crashed``), in bounded slices, each its own turn (others get the store in
+    between); the ids brought in."""
+    todo = [sp for sp in scan(spool_dir) if sp.dead or sp.ended]
+    warm_up()
+    done: list[str] = []
+    for _ in range(MAX_RECOVER_SLICES):
+        if not todo:
+            return done
+        complete = set(
+            ingest(
+                store,
+                todo[:SLICE_RUNS],
+                max_points=READ_SLICE_POINTS,
+                max_seconds=READ_SLICE_SECONDS,
+            )
+        )
+        done.extend(sp.run_id for sp in todo if sp.run_id in complete)
+        todo = [sp for sp in todo if sp.run_id not in complete]
+    for i in range(0, len(todo), SLICE_RUNS):  # what the slices did not finish: whole
+        done.extend(ingest(store, todo[i : i + SLICE_RUNS]))
+    return done
+
+
 def spooled_hashes(spool_dir: Path) -> set[str]:
     """Blob hashes named by spooled runs not yet in the store (gc keeps them)."""
     found: set[str] = set()
@@ -234,7 +284,7 @@ def spooled_hashes(spool_dir: Path) -> set[str]:
         except FileNotFoundError:
             continue
         found.update(d.hash for d in batch.data if d.hash)
-        for key in ("notebook_hash",):
+        for key in ("notebook_hash", "code_hash"):
             value = batch.update.get(key) or (batch.run or {}).get(key)
             if value:
                 found.add(str(value))

@@ -12,6 +12,7 @@ from typing import Any
 
 from .cellrun import CellOutcome
 from .models import Run
+from .numformat import format_number
 from .rundiff import CHANGED, RunDiff
 from .sysmetrics import is_system, system_summary
 
@@ -19,10 +20,8 @@ MAX_ITEMS = 12
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.6g}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format_number(value)
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 60 else text[:59] + "…"
 
@@ -86,7 +85,8 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
         if is_system(c.key):
             continue  # CPU and memory move every run; the system line shows them
         if c.delta is not None and math.isfinite(c.delta):
-            lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)} ({c.delta:+.4g})")
+            sign = "+" if c.delta >= 0 else ""
+            lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)} ({sign}{_fmt(c.delta)})")
         elif c.kind == CHANGED:
             lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)}")
         else:

@@ -18,6 +18,7 @@ when installed; without it or without a driver, no GPU metric is logged.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,38 @@ def _reset_high_water_mark() -> bool:
         return False
 
 
+def _descendants(pid: int) -> list[int] | None:
+    """The process tree under ``pid`` from each thread's ``children`` file (Linux), or None.
+
+    psutil's ``children()`` reads the status of every process on the machine (some
+    ms on a shared host, twice per run); this reads one small file per thread of the
+    processes in the tree. None where the kernel does not offer the file.
+    """
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            if parent == pid:
+                return None
+            continue  # a child that ended meanwhile
+        for tid in tids:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", "rb") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except FileNotFoundError:
+                if parent == pid and tid == str(pid):
+                    return None  # the kernel lacks CONFIG_PROC_CHILDREN
+                continue  # a thread that ended meanwhile
+            except OSError:
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
 class _Gpus:
     """NVIDIA devices through pynvml, when the package and a driver are both there."""
 
@@ -96,6 +129,15 @@ class _Gpus:
 
 
 _gpus: _Gpus | None = None
+_process: psutil.Process | None = None
+
+
+def _own_process() -> psutil.Process:
+    """This process, one ``psutil.Process`` per pid (making one reads /proc each time)."""
+    global _process
+    if _process is None or _process.pid != os.getpid():
+        _process = psutil.Process()
+    return _process
 
 
 class SystemSampler:
@@ -105,11 +147,12 @@ class SystemSampler:
         global _gpus
         self.writer = writer
         self.interval = interval
-        self.proc = psutil.Process()
+        self.proc = _own_process()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._step = 0
         self._children: dict[int, psutil.Process] = {}
+        self._closed = False  # the last sample is taken: the thread logs no more
         self.peak_children = 0.0
         if _gpus is None:
             _gpus = _Gpus()
@@ -122,16 +165,31 @@ class SystemSampler:
         self.peak_rss = self.rss0
         self.peak_gpu: dict[str, float] = {}
         self.thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
-        self.thread.start()
+        # Started by nbtrack's helper thread: ``Thread.start`` waits until the new thread
+        # runs, a few ms on a busy machine that the cell would otherwise wait.
+        from .ingest import background
+
+        self._starting = background(self.thread.start)
 
     # ---------------------------------------------------------------- reading the process tree
     def _kids(self) -> list[psutil.Process]:
-        try:
-            live = self.proc.children(recursive=True)
-        except psutil.Error:
-            return list(self._children.values())
+        pids = _descendants(self.proc.pid)
+        if pids is None:  # no /proc/<pid>/task/<tid>/children here: psutil scans every process
+            try:
+                live = {p.pid: p for p in self.proc.children(recursive=True)}
+            except psutil.Error:
+                return list(self._children.values())
+        else:
+            live = {}
+            for pid in pids:
+                known = self._children.get(pid)
+                if known is None:
+                    with contextlib.suppress(psutil.Error):
+                        known = psutil.Process(pid)
+                if known is not None:
+                    live[pid] = known
         # The same Process objects across samples: psutil then knows each one's start.
-        self._children = {p.pid: self._children.get(p.pid, p) for p in live}
+        self._children = {pid: self._children.get(pid, p) for pid, p in live.items()}
         return list(self._children.values())
 
     def _cpu(self) -> float:
@@ -162,8 +220,10 @@ class SystemSampler:
         return read, write
 
     # ---------------------------------------------------------------- sampling
-    def _sample(self) -> None:
+    def _sample(self, final: bool = False) -> None:
         with self._lock:
+            if self._closed and not final:
+                return  # the run ended while this sample waited for the lock
             now, cpu = time.monotonic(), self._cpu()
             rss = self._rss()
             read, write = self._io()
@@ -182,9 +242,9 @@ class SystemSampler:
             self._last_t, self._last_cpu = now, cpu
             step = self._step
             self._step += 1
-        w = self.writer
-        for key, v in values.items():
-            w.log_metric(PREFIX + key, v, step)
+            self._closed = self._closed or final
+            # One call: the series' names go to the spool in one record, not one each.
+            self.writer.log_metrics({PREFIX + key: v for key, v in values.items()}, step)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -194,11 +254,19 @@ class SystemSampler:
                 continue
 
     def stop(self) -> None:
-        """End sampling (the thread is joined) and log the run's peaks and totals."""
+        """End sampling and log the run's peaks and totals.
+
+        The thread is told to end but not waited for here: it is joined when the next
+        cell starts (``reap``), by when it has long exited, so the cell's end does not
+        wait for it to be scheduled. The last sample is taken here, and a sample the
+        thread was about to log after it is dropped (``_closed``).
+        """
         self._stop.set()
-        self.thread.join(timeout=10)
+        if not self._starting.cancel():  # started, or starting: joined by the next cell
+            _ending.append(self)
         with contextlib.suppress(Exception):
-            self._sample()
+            self._sample(final=True)
+        self._closed = True
         wall = time.monotonic() - self.t0
         cpu = self._last_cpu - self.cpu0
         peak = self.peak_rss
@@ -214,12 +282,25 @@ class SystemSampler:
         }
         for key, v in self.peak_gpu.items():
             totals[key.replace("_memory_mb", "_peak_memory_mb")] = v
-        for key, v in totals.items():
-            self.writer.log_metric(PREFIX + key, v)
+        self.writer.log_metrics({PREFIX + key: v for key, v in totals.items()})
+
+
+_ending: list[SystemSampler] = []  # stopped samplers whose thread is not joined yet
+
+
+def reap() -> None:
+    """Join the threads of the samplers that stopped (called as the next cell starts)."""
+    while _ending:
+        sampler = _ending.pop()
+        with contextlib.suppress(Exception):
+            sampler._starting.result(timeout=10)
+        if sampler.thread.ident is not None:
+            sampler.thread.join(timeout=10)
 
 
 def start(writer: RunWriter, interval: float | None) -> SystemSampler | None:
     """Start sampling for ``writer``'s run (None when the interval turns it off)."""
+    reap()
     seconds = interval_from(interval)
     if seconds <= 0:
         return None

@@ -185,12 +185,14 @@ def version_path(
     cache: Cache | None,
     stat_cache: StatCache,
     max_blob_size: int | None = None,
+    save_stat_cache: bool = True,
 ) -> DataVersion:
     """The data version of a file or folder as it is now.
 
     ``cache=None`` (``--no-cache``) records the hash without keeping the bytes; a file
     over ``max_blob_size`` bytes is hashed but not cached. Raises ``UsageError`` when
-    the path does not exist.
+    the path does not exist. ``save_stat_cache=False`` leaves persisting the hashes
+    learnt to the caller (a tracked cell saves once, off its main thread).
 
     >>> v = version_path(project, "data/train.csv", "input", cache=client.cache,
     ...                  stat_cache=StatCache.for_folder(project.folder))  # doctest: +SKIP
@@ -222,7 +224,8 @@ def version_path(
     except CacheError as exc:
         raise UsageError(f"{os.fspath(path)}: {exc}") from None
     finally:
-        stat_cache.save()
+        if save_stat_cache:
+            stat_cache.save()
     return DataVersion(
         path=recorded,
         role=role,

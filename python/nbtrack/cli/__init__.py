@@ -10,6 +10,7 @@ line on stderr and a non-zero exit code here, and nowhere else.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -22,10 +23,36 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Verb modules, in the order their verbs appear in --help.
-    from . import binder, data, doctor, models, monitoring, pipelines, runs
+# Verb modules, in the order their verbs appear in --help.
+MODULES = ("runs", "data", "monitoring", "pipelines", "repro", "models", "binder", "doctor")
+# Which module registers each verb: a command line naming one imports only that module
+# (and what it needs), so ``nbtrack models ls`` does not pay for the rerun machinery.
+# tests/test_cli.py checks this table against what the modules register.
+VERBS = {
+    "ls": "runs", "show": "runs", "diff": "runs", "sql": "runs",
+    "checkout": "data", "gc": "data", "push": "data", "pull": "data",
+    "check": "monitoring", "drift": "monitoring",
+    "rerun": "pipelines", "sweep": "pipelines", "export": "pipelines", "import": "pipelines",
+    "repro": "repro", "dag": "repro",
+    "models": "models", "register": "models", "binder": "binder", "doctor": "doctor",
+}  # fmt: skip
 
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The verb an argument list names (after the global options), or None."""
+    words = iter(argv)
+    for word in words:
+        if word == "--store":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+        elif not word.startswith("--store="):
+            return None  # --help, --version: the whole parser
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``nbtrack`` parser: every verb, or only the module that registers ``command``."""
     parser = Parser(
         prog="nbtrack",
         description="Track, compare and re-run notebook cell runs stored in .nbtrack/runs.duckdb.",
@@ -40,14 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (runs, data, monitoring, pipelines, models, binder, doctor):
-        module.register(sub)
+    names = [VERBS[command]] if command in VERBS else MODULES
+    for name in names:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nbtrack`` script; returns the exit code."""
-    parser = build_parser()
+    parser = build_parser(command_of(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)

@@ -17,9 +17,7 @@ EXIT_GATE_ERROR = 2
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when the gate holds, 1 when it does not, 2 when it cannot be applied."""
     try:
-        result = open_client(args).check(
-            args.expression, args.run, against=args.against, notebook=args.last
-        )
+        result = _gate(open_client(args), args)
     except NbtrackError as exc:
         # A gate that cannot be applied is not a failed gate: CI must tell them apart.
         print(f"nbtrack check: error: {exc}", file=sys.stderr)
@@ -29,6 +27,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(result.line())
     return 0 if result.passed else EXIT_GATE_FAILED
+
+
+def _gate(client: Any, args: argparse.Namespace) -> Any:
+    if args.model is not None:
+        from ..registry.core import Registry
+
+        return Registry(client).check(args.expression, args.model, against=args.against)
+    return client.check(args.expression, args.run, against=args.against, notebook=args.last)
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -50,10 +56,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 def _drift_report(client: Any, args: argparse.Namespace) -> Any:
     from .. import driftreport as drift
-    from ..drift import Thresholds
+    from ..driftflags import Thresholds
     from ..exceptions import UsageError
 
-    thresholds = Thresholds(psi=args.psi, ks_p=args.ks_p, js=args.js, nulls=args.nulls)
+    thresholds = Thresholds(
+        psi=args.psi, ks_p=args.ks_p, js=args.js, chi2_p=args.chi2_p, nulls=args.nulls
+    )
     if len(args.targets) == 2:
         return drift.drift_runs(client, args.targets[0], args.targets[1], thresholds)
     if len(args.targets) == 1:
@@ -102,8 +110,7 @@ class GateView:
 def notebook_result(client: Any, args: argparse.Namespace) -> Any:
     """``%track check`` / ``%track drift``: the same work as the CLI, as notebook objects."""
     if args.command == "check":
-        result = client.check(args.expression, args.run, against=args.against, notebook=args.last)
-        return GateView(result)
+        return GateView(_gate(client, args))
     return DriftView(_drift_report(client, args), args.all)
 
 
@@ -117,7 +124,10 @@ def register(sub: Any) -> None:
             "one-line verdict. EXPR: comparisons of metric names and numbers joined by and / or / "
             "not, e.g. 'acc >= 0.9 and loss < 0.2'; names with '/' go in backticks "
             "(`system/peak_rss_mb` < 4000). With --against RUN: delta(m), rdelta(m) and base(m) "
-            "compare with that run, e.g. 'delta(acc) >= -0.01'. Exit codes: 0 pass, 1 fail, "
+            "compare with that run, e.g. 'delta(acc) >= -0.01'. drift.columns, drift.max_psi, "
+            "drift.min_ks_p, drift.max_js, drift.min_chi2_p, drift.schema_changes: the drift of "
+            "the newest version of each table the run read against the version it read (with "
+            "--model: the training data since training). Exit codes: 0 pass, 1 fail, "
             "2 the gate could not be applied (bad expression, missing metric, unknown run)."
         ),
     )
@@ -127,11 +137,16 @@ def register(sub: Any) -> None:
     which.add_argument(
         "--last", metavar="NOTEBOOK", help="the newest run of this notebook (its notebook run)"
     )
+    which.add_argument(
+        "--model",
+        metavar="NAME[@ALIAS|/VERSION]",
+        help="the run that produced this registered model version",
+    )
     p.add_argument("--against", metavar="RUN", help="baseline run for delta()/rdelta()/base()")
     p.add_argument("--json", action="store_true", help="the verdict as JSON")
     p.set_defaults(func=cmd_check)
 
-    from ..drift import Thresholds
+    from ..driftflags import Thresholds
 
     d = Thresholds()
     p = sub.add_parser(
@@ -142,7 +157,8 @@ def register(sub: Any) -> None:
             "of tables or a logged DataFrame, in time order, each against a reference version "
             "(the first, or --ref RUN|HASH). RUN_A RUN_B: the inputs of RUN_B against RUN_A's. "
             "Numeric columns: PSI and the two-sample Kolmogorov-Smirnov statistic and p-value; "
-            "categorical: Jensen-Shannon distance; null rates and schema changes for all. "
+            "categorical: Jensen-Shannon distance and Pearson's chi-square p-value; null rates "
+            "and schema changes for all. "
             "Computed from stored profiles: old versions are never re-read."
         ),
     )
@@ -154,6 +170,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--js", type=float, default=d.js, help="flag Jensen-Shannon above this (%(default)g)"
+    )
+    p.add_argument(
+        "--chi2-p",
+        type=float,
+        default=d.chi2_p,
+        help="flag categorical chi-square p-values below this (%(default)g)",
     )
     p.add_argument(
         "--nulls",

@@ -14,10 +14,16 @@ if TYPE_CHECKING:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so errors are reported in one place."""
+    """argparse that raises instead of exiting, so errors are reported in one place.
+
+    The door adds the one prefix (``nbtrack: error:``, ``%track:``); the message names
+    the verb when a verb's parser refused the line (``ls: argument --limit: ...``)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        verb = self.prog.partition(" ")[2]
+        if "invalid choice" in message and not verb:
+            message += f"; `{self.prog} --help` lists them"
+        raise UsageError(f"{verb}: {message}" if verb else message)
 
 
 def project_of(args: argparse.Namespace, start: str | os.PathLike[str] | None = None) -> Project:

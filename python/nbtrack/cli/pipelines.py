@@ -24,14 +24,63 @@ def register(sub: Any) -> None:
         "rerun",
         help="re-execute a run's notebook with its parameters and say whether it reproduced",
         description=(
-            "Execute, with papermill, the notebook snapshot recorded with RUN (a cell run or a "
-            "notebook run), injecting the parameters of the execution that made it, and record "
-            "the result as a new notebook run linked to RUN. Then compare: reproduced means the "
-            "same metrics (within --rtol/--atol), the same output hashes and the same input "
-            "versions; otherwise every difference is listed. Exit code 0: reproduced; 1: not."
+            "Execute RUN (a cell run or a notebook run) again with papermill: the code its "
+            "kernel session actually ran (as executed) when the saved notebook is missing or "
+            "does not hold it in that order, else the notebook snapshot recorded with it, with "
+            "the parameters injected again. By default in a scratch copy of the project under "
+            ".nbtrack/reruns/ whose inputs are the versions RUN read (your files are not "
+            "touched), in the recorded kernel. The result is a new notebook run linked to RUN. "
+            "Then compare: reproduced means the same metrics (within --rtol/--atol), the same "
+            "output hashes and the same input versions; otherwise every difference is listed, "
+            "environment differences too. Exit code 0: reproduced; 1: not."
         ),
     )
     p.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--as-executed",
+        dest="mode",
+        action="store_const",
+        const="as-executed",
+        help="replay the cells the kernel session ran, in the order they ran",
+    )
+    mode.add_argument(
+        "--as-saved",
+        dest="mode",
+        action="store_const",
+        const="as-saved",
+        help="execute the saved notebook snapshot (parameters injected again)",
+    )
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="execute in the project folder itself (inputs checked out as `checkout` would)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --in-place: overwrite files that match no recorded version",
+    )
+    p.add_argument(
+        "--kernel", metavar="NAME", help="kernel to execute with (default: the recorded one)"
+    )
+    p.add_argument(
+        "--env",
+        choices=("current", "recorded"),
+        default="current",
+        help="current: the kernel's environment (default); recorded: an environment with the "
+        "recorded package versions, built once with uv and reused",
+    )
+    p.add_argument(
+        "--remote",
+        metavar="URL",
+        help="fetch inputs missing from the workspace and the cache from this remote (as pull)",
+    )
+    p.add_argument(
+        "--strict-env",
+        action="store_true",
+        help="any difference from the recorded environment means not reproduced",
+    )
     p.add_argument(
         "--current",
         action="store_true",
@@ -155,7 +204,8 @@ def run_rerun(args: argparse.Namespace) -> int:
     """Re-execute ``args.run`` and print the verdict; exit code 1 when it did not reproduce."""
     from ..pipelines.execute import skip_unused_imports
     from ..pipelines.parameters import parse_assignments
-    from ..pipelines.rerun import execute_plan, plan_rerun
+    from ..pipelines.recording import current_environment
+    from ..pipelines.rerun import RerunOptions, environment_warning, execute_plan, plan_rerun
 
     skip_unused_imports()
 
@@ -165,13 +215,28 @@ def run_rerun(args: argparse.Namespace) -> int:
         from ..gates import parse
 
         parse(args.check)  # a gate that does not parse fails before the execution
-    plan = plan_rerun(client, args.run, overrides=overrides, current=args.current)
-    _warn(plan.warnings)
+    options = RerunOptions(
+        current=args.current,
+        mode=args.mode,
+        in_place=args.in_place,
+        force=args.force,
+        kernel=args.kernel,
+        env=args.env,
+        strict_env=args.strict_env,
+        remote=args.remote,
+    )
+    if args.force and not args.in_place:
+        raise UsageError("--force only applies with --in-place (a scratch copy overwrites nothing)")
+    plan = plan_rerun(client, args.run, overrides=overrides, options=options)
+    env_note = environment_warning(plan, current_environment(Path(client.project.folder)))
+    _warn(plan.warnings + ([env_note] if env_note else []))
     if not args.json:
         notebook = _shown_path(plan.request.notebook)
         print(
             f"re-running {plan.original.short_id}: {notebook} ({plan.notebook_source}) "
-            f"with {_params_text(plan.request.parameters)}",
+            f"with {_params_text(plan.request.parameters)}\n"
+            f"mode: {plan.choice.mode} ({plan.choice.reason})\n"
+            f"kernel: {plan.request.kernel_name} ({plan.kernel_reason})",
             file=sys.stderr,
         )
     result = execute_plan(client.project, plan, rtol=args.rtol, atol=args.atol)
@@ -184,6 +249,10 @@ def run_rerun(args: argparse.Namespace) -> int:
         status = result.status if not result.error else f"{result.status}: {result.error}"
         print(f"new run {result.run_id[:8]} ({status}), {len(result.child_ids)} cell run(s)")
         print(f"executed notebook: {_shown_path(result.executed_notebook)}")
+        where = _shown_path(result.workspace) if result.workspace else "in place"
+        print(f"workspace: {where}")
+        print(f"  {result.workspace_detail}", file=sys.stderr)
+        print(f"environment: {result.environment}")
         for line in result.verdict.lines():
             print(line)
         if gate is not None:
@@ -243,7 +312,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result.to_dict(args.sort, args.asc))
     else:
-        columns = ["run", "status", *result.param_keys, *result.metric_keys]
+        # The ids are notebook runs' (one per execution); `ls --parent` lists their cell runs.
+        columns = ["notebook_run", "status", *result.param_keys, *result.metric_keys]
         emit_table(
             columns,
             [
@@ -260,8 +330,16 @@ def run_sweep(args: argparse.Namespace) -> int:
         for r in result.failed:
             print(f"  {r.record.run_id[:8]} failed: {r.record.error}")
         if rows:
-            folder = Path(project.executions_dir)
-            print(f"executed notebooks: {_shown_path(str(folder))}/<run id>.ipynb")
+            first = rows[0].record
+            print(
+                f"cell runs of the sweep: nbtrack ls --parent {result.sweep_id}; "
+                f"of one execution: nbtrack ls --parent {first.run_id[:8]}"
+            )
+            if first.executed_notebook:
+                print(
+                    f"executed notebooks: {_shown_path(first.executed_notebook)} "
+                    "(one per run id in that folder)"
+                )
     return EXIT_SOME_FAILED if result.failed else 0
 
 

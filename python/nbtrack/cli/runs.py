@@ -13,7 +13,8 @@ from ..client import Client
 from ..exceptions import UsageError
 from ..models import WARNING_TAG_PREFIX, NamedInput, Run, RunQuery
 from ..rundiff import RunDiff
-from .output import emit_csv, emit_json, emit_table, format_cell
+from .columns import Column, default_order, select, value_columns
+from .output import emit_csv, emit_json, emit_json_text, emit_table, format_cell
 from .parser import Parser, open_client
 
 BASE_COLUMNS = ["run", "name", "status", "started", "duration", "notebook", "cell"]
@@ -33,8 +34,18 @@ class Table:
 
 
 # ---------------------------------------------------------------- building results
-def runs_table(page_runs: Sequence[Run], param_keys: list[str], metric_keys: list[str]) -> Table:
-    rows = []
+def runs_table(
+    page_runs: Sequence[Run],
+    param_keys: list[str],
+    metric_keys: list[str],
+    spec: str | None = None,
+    machine: bool = False,
+) -> Table:
+    """The runs as a table: ``spec`` (``--columns``) chooses the columns, else the
+    default order (columns.py); system metrics only when ``spec`` names them.
+    ``machine`` (CSV): the run's fields, then every ``params.x`` and ``metrics.x``
+    in name order, whatever the values."""
+    base_rows = []
     for r in page_runs:
         started = r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else None
         duration = None if r.duration is None else round(r.duration, 3)
@@ -43,29 +54,50 @@ def runs_table(page_runs: Sequence[Run], param_keys: list[str], metric_keys: lis
             if r.cell_id
             else (f"[{r.execution_count}]" if r.execution_count else None)
         )
-        rows.append(
-            [r.short_id, r.name, r.status, started, duration, r.notebook_path, cell]
-            + [r.params.get(k) for k in param_keys]
-            + [r.metrics.get(k) for k in metric_keys]
-        )
-    return Table(BASE_COLUMNS + param_keys + metric_keys, rows)
+        base_rows.append([r.short_id, r.name, r.status, started, duration, r.notebook_path, cell])
+    base = [
+        Column(name, name, tuple(row[i] for row in base_rows))
+        for i, name in enumerate(BASE_COLUMNS)
+    ]
+    values = value_columns(param_keys, metric_keys, [(r.params, r.metrics) for r in page_runs])
+    if spec:
+        chosen = select(spec, [*base, *values])
+    elif machine:
+        chosen = [*base, *(Column(c.qualified, c.qualified, c.values) for c in values)]
+    else:
+        # System metrics (system/cpu_percent, ...) are in every run: the table leaves
+        # them to `show`, `diff`, --json and --columns rather than add a column each.
+        shown = [c for c in values if not c.qualified.startswith("metrics.system/")]
+        chosen = default_order(base, shown)
+    rows = [list(row) for row in zip(*(c.values for c in chosen), strict=True)]
+    return Table([c.header for c in chosen], rows)
 
 
-def do_ls(client: Client, args: argparse.Namespace) -> tuple[Table, Any]:
-    q = RunQuery(
+def ls_query(args: argparse.Namespace, client: Client | None = None) -> RunQuery:
+    """The query of ``ls``; ``--parent`` is resolved to a run or a sweep by ``client``."""
+    parent = sweep = None
+    kind = None if args.kind == "all" else args.kind
+    if getattr(args, "parent", None):
+        assert client is not None
+        parent, sweep = client.resolve_parent(args.parent)
+    return RunQuery(
         where=args.where,
         text=args.text,
         sort=args.sort,
         descending=not args.ascending,
         limit=args.limit,
-        kind=None if args.kind == "all" else args.kind,
+        kind=kind,
         status=args.status,
+        parent_id=parent,
+        sweep=sweep,
     )
-    page = client.list_runs(q)
-    # System metrics (system/cpu_percent, ...) are in every run: the table leaves them
-    # to `show`, `diff` and --json rather than add a column each.
-    metric_keys = [k for k in page.metric_keys if not k.startswith("system/")]
-    return runs_table(page.runs, page.param_keys, metric_keys), page
+
+
+def do_ls(client: Client, args: argparse.Namespace) -> tuple[Table, Any]:
+    page = client.list_runs(ls_query(args, client))
+    spec = getattr(args, "columns", None)
+    machine = bool(getattr(args, "csv", False))
+    return runs_table(page.runs, page.param_keys, page.metric_keys, spec, machine), page
 
 
 def show_table(run: Run) -> Table:
@@ -86,6 +118,15 @@ def show_table(run: Run) -> Table:
         ["git commit", run.git_commit],
         ["git dirty", run.git_dirty],
     ]
+    # What `rerun` uses and says, shown only when recorded (runs older than schema 7 lack it).
+    optional = [
+        ["rerun verdict", run.rerun_verdict],
+        ["kernel", run.kernel_name],
+        ["interpreter", run.executable],
+        ["working folder", run.cwd],
+        ["session code", run.code_hash],
+    ]
+    rows += [row for row in optional if row[1] is not None]
     if run.environment:
         rows.append(["python", run.environment.python])
         rows.append(["platform", run.environment.platform])
@@ -153,7 +194,7 @@ def _detail_lines(detail: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------- the CLI verbs
-def _print(table: Table, args: argparse.Namespace, obj: Any = None) -> None:
+def _print(table: Table, args: argparse.Namespace, obj: Any = None, hint: str = "") -> None:
     if getattr(args, "json", False):
         emit_json(
             obj
@@ -163,15 +204,17 @@ def _print(table: Table, args: argparse.Namespace, obj: Any = None) -> None:
     elif getattr(args, "csv", False):
         emit_csv(table.columns, table.rows)
     else:
-        emit_table(table.columns, table.rows)
+        emit_table(table.columns, table.rows, hint=hint)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    table, page = do_ls(open_client(args), args)
     if args.json:
-        emit_json(page.to_dict())
+        # Built by DuckDB: 10,000 runs in a fraction of a second (docs/design.md).
+        client = open_client(args)
+        emit_json_text(client.list_runs_json(ls_query(args, client)))
         return 0
-    _print(table, args)
+    table, page = do_ls(open_client(args), args)
+    _print(table, args, hint="; choose with --columns")
     if not args.csv and page.total > len(page.runs):
         sys.stderr.write(f"({len(page.runs)} of {page.total} runs; --limit to see more)\n")
     return 0
@@ -269,6 +312,18 @@ def register(sub: Any) -> None:
         help="cell runs (default), notebook runs, or all",
     )
     p.add_argument("--status", choices=["running", "finished", "failed", "crashed"])
+    p.add_argument(
+        "--parent",
+        metavar="ID",
+        help="only the runs under ID: the cell runs of a notebook run, or those of a sweep "
+        "(its id, as `nbtrack sweep` prints it)",
+    )
+    p.add_argument(
+        "--columns",
+        metavar="LIST",
+        help="columns to show, in order: names or globs, comma-separated "
+        "(run,name,params.*,metrics.acc)",
+    )
     _add_format(p, csv=True)
     p.set_defaults(func=cmd_ls)
 

@@ -101,6 +101,10 @@ class ExecutionSpec:
     kernel_name: str = DEFAULT_KERNEL
     start_timeout: float = 60.0
     execution_timeout: float | None = None
+    inject: bool = True
+    """Inject ``parameters`` (papermill's cell); False for replayed code that holds its own."""
+    python: str | None = None
+    """Start the kernel with this interpreter instead of its kernelspec's (a built environment)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,7 +136,9 @@ class ExecutionOutcome:
         return cls(**data)
 
 
-def _kernel_manager_class(env: Mapping[str, str], cwd: str, log_fd: int | None) -> type:
+def _kernel_manager_class(
+    env: Mapping[str, str], cwd: str, log_fd: int | None, python: str | None = None
+) -> type:
     """A kernel manager class that starts its kernel with ``env`` added, in ``cwd``,
     its stdout and stderr going to ``log_fd`` when given.
 
@@ -150,7 +156,10 @@ def _kernel_manager_class(env: Mapping[str, str], cwd: str, log_fd: int | None) 
             kw["cwd"] = cwd
             if log_fd is not None:
                 kw["stdout"] = kw["stderr"] = log_fd
-            return await super()._async_pre_start_kernel(**kw)
+            cmd, kw = await super()._async_pre_start_kernel(**kw)
+            if python is not None:
+                cmd = [python, *cmd[1:]]  # the kernelspec's arguments, another interpreter
+            return cmd, kw
 
     return TrackedKernelManager
 
@@ -169,6 +178,10 @@ def describe_execution_error(exc: BaseException) -> str:
         if first_line:
             where += f" `{first_line}`"
         return f"{where} raised {exc.ename}: {exc.evalue}"
+    from nbclient.exceptions import CellExecutionError
+
+    if isinstance(exc, CellExecutionError):  # a replayed session (nbclient, not papermill)
+        return f"a replayed cell raised {exc.ename}: {exc.evalue}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -189,19 +202,22 @@ def execute(spec: ExecutionSpec) -> ExecutionOutcome:
     log_fd = os.open(kernel_log_path(output), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         nb = nbformat.reads(spec.notebook_text, as_version=4)
-        papermill.execute_notebook(
-            nb,
-            str(output),
-            parameters=dict(spec.parameters),
-            kernel_name=spec.kernel_name,
-            progress_bar=False,
-            start_timeout=int(spec.start_timeout),
-            execution_timeout=spec.execution_timeout,
-            kernel_manager_class=_kernel_manager_class(spec.env, spec.cwd, log_fd),
-            # One kernel per execution: an in-memory history avoids SQLite contention
-            # between kernels of a parallel sweep.
-            ipython_hist_file=":memory:",
-        )
+        if not spec.inject:
+            _execute_replay(nb, output, spec, log_fd)
+        else:
+            papermill.execute_notebook(
+                nb,
+                str(output),
+                parameters=dict(spec.parameters),
+                kernel_name=spec.kernel_name,
+                progress_bar=False,
+                start_timeout=int(spec.start_timeout),
+                execution_timeout=spec.execution_timeout,
+                kernel_manager_class=_kernel_manager_class(spec.env, spec.cwd, log_fd, spec.python),
+                # One kernel per execution: an in-memory history avoids SQLite contention
+                # between kernels of a parallel sweep.
+                ipython_hist_file=":memory:",
+            )
     except Exception as exc:  # every failure of the notebook becomes its outcome
         kept = _record_input_path(output, spec.input_path)
         return ExecutionOutcome(
@@ -214,6 +230,31 @@ def execute(spec: ExecutionSpec) -> ExecutionOutcome:
         os.close(log_fd)
     _record_input_path(output, spec.input_path)
     return ExecutionOutcome("finished", None, str(output), time.perf_counter() - started)
+
+
+def _execute_replay(nb: Any, output: Path, spec: ExecutionSpec, log_fd: int) -> None:
+    """Execute a re-run's replayed session code with nbclient, the engine papermill drives.
+
+    Not through papermill: papermill fails an execution on any error output, while a
+    replayed session holds the cells that raised in it (tagged ``raises-exception``)
+    and must go on past them as the session did. The executed notebook is written
+    in every case, as papermill does.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    client = NotebookClient(
+        nb,
+        timeout=spec.execution_timeout,
+        startup_timeout=int(spec.start_timeout),
+        kernel_name=spec.kernel_name,
+        kernel_manager_class=_kernel_manager_class(spec.env, spec.cwd, log_fd, spec.python),
+        ipython_hist_file=":memory:",
+    )
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, str(output))
 
 
 def kernel_log_path(output_path: str | os.PathLike[str]) -> Path:

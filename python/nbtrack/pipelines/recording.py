@@ -43,6 +43,14 @@ class ExecutionRequest:
     execution_timeout: float | None = None
     index: int = 0
     """Position in its sweep, so results can be reported in grid order."""
+    inject: bool = True
+    """False for a re-run's replayed code, which holds its own parameters cell."""
+    workspace: str | None = None
+    """Where the kernel runs (a re-run's scratch copy): its root; None: the project root."""
+    cwd: str | None = None
+    """The kernel's working folder; None: the notebook's folder."""
+    python: str | None = None
+    """The interpreter of the kernel (a re-run's ``--env recorded``); None: the kernelspec's."""
 
     @property
     def run_name(self) -> str:
@@ -146,17 +154,20 @@ def current_environment(folder: Path | None = None) -> Environment:
 def execution_spec(project: Project, request: ExecutionRequest, run_id: str) -> ExecutionSpec:
     """The papermill execution of ``request`` whose kernel attaches its cell runs to ``run_id``."""
     notebook = Path(request.notebook)
+    root = Path(request.workspace) if request.workspace else Path(project.root)
+    # In a scratch copy the kernel sees the copy of the notebook, at the same place.
+    seen = root / notebook.relative_to(project.root) if request.workspace else notebook
     return ExecutionSpec(
         notebook_text=request.notebook_text,
         input_path=str(notebook),
         output_path=str(executed_notebook_path(project, run_id)),
         parameters=dict(request.parameters),
-        cwd=str(notebook.parent),
-        env=kernel_environment(
-            store_location(project), project.root, run_id, request.parameters, notebook
-        ),
+        cwd=request.cwd or str(seen.parent),
+        env=kernel_environment(store_location(project), root, run_id, request.parameters, seen),
         kernel_name=request.kernel_name,
         execution_timeout=request.execution_timeout,
+        inject=request.inject,
+        python=request.python,
     )
 
 
@@ -236,14 +247,16 @@ def finish_run(
     )
 
 
-def execute_recorded(project: Project, request: ExecutionRequest) -> ExecutionRecord:
+def execute_recorded(
+    project: Project, request: ExecutionRequest, run_id: str | None = None
+) -> ExecutionRecord:
     """Execute ``request`` in this process, recorded as a notebook run of ``project``.
 
     The notebook run is recorded on a helper thread while the kernel starts: gathering
     the environment costs most of a second that would otherwise add to every rerun.
     Cell runs name their parent by id, so they may reach the store first.
     """
-    run_id = uuid.uuid4().hex
+    run_id = run_id or uuid.uuid4().hex
     spec = execution_spec(project, request, run_id)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbtrack-notebook-run") as pool:
         starting = pool.submit(start_writer, project, request, run_id)

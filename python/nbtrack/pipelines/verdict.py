@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import DataVersion, Run, json_float
+from ..models import DataVersion, Environment, Run, json_float
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-12
@@ -155,10 +155,20 @@ class Verdict:
     cells_compared: int = 0
     metrics_compared: int = 0
     outputs_compared: int = 0
+    environment: list[str] = field(default_factory=list)
+    """How the re-run's environment differs from the original's ("six 1.17.0 instead of 1.16.0")."""
+    strict_env: bool = False
+    """When true, any environment difference means not reproduced."""
 
     @property
     def reproduced(self) -> bool:
-        return not (self.metrics or self.outputs or self.inputs or self.outcomes)
+        moved = self.metrics or self.outputs or self.inputs or self.outcomes
+        return not (moved or (self.strict_env and self.environment))
+
+    @property
+    def word(self) -> str:
+        """The verdict in one word, as runs carry it (``rerun_verdict``)."""
+        return "reproduced" if self.reproduced else "not reproduced"
 
     def __bool__(self) -> bool:
         return self.reproduced
@@ -166,9 +176,10 @@ class Verdict:
     def lines(self) -> list[str]:
         """The verdict in words: one headline, then one line per thing that moved."""
         if self.reproduced:
+            under = f", under {_listed(self.environment)}" if self.environment else ""
             return [
-                f"reproduced: {self.cells_compared} cell run(s), {self.metrics_compared} metric(s) "
-                f"within rtol={self.rtol:g} atol={self.atol:g}, "
+                f"reproduced{under}: {self.cells_compared} cell run(s), "
+                f"{self.metrics_compared} metric(s) within rtol={self.rtol:g} atol={self.atol:g}, "
                 f"{self.outputs_compared} output(s) with the same hash"
             ]
         moved: list[OutcomeChange | MetricChange | DataChange] = [
@@ -177,7 +188,8 @@ class Verdict:
             *self.outputs,
             *self.inputs,
         ]
-        return ["not reproduced:"] + [f"  {m.describe()}" for m in moved]
+        env = [f"  environment: {e}" for e in self.environment]
+        return ["not reproduced:"] + [f"  {m.describe()}" for m in moved] + env
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,7 +205,33 @@ class Verdict:
             "outputs": [d.to_dict() for d in self.outputs],
             "inputs": [d.to_dict() for d in self.inputs],
             "outcomes": [o.to_dict() for o in self.outcomes],
+            "environment": list(self.environment),
+            "strict_env": self.strict_env,
+            "verdict": self.word,
         }
+
+
+def _listed(changes: list[str], most: int = 3) -> str:
+    shown = ", ".join(changes[:most])
+    return f"{shown} and {len(changes) - most} more" if len(changes) > most else shown
+
+
+def environment_changes(before: Environment | None, after: Environment | None) -> list[str]:
+    """How ``after`` differs from ``before``: Python, then packages, in words."""
+    if before is None or after is None or before.env_id == after.env_id:
+        return []
+    out = []
+    if before.python != after.python:
+        out.append(f"Python {after.python} instead of {before.python}")
+    was, now = before.packages, after.packages
+    for name in sorted(set(was) | set(now)):
+        if name not in now:
+            out.append(f"{name} missing ({was[name]} originally)")
+        elif name not in was:
+            out.append(f"{name} {now[name]} added")
+        elif was[name] != now[name]:
+            out.append(f"{name} {now[name]} instead of {was[name]}")
+    return out
 
 
 def _num(value: float | None, signed: bool = False) -> str:
@@ -249,6 +287,14 @@ def _versions(run: Run, role: str) -> dict[str, DataVersion]:
     return {d.path: d for d in run.data if d.role == role}
 
 
+def _environment_of(run: Run, cells: Sequence[Run]) -> Environment | None:
+    """The kernel's environment: a cell run's (a notebook run records the launcher's)."""
+    for cell in cells:
+        if cell.environment is not None:
+            return cell.environment
+    return run.environment
+
+
 def compare_runs(before: Run, after: Run, verdict: Verdict, label: str | None = None) -> None:
     """Add to ``verdict`` what moved between two runs of the same cell (or notebook)."""
     cell = label or cell_label(before)
@@ -288,13 +334,17 @@ def judge(
     *,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
+    strict_env: bool = False,
 ) -> Verdict:
     """The verdict of ``rerun`` (a notebook run) against ``original``.
 
     ``original`` is a cell run (``original_cells`` is then ``[original]``) or a notebook
     run with its cell runs; ``rerun_cells`` are the cell runs of the rerun.
     """
-    verdict = Verdict(original.run_id, rerun.run_id, rtol, atol)
+    verdict = Verdict(original.run_id, rerun.run_id, rtol, atol, strict_env=strict_env)
+    verdict.environment = environment_changes(
+        _environment_of(original, original_cells), _environment_of(rerun, rerun_cells)
+    )
     if original.kind == "notebook":
         if original.status != rerun.status:
             verdict.outcomes.append(

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import BlobCorruptError, BlobMissingError, UsageError
 from ..models import DataVersion
 from ..store import Store
-from . import flavors, signature
 from .values import AliasMove, ModelRef, ModelVersion, RegisteredModel, check_alias, check_name
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..gates import GateResult
     from ..tracking import RunWriter
+    from . import flavors
     from .lineage import Lineage, ModelDiff
 
 MODEL_KIND = "model"  # the data-version kind of a model's bytes in a run's inputs/outputs
@@ -33,12 +34,25 @@ MODEL_KIND = "model"  # the data-version kind of a model's bytes in a run's inpu
 # What loading needs of ``NAME/N`` (file, flavor, hash, environment) never changes once
 # the version exists: numbers are never reused or renumbered, in this store file or by an
 # import. Remembered per store file (path and inode), so a reload by number skips the
-# store (a DuckDB connection costs 20-100 ms); aliases are always read from the store.
+# store (a DuckDB connection costs 20-100 ms).
 _loadable: dict[tuple[str, int, str, int], ModelVersion] = {}
+# An alias moves, so what it named is remembered with the stamp of the store's files
+# (the database and its write-ahead log) read before the query: any write by any
+# process since (an alias move first of all) changes one of them, and the alias is
+# read from the store again.
+_aliased: dict[tuple[str, str, str], tuple[Any, ModelVersion]] = {}
+# The installed version of each flavor's library, read once (the module loaded in this
+# process does not change when a package is reinstalled under it).
+_library_versions: dict[str, str | None] = {}
 # Blobs this process re-hashed, with the stat that proves they have not been written
 # since: any write changes the ctime, which no program can set back. A later load of
 # the same unchanged file trusts that check instead of hashing 100 MB again.
 _verified: dict[str, tuple[int, int, int, int]] = {}
+
+
+def _store_stamp(db: Path) -> tuple[Any, ...] | None:
+    stamps = (_stamp(db), _stamp(db.with_name(db.name + ".wal")))
+    return None if stamps[0] is None else stamps
 
 
 def _stamp(path: Path) -> tuple[int, int, int, int] | None:
@@ -69,6 +83,8 @@ def environment_of(
     Versions come from the run's recorded environment when there is one (what the
     model was trained with), else from this process.
     """
+    from . import flavors
+
     packages = packages or {}
     pins = []
     for dist in flavor.requirements(meta):
@@ -107,6 +123,9 @@ class Registry:
         **options: Any,
     ) -> ModelVersion:
         """Save ``obj`` in its flavor's format as the next version of ``name``, linked to a run."""
+        # Flavors and signatures import lazily: listing and showing models never need them.
+        from . import flavors, signature
+
         check_name(name)
         chosen = flavors.get(flavor) if flavor else flavors.for_object(obj)
         if flavor and not chosen.handles(obj):
@@ -170,6 +189,8 @@ class Registry:
                     f"run {run.short_id} kept no copy of {dv.path} and the file changed since; "
                     "re-run the cell without --no-cache to register it"
                 )
+        from . import flavors
+
         with self._named_file(digest, Path(dv.path).name) as local:
             chosen = flavors.get(flavor) if flavor else flavors.detect(local)
             meta = chosen.file_meta(local)
@@ -197,6 +218,20 @@ class Registry:
             raise UsageError(f"a version is a number from 1, not {version!r}")
         host, user = _who()
         return self._store.move_model_alias(name, alias, version, host, user)
+
+    def move_alias_from(
+        self, name: str, alias: str, expected: int | None, version: int | None
+    ) -> AliasMove:
+        """Move ``alias`` to ``version`` (None removes it) only if it is still on
+        ``expected`` (None: not set): a move made by someone else meanwhile is never
+        overwritten unseen (``AliasMovedError``)."""
+        check_name(name)
+        check_alias(alias)
+        for value in (expected, version):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UsageError(f"a version is a number from 1, not {value!r}")
+        host, user = _who()
+        return self._store.move_model_alias_from(name, alias, expected, version, host, user)
 
     def remove_alias(self, name: str, alias: str) -> AliasMove:
         check_name(name)
@@ -232,6 +267,19 @@ class Registry:
         """A version by ``NAME/3``, ``NAME@alias``, ``NAME`` (newest) or ``models:/...``."""
         parsed = ModelRef.parse(ref)
         return self._store.resolve_model(parsed.name, parsed.version, parsed.alias)
+
+    def check(self, expression: str, ref: str, *, against: str | None = None) -> GateResult:
+        """A metric gate on the run that produced a version (``NAME@alias``, ``NAME/3``);
+        ``drift.*`` names read the drift of its training data since."""
+        mv = self.get(ref)
+        if mv.run_id is None or not self.client.runs_by_id([mv.run_id]):
+            raise UsageError(
+                f"{mv.uri} has no producing run in this store, so no metrics to gate on"
+                + (f" (run {mv.run_id[:8]} is missing: pull it first)" if mv.run_id else "")
+            )
+        result = self.client.check(expression, mv.run_id, against=against)
+        result.model = f"{mv.name}/{mv.version}"
+        return result
 
     def models(self) -> list[RegisteredModel]:
         return self._store.list_models()
@@ -300,9 +348,19 @@ class Registry:
 
     def _loadable_version(self, ref: str) -> ModelVersion:
         parsed = ModelRef.parse(ref)
+        db = self.client.project.db_path
+        if parsed.alias is not None:
+            key3 = (str(db), parsed.name, parsed.alias)
+            before = _store_stamp(db)
+            seen = _aliased.get(key3)
+            if seen is not None and before is not None and seen[0] == before:
+                return seen[1]
+            mv = self.get(ref)
+            if before is not None and _store_stamp(db) == before:
+                _aliased[key3] = (before, mv)  # nobody wrote while we read
+            return mv
         if parsed.version is None:
             return self.get(ref)
-        db = self.client.project.db_path
         try:
             key = (str(db), os.stat(db).st_ino, parsed.name, parsed.version)
         except FileNotFoundError:
@@ -314,10 +372,14 @@ class Registry:
 
     def load(self, ref: str, writer: RunWriter | None = None, **kwargs: Any) -> Any:
         """The live model of a version, after checking its bytes and its library's version."""
+        from . import flavors
+
         mv = self._loadable_version(ref)
         flavor = flavors.get(mv.flavor)
         self.verified_file(mv)
-        recorded, current = mv.env.get("library_version"), flavor.library_version()
+        if flavor.name not in _library_versions:
+            _library_versions[flavor.name] = flavor.library_version()
+        recorded, current = mv.env.get("library_version"), _library_versions[flavor.name]
         if recorded and current and recorded != current:
             warnings.warn(
                 f"model {mv.name}/{mv.version} was saved with {mv.env.get('library')} "

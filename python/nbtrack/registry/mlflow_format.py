@@ -108,9 +108,11 @@ def _write_example(mv: ModelVersion, dest: Path) -> dict[str, Any] | None:
         serving = {"dataframe_split": body}
         info = {"type": "dataframe", "pandas_orient": "split"}
     else:
-        (dest / EXAMPLE_FILE).write_text(json.dumps({"inputs": ex["data"]}))
+        # As MLflow 3 writes an array example: the bare nested list (its loader reads
+        # no {"inputs": ...} wrapper there); the serving example keeps the wrapper.
+        (dest / EXAMPLE_FILE).write_text(json.dumps(ex["data"]))
         serving = {"inputs": ex["data"]}
-        info = {"type": "ndarray", "format": "tf-serving"}
+        info = {"type": "ndarray"}
     (dest / SERVING_EXAMPLE_FILE).write_text(json.dumps(serving, indent=2))
     return {"artifact_path": EXAMPLE_FILE, "serving_input_path": SERVING_EXAMPLE_FILE, **info}
 

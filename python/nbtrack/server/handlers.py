@@ -44,6 +44,7 @@ SUMMARY_FIELDS = (
     "duration",
     "parent_id",
     "rerun_of",
+    "rerun_verdict",
     "notebook_path",
     "cell_id",
     "execution_count",

@@ -3,7 +3,8 @@
 One module per concern: ``connection`` (locking, short connections), ``schema``
 (creation, upgrades, refusal), ``writes``, ``reads`` (references, run records),
 ``query`` (the run query builder), ``transfer`` (dump/load for bundles and
-remotes), ``registry`` and ``registry_transfer`` (model versions and aliases). ``Store`` is the one object the client holds: each method is one short
+remotes), ``registry`` and ``registry_transfer`` (model versions and aliases), ``lineage`` (a
+run's neighbours by data, values and models). ``Store`` is the one object the client holds: each method is one short
 connection around one of those functions.
 """
 
@@ -16,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..models import Batch, MetricPoint, Run, RunPage, RunQuery
-from . import integrity, query, reads, schema, transfer, writes
+from ..models import Batch, MetricPoint, NotebookHead, Run, RunPage, RunQuery
+from . import integrity, lineage, pipelines, query, reads, runjson, schema, transfer, writes
 from .registry_tables import RegistryTables
 from .schema import SCHEMA_VERSION
 
@@ -126,9 +127,19 @@ class Store(RegistryTables):
         with self.connect() as con:
             return reads.metric_series(con, run_id, keys)
 
+    def has_sweep(self, sweep_id: str) -> bool:
+        """Whether notebook runs carry ``sweep_id`` as their ``sweep`` tag."""
+        with self.connect() as con:
+            return reads.has_sweep(con, sweep_id)
+
     def child_ids(self, run_id: str) -> list[str]:
         with self.connect() as con:
             return reads.child_ids(con, run_id)
+
+    def run_lineage(self, run_id: str, depth: int, fanout: int) -> dict[str, Any]:
+        """Runs, data versions, kernel values and model versions around a run (``lineage``)."""
+        with self.connect() as con:
+            return lineage.run_lineage(con, run_id, depth, fanout)
 
     def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
         """The newest finished run of each cell of a notebook (by cell id, name and code)."""
@@ -139,6 +150,11 @@ class Store(RegistryTables):
         """The newest run of a notebook (its notebook run when it has one)."""
         with self.connect() as con:
             return reads.latest_run_id(con, notebook_path)
+
+    def notebook_heads(self) -> list[NotebookHead]:
+        """The newest finished notebook run of every notebook, with its cells' data versions."""
+        with self.connect() as con:
+            return pipelines.notebook_heads(con)
 
     def path_versions(self, path: str) -> list[tuple[str, Any, Any]]:
         """``(run id, started, DataVersion)`` of every recorded version of a path, oldest first."""
@@ -178,6 +194,14 @@ class Store(RegistryTables):
         """One page of runs matching ``q`` (full records), and the total count."""
         with self.connect(safe=safe) as con, query.time_limit(con):
             return query.list_runs(str(self.path), con, q, strict=safe)
+
+    def list_runs_json(self, q: RunQuery) -> str:
+        """The page ``list_runs`` gives, as JSON text built by DuckDB (``ls --json``)."""
+        with self.connect() as con:
+            # The time limit is the filter's; writing the JSON is ours, however busy the machine.
+            with query.time_limit(con):
+                ids, total, params, metrics = query.page_ids(str(self.path), con, q)
+            return runjson.page_json(runjson.runs_json(con, ids), total, params, metrics)
 
     def runs_frame(self, q: RunQuery) -> Any:
         """The wide table (one row per run) as a pandas DataFrame."""

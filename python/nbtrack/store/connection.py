@@ -291,5 +291,5 @@ class Connection:
             except duckdb.Error as exc:
                 raise integrity.damaged(self.path, exc) from exc
 
-    def _ensure_schema(self) -> None:
-        schema.ensure(self.path, self._open)
+    def _ensure_schema(self, keep: bool = False) -> duckdb.DuckDBPyConnection | None:
+        return schema.ensure(self.path, self._open, keep=keep)

@@ -103,8 +103,11 @@ def _wide_sql(param_kinds: list[tuple[str, bool]], metric_keys: list[str]) -> tu
     return sql, names
 
 
-def _filters(q: RunQuery, where: str | None = None) -> tuple[str, list[Any]]:
-    """The WHERE of a run query; ``where`` is the filter as ``filters.compile_where`` wrote it."""
+def _filters(
+    q: RunQuery, where: str | None = None, run_id_col: str = "run_id"
+) -> tuple[str, list[Any]]:
+    """The WHERE of a run query; ``where`` is the filter as ``filters.compile_where`` wrote it;
+    ``run_id_col`` names the run's id where a join makes ``run_id`` ambiguous."""
     conds, args = ["TRUE"], []
     if q.kind:
         conds.append("kind = ?")
@@ -112,6 +115,16 @@ def _filters(q: RunQuery, where: str | None = None) -> tuple[str, list[Any]]:
     if q.parent_id:
         conds.append("parent_id = ?")
         args.append(q.parent_id)
+    if q.sweep:
+        # Notebook runs carry the sweep's tag; cell runs name their notebook run.
+        conds.append(
+            "(parent_id IN (SELECT t.run_id FROM tags t WHERE t.key = 'sweep' AND t.value = ?) "
+            "OR (kind = 'notebook' AND list_contains("
+            "(SELECT list(t.run_id) FROM tags t WHERE t.key = 'sweep' AND t.value = ?), "
+            f"{run_id_col}))"
+            ")"
+        )
+        args += [q.sweep, q.sweep]
     if q.status:
         conds.append("status = ?")
         args.append(q.status)
@@ -166,7 +179,7 @@ def _page_narrow(
     Sorting 10,000 runs by one metric joins that metric alone (a few ms) where
     the wide view would pivot every parameter and metric of every run first.
     """
-    cond, args = _filters(q)
+    cond, args = _filters(q, run_id_col="r.run_id")
     kind, name = _sort_target(q.sort, list(numeric_params), metrics)
     join = ""
     join_args: list[Any] = []
@@ -191,19 +204,15 @@ def _page_narrow(
     return [r[0] for r in rows], int(total[0]) if total else 0
 
 
-def list_runs(
-    path: str, con: duckdb.DuckDBPyConnection, q: RunQuery, *, strict: bool = False
-) -> RunPage:
-    """One page of runs matching ``q`` (full records), and the total count.
-
-    ``strict``: the filter is held to the allow-list for filters from the network.
-    """
+def page_ids(
+    path: str, con: duckdb.DuckDBPyConnection, q: RunQuery, strict: bool = False
+) -> tuple[list[str], int, list[str], list[str]]:
+    """The ids of one page of runs matching ``q``, the total, the param and metric keys."""
     param_kinds, metrics = _keys(path, con)
     params = [k for k, _ in param_kinds]
     if q.where is None and q.text is None:
         ids, total = _page_narrow(con, q, dict(param_kinds), metrics)
-        runs = reads.load(con, ids, with_env=False)
-        return RunPage(runs=runs, total=total, param_keys=params, metric_keys=metrics)
+        return ids, total, params, metrics
     wide, names = _wide_sql(param_kinds, metrics)
     where = filters.compile_where(q.where, names, strict=strict) if q.where else None
     cond, args = _filters(q, where)
@@ -219,7 +228,18 @@ def list_runs(
     else:
         count = f"WITH wide AS ({wide}) SELECT count(*) FROM wide WHERE {cond}"
         total = int(_run_filter(con, count, args, q.where).fetchone()[0])  # type: ignore[index]
-    runs = reads.load(con, [r[0] for r in rows], with_env=False)
+    return [r[0] for r in rows], total, params, metrics
+
+
+def list_runs(
+    path: str, con: duckdb.DuckDBPyConnection, q: RunQuery, *, strict: bool = False
+) -> RunPage:
+    """One page of runs matching ``q`` (full records), and the total count.
+
+    ``strict``: the filter is held to the allow-list for filters from the network.
+    """
+    ids, total, params, metrics = page_ids(path, con, q, strict)
+    runs = reads.load(con, ids, with_env=False)
     return RunPage(runs=runs, total=total, param_keys=params, metric_keys=metrics)
 
 
@@ -234,7 +254,7 @@ def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
     page = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
     keep = [
         "run_id", "name", "status", "kind", "started_at", "ended_at", "duration",
-        "notebook_path", "cell_id", "execution_count", "parent_id", "rerun_of", "error",
+        "notebook_path", "cell_id", "execution_count", "parent_id", "rerun_of", "rerun_verdict", "error",
         *(quote_ident("params." + k) for k in params),
         *(quote_ident("metrics." + k) for k in metrics),
     ]  # fmt: skip

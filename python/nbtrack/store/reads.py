@@ -128,6 +128,13 @@ def metric_series(
     return out
 
 
+def has_sweep(con: duckdb.DuckDBPyConnection, sweep_id: str) -> bool:
+    row = con.execute(
+        "SELECT 1 FROM tags WHERE key = 'sweep' AND value = ? LIMIT 1", [sweep_id]
+    ).fetchone()
+    return row is not None
+
+
 def child_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     rows = con.execute(
         "SELECT run_id FROM runs WHERE parent_id = ? ORDER BY started_at", [run_id]
@@ -178,7 +185,10 @@ def get_profile(con: duckdb.DuckDBPyConnection, digest: str) -> dict[str, Any] |
 
 def get_profiles(con: duckdb.DuckDBPyConnection, digests: Sequence[str]) -> dict[str, Any]:
     rows = con.execute(
-        "SELECT hash, profile FROM profiles WHERE list_contains(?, hash)", [list(digests)]
+        # IN over the unnested list, not list_contains(?, hash): that one is evaluated
+        # row by row (230 ms for 100 profiles, against 10 ms).
+        "SELECT hash, profile FROM profiles WHERE hash IN (SELECT unnest(?))",
+        [list(digests)],
     ).fetchall()
     return {r[0]: json.loads(r[1]) for r in rows}
 
@@ -191,19 +201,22 @@ def change_token(con: duckdb.DuckDBPyConnection) -> str:
 def referenced_hashes(
     con: duckdb.DuckDBPyConnection, keep_run_ids: Sequence[str] | None = None
 ) -> set[str]:
-    """Every blob hash referenced by (the given) runs: data versions and notebook snapshots."""
+    """Every blob hash referenced by (the given) runs: data versions, notebook snapshots, session code."""
     if keep_run_ids is None:
         rows = con.execute(
             "SELECT hash FROM data_versions WHERE hash IS NOT NULL "
-            "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL"
+            "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL "
+            "UNION SELECT code_hash FROM runs WHERE code_hash IS NOT NULL"
         ).fetchall()
     else:
         ids = list(keep_run_ids)
         rows = con.execute(
             "SELECT hash FROM data_versions WHERE hash IS NOT NULL AND list_contains(?, run_id) "
             "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL "
+            "AND list_contains(?, run_id) "
+            "UNION SELECT code_hash FROM runs WHERE code_hash IS NOT NULL "
             "AND list_contains(?, run_id)",
-            [ids, ids],
+            [ids, ids, ids],
         ).fetchall()
     return {r[0] for r in rows}
 
@@ -212,7 +225,8 @@ def cached_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Blob hashes runs recorded as kept in the cache (cached data versions, notebook snapshots)."""
     rows = con.execute(
         "SELECT hash FROM data_versions WHERE cached AND hash IS NOT NULL "
-        "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL"
+        "UNION SELECT notebook_hash FROM runs WHERE notebook_hash IS NOT NULL "
+        "UNION SELECT code_hash FROM runs WHERE code_hash IS NOT NULL"
     ).fetchall()
     return {r[0] for r in rows}
 

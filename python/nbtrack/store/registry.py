@@ -335,3 +335,11 @@ def lineage(
                     frontier.extend(d.hash for d in loaded[run_id].inputs if d.hash)
     reader_ids = [r for r in readers(con, mv.hash) if r != mv.run_id]
     return mv, run, upstream, reads.load(con, reader_ids, with_env=False), alias_history(con, name)
+
+
+def alias_version(con: duckdb.DuckDBPyConnection, name: str, alias: str) -> int | None:
+    """The version ``alias`` of ``name`` points at now, or None when it is not set."""
+    row = con.execute(
+        "SELECT version FROM model_aliases WHERE name = ? AND alias = ?", [name, alias]
+    ).fetchone()
+    return int(row[0]) if row else None

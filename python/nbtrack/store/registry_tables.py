@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..exceptions import AliasMovedError
 from ..models import Run
 from ..registry.values import AliasMove, ModelVersion, RegisteredModel
 from .connection import Connection
 from .registry import (
     add_version,
     alias_history,
+    alias_version,
     get_model,
     lineage,
     list_models,
@@ -36,6 +38,21 @@ class RegistryTables(Connection):
         self, name: str, alias: str, version: int | None, host: str, user: str
     ) -> AliasMove:
         with self.transaction() as con:
+            return move_alias(con, name, alias, version, host, user)
+
+    def move_model_alias_from(
+        self, name: str, alias: str, expected: int | None, version: int | None, host: str, user: str
+    ) -> AliasMove:
+        """``move_model_alias`` only while the alias is still on ``expected`` (None: unset),
+        checked in the same transaction; else ``AliasMovedError`` and nothing changes."""
+        with self.transaction() as con:
+            current = alias_version(con, name, alias)
+            if current != expected:
+                now = f"version {current}" if current is not None else "no version"
+                raise AliasMovedError(
+                    f"{name}@{alias} moved since it was read: it is now on {now}; "
+                    "reload and try again"
+                )
             return move_alias(con, name, alias, version, host, user)
 
     def update_model_version(self, name: str, version: int, fields: dict[str, Any]) -> ModelVersion:

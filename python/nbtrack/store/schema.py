@@ -18,7 +18,7 @@ from ..duckdb_config import connect_duckdb
 from ..exceptions import NotAStoreError, StoreError, StoreVersionError
 from .integrity import first_line
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 # Version 1: the first public schema. Kept verbatim: tests build a v1 file with it
@@ -111,6 +111,16 @@ CREATE TABLE model_alias_history (
     host VARCHAR, user_name VARCHAR
 );
 """,
+    # Re-run anything (docs/pipelines.md): the code a kernel session ran before each run
+    # (a cache manifest of cell sources, code_hash), the kernel, interpreter and working
+    # folder it ran in, and a re-run's verdict word.
+    6: """
+ALTER TABLE runs ADD COLUMN code_hash VARCHAR;
+ALTER TABLE runs ADD COLUMN kernel_name VARCHAR;
+ALTER TABLE runs ADD COLUMN executable VARCHAR;
+ALTER TABLE runs ADD COLUMN rerun_verdict VARCHAR;
+ALTER TABLE runs ADD COLUMN cwd VARCHAR;
+""",
 }
 
 # Files already checked by this process (path, inode): later opens cost nothing.
@@ -123,17 +133,19 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def ensure(path: Path, open_: Opener) -> None:
+def ensure(path: Path, open_: Opener, *, keep: bool = False) -> duckdb.DuckDBPyConnection | None:
     """Create a new store, upgrade an old one (after a backup), refuse others.
 
     Checked once per process per file (by inode), so later calls cost nothing.
     Called with the store's turn held (see ``connection``), so one process at a time.
+    ``keep``: return the connection the check opened instead of closing it (a
+    DuckDB instance costs ~10 ms to start: a one-shot command opens one, not two).
     """
     if path.exists():
         st = path.stat()
         key = (str(path), st.st_ino)
         if key in _checked:
-            return
+            return None
         if st.st_size == 0:
             # A 0-byte file (a full disk under an older nbtrack, a `touch`) holds
             # nothing: a new store replaces it, nothing is lost.
@@ -153,9 +165,15 @@ def ensure(path: Path, open_: Opener) -> None:
             )
         elif version < SCHEMA_VERSION:
             migrate(path, con, version)
-    finally:
+            keep = False  # a migrated file is opened afresh
+    except BaseException:
         con.close()
+        raise
     _checked.add((str(path), path.stat().st_ino))
+    if keep:
+        return con
+    con.close()
+    return None
 
 
 def _create_atomically(path: Path, *, replace: bool) -> None:

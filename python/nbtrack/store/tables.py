@@ -9,7 +9,8 @@ RUN_COLUMNS = (
     "run_id", "kind", "name", "status", "error", "started_at", "ended_at", "parent_id",
     "rerun_of", "notebook_path", "cell_id", "execution_count", "session_id", "source",
     "notebook_hash", "code_matches_notebook", "git_commit", "git_dirty", "git_diff",
-    "env_id", "host", "pid",
+    "env_id", "host", "pid", "code_hash", "kernel_name", "executable", "rerun_verdict",
+    "cwd",
 )  # fmt: skip
 # Columns of a run that may change after it started (ingested "update"/"end" events).
 MUTABLE_RUN_COLUMNS = frozenset(RUN_COLUMNS) - {"run_id", "kind", "started_at"}

@@ -1,0 +1,194 @@
+"""Where a re-run executes: a scratch copy of the project, or (``--in-place``) the project.
+
+The scratch copy lives in ``.nbtrack/reruns/<rerun id>/`` and is kept (the executed
+outputs are there to look at). It holds:
+
+- every input the original read, at the version it read: linked from the workspace when
+  the file there still has that content, else restored from the cache; an input in
+  neither is an error naming it (``nbtrack pull`` brings blobs from a remote);
+- the other files of the project tree (tool folders, virtual environments and the store
+  left out), minus the outputs the original wrote (the re-run writes them again).
+
+Files are cloned (reflink) where the filesystem can; else small files are copied and
+large ones hard-linked, so no large file is copied in full. A hard link shares the
+user's bytes: a notebook that rewrites a file *in place* that it did not record as an
+output would write through it (see docs/pipelines.md).
+
+``--in-place`` follows ``checkout``'s rules instead: recorded inputs are restored in the
+user's folder, and nothing that matches no recorded version is overwritten without
+``force``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..exceptions import PipelineError
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..models import DataVersion, Run
+
+SMALL_FILE = 1 << 20
+SKIPPED_DIRS = frozenset(
+    {".nbtrack", ".git", ".hg", ".svn", ".ipynb_checkpoints", "__pycache__", "node_modules"}
+)
+
+
+@dataclass
+class Workspace:
+    """The folder a re-run executes in."""
+
+    root: Path
+    scratch: bool
+    cloned: int = 0
+    linked: int = 0
+    copied: int = 0
+    restored: int = 0
+
+    def describe(self) -> str:
+        if not self.scratch:
+            return f"in place, in {self.root}"
+        return (
+            f"in a scratch copy {self.root} ({self.restored} input(s) restored from the cache, "
+            f"{self.cloned} file(s) cloned, {self.linked} hard-linked, {self.copied} copied)"
+        )
+
+
+def inputs_read(cells: list[Run]) -> list[tuple[Run, DataVersion]]:
+    """Each project input of ``cells`` at the version first read, unless an earlier cell
+    of the same execution wrote it (the re-run makes it again)."""
+    seen: set[str] = set()
+    out = []
+    for cell in sorted(cells, key=lambda c: c.started_at.timestamp() if c.started_at else 0.0):
+        for v in cell.data:
+            if v.path in seen or not v.in_project or v.kind == "dataframe":
+                continue
+            seen.add(v.path)
+            if v.role == "input":
+                out.append((cell, v))
+    return out
+
+
+def _outputs(cells: list[Run]) -> set[str]:
+    return {v.path for c in cells for v in c.data if v.role == "output" and v.in_project}
+
+
+def place_file(src: Path, dst: Path, ws: Workspace) -> None:
+    """``dst`` with ``src``'s bytes: a clone, else a copy (small) or a hard link (large)."""
+    from ..copying import try_reflink
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    size = src.stat().st_size
+    with open(src, "rb") as s, open(dst, "wb") as d:
+        if size and try_reflink(s.fileno(), d.fileno()):
+            ws.cloned += 1
+            return
+        if size <= SMALL_FILE:
+            shutil.copyfileobj(s, d)
+            ws.copied += 1
+            return
+    dst.unlink()
+    try:
+        os.link(src, dst)
+        ws.linked += 1
+    except OSError:  # another filesystem: a copy is all there is
+        shutil.copyfile(src, dst)
+        ws.copied += 1
+
+
+def _copy_tree(top: Path, dest: Path, skip: set[str], ws: Workspace) -> None:
+    for folder, dirs, files in os.walk(top):
+        here = Path(folder)
+        dirs[:] = [
+            d for d in dirs if d not in SKIPPED_DIRS and not (here / d / "pyvenv.cfg").exists()
+        ]
+        for name in files:
+            src = here / name
+            rel = src.relative_to(top).as_posix()
+            if rel in skip or src.is_symlink() or not src.is_file():
+                continue
+            place_file(src, dest / rel, ws)
+
+
+def scratch_copy(
+    client: Client, cells: list[Run], rerun_id: str, remote: str | None = None
+) -> Workspace:
+    """A scratch copy of the project for re-running ``cells``, inputs at their versions.
+
+    Inputs in neither the workspace nor the cache are pulled from ``remote`` when given.
+    """
+    root = Path(client.project.folder) / "reruns" / rerun_id
+    root.mkdir(parents=True)
+    try:
+        return _fill(client, cells, Workspace(root, scratch=True), remote)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)  # nothing half-made is kept
+        raise
+
+
+def _fill(client: Client, cells: list[Run], ws: Workspace, remote: str | None) -> Workspace:
+    from ..checkout import checkout
+    from ..hashing import StatCache
+
+    project, root = client.project, ws.root
+    inputs = inputs_read(cells)
+    stat_cache = StatCache.for_folder(project.folder)
+    in_workspace: set[str] = set()
+    for _, v in inputs:
+        src = project.absolute(v.path)
+        if v.kind != "dir" and src.is_file() and stat_cache.hash(src).hash == v.hash:
+            place_file(src, root / v.path, ws)
+            in_workspace.add(v.path)
+    todo = [(cell, v) for cell, v in inputs if v.path not in in_workspace]
+    if remote is not None and any(v.hash and not client.cache.has(v.hash) for _, v in todo):
+        from ..remotes import pull
+
+        pull(client, remote, sorted({cell.run_id for cell, _ in todo}))
+    missing = []
+    for cell, v in todo:
+        report = checkout(
+            client, cell.run_id, [str(project.absolute(v.path))], role="input", to=root
+        )
+        ws.restored += report.counts().get("restored", 0)
+        missing += [f"{i.path} ({i.detail or i.status})" for i in report.problems]
+    if missing:
+        raise PipelineError(
+            "inputs of the run are in neither the workspace (at the version read) nor the "
+            f"cache{' nor the remote' if remote else ''}: {', '.join(missing)}; "
+            "`nbtrack pull` brings them from a remote (or name it: --remote URL)"
+        )
+    skip = {v.path for _, v in inputs} | _outputs(cells)
+    _copy_tree(Path(project.root), root, skip, ws)
+    return ws
+
+
+def in_place(client: Client, cells: list[Run], force: bool) -> Workspace:
+    """Check the recorded inputs out in the project (checkout's rules), and refuse to let
+    the re-run overwrite an output that matches no recorded version, unless ``force``."""
+    from ..checkout import checkout
+    from ..hashing import StatCache
+
+    project = client.project
+    refused = []
+    for cell, v in inputs_read(cells):
+        report = checkout(
+            client, cell.run_id, [str(project.absolute(v.path))], role="input", force=force
+        )
+        refused += [f"{i.path} ({i.detail or i.status})" for i in report.problems]
+    if not force:
+        stat_cache = StatCache.for_folder(project.folder)
+        for path in sorted(_outputs(cells)):
+            target = project.absolute(path)
+            known = client.recorded_hashes(path)
+            if target.is_file() and stat_cache.hash(target).hash not in known:
+                refused.append(f"{path} (an output that differs from every recorded version)")
+    if refused:
+        raise PipelineError(
+            "refusing to re-run in place: " + "; ".join(refused) + "; --force overwrites them"
+        )
+    return Workspace(Path(project.root), scratch=False)
