@@ -132,3 +132,29 @@ def _loss_steps(client: Client, name: str) -> tuple[int, int, int]:
         f"JOIN runs r USING (run_id) WHERE r.name = '{name}' AND m.key = 'loss'"
     )
     return rows[0]
+
+
+def test_a_spool_brought_in_and_removed_by_another_process_counts_as_all_in(
+    project_dir: Path,
+) -> None:
+    # Given: a reader's look at the spool folder, then the run's own process storing
+    # the run whole and removing its spool
+    from nbtrack import spools
+    from nbtrack.tracking import RunWriter
+
+    project = resolve_project(project_dir)
+    client = Client(project)
+    w = RunWriter.start(project, kind="cell", name="gone", background=False)
+    w.log_metric("loss", 0.5)
+    w.finish("finished")
+    seen = spools.scan(project.spool_dir)
+    w.wait(60)
+    assert not w.spool.path.exists()
+
+    # When: the reader brings in what it saw
+    done = client.ingest_spools(seen, max_points=None, max_seconds=None, background=False)
+
+    # Then: the run counts as all in (an export waiting for it would never end), once
+    assert done == [w.run_id]
+    _, rows = client.sql("SELECT count(*) FROM metrics WHERE key = 'loss'")
+    assert rows == [(1,)]

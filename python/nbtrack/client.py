@@ -22,6 +22,7 @@ from .models import (
 )
 from .project import Project, resolve_project
 from .store import Store
+from .store.connection import stop as stop_access
 from .validation import check_query, check_sql
 
 if TYPE_CHECKING:
@@ -31,13 +32,13 @@ if TYPE_CHECKING:
     from .gates import GateResult
     from .rundiff import RunDiff
 
-# A reader brings in runs that ended (or whose writer died) before it reads, so a run
-# is visible the moment its cell returns; but at most this many metric points and
-# this long per call, so a reader never spends long on another process's backlog.
-READ_SLICE_POINTS = 250_000
-READ_SLICE_SECONDS = 0.25
-SLICE_RUNS = 500  # runs per ingestion transaction
 MAX_LINEAGE_DEPTH = 5  # runs away a lineage follows data at most
+
+
+def stop_store_access() -> None:
+    """This process is stopping (a server got SIGTERM): every wait for a store fails
+    at once and queries running now are interrupted, so no thread holds up the exit."""
+    stop_access()
 
 
 class Client:
@@ -62,11 +63,7 @@ class Client:
     def recover(self) -> list[str]:
         """Bring in, whole, every spooled run that ended or whose process died (marking
         those ``crashed``); returns their ids. gc, push and export call it first."""
-        todo = [sp for sp in spools.scan(self.project.spool_dir) if sp.dead or sp.ended]
-        done: list[str] = []
-        for i in range(0, len(todo), SLICE_RUNS):
-            done.extend(spools.ingest(self._store, todo[i : i + SLICE_RUNS]))
-        return done
+        return spools.recover(self._store, self.project.spool_dir)
 
     def ingest_spools(
         self,
@@ -87,24 +84,31 @@ class Client:
         )
 
     @contextmanager
+    def store_turn(self, *, background: bool = False) -> Iterator[None]:
+        """Hold the store's turn across several calls (an ingester's slices)."""
+        with self._store.turn(background=background):
+            yield
+
+    def others_waiting(self) -> bool:
+        """Whether another process waits for the store's turn this thread holds."""
+        return self._store.others_waiting()
+
+    def pass_turn(self) -> None:
+        """Between slices of work: let another process waiting for the store go first."""
+        self._store.pass_turn()
+
+    @contextmanager
     def _reading(self) -> Iterator[None]:
-        """Catch up (``_fresh``) and read in one turn at the store."""
+        """Catch up (``_fresh``) and read in one turn at the store. The spool folder is
+        looked at, and the modules ingestion needs are loaded, before the turn: nobody
+        waits on them."""
+        todo = spools.ended(self.project.spool_dir)
         with self._store.turn():
-            self._fresh()
+            spools.catch_up(self._store, todo)
             yield
 
     def _fresh(self) -> None:
-        # Read-your-writes: runs that ended (in any process) or whose process died are
-        # brought in before a read, within a bounded slice. A run still going is left
-        # to its own process, which ingests it about once a second.
-        todo = [sp for sp in spools.scan(self.project.spool_dir) if sp.dead or sp.ended]
-        if todo:
-            spools.ingest(
-                self._store,
-                todo[:SLICE_RUNS],
-                max_points=READ_SLICE_POINTS,
-                max_seconds=READ_SLICE_SECONDS,
-            )
+        spools.catch_up(self._store, spools.ended(self.project.spool_dir))
 
     # ---------------------------------------------------------------- reading
     def resolve(self, ref: str, kind: str | None = None) -> str:

@@ -4,7 +4,8 @@ A ``RunWriter`` appends every event to its run's spool and every metric point to
 its point log at once; the one ``Ingestor`` thread per process moves them into the
 store, so the ~20-40 ms a DuckDB write costs is never on a cell's critical path.
 Each transaction holds at most ``SLICE_RUNS`` runs, ``SLICE_POINTS`` points and
-``SLICE_SECONDS`` of reading, and gives way to readers waiting for the store, so
+``SLICE_SECONDS`` of reading; a round keeps the store's turn from slice to slice
+while nobody else waits and passes it on between slices when someone does, so
 nobody waits long behind it. This
 module knows writers only through the small ``Spooled`` protocol, so it sits below
 ``tracking`` (which holds the writers and the fluent API).
@@ -21,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .spools import Spool
+from .spools import Spool, warm_up
 
 if TYPE_CHECKING:
     from .client import Client
@@ -32,7 +33,8 @@ INGEST_INTERVAL = 1.0  # seconds between background ingestions while a run is go
 KICK_DELAY = 0.05  # seconds the ingestor waits after a run ends, to batch its neighbours
 SLICE_RUNS = 200  # runs per transaction
 SLICE_POINTS = 50_000  # metric points per transaction (~0.05 s of DuckDB's time)
-SLICE_SECONDS = 0.5  # reading spools per transaction, so a waiting reader waits little
+SLICE_SECONDS = 0.1  # reading spools per transaction, so a waiting reader waits little
+SLICE_SECONDS_ALONE = 0.5  # ... when nobody waits for the store
 MAX_SLICES = 40  # transactions per round before the thread looks at its list again
 
 
@@ -73,27 +75,38 @@ def ingest_writers(writers: Sequence[Spooled]) -> list[Spooled]:
                 done.append(w)  # nothing left (brought in and removed)
             continue
         live.append(w)
-    for _ in range(MAX_SLICES):
-        if not live:
-            break
-        chunk = live[:SLICE_RUNS]
-        # Seen before the spool is read: a run that ended (its end in the spool) with
-        # no fact still being gathered is all in once what is read now is in.
-        last = {w.run_id: w.finished and not w.pending and w.spool.on_disk for w in chunk}
-        todo = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in chunk]
-        complete = set(
-            chunk[0].client.ingest_spools(
-                todo, max_points=SLICE_POINTS, max_seconds=SLICE_SECONDS, background=True
+    if not live:
+        return done
+    client = live[0].client
+    warm_up()
+    # One turn at the store for the whole round while nobody else waits: the file is
+    # attached once, not once per slice; between slices the turn goes to whoever waits.
+    with client.store_turn(background=True):
+        for _ in range(MAX_SLICES):
+            if not live:
+                break
+            chunk = live[:SLICE_RUNS]
+            # Seen before the spool is read: a run that ended (its end in the spool) with
+            # no fact still being gathered is all in once what is read now is in.
+            last = {w.run_id: w.finished and not w.pending and w.spool.on_disk for w in chunk}
+            todo = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in chunk]
+            # A short slice when someone waits for the store, a longer one (fewer
+            # commits, more runs a second) when nobody does.
+            seconds = SLICE_SECONDS if client.others_waiting() else SLICE_SECONDS_ALONE
+            complete = set(
+                client.ingest_spools(
+                    todo, max_points=SLICE_POINTS, max_seconds=seconds, background=True
+                )
             )
-        )
-        for w in chunk:
-            if w.run_id in complete:
-                live.remove(w)
-                if last[w.run_id]:
-                    w.close()
-                    done.append(w)
-        if len(complete) == len(chunk) and len(live) <= 0:
-            break
+            for w in chunk:
+                if w.run_id in complete:
+                    live.remove(w)
+                    if last[w.run_id]:
+                        w.close()
+                        done.append(w)
+            if not live:
+                break
+            client.pass_turn()
     return done
 
 
@@ -126,6 +139,7 @@ class Ingestor:
 
     def _loop(self) -> None:
         mark_own_thread()
+        warm_up()  # now, in this thread, not later while holding the store's turn
         while not self._stopping.is_set():
             if self._wake.wait(INGEST_INTERVAL):
                 # A run just ended: wait a moment so runs ending together (cells run

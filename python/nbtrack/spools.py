@@ -24,6 +24,13 @@ from .models import Batch
 from .spool import EVENT, FRAME, points_path, read_spool
 
 UNREADABLE_GRACE = 60.0  # seconds before a spool without a readable header counts as dead
+# A reader brings in runs that ended (or whose writer died) before it reads, so a run
+# is visible the moment its cell returns; but at most this many metric points and
+# this long per call, so a reader never spends long on another process's backlog.
+READ_SLICE_POINTS = 100_000
+READ_SLICE_SECONDS = 0.1
+SLICE_RUNS = 500  # runs per ingestion transaction
+MAX_RECOVER_SLICES = 10_000  # then what is left comes in whole (it always ends)
 
 
 def owner_alive(header: dict[str, Any] | None) -> bool:
@@ -149,6 +156,16 @@ def remove(path: Path) -> None:
             os.unlink(p)
 
 
+def warm_up() -> None:
+    """Load what reading a point log needs (numpy, Arrow, and pandas, which Arrow loads
+    the first time it converts an array: ~1.5 s of CPU on a busy machine). Called before
+    taking the store's turn, so nobody waits for a process's imports."""
+    import numpy  # noqa: F401
+    import pyarrow as pa
+
+    pa.array(numpy.zeros(1))
+
+
 def ingest(
     store: RunSink,
     spools: Sequence[Spool],
@@ -169,6 +186,7 @@ def ingest(
     """
     if not spools:
         return []
+    warm_up()
     complete: list[str] = []
 
     def build(positions: dict[str, tuple[int, int, str | None]]) -> list[Batch]:
@@ -186,7 +204,10 @@ def ingest(
                     sp.path, sp.run_id, offset, points, final=sp.dead or done, limit=budget
                 )
             except FileNotFoundError:
-                continue  # another process brought it in and removed it
+                # Another process brought it in and removed it (a spool is removed only
+                # once all in): all in, or a caller would wait for it for ever.
+                complete.append(sp.run_id)
+                continue
             if budget is not None:
                 budget = max(0, budget - state["points"])
             if batch.run is None and status is None:
@@ -211,6 +232,47 @@ def ingest(
         if sp.dead and sp.run_id in complete:
             remove(sp.path)
     return list(complete)
+
+
+def ended(spool_dir: Path) -> list[Spool]:
+    """The oldest spools of runs that ended (in any process) or whose writer died: what
+    a reader brings in before it reads (read-your-writes); a run still going is left to
+    its own process. Loads ingestion's modules when there are any, before any turn."""
+    todo = [sp for sp in scan(spool_dir) if sp.dead or sp.ended]
+    if todo:
+        warm_up()
+    return todo[:SLICE_RUNS]
+
+
+def catch_up(store: RunSink, todo: list[Spool]) -> None:
+    """A reader's catch-up: one bounded slice of ``todo``."""
+    if todo:
+        ingest(store, todo, max_points=READ_SLICE_POINTS, max_seconds=READ_SLICE_SECONDS)
+
+
+def recover(store: RunSink, spool_dir: Path) -> list[str]:
+    """Bring in, whole, every spooled run that ended or whose process died (marking
+    those ``crashed``), in bounded slices, each its own turn (others get the store in
+    between); the ids brought in."""
+    todo = [sp for sp in scan(spool_dir) if sp.dead or sp.ended]
+    warm_up()
+    done: list[str] = []
+    for _ in range(MAX_RECOVER_SLICES):
+        if not todo:
+            return done
+        complete = set(
+            ingest(
+                store,
+                todo[:SLICE_RUNS],
+                max_points=READ_SLICE_POINTS,
+                max_seconds=READ_SLICE_SECONDS,
+            )
+        )
+        done.extend(sp.run_id for sp in todo if sp.run_id in complete)
+        todo = [sp for sp in todo if sp.run_id not in complete]
+    for i in range(0, len(todo), SLICE_RUNS):  # what the slices did not finish: whole
+        done.extend(ingest(store, todo[i : i + SLICE_RUNS]))
+    return done
 
 
 def spooled_hashes(spool_dir: Path) -> set[str]:

@@ -1,23 +1,30 @@
-"""Short connections to one DuckDB file, taken in turn by threads and processes.
+"""Connections to one DuckDB file, taken in turn by threads and processes.
 
 DuckDB lets one process at a time hold the file open for writing, and while it
-does, no other process can open it at all. So every access is a short
-connect → work → close, serialized inside a process by one lock per file and
-across nbtrack processes by a lock on a side file (``runs.duckdb.lock``, see
-``_Turn``); other programs holding the file are retried with jittered exponential
-backoff. Nothing keeps the file open between calls.
+does, no other process can open it at all. So every access is a short turn at the
+file: serialized inside a process by one lock per file, across nbtrack processes by
+a first-come-first-served queue with readers first (``turn.py``), and retried with
+jittered exponential backoff against other programs holding it. Nothing keeps the
+file open between turns.
+
+Opening a DuckDB database costs ~20 ms of CPU (a new instance: every built-in
+function registered), more than most reads. So each process keeps one in-memory
+DuckDB instance per store and, for a turn, ``ATTACH``-es the file (~2 ms) and
+``DETACH``-es it at the end of the turn (which checkpoints and releases DuckDB's lock,
+as a close did). Everything done in one turn (a reader's catch-up and its read, an
+ingester's slices) shares that one attachment. Queries that arrive over HTTP
+(``safe``) use a second instance with external access off, allowed only the store's
+own files.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import random
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +34,28 @@ from .. import settings
 from ..duckdb_config import connect_duckdb
 from ..exceptions import NotAStoreError, StoreBusyError, StoreVersionError
 from . import integrity, schema
+from .turn import BACKGROUND_PATIENCE, Turn, stop_waiting
 
-BACKGROUND_PATIENCE = 1.0  # seconds a background ingester gives way to waiting readers
+__all__ = ["BACKGROUND_PATIENCE", "Connection", "stop"]
 
 _process_locks: dict[str, threading.RLock] = {}
 _process_locks_guard = threading.Lock()
-_turns: dict[str, _Turn] = {}
+_turns: dict[str, Turn] = {}
+_attachments: dict[str, _Attachment] = {}
+
+
+def _forget_after_fork() -> None:
+    # A forked child inherits none of the parent's POSIX locks, may inherit a thread
+    # lock held by another thread, and must not touch the parent's DuckDB instances
+    # (their threads did not come along): it starts with none of them.
+    global _process_locks_guard
+    _process_locks_guard = threading.Lock()
+    _process_locks.clear()
+    _turns.clear()
+    _attachments.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _lock_for(path: Path) -> threading.RLock:
@@ -40,88 +63,24 @@ def _lock_for(path: Path) -> threading.RLock:
         return _process_locks.setdefault(str(path), threading.RLock())
 
 
-class _Turn:
-    """This process's turn at one store file, among nbtrack processes.
-
-    DuckDB's lock can only be retried, and a failed ``duckdb.connect`` costs
-    milliseconds, so a process listing runs in a loop got the file nearly every
-    time and writers waited past any timeout. A lock on a side file is cheap to
-    poll, so a waiter takes its turn in the short gap between another process's
-    connections. POSIX locks (``lockf``), not ``flock``: a forked child does not
-    inherit them. Re-entrant; used with the per-process lock of the file held.
-
-    Readers first: byte 0 of the side file is the turn; a foreground caller (a
-    reader, a user's command) holds a shared lock on byte 1 while it waits, and a
-    background ingester does not compete while anyone does, for up to
-    ``BACKGROUND_PATIENCE`` seconds (then it queues as a reader would, or a reader in a
-    tight loop would starve it). So a reader waits for about one bounded transaction,
-    never for a queue of ingesters.
-    """
-
-    def __init__(self, db_path: Path) -> None:
-        self.path = db_path.with_name(db_path.name + ".lock")
-        self.depth = 0
-        self.fd = -1
-
-    def acquire(self, timeout: float, *, background: bool = False) -> None:
-        self.depth += 1
-        if self.depth > 1:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError:
-            self.fd = -1  # a read-only folder: DuckDB's own lock still guards the file
-            return
-        begin = time.monotonic()
-        deadline = begin + timeout
-        waiting = False
-        try:
-            while True:
-                if background and time.monotonic() - begin > BACKGROUND_PATIENCE:
-                    background = False  # readers in a tight loop must not starve it
-                if not background and not waiting:
-                    with contextlib.suppress(OSError):
-                        fcntl.lockf(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 1)
-                        waiting = True
-                if background and self._readers_waiting():
-                    pass
-                else:
-                    try:
-                        fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
-                        return
-                    except OSError:
-                        pass
-                if time.monotonic() >= deadline:
-                    self.release()
-                    raise StoreBusyError(
-                        f"{self.path.with_suffix('')} stayed busy with other nbtrack processes "
-                        f"for {timeout:.0f} s (set {settings.LOCK_TIMEOUT.name} to wait longer)"
-                    ) from None
-                time.sleep(0.002 if background else 0.0005)
-        finally:
-            if waiting and self.fd >= 0:
-                with contextlib.suppress(OSError):
-                    fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 1)
-
-    def _readers_waiting(self) -> bool:
-        try:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1)
-        except OSError:
-            return True
-        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 1)
-        return False
-
-    def release(self) -> None:
-        self.depth -= 1
-        if self.depth == 0 and self.fd >= 0:
-            os.close(self.fd)  # drops the lock
-            self.fd = -1
-
-
-def _turn_for(path: Path) -> _Turn:
+def _turn_for(path: Path) -> Turn:
     with _process_locks_guard:
-        return _turns.setdefault(str(path), _Turn(path))
+        return _turns.setdefault(str(path), Turn(path))
+
+
+def _attachment_for(path: Path) -> _Attachment:
+    with _process_locks_guard:
+        return _attachments.setdefault(str(path), _Attachment(path))
+
+
+def stop() -> None:
+    """The process is stopping (a server got SIGTERM): waits for the store fail at once
+    and queries running now are interrupted, so no thread holds up the exit."""
+    stop_waiting()
+    with _process_locks_guard:
+        attachments = list(_attachments.values())
+    for a in attachments:
+        a.interrupt()
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -129,57 +88,156 @@ def _is_lock_error(exc: Exception) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+class _Attachment:
+    """The store file attached to this process's DuckDB instance for one turn."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.alias = path.stem or "store"
+        self._bases: dict[bool, duckdb.DuckDBPyConnection] = {}  # safe -> instance
+        self.cursor: duckdb.DuckDBPyConnection | None = None
+        self.mode: tuple[bool, bool] | None = None  # (safe, read_only) of the attachment
+
+    def _base(self, safe: bool) -> duckdb.DuckDBPyConnection:
+        base = self._bases.get(safe)
+        if base is None:
+            base = connect_duckdb()
+            # Spilled intermediates go where DuckDB puts them for a file database.
+            base.execute("SET temp_directory = ?", [str(self.path) + ".tmp"])
+            if safe:
+                files = [str(self.path), str(integrity.wal_path(self.path))]
+                base.execute("SET allowed_paths = ?", [files])
+                base.execute("SET enable_external_access = false")
+            self._bases[safe] = base
+        return base
+
+    def get(self, *, safe: bool, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """The attached store (attached now if it is not, or not in this mode)."""
+        if self.cursor is not None and self.mode == (safe, read_only):
+            return self.cursor
+        self.detach()
+        cursor = self._base(safe).cursor()
+        try:
+            quoted = str(self.path).replace("'", "''")
+            alias = '"' + self.alias.replace('"', '""') + '"'
+            cursor.execute(f"ATTACH '{quoted}' AS {alias}" + (" (READ_ONLY)" if read_only else ""))
+            cursor.execute(f"USE {alias}")
+        except BaseException:
+            cursor.close()
+            self._forget(safe)
+            raise
+        self.cursor, self.mode = cursor, (safe, read_only)
+        return cursor
+
+    def detach(self) -> None:
+        """Checkpoint and let go of the file (DuckDB's lock with it)."""
+        cursor, mode = self.cursor, self.mode
+        if cursor is None or mode is None:
+            return
+        self.cursor = self.mode = None
+        try:
+            with suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")  # a transaction left open by an error
+            cursor.execute("USE memory")
+            cursor.execute('DETACH "' + self.alias.replace('"', '""') + '"')
+        except BaseException:
+            self._forget(mode[0])  # closing the instance lets go of the file in any case
+            raise
+        finally:
+            cursor.close()
+
+    def _forget(self, safe: bool) -> None:
+        base = self._bases.pop(safe, None)
+        if base is not None:
+            with suppress(duckdb.Error):
+                base.close()
+
+    def interrupt(self) -> None:
+        cursor = self.cursor
+        if cursor is not None:
+            with suppress(duckdb.Error):
+                cursor.interrupt()
+
+
 class Connection:
-    """Short-lived connections to one ``runs.duckdb`` file, schema checked first."""
+    """Turns at one ``runs.duckdb`` file, schema checked first."""
 
     def __init__(self, db_path: str | os.PathLike[str]) -> None:
         self.path = Path(db_path)
-        self._lock = _lock_for(self.path)
-        self._turn = _turn_for(self.path)
         self.lock_timeout = settings.lock_timeout()
 
+    # Looked up per use, not kept: a forked child gets fresh ones (``_forget_after_fork``).
+    @property
+    def _lock(self) -> threading.RLock:
+        return _lock_for(self.path)
+
+    @property
+    def _turn(self) -> Turn:
+        return _turn_for(self.path)
+
+    @property
+    def _attached(self) -> _Attachment:
+        return _attachment_for(self.path)
+
     @contextmanager
-    def turn(self) -> Iterator[None]:
+    def turn(self, *, background: bool = False) -> Iterator[None]:
         """Hold this store's turn across several connections (a reader's catch-up and
-        its read), so nobody slips in between them."""
+        its read, an ingester's slices), so nobody slips in between them."""
         with self._lock:
-            self._turn.acquire(self.lock_timeout)
+            self._acquire(background)
             try:
                 yield
             finally:
-                self._turn.release()
+                self._release()
+
+    def others_waiting(self) -> bool:
+        """Whether another process waits for the turn this thread holds."""
+        return self._turn.others_waiting()
+
+    def pass_turn(self) -> None:
+        """Between two slices of work: if another process waits, let it go first
+        (the file is checkpointed and let go), then queue again."""
+        with self._lock:
+            if self._turn.depth != 1 or not self._turn.others_waiting():
+                return
+            background = self._turn.background
+            self._release()
+            self._acquire(background)
+
+    def _acquire(self, background: bool) -> None:
+        self._turn.acquire(self.lock_timeout, background=background)
+
+    def _release(self) -> None:
+        try:
+            if self._turn.depth == 1:
+                self._attached.detach()
+        finally:
+            self._turn.release()
 
     @contextmanager
     def connect(
         self, *, safe: bool = False, read_only: bool = False, background: bool = False
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection, after the files and the schema were checked.
+        """A connection to the store for the length of the block, after the files and
+        the schema were checked.
 
         ``safe`` turns off DuckDB's file access (for SQL that arrives over HTTP);
-        ``read_only`` opens the file so that nothing can change it; ``background``:
-        wait while a foreground caller waits (see ``_Turn``). Waits for other
-        processes holding the file, up to the lock timeout. A DuckDB error that no
-        caller turned into its own (a damaged block, a short read) becomes one
-        ``StoreError`` line here.
+        ``read_only`` attaches the file so that nothing can change it; ``background``:
+        queue behind readers (see ``turn``). Waits for other processes holding the
+        file, up to the lock timeout. A DuckDB error that no caller turned into its own
+        (a damaged block, a short read) becomes one ``StoreError`` line here.
         """
         with self._lock:
-            self._turn.acquire(self.lock_timeout, background=background)
+            self._acquire(background)
             try:
                 integrity.check_files(self.path)
                 try:
-                    config = {"enable_external_access": False} if safe else {}
-                    # The first connection of a process checks the schema, and is kept
-                    # when it is the kind asked for.
-                    checked = self._ensure_schema(keep=not config and not read_only)
-                    con = checked or self._open(config, read_only=read_only)
-                    try:
-                        yield con
-                    finally:
-                        con.close()
+                    self._ensure_schema()
+                    yield self._attach(safe=safe, read_only=read_only)
                 except duckdb.Error as exc:
                     raise integrity.damaged(self.path, exc) from exc
             finally:
-                self._turn.release()
+                self._release()
 
     @contextmanager
     def transaction(self, *, background: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -192,14 +250,24 @@ class Connection:
                 raise
             con.execute("COMMIT")
 
+    def _attach(self, *, safe: bool, read_only: bool) -> duckdb.DuckDBPyConnection:
+        return self._retrying(lambda: self._attached.get(safe=safe, read_only=read_only))
+
     def _open(
         self, config: dict[str, Any] | None = None, read_only: bool = False
     ) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the file (the schema check, once per process)."""
+        return self._retrying(
+            lambda: connect_duckdb(str(self.path), read_only=read_only, config=config)
+        )
+
+    def _retrying(self, open_: Any) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.002
         while True:
             try:
-                return connect_duckdb(str(self.path), read_only=read_only, config=config)
+                con: duckdb.DuckDBPyConnection = open_()
+                return con
             except duckdb.IOException as exc:
                 if _is_lock_error(exc):
                     if time.monotonic() >= deadline:

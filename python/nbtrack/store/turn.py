@@ -1,0 +1,182 @@
+"""The store's turn among nbtrack processes: first come, first served, readers first.
+
+DuckDB lets one process at a time open the file, and its own lock can only be
+retried: whoever retries at the right moment wins, so a reader could wait behind a
+stream of writers for minutes. nbtrack processes queue on a side file instead
+(``runs.duckdb.lock``), with POSIX record locks (``lockf``: a process that dies
+drops them, a forked child does not inherit them) on single bytes:
+
+- byte 0 guards the ticket counter (the file's first 8 bytes);
+- byte 2 is the turn itself: held by the one process at the store;
+- each waiter holds the byte of its ticket, ``FOREGROUND + t`` for a caller someone
+  waits on (a reader, a command), ``BACKGROUND + t`` for a background ingester.
+
+A foreground waiter with ticket ``t`` tries for the turn once no foreground ticket
+before it is held: it waits for the holder and for earlier readers, never for
+background ingesters queued before it. A background waiter tries once no earlier
+ticket of any kind is held and no reader waits at all; after ``BACKGROUND_PATIENCE``
+it stops giving way to later readers (or readers polling without pause would
+starve it). Tickets are tested as ranges (``lockf`` of ``[FOREGROUND, FOREGROUND+t)``
+fails while any byte in it is held), so a waiter that gives up or dies leaves no gap
+to repair. Holders keep their turn short (bounded slices) and pass it on when
+someone waits (``others_waiting``). DuckDB's own lock stays the guard of the file:
+this queue only decides who tries first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+import time
+from pathlib import Path
+
+from .. import settings
+from ..exceptions import StoreBusyError
+
+BACKGROUND_PATIENCE = 1.0  # seconds a background ingester gives way to later readers
+GUARD, TURN = 0, 2  # bytes of the lock file: the ticket counter's guard, the turn
+FOREGROUND = 1 << 40  # byte of foreground ticket 0
+BACKGROUND = 1 << 41  # byte of background ticket 0
+POLL_MIN, POLL_MAX = 0.0005, 0.005  # seconds between looks at the queue
+
+_stopping = threading.Event()
+
+
+def stop_waiting() -> None:
+    """Make every wait for a turn in this process fail at once (the process is stopping)."""
+    _stopping.set()
+
+
+SPAN = FOREGROUND  # tickets of one kind: [base, base + SPAN)
+
+
+def _free(fd: int, start: int, length: int) -> bool:
+    """Whether no other process holds a byte of ``[start, start+length)``.
+
+    Never called on a range holding one of this process's own locks: the test lock
+    and its removal would change them."""
+    if length <= 0:
+        return True
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, length, start)
+    except OSError:
+        return False
+    fcntl.lockf(fd, fcntl.LOCK_UN, length, start)
+    return True
+
+
+def _try(fd: int, byte: int) -> bool:
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, byte)
+    except OSError:
+        return False
+    return True
+
+
+class Turn:
+    """This process's turn at one store file. Re-entrant; used by one thread at a time
+    (the caller holds the file's per-process lock)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self.depth = 0
+        self.fd = -1
+        self.background = False
+        self.waited = 0.0  # seconds the last acquisition waited
+        self.ticket = 0
+        self._timeout = 0.0
+
+    def acquire(self, timeout: float, *, background: bool = False) -> None:
+        self.depth += 1
+        if self.depth > 1:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            self.fd = -1  # a read-only folder: DuckDB's own lock still guards the file
+            return
+        begin = time.monotonic()
+        self._timeout = timeout
+        try:
+            self._wait(begin, begin + timeout, background)
+        except BaseException:
+            self._drop()
+            raise
+        self.background = background
+        self.waited = time.monotonic() - begin
+
+    def _wait(self, begin: float, deadline: float, background: bool) -> None:
+        delay = POLL_MIN
+        ticket = self._ticket(deadline, background)
+        base = BACKGROUND if background else FOREGROUND
+        while True:
+            if not background:
+                ready = _free(self.fd, FOREGROUND, ticket)
+            else:
+                patient = time.monotonic() - begin < BACKGROUND_PATIENCE
+                ready = _free(self.fd, BACKGROUND, ticket) and _free(
+                    self.fd, FOREGROUND, SPAN if patient else ticket
+                )
+            if ready and _try(self.fd, TURN):
+                fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, base + ticket)  # out of the queue
+                self.ticket = ticket
+                return
+            self._check(deadline)
+            time.sleep(delay)
+            delay = min(delay * 1.5, POLL_MAX)
+
+    def _ticket(self, deadline: float, background: bool) -> int:
+        """Take the next ticket and hold its byte (so later waiters see it)."""
+        delay = POLL_MIN
+        while not _try(self.fd, GUARD):
+            self._check(deadline)
+            time.sleep(delay)
+            delay = min(delay * 1.5, POLL_MAX)
+        try:
+            raw = os.pread(self.fd, 8, 0)
+            ticket = int.from_bytes(raw, "little") if len(raw) == 8 else 0
+            # Tickets below 2**40 keep the two ranges apart; the counter wraps long after
+            # any waiter of the old range is gone.
+            ticket %= FOREGROUND
+            fcntl.lockf(
+                self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1,
+                (BACKGROUND if background else FOREGROUND) + ticket,
+            )  # fmt: skip
+            os.pwrite(self.fd, (ticket + 1).to_bytes(8, "little"), 0)
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, GUARD)
+        return ticket
+
+    def _check(self, deadline: float) -> None:
+        if _stopping.is_set():
+            raise StoreBusyError(f"{self.path.with_suffix('')}: nbtrack is stopping")
+        if time.monotonic() >= deadline:
+            raise StoreBusyError(
+                f"{self.path.with_suffix('')} stayed busy with other nbtrack processes "
+                f"for {self._timeout:.0f} s (set {settings.LOCK_TIMEOUT.name} to wait longer)"
+            )
+
+    def others_waiting(self) -> bool:
+        """Whether another process waits for the turn (the holder should pass it on)."""
+        if self.fd < 0:
+            return False
+        return not (_free(self.fd, FOREGROUND, SPAN) and _free(self.fd, BACKGROUND, SPAN))
+
+    def readers_waiting(self) -> bool:
+        """Whether a foreground caller of another process waits for the turn."""
+        return self.fd >= 0 and not _free(self.fd, FOREGROUND, SPAN)
+
+    def release(self) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            self._drop()
+
+    def _drop(self) -> None:
+        self.depth = 0
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)  # drops every lock this process holds on the file
+            self.fd = -1

@@ -1,0 +1,130 @@
+"""The store's turn across processes: first come, first served, readers first.
+
+Real processes queue on the lock file while this one holds the turn; when it lets
+go, the order they got the turn in is the order a user would see their commands
+answered in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nbtrack.client import Client
+from nbtrack.project import resolve_project
+from nbtrack.store.connection import Connection
+
+# Queue for the turn, say when it was had (CLOCK_MONOTONIC is the same in every
+# process), hold it a moment, let go.
+TAKER = """
+import json, os, sys, time
+from nbtrack.store.connection import Connection
+db, background, hold, go = sys.argv[1], sys.argv[2] == "bg", float(sys.argv[3]), sys.argv[4]
+c = Connection(db)
+open(go + ".ready", "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+asked = time.monotonic()
+with c.turn(background=background):
+    got = time.monotonic()
+    time.sleep(hold)
+print(json.dumps({"asked": asked, "got": got}))
+"""
+
+
+def _tickets(db: Path) -> int:
+    # Read through the turn's own descriptor: closing any other descriptor of the lock
+    # file would drop every POSIX lock this process holds on it (the turn, here).
+    turn = Connection(db)._turn
+    if turn.fd >= 0:
+        raw = os.pread(turn.fd, 8, 0)
+    else:
+        raw = db.with_name(db.name + ".lock").read_bytes()[:8]
+    return int.from_bytes(raw, "little") if len(raw) == 8 else 0
+
+
+def _start(db: Path, kind: str, hold: float = 0.05) -> tuple[subprocess.Popen[str], Path]:
+    """A process ready to queue for the turn (it starts slowly on a busy machine)."""
+    go = db.parent / f"go-{time.monotonic_ns()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TAKER, str(db), kind, str(hold), str(go)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not Path(f"{go}.ready").exists():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the process never started"
+        time.sleep(0.01)
+    return proc, go
+
+
+def _queue(db: Path, kind: str, hold: float = 0.05) -> subprocess.Popen[str]:
+    """Start a process that queues for the turn; return once it holds a ticket."""
+    return _go(db, *_start(db, kind, hold))
+
+
+def _go(db: Path, proc: subprocess.Popen[str], go: Path) -> subprocess.Popen[str]:
+    before = _tickets(db)
+    go.touch()
+    deadline = time.monotonic() + 60
+    while _tickets(db) == before:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the process never queued"
+        time.sleep(0.01)
+    return proc
+
+
+def _got(proc: subprocess.Popen[str]) -> float:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return float(json.loads(out)["got"])
+
+
+def test_readers_get_the_turn_in_the_order_they_asked(project_dir: Path) -> None:
+    # Given: the store's turn held here, and three readers queued one after the other
+    db = resolve_project(project_dir).db_path
+    Client(resolve_project(project_dir)).info()
+    holder = Connection(db)
+    with holder.turn():
+        readers = [_queue(db, "fg") for _ in range(3)]
+        # When: the turn is let go
+    # Then: they had it one after the other, first come first served
+    got = [_got(p) for p in readers]
+    assert got == sorted(got)
+
+
+def test_a_reader_goes_before_background_ingesters_queued_before_it(project_dir: Path) -> None:
+    # Given: the turn held here, two background ingesters queued, then a reader
+    db = resolve_project(project_dir).db_path
+    Client(resolve_project(project_dir)).info()
+    started = [_start(db, kind) for kind in ("bg", "bg", "fg")]
+    with Connection(db).turn():
+        *ingesters, reader = [_go(db, *s) for s in started]
+        # When: the turn is let go (within the ingesters' patience)
+    # Then: the reader had it first, then the ingesters in their order
+    got_reader, got_ingesters = _got(reader), [_got(p) for p in ingesters]
+    assert got_reader < min(got_ingesters)
+    assert got_ingesters == sorted(got_ingesters)
+
+
+def test_a_holder_that_dies_leaves_no_one_waiting(project_dir: Path) -> None:
+    # Given: a process holding the turn for a long time, and a reader queued behind it
+    db = resolve_project(project_dir).db_path
+    Client(resolve_project(project_dir)).info()
+    stuck = _queue(db, "fg", hold=600)
+    deadline = time.monotonic() + 60
+    while Connection(db)._turn.path.stat().st_size < 8 or _tickets(db) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.5)  # it holds the turn now (its ticket was the only one)
+    reader = _queue(db, "fg")
+    # When: the holder is killed
+    stuck.kill()
+    stuck.communicate()
+    killed = time.monotonic()
+    # Then: the reader has the turn at once
+    assert _got(reader) - killed < 5.0
