@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import traceback
+from collections.abc import Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -161,11 +163,14 @@ class CellRun:
         def gather() -> None:
             fields: dict[str, Any] = {}
             warnings: dict[str, str] = {}
+            quiet: set[str] = set()
             if history is not None:
                 try:
                     fields["code_hash"] = sessioncode.store_code(cache, history)
                 except (OSError, NbtrackError) as exc:
                     warnings["code"] = f"no session code kept: {exc}"
+                    if _disk_full(exc):  # the cell's one "no space left" line says it
+                        quiet.add("code")
             try:
                 fields.update(git_state(Path(nb).parent if nb else root))
             except CaptureError as exc:
@@ -175,6 +180,8 @@ class CellRun:
                     digest, cells, not_kept = capture.notebook_snapshot(nb, cache)
                 except OSError as exc:
                     warnings["notebook"] = f"no notebook snapshot recorded: {exc}"
+                    if _disk_full(exc):
+                        quiet.add("notebook")
                 else:
                     found_id, matches = capture.match_cell(cells, source, cell_id)
                     fields["code_matches_notebook"] = matches
@@ -186,7 +193,7 @@ class CellRun:
                         warnings["notebook"] = f"no notebook snapshot kept: {not_kept}"
             writer.update(**fields)
             if warnings:
-                _record_warnings(writer, warnings)
+                _record_warnings(writer, warnings, quiet)
 
         def done(fut: Future[None]) -> None:
             writer.release()
@@ -355,12 +362,28 @@ class CellRun:
         return self._previous.find(self._cell_key, self.warnings)
 
 
-def _record_warnings(writer: tracking.RunWriter, warnings: dict[str, str]) -> None:
-    """Log each background failure and keep it on the run, one line per tag."""
+def _disk_full(exc: BaseException | None) -> bool:
+    while exc is not None:  # the cache may wrap the OSError in one of ours
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _record_warnings(
+    writer: tracking.RunWriter, warnings: dict[str, str], quiet: Collection[str] = ()
+) -> None:
+    """Log each background failure and keep it on the run, one line per tag. ``quiet``
+    ones are only logged at debug level: a full disk, which the cell's one "no space
+    left" line already says (and a tag could not be written anyway)."""
     lines = {what: " ".join(message.split()) for what, message in warnings.items()}
-    for line in lines.values():
-        log.warning("nbtrack: run %s: %s", writer.run_id[:8], line)
-    writer.set_tags({warning_tag(what): line for what, line in lines.items()})
+    for what, line in lines.items():
+        (log.debug if what in quiet else log.warning)(
+            "nbtrack: run %s: %s", writer.run_id[:8], line
+        )
+    tags = {warning_tag(what): line for what, line in lines.items() if what not in quiet}
+    if tags:
+        writer.set_tags(tags)
 
 
 def _copy(run: Run) -> Run:
