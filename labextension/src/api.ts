@@ -206,7 +206,10 @@ export interface IVerdict {
 /** The outcome of a finished re-run. */
 export interface IRerunResult {
   original: string;
+  /** The re-run's notebook run. */
   run_id: string;
+  /** The run the table lists for it (the re-run's cell run when there is one). */
+  shown_run_id?: string | null;
   status: string;
   error: string | null;
   reproduced: boolean;

@@ -250,7 +250,7 @@ export class RunsPanel extends Panel {
     const result = job.result;
     if (job.state === 'finished' && result) {
       line.append(
-        `Re-run finished: run ${result.run_id.slice(0, 8)}, ${
+        `Re-run finished: run ${(result.shown_run_id ?? result.run_id).slice(0, 8)}, ${
           result.reproduced ? 'reproduced' : 'did not reproduce'
         }`
       );

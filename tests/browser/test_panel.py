@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -137,6 +138,10 @@ def test_runs_appear_live_diff_and_chart(page: Page, lab: Lab, output_dir: Path)
     expect(job).to_contain_text("Re-run finished", timeout=120_000)
     expect(job).to_contain_text(", reproduced")
     expect(rows).to_have_count(4)
+    # and the run the job line names is a row of the table (the re-run's cell run)
+    named = re.search(r"run ([0-9a-f]{8})", job.inner_text())
+    assert named is not None, job.inner_text()
+    expect(panel.locator(f'[data-run-id^="{named.group(1)}"]')).to_have_count(1)
 
     # The docs show these screenshots; refresh them on request, not on every run.
     if os.environ.get("NBTRACK_UPDATE_SCREENSHOTS") == "1":
