@@ -195,8 +195,9 @@ def test_postbuild_in_a_fresh_environment(tmp_path: Path) -> None:
     assert sum(1 for run in runs if run["name"] == "train") >= 5
     assert (repo / "examples/data/train.csv").is_file()
 
-    # and `nbtrack binder` on one of those runs pins this environment, leaving out the
-    # nbtrack installed from the checkout folder (pip cannot install it by name)
+    # and `nbtrack binder` on one of those runs pins this environment; the nbtrack
+    # installed from this copy (no public origin) cannot be pinned by name, and the
+    # user is told what to add by hand
     binder_dir = tmp_path / "user-binder"
     pinned = run_ok(
         [str(venv / "bin/nbtrack"), "binder", "last", "--out", str(binder_dir)],
@@ -209,7 +210,8 @@ def test_postbuild_in_a_fresh_environment(tmp_path: Path) -> None:
     ).stdout.strip()
     assert f"scikit-learn=={sklearn_version}" in requirements.splitlines()
     assert not any(line.startswith("nbtrack") for line in requirements.splitlines())
-    assert "nbtrack 0.1.0: installed from the folder" in pinned.stdout
+    assert "nbtrack is installed from the" in pinned.stdout
+    assert "'nbtrack @ git+<repository URL>@" in pinned.stdout
 
 
 # --- nbtrack binder RUN ------------------------------------------------------------
