@@ -217,3 +217,26 @@ def test_loading_a_dump_keeps_nan_and_infinite_metrics(tmp_path_factory, project
     assert math.isnan(run.metrics["loss"]) and run.metrics["gain"] == math.inf
     assert math.isnan(other.metric_series(a)["loss"][1].value)
     assert run.started_at == client.get_run(a).started_at
+
+
+def test_a_process_that_used_the_store_can_fork_children(project_dir: Path) -> None:
+    # given a process that has read and written its store (its DuckDB instance is live)
+    import os
+
+    client = Client.open(project_dir)
+    record_run(client, "before")
+    assert len(client.runs_frame()) == 1
+    # when it forks a child (multiprocessing, a forking executor) that uses the store too
+    pid = os.fork()
+    if pid == 0:
+        try:
+            record_run(Client.open(project_dir), "child")
+            os._exit(0)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    # then the child runs and exits cleanly (it never tears down the inherited instance)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # and the parent goes on using the store, which holds all three runs
+    record_run(client, "after")
+    assert sorted(client.runs_frame()["name"]) == ["after", "before", "child"]

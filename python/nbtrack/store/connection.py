@@ -19,6 +19,7 @@ own files.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import threading
@@ -52,6 +53,11 @@ def _forget_after_fork() -> None:
     _process_locks_guard = threading.Lock()
     _process_locks.clear()
     _turns.clear()
+    # Dropping the last reference would run DuckDB's destructor here, which joins
+    # threads that did not come along and crashes the child: the inherited instances
+    # are leaked on purpose (one extra reference each, never given back).
+    for attachment in _attachments.values():
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(attachment))
     _attachments.clear()
 
 
