@@ -128,3 +128,39 @@ def test_a_holder_that_dies_leaves_no_one_waiting(project_dir: Path) -> None:
     killed = time.monotonic()
     # Then: the reader has the turn at once
     assert _got(reader) - killed < 5.0
+
+
+# Look at the whole foreground queue the way a holder does (``others_waiting``), but for
+# long enough that a newcomer is sure to take its ticket meanwhile.
+LOOKER = """
+import fcntl, os, sys, time
+from nbtrack.store.turn import FOREGROUND, SPAN
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, SPAN, FOREGROUND)
+open(sys.argv[2], "w").close()
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def test_a_newcomer_is_not_refused_while_another_process_looks_at_the_queue(tmp_path):
+    # given another process looking at the queue at the very moment a reader arrives
+    db = tmp_path / ".nbtrack" / "runs.duckdb"
+    db.parent.mkdir()
+    looking = tmp_path / "looking"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOOKER, str(db) + ".lock", str(looking), "0.5"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not looking.exists():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the looker never started"
+            time.sleep(0.01)
+        # when the reader takes its ticket, then it waits the look out and gets its turn
+        conn = Connection(db)
+        with conn.turn():
+            assert conn._turn.waited >= 0.1
+    finally:
+        proc.kill()
+        proc.communicate()

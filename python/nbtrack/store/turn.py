@@ -141,10 +141,12 @@ class Turn:
             # Tickets below 2**40 keep the two ranges apart; the counter wraps long after
             # any waiter of the old range is gone.
             ticket %= FOREGROUND
-            fcntl.lockf(
-                self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1,
-                (BACKGROUND if background else FOREGROUND) + ticket,
-            )  # fmt: skip
+            # Another process's look at the queue (``_free`` over a whole span) holds a
+            # shared lock on this byte for an instant: wait it out, never fail on it.
+            byte = (BACKGROUND if background else FOREGROUND) + ticket
+            while not _try(self.fd, byte):
+                self._check(deadline)
+                time.sleep(POLL_MIN)
             os.pwrite(self.fd, (ticket + 1).to_bytes(8, "little"), 0)
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, GUARD)
