@@ -16,6 +16,11 @@ export function loadECharts(): Promise<Module> {
   return loading;
 }
 
+/** Forget a load that failed, so the next chart tries the chunk again. */
+export function resetECharts(): void {
+  loading = null;
+}
+
 /** Read a JupyterLab CSS variable (`--jp-ui-font-color1`) at draw time: the theme may have changed. */
 export function themeColor(name: string, fallback: string): string {
   const value = getComputedStyle(document.body).getPropertyValue(name).trim();

@@ -4,25 +4,9 @@
  */
 import type { EChartsCoreOption, EChartsType } from 'echarts/core';
 
-type ChartsModule = typeof import('./viewchartsimpl');
+import { loadECharts, resetECharts, themeColor } from './charts';
 
-let loading: Promise<ChartsModule> | null = null;
-
-/** The ECharts chunk, fetched once. */
-export function loadCharts(): Promise<ChartsModule> {
-  if (loading === null) {
-    loading = import(
-      /* webpackChunkName: "nbtrack-viewcharts" */ './viewchartsimpl'
-    );
-  }
-  return loading;
-}
-
-/** A JupyterLab CSS variable's value now (canvas needs colours, not `var()`). */
-export function themeColor(name: string, fallback: string): string {
-  const value = getComputedStyle(document.body).getPropertyValue(name).trim();
-  return value || fallback;
-}
+export { themeColor };
 
 /** Series colours from JupyterLab's theme, in order. */
 export function seriesColors(): string[] {
@@ -71,19 +55,19 @@ export class ChartSet {
     option: EChartsCoreOption
   ): Promise<EChartsType | null> {
     const generation = this._generation;
-    let charts: ChartsModule;
+    let charts: Awaited<ReturnType<typeof loadECharts>>;
     try {
-      charts = await loadCharts();
+      charts = await loadECharts();
     } catch (error) {
       // A chunk that fails to load (server gone, stale page) costs the chart only.
-      loading = null;
+      resetECharts();
       host.textContent = `The chart could not load: ${String(error)}`;
       return null;
     }
     if (generation !== this._generation) {
       return null;
     }
-    const chart = charts.init(host, null, { renderer: 'canvas' });
+    const chart = charts.echarts.init(host, null, { renderer: 'canvas' });
     chart.setOption({ ...baseOption(), ...option });
     const observer = new ResizeObserver(() => chart.resize());
     observer.observe(host);
