@@ -30,6 +30,7 @@ storm. ``--kernels`` real kernels each running ``--storm-cells`` tracked cells o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -153,6 +154,20 @@ class BenchKernel(bench_core.BenchKernel):
         self.pid = int(self.run("import os; print(os.getpid())").strip())
 
 
+def watch_ingestd(folder: Path, seen: dict[int, list[float]]) -> None:
+    """Sample the CPU of the store's ingestion process (its pid is in its lock file):
+    the first sample of each pid (taken when the measurement starts, or 0 for a
+    process started during it) and the last."""
+    try:
+        pid = int((folder / ".nbtrack" / "ingestd.lock").read_text())
+        _, cpu = rss_and_cpu(pid)
+    except (OSError, ValueError):
+        return
+    if pid not in seen:  # the first one ran before the measurement; later ones during it
+        seen[pid] = [0.0 if seen else cpu, cpu]
+    seen[pid][1] = cpu
+
+
 def rss_and_cpu(pid: int) -> tuple[int, float]:
     """(resident bytes, CPU seconds) of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -186,11 +201,13 @@ def bench_rate(cells: int, summary: bool = True) -> None:
     stop = threading.Event()
     samples: list[tuple[float, int, float]] = []
     counts: list[float] = []
+    ingestd: dict[int, list[float]] = {}  # the store's ingestion process: pid -> [first, last] CPU
 
     def watch() -> None:
         while not stop.is_set():
             rss, cpu = rss_and_cpu(kernel.pid)
             samples.append((time.monotonic(), rss, cpu))
+            watch_ingestd(folder, ingestd)
             stop.wait(0.2)
 
     def count_runs() -> tuple[float, int]:
@@ -245,9 +262,11 @@ def bench_rate(cells: int, summary: bool = True) -> None:
         for t in threads:
             t.join()
         rss1, cpu1 = rss_and_cpu(kernel.pid)
+        watch_ingestd(folder, ingestd)
     finally:
         stop.set()
         kernel.shutdown()
+    daemon_cpu = sum(last - first for first, last in ingestd.values())
     peak = max(r for _, r, _ in samples) if samples else rss1
     print(f"\nrate. {cells:,} tracked cells (10 params, 10 metrics) back to back in one kernel"
           f"{'' if summary else ', summaries off'}")  # fmt: skip
@@ -257,6 +276,9 @@ def bench_rate(cells: int, summary: bool = True) -> None:
           f"{verdict(cells / (all_in - begin) >= 200)}")  # fmt: skip
     print(f"  kernel CPU   {cpu1 - cpu0:8.1f} s for {cells:,} runs "
           f"({(cpu1 - cpu0) / cells * 1000:.1f} ms per run, cells included)")  # fmt: skip
+    print(f"  ingestd CPU  {daemon_cpu:8.1f} s for {cells:,} runs "
+          f"({daemon_cpu / cells * 1000:.1f} ms per run; the store's ingestion process, "
+          f"{len(ingestd)} seen)")  # fmt: skip
     print(f"  kernel RSS   {rss0 / 2**20:8.0f} MB before, peak {peak / 2**20:.0f} MB "
           f"(+{(peak - rss0) / 2**20:.0f} MB)  target < +100 MB  "
           f"{verdict(peak - rss0 < 100 * 2**20)}")  # fmt: skip
@@ -314,7 +336,83 @@ def bench_backlog(runs: int) -> None:
 STORM_CELL = "%%track storm\nlr = 0.1\nfor _s in range({points}):\n    nbtrack.log_metric('loss', 1.0 / (_s + 1))"
 
 
-LISTER = """
+# Each read of the server and the lister, timed by part, one JSON line a read in the
+# file named by NBTRACK_BENCH_TRACE: the spool scan, the wait for the store's turn,
+# the catch-up (and how many ended spools it found), the read, the release (detach).
+TRACE = """
+import json, os, threading, time
+from contextlib import contextmanager
+from nbtrack import client as _client, spools as _spools
+from nbtrack.store.connection import _turn_for
+_trace_file = open(os.environ["NBTRACK_BENCH_TRACE"], "a", buffering=1)
+_trace = threading.local()
+def _timed(name, fn):
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            rec = getattr(_trace, "rec", None)
+            if rec is not None:
+                rec[name] = rec.get(name, 0.0) + time.perf_counter() - t
+    return wrapper
+_ended = _spools.ended
+def _ended_counted(*args):
+    todo = _ended(*args)
+    rec = getattr(_trace, "rec", None)
+    if rec is not None:
+        rec["spools"] = len(todo)
+    return todo
+_spools.ended = _timed("scan", _ended_counted)
+_spools.catch_up = _timed("catch_up", _spools.catch_up)
+_spools.read_spool = _timed("spool_reads", _spools.read_spool)
+if hasattr(_spools, "wait_in"):  # a reader hands other processes' runs over (and waits)
+    _spools.wait_in = _timed("handoff", _spools.wait_in)
+from nbtrack.store import Store as _Store, writes as _writes
+_Store.ingest = _timed("transaction", _Store.ingest)
+_writes.write = _timed("writes", _writes.write)
+_writes.positions = _timed("positions", _writes.positions)
+from nbtrack.store import connection as _connection
+_connection.Connection._attach = _timed("attach", _connection.Connection._attach)
+_connection._Attachment.detach = _timed("detach", _connection._Attachment.detach)
+_reading = _client.Client._reading
+@contextmanager
+def _traced(self):
+    rec = _trace.rec = {}
+    t0 = time.perf_counter()
+    with _reading(self):
+        rec["turn"] = _turn_for(self.project.db_path).waited
+        t = time.perf_counter()
+        yield
+        rec["read"] = time.perf_counter() - t
+        t = time.perf_counter()
+    rec["release"] = time.perf_counter() - t
+    rec["total"] = time.perf_counter() - t0
+    rec["at"] = time.time()
+    _trace.rec = None
+    _trace_file.write(json.dumps(rec) + "\\n")
+_client.Client._reading = _traced
+"""
+
+SERVER = (
+    TRACE
+    + """
+import faulthandler, sys
+from jupyter_server.serverapp import ServerApp, main
+_signal_stop = ServerApp._signal_stop
+def _stacks_if_slow(self, sig, frame):
+    # Where every thread is if the server is still up 3 s after SIGTERM.
+    stacks = open(os.environ["NBTRACK_BENCH_TRACE"] + ".stacks", "w")
+    faulthandler.dump_traceback_later(3.0, file=stacks)
+    _signal_stop(self, sig, frame)
+ServerApp._signal_stop = _stacks_if_slow
+sys.exit(main())
+"""
+)
+
+LISTER = (
+    TRACE
+    + """
 import json, sys, time
 from pathlib import Path
 from nbtrack.client import Client
@@ -333,6 +431,7 @@ while not stop.exists():
     time.sleep(0.05)
 print(json.dumps(waits))
 """
+)
 
 
 def free_port() -> int:
@@ -349,34 +448,73 @@ def timed_cli(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, b
     return time.perf_counter() - t, done.returncode == 0
 
 
-def bench_storm(kernels: int, cells: int, points: int) -> None:
+def start_server(
+    folder: Path, env: dict[str, str], trace: Path
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A Jupyter server with nbtrack's REST API, its reads traced; (process, base url, token)."""
+    port, token = free_port(), secrets.token_hex(16)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, "--no-browser", "--allow-root",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--ServerApp.token={token}",
+         f"--ServerApp.root_dir={folder}", "--ServerApp.jpserver_extensions=nbtrack=True"],
+        env={**env, "NBTRACK_BENCH_TRACE": str(trace)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return server, f"http://127.0.0.1:{port}/", token
+
+
+def slowest(trace: Path, n: int = 3) -> list[str]:
+    """The ``n`` slowest traced reads, by part."""
+    try:
+        recs = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+    recs.sort(key=lambda r: -r.get("total", 0.0))
+    ms = lambda r, k: f"{r.get(k, 0.0) * 1000:.0f}"  # noqa: E731
+    return [
+        f"{ms(r, 'total')} ms = scan {ms(r, 'scan')} ({r.get('spools', 0)} ended spools), "
+        f"hand-off {ms(r, 'handoff')}, turn {ms(r, 'turn')}, catch-up {ms(r, 'catch_up')} (transaction "
+        f"{ms(r, 'transaction')}: positions {ms(r, 'positions')}, spool reads "
+        f"{ms(r, 'spool_reads')}, writes {ms(r, 'writes')}), read {ms(r, 'read')}, "
+        f"release {ms(r, 'release')}; in all, attaching {ms(r, 'attach')}, detaching "
+        f"{ms(r, 'detach')}"
+        for r in recs[:n]
+    ]
+
+
+def bench_storm(kernels: int, cells: int, points: int) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="nbtrack-storm-"))
     env = project_env(folder / ".nbtrack")
     env.pop("NBTRACK_STORE")
     subprocess.run([sys.executable, "-m", "nbtrack", "ls"], cwd=folder, env=env, check=True)
-    port, token = free_port(), secrets.token_hex(16)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--ServerApp.token={token}",
-         f"--ServerApp.root_dir={folder}", "--ServerApp.jpserver_extensions=nbtrack=True"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/"
+    traces = {"rest": folder / "trace-rest.jsonl", "ls": folder / "trace-ls.jsonl"}
+    server, base, token = start_server(folder, env, traces["rest"])
+    # A second server, polled too, gets SIGTERM halfway through the cells: it must be
+    # gone within 5 s while the store is as busy as it gets.
+    victim, victim_base, victim_token = start_server(folder, env, folder / "trace-victim.jsonl")
+    stop_s: list[float] = []
     lat: dict[str, list[float]] = {"ls": [], "ls (CLI)": [], "rest": [], "export": []}
     failures: dict[str, int] = dict.fromkeys(lat, 0)
     stop = threading.Event()
 
-    def get(url: str) -> None:
-        req = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    def get(url: str, auth: str = token) -> None:
+        req = urllib.request.Request(url, headers={"Authorization": f"token {auth}"})
         with urllib.request.urlopen(req, timeout=300) as resp:
             resp.read()
+
+    def victim_loop() -> None:
+        while victim.poll() is None and not stop.is_set():
+            with contextlib.suppress(OSError):
+                get(f"{victim_base}nbtrack/api/runs?path=&limit=100&offset=0", victim_token)
+            stop.wait(0.1)
 
     def ls_loop() -> None:
         # What `nbtrack ls` does, timed inside a long-lived process (a CLI process adds
         # its interpreter start, measured apart below as a baseline).
         lister = subprocess.Popen(
             [sys.executable, "-c", LISTER, str(folder / "stop")],
-            cwd=folder, env=env, stdout=subprocess.PIPE, text=True,
+            cwd=folder, env={**env, "NBTRACK_BENCH_TRACE": str(traces["ls"])},
+            stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         while not stop.is_set():
             s, ok = timed_cli(["ls", "--json", "--kind", "all", "--limit", "50"], folder, env)
@@ -404,21 +542,24 @@ def bench_storm(kernels: int, cells: int, points: int) -> None:
 
     started: list[BenchKernel] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                get(f"{base}api/status")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        get(f"{base}nbtrack/api/runs?path=&limit=100&offset=0")  # the server's first call
+        for url, auth in ((base, token), (victim_base, victim_token)):
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    get(f"{url}api/status", auth)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            get(f"{url}nbtrack/api/runs?path=&limit=100&offset=0", auth)  # its first call
         startup = [timed_cli(["--help"], folder, env)[0] for _ in range(3)]
         started = [BenchKernel(folder) for _ in range(kernels)]
         for k in started:
             k.run("%load_ext nbtrack\nimport nbtrack")
-        readers = [threading.Thread(target=f) for f in (ls_loop, rest_loop, export_loop)]
+        readers = [
+            threading.Thread(target=f) for f in (ls_loop, rest_loop, export_loop, victim_loop)
+        ]
         for t in readers:
             t.start()
         code = STORM_CELL.format(points=points)
@@ -426,11 +567,20 @@ def bench_storm(kernels: int, cells: int, points: int) -> None:
         begin = time.monotonic()
         for k in started:
             msg_ids.append([k.kc.execute(code) for _ in range(cells)])
-        for k, ids in zip(started, msg_ids, strict=True):
+        for i, (k, ids) in enumerate(zip(started, msg_ids, strict=True)):
             pending = set(ids)
             while pending:
                 reply = k.kc.get_shell_msg(timeout=1800)
                 pending.discard(reply["parent_header"].get("msg_id"))
+                if i == 0 and len(pending) == cells // 2 and victim.poll() is None:
+                    t = time.monotonic()
+                    victim.terminate()  # SIGTERM, halfway through the first kernel's cells
+                    try:
+                        victim.wait(60)
+                    except subprocess.TimeoutExpired:
+                        victim.kill()
+                        victim.wait()
+                    stop_s.append(time.monotonic() - t)
         cells_done = time.monotonic() - begin
         from nbtrack.client import Client
         from nbtrack.project import resolve_project
@@ -460,6 +610,9 @@ def bench_storm(kernels: int, cells: int, points: int) -> None:
             k.shutdown()
         server.terminate()
         server.wait(30)
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
     print(f"\nstorm. {kernels} kernels x {cells} cells x {points:,} points (cells {cells_done:.0f} s, "
           f"all stored {stored:.0f} s), with ls, REST and export readers")  # fmt: skip
     for name in lat:
@@ -471,6 +624,22 @@ def bench_storm(kernels: int, cells: int, points: int) -> None:
     print(f"  runs stored {rows[0][0]:,} (distinct {rows[0][1]:,}) of {kernels * cells:,}; "
           f"points {pts[0][0]:,} (distinct {pts[0][1]:,}) of {kernels * cells * points:,}")  # fmt: skip
     print(f"  target: every ls and REST wait <= 2 s, p99 < 1 s  {verdict(ok)}")
+    for name, trace in traces.items():
+        for line in slowest(trace):
+            print(f"  slowest {name}: {line}")
+    if stop_s:
+        print(f"  a second server, SIGTERM halfway through the cells: gone in {stop_s[0]:.2f} s"
+              f"  target <= 5 s  {verdict(stop_s[0] <= 5.0)}")  # fmt: skip
+    return {
+        "ls_max": max(lat["ls"] or [0.0]),
+        "rest_max": max(lat["rest"] or [0.0]),
+        "ls_p50": statistics.median(lat["ls"] or [0.0]),
+        "rest_p50": statistics.median(lat["rest"] or [0.0]),
+        "ls_p99": pct(lat["ls"] or [0.0], 0.99),
+        "rest_p99": pct(lat["rest"] or [0.0], 0.99),
+        "export_max": max(lat["export"] or [0.0]),
+        "sigterm": stop_s[0] if stop_s else float("nan"),
+    }
 
 
 def main() -> None:
@@ -485,6 +654,7 @@ def main() -> None:
     parser.add_argument("--kernels", type=int, default=8)
     parser.add_argument("--storm-cells", type=int, default=50)
     parser.add_argument("--storm-points", type=int, default=1000)
+    parser.add_argument("--storm-repeat", type=int, default=1, help="storm trials (the median)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -495,7 +665,16 @@ def main() -> None:
     if "backlog" in only:
         bench_backlog(args.backlog)
     if "storm" in only:
-        bench_storm(args.kernels, args.storm_cells, args.storm_points)
+        trials = [
+            bench_storm(args.kernels, args.storm_cells, args.storm_points)
+            for _ in range(args.storm_repeat)
+        ]
+        if len(trials) > 1:
+            print(f"\nstorm, median of {len(trials)} trials:")
+            for key in trials[0]:
+                print(f"  {key:<10} {statistics.median(t[key] for t in trials) * 1000:8.0f} ms"
+                      f"   (each: {', '.join(f'{t[key] * 1000:.0f}' for t in trials)})")  # fmt: skip
+        print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,41 @@ def _no_store_above_the_tests(tmp_path_factory: pytest.TempPathFactory) -> None:
     stray = next((d / ".nbtrack" for d in base.parents if (d / ".nbtrack").is_dir()), None)
     if stray is not None:
         pytest.exit(f"{stray} would be every test's store; move it away (or use --basetemp)", 3)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_ingestion_process_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each store's ingestion process (``nbtrack.ingestd``) exits on its own once idle:
+    after the session, none started for this session's projects may be left running."""
+    yield
+    import psutil
+
+    from nbtrack.ingestd import IDLE_EXIT
+
+    base = str(tmp_path_factory.getbasetemp().resolve()) + os.sep  # not pytest-10 for pytest-1
+    deadline = time.monotonic() + IDLE_EXIT + 10
+    while True:
+        left = [p for p in ingestion_processes() if base in " ".join(p.info["cmdline"])]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for p in left:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    assert not left, f"ingestion processes outlived their tests: {left}"
+
+
+def ingestion_processes() -> list[Any]:
+    """The ``nbtrack.ingestd`` processes of this machine (psutil processes)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            alive = p.status() != psutil.STATUS_ZOMBIE
+            if "nbtrack.ingestd" in (p.info["cmdline"] or []) and alive:
+                found.append(p)
+    return found
 
 
 @pytest.fixture

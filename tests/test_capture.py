@@ -35,3 +35,15 @@ def test_a_package_is_named_by_its_header_not_by_its_description(tmp_path: Path)
     # when nbtrack reads them, then the header's fields are what it records
     assert capture._name_and_version(metadata.PathDistribution(info)) == ("My_Pkg", "2.0")
     assert capture._name_and_version(metadata.PathDistribution(egg)) == ("old", "1.0")
+
+
+def test_a_cell_run_again_gets_its_literals_afresh() -> None:
+    # given a cell's literals read once, and the values then changed by whoever got them
+    source = "layers = [64, 32]\nlr = 0.01\nname = 'svc'\nn = len(x)"
+    first = capture.literal_assignments(source)
+    first["layers"].append(16)
+    first["lr"] = 1.0
+    # when the same cell runs again
+    again = capture.literal_assignments(source)
+    # then its literals are what its code says, computed values left out
+    assert again == {"layers": [64, 32], "lr": 0.01, "name": "svc"}

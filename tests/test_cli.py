@@ -83,6 +83,9 @@ def test_show_and_diff_and_sql(project_dir, two_runs):
     d = run_cli("diff", two_runs[0], two_runs[1], cwd=project_dir)
     assert d.returncode == 0
     assert "lr" in d.stdout and "changed" in d.stdout and "opt" not in d.stdout
+    # a changed number shows its delta in the table, as in --json
+    [lr_row] = [line for line in d.stdout.splitlines() if line.split()[:2] == ["param", "lr"]]
+    assert lr_row.split()[-1] == "-0.09"
     assert "-fit()" in d.stdout and "+fit(more=True)" in d.stdout
     everything = json.loads(
         run_cli("diff", two_runs[0], two_runs[1], "--all", "--json", cwd=project_dir).stdout
@@ -363,3 +366,61 @@ def test_ls_json_is_the_same_document_as_the_runs_it_lists(project_dir):
 
 def _refuse(name: str) -> None:
     raise AssertionError(f"{name} is not JSON")
+
+
+def test_ls_json_of_more_runs_than_a_chunk_is_one_document_in_order(project_dir):
+    # given 1,234 runs (the page is written 500 runs at a time)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from bench_server import build_store
+    finally:
+        sys.path.pop(0)
+    from nbtrack.client import Client
+    from nbtrack.models import RunQuery
+
+    build_store(project_dir, 1_234)
+    # when `ls --json` lists 1,001 of them, then all of them
+    for limit, shown in ((1_001, 1_001), (5_000, 1_234)):
+        r = run_cli("ls", "--json", "--limit", str(limit), cwd=project_dir)
+        assert r.returncode == 0, r.stderr
+        page = json.loads(r.stdout)
+        # then it is one strict JSON document with every run once, newest first, as listed
+        listed = Client.open(project_dir).list_runs(RunQuery(limit=limit))
+        assert page["total"] == 1_234 and len(page["runs"]) == shown
+        assert [run["run_id"] for run in page["runs"]] == [run.run_id for run in listed.runs]
+        assert page["runs"][-1]["params"] == listed.runs[-1].params
+
+
+def test_show_of_a_notebook_run_lists_its_cell_runs_and_their_metrics(project_dir):
+    """Found by a new user's trial: the sweep table prints notebook-run ids, and `show`
+    of one listed only its parameters, no result and no way to its cell runs."""
+    from factory import record_run
+
+    parent = record_run(project_dir, "nb", kind="notebook", params={"C": 0.1})
+    record_run(project_dir, "fit", metrics={"score": 0.9}, parent_id=parent)
+    record_run(project_dir, "evaluate", metrics={"auc": 0.75}, parent_id=parent)
+    shown = run_cli("show", parent[:8], cwd=project_dir)
+    assert shown.returncode == 0, shown.stderr
+    tail = shown.stdout[shown.stdout.index(f"cell runs (nbtrack ls --parent {parent[:8]}):") :]
+    assert tail.index("fit") < tail.index("evaluate")
+    assert "score=0.9" in tail and "auc=0.75" in tail
+    listed = run_cli("ls", "--parent", parent[:8], cwd=project_dir).stdout
+    assert "fit" in listed and "evaluate" in listed
+
+
+def test_diff_leaves_system_metrics_to_all_and_says_how_many(project_dir):
+    """Found by a new user's trial: eight system/* rows (CPU, memory) buried the diff the
+    README shows."""
+    from factory import record_run
+
+    a = record_run(project_dir, "t", metrics={"acc": 0.9, "system/cpu_percent": 50.0,
+                                                "system/memory_mb": 100.0})  # fmt: skip
+    b = record_run(project_dir, "t", metrics={"acc": 0.8, "system/cpu_percent": 70.0,
+                                                "system/memory_mb": 120.0})  # fmt: skip
+    short = run_cli("diff", a, b, cwd=project_dir).stdout
+    assert "acc" in short and "system/" not in short
+    assert "(2 system metrics (CPU, memory) differ too: --all shows them)" in short
+    full = run_cli("diff", a, b, "--all", cwd=project_dir).stdout
+    assert "system/cpu_percent" in full and "--all shows them" not in full

@@ -214,13 +214,13 @@ def _fill(folder: Path) -> Path:
 
 
 def _leftovers(folder: Path) -> list[str]:
-    """Temporary or empty files nbtrack left in its folder (the lock file is empty)."""
+    """Temporary or empty files nbtrack left in its folder (lock files may be empty)."""
     return sorted(
         str(p.relative_to(folder))
         for p in folder.rglob("*")
         if p.is_file()
         and ("tmp" in p.name or p.stat().st_size == 0)
-        and p.name != "runs.duckdb.lock"
+        and p.name not in ("runs.duckdb.lock", "ingestd.lock")
         and "cache" not in p.parts
     )
 

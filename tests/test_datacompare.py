@@ -10,6 +10,7 @@ import pytest
 
 from nbtrack.client import Client
 from nbtrack.datacompare import compare_versions
+from nbtrack.exceptions import NbtrackError
 from nbtrack.hashing import StatCache
 from nbtrack.models import DataVersion
 from nbtrack.profile import profile_file, tabular_format
@@ -103,6 +104,20 @@ def test_parquet_and_jsonl_are_tabular_and_other_files_are_not(client: Client) -
     assert tabular_format("x/a.txt") is None and tabular_format("D.CSV") == "csv"
     txt = _version(client, "a.txt")
     assert compare_versions(client, txt, txt) is None
+
+
+def test_feather_versions_compare_by_rows_and_columns_like_parquet(client: Client) -> None:
+    """Found by a new user's trial: Parquet got rows and column changes, Feather only a hash."""
+    root = client.project.root
+    pd.DataFrame({"v": [1, 2, 3, 4, 5]}).to_feather(root / "a.feather")
+    pd.DataFrame({"v": range(8), "w": ["x"] * 8}).to_feather(root / "b.feather")
+    d = compare_versions(client, _version(client, "a.feather"), _version(client, "b.feather"))
+    assert d is not None and d["rows"] == {"a": 5, "b": 8, "delta": 3}
+    assert d["columns_added"] == ["w"] and d["summary"][0] == "rows 5 → 8 (+3)"
+    # a file that is not Arrow IPC says so in one line, not a traceback
+    (root / "bad.feather").write_text("not arrow")
+    with pytest.raises(NbtrackError, match="could not read .*bad.feather as feather"):
+        profile_file(root / "bad.feather", "feather")
 
 
 def test_dataframe_versions_compare_from_their_logged_profiles(client: Client) -> None:

@@ -97,3 +97,15 @@ def test_following_is_bounded():
         exec(f"def f{i}():\n    return f{i + 1}()", ns)
     via, _ = notebook_reads(["f0"], ns, limit=10)
     assert len(via) == 10
+
+
+def test_pandas_query_and_eval_strings_read_their_at_names():
+    flow = analyze("n = len(df.query('a > @lo and b < @hi'))\nm = pd.eval(f'@k + {1}')")
+    assert flow.reads == ("len", "df", "lo", "hi", "pd", "k")
+    # not for a method of another name, nor a string that is not the expression
+    assert analyze("s.replace('@x', y)").reads == ("s", "y")
+
+
+def test_a_name_read_before_the_cell_rebinds_it_to_a_literal_is_an_input_not_a_literal():
+    flow = analyze("print(epochs)\nepochs = 3\nlr = 0.1")
+    assert "epochs" in flow.reads and flow.literals == ("lr",)

@@ -10,6 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from nbtrack.filewatch import FileWatcher
 from nbtrack.hashing import hash_file
 from nbtrack.models import DataVersion
 from test_magics import _settle
@@ -191,6 +192,26 @@ def test_no_auto_records_only_the_named_files(kernel, project_dir):
     assert os.path.exists(project_dir / "other.txt")
 
 
+def test_a_link_in_the_environment_into_the_project_is_data_and_its_other_files_are_not(
+    tmp_path,
+):
+    # given a project and a Python environment folder (ignored) holding a module and
+    # a link to one of the project's files (as an editable install by symlink makes)
+    project, env = tmp_path / "project", tmp_path / "env" / "site-packages"
+    (project / ".nbtrack").mkdir(parents=True)
+    env.mkdir(parents=True)
+    (project / "data.csv").write_text("x\n1\n")
+    (env / "module.py").write_text("x = 1\n")
+    (env / "linked.csv").symlink_to(project / "data.csv")
+    watcher = FileWatcher(project, project / ".nbtrack", [str(env.parent)])
+    # when the cell opens both, twice (the second time its folder is known)
+    for _ in range(2):
+        for name in ("module.py", "linked.csv"):
+            watcher.saw(str(env / name), write=False, read=True)
+    # then the project's file is recorded as read, under its real path; the module not
+    assert list(watcher.reads) == [os.path.realpath(project / "data.csv")]
+
+
 def test_a_parquet_file_rewritten_in_place_records_the_version_read_and_the_one_written(
     kernel, project_dir
 ):
@@ -239,3 +260,87 @@ def test_a_forked_worker_writes_are_outputs_and_it_does_not_steal_the_kernels_ev
         ("forked1.txt", "output"),
         ("after.txt", "output"),
     }
+
+
+def test_a_database_only_queried_is_an_input_not_an_output(kernel, project_dir):
+    """Found by a new user's trial: a SQLite file a cell only read was also recorded as
+    the cell's output (with the bytes it read), linking it as their producer."""
+    kernel.ok(
+        "import sqlite3\ncon = sqlite3.connect('db.sqlite')\n"
+        "con.execute('CREATE TABLE t(x)')\ncon.execute('INSERT INTO t VALUES (1)')\n"
+        "con.commit()\ncon.close()"
+    )
+    kernel.ok(
+        "%%track rd\nimport sqlite3\ncon = sqlite3.connect('db.sqlite')\n"
+        "n_rows = con.execute('SELECT count(*) FROM t').fetchone()[0]\ncon.close()"
+    )
+    data = _data(project_dir)
+    assert set(data) == {("db.sqlite", "input")}
+    _is_version_of(data[("db.sqlite", "input")], project_dir / "db.sqlite")
+
+
+def test_cache_config_and_local_folders_of_a_project_are_data(kernel, project_dir):
+    """Found by a new user's trial: ``.cache/feat.txt`` in the project was never recorded
+    (the home folder's own ``.cache`` is still left out, by its path)."""
+    kernel.ok(
+        "%%track feats\nimport os\nfor d in ('.cache', 'data/.local'):\n"
+        "    os.makedirs(d, exist_ok=True)\n"
+        "    open(os.path.join(d, 'feat.txt'), 'w').write('x')"
+    )
+    data = _data(project_dir)
+    assert set(data) == {(".cache/feat.txt", "output"), ("data/.local/feat.txt", "output")}
+
+
+def test_files_in_ipythons_own_folder_are_not_data_wherever_ipythondir_puts_it(
+    kernel_factory, project_dir, tmp_path
+):
+    """Found by a new user's trial: with IPYTHONDIR set, IPython's history database
+    was sometimes recorded as a cell's input and output."""
+    ipython_dir = tmp_path / "ipython-home"
+    k = kernel_factory(IPYTHONDIR=str(ipython_dir))
+    k.ok("%load_ext nbtrack")
+    k.ok(
+        "%%track hist\nimport os, sqlite3\n"
+        "con = sqlite3.connect(os.path.join(get_ipython().ipython_dir, 'history.sqlite'))\n"
+        "con.execute('SELECT 1').fetchall()\ncon.close()\n"
+        "open('made.txt', 'w').write('x')"
+    )
+    assert set(_data(project_dir)) == {("made.txt", "output")}
+
+
+def test_two_kernels_running_cells_at_once_are_not_credited_with_each_others_files(
+    kernel_factory, project_dir
+):
+    """Found by a new user's trial: ``nbtrack sweep -j 2`` recorded one point's model as
+    its neighbour's output too (the project watch sees every process's writes)."""
+    import threading
+
+    a, b = kernel_factory(), kernel_factory()
+    for k in (a, b):
+        k.ok("%load_ext nbtrack")
+    wait_for = "import os, time\nwhile not os.path.exists({0!r}): time.sleep(0.02)\n"
+    # given kernel b's cell waiting for a's file before it writes its own,
+    done: dict[str, object] = {}
+    other = threading.Thread(
+        target=lambda: done.setdefault(
+            "b",
+            b.ok("%%track b\n" + wait_for.format("models/a.pkl") + "open('models/b.pkl', 'w').write('b')\ntime.sleep(0.3)"),
+        )
+    )  # fmt: skip
+    (project_dir / "models").mkdir()
+    other.start()
+    # when kernel a's cell writes its file and waits for b's, both cells running at once
+    a.ok(
+        "%%track a\nopen('models/a.pkl', 'w').write('a')\n"
+        + wait_for.format("models/b.pkl")
+        + "time.sleep(0.3)"
+    )
+    other.join(timeout=120)
+    assert "b" in done
+    # then each run holds only the file its own kernel wrote
+    client = _settle(project_dir)
+    outputs = {
+        run.name: {d.path for d in run.data if d.role == "output"}
+        for run in client.get_runs([r.run_id for r in client.list_runs().runs])
+    }
+    assert outputs == {"a": {"models/a.pkl"}, "b": {"models/b.pkl"}}

@@ -67,6 +67,23 @@ def test_staleness_follows_inputs_transitively_and_cells_run_again():
     )
 
 
+def test_staleness_is_per_name_a_cell_made_not_per_cell():
+    """Found by a new user's trial: ``raw`` and ``train = raw.sample(frac=frac)`` made in
+    one cell; changing ``frac`` made ``raw`` stale too."""
+    nb = Notebook()
+    nb.run("frac = 0.5\nbase = 10", "cfg")
+    nb.run("raw = list(range(base))\ntrain = raw[: int(len(raw) * frac)]\nn = len(train)", "load")
+    nb.run("frac = 0.8", "cfg2")
+    assert nb.reads("raw")["raw"].stale is None
+    assert nb.reads("train")["train"].stale == (
+        "train was made by In[2] from frac, which was changed since by In[3]"
+    )
+    assert nb.reads("n")["n"].stale.startswith("n was made by In[2] from frac")  # via train
+    nb.run("base = 20", "cfg3")  # and everything made from raw is stale with it
+    assert "from base" in nb.reads("raw")["raw"].stale
+    assert nb.reads("train")["train"].stale is not None
+
+
 def test_rebinding_an_equal_value_is_no_change_and_unseen_rebinding_loses_the_producer():
     nb = Notebook()
     nb.run("x = 1.5", "a")
@@ -267,3 +284,78 @@ def test_hostile_unhashable_and_huge_values_never_stop_the_cell(project_dir, ker
     assert run.status == "finished" and set(inputs) == {"trap", "big"}
     assert inputs["trap"].type == "Trap"
     assert inputs["big"].shape == "100" and inputs["big"].note.startswith("not fingerprinted")
+
+
+def test_names_a_pandas_query_string_reads_are_parameters_and_their_change_shows(
+    project_dir, kernel
+):
+    """Found by a new user's trial: ``df.query("amount > @min_amount")`` read min_amount."""
+    kernel.ok("import pandas as pd\ndf = pd.DataFrame({'amount': [50, 90, 130]})\nmin_amount = 80")
+    kernel.ok("def big(d):\n    return d.eval('amount * @scale')\nscale = 2")
+    kernel.ok("%%track q -m n\nn = len(df.query('amount > @min_amount'))\ntotal = big(df).sum()")
+    kernel.ok("min_amount = 120")
+    second = kernel.ok(
+        "%%track q -m n\nn = len(df.query('amount > @min_amount'))\ntotal = big(df).sum()"
+    )
+    a, b = _cell_runs(_settle(project_dir), "q")
+    assert a.params == {"min_amount": 80, "scale": 2} and b.params["min_amount"] == 120
+    assert "param min_amount: 80 → 120" in second.text
+
+
+def test_a_name_read_then_rebound_to_a_literal_records_the_value_the_cell_used(project_dir, kernel):
+    """``print(epochs); epochs = 3`` used epochs=5: the record says 5, from upstream."""
+    kernel.ok("epochs = 5")
+    out = kernel.ok("%%track ra\nprint(f'epochs={epochs}')\nepochs = 3")
+    assert "epochs=5" in out.text
+    run = _settle(project_dir).get_run("last")
+    assert run.params == {"epochs": 5} and run.param_sources == {"epochs": "upstream"}
+    # and the next cell reading epochs (now 3, made by that cell) is not called stale
+    # because that cell read epochs itself, nor is a name made from a name the same cell
+    # rebound
+    kernel.ok("x = 1")
+    kernel.ok("x = x * 2\ny = x + 1")
+    later = kernel.ok("%%track after\nz = epochs + y")
+    assert "stale input" not in later.text
+
+
+def test_diff_shows_the_change_of_a_notebook_function_the_cell_calls(project_dir, kernel):
+    """``def score`` defined anew between two runs of the same cell: the diff shows it,
+    and the functions it calls (followed transitively), but not unrelated ones."""
+    kernel.ok("def helper(x):\n    return x * 2\ndef score(x):\n    return helper(x) + 1")
+    kernel.ok("def unrelated():\n    return 0")
+    kernel.ok("%%track s -m out\nout = score(3)")
+    kernel.ok("def helper(x):\n    return x * 3\ndef unrelated():\n    return 1")
+    kernel.ok("%%track s -m out\nout = score(3)")
+    a, b = _cell_runs(_settle(project_dir), "s")
+    shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir)
+    assert shown.returncode == 0, shown.stderr
+    assert "-    return x * 2" in shown.stdout and "+    return x * 3" in shown.stdout
+    assert f"run {b.run_id[:8]}: helper" in shown.stdout and "unrelated" not in shown.stdout
+    diffed = json.loads(run_cli("diff", a.run_id, b.run_id, "--json", cwd=project_dir).stdout)
+    assert "+    return x * 3" in diffed["code"]
+
+
+def test_a_partial_of_a_notebook_function_is_followed(project_dir, kernel):
+    kernel.ok("import functools\nrate = 0.7\ndef step(w, g):\n    return w - rate * g")
+    kernel.ok("step_p = functools.partial(step, g=1.0)")
+    kernel.ok("%%track use_partial\nw = step_p(1.0)")
+    run = _settle(project_dir).get_run("last")
+    assert run.params == {"rate": 0.7}
+
+
+def test_m_on_a_variable_the_cell_did_not_change_is_not_recorded_and_says_so(project_dir, kernel):
+    """Found by a new user's trial: ``-m acc`` on a cell that never set acc recorded the
+    value an earlier cell left, with no word; a dict report dropped its non-numbers silently."""
+    kernel.ok("%%track s2 -m acc\nacc = 0.9")
+    kernel.ok("losses = [0.5]\nreport = {'f1': 0.5}")
+    out = kernel.ok(
+        "%%track s3 -m acc losses report summary\nlosses.append(0.25)\nif False:\n    acc = 0.1\n"
+        "summary = {'f1': 0.7, 'stopped_early': True}"
+    )
+    run = _settle(project_dir).get_run("last")
+    logged = {k: v for k, v in run.metrics.items() if not k.startswith("system/")}
+    # appended in place: still a change, recorded; acc and report untouched: not recorded
+    assert logged == {"losses": 0.25, "summary.f1": 0.7}
+    assert "-m acc: not recorded: the cell did not change it" in out.text
+    assert "-m report: not recorded: the cell did not change it" in out.text
+    assert "-m summary: not a metric: summary.stopped_early (a bool)" in out.text

@@ -52,7 +52,7 @@ def test_same_metrics_within_tolerance_and_same_hashes_reproduce():
     assert verdict.to_dict()["reproduced"] is True
     assert (verdict.cells_compared, verdict.metrics_compared, verdict.outputs_compared) == (1, 2, 1)
     assert verdict.lines() == [
-        "reproduced: 1 cell run(s), 2 metric(s) within rtol=1e-07 atol=1e-12, 1 output(s) with the same hash"
+        "reproduced: 1 cell run(s), 2 metric(s) within rtol=1e-7 atol=1e-12, 1 output(s) with the same hash"
     ]
 
 
@@ -80,6 +80,17 @@ def test_what_moved_is_named_metric_output_input_and_outcome():
     assert "metric acc (train): 0.9 -> 0.8 (delta -0.1)" in text
     assert "output out.csv (train) changed" in text
     assert "input data.csv (train) no longer matches its recorded version" in text
+
+
+def test_the_verdict_writes_numbers_as_the_cli_and_the_panel_do():
+    # Given metrics that moved across scales (tests/fixtures/number_format.json's rule)
+    big = MetricChange("train", "loss", 1234567.0, 0.00001)
+    rise = MetricChange("train", "acc", 0.5, 0.75)
+    whole = MetricChange("train", "n", 3.0, None)
+    # Then each reads as `nbtrack ls` and the panel print it: 1e-5, not 1e-05; 1.23457e6, not -1.23457e+06
+    assert big.describe() == "metric loss (train): 1234567 -> 1e-5 (delta -1.23457e6)"
+    assert rise.describe() == "metric acc (train): 0.5 -> 0.75 (delta +0.25)"
+    assert whole.describe() == "metric n (train): 3, not logged by the rerun"
 
 
 def test_a_wider_tolerance_accepts_what_the_default_rejects():

@@ -120,8 +120,13 @@ def test_a_changed_input_is_read_at_its_recorded_version_and_left_as_the_user_ed
     assert "refusing to re-run in place: pipe_data.csv" in err and "--force" in err
     assert (pipe_project / "pipe_data.csv").read_text() == edited
     assert main(["rerun", cell.run_id[:8], "--in-place", "--force"]) == 0
-    assert "workspace: in place" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "workspace: in place" in said.out
+    # and it says which of the user's files it put back (a new user's trial saw it silent)
+    assert "put back as the run read them (from the cache): pipe_data.csv" in said.err
     assert (pipe_project / "pipe_data.csv").read_text() == "1\n2\n3\n"
+    assert main(["rerun", cell.run_id[:8], "--in-place"]) == 0
+    assert "its inputs already held the versions read" in capsys.readouterr().err
 
 
 def test_overrides_clone_a_run_with_edited_parameters(pipe_project):

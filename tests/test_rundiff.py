@@ -57,6 +57,11 @@ def test_every_section_reports_what_moved():
         ("p.png", "added"),
     }
     assert next(c for c in d.data if c.path == "d.csv").size_delta == 50
+    # in words, a path only one run wrote is not said to be gone (a new user's trial read
+    # "removed" as deleted, with the file still on disk)
+    assert {c.path: c.label() for c in d.data} == {
+        "d.csv": "changed", "m.pkl": "not written by B", "p.png": "written by B only",
+    }  # fmt: skip
     assert "-x = 1" in d.code and "+x = 2" in d.code
     assert {c.key: c.kind for c in d.environment} == {
         "package numpy": "changed",

@@ -19,7 +19,9 @@ from tornado.httpclient import HTTPResponse
 from factory import record_run
 from jupyter_fixtures import _no_store_override, jp_server_config  # noqa: F401 - fixtures
 from nbtrack.client import Client
+from nbtrack.models import RunQuery
 from nbtrack.project import Project, resolve_project
+from nbtrack.server.handlers import run_summary
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -215,6 +217,25 @@ async def test_notebook_runs_are_listed_on_request_and_show_their_cell_runs(
     assert [c["run_id"] for c in detail["children"]] == [child]
 
 
+async def test_a_sweep_id_lists_the_same_runs_as_ls_parent(jp_fetch: Any, project: Project) -> None:
+    # Given a sweep of two notebook runs, each with a cell run, and a run outside it
+    cells = []
+    for lr in (0.1, 0.01):
+        parent = record_run(
+            project, "train.ipynb", kind="notebook", params={"lr": lr}, tags={"sweep": "sw1"}
+        )
+        cells.append(record_run(project, "train", params={"lr": lr}, parent_id=parent))
+    record_run(project, "train", params={"lr": 1.0})
+    # When the panel asks for the runs of the sweep
+    _, page = await api(jp_fetch, "runs", params={"path": "proj", "sweep": "sw1"})
+    # Then it gets the sweep's cell runs, exactly the rows `nbtrack ls --parent sw1` shows
+    client = Client(project)
+    parent_id, sweep = client.resolve_parent("sw1")
+    listed = client.list_runs(RunQuery(parent_id=parent_id, sweep=sweep, kind="cell"))
+    assert [r["run_id"] for r in page["runs"]] == [r.run_id for r in listed.runs]
+    assert sorted(r["run_id"] for r in page["runs"]) == sorted(cells)
+
+
 async def test_notebook_scope_lists_only_the_runs_of_the_notebook_in_front(
     jp_fetch: Any, project: Project, three_runs: list[str]
 ) -> None:
@@ -366,6 +387,37 @@ async def test_nan_metrics_travel_as_strings(jp_fetch: Any, project: Project) ->
     _, series = await api(jp_fetch, "runs", run_id, "metrics", params={"path": "proj"})
     assert run["metrics"]["loss"] == "NaN"
     assert series["series"]["loss"][1]["value"] == "NaN"
+
+
+async def test_the_run_list_is_the_python_listing_value_for_value(
+    jp_fetch: Any, project: Project
+) -> None:
+    # Given runs with NaN and infinite values, nested and odd-string parameters and tags
+    record_run(
+        project,
+        "odd",
+        params={
+            "nan": float("nan"),
+            "nested": {"a": [1, 2.5, None, "NaN"], "b": {"c": True}},
+            "quote": 'say "Infinity" \\ now\n',
+            "unicode": "α→β",
+        },
+        metrics={"m": float("nan"), "p": float("-inf"), "q": [1.0, -2.5e-7]},
+        tags={"team": "a"},
+        **train_cell(project),
+    )
+    record_run(project, "plain", params={"lr": 0.01}, metrics={"acc": 0.5})
+    # When the panel lists them
+    status, page = await api(jp_fetch, "runs", params={"path": "proj", "limit": "10"})
+    # Then each row is the run's summary as the Python API has it, and the page its paging
+    assert status == 200
+    expected = json.loads(json.dumps(Client(project).list_runs(RunQuery(limit=10)).to_dict()))
+    assert page["runs"] == [run_summary(r) for r in expected["runs"]]
+    assert (page["total"], page["limit"], page["offset"]) == (2, 10, 0)
+    assert (page["param_keys"], page["metric_keys"]) == (
+        expected["param_keys"],
+        expected["metric_keys"],
+    )
 
 
 # ------------------------------------------------------------------ diff and compare

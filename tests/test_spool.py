@@ -158,3 +158,44 @@ def test_a_spool_brought_in_and_removed_by_another_process_counts_as_all_in(
     assert done == [w.run_id]
     _, rows = client.sql("SELECT count(*) FROM metrics WHERE key = 'loss'")
     assert rows == [(1,)]
+
+
+LISTER = """
+from nbtrack.client import Client
+print(Client.open().list_runs().total)
+"""
+
+
+def test_a_background_ingester_stops_reading_when_a_reader_queues(project_dir: Path) -> None:
+    # Given: five ended runs spooled, and a background ingester holding the store's turn
+    from nbtrack import spools
+    from nbtrack.tracking import RunWriter
+
+    project = resolve_project(project_dir)
+    client = Client(project)
+    client.list_runs()  # the store exists
+    for i in range(5):
+        w = RunWriter.start(project, kind="cell", name=f"r{i}", params={"i": i})
+        w.finish("finished")
+    todo = spools.ended(project.spool_dir)
+    with client.store_turn(background=True):
+        # ... while another process's reader queues for it
+        reader = subprocess.Popen(
+            [sys.executable, "-c", LISTER], cwd=project_dir, stdout=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 60
+        while not client.others_waiting():
+            assert reader.poll() is None and time.monotonic() < deadline, "no reader queued"
+            time.sleep(0.01)
+
+        # When: the ingester brings the runs in
+        done = client.ingest_spools(todo, max_points=None, max_seconds=None, background=True)
+
+    # Then: it stored one run and left the others for later (the reader's turn came
+    # after one spool's reading, not after all five) ...
+    assert len(done) == 1
+    out, _ = reader.communicate(timeout=60)
+    assert reader.returncode == 0
+    # ... and the reader, let in, brought in the rest before it read: all five listed
+    assert out.strip() == "5"
+    assert not spools.ended(project.spool_dir)

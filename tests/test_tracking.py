@@ -123,6 +123,34 @@ def test_steps_count_up_per_series_and_the_latest_value_is_the_highest_step(
     assert w.snapshot.metrics == {"loss": 0.2, "acc": 0.7, "f1": 0.6}  # the summary's view
 
 
+def test_metrics_logged_once_at_the_end_continue_their_series_without_a_point_log(
+    project: Project, client: Client
+) -> None:
+    # given a run that logged a loss twice, and one that logged no point at all
+    w = RunWriter.start(project)
+    w.log_metric("loss", 0.9)
+    w.log_metric("loss", 0.5)
+    short = RunWriter.start(project)
+    # when both log their end-of-run figures (a -m variable, the system totals) once
+    w.log_metrics_once({"loss": 0.2, "acc": 0.8})
+    short.log_metrics_once({"system/cpu_time_s": 0.01, "acc": float("nan")})
+    points_of_short = short.points.path.exists()
+    for writer in (w, short):
+        writer.finish()
+        writer.wait()
+    # then each value is the next step of its series, the latest one the run's value,
+    # in the summary's view and in the store alike; the short run made no point log
+    series = client.metric_series(w.run_id)
+    assert [(p.step, p.value) for p in series["loss"]] == [(0, 0.9), (1, 0.5), (2, 0.2)]
+    assert [(p.step, p.value) for p in series["acc"]] == [(0, 0.8)]
+    assert client.get_run(w.run_id).metrics == w.snapshot.metrics == {"loss": 0.2, "acc": 0.8}
+    stored = client.get_run(short.run_id).metrics
+    assert stored["system/cpu_time_s"] == 0.01 and math.isnan(stored["acc"])
+    assert not points_of_short
+    with pytest.raises(UsageError, match="metric 'acc' must be a number"):
+        w.log_metrics_once({"acc": "high"})
+
+
 def test_a_bad_metric_or_step_is_refused_and_the_run_goes_on(
     project: Project, client: Client
 ) -> None:

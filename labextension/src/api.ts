@@ -102,6 +102,8 @@ export interface IRunQuery {
   status?: RunStatus;
   /** Only the cell runs of this notebook run. */
   parent_id?: string;
+  /** Only the runs of this sweep (its notebook runs and their cell runs), as `ls --parent SWEEP`. */
+  sweep?: string;
   /** Only the runs of the notebook named by `path`. */
   notebook?: boolean;
 }

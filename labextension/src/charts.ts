@@ -1,5 +1,5 @@
 /**
- * ECharts for the comparison views: loaded on first use (its own chunk), one
+ * ECharts for every chart of the panel: loaded on first use (its own chunk), one
  * instance per host element, colours from JupyterLab's theme (light or dark).
  */
 import type { ECharts, EChartsCoreOption } from 'echarts/core';
@@ -27,17 +27,21 @@ export function themeColor(name: string, fallback: string): string {
   return value || fallback;
 }
 
-/** Series colours: JupyterLab's brand, warn, success, error and accent colours. */
+/**
+ * Series colours, the one palette of every chart of the panel: JupyterLab's
+ * brand, warn, success, error and accent colours, then lighter brand, warn and
+ * success shades; read from the theme (light or dark) at draw time.
+ */
 export function palette(): string[] {
   return [
     themeColor('--jp-brand-color1', '#1976d2'),
     themeColor('--jp-warn-color1', '#f57c00'),
     themeColor('--jp-success-color1', '#388e3c'),
     themeColor('--jp-error-color1', '#d32f2f'),
-    themeColor('--jp-accent-color1', '#00796b'),
-    '#8e44ad',
-    '#7f8c8d',
-    '#c0a000'
+    themeColor('--jp-accent-color1', '#00838f'),
+    themeColor('--jp-brand-color3', '#90caf9'),
+    themeColor('--jp-warn-color3', '#ffcc80'),
+    themeColor('--jp-success-color3', '#a5d6a7')
   ];
 }
 

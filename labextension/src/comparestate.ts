@@ -6,6 +6,7 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { IMetricSeries, IRunSummary, fetchMetrics, fetchRuns } from './api';
+import { Brushes, IParallelData, brushedRunIds } from './comparemodel';
 import { runLabel } from './format';
 import { RunsModel, messageOf } from './model';
 
@@ -57,6 +58,41 @@ export class CompareState {
       .filter((run): run is IRunSummary => run !== undefined);
   }
 
+  /** The parallel coordinates' brushed intervals per axis (empty: no brush). */
+  get brushes(): Brushes {
+    return this._brushes;
+  }
+
+  /**
+   * Brush one axis of the parallel coordinates drawn from `data` (of `runs`):
+   * the table shows only the runs inside every brushed axis, with no request.
+   */
+  brush(
+    data: IParallelData,
+    axis: number,
+    intervals: [number, number][],
+    runs: readonly IRunSummary[]
+  ): void {
+    const brushes = new Map(this._brushes);
+    brushes.set(axis, intervals);
+    this._brushes = brushes;
+    const kept = brushedRunIds(data, brushes);
+    if (kept === null) {
+      this.model.setLocalRuns(null);
+    } else {
+      const keep = new Set(kept);
+      this.model.setLocalRuns(runs.filter(run => keep.has(run.run_id)));
+    }
+  }
+
+  /** Forget the brush and show the table's own rows again (a chart drawn anew has none). */
+  clearBrush(): void {
+    this._brushes = new Map();
+    if (this.model.isLocallyFiltered) {
+      this.model.setLocalRuns(null);
+    }
+  }
+
   /** Start following the runs model (the views are on screen). */
   activate(): void {
     this._active = true;
@@ -96,6 +132,26 @@ export class CompareState {
   }
 
   private _onModel(): void {
+    // Another store, scope or query: a brush drawn over the old runs means nothing
+    // now, and the old runs must not be drawn (or brushed) while the new ones load.
+    const context = JSON.stringify([
+      this.model.path,
+      this.model.effectiveQuery
+    ]);
+    if (context !== this._context) {
+      this._context = context;
+      // The runs are dropped here, so the next sync must fetch even if it comes
+      // back to the runs fetched last (A, then B before it loaded, then A again).
+      this._key = '';
+      const brushed = this._brushes.size > 0 || this.model.isLocallyFiltered;
+      this.clearBrush();
+      if (brushed || this._runs.length) {
+        this._runs = [];
+        this._total = 0;
+        this._byId = new Map();
+        this._changed.emit();
+      }
+    }
     if (this._active) {
       void this._sync();
     }
@@ -145,6 +201,8 @@ export class CompareState {
   }
 
   private _active = false;
+  private _context = '';
+  private _brushes: Brushes = new Map();
   private _key = '';
   private _runs: IRunSummary[] = [];
   private _byId = new Map<string, IRunSummary>();

@@ -1,7 +1,7 @@
 /**
  * The comparison views under the Runs tab's table: parameter-vs-metric scatter,
  * parallel coordinates (brushing filters the table), scalar bars and metric
- * curves of the selected runs, and runs grouped under their notebook run.
+ * curves of the selected runs (grouping is the table's: groupstate.ts).
  * View rules live in comparemodel.ts; this module only draws them with ECharts.
  */
 import { Message } from '@lumino/messaging';
@@ -21,9 +21,7 @@ import {
   IParallelData,
   XAxisMode,
   barGroups,
-  brushedRunIds,
   curves,
-  groupRuns,
   isSystemMetric,
   parallelData,
   parseValueKey,
@@ -31,17 +29,17 @@ import {
   splitVarying
 } from './comparemodel';
 import { CompareState } from './comparestate';
+import { curveOption } from './curvechart';
 import { h } from './dom';
-import { formatNumber, formatValue, shortId } from './format';
+import { formatNumber, formatValue } from './format';
 
-export type CompareKind = 'scatter' | 'parallel' | 'bars' | 'curves' | 'groups';
+export type CompareKind = 'scatter' | 'parallel' | 'bars' | 'curves';
 
 const VIEWS: [CompareKind, string][] = [
   ['parallel', 'Parallel coordinates'],
   ['scatter', 'Scatter'],
   ['bars', 'Scalar bars'],
-  ['curves', 'Curves'],
-  ['groups', 'Groups']
+  ['curves', 'Curves']
 ];
 
 /** Most parameter axes the parallel coordinates draw. */
@@ -98,10 +96,6 @@ export class CompareView extends Widget {
   }
 
   private _onRuns(): void {
-    if (this._state.model.isLocallyFiltered && this._kind === 'parallel') {
-      // New runs: the brush no longer applies.
-      this._state.model.setLocalRuns(null);
-    }
     void this._render();
   }
 
@@ -183,8 +177,6 @@ export class CompareView extends Widget {
         return this._bars(generation);
       case 'curves':
         return this._curves(generation);
-      case 'groups':
-        return this._groups();
     }
   }
 
@@ -325,7 +317,16 @@ export class CompareView extends Widget {
       })
     );
     const data = parallelData(runs, axes, this._parallelMetric);
-    this._brushes = new Map();
+    // Drawn anew over the same axes (a run landed, the next page arrived), the chart
+    // keeps the user's brush, applied to the new lines; over other axes a brush means
+    // nothing, and the table must not stay filtered by one nobody sees.
+    const axesKey = JSON.stringify([useSelection, data.axes.map(a => a.label)]);
+    const kept: Brushes =
+      axesKey === this._parallelAxesKey ? state.brushes : new Map();
+    this._parallelAxesKey = axesKey;
+    if (kept.size === 0) {
+      state.clearBrush();
+    }
     this._note.textContent = `${data.runIds.length.toLocaleString()} runs. ${
       useSelection ? '' : this._truncation()
     } Drag along an axis to filter the table; click the axis to clear.`;
@@ -375,6 +376,16 @@ export class CompareView extends Widget {
         runs
       );
     });
+    for (const [axis, intervals] of kept) {
+      // The action's event brushes the state again, over this chart's data.
+      chart.dispatchAction({
+        type: 'axisAreaSelect',
+        parallelAxisId: `axis${axis}`,
+        intervals: intervals.map(([lo, hi]) => [lo, hi])
+      });
+    }
+    // Drawn and listening for brushes (a test waits for this before it drags).
+    chart.getDom().dataset.ready = 'true';
   }
 
   /** One axis brushed: narrow the table to the runs inside every brush, and time it. */
@@ -386,17 +397,7 @@ export class CompareView extends Widget {
   ): void {
     performance.mark(`${BRUSH_MEASURE}-start`);
     const axis = Number(axisId.replace('axis', ''));
-    const brushes = new Map(this._brushes as Map<number, [number, number][]>);
-    brushes.set(axis, intervals);
-    this._brushes = brushes;
-    const kept = brushedRunIds(data, brushes);
-    const model = this._state.model;
-    if (kept === null) {
-      model.setLocalRuns(null);
-    } else {
-      const keep = new Set(kept);
-      model.setLocalRuns(runs.filter(run => keep.has(run.run_id)));
-    }
+    this._state.brush(data, axis, intervals, runs);
     // Our share: the filter, the model and the filter bar (the table draws next frame).
     performance.measure(`${BRUSH_MEASURE}-filter`, `${BRUSH_MEASURE}-start`);
     // The table draws in the next animation frame; measure up to then.
@@ -583,174 +584,14 @@ export class CompareView extends Widget {
       return;
     }
     chart.getDom().dataset.metric = metric;
-    const colors = palette();
-    const series: object[] = drawn.curves.map((curve, i) => ({
-      type: 'line',
-      name: curve.label,
-      data: curve.points,
-      showSymbol: curve.points.length <= 1,
-      symbolSize: 6,
-      sampling: 'lttb',
-      lineStyle: { width: 1.6 },
-      color: colors[i % colors.length]
-    }));
-    raw?.curves.forEach((curve, i) =>
-      series.push({
-        type: 'line',
-        name: curve.label,
-        data: curve.points,
-        showSymbol: false,
-        silent: true,
-        tooltip: { show: false },
-        lineStyle: { width: 1, opacity: 0.25 },
-        color: colors[i % colors.length]
+    chart.setOption(
+      curveOption(metric, drawn.curves, {
+        x: this._xMode,
+        log: this._log,
+        raw: raw?.curves,
+        slider: true
       })
     );
-    chart.setOption({
-      ...baseOption(),
-      grid: { left: 60, right: 30, top: 30, bottom: 64 },
-      tooltip: {
-        ...(baseOption().tooltip as object),
-        trigger: 'axis',
-        valueFormatter: (v: number) => formatNumber(v)
-      },
-      xAxis: {
-        type: this._xMode === 'time' ? 'time' : 'value',
-        name: this._xMode === 'time' ? 'time' : 'step',
-        scale: true,
-        ...axisStyle()
-      },
-      yAxis: {
-        type: this._log ? 'log' : 'value',
-        scale: true,
-        name: metric,
-        ...axisStyle()
-      },
-      dataZoom: [
-        { type: 'inside', filterMode: 'none' },
-        { type: 'slider', height: 16, bottom: 8, filterMode: 'none' }
-      ],
-      series
-    });
-  }
-
-  // ---------------------------------------------------------------- groups
-  private _groups(): void {
-    const runs = this._state.runs;
-    const metrics = splitVarying(runs, 'metrics');
-    const keys = [...metrics.varying, ...metrics.constant];
-    if (runs.length === 0) {
-      this._note.textContent = 'No runs to group.';
-      return;
-    }
-    if (this._groupMetric === null || !keys.includes(this._groupMetric)) {
-      this._groupMetric = keys.find(k => !isSystemMetric(k)) ?? keys[0] ?? '';
-    }
-    this._controls.append(
-      this._select('metric', keys, this._groupMetric, v => {
-        this._groupMetric = v;
-        void this._render();
-      })
-    );
-    const metric = this._groupMetric;
-    const groups = groupRuns(runs, metric);
-    this._note.textContent = `${groups.length} groups of ${runs.length.toLocaleString()} runs. ${this._truncation()}`;
-    const table = h('div', { className: 'nbtrack-groups', role: 'treegrid' });
-    const model = this._state.model;
-    for (const group of groups) {
-      const key = group.parentId ?? '';
-      const open = this._expanded.has(key);
-      const toggle = h(
-        'button',
-        {
-          className: 'jp-Button jp-mod-minimal nbtrack-group-toggle',
-          'aria-expanded': open,
-          title: open ? 'Collapse' : 'Show the runs of this group'
-        },
-        open ? '▾' : '▸'
-      );
-      toggle.addEventListener('click', () => {
-        if (open) {
-          this._expanded.delete(key);
-        } else {
-          this._expanded.add(key);
-        }
-        this._groups_rerender();
-      });
-      const title = group.parentId
-        ? h(
-            'a',
-            {
-              href: '#',
-              className: 'nbtrack-link nbtrack-parent-link',
-              title: `Show the cell runs of notebook run ${group.parentId} in the table`
-            },
-            `Notebook run ${shortId(group.parentId)}`
-          )
-        : h('span', {}, 'Interactive runs');
-      if (group.parentId) {
-        const parent = group.parentId;
-        title.addEventListener('click', event => {
-          event.preventDefault();
-          model.setQuery({ parent_id: parent, kind: 'cell' });
-        });
-      }
-      const s = group.summary;
-      table.appendChild(
-        h(
-          'div',
-          { className: 'nbtrack-group-row', role: 'row', 'data-parent': key },
-          toggle,
-          title,
-          h(
-            'span',
-            { className: 'nbtrack-group-count' },
-            `${group.runs.length} run${group.runs.length === 1 ? '' : 's'}`
-          ),
-          h(
-            'span',
-            { className: 'nbtrack-group-stat', 'data-stat': 'min' },
-            s ? `min ${formatNumber(s.min)}` : `no ${metric}`
-          ),
-          h(
-            'span',
-            { className: 'nbtrack-group-stat', 'data-stat': 'max' },
-            s ? `max ${formatNumber(s.max)}` : ''
-          ),
-          h(
-            'span',
-            { className: 'nbtrack-group-stat', 'data-stat': 'last' },
-            s ? `last ${formatNumber(s.last)}` : ''
-          )
-        )
-      );
-      if (open) {
-        for (const run of group.runs) {
-          const child = h(
-            'div',
-            {
-              className: 'nbtrack-group-child',
-              role: 'row',
-              'data-run-id': run.run_id
-            },
-            h('span', {}, this._state.labelOf(run)),
-            h('span', { className: `nbtrack-dot nbtrack-dot-${run.status}` }),
-            h('span', {}, `${metric} ${formatValue(run.metrics[metric])}`)
-          );
-          child.addEventListener('click', () =>
-            model.toggleSelected(run.run_id)
-          );
-          table.appendChild(child);
-        }
-      }
-    }
-    this._body.appendChild(table);
-  }
-
-  private _groups_rerender(): void {
-    if (this._kind === 'groups') {
-      void this._render();
-    }
   }
 
   private _select(
@@ -787,11 +628,9 @@ export class CompareView extends Widget {
   private _scatterY: string | undefined;
   private _parallelSource: 'shown' | 'selection' = 'shown';
   private _parallelMetric: string | null = null;
-  private _brushes: Brushes = new Map();
+  private _parallelAxesKey = '';
   private _curveMetric: string | null = null;
   private _xMode: XAxisMode = 'step';
   private _smoothing = 0;
   private _log = false;
-  private _groupMetric: string | null = null;
-  private _expanded = new Set<string>();
 }

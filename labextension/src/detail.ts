@@ -1,11 +1,13 @@
 /**
- * The run detail view: metric curves (several runs overlaid), and for one run
+ * The run detail view: metric curves (several runs overlaid, drawn with ECharts
+ * as the Runs tab draws them), and for one run
  * everything recorded about it: outcome, params, metrics, data, code, environment.
  */
 import { CommandRegistry } from '@lumino/commands';
 
 import { IRun } from './api';
-import { ILine, lineChart } from './chart';
+import { XAxisMode } from './comparemodel';
+import { curveOption } from './curvechart';
 import { RunDetailModel } from './detailmodel';
 import { h } from './dom';
 import { FetchView } from './fetchview';
@@ -74,6 +76,7 @@ export class RunDetailView extends FetchView<RunDetailModel> {
       return;
     }
     this._sysCharts.clear();
+    this._curveCharts.clear();
     this._lineage?.dispose();
     this._images?.dispose();
     super.dispose();
@@ -136,21 +139,55 @@ export class RunDetailView extends FetchView<RunDetailModel> {
     return h('div', { className: 'nbtrack-detail-actions' }, open, rerun);
   }
 
+  /** One ECharts line chart per metric, the runs overlaid; step or wall time on x. */
   private _charts(): HTMLElement {
-    const charts = this.model.metricKeys.map(key => {
-      const lines: ILine[] = this.model
-        .curves(key)
-        .map(curve => ({ label: runLabel(curve.run), points: curve.points }));
-      return lineChart(key, lines);
-    });
-    return h(
+    this._curveCharts.clear();
+    const keys = this.model.metricKeys;
+    const section = h(
       'section',
       { className: 'nbtrack-diff-section', 'data-section': 'charts' },
-      h('h3', {}, 'Metrics by step'),
-      charts.length
-        ? h('div', { className: 'nbtrack-charts' }, charts)
-        : h('p', { className: 'nbtrack-same' }, 'No metric was logged.')
+      h('h3', {}, `Metrics by ${this._xMode === 'time' ? 'wall time' : 'step'}`)
     );
+    if (keys.length === 0) {
+      section.append(
+        h('p', { className: 'nbtrack-same' }, 'No metric was logged.')
+      );
+      return section;
+    }
+    const x = h(
+      'select',
+      { className: 'jp-mod-styled nbtrack-select-x', 'aria-label': 'x axis' },
+      h('option', { value: 'step' }, 'Step'),
+      h('option', { value: 'time' }, 'Wall time')
+    );
+    x.value = this._xMode;
+    x.addEventListener('change', () => {
+      this._xMode = x.value as XAxisMode;
+      section.replaceWith(this._charts());
+    });
+    const grid = h('div', { className: 'nbtrack-charts' });
+    for (const key of keys) {
+      const drawn = this.model.curves(key, this._xMode);
+      const host = h('div', { className: 'nbtrack-curve-host' });
+      grid.append(
+        h(
+          'figure',
+          {
+            className: 'nbtrack-chart',
+            'data-metric': key,
+            'data-runs': drawn.filter(c => c.points.length).length
+          },
+          h('figcaption', { className: 'nbtrack-chart-title' }, key),
+          host
+        )
+      );
+      void this._curveCharts.mount(
+        host,
+        curveOption(key, drawn, { x: this._xMode })
+      );
+    }
+    section.append(h('label', { className: 'nbtrack-control' }, 'x ', x), grid);
+    return section;
   }
 
   private _record(run: IRun): HTMLElement {
@@ -249,4 +286,6 @@ export class RunDetailView extends FetchView<RunDetailModel> {
   private _lineage: LineageView | null = null;
   private _images: ImagesView | null = null;
   private _sysCharts = new ChartSet();
+  private _curveCharts = new ChartSet();
+  private _xMode: XAxisMode = 'step';
 }

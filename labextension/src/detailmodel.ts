@@ -2,8 +2,10 @@
  * The model of the run detail view: the full record and the metric step series
  * of one or more runs, fetched once.
  */
-import { IMetricSeries, IRun, fetchMetrics, fetchRun, toNumber } from './api';
+import { IMetricSeries, IRun, fetchMetrics, fetchRun } from './api';
+import { ICurve, XAxisMode, curves } from './comparemodel';
 import { FetchModel } from './fetchmodel';
+import { runLabel } from './format';
 import { isSystemKey } from './sysmodel';
 
 export namespace RunDetailModel {
@@ -12,12 +14,6 @@ export namespace RunDetailModel {
     path: string;
     runIds: string[];
   }
-}
-
-/** One run's points of one metric, as (step, value); a point without a step sits at its position. */
-export interface ICurve {
-  run: IRun;
-  points: [number, number][];
 }
 
 interface IDetail {
@@ -72,21 +68,25 @@ export class RunDetailModel extends FetchModel<IDetail> {
     return [...keys].sort();
   }
 
-  /** The curve of one metric for each run (no points when a run did not log it). */
-  curves(key: string): ICurve[] {
+  /**
+   * The curve of one metric for each run, as the Runs tab draws curves: x the
+   * step (a point logged without one sits at its position) or the wall time in
+   * epoch milliseconds; non-finite values left out. A run that did not log the
+   * metric has a curve with no points.
+   */
+  curves(key: string, x: XAxisMode = 'step'): ICurve[] {
     const data = this.data;
     if (data === null) {
       return [];
     }
-    return data.series.map((series, index) => ({
-      run: data.runs[index],
-      points: (series.series[key] ?? []).map(
-        (point, position): [number, number] => [
-          point.step ?? position,
-          toNumber(point.value)
-        ]
-      )
-    }));
+    return curves(
+      data.series.map((series, index) => ({
+        runId: data.runs[index].run_id,
+        label: runLabel(data.runs[index]),
+        points: series.series[key] ?? []
+      })),
+      { x, smoothing: 0, log: false }
+    ).curves;
   }
 
   private _runIds: string[];

@@ -15,7 +15,8 @@ import {
 } from './driftmodel';
 import { FetchView } from './fetchview';
 import { formatNumber } from './format';
-import { ChartSet, themeColor } from './viewcharts';
+import { themeColor } from './charts';
+import { ChartSet } from './viewcharts';
 
 const cell = (value: number | null): string =>
   value === null ? '' : formatNumber(value);

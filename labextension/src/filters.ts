@@ -13,8 +13,14 @@ import { RunsModel, RunsScope } from './model';
 /** Milliseconds the text filter waits for typing to pause. */
 const TEXT_DEBOUNCE = 250;
 
-/** The filter inputs, bound to `model`; `update()` follows the model (chips, scope). */
-export function buildFilters(model: RunsModel): {
+/**
+ * The filter inputs, bound to `model`; `update()` follows the model (chips, scope).
+ * `extra` (the Runs tab's "Group by") goes at the end of the condition's row.
+ */
+export function buildFilters(
+  model: RunsModel,
+  extra?: HTMLElement
+): {
   node: HTMLElement;
   update: () => void;
 } {
@@ -79,7 +85,7 @@ export function buildFilters(model: RunsModel): {
     'div',
     { className: 'nbtrack-filters' },
     h('div', { className: 'nbtrack-filter-row' }, icon, text, scope, kind),
-    h('div', { className: 'nbtrack-filter-row' }, where),
+    h('div', { className: 'nbtrack-filter-row' }, where, extra),
     chips
   );
 
@@ -118,6 +124,16 @@ export function buildFilters(model: RunsModel): {
           `Cell runs of notebook run ${shortId(parent)}`,
           () => model.setQuery({ parent_id: undefined }),
           'parent'
+        )
+      );
+    }
+    const sweep = model.query.sweep;
+    if (sweep) {
+      parts.push(
+        chip(
+          `Cell runs of sweep ${sweep}`,
+          () => model.setQuery({ sweep: undefined }),
+          'sweep'
         )
       );
     }

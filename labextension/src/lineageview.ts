@@ -9,7 +9,8 @@ import type { EChartsCoreOption, EChartsType } from 'echarts/core';
 import { h } from './dom';
 import { FetchView } from './fetchview';
 import { ILineageGraph, ILineageNode, LineageModel } from './lineagemodel';
-import { ChartSet, themeColor } from './viewcharts';
+import { themeColor } from './charts';
+import { ChartSet } from './viewcharts';
 import { CommandIDs } from './tokens';
 
 /** Tables drift can compare (nbtrack.profile reads these). */

@@ -133,6 +133,11 @@ export class RunsModel implements IDisposable {
     return this._local !== null;
   }
 
+  /** The runs a chart's brush kept (the table's rows then), or null. */
+  get localRuns(): readonly IRunSummary[] | null {
+    return this._local;
+  }
+
   get paramKeys(): string[] {
     return this._paramKeys;
   }
@@ -309,7 +314,18 @@ export class RunsModel implements IDisposable {
     return rows[index - page * this.pageSize];
   }
 
-  /** A loaded run by id (from any loaded page). */
+  /**
+   * Another holder of the runs the table shows (the grouped table fetches every run
+   * of the query, not pages): `findRun` asks it last, so a run selected under a group
+   * is found by the comparison views and the diff.
+   */
+  setRunSource(
+    source: ((runId: string) => IRunSummary | undefined) | null
+  ): void {
+    this._runSource = source;
+  }
+
+  /** A loaded run by id (from any loaded page, or the run source). */
   findRun(runId: string): IRunSummary | undefined {
     const local = this._local?.find(r => r.run_id === runId);
     if (local) {
@@ -321,7 +337,7 @@ export class RunsModel implements IDisposable {
         return run;
       }
     }
-    return undefined;
+    return this._runSource?.(runId);
   }
 
   /** Tell the model which rows are on screen, so a refresh reloads those. */
@@ -369,7 +385,12 @@ export class RunsModel implements IDisposable {
     const path = this._path;
     try {
       const status = await fetchStatus(path);
-      if (generation !== this._generation || path !== this._path) {
+      if (path !== this._path) {
+        // Another store came in front while this one answered; the poll folded the
+        // refresh it asked for into this tick, so look at the new store now.
+        return this.refresh(force);
+      }
+      if (generation !== this._generation) {
         return;
       }
       const moved = status.change_token !== this._token;
@@ -547,6 +568,8 @@ export class RunsModel implements IDisposable {
     null;
   private _scope: RunsScope = 'notebook';
   private _local: IRunSummary[] | null = null;
+  private _runSource: ((runId: string) => IRunSummary | undefined) | null =
+    null;
   private _pages = new Map<number, IRunSummary[]>();
   private _loading = new Set<string>();
   private _generation = 0;

@@ -20,6 +20,8 @@ import { CompareView } from './compareview';
 import { buildFilters } from './filters';
 import { h } from './dom';
 import { formatValue } from './format';
+import { GroupBy, SummaryStat } from './groupmodel';
+import { RunGroupsState } from './groupstate';
 import { RunsModel } from './model';
 import { RunsTable } from './table';
 import { runsIcon } from './icons';
@@ -108,7 +110,13 @@ export class RunsPanel extends Panel {
     );
     this.addWidget(toolbar);
 
-    const filters = buildFilters(this._model);
+    if (tab) {
+      this._groups = new RunGroupsState(this._model);
+    }
+    const filters = buildFilters(
+      this._model,
+      this._groups ? this._groupControls(this._groups) : undefined
+    );
     this._updateFilters = filters.update;
     this.addWidget(new Widget({ node: filters.node }));
     this._info = h('div', { className: 'nbtrack-info' });
@@ -119,6 +127,7 @@ export class RunsPanel extends Panel {
 
     this._table = new RunsTable({
       model: this._model,
+      groups: this._groups ?? undefined,
       onOpenCell: run => this._openCell(run),
       compact: !tab,
       paintMark: tab ? TAB_PAINT_MARK : undefined,
@@ -161,6 +170,7 @@ export class RunsPanel extends Panel {
 
   dispose(): void {
     this._compare?.dispose();
+    this._groups?.dispose();
     this._model.changed.disconnect(this._update, this);
     super.dispose();
   }
@@ -302,6 +312,75 @@ export class RunsPanel extends Panel {
     });
   }
 
+  /** "Group by" and the figure group rows show for each metric, with a note on the grouping. */
+  private _groupControls(groups: RunGroupsState): HTMLElement {
+    const select = (
+      name: string,
+      label: string,
+      options: [string, string][],
+      value: string,
+      onChange: (value: string) => void
+    ): { node: HTMLElement; select: HTMLSelectElement } => {
+      const node = h(
+        'select',
+        { className: `jp-mod-styled nbtrack-${name}`, 'aria-label': label },
+        options.map(([v, text]) => h('option', { value: v }, text))
+      );
+      node.value = value;
+      node.addEventListener('change', () => onChange(node.value));
+      return {
+        node: h('label', { className: 'nbtrack-control' }, `${label} `, node),
+        select: node
+      };
+    };
+    const by = select(
+      'group-by',
+      'Group by',
+      [
+        ['none', 'None'],
+        ['parent', 'Notebook run'],
+        ['sweep', 'Sweep']
+      ],
+      groups.by,
+      v => groups.setBy(v as GroupBy)
+    );
+    const stat = select(
+      'group-stat',
+      'Metrics as',
+      [
+        ['max', 'max'],
+        ['min', 'min'],
+        ['last', 'last']
+      ],
+      groups.stat,
+      v => groups.setStat(v as SummaryStat)
+    );
+    const note = h('span', { className: 'nbtrack-group-note' });
+    const update = (): void => {
+      by.select.value = groups.by;
+      stat.node.hidden = !groups.active;
+      const count = groups.groups.length;
+      note.textContent = !groups.active
+        ? ''
+        : groups.loading
+          ? `Grouping… ${groups.progress[0].toLocaleString()} of ${Math.min(groups.progress[1], groups.limit).toLocaleString()} runs`
+          : `${count.toLocaleString()} group${count === 1 ? '' : 's'}` +
+            (groups.truncated
+              ? ` of the newest ${groups.loaded.toLocaleString()} of ${groups.total.toLocaleString()} runs`
+              : '');
+    };
+    groups.changed.connect(update);
+    update();
+    return h(
+      'div',
+      { className: 'nbtrack-group-bar' },
+      by.node,
+      stat.node,
+      note
+    );
+  }
+
+  private _groups: RunGroupsState | null = null;
   private _updateFilters: () => void;
   private _compare: CompareState | null = null;
   private _isTab: boolean;

@@ -15,6 +15,8 @@ import {
   formatValue,
   shortId
 } from './format';
+import { groupRow } from './grouprow';
+import { RunGroupsState } from './groupstate';
 import { IColumn, RunsModel } from './model';
 
 /** Height of one row, in pixels (fixed: the list computes positions from it). */
@@ -32,6 +34,8 @@ const COLUMN_WIDTH: { [id: string]: number } = {
   rerun_of: 150
 };
 const VALUE_COLUMN_WIDTH = 84;
+/** The name column when the rows are grouped: it holds `Notebook run 0f9e8d7c · 12 runs`. */
+const GROUP_NAME_WIDTH = 250;
 const CHECK_WIDTH = 24;
 
 export namespace RunsTable {
@@ -47,6 +51,8 @@ export namespace RunsTable {
     paintMark?: string;
     /** Called once, after the first runs are drawn. */
     onFirstPaint?: () => void;
+    /** The grouping of the Runs tab's table (rows are groups and their runs when active). */
+    groups?: RunGroupsState;
   }
 }
 
@@ -61,6 +67,7 @@ export class RunsTable extends Widget {
     this._compact = options.compact ?? false;
     this._paintMark = options.paintMark ?? null;
     this._onFirstPaint = options.onFirstPaint ?? null;
+    this._groups = options.groups ?? null;
     this._header = h('div', {
       className: 'nbtrack-row nbtrack-head',
       role: 'row'
@@ -72,10 +79,12 @@ export class RunsTable extends Widget {
     this.node.append(this._header, this._spacer, this._empty);
     this.node.addEventListener('scroll', () => this._schedule());
     this._model.changed.connect(this._onModelChanged, this);
+    this._groups?.changed.connect(this._onModelChanged, this);
   }
 
   dispose(): void {
     this._model.changed.disconnect(this._onModelChanged, this);
+    this._groups?.changed.disconnect(this._onModelChanged, this);
     super.dispose();
   }
 
@@ -110,10 +119,18 @@ export class RunsTable extends Widget {
     });
   }
 
+  /** A column's width; the name is wider when it holds a group's title. */
+  private _width(column: IColumn): number {
+    if (column.id === 'name' && this._groups?.active) {
+      return GROUP_NAME_WIDTH;
+    }
+    return COLUMN_WIDTH[column.id] ?? VALUE_COLUMN_WIDTH;
+  }
+
   private _template(columns: IColumn[]): string {
     return [
       `${CHECK_WIDTH}px`,
-      ...columns.map(c => `${COLUMN_WIDTH[c.id] ?? VALUE_COLUMN_WIDTH}px`)
+      ...columns.map(c => `${this._width(c)}px`)
     ].join(' ');
   }
 
@@ -125,16 +142,13 @@ export class RunsTable extends Widget {
     const columns = this._compact ? model.compactColumns : model.columns;
     const template = this._template(columns);
     const width =
-      CHECK_WIDTH +
-      columns.reduce(
-        (sum, c) => sum + (COLUMN_WIDTH[c.id] ?? VALUE_COLUMN_WIDTH),
-        0
-      );
+      CHECK_WIDTH + columns.reduce((sum, c) => sum + this._width(c), 0);
+    const groups = this._groups?.active ? this._groups : null;
     if (this._dirty) {
       this._renderHeader(columns, template, width);
     }
 
-    const total = model.total;
+    const total = groups ? groups.rowCount : model.total;
     this._spacer.style.height = `${total * ROW_HEIGHT}px`;
     this._spacer.style.width = `${width}px`;
     const headerHeight = this._header.offsetHeight;
@@ -142,7 +156,9 @@ export class RunsTable extends Widget {
     const visible = Math.ceil((this.node.clientHeight || 600) / ROW_HEIGHT);
     const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(total - 1, first + visible + 2 * OVERSCAN);
-    model.setViewport(first, Math.max(first, last));
+    if (groups === null) {
+      model.setViewport(first, Math.max(first, last));
+    }
 
     this._rows.style.transform = `translateY(${first * ROW_HEIGHT}px)`;
     // Scrolling keeps the rows still on screen and builds only the new ones;
@@ -153,9 +169,9 @@ export class RunsTable extends Widget {
     for (let index = first; index <= last; index++) {
       let row = cache.get(index);
       if (row === undefined) {
-        const run = model.runAt(index);
-        row = this._renderRow(index, run, columns, template);
-        if (run === undefined) {
+        const built = this._buildRow(index, groups, columns, template);
+        row = built.row;
+        if (built.loading) {
           rows.push(row);
           continue;
         }
@@ -166,7 +182,12 @@ export class RunsTable extends Widget {
     this._rowCache = next;
     this._dirty = false;
     this._rows.replaceChildren(...rows);
-    if (this._onFirstPaint !== null && total > 0 && model.runAt(first)) {
+    if (
+      this._onFirstPaint !== null &&
+      groups === null &&
+      total > 0 &&
+      model.runAt(first)
+    ) {
       if (this._paintMark !== null) {
         performance.mark(this._paintMark);
       }
@@ -179,8 +200,66 @@ export class RunsTable extends Widget {
     this._empty.hidden = total > 0 || this._empty.textContent === '';
   }
 
+  /** The row at `index`: a run, or with grouping a group or a run under it; a placeholder while loading. */
+  private _buildRow(
+    index: number,
+    groups: RunGroupsState | null,
+    columns: IColumn[],
+    template: string
+  ): { row: HTMLElement; loading: boolean } {
+    if (groups === null) {
+      const run = this._model.runAt(index);
+      return {
+        row: this._renderRow(index, run, columns, template),
+        loading: run === undefined
+      };
+    }
+    const item = groups.rowAt(index);
+    if (item === undefined) {
+      return {
+        row: this._renderRow(index, undefined, columns, template),
+        loading: true
+      };
+    }
+    if (item.type === 'group') {
+      const row = groupRow(index, item.group, groups, columns, template, {
+        follow: group => {
+          // The runs of one notebook run or sweep, flat: the rows `ls --parent ID` lists.
+          groups.setBy('none');
+          this._model.setQuery(
+            group.by === 'sweep'
+              ? {
+                  sweep: group.id ?? undefined,
+                  parent_id: undefined,
+                  kind: 'cell'
+                }
+              : {
+                  parent_id: group.id ?? undefined,
+                  sweep: undefined,
+                  kind: 'cell'
+                }
+          );
+        }
+      });
+      return { row, loading: false };
+    }
+    const row = this._renderRow(index, item.run, columns, template);
+    row.classList.add('nbtrack-mod-child');
+    return { row, loading: false };
+  }
+
   private _emptyText(): string {
     const model = this._model;
+    const groups = this._groups?.active ? this._groups : null;
+    if (groups?.error) {
+      return groups.error;
+    }
+    if (groups?.loading && groups.rowCount === 0) {
+      const [done, of] = groups.progress;
+      return of
+        ? `Loading the runs to group… ${done.toLocaleString()} of ${Math.min(of, groups.limit).toLocaleString()}`
+        : 'Loading the runs to group…';
+    }
     if (model.status === null) {
       return model.error ? '' : 'Loading runs…';
     }
@@ -396,6 +475,7 @@ export class RunsTable extends Widget {
   }
 
   private _compact: boolean;
+  private _groups: RunGroupsState | null;
   private _dirty = true;
   private _rowCache = new Map<number, HTMLElement>();
   private _paintMark: string | null;

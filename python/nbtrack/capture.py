@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import hashlib
 import json
 import os
@@ -25,7 +27,16 @@ def literal_assignments(source: str) -> dict[str, Any]:
 
     Tuple unpacking of a tuple literal (``a, b = 1, 2``) counts too; anything
     computed (``n = len(x)``) does not. Source that does not parse gives ``{}``.
+    A cell run again is not parsed again (a fresh copy of the values each time).
     """
+    found = _literal_assignments(source)
+    if any(isinstance(v, (list, dict, set, tuple)) for v in found.values()):
+        return copy.deepcopy(found)
+    return dict(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _literal_assignments(source: str) -> dict[str, Any]:
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):

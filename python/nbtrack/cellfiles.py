@@ -64,8 +64,15 @@ def data_versions(
             out[(v.path, "input")] = v
     for p in writes:
         v = version(p, "output", keep_bytes(p))
-        if v is not None:
-            out[(v.path, "output")] = v
+        if v is None:
+            continue
+        read = out.get((v.path, "input"))
+        if read is not None and read.hash == v.hash and p not in named:
+            # Opened for writing, bytes unchanged (a SQLite database only queried: it is
+            # opened read-write, and closing it is a write to the file watch): the cell
+            # read this version, it did not make it, so no false lineage from it.
+            continue
+        out[(v.path, "output")] = v
     for p in [*named_inputs, *named_outputs]:
         if not os.path.exists(p):
             warnings.append(f"{p} does not exist, so it has no version")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import threading
 import traceback
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from . import (
     dataflow,
     filewatch,
     ingest,
+    ingestlink,
     previous,
     sessioncode,
     settings,
@@ -31,12 +33,15 @@ from .lineage import Read
 from .models import DataVersion, Run, warning_tag
 from .previous import PreviousRuns, cell_key
 from .rundiff import RunDiff, diff_runs
-from .session import KernelSession
-from .values import metric_values, param_value
+from .session import KernelSession, after_reply
+from .values import MetricVars, metric_values, param_value
 
 log = logging.getLogger("nbtrack")
 
 ERROR_LIMIT = 20_000
+# Seconds the helper thread waits before gathering a running cell's git state, saved
+# notebook and session code: a cell that ends sooner has them gathered after its reply.
+GATHER_DELAY = 0.05
 
 
 @dataclass
@@ -53,6 +58,13 @@ class TrackOptions:
     cache: bool = True
     max_blob_size: int | None = None
     system_interval: float | None = None  # seconds between system samples; 0: off
+
+    def copy(self) -> TrackOptions:
+        """A copy whose lists and tags a run may change without changing this one."""
+        c = replace(self, tags=dict(self.tags))
+        c.params, c.metrics = list(self.params), list(self.metrics)
+        c.inputs, c.outputs = list(self.inputs), list(self.outputs)
+        return c
 
 
 @dataclass
@@ -78,7 +90,9 @@ class CellRun:
         transformed: str,
         cell_id: str | None,
         execution_count: int | None,
-        history: list[sessioncode.SessionCell] | None = None,
+        history: list[sessioncode.SessionCell]
+        | Callable[[], list[sessioncode.SessionCell]]
+        | None = None,
     ) -> None:
         self.session = session
         # The code the session ran up to and including this cell (sessioncode.py).
@@ -98,6 +112,7 @@ class CellRun:
                 self.reads = session.lineage.reads(self.flow, exclude=opts.metrics)
             except Exception as exc:  # a hostile object must not stop the user's cell
                 self.warnings.append(f"could not read the cell's inputs: {exc!r}")
+        self._metric_vars = MetricVars(opts.metrics, session.lineage.ns)
         self.writer = tracking.RunWriter.start(
             self.project,
             kind="cell",
@@ -111,7 +126,7 @@ class CellRun:
             session_id=session.session_id,
             kernel_name=sessioncode.kernel_name(),
             executable=sessioncode.executable(),
-            cwd=self.project.relative(os.getcwd())[0],
+            cwd=session.relative_cwd(self.project),
         )
         by_origin: dict[str, dict[str, Any]] = {}
         for r in self.reads:
@@ -134,6 +149,7 @@ class CellRun:
         if opts.tags:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
+        self._ended = threading.Event()  # set once the cell has replied
         self._start_context(nb, cell_id)
         snap = self.writer.snapshot
         self._cell_key = cell_key(snap.cell_id, snap.name, snap.source)
@@ -143,11 +159,13 @@ class CellRun:
         )
         self.watcher.before_overwrite = self._version_before_overwrite
         self._early: dict[str, DataVersion] = {}
+        self._not_cached: list[tuple[str, BaseException]] = []  # no space for their bytes
+        # -- system metrics (sysmetrics.py): sampled from here to the start of end();
+        # started before the file watcher is armed, which would look at its /proc reads
+        self._system = sysmetrics.start(self.writer, opts.system_interval)
         tracking.set_active(self.writer)
         if opts.auto:
             filewatch.arm(self.watcher)
-        # -- system metrics (sysmetrics.py): sampled from here to the start of end()
-        self._system = sysmetrics.start(self.writer, opts.system_interval)
 
     # ---------------------------------------------------------------- background facts
     def _start_context(self, nb: str | None, cell_id: str | None) -> None:
@@ -160,13 +178,19 @@ class CellRun:
         writer, cache, root = self.writer, self.client.cache, self.project.root
         source, history = self.source, self.history
 
+        ended = self._ended
+
         def gather() -> None:
+            # A short cell replies first: its facts are gathered once the kernel is
+            # idle, not while the cell's end and its reply need the GIL (``after_reply``).
+            ended.wait(GATHER_DELAY)
             fields: dict[str, Any] = {}
             warnings: dict[str, str] = {}
             quiet: set[str] = set()
             if history is not None:
                 try:
-                    fields["code_hash"] = sessioncode.store_code(cache, history)
+                    ran = history() if callable(history) else history
+                    fields["code_hash"] = sessioncode.store_code(cache, ran)
                 except (OSError, NbtrackError) as exc:
                     warnings["code"] = f"no session code kept: {exc}"
                     if _disk_full(exc):  # the cell's one "no space left" line says it
@@ -223,19 +247,27 @@ class CellRun:
         if not os.path.exists(path):
             return None  # a temporary file the cell removed again
         limit = self.opts.max_blob_size
-        try:
-            return version_path(
-                self.project,
-                path,
-                role,
-                cache=self.client.cache if self.opts.cache and keep_bytes else None,
-                stat_cache=self.session.stat_cache(self.project),
-                max_blob_size=limit if limit is not None else settings.max_blob_size(),
-                save_stat_cache=False,  # once per cell, in the background (end)
-            )
-        except (OSError, NbtrackError) as exc:
-            self.warnings.append(f"could not version {path}: {exc}")
-            return None
+        cache = self.client.cache if self.opts.cache and keep_bytes else None
+        while True:
+            try:
+                return version_path(
+                    self.project,
+                    path,
+                    role,
+                    cache=cache,
+                    stat_cache=self.session.stat_cache(self.project),
+                    max_blob_size=limit if limit is not None else settings.max_blob_size(),
+                    save_stat_cache=False,  # once per cell, in the background (end)
+                )
+            except (OSError, NbtrackError) as exc:
+                if cache is not None and _disk_full(exc):
+                    # No room for a copy: the file is recorded by its hash alone, and
+                    # the cell's one "no space left" line says so.
+                    self._not_cached.append((path, exc))
+                    cache = None
+                    continue
+                self.warnings.append(f"could not version {path}: {exc}")
+                return None
 
     def _version_before_overwrite(self, path: str) -> None:
         v = self._version(path, "input", self.watcher.inside(path))
@@ -256,9 +288,10 @@ class CellRun:
 
     # ---------------------------------------------------------------- the end
     def end(self, user_ns: dict[str, Any], error: BaseException | None) -> CellOutcome:
-        sysmetrics.stop(self._system)  # -- system metrics: peaks logged, thread joined
         filewatch.disarm()
         tracking.set_active(None)
+        # -- system metrics: peaks logged; the thread is woken to end after the reply
+        sysmetrics.stop(self._system, after_reply)
         w = self.writer
         try:
             flagged: dict[str, Any] = {}
@@ -275,15 +308,18 @@ class CellRun:
             self._log_metric_vars(user_ns)
             w.log_data(self._data_versions())
         finally:
-            # The hashes learnt, for the next cell and process (a cache: losing a save
-            # costs a re-hash, never a wrong hash), written off the cell's thread.
-            ingest.background(self.session.stat_cache(self.project).save)
             if error is None:
                 w.finish("finished")
             else:
                 text = "".join(traceback.format_exception_only(type(error), error)).strip()
                 w.finish("failed", text[:ERROR_LIMIT])
-            ingest.ingestor().kick()
+            # Once the cell has replied, none of it before: the background threads
+            # woken here would take the GIL from the cell's end. The hashes learnt are
+            # saved for the next cell and process (a cache: losing a save costs a
+            # re-hash, never a wrong hash), the run's facts gathered, the run ingested.
+            after_reply(self._ended.set)
+            after_reply(lambda: ingest.background(self.session.stat_cache(self.project).save))
+            after_reply(ingest.ingestor().kick)
         try:
             self.session.lineage.after_cell(
                 self.transformed,
@@ -326,15 +362,16 @@ class CellRun:
         """``-m`` variables: a number, a dict (``report.f1``), a list of numbers (a series)."""
         w = self.writer
         for var in self.opts.metrics:
-            if var not in user_ns:
-                self.warnings.append(f"-m {var}: no variable {var!r} after the cell")
+            skip = self._metric_vars.why_not(var, user_ns, var in self.flow.assigns)
+            if skip is not None:
+                self.warnings.append(f"-m {var}: {skip}")
                 continue
             scalars, series, why = metric_values(var, user_ns[var])
             if why is not None:
                 self.warnings.append(f"-m {var}: not a metric: {why}")
             try:
-                for key, value in scalars.items():
-                    w.log_metric(key, value)
+                if scalars:  # logged once, at the end: one spool record, no point log
+                    w.log_metrics_once(scalars)
                 for step, value in enumerate(series or ()):
                     w.log_metric(var, value, step)
             except UsageError as exc:
@@ -344,11 +381,25 @@ class CellRun:
         # One line under the cell, not a traceback: the user's code ran and its run is
         # kept (in memory, or in its spool) until the disk or the store lets it in.
         err = self.writer.disk_error
-        problem = ingest.ingestor().problems.get(str(self.project.db_path))
+        problem: object = ingest.ingestor().problems.get(str(self.project.db_path))
+        if problem is None and err is None:  # the store's ingestion process's, if any
+            problem = ingestlink.problem(self.project.folder)
+        uncached = ""
+        if self._not_cached:
+            names = ", ".join(self.project.relative(p)[0] for p, _ in self._not_cached[:3])
+            more = len(self._not_cached) - 3
+            uncached = f"{names}{f' and {more} more' if more > 0 else ''} recorded by hash only"
         if err is not None:
             self.warnings.append(
                 f"no space left to record this run ({err.strerror or err}): it is kept in "
                 "memory and stored as soon as there is space again"
+                + (f"; {uncached}" if uncached else "")
+            )
+        elif uncached:
+            first = self._not_cached[0][1]
+            why = first.strerror if isinstance(first, OSError) else None
+            self.warnings.append(
+                f"no space left to keep a copy of the cell's files ({why or first}): {uncached}"
             )
         elif problem is not None:
             self.warnings.append(

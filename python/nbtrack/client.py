@@ -21,8 +21,6 @@ from .models import (
     RunQuery,
 )
 from .project import Project, resolve_project
-from .store import Store
-from .store.connection import stop as stop_access
 from .validation import check_query, check_sql
 
 if TYPE_CHECKING:
@@ -31,6 +29,7 @@ if TYPE_CHECKING:
     from .cache import Cache, GcResult
     from .gates import GateResult
     from .rundiff import RunDiff
+    from .store import Store
 
 MAX_LINEAGE_DEPTH = 5  # runs away a lineage follows data at most
 
@@ -38,6 +37,8 @@ MAX_LINEAGE_DEPTH = 5  # runs away a lineage follows data at most
 def stop_store_access() -> None:
     """This process is stopping (a server got SIGTERM): every wait for a store fails
     at once and queries running now are interrupted, so no thread holds up the exit."""
+    from .store.connection import stop as stop_access
+
     stop_access()
 
 
@@ -46,7 +47,14 @@ class Client:
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self._store = Store(project.db_path)
+
+    @functools.cached_property
+    def _store(self) -> Store:
+        """The store, made on first use: DuckDB is imported then, not with the client
+        (a kernel loading nbtrack, a tracked cell writing its spool never need it)."""
+        from .store import Store
+
+        return Store(self.project.db_path)
 
     @functools.cached_property
     def cache(self) -> Cache:
@@ -74,13 +82,14 @@ class Client:
         background: bool,
     ) -> list[str]:
         """Bring in ``todo`` from where the store has them, in one transaction; the ids
-        of runs now all in."""
+        of runs now all in. In the background, reading stops when a reader queues."""
         return spools.ingest(
             self._store,
             todo,
             max_points=max_points,
             max_seconds=max_seconds,
             background=background,
+            give_way=self._store.readers_waiting if background else None,
         )
 
     @contextmanager
@@ -101,8 +110,8 @@ class Client:
     def _reading(self) -> Iterator[None]:
         """Catch up (``_fresh``) and read in one turn at the store. The spool folder is
         looked at, and the modules ingestion needs are loaded, before the turn: nobody
-        waits on them."""
-        todo = spools.ended(self.project.spool_dir)
+        waits on them; nor on other processes' runs the ingestion process brings in."""
+        todo = spools.to_catch_up(self.project.spool_dir, self.project.folder)
         with self._store.turn():
             spools.catch_up(self._store, todo)
             yield
@@ -163,10 +172,23 @@ class Client:
         with self._reading():
             return self._store.list_runs(check_query(query or RunQuery()), safe=safe)
 
-    def list_runs_json(self, query: RunQuery | None = None) -> str:
-        """``list_runs(query).to_dict()`` as JSON text, built without a Run object each."""
+    def list_runs_json(
+        self,
+        query: RunQuery | None = None,
+        *,
+        safe: bool = False,
+        fields: Sequence[str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """``list_runs(query).to_dict()`` as JSON text, built without a Run object each, in
+        chunks whose concatenation is the document (write them one after the other);
+        ``fields``: only these of each run (the run's own ones first, then params,
+        metrics, ...); ``extra``: more keys of the page; ``safe`` as ``list_runs``."""
         with self._reading():
-            return self._store.list_runs_json(check_query(query or RunQuery()))
+            q = check_query(query or RunQuery())
+            if fields is None:
+                return self._store.list_runs_json(q, safe=safe, extra=extra)
+            return self._store.list_runs_json(q, safe=safe, fields=tuple(fields), extra=extra)
 
     def runs_frame(
         self,
@@ -208,10 +230,15 @@ class Client:
 
     def diff(self, a: str, b: str, *, all: bool = False) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (everything with ``all``)."""
+        return self._diff(*self.get_runs([a, b])[:2], all=all)
+
+    def _diff(self, a: Run, b: Run, *, all: bool) -> RunDiff:
+        """Two runs' diff, inside their files and the notebook code their cells call too."""
+        from .codediff import session_diff
         from .rundiff import diff_runs
 
-        ra, rb = self.get_runs([a, b])
-        return diff_runs(ra, rb, include_same=all, data_detail=self.data_detail)
+        code = functools.partial(session_diff, self.cache)
+        return diff_runs(a, b, include_same=all, data_detail=self.data_detail, code_detail=code)
 
     def data_detail(self, a: Any, b: Any) -> dict[str, Any] | None:
         """The inside-the-data comparison of two versions of a path, where one exists."""
@@ -228,17 +255,12 @@ class Client:
         """Several runs side by side: each against the first (the baseline)."""
         if len(refs) < 2:
             raise UsageError("compare needs at least two runs")
-        from .rundiff import diff_runs
-
         runs = self.get_runs(refs)
         base = runs[0]
         return {
             "baseline": base.to_dict(),
             "runs": [r.to_dict() for r in runs],
-            "diffs": [
-                diff_runs(base, r, include_same=all, data_detail=self.data_detail).to_dict()
-                for r in runs[1:]
-            ],
+            "diffs": [self._diff(base, r, all=all).to_dict() for r in runs[1:]],
         }
 
     def check(

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import builtins
 import dis
+import functools
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .exprfacts import AT_CALLS, AT_NAME
 
 BUILTINS = frozenset(dir(builtins))
 FOLLOW_LIMIT = 200  # notebook functions/classes followed per cell, at most
@@ -38,6 +41,8 @@ def code_globals(code: types.CodeType) -> tuple[frozenset[str], frozenset[str]]:
                 loads.add(str(ins.argval))
             elif op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
                 stores.add(str(ins.argval))
+        if AT_CALLS.intersection(c.co_names):  # df.query("x > @limit") reads limit
+            loads.update(n for k in c.co_consts if isinstance(k, str) for n in AT_NAME.findall(k))
         stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
     if len(_code_names) >= _CODE_CACHE_LIMIT:
         _code_names.clear()
@@ -51,6 +56,8 @@ def _functions_of(obj: Any, ns: Mapping[str, Any]) -> list[types.FunctionType]:
         return [obj] if obj.__globals__ is ns else []
     if isinstance(obj, types.MethodType):
         return _functions_of(obj.__func__, ns)
+    if isinstance(obj, functools.partial):  # partial(step, g=1.0) runs step
+        return _functions_of(obj.func, ns)
     cls = obj if isinstance(obj, type) else type(obj)
     if getattr(cls, "__module__", None) != ns.get("__name__", "__main__"):
         return []

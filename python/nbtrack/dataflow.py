@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .exprfacts import AT_CALLS, at_names, is_literal
+
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
 
 
@@ -97,7 +99,6 @@ def _walk(node: ast.AST) -> list[Any]:
     return out
 
 
-_EMPTY_CALLS = frozenset({"set", "dict", "list", "tuple"})
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
@@ -250,7 +251,7 @@ class _Walker:
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         if isinstance(t, ast.Name):
-            if _is_literal(value):
+            if is_literal(value):
                 self.literals[t.id] = None
             else:
                 self.literals.pop(t.id, None)  # rebound to something computed
@@ -287,6 +288,9 @@ class _Walker:
                 self.expr(a)
             for k in node.keywords:  # type: ignore[attr-defined]
                 self.expr(k.value)
+            if type(f) is ast.Attribute and f.attr in AT_CALLS:
+                for name in at_names(node):  # type: ignore[arg-type]
+                    self.load(name)
         elif t is ast.BinOp:
             self.expr(node.left)  # type: ignore[attr-defined]
             self.expr(node.right)  # type: ignore[attr-defined]
@@ -365,6 +369,8 @@ class _Walker:
                 f = sub.func
                 if isinstance(f, ast.Name) and f.id in DYNAMIC_CALLS:
                     self.dynamic = True
+                elif isinstance(f, ast.Attribute) and f.attr in AT_CALLS:
+                    loads.update(dict.fromkeys(at_names(sub)))
         for name in loads:
             if name in declared or name not in local:
                 self.deferred.setdefault(name, None)
@@ -378,29 +384,11 @@ class _Walker:
             reads=tuple(reads),
             assigns=frozenset(self.assigns),
             mutates=frozenset(self.mutates),
-            literals=tuple(self.literals),
+            # A name read before the cell rebinds it to a literal is an input: the value
+            # the cell used is the one it found (``print(epochs); epochs = 3`` used 5).
+            literals=tuple(k for k in self.literals if k not in reads),
             dynamic=self.dynamic,
         )
-
-
-def _is_literal(v: ast.expr | None) -> bool:
-    """A literal, or arithmetic on literals (``2 ** 10``, ``-1``, ``[64, 32]``, ``set()``)."""
-    if isinstance(v, ast.Constant):
-        return True
-    if isinstance(v, (ast.Tuple, ast.List, ast.Set)):
-        return all(_is_literal(e) for e in v.elts)
-    if isinstance(v, ast.Dict):
-        return all(k is not None and _is_literal(k) for k in v.keys) and all(
-            map(_is_literal, v.values)
-        )
-    if isinstance(v, ast.UnaryOp):
-        return _is_literal(v.operand)
-    if isinstance(v, ast.BinOp):
-        return _is_literal(v.left) and _is_literal(v.right)
-    if isinstance(v, ast.Call):  # set() and the like
-        f = v.func
-        return isinstance(f, ast.Name) and f.id in _EMPTY_CALLS and not v.args and not v.keywords
-    return False
 
 
 def analyze_tree(tree: ast.Module) -> CellFlow:
@@ -428,7 +416,7 @@ def merge(flows: list[CellFlow]) -> CellFlow:
         reads=tuple(reads),
         assigns=frozenset(assigns),
         mutates=frozenset().union(*(f.mutates for f in flows)),
-        literals=tuple(literals),
+        literals=tuple(k for k in literals if k not in reads),
         dynamic=any(f.dynamic for f in flows),
         error=next((f.error for f in flows if f.error), None),
     )

@@ -21,8 +21,10 @@ magic itself runs the body, as plain Python code run by a magic: see
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -159,14 +161,15 @@ class TrackedCells:
             _warn(f"nbtrack could not finish the run: {exc}")
 
 
-def _history(shell: Any, raw: str, raised: set[int]) -> list[SessionCell] | None:
-    """The raw cells this session ran, then ``raw`` (IPython stores it after this event)."""
+def _history(shell: Any, raw: str, raised: set[int]) -> Callable[[], list[SessionCell]] | None:
+    """The raw cells this session ran, then ``raw`` (IPython stores it after this event):
+    copied now, made into cells on the helper thread (``session_cells`` is O(cells))."""
     from .sessioncode import session_cells
 
     manager = getattr(shell, "history_manager", None)
     if manager is None:
         return None
-    return session_cells(list(manager.input_hist_raw), raw, raised)
+    return functools.partial(session_cells, list(manager.input_hist_raw), raw, set(raised))
 
 
 def _cell_id(shell: Any) -> str | None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import fswatch, libhooks
+from . import fswatch, libhooks, writeclaims
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Files a database keeps beside itself while it works: their writes are the database's.
@@ -61,6 +61,8 @@ class FileWatcher:
         # as read, before the cell (or a library, a shell line) may overwrite it.
         self.before_overwrite: Callable[[str], None] | None = None
         self._versioning = False  # nbtrack's own opens while it versions a read
+        # This process's writes, claimed for kernels running cells beside it (writeclaims.py).
+        self.claims = writeclaims.Claims(self.store)
 
     def inside(self, path: str) -> bool:
         return path.startswith(self.root + os.sep)
@@ -84,12 +86,14 @@ class FileWatcher:
     def saw(self, path: str, write: bool, read: bool, *, folder: bool = False) -> None:
         """Note an access to ``path``; ``folder``: a folder is data here (a Parquet
         dataset), not an ``open`` of a folder to sync it."""
-        if self._versioning:
+        if self._versioning or self._environment_file(path):
             return
         real = os.path.realpath(path)
         if not self.keep(real) or (not folder and os.path.isdir(real)):
             return
         if write:
+            if real not in self.writes and self.inside(real):
+                self.claims.claim(real)
             self.writes[real] = None
         if read and real not in self.writes and real not in self.reads:
             try:
@@ -103,6 +107,26 @@ class FileWatcher:
                     self.before_overwrite(real)
                 finally:
                     self._versioning = False
+
+    def _environment_file(self, path: str) -> bool:
+        """Whether ``path`` is in an ignored folder (the Python environment: the modules a
+        first ``import pyarrow`` opens, by the hundred), told from its folder's real
+        path, found once per folder, and one ``lstat``, not a ``realpath`` each (~40 µs)."""
+        folder, _, name = path.rpartition(os.sep)
+        real = _ignored_dirs.get(folder)
+        if real is None:
+            real = os.path.realpath(folder or os.sep) + os.sep
+            if not real.startswith(self.ignored):
+                return False  # (only ignored folders are remembered: they do not move)
+            if len(_ignored_dirs) >= 4096:
+                _ignored_dirs.clear()
+            _ignored_dirs[folder] = real
+        elif not real.startswith(self.ignored):
+            return False
+        try:  # a link out of the folder is judged by where it leads
+            return bool(name) and not os.path.islink(path)
+        except (OSError, ValueError):
+            return False
 
     def renamed(self, src: str, dst: str) -> None:
         """``os.rename``/``os.replace``: the file now lives under ``dst``."""
@@ -125,8 +149,10 @@ class FileWatcher:
         for path, st in self.reads.items():
             if st is not None and not same_file(path, st):
                 self.writes[path] = None
+        self.claims.close()
         if self.project_watch is None:
             return
+        others: set[str] | None = None
         for path in self.project_watch.written():
             if path.endswith(".ipynb"):
                 continue
@@ -134,7 +160,12 @@ class FileWatcher:
                 if path.endswith(suffix) and os.path.isfile(path[: -len(suffix)]):
                     path = path[: -len(suffix)]
                     break
-            if self.keep(path):
+            if path in self.writes or not self.keep(path):
+                continue
+            if others is None:  # only the watch saw it: did another kernel write it?
+                # (claimed up to 2 s before the cell began: a write opened just before)
+                others = self.claims.by_others(self.began_ns - 2_000_000_000)
+            if path not in others:
                 self.writes[path] = None
 
     def written_before_read(self, path: str) -> bool:
@@ -144,6 +175,8 @@ class FileWatcher:
 
 
 _TEMP = os.path.realpath(tempfile.gettempdir()) + os.sep
+# Folders whose real path is in an ignored folder: folder as opened -> real path + "/".
+_ignored_dirs: dict[str, str] = {}
 
 
 def same_file(path: str, st: os.stat_result) -> bool:
@@ -194,6 +227,12 @@ def ignored_prefixes() -> list[str]:
         "/var/lib",
         "/run",
     ]
+    try:  # IPython's own folder (history.sqlite), wherever IPYTHONDIR puts it
+        from IPython.paths import get_ipython_dir
+
+        paths.append(get_ipython_dir())
+    except ImportError:
+        pass
     try:
         from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_runtime_dir
 

@@ -35,7 +35,9 @@ from typing import Any
 
 log = logging.getLogger("nbtrack")
 
-# Folders of tools, never data (a hidden folder such as ``.data/`` is data).
+# Folders of tools, never data, at any depth (a hidden folder such as ``.data/`` is data,
+# and so are ``.cache/``, ``.config/`` and ``.local/`` inside a project: the home folder's
+# own are left out by path, filewatch.ignored_prefixes).
 TOOL_DIRS = frozenset(
     {
         ".nbtrack",
@@ -54,9 +56,6 @@ TOOL_DIRS = frozenset(
         "node_modules",
         ".ipython",
         ".jupyter",
-        ".cache",
-        ".config",
-        ".local",
         ".idea",
         ".vscode",
     }

@@ -1,27 +1,36 @@
 """Moving spooled runs into DuckDB, in the background, in bounded transactions.
 
 A ``RunWriter`` appends every event to its run's spool and every metric point to
-its point log at once; the one ``Ingestor`` thread per process moves them into the
-store, so the ~20-40 ms a DuckDB write costs is never on a cell's critical path.
-Each transaction holds at most ``SLICE_RUNS`` runs, ``SLICE_POINTS`` points and
-``SLICE_SECONDS`` of reading; a round keeps the store's turn from slice to slice
-while nobody else waits and passes it on between slices when someone does, so
-nobody waits long behind it. This
-module knows writers only through the small ``Spooled`` protocol, so it sits below
-``tracking`` (which holds the writers and the fluent API).
+its point log at once; the store's one ingestion process (``ingestd``) moves them
+into the store, so neither the ~20-40 ms a DuckDB write costs nor its CPU is on a
+kernel's time. A kernel's ``Ingestor`` only makes sure that process runs (``Link``:
+a byte written to its FIFO, which fails when nobody reads it), tells it when a run
+is sealed, and writes what a full disk held back in memory. With
+``NBTRACK_INGEST=thread``, or when the process cannot start, the ``Ingestor``'s
+thread ingests its own runs as before. Each transaction holds at most ``SLICE_RUNS``
+runs, ``SLICE_POINTS`` points and ``SLICE_SECONDS`` of reading; a round keeps the
+store's turn from slice to slice while nobody else waits and passes it on between
+slices when someone does, so nobody waits long behind it (``ingest_round``, the
+daemon's and the thread's). This module knows writers only through the small
+``Spooled`` protocol, so it sits below ``tracking`` (which holds the writers and
+the fluent API).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import settings
+from .ingestlink import KICK, PROBE, Link
 from .spools import Spool, warm_up
 
 if TYPE_CHECKING:
@@ -51,6 +60,7 @@ class Spooled(Protocol):
     run_id: str
     client: Client
     finished: bool
+    sealed: bool
     pending: int
 
     @property
@@ -60,58 +70,77 @@ class Spooled(Protocol):
 
     def close(self) -> None: ...
 
+    def let_go(self) -> None: ...
+
+
+def ingest_round(
+    client: Client,
+    todo: list[Spool],
+    done: Callable[[list[str]], None],
+    *,
+    alone: float = SLICE_SECONDS_ALONE,
+    hurried: bool = False,
+) -> bool:
+    """Ingest ``todo`` (spools of one store) in bounded slices, all in one turn at the
+    store while nobody else waits; ``done`` gets each slice's runs now all in. True
+    when ``MAX_SLICES`` left some of it for the next round.
+
+    One turn for the whole round: the file is attached once, not once per slice;
+    between slices the turn goes to whoever waits. ``hurried``: a reader waits for
+    this round, so it queues in order as readers do, instead of giving way to them."""
+    warm_up()
+    with client.store_turn(background=not hurried):
+        for _ in range(MAX_SLICES):
+            chunk = todo[:SLICE_RUNS]
+            # A short slice when someone waits for the store, a longer one (fewer
+            # commits, more runs a second) when nobody does.
+            seconds = SLICE_SECONDS if client.others_waiting() else alone
+            complete = client.ingest_spools(
+                chunk, max_points=SLICE_POINTS, max_seconds=seconds, background=True
+            )
+            done(complete)
+            finished = set(complete)
+            todo = [sp for sp in todo if sp.run_id not in finished]
+            if not todo:
+                return False
+            client.pass_turn()
+    return True
+
 
 def ingest_writers(writers: Sequence[Spooled]) -> list[Spooled]:
     """Ingest the spools of runs of one store, one bounded transaction at a time;
     returns the writers that are all in (their spools removed)."""
-    if not writers:
-        return []
     done: list[Spooled] = []
-    live = []
+    live: dict[str, Spooled] = {}
     for w in writers:
         on_disk = w.retry()
         if not w.spool.path.exists():
             if on_disk:
-                done.append(w)  # nothing left (brought in and removed)
+                w.close()  # nothing left (brought in and removed by another process)
+                done.append(w)
             continue
-        live.append(w)
+        live[w.run_id] = w
     if not live:
         return done
-    client = live[0].client
-    warm_up()
-    # One turn at the store for the whole round while nobody else waits: the file is
-    # attached once, not once per slice; between slices the turn goes to whoever waits.
-    with client.store_turn(background=True):
-        for _ in range(MAX_SLICES):
-            if not live:
-                break
-            chunk = live[:SLICE_RUNS]
-            # Seen before the spool is read: a run that ended (its end in the spool) with
-            # no fact still being gathered is all in once what is read now is in.
-            last = {w.run_id: w.finished and not w.pending and w.spool.on_disk for w in chunk}
-            todo = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in chunk]
-            # A short slice when someone waits for the store, a longer one (fewer
-            # commits, more runs a second) when nobody does.
-            seconds = SLICE_SECONDS if client.others_waiting() else SLICE_SECONDS_ALONE
-            complete = set(
-                client.ingest_spools(
-                    todo, max_points=SLICE_POINTS, max_seconds=seconds, background=True
-                )
-            )
-            for w in chunk:
-                if w.run_id in complete:
-                    live.remove(w)
-                    if last[w.run_id]:
-                        w.close()
-                        done.append(w)
-            if not live:
-                break
-            client.pass_turn()
+    # Seen before the spool is read: a run that ended (its end in the spool) with no
+    # fact still being gathered is all in once what is read now is in.
+    last = {w.run_id: w.finished and not w.pending and w.spool.on_disk for w in live.values()}
+    todo = [Spool(w.spool.path, w.run_id, None, w.finished, False, 0.0) for w in live.values()]
+
+    def brought_in(complete: list[str]) -> None:
+        for run_id in complete:
+            w = live[run_id]
+            if last[run_id]:
+                w.close()
+                done.append(w)
+
+    ingest_round(live[todo[0].run_id].client, todo, brought_in)
     return done
 
 
 class Ingestor:
-    """The one background thread per process that moves spools into DuckDB."""
+    """The one background thread per process that moves spools into DuckDB, or, with
+    the ingestion process, hands sealed spools to it and retries what a full disk held."""
 
     def __init__(self) -> None:
         self._writers: list[Spooled] = []
@@ -125,28 +154,115 @@ class Ingestor:
         # beside the thread's own round over the same writers sliced on to MAX_SLICES
         # (40 slices, 80 DuckDB connections: ~8 s to drain 5 runs, 0.5 s alone).
         self._one_round = threading.Lock()
+        try:
+            self.threaded = settings.ingest() == "thread"
+        except Exception:  # a bad value: the diagnostic mode, said in the log
+            log.warning("nbtrack: %s", sys.exc_info()[1])
+            self.threaded = True
+        self._links: dict[str, Link] = {}
+        self._pruned = 0
+        self._orphaned: set[Client] = set()  # stores whose handed runs the thread recovers
+        # Sealed spools handed to the process and not seen removed yet (for ``drain``).
+        self._handed: dict[Path, Client] = {}
         self._thread = threading.Thread(target=self._loop, name="nbtrack-ingestor", daemon=True)
         self._thread.start()
         atexit.register(self.close, 20.0)
+
+    def link(self, db_path: Path) -> Link:
+        key = str(db_path)
+        with self._lock:
+            found = self._links.get(key)
+            if found is None:
+                found = self._links[key] = Link(db_path)
+            return found
+
+    def _send(self, w: Spooled, byte: bytes) -> None:
+        self._send_to(w.client.project.db_path, byte)
+
+    def _send_to(self, db_path: Path, byte: bytes) -> None:
+        lk = self.link(db_path)
+        lk.send(byte)
+        if lk.wanted:
+            if threading.current_thread() is self._thread:
+                lk.start()
+            else:
+                self._wake.set()  # started by the thread: a fork is not the cell's time
+        if lk.failed is not None and not self.threaded:
+            # The process cannot run here: this kernel ingests its runs itself.
+            log.warning("nbtrack: %s; ingesting in the kernel instead", lk.failed)
+            with self._lock:
+                self.threaded = True
+                # What was handed over is sealed: the thread's recovery brings it in.
+                self._orphaned.update(self._handed.values())
+                self._handed.clear()
+                self._idle.clear()
+            self._wake.set()
 
     def add(self, writer: Spooled) -> None:
         with self._lock:
             self._writers.append(writer)
             self._idle.clear()
+        if not self.threaded:
+            self._send(writer, PROBE)  # starts the process now if it is not running
+
+    def sealed(self, writer: Spooled) -> None:
+        """``writer``'s spool got its last record: hand it to the process (once all of
+        it is on disk; a full disk keeps it with the thread, which retries)."""
+        if self.threaded or not writer.retry():
+            return
+        with self._lock:
+            if writer not in self._writers:
+                return
+            self._writers.remove(writer)
+            self._handed[writer.spool.path] = writer.client
+            if len(self._handed) > 2 * self._pruned + 256:
+                self._prune()
+            if not self._writers:
+                self._idle.set()
+        writer.let_go()
+        self._send(writer, KICK)
 
     def kick(self) -> None:
-        self._wake.set()
+        if self.threaded:
+            self._wake.set()
 
     def _loop(self) -> None:
         mark_own_thread()
-        warm_up()  # now, in this thread, not later while holding the store's turn
+        if self.threaded:
+            warm_up()  # now, in this thread, not later while holding the store's turn
         while not self._stopping.is_set():
-            if self._wake.wait(INGEST_INTERVAL):
+            if self._wake.wait(INGEST_INTERVAL) and self.threaded:
                 # A run just ended: wait a moment so runs ending together (cells run
                 # back to back, a loop of tracked calls) share one transaction.
                 time.sleep(KICK_DELAY)
             self._wake.clear()
-            self._round()
+            if self.threaded:
+                self._round()
+            else:
+                self._look()
+
+    def _look(self) -> None:
+        """With the process: write what a full disk held back, hand over what is sealed,
+        and make sure the process runs while runs are going (it may have been killed)."""
+        with self._lock:
+            writers = list(self._writers)
+            links = list(self._links.values())
+        for lk in links:
+            if lk.wanted:
+                lk.start()
+        probed: set[Path] = set()
+        for w in writers:
+            w.retry()
+            if w.sealed:
+                self.sealed(w)
+            elif w.client.project.db_path not in probed:
+                probed.add(w.client.project.db_path)
+                self._send(w, PROBE)
+
+    def _prune(self) -> None:
+        # (called holding ``_lock``)
+        self._handed = {p: c for p, c in self._handed.items() if p.exists()}
+        self._pruned = len(self._handed)
 
     def _round(self) -> None:
         with self._one_round:
@@ -155,6 +271,15 @@ class Ingestor:
     def _round_now(self) -> None:
         with self._lock:
             writers = list(self._writers)
+            orphaned = list(self._orphaned)
+        for client in orphaned:
+            try:
+                client.recover()
+            except Exception as exc:  # the next round retries
+                log.debug("nbtrack: could not store runs yet: %s", exc)
+                continue
+            with self._lock:
+                self._orphaned.discard(client)
         by_store: dict[str, list[Spooled]] = {}
         for w in writers:
             by_store.setdefault(str(w.client.project.db_path), []).append(w)
@@ -173,27 +298,53 @@ class Ingestor:
                     if w in self._writers:
                         self._writers.remove(w)
         with self._lock:
-            if not self._writers:
+            if not self._writers and not self._orphaned:
                 self._idle.set()
 
     def close(self, timeout: float = 20.0) -> None:
-        """At exit: ingest what is pending, then stop the thread and wait for it.
+        """At exit: with the process, nothing to wait for (it brings in what is sealed,
+        and marks what was not ``crashed`` once this process is gone); in the thread,
+        ingest what is pending, then stop the thread and wait for it.
 
         A daemon thread still inside DuckDB when the interpreter finalizes is unwound
         by force, and the C++ runtime aborts the process ("exception not rethrown").
         """
-        self.drain(timeout)
+        self.at_exit(timeout)
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout)
+        for lk in list(self._links.values()):
+            lk.close()
+
+    def at_exit(self, timeout: float = 20.0) -> None:
+        """The process is ending: the facts still being gathered for its runs (git state,
+        the saved notebook, the session code: gathered after a cell's reply) are spooled
+        first, which seals those runs; then, when this thread ingests, what is pending is
+        ingested; with the process, nothing more to wait for."""
+        finish_background(min(timeout, 10.0))
+        if self.threaded:
+            self.drain(timeout)
 
     def drain(self, timeout: float = 20.0) -> bool:
-        """Ingest everything pending now (at exit, or when a caller must read its own runs)."""
+        """Ingest everything pending now (at exit, or when a caller must read its own
+        runs); with the process, wait until it has brought in what this process sealed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._round()
-            if self._idle.is_set():
-                return True
+            if self.threaded:
+                self._round()
+                if self._idle.is_set():
+                    return True
+            else:
+                self._look()  # (probes the process of each store with a run going)
+                with self._lock:
+                    self._prune()
+                    if not self._handed and not self._writers:
+                        return True
+                    clients = {c.project.db_path: c for c in self._handed.values()}
+                for db_path in clients:
+                    self._send_to(db_path, PROBE)  # (re)starts it if it is not running
+                if self.threaded:
+                    continue  # the process could not start: ingest here
             time.sleep(0.05)
         return False
 
@@ -220,6 +371,16 @@ def background(fn: Any, *args: Any) -> Future[Any]:
             max_workers=1, thread_name_prefix="nbtrack-capture", initializer=mark_own_thread
         )
     return _executor.submit(fn, *args)
+
+
+def finish_background(timeout: float) -> None:
+    """Wait (up to ``timeout``) for the work queued on nbtrack's helper thread: a kernel
+    shut down right after a cell must still spool that cell's facts."""
+    if _executor is None:
+        return
+    # One worker: a no-op submitted now runs after everything queued before it.
+    with contextlib.suppress(Exception):
+        _executor.submit(lambda: None).result(timeout)
 
 
 def mark_own_thread() -> None:

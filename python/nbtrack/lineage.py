@@ -22,6 +22,7 @@ from typing import Any
 from .codeflow import notebook_reads
 from .dataflow import CellFlow, analyze
 from .models import NamedInput
+from .namedeps import made_from
 from .values import (
     FINGERPRINT_BUDGET,
     Description,
@@ -35,6 +36,10 @@ PAPERMILL_HEADER = "# Parameters"
 STALE_DEPTH = 8
 HISTORY_LIMIT = 1000  # cells replayed when nbtrack is loaded late
 CELL_BUDGET = 0.2  # seconds a cell start may spend fingerprinting what the cell reads
+# Per statement what each name came from (namedeps.py, a second parse of the cell) for
+# cells up to this size: a larger cell keeps the per-cell answer, costing nothing more.
+PER_NAME_LIMIT = 20  # names the cell made
+PER_NAME_SOURCE = 4_000  # characters of the cell
 _DESCRIBED_LIMIT = 256
 _MISSING = object()
 
@@ -133,8 +138,8 @@ class Lineage:
             self._mark_defaults()
         via, bound = notebook_reads([n for n in flow.reads if n in self.ns], self.ns)
         names = self.names
-        reads = {n: names[n].version for n in (*flow.reads, *via) if n in names}
         assigned = flow.assigns | flow.mutates | bound
+        made: list[str] = []
         for n in assigned:
             obj = self.ns.get(n, _MISSING)
             if obj is _MISSING:
@@ -150,8 +155,26 @@ class Lineage:
             version = prev.version if same and prev is not None else self._tick()
             names[n] = Producer(
                 version, execution_count, key, cell_id, run_id, origin, id(obj), token,
-                prev.reads if same and prev is not None else reads,
+                prev.reads if same and prev is not None else {},
             )  # fmt: skip
+            if not same:
+                made.append(n)
+        # What each new value was made from, at the versions the cell left: a name the
+        # cell also rebound counts as this cell's own (`x = x * 2; y = x + 1` leaves y
+        # made from the new x, not stale at once), and a name is not made from itself.
+        # Per statement where the cell made several (namedeps.py): `raw = load()` beside
+        # `train = raw.sample(frac=frac)` is not made from frac.
+        small = 1 < len(made) <= PER_NAME_LIMIT and len(source) <= PER_NAME_SOURCE
+        per_name = made_from(source) if small else None
+        everything = (*flow.reads, *via)
+        for n in made:
+            came = per_name.get(n) if per_name is not None else None
+            if came is not None:
+                called = notebook_reads([m for m in came if m in self.ns], self.ns)[0]
+                sources: Iterable[str] = (*came, *called)
+            else:
+                sources = everything
+            names[n].reads = {m: names[m].version for m in sources if m in names and m != n}
         self._last = (execution_count, frozenset(assigned))
 
     def _tick(self) -> int:

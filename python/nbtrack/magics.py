@@ -58,6 +58,7 @@ class TrackMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.session = KernelSession(shell.user_ns)
+        self._parsed: dict[tuple[Any, ...], TrackOptions] = {}
         self.trees = TreeRecorder()
         from .execution import TrackedCells
 
@@ -103,6 +104,18 @@ class TrackMagics(Magics):
         return run_in_magic(self, opts, line, cell)
 
     def _options(self, line: str, cell: str) -> TrackOptions:
+        # IPython transforms a cell twice before running it, and a notebook runs the
+        # same few %%track lines again and again: each line is parsed once.
+        key = (line, bool(cell.strip()), self.auto_detect, self.max_blob_size, self.system_interval)
+        found = self._parsed.get(key)
+        if found is None:
+            found = self._parse_options(line, cell)
+            if len(self._parsed) >= 256:
+                self._parsed.clear()
+            self._parsed[key] = found
+        return found.copy()
+
+    def _parse_options(self, line: str, cell: str) -> TrackOptions:
         usage = USAGE
         try:
             # Quotes are honoured as a shell does (-t "note=hello world"): IPython's

@@ -74,7 +74,9 @@ class DataVersion:
     mtime: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a plain value: a copy of the fields, not asdict()'s deep copy
+        # of each (a tracked cell spools a few of these per run, on its main thread).
+        return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataVersion:
@@ -105,7 +107,7 @@ class NamedInput:
     note: str | None = None  # why there is no fingerprint
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self.__dict__)  # plain values only (see DataVersion.to_dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NamedInput:

@@ -1,7 +1,7 @@
 """Profiles of tabular data: what one DuckDB pass says about a table.
 
-A profile is what one DuckDB pass over a CSV, Parquet or JSON-lines file (or an
-in-memory DataFrame) says about it: the row count and, per column, its type, null
+A profile is what one DuckDB pass over a CSV, Parquet, JSON-lines or Feather file (or
+an in-memory DataFrame) says about it: the row count and, per column, its type, null
 fraction, distinct count (HyperLogLog estimate, ``approx_count_distinct``) and, for
 numbers, min / max / mean. This module only computes them; ``datacompare.py`` keeps
 them per content hash (through the client) and compares two versions.
@@ -40,6 +40,8 @@ _SUFFIXES = {
     ".pq": "parquet",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".feather": "feather",
+    ".arrow": "feather",
 }
 _NUMERIC = [
     "TINYINT",
@@ -59,7 +61,8 @@ _NUMERIC = [
 
 
 def tabular_format(path: str) -> str | None:
-    """``"csv"``, ``"tsv"``, ``"csv.gz"``, ``"parquet"`` or ``"jsonl"`` from a file name; None otherwise."""
+    """``"csv"``, ``"tsv"``, ``"csv.gz"``, ``"parquet"``, ``"jsonl"`` or ``"feather"`` (Arrow
+    IPC) from a file name; None otherwise."""
     name = path.lower()
     for suffix, fmt in sorted(_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
         if name.endswith(suffix):
@@ -125,15 +128,21 @@ def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
     """
     import duckdb
 
-    if fmt not in _READERS:
+    if fmt not in _READERS and fmt != "feather":
         raise NbtrackError(f"cannot profile {fmt!r} files")
     from .duckdb_config import connect_duckdb
 
     src = "'" + os.fspath(path).replace("'", "''") + "'"
     con = connect_duckdb()
     try:
-        profile = _profile_relation(con, _READERS[fmt].format(src=src))
-    except duckdb.Error as exc:
+        if fmt == "feather":  # DuckDB reads Arrow IPC only through an extension: pyarrow does
+            from pyarrow import feather
+
+            con.register("feather_table", feather.read_table(os.fspath(path), memory_map=True))
+            profile = _profile_relation(con, "feather_table")
+        else:
+            profile = _profile_relation(con, _READERS[fmt].format(src=src))
+    except (duckdb.Error, OSError, ValueError) as exc:  # pyarrow's errors are OSError/ValueError
         raise NbtrackError(f"could not read {os.fspath(path)} as {fmt}: {exc}") from None
     finally:
         con.close()

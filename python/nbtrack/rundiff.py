@@ -76,6 +76,16 @@ class DataChange:
     b: DataVersion | None
     detail: dict[str, Any] | None = None  # inside-the-data comparison (tabular profiles)
 
+    def label(self, b: str = "B") -> str:
+        """The change in words, run B called ``b``: a path only run A read or wrote is one
+        B did not read or write ("removed" would say the file is gone; a diff cannot know)."""
+        verb = "written" if self.role == "output" else "read"
+        if self.kind == REMOVED:
+            return f"not {verb} by {b}"
+        if self.kind == ADDED:
+            return f"{verb} by {b} only"
+        return self.kind
+
     @property
     def size_delta(self) -> int | None:
         if self.a and self.b and self.a.size is not None and self.b.size is not None:
@@ -302,8 +312,10 @@ def diff_runs(
     *,
     include_same: bool = False,
     data_detail: Callable[[DataVersion, DataVersion], dict[str, Any] | None] | None = None,
+    code_detail: Callable[[Run, Run], str] | None = None,
 ) -> RunDiff:
-    """The diff of two runs; ``data_detail`` compares the inside of changed files."""
+    """The diff of two runs; ``data_detail`` compares the inside of changed files,
+    ``code_detail`` the notebook code the cells call (codediff.py)."""
     return RunDiff(
         a=a.run_id,
         b=b.run_id,
@@ -311,7 +323,7 @@ def diff_runs(
         metrics=diff_values(a.metrics, b.metrics, include_same),
         data=diff_data(a.data, b.data, include_same, data_detail),
         inputs=diff_inputs(a, b, include_same),
-        code=diff_code(a, b),
+        code=diff_code(a, b) + (code_detail(a, b) if code_detail is not None else ""),
         environment=diff_environment(a, b, include_same),
         outcome=diff_values(
             {"status": a.status, "error": a.error},

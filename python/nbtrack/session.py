@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ class KernelSession:
         self._parent_writer: tracking.RunWriter | None = None
         self._ignored: list[str] | None = None
         self._projects: dict[tuple[str | None, ...], Project] = {}
+        self._cwds: dict[tuple[str, str], str] = {}
         # Execution counts of the cells that raised (sessioncode.py: a replay lets them).
         self.raised: set[int] = set()
         # Watch the project for written files now, not in the first tracked cell.
@@ -44,6 +47,14 @@ class KernelSession:
         found = self._projects.get(key)
         if found is None:
             found = self._projects[key] = resolve_project(Path(nb).parent if nb else None)
+        return found
+
+    def relative_cwd(self, project: Project) -> str:
+        """The working folder as a run records it (its real path resolved once per folder)."""
+        key = (os.getcwd(), str(project.root))
+        found = self._cwds.get(key)
+        if found is None:
+            found = self._cwds[key] = project.relative(key[0])[0]
         return found
 
     def stat_cache(self, project: Project) -> StatCache:
@@ -101,7 +112,7 @@ class KernelSession:
                 background=True,
                 kernel_name=sessioncode.kernel_name(),
                 executable=sessioncode.executable(),
-                cwd=self.project().relative(os.getcwd())[0],
+                cwd=self.relative_cwd(self.project()),
             )
             self.parent_id = self._parent_writer.run_id
             if defaults:
@@ -115,4 +126,19 @@ class KernelSession:
     def _finish_parent(self) -> None:
         if self._parent_writer is not None:
             self._parent_writer.finish("finished")
-            ingest.ingestor().drain(10.0)
+            ingest.ingestor().at_exit(10.0)
+
+
+def after_reply(fn: Callable[[], object]) -> None:
+    """Run ``fn`` on this thread once the kernel has replied to the cell and gone idle.
+
+    ipykernel runs a cell inside its event loop, which takes the next callback only
+    after the reply and the idle status are sent; with no running loop (a terminal,
+    a script) ``fn`` runs now.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        fn()
+        return
+    loop.call_soon(fn)

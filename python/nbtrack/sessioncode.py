@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from .exceptions import BlobMissingError, PipelineError
@@ -28,8 +29,13 @@ if TYPE_CHECKING:
 # and goes on, as the session did.
 _ENTRY = "cell-{:06d}{}.py"
 _RAISED = ".raised"
-# Per cache root: (source, digest) of cells already stored, so a session stores each once.
-_stored: dict[str, dict[str, str]] = {}
+# Per cache root: source -> (digest, when it was last stored or touched), so a session
+# stores each cell once and does not stat every earlier cell again for every run.
+_stored: dict[str, dict[str, tuple[str, float]]] = {}
+# A blob stored or touched this recently is still there: gc keeps unreferenced blobs
+# for GC_GRACE_SECONDS (600 s) after their last touch. Older ones are stored again
+# (a stat and a touch when present, the bytes when gc took them).
+REFRESH_SECONDS = 300.0
 
 
 class SessionCell(NamedTuple):
@@ -41,18 +47,86 @@ class SessionCell(NamedTuple):
 
 
 def store_code(cache: Cache, cells: list[SessionCell]) -> str:
-    """Store ``cells`` (in execution order); returns the manifest hash."""
+    """Store ``cells`` (in execution order); returns the manifest hash.
+
+    Once per run, on nbtrack's helper thread, for a session that only grows: the
+    entries of the cells the last run of this store stored are kept with their JSON,
+    so a run adds the cells new since (and any whose flag changed: a cell seen
+    running is seen raising afterwards), not the whole session again (the manifest
+    of a 600-cell session cost ~2 ms per run, growing with every cell).
+    """
+    root = str(cache.root)
+    known = _stored.setdefault(root, {})
+    now = time.monotonic()
+    last = _manifests.get(root)
+    same, oldest = 0, now
+    # A blob stored or touched longer ago than REFRESH_SECONDS: every cell is looked
+    # at again (a stat and a touch), as each was when first stored.
+    if last is not None and now - last[2] <= REFRESH_SECONDS:
+        same, oldest = _common_prefix(last[0], cells), last[2]
+    rows = last[1][:same] if last is not None else []
+    for i in range(same + 1, len(cells) + 1):
+        cell = cells[i - 1]
+        found = known.get(cell.source)
+        data = cell.source.encode("utf-8")
+        if found is None or now - found[1] > REFRESH_SECONDS:
+            found = known[cell.source] = (cache.put_bytes(data), now)
+        oldest = min(oldest, found[1])
+        name = _ENTRY.format(i, _RAISED if cell.raised else "")
+        rows.append(_row(name, found[0], len(data)))
+    if len(cells) >= _PADDED:  # entry names no longer sort in execution order
+        return _store_sorted(cache, cells, known)
+    _manifests[root] = (list(cells), rows, oldest)
+    data = _manifest_bytes(rows)
+    return cache.put_bytes(data, cache.manifest_hash(data))
+
+
+# Per cache root: the cells the last manifest listed, its rows (JSON, one a cell) and
+# when the least recently stored or touched of their blobs was.
+_manifests: dict[str, tuple[list[SessionCell], list[str], float]] = {}
+_PADDED = 10**6  # _ENTRY's width: past it, names sort differently from cell order
+
+
+def _common_prefix(a: list[SessionCell], b: list[SessionCell]) -> int:
+    """How many first cells ``a`` and ``b`` share (compared in C when all of ``a`` is)."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    if a[: n - 1] == b[: n - 1]:  # the usual case: all but the last run's own cell
+        return n if a[n - 1] == b[n - 1] else n - 1
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _row(name: str, digest: str, size: int) -> str:
+    return json.dumps([name, digest, size], separators=(",", ":"), ensure_ascii=False)
+
+
+def _manifest_bytes(rows: list[str]) -> bytes:
+    """``Cache.manifest_bytes`` of these rows, already in path order (a test holds
+    the two byte for byte)."""
+    from .cache import MANIFEST_FORMAT
+
+    head = json.dumps({"format": MANIFEST_FORMAT}, separators=(",", ":"), ensure_ascii=False)
+    return (head[:-1] + ',"entries":[' + ",".join(rows) + "]}").encode()
+
+
+def _store_sorted(
+    cache: Cache, cells: list[SessionCell], known: dict[str, tuple[str, float]]
+) -> str:
     from .cache import ManifestEntry
 
-    known = _stored.setdefault(str(cache.root), {})
-    entries = []
-    for i, cell in enumerate(cells, start=1):
-        digest = known.get(cell.source)
-        data = cell.source.encode("utf-8")
-        if digest is None or not cache.has(digest):
-            digest = known[cell.source] = cache.put_bytes(data)
-        name = _ENTRY.format(i, _RAISED if cell.raised else "")
-        entries.append(ManifestEntry(name, digest, len(data)))
+    entries = [
+        ManifestEntry(
+            _ENTRY.format(i, _RAISED if c.raised else ""),
+            known[c.source][0],
+            len(c.source.encode("utf-8")),
+        )
+        for i, c in enumerate(cells, start=1)
+    ]
+    _manifests.pop(str(cache.root), None)
     return cache.put_manifest(entries)
 
 
@@ -79,11 +153,34 @@ def session_cells(history: list[str], current: str, raised: set[int]) -> list[Se
 
     IPython adds a cell to its history after ``pre_run_cell``; ``raised`` holds the
     execution counts of cells that raised. Empty entries (cells that held nothing)
-    are left out.
+    are left out. The cells made from the history last time are reused when the
+    history only grew since and no earlier cell was newly seen raising.
     """
-    cells = [SessionCell(c, n in raised) for n, c in enumerate(history) if n > 0]
-    cells.append(SessionCell(current))
-    return [c for c in cells if c.source.strip()]
+    global _made
+    cells: list[SessionCell] = []
+    start = 1
+    if _made is not None:
+        n, tail, seen, made = _made
+        if (
+            len(history) >= n
+            and history[n - 1] is tail
+            and seen <= raised
+            and all(i >= n for i in raised - seen)
+        ):
+            cells, start = list(made), n
+    cells.extend(
+        SessionCell(c, n in raised) for n, c in enumerate(history[start:], start) if c.strip()
+    )
+    if len(history) > 1:
+        _made = (len(history), history[-1], frozenset(raised), cells[:])
+    if current.strip():
+        cells.append(SessionCell(current))
+    return cells
+
+
+# The last history made into cells: (its length, its last entry, the raised counts
+# then, the cells); the history of a session only grows.
+_made: tuple[int, str, frozenset[int], list[SessionCell]] | None = None
 
 
 _kernel: tuple[str | None] | None = None

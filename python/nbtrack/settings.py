@@ -109,9 +109,17 @@ ENV_CACHE = Setting(
     "$XDG_CACHE_HOME/nbtrack/envs, else ~/.cache/nbtrack/envs",
     "path",
 )
+INGEST = Setting(
+    "NBTRACK_INGEST",
+    "who moves a kernel's spooled runs into the store: `process`, the store's one "
+    "ingestion process (`python -m nbtrack.ingestd`), or `thread`, a thread of each "
+    "kernel (a diagnostic; also the fallback when the process cannot start)",
+    "process",
+    "process or thread",
+)
 SETTINGS = (
     STORE, ROOT, PARENT_RUN, PARAMS, NOTEBOOK, MAX_BLOB_SIZE, LOCK_TIMEOUT, QUERY_TIMEOUT,
-    SYSTEM_INTERVAL, ENV_CACHE,
+    SYSTEM_INTERVAL, ENV_CACHE, INGEST,
 )  # fmt: skip
 DEFAULT_LOCK_TIMEOUT = 60.0
 DEFAULT_QUERY_TIMEOUT = 5.0
@@ -220,3 +228,11 @@ def system_interval() -> float:
         raise UsageError(
             f"{SYSTEM_INTERVAL.name} must be a number of seconds, not {raw!r}"
         ) from None
+
+
+def ingest() -> str:
+    """``NBTRACK_INGEST``: ``process`` (default) or ``thread``."""
+    raw = (INGEST.raw() or INGEST.default).strip().lower()
+    if raw not in ("process", "thread"):
+        raise UsageError(f"{INGEST.name} must be process or thread, not {raw!r}")
+    return raw

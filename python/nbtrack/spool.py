@@ -8,6 +8,10 @@ transaction (``ingest``), so a record is stored once however many try. A torn la
 record (killed mid-write) is ignored; a run whose writer died without an end
 becomes ``crashed``.
 
+A writer that is done appends a last ``sealed`` event once its run's end and every
+fact gathered for it in the background are in the file; from then on the spool is
+like a dead writer's: whoever has stored all of it removes it.
+
 Record: ``u32 length | u8 kind | payload``. Kind 1 is a JSON event; kind 2 a chunk
 of metric points (written by older versions, and read still): ``u32 header length |
 header JSON {"keys": [...]} | u32 n | key index u32[n] | step i64[n] | value f64[n] |
@@ -35,6 +39,7 @@ EVENT = 1
 METRICS = 2
 KEYS = 3  # {"series name": index} for the point log, written before the series' first point
 FRAME = struct.Struct("<IB")
+SEALED = b'{"e": "sealed"}'  # the writer's last record (see ``SpoolWriter.seal``)
 _U32 = struct.Struct("<I")
 
 
@@ -51,6 +56,15 @@ def _own_start_time() -> float:
     return _start_times[pid]
 
 
+_wrote = False  # whether this process ever started a spool (``wrote_here``)
+
+
+def wrote_here() -> bool:
+    """Whether this process ever started a spool: one that never did (a Jupyter server,
+    ``nbtrack ls``) knows every spool is another process's without opening any."""
+    return _wrote
+
+
 class SpoolWriter:
     """Appends records to one run's spool file (thread-safe, one write call per record).
 
@@ -60,6 +74,8 @@ class SpoolWriter:
     """
 
     def __init__(self, path: Path, run_id: str) -> None:
+        global _wrote
+        _wrote = True
         self.path = path
         self._lock = threading.Lock()
         self._fd = -1
@@ -133,18 +149,25 @@ class SpoolWriter:
     def retry(self) -> bool:
         """Write what a full disk held back; True when nothing is left in memory."""
         with self._lock:
+            if self._closed:  # never re-created once closed (its reader may have removed it)
+                return not self._queued
             return self._flush_queue() if self._queued or self._fd < 0 else True
 
     @property
     def on_disk(self) -> bool:
         """Everything written so far is in the file."""
-        return self._fd >= 0 and not self._queued
+        return (self._fd >= 0 or self._closed) and not self._queued
 
     def keys(self, keys: dict[str, int]) -> None:
         self._write(KEYS, json.dumps(keys).encode())
 
     def event(self, event: dict[str, Any]) -> None:
         self._write(EVENT, json.dumps(event, default=str, allow_nan=True).encode())
+
+    def seal(self) -> None:
+        """The run's last record: nothing will be appended after it, so whoever has
+        stored all of the spool may remove it (the writer no longer does)."""
+        self._write(EVENT, SEALED)
 
     def metrics_flat(self, flat: list[Any]) -> None:
         """Append points given flat (key, value, step, ts, key, ...) as one binary chunk."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import sys
 from typing import Any
 
 from .cellrun import CellOutcome
@@ -93,7 +94,7 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
             lines.append(f"metric {c.key}: {c.kind}")
     for dc in d.data:
         extra = f" ({dc.size_delta:+,d} bytes)" if dc.size_delta else ""
-        lines.append(f"{dc.role} {dc.path}: {dc.kind}{extra}")
+        lines.append(f"{dc.role} {dc.path}: {dc.label('this run')}{extra}")
     if d.code:
         lines.append("code changed")
     for c in d.outcome:
@@ -198,4 +199,28 @@ def show(outcome: CellOutcome, shell: Any) -> None:
     bundle = {"text/plain": as_text(outcome)}
     if getattr(shell, "kernel", None) is not None:  # terminal IPython shows only text
         bundle["text/html"] = as_html(outcome)
-    display(bundle, raw=True)
+    pub = getattr(shell, "display_pub", None)
+    if pub is None or not hasattr(pub, "_flush_streams") or not _streams_idle():
+        display(bundle, raw=True)
+        return
+    # ipykernel flushes stdout and stderr before any display message, each a round
+    # trip to its IOPub thread even with nothing to send. With nothing written since
+    # their last flush, the summary cannot overtake any output: those trips are skipped.
+    pub._flush_streams = _no_flush  # this one call: an attribute shadowing the method
+    try:
+        display(bundle, raw=True)
+    finally:
+        del pub._flush_streams
+
+
+def _streams_idle() -> bool:
+    """Whether ipykernel's stdout and stderr hold nothing written since their last flush."""
+    for stream in (sys.stdout, sys.stderr):
+        pending = getattr(stream, "_flush_pending", None)
+        if pending is None or pending or getattr(stream, "_subprocess_flush_pending", False):
+            return False  # not ipykernel's stream, or output waiting to go out
+    return True
+
+
+def _no_flush() -> None:
+    return None

@@ -21,11 +21,12 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 if TYPE_CHECKING:
+    import psutil
+
     from .tracking import RunWriter
 
 PREFIX = "system/"
@@ -48,23 +49,61 @@ def interval_from(configured: float | None) -> float:
 
 def _high_water_mark() -> float | None:
     """This process's peak resident memory since the last reset, in bytes (Linux)."""
+    status = _proc_file("status", 1 << 14)
+    at = status.find(b"\nVmHWM:") if status is not None else -1
+    if status is None or at < 0:
+        return None
+    return float(status[at + 7 :].split(None, 2)[0]) * 1024
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _proc_file(name: str, size: int = 4096) -> bytes | None:
+    """``/proc/self/<name>`` in one read (Linux), or None where there is none."""
     try:
-        with open("/proc/self/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return float(line.split()[1]) * 1024
+        fd = os.open(f"/proc/self/{name}", os.O_RDONLY)
     except OSError:
-        pass
-    return None
+        return None
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _reset_high_water_mark() -> bool:
     try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
+        fd = os.open("/proc/self/clear_refs", os.O_WRONLY)
     except OSError:
         return False
+    try:
+        return os.write(fd, b"5") == 1
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _has_children() -> bool:
+    """Whether this process has a child process now, running or not yet reaped.
+
+    One ``waitid`` that neither blocks nor reaps (``WNOHANG | WNOWAIT``): it fails with
+    ``ECHILD`` only when the process (any of its threads) has no child at all. A
+    kernel usually has none, so a run's first and last samples skip reading the
+    process tree (~0.3 ms, one file per thread) in the common case.
+    """
+    waitid = getattr(os, "waitid", None)
+    if waitid is None:
+        return True  # cannot tell: read the tree
+    try:
+        waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _descendants(pid: int) -> list[int] | None:
@@ -132,11 +171,19 @@ _gpus: _Gpus | None = None
 _process: psutil.Process | None = None
 
 
+def _psutil() -> Any:
+    """psutil, imported when first needed (~20 ms): on Linux a kernel with no child
+    process reads its own figures from /proc and never needs it."""
+    import psutil
+
+    return psutil
+
+
 def _own_process() -> psutil.Process:
     """This process, one ``psutil.Process`` per pid (making one reads /proc each time)."""
     global _process
     if _process is None or _process.pid != os.getpid():
-        _process = psutil.Process()
+        _process = _psutil().Process()
     return _process
 
 
@@ -147,7 +194,6 @@ class SystemSampler:
         global _gpus
         self.writer = writer
         self.interval = interval
-        self.proc = _own_process()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._step = 0
@@ -164,6 +210,7 @@ class SystemSampler:
         self.rss0 = self._rss()
         self.peak_rss = self.rss0
         self.peak_gpu: dict[str, float] = {}
+        self._held: dict[str, float] = {}  # a short run's only sample, logged with its totals
         self.thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
         # Started by nbtrack's helper thread: ``Thread.start`` waits until the new thread
         # runs, a few ms on a busy machine that the cell would otherwise wait.
@@ -171,21 +218,28 @@ class SystemSampler:
 
         self._starting = background(self.thread.start)
 
+    @property
+    def proc(self) -> psutil.Process:
+        return _own_process()
+
     # ---------------------------------------------------------------- reading the process tree
     def _kids(self) -> list[psutil.Process]:
-        pids = _descendants(self.proc.pid)
+        if not _has_children():  # no child, so no descendant (an orphan is init's)
+            self._children = {}
+            return []
+        pids = _descendants(os.getpid())
         if pids is None:  # no /proc/<pid>/task/<tid>/children here: psutil scans every process
             try:
                 live = {p.pid: p for p in self.proc.children(recursive=True)}
-            except psutil.Error:
+            except _psutil().Error:
                 return list(self._children.values())
         else:
             live = {}
             for pid in pids:
                 known = self._children.get(pid)
                 if known is None:
-                    with contextlib.suppress(psutil.Error):
-                        known = psutil.Process(pid)
+                    with contextlib.suppress(_psutil().Error):
+                        known = _psutil().Process(pid)
                 if known is not None:
                     live[pid] = known
         # The same Process objects across samples: psutil then knows each one's start.
@@ -193,10 +247,11 @@ class SystemSampler:
         return list(self._children.values())
 
     def _cpu(self) -> float:
-        t = self.proc.cpu_times()
-        total = t.user + t.system + t.children_user + t.children_system
+        # This process's threads to the nanosecond, plus the children it has reaped.
+        t = os.times()
+        total = time.process_time() + t.children_user + t.children_system
         for child in self._kids():
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(_psutil().Error):
                 c = child.cpu_times()
                 total += c.user + c.system
         return total
@@ -205,15 +260,22 @@ class SystemSampler:
         """Resident memory of the kernel plus its children (the children's part kept apart)."""
         kids = 0.0
         for child in self._children.values():
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(_psutil().Error):
                 kids += child.memory_info().rss
         self.peak_children = max(self.peak_children, kids)
-        return float(self.proc.memory_info().rss) + kids
+        own = _proc_file("statm")
+        if own is None:
+            return float(self.proc.memory_info().rss) + kids
+        return float(int(own.split()[1]) * _PAGE) + kids
 
     def _io(self) -> tuple[float, float]:
         read = write = 0.0
-        for p in [self.proc, *self._children.values()]:
-            with contextlib.suppress(psutil.Error, AttributeError):
+        own = _proc_file("io")
+        if own is not None:  # the same fields psutil reads, without its objects
+            fields = dict(line.split(b":", 1) for line in own.splitlines() if b":" in line)
+            read, write = float(fields[b"read_bytes"]), float(fields[b"write_bytes"])
+        for p in [*([] if own is not None else [self.proc]), *self._children.values()]:
+            with contextlib.suppress(_psutil().Error, AttributeError):
                 io = p.io_counters()
                 read += io.read_bytes
                 write += io.write_bytes
@@ -243,25 +305,30 @@ class SystemSampler:
             step = self._step
             self._step += 1
             self._closed = self._closed or final
+            if final and step == 0:  # a short run: logged with its totals, in one call
+                self._held = values
+                return
             # One call: the series' names go to the spool in one record, not one each.
             self.writer.log_metrics({PREFIX + key: v for key, v in values.items()}, step)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self.interval) and not self._closed:
             try:
                 self._sample()
             except Exception:  # a vanished child, a closed spool: the next sample tries again
                 continue
 
-    def stop(self) -> None:
+    def stop(self, later: Callable[[Callable[[], None]], None] | None = None) -> None:
         """End sampling and log the run's peaks and totals.
 
         The thread is told to end but not waited for here: it is joined when the next
         cell starts (``reap``), by when it has long exited, so the cell's end does not
         wait for it to be scheduled. The last sample is taken here, and a sample the
-        thread was about to log after it is dropped (``_closed``).
+        thread was about to log after it is dropped (``_closed``). ``later`` runs the
+        wake-up of the thread (``later(fn)``) once the cell has replied: a thread woken
+        now would take the GIL from the reply; asleep, it ends at its next tick anyway.
         """
-        self._stop.set()
+        (later or _now)(self._stop.set)
         if not self._starting.cancel():  # started, or starting: joined by the next cell
             _ending.append(self)
         with contextlib.suppress(Exception):
@@ -282,7 +349,9 @@ class SystemSampler:
         }
         for key, v in self.peak_gpu.items():
             totals[key.replace("_memory_mb", "_peak_memory_mb")] = v
-        self.writer.log_metrics({PREFIX + key: v for key, v in totals.items()})
+        # Every series at step 0 when the run had no sample before the last; one spool
+        # record, so a short run makes no point log.
+        self.writer.log_metrics_once({PREFIX + k: v for k, v in {**self._held, **totals}.items()})
 
 
 _ending: list[SystemSampler] = []  # stopped samplers whose thread is not joined yet
@@ -292,6 +361,7 @@ def reap() -> None:
     """Join the threads of the samplers that stopped (called as the next cell starts)."""
     while _ending:
         sampler = _ending.pop()
+        sampler._stop.set()  # if the wake-up after the reply did not come (no event loop)
         with contextlib.suppress(Exception):
             sampler._starting.result(timeout=10)
         if sampler.thread.ident is not None:
@@ -306,13 +376,19 @@ def start(writer: RunWriter, interval: float | None) -> SystemSampler | None:
         return None
     try:
         return SystemSampler(writer, seconds)
-    except (psutil.Error, OSError):
+    except (OSError, _psutil().Error):
         return None
 
 
-def stop(sampler: SystemSampler | None) -> None:
+def stop(
+    sampler: SystemSampler | None, later: Callable[[Callable[[], None]], None] | None = None
+) -> None:
     if sampler is not None:
-        sampler.stop()
+        sampler.stop(later)
+
+
+def _now(fn: Callable[[], None]) -> None:
+    fn()
 
 
 def system_summary(metrics: dict[str, float]) -> str | None:

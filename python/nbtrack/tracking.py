@@ -74,6 +74,9 @@ class RunWriter:
         self._key_ids: dict[str, int] = {}  # series name -> its key in the point log
         self._steps: dict[str, int] = {}
         self.pending = 0  # background facts (git, snapshot) still to be spooled
+        self.sealed = False  # the spool's last record is written (see ``_seal``)
+        self._sealing = False
+        self.background = False  # ingested by the process's Ingestor (or its daemon)
         self.ingest_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._key_lock = threading.Lock()
@@ -143,6 +146,7 @@ class RunWriter:
         if params:
             writer.log_params(params, source=param_source)
         if background:
+            writer.background = True
             ingestor().add(writer)
         return writer
 
@@ -168,6 +172,22 @@ class RunWriter:
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         _log_many(self, metrics, step)
+
+    def log_metrics_once(self, metrics: dict[str, Any]) -> None:
+        """Metrics logged once, as the run ends (its system totals), each at its series'
+        next step, in one spool record: a run that logs no other point never makes its
+        point log (a file created, sized and mapped: ~0.3 ms of a short cell, and one
+        file more for the ingestion to read and remove)."""
+        checked = {k: build_metric(k, v) for k, v in metrics.items()}
+        ts = _time()
+        flat: list[Any] = []
+        with self._key_lock:
+            for k, v in checked.items():
+                step = self._steps.get(k, 0)
+                self._steps[k] = step + 1
+                self.snapshot.metrics[k] = v
+                flat += (k, v, step, ts)
+        self.spool.metrics_flat(flat)
 
     def _new_key(self, name: str) -> int:
         """The point log's key of a new series, its name spooled first."""
@@ -214,6 +234,19 @@ class RunWriter:
     def release(self) -> None:
         with self._pending_lock:
             self.pending -= 1
+        self._seal()
+
+    def _seal(self) -> None:
+        """Once the end and every background fact are spooled: the spool's last record,
+        and the spool handed over to whoever ingests (``Ingestor.sealed``)."""
+        with self._pending_lock:
+            if not self.finished or self.pending or self._sealing:
+                return
+            self._sealing = True
+        self.spool.seal()
+        self.sealed = True  # only now: the ingestor's thread may close the spool once it sees this
+        if self.background:
+            ingestor().sealed(self)
 
     def retry(self) -> bool:
         """Write what a full disk held back in memory; True when all is on disk."""
@@ -241,6 +274,7 @@ class RunWriter:
         # Only now: an ingester that sees ``finished`` may remove the spool once what
         # it read is in, so the end must be in the spool before.
         self.finished = True
+        self._seal()
 
     # ---------------------------------------------------------------- ingesting
     def ingest(self) -> bool:
@@ -249,11 +283,15 @@ class RunWriter:
 
     def close(self) -> None:
         """Everything is in the store: remove the spool and the point log."""
-        self.spool.close()
-        self.points.close()
+        self.let_go()
         from .spools import remove
 
         remove(self.spool.path)
+
+    def let_go(self) -> None:
+        """Close the spool and the point log, which stay for their ingester to remove."""
+        self.spool.close()
+        self.points.close()
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until everything logged so far is in DuckDB."""

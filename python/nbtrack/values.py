@@ -8,6 +8,7 @@ by its type, shape and a cheap content fingerprint, computed within a time budge
 
 from __future__ import annotations
 
+import copy
 import enum
 import numbers
 import os
@@ -15,6 +16,7 @@ import pickle
 import sys
 import time
 import types
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,10 +208,11 @@ def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] 
     """A ``-m`` variable as metrics: ``(scalars, series, why not a metric)``.
 
     A number is one metric; a dict is flattened (``report.f1``, nested with dots,
-    non-numeric leaves skipped); a list/tuple/1-d array of numbers is a series.
+    non-numeric leaves named in the third item); a list/tuple/1-d array of numbers is a
+    series.
 
     >>> metric_values("report", {"f1": 0.8, "macro": {"recall": 0.5}, "label": "a"})
-    ({'report.f1': 0.8, 'report.macro.recall': 0.5}, None, None)
+    ({'report.f1': 0.8, 'report.macro.recall': 0.5}, None, 'report.label (a str)')
     >>> metric_values("losses", [0.5, 0.25])
     ({}, [0.5, 0.25], None)
     >>> metric_values("name", "svc")[2]
@@ -219,10 +222,12 @@ def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] 
         return {name: float(value)}, None, None
     if isinstance(value, dict):
         flat: dict[str, float] = {}
-        _flatten(name, value, flat, 0)
+        skipped: list[str] = []
+        _flatten(name, value, flat, 0, skipped)
         if not flat:
             return {}, None, "a dict without numbers"
-        return flat, None, None
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        return flat, None, (", ".join(skipped[:3]) + more) if skipped else None
     np = sys.modules.get("numpy")
     if np is not None and isinstance(value, np.ndarray):
         if value.ndim != 1 or value.dtype.kind not in "biuf":
@@ -239,13 +244,72 @@ def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] 
     return {}, None, f"a {type_name(value)}"
 
 
-def _flatten(prefix: str, d: dict[Any, Any], out: dict[str, float], depth: int) -> None:
+class MetricVars:
+    """The ``-m`` variables as the cell found them: one the cell neither bound nor changed
+    holds a value from before it (``-m acc`` on a cell that never set ``acc``)."""
+
+    def __init__(self, names: Iterable[str], ns: dict[str, Any]) -> None:
+        self._before = {n: (ns[n], _snapshot(ns[n])) for n in names if n in ns}
+
+    def why_not(self, name: str, ns: dict[str, Any], bound: bool) -> str | None:
+        """Why ``name`` is not recorded after the cell, or None."""
+        if name not in ns:
+            return f"no variable {name!r} after the cell"
+        if self.unchanged(name, ns[name], bound):
+            return "not recorded: the cell did not change it"
+        return None
+
+    def unchanged(self, name: str, value: Any, bound: bool) -> bool:
+        """Whether ``name`` still holds, untouched, the object it held when the cell began.
+        ``bound``: the cell's code assigns it somewhere; then only a value no assignment
+        could give again (a float, a list, a dict, an array: a new object each time) says
+        the assignment did not run (``if False: acc = 0.1``); small ints and strings are
+        shared objects, so for them it counts as a change."""
+        before = self._before.get(name)
+        if before is None or value is not before[0] or before[1] is _UNKNOWN:
+            return False
+        if bound and isinstance(value, (int, str, bytes)):
+            return False
+        try:
+            np = sys.modules.get("numpy")
+            if np is not None and isinstance(value, np.ndarray):
+                return bool(np.array_equal(before[1], value))
+            return bool(before[1] == value)
+        except Exception:  # an odd __eq__: say changed, and record it
+            return False
+
+
+_UNKNOWN = object()
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy to compare with after the cell (lists, dicts and arrays change in place)."""
+    if _is_number(value):
+        return value
+    try:
+        if isinstance(value, (list, tuple, dict)) and len(value) <= MAX_SERIES:
+            return copy.deepcopy(value)
+        np = sys.modules.get("numpy")
+        if np is not None and isinstance(value, np.ndarray) and value.size <= MAX_SERIES:
+            return value.copy()
+    except Exception:  # noqa: S110 - a value that cannot be copied: never "unchanged"
+        pass
+    return _UNKNOWN
+
+
+def _flatten(
+    prefix: str, d: dict[Any, Any], out: dict[str, float], depth: int, skipped: list[str]
+) -> None:
     for k, v in d.items():
         key = f"{prefix}.{k}"
         if _is_number(v):
             out[key] = float(v)
         elif isinstance(v, dict) and depth < MAX_DEPTH:
-            _flatten(key, v, out, depth + 1)
+            _flatten(key, v, out, depth + 1, skipped)
+        else:
+            skipped.append(
+                f"{key} ({'a deeper dict' if isinstance(v, dict) else 'a ' + type_name(v)})"
+            )
 
 
 def _is_number(v: Any) -> bool:

@@ -37,6 +37,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # Never throttle a page's animation frames and timers: ECharts renders (and
+    # installs its brushes) in one, and a throttled frame lost a test's drag.
+    "--disable-renderer-backgrounding",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
 ]
 
 #: The notebook a user would write: every "Run All" in the same kernel divides lr by ten,

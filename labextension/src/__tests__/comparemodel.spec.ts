@@ -1,15 +1,14 @@
 /**
- * The view models of the Runs tab: which columns show first, how runs group
- * under their notebook run, what a brush keeps, how curves smooth and what a
- * log axis cannot draw.
+ * The view models of the Runs tab: which columns show first, what a brush
+ * keeps, how curves smooth and what a log axis cannot draw.
  */
 import { IMetricPoint, IRunSummary } from '../api';
+import { summaryRun } from './fixtures';
 import {
   barGroups,
   brushedRunIds,
   curves,
   defaultColumns,
-  groupRuns,
   parallelData,
   parseValueKey,
   scatterPoints,
@@ -19,32 +18,12 @@ import {
 
 let counter = 0;
 
-function run(
-  fields: Partial<IRunSummary> & {
-    params?: IRunSummary['params'];
-    metrics?: IRunSummary['metrics'];
-  }
-): IRunSummary {
+function run(fields: Partial<IRunSummary>): IRunSummary {
   counter += 1;
-  return {
-    run_id: String(counter).padStart(32, '0'),
-    kind: 'cell',
-    name: 'train',
-    status: 'finished',
-    error: null,
+  return summaryRun(String(counter).padStart(32, '0'), {
     started_at: `2026-01-01T10:${String(counter % 60).padStart(2, '0')}:00Z`,
-    ended_at: null,
-    duration: 1,
-    parent_id: null,
-    rerun_of: null,
-    notebook_path: 'train.ipynb',
-    cell_id: 'c1',
-    execution_count: 1,
-    params: {},
-    metrics: {},
-    tags: {},
     ...fields
-  };
+  });
 }
 
 const label = (r: IRunSummary): string => r.run_id.slice(-4);
@@ -93,59 +72,6 @@ describe('the columns a table shows first', () => {
       group: 'metrics',
       key: 'val/acc'
     });
-  });
-});
-
-describe('runs grouped under their notebook run', () => {
-  it("summarise the chosen metric: min, max and the newest run's value", () => {
-    // Given two sweep points with two cell runs each and one interactive run
-    const runs = [
-      run({
-        parent_id: 'p1',
-        started_at: '2026-01-01T10:00:00Z',
-        metrics: { acc: 0.7 }
-      }),
-      run({
-        parent_id: 'p1',
-        started_at: '2026-01-01T10:01:00Z',
-        metrics: { acc: 0.6 }
-      }),
-      run({
-        parent_id: 'p2',
-        started_at: '2026-01-01T10:05:00Z',
-        metrics: { acc: 0.9 }
-      }),
-      run({
-        parent_id: 'p2',
-        started_at: '2026-01-01T10:06:00Z',
-        metrics: { loss: 1 }
-      }),
-      run({
-        parent_id: null,
-        started_at: '2026-01-01T09:00:00Z',
-        metrics: { acc: 'NaN' }
-      })
-    ];
-    // When they are grouped by acc
-    const groups = groupRuns(runs, 'acc');
-    // Then the newest group comes first, each with its children and their summary
-    expect(groups.map(g => g.parentId)).toEqual(['p2', 'p1', null]);
-    expect(groups[1].summary).toEqual({
-      min: 0.6,
-      max: 0.7,
-      last: 0.6,
-      count: 2
-    });
-    // p2's newest run logged no acc: the last is the newest that did
-    expect(groups[0].summary).toEqual({
-      min: 0.9,
-      max: 0.9,
-      last: 0.9,
-      count: 1
-    });
-    expect(groups[0].runs).toHaveLength(2);
-    // A group without a finite value says so rather than showing NaN
-    expect(groups[2].summary).toBeNull();
   });
 });
 

@@ -69,6 +69,21 @@ describe('RunDetailView', () => {
         figure => figure.getAttribute('data-metric')
       )
     ).toEqual(['loss']);
+    const charts = (): Element =>
+      view.node.querySelector('[data-section="charts"]')!;
+    expect(charts().querySelector('figure')?.getAttribute('data-runs')).toBe(
+      '1'
+    );
+    // Wall time on x, as in the Runs tab's curves: the charts are drawn again.
+    const x = charts().querySelector('select') as HTMLSelectElement;
+    x.value = 'time';
+    x.dispatchEvent(new Event('change'));
+    expect(charts().querySelector('h3')?.textContent).toBe(
+      'Metrics by wall time'
+    );
+    expect(
+      charts().querySelectorAll('figure[data-metric="loss"]')
+    ).toHaveLength(1);
     expect(
       view.node.querySelector('[data-section="params"] td')?.textContent
     ).toBe('0.1');

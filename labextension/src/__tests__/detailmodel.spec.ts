@@ -76,21 +76,31 @@ describe('RunDetailModel', () => {
     expect(model.metricKeys).toEqual(['acc', 'loss']);
   });
 
-  it('draws a point at its step, or at its position when logged without one', async () => {
+  it('puts a point at its step, or at its position when logged without one', async () => {
     const model = new RunDetailModel({ path: 'nb.ipynb', runIds: [A, B] });
     await model.ready;
 
     const [a, b] = model.curves('loss');
-    expect(a.run.run_id).toBe(A);
+    expect([a.runId, a.label]).toEqual([A, 'train aaaaaaaa']);
     expect(a.points).toEqual([
       [0, 1.5],
       [10, 0.5]
     ]);
-    expect(b.points[0]).toEqual([0, 2]);
-    expect(b.points[1][1]).toBeNaN();
+    // A NaN cannot be drawn: left out, as the Runs tab's curves leave it out.
+    expect(b.points).toEqual([[0, 2]]);
     // A run that did not log a metric has a curve with no points.
     expect(model.curves('acc').map(curve => curve.points.length)).toEqual([
       1, 0
+    ]);
+  });
+
+  it('puts the wall time on x when asked, in epoch milliseconds', async () => {
+    const model = new RunDetailModel({ path: 'nb.ipynb', runIds: [A, B] });
+    await model.ready;
+
+    expect(model.curves('loss', 'time')[0].points).toEqual([
+      [0, 1.5],
+      [1000, 0.5]
     ]);
   });
 

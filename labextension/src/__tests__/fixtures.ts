@@ -1,19 +1,25 @@
 /**
  * Values the server sends, for the specs that mock api.ts.
  */
-import { IDataVersion, IRun, IRunDiff } from '../api';
+import { IDataVersion, IRun, IRunDiff, IRunSummary } from '../api';
 
-/** A finished cell run as `GET runs/{id}` serves it, with nothing recorded. */
-export function fullRun(runId: string, name: string | null): IRun {
+/**
+ * A finished cell run of train.ipynb as the runs list serves it: `fields` override
+ * the defaults (no params, metrics or tags; started 2026-01-01 10:00 UTC, 1 s).
+ */
+export function summaryRun(
+  runId: string,
+  fields: Partial<IRunSummary> = {}
+): IRunSummary {
   return {
     run_id: runId,
     kind: 'cell',
-    name,
+    name: 'train',
     status: 'finished',
     error: null,
-    started_at: null,
+    started_at: '2026-01-01T10:00:00Z',
     ended_at: null,
-    duration: null,
+    duration: 1,
     parent_id: null,
     rerun_of: null,
     notebook_path: 'train.ipynb',
@@ -22,6 +28,14 @@ export function fullRun(runId: string, name: string | null): IRun {
     params: {},
     metrics: {},
     tags: {},
+    ...fields
+  };
+}
+
+/** A finished cell run as `GET runs/{id}` serves it, with nothing recorded. */
+export function fullRun(runId: string, name: string | null): IRun {
+  return {
+    ...summaryRun(runId, { name, started_at: null, duration: null }),
     source: null,
     notebook_hash: null,
     code_matches_notebook: null,

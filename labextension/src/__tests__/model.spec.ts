@@ -3,6 +3,7 @@
  * server) replaced by jest mocks.
  */
 import * as api from '../api';
+import { summaryRun } from './fixtures';
 import { RunsModel } from '../model';
 
 jest.mock('../api', () => ({
@@ -26,24 +27,13 @@ const startRerun = api.startRerun as jest.MockedFunction<typeof api.startRerun>;
 const fetchJob = api.fetchJob as jest.MockedFunction<typeof api.fetchJob>;
 
 function run(id: string, minute: number, lr = 0.1): IRunSummary {
-  return {
-    run_id: id.padEnd(32, '0'),
-    kind: 'cell',
-    name: 'train',
-    status: 'finished',
-    error: null,
+  return summaryRun(id.padEnd(32, '0'), {
     started_at: `2026-01-01T10:${String(minute).padStart(2, '0')}:00Z`,
-    ended_at: null,
     duration: 1.5,
-    parent_id: null,
-    rerun_of: null,
-    notebook_path: 'train.ipynb',
-    cell_id: 'c1',
     execution_count: 3,
     params: { lr, depth: 3, seed: 0, batch: 32 },
-    metrics: { acc: 0.9 },
-    tags: {}
-  };
+    metrics: { acc: 0.9 }
+  });
 }
 
 function status(token: string): IStoreStatus {

@@ -6,6 +6,7 @@
 import { Widget } from '@lumino/widgets';
 
 import * as api from '../api';
+import { summaryRun } from './fixtures';
 import { RunsModel } from '../model';
 import { RunsTable, verdictClass } from '../table';
 
@@ -24,25 +25,11 @@ function run(
   id: string,
   fields: Partial<api.IRunSummary> = {}
 ): api.IRunSummary {
-  return {
-    run_id: id.padEnd(32, '0'),
-    kind: 'cell',
-    name: 'train',
-    status: 'finished',
-    error: null,
-    started_at: '2026-01-01T10:00:00Z',
-    ended_at: null,
-    duration: 1,
-    parent_id: null,
-    rerun_of: null,
-    notebook_path: 'train.ipynb',
-    cell_id: 'c1',
-    execution_count: 1,
+  return summaryRun(id.padEnd(32, '0'), {
     params: { lr: 0.0001 },
     metrics: { acc: 0.9 },
-    tags: {},
     ...fields
-  };
+  });
 }
 
 async function frames(): Promise<void> {

@@ -15,7 +15,7 @@ from ..exceptions import UsageError
 from ..registry.core import Registry
 from ..registry.lineage import Lineage, ModelDiff
 from ..registry.values import ModelVersion
-from .output import emit_json, emit_table, format_cell
+from .output import emit_json, emit_table, format_cell, metrics_text
 from .parser import Parser, open_client
 
 CODE_LINES = 12  # lines of the producing cell's code shown by ``models show``
@@ -81,9 +81,7 @@ def lineage_lines(lin: Lineage) -> list[str]:
                 "  params      " + " ".join(f"{k}={format_cell(x)}" for k, x in run.params.items())
             )
         if run.metrics:
-            lines.append(
-                "  metrics     " + " ".join(f"{k}={format_cell(x)}" for k, x in run.metrics.items())
-            )
+            lines.append("  metrics     " + metrics_text(run.metrics))
         for d in run.inputs:
             lines.append(f"  data read   {d.path}  {d.hash}  {_size(d.size)}")
     for u in lin.upstream:
@@ -101,7 +99,7 @@ def lineage_lines(lin: Lineage) -> list[str]:
                 f"    ... ({len(code) - CODE_LINES} more lines: nbtrack show {run.short_id})"
             )
     for r in lin.readers:
-        metrics = " ".join(f"{k}={format_cell(x)}" for k, x in r.metrics.items())
+        metrics = metrics_text(r.metrics)
         lines.append(
             f"  read by     run {r.short_id} {r.name or ''} ({r.notebook_path or '-'}) {metrics}".rstrip()
         )

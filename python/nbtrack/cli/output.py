@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from ..models import json_value
 from ..numformat import format_number
+from ..sysmetrics import is_system
 
 # The narrowest a column is cut to before columns are left out instead.
 MIN_COLUMN = 10
@@ -33,11 +34,13 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(text + "\n")
 
 
-def emit_json_text(text: str) -> None:
-    """JSON text made elsewhere (DuckDB): as it is for a pipe, indented for a person."""
+def emit_json_text(chunks: list[str]) -> None:
+    """JSON text made elsewhere (DuckDB), in chunks: as it is for a pipe, indented for a person."""
     if sys.stdout.isatty():
-        text = json.dumps(json.loads(text), indent=2)
-    sys.stdout.write(text + "\n")
+        chunks = [json.dumps(json.loads("".join(chunks)), indent=2)]
+    for chunk in chunks:
+        sys.stdout.write(chunk)
+    sys.stdout.write("\n")
 
 
 def format_cell(value: Any) -> str:
@@ -126,3 +129,9 @@ def emit_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     writer.writerow(columns)
     for row in rows:
         writer.writerow(["" if v is None else v for v in row])
+
+
+def metrics_text(metrics: dict[str, Any]) -> str:
+    """A run's metrics in a few words (``acc=0.95 loss=0.1``), the system's (CPU, memory:
+    ``system/…``) left out: they differ between any two runs and say little."""
+    return " ".join(f"{k}={format_cell(v)}" for k, v in metrics.items() if not is_system(k))

@@ -13,8 +13,9 @@ from ..client import Client
 from ..exceptions import UsageError
 from ..models import WARNING_TAG_PREFIX, NamedInput, Run, RunQuery
 from ..rundiff import RunDiff
+from ..sysmetrics import is_system
 from .columns import Column, default_order, select, value_columns
-from .output import emit_csv, emit_json, emit_json_text, emit_table, format_cell
+from .output import emit_csv, emit_json, emit_json_text, emit_table, format_cell, metrics_text
 from .parser import Parser, open_client
 
 BASE_COLUMNS = ["run", "name", "status", "started", "duration", "notebook", "cell"]
@@ -148,14 +149,24 @@ def show_table(run: Run) -> Table:
 def diff_table(d: RunDiff) -> Table:
     rows: list[list[Any]] = []
     for c in d.params:
-        rows.append(["param", c.key, c.kind, c.a, c.b, None])
+        rows.append(["param", c.key, c.kind, c.a, c.b, c.delta])
     for c in d.metrics:
-        section = "system" if c.key.startswith("system/") else "metric"
-        rows.append([section, c.key, c.kind, c.a, c.b, c.delta])
+        if is_system(c.key) and not d.include_same:
+            continue  # CPU and memory differ between any two runs: with --all
+        rows.append(
+            [
+                "system" if is_system(c.key) else "metric",
+                c.key,
+                c.kind,
+                c.a,
+                c.b,
+                c.delta,
+            ]
+        )
     for dc in d.data:
         a = f"{dc.a.hash} ({dc.a.size} B)" if dc.a else None
         b = f"{dc.b.hash} ({dc.b.size} B)" if dc.b else None
-        rows.append([dc.role, dc.path, dc.kind, a, b, dc.size_delta])
+        rows.append([dc.role, dc.path, dc.label(), a, b, dc.size_delta])
         detail = dc.detail or {}
         for line in _detail_lines(detail):
             rows.append(["", "", "", line, None, None])
@@ -229,6 +240,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     emit_table(["field", "value"], show_table(run).rows, max_width=100)
     if run.source:
         sys.stdout.write("\ncode:\n" + run.source.rstrip() + "\n")
+    cells = client.children(run.run_id) if run.kind == "notebook" else []
+    if cells:  # a notebook run's results are its cell runs' (a sweep table prints its id)
+        sys.stdout.write(f"\ncell runs (nbtrack ls --parent {run.run_id[:8]}):\n")
+        rows = [
+            [c.run_id[:8], c.name, c.status, metrics_text(c.metrics)]
+            for c in sorted(cells, key=lambda c: c.started_at.timestamp() if c.started_at else 0.0)
+        ]
+        emit_table(["run", "name", "status", "metrics"], rows, max_width=100)
     return 0
 
 
@@ -243,6 +262,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         emit_table(table.columns, table.rows, max_width=60)
     if d.code:
         sys.stdout.write("\ncode:\n" + d.code)
+    system = sum(is_system(c.key) for c in d.metrics)
+    if system and not d.include_same:
+        sys.stdout.write(f"({system} system metrics (CPU, memory) differ too: --all shows them)\n")
     if not d:
         sys.stdout.write("no differences\n")
     return 0

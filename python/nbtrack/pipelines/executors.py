@@ -250,6 +250,7 @@ def run_on_worker(request_data: dict[str, Any], project_root: str) -> bytes:
         project = Project(root=Path(project_root), folder=scratch, db_path=scratch / DB_FILENAME)
         record = execute_recorded(project, ExecutionRequest.from_dict(request_data))
         client = Client(project)
+        client.recover()  # its cell runs: the kernel exited without waiting for their ingestion
         return bundle_bytes(client, [record.run_id, *client.child_ids(record.run_id)])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

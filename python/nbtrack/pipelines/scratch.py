@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,10 +49,16 @@ class Workspace:
     linked: int = 0
     copied: int = 0
     restored: int = 0
+    replaced: list[str] = field(default_factory=list)  # in place: files put back as read
 
     def describe(self) -> str:
         if not self.scratch:
-            return f"in place, in {self.root}"
+            if not self.replaced:
+                return f"in place, in {self.root} (its inputs already held the versions read)"
+            return (
+                f"in place, in {self.root}; put back as the run read them (from the cache): "
+                + ", ".join(self.replaced)
+            )
         return (
             f"in a scratch copy {self.root} ({self.restored} input(s) restored from the cache, "
             f"{self.cloned} file(s) cloned, {self.linked} hard-linked, {self.copied} copied)"
@@ -170,16 +176,18 @@ def _fill(client: Client, cells: list[Run], ws: Workspace, remote: str | None) -
 def in_place(client: Client, cells: list[Run], force: bool) -> Workspace:
     """Check the recorded inputs out in the project (checkout's rules), and refuse to let
     the re-run overwrite an output that matches no recorded version, unless ``force``."""
-    from ..checkout import checkout
+    from ..checkout import RESTORED, checkout
     from ..hashing import StatCache
 
     project = client.project
     refused = []
+    replaced: list[str] = []
     for cell, v in inputs_read(cells):
         report = checkout(
             client, cell.run_id, [str(project.absolute(v.path))], role="input", force=force
         )
         refused += [f"{i.path} ({i.detail or i.status})" for i in report.problems]
+        replaced += [i.path for i in report.items if i.status == RESTORED]
     if not force:
         stat_cache = StatCache.for_folder(project.folder)
         for path in sorted(_outputs(cells)):
@@ -191,4 +199,4 @@ def in_place(client: Client, cells: list[Run], force: bool) -> Workspace:
         raise PipelineError(
             "refusing to re-run in place: " + "; ".join(refused) + "; --force overwrites them"
         )
-    return Workspace(Path(project.root), scratch=False)
+    return Workspace(Path(project.root), scratch=False, replaced=replaced)

@@ -161,6 +161,7 @@ def run_sweep(
 
 def _rows_with_metrics(client: Any, records: Sequence[ExecutionRecord]) -> list[SweepRow]:
     """Each execution with its metrics: its cells' (a later cell wins) and the notebook run's own."""
+    client.recover()  # the cell runs of kernels that exited before they were all stored
     children = {r.run_id: client.child_ids(r.run_id) for r in records}
     ids = [r.run_id for r in records] + [c for cells in children.values() for c in cells]
     runs = {run.run_id: run for run in client.runs_by_id(ids, with_env=False)} if ids else {}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import DataVersion, Environment, Run, json_float
+from ..numformat import format_number
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-12
@@ -179,7 +180,7 @@ class Verdict:
             under = f", under {_listed(self.environment)}" if self.environment else ""
             return [
                 f"reproduced{under}: {self.cells_compared} cell run(s), "
-                f"{self.metrics_compared} metric(s) within rtol={self.rtol:g} atol={self.atol:g}, "
+                f"{self.metrics_compared} metric(s) within rtol={_num(self.rtol)} atol={_num(self.atol)}, "
                 f"{self.outputs_compared} output(s) with the same hash"
             ]
         moved: list[OutcomeChange | MetricChange | DataChange] = [
@@ -235,9 +236,11 @@ def environment_changes(before: Environment | None, after: Environment | None) -
 
 
 def _num(value: float | None, signed: bool = False) -> str:
+    """A number as the CLI and the panel show it (numformat); ``signed`` adds ``+`` to a rise."""
     if value is None:
         return "-"
-    return f"{value:+.6g}" if signed else f"{value:.6g}"
+    text = format_number(value)
+    return f"+{text}" if signed and value > 0 else text
 
 
 def _short(digest: str | None) -> str:

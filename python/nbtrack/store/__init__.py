@@ -195,13 +195,23 @@ class Store(RegistryTables):
         with self.connect(safe=safe) as con, query.time_limit(con):
             return query.list_runs(str(self.path), con, q, strict=safe)
 
-    def list_runs_json(self, q: RunQuery) -> str:
-        """The page ``list_runs`` gives, as JSON text built by DuckDB (``ls --json``)."""
-        with self.connect() as con:
+    def list_runs_json(
+        self,
+        q: RunQuery,
+        *,
+        safe: bool = False,
+        fields: tuple[str, ...] = runjson.ALL_FIELDS,
+        extra: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """The page ``list_runs`` gives, as JSON text built by DuckDB (``ls --json``, the
+        REST list), in chunks to write one after the other (``runjson.page_chunks``),
+        each run with ``fields``; ``extra`` keys join the page's."""
+        with self.connect(safe=safe) as con:
             # The time limit is the filter's; writing the JSON is ours, however busy the machine.
             with query.time_limit(con):
-                ids, total, params, metrics = query.page_ids(str(self.path), con, q)
-            return runjson.page_json(runjson.runs_json(con, ids), total, params, metrics)
+                ids, total, params, metrics = query.page_ids(str(self.path), con, q, safe)
+            runs = runjson.runs_json(con, ids, fields)
+        return runjson.page_chunks(runs, total, params, metrics, extra)
 
     def runs_frame(self, q: RunQuery) -> Any:
         """The wide table (one row per run) as a pandas DataFrame."""

@@ -200,6 +200,11 @@ class Connection:
         """Whether another process waits for the turn this thread holds."""
         return self._turn.others_waiting()
 
+    def readers_waiting(self) -> bool:
+        """Whether a reader (a foreground caller) of another process waits for the turn
+        this thread holds: a background ingester stops reading and passes it on."""
+        return self._turn.readers_waiting()
+
     def pass_turn(self) -> None:
         """Between two slices of work: if another process waits, let it go first
         (the file is checkpointed and let go), then queue again."""
@@ -238,8 +243,7 @@ class Connection:
             try:
                 integrity.check_files(self.path)
                 try:
-                    self._ensure_schema()
-                    yield self._attach(safe=safe, read_only=read_only)
+                    yield self._checked_attach(safe=safe, read_only=read_only)
                 except duckdb.Error as exc:
                     raise integrity.damaged(self.path, exc) from exc
             finally:
@@ -255,6 +259,18 @@ class Connection:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+
+    def _checked_attach(self, *, safe: bool, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """The attached store, its schema checked: on the attachment itself when the
+        file is at this version (one DuckDB instance per command, not two), else by
+        ``schema.ensure`` (create, upgrade or refuse) on a connection of its own."""
+        if not schema.checked(self.path) and integrity.is_duckdb_file(self.path):
+            con = self._attach(safe=safe, read_only=read_only)
+            if schema.current(self.path, con):
+                return con
+            self._attached.detach()
+        self._ensure_schema()
+        return self._attach(safe=safe, read_only=read_only)
 
     def _attach(self, *, safe: bool, read_only: bool) -> duckdb.DuckDBPyConnection:
         return self._retrying(lambda: self._attached.get(safe=safe, read_only=read_only))

@@ -176,6 +176,35 @@ def ensure(path: Path, open_: Opener, *, keep: bool = False) -> duckdb.DuckDBPyC
     return None
 
 
+def current(path: Path, con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store attached on ``con`` (its default database) is at this
+    nbtrack's schema version; remembered as checked if so.
+
+    A command's first turn checks the version on the attachment it reads through,
+    instead of opening a DuckDB instance of its own for ``ensure`` (~15-30 ms at
+    every start); anything else (a new, old, newer or foreign file) goes to ``ensure``.
+    """
+    key = (str(path), path.stat().st_ino)
+    if key in _checked:
+        return True
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except duckdb.Error:
+        return False
+    if row is None or row[0] != str(SCHEMA_VERSION):
+        return False
+    _checked.add(key)
+    return True
+
+
+def checked(path: Path) -> bool:
+    """Whether this process already checked (or made) the store at ``path``."""
+    try:
+        return (str(path), path.stat().st_ino) in _checked
+    except OSError:
+        return False
+
+
 def _create_atomically(path: Path, *, replace: bool) -> None:
     """A new, empty store at ``path``, or nothing at all (a full disk, say).
 

@@ -1,0 +1,59 @@
+"""Facts about single expressions that the dataflow of a cell needs.
+
+- Literals: ``n = 2 ** 10`` binds a literal (an ``auto`` parameter), ``n = f()`` does not.
+- pandas' string expressions: ``DataFrame.query``, ``DataFrame.eval`` and ``pandas.eval``
+  read the caller's variables by name from inside a string (``@name``); the dataflow of a
+  cell (dataflow.py) and of the notebook code it calls (codeflow.py) count them as read,
+  as they do a name in code.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+#: pandas' string expressions name the caller's variables as ``@name``:
+#: ``df.query("amount > @min_amount")``, ``df.eval(...)``, ``pd.eval(...)``.
+AT_CALLS = frozenset({"query", "eval"})
+AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def at_names(call: ast.Call) -> list[str]:
+    """The ``@name`` variables of a pandas ``query``/``eval`` call's literal expression."""
+    expr = call.args[0] if call.args else None
+    for k in call.keywords:
+        if k.arg == "expr":
+            expr = k.value
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return AT_NAME.findall(expr.value)
+    if isinstance(expr, ast.JoinedStr):  # an f-string: its literal parts
+        return [
+            n
+            for part in expr.values
+            if isinstance(part, ast.Constant) and isinstance(part.value, str)
+            for n in AT_NAME.findall(part.value)
+        ]
+    return []
+
+
+_EMPTY_CALLS = frozenset({"set", "dict", "list", "tuple"})
+
+
+def is_literal(v: ast.expr | None) -> bool:
+    """A literal, or arithmetic on literals (``2 ** 10``, ``-1``, ``[64, 32]``, ``set()``)."""
+    if isinstance(v, ast.Constant):
+        return True
+    if isinstance(v, (ast.Tuple, ast.List, ast.Set)):
+        return all(is_literal(e) for e in v.elts)
+    if isinstance(v, ast.Dict):
+        return all(k is not None and is_literal(k) for k in v.keys) and all(
+            map(is_literal, v.values)
+        )
+    if isinstance(v, ast.UnaryOp):
+        return is_literal(v.operand)
+    if isinstance(v, ast.BinOp):
+        return is_literal(v.left) and is_literal(v.right)
+    if isinstance(v, ast.Call):  # set() and the like
+        f = v.func
+        return isinstance(f, ast.Name) and f.id in _EMPTY_CALLS and not v.args and not v.keywords
+    return False

@@ -1,0 +1,84 @@
+"""Which names each name a cell binds was made from, statement by statement.
+
+A cell that makes ``raw`` in one statement and ``train`` from ``raw`` and ``frac`` in
+another made ``raw`` without ``frac``: when ``frac`` changes later, ``train`` is stale,
+``raw`` is not. The whole cell's reads would say both are (lineage.py's staleness was
+per cell). Each top-level statement's loads are what the names it binds (or changes
+through ``x[...] = ``/``x.a = ``) were made from, through the names the cell made
+before it, transitively; a function or class the statement defines is made from the
+names its body reads.
+
+Static and per top-level statement: inside one ``for``/``if``/``with`` block every
+name bound is made from everything the block reads.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+
+_OWN_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _names(stmt: ast.stmt) -> tuple[set[str], set[str], set[str]]:
+    """``(names loaded, names bound, names changed in place)`` by one top-level statement;
+    the locals of a function, class, lambda or comprehension in it are not the cell's,
+    their free loads are."""
+    loads: set[str] = set()
+    binds: set[str] = set()
+    changes: set[str] = set()
+    own: set[str] = set()  # comprehension variables: theirs, not the namespace's
+    stack: list[tuple[ast.AST, bool]] = [(stmt, True)]  # (node, in the cell's own scope)
+    while stack:
+        node, top = stack.pop()
+        inner = top
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Load):
+                loads.add(node.id)
+            elif top:
+                binds.add(node.id)
+        elif isinstance(node, (ast.Subscript, ast.Attribute)):
+            if top and not isinstance(node.ctx, ast.Load):  # x[...] = v, x.a = v change x
+                base: ast.expr = node
+                while isinstance(base, (ast.Subscript, ast.Attribute)):
+                    base = base.value
+                if isinstance(base, ast.Name):
+                    changes.add(base.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if top:
+                binds.update((a.asname or a.name).partition(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler):
+            if top and node.name:
+                binds.add(node.name)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if top:
+                binds.add(node.name)
+            inner = False
+        elif isinstance(node, _OWN_SCOPES):
+            inner = False
+            for gen in getattr(node, "generators", ()):
+                own.update(n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name))
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return loads - own, binds, changes
+
+
+@functools.lru_cache(maxsize=256)
+def made_from(source: str) -> dict[str, frozenset[str]] | None:
+    """For each name the cell's top-level code binds or changes, the names of the
+    namespace (as the cell found it) it was made from; None when it does not parse.
+    The same dict is returned for the same source: read it, never change it."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    made: dict[str, frozenset[str]] = {}
+    for stmt in tree.body:
+        loads, binds, changes = _names(stmt)
+        came: set[str] = set()
+        for n in loads:
+            came |= made.get(n, {n})
+        for n in binds:
+            made[n] = frozenset(came)  # x = x + 1: came holds what x was made from
+        for n in changes - binds:  # x["a"] = y: the object x was, and now y too
+            made[n] = frozenset(came | made.get(n, frozenset({n})))
+    return made

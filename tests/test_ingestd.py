@@ -1,0 +1,259 @@
+"""The store's one ingestion process (``nbtrack.ingestd``): started by the first
+process with a run to ingest, one per store, gone when idle or when its store goes,
+and killed at any moment it loses nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from conftest import Kernel, ingestion_processes, kernel_env
+from nbtrack.client import Client
+from nbtrack.ingestd import IDLE_EXIT
+from nbtrack.project import resolve_project
+from waiting import wait_until
+
+SEED = 14
+
+# argv: runs, points per run, pause between runs (s). Records runs as a kernel does
+# (background writers: the ingestion process stores them), then exits without a drain.
+WRITER = """
+import sys, time
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+
+runs, points, pause = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+project = resolve_project()
+for i in range(runs):
+    w = RunWriter.start(project, kind="cell", name=f"r{i}", params={"i": i}, background=True)
+    for step in range(points):
+        w.log_metric("loss", 1.0 / (step + 1))
+    w.finish("finished")
+    time.sleep(pause)
+if len(sys.argv) > 4:
+    from nbtrack import ingest
+    assert ingest.ingestor().drain(60), "not drained"
+print("written")
+"""
+
+
+def _writer(project_dir: Path, runs: int, points: int, pause: float, *more: str, **env: str):
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(runs), str(points), str(pause), *more],
+        cwd=project_dir,
+        env=kernel_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _store_processes(project_dir: Path) -> list[int]:
+    store = str(project_dir / ".nbtrack")
+    # (the command line as listed: one that exits meanwhile is a zombie for a moment)
+    return [p.pid for p in ingestion_processes() if store in " ".join(p.info["cmdline"])]
+
+
+def _counts(project_dir: Path) -> tuple[int, ...]:
+    _, rows = Client(resolve_project(project_dir)).sql(
+        "SELECT (SELECT count(*) FROM runs), "
+        "(SELECT count(*) FROM runs WHERE status = 'finished'), "
+        "(SELECT count(*) FROM params), "
+        "(SELECT count(*) FROM metrics WHERE key IN ('m', 'loss')), "
+        "(SELECT count(*) FROM (SELECT DISTINCT run_id, key, step FROM metrics))"
+    )
+    return tuple(rows[0])
+
+
+def test_a_kernel_s_runs_are_stored_by_the_store_s_one_ingestion_process(
+    kernel: Kernel, project_dir: Path
+) -> None:
+    # Given: a kernel that records runs
+    kernel.ok("%config TrackMagics.show_summary = False")
+
+    # When: it runs tracked cells and reads its runs right after
+    for i in range(3):
+        kernel.ok(f"%%track step{i}\nx = {i}\nnbtrack.log_metric('m', x)")
+    out = kernel.ok("print(len(nbtrack.runs(limit=None)))")
+
+    # Then: every run is visible at once (read-your-writes) ...
+    assert out.text.strip().endswith("3")
+    # ... one ingestion process runs for the store, and it brings every spool in
+    assert len(_store_processes(project_dir)) == 1
+    spool = project_dir / ".nbtrack" / "spool"
+    wait_until(lambda: not list(spool.iterdir()), timeout=30, what="spools removed")
+    assert _counts(project_dir)[:4] == (3, 3, 3, 3)
+    # ... and leaves on its own once idle, while the kernel still runs
+    wait_until(lambda: not _store_processes(project_dir), timeout=IDLE_EXIT + 20,
+               what="the idle ingestion process to exit")  # fmt: skip
+
+
+def test_killing_the_ingestion_process_at_random_moments_loses_nothing(
+    project_dir: Path,
+) -> None:
+    # Given: two processes recording 60 runs of 3,000 points each for ~6 s, as kernels do
+    runs, points = 60, 3000
+    writers = [_writer(project_dir, runs, points, 0.1) for _ in range(2)]
+    rng = random.Random(SEED)
+    pids: set[int] = set()  # the processes killed
+
+    # When: the store's ingestion process is SIGKILLed at seeded random moments. It is
+    # found by its command line, not by the pid in its lock file: a pid left there by a
+    # process that exited may be another program's by now (pids wrap around quickly
+    # on a machine running a test suite), and killing it killed the suite itself.
+    while any(w.poll() is None for w in writers):
+        time.sleep(rng.uniform(0.1, 1.2))
+        for pid in _store_processes(project_dir):
+            if pid not in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                pids.add(pid)
+    for w in writers:
+        out, err = w.communicate()
+        assert w.returncode == 0, err
+    assert len(pids) >= 3  # (the process started again and was killed again)
+
+    # Then: a reader finds every run and every point, each stored once, and no spool
+    # is left (the next ingestion process or the reader took over where it stopped)
+    Client(resolve_project(project_dir)).recover()
+    assert _counts(project_dir) == (2 * runs, 2 * runs, 2 * runs, 2 * runs * points,
+                                    2 * runs * points)  # fmt: skip
+    assert not list((project_dir / ".nbtrack" / "spool").iterdir())
+
+
+def test_one_process_per_store_and_it_leaves_when_the_store_folder_goes(
+    project_dir: Path,
+) -> None:
+    # Given: a store, and three ingestion processes started for it at once
+    (project_dir / ".nbtrack").mkdir()
+    store = str(project_dir / ".nbtrack" / "runs.duckdb")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "nbtrack.ingestd", store, "--idle", "60"],
+            env=kernel_env(),
+        )
+        for _ in range(3)
+    ]
+    # When: they sort it out
+    wait_until(lambda: sum(p.poll() is None for p in procs) == 1, timeout=30,
+               what="one process left")  # fmt: skip
+    (survivor,) = [p for p in procs if p.poll() is None]
+    assert all(p.returncode == 0 for p in procs if p is not survivor)
+    # ... and the store's folder is deleted
+    shutil.rmtree(project_dir / ".nbtrack")
+
+    # Then: the last one exits at once, long before its idle time
+    assert survivor.wait(timeout=10) == 0
+
+
+def test_without_the_process_the_kernel_ingests_its_runs_itself(project_dir: Path) -> None:
+    # Given: a store where the ingestion process cannot run (its lock is a folder) ...
+    (project_dir / ".nbtrack" / "ingestd.lock").mkdir(parents=True)
+    # When: a process records runs and drains
+    proc = _writer(project_dir, 3, 100, 0.0, "drain")
+    out, err = proc.communicate(timeout=120)
+    # Then: it said so once and stored them itself
+    assert proc.returncode == 0, err
+    assert "ingesting in the kernel instead" in err
+    assert _counts(project_dir)[:4] == (3, 3, 3, 300)
+    assert not list((project_dir / ".nbtrack" / "spool").iterdir())
+
+    # Given: NBTRACK_INGEST=thread (the diagnostic), on a fresh store
+    shutil.rmtree(project_dir / ".nbtrack")
+    proc = _writer(project_dir, 3, 100, 0.0, "drain", NBTRACK_INGEST="thread")
+    out, err = proc.communicate(timeout=120)
+    # Then: no process was started, and the runs are in
+    assert proc.returncode == 0, err
+    assert not (project_dir / ".nbtrack" / "ingestd.lock").exists()
+    assert _counts(project_dir)[:4] == (3, 3, 3, 300)
+
+
+def test_a_store_the_ingestion_process_cannot_write_is_said_under_the_next_cell(
+    kernel: Kernel, project_dir: Path
+) -> None:
+    # Given: a store written by a newer nbtrack (this one must not touch it)
+    project = resolve_project(project_dir)
+    Client(project).info()
+    with duckdb.connect(str(project.db_path)) as con:
+        con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    kernel.ok("%config TrackMagics.show_summary = True")
+
+    # When: a tracked cell runs, and the store's ingestion process tries to store it
+    first = kernel.ok("%%track first\nx = 1\nx")
+    problem = project.folder / "ingestd.problem"
+    wait_until(problem.exists, timeout=60, what="the ingestion process to give up a round")
+
+    # Then: the user's code ran, and the next tracked cell says why in one line
+    assert "1" in first.text
+    second = kernel.ok("%%track second\ny = 2")
+    assert "runs are not in the store yet" in second.text
+    assert "schema version 999" in second.text
+    assert "Traceback" not in second.text
+    # ... and the run is still kept in its spool, the store untouched
+    assert list((project.folder / "spool").glob("*.spool"))
+    with duckdb.connect(str(project.db_path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
+# Records one run with a parameter and a metric, ends it, and exits: a spool of a run
+# that ended in another process, which nobody has brought in.
+ENDED = """
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+w = RunWriter.start(resolve_project(), kind="cell", name="handed", params={"lr": 0.1})
+w.log_metric("acc", 0.9)
+w.finish("finished")
+"""
+
+
+def test_a_reader_hands_another_process_s_ended_run_to_the_ingestion_process(
+    project_dir: Path,
+) -> None:
+    # Given: the store's ingestion process, reading its FIFO
+    from nbtrack import ingestlink, spools
+
+    project = resolve_project(project_dir)
+    Client(project).list_runs()  # the store exists
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "nbtrack.ingestd", str(project.db_path), "--idle", "2"],
+        env=kernel_env(),
+    )
+    try:
+        wait_until(lambda: ingestlink.rounds(project.folder) is not None, timeout=60,
+                   what="the ingestion process to start its rounds")  # fmt: skip
+        # ... and a run that another process ended, still in its spool
+        subprocess.run([sys.executable, "-c", ENDED], cwd=project_dir, env=kernel_env(), check=True)
+        todo = spools.ended(project.spool_dir)
+
+        # When: a reader asks the process to hurry and waits for it (as every reader
+        # that finds other processes' ended runs does, before it reads)
+        seen = ingestlink.rounds(project.folder)
+        assert ingestlink.hurry(project.folder)
+        brought_in = spools.wait_in(todo, project.folder, seen, timeout=60)
+
+        # Then: the process brought the run in, whole: the reader has nothing to write
+        assert brought_in
+        assert spools.to_catch_up(project.spool_dir, project.folder) == []
+        run = Client(project).get_run("last")
+        assert (run.name, run.status, run.params, run.metrics) == (
+            "handed",
+            "finished",
+            {"lr": 0.1},
+            {"acc": 0.9},
+        )
+        # ... and once the process has left, nobody answers a hurry
+        daemon.wait(60)
+        assert not ingestlink.hurry(project.folder)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
