@@ -177,8 +177,15 @@ class Kernel:
         return r
 
     def shutdown(self) -> None:
+        """Kill the kernel at once (SIGKILL): what a crash looks like."""
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
+
+    def close(self) -> None:
+        """Shut the kernel down as JupyterLab does: a shutdown request, and time for the
+        kernel's exit handlers (which spool the facts still being gathered) to run."""
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
 
 
 @pytest.fixture

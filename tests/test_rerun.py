@@ -163,7 +163,10 @@ def test_an_interactive_run_whose_code_differs_from_the_saved_notebook_replays_w
         '%%track train\ndata_file, out_file = "pipe_data.csv", "pipe_out.txt"\n'
         "acc = 0.5\nnbtrack.log_metric('acc', acc)"
     )
-    kernel.shutdown()
+    # Closed as JupyterLab closes it: the facts gathered after the cell's reply (the
+    # notebook snapshot among them) are spooled by the kernel's exit handler. A kernel
+    # killed at once could lose them, and then nothing says whether the code matched.
+    kernel.close()
     client = Client(resolve_project(pipe_project))
     [interactive] = client.list_runs().runs
     assert client.get_run(interactive.run_id).code_matches_notebook is False
