@@ -335,8 +335,10 @@ def test_a_storm_of_writers_never_holds_a_reader_for_long(project_dir: Path) -> 
     # ... and no listing or export waited for the writers' backlog. The targets (every
     # wait <= 2 s, p99 < 1 s) are measured by benchmarks/bench_writepath.py storm; on
     # a machine shared with other test runs a 0.3 s wait can take a few seconds, so
-    # this test only rules out the stall that was seen (48-120 s).
-    assert len(waits) >= 10
+    # this test only rules out the stall that was seen (48-120 s). On a slow machine the
+    # storm can be over after a handful of listings (CI's once made 9): a few suffice,
+    # since a stalled listing is caught by its wait, not by their number.
+    assert len(waits) >= 3
     assert max(waits) <= STALL, f"slowest listings: {sorted(waits)[-5:]}"
     assert exports and max(exports) <= STALL, exports
 
