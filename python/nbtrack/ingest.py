@@ -353,6 +353,7 @@ _ingestor: Ingestor | None = None
 _ingestor_lock = threading.Lock()
 _own_threads: set[int] = set()
 _executor: ThreadPoolExecutor | None = None
+_reader: ThreadPoolExecutor | None = None
 
 
 def ingestor() -> Ingestor:
@@ -367,10 +368,22 @@ def background(fn: Any, *args: Any) -> Future[Any]:
     """Run ``fn`` on nbtrack's helper thread (its file reads are not the user's)."""
     global _executor
     if _executor is None:
-        _executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="nbtrack-capture", initializer=mark_own_thread
-        )
+        _executor = _helper("nbtrack-capture")
     return _executor.submit(fn, *args)
+
+
+def read_in_background(fn: Any, *args: Any) -> Future[Any]:
+    """Run a store read on a helper thread of its own: a read can wait its turn behind
+    other processes' writes for seconds, and the facts queued on ``background`` (which a
+    kernel's exit handler waits for) must not wait behind it."""
+    global _reader
+    if _reader is None:
+        _reader = _helper("nbtrack-read")
+    return _reader.submit(fn, *args)
+
+
+def _helper(name: str) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=mark_own_thread)
 
 
 def finish_background(timeout: float) -> None:

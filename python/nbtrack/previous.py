@@ -48,7 +48,9 @@ class PreviousRuns:
     """The newest finished run of each cell of one notebook, loading in the background."""
 
     def __init__(self, client: Client, notebook_path: str | None) -> None:
-        self._index: Future[dict[Key, Run]] = ingest.background(self._load, client, notebook_path)
+        self._index: Future[dict[Key, Run]] = ingest.read_in_background(
+            self._load, client, notebook_path
+        )
 
     @staticmethod
     def _load(client: Client, notebook_path: str | None) -> dict[Key, Run]:
