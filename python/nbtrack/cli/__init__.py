@@ -24,12 +24,14 @@ EXIT_USAGE = 2
 
 
 # Verb modules, in the order their verbs appear in --help.
-MODULES = ("runs", "data", "monitoring", "pipelines", "repro", "models", "binder", "doctor")
+MODULES = (
+    "runs", "lineage", "data", "monitoring", "pipelines", "repro", "models", "binder", "doctor",
+)  # fmt: skip
 # Which module registers each verb: a command line naming one imports only that module
 # (and what it needs), so ``nbtrack models ls`` does not pay for the rerun machinery.
 # tests/test_cli.py checks this table against what the modules register.
 VERBS = {
-    "ls": "runs", "show": "runs", "diff": "runs", "sql": "runs",
+    "ls": "runs", "show": "runs", "diff": "runs", "sql": "runs", "lineage": "lineage",
     "checkout": "data", "gc": "data", "push": "data", "pull": "data",
     "check": "monitoring", "drift": "monitoring",
     "rerun": "pipelines", "sweep": "pipelines", "export": "pipelines", "import": "pipelines",

@@ -16,7 +16,7 @@ from ..rundiff import RunDiff
 from ..sysmetrics import is_system
 from .columns import Column, default_order, select, value_columns
 from .output import emit_csv, emit_json, emit_json_text, emit_table, format_cell, metrics_text
-from .parser import Parser, open_client
+from .parser import Parser, at_least, open_client
 
 BASE_COLUMNS = ["run", "name", "status", "started", "duration", "notebook", "cell"]
 
@@ -297,16 +297,6 @@ def _add_format(p: argparse.ArgumentParser, csv: bool = False) -> None:
         p.add_argument("--csv", action="store_true", help="CSV")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
-    return value
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("ls", help="list runs, newest first")
     p.add_argument(
@@ -325,7 +315,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--ascending", action="store_true", help="smallest first")
     p.add_argument(
-        "--limit", type=_positive, default=50, help="at most this many runs (default 50)"
+        "--limit", type=at_least(0), default=50, help="at most this many runs (default 50)"
     )
     p.add_argument(
         "--kind",
