@@ -220,3 +220,54 @@ def test_check_gates_the_rerun_and_then_decides_the_exit_code(pipe_project, caps
     assert main(["rerun", notebook_run.run_id, "--check", "acc >="]) == 2
     assert "cannot parse" in capsys.readouterr().err
     assert len(Client(resolve_project(pipe_project)).list_runs().runs) == runs_before
+
+
+def _age(folder: Path, seconds: float) -> None:
+    """Make every file and folder under ``folder`` look last changed ``seconds`` ago."""
+    import os
+    import time
+
+    then = time.time() - seconds
+    for path in [*folder.rglob("*"), folder]:
+        os.utime(path, (then, then), follow_symlinks=False)
+
+
+def test_gc_reruns_removes_ended_rerun_copies_and_keeps_busy_ones(pipe_project):
+    # Given: two re-runs (each executed in a scratch copy under .nbtrack/reruns/)...
+    _, cell = execute_once(pipe_project, lr="0.2")
+    for _ in range(2):
+        done = run_cli("rerun", cell.run_id, cwd=pipe_project)
+        assert done.returncode == 0, done.stdout + done.stderr
+    reruns = pipe_project / ".nbtrack" / "reruns"
+    old, new = sorted(reruns.iterdir(), key=lambda p: p.stat().st_mtime)
+    # ... and a third whose re-run is still running, though its copy is old
+    running = RunWriter.start(resolve_project(pipe_project), kind="notebook", name="pipe_train")
+    busy = reruns / running.run_id
+    (busy / "sub").mkdir(parents=True)
+    (busy / "sub" / "out.txt").write_text("x" * 5000)
+    _age(old, 1200)
+    _age(busy, 1200)
+    runs_before = Client(resolve_project(pipe_project)).list_runs().total
+
+    # When: a plain gc; then --reruns --dry-run; then --reruns
+    plain = run_cli("gc", cwd=pipe_project)
+    dry = run_cli("gc", "--reruns", "--dry-run", cwd=pipe_project)
+    assert old.is_dir()
+    real = run_cli("gc", "--reruns", cwd=pipe_project)
+    running.finish("finished")
+    running.wait()
+
+    # Then: a plain gc only says they are there; --reruns removes the ended, unchanged one
+    assert plain.returncode == dry.returncode == real.returncode == 0, real.stderr
+    assert "1 re-run scratch copy in .nbtrack/reruns/" in plain.stdout
+    assert "`nbtrack gc --reruns` removes them" in plain.stdout
+    assert f"would remove .nbtrack/reruns/{old.name}" in dry.stdout
+    assert f"removed .nbtrack/reruns/{old.name}" in real.stdout
+    assert "removed 1 re-run scratch copy" in real.stdout
+    assert "kept 2 (re-running, or changed in the last 10 minutes)" in real.stdout
+    assert not old.exists() and new.is_dir() and busy.is_dir()
+    # ... and nothing else: the runs, the user's data and the re-run's record stay
+    client = Client(resolve_project(pipe_project))
+    assert client.list_runs().total == runs_before
+    assert (pipe_project / "pipe_data.csv").read_text() == "1\n2\n3\n"
+    assert client.get_run(old.name).status == "finished"

@@ -68,13 +68,17 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    result = open_client(args).gc(
+    from ..pipelines.scratch import scratch_copies
+
+    client = open_client(args)
+    result = client.gc(
         keep_last=args.keep_last,
         older_than_days=args.older_than,
         dry_run=args.dry_run,
     )
+    copies = scratch_copies(client, remove=args.reruns and not args.dry_run)
     if args.json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "reruns": copies.to_dict()})
         return 0
     verb = "would remove" if args.dry_run else "removed"
     for digest, size in result.removed:
@@ -89,7 +93,27 @@ def cmd_gc(args: argparse.Namespace) -> int:
         )
         + "\n"
     )
+    _report_scratch(copies, verb if args.reruns else "")
     return 0
+
+
+def _report_scratch(copies: Any, verb: str) -> None:
+    """The re-runs' scratch copies: what ``--reruns`` removed, or that they are there."""
+    n, size = len(copies.removable), _human_bytes(copies.removable_bytes)
+    if verb:
+        for rerun_id, nbytes in copies.removable:
+            sys.stdout.write(f"{verb} .nbtrack/reruns/{rerun_id}  {_human_bytes(nbytes)}\n")
+        sys.stdout.write(f"{verb} {n} re-run scratch cop{'y' if n == 1 else 'ies'}, {size}")
+        if copies.kept:
+            sys.stdout.write(
+                f"; kept {len(copies.kept)} (re-running, or changed in the last 10 minutes)"
+            )
+        sys.stdout.write("\n")
+    elif n:
+        sys.stdout.write(
+            f"{n} re-run scratch cop{'y' if n == 1 else 'ies'} in .nbtrack/reruns/ ({size}); "
+            "`nbtrack gc --reruns` removes them\n"
+        )
 
 
 def _transfer_out(result: Any, verb: str, as_json: bool) -> int:
@@ -163,6 +187,12 @@ def register(sub: Any) -> None:
         type=_non_negative(float),
         metavar="DAYS",
         help="prune the data of runs started more than DAYS ago",
+    )
+    p.add_argument(
+        "--reruns",
+        action="store_true",
+        help="also remove the scratch copies re-runs executed in (.nbtrack/reruns/), "
+        "except a re-run still running or changed in the last 10 minutes",
     )
     p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
     p.add_argument("--json", action="store_true", help="machine-readable output")

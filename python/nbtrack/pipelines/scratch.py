@@ -200,3 +200,76 @@ def in_place(client: Client, cells: list[Run], force: bool) -> Workspace:
             "refusing to re-run in place: " + "; ".join(refused) + "; --force overwrites them"
         )
     return Workspace(Path(project.root), scratch=False, replaced=replaced)
+
+
+#: A scratch copy changed this recently may belong to a re-run still being prepared
+#: (its run is not in the store yet): ``gc --reruns`` leaves it.
+SCRATCH_GRACE_S = 600.0
+
+
+@dataclass
+class ScratchCopies:
+    """The re-runs' scratch copies ``gc`` found: those it removed (or, with ``dry_run``,
+    would remove) and those it kept (re-runs still running, or changed in the last 10
+    minutes), as ``(re-run id, bytes)``."""
+
+    removable: list[tuple[str, int]] = field(default_factory=list)
+    kept: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def removable_bytes(self) -> int:
+        return sum(size for _, size in self.removable)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "removable": [{"rerun_id": r, "size": s} for r, s in self.removable],
+            "removable_bytes": self.removable_bytes,
+            "kept": [{"rerun_id": r, "size": s} for r, s in self.kept],
+        }
+
+
+def scratch_copies(
+    client: Client, *, remove: bool, grace_s: float = SCRATCH_GRACE_S
+) -> ScratchCopies:
+    """The scratch copies under ``.nbtrack/reruns/``; with ``remove``, the ones whose
+    re-run ended (finished, failed or crashed) and that nothing changed for ``grace_s``
+    are deleted. The runs and the cache are not touched: a re-run's outputs were cached
+    when it ran, and a link in a copy shares the user's bytes without owning them."""
+    import time
+
+    from ..models import RunQuery
+
+    found = ScratchCopies()
+    base = Path(client.project.folder) / "reruns"
+    if not base.is_dir():
+        return found
+    running = {
+        r.run_id
+        for r in client.list_runs(RunQuery(kind="notebook", status="running", limit=None)).runs
+    }
+    now = time.time()
+    for copy in sorted(base.iterdir()):
+        if not copy.is_dir() or copy.is_symlink():
+            continue
+        size, newest = _tree_stats(copy)
+        busy = copy.name in running or now - newest < grace_s
+        (found.kept if busy else found.removable).append((copy.name, size))
+        if remove and not busy:
+            shutil.rmtree(copy, ignore_errors=True)
+    return found
+
+
+def _tree_stats(root: Path) -> tuple[int, float]:
+    """The bytes removing ``root`` frees (files hard-linked elsewhere too, such as a
+    large input linked from the workspace, free nothing) and its newest change."""
+    size, newest = 0, root.lstat().st_mtime
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            try:
+                st = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue
+            newest = max(newest, st.st_mtime)
+            if name in files and st.st_nlink == 1:
+                size += st.st_size
+    return size, newest
