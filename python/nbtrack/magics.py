@@ -237,11 +237,17 @@ def load(ipython: Any) -> None:
     from .capture import environment
     from .ingest import background, ingestor
 
-    ingestor()  # start the background writer now, not in the first tracked cell
+    writer = ingestor()  # start the background writer now, not in the first tracked cell
     background(environment)  # list the installed packages while the user types
+    try:
+        project = magics.session.project()
+    except NbtrackError as exc:
+        logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
+        return
+    background(writer.prepare, project.db_path)  # and the store's ingestion process
     if not settings.parent_run():
         try:  # and read what the notebook's cells last recorded, for their summaries
-            previous.for_notebook(magics.session.project(), magics.session.notebook_path())
+            previous.for_notebook(project, magics.session.notebook_path())
         except NbtrackError as exc:
             logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
 
