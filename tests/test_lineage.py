@@ -144,6 +144,20 @@ def test_an_augmented_literal_is_recorded_with_its_value_at_the_end_of_the_cell(
     assert run.params == {"n": 200} and run.param_sources == {"n": "auto"}
 
 
+def test_a_literal_a_loop_changes_is_recorded_as_written(project_dir, kernel):
+    """An accumulator and a decayed learning rate are the values the user wrote, not
+    what the loop left (``total=6``, ``lr=0.0125``); the summary says the same."""
+    out = kernel.ok(
+        "%%track loop\ntotal = 0\nlr = 0.1\nhistory = []\nfor x in [1, 2, 3]:\n"
+        "    total += x\n    lr *= 0.5\n    history.append(x)\nn = 100\nn *= 2"
+    )
+    assert kernel.ok("print(total, lr, history)").text.strip() == "6 0.0125 [1, 2, 3]"
+    run = _settle(project_dir).get_run("last")
+    assert run.params == {"total": 0, "lr": 0.1, "history": [], "n": 200}
+    assert set(run.param_sources.values()) == {"auto"}
+    assert "0.0125" not in out.text
+
+
 def test_m_takes_numbers_dicts_and_series_and_says_what_is_not_a_metric(project_dir, kernel):
     """Reproducer 9: ``-m report`` (a dict), ``-m losses`` (a list), ``-m acc`` (a literal)."""
     out = kernel.ok(

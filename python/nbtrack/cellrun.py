@@ -346,16 +346,17 @@ class CellRun:
         return outcome
 
     def _auto_params(self, user_ns: dict[str, Any], flagged: dict[str, Any]) -> dict[str, Any]:
-        """Literal assignments of the cell, with their values at its end (``n *= 2``: 200)."""
+        """Literal assignments of the cell, with their values at its end (``n *= 2``: 200);
+        one a loop changed keeps its value as written, logged at the start (``lr = 0.1``)."""
         if not self.opts.auto:
             return {}
+        skip = {*flagged, *self.opts.metrics, *self.flow.loop_changed}
         auto: dict[str, Any] = {}
         for name in self.flow.literals:
-            if name in flagged or name in self.opts.metrics or name not in user_ns:
-                continue
-            ok, plain = param_value(user_ns[name])
-            if ok:
-                auto[name] = plain
+            if name not in skip and name in user_ns:
+                ok, plain = param_value(user_ns[name])
+                if ok:
+                    auto[name] = plain
         return auto
 
     def _log_metric_vars(self, user_ns: dict[str, Any]) -> None:
