@@ -217,7 +217,9 @@ def test_values_that_are_not_parameters_are_named_inputs_linked_to_their_run(pro
     assert "X_train" in diffed and newer.short_id in diffed
 
 
-def _papermill(workdir: Path, cells: list[tuple[str, list[str]]], *params: str) -> Path:
+def _papermill(
+    workdir: Path, cells: list[tuple[str, list[str]]], *params: str, fails: bool = False
+) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
     for src, tags in cells:
@@ -231,7 +233,7 @@ def _papermill(workdir: Path, cells: list[tuple[str, list[str]]], *params: str) 
     done = subprocess.run(
         [*args, *params], cwd=workdir, env=kernel_env(), capture_output=True, text=True
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert (done.returncode != 0) == fails, done.stderr[-3000:]
     return out
 
 
@@ -279,6 +281,31 @@ def test_papermill_parameters_are_kept_when_nbtrack_is_loaded_after_the_paramete
     notebook = client.get_run(fit.parent_id)
     assert notebook.kind == "notebook" and notebook.params == {"seed": 3, "lr": 0.1}
     assert notebook.param_sources == {"seed": "papermill", "lr": "default"}
+
+
+def test_a_plain_papermill_run_stopped_by_a_raising_cell_is_a_failed_notebook_run(project_dir):
+    """``papermill in.ipynb out.ipynb`` (no nbtrack sweep) stops at a cell that raises: the
+    notebook run says so, with the cell and its error, as the tracked cell before it ran."""
+    _papermill(
+        project_dir,
+        [
+            ("%load_ext nbtrack", []),
+            ("lr = 0.1", ["parameters"]),
+            ("%%track fit\nscore = lr * 2", []),
+            ("raise ValueError('the data is empty')", []),
+            ("%%track never\nx = 1", []),
+        ],
+        "-p", "lr", "0.5",
+        fails=True,
+    )  # fmt: skip
+    client = _settle(project_dir)
+    fit = _cell_runs(client, "fit")[0]
+    assert fit.status == "finished" and _cell_runs(client, "never") == []
+    notebook = client.get_run(fit.parent_id)
+    assert (notebook.kind, notebook.status) == ("notebook", "failed")
+    assert notebook.error == "In[5] raised ValueError: the data is empty"
+    shown = run_cli("show", notebook.run_id, cwd=project_dir).stdout
+    assert "failed" in shown and "In[5] raised ValueError: the data is empty" in shown
 
 
 def test_hostile_unhashable_and_huge_values_never_stop_the_cell(project_dir, kernel):

@@ -38,7 +38,6 @@ from .values import MetricVars, metric_values, param_value
 
 log = logging.getLogger("nbtrack")
 
-ERROR_LIMIT = 20_000
 # Seconds the helper thread waits before gathering a running cell's git state, saved
 # notebook and session code: a cell that ends sooner has them gathered after its reply.
 GATHER_DELAY = 0.05
@@ -312,7 +311,7 @@ class CellRun:
                 w.finish("finished")
             else:
                 text = "".join(traceback.format_exception_only(type(error), error)).strip()
-                w.finish("failed", text[:ERROR_LIMIT])
+                w.finish("failed", text[: tracking.ERROR_LIMIT])
             # Once the cell has replied, none of it before: the background threads
             # woken here would take the GIL from the cell's end. The hashes learnt are
             # saved for the next cell and process (a cache: losing a save costs a
