@@ -153,6 +153,8 @@ def _sort_target(sort: str, params: list[str], metrics: list[str]) -> tuple[str,
         return "param", sort
     if sort in metrics and sort not in params:
         return "metric", sort
+    if sort in metrics:
+        raise QueryError(f"cannot sort by {sort!r}: {filters.both_param_and_metric(sort)}")
     raise QueryError(
         f"cannot sort by {sort!r}: use one of {', '.join(sorted(SORTABLE))}, "
         "params.NAME or metrics.NAME"
