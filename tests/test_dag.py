@@ -202,6 +202,8 @@ def test_beside_plain_papermill_runs_dag_says_what_it_found_and_what_names_a_not
         "does not tell the kernel which notebook it runs): run the notebooks with nbtrack "
         "sweep NOTEBOOK, or papermill with NBTRACK_NOTEBOOK=NOTEBOOK set: nothing to draw"
     )
+    repro = run_cli("repro", "--dry-run", cwd=project_dir)
+    assert repro.returncode == 2 and "1 finished notebook run is recorded, but none" in repro.stderr
     # then: doing as it says draws the pipeline
     _plain_papermill(project_dir, "prepare.ipynb", prepare, NBTRACK_NOTEBOOK="prepare.ipynb")
     _plain_papermill(project_dir, "train.ipynb", train, NBTRACK_NOTEBOOK="train.ipynb")
