@@ -68,3 +68,19 @@ def test_every_public_name_is_the_documented_function_after_load_ext(kernel_fact
     assert lines[1] == "None {'p': 1, 'q': 'two'} {'m': 0.5, 'n': 1.5, 'o': 2.5} ['frame']"
     assert lines[2] == "['p', 'q']" and lines[3] == "True"
     assert len(first_id) == 32
+
+
+def test_runs_gives_an_integer_parameter_some_runs_lack_as_integers_and_na(kernel):
+    """A new user's trial: ``epochs`` came back as 3.0 and NaN, a float column."""
+    kernel.ok("%%track fit\nepochs = 3\nbatch = 32\nlr = 0.5")
+    kernel.ok("%%track fit\nbatch = 64\nlr = 2")  # this run has no epochs; lr: 2, then 0.5
+    shown = kernel.ok(
+        "frame = nbtrack.runs().sort_values('started_at')\n"
+        "for col in ('params.epochs', 'params.batch', 'params.lr'):\n"
+        "    print(col, frame[col].dtype, frame[col].tolist())"
+    )
+    assert shown.text.splitlines() == [
+        "params.epochs Int64 [3, <NA>]",
+        "params.batch Int64 [32, 64]",
+        "params.lr float64 [0.5, 2.0]",
+    ]

@@ -8,9 +8,12 @@ types it.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
-from conftest import run_cli
+import nbformat
+
+from conftest import VENV_BIN, kernel_env, run_cli
 from factory import record_run
 from nbtrack.client import Client
 from nbtrack.pipelines.dag import build
@@ -167,3 +170,42 @@ def test_an_empty_store_draws_nothing_and_says_so(project_dir):
     assert done.returncode == 0
     assert done.stdout == ""
     assert "no finished notebook runs are recorded" in done.stderr
+
+
+def _plain_papermill(folder: Path, name: str, code: str, **env: str) -> None:
+    """``papermill NAME out/NAME`` as a user types it: no nbtrack sweep, ``%load_ext`` inside."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext nbtrack"), nbformat.v4.new_code_cell(code)]
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    nb.cells.append(nbformat.v4.new_code_cell(f"%%track {name}\n{code}"))
+    nbformat.write(nb, folder / name)
+    args = [f"{VENV_BIN}/papermill", name, f"out/{name}", "-k", "python3", "-p", "seed", "1"]
+    done = subprocess.run(args, cwd=folder, env=kernel_env(**env), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_beside_plain_papermill_runs_dag_says_what_it_found_and_what_names_a_notebook(
+    project_dir,
+):
+    """A new user's trial: ``papermill prepare.ipynb out.ipynb`` records a notebook run that
+    names no notebook, and ``dag`` said "no finished notebook runs are recorded"."""
+    (project_dir / ".nbtrack").mkdir()
+    (project_dir / "out").mkdir()
+    prepare = "seed = 0\nopen('data.csv', 'w').write(f'x\\n{seed}\\n')"
+    train = "seed = 0\nrows = open('data.csv').read().split()"
+    _plain_papermill(project_dir, "prepare.ipynb", prepare)
+    done = run_cli("dag", cwd=project_dir)
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr.strip() == (
+        "1 finished notebook run is recorded, but none names its notebook (plain papermill "
+        "does not tell the kernel which notebook it runs): run the notebooks with nbtrack "
+        "sweep NOTEBOOK, or papermill with NBTRACK_NOTEBOOK=NOTEBOOK set: nothing to draw"
+    )
+    repro = run_cli("repro", "--dry-run", cwd=project_dir)
+    assert repro.returncode == 2 and "1 finished notebook run is recorded, but none" in repro.stderr
+    # then: doing as it says draws the pipeline
+    _plain_papermill(project_dir, "prepare.ipynb", prepare, NBTRACK_NOTEBOOK="prepare.ipynb")
+    _plain_papermill(project_dir, "train.ipynb", train, NBTRACK_NOTEBOOK="train.ipynb")
+    edges = json.loads(run_cli("dag", "--format", "json", cwd=project_dir).stdout)["edges"]
+    assert edges == [{"from": "prepare.ipynb", "to": "train.ipynb", "paths": ["data.csv"]}]

@@ -109,3 +109,12 @@ def test_pandas_query_and_eval_strings_read_their_at_names():
 def test_a_name_read_before_the_cell_rebinds_it_to_a_literal_is_an_input_not_a_literal():
     flow = analyze("print(epochs)\nepochs = 3\nlr = 0.1")
     assert "epochs" in flow.reads and flow.literals == ("lr",)
+
+
+def test_literals_a_loop_changes_are_told_apart_from_those_changed_after_it():
+    flow = analyze(
+        "total = 0\nlr = 0.1\nn = 100\nfor x in xs:\n    total += x\n    lr = lr * 0.5\n"
+        "n *= 2\nk = 1\nwhile k < 9:\n    k *= 3\nk = 2"
+    )
+    assert flow.literals == ("total", "lr", "n", "k")
+    assert flow.loop_changed == {"total", "lr"}  # k was written again after its loop

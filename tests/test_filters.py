@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from nbtrack.models import RunQuery
 from nbtrack.project import resolve_project
 from nbtrack.store.filters import STRICT_FUNCTIONS, compile_where, parse
 from nbtrack.store.query import time_limit
+from test_magics import _settle
 
 COLUMNS = ["status", "name", "duration", "started_at", "params.lr", "lr", "metrics.acc", "acc"]
 
@@ -115,6 +117,25 @@ def test_a_slow_filter_is_stopped_at_the_time_limit_and_the_store_stays_usable(
     assert "ran longer than 0.3 s and was stopped" in done.stderr
     assert time.monotonic() - started < 60
     assert run_cli("ls", cwd=project_dir).returncode == 0
+
+
+def test_a_name_that_is_a_parameter_and_a_metric_is_named_as_both_with_what_to_write(
+    project_dir: Path, kernel
+) -> None:
+    """A new user's trial: ``test_acc`` is a metric of one cell and, read by a later
+    cell, a parameter of that one; ``ls --where`` said "unknown column" and ``--sort``
+    listed the run columns."""
+    kernel.ok("%%track score -m test_acc\ntest_acc = 0.93")
+    kernel.ok("%%track report\nline = f'accuracy {test_acc:.0%}'")
+    _settle(project_dir)
+    both = "test_acc is both a parameter and a metric: write params.test_acc or metrics.test_acc"
+    for args in (["--where", "test_acc > 0.5"], ["--sort", "test_acc"]):
+        done = run_cli("ls", *args, cwd=project_dir)
+        assert done.returncode == 2 and both in done.stderr, done.stderr
+    done = run_cli("ls", "--where", "metrics.test_acc > 0.5", "--json", cwd=project_dir)
+    assert [r["name"] for r in json.loads(done.stdout)["runs"]] == ["score"]
+    done = run_cli("ls", "--sort", "params.test_acc", "--json", cwd=project_dir)
+    assert [r["name"] for r in json.loads(done.stdout)["runs"]] == ["report", "score"]
 
 
 def test_the_time_limit_interrupts_a_query_that_would_never_end(three) -> None:

@@ -144,6 +144,20 @@ def test_an_augmented_literal_is_recorded_with_its_value_at_the_end_of_the_cell(
     assert run.params == {"n": 200} and run.param_sources == {"n": "auto"}
 
 
+def test_a_literal_a_loop_changes_is_recorded_as_written(project_dir, kernel):
+    """An accumulator and a decayed learning rate are the values the user wrote, not
+    what the loop left (``total=6``, ``lr=0.0125``); the summary says the same."""
+    out = kernel.ok(
+        "%%track loop\ntotal = 0\nlr = 0.1\nhistory = []\nfor x in [1, 2, 3]:\n"
+        "    total += x\n    lr *= 0.5\n    history.append(x)\nn = 100\nn *= 2"
+    )
+    assert kernel.ok("print(total, lr, history)").text.strip() == "6 0.0125 [1, 2, 3]"
+    run = _settle(project_dir).get_run("last")
+    assert run.params == {"total": 0, "lr": 0.1, "history": [], "n": 200}
+    assert set(run.param_sources.values()) == {"auto"}
+    assert "0.0125" not in out.text
+
+
 def test_m_takes_numbers_dicts_and_series_and_says_what_is_not_a_metric(project_dir, kernel):
     """Reproducer 9: ``-m report`` (a dict), ``-m losses`` (a list), ``-m acc`` (a literal)."""
     out = kernel.ok(
@@ -203,7 +217,9 @@ def test_values_that_are_not_parameters_are_named_inputs_linked_to_their_run(pro
     assert "X_train" in diffed and newer.short_id in diffed
 
 
-def _papermill(workdir: Path, cells: list[tuple[str, list[str]]], *params: str) -> Path:
+def _papermill(
+    workdir: Path, cells: list[tuple[str, list[str]]], *params: str, fails: bool = False
+) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
     for src, tags in cells:
@@ -217,7 +233,7 @@ def _papermill(workdir: Path, cells: list[tuple[str, list[str]]], *params: str) 
     done = subprocess.run(
         [*args, *params], cwd=workdir, env=kernel_env(), capture_output=True, text=True
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert (done.returncode != 0) == fails, done.stderr[-3000:]
     return out
 
 
@@ -265,6 +281,31 @@ def test_papermill_parameters_are_kept_when_nbtrack_is_loaded_after_the_paramete
     notebook = client.get_run(fit.parent_id)
     assert notebook.kind == "notebook" and notebook.params == {"seed": 3, "lr": 0.1}
     assert notebook.param_sources == {"seed": "papermill", "lr": "default"}
+
+
+def test_a_plain_papermill_run_stopped_by_a_raising_cell_is_a_failed_notebook_run(project_dir):
+    """``papermill in.ipynb out.ipynb`` (no nbtrack sweep) stops at a cell that raises: the
+    notebook run says so, with the cell and its error, as the tracked cell before it ran."""
+    _papermill(
+        project_dir,
+        [
+            ("%load_ext nbtrack", []),
+            ("lr = 0.1", ["parameters"]),
+            ("%%track fit\nscore = lr * 2", []),
+            ("raise ValueError('the data is empty')", []),
+            ("%%track never\nx = 1", []),
+        ],
+        "-p", "lr", "0.5",
+        fails=True,
+    )  # fmt: skip
+    client = _settle(project_dir)
+    fit = _cell_runs(client, "fit")[0]
+    assert fit.status == "finished" and _cell_runs(client, "never") == []
+    notebook = client.get_run(fit.parent_id)
+    assert (notebook.kind, notebook.status) == ("notebook", "failed")
+    assert notebook.error == "In[5] raised ValueError: the data is empty"
+    shown = run_cli("show", notebook.run_id, cwd=project_dir).stdout
+    assert "failed" in shown and "In[5] raised ValueError: the data is empty" in shown
 
 
 def test_hostile_unhashable_and_huge_values_never_stop_the_cell(project_dir, kernel):

@@ -38,7 +38,6 @@ from .values import MetricVars, metric_values, param_value
 
 log = logging.getLogger("nbtrack")
 
-ERROR_LIMIT = 20_000
 # Seconds the helper thread waits before gathering a running cell's git state, saved
 # notebook and session code: a cell that ends sooner has them gathered after its reply.
 GATHER_DELAY = 0.05
@@ -312,7 +311,7 @@ class CellRun:
                 w.finish("finished")
             else:
                 text = "".join(traceback.format_exception_only(type(error), error)).strip()
-                w.finish("failed", text[:ERROR_LIMIT])
+                w.finish("failed", text[: tracking.ERROR_LIMIT])
             # Once the cell has replied, none of it before: the background threads
             # woken here would take the GIL from the cell's end. The hashes learnt are
             # saved for the next cell and process (a cache: losing a save costs a
@@ -346,16 +345,17 @@ class CellRun:
         return outcome
 
     def _auto_params(self, user_ns: dict[str, Any], flagged: dict[str, Any]) -> dict[str, Any]:
-        """Literal assignments of the cell, with their values at its end (``n *= 2``: 200)."""
+        """Literal assignments of the cell, with their values at its end (``n *= 2``: 200);
+        one a loop changed keeps its value as written, logged at the start (``lr = 0.1``)."""
         if not self.opts.auto:
             return {}
+        skip = {*flagged, *self.opts.metrics, *self.flow.loop_changed}
         auto: dict[str, Any] = {}
         for name in self.flow.literals:
-            if name in flagged or name in self.opts.metrics or name not in user_ns:
-                continue
-            ok, plain = param_value(user_ns[name])
-            if ok:
-                auto[name] = plain
+            if name not in skip and name in user_ns:
+                ok, plain = param_value(user_ns[name])
+                if ok:
+                    auto[name] = plain
         return auto
 
     def _log_metric_vars(self, user_ns: dict[str, Any]) -> None:

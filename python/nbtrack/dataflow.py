@@ -20,8 +20,8 @@ import ast
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from .astwalk import kids, walk
 from .exprfacts import AT_CALLS, at_names, is_literal
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
@@ -35,70 +35,23 @@ class CellFlow:
     ``assigns``: names the cell binds or deletes at top level (and ``global`` ones
     its functions bind). ``mutates``: names whose object the cell changes through a
     subscript or attribute store (``df["a"] = ...``). ``literals``: names bound to a
-    literal at top level (never later to something computed). ``error``: why the
-    code could not be analysed (then everything else is empty).
+    literal at top level (never later to something computed). ``loop_changed``: those
+    of them a loop rebinds or changes (``total += x`` in a ``for``): their value at
+    the end of the cell is what the loop left, not a parameter, so the run records
+    them as written. ``error``: why the code could not be analysed (then everything
+    else is empty).
     """
 
     reads: tuple[str, ...] = ()
     assigns: frozenset[str] = frozenset()
     mutates: frozenset[str] = frozenset()
     literals: tuple[str, ...] = ()
+    loop_changed: frozenset[str] = frozenset()
     dynamic: bool = False
     error: str | None = None
 
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
-_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "kind"})
-_fields: dict[type, tuple[str, ...]] = {}
-_fields_backwards: dict[type, tuple[str, ...]] = {}
-
-
-def _kids(node: ast.AST) -> list[Any]:
-    """Child nodes in field order, without contexts and operators (``ast`` is slower)."""
-    t = type(node)
-    names = _fields.get(t)
-    if names is None:
-        names = _fields[t] = tuple(f for f in t._fields if f not in _SKIP_FIELDS)
-    out: list[Any] = []
-    for f in names:
-        v = getattr(node, f, None)
-        if type(v) is list:
-            out.extend(x for x in v if isinstance(x, ast.AST))
-        elif isinstance(v, ast.AST):
-            out.append(v)
-    return out
-
-
-def _walk(node: ast.AST) -> list[Any]:
-    """Every node under ``node`` in source order (pre-order), cheaper than ``ast.walk``."""
-    stack: list[Any] = [node]
-    out: list[Any] = []
-    pop, push, extend, keep = stack.pop, stack.append, stack.extend, out.append
-    backwards = _fields_backwards
-    while stack:
-        n = pop()
-        t = type(n)
-        if t is ast.Name:
-            keep(n)
-            continue
-        if t is ast.Constant or not isinstance(n, ast.AST):
-            continue  # None keys of a dict, names of a global statement
-        keep(n)
-        if t is ast.Attribute:
-            push(n.value)  # type: ignore[attr-defined]
-            continue
-        names = backwards.get(t)
-        if names is None:
-            names = backwards[t] = tuple(f for f in reversed(t._fields) if f not in _SKIP_FIELDS)
-        for f in names:  # pushed last field first, so popped in source order
-            v = getattr(n, f, None)
-            if type(v) is list:
-                extend(reversed(v))
-            elif v is not None:
-                push(v)
-    return out
-
-
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
@@ -112,6 +65,8 @@ class _Walker:
         self.assigns: set[str] = set()
         self.mutates: set[str] = set()
         self.literals: dict[str, None] = {}
+        self.loop_changed: set[str] = set()
+        self.loops = 0  # depth of the top-level for/while loops being walked
         self.dynamic = False
         # Inner scopes being walked now (class bodies, comprehensions): their names.
         self.scopes: list[set[str]] = []
@@ -131,6 +86,11 @@ class _Walker:
             return
         self.bound.add(name)
         self.assigns.add(name)
+        self._changed_in_loop(name)
+
+    def _changed_in_loop(self, name: str) -> None:
+        if self.loops and not self.scopes and name in self.literals:
+            self.loop_changed.add(name)
 
     # ---------------------------------------------------------------- statements
     def body(self, stmts: Iterable[ast.stmt]) -> None:
@@ -164,8 +124,16 @@ class _Walker:
                     self._collect_literal(node.target, node.value)
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self.expr(node.iter)
+            self.loops += 1
             self.target(node.target)
             self.body(node.body)
+            self.loops -= 1
+            self.body(node.orelse)
+        elif isinstance(node, ast.While):
+            self.loops += 1
+            self.expr(node.test)
+            self.body(node.body)
+            self.loops -= 1
             self.body(node.orelse)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for d in node.decorator_list:
@@ -198,7 +166,7 @@ class _Walker:
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             pass
         else:  # if/while/with/try/match/return/expr...: fields in evaluation order
-            for child in _kids(node):
+            for child in kids(node):
                 self.node(child)
 
     def node(self, child: ast.AST) -> None:
@@ -222,7 +190,7 @@ class _Walker:
                 self.expr(child.guard)
             self.body(child.body)
         else:
-            for sub in _kids(child):
+            for sub in kids(child):
                 self.node(sub)
 
     def pattern(self, p: ast.AST) -> None:
@@ -248,13 +216,16 @@ class _Walker:
                 base = base.value
             if isinstance(base, ast.Name) and not self.scopes:
                 self.mutates.add(base.id)
+                self._changed_in_loop(base.id)
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         if isinstance(t, ast.Name):
             if is_literal(value):
                 self.literals[t.id] = None
+                if not self.loops:  # written again: its value at the end is this one's
+                    self.loop_changed.discard(t.id)
             else:
-                self.literals.pop(t.id, None)  # rebound to something computed
+                self._computed(t.id)
         elif isinstance(t, (ast.Tuple, ast.List)):
             if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(t.elts):
                 for te, ve in zip(t.elts, value.elts, strict=True):
@@ -262,7 +233,14 @@ class _Walker:
             else:
                 for e in ast.walk(t):
                     if isinstance(e, ast.Name):
-                        self.literals.pop(e.id, None)
+                        self._computed(e.id)
+
+    def _computed(self, name: str) -> None:
+        """``name`` bound to something computed: no literal, unless a loop changes it."""
+        if self.loops and name in self.loop_changed:  # store() marked it just now
+            return
+        self.literals.pop(name, None)
+        self.loop_changed.discard(name)
 
     # ---------------------------------------------------------------- expressions
     def expr(self, node: ast.expr) -> None:
@@ -288,9 +266,12 @@ class _Walker:
                 self.expr(a)
             for k in node.keywords:  # type: ignore[attr-defined]
                 self.expr(k.value)
-            if type(f) is ast.Attribute and f.attr in AT_CALLS:
-                for name in at_names(node):  # type: ignore[arg-type]
-                    self.load(name)
+            if type(f) is ast.Attribute:
+                if f.attr in AT_CALLS:
+                    for name in at_names(node):  # type: ignore[arg-type]
+                        self.load(name)
+                if self.loops and type(f.value) is ast.Name:  # history.append(loss)
+                    self._changed_in_loop(f.value.id)
         elif t is ast.BinOp:
             self.expr(node.left)  # type: ignore[attr-defined]
             self.expr(node.right)  # type: ignore[attr-defined]
@@ -310,7 +291,7 @@ class _Walker:
             self._arguments(node.args)
             self._deferred(node)
         else:
-            for child in _kids(node):
+            for child in kids(node):
                 if isinstance(child, ast.expr):
                     self.expr(child)
                 else:
@@ -342,7 +323,7 @@ class _Walker:
         local: set[str] = set()
         declared: set[str] = set()
         loads: dict[str, None] = {}
-        for sub in _walk(fn):
+        for sub in walk(fn):
             t = type(sub)
             if t is ast.Name:
                 if type(sub.ctx) is ast.Load:
@@ -387,6 +368,7 @@ class _Walker:
             # A name read before the cell rebinds it to a literal is an input: the value
             # the cell used is the one it found (``print(epochs); epochs = 3`` used 5).
             literals=tuple(k for k in self.literals if k not in reads),
+            loop_changed=frozenset(k for k in self.loop_changed if k in self.literals),
             dynamic=self.dynamic,
         )
 
@@ -417,6 +399,7 @@ def merge(flows: list[CellFlow]) -> CellFlow:
         assigns=frozenset(assigns),
         mutates=frozenset().union(*(f.mutates for f in flows)),
         literals=tuple(k for k in literals if k not in reads),
+        loop_changed=frozenset().union(*(f.loop_changed for f in flows)),
         dynamic=any(f.dynamic for f in flows),
         error=next((f.error for f in flows if f.error), None),
     )

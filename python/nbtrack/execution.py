@@ -144,7 +144,9 @@ class TrackedCells:
         self._executing.pop()
         top = not self._executing and self.count is not None and result is not None
         if top and (result.error_before_exec or result.error_in_exec):
-            self.magics.session.raised.add(self.count)  # a replay lets it raise again
+            self.magics.session.cell_raised(
+                self.count, result.error_before_exec or result.error_in_exec
+            )
         if self._executing or self._run is None:
             return
         run, self._run = self._run, None

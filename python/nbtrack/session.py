@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ class KernelSession:
         self._cwds: dict[tuple[str, str], str] = {}
         # Execution counts of the cells that raised (sessioncode.py: a replay lets them).
         self.raised: set[int] = set()
+        self.failure: str | None = None  # the first cell that raised, as papermill's run says
         # Watch the project for written files now, not in the first tracked cell.
         ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
 
@@ -123,9 +125,20 @@ class KernelSession:
         else:
             self._parent_writer.log_params(values, source="papermill")
 
+    def cell_raised(self, count: int, error: BaseException) -> None:
+        """Cell ``In[count]`` raised ``error``: a replay lets it raise again, and the
+        notebook run papermill is executing failed (papermill stops at that cell)."""
+        self.raised.add(count)
+        if self.failure is None:
+            what = traceback.format_exception_only(type(error), error)[-1].strip()
+            self.failure = f"In[{count}] raised {what}"[: tracking.ERROR_LIMIT]
+
     def _finish_parent(self) -> None:
         if self._parent_writer is not None:
-            self._parent_writer.finish("finished")
+            if self.failure is None:
+                self._parent_writer.finish("finished")
+            else:
+                self._parent_writer.finish("failed", self.failure)
             ingest.ingestor().at_exit(10.0)
 
 

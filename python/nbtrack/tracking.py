@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nbtrack")
 
+ERROR_LIMIT = 20_000  # characters of a failed run's error kept
+
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
+from ..models import RunQuery
 from .output import emit_json, format_cell
 from .parser import open_client
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 EXIT_FAILED = 1
 EXIT_GATE_ERROR = 2
@@ -84,10 +88,27 @@ def run_dag(args: argparse.Namespace) -> int:
     if args.format == "json":
         emit_json(dag.to_dict())
     elif not dag.stages:
-        print("no finished notebook runs are recorded: nothing to draw", file=sys.stderr)
+        print(f"{_no_pipeline(client)}: nothing to draw", file=sys.stderr)
     else:
         print(getattr(dag, args.format)())
     return 0
+
+
+def _no_pipeline(client: Client) -> str:
+    """Why no notebook is in the graph: what is recorded, and how a run names its notebook.
+
+    A plain ``papermill in.ipynb out.ipynb`` run is recorded, but its kernel is not told
+    which notebook it runs, so it names none and cannot be placed in a pipeline.
+    """
+    found = client.list_runs(RunQuery(kind="notebook", status="finished", limit=0)).total
+    if not found:
+        return "no finished notebook runs are recorded: run the notebooks once (nbtrack sweep NOTEBOOK)"
+    runs = "1 finished notebook run is" if found == 1 else f"{found} finished notebook runs are"
+    return (
+        f"{runs} recorded, but none names its notebook (plain papermill does not tell the "
+        "kernel which notebook it runs): run the notebooks with nbtrack sweep NOTEBOOK, or "
+        "papermill with NBTRACK_NOTEBOOK=NOTEBOOK set"
+    )
 
 
 def _params_text(parameters: dict[str, Any]) -> str:
@@ -116,10 +137,7 @@ def run_repro(args: argparse.Namespace) -> int:
         parse(args.check)  # a gate that does not parse fails before any execution
     plan = plan_repro(client, args.targets, force=args.force)
     if not plan.order:
-        raise UsageError(
-            "no finished notebook runs are recorded: run the notebooks once "
-            "(nbtrack sweep NOTEBOOK) so repro can infer the pipeline"
-        )
+        raise UsageError(f"{_no_pipeline(client)}, so repro can infer the pipeline")
     if not args.json:
         _print_plan(plan)
     stale = plan.stale

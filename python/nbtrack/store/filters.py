@@ -143,6 +143,15 @@ def compile_where(text: str, columns: Collection[str], *, strict: bool) -> str:
         raise QueryError(f"bad filter {text!r}: nested too deeply") from None
 
 
+def both_param_and_metric(name: str) -> str:
+    """What to say of a bare ``name`` that is a parameter and a metric: which to write.
+
+    >>> both_param_and_metric("test_acc")
+    'test_acc is both a parameter and a metric: write params.test_acc or metrics.test_acc'
+    """
+    return f"{name} is both a parameter and a metric: write params.{name} or metrics.{name}"
+
+
 class _Renderer:
     def __init__(self, text: str, columns: Collection[str], strict: bool) -> None:
         self.text = text
@@ -177,6 +186,10 @@ class _Renderer:
         name = parts[0]
         if name not in self.columns:
             matches = self.folded.get(name.lower(), [])
+            for param in [] if matches else self.folded.get(f"params.{name.lower()}", []):
+                if f"metrics.{param[7:]}" in self.columns:  # no bare name: it is both
+                    detail = both_param_and_metric(param[7:])
+                    raise QueryError(f"bad filter {self.text!r}: {detail}")
             if len(matches) != 1:
                 raise QueryError(
                     f"bad filter {self.text!r}: unknown column {name!r} (a filter names run "

@@ -22,11 +22,15 @@ SORTABLE = {
 }  # fmt: skip
 
 # Parameter and metric names per file, remembered while the row counts stay the same.
-_keys_cache: dict[str, tuple[Any, list[tuple[str, bool]], list[str]]] = {}
+_keys_cache: dict[str, tuple[Any, list[tuple[str, str]], list[str]]] = {}
+# A parameter whose every value is one of these is an integer column (JSON's text of an
+# int; 18 digits at most, so it fits a BIGINT): ``epochs`` is 3 and <NA>, not 3.0 and NaN.
+_INTEGER_JSON = "'-?[0-9]{1,18}'"
 
 
-def _keys(path: str, con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, bool]], list[str]]:
-    """Every parameter name (with whether all its values are numbers) and metric name.
+def _keys(path: str, con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, str]], list[str]]:
+    """Every parameter name with its kind (``integer``, ``number`` when all its values are
+    numbers, else ``text``) and every metric name.
 
     Remembered per file while the row counts stay the same: at 100,000 runs the
     two scans cost ~100 ms, the counts (kept by DuckDB) next to nothing.
@@ -38,22 +42,23 @@ def _keys(path: str, con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, bo
     if cached is not None and cached[0] == counts:
         return cached[1], cached[2]
     param_kinds = con.execute(
-        "SELECT key, bool_and(value_num IS NOT NULL) FROM params GROUP BY key ORDER BY key"
+        "SELECT key, bool_and(value_num IS NOT NULL), "
+        f"bool_and(regexp_full_match(value, {_INTEGER_JSON})) FROM params GROUP BY key ORDER BY key"
     ).fetchall()
     metric_keys = [
         r[0] for r in con.execute("SELECT DISTINCT key FROM metric_latest ORDER BY key").fetchall()
     ]
-    kinds = [(k, bool(n)) for k, n in param_kinds]
+    kinds = [(k, "integer" if i else "number" if n else "text") for k, n, i in param_kinds]
     _keys_cache[path] = (counts, kinds, metric_keys)
     return kinds, metric_keys
 
 
-def _wide_sql(param_kinds: list[tuple[str, bool]], metric_keys: list[str]) -> tuple[str, list[str]]:
+def _wide_sql(param_kinds: list[tuple[str, str]], metric_keys: list[str]) -> tuple[str, list[str]]:
     """A query with one row per run and one column per param and metric.
 
-    Numeric parameters are DOUBLE columns, others text; each column is there as
-    ``"params.lr"`` and, where the bare name is free, as ``lr`` too, so a
-    ``--where`` can say ``lr > 0.01 and acc > 0.9``.
+    Integer parameters are BIGINT columns, other numeric ones DOUBLE, others text;
+    each column is there as ``"params.lr"`` and, where the bare name is free, as
+    ``lr`` too, so a ``--where`` can say ``lr > 0.01 and acc > 0.9``.
     """
     taken = set(RUN_COLUMNS) | {
         "duration",
@@ -74,8 +79,10 @@ def _wide_sql(param_kinds: list[tuple[str, bool]], metric_keys: list[str]) -> tu
     p_cols, m_cols, aliases = [], [], []
     names = [c for c in RUN_COLUMNS if c not in ("source", "git_diff")] + ["duration"]
     names += ["params." + k for k, _ in param_kinds] + ["metrics." + k for k in metric_keys]
-    for k, numeric in param_kinds:
-        col = "value_num" if numeric else "value_text"
+    for k, kind in param_kinds:
+        col = {"integer": "TRY_CAST(value AS BIGINT)", "number": "value_num"}.get(
+            kind, "value_text"
+        )
         p_cols.append(f"max({col}) FILTER (WHERE key = {lit(k)}) AS {quote_ident('params.' + k)}")
         if bare[k] == 1 and k not in taken:
             aliases.append(f"{quote_ident('params.' + k)} AS {quote_ident(k)}")
@@ -153,6 +160,8 @@ def _sort_target(sort: str, params: list[str], metrics: list[str]) -> tuple[str,
         return "param", sort
     if sort in metrics and sort not in params:
         return "metric", sort
+    if sort in metrics:
+        raise QueryError(f"cannot sort by {sort!r}: {filters.both_param_and_metric(sort)}")
     raise QueryError(
         f"cannot sort by {sort!r}: use one of {', '.join(sorted(SORTABLE))}, "
         "params.NAME or metrics.NAME"
@@ -174,7 +183,7 @@ def _order(q: RunQuery, params: list[str], metrics: list[str]) -> str:
 def _page_narrow(
     con: duckdb.DuckDBPyConnection,
     q: RunQuery,
-    numeric_params: dict[str, bool],
+    param_kinds: dict[str, str],
     metrics: list[str],
 ) -> tuple[list[str], int]:
     """A page without filters on params or metrics: no pivot of every run.
@@ -183,14 +192,14 @@ def _page_narrow(
     the wide view would pivot every parameter and metric of every run first.
     """
     cond, args = _filters(q, run_id_col="r.run_id")
-    kind, name = _sort_target(q.sort, list(numeric_params), metrics)
+    kind, name = _sort_target(q.sort, list(param_kinds), metrics)
     join = ""
     join_args: list[Any] = []
     if kind == "base":
         col = "epoch(r.ended_at) - epoch(r.started_at)" if name == "duration" else f"r.{name}"
     elif kind == "param":
         join = "LEFT JOIN params s ON s.run_id = r.run_id AND s.key = ?"
-        col = "s.value_num" if numeric_params[name] else "s.value_text"
+        col = "s.value_text" if param_kinds[name] == "text" else "s.value_num"
         join_args = [name]
     else:
         join = "LEFT JOIN metric_latest s ON s.run_id = r.run_id AND s.key = ?"
@@ -265,7 +274,11 @@ def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
         f"WITH wide AS ({wide}) SELECT {', '.join(keep)} FROM wide "
         f"WHERE {cond} ORDER BY {order} {page}"
     )
-    return _run_filter(con, sql, args, q.where).df()
+    frame = _run_filter(con, sql, args, q.where).df()
+    for k, kind in param_kinds:
+        if kind == "integer":  # nullable whether or not a run lacks it: 3 and <NA>
+            frame["params." + k] = frame["params." + k].astype("Int64")
+    return frame
 
 
 def _run_filter(

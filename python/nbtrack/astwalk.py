@@ -1,0 +1,61 @@
+"""Fast traversals of a cell's syntax tree, for its dataflow (dataflow.py).
+
+``ast.iter_child_nodes`` and ``ast.walk`` look up every node's fields each time and
+visit contexts and operators too; the dataflow of a 300-line cell must take under
+2 ms, so the fields of each node type are looked up once and the rest is skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "kind"})
+_fields: dict[type, tuple[str, ...]] = {}
+_fields_backwards: dict[type, tuple[str, ...]] = {}
+
+
+def kids(node: ast.AST) -> list[Any]:
+    """Child nodes in field order, without contexts and operators (``ast`` is slower)."""
+    t = type(node)
+    names = _fields.get(t)
+    if names is None:
+        names = _fields[t] = tuple(f for f in t._fields if f not in _SKIP_FIELDS)
+    out: list[Any] = []
+    for f in names:
+        v = getattr(node, f, None)
+        if type(v) is list:
+            out.extend(x for x in v if isinstance(x, ast.AST))
+        elif isinstance(v, ast.AST):
+            out.append(v)
+    return out
+
+
+def walk(node: ast.AST) -> list[Any]:
+    """Every node under ``node`` in source order (pre-order), cheaper than ``ast.walk``."""
+    stack: list[Any] = [node]
+    out: list[Any] = []
+    pop, push, extend, keep = stack.pop, stack.append, stack.extend, out.append
+    backwards = _fields_backwards
+    while stack:
+        n = pop()
+        t = type(n)
+        if t is ast.Name:
+            keep(n)
+            continue
+        if t is ast.Constant or not isinstance(n, ast.AST):
+            continue  # None keys of a dict, names of a global statement
+        keep(n)
+        if t is ast.Attribute:
+            push(n.value)  # type: ignore[attr-defined]
+            continue
+        names = backwards.get(t)
+        if names is None:
+            names = backwards[t] = tuple(f for f in reversed(t._fields) if f not in _SKIP_FIELDS)
+        for f in names:  # pushed last field first, so popped in source order
+            v = getattr(n, f, None)
+            if type(v) is list:
+                extend(reversed(v))
+            elif v is not None:
+                push(v)
+    return out
