@@ -22,15 +22,15 @@ SORTABLE = {
 }  # fmt: skip
 
 # Parameter and metric names per file, remembered while the row counts stay the same.
-_keys_cache: dict[str, tuple[Any, list[tuple[str, str]], list[str]]] = {}
+_keys_cache: dict[str, tuple[Any, list[tuple[str, bool]], list[str]]] = {}
+_integers_cache: dict[str, tuple[Any, set[str]]] = {}
 # A parameter whose every value is one of these is an integer column (JSON's text of an
 # int; 18 digits at most, so it fits a BIGINT): ``epochs`` is 3 and <NA>, not 3.0 and NaN.
 _INTEGER_JSON = "'-?[0-9]{1,18}'"
 
 
-def _keys(path: str, con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, str]], list[str]]:
-    """Every parameter name with its kind (``integer``, ``number`` when all its values are
-    numbers, else ``text``) and every metric name.
+def _keys(path: str, con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, bool]], list[str]]:
+    """Every parameter name (with whether all its values are numbers) and metric name.
 
     Remembered per file while the row counts stay the same: at 100,000 runs the
     two scans cost ~100 ms, the counts (kept by DuckDB) next to nothing.
@@ -42,22 +42,44 @@ def _keys(path: str, con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, st
     if cached is not None and cached[0] == counts:
         return cached[1], cached[2]
     param_kinds = con.execute(
-        "SELECT key, bool_and(value_num IS NOT NULL), "
-        f"bool_and(regexp_full_match(value, {_INTEGER_JSON})) FROM params GROUP BY key ORDER BY key"
+        "SELECT key, bool_and(value_num IS NOT NULL) FROM params GROUP BY key ORDER BY key"
     ).fetchall()
     metric_keys = [
         r[0] for r in con.execute("SELECT DISTINCT key FROM metric_latest ORDER BY key").fetchall()
     ]
-    kinds = [(k, "integer" if i else "number" if n else "text") for k, n, i in param_kinds]
+    kinds = [(k, bool(n)) for k, n in param_kinds]
     _keys_cache[path] = (counts, kinds, metric_keys)
     return kinds, metric_keys
 
 
-def _wide_sql(param_kinds: list[tuple[str, str]], metric_keys: list[str]) -> tuple[str, list[str]]:
+def _integer_params(path: str, con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The parameters whose every value is a whole number as written (``3``, not ``3.0``).
+
+    Only ``nbtrack.runs()`` asks (its columns are nullable integers): the pattern test
+    triples the scan of ``_keys`` (~275 vs ~90 ms over a million values), which a
+    listing should not pay after every new run. Remembered while the count stays."""
+    count = con.execute("SELECT count(*) FROM params").fetchone()
+    cached = _integers_cache.get(path)
+    if cached is not None and cached[0] == count:
+        return cached[1]
+    rows = con.execute(
+        "SELECT key FROM params GROUP BY key "
+        f"HAVING bool_and(regexp_full_match(value, {_INTEGER_JSON}))"
+    ).fetchall()
+    found = {r[0] for r in rows}
+    _integers_cache[path] = (count, found)
+    return found
+
+
+def _wide_sql(
+    param_kinds: list[tuple[str, bool]],
+    metric_keys: list[str],
+    integers: set[str] | frozenset[str] = frozenset(),
+) -> tuple[str, list[str]]:
     """A query with one row per run and one column per param and metric.
 
-    Integer parameters are BIGINT columns, other numeric ones DOUBLE, others text;
-    each column is there as ``"params.lr"`` and, where the bare name is free, as
+    Numeric parameters are DOUBLE columns (BIGINT for those in ``integers``), others
+    text; each column is there as ``"params.lr"`` and, where the bare name is free, as
     ``lr`` too, so a ``--where`` can say ``lr > 0.01 and acc > 0.9``.
     """
     taken = set(RUN_COLUMNS) | {
@@ -79,10 +101,10 @@ def _wide_sql(param_kinds: list[tuple[str, str]], metric_keys: list[str]) -> tup
     p_cols, m_cols, aliases = [], [], []
     names = [c for c in RUN_COLUMNS if c not in ("source", "git_diff")] + ["duration"]
     names += ["params." + k for k, _ in param_kinds] + ["metrics." + k for k in metric_keys]
-    for k, kind in param_kinds:
-        col = {"integer": "TRY_CAST(value AS BIGINT)", "number": "value_num"}.get(
-            kind, "value_text"
-        )
+    for k, numeric in param_kinds:
+        col = "value_text" if not numeric else "value_num"
+        if k in integers:
+            col = "TRY_CAST(value AS BIGINT)"
         p_cols.append(f"max({col}) FILTER (WHERE key = {lit(k)}) AS {quote_ident('params.' + k)}")
         if bare[k] == 1 and k not in taken:
             aliases.append(f"{quote_ident('params.' + k)} AS {quote_ident(k)}")
@@ -183,7 +205,7 @@ def _order(q: RunQuery, params: list[str], metrics: list[str]) -> str:
 def _page_narrow(
     con: duckdb.DuckDBPyConnection,
     q: RunQuery,
-    param_kinds: dict[str, str],
+    numeric_params: dict[str, bool],
     metrics: list[str],
 ) -> tuple[list[str], int]:
     """A page without filters on params or metrics: no pivot of every run.
@@ -192,14 +214,14 @@ def _page_narrow(
     the wide view would pivot every parameter and metric of every run first.
     """
     cond, args = _filters(q, run_id_col="r.run_id")
-    kind, name = _sort_target(q.sort, list(param_kinds), metrics)
+    kind, name = _sort_target(q.sort, list(numeric_params), metrics)
     join = ""
     join_args: list[Any] = []
     if kind == "base":
         col = "epoch(r.ended_at) - epoch(r.started_at)" if name == "duration" else f"r.{name}"
     elif kind == "param":
         join = "LEFT JOIN params s ON s.run_id = r.run_id AND s.key = ?"
-        col = "s.value_text" if param_kinds[name] == "text" else "s.value_num"
+        col = "s.value_num" if numeric_params[name] else "s.value_text"
         join_args = [name]
     else:
         join = "LEFT JOIN metric_latest s ON s.run_id = r.run_id AND s.key = ?"
@@ -259,7 +281,8 @@ def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
     """The wide table (one row per run) as a pandas DataFrame."""
     param_kinds, metrics = _keys(path, con)
     params = [k for k, _ in param_kinds]
-    wide, names = _wide_sql(param_kinds, metrics)
+    integers = _integer_params(path, con)
+    wide, names = _wide_sql(param_kinds, metrics, integers)
     where = filters.compile_where(q.where, names, strict=False) if q.where else None
     cond, args = _filters(q, where)
     order = _order(q, params, metrics)
@@ -275,9 +298,8 @@ def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
         f"WHERE {cond} ORDER BY {order} {page}"
     )
     frame = _run_filter(con, sql, args, q.where).df()
-    for k, kind in param_kinds:
-        if kind == "integer":  # nullable whether or not a run lacks it: 3 and <NA>
-            frame["params." + k] = frame["params." + k].astype("Int64")
+    for k in sorted(integers & set(params)):  # nullable whether or not a run lacks it
+        frame["params." + k] = frame["params." + k].astype("Int64")
     return frame
 
 
