@@ -359,3 +359,15 @@ def test_m_on_a_variable_the_cell_did_not_change_is_not_recorded_and_says_so(pro
     assert "-m acc: not recorded: the cell did not change it" in out.text
     assert "-m report: not recorded: the cell did not change it" in out.text
     assert "-m summary: not a metric: summary.stopped_early (a bool)" in out.text
+
+
+def test_a_name_read_in_a_query_string_makes_what_the_cell_made_stale(project_dir, kernel):
+    """Found by a new user's trial: ``df.query("p > @limit")`` read limit as a parameter,
+    yet changing limit left what the query made fresh."""
+    kernel.ok("import pandas as pd\ndf = pd.DataFrame({'p': [1, 5, 9]})\nlimit = 3")
+    kernel.ok("big = df.query('p > @limit')\nn = len(big)\nrows = df.eval('p * 2')")
+    kernel.ok("limit = 6")
+    out = kernel.ok("%%track q\nk = n + len(big) + len(rows)")
+    assert "stale input: big was made by In[3] from limit, which was changed since" in out.text
+    assert "stale input: n was made by In[3] from limit, which was changed" in out.text
+    assert "rows was made" not in out.text

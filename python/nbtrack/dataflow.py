@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .exprfacts import AT_CALLS, at_names, is_literal
+from .exprfacts import AT_CALLS, at_names, base_name, is_literal
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
 
@@ -243,11 +243,9 @@ class _Walker:
             self.target(t.value)
         else:  # x.a = ..., x[i] = ...: reads x and changes its object
             self.expr(t)
-            base = t
-            while isinstance(base, (ast.Attribute, ast.Subscript)):
-                base = base.value
-            if isinstance(base, ast.Name) and not self.scopes:
-                self.mutates.add(base.id)
+            base = base_name(t)
+            if base is not None and not self.scopes:
+                self.mutates.add(base)
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         if isinstance(t, ast.Name):
