@@ -371,3 +371,27 @@ def test_a_name_read_in_a_query_string_makes_what_the_cell_made_stale(project_di
     assert "stale input: big was made by In[3] from limit, which was changed since" in out.text
     assert "stale input: n was made by In[3] from limit, which was changed" in out.text
     assert "rows was made" not in out.text
+
+
+def test_a_value_changed_in_place_is_read_again_and_shown_changed(project_dir, kernel):
+    """Found by a new user's trial: ``X /= 10``, ``Y[0] = ...`` through an alias, and an
+    untracked ``df.dropna(inplace=True)`` kept the old fingerprint: "same as the previous run"."""
+    kernel.ok(
+        "import numpy as np\nimport pandas as pd\nX = np.arange(1.0, 7.0)\nY = X\n"
+        "df = pd.DataFrame({'a': [1.0, None, 3.0]})"
+    )
+    track = "%%track fit\nm = X.sum() + len(df)"
+    kernel.ok(track)
+    seen = [kernel.ok("X /= 10"), kernel.ok(track)]
+    seen += [kernel.ok("Y[0] = 100.0"), kernel.ok(track)]  # X changed through its alias
+    seen += [kernel.ok("df.dropna(inplace=True)"), kernel.ok(track)]  # by a method
+    seen += [kernel.ok("%%track scale\nX *= 2"), kernel.ok(track)]  # by a tracked cell
+    again = kernel.ok(track)
+    assert "read X: changed" in seen[1].text and "read df" not in seen[1].text
+    assert "read X: changed" in seen[3].text
+    assert "read df: changed" in seen[5].text and "read X" not in seen[5].text
+    assert "read X: changed" in seen[7].text
+    assert "same as the previous run" in again.text
+    runs = _cell_runs(_settle(project_dir), "fit")
+    prints = [{i.name: (i.shape, i.fingerprint) for i in r.named_inputs} for r in runs]
+    assert len({p["X"] for p in prints}) == 4 and prints[3]["df"][0] == "2×1"

@@ -9,8 +9,8 @@ that calls ``train()`` reads the globals ``train`` reads, transitively.
 
 What this cannot see (written in docs/design.md too): names reached through
 ``globals()[...]``, ``exec``/``eval`` strings, ``from x import *``, shell command
-strings (``!cmd {x}``), and objects changed in place by a method
-call (``df.dropna(inplace=True)``). A cell using ``globals``/``exec``/``eval``/a star
+strings (``!cmd {x}``), and objects changed in place by a function they are passed to
+(``np.add(X, 1, out=X)``). A cell using ``globals``/``exec``/``eval``/a star
 import is flagged ``dynamic``.
 """
 
@@ -34,14 +34,18 @@ class CellFlow:
     ``reads``: names loaded before the cell binds them, in first-read order.
     ``assigns``: names the cell binds or deletes at top level (and ``global`` ones
     its functions bind). ``mutates``: names whose object the cell changes through a
-    subscript or attribute store (``df["a"] = ...``). ``literals``: names bound to a
-    literal at top level (never later to something computed). ``error``: why the
-    code could not be analysed (then everything else is empty).
+    subscript or attribute store (``df["a"] = ...``) or may change by an augmented
+    assignment (``X /= 10``: an array in place). ``called``: names whose methods the
+    cell calls, which may change their object too (``df.dropna(inplace=True)``).
+    ``literals``: names bound to a literal at top level (never later to something
+    computed). ``error``: why the code could not be analysed (then everything else is
+    empty).
     """
 
     reads: tuple[str, ...] = ()
     assigns: frozenset[str] = frozenset()
     mutates: frozenset[str] = frozenset()
+    called: frozenset[str] = frozenset()
     literals: tuple[str, ...] = ()
     dynamic: bool = False
     error: str | None = None
@@ -111,6 +115,7 @@ class _Walker:
         self.deferred: dict[str, None] = {}
         self.assigns: set[str] = set()
         self.mutates: set[str] = set()
+        self.called: set[str] = set()
         self.literals: dict[str, None] = {}
         self.dynamic = False
         # Inner scopes being walked now (class bodies, comprehensions): their names.
@@ -153,6 +158,8 @@ class _Walker:
                 self.load(t.id)
                 self.expr(node.value)
                 self.store(t.id)
+                if not self.scopes:
+                    self.mutates.add(t.id)
             else:
                 self.expr(node.value)
                 self.target(t)
@@ -286,9 +293,13 @@ class _Walker:
                 self.expr(a)
             for k in node.keywords:  # type: ignore[attr-defined]
                 self.expr(k.value)
-            if type(f) is ast.Attribute and f.attr in AT_CALLS:
-                for name in at_names(node):  # type: ignore[arg-type]
-                    self.load(name)
+            if type(f) is ast.Attribute:
+                base = base_name(f.value)  # df.dropna(inplace=True) may change df
+                if base is not None and all(base not in s for s in self.scopes):
+                    self.called.add(base)
+                if f.attr in AT_CALLS:
+                    for name in at_names(node):  # type: ignore[arg-type]
+                        self.load(name)
         elif t is ast.BinOp:
             self.expr(node.left)  # type: ignore[attr-defined]
             self.expr(node.right)  # type: ignore[attr-defined]
@@ -382,6 +393,7 @@ class _Walker:
             reads=tuple(reads),
             assigns=frozenset(self.assigns),
             mutates=frozenset(self.mutates),
+            called=frozenset(self.called),
             # A name read before the cell rebinds it to a literal is an input: the value
             # the cell used is the one it found (``print(epochs); epochs = 3`` used 5).
             literals=tuple(k for k in self.literals if k not in reads),
@@ -414,6 +426,7 @@ def merge(flows: list[CellFlow]) -> CellFlow:
         reads=tuple(reads),
         assigns=frozenset(assigns),
         mutates=frozenset().union(*(f.mutates for f in flows)),
+        called=frozenset().union(*(f.called for f in flows)),
         literals=tuple(k for k in literals if k not in reads),
         dynamic=any(f.dynamic for f in flows),
         error=next((f.error for f in flows if f.error), None),

@@ -3,8 +3,9 @@
 After every cell (tracked or not) the names it binds get a *producer*: the cell's
 execution count, cell id, run id (for a tracked cell), a version from one counter
 per kernel, the identity of the object, and the versions of the names that cell
-read. Nothing in the namespace is hashed or scanned: only the names a cell binds are
-touched, so a namespace of 100,000 names costs what one of ten does.
+read. Nothing in the namespace is hashed or scanned: only the names a cell binds,
+stores into or calls a method of are touched, so a namespace of 100,000 names costs
+what one of ten does.
 
 A name a cell reads is *stale* when the cell that made it ran again since without
 making it again, or when a name it was made from has changed since (transitively).
@@ -40,7 +41,7 @@ CELL_BUDGET = 0.2  # seconds a cell start may spend fingerprinting what the cell
 # cells up to this size: a larger cell keeps the per-cell answer, costing nothing more.
 PER_NAME_LIMIT = 20  # names the cell made
 PER_NAME_SOURCE = 4_000  # characters of the cell
-_DESCRIBED_LIMIT = 256
+_DESCRIBED_LIMIT = 256  # objects whose fingerprints are kept
 _MISSING = object()
 
 
@@ -114,7 +115,9 @@ class Lineage:
         self.cell_runs: dict[str, int] = {}
         self._clock = 0
         self._last: tuple[int | None, frozenset[str]] | None = None
-        self._described: dict[tuple[str, int, int], Description] = {}
+        # Fingerprints by object identity, then by (name, version) that read it; a cell
+        # that may change an object drops its entry (after_cell).
+        self._described: dict[int, dict[tuple[str, int], Description]] = {}
 
     # ---------------------------------------------------------------- after each cell
     def after_cell(
@@ -140,11 +143,18 @@ class Lineage:
         names = self.names
         assigned = flow.assigns | flow.mutates | bound
         made: list[str] = []
-        for n in assigned:
+        for n in (assigned | flow.called) if flow.called else assigned:
             obj = self.ns.get(n, _MISSING)
             if obj is _MISSING:
-                names.pop(n, None)
+                if n in assigned:
+                    names.pop(n, None)
                 continue
+            # The cell may have changed the object in place (`X /= 10`, `Y[0] = 1` on an
+            # alias of X, `df.dropna(inplace=True)`): whoever reads it next, under any
+            # name, fingerprints it again.
+            self._described.pop(id(obj), None)
+            if n not in assigned:
+                continue  # only a method called (`df.head()`): no proof of a change
             prev = names.get(n)
             token = _token(obj)
             same = (
@@ -266,17 +276,20 @@ class Lineage:
         return out
 
     def _describe(self, name: str, value: Any, p: Producer | None, deadline: float) -> Description:
-        # The same object at the same version was fingerprinted before: reuse it.
-        key = (name, p.version if p is not None else -1, id(value))
-        found = self._described.get(key)
+        # The same object at the same version, unchanged since by any cell: reuse it.
+        key = (name, p.version if p is not None else -1)
+        kept = self._described.get(id(value))
+        found = kept.get(key) if kept is not None else None
         if found is None:
             left = deadline - time.perf_counter()
             if left <= 0:  # the cell waited long enough: its other values by type only
                 return Description(type_name(value), None, None, "not fingerprinted: no time left")
             found = describe(value, min(left, FINGERPRINT_BUDGET))
-            if len(self._described) >= _DESCRIBED_LIMIT:
-                self._described.clear()
-            self._described[key] = found
+            if kept is None:
+                if len(self._described) >= _DESCRIBED_LIMIT:
+                    self._described.clear()
+                kept = self._described[id(value)] = {}
+            kept[key] = found
         return found
 
 
