@@ -95,6 +95,26 @@ def test_rebinding_an_equal_value_is_no_change_and_unseen_rebinding_loses_the_pr
     assert r.producer is None and r.value == 9.0
 
 
+def test_equal_plain_containers_are_no_change_up_to_a_bound_and_a_changed_one_is():
+    nb = Notebook()
+    cfg = "G = [5]\nC = {'a': (1, 'x'), 'b': {2.0}, 'c': [[True]]}"
+    big = "B = list(range(3000))\nD = [[[[[1]]]]]"
+    nb.run(cfg, "cfg")
+    nb.run(big, "big")
+    nb.run("t = (G, C, B, D)", "make")
+    nb.run(cfg, "cfg")
+    assert nb.reads("t")["t"].stale is None
+    nb.run("C = {'a': (1, 'x'), 'b': {2.0}, 'c': [[1]]}", "other")  # True became 1
+    assert nb.reads("t")["t"].stale.startswith("t was made by In[3] from C")
+    nb.run("t = (G, C, B, D)", "make")
+    nb.run("G.append(6)", "grow")  # changed by a method: a change too
+    assert nb.reads("t")["t"].stale.startswith("t was made by In[6] from G")
+    for name, code in (("B", "B = list(range(3000))"), ("D", "D = [[[[[1]]]]]")):
+        nb.run("t = (G, C, B, D)", "make")
+        nb.run(code, name)  # past the bounds (3,000 items; 5 levels): compared by identity
+        assert nb.reads("t")["t"].stale.startswith(f"t was made by In[{nb.count - 1}] from {name}")
+
+
 def test_the_cell_before_papermills_injected_cell_holds_the_defaults():
     nb = Notebook()
     nb.run("seed = 1\nlr = 0.1", "params")
@@ -395,3 +415,17 @@ def test_a_value_changed_in_place_is_read_again_and_shown_changed(project_dir, k
     runs = _cell_runs(_settle(project_dir), "fit")
     prints = [{i.name: (i.shape, i.fingerprint) for i in r.named_inputs} for r in runs]
     assert len({p["X"] for p in prints}) == 4 and prints[3]["df"][0] == "2×1"
+
+
+def test_a_config_cell_run_again_with_equal_containers_makes_nothing_stale(project_dir, kernel):
+    """Found by a new user's trial: ``CONFIG = {...}`` and ``G = [5]`` run again unchanged
+    made everything made from them stale."""
+    cfg = "CONFIG = {'lr': 0.1, 'layers': [64, 32], 'opt': {'name': 'adam'}}\nG = [5]"
+    kernel.ok(cfg, cell_id="cfg")
+    kernel.ok("t = CONFIG['lr'] * G[0]", cell_id="make")
+    kernel.ok(cfg, cell_id="cfg")
+    same = kernel.ok("%%track use\nu = t * 2", cell_id="use")
+    kernel.ok(cfg.replace("[64, 32]", "[64, 16]"), cell_id="cfg")
+    changed = kernel.ok("%%track use\nu = t * 2", cell_id="use")
+    assert "stale input" not in same.text
+    assert "stale input: t was made by In[3] from CONFIG, which was changed since" in changed.text
