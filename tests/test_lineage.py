@@ -429,3 +429,17 @@ def test_a_config_cell_run_again_with_equal_containers_makes_nothing_stale(proje
     changed = kernel.ok("%%track use\nu = t * 2", cell_id="use")
     assert "stale input" not in same.text
     assert "stale input: t was made by In[3] from CONFIG, which was changed since" in changed.text
+
+
+def test_a_value_recomputed_to_an_equal_result_is_made_from_the_new_sources(project_dir, kernel):
+    """Found by a new user's trial: "t was made by In[6] from G, which was changed since
+    by In[5]", though In[6] ran after In[5]."""
+    kernel.ok("G = [5]", cell_id="cfg")
+    kernel.ok("t = len(G)\nr = t / 2", cell_id="make")
+    kernel.ok("w = t * 10", cell_id="down")
+    kernel.ok("G = [6]", cell_id="cfg")
+    stale = kernel.ok("%%track use\nu = w + r", cell_id="use")
+    kernel.ok("t = len(G)\nr = t / 2", cell_id="make")  # the same t and r again
+    fresh = kernel.ok("%%track use\nu = w + r", cell_id="use")
+    assert "stale input: w was made by In[4] from t; t was made by In[3] from G" in stale.text
+    assert "stale input" not in fresh.text

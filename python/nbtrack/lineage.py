@@ -193,7 +193,7 @@ class Lineage:
         via, bound = notebook_reads([n for n in flow.reads if n in self.ns], self.ns)
         names = self.names
         assigned = flow.assigns | flow.mutates | bound
-        made: list[str] = []
+        made: list[str] = []  # new values, and values recomputed equal: their sources anew
         for n in (assigned | flow.called) if flow.called else assigned:
             obj = self.ns.get(n, _MISSING)
             if obj is _MISSING:
@@ -209,12 +209,20 @@ class Lineage:
             same = prev is not None and _unchanged(prev, obj, token, n in flow.mutates)
             if n not in assigned and (same or prev is None):
                 continue  # only a method called (`df.head()`), and nothing seen changed
-            version = prev.version if same and prev is not None else self._tick()
+            if prev is None or not same:
+                names[n] = Producer(
+                    self._tick(), execution_count, key, cell_id, run_id, origin, id(obj), token
+                )
+                made.append(n)
+                continue
             names[n] = Producer(
-                version, execution_count, key, cell_id, run_id, origin, id(obj), token,
-                prev.reads if same and prev is not None else {},
+                prev.version, execution_count, key, cell_id, run_id, origin, id(obj), token,
+                prev.reads,
             )  # fmt: skip
-            if not same:
+            if id(obj) != prev.obj_id or type(obj) in _SCALARS:
+                # Recomputed to an equal value (a small int or a string may be the very
+                # same object): the same version for what was made from it, but made
+                # from its sources as they are now, not as they were.
                 made.append(n)
         # What each new value was made from, at the versions the cell left: a name the
         # cell also rebound counts as this cell's own (`x = x * 2; y = x + 1` leaves y
@@ -227,7 +235,10 @@ class Lineage:
         for n in made:
             came = per_name.get(n) if per_name is not None else None
             if came is not None:
-                called = notebook_reads([m for m in came if m in self.ns], self.ns)[0]
+                # No notebook code reached by the whole cell: none by a part of it either.
+                called = (
+                    notebook_reads([m for m in came if m in self.ns], self.ns)[0] if via else ()
+                )
                 sources: Iterable[str] = (*came, *called)
             else:
                 sources = everything
