@@ -46,9 +46,13 @@ def test_assignments_mutations_and_literals_are_told_apart():
         "lr = 0.01\nlayers = [64, 32]\na, b = 1, 'x'\nn = 100\nn *= 2\n"
         "m = 5\nm = len(data)\ndf['new'] = 1\nmodel.coef = w\n"
         "import os\ndel tmp\ndef f():\n    global counter\n    counter = 1\n"
+        "X /= 10\nraw.dropna(inplace=True)\nfits = [m.fit() for m in models]\n"
     )
-    assert flow.assigns == {"lr", "layers", "a", "b", "n", "m", "os", "tmp", "f", "counter"}
-    assert flow.mutates == {"df", "model"}
+    assert flow.assigns == {"lr", "layers", "a", "b", "n", "m", "os", "tmp", "f", "counter",
+                            "X", "fits"}  # fmt: skip
+    # changed in place, or may be: stores into them, augmented assignments, methods
+    assert flow.mutates == {"df", "model", "n", "X"}
+    assert flow.called == {"raw"}  # m is the comprehension's own
     assert flow.literals == ("lr", "layers", "a", "b", "n")  # m became computed
     assert not flow.dynamic and flow.error is None
 

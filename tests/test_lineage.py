@@ -95,6 +95,26 @@ def test_rebinding_an_equal_value_is_no_change_and_unseen_rebinding_loses_the_pr
     assert r.producer is None and r.value == 9.0
 
 
+def test_equal_plain_containers_are_no_change_up_to_a_bound_and_a_changed_one_is():
+    nb = Notebook()
+    cfg = "G = [5]\nC = {'a': (1, 'x'), 'b': {2.0}, 'c': [[True]]}"
+    big = "B = list(range(3000))\nD = [[[[[1]]]]]"
+    nb.run(cfg, "cfg")
+    nb.run(big, "big")
+    nb.run("t = (G, C, B, D)", "make")
+    nb.run(cfg, "cfg")
+    assert nb.reads("t")["t"].stale is None
+    nb.run("C = {'a': (1, 'x'), 'b': {2.0}, 'c': [[1]]}", "other")  # True became 1
+    assert nb.reads("t")["t"].stale.startswith("t was made by In[3] from C")
+    nb.run("t = (G, C, B, D)", "make")
+    nb.run("G.append(6)", "grow")  # changed by a method: a change too
+    assert nb.reads("t")["t"].stale.startswith("t was made by In[6] from G")
+    for name, code in (("B", "B = list(range(3000))"), ("D", "D = [[[[[1]]]]]")):
+        nb.run("t = (G, C, B, D)", "make")
+        nb.run(code, name)  # past the bounds (3,000 items; 5 levels): compared by identity
+        assert nb.reads("t")["t"].stale.startswith(f"t was made by In[{nb.count - 1}] from {name}")
+
+
 def test_the_cell_before_papermills_injected_cell_holds_the_defaults():
     nb = Notebook()
     nb.run("seed = 1\nlr = 0.1", "params")
@@ -400,3 +420,67 @@ def test_m_on_a_variable_the_cell_did_not_change_is_not_recorded_and_says_so(pro
     assert "-m acc: not recorded: the cell did not change it" in out.text
     assert "-m report: not recorded: the cell did not change it" in out.text
     assert "-m summary: not a metric: summary.stopped_early (a bool)" in out.text
+
+
+def test_a_name_read_in_a_query_string_makes_what_the_cell_made_stale(project_dir, kernel):
+    """Found by a new user's trial: ``df.query("p > @limit")`` read limit as a parameter,
+    yet changing limit left what the query made fresh."""
+    kernel.ok("import pandas as pd\ndf = pd.DataFrame({'p': [1, 5, 9]})\nlimit = 3")
+    kernel.ok("big = df.query('p > @limit')\nn = len(big)\nrows = df.eval('p * 2')")
+    kernel.ok("limit = 6")
+    out = kernel.ok("%%track q\nk = n + len(big) + len(rows)")
+    assert "stale input: big was made by In[3] from limit, which was changed since" in out.text
+    assert "stale input: n was made by In[3] from limit, which was changed" in out.text
+    assert "rows was made" not in out.text
+
+
+def test_a_value_changed_in_place_is_read_again_and_shown_changed(project_dir, kernel):
+    """Found by a new user's trial: ``X /= 10``, ``Y[0] = ...`` through an alias, and an
+    untracked ``df.dropna(inplace=True)`` kept the old fingerprint: "same as the previous run"."""
+    kernel.ok(
+        "import numpy as np\nimport pandas as pd\nX = np.arange(1.0, 7.0)\nY = X\n"
+        "df = pd.DataFrame({'a': [1.0, None, 3.0]})"
+    )
+    track = "%%track fit\nm = X.sum() + len(df)"
+    kernel.ok(track)
+    seen = [kernel.ok("X /= 10"), kernel.ok(track)]
+    seen += [kernel.ok("Y[0] = 100.0"), kernel.ok(track)]  # X changed through its alias
+    seen += [kernel.ok("df.dropna(inplace=True)"), kernel.ok(track)]  # by a method
+    seen += [kernel.ok("%%track scale\nX *= 2"), kernel.ok(track)]  # by a tracked cell
+    again = kernel.ok(track)
+    assert "read X: changed" in seen[1].text and "read df" not in seen[1].text
+    assert "read X: changed" in seen[3].text
+    assert "read df: changed" in seen[5].text and "read X" not in seen[5].text
+    assert "read X: changed" in seen[7].text
+    assert "same as the previous run" in again.text
+    runs = _cell_runs(_settle(project_dir), "fit")
+    prints = [{i.name: (i.shape, i.fingerprint) for i in r.named_inputs} for r in runs]
+    assert len({p["X"] for p in prints}) == 4 and prints[3]["df"][0] == "2×1"
+
+
+def test_a_config_cell_run_again_with_equal_containers_makes_nothing_stale(project_dir, kernel):
+    """Found by a new user's trial: ``CONFIG = {...}`` and ``G = [5]`` run again unchanged
+    made everything made from them stale."""
+    cfg = "CONFIG = {'lr': 0.1, 'layers': [64, 32], 'opt': {'name': 'adam'}}\nG = [5]"
+    kernel.ok(cfg, cell_id="cfg")
+    kernel.ok("t = CONFIG['lr'] * G[0]", cell_id="make")
+    kernel.ok(cfg, cell_id="cfg")
+    same = kernel.ok("%%track use\nu = t * 2", cell_id="use")
+    kernel.ok(cfg.replace("[64, 32]", "[64, 16]"), cell_id="cfg")
+    changed = kernel.ok("%%track use\nu = t * 2", cell_id="use")
+    assert "stale input" not in same.text
+    assert "stale input: t was made by In[3] from CONFIG, which was changed since" in changed.text
+
+
+def test_a_value_recomputed_to_an_equal_result_is_made_from_the_new_sources(project_dir, kernel):
+    """Found by a new user's trial: "t was made by In[6] from G, which was changed since
+    by In[5]", though In[6] ran after In[5]."""
+    kernel.ok("G = [5]", cell_id="cfg")
+    kernel.ok("t = len(G)\nr = t / 2", cell_id="make")
+    kernel.ok("w = t * 10", cell_id="down")
+    kernel.ok("G = [6]", cell_id="cfg")
+    stale = kernel.ok("%%track use\nu = w + r", cell_id="use")
+    kernel.ok("t = len(G)\nr = t / 2", cell_id="make")  # the same t and r again
+    fresh = kernel.ok("%%track use\nu = w + r", cell_id="use")
+    assert "stale input: w was made by In[4] from t; t was made by In[3] from G" in stale.text
+    assert "stale input" not in fresh.text

@@ -9,8 +9,8 @@ that calls ``train()`` reads the globals ``train`` reads, transitively.
 
 What this cannot see (written in docs/design.md too): names reached through
 ``globals()[...]``, ``exec``/``eval`` strings, ``from x import *``, shell command
-strings (``!cmd {x}``), and objects changed in place by a method
-call (``df.dropna(inplace=True)``). A cell using ``globals``/``exec``/``eval``/a star
+strings (``!cmd {x}``), and objects changed in place by a function they are passed to
+(``np.add(X, 1, out=X)``). A cell using ``globals``/``exec``/``eval``/a star
 import is flagged ``dynamic``.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .astwalk import kids, walk
-from .exprfacts import AT_CALLS, at_names, is_literal
+from .exprfacts import AT_CALLS, at_names, base_name, is_literal
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
 
@@ -34,17 +34,20 @@ class CellFlow:
     ``reads``: names loaded before the cell binds them, in first-read order.
     ``assigns``: names the cell binds or deletes at top level (and ``global`` ones
     its functions bind). ``mutates``: names whose object the cell changes through a
-    subscript or attribute store (``df["a"] = ...``). ``literals``: names bound to a
-    literal at top level (never later to something computed). ``loop_changed``: those
-    of them a loop rebinds or changes (``total += x`` in a ``for``): their value at
-    the end of the cell is what the loop left, not a parameter, so the run records
-    them as written. ``error``: why the code could not be analysed (then everything
-    else is empty).
+    subscript or attribute store (``df["a"] = ...``) or may change by an augmented
+    assignment (``X /= 10``: an array in place). ``called``: names whose methods the
+    cell calls, which may change their object too (``df.dropna(inplace=True)``).
+    ``literals``: names bound to a literal at top level (never later to something
+    computed). ``loop_changed``: those of them a loop rebinds or changes (``total += x``
+    in a ``for``): their value at the end of the cell is what the loop left, not a
+    parameter, so the run records them as written. ``error``: why the code could not be
+    analysed (then everything else is empty).
     """
 
     reads: tuple[str, ...] = ()
     assigns: frozenset[str] = frozenset()
     mutates: frozenset[str] = frozenset()
+    called: frozenset[str] = frozenset()
     literals: tuple[str, ...] = ()
     loop_changed: frozenset[str] = frozenset()
     dynamic: bool = False
@@ -64,6 +67,7 @@ class _Walker:
         self.deferred: dict[str, None] = {}
         self.assigns: set[str] = set()
         self.mutates: set[str] = set()
+        self.called: set[str] = set()
         self.literals: dict[str, None] = {}
         self.loop_changed: set[str] = set()
         self.loops = 0  # depth of the top-level for/while loops being walked
@@ -113,6 +117,8 @@ class _Walker:
                 self.load(t.id)
                 self.expr(node.value)
                 self.store(t.id)
+                if not self.scopes:
+                    self.mutates.add(t.id)
             else:
                 self.expr(node.value)
                 self.target(t)
@@ -211,12 +217,10 @@ class _Walker:
             self.target(t.value)
         else:  # x.a = ..., x[i] = ...: reads x and changes its object
             self.expr(t)
-            base = t
-            while isinstance(base, (ast.Attribute, ast.Subscript)):
-                base = base.value
-            if isinstance(base, ast.Name) and not self.scopes:
-                self.mutates.add(base.id)
-                self._changed_in_loop(base.id)
+            base = base_name(t)
+            if base is not None and not self.scopes:
+                self.mutates.add(base)
+                self._changed_in_loop(base)
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         if isinstance(t, ast.Name):
@@ -267,6 +271,9 @@ class _Walker:
             for k in node.keywords:  # type: ignore[attr-defined]
                 self.expr(k.value)
             if type(f) is ast.Attribute:
+                base = base_name(f.value)  # df.dropna(inplace=True) may change df
+                if base is not None and all(base not in s for s in self.scopes):
+                    self.called.add(base)
                 if f.attr in AT_CALLS:
                     for name in at_names(node):  # type: ignore[arg-type]
                         self.load(name)
@@ -365,6 +372,7 @@ class _Walker:
             reads=tuple(reads),
             assigns=frozenset(self.assigns),
             mutates=frozenset(self.mutates),
+            called=frozenset(self.called),
             # A name read before the cell rebinds it to a literal is an input: the value
             # the cell used is the one it found (``print(epochs); epochs = 3`` used 5).
             literals=tuple(k for k in self.literals if k not in reads),
@@ -398,6 +406,7 @@ def merge(flows: list[CellFlow]) -> CellFlow:
         reads=tuple(reads),
         assigns=frozenset(assigns),
         mutates=frozenset().union(*(f.mutates for f in flows)),
+        called=frozenset().union(*(f.called for f in flows)),
         literals=tuple(k for k in literals if k not in reads),
         loop_changed=frozenset().union(*(f.loop_changed for f in flows)),
         dynamic=any(f.dynamic for f in flows),

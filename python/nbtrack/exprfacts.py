@@ -1,6 +1,8 @@
 """Facts about single expressions that the dataflow of a cell needs.
 
 - Literals: ``n = 2 ** 10`` binds a literal (an ``auto`` parameter), ``n = f()`` does not.
+- Bases: ``df["a"] = 1``, ``X.w[0] = 1`` and ``df.dropna(inplace=True)`` may change the
+  object of the name their chain of attributes and subscripts starts from.
 - pandas' string expressions: ``DataFrame.query``, ``DataFrame.eval`` and ``pandas.eval``
   read the caller's variables by name from inside a string (``@name``); the dataflow of a
   cell (dataflow.py) and of the notebook code it calls (codeflow.py) count them as read,
@@ -34,6 +36,14 @@ def at_names(call: ast.Call) -> list[str]:
             for n in AT_NAME.findall(part.value)
         ]
     return []
+
+
+def base_name(node: ast.expr) -> str | None:
+    """The name a chain of attributes and subscripts starts from: ``df`` of
+    ``df["a"].values``; None for ``f().a`` or ``[1][0]``."""
+    while type(node) is ast.Attribute or type(node) is ast.Subscript:
+        node = node.value
+    return node.id if type(node) is ast.Name else None
 
 
 _EMPTY_CALLS = frozenset({"set", "dict", "list", "tuple"})

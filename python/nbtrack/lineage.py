@@ -2,9 +2,11 @@
 
 After every cell (tracked or not) the names it binds get a *producer*: the cell's
 execution count, cell id, run id (for a tracked cell), a version from one counter
-per kernel, the identity of the object, and the versions of the names that cell
-read. Nothing in the namespace is hashed or scanned: only the names a cell binds are
-touched, so a namespace of 100,000 names costs what one of ten does.
+per kernel, the identity of the object (a small plain value: a copy of it, so an equal
+value bound again is no change), and the versions of the names that cell read.
+Nothing in the namespace is hashed or scanned: only the names a cell binds, stores
+into or calls a method of are touched, so a namespace of 100,000 names costs what one
+of ten does.
 
 A name a cell reads is *stale* when the cell that made it ran again since without
 making it again, or when a name it was made from has changed since (transitively).
@@ -40,7 +42,12 @@ CELL_BUDGET = 0.2  # seconds a cell start may spend fingerprinting what the cell
 # cells up to this size: a larger cell keeps the per-cell answer, costing nothing more.
 PER_NAME_LIMIT = 20  # names the cell made
 PER_NAME_SOURCE = 4_000  # characters of the cell
-_DESCRIBED_LIMIT = 256
+_DESCRIBED_LIMIT = 256  # objects whose fingerprints are kept
+# A plain container (lists, tuples, dicts, sets of scalars) up to these sizes is compared
+# by value: `CONFIG = {...}` run again with an equal dict is no change.
+TOKEN_ITEMS = 2_000  # items, all levels together
+TOKEN_CHARS = 2_000  # characters of its strings
+TOKEN_DEPTH = 4
 _MISSING = object()
 
 
@@ -55,7 +62,7 @@ class Producer:
     run_id: str | None
     origin: str  # papermill (injected), default (the parameters cell), upstream
     obj_id: int
-    token: Any = None  # (type, value) of a plain scalar: rebinding an equal value is no change
+    token: Any = None  # a plain value's (type, value): rebinding an equal one is no change
     reads: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -95,10 +102,55 @@ class Read:
         )
 
 
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+
+
+class _TooBig(Exception):
+    pass
+
+
 def _token(obj: Any) -> Any:
-    if obj is None or type(obj) in (int, float, str, bool):
-        return (type(obj), obj)
-    return None
+    """A plain value as a comparable copy (``(type, value)``, nested for containers), or
+    None for anything else or a container past the bounds (``TOKEN_*``)."""
+    t = type(obj)
+    if t in _SCALARS:
+        return (t, obj)
+    if t not in _CONTAINERS:
+        return None
+    try:
+        return _plain(obj, [TOKEN_ITEMS, TOKEN_CHARS], 0)
+    except (_TooBig, RuntimeError):  # a deep structure, or one another thread changes
+        return None
+
+
+def _plain(obj: Any, left: list[int], depth: int) -> Any:
+    t = type(obj)
+    if t in _SCALARS:
+        if t is str:
+            left[1] -= len(obj)
+            if left[1] < 0:
+                raise _TooBig
+        return (t, obj)
+    if t not in _CONTAINERS or depth >= TOKEN_DEPTH:
+        raise _TooBig
+    left[0] -= len(obj)
+    if left[0] < 0:
+        raise _TooBig
+    if t is dict:
+        items = tuple((_plain(k, left, depth + 1), _plain(v, left, depth + 1))
+                      for k, v in obj.items())  # fmt: skip
+        return (t, items)
+    parts = (_plain(v, left, depth + 1) for v in obj)
+    return (t, frozenset(parts) if t is set or t is frozenset else tuple(parts))
+
+
+def _unchanged(prev: Producer, obj: Any, token: Any, in_place: bool) -> bool:
+    """Whether ``obj`` (``token``: its plain value) is the value ``prev`` recorded: a plain
+    value by value, anything else by identity unless the cell changed it in place."""
+    if token is not None or prev.token is not None:
+        return bool(token == prev.token)
+    return prev.obj_id == id(obj) and not in_place
 
 
 def _cell_key(cell_id: str | None, source: str) -> str:
@@ -114,7 +166,9 @@ class Lineage:
         self.cell_runs: dict[str, int] = {}
         self._clock = 0
         self._last: tuple[int | None, frozenset[str]] | None = None
-        self._described: dict[tuple[str, int, int], Description] = {}
+        # Fingerprints by object identity, then by (name, version) that read it; a cell
+        # that may change an object drops its entry (after_cell).
+        self._described: dict[int, dict[tuple[str, int], Description]] = {}
 
     # ---------------------------------------------------------------- after each cell
     def after_cell(
@@ -139,25 +193,36 @@ class Lineage:
         via, bound = notebook_reads([n for n in flow.reads if n in self.ns], self.ns)
         names = self.names
         assigned = flow.assigns | flow.mutates | bound
-        made: list[str] = []
-        for n in assigned:
+        made: list[str] = []  # new values, and values recomputed equal: their sources anew
+        for n in (assigned | flow.called) if flow.called else assigned:
             obj = self.ns.get(n, _MISSING)
             if obj is _MISSING:
-                names.pop(n, None)
+                if n in assigned:
+                    names.pop(n, None)
                 continue
+            # The cell may have changed the object in place (`X /= 10`, `Y[0] = 1` on an
+            # alias of X, `df.dropna(inplace=True)`): whoever reads it next, under any
+            # name, fingerprints it again.
+            self._described.pop(id(obj), None)
             prev = names.get(n)
             token = _token(obj)
-            same = (
-                prev is not None
-                and n not in flow.mutates
-                and (prev.obj_id == id(obj) or (token is not None and token == prev.token))
-            )
-            version = prev.version if same and prev is not None else self._tick()
+            same = prev is not None and _unchanged(prev, obj, token, n in flow.mutates)
+            if n not in assigned and (same or prev is None):
+                continue  # only a method called (`df.head()`), and nothing seen changed
+            if prev is None or not same:
+                names[n] = Producer(
+                    self._tick(), execution_count, key, cell_id, run_id, origin, id(obj), token
+                )
+                made.append(n)
+                continue
             names[n] = Producer(
-                version, execution_count, key, cell_id, run_id, origin, id(obj), token,
-                prev.reads if same and prev is not None else {},
+                prev.version, execution_count, key, cell_id, run_id, origin, id(obj), token,
+                prev.reads,
             )  # fmt: skip
-            if not same:
+            if id(obj) != prev.obj_id or type(obj) in _SCALARS:
+                # Recomputed to an equal value (a small int or a string may be the very
+                # same object): the same version for what was made from it, but made
+                # from its sources as they are now, not as they were.
                 made.append(n)
         # What each new value was made from, at the versions the cell left: a name the
         # cell also rebound counts as this cell's own (`x = x * 2; y = x + 1` leaves y
@@ -170,7 +235,10 @@ class Lineage:
         for n in made:
             came = per_name.get(n) if per_name is not None else None
             if came is not None:
-                called = notebook_reads([m for m in came if m in self.ns], self.ns)[0]
+                # No notebook code reached by the whole cell: none by a part of it either.
+                called = (
+                    notebook_reads([m for m in came if m in self.ns], self.ns)[0] if via else ()
+                )
                 sources: Iterable[str] = (*came, *called)
             else:
                 sources = everything
@@ -266,17 +334,20 @@ class Lineage:
         return out
 
     def _describe(self, name: str, value: Any, p: Producer | None, deadline: float) -> Description:
-        # The same object at the same version was fingerprinted before: reuse it.
-        key = (name, p.version if p is not None else -1, id(value))
-        found = self._described.get(key)
+        # The same object at the same version, unchanged since by any cell: reuse it.
+        key = (name, p.version if p is not None else -1)
+        kept = self._described.get(id(value))
+        found = kept.get(key) if kept is not None else None
         if found is None:
             left = deadline - time.perf_counter()
             if left <= 0:  # the cell waited long enough: its other values by type only
                 return Description(type_name(value), None, None, "not fingerprinted: no time left")
             found = describe(value, min(left, FINGERPRINT_BUDGET))
-            if len(self._described) >= _DESCRIBED_LIMIT:
-                self._described.clear()
-            self._described[key] = found
+            if kept is None:
+                if len(self._described) >= _DESCRIBED_LIMIT:
+                    self._described.clear()
+                kept = self._described[id(value)] = {}
+            kept[key] = found
         return found
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import ast
 import functools
 
+from .exprfacts import AT_CALLS, at_names, base_name
+
 _OWN_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
@@ -39,11 +41,13 @@ def _names(stmt: ast.stmt) -> tuple[set[str], set[str], set[str]]:
                 binds.add(node.id)
         elif isinstance(node, (ast.Subscript, ast.Attribute)):
             if top and not isinstance(node.ctx, ast.Load):  # x[...] = v, x.a = v change x
-                base: ast.expr = node
-                while isinstance(base, (ast.Subscript, ast.Attribute)):
-                    base = base.value
-                if isinstance(base, ast.Name):
-                    changes.add(base.id)
+                base = base_name(node)
+                if base is not None:
+                    changes.add(base)
+        elif isinstance(node, ast.Call):
+            f = node.func  # df.query("p > @limit") reads limit, as dataflow.py has it
+            if isinstance(f, ast.Attribute) and f.attr in AT_CALLS:
+                loads.update(at_names(node))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             if top:
                 binds.update((a.asname or a.name).partition(".")[0] for a in node.names)
