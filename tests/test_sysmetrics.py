@@ -64,6 +64,10 @@ def test_a_cell_that_allocates_500_mb_shows_that_peak(kernel: Kernel, project_di
 
 def test_a_busy_cell_shows_its_cpu_use(kernel: Kernel, project_dir: Path) -> None:
     kernel.ok("%config TrackMagics.system_interval = 0.25")
+    # (the first tracked cell of a kernel also counts nbtrack's own start on its other
+    # threads: DuckDB, the store; CI once saw 115 % for a cell that got 94.7 %)
+    kernel.ok("%%track warm-up\nx = 0")
+    _settled(project_dir)
     # given a cell that keeps one core busy and measures what it got from the machine
     kernel.ok(
         "%%track busy\nimport time\nw0, c0 = time.perf_counter(), time.process_time()\n"
@@ -71,7 +75,7 @@ def test_a_busy_cell_shows_its_cpu_use(kernel: Kernel, project_dir: Path) -> Non
         "got = 100 * (time.process_time() - c0) / (time.perf_counter() - w0)"
     )
     got = float(kernel.ok("print(got)").text)
-    client = _settled(project_dir)
+    client = _settled(project_dir, n=2)
     run = client.get_run("last")
     # then the run's CPU figure is what the process got (near 100 % on an idle machine)
     assert abs(run.metrics["system/cpu_percent_avg"] - got) < 15, (run.metrics, got)
