@@ -121,15 +121,35 @@ def test_a_killed_kernel_keeps_its_system_samples_and_a_sound_store(
         "Path('sampled').write_text('yes')\ntime.sleep(60)"
     )
     _wait_for_file(project_dir / "sampled", 60.0)
-    time.sleep(3.0)  # the ingestor spools buffered points every second
+    client = Client(resolve_project(project_dir))
+
+    def samples() -> int:  # (the ingestion process stores a running run as it goes)
+        _, rows = client.sql(
+            "SELECT count(*) FROM metrics JOIN runs USING (run_id) "
+            "WHERE name = 'doomed' AND key = 'system/rss_mb'"
+        )
+        return int(rows[0][0])
+
+    # (a busy machine may sample less often than asked: wait for ten, not for a time)
+    wait_until(samples, lambda n: n >= 10, timeout=60, what="ten samples of the cell stored")
     os.kill(pid, signal.SIGKILL)
     _wait_dead(pid, 20.0)
     # then the run is crashed, with the samples taken before the kill, and the store works
     shown = run_cli("show", "last", "--json", cwd=project_dir)
     assert shown.returncode == 0, shown.stderr
     run = json.loads(shown.stdout)
+    assert run["name"] == "doomed"
     assert run["status"] == "crashed" and "system/rss_mb" in run["metrics"]
-    client = Client(resolve_project(project_dir))
+    # ... every sample of it, once the dead kernel's spool is all in (a reader brings in
+    # a bounded slice, or hands it to the ingestion process: wait for its removal)
+    spool = client.project.spool_dir / f"{run['run_id']}.spool"
+
+    def spool_left() -> bool:
+        client.list_runs()  # a reader: brings in (or hands over) what it finds ended
+        return spool.exists()
+
+    wait_until(spool_left, lambda left: not left, timeout=60,
+               what="the dead kernel's spool to be brought in")  # fmt: skip
     series = client.metric_series(run["run_id"], ["system/rss_mb"])["system/rss_mb"]
     assert len(series) >= 10 and [p.step for p in series] == list(range(len(series)))
     assert run_cli("ls", cwd=project_dir).returncode == 0
