@@ -28,7 +28,9 @@ WRITERS = 8
 RUNS_PER_WRITER = 2
 POINTS_PER_RUN = 1_000
 PARAMS_PER_RUN = 10
-PROCESS_TIMEOUT = 45.0
+# A hang never ends; a slow run does. Nine processes on two busy cores took longer
+# than 45 s (at a load of 10) with nothing stuck, so the bound is generous.
+PROCESS_TIMEOUT = 120.0
 
 # Each writer: wait for the go file, then record its runs and report their ids.
 WRITER = """
