@@ -222,13 +222,15 @@ w.finish("finished")
 def test_a_reader_hands_another_process_s_ended_run_to_the_ingestion_process(
     project_dir: Path,
 ) -> None:
-    # Given: the store's ingestion process, reading its FIFO
+    # Given: the store's ingestion process, reading its FIFO (idle for 15 s before it
+    # leaves: the run below is ended by a new interpreter, which took over 2 s to start
+    # and write on a busy machine, and found the process gone)
     from nbtrack import ingestlink, spools
 
     project = resolve_project(project_dir)
     Client(project).list_runs()  # the store exists
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "nbtrack.ingestd", str(project.db_path), "--idle", "2"],
+        [sys.executable, "-m", "nbtrack.ingestd", str(project.db_path), "--idle", "15"],
         env=kernel_env(),
     )
     try:
