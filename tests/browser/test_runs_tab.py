@@ -20,7 +20,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from factory import record_run
 
-from .conftest import BIG_STORE_RUNS, Lab, _write_notebook
+from .conftest import BIG_STORE_RUNS, Lab, _write_notebook, choose_from_menu
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 TAB = "#nbtrack-runs-tab-content"
@@ -349,8 +349,6 @@ def test_notebook_7_loads_the_extension_without_error(page: Page, lab: Lab) -> N
     page.goto(lab.page_url("notebooks/seven.ipynb"))
     expect(page.locator(".jp-NotebookPanel")).to_be_visible(timeout=60_000)
     # The panel's command is there: the plugin activated without ILabShell or a launcher
-    page.locator(".lm-MenuBar-itemLabel", has_text="View").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Left Sidebar").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Show nbtrack runs").first.click()
+    choose_from_menu(page, "View", "Left Sidebar", "Show nbtrack runs")
     expect(page.locator("#nbtrack-runs")).to_be_visible()
     assert errors == []
