@@ -14,7 +14,6 @@ import pytest
 from nbtrack.cache import Cache, ManifestEntry
 from nbtrack.exceptions import BlobCorruptError, BlobMissingError
 from nbtrack.hashing import CHUNK_SIZE, hash_bytes, hash_file
-from waiting import wait_until
 
 
 def _every_blob_matches_its_name(cache: Cache) -> list[str]:
@@ -154,13 +153,20 @@ def test_gc_keeps_the_files_of_a_kept_folder_version(tmp_path: Path) -> None:
     assert cache.has(inner)
 
 
+# Caches a file, its copy stalled for good two chunks in (says "stalled" then): the
+# kill lands mid-copy however fast or busy the machine. No reflink: a clone is one step.
 KILLED_WRITER = """
-import os, sys, time
+import os, sys, threading
+import nbtrack.copying
+nbtrack.copying.try_reflink = lambda src_fd, dst_fd: False
 real_pwrite = os.pwrite
-def slow_pwrite(fd, data, offset):
-    time.sleep(0.02)  # widen the window so the kill lands mid-copy
+chunks = threading.Semaphore(2)
+def stalling_pwrite(fd, data, offset):
+    if not chunks.acquire(blocking=False):
+        print("stalled", flush=True)
+        threading.Event().wait()
     return real_pwrite(fd, data, offset)
-os.pwrite = slow_pwrite
+os.pwrite = stalling_pwrite
 from nbtrack.cache import Cache
 print("copying", flush=True)
 Cache(sys.argv[1]).add_file(sys.argv[2])
@@ -184,15 +190,9 @@ def test_a_copy_killed_midway_leaves_no_wrong_blob_and_the_next_put_repairs(
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "copying"
-    # when it is SIGKILLed while the temporary blob is being written
+    # when it is SIGKILLed while the temporary blob is being written (two chunks in)
     tmp_dir = root / "tmp"
-    wait_until(
-        lambda: sorted(p.name for p in tmp_dir.glob("*")),
-        timeout=30,
-        interval=0.005,
-        what="the copy to start a temporary blob",
-    )
-    time.sleep(0.05)  # deliberate: let the copy get well under way, so the kill lands mid-copy
+    assert proc.stdout.readline().strip() == "stalled"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL

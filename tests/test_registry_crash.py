@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbtrack
@@ -48,6 +49,18 @@ def nbtrack_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "nbtrack", *args]
 
 
+def quickest(run: Callable[[], None], times: int = 3) -> float:
+    """The shortest of ``times`` timed calls of ``run``: how long it takes here when
+    nothing holds it up. A single timing can catch a busy moment of a shared machine;
+    the kills, spread up to a little past it, then mostly land after the end."""
+    spans = []
+    for _ in range(times):
+        start = time.monotonic()
+        run()
+        spans.append(time.monotonic() - start)
+    return min(spans)
+
+
 def killed_at_random(argv: list[str], cwd: Path, rng: random.Random, span: float) -> bool:
     """Run ``argv``; SIGKILL it at a random moment in [0, 1.1 span]; True if it was killed."""
     proc = subprocess.Popen(
@@ -71,9 +84,13 @@ def killed_at_random(argv: list[str], cwd: Path, rng: random.Random, span: float
 def test_sigkill_at_random_moments_of_an_alias_move_leaves_old_or_new(project_dir: Path) -> None:
     # Given: a model with two versions, champion on version 1
     two_versions(project_dir)
-    start = time.monotonic()
-    assert run_cli("models", "alias", "churn", "2", "champion", cwd=project_dir).returncode == 0
-    span = time.monotonic() - start  # how long one move takes here, start to exit
+    targets = iter(("2", "1", "2"))
+
+    def move() -> None:
+        done = run_cli("models", "alias", "churn", next(targets), "champion", cwd=project_dir)
+        assert done.returncode == 0, done.stderr
+
+    span = quickest(move)  # how long one move takes here, start to exit
     rng = random.Random(SEED)
     killed = 0
     for _ in range(TRIALS):

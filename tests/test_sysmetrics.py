@@ -64,6 +64,10 @@ def test_a_cell_that_allocates_500_mb_shows_that_peak(kernel: Kernel, project_di
 
 def test_a_busy_cell_shows_its_cpu_use(kernel: Kernel, project_dir: Path) -> None:
     kernel.ok("%config TrackMagics.system_interval = 0.25")
+    # (the first tracked cell of a kernel also counts nbtrack's own start on its other
+    # threads: DuckDB, the store; CI once saw 115 % for a cell that got 94.7 %)
+    kernel.ok("%%track warm-up\nx = 0")
+    _settled(project_dir)
     # given a cell that keeps one core busy and measures what it got from the machine
     kernel.ok(
         "%%track busy\nimport time\nw0, c0 = time.perf_counter(), time.process_time()\n"
@@ -71,7 +75,7 @@ def test_a_busy_cell_shows_its_cpu_use(kernel: Kernel, project_dir: Path) -> Non
         "got = 100 * (time.process_time() - c0) / (time.perf_counter() - w0)"
     )
     got = float(kernel.ok("print(got)").text)
-    client = _settled(project_dir)
+    client = _settled(project_dir, n=2)
     run = client.get_run("last")
     # then the run's CPU figure is what the process got (near 100 % on an idle machine)
     assert abs(run.metrics["system/cpu_percent_avg"] - got) < 15, (run.metrics, got)
@@ -90,7 +94,7 @@ def test_the_sampler_stops_with_the_run_and_can_be_turned_off(
     k.ok("%load_ext nbtrack\nimport nbtrack, threading")
     # when a tracked cell looks for the sampler, it is there; after the cell, it is gone
     inside = k.ok(
-        "%%track\nimport time; time.sleep(0.3)\nprint([t.name for t in threading.enumerate()])"
+        "%%track\nimport time; time.sleep(1.0)\nprint([t.name for t in threading.enumerate()])"
     )
     assert sysmetrics.THREAD_NAME in inside.text
     after = k.ok("print([t.name for t in threading.enumerate()])")
@@ -100,7 +104,8 @@ def test_the_sampler_stops_with_the_run_and_can_be_turned_off(
     client = _settled(project_dir, n=2)
     quiet = client.get_run("last")
     assert quiet.name == "quiet" and not [k for k in quiet.metrics if k.startswith("system/")]
-    # the interval came from NBTRACK_SYSTEM_INTERVAL: several samples in 0.3 s
+    # the interval came from NBTRACK_SYSTEM_INTERVAL: several samples in 1 s (ten if
+    # the machine keeps up: a busy one wakes the sampler late, and 0.3 s gave it three)
     first = client.runs_frame(kind="cell").iloc[-1]["run_id"]
     assert len(client.metric_series(first, ["system/rss_mb"])["system/rss_mb"]) >= 3
 
@@ -117,15 +122,35 @@ def test_a_killed_kernel_keeps_its_system_samples_and_a_sound_store(
         "Path('sampled').write_text('yes')\ntime.sleep(60)"
     )
     _wait_for_file(project_dir / "sampled", 60.0)
-    time.sleep(3.0)  # the ingestor spools buffered points every second
+    client = Client(resolve_project(project_dir))
+
+    def samples() -> int:  # (the ingestion process stores a running run as it goes)
+        _, rows = client.sql(
+            "SELECT count(*) FROM metrics JOIN runs USING (run_id) "
+            "WHERE name = 'doomed' AND key = 'system/rss_mb'"
+        )
+        return int(rows[0][0])
+
+    # (a busy machine may sample less often than asked: wait for ten, not for a time)
+    wait_until(samples, lambda n: n >= 10, timeout=60, what="ten samples of the cell stored")
     os.kill(pid, signal.SIGKILL)
     _wait_dead(pid, 20.0)
     # then the run is crashed, with the samples taken before the kill, and the store works
     shown = run_cli("show", "last", "--json", cwd=project_dir)
     assert shown.returncode == 0, shown.stderr
     run = json.loads(shown.stdout)
+    assert run["name"] == "doomed"
     assert run["status"] == "crashed" and "system/rss_mb" in run["metrics"]
-    client = Client(resolve_project(project_dir))
+    # ... every sample of it, once the dead kernel's spool is all in (a reader brings in
+    # a bounded slice, or hands it to the ingestion process: wait for its removal)
+    spool = client.project.spool_dir / f"{run['run_id']}.spool"
+
+    def spool_left() -> bool:
+        client.list_runs()  # a reader: brings in (or hands over) what it finds ended
+        return spool.exists()
+
+    wait_until(spool_left, lambda left: not left, timeout=60,
+               what="the dead kernel's spool to be brought in")  # fmt: skip
     series = client.metric_series(run["run_id"], ["system/rss_mb"])["system/rss_mb"]
     assert len(series) >= 10 and [p.step for p in series] == list(range(len(series)))
     assert run_cli("ls", cwd=project_dir).returncode == 0
@@ -152,12 +177,16 @@ def test_the_process_tree_is_read_without_scanning_every_process() -> None:
     t.start()
     t.join()
     try:
-        me = psutil.Process()
-        wait_until(lambda: len(me.children(recursive=True)) == 2, timeout=30, what="the grandchild")
-        # when the sampler lists the tree, then it finds the same processes as psutil's scan
+        child = psutil.Process(procs[0].pid)
+        (grandchild,) = wait_until(child.children, timeout=30, what="the grandchild")
+        # when the sampler lists the tree, then it finds both, as psutil's scan does.
+        # (This process may have other children meanwhile, an ingestion process of an
+        # earlier test leaving, say: only its own two are this test's to count.)
         found = sysmetrics._descendants(os.getpid())
         assert found is not None
-        assert sorted(found) == sorted(p.pid for p in me.children(recursive=True))
+        mine = {child.pid, grandchild.pid}
+        assert mine <= set(found), (found, mine)
+        assert mine <= {p.pid for p in psutil.Process().children(recursive=True)}
     finally:
         for p in psutil.Process(procs[0].pid).children(recursive=True):
             p.kill()

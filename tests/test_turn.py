@@ -144,11 +144,12 @@ time.sleep(float(sys.argv[3]))
 
 def test_a_newcomer_is_not_refused_while_another_process_looks_at_the_queue(tmp_path):
     # given another process looking at the queue at the very moment a reader arrives
+    # (for 2 s: the reader must arrive while it looks, however busy the machine)
     db = tmp_path / ".nbtrack" / "runs.duckdb"
     db.parent.mkdir()
     looking = tmp_path / "looking"
     proc = subprocess.Popen(
-        [sys.executable, "-c", LOOKER, str(db) + ".lock", str(looking), "0.5"],
+        [sys.executable, "-c", LOOKER, str(db) + ".lock", str(looking), "2.0"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
