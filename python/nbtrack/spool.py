@@ -326,6 +326,12 @@ def read_spool(
     return batch, state
 
 
+#: A spool with at most this many new points (a cell's ``-m`` metrics, a few logged
+#: values) adds them to the batch as Python lists, which ``writes`` turns into one Arrow
+#: table for all such runs: three Arrow arrays per spool cost more than its points.
+SMALL_POINTS = 64
+
+
 def _add_points(batch: Batch, recs: Any, names: dict[int, str], start: int) -> int:
     import numpy as np
     import pyarrow as pa
@@ -337,6 +343,12 @@ def _add_points(batch: Batch, recs: Any, names: dict[int, str], start: int) -> i
         cut = int(np.flatnonzero(~known)[0])
         recs, index = recs[:cut], index[:cut]
         batch.points_offset = start + cut
+    if len(recs) <= SMALL_POINTS:
+        batch.metric_keys += [names[i] for i in index.tolist()]
+        batch.metric_steps += recs["step"].tolist()
+        batch.metric_values += recs["value"].tolist()
+        batch.metric_ts += recs["ts"].tolist()
+        return len(recs)
     keys = pa.DictionaryArray.from_arrays(
         pa.array(index.astype(np.int32)), pa.array([names[i] for i in range(len(names))])
     ).dictionary_decode()

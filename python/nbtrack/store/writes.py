@@ -199,25 +199,37 @@ def _write_metrics(con: duckdb.DuckDBPyConnection, batches: Sequence[Batch]) -> 
     import pyarrow as pa
 
     tables = []
+    # The few points of many runs (kept as lists) make one table, not one per run.
+    run_ids: list[str] = []
+    keys: list[str] = []
+    steps: list[int] = []
+    values: list[float] = []
+    ts: list[float] = []
     for b in batches:
-        chunks = list(b.metric_chunks)
         if b.metric_keys:
-            chunks.append(
-                pa.table(
-                    {
-                        "key": pa.array(b.metric_keys, pa.string()),
-                        "step": pa.array(b.metric_steps, pa.int64()),
-                        "value": pa.array(b.metric_values, pa.float64()),
-                        "ts": pa.array(b.metric_ts, pa.float64()),
-                    }
-                )
-            )
-        for chunk in chunks:
+            run_ids += [b.run_id] * len(b.metric_keys)
+            keys += b.metric_keys
+            steps += b.metric_steps
+            values += b.metric_values
+            ts += b.metric_ts
+        for chunk in b.metric_chunks:
             if chunk.num_rows:
-                run_ids = pa.repeat(pa.scalar(b.run_id, pa.string()), chunk.num_rows)
+                ids = pa.repeat(pa.scalar(b.run_id, pa.string()), chunk.num_rows)
                 tables.append(
-                    chunk.select(["key", "step", "value", "ts"]).add_column(0, "run_id", run_ids)
+                    chunk.select(["key", "step", "value", "ts"]).add_column(0, "run_id", ids)
                 )
+    if keys:
+        tables.append(
+            pa.table(
+                {
+                    "run_id": pa.array(run_ids, pa.string()),
+                    "key": pa.array(keys, pa.string()),
+                    "step": pa.array(steps, pa.int64()),
+                    "value": pa.array(values, pa.float64()),
+                    "ts": pa.array(ts, pa.float64()),
+                }
+            )
+        )
     if not tables:
         return
     frame = pa.concat_tables(tables)
