@@ -243,10 +243,14 @@ def scratch_copies(
     base = Path(client.project.folder) / "reruns"
     if not base.is_dir():
         return found
+    from .. import spools
+
     running = {
         r.run_id
         for r in client.list_runs(RunQuery(kind="notebook", status="running", limit=None)).runs
     }
+    # A run still being written may not be in the store yet: its spool says it runs.
+    running |= {sp.run_id for sp in spools.scan(client.project.spool_dir) if not sp.dead}
     now = time.time()
     for copy in sorted(base.iterdir()):
         if not copy.is_dir() or copy.is_symlink():
