@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/python -m tools.check_layers
 
 test-python: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests --ignore=tests/browser
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests --ignore=tests/browser --durations=30
 
 test-js: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" jlpm lint
