@@ -63,6 +63,25 @@ def _store_processes(project_dir: Path) -> list[int]:
     return [p.pid for p in ingestion_processes() if store in " ".join(p.info["cmdline"])]
 
 
+def _ingestion_process(project_dir: Path, idle: float) -> subprocess.Popen[bytes]:
+    """The store's ingestion process, started here, once it runs its rounds."""
+    from nbtrack import ingestlink
+
+    project = resolve_project(project_dir)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "nbtrack.ingestd", str(project.db_path), "--idle", str(idle)],
+        env=kernel_env(),
+    )
+    try:
+        wait_until(lambda: ingestlink.rounds(project.folder) is not None, timeout=60,
+                   what="the ingestion process to start its rounds")  # fmt: skip
+    except BaseException:
+        daemon.kill()
+        daemon.wait()
+        raise
+    return daemon
+
+
 def _counts(project_dir: Path) -> tuple[int, ...]:
     _, rows = Client(resolve_project(project_dir)).sql(
         "SELECT (SELECT count(*) FROM runs), "
@@ -229,13 +248,8 @@ def test_a_reader_hands_another_process_s_ended_run_to_the_ingestion_process(
 
     project = resolve_project(project_dir)
     Client(project).list_runs()  # the store exists
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "nbtrack.ingestd", str(project.db_path), "--idle", "15"],
-        env=kernel_env(),
-    )
+    daemon = _ingestion_process(project_dir, idle=15)
     try:
-        wait_until(lambda: ingestlink.rounds(project.folder) is not None, timeout=60,
-                   what="the ingestion process to start its rounds")  # fmt: skip
         # ... and a run that another process ended, still in its spool
         subprocess.run([sys.executable, "-c", ENDED], cwd=project_dir, env=kernel_env(), check=True)
         todo = spools.ended(project.spool_dir)
@@ -280,3 +294,65 @@ def test_loading_the_extension_starts_the_ingestion_process_before_any_tracked_c
     # is not spent beside the first tracked cells
     wait_until(lambda: len(_store_processes(project_dir)) == 1, timeout=30,
                what="the ingestion process started by %load_ext")  # fmt: skip
+
+
+def test_a_reader_leaves_the_checkpoint_of_its_catch_up_to_the_ingestion_process(
+    project_dir: Path,
+) -> None:
+    # Given: the store's ingestion process, paused (it still holds its FIFO: a reader
+    # sees it running), and five runs this process ended and nobody brought in
+    from nbtrack.tracking import RunWriter
+
+    project = resolve_project(project_dir)
+    client = Client(project)
+    client.list_runs()  # the store exists
+    wal = project.db_path.with_name(project.db_path.name + ".wal")
+    daemon = _ingestion_process(project_dir, idle=30)
+    try:
+        os.kill(daemon.pid, signal.SIGSTOP)
+        for i in range(5):
+            w = RunWriter.start(project, kind="cell", name=f"r{i}", params={"i": i})
+            w.log_metric("acc", i / 10)
+            w.finish("finished")
+            w.let_go()
+
+        # When: this process reads its runs
+        names = sorted(r.name or "" for r in client.list_runs().runs)
+
+        # Then: it sees all of them at once, stored (their spools gone) ...
+        assert names == ["r0", "r1", "r2", "r3", "r4"]
+        assert not list(project.spool_dir.glob("*.spool"))
+        # ... but the checkpoint is not on its time: the write-ahead log holds them
+        # until the ingestion process, woken by the reader, writes them into the file
+        assert wal.exists()
+        os.kill(daemon.pid, signal.SIGCONT)
+        wait_until(wal.exists, lambda there: not there, timeout=60,
+                   what="the ingestion process to checkpoint the reader's runs")  # fmt: skip
+        with duckdb.connect(str(project.db_path), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM runs").fetchone() == (5,)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(daemon.pid, signal.SIGCONT)
+        daemon.kill()
+        daemon.wait()
+
+
+def test_without_the_ingestion_process_a_reader_checkpoints_its_catch_up_itself(
+    project_dir: Path,
+) -> None:
+    # Given: a run this process ended, and no ingestion process for the store
+    from nbtrack.tracking import RunWriter
+
+    project = resolve_project(project_dir)
+    client = Client(project)
+    w = RunWriter.start(project, kind="cell", name="alone", params={"i": 1})
+    w.finish("finished")
+    w.let_go()
+
+    # When: this process reads its runs
+    assert [r.name for r in client.list_runs().runs] == ["alone"]
+
+    # Then: the store file holds the run, no write-ahead log left behind
+    assert not project.db_path.with_name(project.db_path.name + ".wal").exists()
+    with duckdb.connect(str(project.db_path), read_only=True) as con:
+        assert con.execute("SELECT name FROM runs").fetchall() == [("alone",)]
