@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from conftest import Kernel, ingestion_processes, kernel_env
 from nbtrack.client import Client
@@ -337,20 +338,24 @@ def test_a_reader_leaves_the_checkpoint_of_its_catch_up_to_the_ingestion_process
         daemon.wait()
 
 
-def test_without_the_ingestion_process_a_reader_checkpoints_its_catch_up_itself(
-    project_dir: Path,
+@pytest.mark.parametrize("process", ["none", "gone before the kick"])
+def test_with_nobody_to_checkpoint_a_reader_checkpoints_its_catch_up_itself(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, process: str
 ) -> None:
-    # Given: a run this process ended, and no ingestion process for the store
+    # Given: a run this process ended, and no ingestion process for the store, or one
+    # that answers the reader's probe but is gone when the reader kicks it after its read
+    from nbtrack import ingestlink
     from nbtrack.tracking import RunWriter
 
+    if process != "none":
+        monkeypatch.setattr(ingestlink, "hurry", lambda folder, byte=b"h": byte == ingestlink.PROBE)
     project = resolve_project(project_dir)
-    client = Client(project)
     w = RunWriter.start(project, kind="cell", name="alone", params={"i": 1})
     w.finish("finished")
     w.let_go()
 
     # When: this process reads its runs
-    assert [r.name for r in client.list_runs().runs] == ["alone"]
+    assert [r.name for r in Client(project).list_runs().runs] == ["alone"]
 
     # Then: the store file holds the run, no write-ahead log left behind
     assert not project.db_path.with_name(project.db_path.name + ".wal").exists()
