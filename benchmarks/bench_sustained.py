@@ -68,14 +68,14 @@ for i in range(n):
     w.log_metrics({f"m{k}": (i + k) / 10 for k in range(10)})
     w.finish("finished")
 produced, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 frame = nbtrack.runs(limit=None)
-runs_s = time.perf_counter() - t
+runs_s, runs_cpu = time.perf_counter() - t, time.process_time() - c
 t = time.perf_counter()
 again = nbtrack.runs(limit=None)  # the usual time: nothing left to bring in
 usual_s = time.perf_counter() - t
 print(json.dumps({"produced": produced, "late": late, "cpu": cpu, "runs_s": runs_s,
-                  "seen": len(frame), "rss": rss() - rss0,
+                  "seen": len(frame), "rss": rss() - rss0, "runs_cpu": runs_cpu,
                   "usual_s": usual_s}), flush=True)
 """
 )
@@ -167,7 +167,8 @@ def main() -> None:
     )
     ok = got["runs_s"] < 0.2 and got["seen"] == args.runs + 1
     print(
-        f"  nbtrack.runs() right after the last run: {got['runs_s'] * 1000:.0f} ms, "
+        f"  nbtrack.runs() right after the last run: {got['runs_s'] * 1000:.0f} ms "
+        f"(CPU {got['runs_cpu'] * 1000:.0f} ms), "
         f"{got['seen']:,} of {args.runs + 1:,} runs  target < 200 ms, all  "
         f"{'PASS' if ok else 'MISS'}"
     )

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from conftest import Kernel, ingestion_processes, kernel_env
 from nbtrack.client import Client
@@ -61,6 +62,25 @@ def _store_processes(project_dir: Path) -> list[int]:
     store = str(project_dir / ".nbtrack")
     # (the command line as listed: one that exits meanwhile is a zombie for a moment)
     return [p.pid for p in ingestion_processes() if store in " ".join(p.info["cmdline"])]
+
+
+def _ingestion_process(project_dir: Path, idle: float) -> subprocess.Popen[bytes]:
+    """The store's ingestion process, started here, once it runs its rounds."""
+    from nbtrack import ingestlink
+
+    project = resolve_project(project_dir)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "nbtrack.ingestd", str(project.db_path), "--idle", str(idle)],
+        env=kernel_env(),
+    )
+    try:
+        wait_until(lambda: ingestlink.rounds(project.folder) is not None, timeout=60,
+                   what="the ingestion process to start its rounds")  # fmt: skip
+    except BaseException:
+        daemon.kill()
+        daemon.wait()
+        raise
+    return daemon
 
 
 def _counts(project_dir: Path) -> tuple[int, ...]:
@@ -229,13 +249,8 @@ def test_a_reader_hands_another_process_s_ended_run_to_the_ingestion_process(
 
     project = resolve_project(project_dir)
     Client(project).list_runs()  # the store exists
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "nbtrack.ingestd", str(project.db_path), "--idle", "15"],
-        env=kernel_env(),
-    )
+    daemon = _ingestion_process(project_dir, idle=15)
     try:
-        wait_until(lambda: ingestlink.rounds(project.folder) is not None, timeout=60,
-                   what="the ingestion process to start its rounds")  # fmt: skip
         # ... and a run that another process ended, still in its spool
         subprocess.run([sys.executable, "-c", ENDED], cwd=project_dir, env=kernel_env(), check=True)
         todo = spools.ended(project.spool_dir)
@@ -292,3 +307,69 @@ def test_loading_the_extension_starts_the_ingestion_process_before_any_tracked_c
     wait_until(lambda: "duckdb" in libraries(), timeout=30,
                what="DuckDB in the ingestion process started by %load_ext")  # fmt: skip
     assert not list((project_dir / ".nbtrack" / "spool").glob("*.spool"))
+
+
+def test_a_reader_leaves_the_checkpoint_of_its_catch_up_to_the_ingestion_process(
+    project_dir: Path,
+) -> None:
+    # Given: the store's ingestion process, paused (it still holds its FIFO: a reader
+    # sees it running), and five runs this process ended and nobody brought in
+    from nbtrack.tracking import RunWriter
+
+    project = resolve_project(project_dir)
+    client = Client(project)
+    client.list_runs()  # the store exists
+    wal = project.db_path.with_name(project.db_path.name + ".wal")
+    daemon = _ingestion_process(project_dir, idle=30)
+    try:
+        os.kill(daemon.pid, signal.SIGSTOP)
+        for i in range(5):
+            w = RunWriter.start(project, kind="cell", name=f"r{i}", params={"i": i})
+            w.log_metric("acc", i / 10)
+            w.finish("finished")
+            w.let_go()
+
+        # When: this process reads its runs
+        names = sorted(r.name or "" for r in client.list_runs().runs)
+
+        # Then: it sees all of them at once, stored (their spools gone) ...
+        assert names == ["r0", "r1", "r2", "r3", "r4"]
+        assert not list(project.spool_dir.glob("*.spool"))
+        # ... but the checkpoint is not on its time: the write-ahead log holds them
+        # until the ingestion process, woken by the reader, writes them into the file
+        assert wal.exists()
+        os.kill(daemon.pid, signal.SIGCONT)
+        wait_until(wal.exists, lambda there: not there, timeout=60,
+                   what="the ingestion process to checkpoint the reader's runs")  # fmt: skip
+        with duckdb.connect(str(project.db_path), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM runs").fetchone() == (5,)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(daemon.pid, signal.SIGCONT)
+        daemon.kill()
+        daemon.wait()
+
+
+@pytest.mark.parametrize("process", ["none", "gone before the kick"])
+def test_with_nobody_to_checkpoint_a_reader_checkpoints_its_catch_up_itself(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, process: str
+) -> None:
+    # Given: a run this process ended, and no ingestion process for the store, or one
+    # that answers the reader's probe but is gone when the reader kicks it after its read
+    from nbtrack import ingestlink
+    from nbtrack.tracking import RunWriter
+
+    if process != "none":
+        monkeypatch.setattr(ingestlink, "hurry", lambda folder, byte=b"h": byte == ingestlink.PROBE)
+    project = resolve_project(project_dir)
+    w = RunWriter.start(project, kind="cell", name="alone", params={"i": 1})
+    w.finish("finished")
+    w.let_go()
+
+    # When: this process reads its runs
+    assert [r.name for r in Client(project).list_runs().runs] == ["alone"]
+
+    # Then: the store file holds the run, no write-ahead log left behind
+    assert not project.db_path.with_name(project.db_path.name + ".wal").exists()
+    with duckdb.connect(str(project.db_path), read_only=True) as con:
+        assert con.execute("SELECT name FROM runs").fetchall() == [("alone",)]

@@ -15,10 +15,11 @@ from nbtrack.exceptions import (
     AmbiguousRunError,
     NotAStoreError,
     RunNotFoundError,
+    StoreError,
     StoreVersionError,
     UsageError,
 )
-from nbtrack.models import DataVersion, RunQuery
+from nbtrack.models import Batch, DataVersion, RunQuery
 from nbtrack.project import resolve_project
 from nbtrack.store import SCHEMA_VERSION, Store
 
@@ -240,3 +241,48 @@ def test_a_process_that_used_the_store_can_fork_children(project_dir: Path) -> N
     # and the parent goes on using the store, which holds all three runs
     record_run(client, "after")
     assert sorted(client.runs_frame()["name"]) == ["after", "before", "child"]
+
+
+def test_runs_that_start_and_end_in_one_write_are_stored_whole(project, client):
+    # Given: runs from start to end in one write (finished ones, their end read from a
+    # spool as text; a crashed one, its end a datetime) beside updates of other runs
+    import datetime as dt
+
+    started = "2026-01-02T03:04:05"
+
+    def run(run_id: str) -> dict[str, object]:
+        return {"run_id": run_id, "kind": "cell", "name": run_id, "status": "running",
+                "started_at": started}  # fmt: skip
+
+    client.write_batches([Batch("c" * 32, run=run("c" * 32), spool_offset=10)])
+    crashed_at = dt.datetime(2026, 1, 2, 3, 5)
+
+    def ended(run_id: str, offset: int) -> Batch:
+        return Batch(run_id, run=run(run_id), spool_offset=offset, points_offset=3,
+                     update={"status": "finished", "ended_at": "2026-01-02T03:04:06"})  # fmt: skip
+
+    # When: they are stored
+    client.write_batches([ended("a" * 32, 120), Batch("c" * 32, update={"status": "finished"},
+                                                      spool_offset=40)])  # fmt: skip
+    client.write_batches(
+        [
+            Batch("b" * 32, run=run("b" * 32), spool_offset=80,
+                  update={"status": "crashed", "error": "died", "ended_at": crashed_at}),
+            ended("e" * 32, 90),
+        ]
+    )  # fmt: skip
+
+    # Then: each run has its end, and ingestion goes on from where each stopped
+    _, rows = client.sql(
+        "SELECT name, status, error, ended_at, spool_offset, coalesce(points_offset, 0) "
+        "FROM runs ORDER BY name"
+    )
+    assert rows == [
+        ("a" * 32, "finished", None, dt.datetime(2026, 1, 2, 3, 4, 6), 120, 3),
+        ("b" * 32, "crashed", "died", crashed_at, 80, 0),
+        ("c" * 32, "finished", None, None, 40, 0),
+        ("e" * 32, "finished", None, dt.datetime(2026, 1, 2, 3, 4, 6), 90, 3),
+    ]
+    # ... and a start whose update names a column that never changes is refused
+    with pytest.raises(StoreError, match="cannot update run columns"):
+        client.write_batches([Batch("d" * 32, run=run("d" * 32), update={"kind": "notebook"})])

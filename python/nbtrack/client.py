@@ -106,14 +106,14 @@ class Client:
         """Between slices of work: let another process waiting for the store go first."""
         self._store.pass_turn()
 
+    def checkpoint(self) -> bool:
+        """Move DuckDB's write-ahead log into the store file; whether there was one."""
+        return self._store.checkpoint()
+
     @contextmanager
     def _reading(self) -> Iterator[None]:
-        """Catch up (``_fresh``) and read in one turn at the store. The spool folder is
-        looked at, and the modules ingestion needs are loaded, before the turn: nobody
-        waits on them; nor on other processes' runs the ingestion process brings in."""
-        todo = spools.to_catch_up(self.project.spool_dir, self.project.folder)
-        with self._store.turn():
-            spools.catch_up(self._store, todo)
+        """Catch up (``_fresh``) and read in one turn at the store (``spools.reading``)."""
+        with spools.reading(self._store, self.project.spool_dir, self.project.folder):
             yield
 
     def _fresh(self) -> None:

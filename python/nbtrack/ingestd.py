@@ -169,12 +169,13 @@ class Daemon:
         some is left for the next round (a backlog longer than a round). ``hurried``: a
         reader waits for it (see ``ingest_round``)."""
         todo = self.todo()
-        if not todo:
-            return False, False
-        more = ingest_round(
+        more = bool(todo) and ingest_round(
             self.client, todo, lambda done: None, alone=SLICE_SECONDS_ALONE, hurried=hurried
         )
-        return True, more
+        # A reader's catch-up left its writes in the write-ahead log for this process
+        # (``spools.reading``); a round that wrote checkpointed them already.
+        self.client.checkpoint()
+        return bool(todo), more
 
     def run(self) -> int:
         if self._folder_id is None:

@@ -55,6 +55,16 @@ class Store(RegistryTables):
         """Write an empty version-1 store (to exercise the upgrade path)."""
         schema.create_v1(self.path)
 
+    def checkpoint(self) -> bool:
+        """Move what DuckDB's write-ahead log holds into the file, if there is a log (a
+        reader's catch-up leaves its writes there: see ``spools.reading``); whether
+        there was one. Queues behind readers, as ingestion does."""
+        if not integrity.wal_path(self.path).exists():
+            return False
+        with self.connect(background=True) as con:
+            con.execute("CHECKPOINT")
+        return True
+
     # ---------------------------------------------------------------- writing
     def write(self, batches: Sequence[Batch]) -> None:
         """Apply batches in one transaction (a single write is a batch of one)."""

@@ -11,7 +11,8 @@ Opening a DuckDB database costs ~20 ms of CPU (a new instance: every built-in
 function registered), more than most reads. So each process keeps one in-memory
 DuckDB instance per store and, for a turn, ``ATTACH``-es the file (~2 ms) and
 ``DETACH``-es it at the end of the turn (which checkpoints and releases DuckDB's lock,
-as a close did). Everything done in one turn (a reader's catch-up and its read, an
+as a close did; a reader whose catch-up wrote leaves the checkpoint to the store's
+ingestion process, see ``turn``). Everything done in one turn (a reader's catch-up and its read, an
 ingester's slices) shares that one attachment. Queries that arrive over HTTP
 (``safe``) use a second instance with external access off, allowed only the store's
 own files.
@@ -103,6 +104,9 @@ class _Attachment:
         self._bases: dict[bool, duckdb.DuckDBPyConnection] = {}  # safe -> instance
         self.cursor: duckdb.DuckDBPyConnection | None = None
         self.mode: tuple[bool, bool] | None = None  # (safe, read_only) of the attachment
+        # False for a turn whose writes stay in the write-ahead log at the detach: the
+        # store's ingestion process checkpoints them (see ``Connection.turn``).
+        self.checkpoint = True
 
     def _base(self, safe: bool) -> duckdb.DuckDBPyConnection:
         base = self._bases.get(safe)
@@ -142,7 +146,8 @@ class _Attachment:
         return cursor
 
     def detach(self) -> None:
-        """Checkpoint and let go of the file (DuckDB's lock with it)."""
+        """Checkpoint (unless ``checkpoint`` is off) and let go of the file (DuckDB's
+        lock with it)."""
         cursor, mode = self.cursor, self.mode
         if cursor is None or mode is None:
             return
@@ -150,6 +155,8 @@ class _Attachment:
         try:
             with suppress(duckdb.Error):
                 cursor.execute("ROLLBACK")  # a transaction left open by an error
+            if not self.checkpoint:  # (a setting of this cursor only)
+                cursor.execute("SET checkpoint_on_detach = 'DISABLED'")
             cursor.execute("USE memory")
             cursor.execute('DETACH "' + self.alias.replace('"', '""') + '"')
         except BaseException:
@@ -192,16 +199,27 @@ class Connection:
         return _attachment_for(self.path)
 
     @contextmanager
-    def turn(self, *, background: bool = False) -> Iterator[None]:
+    def turn(self, *, background: bool = False, checkpoint: bool = True) -> Iterator[None]:
         """Hold this store's turn across several connections (a reader's catch-up and
-        its read, an ingester's slices), so nobody slips in between them."""
+        its read, an ingester's slices), so nobody slips in between them.
+
+        ``checkpoint=False``: what the turn writes stays in the write-ahead log when it
+        ends (the caller has the store's ingestion process checkpoint it: a checkpoint
+        rewrites whole row groups and indexes, ~50-80 ms however little was written)."""
         with self._lock:
             self._attached.prepare(False)
             self._acquire(background)
+            outer = self._turn.depth == 1
+            if outer:
+                self._attached.checkpoint = checkpoint
             try:
                 yield
             finally:
-                self._release()
+                try:
+                    self._release()
+                finally:
+                    if outer:
+                        self._attached.checkpoint = True
 
     def others_waiting(self) -> bool:
         """Whether another process waits for the turn this thread holds."""
