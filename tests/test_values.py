@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import enum
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,12 @@ from nbtrack.values import describe, metric_values, param_value
 
 class Color(enum.Enum):
     RED = 1
+
+
+@dataclasses.dataclass
+class Config:
+    seed: int = 0
+    layers: tuple = (64, 32)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +41,9 @@ class Color(enum.Enum):
         ([64, 32], [64, 32]),
         ((1, "a"), (1, "a")),
         ({"depth": 3, "lrs": [0.1, 0.01]}, {"depth": 3, "lrs": [0.1, 0.01]}),
+        (argparse.Namespace(lr=0.1, opt="adam"), {"lr": 0.1, "opt": "adam"}),
+        (types.SimpleNamespace(epochs=5), {"epochs": 5}),
+        (Config(seed=7), {"seed": 7, "layers": (64, 32)}),
     ],
 )
 def test_small_plain_values_are_parameters(value, plain):
@@ -41,7 +53,7 @@ def test_small_plain_values_are_parameters(value, plain):
 @pytest.mark.parametrize(
     "value",
     [np.zeros(3), pd.DataFrame({"a": [1]}), list(range(1000)), "x" * 5000, object(), 1j,
-     [[[[1]]]], {1: object()}],
+     [[[[1]]]], {1: object()}, types.SimpleNamespace(X=np.zeros(3)), Config],
 )  # fmt: skip
 def test_data_models_and_big_values_are_not_parameters(value):
     assert param_value(value) == (False, None)

@@ -2,13 +2,15 @@
 
 A value a cell reads is *parameter-like* when it is small and plain (numbers, bools,
 short strings, None, numpy scalars, enums, paths, and small lists/tuples/dicts of
-these): its value is recorded. Anything else (DataFrames, arrays, models) is recorded
+these, or config objects holding them: ``argparse.Namespace``, ``SimpleNamespace``, a
+dataclass instance, recorded as the dict of their fields): its value is recorded. Anything else (DataFrames, arrays, models) is recorded
 by its type, shape and a cheap content fingerprint, computed within a time budget.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import numbers
 import os
@@ -65,6 +67,9 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
         return True, os.fspath(value)
     if depth >= MAX_DEPTH:
         return False, None
+    fields = config_fields(value)
+    if fields is not None:  # a config object is the dict of its fields, as W&B's config takes it
+        return param_value(fields, depth)
     if isinstance(value, (list, tuple)) and len(value) <= MAX_ITEMS:
         out = []
         for v in value:
@@ -82,6 +87,28 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
             d[str(k)] = plain
         return True, d
     return False, None
+
+
+def config_fields(value: Any) -> dict[str, Any] | None:
+    """The fields of a config object, or None for anything else.
+
+    ``argparse.Namespace`` and ``types.SimpleNamespace`` (``args.lr``) and dataclass
+    instances (``conf.seed``) are how notebooks copied from scripts hold their settings.
+
+    >>> config_fields(types.SimpleNamespace(lr=0.1, epochs=5))
+    {'lr': 0.1, 'epochs': 5}
+    """
+    argparse = sys.modules.get("argparse")
+    if isinstance(value, types.SimpleNamespace) or (
+        argparse is not None and isinstance(value, argparse.Namespace)
+    ):
+        return dict(vars(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        try:
+            return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        except AttributeError:  # a slot never set: not a plain config
+            return None
+    return None
 
 
 def _numpy_scalar(value: Any) -> bool:

@@ -1,0 +1,57 @@
+"""Notebook shapes from tutorials and scripts, in real kernels: what the record says.
+
+Each test is a reproducer from a new user's fourth trial (issue 15): a notebook shape
+the earlier trials did not try, and what the record must say about it.
+"""
+
+from __future__ import annotations
+
+from conftest import run_cli
+from test_lineage import _cell_runs
+from test_magics import _settle
+
+
+def test_config_objects_copied_from_scripts_are_parameters_and_their_change_shows(
+    project_dir, kernel
+):
+    """Found by the trial: ``args = argparse.Namespace(...)`` / ``SimpleNamespace`` and a
+    ``@dataclass`` config were opaque reads ("read args: changed"): the epochs and the seed
+    the cell used were nowhere in the record."""
+    kernel.ok(
+        "import argparse\nfrom dataclasses import dataclass\n"
+        "args = argparse.Namespace(epochs=5, lr=0.1, name='run1')\n"
+        "@dataclass\nclass Config:\n    seed: int = 0\n    layers: tuple = (64, 32)\n"
+        "conf = Config(seed=7)"
+    )
+    train = "%%track train\nsteps = [args.lr * e for e in range(args.epochs)]\nrng = conf.seed"
+    kernel.ok(train)
+    kernel.ok("args.epochs = 3")
+    second = kernel.ok(train)
+
+    a, b = _cell_runs(_settle(project_dir), "train")
+    assert a.params == {
+        "args": {"epochs": 5, "lr": 0.1, "name": "run1"},
+        "conf": {"seed": 7, "layers": [64, 32]},
+    }
+    assert a.param_sources == {"args": "upstream", "conf": "upstream"}
+    assert b.params["args"]["epochs"] == 3
+    assert "param args: {'epochs': 5" in second.text and "read args" not in second.text
+    shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir)
+    assert shown.returncode == 0 and "param    args" in shown.stdout, shown.stdout
+
+
+def test_a_config_object_cell_run_again_equal_makes_nothing_stale(project_dir, kernel):
+    """As for dicts and lists: ``args = SimpleNamespace(...)`` run again with the same
+    fields is no change, one with another value is."""
+    cells = {
+        "cfg": "from types import SimpleNamespace\nargs = SimpleNamespace(lr=0.1, epochs=5)",
+        "make": "sched = [args.lr] * args.epochs",
+    }
+    for cell_id in ("cfg", "make", "cfg"):
+        kernel.ok(cells[cell_id], cell_id=cell_id)
+    use = "%%track use\nn = len(sched)"
+    seen = [kernel.ok(use, cell_id="use")]
+    kernel.ok("args = SimpleNamespace(lr=0.1, epochs=3)", cell_id="cfg")
+    seen.append(kernel.ok(use, cell_id="use"))
+    assert ["stale input" in r.text for r in seen] == [False, True]
+    assert "sched was made by In[3] from args, which was changed since" in seen[1].text
