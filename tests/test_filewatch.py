@@ -279,6 +279,24 @@ def test_a_database_only_queried_is_an_input_not_an_output(kernel, project_dir):
     _is_version_of(data[("db.sqlite", "input")], project_dir / "db.sqlite")
 
 
+def test_a_file_an_earlier_cell_wrote_and_this_one_only_closes_is_not_its_output(
+    kernel, project_dir
+):
+    """Found by a new user's fourth trial: ``con.close()`` of a SQLite connection an
+    untracked cell had written through (or its collection, in an unrelated cell), and
+    ``log.close()`` of a log flushed earlier, made the closing cell the file's writer."""
+    kernel.ok(
+        "import sqlite3\ncon = sqlite3.connect('shop.db')\ncon.execute('CREATE TABLE t(x)')\n"
+        "con.execute('INSERT INTO t VALUES (1)')\ncon.commit()\n"
+        "log = open('log.txt', 'w')\nlog.write('flushed\\n')\nlog.flush()\n"
+        "buffered = open('buffered.txt', 'w')\nbuffered.write('still in memory')"
+    )
+    kernel.ok("%%track tidy\ncon.close()\nlog.close()\nbuffered.close()")
+    data = _data(project_dir)
+    assert set(data) == {("buffered.txt", "output")}  # the one closed with bytes to write
+    _is_version_of(data[("buffered.txt", "output")], project_dir / "buffered.txt")
+
+
 def test_cache_config_and_local_folders_of_a_project_are_data(kernel, project_dir):
     """Found by a new user's trial: ``.cache/feat.txt`` in the project was never recorded
     (the home folder's own ``.cache`` is still left out, by its path)."""
