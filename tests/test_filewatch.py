@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from nbtrack.filewatch import FileWatcher
-from nbtrack.hashing import hash_file
+from nbtrack.hashing import hash_bytes, hash_file
 from nbtrack.models import DataVersion
 from test_magics import _settle
 
@@ -293,8 +293,31 @@ def test_a_file_an_earlier_cell_wrote_and_this_one_only_closes_is_not_its_output
     )
     kernel.ok("%%track tidy\ncon.close()\nlog.close()\nbuffered.close()")
     data = _data(project_dir)
-    assert set(data) == {("buffered.txt", "output")}  # the one closed with bytes to write
+    # the one closed with bytes to write; the database is read through `con`, not written
+    assert set(data) == {("buffered.txt", "output"), ("shop.db", "input")}
     _is_version_of(data[("buffered.txt", "output")], project_dir / "buffered.txt")
+
+
+def test_a_database_queried_through_a_connection_an_earlier_cell_opened_is_an_input(
+    kernel, project_dir
+):
+    """Found by a new user's fourth trial: ``con = sqlite3.connect(...)`` in a setup cell
+    and ``pd.read_sql(q, con)`` in the tracked one recorded no data at all."""
+    kernel.ok(
+        "import sqlite3\ncon = sqlite3.connect('shop.db')\ncon.execute('CREATE TABLE t(x)')\n"
+        "con.execute('INSERT INTO t VALUES (1)')\ncon.commit()\ncur = con.cursor()\n"
+        "def count():\n    return cur.execute('SELECT count(*) FROM t').fetchone()[0]"
+    )
+    before = (project_dir / "shop.db").read_bytes()
+    kernel.ok("%%track q\nn = con.execute('SELECT x FROM t').fetchall()")
+    assert set(_data(project_dir)) == {("shop.db", "input")}
+    kernel.ok("%%track add\ncon.execute('INSERT INTO t VALUES (2)')\ncon.commit()")
+    data = _data(project_dir)
+    assert set(data) == {("shop.db", "input"), ("shop.db", "output")}
+    assert data[("shop.db", "input")].hash == hash_bytes(before)  # the version it read
+    _is_version_of(data[("shop.db", "output")], project_dir / "shop.db")
+    kernel.ok("%%track via\nrows = count()")  # a cursor, through a notebook function
+    assert set(_data(project_dir)) == {("shop.db", "input")}
 
 
 def test_cache_config_and_local_folders_of_a_project_are_data(kernel, project_dir):

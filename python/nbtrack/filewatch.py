@@ -22,7 +22,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -317,8 +317,13 @@ def report(path: Any, write: bool) -> None:
     w.saw(os.path.abspath(text), write, not write, folder=True)
 
 
-def arm(watcher: FileWatcher) -> None:
-    """Start collecting into ``watcher`` (installs the hooks once per process)."""
+def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
+    """Start collecting into ``watcher`` (installs the hooks once per process).
+
+    ``values_read``: the values the cell reads from the namespace. A SQLite connection
+    (or cursor) among them, opened by an earlier cell, is a read of its database files:
+    the cell queries them with no ``connect`` for the hook to see.
+    """
     global _watcher, _installed, _own_thread
     if not _installed:
         from .ingest import is_own_thread
@@ -331,8 +336,28 @@ def arm(watcher: FileWatcher) -> None:
         _installed = True
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
     watcher.begin()
+    for value in values_read:
+        for path in _database_files(value):
+            watcher.saw(path, write=False, read=True)
     _watcher = watcher
     libhooks.sink = report
+
+
+def _database_files(value: Any) -> list[str]:
+    """The files of a SQLite connection or cursor (``PRAGMA database_list``: the main
+    database and any attached), or none."""
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is None:
+        return []
+    if isinstance(value, sqlite3.Cursor):
+        value = value.connection
+    if not isinstance(value, sqlite3.Connection):
+        return []
+    try:
+        rows = value.execute("PRAGMA database_list").fetchall()
+    except Exception:  # closed, or made in another thread: nothing the cell can read
+        return []
+    return [row[2] for row in rows if isinstance(row[2], str) and row[2]]
 
 
 def _forget() -> None:
