@@ -11,31 +11,38 @@ from test_lineage import _cell_runs
 from test_magics import _settle
 
 
+def _train_twice(kernel, project_dir, setup: str, train: str, change: str):
+    """``setup``, the tracked ``train`` cell, ``change``, ``train`` again: both runs
+    read back, and the second summary."""
+    kernel.ok(setup)
+    kernel.ok(train)
+    kernel.ok(change)
+    second = kernel.ok(train)
+    a, b = _cell_runs(_settle(project_dir), "train")
+    return a, b, second.text
+
+
 def test_config_objects_copied_from_scripts_are_parameters_and_their_change_shows(
     project_dir, kernel
 ):
     """Found by the trial: ``args = argparse.Namespace(...)`` / ``SimpleNamespace`` and a
     ``@dataclass`` config were opaque reads ("read args: changed"): the epochs and the seed
     the cell used were nowhere in the record."""
-    kernel.ok(
+    setup = (
         "import argparse\nfrom dataclasses import dataclass\n"
         "args = argparse.Namespace(epochs=5, lr=0.1, name='run1')\n"
         "@dataclass\nclass Config:\n    seed: int = 0\n    layers: tuple = (64, 32)\n"
         "conf = Config(seed=7)"
     )
     train = "%%track train\nsteps = [args.lr * e for e in range(args.epochs)]\nrng = conf.seed"
-    kernel.ok(train)
-    kernel.ok("args.epochs = 3")
-    second = kernel.ok(train)
-
-    a, b = _cell_runs(_settle(project_dir), "train")
+    a, b, second = _train_twice(kernel, project_dir, setup, train, "args.epochs = 3")
     assert a.params == {
         "args": {"epochs": 5, "lr": 0.1, "name": "run1"},
         "conf": {"seed": 7, "layers": [64, 32]},
     }
     assert a.param_sources == {"args": "upstream", "conf": "upstream"}
     assert b.params["args"]["epochs"] == 3
-    assert "param args: {'epochs': 5" in second.text and "read args" not in second.text
+    assert "param args: {'epochs': 5" in second and "read args" not in second
     shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir)
     assert shown.returncode == 0 and "param    args" in shown.stdout, shown.stdout
 
@@ -55,3 +62,17 @@ def test_a_config_object_cell_run_again_equal_makes_nothing_stale(project_dir, k
     seen.append(kernel.ok(use, cell_id="use"))
     assert ["stale input" in r.text for r in seen] == [False, True]
     assert "sched was made by In[3] from args, which was changed since" in seen[1].text
+
+
+def test_a_kaggle_cfg_class_is_a_parameter_and_its_change_is_not_the_same_run(project_dir, kernel):
+    """Found by the trial: ``class CFG: lr = 1e-3`` read as ``CFG.lr`` recorded nothing,
+    and after ``CFG.lr = 1e-2`` the summary said "same as the previous run"."""
+    setup = (
+        "class CFG:\n    seed = 42\n    lr = 1e-3\n    epochs = 3\n"
+        "    def describe(self):\n        return 'cfg'"
+    )
+    train = "%%track train\nhist = [CFG.lr * i for i in range(CFG.epochs)]"
+    a, b, second = _train_twice(kernel, project_dir, setup, train, "CFG.lr = 1e-2")
+    assert a.params == {"CFG": {"seed": 42, "lr": 1e-3, "epochs": 3}}
+    assert b.params["CFG"]["lr"] == 1e-2
+    assert "same as the previous run" not in second and "param CFG" in second

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbtrack.values import describe, metric_values, param_value
+from nbtrack.values import describe, is_ignored, metric_values, param_value
 
 
 class Color(enum.Enum):
@@ -57,6 +57,17 @@ def test_small_plain_values_are_parameters(value, plain):
 )  # fmt: skip
 def test_data_models_and_big_values_are_not_parameters(value):
     assert param_value(value) == (False, None)
+
+
+def test_a_notebook_class_of_settings_is_a_parameter_and_other_classes_are_not_inputs():
+    """Kaggle's ``class CFG: lr = 1e-3`` (read as ``CFG.lr``): its plain class attributes,
+    inherited ones too; a class with none, or a library's class, is not an input."""
+    base = type("Base", (), {"__module__": "__main__", "seed": 0, "fit": lambda self: 0})
+    cfg = type("CFG", (base,), {"__module__": "__main__", "lr": 1e-3, "_cache": {}})
+    assert param_value(cfg) == (True, {"seed": 0, "lr": 1e-3})
+    assert not is_ignored("CFG", cfg)
+    net = type("Net", (), {"__module__": "__main__", "forward": lambda self: 0})
+    assert is_ignored("Net", net) and is_ignored("Path", Path)
 
 
 def test_arrays_and_frames_are_described_by_type_shape_and_a_content_fingerprint():

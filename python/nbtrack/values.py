@@ -44,6 +44,8 @@ def is_ignored(name: str, value: Any) -> bool:
         return True
     if name[0] == "_" and (name[1:].isdigit() or name[1:2] == "i" and name[2:].isdigit()):
         return True  # _12, _i12: IPython's output/input history
+    if isinstance(value, type):  # a notebook's `class CFG: lr = 1e-3` is its settings
+        return config_fields(value) is None
     return isinstance(value, _NOT_INPUTS)
 
 
@@ -93,7 +95,9 @@ def config_fields(value: Any) -> dict[str, Any] | None:
     """The fields of a config object, or None for anything else.
 
     ``argparse.Namespace`` and ``types.SimpleNamespace`` (``args.lr``) and dataclass
-    instances (``conf.seed``) are how notebooks copied from scripts hold their settings.
+    instances (``conf.seed``) are how notebooks copied from scripts hold their settings;
+    a class the notebook defines (Kaggle's ``class CFG: lr = 1e-3``, read as ``CFG.lr``)
+    gives its parameter-like class attributes, inherited ones too, if it has any.
 
     >>> config_fields(types.SimpleNamespace(lr=0.1, epochs=5))
     {'lr': 0.1, 'epochs': 5}
@@ -103,12 +107,25 @@ def config_fields(value: Any) -> dict[str, Any] | None:
         argparse is not None and isinstance(value, argparse.Namespace)
     ):
         return dict(vars(value))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if isinstance(value, type):
+        return _class_settings(value) if value.__module__ == "__main__" else None
+    if dataclasses.is_dataclass(value):
         try:
             return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         except AttributeError:  # a slot never set: not a plain config
             return None
     return None
+
+
+def _class_settings(cls: type) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    for base in reversed(cls.__mro__):
+        if base.__module__ != "__main__":
+            continue
+        for k, v in vars(base).items():
+            if not k.startswith("_") and param_value(v, 1)[0]:
+                out[k] = v
+    return out or None
 
 
 def _numpy_scalar(value: Any) -> bool:
