@@ -237,7 +237,7 @@ class CellRun:
             # names the notebook run rather than wait on a store busy with the
             # sweep's other executions (nbtrack diff compares them afterwards).
             return None
-        return previous.for_notebook(self.project, self.session.notebook_path())
+        return previous.for_notebook(self.project, self.session)
 
     # ---------------------------------------------------------------- data versions
     def _version(self, path: str, role: str, keep_bytes: bool = True) -> DataVersion | None:
