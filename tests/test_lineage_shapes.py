@@ -42,7 +42,7 @@ def test_config_objects_copied_from_scripts_are_parameters_and_their_change_show
     }
     assert a.param_sources == {"args": "upstream", "conf": "upstream"}
     assert b.params["args"]["epochs"] == 3
-    assert "param args: {'epochs': 5" in second and "read args" not in second
+    assert "param args.epochs: 5 → 3 (upstream)" in second and "read args" not in second
     shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir)
     assert shown.returncode == 0 and "param    args" in shown.stdout, shown.stdout
 
@@ -75,4 +75,20 @@ def test_a_kaggle_cfg_class_is_a_parameter_and_its_change_is_not_the_same_run(pr
     a, b, second = _train_twice(kernel, project_dir, setup, train, "CFG.lr = 1e-2")
     assert a.params == {"CFG": {"seed": 42, "lr": 1e-3, "epochs": 3}}
     assert b.params["CFG"]["lr"] == 1e-2
-    assert "same as the previous run" not in second and "param CFG" in second
+    assert "param CFG.lr: 0.001 → 0.01 (upstream)" in second
+
+
+def test_a_dict_parameter_changed_past_its_first_characters_says_which_key(project_dir, kernel):
+    """Found by the trial: the summary cut a changed ``cfg`` dict to 60 characters, so a
+    change of its last key read ``param cfg: {'seed': 42, … → {'seed': 42, …``."""
+    setup = (
+        "cfg = {'seed': 42, 'model_name': 'resnet34', 'epochs': 10, 'batch_size': 64,"
+        " 'opt': {'name': 'adamw', 'wd': 0.01}}"
+    )
+    train = "%%track train\nsteps = cfg['epochs'] * cfg['batch_size'] * cfg['opt']['wd']"
+    change = "cfg['opt'] = {'name': 'adamw', 'wd': 0.05, 'eps': 1e-8}"
+    _, b, second = _train_twice(kernel, project_dir, setup, train, change)
+    assert b.params["cfg"]["opt"]["wd"] == 0.05
+    assert "param cfg.opt.wd: 0.01 → 0.05 (upstream)" in second
+    assert "param cfg.opt.eps: — → 1e-8 (upstream)" in second
+    assert "param cfg: {" not in second
