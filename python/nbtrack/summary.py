@@ -35,9 +35,13 @@ def _role(role: str) -> str:
 
 
 def _pairs(values: dict[str, Any]) -> str:
-    items = [f"{k}={_fmt(v)}" for k, v in list(values.items())[:MAX_ITEMS]]
-    if len(values) > MAX_ITEMS:
-        items.append(f"… {len(values) - MAX_ITEMS} more")
+    return _listed([f"{k}={_fmt(v)}" for k, v in values.items()])
+
+
+def _listed(items: list[str]) -> str:
+    """The first ``MAX_ITEMS`` items, and how many more there are."""
+    if len(items) > MAX_ITEMS:
+        items = [*items[:MAX_ITEMS], f"… {len(items) - MAX_ITEMS} more"]
     return ", ".join(items) or "—"
 
 
@@ -48,10 +52,12 @@ def _origin(run: Run | None, key: str) -> str:
 
 
 def _param_pairs(run: Run) -> str:
-    items = [f"{k}={_fmt(v)}{_origin(run, k)}" for k, v in list(run.params.items())[:MAX_ITEMS]]
-    if len(run.params) > MAX_ITEMS:
-        items.append(f"… {len(run.params) - MAX_ITEMS} more")
-    return ", ".join(items) or "—"
+    return _listed([f"{k}={_fmt(v)}{_origin(run, k)}" for k, v in run.params.items()])
+
+
+def _files(run: Run) -> str:
+    """The files the run read and wrote: a cell writing 2,000 shards says how many."""
+    return _listed([f"{_role(d.role)} {d.path}" for d in run.data])
 
 
 def _reads(run: Run) -> str:
@@ -68,9 +74,7 @@ def _reads(run: Run) -> str:
         elif i.execution_count is not None:
             where.append(f"In[{i.execution_count}]")
         items.append(f"{i.name} ({', '.join(where)})")
-    if len(items) > MAX_ITEMS:
-        items = [*items[:MAX_ITEMS], f"… {len(items) - MAX_ITEMS} more"]
-    return ", ".join(items)
+    return _listed(items) if items else ""
 
 
 def _leaf_changes(key: str, a: Any, b: Any) -> list[tuple[str, Any, Any]]:
@@ -111,9 +115,11 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
             lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)}")
         else:
             lines.append(f"metric {c.key}: {c.kind}")
-    for dc in d.data:
+    for dc in d.data[:MAX_ITEMS]:
         extra = f" ({dc.size_delta:+,d} bytes)" if dc.size_delta else ""
         lines.append(f"{dc.role} {dc.path}: {dc.label('this run')}{extra}")
+    if len(d.data) > MAX_ITEMS:  # (a cell writing 2,000 shards: the code change still shows)
+        lines.append(f"… {len(d.data) - MAX_ITEMS} more files changed")
     if d.code:
         lines.append("code changed")
     for c in d.outcome:
@@ -138,8 +144,7 @@ def as_text(outcome: CellOutcome) -> str:
     if reads:
         lines.append(f"  reads:   {reads}")
     if run.data:
-        files = [f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS]]
-        lines.append(f"  data:    {', '.join(files)}")
+        lines.append(f"  data:    {_files(run)}")
     lines.extend(_changes_text(outcome))
     lines.extend(f"  alert:   {a}" for a in outcome.alerts)
     lines.extend(f"  warning: {w}" for w in _warnings(outcome))
@@ -158,7 +163,9 @@ def _changes_text(outcome: CellOutcome) -> list[str]:
     prev = outcome.previous.short_id
     if not changes:
         return [f"  same as the previous run {prev}"]
-    return [f"  since {prev}:"] + [f"    {line}" for line in changes[: MAX_ITEMS * 2]]
+    if len(changes) > MAX_ITEMS * 2:
+        changes = [*changes[: MAX_ITEMS * 2 - 1], f"… {len(changes) - MAX_ITEMS * 2 + 1} more"]
+    return [f"  since {prev}:"] + [f"    {line}" for line in changes]
 
 
 def _warnings(outcome: CellOutcome) -> list[str]:
@@ -193,8 +200,7 @@ def as_html(outcome: CellOutcome) -> str:
     if reads:
         parts.append(f"<br>reads: {esc(reads)}")
     if run.data:
-        files = ", ".join(f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS])
-        parts.append(f"<br>data: {esc(files)}")
+        parts.append(f"<br>data: {esc(_files(run))}")
     for line in _changes_text(outcome):
         parts.append("<br>" + esc(line.strip()))
     for label, items in (("alert", outcome.alerts), ("warning", _warnings(outcome))):
