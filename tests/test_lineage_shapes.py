@@ -10,6 +10,25 @@ from conftest import run_cli
 from test_lineage import _cell_runs
 from test_magics import _settle
 
+HP_AND_BOX = """
+import numpy as np
+
+class HP:
+    hidden = 64
+
+    def __init__(self, dropout):
+        self.dropout = dropout
+
+    def describe(self):
+        return "hp"
+
+class Box:
+    def __init__(self):
+        self.X = np.zeros(3)
+
+hp, box = HP(0.2), Box()
+"""
+
 
 def _train_twice(kernel, project_dir, setup: str, train: str, change: str):
     """``setup``, the tracked ``train`` cell, ``change``, ``train`` again: both runs
@@ -92,3 +111,19 @@ def test_a_dict_parameter_changed_past_its_first_characters_says_which_key(proje
     assert "param cfg.opt.wd: 0.01 → 0.05 (upstream)" in second
     assert "param cfg.opt.eps: — → 1e-8 (upstream)" in second
     assert "param cfg: {" not in second
+
+
+def test_an_object_holding_hyperparameters_as_attributes_is_a_parameter(project_dir, kernel):
+    """Found by the trial: ``hp = HP()`` read as ``hp.hidden`` was "read hp (HP)" by a
+    fingerprint of its own attributes only, so ``HP.hidden = 128`` changed nothing in the
+    record. An object of a notebook class whose class and own attributes are plain is
+    recorded by them; one holding data is a named input as before."""
+    a, _, second = _train_twice(
+        kernel, project_dir, HP_AND_BOX, "%%track train\nunits = hp.hidden * hp.dropout",
+        "HP.hidden = 128",
+    )  # fmt: skip
+    assert a.params == {"hp": {"hidden": 64, "dropout": 0.2}}
+    assert "param hp.hidden: 64 → 128 (upstream)" in second
+    kernel.ok("%%track box\ntotal = box.X.sum()")
+    box = _cell_runs(_settle(project_dir), "box")[0]
+    assert not box.params and [i.name for i in box.named_inputs] == ["box"]

@@ -68,6 +68,7 @@ def test_a_notebook_class_of_settings_is_a_parameter_and_other_classes_are_not_i
     assert not is_ignored("CFG", cfg)
     net = type("Net", (), {"__module__": "__main__", "forward": lambda self: 0})
     assert is_ignored("Net", net) and is_ignored("Path", Path)
+    assert param_value(cfg()) == (True, {"seed": 0, "lr": 1e-3})  # and an object of it
 
 
 def test_arrays_and_frames_are_described_by_type_shape_and_a_content_fingerprint():

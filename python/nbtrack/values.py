@@ -97,7 +97,8 @@ def config_fields(value: Any) -> dict[str, Any] | None:
     ``argparse.Namespace`` and ``types.SimpleNamespace`` (``args.lr``) and dataclass
     instances (``conf.seed``) are how notebooks copied from scripts hold their settings;
     a class the notebook defines (Kaggle's ``class CFG: lr = 1e-3``, read as ``CFG.lr``)
-    gives its parameter-like class attributes, inherited ones too, if it has any.
+    gives its parameter-like class attributes, inherited ones too, if it has any; an
+    instance of one (``hp = HP()``, ``Trainer(lr=0.1)``) those and its own attributes.
 
     >>> config_fields(types.SimpleNamespace(lr=0.1, epochs=5))
     {'lr': 0.1, 'epochs': 5}
@@ -114,6 +115,10 @@ def config_fields(value: Any) -> dict[str, Any] | None:
             return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         except AttributeError:  # a slot never set: not a plain config
             return None
+    cls = type(value)
+    if cls.__module__ == "__main__" and isinstance(getattr(value, "__dict__", None), dict):
+        fields = {**(_class_settings(cls) or {}), **vars(value)}
+        return fields or None
     return None
 
 
