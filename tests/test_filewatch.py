@@ -320,6 +320,21 @@ def test_a_database_queried_through_a_connection_an_earlier_cell_opened_is_an_in
     assert set(_data(project_dir)) == {("shop.db", "input")}
 
 
+def test_files_read_by_a_cells_threads_at_once_are_all_inputs(kernel, project_dir):
+    """Found by a new user's fourth trial: four CSVs read by a ThreadPoolExecutor were
+    recorded as two: while one thread's read was being versioned, the others' reads
+    were taken for nbtrack's own."""
+    kernel.ok(
+        "import pandas as pd\nfrom concurrent.futures import ThreadPoolExecutor\n"
+        "for i in range(8):\n    pd.DataFrame({'a': range(20_000)}).to_csv(f'p{i}.csv')"
+    )
+    kernel.ok(
+        "%%track\nwith ThreadPoolExecutor(8) as ex:\n"
+        "    parts = list(ex.map(pd.read_csv, [f'p{i}.csv' for i in range(8)]))"
+    )
+    assert set(_data(project_dir)) == {(f"p{i}.csv", "input") for i in range(8)}
+
+
 def test_cache_config_and_local_folders_of_a_project_are_data(kernel, project_dir):
     """Found by a new user's trial: ``.cache/feat.txt`` in the project was never recorded
     (the home folder's own ``.cache`` is still left out, by its path)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -60,7 +61,9 @@ class FileWatcher:
         # Called with a path when the cell first reads it: its version is taken then,
         # as read, before the cell (or a library, a shell line) may overwrite it.
         self.before_overwrite: Callable[[str], None] | None = None
-        self._versioning = False  # nbtrack's own opens while it versions a read
+        # The thread versioning a read: its own opens are nbtrack's, not the cell's. Per
+        # thread: the cell's other threads (a ThreadPoolExecutor of readers) read on.
+        self._versioning = threading.local()
         # This process's writes, claimed for kernels running cells beside it (writeclaims.py).
         self.claims = writeclaims.Claims(self.store)
 
@@ -86,7 +89,7 @@ class FileWatcher:
     def saw(self, path: str, write: bool, read: bool, *, folder: bool = False) -> None:
         """Note an access to ``path``; ``folder``: a folder is data here (a Parquet
         dataset), not an ``open`` of a folder to sync it."""
-        if self._versioning or self._environment_file(path):
+        if getattr(self._versioning, "on", False) or self._environment_file(path):
             return
         real = os.path.realpath(path)
         if not self.keep(real) or (not folder and os.path.isdir(real)):
@@ -102,11 +105,11 @@ class FileWatcher:
                 return  # nothing there: not read
             self.reads[real] = st
             if st.st_ctime_ns < self.began_ns and self.before_overwrite:
-                self._versioning = True  # (not the cell's own output, read back)
+                self._versioning.on = True  # (not the cell's own output, read back)
                 try:
                     self.before_overwrite(real)
                 finally:
-                    self._versioning = False
+                    self._versioning.on = False
 
     def _environment_file(self, path: str) -> bool:
         """Whether ``path`` is in an ignored folder (the Python environment: the modules a
