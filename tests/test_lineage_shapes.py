@@ -106,11 +106,16 @@ def test_a_dict_parameter_changed_past_its_first_characters_says_which_key(proje
     )
     train = "%%track train\nsteps = cfg['epochs'] * cfg['batch_size'] * cfg['opt']['wd']"
     change = "cfg['opt'] = {'name': 'adamw', 'wd': 0.05, 'eps': 1e-8}"
-    _, b, second = _train_twice(kernel, project_dir, setup, train, change)
+    a, b, second = _train_twice(kernel, project_dir, setup, train, change)
     assert b.params["cfg"]["opt"]["wd"] == 0.05
     assert "param cfg.opt.wd: 0.01 → 0.05 (upstream)" in second
     assert "param cfg.opt.eps: — → 1e-8 (upstream)" in second
     assert "param cfg: {" not in second
+    # nbtrack diff, which cuts a value to the terminal's width, names the keys too
+    shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
+    rows = [line.split() for line in shown.splitlines()]
+    assert ["cfg.opt.wd", "changed", "0.01", "0.05", "0.04"] in rows, shown
+    assert ["cfg.opt.eps", "added", "1e-8"] in rows, shown
 
 
 def test_an_object_holding_hyperparameters_as_attributes_is_a_parameter(project_dir, kernel):

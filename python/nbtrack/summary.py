@@ -14,16 +14,13 @@ from typing import Any
 from .cellrun import CellOutcome
 from .models import Run
 from .numformat import format_number
-from .rundiff import CHANGED, RunDiff
+from .rundiff import ADDED, CHANGED, REMOVED, RunDiff
 from .sysmetrics import is_system, system_summary
 
 MAX_ITEMS = 12
-_ABSENT = object()  # a key one side of a changed dict parameter does not have
 
 
 def _fmt(value: Any) -> str:
-    if value is _ABSENT:
-        return "—"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return format_number(value)
     text = repr(value) if isinstance(value, str) else str(value)
@@ -77,28 +74,16 @@ def _reads(run: Run) -> str:
     return _listed(items) if items else ""
 
 
-def _leaf_changes(key: str, a: Any, b: Any) -> list[tuple[str, Any, Any]]:
-    """A changed dict parameter by the keys that changed (``cfg.lr: 0.1 → 0.01``): the
-    whole dict, cut to 60 characters, hid a change past them ("{'seed': 42, …" twice)."""
-    if not (isinstance(a, dict) and isinstance(b, dict)):
-        return [(key, a, b)]
-    out: list[tuple[str, Any, Any]] = []
-    for k in {**a, **b}:
-        if k not in b or k not in a:
-            out.append((f"{key}.{k}", a.get(k, _ABSENT), b.get(k, _ABSENT)))
-        elif a[k] != b[k]:
-            out.extend(_leaf_changes(f"{key}.{k}", a[k], b[k]))
-    return out
-
-
 def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
     """One line per change since the previous run, in the order a reader checks them."""
     lines = []
     for c in d.params:
         if c.kind == CHANGED:
             origin = _origin(run, c.key)
-            for key, a, b in _leaf_changes(c.key, c.a, c.b):
-                lines.append(f"param {key}: {_fmt(a)} → {_fmt(b)}{origin}")
+            for leaf in c.leaves():
+                was = _fmt(leaf.a) if leaf.kind != ADDED else "—"
+                now = _fmt(leaf.b) if leaf.kind != REMOVED else "—"
+                lines.append(f"param {leaf.key}: {was} → {now}{origin}")
         else:
             lines.append(f"param {c.key}: {c.kind}")
     for ic in d.inputs:

@@ -157,6 +157,8 @@ def diff_table(d: RunDiff) -> Table:
     rows: list[list[Any]] = []
     for c in d.params:
         rows.append(["param", c.key, c.kind, c.a, c.b, c.delta])
+        if c.leaves() != [c]:  # a dict: which of its keys changed, under it
+            rows += [["", leaf.key, leaf.kind, leaf.a, leaf.b, leaf.delta] for leaf in c.leaves()]
     for c in d.metrics:
         if is_system(c.key) and not d.include_same:
             continue  # CPU and memory differ between any two runs: with --all
