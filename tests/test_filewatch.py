@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from nbtrack.filewatch import FileWatcher
-from nbtrack.hashing import hash_file
+from nbtrack.hashing import hash_bytes, hash_file
 from nbtrack.models import DataVersion
 from test_magics import _settle
 
@@ -277,6 +277,62 @@ def test_a_database_only_queried_is_an_input_not_an_output(kernel, project_dir):
     data = _data(project_dir)
     assert set(data) == {("db.sqlite", "input")}
     _is_version_of(data[("db.sqlite", "input")], project_dir / "db.sqlite")
+
+
+def test_a_file_an_earlier_cell_wrote_and_this_one_only_closes_is_not_its_output(
+    kernel, project_dir
+):
+    """Found by a new user's fourth trial: ``con.close()`` of a SQLite connection an
+    untracked cell had written through (or its collection, in an unrelated cell), and
+    ``log.close()`` of a log flushed earlier, made the closing cell the file's writer."""
+    kernel.ok(
+        "import sqlite3\ncon = sqlite3.connect('shop.db')\ncon.execute('CREATE TABLE t(x)')\n"
+        "con.execute('INSERT INTO t VALUES (1)')\ncon.commit()\n"
+        "log = open('log.txt', 'w')\nlog.write('flushed\\n')\nlog.flush()\n"
+        "buffered = open('buffered.txt', 'w')\nbuffered.write('still in memory')"
+    )
+    kernel.ok("%%track tidy\ncon.close()\nlog.close()\nbuffered.close()")
+    data = _data(project_dir)
+    # the one closed with bytes to write; the database is read through `con`, not written
+    assert set(data) == {("buffered.txt", "output"), ("shop.db", "input")}
+    _is_version_of(data[("buffered.txt", "output")], project_dir / "buffered.txt")
+
+
+def test_a_database_queried_through_a_connection_an_earlier_cell_opened_is_an_input(
+    kernel, project_dir
+):
+    """Found by a new user's fourth trial: ``con = sqlite3.connect(...)`` in a setup cell
+    and ``pd.read_sql(q, con)`` in the tracked one recorded no data at all."""
+    kernel.ok(
+        "import sqlite3\ncon = sqlite3.connect('shop.db')\ncon.execute('CREATE TABLE t(x)')\n"
+        "con.execute('INSERT INTO t VALUES (1)')\ncon.commit()\ncur = con.cursor()\n"
+        "def count():\n    return cur.execute('SELECT count(*) FROM t').fetchone()[0]"
+    )
+    before = (project_dir / "shop.db").read_bytes()
+    kernel.ok("%%track q\nn = con.execute('SELECT x FROM t').fetchall()")
+    assert set(_data(project_dir)) == {("shop.db", "input")}
+    kernel.ok("%%track add\ncon.execute('INSERT INTO t VALUES (2)')\ncon.commit()")
+    data = _data(project_dir)
+    assert set(data) == {("shop.db", "input"), ("shop.db", "output")}
+    assert data[("shop.db", "input")].hash == hash_bytes(before)  # the version it read
+    _is_version_of(data[("shop.db", "output")], project_dir / "shop.db")
+    kernel.ok("%%track via\nrows = count()")  # a cursor, through a notebook function
+    assert set(_data(project_dir)) == {("shop.db", "input")}
+
+
+def test_files_read_by_a_cells_threads_at_once_are_all_inputs(kernel, project_dir):
+    """Found by a new user's fourth trial: four CSVs read by a ThreadPoolExecutor were
+    recorded as two: while one thread's read was being versioned, the others' reads
+    were taken for nbtrack's own."""
+    kernel.ok(
+        "import pandas as pd\nfrom concurrent.futures import ThreadPoolExecutor\n"
+        "for i in range(8):\n    pd.DataFrame({'a': range(20_000)}).to_csv(f'p{i}.csv')"
+    )
+    kernel.ok(
+        "%%track\nwith ThreadPoolExecutor(8) as ex:\n"
+        "    parts = list(ex.map(pd.read_csv, [f'p{i}.csv' for i in range(8)]))"
+    )
+    assert set(_data(project_dir)) == {(f"p{i}.csv", "input") for i in range(8)}
 
 
 def test_cache_config_and_local_folders_of_a_project_are_data(kernel, project_dir):

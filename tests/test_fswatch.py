@@ -80,3 +80,23 @@ def test_a_folder_moved_away_and_back_is_watched_under_its_new_name(watch, tmp_p
     watch.begin()
     (tmp_path / "renamed" / "again.csv").write_text("z")
     assert watch.written() == [str(tmp_path / "renamed" / "again.csv")]
+
+
+def test_a_file_opened_before_the_cell_and_only_closed_in_it_was_not_written(
+    watch, tmp_path: Path
+) -> None:
+    # given a file written and flushed before the cell, and one with bytes still buffered
+    flushed = (tmp_path / "data" / "flushed.log").open("w")
+    flushed.write("x\n")
+    flushed.flush()
+    buffered = (tmp_path / "data" / "buffered.log").open("w")
+    buffered.write("y\n")
+    written = os.stat(flushed.name).st_ctime_ns  # the cell begins past the clocks' slack
+    while time.time_ns() < written + fswatch.CLOCK_SLACK_NS:
+        time.sleep(0.001)
+    watch.begin()
+    # when the cell closes both
+    flushed.close()
+    buffered.close()
+    # then only the one whose bytes landed during the cell was written
+    assert [os.path.relpath(p, tmp_path) for p in watch.written()] == ["data/buffered.log"]

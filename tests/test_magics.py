@@ -342,3 +342,27 @@ def test_line_magics_show_tables_of_the_store(kernel, project_dir):
 def test_outside_a_tracked_cell_logging_is_an_error(kernel):
     reply = kernel.run("nbtrack.log_metric('x', 1.0)")
     assert reply.status == "error" and reply.ename == "NoActiveRunError" and "%%track" in reply.text
+
+
+def test_a_cell_writing_many_files_says_how_many_and_still_shows_its_code_change(
+    kernel, project_dir
+):
+    """Found by a new user's fourth trial: a cell writing 2,000 shards listed 12 of them
+    with no "more", and its "since" lines stopped after 24 without saying so: a code
+    change or a failed status after them was never shown."""
+    shards = "import os\nos.makedirs('shards', exist_ok=True)\nfor i in range(30):\n"
+    kernel.ok(f"%%track shards\n{shards}    open(f'shards/{{i}}.txt', 'w').write(str(i))")
+    second = kernel.ok(f"%%track shards\n{shards}    open(f'shards/{{i}}.txt', 'w').write('x')")
+    assert ".txt, … 18 more\n" in second.text  # the data line: 12 files listed, of 30
+    assert "… 18 more files changed" in second.text and "code changed" in second.text
+
+
+def test_track_ls_shows_a_whole_number_parameter_as_it_was_set(kernel, project_dir):
+    """Found by a new user's fourth trial: ``%track ls`` showed ``epochs = 3`` as 3.0,
+    and NaN for the runs without it (``nbtrack.runs()`` gives 3 and <NA>)."""
+    kernel.ok("%%track a\nepochs = 3")
+    kernel.ok("%%track b\nlr = 0.5")
+    _settle(project_dir)
+    text = kernel.ok("%track ls --columns name,epochs,lr").text
+    rows = {line.split()[1]: line.split()[2:] for line in text.splitlines()[1:]}
+    assert rows == {"a": ["3", "NaN"], "b": ["<NA>", "0.5"]}, text  # (a float's gap: NaN)

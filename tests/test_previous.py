@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
+from factory import record_run
+from nbtrack import previous
 from nbtrack.client import Client
+from nbtrack.previous import cell_key
 from nbtrack.project import resolve_project
 
 
@@ -46,3 +50,15 @@ def test_a_new_kernel_compares_each_cell_with_its_run_in_an_earlier_kernel(
     assert any(f"since {p}" in named.text for p in prev)
     assert any(f"same as the previous run {p}" in same_code.text for p in prev)
     assert "first run of this cell" in other.text  # new code, no name: a new cell
+
+
+def test_a_kernels_own_run_is_never_the_previous_run_of_its_cell(project_dir):
+    """Seen under load (two cores, load 3): a new kernel's first run of a cell, stored
+    before the background read of the previous runs, said "same as the previous run
+    <its own id>". The runs of this kernel's session are not its cells' previous runs."""
+    older = record_run(project_dir, "train", source="lr = 0.1", session_id="earlier")
+    own = record_run(project_dir, "train", source="lr = 0.2", session_id="this")
+    session = SimpleNamespace(notebook_path=lambda: None, session_id="this")
+    found = previous.for_notebook(resolve_project(project_dir), session)
+    run = found.find(cell_key(None, "train", "lr = 0.2"), [])
+    assert run is not None and run.run_id == older != own

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import enum
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nbtrack.values import describe, metric_values, param_value
+from nbtrack.values import describe, is_ignored, metric_values, param_value
 
 
 class Color(enum.Enum):
     RED = 1
+
+
+@dataclasses.dataclass
+class Config:
+    seed: int = 0
+    layers: tuple = (64, 32)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +41,9 @@ class Color(enum.Enum):
         ([64, 32], [64, 32]),
         ((1, "a"), (1, "a")),
         ({"depth": 3, "lrs": [0.1, 0.01]}, {"depth": 3, "lrs": [0.1, 0.01]}),
+        (argparse.Namespace(lr=0.1, opt="adam"), {"lr": 0.1, "opt": "adam"}),
+        (types.SimpleNamespace(epochs=5), {"epochs": 5}),
+        (Config(seed=7), {"seed": 7, "layers": (64, 32)}),
     ],
 )
 def test_small_plain_values_are_parameters(value, plain):
@@ -41,10 +53,22 @@ def test_small_plain_values_are_parameters(value, plain):
 @pytest.mark.parametrize(
     "value",
     [np.zeros(3), pd.DataFrame({"a": [1]}), list(range(1000)), "x" * 5000, object(), 1j,
-     [[[[1]]]], {1: object()}],
+     [[[[1]]]], {1: object()}, types.SimpleNamespace(X=np.zeros(3)), Config],
 )  # fmt: skip
 def test_data_models_and_big_values_are_not_parameters(value):
     assert param_value(value) == (False, None)
+
+
+def test_a_notebook_class_of_settings_is_a_parameter_and_other_classes_are_not_inputs():
+    """Kaggle's ``class CFG: lr = 1e-3`` (read as ``CFG.lr``): its plain class attributes,
+    inherited ones too; a class with none, or a library's class, is not an input."""
+    base = type("Base", (), {"__module__": "__main__", "seed": 0, "fit": lambda self: 0})
+    cfg = type("CFG", (base,), {"__module__": "__main__", "lr": 1e-3, "_cache": {}})
+    assert param_value(cfg) == (True, {"seed": 0, "lr": 1e-3})
+    assert not is_ignored("CFG", cfg)
+    net = type("Net", (), {"__module__": "__main__", "forward": lambda self: 0})
+    assert is_ignored("Net", net) and is_ignored("Path", Path)
+    assert param_value(cfg()) == (True, {"seed": 0, "lr": 1e-3})  # and an object of it
 
 
 def test_arrays_and_frames_are_described_by_type_shape_and_a_content_fingerprint():

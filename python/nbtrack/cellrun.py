@@ -163,8 +163,8 @@ class CellRun:
         # started before the file watcher is armed, which would look at its /proc reads
         self._system = sysmetrics.start(self.writer, opts.system_interval)
         tracking.set_active(self.writer)
-        if opts.auto:
-            filewatch.arm(self.watcher)
+        if opts.auto:  # (a database connection the cell reads is a read of its file)
+            filewatch.arm(self.watcher, [session.lineage.ns.get(r.name) for r in self.reads])
 
     # ---------------------------------------------------------------- background facts
     def _start_context(self, nb: str | None, cell_id: str | None) -> None:
@@ -237,7 +237,7 @@ class CellRun:
             # names the notebook run rather than wait on a store busy with the
             # sweep's other executions (nbtrack diff compares them afterwards).
             return None
-        return previous.for_notebook(self.project, self.session.notebook_path())
+        return previous.for_notebook(self.project, self.session)
 
     # ---------------------------------------------------------------- data versions
     def _version(self, path: str, role: str, keep_bytes: bool = True) -> DataVersion | None:

@@ -219,9 +219,9 @@ class Client:
     ) -> dict[str, list[MetricPoint]]:
         return self._store.metric_series(self.resolve(ref), keys)
 
-    def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
-        """The newest finished run of each cell of a notebook: what the next run of a cell follows."""
-        return self._store.latest_cell_runs(notebook_path)
+    def latest_cell_runs(self, notebook_path: str | None, not_session: str = "") -> list[Run]:
+        """The newest finished run of each cell of a notebook, but session ``not_session``'s."""
+        return self._store.latest_cell_runs(notebook_path, not_session)
 
     def notebook_heads(self) -> list[NotebookHead]:
         """The newest finished notebook run of every notebook: the state ``repro`` compares with."""

@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,9 @@ class FileWatcher:
         # Called with a path when the cell first reads it: its version is taken then,
         # as read, before the cell (or a library, a shell line) may overwrite it.
         self.before_overwrite: Callable[[str], None] | None = None
-        self._versioning = False  # nbtrack's own opens while it versions a read
+        # The thread versioning a read: its own opens are nbtrack's, not the cell's. Per
+        # thread: the cell's other threads (a ThreadPoolExecutor of readers) read on.
+        self._versioning = threading.local()
         # This process's writes, claimed for kernels running cells beside it (writeclaims.py).
         self.claims = writeclaims.Claims(self.store)
 
@@ -86,7 +89,7 @@ class FileWatcher:
     def saw(self, path: str, write: bool, read: bool, *, folder: bool = False) -> None:
         """Note an access to ``path``; ``folder``: a folder is data here (a Parquet
         dataset), not an ``open`` of a folder to sync it."""
-        if self._versioning or self._environment_file(path):
+        if getattr(self._versioning, "on", False) or self._environment_file(path):
             return
         real = os.path.realpath(path)
         if not self.keep(real) or (not folder and os.path.isdir(real)):
@@ -102,11 +105,11 @@ class FileWatcher:
                 return  # nothing there: not read
             self.reads[real] = st
             if st.st_ctime_ns < self.began_ns and self.before_overwrite:
-                self._versioning = True  # (not the cell's own output, read back)
+                self._versioning.on = True  # (not the cell's own output, read back)
                 try:
                     self.before_overwrite(real)
                 finally:
-                    self._versioning = False
+                    self._versioning.on = False
 
     def _environment_file(self, path: str) -> bool:
         """Whether ``path`` is in an ignored folder (the Python environment: the modules a
@@ -317,8 +320,13 @@ def report(path: Any, write: bool) -> None:
     w.saw(os.path.abspath(text), write, not write, folder=True)
 
 
-def arm(watcher: FileWatcher) -> None:
-    """Start collecting into ``watcher`` (installs the hooks once per process)."""
+def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
+    """Start collecting into ``watcher`` (installs the hooks once per process).
+
+    ``values_read``: the values the cell reads from the namespace. A SQLite connection
+    (or cursor) among them, opened by an earlier cell, is a read of its database files:
+    the cell queries them with no ``connect`` for the hook to see.
+    """
     global _watcher, _installed, _own_thread
     if not _installed:
         from .ingest import is_own_thread
@@ -331,8 +339,28 @@ def arm(watcher: FileWatcher) -> None:
         _installed = True
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
     watcher.begin()
+    for value in values_read:
+        for path in _database_files(value):
+            watcher.saw(path, write=False, read=True)
     _watcher = watcher
     libhooks.sink = report
+
+
+def _database_files(value: Any) -> list[str]:
+    """The files of a SQLite connection or cursor (``PRAGMA database_list``: the main
+    database and any attached), or none."""
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is None:
+        return []
+    if isinstance(value, sqlite3.Cursor):
+        value = value.connection
+    if not isinstance(value, sqlite3.Connection):
+        return []
+    try:
+        rows = value.execute("PRAGMA database_list").fetchall()
+    except Exception:  # closed, or made in another thread: nothing the cell can read
+        return []
+    return [row[2] for row in rows if isinstance(row[2], str) and row[2]]
 
 
 def _forget() -> None:

@@ -91,6 +91,7 @@ class ProjectWatch:
         self.told = False  # whether a summary said so already
         self._since = 0
         self._written: dict[str, None] = {}
+        self._made: set[str] = set()  # created or moved in since begin(): new for sure
         self._add_tree(self.root, report=False)
 
     # ------------------------------------------------------------------ a cell
@@ -98,12 +99,24 @@ class ProjectWatch:
         """Forget what happened since the last cell (keeping the watches up to date)."""
         self._drain(report=False)
         self._written = {}
+        self._made = set()
         self._since = time.time_ns()
 
     def written(self) -> list[str]:
-        """Real paths of the files written since ``begin()``, in the order first seen."""
+        """Real paths of the files written since ``begin()``, in the order first seen.
+
+        A file only *closed* since, whose status has not changed since (a log or a
+        SQLite connection opened by an earlier cell and closed, or collected, in this
+        one), was not written: its close is an event, its bytes are older.
+        """
         self._drain(report=True)
-        return list(self._written)
+        return [p for p in self._written if p in self._made or self._changed_since(p)]
+
+    def _changed_since(self, path: str) -> bool:
+        try:
+            return os.stat(path).st_ctime_ns >= self._since - CLOCK_SLACK_NS
+        except OSError:
+            return True  # gone (a journal at commit): the caller decides
 
     def close(self) -> None:
         self._queue.close()
@@ -140,6 +153,8 @@ class ProjectWatch:
                     self._drop_tree(path)
             elif report and mask & _WROTE:
                 self._written[path] = None
+                if mask & (_CREATE | _MOVED_TO):
+                    self._made.add(path)
         return overflowed
 
     def _skip(self, name: str, path: str) -> bool:
@@ -167,6 +182,7 @@ class ProjectWatch:
                         stack.append(e.path)
                 elif report:
                     self._written[e.path] = None
+                    self._made.add(e.path)
 
     def _watch(self, folder: str) -> bool:
         if len(self._wds) >= MAX_FOLDERS:

@@ -28,6 +28,7 @@ from .namedeps import made_from
 from .values import (
     FINGERPRINT_BUDGET,
     Description,
+    config_fields,
     describe,
     is_ignored,
     param_value,
@@ -116,10 +117,11 @@ def _token(obj: Any) -> Any:
     t = type(obj)
     if t in _SCALARS:
         return (t, obj)
-    if t not in _CONTAINERS:
-        return None
     try:
-        return _plain(obj, [TOKEN_ITEMS, TOKEN_CHARS], 0)
+        if t in _CONTAINERS:
+            return _plain(obj, [TOKEN_ITEMS, TOKEN_CHARS], 0)
+        fields = config_fields(obj)  # `args = SimpleNamespace(...)` run again equal
+        return None if fields is None else (t, _plain(fields, [TOKEN_ITEMS, TOKEN_CHARS], 0))
     except (_TooBig, RuntimeError):  # a deep structure, or one another thread changes
         return None
 

@@ -247,7 +247,7 @@ def load(ipython: Any) -> None:
     background(writer.prepare, project.db_path)  # and the store's ingestion process
     if not settings.parent_run():
         try:  # and read what the notebook's cells last recorded, for their summaries
-            previous.for_notebook(project, magics.session.notebook_path())
+            previous.for_notebook(project, magics.session)
         except NbtrackError as exc:
             logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
 

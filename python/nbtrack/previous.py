@@ -15,23 +15,30 @@ from __future__ import annotations
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import ingest
 from .client import Client
 from .models import Run
 from .project import Project
 
+if TYPE_CHECKING:
+    from .session import KernelSession
+
 Key = tuple[str, str]
 WAIT = 3.0  # seconds the summary of the first cell waits for the runs to be read
 _loaded: dict[tuple[Path, str | None], PreviousRuns] = {}
 
 
-def for_notebook(project: Project, notebook_path: str | None) -> PreviousRuns:
-    """The newest runs of the cells of a notebook in the project's store, read once per process."""
+def for_notebook(project: Project, session: KernelSession) -> PreviousRuns:
+    """The newest runs of the cells of the session's notebook in the project's store, read
+    once per process; the session's own runs left out."""
+    notebook_path = session.notebook_path()
     rel = project.relative(notebook_path)[0] if notebook_path else None
     found = _loaded.get((project.folder, rel))
     if found is None:
-        found = _loaded[(project.folder, rel)] = PreviousRuns(Client(project), rel)
+        found = PreviousRuns(Client(project), rel, session.session_id)
+        _loaded[(project.folder, rel)] = found
     return found
 
 
@@ -47,17 +54,19 @@ def cell_key(cell_id: str | None, name: str | None, source: str | None) -> Key:
 class PreviousRuns:
     """The newest finished run of each cell of one notebook, loading in the background."""
 
-    def __init__(self, client: Client, notebook_path: str | None) -> None:
+    def __init__(self, client: Client, notebook_path: str | None, session_id: str) -> None:
+        # The read may come after this kernel's first runs are stored (a busy store):
+        # a cell's own run is not its previous one ("same as the previous run <itself>").
         self._index: Future[dict[Key, Run]] = ingest.read_in_background(
-            self._load, client, notebook_path
+            self._load, client, notebook_path, session_id
         )
 
     @staticmethod
-    def _load(client: Client, notebook_path: str | None) -> dict[Key, Run]:
+    def _load(client: Client, notebook_path: str | None, session_id: str) -> dict[Key, Run]:
         if not client.project.db_path.exists():
             return {}  # a new store: nothing ran before
         index: dict[Key, Run] = {}
-        runs = client.latest_cell_runs(notebook_path)
+        runs = client.latest_cell_runs(notebook_path, not_session=session_id)
         for run in sorted(runs, key=lambda r: str(r.started_at)):
             for key in (("id", run.cell_id), ("name", run.name), ("source", run.source)):
                 if key[1]:

@@ -47,6 +47,20 @@ class Change:
     def __bool__(self) -> bool:
         return self.kind != SAME
 
+    def leaves(self) -> list[Change]:
+        """A changed dict by the keys that changed (``cfg.opt.wd``), else itself: a dict
+        cut to a column's width or 60 characters hides a change past its first keys."""
+        a, b = self.a, self.b
+        if self.kind != CHANGED or not (isinstance(a, dict) and isinstance(b, dict)):
+            return [self]
+        out: list[Change] = []
+        for k in {**a, **b}:
+            sub = Change(f"{self.key}.{k}", _kind(k in a, k in b, _equal(a.get(k), b.get(k))),
+                         a.get(k), b.get(k))  # fmt: skip
+            if sub:
+                out.extend(sub.leaves())
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "key": self.key,

@@ -14,7 +14,7 @@ from typing import Any
 from .cellrun import CellOutcome
 from .models import Run
 from .numformat import format_number
-from .rundiff import CHANGED, RunDiff
+from .rundiff import ADDED, CHANGED, REMOVED, RunDiff
 from .sysmetrics import is_system, system_summary
 
 MAX_ITEMS = 12
@@ -32,9 +32,13 @@ def _role(role: str) -> str:
 
 
 def _pairs(values: dict[str, Any]) -> str:
-    items = [f"{k}={_fmt(v)}" for k, v in list(values.items())[:MAX_ITEMS]]
-    if len(values) > MAX_ITEMS:
-        items.append(f"… {len(values) - MAX_ITEMS} more")
+    return _listed([f"{k}={_fmt(v)}" for k, v in values.items()])
+
+
+def _listed(items: list[str]) -> str:
+    """The first ``MAX_ITEMS`` items, and how many more there are."""
+    if len(items) > MAX_ITEMS:
+        items = [*items[:MAX_ITEMS], f"… {len(items) - MAX_ITEMS} more"]
     return ", ".join(items) or "—"
 
 
@@ -45,10 +49,12 @@ def _origin(run: Run | None, key: str) -> str:
 
 
 def _param_pairs(run: Run) -> str:
-    items = [f"{k}={_fmt(v)}{_origin(run, k)}" for k, v in list(run.params.items())[:MAX_ITEMS]]
-    if len(run.params) > MAX_ITEMS:
-        items.append(f"… {len(run.params) - MAX_ITEMS} more")
-    return ", ".join(items) or "—"
+    return _listed([f"{k}={_fmt(v)}{_origin(run, k)}" for k, v in run.params.items()])
+
+
+def _files(run: Run) -> str:
+    """The files the run read and wrote: a cell writing 2,000 shards says how many."""
+    return _listed([f"{_role(d.role)} {d.path}" for d in run.data])
 
 
 def _reads(run: Run) -> str:
@@ -65,9 +71,7 @@ def _reads(run: Run) -> str:
         elif i.execution_count is not None:
             where.append(f"In[{i.execution_count}]")
         items.append(f"{i.name} ({', '.join(where)})")
-    if len(items) > MAX_ITEMS:
-        items = [*items[:MAX_ITEMS], f"… {len(items) - MAX_ITEMS} more"]
-    return ", ".join(items)
+    return _listed(items) if items else ""
 
 
 def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
@@ -75,7 +79,11 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
     lines = []
     for c in d.params:
         if c.kind == CHANGED:
-            lines.append(f"param {c.key}: {_fmt(c.a)} → {_fmt(c.b)}{_origin(run, c.key)}")
+            origin = _origin(run, c.key)
+            for leaf in c.leaves():
+                was = _fmt(leaf.a) if leaf.kind != ADDED else "—"
+                now = _fmt(leaf.b) if leaf.kind != REMOVED else "—"
+                lines.append(f"param {leaf.key}: {was} → {now}{origin}")
         else:
             lines.append(f"param {c.key}: {c.kind}")
     for ic in d.inputs:
@@ -92,9 +100,11 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
             lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)}")
         else:
             lines.append(f"metric {c.key}: {c.kind}")
-    for dc in d.data:
+    for dc in d.data[:MAX_ITEMS]:
         extra = f" ({dc.size_delta:+,d} bytes)" if dc.size_delta else ""
         lines.append(f"{dc.role} {dc.path}: {dc.label('this run')}{extra}")
+    if len(d.data) > MAX_ITEMS:  # (a cell writing 2,000 shards: the code change still shows)
+        lines.append(f"… {len(d.data) - MAX_ITEMS} more files changed")
     if d.code:
         lines.append("code changed")
     for c in d.outcome:
@@ -119,8 +129,7 @@ def as_text(outcome: CellOutcome) -> str:
     if reads:
         lines.append(f"  reads:   {reads}")
     if run.data:
-        files = [f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS]]
-        lines.append(f"  data:    {', '.join(files)}")
+        lines.append(f"  data:    {_files(run)}")
     lines.extend(_changes_text(outcome))
     lines.extend(f"  alert:   {a}" for a in outcome.alerts)
     lines.extend(f"  warning: {w}" for w in _warnings(outcome))
@@ -139,7 +148,9 @@ def _changes_text(outcome: CellOutcome) -> list[str]:
     prev = outcome.previous.short_id
     if not changes:
         return [f"  same as the previous run {prev}"]
-    return [f"  since {prev}:"] + [f"    {line}" for line in changes[: MAX_ITEMS * 2]]
+    if len(changes) > MAX_ITEMS * 2:
+        changes = [*changes[: MAX_ITEMS * 2 - 1], f"… {len(changes) - MAX_ITEMS * 2 + 1} more"]
+    return [f"  since {prev}:"] + [f"    {line}" for line in changes]
 
 
 def _warnings(outcome: CellOutcome) -> list[str]:
@@ -174,8 +185,7 @@ def as_html(outcome: CellOutcome) -> str:
     if reads:
         parts.append(f"<br>reads: {esc(reads)}")
     if run.data:
-        files = ", ".join(f"{_role(d.role)} {d.path}" for d in run.data[:MAX_ITEMS])
-        parts.append(f"<br>data: {esc(files)}")
+        parts.append(f"<br>data: {esc(_files(run))}")
     for line in _changes_text(outcome):
         parts.append("<br>" + esc(line.strip()))
     for label, items in (("alert", outcome.alerts), ("warning", _warnings(outcome))):

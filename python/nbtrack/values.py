@@ -2,13 +2,15 @@
 
 A value a cell reads is *parameter-like* when it is small and plain (numbers, bools,
 short strings, None, numpy scalars, enums, paths, and small lists/tuples/dicts of
-these): its value is recorded. Anything else (DataFrames, arrays, models) is recorded
+these, or config objects holding them: ``argparse.Namespace``, ``SimpleNamespace``, a
+dataclass instance, recorded as the dict of their fields): its value is recorded. Anything else (DataFrames, arrays, models) is recorded
 by its type, shape and a cheap content fingerprint, computed within a time budget.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import numbers
 import os
@@ -42,6 +44,8 @@ def is_ignored(name: str, value: Any) -> bool:
         return True
     if name[0] == "_" and (name[1:].isdigit() or name[1:2] == "i" and name[2:].isdigit()):
         return True  # _12, _i12: IPython's output/input history
+    if isinstance(value, type):  # a notebook's `class CFG: lr = 1e-3` is its settings
+        return config_fields(value) is None
     return isinstance(value, _NOT_INPUTS)
 
 
@@ -65,6 +69,9 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
         return True, os.fspath(value)
     if depth >= MAX_DEPTH:
         return False, None
+    fields = config_fields(value)
+    if fields is not None:  # a config object is the dict of its fields, as W&B's config takes it
+        return param_value(fields, depth)
     if isinstance(value, (list, tuple)) and len(value) <= MAX_ITEMS:
         out = []
         for v in value:
@@ -82,6 +89,48 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
             d[str(k)] = plain
         return True, d
     return False, None
+
+
+def config_fields(value: Any) -> dict[str, Any] | None:
+    """The fields of a config object, or None for anything else.
+
+    ``argparse.Namespace`` and ``types.SimpleNamespace`` (``args.lr``) and dataclass
+    instances (``conf.seed``) are how notebooks copied from scripts hold their settings;
+    a class the notebook defines (Kaggle's ``class CFG: lr = 1e-3``, read as ``CFG.lr``)
+    gives its parameter-like class attributes, inherited ones too, if it has any; an
+    instance of one (``hp = HP()``, ``Trainer(lr=0.1)``) those and its own attributes.
+
+    >>> config_fields(types.SimpleNamespace(lr=0.1, epochs=5))
+    {'lr': 0.1, 'epochs': 5}
+    """
+    argparse = sys.modules.get("argparse")
+    if isinstance(value, types.SimpleNamespace) or (
+        argparse is not None and isinstance(value, argparse.Namespace)
+    ):
+        return dict(vars(value))
+    if isinstance(value, type):
+        return _class_settings(value) if value.__module__ == "__main__" else None
+    if dataclasses.is_dataclass(value):
+        try:
+            return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        except AttributeError:  # a slot never set: not a plain config
+            return None
+    cls = type(value)
+    if cls.__module__ == "__main__" and isinstance(getattr(value, "__dict__", None), dict):
+        fields = {**(_class_settings(cls) or {}), **vars(value)}
+        return fields or None
+    return None
+
+
+def _class_settings(cls: type) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    for base in reversed(cls.__mro__):
+        if base.__module__ != "__main__":
+            continue
+        for k, v in vars(base).items():
+            if not k.startswith("_") and param_value(v, 1)[0]:
+                out[k] = v
+    return out or None
 
 
 def _numpy_scalar(value: Any) -> bool:

@@ -29,9 +29,16 @@ class Table:
     rows: list[list[Any]]
 
     def frame(self) -> Any:
+        """A column of whole numbers and gaps is ``Int64`` (1 and <NA>, not 1.0 and NaN),
+        as in ``nbtrack.runs()``."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows, columns=self.columns)
+        frame = pd.DataFrame(self.rows, columns=self.columns)
+        for i, col in enumerate(self.columns):
+            values = [r[i] for r in self.rows if r[i] is not None]
+            if values and all(type(v) is int for v in values) and frame[col].dtype.kind == "f":
+                frame[col] = frame[col].astype("Int64")
+        return frame
 
 
 # ---------------------------------------------------------------- building results
@@ -150,6 +157,8 @@ def diff_table(d: RunDiff) -> Table:
     rows: list[list[Any]] = []
     for c in d.params:
         rows.append(["param", c.key, c.kind, c.a, c.b, c.delta])
+        if c.leaves() != [c]:  # a dict: which of its keys changed, under it
+            rows += [["", leaf.key, leaf.kind, leaf.a, leaf.b, leaf.delta] for leaf in c.leaves()]
     for c in d.metrics:
         if is_system(c.key) and not d.include_same:
             continue  # CPU and memory differ between any two runs: with --all

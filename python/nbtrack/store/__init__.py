@@ -151,10 +151,12 @@ class Store(RegistryTables):
         with self.connect() as con:
             return lineage.run_lineage(con, run_id, depth, fanout)
 
-    def latest_cell_runs(self, notebook_path: str | None) -> list[Run]:
-        """The newest finished run of each cell of a notebook (by cell id, name and code)."""
+    def latest_cell_runs(self, notebook_path: str | None, not_session: str = "") -> list[Run]:
+        """The newest finished run of each cell of a notebook (by cell id, name and code),
+        runs of session ``not_session`` left out."""
         with self.connect() as con:
-            return reads.load(con, reads.latest_cell_run_ids(con, notebook_path), with_env=True)
+            ids = reads.latest_cell_run_ids(con, notebook_path, not_session)
+            return reads.load(con, ids, with_env=True)
 
     def latest_run_id(self, notebook_path: str) -> str | None:
         """The newest run of a notebook (its notebook run when it has one)."""

@@ -142,17 +142,20 @@ def child_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def latest_cell_run_ids(con: duckdb.DuckDBPyConnection, notebook_path: str | None) -> list[str]:
-    """The newest finished cell run of each cell id, run name and code of a notebook."""
+def latest_cell_run_ids(
+    con: duckdb.DuckDBPyConnection, notebook_path: str | None, not_session: str = ""
+) -> list[str]:
+    """The newest finished cell run of each cell id, run name and code of a notebook,
+    leaving out the runs of session ``not_session``."""
     rows = con.execute(
         "SELECT run_id FROM (SELECT run_id, "
         "row_number() OVER (PARTITION BY cell_id ORDER BY started_at DESC) AS by_id, "
         "row_number() OVER (PARTITION BY name ORDER BY started_at DESC) AS by_name, "
         "row_number() OVER (PARTITION BY source ORDER BY started_at DESC) AS by_source "
         "FROM runs WHERE kind = 'cell' AND status <> 'running' "
-        "AND notebook_path IS NOT DISTINCT FROM ?) "
+        "AND notebook_path IS NOT DISTINCT FROM ? AND session_id IS DISTINCT FROM ?) "
         "WHERE by_id = 1 OR by_name = 1 OR by_source = 1",
-        [notebook_path],
+        [notebook_path, not_session],
     ).fetchall()
     return [str(r[0]) for r in rows]
 

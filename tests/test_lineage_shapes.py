@@ -1,0 +1,134 @@
+"""Notebook shapes from tutorials and scripts, in real kernels: what the record says.
+
+Each test is a reproducer from a new user's fourth trial (issue 15): a notebook shape
+the earlier trials did not try, and what the record must say about it.
+"""
+
+from __future__ import annotations
+
+from conftest import run_cli
+from test_lineage import _cell_runs
+from test_magics import _settle
+
+HP_AND_BOX = """
+import numpy as np
+
+class HP:
+    hidden = 64
+
+    def __init__(self, dropout):
+        self.dropout = dropout
+
+    def describe(self):
+        return "hp"
+
+class Box:
+    def __init__(self):
+        self.X = np.zeros(3)
+
+hp, box = HP(0.2), Box()
+"""
+
+
+def _train_twice(kernel, project_dir, setup: str, train: str, change: str):
+    """``setup``, the tracked ``train`` cell, ``change``, ``train`` again: both runs
+    read back, and the second summary."""
+    kernel.ok(setup)
+    kernel.ok(train)
+    kernel.ok(change)
+    second = kernel.ok(train)
+    a, b = _cell_runs(_settle(project_dir), "train")
+    return a, b, second.text
+
+
+def test_config_objects_copied_from_scripts_are_parameters_and_their_change_shows(
+    project_dir, kernel
+):
+    """Found by the trial: ``args = argparse.Namespace(...)`` / ``SimpleNamespace`` and a
+    ``@dataclass`` config were opaque reads ("read args: changed"): the epochs and the seed
+    the cell used were nowhere in the record."""
+    setup = (
+        "import argparse\nfrom dataclasses import dataclass\n"
+        "args = argparse.Namespace(epochs=5, lr=0.1, name='run1')\n"
+        "@dataclass\nclass Config:\n    seed: int = 0\n    layers: tuple = (64, 32)\n"
+        "conf = Config(seed=7)"
+    )
+    train = "%%track train\nsteps = [args.lr * e for e in range(args.epochs)]\nrng = conf.seed"
+    a, b, second = _train_twice(kernel, project_dir, setup, train, "args.epochs = 3")
+    assert a.params == {
+        "args": {"epochs": 5, "lr": 0.1, "name": "run1"},
+        "conf": {"seed": 7, "layers": [64, 32]},
+    }
+    assert a.param_sources == {"args": "upstream", "conf": "upstream"}
+    assert b.params["args"]["epochs"] == 3
+    assert "param args.epochs: 5 → 3 (upstream)" in second and "read args" not in second
+    shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir)
+    assert shown.returncode == 0 and "param    args" in shown.stdout, shown.stdout
+
+
+def test_a_config_object_cell_run_again_equal_makes_nothing_stale(project_dir, kernel):
+    """As for dicts and lists: ``args = SimpleNamespace(...)`` run again with the same
+    fields is no change, one with another value is."""
+    cells = {
+        "cfg": "from types import SimpleNamespace\nargs = SimpleNamespace(lr=0.1, epochs=5)",
+        "make": "sched = [args.lr] * args.epochs",
+    }
+    for cell_id in ("cfg", "make", "cfg"):
+        kernel.ok(cells[cell_id], cell_id=cell_id)
+    use = "%%track use\nn = len(sched)"
+    seen = [kernel.ok(use, cell_id="use")]
+    kernel.ok("args = SimpleNamespace(lr=0.1, epochs=3)", cell_id="cfg")
+    seen.append(kernel.ok(use, cell_id="use"))
+    assert ["stale input" in r.text for r in seen] == [False, True]
+    assert "sched was made by In[3] from args, which was changed since" in seen[1].text
+
+
+def test_a_kaggle_cfg_class_is_a_parameter_and_its_change_is_not_the_same_run(project_dir, kernel):
+    """Found by the trial: ``class CFG: lr = 1e-3`` read as ``CFG.lr`` recorded nothing,
+    and after ``CFG.lr = 1e-2`` the summary said "same as the previous run"."""
+    setup = (
+        "class CFG:\n    seed = 42\n    lr = 1e-3\n    epochs = 3\n"
+        "    def describe(self):\n        return 'cfg'"
+    )
+    train = "%%track train\nhist = [CFG.lr * i for i in range(CFG.epochs)]"
+    a, b, second = _train_twice(kernel, project_dir, setup, train, "CFG.lr = 1e-2")
+    assert a.params == {"CFG": {"seed": 42, "lr": 1e-3, "epochs": 3}}
+    assert b.params["CFG"]["lr"] == 1e-2
+    assert "param CFG.lr: 0.001 → 0.01 (upstream)" in second
+
+
+def test_a_dict_parameter_changed_past_its_first_characters_says_which_key(project_dir, kernel):
+    """Found by the trial: the summary cut a changed ``cfg`` dict to 60 characters, so a
+    change of its last key read ``param cfg: {'seed': 42, … → {'seed': 42, …``."""
+    setup = (
+        "cfg = {'seed': 42, 'model_name': 'resnet34', 'epochs': 10, 'batch_size': 64,"
+        " 'opt': {'name': 'adamw', 'wd': 0.01}}"
+    )
+    train = "%%track train\nsteps = cfg['epochs'] * cfg['batch_size'] * cfg['opt']['wd']"
+    change = "cfg['opt'] = {'name': 'adamw', 'wd': 0.05, 'eps': 1e-8}"
+    a, b, second = _train_twice(kernel, project_dir, setup, train, change)
+    assert b.params["cfg"]["opt"]["wd"] == 0.05
+    assert "param cfg.opt.wd: 0.01 → 0.05 (upstream)" in second
+    assert "param cfg.opt.eps: — → 1e-8 (upstream)" in second
+    assert "param cfg: {" not in second
+    # nbtrack diff, which cuts a value to the terminal's width, names the keys too
+    shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
+    rows = [line.split() for line in shown.splitlines()]
+    assert ["cfg.opt.wd", "changed", "0.01", "0.05", "0.04"] in rows, shown
+    assert ["cfg.opt.eps", "added", "1e-8"] in rows, shown
+
+
+def test_an_object_holding_hyperparameters_as_attributes_is_a_parameter(project_dir, kernel):
+    """Found by the trial: ``hp = HP()`` read as ``hp.hidden`` was "read hp (HP)" by a
+    fingerprint of its own attributes only, so ``HP.hidden = 128`` changed nothing in the
+    record. An object of a notebook class whose class and own attributes are plain is
+    recorded by them; one holding data is a named input as before."""
+    a, _, second = _train_twice(
+        kernel, project_dir, HP_AND_BOX, "%%track train\nunits = hp.hidden * hp.dropout",
+        "HP.hidden = 128",
+    )  # fmt: skip
+    assert a.params == {"hp": {"hidden": 64, "dropout": 0.2}}
+    assert "param hp.hidden: 64 → 128 (upstream)" in second
+    kernel.ok("%%track box\ntotal = box.X.sum()")
+    box = _cell_runs(_settle(project_dir), "box")[0]
+    assert not box.params and [i.name for i in box.named_inputs] == ["box"]
