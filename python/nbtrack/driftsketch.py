@@ -126,7 +126,7 @@ def sketch_columns(
                 "kind": "none",
                 "reason": f"about {col['distinct']:,} distinct values: too many categories",
             }
-    found: list[tuple[list[Any], list[int]]] = [([], []) for _ in plans]
+    found: list[tuple[Any, Any]] = [([], []) for _ in plans]
     kept = {"values": "isfinite(k)", "grid": "k IS NOT NULL", "categories": "k IS NOT NULL"}
     for kind, keep in kept.items():
         mine = [(i, key) for i, (_, k, key) in enumerate(plans) if k == kind]
@@ -137,16 +137,20 @@ def sketch_columns(
         # source is columnar (Parquet, a DataFrame, or a text file the profile parsed
         # into a table), so each column is read where it is.
         sql = (
-            f"SELECT c, k, count(*) FROM (SELECT unnest([{', '.join(str(i) for i, _ in mine)}]) "
+            f"SELECT c, k, count(*) AS n FROM (SELECT unnest([{', '.join(str(i) for i, _ in mine)}]) "
             f"AS c, unnest([{', '.join(key for _, key in mine)}]) AS k FROM {source_sql}) "
             f"WHERE {keep} GROUP BY ALL ORDER BY c, k"
         )
-        for c, k, n in con.execute(sql).fetchall():
-            found[c][0].append(k)
-            found[c][1].append(n)
+        got = con.execute(sql).fetchnumpy()  # arrays, not a tuple per bucket
+        ids = [i for i, _ in mine]
+        starts = np.searchsorted(got["c"], ids, side="left")
+        ends = np.searchsorted(got["c"], ids, side="right")
+        for i, start, end in zip(ids, starts, ends, strict=True):
+            found[i] = (got["k"][start:end], got["n"][start:end])
     for (name, kind, _), (keys, counts) in zip(plans, found, strict=True):
-        n = np.array(counts, dtype=np.int64)
+        n = np.asarray(counts, dtype=np.int64)
         if kind == "categories":
+            keys = list(keys)
             sketches[name] = {"kind": kind, "counts": dict(zip(keys, n.tolist(), strict=True))}
             numeric = sum(_is_number(k) for k in keys)
             if 0 < numeric < len(keys):
