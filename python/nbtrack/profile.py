@@ -126,7 +126,7 @@ def _profile_relation(con: duckdb.DuckDBPyConnection, source_sql: str) -> dict[s
         profiled.append(col)
     from .driftsketch import sketch_columns  # what drift needs, from the same source
 
-    drift = sketch_columns(con, source_sql, profiled, _is_numeric)
+    drift = sketch_columns(con, source_sql, profiled, _is_numeric, rows)
     return {"profile_format": PROFILE_FORMAT, "rows": rows, "columns": profiled, "drift": drift}
 
 
