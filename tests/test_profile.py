@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbtrack import duckdb_config, profile
+from nbtrack import driftsketch, duckdb_config, profile
 from nbtrack.profile import profile_file, profile_frame
 
 
@@ -155,3 +155,20 @@ def test_a_forked_child_profiles_with_an_instance_of_its_own(tmp_path: Path) -> 
     assert os.waitstatus_to_exitcode(status) == 0
     assert json.loads(out) == json.loads(json.dumps(expected))
     assert profile_file(csv, "csv") == expected
+
+
+def test_a_large_table_counts_its_columns_apart_to_the_same_sketches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a table with numbers kept exactly, on the grid, categories and missing values
+    df = _table(3000, 6)
+    df.loc[::5, "x"] = np.nan
+    df.loc[::9, "city"] = None
+    df.to_parquet(tmp_path / "t.parquet")
+    small = profile_file(tmp_path / "t.parquet", "parquet")
+    # when it counts as large (each column's counts a branch of its own)
+    monkeypatch.setattr(driftsketch, "UNNEST_PAIRS", 0)
+    large = profile_file(tmp_path / "t.parquet", "parquet")
+    # then its sketches are the same
+    assert json.dumps(large["drift"]) == json.dumps(small["drift"])
+    assert large["drift"]["columns"]["city"]["counts"]["Paris"] > 0
