@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from nbtrack import driftsketch, duckdb_config, profile
+from nbtrack.exceptions import NbtrackError
 from nbtrack.profile import profile_file, profile_frame
 
 
@@ -172,3 +173,21 @@ def test_a_large_table_counts_its_columns_apart_to_the_same_sketches(
     # then its sketches are the same
     assert json.dumps(large["drift"]) == json.dumps(small["drift"])
     assert large["drift"]["columns"]["city"]["counts"]["Paris"] > 0
+
+
+def test_a_large_text_file_is_parsed_in_an_instance_of_its_own_to_the_same_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a CSV profiled with the process's DuckDB instance
+    csv = tmp_path / "t.csv"
+    _table(3000, 7).to_csv(csv, index=False)
+    shared = profile_file(csv, "csv")
+    # when files of its size count as large (their memory is not kept by the kernel)
+    monkeypatch.setattr(profile, "SHARED_MAX_BYTES", 1024)
+    own = profile_file(csv, "csv")
+    # then the profile is the same, and a broken one still says which file
+    assert json.dumps(own, sort_keys=True) == json.dumps(shared, sort_keys=True)
+    # (a word past the rows DuckDB samples for the column's type)
+    (tmp_path / "bad.csv").write_text("a,b\n" + "1,2\n" * 30_000 + "x,y\n")
+    with pytest.raises(NbtrackError, match="bad.csv as csv"):
+        profile_file(tmp_path / "bad.csv", "csv")

@@ -136,6 +136,14 @@ _shared_lock = threading.Lock()
 _local = threading.local()  # .cursor: (the instance it belongs to, this thread's cursor)
 _inherited: list[Any] = []  # a forked child's copies of its parent's: kept, never closed
 _TEXT_SOURCE = "_nbtrack_source"
+SHARED_MAX_BYTES = 8 * 1024 * 1024  # larger text files are parsed in an instance of their own
+
+
+def _size(path: str | os.PathLike[str]) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # DuckDB says what is wrong with it
 
 
 def _cursor() -> duckdb.DuckDBPyConnection:
@@ -159,14 +167,18 @@ def _cursor() -> duckdb.DuckDBPyConnection:
         cursor = shared[1].cursor()
     if mine is not None and mine[0][0] != pid:
         _inherited.append(mine)
+    _local.cursor = (shared, _quiet(cursor))
+    return cursor
+
+
+def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     # No bar under a notebook cell. DuckDB refuses the setting in a kernel without
     # ipywidgets, where it draws no bar anyway.
     with suppress(duckdb.InvalidInputException):
-        cursor.execute("SET enable_progress_bar = false").fetchall()
-    _local.cursor = (shared, cursor)
-    return cursor
+        con.execute("SET enable_progress_bar = false").fetchall()
+    return con
 
 
 def _forget_instance() -> None:
@@ -207,7 +219,16 @@ def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
     if fmt not in _READERS and fmt != "feather":
         raise NbtrackError(f"cannot profile {fmt!r} files")
     src = "'" + os.fspath(path).replace("'", "''") + "'"
-    con = _cursor()
+    # DuckDB keeps the memory of a parsed table once it is dropped (~50 MB after a 16 MB
+    # CSV), which a kernel would carry for good: a large text file gets an instance of
+    # its own, closed after; its start (~20 ms) is little beside such a parse.
+    private = fmt not in ("parquet", "feather") and _size(path) > SHARED_MAX_BYTES
+    if private:
+        from .duckdb_config import connect_duckdb
+
+        con = _quiet(connect_duckdb())
+    else:
+        con = _cursor()
     try:
         if fmt == "feather":  # DuckDB reads Arrow IPC only through an extension: pyarrow does
             from pyarrow import feather
@@ -228,9 +249,12 @@ def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
                 # fetched: DuckDB refuses a cursor's next register() while a result is open
                 con.execute(f"DROP TABLE IF EXISTS {_TEXT_SOURCE}").fetchall()
     except (duckdb.Error, OSError, ValueError) as exc:  # pyarrow's errors are OSError/ValueError
-        if isinstance(exc, duckdb.FatalException):
+        if isinstance(exc, duckdb.FatalException) and not private:
             _forget_instance()
         raise NbtrackError(f"could not read {os.fspath(path)} as {fmt}: {exc}") from None
+    finally:
+        if private:
+            con.close()
     profile["format"] = fmt
     return profile
 
