@@ -11,7 +11,8 @@ instance; SQL over the runs store stays in the store package.
 
 What it costs is paid at the end of a tracked cell whose input changed (the drift
 alert), so: one DuckDB instance per process, made once (~20 ms of CPU), with a cursor
-per thread (a DuckDB connection is not thread-safe; its cursors are); and a text file
+per thread (a DuckDB connection is not thread-safe; its cursors are), except for text
+files over 8 MB (see ``SHARED_MAX_BYTES``); and a text file
 (CSV, JSON lines) parsed once, into a temporary table every statistic then reads. Each
 parse of a CSV sniffs its dialect and types first, which for a file of a few thousand
 rows costs ten times the parse itself.
