@@ -1,7 +1,7 @@
 """What a profile keeps so that drift never re-reads old data: per-column sketches.
 
-Computed by DuckDB in one statement right after the profile's own pass, once per
-content hash, and stored inside the profile (``profile["drift"]``):
+Computed by DuckDB in one statement right after the profile's own pass (over the same
+source: a text file is parsed once, by the profile), once per content hash, and stored inside the profile (``profile["drift"]``):
 
 - numeric column with at most ``EXACT_DISTINCT`` distinct values: every distinct
   value with its count (the exact empirical distribution: KS and PSI are exact);
@@ -20,7 +20,6 @@ indexes as differences, which compress to almost nothing): 100 versions of a
 from __future__ import annotations
 
 import base64
-import contextlib
 import math
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ GAMMA = 1.02
 _LG = math.log(GAMMA)
 OFFSET = 40_000  # grid index of the bucket (1/GAMMA, 1]; keeps every index of a double > 0
 _CATEGORICAL = ("VARCHAR", "BOOLEAN", "ENUM")
+UNNEST_PAIRS = 2_000_000  # (column, value) pairs counted in one unnest; more: a UNION ALL
 
 
 def encode(a: np.ndarray) -> str:
@@ -106,8 +106,10 @@ def sketch_columns(
     source_sql: str,
     columns: list[dict[str, Any]],
     is_numeric: Any,
+    rows: int = 0,
 ) -> dict[str, Any]:
-    """The drift sketches of ``columns`` (a profile's column entries) of ``source_sql``."""
+    """The drift sketches of ``columns`` (a profile's column entries) of ``source_sql``,
+    a table of ``rows`` rows."""
     plans: list[tuple[str, str, str]] = []  # (column, sketch kind, key SQL)
     sketches: dict[str, dict[str, Any]] = {}
     for col in columns:
@@ -127,47 +129,51 @@ def sketch_columns(
                 "kind": "none",
                 "reason": f"about {col['distinct']:,} distinct values: too many categories",
             }
-    if plans:
-        # No bar under a notebook cell. DuckDB refuses the setting in a kernel without
-        # ipywidgets, where it draws no bar anyway.
-        import duckdb
-
-        with contextlib.suppress(duckdb.InvalidInputException):
-            con.execute("SET enable_progress_bar = false")
-        # Text formats are parsed once into the keys to count (not once per column);
-        # Parquet and DataFrames are columnar: each column is read straight where it is.
-        keys = [f"{key} AS k{i}" for i, (_, _, key) in enumerate(plans)]
-        sources = [f"(SELECT {k} FROM {source_sql})" for k in keys]
-        if source_sql.startswith(("read_csv", "read_json")):
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _nbtrack_keys AS SELECT {', '.join(keys)} "
-                f"FROM {source_sql}"
+    found: list[tuple[Any, Any]] = [([], []) for _ in plans]
+    kept = {"values": "isfinite(k)", "grid": "k IS NOT NULL", "categories": "k IS NOT NULL"}
+    for kind, keep in kept.items():
+        mine = [(i, key) for i, (_, k, key) in enumerate(plans) if k == kind]
+        if not mine:
+            continue
+        # Per kind of key, one statement, not a scalar subquery per column: DuckDB took
+        # ~40 ms to plan nine of them that ran in ~5 ms. A small table: one count over
+        # unnested (column, key) pairs, the cheapest to plan (~6 ms for nine columns of
+        # 2,000 rows). A large one: the columns' counts in a UNION ALL, each branch on
+        # every thread (unnested pairs went through one: 2 s against 0.7 s for 16
+        # columns of a million rows). The source is columnar (Parquet, a DataFrame, or a
+        # text file the profile parsed into a table): each column is read where it is.
+        if rows * len(mine) <= UNNEST_PAIRS:
+            cs, ks = ", ".join(str(i) for i, _ in mine), ", ".join(k for _, k in mine)
+            sql = (
+                f"SELECT c, k, count(*) AS n FROM (SELECT unnest([{cs}]) AS c, "
+                f"unnest([{ks}]) AS k FROM {source_sql}) WHERE {keep} GROUP BY ALL"
             )
-            sources = ["_nbtrack_keys"] * len(plans)
-        subqueries = ", ".join(
-            f"(SELECT {{'k': list(k{i} ORDER BY k{i}), 'n': list(n ORDER BY k{i})}} FROM "
-            f"(SELECT k{i}, count(*) AS n FROM {sources[i]} GROUP BY 1) "
-            f"WHERE {f'isfinite(k{i})' if kind == 'values' else f'k{i} IS NOT NULL'})"
-            for i, (_, kind, _) in enumerate(plans)
-        )
-        try:
-            row = con.execute(f"SELECT {subqueries}").fetchone()
-        finally:
-            con.execute("DROP TABLE IF EXISTS _nbtrack_keys")
-        assert row is not None
-        for (name, kind, _), pair in zip(plans, row, strict=True):
-            keys, counts = pair["k"] or [], pair["n"] or []
-            n = np.array(counts, dtype=np.int64)
-            if kind == "categories":
-                sketches[name] = {"kind": kind, "counts": dict(zip(keys, n.tolist(), strict=True))}
-                numeric = sum(_is_number(k) for k in keys)
-                if 0 < numeric < len(keys):
-                    sketches[name]["mixed"] = True  # numbers and text in one column
-            elif kind == "values":
-                values = np.array(keys, dtype=np.float64)
-                sketches[name] = {"kind": kind, "values": encode(values), "counts": encode(n)}
-            else:
-                index = np.array(keys, dtype=np.int64)
-                steps = np.diff(index, prepend=0)  # mostly 1: compresses to almost nothing
-                sketches[name] = {"kind": kind, "index": encode(steps), "counts": encode(n)}
+        else:
+            sql = " UNION ALL ".join(
+                f"SELECT {i} AS c, k, count(*) AS n FROM (SELECT {key} AS k FROM {source_sql}) "
+                f"WHERE {keep} GROUP BY k"
+                for i, key in mine
+            )
+        sql = f"SELECT * FROM ({sql}) ORDER BY c, k"
+        got = con.execute(sql).fetchnumpy()  # arrays, not a tuple per bucket
+        ids = [i for i, _ in mine]
+        starts = np.searchsorted(got["c"], ids, side="left")
+        ends = np.searchsorted(got["c"], ids, side="right")
+        for i, start, end in zip(ids, starts, ends, strict=True):
+            found[i] = (got["k"][start:end], got["n"][start:end])
+    for (name, kind, _), (keys, counts) in zip(plans, found, strict=True):
+        n = np.asarray(counts, dtype=np.int64)
+        if kind == "categories":
+            keys = list(keys)
+            sketches[name] = {"kind": kind, "counts": dict(zip(keys, n.tolist(), strict=True))}
+            numeric = sum(_is_number(k) for k in keys)
+            if 0 < numeric < len(keys):
+                sketches[name]["mixed"] = True  # numbers and text in one column
+        elif kind == "values":
+            values = np.array(keys, dtype=np.float64)
+            sketches[name] = {"kind": kind, "values": encode(values), "counts": encode(n)}
+        else:
+            index = np.array(keys, dtype=np.int64)
+            steps = np.diff(index, prepend=0)  # mostly 1: compresses to almost nothing
+            sketches[name] = {"kind": kind, "index": encode(steps), "counts": encode(n)}
     return {"format": SKETCH_FORMAT, "gamma": GAMMA, "columns": sketches}

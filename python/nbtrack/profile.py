@@ -7,7 +7,15 @@ numbers, min / max / mean. This module only computes them; ``datacompare.py`` ke
 them per content hash (through the client) and compares two versions.
 
 This module runs SQL over the *user's data files* with a private in-memory DuckDB
-connection; SQL over the runs store stays in the store package.
+instance; SQL over the runs store stays in the store package.
+
+What it costs is paid at the end of a tracked cell whose input changed (the drift
+alert), so: one DuckDB instance per process, made once (~20 ms of CPU), with a cursor
+per thread (a DuckDB connection is not thread-safe; its cursors are), except for text
+files over 8 MB (see ``SHARED_MAX_BYTES``); and a text file
+(CSV, JSON lines) parsed once, into a temporary table every statistic then reads. Each
+parse of a CSV sniffs its dialect and types first, which for a file of a few thousand
+rows costs ten times the parse itself.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ import datetime as dt
 import decimal
 import math
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import NbtrackError
@@ -98,8 +109,8 @@ def _profile_relation(con: duckdb.DuckDBPyConnection, source_sql: str) -> dict[s
         parts += [f"count({q})", f"approx_count_distinct({q})"]
         if _is_numeric(sql_type):
             parts += [f"min({q})", f"max({q})", f"avg({q})"]
-    row = con.execute(f"SELECT {', '.join(parts)} FROM {source_sql}").fetchone()
-    assert row is not None
+    # fetchall, not fetchone: a result left open blocks the cursor's next register()
+    (row,) = con.execute(f"SELECT {', '.join(parts)} FROM {source_sql}").fetchall()
     values = list(row)
     rows = int(values.pop(0))
     profiled: list[dict[str, Any]] = []
@@ -116,8 +127,86 @@ def _profile_relation(con: duckdb.DuckDBPyConnection, source_sql: str) -> dict[s
         profiled.append(col)
     from .driftsketch import sketch_columns  # what drift needs, from the same source
 
-    drift = sketch_columns(con, source_sql, profiled, _is_numeric)
+    drift = sketch_columns(con, source_sql, profiled, _is_numeric, rows)
     return {"profile_format": PROFILE_FORMAT, "rows": rows, "columns": profiled, "drift": drift}
+
+
+_Instance = tuple[int, "duckdb.DuckDBPyConnection"]  # (pid that made it, the instance)
+_shared: _Instance | None = None
+_shared_lock = threading.Lock()
+_local = threading.local()  # .cursor: (the instance it belongs to, this thread's cursor)
+_inherited: list[Any] = []  # a forked child's copies of its parent's: kept, never closed
+_TEXT_SOURCE = "_nbtrack_source"
+SHARED_MAX_BYTES = 8 * 1024 * 1024  # larger text files are parsed in an instance of their own
+
+
+def _size(path: str | os.PathLike[str]) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # DuckDB says what is wrong with it
+
+
+def _cursor() -> duckdb.DuckDBPyConnection:
+    """This thread's cursor on the process's in-memory DuckDB instance for profiles."""
+    global _shared
+    pid = os.getpid()
+    shared, mine = _shared, getattr(_local, "cursor", None)
+    if mine is not None and mine[0] is shared and shared is not None and shared[0] == pid:
+        return mine[1]
+    with _shared_lock:
+        if _shared is None or _shared[0] != pid:
+            # A forked child must not use its parent's instance (its threads did not
+            # come along) nor destroy it (the destructor joins them): it keeps the
+            # copy referenced forever, as the store's connections do, and makes its own.
+            if _shared is not None:
+                _inherited.append(_shared)
+            from .duckdb_config import connect_duckdb
+
+            _shared = (pid, connect_duckdb())
+        shared = _shared
+        cursor = shared[1].cursor()
+    if mine is not None and mine[0][0] != pid:
+        _inherited.append(mine)
+    _local.cursor = (shared, _quiet(cursor))
+    return cursor
+
+
+def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    # No bar under a notebook cell. DuckDB refuses the setting in a kernel without
+    # ipywidgets, where it draws no bar anyway.
+    with suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false").fetchall()
+    return con
+
+
+def _forget_instance() -> None:
+    """After a fatal error DuckDB refuses every query on the instance this thread's
+    cursor belongs to: the next profile, in any thread, makes a new one."""
+    global _shared
+    broken = getattr(_local, "cursor", (None,))[0]
+    with _shared_lock:
+        if _shared is broken:
+            _shared = None
+
+
+def _after_fork_in_child() -> None:
+    global _shared_lock
+    _shared_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, data: Any) -> Iterator[str]:
+    con.register(name, data)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
 
 
 def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
@@ -130,37 +219,53 @@ def profile_file(path: str | os.PathLike[str], fmt: str) -> dict[str, Any]:
 
     if fmt not in _READERS and fmt != "feather":
         raise NbtrackError(f"cannot profile {fmt!r} files")
-    from .duckdb_config import connect_duckdb
-
     src = "'" + os.fspath(path).replace("'", "''") + "'"
-    con = connect_duckdb()
+    # DuckDB keeps the memory of a parsed table once it is dropped (~50 MB after a 16 MB
+    # CSV), which a kernel would carry for good: a large text file gets an instance of
+    # its own, closed after; its start (~20 ms) is little beside such a parse.
+    private = fmt not in ("parquet", "feather") and _size(path) > SHARED_MAX_BYTES
+    if private:
+        from .duckdb_config import connect_duckdb
+
+        con = _quiet(connect_duckdb())
+    else:
+        con = _cursor()
     try:
         if fmt == "feather":  # DuckDB reads Arrow IPC only through an extension: pyarrow does
             from pyarrow import feather
 
-            con.register("feather_table", feather.read_table(os.fspath(path), memory_map=True))
-            profile = _profile_relation(con, "feather_table")
-        else:
+            table = feather.read_table(os.fspath(path), memory_map=True)
+            with _registered(con, "feather_table", table) as name:
+                profile = _profile_relation(con, name)
+        elif fmt == "parquet":  # columnar: each statistic reads its columns where they are
             profile = _profile_relation(con, _READERS[fmt].format(src=src))
+        else:
+            try:
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {_TEXT_SOURCE} AS "
+                    f"SELECT * FROM {_READERS[fmt].format(src=src)}"
+                ).fetchall()
+                profile = _profile_relation(con, _TEXT_SOURCE)
+            finally:
+                # fetched: DuckDB refuses a cursor's next register() while a result is open
+                con.execute(f"DROP TABLE IF EXISTS {_TEXT_SOURCE}").fetchall()
     except (duckdb.Error, OSError, ValueError) as exc:  # pyarrow's errors are OSError/ValueError
+        if isinstance(exc, duckdb.FatalException) and not private:
+            _forget_instance()
         raise NbtrackError(f"could not read {os.fspath(path)} as {fmt}: {exc}") from None
     finally:
-        con.close()
+        if private:
+            con.close()
     profile["format"] = fmt
     return profile
 
 
 def profile_frame(df: pd.DataFrame) -> dict[str, Any]:
     """Profile an in-memory pandas DataFrame (what ``log_dataset`` records)."""
-    from .duckdb_config import connect_duckdb
-
-    con = connect_duckdb()
-    try:
-        frame = df.copy(deep=False)
-        frame.columns = [str(c) for c in frame.columns]
-        con.register("frame", frame)
-        profile = _profile_relation(con, "frame")
-    finally:
-        con.close()
+    con = _cursor()
+    frame = df.copy(deep=False)
+    frame.columns = [str(c) for c in frame.columns]
+    with _registered(con, "frame", frame) as name:
+        profile = _profile_relation(con, name)
     profile["format"] = "dataframe"
     return profile
