@@ -98,3 +98,21 @@ def test_values_read_from_the_namespace_are_compared_by_content_and_producer():
     assert d.stats["inputs"] == {"changed": 1}
     assert RunDiff.from_dict(d.to_dict()) == d
     assert not diff_runs(a, run("c", params={"lr": 0.1}, named_inputs=[x1, lr]))
+
+
+def test_equal_content_read_from_another_producer_is_the_same_input_only_when_hashed_whole():
+    def x(fp: str, producer: str) -> NamedInput:
+        return NamedInput(
+            "X", "numpy.ndarray", shape="3×4", fingerprint=fp, producer_run_id=producer
+        )
+
+    def kinds(a: NamedInput, b: NamedInput) -> list[str]:
+        return [
+            c.kind for c in diff_runs(run("a", named_inputs=[a]), run("b", named_inputs=[b])).inputs
+        ]
+
+    assert kinds(x("xxh64:1", "p1"), x("xxh64:1", "p2")) == []  # whole content: the same
+    assert kinds(x("xxh64s:1", "p1"), x("xxh64s:1", "p2")) == ["changed"]  # a sample
+    assert kinds(x("xxh64s:1", "p1"), x("xxh64s:1", "p1")) == []
+    no_fp = NamedInput("X", "Model", producer_run_id="p1")
+    assert kinds(no_fp, NamedInput("X", "Model", producer_run_id="p2")) == ["changed"]

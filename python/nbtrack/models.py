@@ -84,6 +84,12 @@ class DataVersion:
         return cls(**fields)
 
 
+#: How a NamedInput's fingerprint begins when it hashes the whole content; a sampled one
+#: (an array or frame over a few MB) begins ``xxh64s:``.
+WHOLE_FINGERPRINT = "xxh64:"
+SAMPLED_FINGERPRINT = "xxh64s:"
+
+
 @dataclass(frozen=True)
 class NamedInput:
     """A value a cell read from the kernel namespace: a name it used before binding it.

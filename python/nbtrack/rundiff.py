@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import DataVersion, NamedInput, Run, json_float, json_value
+from .models import WHOLE_FINGERPRINT, DataVersion, NamedInput, Run, json_float, json_value
 
 SAME, CHANGED, ADDED, REMOVED = "same", "changed", "added", "removed"
 
@@ -286,9 +286,14 @@ def diff_inputs(a: Run, b: Run, include_same: bool) -> list[InputChange]:
 
 
 def _same_input(a: NamedInput, b: NamedInput) -> bool:
-    return (a.type, a.shape, a.fingerprint, a.producer_run_id) == (
-        b.type, b.shape, b.fingerprint, b.producer_run_id
-    )  # fmt: skip
+    """Whether two runs read the same value: the same content, when both fingerprints
+    hash it whole (two sweep points whose data cells made equal arrays read the same
+    data, though other runs made them); else the same fingerprint from the same
+    producer (a sampled fingerprint, ``xxh64s:``, or none, does not prove the content)."""
+    if (a.type, a.shape, a.fingerprint) != (b.type, b.shape, b.fingerprint):
+        return False
+    whole = a.fingerprint is not None and a.fingerprint.startswith(WHOLE_FINGERPRINT)
+    return whole or a.producer_run_id == b.producer_run_id
 
 
 def diff_code(a: Run, b: Run) -> str:

@@ -24,6 +24,8 @@ from typing import Any
 
 import xxhash
 
+from .models import SAMPLED_FINGERPRINT, WHOLE_FINGERPRINT
+
 MAX_STRING = 1000  # characters of a string parameter
 MAX_ITEMS = 50  # items of a list/tuple/dict parameter
 MAX_DEPTH = 3
@@ -250,7 +252,7 @@ class _HashSink:
 
 
 def _done(h: Any, sampled: bool) -> tuple[str | None, str | None]:
-    return ("xxh64s:" if sampled else "xxh64:") + h.hexdigest(), None
+    return (SAMPLED_FINGERPRINT if sampled else WHOLE_FINGERPRINT) + h.hexdigest(), None
 
 
 def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] | None, str | None]:
