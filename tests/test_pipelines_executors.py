@@ -88,3 +88,47 @@ def test_a_dask_sweep_stores_what_workers_hand_back_and_reports_a_killed_worker(
     assert client.get_run(earlier.run_id).metrics == {"acc": 0.5}
     everything = client.list_runs(RunQuery(kind=None, limit=100))
     assert everything.total == 4  # earlier + two notebook runs + one cell run
+
+
+@pytest.mark.parametrize("deaths", [1, 3])
+def test_a_kernel_that_dies_before_it_starts_is_started_again(tmp_path: Path, deaths: int) -> None:
+    """Kernels started at once can pick the same free port; the second dies binding it
+    ("Kernel died before replying to kernel_info", seen in a ``sweep -j 2`` of the demo).
+    No cell ran, so the execution starts a kernel again, up to three times in all."""
+    import sys
+
+    import nbformat
+
+    from nbtrack.pipelines.execute import START_ATTEMPTS, ExecutionSpec, execute
+
+    # Given: an interpreter for the kernel that exits at once on its first `deaths` starts
+    count = tmp_path / "starts"
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'n=$(cat "{count}" 2>/dev/null || echo 0); echo $((n + 1)) > "{count}"\n'
+        f'[ "$n" -lt {deaths} ] && exit 1\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    python.chmod(0o755)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+
+    # When: the notebook is executed with it
+    outcome = execute(
+        ExecutionSpec(
+            notebook_text=nbformat.writes(nb), input_path=str(tmp_path / "nb.ipynb"),
+            output_path=str(tmp_path / "out.ipynb"), parameters={}, cwd=str(tmp_path),
+            python=str(python), start_timeout=30,
+        )
+    )  # fmt: skip
+
+    # Then: one death is forgiven and the cell ran once; three are a failure that says so
+    if deaths < START_ATTEMPTS:
+        assert outcome.status == "finished", outcome.error
+        done = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+        assert done.cells[0].outputs[0]["text"] == "42\n"
+        assert count.read_text().strip() == str(deaths + 1)
+    else:
+        assert outcome.status == "failed"
+        assert "Kernel died before replying to kernel_info" in (outcome.error or "")
+        assert count.read_text().strip() == str(START_ATTEMPTS)

@@ -185,6 +185,14 @@ def describe_execution_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+#: A kernel that died before it answered its first request ran no cell: started again,
+#: up to this many times in all. Kernels started at once (a sweep with ``-j 2``) can
+#: pick the same free port, and the second then dies binding it (ipykernel's
+#: "Address already in use"; jupyter_client chooses ports before the kernel binds them).
+START_ATTEMPTS = 3
+NEVER_STARTED = "Kernel died before replying to kernel_info"
+
+
 def execute(spec: ExecutionSpec) -> ExecutionOutcome:
     """Run the notebook of ``spec`` with papermill; a failure is an outcome, not an exception.
 
@@ -205,19 +213,27 @@ def execute(spec: ExecutionSpec) -> ExecutionOutcome:
         if not spec.inject:
             _execute_replay(nb, output, spec, log_fd)
         else:
-            papermill.execute_notebook(
-                nb,
-                str(output),
-                parameters=dict(spec.parameters),
-                kernel_name=spec.kernel_name,
-                progress_bar=False,
-                start_timeout=int(spec.start_timeout),
-                execution_timeout=spec.execution_timeout,
-                kernel_manager_class=_kernel_manager_class(spec.env, spec.cwd, log_fd, spec.python),
-                # One kernel per execution: an in-memory history avoids SQLite contention
-                # between kernels of a parallel sweep.
-                ipython_hist_file=":memory:",
-            )
+            for attempt in range(1, START_ATTEMPTS + 1):
+                try:
+                    papermill.execute_notebook(
+                        nb,
+                        str(output),
+                        parameters=dict(spec.parameters),
+                        kernel_name=spec.kernel_name,
+                        progress_bar=False,
+                        start_timeout=int(spec.start_timeout),
+                        execution_timeout=spec.execution_timeout,
+                        kernel_manager_class=_kernel_manager_class(
+                            spec.env, spec.cwd, log_fd, spec.python
+                        ),
+                        # One kernel per execution: an in-memory history avoids SQLite
+                        # contention between kernels of a parallel sweep.
+                        ipython_hist_file=":memory:",
+                    )
+                    break
+                except RuntimeError as exc:
+                    if attempt == START_ATTEMPTS or not str(exc).startswith(NEVER_STARTED):
+                        raise
     except Exception as exc:  # every failure of the notebook becomes its outcome
         kept = _record_input_path(output, spec.input_path)
         return ExecutionOutcome(
