@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -156,6 +158,32 @@ def test_a_forked_child_profiles_with_an_instance_of_its_own(tmp_path: Path) -> 
     assert os.waitstatus_to_exitcode(status) == 0
     assert json.loads(out) == json.loads(json.dumps(expected))
     assert profile_file(csv, "csv") == expected
+
+
+FORK_AND_EXIT = """
+import os, sys
+from nbtrack.profile import profile_file
+profile_file(sys.argv[1], "csv")
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # an ordinary exit: the interpreter finalizes, module globals dropped
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_of_a_process_that_profiled_exits_cleanly(tmp_path: Path) -> None:
+    # given a process that profiled a file (its DuckDB instance alive, its threads running)
+    csv = tmp_path / "t.csv"
+    _table(500, 5).to_csv(csv, index=False)
+    # when it forks and the child exits as a Python program does, profiling nothing
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_AND_EXIT, str(csv)], capture_output=True, text=True, timeout=60
+    )
+    # then the child exits with its own status: destroying the parent's instance in the
+    # child (its threads did not come along) crashed it with SIGSEGV (-11)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
 
 
 def test_a_large_table_counts_its_columns_apart_to_the_same_sketches(

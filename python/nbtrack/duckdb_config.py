@@ -9,6 +9,7 @@ through ``connect_duckdb``, which turns both off.
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import duckdb
@@ -24,3 +25,11 @@ def connect_duckdb(
 ) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect`` with extension auto-install and auto-load off."""
     return duckdb.connect(database, read_only=read_only, config={**SAFE_CONFIG, **(config or {})})
+
+
+def keep_forever(obj: object) -> None:
+    """In a forked child, keep the parent's DuckDB instance (or what holds one) alive for
+    good: one reference more, never given back. Dropping the last reference would run
+    DuckDB's destructor, which joins threads that did not come along, and the child
+    would crash (SIGSEGV) when it exits."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))

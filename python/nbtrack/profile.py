@@ -131,11 +131,9 @@ def _profile_relation(con: duckdb.DuckDBPyConnection, source_sql: str) -> dict[s
     return {"profile_format": PROFILE_FORMAT, "rows": rows, "columns": profiled, "drift": drift}
 
 
-_Instance = tuple[int, "duckdb.DuckDBPyConnection"]  # (pid that made it, the instance)
-_shared: _Instance | None = None
+_shared: duckdb.DuckDBPyConnection | None = None
 _shared_lock = threading.Lock()
 _local = threading.local()  # .cursor: (the instance it belongs to, this thread's cursor)
-_inherited: list[Any] = []  # a forked child's copies of its parent's: kept, never closed
 _TEXT_SOURCE = "_nbtrack_source"
 SHARED_MAX_BYTES = 8 * 1024 * 1024  # larger text files are parsed in an instance of their own
 
@@ -150,24 +148,16 @@ def _size(path: str | os.PathLike[str]) -> int:
 def _cursor() -> duckdb.DuckDBPyConnection:
     """This thread's cursor on the process's in-memory DuckDB instance for profiles."""
     global _shared
-    pid = os.getpid()
     shared, mine = _shared, getattr(_local, "cursor", None)
-    if mine is not None and mine[0] is shared and shared is not None and shared[0] == pid:
+    if mine is not None and shared is not None and mine[0] is shared:
         return mine[1]
     with _shared_lock:
-        if _shared is None or _shared[0] != pid:
-            # A forked child must not use its parent's instance (its threads did not
-            # come along) nor destroy it (the destructor joins them): it keeps the
-            # copy referenced forever, as the store's connections do, and makes its own.
-            if _shared is not None:
-                _inherited.append(_shared)
+        if _shared is None:
             from .duckdb_config import connect_duckdb
 
-            _shared = (pid, connect_duckdb())
+            _shared = connect_duckdb()
         shared = _shared
-        cursor = shared[1].cursor()
-    if mine is not None and mine[0][0] != pid:
-        _inherited.append(mine)
+        cursor = shared.cursor()
     _local.cursor = (shared, _quiet(cursor))
     return cursor
 
@@ -193,8 +183,20 @@ def _forget_instance() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _shared_lock
+    # A forked child must not use its parent's instance (its threads did not come
+    # along) nor destroy it: it keeps it for good, as the store's connections do, and
+    # makes its own when it profiles.
+    global _shared_lock, _shared
     _shared_lock = threading.Lock()  # another thread may have held it at the fork
+    from .duckdb_config import keep_forever
+
+    if _shared is not None:
+        keep_forever(_shared)
+        _shared = None
+    mine = getattr(_local, "cursor", None)
+    if mine is not None:
+        keep_forever(mine)
+        del _local.cursor
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -20,7 +20,6 @@ own files.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import random
 import threading
@@ -33,7 +32,7 @@ from typing import Any
 import duckdb
 
 from .. import settings
-from ..duckdb_config import connect_duckdb
+from ..duckdb_config import connect_duckdb, keep_forever
 from ..exceptions import NotAStoreError, StoreBusyError, StoreVersionError
 from . import integrity, schema
 from .turn import BACKGROUND_PATIENCE, Turn, stop_waiting
@@ -54,11 +53,8 @@ def _forget_after_fork() -> None:
     _process_locks_guard = threading.Lock()
     _process_locks.clear()
     _turns.clear()
-    # Dropping the last reference would run DuckDB's destructor here, which joins
-    # threads that did not come along and crashes the child: the inherited instances
-    # are leaked on purpose (one extra reference each, never given back).
     for attachment in _attachments.values():
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(attachment))
+        keep_forever(attachment)
     _attachments.clear()
 
 
