@@ -161,9 +161,11 @@ import nbtrack.copying
 nbtrack.copying.try_reflink = lambda src_fd, dst_fd: False
 real_pwrite = os.pwrite
 chunks = threading.Semaphore(2)
+said = threading.Lock()  # the copy's threads stall together: one says so, whole
 def stalling_pwrite(fd, data, offset):
     if not chunks.acquire(blocking=False):
-        print("stalled", flush=True)
+        if said.acquire(blocking=False):
+            print("stalled", flush=True)
         threading.Event().wait()
     return real_pwrite(fd, data, offset)
 os.pwrite = stalling_pwrite
