@@ -587,7 +587,9 @@ def test_a_storm_of_kernels_holds_no_listing_or_rest_request_for_long(
     assert rows == [(runs * CELL_POINTS,) * 2]
     # ... no listing and no REST request waited long (p99 < 1 s and max <= 2 s are the
     # targets, measured by benchmarks/bench_writepath.py storm on a machine of its own)...
-    assert not failures, (failures[:3], server.log_tail())
+    if failures:  # the server's traceback, whole, in the captured output
+        print(server.log_tail(200))
+    assert not failures, failures[:3]
     assert len(rest) >= 10 and len(listings) >= 10
     assert max(rest) <= READ_BOUND, f"slowest REST requests: {sorted(rest)[-5:]}"
     assert max(listings) <= READ_BOUND, f"slowest listings: {sorted(listings)[-5:]}"

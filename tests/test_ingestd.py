@@ -5,6 +5,7 @@ and killed at any moment it loses nothing."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -20,6 +22,7 @@ import pytest
 from conftest import Kernel, ingestion_processes, kernel_env
 from nbtrack.client import Client
 from nbtrack.ingestd import IDLE_EXIT
+from nbtrack.models import RunQuery
 from nbtrack.project import resolve_project
 from waiting import wait_until
 
@@ -309,17 +312,16 @@ def test_loading_the_extension_starts_the_ingestion_process_before_any_tracked_c
     assert not list((project_dir / ".nbtrack" / "spool").glob("*.spool"))
 
 
-def test_a_reader_leaves_the_checkpoint_of_its_catch_up_to_the_ingestion_process(
-    project_dir: Path,
-) -> None:
-    # Given: the store's ingestion process, paused (it still holds its FIFO: a reader
-    # sees it running), and five runs this process ended and nobody brought in
+@contextlib.contextmanager
+def _paused_with_five_ended_runs(project_dir: Path) -> Iterator[tuple[Client, Path, int]]:
+    """The store's ingestion process, paused (it still holds its FIFO: a reader sees it
+    running), and five runs this process ended and nobody brought in: (a client, the
+    store's write-ahead log, the process id)."""
     from nbtrack.tracking import RunWriter
 
     project = resolve_project(project_dir)
     client = Client(project)
     client.list_runs()  # the store exists
-    wal = project.db_path.with_name(project.db_path.name + ".wal")
     daemon = _ingestion_process(project_dir, idle=30)
     try:
         os.kill(daemon.pid, signal.SIGSTOP)
@@ -328,26 +330,55 @@ def test_a_reader_leaves_the_checkpoint_of_its_catch_up_to_the_ingestion_process
             w.log_metric("acc", i / 10)
             w.finish("finished")
             w.let_go()
-
-        # When: this process reads its runs
-        names = sorted(r.name or "" for r in client.list_runs().runs)
-
-        # Then: it sees all of them at once, stored (their spools gone) ...
-        assert names == ["r0", "r1", "r2", "r3", "r4"]
-        assert not list(project.spool_dir.glob("*.spool"))
-        # ... but the checkpoint is not on its time: the write-ahead log holds them
-        # until the ingestion process, woken by the reader, writes them into the file
-        assert wal.exists()
-        os.kill(daemon.pid, signal.SIGCONT)
-        wait_until(wal.exists, lambda there: not there, timeout=60,
-                   what="the ingestion process to checkpoint the reader's runs")  # fmt: skip
-        with duckdb.connect(str(project.db_path), read_only=True) as con:
-            assert con.execute("SELECT count(*) FROM runs").fetchone() == (5,)
+        yield client, project.db_path.with_name(project.db_path.name + ".wal"), daemon.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(daemon.pid, signal.SIGCONT)
         daemon.kill()
         daemon.wait()
+
+
+def test_a_reader_leaves_the_checkpoint_of_its_catch_up_to_the_ingestion_process(
+    project_dir: Path,
+) -> None:
+    # Given: the store's ingestion process, paused, and five runs this process ended
+    with _paused_with_five_ended_runs(project_dir) as (client, wal, pid):
+        # When: this process reads its runs
+        names = sorted(r.name or "" for r in client.list_runs().runs)
+
+        # Then: it sees all of them at once, stored (their spools gone) ...
+        assert names == ["r0", "r1", "r2", "r3", "r4"]
+        assert not list(client.project.spool_dir.glob("*.spool"))
+        # ... but the checkpoint is not on its time: the write-ahead log holds them
+        # until the ingestion process, woken by the reader, writes them into the file
+        assert wal.exists()
+        os.kill(pid, signal.SIGCONT)
+        wait_until(wal.exists, lambda there: not there, timeout=60,
+                   what="the ingestion process to checkpoint the reader's runs")  # fmt: skip
+        with duckdb.connect(str(client.project.db_path), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM runs").fetchone() == (5,)
+
+
+def test_the_servers_sandboxed_reads_take_a_log_another_reader_left_behind(
+    project_dir: Path,
+) -> None:
+    # Given: the ingestion process paused, and a reader whose catch-up left five runs
+    # in the write-ahead log for it to checkpoint
+    with _paused_with_five_ended_runs(project_dir) as (client, wal, _):
+        assert len(client.list_runs().runs) == 5
+        assert wal.exists()
+
+        # When: the server lists the runs and answers a query, with DuckDB's file
+        # access limited to the store's own files (ci: a 500 when the read's turn
+        # checkpointed that log at its end and DuckDB wanted its checkpoint file)
+        server = Client(client.project)
+        page = json.loads("".join(server.list_runs_json(RunQuery(limit=10), safe=True)))
+        _, rows = server.sql("SELECT count(*) FROM runs", safe=True)
+
+        # Then: both see the five runs, and the log is in the file
+        assert sorted(r["name"] for r in page["runs"]) == ["r0", "r1", "r2", "r3", "r4"]
+        assert rows == [(5,)]
+        assert not wal.exists()
 
 
 @pytest.mark.parametrize("process", ["none", "gone before the kick"])

@@ -111,7 +111,7 @@ class _Attachment:
             # Spilled intermediates go where DuckDB puts them for a file database.
             base.execute("SET temp_directory = ?", [str(self.path) + ".tmp"])
             if safe:
-                files = [str(self.path), str(integrity.wal_path(self.path))]
+                files = [str(f) for f in integrity.store_files(self.path)]
                 base.execute("SET allowed_paths = ?", [files])
                 base.execute("SET enable_external_access = false")
             self._bases[safe] = base

@@ -31,6 +31,14 @@ def wal_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".wal")
 
 
+def store_files(db_path: Path) -> list[Path]:
+    """Every file DuckDB opens for the store: the database, its write-ahead log and the
+    log a checkpoint writes meanwhile (a checkpoint at the detach of a turn whose
+    attach replayed a log another process left: ``connection.turn``)."""
+    wal = wal_path(db_path)
+    return [db_path, wal, wal.with_name(wal.name + ".checkpoint")]
+
+
 def check_files(db_path: Path) -> None:
     """Refuse, before DuckDB sees them, store files DuckDB would mishandle.
 
