@@ -53,6 +53,38 @@ def test_parquet_written_by_arrow_links_the_cell_that_made_it_to_the_cell_that_r
     _is_version_of(used[("clean.feather", "output")], project_dir / "clean.feather")
 
 
+def test_a_dataset_written_in_partitions_is_one_folder_version_written_then_read(
+    kernel, project_dir
+):
+    # Given: a cell writing a Parquet dataset partitioned by year (a folder, a file per
+    # partition named anew by each write), and a cell reading the dataset back
+    from nbtrack.hashing import StatCache
+    from nbtrack.project import resolve_project
+    from nbtrack.versioning import version_path
+
+    kernel.ok(
+        "%%track part\nimport pandas as pd\n"
+        "df = pd.DataFrame({'y': [2020, 2020, 2021, 2022], 'v': [1, 2, 3, 4]})\n"
+        "df.to_parquet('sales', partition_cols=['y'])"
+    )
+    made = _data(project_dir)
+    kernel.ok("%%track readpart\nimport pandas as pd\nn = len(pd.read_parquet('sales'))")
+    used = _data(project_dir)
+
+    # Then: the writer's record is the folder, not the folder and each of its 3 files
+    assert set(made) == {("sales", "output")}
+    assert len(list((project_dir / "sales").rglob("*.parquet"))) == 3
+    assert made[("sales", "output")].kind == "dir"
+    now = version_path(
+        resolve_project(project_dir), project_dir / "sales", "output", cache=None,
+        stat_cache=StatCache(), save_stat_cache=False,
+    )  # fmt: skip
+    assert made[("sales", "output")].hash == now.hash
+    # ... and the reader's input is that same version (the lineage links them)
+    assert set(used) == {("sales", "input")}
+    assert used[("sales", "input")].hash == made[("sales", "output")].hash
+
+
 def test_duckdb_reads_the_files_its_sql_names_and_copy_writes_are_outputs(kernel, project_dir):
     (project_dir / "events.csv").write_text("k,v\na,1\nb,2\n")
     (project_dir / "parts").mkdir()

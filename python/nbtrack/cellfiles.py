@@ -84,4 +84,19 @@ def data_versions(
             "files written there by native code or other processes are not seen; "
             "name them with -o"
         )
-    return list(out.values()), warnings
+    return _outside_recorded_folders(list(out.values())), warnings
+
+
+def _outside_recorded_folders(versions: list[DataVersion]) -> list[DataVersion]:
+    """Without the files inside a folder recorded in the same role: the folder's
+    version (a manifest of every file in it) holds them. A dataset written in
+    partitions (pandas' ``partition_cols``: a file per partition, named anew at every
+    write) is then one output, and two runs' diff compares the folders."""
+    folders = [(v.role, v.path.rstrip("/") + "/") for v in versions if v.kind == "dir"]
+    if not folders:
+        return versions
+    return [
+        v
+        for v in versions
+        if not any(v.role == role and v.path.startswith(inside) for role, inside in folders)
+    ]
