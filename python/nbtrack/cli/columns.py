@@ -6,13 +6,15 @@ a metric may share a name: then both columns carry their prefix (``params.x``,
 the header. ``--columns`` takes headers, prefixed names or globs (``params.*``,
 ``metrics.system/*``) in the order given. Without it, parameters and metrics whose
 values vary among the listed runs come first, right after the run's id, name and
-status, so a narrow terminal shows what tells the runs apart.
+status, so a narrow terminal shows what tells the runs apart. A dict parameter (a
+config) is shown as its leaves (``cfg.lr``, ``cfg.opt.m``), as ``--where`` names them.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,10 @@ class Column:
     header: str
     qualified: str  # params.x / metrics.x for a run's values; the header otherwise
     values: tuple[Any, ...]
+    # A dict parameter (a config) is shown by the table as its leaves (``cfg.lr``):
+    # ``whole`` marks the parameter's own column, ``leaf`` each leaf's.
+    whole: bool = False
+    leaf: bool = False
 
     @property
     def varies(self) -> bool:
@@ -42,15 +48,44 @@ def value_columns(
     metrics: Sequence[str],
     rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
 ) -> list[Column]:
-    """A column per parameter and metric; headers prefixed only where a name is shared."""
+    """A column per parameter and metric, and per leaf of a dict parameter (after it);
+    headers prefixed only where a name is shared."""
     shared = set(params) & set(metrics)
+    names = set(params) | set(metrics)
     out = []
     for section, keys, index in (("params", params, 0), ("metrics", metrics, 1)):
         for key in keys:
             qualified = f"{section}.{key}"
             header = qualified if key in shared else key
-            out.append(Column(header, qualified, tuple(r[index].get(key) for r in rows)))
+            values = tuple(r[index].get(key) for r in rows)
+            paths = dict.fromkeys(p for v in values for p in _leaf_paths(v)) if index == 0 else {}
+            out.append(Column(header, qualified, values, whole=bool(paths)))
+            for path in paths:
+                name = ".".join((key, *path))
+                if name not in names:  # a parameter of that very name keeps it
+                    leaf_values = tuple(_at(v, path) for v in values)
+                    out.append(Column(name, f"params.{name}", leaf_values, leaf=True))
     return out
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # as store/nested.py: what --where reaches
+
+
+def _leaf_paths(value: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and _PLAIN.match(k):
+                yield from _leaf_paths(v, (*prefix, k))
+    elif prefix:
+        yield prefix
+
+
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    for k in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(k)
+    return None if isinstance(value, dict) else value
 
 
 def default_order(base: Sequence[Column], values: Sequence[Column]) -> list[Column]:
@@ -58,6 +93,7 @@ def default_order(base: Sequence[Column], values: Sequence[Column]) -> list[Colu
     values every listed run shares."""
     lead = [c for c in base if c.header in LEAD]
     trail = [c for c in base if c.header not in LEAD]
+    values = [c for c in values if not c.whole]  # a config: its leaves say what differs
     varying = [c for c in values if c.varies]
     same = [c for c in values if not c.varies]
     return [*lead, *varying, *trail, *same]

@@ -128,7 +128,16 @@ def emit_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     writer = csv.writer(sys.stdout)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow([_csv_value(v) for v in row])
+
+
+def _csv_value(v: Any) -> Any:
+    """A cell as CSV text: a dict or list parameter as its JSON (what the store holds)."""
+    if v is None:
+        return ""
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return v
 
 
 def metrics_text(metrics: dict[str, Any]) -> str:

@@ -71,7 +71,10 @@ def runs_table(
     if spec:
         chosen = select(spec, [*base, *values])
     elif machine:
-        chosen = [*base, *(Column(c.qualified, c.qualified, c.values) for c in values)]
+        chosen = [
+            *base,
+            *(Column(c.qualified, c.qualified, c.values) for c in values if not c.leaf),
+        ]
     else:
         # System metrics (system/cpu_percent, ...) are in every run: the table leaves
         # them to `show`, `diff`, --json and --columns rather than add a column each.

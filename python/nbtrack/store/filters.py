@@ -178,12 +178,8 @@ class _Renderer:
         return [self.render(n, depth) for n in nodes]
 
     def _column_ref(self, node: dict[str, Any], depth: int) -> str:
-        parts = [str(p) for p in node.get("column_names", [])]
-        if len(parts) == 2 and parts[0] in ("params", "metrics"):
-            parts = [".".join(parts)]  # params.lr written without quotes
-        if len(parts) != 1:
-            raise QueryError(f"bad filter {self.text!r}: unknown column {'.'.join(parts)!r}")
-        name = parts[0]
+        # params.lr, cfg.lr and params.cfg.opt.m written without quotes: one name
+        name = ".".join(str(p) for p in node.get("column_names", []))
         if name not in self.columns:
             matches = self.folded.get(name.lower(), [])
             for param in [] if matches else self.folded.get(f"params.{name.lower()}", []):

@@ -12,7 +12,7 @@ import duckdb
 from .. import settings
 from ..exceptions import QueryError, QueryTimeoutError
 from ..models import RunPage, RunQuery
-from . import filters, reads
+from . import filters, nested, reads
 from .integrity import is_damage
 from .tables import RUN_COLUMNS, quote_ident
 
@@ -75,6 +75,7 @@ def _wide_sql(
     param_kinds: list[tuple[str, bool]],
     metric_keys: list[str],
     integers: set[str] | frozenset[str] = frozenset(),
+    leaves: list[nested.Leaf] | None = None,
 ) -> tuple[str, list[str]]:
     """A query with one row per run and one column per param and metric.
 
@@ -94,6 +95,7 @@ def _wide_sql(
         bare[k] = bare.get(k, 0) + 1
     for k in metric_keys:
         bare[k] = bare.get(k, 0) + 1
+    leaves = leaves or []
 
     def lit(s: str) -> str:
         return "'" + s.replace("'", "''") + "'"
@@ -109,6 +111,13 @@ def _wide_sql(
         if bare[k] == 1 and k not in taken:
             aliases.append(f"{quote_ident('params.' + k)} AS {quote_ident(k)}")
             names.append(k)
+    for leaf in leaves:  # a dict parameter's values: params.cfg.lr (nested.py)
+        col = quote_ident("params." + leaf.name)
+        p_cols.append(f"max({leaf.value_sql()}) FILTER (WHERE key = {lit(leaf.param)}) AS {col}")
+        names.append("params." + leaf.name)
+        if leaf.name not in bare and leaf.name not in taken:
+            aliases.append(f"{col} AS {quote_ident(leaf.name)}")
+            names.append(leaf.name)
     for k in metric_keys:
         m_cols.append(f"max(value) FILTER (WHERE key = {lit(k)}) AS {quote_ident('metrics.' + k)}")
         if bare[k] == 1 and k not in taken:
@@ -190,6 +199,16 @@ def _sort_target(sort: str, params: list[str], metrics: list[str]) -> tuple[str,
     )
 
 
+def _sorts_by_own_column(sort: str, params: list[str], metrics: list[str]) -> bool:
+    """Whether ``sort`` names a run column, a parameter or a metric (not a leaf of a
+    dict parameter, a column of the wide table only)."""
+    try:
+        _sort_target(sort, params, metrics)
+    except QueryError:
+        return False
+    return True
+
+
 def _order(q: RunQuery, params: list[str], metrics: list[str]) -> str:
     kind, name = _sort_target(q.sort, params, metrics)
     if kind == "base":
@@ -244,13 +263,14 @@ def page_ids(
     """The ids of one page of runs matching ``q``, the total, the param and metric keys."""
     param_kinds, metrics = _keys(path, con)
     params = [k for k, _ in param_kinds]
-    if q.where is None and q.text is None:
+    if q.where is None and q.text is None and _sorts_by_own_column(q.sort, params, metrics):
         ids, total = _page_narrow(con, q, dict(param_kinds), metrics)
         return ids, total, params, metrics
-    wide, names = _wide_sql(param_kinds, metrics)
+    leaves = nested.leaves(path, con, set(params))
+    wide, names = _wide_sql(param_kinds, metrics, leaves=leaves)
     where = filters.compile_where(q.where, names, strict=strict) if q.where else None
     cond, args = _filters(q, where)
-    order = _order(q, params, metrics)
+    order = _order(q, params + [leaf.name for leaf in leaves], metrics)
     page = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
     sql = (
         f"WITH wide AS ({wide}) SELECT run_id, count(*) OVER () FROM wide "
@@ -282,15 +302,17 @@ def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
     param_kinds, metrics = _keys(path, con)
     params = [k for k, _ in param_kinds]
     integers = _integer_params(path, con)
-    wide, names = _wide_sql(param_kinds, metrics, integers)
+    leaves = nested.leaves(path, con, set(params))
+    wide, names = _wide_sql(param_kinds, metrics, integers, leaves)
     where = filters.compile_where(q.where, names, strict=False) if q.where else None
     cond, args = _filters(q, where)
-    order = _order(q, params, metrics)
+    order = _order(q, params + [leaf.name for leaf in leaves], metrics)
     page = f"LIMIT {int(q.limit)} OFFSET {int(q.offset)}" if q.limit is not None else ""
     keep = [
         "run_id", "name", "status", "kind", "started_at", "ended_at", "duration",
         "notebook_path", "cell_id", "execution_count", "parent_id", "rerun_of", "rerun_verdict", "error",
         *(quote_ident("params." + k) for k in params),
+        *(quote_ident("params." + leaf.name) for leaf in leaves),
         *(quote_ident("metrics." + k) for k in metrics),
     ]  # fmt: skip
     sql = (
@@ -298,7 +320,8 @@ def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
         f"WHERE {cond} ORDER BY {order} {page}"
     )
     frame = _run_filter(con, sql, args, q.where).df()
-    for k in sorted(integers & set(params)):  # nullable whether or not a run lacks it
+    whole = sorted(integers & set(params)) + [leaf.name for leaf in leaves if leaf.kind == "int"]
+    for k in whole:  # nullable whether or not a run lacks it
         frame["params." + k] = frame["params." + k].astype("Int64")
     return frame
 
