@@ -62,9 +62,9 @@ def test_a_config_class_read_by_a_cell_is_filtered_sorted_and_listed_by_its_fiel
     assert frame.text.strip() == "[0.01, 0.001] Int64 ['adam', 'adam']"
 
 
-def _record(project, params_list):
+def _record(project, params_list, prefix="r"):
     for i, params in enumerate(params_list):
-        w = RunWriter.start(project, kind="cell", name=f"r{i}", params=params)
+        w = RunWriter.start(project, kind="cell", name=f"{prefix}{i}", params=params)
         w.log_metric("acc", i / 10)
         w.finish("finished")
 
@@ -106,6 +106,11 @@ def test_leaves_of_every_shape_are_columns_and_a_name_of_its_own_is_kept(project
     )
     assert frame["params.cfg.seed"].tolist()[:2] == [5, 6] and pd.isna(frame["params.cfg.seed"][2])
     assert "params.cfg.a b" not in frame.columns
+    # ... the table shows a config by its leaves, and whole where a run's value is no
+    # config (r1's "cfg.seed" is a parameter of its own, r2 has none)
+    _record(project, [{"opt": {"name": "adam"}}, {"opt": "sgd"}], prefix="s")
+    header = run_cli("ls", "--limit", "2", cwd=project_dir).stdout.splitlines()[0].split()
+    assert "opt" in header and "opt.name" in header
     # ... and the CSV of ls carries the whole config as JSON, as the store holds it
     shown = run_cli("ls", "--csv", "--sort", "name", "--asc", "--columns", "name,params.cfg",
                     cwd=project_dir)  # fmt: skip

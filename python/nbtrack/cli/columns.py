@@ -59,7 +59,9 @@ def value_columns(
             header = qualified if key in shared else key
             values = tuple(r[index].get(key) for r in rows)
             paths = dict.fromkeys(p for v in values for p in _leaf_paths(v)) if index == 0 else {}
-            out.append(Column(header, qualified, values, whole=bool(paths)))
+            # (shown whole as well when some run holds a plain value under the name)
+            configs = all(isinstance(v, dict) for v in values if v is not None)
+            out.append(Column(header, qualified, values, whole=bool(paths) and configs))
             for path in paths:
                 name = ".".join((key, *path))
                 if name not in names:  # a parameter of that very name keeps it
