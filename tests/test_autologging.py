@@ -127,6 +127,43 @@ def test_plain_fits_cross_validation_and_boosters(kernel: Kernel, project_dir: P
     assert boost.params["xgboost#2.max_depth"] == 3
 
 
+def test_boosters_record_their_rounds_and_where_early_stopping_stopped(
+    kernel: Kernel, project_dir: Path
+) -> None:
+    """Found by a new user's fifth trial: ``XGBClassifier(n_estimators=200,
+    early_stopping_rounds=5)`` and ``LGBMClassifier(n_estimators=100)`` with
+    ``lightgbm.early_stopping(5)`` recorded neither the number of rounds nor the early
+    stopping, both passed to ``train`` beside the booster's ``params``, nor where it
+    stopped: the settings that matter most for a boosted model (MLflow records them)."""
+    kernel.ok("%track autolog")
+    kernel.ok(
+        "%%track es --no-system\n"
+        "import xgboost, lightgbm\n"
+        "from sklearn.datasets import load_breast_cancer\n"
+        "X, y = load_breast_cancer(return_X_y=True)\n"
+        "Xt, yt, Xv, yv = X[:400], y[:400], X[400:], y[400:]\n"
+        "xgb = xgboost.XGBClassifier(n_estimators=200, max_depth=2, learning_rate=0.5,\n"
+        "                            early_stopping_rounds=3)\n"
+        "xgb.fit(Xt, yt, eval_set=[(Xv, yv)], verbose=False)\n"
+        "gbm = lightgbm.LGBMClassifier(n_estimators=150, learning_rate=0.5, verbose=-1)\n"
+        "gbm.fit(Xt, yt, eval_set=[(Xv, yv)], callbacks=[lightgbm.early_stopping(3, verbose=False)])\n"
+        "stops = xgb.best_iteration, gbm.best_iteration_\n"
+    )
+    stops = kernel.ok("print(*stops)").text.split()
+    client = _stored(project_dir, 1)
+    (run,) = (client.get_run(r) for r in client.runs_frame()["run_id"])
+    got = {k: v for k, v in run.params.items() if "round" in k}
+    assert got == {
+        "xgboost.num_boost_round": 200,
+        "xgboost.early_stopping_rounds": 3,
+        "lightgbm.num_boost_round": 150,
+        "lightgbm.early_stopping_rounds": 3,
+    }
+    assert int(stops[0]) < 199 and int(stops[1]) < 150  # both stopped early
+    assert run.metrics["xgboost.best_iteration"] == int(stops[0])
+    assert run.metrics["lightgbm.best_iteration"] == int(stops[1])
+
+
 def test_nothing_is_logged_outside_a_tracked_cell_and_disable_restores(project_dir) -> None:
     from sklearn.linear_model import LinearRegression
     from sklearn.model_selection import _validation

@@ -13,7 +13,10 @@ a pipeline or a cross-validation makes inside are not (MLflow's rule too).
 
 XGBoost (``xgboost.train`` and its scikit-learn classes) and LightGBM
 (``lightgbm.train`` and its scikit-learn classes): booster parameters as
-``xgboost.<param>`` / ``lightgbm.<param>``, and every evaluation metric per
+``xgboost.<param>`` / ``lightgbm.<param>``, with the rounds and early stopping
+given beside them (``xgboost.num_boost_round``: ``n_estimators``;
+``xgboost.early_stopping_rounds``, as an argument or a callback) and, when it stopped
+early, the metric ``xgboost.best_iteration``; and every evaluation metric per
 iteration as the series ``xgboost.<data>-<metric>`` / ``lightgbm.<data>-<metric>``.
 
 Keras and PyTorch Lightning: pass ``nbtrack.autologging.keras_callback()`` or
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -267,18 +271,56 @@ def _booster_wrapper(prefix: str, add_callback: Callable[[dict[str, Any], str], 
                     w = _writer()
                     assert w is not None
                     label = _label(w, prefix)  # a second booster in the cell: xgboost#2
+                    rounds = _rounds(original, args, kwargs)
                     _safely(
                         lambda: w.log_params(
-                            {f"{label}.{k}": _param_value(v) for k, v in dict(params).items()},
+                            {f"{label}.{k}": _param_value(v) for k, v in dict(params).items()}
+                            | {f"{label}.{k}": v for k, v in rounds.items()},
                             source="autolog",
                         )
                     )
                     add_callback(kwargs, label)
+                    booster = original(params, *args, **kwargs)
+                    if "early_stopping_rounds" in rounds:
+                        _safely(lambda: _log_best_iteration(w, label, booster))
+                    return booster
                 return original(params, *args, **kwargs)
 
         return train
 
     return make
+
+
+def _rounds(original: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int]:
+    """The boosting rounds and early stopping a ``train`` call was given beside its
+    ``params`` (the scikit-learn classes pass ``n_estimators`` and
+    ``early_stopping_rounds`` there): ``num_boost_round`` always, its default
+    included; ``early_stopping_rounds`` when set, as an argument (XGBoost) or as an
+    early-stopping callback (``lightgbm.early_stopping(5)``, XGBoost's ``EarlyStopping``)."""
+    try:
+        sig = inspect.signature(original)
+        bound = sig.bind_partial(None, *args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return {}
+    out: dict[str, int] = {}
+    default = sig.parameters.get("num_boost_round")
+    rounds = bound.get("num_boost_round", default.default if default is not None else None)
+    if isinstance(rounds, int):
+        out["num_boost_round"] = rounds
+    stop = bound.get("early_stopping_rounds")
+    for cb in bound.get("callbacks") or ():
+        stop = stop or getattr(cb, "stopping_rounds", None) or getattr(cb, "rounds", None)
+    if isinstance(stop, int):
+        out["early_stopping_rounds"] = stop
+    return out
+
+
+def _log_best_iteration(w: tracking.RunWriter, label: str, booster: Any) -> None:
+    """Where early stopping kept the model, as the library numbers it (XGBoost from 0,
+    LightGBM from 1): the ``best_iteration`` its scikit-learn classes expose."""
+    best = getattr(booster, "best_iteration", None)
+    if isinstance(best, int):
+        w.log_metrics({f"{label}.best_iteration": float(best)})
 
 
 def _patch_booster(module_names: list[str], prefix: str, add: Callable[..., None]) -> None:
