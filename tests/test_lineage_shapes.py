@@ -156,3 +156,16 @@ def test_data_made_again_equal_by_another_run_is_read_the_same(project_dir, kern
     assert small[0].producer_run_id != small[1].producer_run_id  # two producers ...
     shown = run_cli("diff", trains[0].run_id, trains[1].run_id, cwd=project_dir).stdout
     assert "read X" not in shown, shown  # ... one content: no change to show
+
+
+def test_a_failed_cell_records_the_literals_it_never_reached_as_written(project_dir, kernel):
+    """Found by a new user's fifth trial: a cell that raised before ``lr = 0.7`` recorded
+    ``lr=0.1``, the value an earlier cell had left, which this cell never set or read
+    (``epochs = 9``, also not reached, was recorded as written). A literal the cell
+    reached before failing keeps its value at the end."""
+    kernel.ok("lr = 0.1\nn = 5")
+    failed = kernel.run("%%track fit\nn = 100\nn *= 2\nb = int('x')\nlr = 0.7\nepochs = 9")
+    assert failed.status == "error" and "lr=0.1" not in failed.text
+    (run,) = _cell_runs(_settle(project_dir), "fit")
+    assert run.status == "failed"
+    assert run.params == {"n": 200, "lr": 0.7, "epochs": 9}
