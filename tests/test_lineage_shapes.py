@@ -169,3 +169,22 @@ def test_a_failed_cell_records_the_literals_it_never_reached_as_written(project_
     (run,) = _cell_runs(_settle(project_dir), "fit")
     assert run.status == "failed"
     assert run.params == {"n": 200, "lr": 0.7, "epochs": 9}
+
+
+def test_dates_and_times_read_by_the_cell_are_parameters(project_dir, kernel):
+    """Found by a new user's fifth trial: a training window (``start = date(2024, 1, 1)``)
+    was an opaque read, and moving it said only "read start: changed". A date, a time
+    and a datetime are parameters, recorded as ISO 8601 text (as MLflow's
+    ``log_param`` would keep them)."""
+    setup = (
+        "import datetime\nstart = datetime.date(2024, 1, 1)\n"
+        "cutoff = datetime.datetime(2024, 3, 1, 12, 30)\nat = datetime.time(6, 0)"
+    )
+    train = "%%track train\ndays = (cutoff.date() - start).days\nhour = at.hour"
+    a, b, second = _train_twice(
+        kernel, project_dir, setup, train, "start = datetime.date(2024, 2, 1)"
+    )
+    assert a.params == {"start": "2024-01-01", "cutoff": "2024-03-01T12:30:00", "at": "06:00:00"}
+    assert b.params["start"] == "2024-02-01"
+    assert "param start: '2024-01-01' → '2024-02-01' (upstream)" in second, second
+    assert "read start" not in second

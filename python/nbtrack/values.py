@@ -1,8 +1,8 @@
 """Kernel values as a run records them: parameter-like or not, described, fingerprinted.
 
 A value a cell reads is *parameter-like* when it is small and plain (numbers, bools,
-short strings, None, numpy scalars, enums, paths, and small lists/tuples/dicts of
-these, or config objects holding them: ``argparse.Namespace``, ``SimpleNamespace``, a
+short strings, None, numpy scalars, enums, paths, dates and times (as ISO 8601 text),
+and small lists/tuples/dicts of these, or config objects holding them: ``argparse.Namespace``, ``SimpleNamespace``, a
 dataclass instance, recorded as the dict of their fields): its value is recorded. Anything else (DataFrames, arrays, models) is recorded
 by its type, shape and a cheap content fingerprint, computed within a time budget.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import enum
 import numbers
 import os
@@ -69,6 +70,8 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
         return (True, value) if len(value) <= MAX_STRING else (False, None)
     if isinstance(value, os.PathLike):
         return True, os.fspath(value)
+    if isinstance(value, (datetime.date, datetime.time)):  # a datetime is a date too
+        return True, value.isoformat()  # a training window: start = date(2024, 1, 1)
     if depth >= MAX_DEPTH:
         return False, None
     fields = config_fields(value)
