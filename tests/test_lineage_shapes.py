@@ -188,3 +188,25 @@ def test_dates_and_times_read_by_the_cell_are_parameters(project_dir, kernel):
     assert b.params["start"] == "2024-02-01"
     assert "param start: '2024-01-01' → '2024-02-01' (upstream)" in second, second
     assert "read start" not in second
+
+
+def test_a_dict_call_of_literals_in_the_cell_is_a_parameter(project_dir, kernel):
+    """Found by a new user's fifth trial: ``params = dict(n_estimators=200, max_depth=3)``,
+    the way XGBoost and LightGBM tutorials write their settings, was no parameter (a
+    computed value), while ``{"n_estimators": 200}`` was one. A cell killed or failed
+    after it still has it as written."""
+    train = (
+        "%%track train\nparams = dict(n_estimators=200, max_depth=3, objective='binary')\n"
+        "grid = dict(C=[0.1, 1.0])\nmodel = sorted(params)"
+    )
+    kernel.ok(train)
+    kernel.run("%%track broken\nparams = dict(depth=4)\nraise ValueError('x')")
+    client = _settle(project_dir)
+    (a,) = _cell_runs(client, "train")
+    (b,) = _cell_runs(client, "broken")
+    assert a.params == {
+        "params": {"n_estimators": 200, "max_depth": 3, "objective": "binary"},
+        "grid": {"C": [0.1, 1.0]},
+    }
+    assert a.param_sources == {"params": "auto", "grid": "auto"}
+    assert b.params == {"params": {"depth": 4}}

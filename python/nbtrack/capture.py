@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .exceptions import NbtrackError
+from .exprfacts import as_dict_literal
 from .models import Environment
 from .values import param_value
 
@@ -82,7 +83,7 @@ def _literal_assignments(source: str) -> dict[str, Any]:
 def _collect(target: ast.expr, value: ast.expr, found: dict[str, Any]) -> None:
     if isinstance(target, ast.Name):
         try:
-            found[target.id] = ast.literal_eval(value)
+            found[target.id] = ast.literal_eval(as_dict_literal(value) or value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             found.pop(target.id, None)  # reassigned to something computed
     elif (
