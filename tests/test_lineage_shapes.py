@@ -210,3 +210,17 @@ def test_a_dict_call_of_literals_in_the_cell_is_a_parameter(project_dir, kernel)
     }
     assert a.param_sources == {"params": "auto", "grid": "auto"}
     assert b.params == {"params": {"depth": 4}}
+
+
+def test_a_float32_parameter_is_the_number_written(project_dir, kernel):
+    """Found by a new user's fifth trial: ``lr = np.float32(0.1)`` was recorded as
+    0.10000000149011612 (float32's exact value widened), so ``--where "lr = 0.1"`` missed
+    the run and its diff with ``lr = 0.1`` read "changed 0.1 → 0.1"."""
+    kernel.ok("import numpy as np\nlr = np.float32(0.1)\nscale = np.float16(0.3)")
+    kernel.ok("%%track fit\nstep = lr * scale")
+    kernel.ok("lr = 0.1\nscale = 0.3")
+    kernel.ok("%%track fit\nstep = lr * scale")
+    a, b = _cell_runs(_settle(project_dir), "fit")
+    assert a.params == b.params == {"lr": 0.1, "scale": 0.3}
+    found = run_cli("ls", "--where", "lr = 0.1", "--json", cwd=project_dir)
+    assert found.stdout.count('"run_id"') == 2, found.stdout + found.stderr

@@ -147,6 +147,10 @@ def _number(value: Any) -> tuple[bool, Any]:
         item = value.item() if hasattr(value, "item") else value
     except (TypeError, ValueError):
         return False, None
+    if isinstance(item, float) and getattr(value, "itemsize", 8) < 8:
+        # float32/float16: the number written (0.1), not its exact value widened
+        # (0.10000000149011612), which --where "lr = 0.1" and a diff with 0.1 missed.
+        item = float(str(value))
     if isinstance(item, (bool, int, float)):
         return True, item
     return False, None
