@@ -276,6 +276,7 @@ def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] 
     >>> metric_values("name", "svc")[2]
     'a str'
     """
+    value = _scalar(value)
     if _is_number(value):
         return {name: float(value)}, None, None
     if isinstance(value, dict):
@@ -296,6 +297,8 @@ def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] 
             return {}, None, "an empty list"
         if len(value) > MAX_SERIES:
             return {}, None, f"a list longer than {MAX_SERIES:,d} points"
+        if not all(_is_number(v) for v in value):
+            value = [_scalar(v) for v in value]  # a list of 0-d tensors (losses.append(loss))
         if all(_is_number(v) for v in value):
             return {}, [float(v) for v in value], None
         return {}, None, "a list with items that are not numbers"
@@ -368,6 +371,22 @@ def _flatten(
             skipped.append(
                 f"{key} ({'a deeper dict' if isinstance(v, dict) else 'a ' + type_name(v)})"
             )
+
+
+def _scalar(v: Any) -> Any:
+    """A 0-d tensor (PyTorch, JAX, TensorFlow: ``loss`` after ``loss.backward()``) as its
+    Python number, as ``log_metric`` takes it; anything else as it is."""
+    if (
+        getattr(v, "ndim", None) == 0
+        and not _numpy_scalar(v)
+        and callable(getattr(v, "item", None))
+    ):
+        try:
+            item = v.item()
+        except Exception:  # a tensor that cannot leave its device, say: not a metric
+            return v
+        return item if _is_number(item) else v
+    return v
 
 
 def _is_number(v: Any) -> bool:
