@@ -164,6 +164,41 @@ def test_boosters_record_their_rounds_and_where_early_stopping_stopped(
     assert run.metrics["lightgbm.best_iteration"] == int(stops[1])
 
 
+def test_a_random_search_records_its_distributions_the_same_in_every_run(
+    kernel: Kernel, project_dir: Path
+) -> None:
+    """Found by a new user's fifth trial: ``RandomizedSearchCV(pipe, {"clf__C":
+    loguniform(1e-2, 1e2)})`` recorded ``param_distributions`` as ``{'clf__C': <...
+    rv_continuous_frozen object at 0x7f42163286d0>}``: no bounds, and a memory address
+    that made two identical searches differ in every diff."""
+    from conftest import run_cli
+
+    kernel.ok("%track autolog")
+    search = (
+        "%%track rs --no-system\n"
+        "from scipy.stats import loguniform, randint\n"
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.model_selection import RandomizedSearchCV\n"
+        "from sklearn.tree import DecisionTreeClassifier\n"
+        "X, y = load_iris(return_X_y=True)\n"
+        "dists = {'max_depth': randint(2, 5), 'min_impurity_decrease': loguniform(1e-4, 1e-1)}\n"
+        "RandomizedSearchCV(DecisionTreeClassifier(random_state=0), dists, n_iter=2, cv=2,\n"
+        "                   random_state=0).fit(X, y)\n"
+    )
+    kernel.ok(search)
+    kernel.ok(search)
+    client = _stored(project_dir, 2)
+    a, b = (client.get_run(r) for r in client.runs_frame()["run_id"][::-1])
+    key = "RandomizedSearchCV.param_distributions"
+    assert a.params[key] == {
+        "max_depth": "randint(2, 5)",
+        "min_impurity_decrease": "loguniform(0.0001, 0.1)",
+    }
+    assert a.params == b.params
+    diffed = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
+    assert "param_distributions" not in diffed, diffed
+
+
 def test_nothing_is_logged_outside_a_tracked_cell_and_disable_restores(project_dir) -> None:
     from sklearn.linear_model import LinearRegression
     from sklearn.model_selection import _validation

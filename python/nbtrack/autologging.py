@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import tracking
+from .validation import ADDRESS
 
 _originals: dict[tuple[Any, str], Any] = {}
 _depth = 0  # > 0 while an autologged call runs: the calls inside it are not recorded
@@ -120,15 +121,29 @@ def _label(w: tracking.RunWriter, cls_name: str) -> str:
     return cls_name if n == 1 else f"{cls_name}#{n}"
 
 
-def _param_value(value: Any) -> Any:
+def _param_value(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, (list, tuple, dict)) and len(repr(value)) <= 200:
-        return value
+    if isinstance(value, dict) and len(value) <= 50 and depth < 3:
+        return {k: _param_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and len(repr(value)) <= 200 and depth < 3:
+        return [_param_value(v, depth + 1) for v in value]
     if callable(value) or hasattr(value, "get_params"):
         return getattr(value, "__name__", None) or type(value).__name__
-    text = repr(value)
+    text = _frozen_distribution(value) or ADDRESS.sub("", repr(value))
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _frozen_distribution(value: Any) -> str | None:
+    """A SciPy distribution a random search samples from, by its name and arguments:
+    ``loguniform(0.0001, 0.1)``, not a repr naming its memory address."""
+    dist, args, kwds = (getattr(value, a, None) for a in ("dist", "args", "kwds"))
+    name = getattr(dist, "name", None)
+    if not isinstance(name, str) or not isinstance(args, tuple) or not isinstance(kwds, dict):
+        return None
+    parts = [repr(_param_value(a, 3)) for a in args]
+    parts += [f"{k}={_param_value(v, 3)!r}" for k, v in kwds.items()]
+    return f"{name}({', '.join(parts)})"
 
 
 # ---------------------------------------------------------------- scikit-learn
