@@ -224,3 +224,25 @@ def test_a_float32_parameter_is_the_number_written(project_dir, kernel):
     assert a.params == b.params == {"lr": 0.1, "scale": 0.3}
     found = run_cli("ls", "--where", "lr = 0.1", "--json", cwd=project_dir)
     assert found.stdout.count('"run_id"') == 2, found.stdout + found.stderr
+
+
+def test_a_config_cell_of_dates_paths_and_numpy_scalars_run_again_equal_is_no_change(
+    project_dir, kernel
+):
+    """Found by a new user's fifth trial: a config cell run again with the same
+    ``start = date(2024, 1, 1)`` warned "stale input: days was made by In[4] from start,
+    which was changed since": equal numbers and strings were no change, equal dates,
+    paths and numpy scalars were. Another value still is."""
+    cfg = (
+        "import datetime, pathlib\nimport numpy as np\nstart = datetime.date(2024, 1, 1)\n"
+        "root = pathlib.Path('data')\nalpha = np.float32(0.5)"
+    )
+    kernel.ok(cfg, cell_id="cfg")
+    kernel.ok("days = ((datetime.date(2024, 3, 1) - start).days, root.name, alpha)", cell_id="mk")
+    kernel.ok(cfg, cell_id="cfg")
+    use = "%%track use\nn = days"
+    same = kernel.ok(use, cell_id="use")
+    kernel.ok("start = datetime.date(2024, 2, 1)", cell_id="cfg")
+    moved = kernel.ok(use, cell_id="use")
+    assert "stale" not in same.text, same.text
+    assert "stale input: days was made by In[3] from start" in moved.text, moved.text

@@ -64,7 +64,7 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
         return True, value
     if isinstance(value, enum.Enum):
         return True, str(value)
-    if isinstance(value, numbers.Real) or _numpy_scalar(value):
+    if isinstance(value, numbers.Real) or numpy_scalar(value):
         return _number(value)
     if isinstance(value, str):
         return (True, value) if len(value) <= MAX_STRING else (False, None)
@@ -138,7 +138,7 @@ def _class_settings(cls: type) -> dict[str, Any] | None:
     return out or None
 
 
-def _numpy_scalar(value: Any) -> bool:
+def numpy_scalar(value: Any) -> bool:
     return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0
 
 
@@ -376,11 +376,7 @@ def _flatten(
 def _scalar(v: Any) -> Any:
     """A 0-d tensor (PyTorch, JAX, TensorFlow: ``loss`` after ``loss.backward()``) as its
     Python number, as ``log_metric`` takes it; anything else as it is."""
-    if (
-        getattr(v, "ndim", None) == 0
-        and not _numpy_scalar(v)
-        and callable(getattr(v, "item", None))
-    ):
+    if getattr(v, "ndim", None) == 0 and not numpy_scalar(v) and callable(getattr(v, "item", None)):
         try:
             item = v.item()
         except Exception:  # a tensor that cannot leave its device, say: not a metric
@@ -394,4 +390,4 @@ def _is_number(v: Any) -> bool:
         return False
     if isinstance(v, numbers.Real):
         return True
-    return _numpy_scalar(v) and getattr(getattr(v, "dtype", None), "kind", "") in "iuf"
+    return numpy_scalar(v) and getattr(getattr(v, "dtype", None), "kind", "") in "iuf"
