@@ -68,6 +68,10 @@ def test_a_grid_search_records_the_search_not_its_hundred_inner_fits(
     # but no parameters of the 6 x 3 inner fits (and of the refit) of the pipeline or SVC
     assert not [k for k in run.params if k.startswith(("SVC", "Pipeline", "StandardScaler"))]
     assert all(run.param_sources[k] == "autolog" for k in best)
+    # the summary names the best parameters first, not the unfitted estimator's (C=1.0
+    # read as the model's C in a new user's fifth trial, 24 more hiding the best one)
+    shown = next(line for line in on.text.splitlines() if "params:" in line).split()
+    assert shown[1].startswith("GridSearchCV.best.svc__C="), shown[:3]
     # the candidate table is an output of the run, cached, and a series per candidate
     (table,) = [d for d in run.outputs if d.path.endswith("GridSearchCV.cv_results.csv")]
     frame = pd.read_csv(client.project.absolute(table.path))

@@ -187,11 +187,17 @@ def _log_estimator(est: Any, X: Any, y: Any) -> None:
     if w is None:
         return
     label = _label(w, type(est).__name__)
+    search = hasattr(est, "cv_results_")
+    if search:  # its best parameters first: the summary lists them before the settings
+        _log_search(w, est, label)
     params = {f"{label}.{k}": _param_value(v) for k, v in est.get_params(deep=True).items()}
     w.log_params(params, source="autolog")
-    if hasattr(est, "cv_results_"):
-        _log_search(w, est, label)
-    elif y is not None and (is_classifier(est) or is_regressor(est)) and hasattr(X, "__len__"):
+    if (
+        not search
+        and y is not None
+        and (is_classifier(est) or is_regressor(est))
+        and hasattr(X, "__len__")
+    ):
         w.log_metric(f"{label}.training_score", float(est.score(X, y)))
     if _registered_name is not None:
         _register(w, getattr(est, "best_estimator_", est), X)
