@@ -68,6 +68,10 @@ def test_a_grid_search_records_the_search_not_its_hundred_inner_fits(
     # but no parameters of the 6 x 3 inner fits (and of the refit) of the pipeline or SVC
     assert not [k for k in run.params if k.startswith(("SVC", "Pipeline", "StandardScaler"))]
     assert all(run.param_sources[k] == "autolog" for k in best)
+    # the summary names the best parameters first, not the unfitted estimator's (C=1.0
+    # read as the model's C in a new user's fifth trial, 24 more hiding the best one)
+    shown = next(line for line in on.text.splitlines() if "params:" in line).split()
+    assert shown[1].startswith("GridSearchCV.best.svc__C="), shown[:3]
     # the candidate table is an output of the run, cached, and a series per candidate
     (table,) = [d for d in run.outputs if d.path.endswith("GridSearchCV.cv_results.csv")]
     frame = pd.read_csv(client.project.absolute(table.path))
@@ -125,6 +129,78 @@ def test_plain_fits_cross_validation_and_boosters(kernel: Kernel, project_dir: P
     # the scikit-learn face of XGBoost goes through xgboost.train too
     assert len(series["xgboost#2.validation_0-mlogloss"]) == 3
     assert boost.params["xgboost#2.max_depth"] == 3
+
+
+def test_boosters_record_their_rounds_and_where_early_stopping_stopped(
+    kernel: Kernel, project_dir: Path
+) -> None:
+    """Found by a new user's fifth trial: ``XGBClassifier(n_estimators=200,
+    early_stopping_rounds=5)`` and ``LGBMClassifier(n_estimators=100)`` with
+    ``lightgbm.early_stopping(5)`` recorded neither the number of rounds nor the early
+    stopping, both passed to ``train`` beside the booster's ``params``, nor where it
+    stopped: the settings that matter most for a boosted model (MLflow records them)."""
+    kernel.ok("%track autolog")
+    kernel.ok(
+        "%%track es --no-system\n"
+        "import xgboost, lightgbm\n"
+        "from sklearn.datasets import load_breast_cancer\n"
+        "X, y = load_breast_cancer(return_X_y=True)\n"
+        "Xt, yt, Xv, yv = X[:400], y[:400], X[400:], y[400:]\n"
+        "xgb = xgboost.XGBClassifier(n_estimators=200, max_depth=2, learning_rate=0.5,\n"
+        "                            early_stopping_rounds=3)\n"
+        "xgb.fit(Xt, yt, eval_set=[(Xv, yv)], verbose=False)\n"
+        "gbm = lightgbm.LGBMClassifier(n_estimators=150, learning_rate=0.5, verbose=-1)\n"
+        "gbm.fit(Xt, yt, eval_set=[(Xv, yv)], callbacks=[lightgbm.early_stopping(3, verbose=False)])\n"
+        "stops = xgb.best_iteration, gbm.best_iteration_\n"
+    )
+    stops = kernel.ok("print(*stops)").text.split()
+    client = _stored(project_dir, 1)
+    (run,) = (client.get_run(r) for r in client.runs_frame()["run_id"])
+    got = {k: v for k, v in run.params.items() if "round" in k}
+    assert got == {
+        "xgboost.num_boost_round": 200,
+        "xgboost.early_stopping_rounds": 3,
+        "lightgbm.num_boost_round": 150,
+        "lightgbm.early_stopping_rounds": 3,
+    }
+    assert int(stops[0]) < 199 and int(stops[1]) < 150  # both stopped early
+    assert run.metrics["xgboost.best_iteration"] == int(stops[0])
+    assert run.metrics["lightgbm.best_iteration"] == int(stops[1])
+
+
+def test_a_random_search_records_its_distributions_the_same_in_every_run(
+    kernel: Kernel, project_dir: Path
+) -> None:
+    """Found by a new user's fifth trial: ``RandomizedSearchCV(pipe, {"clf__C":
+    loguniform(1e-2, 1e2)})`` recorded ``param_distributions`` as ``{'clf__C': <...
+    rv_continuous_frozen object at 0x7f42163286d0>}``: no bounds, and a memory address
+    that made two identical searches differ in every diff."""
+    from conftest import run_cli
+
+    kernel.ok("%track autolog")
+    search = (
+        "%%track rs --no-system\n"
+        "from scipy.stats import loguniform, randint\n"
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.model_selection import RandomizedSearchCV\n"
+        "from sklearn.tree import DecisionTreeClassifier\n"
+        "X, y = load_iris(return_X_y=True)\n"
+        "dists = {'max_depth': randint(2, 5), 'min_impurity_decrease': loguniform(1e-4, 1e-1)}\n"
+        "RandomizedSearchCV(DecisionTreeClassifier(random_state=0), dists, n_iter=2, cv=2,\n"
+        "                   random_state=0).fit(X, y)\n"
+    )
+    kernel.ok(search)
+    kernel.ok(search)
+    client = _stored(project_dir, 2)
+    a, b = (client.get_run(r) for r in client.runs_frame()["run_id"][::-1])
+    key = "RandomizedSearchCV.param_distributions"
+    assert a.params[key] == {
+        "max_depth": "randint(2, 5)",
+        "min_impurity_decrease": "loguniform(0.0001, 0.1)",
+    }
+    assert a.params == b.params
+    diffed = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
+    assert "param_distributions" not in diffed, diffed
 
 
 def test_nothing_is_logged_outside_a_tracked_cell_and_disable_restores(project_dir) -> None:

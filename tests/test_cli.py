@@ -424,3 +424,33 @@ def test_diff_leaves_system_metrics_to_all_and_says_how_many(project_dir):
     assert "(2 system metrics (CPU, memory) differ too: --all shows them)" in short
     full = run_cli("diff", a, b, "--all", cwd=project_dir).stdout
     assert "system/cpu_percent" in full and "--all shows them" not in full
+
+
+def test_show_and_diff_tell_a_list_from_its_text_and_show_a_none_parameter(project_dir):
+    """Found by a new user's fifth trial: papermill's ``-p layers '[16, 4]'`` injects the
+    text, not the list, and the cell broke on ``layers[0]``; ``nbtrack diff`` of that run
+    and one given the list (``-y``) read ``param layers changed [16, 4] [16, 4]``, and
+    ``nbtrack show`` left out ``max_depth = None`` (sklearn's "no limit") altogether.
+    A text that reads as another type is shown quoted, a None parameter as None."""
+    from test_lineage import _cell_runs, _papermill
+    from test_magics import _settle
+
+    cells = [
+        ("%load_ext nbtrack", []),
+        ("layers = [8, 4]\nmax_depth = None\nname = 'base'", ["parameters"]),
+        ("%%track fit\nshape = (layers, max_depth, name)", []),
+    ]
+    _papermill(project_dir, cells, "-y", "layers: [16, 4]")
+    _papermill(project_dir, cells, "-p", "layers", "[16, 4]")
+    a, b = _cell_runs(_settle(project_dir), "fit")
+    assert (a.params["layers"], b.params["layers"]) == ([16, 4], "[16, 4]")
+    diffed = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
+    row = next(line for line in diffed.splitlines() if line.startswith("param"))
+    assert row.split() == ["param", "layers", "changed", "[16,", "4]", '"[16,', '4]"'], diffed
+    shown = run_cli("show", b.run_id, cwd=project_dir).stdout.splitlines()
+    params = [line.split() for line in shown if line.startswith("param ")]
+    assert params == [
+        ["param", "layers", '"[16,', '4]"'],
+        ["param", "max_depth", "None"],
+        ["param", "name", "base"],
+    ], shown

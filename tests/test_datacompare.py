@@ -145,3 +145,33 @@ def test_two_folder_versions_compare_file_by_file(client: Client) -> None:
     assert diff is not None
     assert (diff["added"], diff["removed"], diff["modified"]) == (["d.png"], ["a.png"], ["b.png"])
     assert diff["summary"][0] == "files: 3 → 3; 1 added, 1 removed, 1 modified"
+
+
+def test_a_settings_file_the_cell_read_shows_which_keys_changed(project_dir, kernel) -> None:
+    """Found by a new user's fifth trial: a cell reading ``config.yaml`` with
+    ``yaml.safe_load`` recorded it as an input, but after ``lr: 0.1`` became ``lr: 0.5``
+    ``nbtrack diff`` said only that its hash changed; a table's diff says which rows and
+    columns moved, a settings file's now which keys."""
+    from conftest import run_cli
+    from test_lineage_shapes import _train_twice
+
+    before = "lr: 0.1\nmodel:\n  depth: 4\n  name: tree\n"
+    after = "# tuned\nlr: 0.5\nmodel:\n  depth: 4\n  name: tree\n  leaves: 8\n"
+    train = "%%track train\nimport yaml\ncfg = yaml.safe_load(open('config.yaml'))"
+    a, b, _ = _train_twice(
+        kernel,
+        project_dir,
+        f"_ = open('config.yaml', 'w').write({before!r})",
+        train,
+        f"_ = open('config.yaml', 'w').write({after!r})",
+    )
+    shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
+    lines = [line.split() for line in shown.splitlines()]
+    assert lines[2][:3] == ["input", "config.yaml", "changed"], shown
+    assert lines[3:5] == [["lr:", "0.1", "→", "0.5"], ["model.leaves:", "—", "→", "8"]], shown
+    detail = json.loads(run_cli("diff", a.run_id, b.run_id, "--json", cwd=project_dir).stdout)
+    (data,) = detail["data"]
+    assert data["detail"]["changed"] == [
+        {"key": "lr", "a": 0.1, "b": 0.5},
+        {"key": "model.leaves", "a": None, "b": 8},
+    ]

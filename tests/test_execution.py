@@ -243,3 +243,19 @@ def _settled_runs(project: Path, n: int) -> list[Any]:
                 return runs
         time.sleep(0.1)
     raise AssertionError(f"expected {n} stored runs, last saw {seen}")
+
+
+def test_below_or_above_time_the_body_s_reads_and_literals_are_parameters(kernel, project_dir):
+    """Found by a new user's fifth trial: with ``%%time`` stacked on ``%%track`` (either
+    order) the run had no parameter at all: nbtrack read IPython's code for the cell,
+    one ``run_cell_magic('time', ...)`` call, instead of the body it times."""
+    kernel.ok("seed = 7")
+    kernel.ok("%%time\n%%track above\nz = 1\nx = seed * 2")
+    kernel.ok("%%track below\n%%time\nz = 2\nx = seed * 3")
+    runs = {r.name: r for r in _settled_runs(project_dir, 2)}
+    full = Client(resolve_project(project_dir)).get_runs([r.run_id for r in runs.values()])
+    got = {r.name: (r.params, r.param_sources) for r in full}
+    assert got == {
+        "above": ({"seed": 7, "z": 1}, {"seed": "upstream", "z": "auto"}),
+        "below": ({"seed": 7, "z": 2}, {"seed": "upstream", "z": "auto"}),
+    }

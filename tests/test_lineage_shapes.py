@@ -156,3 +156,93 @@ def test_data_made_again_equal_by_another_run_is_read_the_same(project_dir, kern
     assert small[0].producer_run_id != small[1].producer_run_id  # two producers ...
     shown = run_cli("diff", trains[0].run_id, trains[1].run_id, cwd=project_dir).stdout
     assert "read X" not in shown, shown  # ... one content: no change to show
+
+
+def test_a_failed_cell_records_the_literals_it_never_reached_as_written(project_dir, kernel):
+    """Found by a new user's fifth trial: a cell that raised before ``lr = 0.7`` recorded
+    ``lr=0.1``, the value an earlier cell had left, which this cell never set or read
+    (``epochs = 9``, also not reached, was recorded as written). A literal the cell
+    reached before failing keeps its value at the end."""
+    kernel.ok("lr = 0.1\nn = 5")
+    failed = kernel.run("%%track fit\nn = 100\nn *= 2\nb = int('x')\nlr = 0.7\nepochs = 9")
+    assert failed.status == "error" and "lr=0.1" not in failed.text
+    (run,) = _cell_runs(_settle(project_dir), "fit")
+    assert run.status == "failed"
+    assert run.params == {"n": 200, "lr": 0.7, "epochs": 9}
+
+
+def test_dates_and_times_read_by_the_cell_are_parameters(project_dir, kernel):
+    """Found by a new user's fifth trial: a training window (``start = date(2024, 1, 1)``)
+    was an opaque read, and moving it said only "read start: changed". A date, a time
+    and a datetime are parameters, recorded as ISO 8601 text (as MLflow's
+    ``log_param`` would keep them)."""
+    setup = (
+        "import datetime\nstart = datetime.date(2024, 1, 1)\n"
+        "cutoff = datetime.datetime(2024, 3, 1, 12, 30)\nat = datetime.time(6, 0)"
+    )
+    train = "%%track train\ndays = (cutoff.date() - start).days\nhour = at.hour"
+    a, b, second = _train_twice(
+        kernel, project_dir, setup, train, "start = datetime.date(2024, 2, 1)"
+    )
+    assert a.params == {"start": "2024-01-01", "cutoff": "2024-03-01T12:30:00", "at": "06:00:00"}
+    assert b.params["start"] == "2024-02-01"
+    assert "param start: '2024-01-01' → '2024-02-01' (upstream)" in second, second
+    assert "read start" not in second
+
+
+def test_a_dict_call_of_literals_in_the_cell_is_a_parameter(project_dir, kernel):
+    """Found by a new user's fifth trial: ``params = dict(n_estimators=200, max_depth=3)``,
+    the way XGBoost and LightGBM tutorials write their settings, was no parameter (a
+    computed value), while ``{"n_estimators": 200}`` was one. A cell killed or failed
+    after it still has it as written."""
+    train = (
+        "%%track train\nparams = dict(n_estimators=200, max_depth=3, objective='binary')\n"
+        "grid = dict(C=[0.1, 1.0])\nmodel = sorted(params)"
+    )
+    kernel.ok(train)
+    kernel.run("%%track broken\nparams = dict(depth=4)\nraise ValueError('x')")
+    client = _settle(project_dir)
+    (a,) = _cell_runs(client, "train")
+    (b,) = _cell_runs(client, "broken")
+    assert a.params == {
+        "params": {"n_estimators": 200, "max_depth": 3, "objective": "binary"},
+        "grid": {"C": [0.1, 1.0]},
+    }
+    assert a.param_sources == {"params": "auto", "grid": "auto"}
+    assert b.params == {"params": {"depth": 4}}
+
+
+def test_a_float32_parameter_is_the_number_written(project_dir, kernel):
+    """Found by a new user's fifth trial: ``lr = np.float32(0.1)`` was recorded as
+    0.10000000149011612 (float32's exact value widened), so ``--where "lr = 0.1"`` missed
+    the run and its diff with ``lr = 0.1`` read "changed 0.1 → 0.1"."""
+    kernel.ok("import numpy as np\nlr = np.float32(0.1)\nscale = np.float16(0.3)")
+    kernel.ok("%%track fit\nstep = lr * scale")
+    kernel.ok("lr = 0.1\nscale = 0.3")
+    kernel.ok("%%track fit\nstep = lr * scale")
+    a, b = _cell_runs(_settle(project_dir), "fit")
+    assert a.params == b.params == {"lr": 0.1, "scale": 0.3}
+    found = run_cli("ls", "--where", "lr = 0.1", "--json", cwd=project_dir)
+    assert found.stdout.count('"run_id"') == 2, found.stdout + found.stderr
+
+
+def test_a_config_cell_of_dates_paths_and_numpy_scalars_run_again_equal_is_no_change(
+    project_dir, kernel
+):
+    """Found by a new user's fifth trial: a config cell run again with the same
+    ``start = date(2024, 1, 1)`` warned "stale input: days was made by In[4] from start,
+    which was changed since": equal numbers and strings were no change, equal dates,
+    paths and numpy scalars were. Another value still is."""
+    cfg = (
+        "import datetime, pathlib\nimport numpy as np\nstart = datetime.date(2024, 1, 1)\n"
+        "root = pathlib.Path('data')\nalpha = np.float32(0.5)"
+    )
+    kernel.ok(cfg, cell_id="cfg")
+    kernel.ok("days = ((datetime.date(2024, 3, 1) - start).days, root.name, alpha)", cell_id="mk")
+    kernel.ok(cfg, cell_id="cfg")
+    use = "%%track use\nn = days"
+    same = kernel.ok(use, cell_id="use")
+    kernel.ok("start = datetime.date(2024, 2, 1)", cell_id="cfg")
+    moved = kernel.ok(use, cell_id="use")
+    assert "stale" not in same.text, same.text
+    assert "stale input: days was made by In[3] from start" in moved.text, moved.text

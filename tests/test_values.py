@@ -115,3 +115,23 @@ def test_m_variables_become_metrics_series_or_a_reason():
     assert metric_values("m", ["a"])[2] == "a list with items that are not numbers"
     assert metric_values("m", {"a": "b"})[2] == "a dict without numbers"
     assert metric_values("m", None)[2] == "a NoneType"
+
+
+def test_a_torch_scalar_named_with_m_is_a_metric_as_log_metric_takes_it(project_dir, kernel):
+    """Found by a new user's fifth trial: in a PyTorch loop ``-m loss`` (the last loss, a
+    0-d tensor) warned "not a metric: a torch.Tensor", while ``nbtrack.log_metric("l",
+    loss)`` in the same cell took it; a list of such losses was no series either."""
+    from test_lineage import _cell_runs
+    from test_magics import _settle
+
+    kernel.ok("import torch")
+    reply = kernel.ok(
+        "%%track fit -m loss -m losses\nlosses = []\nfor w in (1.0, 0.5):\n"
+        "    loss = torch.tensor(w) * 0.5\n    losses.append(loss.detach())"
+    )
+    assert "not a metric" not in reply.text, reply.text
+    client = _settle(project_dir)
+    (run,) = _cell_runs(client, "fit")
+    assert run.metrics["loss"] == 0.25
+    series = client.metric_series(run.run_id, ["losses"])["losses"]
+    assert [p.value for p in series] == [0.5, 0.25]

@@ -13,7 +13,10 @@ a pipeline or a cross-validation makes inside are not (MLflow's rule too).
 
 XGBoost (``xgboost.train`` and its scikit-learn classes) and LightGBM
 (``lightgbm.train`` and its scikit-learn classes): booster parameters as
-``xgboost.<param>`` / ``lightgbm.<param>``, and every evaluation metric per
+``xgboost.<param>`` / ``lightgbm.<param>``, with the rounds and early stopping
+given beside them (``xgboost.num_boost_round``: ``n_estimators``;
+``xgboost.early_stopping_rounds``, as an argument or a callback) and, when it stopped
+early, the metric ``xgboost.best_iteration``; and every evaluation metric per
 iteration as the series ``xgboost.<data>-<metric>`` / ``lightgbm.<data>-<metric>``.
 
 Keras and PyTorch Lightning: pass ``nbtrack.autologging.keras_callback()`` or
@@ -27,11 +30,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from . import tracking
+from .validation import ADDRESS
 
 _originals: dict[tuple[Any, str], Any] = {}
 _depth = 0  # > 0 while an autologged call runs: the calls inside it are not recorded
@@ -116,15 +121,29 @@ def _label(w: tracking.RunWriter, cls_name: str) -> str:
     return cls_name if n == 1 else f"{cls_name}#{n}"
 
 
-def _param_value(value: Any) -> Any:
+def _param_value(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, (list, tuple, dict)) and len(repr(value)) <= 200:
-        return value
+    if isinstance(value, dict) and len(value) <= 50 and depth < 3:
+        return {k: _param_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and len(repr(value)) <= 200 and depth < 3:
+        return [_param_value(v, depth + 1) for v in value]
     if callable(value) or hasattr(value, "get_params"):
         return getattr(value, "__name__", None) or type(value).__name__
-    text = repr(value)
+    text = _frozen_distribution(value) or ADDRESS.sub("", repr(value))
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _frozen_distribution(value: Any) -> str | None:
+    """A SciPy distribution a random search samples from, by its name and arguments:
+    ``loguniform(0.0001, 0.1)``, not a repr naming its memory address."""
+    dist, args, kwds = (getattr(value, a, None) for a in ("dist", "args", "kwds"))
+    name = getattr(dist, "name", None)
+    if not isinstance(name, str) or not isinstance(args, tuple) or not isinstance(kwds, dict):
+        return None
+    parts = [repr(_param_value(a, 3)) for a in args]
+    parts += [f"{k}={_param_value(v, 3)!r}" for k, v in kwds.items()]
+    return f"{name}({', '.join(parts)})"
 
 
 # ---------------------------------------------------------------- scikit-learn
@@ -168,11 +187,17 @@ def _log_estimator(est: Any, X: Any, y: Any) -> None:
     if w is None:
         return
     label = _label(w, type(est).__name__)
+    search = hasattr(est, "cv_results_")
+    if search:  # its best parameters first: the summary lists them before the settings
+        _log_search(w, est, label)
     params = {f"{label}.{k}": _param_value(v) for k, v in est.get_params(deep=True).items()}
     w.log_params(params, source="autolog")
-    if hasattr(est, "cv_results_"):
-        _log_search(w, est, label)
-    elif y is not None and (is_classifier(est) or is_regressor(est)) and hasattr(X, "__len__"):
+    if (
+        not search
+        and y is not None
+        and (is_classifier(est) or is_regressor(est))
+        and hasattr(X, "__len__")
+    ):
         w.log_metric(f"{label}.training_score", float(est.score(X, y)))
     if _registered_name is not None:
         _register(w, getattr(est, "best_estimator_", est), X)
@@ -267,18 +292,56 @@ def _booster_wrapper(prefix: str, add_callback: Callable[[dict[str, Any], str], 
                     w = _writer()
                     assert w is not None
                     label = _label(w, prefix)  # a second booster in the cell: xgboost#2
+                    rounds = _rounds(original, args, kwargs)
                     _safely(
                         lambda: w.log_params(
-                            {f"{label}.{k}": _param_value(v) for k, v in dict(params).items()},
+                            {f"{label}.{k}": _param_value(v) for k, v in dict(params).items()}
+                            | {f"{label}.{k}": v for k, v in rounds.items()},
                             source="autolog",
                         )
                     )
                     add_callback(kwargs, label)
+                    booster = original(params, *args, **kwargs)
+                    if "early_stopping_rounds" in rounds:
+                        _safely(lambda: _log_best_iteration(w, label, booster))
+                    return booster
                 return original(params, *args, **kwargs)
 
         return train
 
     return make
+
+
+def _rounds(original: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int]:
+    """The boosting rounds and early stopping a ``train`` call was given beside its
+    ``params`` (the scikit-learn classes pass ``n_estimators`` and
+    ``early_stopping_rounds`` there): ``num_boost_round`` always, its default
+    included; ``early_stopping_rounds`` when set, as an argument (XGBoost) or as an
+    early-stopping callback (``lightgbm.early_stopping(5)``, XGBoost's ``EarlyStopping``)."""
+    try:
+        sig = inspect.signature(original)
+        bound = sig.bind_partial(None, *args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return {}
+    out: dict[str, int] = {}
+    default = sig.parameters.get("num_boost_round")
+    rounds = bound.get("num_boost_round", default.default if default is not None else None)
+    if isinstance(rounds, int):
+        out["num_boost_round"] = rounds
+    stop = bound.get("early_stopping_rounds")
+    for cb in bound.get("callbacks") or ():
+        stop = stop or getattr(cb, "stopping_rounds", None) or getattr(cb, "rounds", None)
+    if isinstance(stop, int):
+        out["early_stopping_rounds"] = stop
+    return out
+
+
+def _log_best_iteration(w: tracking.RunWriter, label: str, booster: Any) -> None:
+    """Where early stopping kept the model, as the library numbers it (XGBoost from 0,
+    LightGBM from 1): the ``best_iteration`` its scikit-learn classes expose."""
+    best = getattr(booster, "best_iteration", None)
+    if isinstance(best, int):
+        w.log_metrics({f"{label}.best_iteration": float(best)})
 
 
 def _patch_booster(module_names: list[str], prefix: str, add: Callable[..., None]) -> None:

@@ -10,16 +10,21 @@ import json
 import os
 import platform
 import threading
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .exceptions import NbtrackError
+from .exprfacts import as_dict_literal
 from .models import Environment
+from .values import param_value
 
 if TYPE_CHECKING:
     from .cache import Cache
+
+_UNSET = object()
 
 
 def literal_assignments(source: str) -> dict[str, Any]:
@@ -33,6 +38,27 @@ def literal_assignments(source: str) -> dict[str, Any]:
     if any(isinstance(v, (list, dict, set, tuple)) for v in found.values()):
         return copy.deepcopy(found)
     return dict(found)
+
+
+def end_literals(
+    literals: Iterable[str], user_ns: dict[str, Any], skip: set[str], held: dict[str, Any]
+) -> dict[str, Any]:
+    """The cell's literal parameters with their values at its end (``n *= 2``: 200).
+
+    ``held``, for a failed cell, maps each literal name to the object it held when the
+    cell began: a name still holding it was never reached (``b = int('x')`` raised
+    before ``lr = 0.7``), so the value as written, logged at the start, stands rather
+    than one an earlier cell left. Names in ``skip`` (``-p``/``-m`` names, literals a
+    loop changed) keep what was logged for them.
+    """
+    auto: dict[str, Any] = {}
+    for name in literals:
+        if name in skip or name not in user_ns or held.get(name, _UNSET) is user_ns[name]:
+            continue
+        ok, plain = param_value(user_ns[name])
+        if ok:
+            auto[name] = plain
+    return auto
 
 
 @functools.lru_cache(maxsize=256)
@@ -57,7 +83,7 @@ def _literal_assignments(source: str) -> dict[str, Any]:
 def _collect(target: ast.expr, value: ast.expr, found: dict[str, Any]) -> None:
     if isinstance(target, ast.Name):
         try:
-            found[target.id] = ast.literal_eval(value)
+            found[target.id] = ast.literal_eval(as_dict_literal(value) or value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             found.pop(target.id, None)  # reassigned to something computed
     elif (

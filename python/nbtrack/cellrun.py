@@ -34,7 +34,7 @@ from .models import DataVersion, Run, warning_tag
 from .previous import PreviousRuns, cell_key
 from .rundiff import RunDiff, diff_runs
 from .session import KernelSession, after_reply
-from .values import MetricVars, metric_values, param_value
+from .values import MetricVars, metric_values
 
 log = logging.getLogger("nbtrack")
 
@@ -136,6 +136,11 @@ class CellRun:
         for origin, chunk in by_origin.items():
             self.writer.log_params(chunk, source=origin)
         self.writer.log_inputs([r.record() for r in self.reads])
+        # What the cell's literal names held at its start: one still held at a failure
+        # was never reached (end_literals).
+        self._held = {
+            k: session.lineage.ns[k] for k in self.flow.literals if k in session.lineage.ns
+        }
         if opts.auto and self.flow.literals:
             # The literals as written, now: a cell killed mid-way still records them;
             # the end of the cell replaces them with their final values (n *= 2).
@@ -299,7 +304,13 @@ class CellRun:
                     flagged[var] = user_ns[var]
                 else:
                     self.warnings.append(f"-p {var}: no variable {var!r} after the cell")
-            auto = self._auto_params(user_ns, flagged)
+            held, self._held = (self._held if error is not None else {}), {}
+            skip = {*flagged, *self.opts.metrics, *self.flow.loop_changed}
+            auto = (
+                capture.end_literals(self.flow.literals, user_ns, skip, held)
+                if self.opts.auto
+                else {}
+            )
             if auto:
                 w.log_params(auto, source="auto")
             if flagged:
@@ -343,20 +354,6 @@ class CellRun:
 
             outcome.alerts = alerts(self.client, previous, run)
         return outcome
-
-    def _auto_params(self, user_ns: dict[str, Any], flagged: dict[str, Any]) -> dict[str, Any]:
-        """Literal assignments of the cell, with their values at its end (``n *= 2``: 200);
-        one a loop changed keeps its value as written, logged at the start (``lr = 0.1``)."""
-        if not self.opts.auto:
-            return {}
-        skip = {*flagged, *self.opts.metrics, *self.flow.loop_changed}
-        auto: dict[str, Any] = {}
-        for name in self.flow.literals:
-            if name not in skip and name in user_ns:
-                ok, plain = param_value(user_ns[name])
-                if ok:
-                    auto[name] = plain
-        return auto
 
     def _log_metric_vars(self, user_ns: dict[str, Any]) -> None:
         """``-m`` variables: a number, a dict (``report.f1``), a list of numbers (a series)."""

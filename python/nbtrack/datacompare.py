@@ -5,6 +5,8 @@ Two versions of a tabular file (or two logged DataFrames) compare by their profi
 Profiles are computed once per content hash and kept in the store (``profiles``
 table) through the client, so comparing the same versions again is a lookup. Two
 versions of a folder compare by their manifests: files added, removed, modified.
+Two versions of a YAML, JSON or TOML settings file compare by their keys
+(``configdiff.py``).
 
 The client's ``data_detail`` calls ``compare_versions`` for each data change of a
 run diff; this module knows the client only as a :class:`VersionSource`.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .configdiff import compare_configs, config_format
 from .exceptions import CacheError, NbtrackError
 from .hashing import StatCache
 from .profile import PROFILE_FORMAT, profile_file, tabular_format
@@ -180,6 +183,10 @@ def compare_versions(
     )
     if a.kind == "dir" and b.kind == "dir":
         return compare_folders(source.cache, a, b)
+    fmt = config_format(a.path) if a.kind == b.kind == "file" else None
+    if not tabular and fmt is not None and fmt == config_format(b.path):
+        ra, rb = _source_for(source, a), _source_for(source, b)
+        return compare_configs(ra, rb, fmt) if ra is not None and rb is not None else None
     if not tabular:
         return None
     pa, pb = profile_version(source, a), profile_version(source, b)

@@ -124,6 +124,14 @@ class TrackedCells:
         if line.strip() not in (ln.strip() for ln in raw.splitlines()[:2]):
             return  # the transformer saw another cell (a completeness check)
         transformed = getattr(info, "transformed_cell", None) or raw
+        measured = _measured_body(raw, line)
+        if measured is not None:
+            # IPython's code for the cell is one run_cell_magic('time', ...) call: what
+            # the cell reads and binds is in the body the magic runs.
+            try:
+                transformed = self.shell.transform_cell(measured)
+            except Exception:
+                log.debug("nbtrack: could not transform a measured body", exc_info=True)
         cell_id = getattr(info, "cell_id", None) or _cell_id(self.shell)
         history = _history(self.shell, raw, self.magics.session.raised)
         try:
@@ -161,6 +169,23 @@ class TrackedCells:
         except Exception as exc:
             log.debug("nbtrack: ending the run failed", exc_info=True)
             _warn(f"nbtrack could not finish the run: {exc}")
+
+
+def _measured_body(raw: str, line: str) -> str | None:
+    """The body of a ``%%time``/``%%timeit``/``%%prun`` stacked with the ``%%track``
+    ``line`` (above or below it) in ``raw``; None when no measuring magic is stacked."""
+    lines = raw.splitlines()
+    at = next((i for i, ln in enumerate(lines[:2]) if ln.strip() == line.strip()), None)
+    if at is None:
+        return None
+    rest = lines[at + 1 :]
+    while rest and not rest[0].strip():
+        rest.pop(0)
+    if at == 1 and _magic_name(lines[0]) in MEASURING:
+        return "\n".join(rest) + "\n"
+    if at == 0 and rest and _magic_name(rest[0]) in MEASURING:
+        return "\n".join(rest[1:]) + "\n"
+    return None
 
 
 def _history(shell: Any, raw: str, raised: set[int]) -> Callable[[], list[SessionCell]] | None:

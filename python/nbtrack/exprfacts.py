@@ -63,7 +63,26 @@ def is_literal(v: ast.expr | None) -> bool:
         return is_literal(v.operand)
     if isinstance(v, ast.BinOp):
         return is_literal(v.left) and is_literal(v.right)
-    if isinstance(v, ast.Call):  # set() and the like
+    if isinstance(v, ast.Call):  # set() and the like, and dict(lr=0.1, depth=3)
         f = v.func
+        if isinstance(f, ast.Name) and f.id == "dict" and not v.args and v.keywords:
+            return as_dict_literal(v) is not None
         return isinstance(f, ast.Name) and f.id in _EMPTY_CALLS and not v.args and not v.keywords
     return False
+
+
+def as_dict_literal(v: ast.expr) -> ast.Dict | None:
+    """``dict(lr=0.1, depth=3)`` as the literal ``{'lr': 0.1, 'depth': 3}`` (how XGBoost
+    and LightGBM tutorials write their ``params``); None for any other expression."""
+    if not (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "dict"):
+        return None
+    if (
+        v.args
+        or not v.keywords
+        or any(k.arg is None or not is_literal(k.value) for k in v.keywords)
+    ):
+        return None
+    return ast.Dict(
+        keys=[ast.Constant(k.arg) for k in v.keywords],
+        values=[as_dict_literal(k.value) or k.value for k in v.keywords],  # dict(b=dict(c=2))
+    )

@@ -15,7 +15,9 @@ making it again, or when a name it was made from has changed since (transitively
 from __future__ import annotations
 
 import ast
+import datetime
 import hashlib
+import pathlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from .values import (
     config_fields,
     describe,
     is_ignored,
+    numpy_scalar,
     param_value,
     type_name,
 )
@@ -103,7 +106,12 @@ class Read:
         )
 
 
-_SCALARS = frozenset({int, float, str, bool, type(None)})
+# Immutable values compared by value: a config cell run again equal changes nothing
+# (dates and paths too: a new user's fifth trial saw `start = date(2024, 1, 1)` run
+# again make what was made from it stale).
+_SCALARS = frozenset({int, float, str, bool, type(None), datetime.date, datetime.datetime,
+                      datetime.time, datetime.timedelta, pathlib.PurePosixPath,
+                      pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.WindowsPath})  # fmt: skip
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
 
 
@@ -117,6 +125,8 @@ def _token(obj: Any) -> Any:
     t = type(obj)
     if t in _SCALARS:
         return (t, obj)
+    if numpy_scalar(obj):  # alpha = np.float32(0.5)
+        return (t, obj.item())
     try:
         if t in _CONTAINERS:
             return _plain(obj, [TOKEN_ITEMS, TOKEN_CHARS], 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import re
 from typing import Any
 
 from .exceptions import BadValueError, UsageError
@@ -54,6 +55,11 @@ def check_step(key: str, step: Any) -> int:
     return step
 
 
+# A default repr's memory address (``<Foo object at 0x7f42…>``): a different text in
+# every run for the same value, so it is left out of a parameter kept by its repr.
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | None, str, str]:
     """The stored form of a parameter: ``(key, JSON, number or None, text, source)``.
 
@@ -66,7 +72,7 @@ def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | No
         plain = _plain(value)
     except (TypeError, RecursionError):
         try:
-            plain = repr(value)
+            plain = ADDRESS.sub("", repr(value))
         except Exception:  # a repr that raises: the value is recorded as its type
             plain = f"<{type(value).__qualname__}>"
     number: float | None = None

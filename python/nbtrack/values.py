@@ -1,8 +1,8 @@
 """Kernel values as a run records them: parameter-like or not, described, fingerprinted.
 
 A value a cell reads is *parameter-like* when it is small and plain (numbers, bools,
-short strings, None, numpy scalars, enums, paths, and small lists/tuples/dicts of
-these, or config objects holding them: ``argparse.Namespace``, ``SimpleNamespace``, a
+short strings, None, numpy scalars, enums, paths, dates and times (as ISO 8601 text),
+and small lists/tuples/dicts of these, or config objects holding them: ``argparse.Namespace``, ``SimpleNamespace``, a
 dataclass instance, recorded as the dict of their fields): its value is recorded. Anything else (DataFrames, arrays, models) is recorded
 by its type, shape and a cheap content fingerprint, computed within a time budget.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import enum
 import numbers
 import os
@@ -63,12 +64,14 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
         return True, value
     if isinstance(value, enum.Enum):
         return True, str(value)
-    if isinstance(value, numbers.Real) or _numpy_scalar(value):
+    if isinstance(value, numbers.Real) or numpy_scalar(value):
         return _number(value)
     if isinstance(value, str):
         return (True, value) if len(value) <= MAX_STRING else (False, None)
     if isinstance(value, os.PathLike):
         return True, os.fspath(value)
+    if isinstance(value, (datetime.date, datetime.time)):  # a datetime is a date too
+        return True, value.isoformat()  # a training window: start = date(2024, 1, 1)
     if depth >= MAX_DEPTH:
         return False, None
     fields = config_fields(value)
@@ -135,7 +138,7 @@ def _class_settings(cls: type) -> dict[str, Any] | None:
     return out or None
 
 
-def _numpy_scalar(value: Any) -> bool:
+def numpy_scalar(value: Any) -> bool:
     return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0
 
 
@@ -144,6 +147,10 @@ def _number(value: Any) -> tuple[bool, Any]:
         item = value.item() if hasattr(value, "item") else value
     except (TypeError, ValueError):
         return False, None
+    if isinstance(item, float) and getattr(value, "itemsize", 8) < 8:
+        # float32/float16: the number written (0.1), not its exact value widened
+        # (0.10000000149011612), which --where "lr = 0.1" and a diff with 0.1 missed.
+        item = float(str(value))
     if isinstance(item, (bool, int, float)):
         return True, item
     return False, None
@@ -269,6 +276,7 @@ def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] 
     >>> metric_values("name", "svc")[2]
     'a str'
     """
+    value = _scalar(value)
     if _is_number(value):
         return {name: float(value)}, None, None
     if isinstance(value, dict):
@@ -289,6 +297,8 @@ def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] 
             return {}, None, "an empty list"
         if len(value) > MAX_SERIES:
             return {}, None, f"a list longer than {MAX_SERIES:,d} points"
+        if not all(_is_number(v) for v in value):
+            value = [_scalar(v) for v in value]  # a list of 0-d tensors (losses.append(loss))
         if all(_is_number(v) for v in value):
             return {}, [float(v) for v in value], None
         return {}, None, "a list with items that are not numbers"
@@ -363,9 +373,21 @@ def _flatten(
             )
 
 
+def _scalar(v: Any) -> Any:
+    """A 0-d tensor (PyTorch, JAX, TensorFlow: ``loss`` after ``loss.backward()``) as its
+    Python number, as ``log_metric`` takes it; anything else as it is."""
+    if getattr(v, "ndim", None) == 0 and not numpy_scalar(v) and callable(getattr(v, "item", None)):
+        try:
+            item = v.item()
+        except Exception:  # a tensor that cannot leave its device, say: not a metric
+            return v
+        return item if _is_number(item) else v
+    return v
+
+
 def _is_number(v: Any) -> bool:
     if isinstance(v, bool):
         return False
     if isinstance(v, numbers.Real):
         return True
-    return _numpy_scalar(v) and getattr(getattr(v, "dtype", None), "kind", "") in "iuf"
+    return numpy_scalar(v) and getattr(getattr(v, "dtype", None), "kind", "") in "iuf"

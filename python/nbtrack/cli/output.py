@@ -10,8 +10,9 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from ..models import json_value
+from ..models import NamedInput, json_value
 from ..numformat import format_number
+from ..rundiff import ADDED, REMOVED, Change
 from ..sysmetrics import is_system
 
 # The narrowest a column is cut to before columns are left out instead.
@@ -53,6 +54,28 @@ def format_cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, default=str)
     return str(value)
+
+
+def param_cell(value: Any) -> Any:
+    """A parameter as a human table shows it: ``None`` as None (a blank is a run without
+    the parameter), and a text that would read as another value (``'[16, 4]'``,
+    ``'0.1'``, ``'None'``, ``''``) in double quotes, so the list papermill's ``-y`` gives
+    and the text its ``-p`` gives do not print alike.
+
+    >>> param_cell(None), param_cell("[16, 4]"), param_cell("adam"), param_cell([16, 4])
+    ('None', '"[16, 4]"', 'adam', [16, 4])
+    """
+    if value is None:
+        return "None"
+    if not isinstance(value, str):
+        return value
+    if value.strip() != value or value in ("", "None", "True", "False", "nan"):
+        return json.dumps(value)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    return value if isinstance(parsed, str) else json.dumps(value)
 
 
 def terminal_width() -> int | None:
@@ -144,3 +167,34 @@ def metrics_text(metrics: dict[str, Any]) -> str:
     """A run's metrics in a few words (``acc=0.95 loss=0.1``), the system's (CPU, memory:
     ``system/…``) left out: they differ between any two runs and say little."""
     return " ".join(f"{k}={format_cell(v)}" for k, v in metrics.items() if not is_system(k))
+
+
+def param_sides(c: Change) -> list[Any]:
+    """Both sides of a parameter's change as shown: blank where a run lacks it."""
+    return [
+        None if c.kind == ADDED else param_cell(c.a),
+        None if c.kind == REMOVED else param_cell(c.b),
+    ]
+
+
+def input_text(i: NamedInput) -> str:
+    """A value a run read, in a few words: ``ndarray 3×4 xxh64:… from run 3f2a1b2c In[4]``."""
+    parts = [i.type]
+    if i.shape:
+        parts.append(i.shape)
+    parts.append(i.fingerprint or i.note or "not fingerprinted")
+    if i.producer_run_id:
+        parts.append(f"from run {i.producer_run_id[:8]}")
+    if i.execution_count is not None:
+        parts.append(f"In[{i.execution_count}]")
+    if i.stale:
+        parts.append(f"(stale: {i.reason})")
+    return " ".join(parts)
+
+
+def detail_lines(detail: dict[str, Any]) -> list[str]:
+    """The short lines a data diff carries for people (rows, columns, statistics)."""
+    summary = detail.get("summary")
+    if isinstance(summary, list):
+        return [str(line) for line in summary]
+    return [str(detail["error"])] if detail.get("error") else []

@@ -6,16 +6,27 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..client import Client
 from ..exceptions import UsageError
-from ..models import WARNING_TAG_PREFIX, NamedInput, Run, RunQuery
+from ..models import WARNING_TAG_PREFIX, Run, RunQuery
 from ..rundiff import RunDiff
 from ..sysmetrics import is_system
 from .columns import Column, default_order, select, value_columns
-from .output import emit_csv, emit_json, emit_json_text, emit_table, format_cell, metrics_text
+from .output import (
+    detail_lines,
+    emit_csv,
+    emit_json,
+    emit_json_text,
+    emit_table,
+    format_cell,
+    input_text,
+    metrics_text,
+    param_cell,
+    param_sides,
+)
 from .parser import Parser, at_least, open_client
 
 BASE_COLUMNS = ["run", "name", "status", "started", "duration", "notebook", "cell"]
@@ -80,6 +91,13 @@ def runs_table(
         # them to `show`, `diff`, --json and --columns rather than add a column each.
         shown = [c for c in values if not c.qualified.startswith("metrics.system/")]
         chosen = default_order(base, shown)
+    if not machine:  # a text that reads as a list or a number, quoted (param_cell)
+        chosen = [
+            replace(c, values=tuple(v if v is None else param_cell(v) for v in c.values))
+            if c.qualified.startswith("params.")
+            else c
+            for c in chosen
+        ]
     rows = [list(row) for row in zip(*(c.values for c in chosen), strict=True)]
     return Table([c.header for c in chosen], rows)
 
@@ -142,7 +160,7 @@ def show_table(run: Run) -> Table:
         rows.append(["python", run.environment.python])
         rows.append(["platform", run.environment.platform])
         rows.append(["packages", len(run.environment.packages)])
-    rows += [[f"param {k}", v] for k, v in run.params.items()]
+    rows += [[f"param {k}", param_cell(v)] for k, v in run.params.items()]
     rows += [[f"metric {k}", v] for k, v in run.metrics.items()]
     rows += [
         [f"{d.role} {d.path}", f"{d.hash} {d.size} bytes{'' if d.cached else ' (not cached)'}"]
@@ -159,9 +177,11 @@ def show_table(run: Run) -> Table:
 def diff_table(d: RunDiff) -> Table:
     rows: list[list[Any]] = []
     for c in d.params:
-        rows.append(["param", c.key, c.kind, c.a, c.b, c.delta])
+        rows.append(["param", c.key, c.kind, *param_sides(c), c.delta])
         if c.leaves() != [c]:  # a dict: which of its keys changed, under it
-            rows += [["", leaf.key, leaf.kind, leaf.a, leaf.b, leaf.delta] for leaf in c.leaves()]
+            rows += [
+                ["", leaf.key, leaf.kind, *param_sides(leaf), leaf.delta] for leaf in c.leaves()
+            ]
     for c in d.metrics:
         if is_system(c.key) and not d.include_same:
             continue  # CPU and memory differ between any two runs: with --all
@@ -180,7 +200,7 @@ def diff_table(d: RunDiff) -> Table:
         b = f"{dc.b.hash} ({dc.b.size} B)" if dc.b else None
         rows.append([dc.role, dc.path, dc.label(), a, b, dc.size_delta])
         detail = dc.detail or {}
-        for line in _detail_lines(detail):
+        for line in detail_lines(detail):
             rows.append(["", "", "", line, None, None])
     for ic in d.inputs:
         a = input_text(ic.a) if ic.a else None
@@ -191,29 +211,6 @@ def diff_table(d: RunDiff) -> Table:
     for c in d.outcome:
         rows.append(["outcome", c.key, c.kind, c.a, c.b, None])
     return Table(["section", "name", "change", "a", "b", "delta"], rows)
-
-
-def input_text(i: NamedInput) -> str:
-    """A value a run read, in a few words: ``ndarray 3×4 xxh64:… from run 3f2a1b2c In[4]``."""
-    parts = [i.type]
-    if i.shape:
-        parts.append(i.shape)
-    parts.append(i.fingerprint or i.note or "not fingerprinted")
-    if i.producer_run_id:
-        parts.append(f"from run {i.producer_run_id[:8]}")
-    if i.execution_count is not None:
-        parts.append(f"In[{i.execution_count}]")
-    if i.stale:
-        parts.append(f"(stale: {i.reason})")
-    return " ".join(parts)
-
-
-def _detail_lines(detail: dict[str, Any]) -> list[str]:
-    """The short lines a data diff carries for people (rows, columns, statistics)."""
-    summary = detail.get("summary")
-    if isinstance(summary, list):
-        return [str(line) for line in summary]
-    return [str(detail["error"])] if detail.get("error") else []
 
 
 # ---------------------------------------------------------------- the CLI verbs
