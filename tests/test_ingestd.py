@@ -124,42 +124,6 @@ def test_a_kernel_s_runs_are_stored_by_the_store_s_one_ingestion_process(
                what="the idle ingestion process to exit")  # fmt: skip
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def test_a_long_cell_that_logs_nothing_is_not_read_again_every_second(
-    kernel: Kernel, project_dir: Path
-) -> None:
-    # Given: a kernel whose tracked cell runs a long fit that logs nothing meanwhile
-    # (no system metrics either: those are sampled every 2 s and are news)
-    kernel.ok("%config TrackMagics.show_summary = False\n%config TrackMagics.system_interval = 0")
-    kernel.ok("%%track warm\nx = 1")  # the ingestion process runs
-    pid = wait_until(lambda: _store_processes(project_dir), lambda pids: len(pids) == 1,
-                     timeout=30, what="the store's ingestion process")[0]  # fmt: skip
-    msg_id = kernel.kc.execute(
-        "%%track fit\nimport time\ntime.sleep(8)\nnbtrack.log_metric('m', 2)"
-    )
-    time.sleep(2)  # its run started; the process's next round brings in what it spooled
-
-    # When: 5 s of the cell pass
-    before = _cpu_seconds(pid)
-    time.sleep(5)
-    used = _cpu_seconds(pid) - before
-
-    # Then: the ingestion process did not read the unchanged spool into the store once a
-    # second (~15 ms of CPU a round: 75 ms here; a look at the spool folder ~1 ms) ...
-    assert used < 0.04, f"the ingestion process used {used * 1000:.0f} ms of CPU meanwhile"
-    # ... and still brings in the run and what it logs once the cell goes on and ends
-    while kernel.kc.get_shell_msg(timeout=60)["parent_header"].get("msg_id") != msg_id:
-        pass
-    spool = project_dir / ".nbtrack" / "spool"
-    wait_until(lambda: not list(spool.iterdir()), timeout=30, what="spools removed")
-    runs, finished, _, points, _ = _counts(project_dir)
-    assert (runs, finished, points) == (2, 2, 1)
-
-
 def test_killing_the_ingestion_process_at_random_moments_loses_nothing(
     project_dir: Path,
 ) -> None:

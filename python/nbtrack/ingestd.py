@@ -145,8 +145,6 @@ class Daemon:
         self.host = socket.gethostname()
         self.client = Client(self.project)
         self._folder_id = self._identity()
-        # The spools as the last round that brought in all it found saw them.
-        self._seen: tuple[tuple[str, int, bool], ...] = ()
 
     def _identity(self) -> tuple[int, int] | None:
         try:
@@ -169,20 +167,11 @@ class Daemon:
     def round(self, hurried: bool = False) -> tuple[bool, bool]:
         """One ingestion round over every spool: whether there was any, and whether
         some is left for the next round (a backlog longer than a round). ``hurried``: a
-        reader waits for it (see ``ingest_round``).
-
-        Spools that did not change since the last round brought all of them in (runs
-        going that logged nothing: a long fit) are not read again: a round costs
-        ~15 ms of CPU even when it finds nothing new, once a second for as long as the
-        cell runs. A spool whose writer died changes its ``dead`` and is looked at."""
+        reader waits for it (see ``ingest_round``)."""
         todo = self.todo()
-        seen = tuple((sp.run_id, sp.size, sp.dead) for sp in todo)
-        more = False
-        if not todo or seen != self._seen or hurried:
-            more = bool(todo) and ingest_round(
-                self.client, todo, lambda done: None, alone=SLICE_SECONDS_ALONE, hurried=hurried
-            )
-            self._seen = () if more else seen
+        more = bool(todo) and ingest_round(
+            self.client, todo, lambda done: None, alone=SLICE_SECONDS_ALONE, hurried=hurried
+        )
         # A reader's catch-up left its writes in the write-ahead log for this process
         # (``spools.reading``); a round that wrote checkpointed them already.
         self.client.checkpoint()

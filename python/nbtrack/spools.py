@@ -71,7 +71,6 @@ class Spool:
     ended: bool  # its end event is in the file
     dead: bool  # its writer is gone or sealed it: nothing more will be appended
     mtime: float
-    size: int = 0  # bytes when it was looked at
 
 
 class RunSink(Protocol):
@@ -94,9 +93,9 @@ class Reader(RunSink, Protocol):
     def checkpoint(self) -> bool: ...
 
 
-def _peek(path: Path) -> tuple[dict[str, Any] | None, bool, bool, float, int]:
-    """``(header, ended, sealed, mtime, size)`` from frame heads only: a few reads,
-    whatever the size."""
+def _peek(path: Path) -> tuple[dict[str, Any] | None, bool, bool, float]:
+    """``(header, ended, sealed, mtime)`` from frame heads only: a few reads, whatever
+    the size."""
     fd = os.open(path, os.O_RDONLY)
     try:
         st = os.fstat(fd)
@@ -119,7 +118,7 @@ def _peek(path: Path) -> tuple[dict[str, Any] | None, bool, bool, float, int]:
                 elif length == len(SEALED) and head == SEALED[: len(_END)]:
                     sealed = True
             pos = start + length
-        return header, ended, sealed, st.st_mtime, size
+        return header, ended, sealed, st.st_mtime
     finally:
         os.close(fd)
 
@@ -143,7 +142,7 @@ def scan(spool_dir: Path) -> list[Spool]:
         if not name.endswith(".spool"):
             continue
         try:
-            header, ended, sealed, mtime, size = _peek(path)
+            header, ended, sealed, mtime = _peek(path)
         except FileNotFoundError:
             continue
         if header is None and time.time() - mtime < UNREADABLE_GRACE:
@@ -153,7 +152,7 @@ def scan(spool_dir: Path) -> list[Spool]:
             alive[who] = owner_alive(header)
         # A sealed spool gets nothing more: like a dead writer's, it is removed once all in.
         dead = sealed or not alive[who]
-        found.append(Spool(path, name[: -len(".spool")], header, ended, dead, mtime, size))
+        found.append(Spool(path, name[: -len(".spool")], header, ended, dead, mtime))
     found.sort(key=lambda sp: sp.mtime)
     return found
 
