@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -83,6 +84,10 @@ class DataVersion:
         fields: dict[str, Any] = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**fields)
 
+
+#: A key of a config parameter that names a column of its own (``cfg.lr``): a plain
+#: name, so a filter writes the path unquoted (store/nested.py, cli/columns.py).
+CONFIG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 #: How a NamedInput's fingerprint begins when it hashes the whole content; a sampled one
 #: (an array or frame over a few MB) begins ``xxh64s:``.

@@ -13,12 +13,12 @@ config) is shown as its leaves (``cfg.lr``, ``cfg.opt.m``), as ``--where`` names
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import UsageError
+from ..models import CONFIG_KEY
 
 # The run's own fields, in their usual order; the first three always lead.
 LEAD = ("run", "name", "status")
@@ -70,13 +70,10 @@ def value_columns(
     return out
 
 
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # as store/nested.py: what --where reaches
-
-
 def _leaf_paths(value: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     if isinstance(value, dict):
         for k, v in value.items():
-            if isinstance(k, str) and _PLAIN.match(k):
+            if isinstance(k, str) and CONFIG_KEY.match(k):
                 yield from _leaf_paths(v, (*prefix, k))
     elif prefix:
         yield prefix
