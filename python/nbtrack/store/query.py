@@ -29,15 +29,25 @@ _integers_cache: dict[str, tuple[Any, set[str]]] = {}
 _INTEGER_JSON = "'-?[0-9]{1,18}'"
 
 
-def _keys(path: str, con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, bool]], list[str]]:
-    """Every parameter name (with whether all its values are numbers) and metric name.
-
-    Remembered per file while the row counts stay the same: at 100,000 runs the
-    two scans cost ~100 ms, the counts (kept by DuckDB) next to nothing.
-    """
-    counts = con.execute(
+def _counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """The rows of ``params`` and ``metric_latest``: while they stay the same, the names
+    read from them are remembered (kept by DuckDB, the counts cost next to nothing; one
+    query for every cache of a listing)."""
+    row = con.execute(
         "SELECT (SELECT count(*) FROM params), (SELECT count(*) FROM metric_latest)"
     ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _keys(
+    path: str, con: duckdb.DuckDBPyConnection, counts: tuple[int, int]
+) -> tuple[list[tuple[str, bool]], list[str]]:
+    """Every parameter name (with whether all its values are numbers) and metric name.
+
+    Remembered per file while the row ``counts`` stay the same: at 100,000 runs the
+    two scans cost ~100 ms.
+    """
     cached = _keys_cache.get(path)
     if cached is not None and cached[0] == counts:
         return cached[1], cached[2]
@@ -52,13 +62,13 @@ def _keys(path: str, con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, bo
     return kinds, metric_keys
 
 
-def _integer_params(path: str, con: duckdb.DuckDBPyConnection) -> set[str]:
+def _integer_params(path: str, con: duckdb.DuckDBPyConnection, count: int) -> set[str]:
     """The parameters whose every value is a whole number as written (``3``, not ``3.0``).
 
     Only ``nbtrack.runs()`` asks (its columns are nullable integers): the pattern test
     triples the scan of ``_keys`` (~275 vs ~90 ms over a million values), which a
-    listing should not pay after every new run. Remembered while the count stays."""
-    count = con.execute("SELECT count(*) FROM params").fetchone()
+    listing should not pay after every new run. Remembered while the ``count`` of
+    ``params`` rows stays."""
     cached = _integers_cache.get(path)
     if cached is not None and cached[0] == count:
         return cached[1]
@@ -261,12 +271,13 @@ def page_ids(
     path: str, con: duckdb.DuckDBPyConnection, q: RunQuery, strict: bool = False
 ) -> tuple[list[str], int, list[str], list[str]]:
     """The ids of one page of runs matching ``q``, the total, the param and metric keys."""
-    param_kinds, metrics = _keys(path, con)
+    counts = _counts(con)
+    param_kinds, metrics = _keys(path, con, counts)
     params = [k for k, _ in param_kinds]
     if q.where is None and q.text is None and _sorts_by_own_column(q.sort, params, metrics):
         ids, total = _page_narrow(con, q, dict(param_kinds), metrics)
         return ids, total, params, metrics
-    leaves = nested.leaves(path, con, set(params))
+    leaves = nested.leaves(path, con, set(params), counts[0])
     wide, names = _wide_sql(param_kinds, metrics, leaves=leaves)
     where = filters.compile_where(q.where, names, strict=strict) if q.where else None
     cond, args = _filters(q, where)
@@ -299,10 +310,11 @@ def list_runs(
 
 def runs_frame(path: str, con: duckdb.DuckDBPyConnection, q: RunQuery) -> Any:
     """The wide table (one row per run) as a pandas DataFrame."""
-    param_kinds, metrics = _keys(path, con)
+    counts = _counts(con)
+    param_kinds, metrics = _keys(path, con, counts)
     params = [k for k, _ in param_kinds]
-    integers = _integer_params(path, con)
-    leaves = nested.leaves(path, con, set(params))
+    integers = _integer_params(path, con, counts[0])
+    leaves = nested.leaves(path, con, set(params), counts[0])
     wide, names = _wide_sql(param_kinds, metrics, integers, leaves)
     where = filters.compile_where(q.where, names, strict=False) if q.where else None
     cond, args = _filters(q, where)
