@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import settings
+from .astwalk import parsed
 from .exceptions import NbtrackError
 from .exprfacts import as_dict_literal
 from .models import Environment
@@ -64,7 +65,7 @@ def end_literals(
 @functools.lru_cache(maxsize=256)
 def _literal_assignments(source: str) -> dict[str, Any]:
     try:
-        tree = ast.parse(source)
+        tree = parsed(source)
     except (SyntaxError, ValueError):
         return {}
     found: dict[str, Any] = {}

@@ -21,7 +21,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .astwalk import kids, walk
+from .astwalk import kids, parsed, walk
 from .exprfacts import AT_CALLS, at_names, base_name, is_literal
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
@@ -422,7 +422,7 @@ def analyze(source: str) -> CellFlow:
     ('n', 'SVC', 'gamma')
     """
     try:
-        tree = ast.parse(source)
+        tree = parsed(source)
     except (SyntaxError, ValueError) as exc:
         return CellFlow(error=f"cannot parse the cell: {exc}")
     return analyze_tree(tree)

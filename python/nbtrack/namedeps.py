@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import functools
 
+from .astwalk import parsed
 from .exprfacts import AT_CALLS, at_names, base_name
 
 _OWN_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -72,7 +73,7 @@ def made_from(source: str) -> dict[str, frozenset[str]] | None:
     namespace (as the cell found it) it was made from; None when it does not parse.
     The same dict is returned for the same source: read it, never change it."""
     try:
-        tree = ast.parse(source)
+        tree = parsed(source)
     except (SyntaxError, ValueError, RecursionError):
         return None
     made: dict[str, frozenset[str]] = {}
