@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import functools
 
-from .astwalk import parsed
+from .astwalk import kids, parsed
 from .exprfacts import AT_CALLS, at_names, base_name
 
 _OWN_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -63,7 +63,7 @@ def _names(stmt: ast.stmt) -> tuple[set[str], set[str], set[str]]:
             inner = False
             for gen in getattr(node, "generators", ()):
                 own.update(n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name))
-        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+        stack.extend((child, inner) for child in kids(node))
     return loads - own, binds, changes
 
 
