@@ -20,9 +20,9 @@ _fields_backwards: dict[type, tuple[str, ...]] = {}
 @functools.lru_cache(maxsize=64)
 def parsed(source: str) -> ast.Module:
     """``ast.parse(source)``, once per source: a tracked cell's dataflow, its literal
-    parameters and what each name was made from all read the same tree (three parses
-    of a 300-line cell were ~6 ms). Shared: read it, never change it. Raises what
-    ``ast.parse`` raises (not remembered)."""
+    parameters and what each name was made from all read the same tree (one parse of
+    a 300-line cell is ~6 ms; it was done three times). Shared: read it, never change
+    it. Raises what ``ast.parse`` raises (not remembered)."""
     return ast.parse(source)
 
 
