@@ -104,12 +104,17 @@ def test_huge_unpicklable_or_hostile_values_are_described_quickly_with_a_note():
 
 
 def test_m_variables_become_metrics_series_or_a_reason():
-    assert metric_values("acc", np.float64(0.9)) == ({"acc": 0.9}, None, None)
-    assert metric_values("losses", np.array([3, 2, 1])) == ({}, [3.0, 2.0, 1.0], None)
+    assert metric_values("acc", np.float64(0.9)) == ({"acc": 0.9}, {}, None)
+    assert metric_values("losses", np.array([3, 2, 1])) == ({}, {"losses": [3.0, 2.0, 1.0]}, None)
     assert metric_values("report", {"a": {"f1": 1, "support": 3}}) == (
         {"report.a.f1": 1.0, "report.a.support": 3.0},
+        {},
         None,
-        None,
+    )
+    assert metric_values("cv", {"fit_time": np.array([0.5, 0.25]), "note": "x"}) == (
+        {},
+        {"cv.fit_time": [0.5, 0.25]},
+        "cv.note (a str)",
     )
     assert metric_values("m", np.zeros((2, 2)))[2] == "an array of shape (2, 2) and dtype float64"
     assert metric_values("m", ["a"])[2] == "a list with items that are not numbers"
@@ -135,3 +140,25 @@ def test_a_torch_scalar_named_with_m_is_a_metric_as_log_metric_takes_it(project_
     assert run.metrics["loss"] == 0.25
     series = client.metric_series(run.run_id, ["losses"])["losses"]
     assert [p.value for p in series] == [0.5, 0.25]
+
+
+def test_a_dict_of_score_arrays_named_with_m_is_one_series_per_key(project_dir, kernel):
+    """Found by the sixth trial: ``res = cross_validate(clf, X, y, scoring=[...])`` is a
+    dict of per-fold arrays, and ``-m res`` warned "not a metric: a dict without numbers"
+    and recorded nothing, while ``-m scores`` on ``cross_val_score``'s array is a series."""
+    from test_lineage import _cell_runs
+    from test_magics import _settle
+
+    kernel.ok("import numpy as np")
+    reply = kernel.ok(
+        "%%track cv -m res\nres = {'test_accuracy': np.array([0.9, 0.8, 1.0]),\n"
+        "       'test_f1': np.array([0.85, 0.75, 0.95]), 'fold': 'stratified'}"
+    )
+    assert "a dict without numbers" not in reply.text
+    assert "-m res: not a metric: res.fold (a str)" in reply.text
+    client = _settle(project_dir)
+    (run,) = _cell_runs(client, "cv")
+    assert run.metrics["res.test_accuracy"] == 1.0  # the last fold, as any series
+    series = client.metric_series(run.run_id, ["res.test_accuracy", "res.test_f1"])
+    assert [p.value for p in series["res.test_accuracy"]] == [0.9, 0.8, 1.0]
+    assert [p.step for p in series["res.test_f1"]] == [0, 1, 2]

@@ -369,8 +369,9 @@ class CellRun:
             try:
                 if scalars:  # logged once, at the end: one spool record, no point log
                     w.log_metrics_once(scalars)
-                for step, value in enumerate(series or ()):
-                    w.log_metric(var, value, step)
+                for key, points in series.items():
+                    for step, value in enumerate(points):
+                        w.log_metric(key, value, step)
             except UsageError as exc:
                 self.warnings.append(f"-m {var}: {exc}")
 
