@@ -246,3 +246,32 @@ def test_a_config_cell_of_dates_paths_and_numpy_scalars_run_again_equal_is_no_ch
     moved = kernel.ok(use, cell_id="use")
     assert "stale" not in same.text, same.text
     assert "stale input: days was made by In[3] from start" in moved.text, moved.text
+
+
+def test_a_dict_built_from_a_base_config_in_the_cell_is_a_parameter(project_dir, kernel):
+    """Found by the sixth trial: a LightGBM cell built its settings from an earlier
+    cell's ``BASE`` (``params = {**BASE, "num_leaves": 15}``, then
+    ``params["learning_rate"] = 0.05``) and recorded only ``BASE``, whose learning rate
+    (0.1) was not the one trained with; changing the override changed no parameter."""
+    kernel.ok("import copy\nBASE = {'objective': 'binary', 'learning_rate': 0.1}\nrows = [1, 2]")
+    train = (
+        "%%track train\nparams = {**BASE, 'num_leaves': 15}\nparams['learning_rate'] = {lr}\n"
+        "merged = BASE | {'seed': 0}\nkw = dict(BASE, seed=1)\ncfg = copy.deepcopy(BASE)\n"
+        "cfg.update(depth=3)\nn = len(rows)\nstats = {**{'n': n}}\nflags = n | 4"
+    )
+    kernel.ok(train.replace("{lr}", "0.05"))
+    out = kernel.ok(train.replace("{lr}", "0.2")).text
+    client = _settle(project_dir)
+    a, b = _cell_runs(client, "train")
+    base = {"objective": "binary", "learning_rate": 0.1}
+    assert a.params == {
+        "BASE": base,
+        "rows": [1, 2],
+        "params": {**base, "num_leaves": 15, "learning_rate": 0.05},
+        "merged": {**base, "seed": 0},
+        "kw": {**base, "seed": 1},
+        "cfg": {**base, "depth": 3},
+    }
+    assert a.param_sources["params"] == "auto" and a.param_sources["BASE"] == "upstream"
+    assert b.params["params"]["learning_rate"] == 0.2
+    assert "param params.learning_rate: 0.05 → 0.2" in out, out

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .astwalk import kids, walk
-from .exprfacts import AT_CALLS, at_names, base_name, is_literal
+from .exprfacts import AT_CALLS, at_names, base_name, config_bases, is_literal
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
 
@@ -224,7 +224,7 @@ class _Walker:
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         if isinstance(t, ast.Name):
-            if is_literal(value):
+            if is_literal(value) or self._from_configs(value):
                 self.literals[t.id] = None
                 if not self.loops:  # written again: its value at the end is this one's
                     self.loop_changed.discard(t.id)
@@ -238,6 +238,12 @@ class _Walker:
                 for e in ast.walk(t):
                     if isinstance(e, ast.Name):
                         self._computed(e.id)
+
+    def _from_configs(self, value: ast.expr) -> bool:
+        """A dict made of literals and configs the cell found or wrote as literals
+        (``{**BASE, "leaves": 15}``), not of values it computed."""
+        bases = config_bases(value)
+        return bases is not None and all(n in self.literals or n not in self.bound for n in bases)
 
     def _computed(self, name: str) -> None:
         """``name`` bound to something computed: no literal, unless a loop changes it."""

@@ -86,3 +86,46 @@ def as_dict_literal(v: ast.expr) -> ast.Dict | None:
         keys=[ast.Constant(k.arg) for k in v.keywords],
         values=[as_dict_literal(k.value) or k.value for k in v.keywords],  # dict(b=dict(c=2))
     )
+
+
+_COPIES = frozenset({"copy", "deepcopy"})
+
+
+def config_bases(v: ast.expr) -> list[str] | None:
+    """The names a dict built from other dicts and literals starts from, or None.
+
+    Boosting tutorials build their settings from a base config: ``{**BASE, "leaves": 15}``,
+    ``BASE | {"leaves": 15}``, ``dict(BASE, leaves=15)``, or a copy (``BASE.copy()``,
+    ``copy.deepcopy(BASE)``, ``dict(BASE)``) changed key by key after. The dict the cell
+    uses is then a parameter as a literal one is (its value at the end of the cell).
+
+    >>> config_bases(ast.parse('{**base, "lr": 0.1}', mode="eval").body)
+    ['base']
+    >>> config_bases(ast.parse('{"lr": lr}', mode="eval").body) is None
+    True
+    """
+    if isinstance(v, ast.Dict):
+        splats = [n for k, n in zip(v.keys, v.values, strict=True) if k is None]
+        plain = [(k, n) for k, n in zip(v.keys, v.values, strict=True) if k is not None]
+        if not splats or not all(isinstance(n, ast.Name) for n in splats):
+            return None
+        if not all(is_literal(k) and is_literal(n) for k, n in plain):
+            return None
+        return [n.id for n in splats if isinstance(n, ast.Name)]
+    if isinstance(v, ast.BinOp) and isinstance(v.op, ast.BitOr):  # BASE | {"leaves": 15}
+        sides = (v.left, v.right)
+        names = [s.id for s in sides if isinstance(s, ast.Name)]
+        literal = [s for s in sides if isinstance(s, ast.Dict) and is_literal(s)]
+        return names if len(names) == 1 and literal else None  # A | B: ints, sets too
+    if not isinstance(v, ast.Call):
+        return None
+    f, args = v.func, v.args
+    if not (len(args) == 1 and isinstance(args[0], ast.Name)):  # BASE.copy() has none
+        if isinstance(f, ast.Attribute) and f.attr == "copy" and not args and not v.keywords:
+            return [f.value.id] if isinstance(f.value, ast.Name) else None
+        return None
+    if isinstance(f, ast.Name) and f.id == "dict":  # dict(BASE, leaves=15)
+        literal_kw = all(k.arg is not None and is_literal(k.value) for k in v.keywords)
+        return [args[0].id] if literal_kw else None
+    callee = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+    return [args[0].id] if callee in _COPIES and not v.keywords else None  # copy.deepcopy(BASE)
