@@ -110,6 +110,17 @@ def test_pandas_query_and_eval_strings_read_their_at_names():
     assert analyze("s.replace('@x', y)").reads == ("s", "y")
 
 
+def test_code_in_time_magics_and_shell_lines_is_read_as_the_cell_s():
+    flow = analyze(
+        "get_ipython().run_line_magic('time', 'm = fit(n)')\n"
+        "get_ipython().run_line_magic('timeit', '-n 3 -r 1 t = g(k)')\n"
+        "out = get_ipython().getoutput('echo {depth} $tag $$HOME')\n"
+        "get_ipython().run_line_magic('matplotlib', 'inline')"
+    )
+    assert flow.reads == ("get_ipython", "fit", "n", "g", "k", "depth", "tag")
+    assert flow.assigns == {"m", "out"}  # %timeit's t is its timing function's
+
+
 def test_a_name_read_before_the_cell_rebinds_it_to_a_literal_is_an_input_not_a_literal():
     flow = analyze("print(epochs)\nepochs = 3\nlr = 0.1")
     assert "epochs" in flow.reads and flow.literals == ("lr",)

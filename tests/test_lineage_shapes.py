@@ -275,3 +275,26 @@ def test_a_dict_built_from_a_base_config_in_the_cell_is_a_parameter(project_dir,
     assert a.param_sources["params"] == "auto" and a.param_sources["BASE"] == "upstream"
     assert b.params["params"]["learning_rate"] == 0.2
     assert "param params.learning_rate: 0.05 → 0.2" in out, out
+
+
+def test_names_read_by_time_magics_and_shell_lines_are_parameters(project_dir, kernel):
+    """Found by the sixth trial: ``%time model = fit(N_EST)`` and ``!echo depth={DEPTH}``
+    hold their code as strings for IPython, so the cell read neither ``N_EST`` nor
+    ``DEPTH``: changing them upstream left the run's parameters as they were."""
+    train = (
+        "%%track train -m score\n%time model = sorted(range(N_EST))\n"
+        "%timeit -n 1 -r 1 sum(range(REPEAT))\n!echo depth={DEPTH} $TAG > depth.txt\n"
+        "score = model[-1] / 10"
+    )
+    kernel.ok("N_EST, DEPTH, REPEAT, TAG = 20, 3, 5, 'a'", cell_id="setup")
+    first = kernel.ok(train, cell_id="train").text
+    kernel.ok("N_EST, DEPTH, REPEAT, TAG = 50, 4, 5, 'b'", cell_id="setup")
+    second = kernel.ok(train, cell_id="train").text
+    assert "Wall time" in first and "per loop" in first  # the magics print as untracked
+    client = _settle(project_dir)
+    a, b = _cell_runs(client, "train")
+    assert a.params == {"N_EST": 20, "REPEAT": 5, "DEPTH": 3, "TAG": "a"}
+    assert b.params == {"N_EST": 50, "REPEAT": 5, "DEPTH": 4, "TAG": "b"}
+    assert "model" not in a.params and b.metrics["score"] == 4.9
+    assert "param N_EST: 20 → 50 (upstream)" in second, second
+    assert (project_dir / "depth.txt").read_text() == "depth=4 b\n"

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .astwalk import kids, walk
-from .exprfacts import AT_CALLS, at_names, base_name, config_bases, is_literal
+from .exprfacts import AT_CALLS, at_names, base_name, config_bases, ipython_code, is_literal
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
 
@@ -283,6 +283,8 @@ class _Walker:
                 if f.attr in AT_CALLS:
                     for name in at_names(node):  # type: ignore[arg-type]
                         self.load(name)
+                if type(f.value) is ast.Call:  # %time m = fit(n), !echo {depth}
+                    self._ipython_code(node)  # type: ignore[arg-type]
                 if self.loops and type(f.value) is ast.Name:  # history.append(loss)
                     self._changed_in_loop(f.value.id)
         elif t is ast.BinOp:
@@ -309,6 +311,16 @@ class _Walker:
                     self.expr(child)
                 else:
                     self.node(child)
+
+    def _ipython_code(self, call: ast.Call) -> None:
+        found = ipython_code(call)
+        if found is not None:
+            stmts, scoped = found
+            if scoped:
+                self.scopes.append(set())
+            self.body(stmts)
+            if scoped:
+                self.scopes.pop()
 
     def _comprehension(self, node: ast.AST) -> None:
         gens: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]

@@ -7,6 +7,9 @@
   read the caller's variables by name from inside a string (``@name``); the dataflow of a
   cell (dataflow.py) and of the notebook code it calls (codeflow.py) count them as read,
   as they do a name in code.
+- IPython's strings of code: ``%time m = fit(n)`` and ``%timeit f(n)`` run Python code
+  and ``!echo {depth}`` expands Python expressions, which the cell's code holds only as
+  strings (``get_ipython().run_line_magic('time', 'm = fit(n)')``).
 """
 
 from __future__ import annotations
@@ -129,3 +132,48 @@ def config_bases(v: ast.expr) -> list[str] | None:
         return [args[0].id] if literal_kw else None
     callee = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
     return [args[0].id] if callee in _COPIES and not v.keywords else None  # copy.deepcopy(BASE)
+
+
+#: Line magics whose argument is Python code run in the user's namespace, and whether
+#: it runs in a scope of its own (``%timeit``'s timing function) rather than at top level
+#: (``%time m = fit(n)`` binds ``m``).
+CODE_MAGICS = {"time": False, "prun": False, "debug": False, "timeit": True}
+_SHELL_BRACES = re.compile(r"\{([^{}]+)\}")
+_SHELL_DOLLAR = re.compile(r"(?<!\$)\$([A-Za-z_]\w*)")
+
+
+def ipython_code(call: ast.Call) -> tuple[list[ast.stmt], bool] | None:
+    """The Python code IPython runs from a string of the cell: the statement of
+    ``%time m = fit(n)`` (``get_ipython().run_line_magic('time', 'm = fit(n)')``), its
+    options left out (``%timeit -n 3 f(n)``), and whether it has a scope of its own; the
+    expressions ``!echo {depth} $name`` expands (IPython fills them from the namespace).
+    None for any other call."""
+    f = call.func
+    owner = f.value if isinstance(f, ast.Attribute) else None
+    if not (isinstance(owner, ast.Call) and getattr(owner.func, "id", "") == "get_ipython"):
+        return None
+    args = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    method = getattr(f, "attr", "")
+    if len(args) != len(call.args):
+        return None
+    if method == "run_line_magic" and len(args) == 2 and args[0] in CODE_MAGICS:
+        tree = _statement(args[1])
+        return (tree, CODE_MAGICS[args[0]]) if tree is not None else None
+    if method in ("system", "getoutput") and len(args) == 1:
+        found = [*_SHELL_BRACES.findall(args[0]), *_SHELL_DOLLAR.findall(args[0])]
+        exprs = [e for e in map(_statement, found) if e and isinstance(e[0], ast.Expr)]
+        return [e[0] for e in exprs], False
+    return None
+
+
+def _statement(text: str) -> list[ast.stmt] | None:
+    """``text`` parsed, after the leading options that keep it from parsing (``-n 3``)."""
+    tokens = text.strip().split()
+    for i in range(len(tokens)):
+        if i and not tokens[0].startswith("-"):
+            break
+        try:
+            return ast.parse(" ".join(tokens[i:])).body
+        except (SyntaxError, ValueError):
+            continue
+    return None
