@@ -116,6 +116,12 @@ def test_m_variables_become_metrics_series_or_a_reason():
         {"cv.fit_time": [0.5, 0.25]},
         "cv.note (a str)",
     )
+    assert metric_values("s", pd.Series([0.5, 0.7])) == ({}, {"s": [0.5, 0.7]}, None)
+    assert metric_values("s", pd.Series({"acc": 0.9, "f1": 0.8})) == (
+        {"s.acc": 0.9, "s.f1": 0.8},
+        {},
+        None,
+    )
     assert metric_values("m", np.zeros((2, 2)))[2] == "an array of shape (2, 2) and dtype float64"
     assert metric_values("m", ["a"])[2] == "a list with items that are not numbers"
     assert metric_values("m", {"a": "b"})[2] == "a dict without numbers"
@@ -151,9 +157,11 @@ def test_a_dict_of_score_arrays_named_with_m_is_one_series_per_key(project_dir, 
 
     kernel.ok("import numpy as np")
     reply = kernel.ok(
-        "%%track cv -m res\nres = {'test_accuracy': np.array([0.9, 0.8, 1.0]),\n"
-        "       'test_f1': np.array([0.85, 0.75, 0.95]), 'fold': 'stratified'}"
+        "%%track cv -m res -m folds\nres = {'test_accuracy': np.array([0.9, 0.8, 1.0]),\n"
+        "       'test_f1': np.array([0.85, 0.75, 0.95]), 'fold': 'stratified'}\n"
+        "import pandas as pd\nfolds = pd.Series(res['test_f1'])"
     )
+    assert "-m folds" not in reply.text  # a pandas Series of fold scores is a series too
     assert "a dict without numbers" not in reply.text
     assert "-m res: not a metric: res.fold (a str)" in reply.text
     client = _settle(project_dir)
@@ -162,3 +170,4 @@ def test_a_dict_of_score_arrays_named_with_m_is_one_series_per_key(project_dir, 
     series = client.metric_series(run.run_id, ["res.test_accuracy", "res.test_f1"])
     assert [p.value for p in series["res.test_accuracy"]] == [0.9, 0.8, 1.0]
     assert [p.step for p in series["res.test_f1"]] == [0, 1, 2]
+    assert run.metrics["folds"] == 0.95

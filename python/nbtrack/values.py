@@ -281,7 +281,7 @@ def metric_values(
     >>> metric_values("name", "svc")[2]
     'a str'
     """
-    value = _scalar(value)
+    value = _labelled(_scalar(value))
     if _is_number(value):
         return {name: float(value)}, {}, None
     if isinstance(value, dict):
@@ -297,8 +297,20 @@ def metric_values(
     return {}, ({name: points} if points is not None else {}), why
 
 
+def _labelled(value: Any) -> Any:
+    """A pandas Series as the metrics it holds: by label (``df.mean()``, ``{'acc': 0.9}``),
+    or, numbered 0, 1, … (``pd.Series(cross_val_score(...))``), as its array."""
+    pd = sys.modules.get("pandas")
+    if pd is None or not isinstance(value, pd.Series):
+        return value
+    if isinstance(value.index, pd.RangeIndex) and value.index.start == 0 and value.index.step == 1:
+        return value.to_numpy()
+    return {str(k): v for k, v in value.items()}
+
+
 def _series(value: Any) -> tuple[list[float] | None, str | None]:
     """A list/tuple/1-d array of numbers (0-d tensors too) as a series, or why not."""
+    value = _labelled(value)
     np = sys.modules.get("numpy")
     if np is not None and isinstance(value, np.ndarray):
         if value.ndim != 1 or value.dtype.kind not in "biuf":
