@@ -171,3 +171,36 @@ def test_a_dict_of_score_arrays_named_with_m_is_one_series_per_key(project_dir, 
     assert [p.value for p in series["res.test_accuracy"]] == [0.9, 0.8, 1.0]
     assert [p.step for p in series["res.test_f1"]] == [0, 1, 2]
     assert run.metrics["folds"] == 0.95
+
+
+def test_a_tensor_made_again_with_the_same_values_keeps_its_fingerprint(project_dir, kernel):
+    """Found by the sixth trial: ``X = torch.randn(256, 8)`` after ``torch.manual_seed(0)``
+    had a new fingerprint in every kernel (a tensor's pickle holds ``torch.save``'s
+    serialization id), so two papermill runs of one notebook diffed "read X: changed",
+    and so did a model (its parameters are tensors)."""
+    from test_lineage import _cell_runs
+    from test_magics import _settle
+
+    setup = (
+        "import torch\ntorch.manual_seed({seed})\nX = torch.randn(64, 8)\nm = torch.nn.Linear(8, 2)"
+    )
+    train = "%%track fit -m out\nout = float(m(X).sum())"
+    kernel.ok(setup.format(seed=0), cell_id="setup")
+    kernel.ok(train, cell_id="fit")
+    kernel.ok(setup.format(seed=0), cell_id="setup")
+    same = kernel.ok(train, cell_id="fit").text
+    kernel.ok(setup.format(seed=1), cell_id="setup")
+    moved = kernel.ok(train, cell_id="fit").text
+    assert "read X" not in same and "read m" not in same, same
+    assert "read X: changed" in moved and "read m: changed" in moved, moved
+    a, b, c = _cell_runs(_settle(project_dir), "fit")
+    fingerprints = [{i.name: i.fingerprint for i in r.named_inputs} for r in (a, b, c)]
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]
+    assert fingerprints[0]["X"] == describe(torch_randn_seed0()).fingerprint  # any process
+
+
+def torch_randn_seed0():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.randn(64, 8)

@@ -15,7 +15,6 @@ import datetime
 import enum
 import numbers
 import os
-import pickle
 import sys
 import time
 import types
@@ -26,12 +25,12 @@ from typing import Any
 import xxhash
 
 from .models import SAMPLED_FINGERPRINT, WHOLE_FINGERPRINT
+from .picklehash import GiveUp, hash_pickle
 
 MAX_STRING = 1000  # characters of a string parameter
 MAX_ITEMS = 50  # items of a list/tuple/dict parameter
 MAX_DEPTH = 3
 SAMPLE_BYTES = 2 << 20  # an array/frame larger than this is fingerprinted from a sample
-PICKLE_LIMIT = 64 << 20  # other values: pickled into the hash up to this many bytes
 FINGERPRINT_BUDGET = 0.05  # seconds; past it the fingerprint is given up (with a note)
 MAX_SERIES = 1_000_000  # points of a -m series
 
@@ -224,38 +223,15 @@ def _fingerprint(value: Any, deadline: float) -> tuple[str | None, str | None]:
         step = max(1, len(view) // SAMPLE_BYTES)
         h.update(bytes(view[::step]) if step > 1 else view)
         return _done(h, step > 1)
-    # Anything else (a model, a dict of arrays): its pickle, streamed into the hash and
-    # given up past the byte limit or the deadline.
-    sink = _HashSink(h, deadline)
+    # Anything else (a model, a dict of arrays, a tensor): its pickle, streamed into the
+    # hash and given up past the byte limit or the deadline (picklehash.py).
     try:
-        pickle.Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-    except _GiveUp as exc:
+        sampled = hash_pickle(value, h, deadline, SAMPLE_BYTES)
+    except GiveUp as exc:
         return None, f"not fingerprinted: {exc}"
     except Exception as exc:
         return None, f"not fingerprinted: cannot pickle ({type(exc).__name__})"
-    return _done(h, False)
-
-
-class _GiveUp(Exception):
-    pass
-
-
-class _HashSink:
-    """A file for ``pickle`` that hashes what it is given, within limits."""
-
-    def __init__(self, h: Any, deadline: float) -> None:
-        self.h = h
-        self.deadline = deadline
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        self.size += len(data)
-        if self.size > PICKLE_LIMIT:
-            raise _GiveUp(f"larger than {PICKLE_LIMIT >> 20} MiB")
-        if time.perf_counter() > self.deadline:
-            raise _GiveUp("took too long")
-        self.h.update(data)
-        return len(data)
+    return _done(h, sampled)
 
 
 def _done(h: Any, sampled: bool) -> tuple[str | None, str | None]:
