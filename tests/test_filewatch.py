@@ -195,6 +195,23 @@ def test_files_read_by_forked_workers_are_inputs(kernel, project_dir):
     assert not list(Path(tempfile.gettempdir()).glob(f"nbtrack-forked-{pid}-*"))  # removed
 
 
+def test_a_project_module_the_cell_uses_is_an_input_in_every_run(kernel, project_dir):
+    """Found by the sixth trial: ``import settings`` then ``settings.LR`` recorded
+    ``settings.py`` as an input only in the first run (later imports are cached), so
+    after ``LR`` changed and the module was reloaded the run said "input settings.py:
+    not read by this run". A library module (numpy) is no input."""
+    (project_dir / "settings.py").write_text("LR = 0.1\n")
+    cell = "%%track use -m out\nimport settings, numpy\nout = settings.LR * numpy.float64(10)"
+    kernel.ok(cell, cell_id="use")
+    (project_dir / "settings.py").write_text("LR = 0.5\n")
+    kernel.ok("import importlib\nimportlib.reload(settings)")
+    second = kernel.ok(cell, cell_id="use").text
+    a, b = _cell_runs(_settle(project_dir), "use")
+    assert [d.path for d in a.data] == [d.path for d in b.data] == ["settings.py"]
+    _is_version_of(next(d for d in b.data if d.path == "settings.py"), project_dir / "settings.py")
+    assert "input settings.py: changed" in second, second
+
+
 def test_a_hidden_data_folder_is_data_but_tool_folders_and_autosaves_are_not(kernel, project_dir):
     (project_dir / ".data").mkdir()
     (project_dir / ".data" / "in.csv").write_text("x\n1\n")

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -385,10 +386,21 @@ def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
     except OSError:
         watcher.forked_log = None
     for value in values_read:
-        for path in _database_files(value):
+        for path in _database_files(value) + _module_file(value):
             watcher.saw(path, write=False, read=True)
     _watcher = watcher
     libhooks.sink = report
+
+
+def _module_file(value: Any) -> list[str]:
+    """The source file of a module the cell uses (``import settings`` then
+    ``settings.LR``): imported once, its file is opened by the first cell only, so a
+    later cell's run had no trace of ``settings.py`` changed and reloaded. The
+    environment's modules are left out as any of its files."""
+    if not isinstance(value, types.ModuleType):
+        return []
+    path = getattr(value, "__file__", None)
+    return [os.path.abspath(path)] if isinstance(path, str) and path.endswith(".py") else []
 
 
 def _database_files(value: Any) -> list[str]:
@@ -421,11 +433,15 @@ def _forget() -> None:
     w._versioning = threading.local()  # (a lock or flag of the forking thread: not ours)
 
 
-def disarm() -> FileWatcher | None:
+def disarm(values_bound: Iterable[Any] = ()) -> FileWatcher | None:
+    """Stop collecting; ``values_bound``: the values of the names the cell bound, whose
+    modules (``import settings``, imported before) are reads of their files."""
     global _watcher
     w, _watcher = _watcher, None
     libhooks.sink = None
     if w is not None:
+        for path in (p for value in values_bound for p in _module_file(value)):
+            w.saw(path, write=False, read=True)
         w.take_forked_reads()
         w.finish()
     return w
