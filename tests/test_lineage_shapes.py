@@ -298,3 +298,30 @@ def test_names_read_by_time_magics_and_shell_lines_are_parameters(project_dir, k
     assert "model" not in a.params and b.metrics["score"] == 4.9
     assert "param N_EST: 20 → 50 (upstream)" in second, second
     assert (project_dir / "depth.txt").read_text() == "depth=4 b\n"
+
+
+def test_a_config_object_made_in_the_cell_is_a_parameter_not_its_class_defaults(
+    project_dir, kernel
+):
+    """Found by the sixth trial: ``cfg = TrainConfig(lr=0.2)`` in the tracked cell recorded
+    ``TrainConfig={'lr': 0.1, 'epochs': 3}`` (the dataclass's defaults, as a class the
+    cell read) and not ``cfg``: the run said lr 0.1 for a model trained with 0.2; nor
+    were ``SimpleNamespace(lr=0.3)`` and ``parser.parse_args(['--lr', '0.05'])``."""
+    kernel.ok(
+        "import argparse\nfrom dataclasses import dataclass, field\n"
+        "from types import SimpleNamespace\n@dataclass\nclass TrainConfig:\n"
+        "    lr: float = 0.1\n    epochs: int = 3\n"
+        "    layers: list = field(default_factory=lambda: [16, 8])\n"
+        "parser = argparse.ArgumentParser()\nparser.add_argument('--lr', type=float)"
+    )
+    kernel.ok(
+        "%%track train\ncfg = TrainConfig(lr=0.2)\nns = SimpleNamespace(lr=0.3, epochs=2)\n"
+        "args = parser.parse_args(['--lr', '0.05'])\nn = round(2.5)\nx = cfg.lr + ns.lr + args.lr"
+    )
+    (run,) = _cell_runs(_settle(project_dir), "train")
+    assert run.params == {
+        "cfg": {"lr": 0.2, "epochs": 3, "layers": [16, 8]},
+        "ns": {"lr": 0.3, "epochs": 2},
+        "args": {"lr": 0.05},
+    }
+    assert set(run.param_sources.values()) == {"auto"}

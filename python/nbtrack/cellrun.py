@@ -34,7 +34,7 @@ from .models import DataVersion, Run, warning_tag
 from .previous import PreviousRuns, cell_key
 from .rundiff import RunDiff, diff_runs
 from .session import KernelSession, after_reply
-from .values import MetricVars, metric_values
+from .values import MetricVars, config_fields, metric_values
 
 log = logging.getLogger("nbtrack")
 
@@ -306,6 +306,7 @@ class CellRun:
                     self.warnings.append(f"-p {var}: no variable {var!r} after the cell")
             held, self._held = (self._held if error is not None else {}), {}
             skip = {*flagged, *self.opts.metrics, *self.flow.loop_changed}
+            skip.update(n for n in self.flow.config_calls if config_fields(user_ns.get(n)) is None)
             auto = (
                 capture.end_literals(self.flow.literals, user_ns, skip, held)
                 if self.opts.auto

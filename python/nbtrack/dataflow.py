@@ -21,8 +21,9 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import exprfacts
 from .astwalk import kids, walk
-from .exprfacts import AT_CALLS, at_names, base_name, config_bases, ipython_code, is_literal
+from .exprfacts import AT_CALLS, at_names, base_name, is_literal
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
 
@@ -40,8 +41,9 @@ class CellFlow:
     ``literals``: names bound to a literal at top level (never later to something
     computed). ``loop_changed``: those of them a loop rebinds or changes (``total += x``
     in a ``for``): their value at the end of the cell is what the loop left, not a
-    parameter, so the run records them as written. ``error``: why the code could not be
-    analysed (then everything else is empty).
+    parameter, so the run records them as written. ``config_calls``: literals made by a
+    call of literals (``cfg = TrainConfig(lr=0.2)``), parameters only if a config object.
+    ``error``: why the code could not be analysed (then everything else is empty).
     """
 
     reads: tuple[str, ...] = ()
@@ -50,6 +52,7 @@ class CellFlow:
     called: frozenset[str] = frozenset()
     literals: tuple[str, ...] = ()
     loop_changed: frozenset[str] = frozenset()
+    config_calls: frozenset[str] = frozenset()
     dynamic: bool = False
     error: str | None = None
 
@@ -70,6 +73,7 @@ class _Walker:
         self.called: set[str] = set()
         self.literals: dict[str, None] = {}
         self.loop_changed: set[str] = set()
+        self.config_calls: set[str] = set()
         self.loops = 0  # depth of the top-level for/while loops being walked
         self.dynamic = False
         # Inner scopes being walked now (class bodies, comprehensions): their names.
@@ -224,8 +228,10 @@ class _Walker:
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         if isinstance(t, ast.Name):
-            if is_literal(value) or self._from_configs(value):
+            call = exprfacts.literal_call(value)  # cfg = TrainConfig(lr=0.2)
+            if call or is_literal(value) or self._from_configs(value):
                 self.literals[t.id] = None
+                (self.config_calls.add if call else self.config_calls.discard)(t.id)
                 if not self.loops:  # written again: its value at the end is this one's
                     self.loop_changed.discard(t.id)
             else:
@@ -240,9 +246,8 @@ class _Walker:
                         self._computed(e.id)
 
     def _from_configs(self, value: ast.expr) -> bool:
-        """A dict made of literals and configs the cell found or wrote as literals
-        (``{**BASE, "leaves": 15}``), not of values it computed."""
-        bases = config_bases(value)
+        """``{**BASE, "leaves": 15}``: a dict of literals and configs, none computed here."""
+        bases = exprfacts.config_bases(value)
         return bases is not None and all(n in self.literals or n not in self.bound for n in bases)
 
     def _computed(self, name: str) -> None:
@@ -313,14 +318,11 @@ class _Walker:
                     self.node(child)
 
     def _ipython_code(self, call: ast.Call) -> None:
-        found = ipython_code(call)
-        if found is not None:
-            stmts, scoped = found
-            if scoped:
-                self.scopes.append(set())
-            self.body(stmts)
-            if scoped:
-                self.scopes.pop()
+        stmts, scoped = exprfacts.ipython_code(call) or ([], False)
+        self.scopes += [set()] if scoped else []
+        self.body(stmts)
+        if scoped:
+            self.scopes.pop()
 
     def _comprehension(self, node: ast.AST) -> None:
         gens: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
@@ -395,6 +397,7 @@ class _Walker:
             # the cell used is the one it found (``print(epochs); epochs = 3`` used 5).
             literals=tuple(k for k in self.literals if k not in reads),
             loop_changed=frozenset(k for k in self.loop_changed if k in self.literals),
+            config_calls=frozenset(k for k in self.config_calls if k in self.literals),
             dynamic=self.dynamic,
         )
 
@@ -427,6 +430,7 @@ def merge(flows: list[CellFlow]) -> CellFlow:
         called=frozenset().union(*(f.called for f in flows)),
         literals=tuple(k for k in literals if k not in reads),
         loop_changed=frozenset().union(*(f.loop_changed for f in flows)),
+        config_calls=frozenset().union(*(f.config_calls for f in flows)),
         dynamic=any(f.dynamic for f in flows),
         error=next((f.error for f in flows if f.error), None),
     )

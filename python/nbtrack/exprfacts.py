@@ -177,3 +177,16 @@ def _statement(text: str) -> list[ast.stmt] | None:
         except (SyntaxError, ValueError):
             continue
     return None
+
+
+def literal_call(v: ast.expr) -> bool:
+    """A call of a name or attribute with literal arguments only, at least one:
+    ``TrainConfig(lr=0.2)``, ``SimpleNamespace(lr=0.3)``, ``parser.parse_args(["--lr",
+    "0.1"])``: a config object made in the cell (its value at the end is one, or nothing)."""
+    if not isinstance(v, ast.Call) or not (v.args or v.keywords):
+        return False
+    if base_name(v.func) is None:
+        return False
+    return all(is_literal(a) for a in v.args) and all(
+        k.arg is not None and is_literal(k.value) for k in v.keywords
+    )

@@ -112,8 +112,9 @@ def config_fields(value: Any) -> dict[str, Any] | None:
         argparse is not None and isinstance(value, argparse.Namespace)
     ):
         return dict(vars(value))
-    if isinstance(value, type):
-        return _class_settings(value) if value.__module__ == "__main__" else None
+    if isinstance(value, type):  # (a dataclass's class attributes: defaults, not settings)
+        plain = value.__module__ == "__main__" and not dataclasses.is_dataclass(value)
+        return _class_settings(value) if plain else None
     if dataclasses.is_dataclass(value):
         try:
             return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
