@@ -53,7 +53,9 @@ def test_assignments_mutations_and_literals_are_told_apart():
     # changed in place, or may be: stores into them, augmented assignments, methods
     assert flow.mutates == {"df", "model", "n", "X"}
     assert flow.called == {"raw"}  # m is the comprehension's own
-    assert flow.literals == ("lr", "layers", "a", "b", "n")  # m became computed
+    literals = [k for k in flow.literals if k not in flow.config_calls]
+    assert literals == ["lr", "layers", "a", "b", "n"]  # m became computed
+    assert flow.config_calls == {"m"}  # a call of names: a parameter only if a config object
     assert not flow.dynamic and flow.error is None
 
 

@@ -312,16 +312,20 @@ def test_a_config_object_made_in_the_cell_is_a_parameter_not_its_class_defaults(
         "from types import SimpleNamespace\n@dataclass\nclass TrainConfig:\n"
         "    lr: float = 0.1\n    epochs: int = 3\n"
         "    layers: list = field(default_factory=lambda: [16, 8])\n"
-        "parser = argparse.ArgumentParser()\nparser.add_argument('--lr', type=float)"
+        "parser = argparse.ArgumentParser()\nparser.add_argument('--lr', type=float)\n"
+        "base_lr = 0.4"
     )
     kernel.ok(
         "%%track train\ncfg = TrainConfig(lr=0.2)\nns = SimpleNamespace(lr=0.3, epochs=2)\n"
-        "args = parser.parse_args(['--lr', '0.05'])\nn = round(2.5)\nx = cfg.lr + ns.lr + args.lr"
+        "args = parser.parse_args(['--lr', '0.05'])\nn = round(2.5)\nx = cfg.lr + ns.lr + args.lr\n"
+        "tuned = TrainConfig(lr=base_lr, epochs=4)"
     )
     (run,) = _cell_runs(_settle(project_dir), "train")
     assert run.params == {
         "cfg": {"lr": 0.2, "epochs": 3, "layers": [16, 8]},
         "ns": {"lr": 0.3, "epochs": 2},
         "args": {"lr": 0.05},
+        "tuned": {"lr": 0.4, "epochs": 4, "layers": [16, 8]},
+        "base_lr": 0.4,
     }
-    assert set(run.param_sources.values()) == {"auto"}
+    assert run.param_sources["tuned"] == "auto" and run.param_sources["base_lr"] == "upstream"

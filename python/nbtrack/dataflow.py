@@ -42,7 +42,7 @@ class CellFlow:
     computed). ``loop_changed``: those of them a loop rebinds or changes (``total += x``
     in a ``for``): their value at the end of the cell is what the loop left, not a
     parameter, so the run records them as written. ``config_calls``: literals made by a
-    call of literals (``cfg = TrainConfig(lr=0.2)``), parameters only if a config object.
+    call of literals and names found (``TrainConfig(lr=lr)``), parameters if configs.
     ``error``: why the code could not be analysed (then everything else is empty).
     """
 
@@ -228,8 +228,9 @@ class _Walker:
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         if isinstance(t, ast.Name):
-            call = exprfacts.literal_call(value)  # cfg = TrainConfig(lr=0.2)
-            if call or is_literal(value) or self._from_configs(value):
+            derived = self._found(exprfacts.config_bases(value))  # {**BASE, "leaves": 15}
+            call = not derived and self._found(exprfacts.literal_call(value))  # Config(lr=lr)
+            if call or derived or is_literal(value):
                 self.literals[t.id] = None
                 (self.config_calls.add if call else self.config_calls.discard)(t.id)
                 if not self.loops:  # written again: its value at the end is this one's
@@ -245,9 +246,8 @@ class _Walker:
                     if isinstance(e, ast.Name):
                         self._computed(e.id)
 
-    def _from_configs(self, value: ast.expr) -> bool:
-        """``{**BASE, "leaves": 15}``: a dict of literals and configs, none computed here."""
-        bases = exprfacts.config_bases(value)
+    def _found(self, bases: list[str] | None) -> bool:
+        """Whether ``bases`` (of ``{**BASE, "leaves": 15}``) are literals or found, not made."""
         return bases is not None and all(n in self.literals or n not in self.bound for n in bases)
 
     def _computed(self, name: str) -> None:

@@ -179,14 +179,16 @@ def _statement(text: str) -> list[ast.stmt] | None:
     return None
 
 
-def literal_call(v: ast.expr) -> bool:
-    """A call of a name or attribute with literal arguments only, at least one:
-    ``TrainConfig(lr=0.2)``, ``SimpleNamespace(lr=0.3)``, ``parser.parse_args(["--lr",
-    "0.1"])``: a config object made in the cell (its value at the end is one, or nothing)."""
-    if not isinstance(v, ast.Call) or not (v.args or v.keywords):
-        return False
-    if base_name(v.func) is None:
-        return False
-    return all(is_literal(a) for a in v.args) and all(
-        k.arg is not None and is_literal(k.value) for k in v.keywords
-    )
+def literal_call(v: ast.expr) -> list[str] | None:
+    """The names a call of a name or attribute with literal (or plain name) arguments
+    reads, at least one argument: ``TrainConfig(lr=lr, epochs=4)`` gives ``['lr']``,
+    ``parser.parse_args(["--lr", "0.1"])`` ``[]``: a config object made in the cell (its
+    value at the end is one, or nothing); None for any other expression."""
+    if not isinstance(v, ast.Call) or not (v.args or v.keywords) or base_name(v.func) is None:
+        return None
+    values = [*v.args, *(k.value for k in v.keywords)]
+    if any(k.arg is None for k in v.keywords) or not all(
+        is_literal(a) or isinstance(a, ast.Name) for a in values
+    ):
+        return None
+    return [a.id for a in values if isinstance(a, ast.Name)]
