@@ -53,7 +53,9 @@ def test_assignments_mutations_and_literals_are_told_apart():
     # changed in place, or may be: stores into them, augmented assignments, methods
     assert flow.mutates == {"df", "model", "n", "X"}
     assert flow.called == {"raw"}  # m is the comprehension's own
-    assert flow.literals == ("lr", "layers", "a", "b", "n")  # m became computed
+    literals = [k for k in flow.literals if k not in flow.config_calls]
+    assert literals == ["lr", "layers", "a", "b", "n"]  # m became computed
+    assert flow.config_calls == {"m"}  # a call of names: a parameter only if a config object
     assert not flow.dynamic and flow.error is None
 
 
@@ -108,6 +110,17 @@ def test_pandas_query_and_eval_strings_read_their_at_names():
     assert flow.reads == ("len", "df", "lo", "hi", "pd", "k")
     # not for a method of another name, nor a string that is not the expression
     assert analyze("s.replace('@x', y)").reads == ("s", "y")
+
+
+def test_code_in_time_magics_and_shell_lines_is_read_as_the_cell_s():
+    flow = analyze(
+        "get_ipython().run_line_magic('time', 'm = fit(n)')\n"
+        "get_ipython().run_line_magic('timeit', '-n 3 -r 1 t = g(k)')\n"
+        "out = get_ipython().getoutput('echo {depth} $tag $$HOME')\n"
+        "get_ipython().run_line_magic('matplotlib', 'inline')"
+    )
+    assert flow.reads == ("get_ipython", "fit", "n", "g", "k", "depth", "tag")
+    assert flow.assigns == {"m", "out"}  # %timeit's t is its timing function's
 
 
 def test_a_name_read_before_the_cell_rebinds_it_to_a_literal_is_an_input_not_a_literal():

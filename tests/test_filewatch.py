@@ -13,6 +13,7 @@ from pathlib import Path
 from nbtrack.filewatch import FileWatcher
 from nbtrack.hashing import hash_bytes, hash_file
 from nbtrack.models import DataVersion
+from test_lineage import _cell_runs
 from test_magics import _settle
 
 
@@ -166,6 +167,49 @@ def test_files_written_by_joblib_workers_are_outputs(kernel, project_dir):
     assert {p for p, role in data if role == "output"} == {f"parts/p{i}.txt" for i in range(4)}
     for i in range(4):
         _is_version_of(data[(f"parts/p{i}.txt", "output")], project_dir / "parts" / f"p{i}.txt")
+
+
+def test_files_read_by_forked_workers_are_inputs(kernel, project_dir):
+    """Found by the sixth trial: a PyTorch ``DataLoader(..., num_workers=2)`` reads its
+    shards in forked workers, and the run recorded no input at all (with
+    ``num_workers=0`` it had every shard). A worker still alive after the cell (a pool
+    kept for the next cell) adds nothing to a run that has ended."""
+    for i in range(4):
+        (project_dir / f"s{i}.txt").write_text(str(i))
+    kernel.ok(
+        "import multiprocessing as mp\ndef load(i):\n"
+        "    with open(f's{i}.txt') as fh:\n        return int(fh.read())"
+    )
+    kernel.ok(
+        "%%track shards -m total\npool = mp.get_context('fork').Pool(2)\n"
+        "total = sum(pool.map(load, range(3)))",
+        timeout=300,
+    )
+    data = _data(project_dir)
+    assert {p for p, role in data if role == "input"} == {"s0.txt", "s1.txt", "s2.txt"}
+    _is_version_of(data[("s2.txt", "input")], project_dir / "s2.txt")
+    kernel.ok("n = sum(pool.map(load, [3]))\npool.close()\npool.join()", timeout=300)
+    (run,) = _cell_runs(_settle(project_dir), "shards")
+    assert {d.path for d in run.data if d.role == "input"} == {"s0.txt", "s1.txt", "s2.txt"}
+    pid = kernel.ok("import os\nprint(os.getpid())").text.strip()
+    assert not list(Path(tempfile.gettempdir()).glob(f"nbtrack-forked-{pid}-*"))  # removed
+
+
+def test_a_project_module_the_cell_uses_is_an_input_in_every_run(kernel, project_dir):
+    """Found by the sixth trial: ``import settings`` then ``settings.LR`` recorded
+    ``settings.py`` as an input only in the first run (later imports are cached), so
+    after ``LR`` changed and the module was reloaded the run said "input settings.py:
+    not read by this run". A library module (numpy) is no input."""
+    (project_dir / "settings.py").write_text("LR = 0.1\n")
+    cell = "%%track use -m out\nimport settings, numpy\nout = settings.LR * numpy.float64(10)"
+    kernel.ok(cell, cell_id="use")
+    (project_dir / "settings.py").write_text("LR = 0.5\n")
+    kernel.ok("import importlib\nimportlib.reload(settings)")
+    second = kernel.ok(cell, cell_id="use").text
+    a, b = _cell_runs(_settle(project_dir), "use")
+    assert [d.path for d in a.data] == [d.path for d in b.data] == ["settings.py"]
+    _is_version_of(next(d for d in b.data if d.path == "settings.py"), project_dir / "settings.py")
+    assert "input settings.py: changed" in second, second
 
 
 def test_a_hidden_data_folder_is_data_but_tool_folders_and_autosaves_are_not(kernel, project_dir):

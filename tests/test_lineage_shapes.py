@@ -246,3 +246,86 @@ def test_a_config_cell_of_dates_paths_and_numpy_scalars_run_again_equal_is_no_ch
     moved = kernel.ok(use, cell_id="use")
     assert "stale" not in same.text, same.text
     assert "stale input: days was made by In[3] from start" in moved.text, moved.text
+
+
+def test_a_dict_built_from_a_base_config_in_the_cell_is_a_parameter(project_dir, kernel):
+    """Found by the sixth trial: a LightGBM cell built its settings from an earlier
+    cell's ``BASE`` (``params = {**BASE, "num_leaves": 15}``, then
+    ``params["learning_rate"] = 0.05``) and recorded only ``BASE``, whose learning rate
+    (0.1) was not the one trained with; changing the override changed no parameter."""
+    kernel.ok("import copy\nBASE = {'objective': 'binary', 'learning_rate': 0.1}\nrows = [1, 2]")
+    train = (
+        "%%track train\nparams = {**BASE, 'num_leaves': 15}\nparams['learning_rate'] = {lr}\n"
+        "merged = BASE | {'seed': 0}\nkw = dict(BASE, seed=1)\ncfg = copy.deepcopy(BASE)\n"
+        "cfg.update(depth=3)\nn = len(rows)\nstats = {**{'n': n}}\nflags = n | 4"
+    )
+    kernel.ok(train.replace("{lr}", "0.05"))
+    out = kernel.ok(train.replace("{lr}", "0.2")).text
+    client = _settle(project_dir)
+    a, b = _cell_runs(client, "train")
+    base = {"objective": "binary", "learning_rate": 0.1}
+    assert a.params == {
+        "BASE": base,
+        "rows": [1, 2],
+        "params": {**base, "num_leaves": 15, "learning_rate": 0.05},
+        "merged": {**base, "seed": 0},
+        "kw": {**base, "seed": 1},
+        "cfg": {**base, "depth": 3},
+    }
+    assert a.param_sources["params"] == "auto" and a.param_sources["BASE"] == "upstream"
+    assert b.params["params"]["learning_rate"] == 0.2
+    assert "param params.learning_rate: 0.05 → 0.2" in out, out
+
+
+def test_names_read_by_time_magics_and_shell_lines_are_parameters(project_dir, kernel):
+    """Found by the sixth trial: ``%time model = fit(N_EST)`` and ``!echo depth={DEPTH}``
+    hold their code as strings for IPython, so the cell read neither ``N_EST`` nor
+    ``DEPTH``: changing them upstream left the run's parameters as they were."""
+    train = (
+        "%%track train -m score\n%time model = sorted(range(N_EST))\n"
+        "%timeit -n 1 -r 1 sum(range(REPEAT))\n!echo depth={DEPTH} $TAG > depth.txt\n"
+        "score = model[-1] / 10"
+    )
+    kernel.ok("N_EST, DEPTH, REPEAT, TAG = 20, 3, 5, 'a'", cell_id="setup")
+    first = kernel.ok(train, cell_id="train").text
+    kernel.ok("N_EST, DEPTH, REPEAT, TAG = 50, 4, 5, 'b'", cell_id="setup")
+    second = kernel.ok(train, cell_id="train").text
+    assert "Wall time" in first and "per loop" in first  # the magics print as untracked
+    client = _settle(project_dir)
+    a, b = _cell_runs(client, "train")
+    assert a.params == {"N_EST": 20, "REPEAT": 5, "DEPTH": 3, "TAG": "a"}
+    assert b.params == {"N_EST": 50, "REPEAT": 5, "DEPTH": 4, "TAG": "b"}
+    assert "model" not in a.params and b.metrics["score"] == 4.9
+    assert "param N_EST: 20 → 50 (upstream)" in second, second
+    assert (project_dir / "depth.txt").read_text() == "depth=4 b\n"
+
+
+def test_a_config_object_made_in_the_cell_is_a_parameter_not_its_class_defaults(
+    project_dir, kernel
+):
+    """Found by the sixth trial: ``cfg = TrainConfig(lr=0.2)`` in the tracked cell recorded
+    ``TrainConfig={'lr': 0.1, 'epochs': 3}`` (the dataclass's defaults, as a class the
+    cell read) and not ``cfg``: the run said lr 0.1 for a model trained with 0.2; nor
+    were ``SimpleNamespace(lr=0.3)`` and ``parser.parse_args(['--lr', '0.05'])``."""
+    kernel.ok(
+        "import argparse\nfrom dataclasses import dataclass, field\n"
+        "from types import SimpleNamespace\n@dataclass\nclass TrainConfig:\n"
+        "    lr: float = 0.1\n    epochs: int = 3\n"
+        "    layers: list = field(default_factory=lambda: [16, 8])\n"
+        "parser = argparse.ArgumentParser()\nparser.add_argument('--lr', type=float)\n"
+        "base_lr = 0.4"
+    )
+    kernel.ok(
+        "%%track train\ncfg = TrainConfig(lr=0.2)\nns = SimpleNamespace(lr=0.3, epochs=2)\n"
+        "args = parser.parse_args(['--lr', '0.05'])\nn = round(2.5)\nx = cfg.lr + ns.lr + args.lr\n"
+        "tuned = TrainConfig(lr=base_lr, epochs=4)"
+    )
+    (run,) = _cell_runs(_settle(project_dir), "train")
+    assert run.params == {
+        "cfg": {"lr": 0.2, "epochs": 3, "layers": [16, 8]},
+        "ns": {"lr": 0.3, "epochs": 2},
+        "args": {"lr": 0.05},
+        "tuned": {"lr": 0.4, "epochs": 4, "layers": [16, 8]},
+        "base_lr": 0.4,
+    }
+    assert run.param_sources["tuned"] == "auto" and run.param_sources["base_lr"] == "upstream"

@@ -104,11 +104,22 @@ def test_huge_unpicklable_or_hostile_values_are_described_quickly_with_a_note():
 
 
 def test_m_variables_become_metrics_series_or_a_reason():
-    assert metric_values("acc", np.float64(0.9)) == ({"acc": 0.9}, None, None)
-    assert metric_values("losses", np.array([3, 2, 1])) == ({}, [3.0, 2.0, 1.0], None)
+    assert metric_values("acc", np.float64(0.9)) == ({"acc": 0.9}, {}, None)
+    assert metric_values("losses", np.array([3, 2, 1])) == ({}, {"losses": [3.0, 2.0, 1.0]}, None)
     assert metric_values("report", {"a": {"f1": 1, "support": 3}}) == (
         {"report.a.f1": 1.0, "report.a.support": 3.0},
+        {},
         None,
+    )
+    assert metric_values("cv", {"fit_time": np.array([0.5, 0.25]), "note": "x"}) == (
+        {},
+        {"cv.fit_time": [0.5, 0.25]},
+        "cv.note (a str)",
+    )
+    assert metric_values("s", pd.Series([0.5, 0.7])) == ({}, {"s": [0.5, 0.7]}, None)
+    assert metric_values("s", pd.Series({"acc": 0.9, "f1": 0.8})) == (
+        {"s.acc": 0.9, "s.f1": 0.8},
+        {},
         None,
     )
     assert metric_values("m", np.zeros((2, 2)))[2] == "an array of shape (2, 2) and dtype float64"
@@ -135,3 +146,61 @@ def test_a_torch_scalar_named_with_m_is_a_metric_as_log_metric_takes_it(project_
     assert run.metrics["loss"] == 0.25
     series = client.metric_series(run.run_id, ["losses"])["losses"]
     assert [p.value for p in series] == [0.5, 0.25]
+
+
+def test_a_dict_of_score_arrays_named_with_m_is_one_series_per_key(project_dir, kernel):
+    """Found by the sixth trial: ``res = cross_validate(clf, X, y, scoring=[...])`` is a
+    dict of per-fold arrays, and ``-m res`` warned "not a metric: a dict without numbers"
+    and recorded nothing, while ``-m scores`` on ``cross_val_score``'s array is a series."""
+    from test_lineage import _cell_runs
+    from test_magics import _settle
+
+    kernel.ok("import numpy as np")
+    reply = kernel.ok(
+        "%%track cv -m res -m folds\nres = {'test_accuracy': np.array([0.9, 0.8, 1.0]),\n"
+        "       'test_f1': np.array([0.85, 0.75, 0.95]), 'fold': 'stratified'}\n"
+        "import pandas as pd\nfolds = pd.Series(res['test_f1'])"
+    )
+    assert "-m folds" not in reply.text  # a pandas Series of fold scores is a series too
+    assert "a dict without numbers" not in reply.text
+    assert "-m res: not a metric: res.fold (a str)" in reply.text
+    client = _settle(project_dir)
+    (run,) = _cell_runs(client, "cv")
+    assert run.metrics["res.test_accuracy"] == 1.0  # the last fold, as any series
+    series = client.metric_series(run.run_id, ["res.test_accuracy", "res.test_f1"])
+    assert [p.value for p in series["res.test_accuracy"]] == [0.9, 0.8, 1.0]
+    assert [p.step for p in series["res.test_f1"]] == [0, 1, 2]
+    assert run.metrics["folds"] == 0.95
+
+
+def test_a_tensor_made_again_with_the_same_values_keeps_its_fingerprint(project_dir, kernel):
+    """Found by the sixth trial: ``X = torch.randn(256, 8)`` after ``torch.manual_seed(0)``
+    had a new fingerprint in every kernel (a tensor's pickle holds ``torch.save``'s
+    serialization id), so two papermill runs of one notebook diffed "read X: changed",
+    and so did a model (its parameters are tensors)."""
+    from test_lineage import _cell_runs
+    from test_magics import _settle
+
+    setup = (
+        "import torch\ntorch.manual_seed({seed})\nX = torch.randn(64, 8)\nm = torch.nn.Linear(8, 2)"
+    )
+    train = "%%track fit -m out\nout = float(m(X).sum())"
+    kernel.ok(setup.format(seed=0), cell_id="setup")
+    kernel.ok(train, cell_id="fit")
+    kernel.ok(setup.format(seed=0), cell_id="setup")
+    same = kernel.ok(train, cell_id="fit").text
+    kernel.ok(setup.format(seed=1), cell_id="setup")
+    moved = kernel.ok(train, cell_id="fit").text
+    assert "read X" not in same and "read m" not in same, same
+    assert "read X: changed" in moved and "read m: changed" in moved, moved
+    a, b, c = _cell_runs(_settle(project_dir), "fit")
+    fingerprints = [{i.name: i.fingerprint for i in r.named_inputs} for r in (a, b, c)]
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]
+    assert fingerprints[0]["X"] == describe(torch_randn_seed0()).fingerprint  # any process
+
+
+def torch_randn_seed0():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.randn(64, 8)

@@ -34,7 +34,7 @@ from .models import DataVersion, Run, warning_tag
 from .previous import PreviousRuns, cell_key
 from .rundiff import RunDiff, diff_runs
 from .session import KernelSession, after_reply
-from .values import MetricVars, metric_values
+from .values import MetricVars, config_fields, metric_values
 
 log = logging.getLogger("nbtrack")
 
@@ -292,7 +292,7 @@ class CellRun:
 
     # ---------------------------------------------------------------- the end
     def end(self, user_ns: dict[str, Any], error: BaseException | None) -> CellOutcome:
-        filewatch.disarm()
+        filewatch.disarm(user_ns.get(n) for n in self.flow.assigns)
         tracking.set_active(None)
         # -- system metrics: peaks logged; the thread is woken to end after the reply
         sysmetrics.stop(self._system, after_reply)
@@ -306,6 +306,7 @@ class CellRun:
                     self.warnings.append(f"-p {var}: no variable {var!r} after the cell")
             held, self._held = (self._held if error is not None else {}), {}
             skip = {*flagged, *self.opts.metrics, *self.flow.loop_changed}
+            skip.update(n for n in self.flow.config_calls if config_fields(user_ns.get(n)) is None)
             auto = (
                 capture.end_literals(self.flow.literals, user_ns, skip, held)
                 if self.opts.auto
@@ -369,8 +370,9 @@ class CellRun:
             try:
                 if scalars:  # logged once, at the end: one spool record, no point log
                     w.log_metrics_once(scalars)
-                for step, value in enumerate(series or ()):
-                    w.log_metric(var, value, step)
+                for key, points in series.items():
+                    for step, value in enumerate(points):
+                        w.log_metric(key, value, step)
             except UsageError as exc:
                 self.warnings.append(f"-m {var}: {exc}")
 

@@ -21,6 +21,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import exprfacts
 from .astwalk import kids, parsed, walk
 from .exprfacts import AT_CALLS, at_names, base_name, is_literal
 
@@ -40,8 +41,9 @@ class CellFlow:
     ``literals``: names bound to a literal at top level (never later to something
     computed). ``loop_changed``: those of them a loop rebinds or changes (``total += x``
     in a ``for``): their value at the end of the cell is what the loop left, not a
-    parameter, so the run records them as written. ``error``: why the code could not be
-    analysed (then everything else is empty).
+    parameter, so the run records them as written. ``config_calls``: literals made by a
+    call of literals and names found (``TrainConfig(lr=lr)``), parameters if configs.
+    ``error``: why the code could not be analysed (then everything else is empty).
     """
 
     reads: tuple[str, ...] = ()
@@ -50,6 +52,7 @@ class CellFlow:
     called: frozenset[str] = frozenset()
     literals: tuple[str, ...] = ()
     loop_changed: frozenset[str] = frozenset()
+    config_calls: frozenset[str] = frozenset()
     dynamic: bool = False
     error: str | None = None
 
@@ -70,6 +73,7 @@ class _Walker:
         self.called: set[str] = set()
         self.literals: dict[str, None] = {}
         self.loop_changed: set[str] = set()
+        self.config_calls: set[str] = set()
         self.loops = 0  # depth of the top-level for/while loops being walked
         self.dynamic = False
         # Inner scopes being walked now (class bodies, comprehensions): their names.
@@ -224,8 +228,11 @@ class _Walker:
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         if isinstance(t, ast.Name):
-            if is_literal(value):
+            derived = self._found(exprfacts.config_bases(value))  # {**BASE, "leaves": 15}
+            call = not derived and self._found(exprfacts.literal_call(value))  # Config(lr=lr)
+            if call or derived or is_literal(value):
                 self.literals[t.id] = None
+                (self.config_calls.add if call else self.config_calls.discard)(t.id)
                 if not self.loops:  # written again: its value at the end is this one's
                     self.loop_changed.discard(t.id)
             else:
@@ -238,6 +245,10 @@ class _Walker:
                 for e in ast.walk(t):
                     if isinstance(e, ast.Name):
                         self._computed(e.id)
+
+    def _found(self, bases: list[str] | None) -> bool:
+        """Whether ``bases`` (of ``{**BASE, "leaves": 15}``) are literals or found, not made."""
+        return bases is not None and all(n in self.literals or n not in self.bound for n in bases)
 
     def _computed(self, name: str) -> None:
         """``name`` bound to something computed: no literal, unless a loop changes it."""
@@ -277,6 +288,8 @@ class _Walker:
                 if f.attr in AT_CALLS:
                     for name in at_names(node):  # type: ignore[arg-type]
                         self.load(name)
+                if type(f.value) is ast.Call:  # %time m = fit(n), !echo {depth}
+                    self._ipython_code(node)  # type: ignore[arg-type]
                 if self.loops and type(f.value) is ast.Name:  # history.append(loss)
                     self._changed_in_loop(f.value.id)
         elif t is ast.BinOp:
@@ -303,6 +316,13 @@ class _Walker:
                     self.expr(child)
                 else:
                     self.node(child)
+
+    def _ipython_code(self, call: ast.Call) -> None:
+        stmts, scoped = exprfacts.ipython_code(call) or ([], False)
+        self.scopes += [set()] if scoped else []
+        self.body(stmts)
+        if scoped:
+            self.scopes.pop()
 
     def _comprehension(self, node: ast.AST) -> None:
         gens: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
@@ -377,6 +397,7 @@ class _Walker:
             # the cell used is the one it found (``print(epochs); epochs = 3`` used 5).
             literals=tuple(k for k in self.literals if k not in reads),
             loop_changed=frozenset(k for k in self.loop_changed if k in self.literals),
+            config_calls=frozenset(k for k in self.config_calls if k in self.literals),
             dynamic=self.dynamic,
         )
 
@@ -409,6 +430,7 @@ def merge(flows: list[CellFlow]) -> CellFlow:
         called=frozenset().union(*(f.called for f in flows)),
         literals=tuple(k for k in literals if k not in reads),
         loop_changed=frozenset().union(*(f.loop_changed for f in flows)),
+        config_calls=frozenset().union(*(f.config_calls for f in flows)),
         dynamic=any(f.dynamic for f in flows),
         error=next((f.error for f in flows if f.error), None),
     )

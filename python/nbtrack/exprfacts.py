@@ -7,6 +7,9 @@
   read the caller's variables by name from inside a string (``@name``); the dataflow of a
   cell (dataflow.py) and of the notebook code it calls (codeflow.py) count them as read,
   as they do a name in code.
+- IPython's strings of code: ``%time m = fit(n)`` and ``%timeit f(n)`` run Python code
+  and ``!echo {depth}`` expands Python expressions, which the cell's code holds only as
+  strings (``get_ipython().run_line_magic('time', 'm = fit(n)')``).
 """
 
 from __future__ import annotations
@@ -86,3 +89,106 @@ def as_dict_literal(v: ast.expr) -> ast.Dict | None:
         keys=[ast.Constant(k.arg) for k in v.keywords],
         values=[as_dict_literal(k.value) or k.value for k in v.keywords],  # dict(b=dict(c=2))
     )
+
+
+_COPIES = frozenset({"copy", "deepcopy"})
+
+
+def config_bases(v: ast.expr) -> list[str] | None:
+    """The names a dict built from other dicts and literals starts from, or None.
+
+    Boosting tutorials build their settings from a base config: ``{**BASE, "leaves": 15}``,
+    ``BASE | {"leaves": 15}``, ``dict(BASE, leaves=15)``, or a copy (``BASE.copy()``,
+    ``copy.deepcopy(BASE)``, ``dict(BASE)``) changed key by key after. The dict the cell
+    uses is then a parameter as a literal one is (its value at the end of the cell).
+
+    >>> config_bases(ast.parse('{**base, "lr": 0.1}', mode="eval").body)
+    ['base']
+    >>> config_bases(ast.parse('{"lr": lr}', mode="eval").body) is None
+    True
+    """
+    if isinstance(v, ast.Dict):
+        splats = [n for k, n in zip(v.keys, v.values, strict=True) if k is None]
+        plain = [(k, n) for k, n in zip(v.keys, v.values, strict=True) if k is not None]
+        if not splats or not all(isinstance(n, ast.Name) for n in splats):
+            return None
+        if not all(is_literal(k) and is_literal(n) for k, n in plain):
+            return None
+        return [n.id for n in splats if isinstance(n, ast.Name)]
+    if isinstance(v, ast.BinOp) and isinstance(v.op, ast.BitOr):  # BASE | {"leaves": 15}
+        sides = (v.left, v.right)
+        names = [s.id for s in sides if isinstance(s, ast.Name)]
+        literal = [s for s in sides if isinstance(s, ast.Dict) and is_literal(s)]
+        return names if len(names) == 1 and literal else None  # A | B: ints, sets too
+    if not isinstance(v, ast.Call):
+        return None
+    f, args = v.func, v.args
+    if not (len(args) == 1 and isinstance(args[0], ast.Name)):  # BASE.copy() has none
+        if isinstance(f, ast.Attribute) and f.attr == "copy" and not args and not v.keywords:
+            return [f.value.id] if isinstance(f.value, ast.Name) else None
+        return None
+    if isinstance(f, ast.Name) and f.id == "dict":  # dict(BASE, leaves=15)
+        literal_kw = all(k.arg is not None and is_literal(k.value) for k in v.keywords)
+        return [args[0].id] if literal_kw else None
+    callee = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+    return [args[0].id] if callee in _COPIES and not v.keywords else None  # copy.deepcopy(BASE)
+
+
+#: Line magics whose argument is Python code run in the user's namespace, and whether
+#: it runs in a scope of its own (``%timeit``'s timing function) rather than at top level
+#: (``%time m = fit(n)`` binds ``m``).
+CODE_MAGICS = {"time": False, "prun": False, "debug": False, "timeit": True}
+_SHELL_BRACES = re.compile(r"\{([^{}]+)\}")
+_SHELL_DOLLAR = re.compile(r"(?<!\$)\$([A-Za-z_]\w*)")
+
+
+def ipython_code(call: ast.Call) -> tuple[list[ast.stmt], bool] | None:
+    """The Python code IPython runs from a string of the cell: the statement of
+    ``%time m = fit(n)`` (``get_ipython().run_line_magic('time', 'm = fit(n)')``), its
+    options left out (``%timeit -n 3 f(n)``), and whether it has a scope of its own; the
+    expressions ``!echo {depth} $name`` expands (IPython fills them from the namespace).
+    None for any other call."""
+    f = call.func
+    owner = f.value if isinstance(f, ast.Attribute) else None
+    if not (isinstance(owner, ast.Call) and getattr(owner.func, "id", "") == "get_ipython"):
+        return None
+    args = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    method = getattr(f, "attr", "")
+    if len(args) != len(call.args):
+        return None
+    if method == "run_line_magic" and len(args) == 2 and args[0] in CODE_MAGICS:
+        tree = _statement(args[1])
+        return (tree, CODE_MAGICS[args[0]]) if tree is not None else None
+    if method in ("system", "getoutput") and len(args) == 1:
+        found = [*_SHELL_BRACES.findall(args[0]), *_SHELL_DOLLAR.findall(args[0])]
+        exprs = [e for e in map(_statement, found) if e and isinstance(e[0], ast.Expr)]
+        return [e[0] for e in exprs], False
+    return None
+
+
+def _statement(text: str) -> list[ast.stmt] | None:
+    """``text`` parsed, after the leading options that keep it from parsing (``-n 3``)."""
+    tokens = text.strip().split()
+    for i in range(len(tokens)):
+        if i and not tokens[0].startswith("-"):
+            break
+        try:
+            return ast.parse(" ".join(tokens[i:])).body
+        except (SyntaxError, ValueError):
+            continue
+    return None
+
+
+def literal_call(v: ast.expr) -> list[str] | None:
+    """The names a call of a name or attribute with literal (or plain name) arguments
+    reads, at least one argument: ``TrainConfig(lr=lr, epochs=4)`` gives ``['lr']``,
+    ``parser.parse_args(["--lr", "0.1"])`` ``[]``: a config object made in the cell (its
+    value at the end is one, or nothing); None for any other expression."""
+    if not isinstance(v, ast.Call) or not (v.args or v.keywords) or base_name(v.func) is None:
+        return None
+    values = [*v.args, *(k.value for k in v.keywords)]
+    if any(k.arg is None for k in v.keywords) or not all(
+        is_literal(a) or isinstance(a, ast.Name) for a in values
+    ):
+        return None
+    return [a.id for a in values if isinstance(a, ast.Name)]

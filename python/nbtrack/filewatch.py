@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,10 @@ class FileWatcher:
         self._versioning = threading.local()
         # This process's writes, claimed for kernels running cells beside it (writeclaims.py).
         self.claims = writeclaims.Claims(self.store)
+        # Where a forked worker (a DataLoader's, a fork Pool's) appends the paths it reads:
+        # made by arm(), read and removed by disarm(). ``forked``: this copy is a worker's.
+        self.forked_log: str | None = None
+        self.forked = False
 
     def inside(self, path: str) -> bool:
         return path.startswith(self.root + os.sep)
@@ -94,6 +99,11 @@ class FileWatcher:
         real = os.path.realpath(path)
         if not self.keep(real) or (not folder and os.path.isdir(real)):
             return
+        if self.forked:
+            if read and not write and real not in self.reads:
+                self.reads[real] = None
+                self._tell_parent(real)
+            return  # (its writes: the project watch sees them)
         if write:
             if real not in self.writes and self.inside(real):
                 self.claims.claim(real)
@@ -110,6 +120,37 @@ class FileWatcher:
                     self.before_overwrite(real)
                 finally:
                     self._versioning.on = False
+
+    def _tell_parent(self, path: str) -> None:
+        """A worker's read, one line appended to the cell's log (``O_APPEND``: lines of
+        workers reading at once do not interleave). No log any more: the cell has ended
+        (a pool kept for later cells), and this worker's reads reach nobody."""
+        self._versioning.on = True  # (this open is nbtrack's)
+        try:
+            fd = os.open(self.forked_log or "", os.O_WRONLY | os.O_APPEND)
+        except OSError:
+            self.forked_log = None
+            return
+        finally:
+            self._versioning.on = False
+        try:
+            os.write(fd, os.fsencode(path) + b"\n")
+        finally:
+            os.close(fd)
+
+    def take_forked_reads(self) -> None:
+        """The files the cell's forked workers read, as reads of the cell's own."""
+        log, self.forked_log = self.forked_log, None
+        if log is None:
+            return
+        try:
+            with open(log, "rb") as fh:
+                paths = dict.fromkeys(fh.read().splitlines())
+            os.unlink(log)
+        except OSError:
+            return
+        for path in paths:
+            self.saw(os.fsdecode(path), write=False, read=True)
 
     def _environment_file(self, path: str) -> bool:
         """Whether ``path`` is in an ignored folder (the Python environment: the modules a
@@ -334,16 +375,32 @@ def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
         _own_thread = is_own_thread
         sys.addaudithook(_hook)
         libhooks.install()
-        # A forked worker's own accesses reach nobody: the project watch sees its writes.
+        # A forked worker's reads go to the cell's log; the project watch sees its writes.
         os.register_at_fork(after_in_child=_forget)
         _installed = True
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
     watcher.begin()
+    try:
+        fd, watcher.forked_log = tempfile.mkstemp(prefix=f"nbtrack-forked-{os.getpid()}-")
+        os.close(fd)
+    except OSError:
+        watcher.forked_log = None
     for value in values_read:
-        for path in _database_files(value):
+        for path in _database_files(value) + _module_file(value):
             watcher.saw(path, write=False, read=True)
     _watcher = watcher
     libhooks.sink = report
+
+
+def _module_file(value: Any) -> list[str]:
+    """The source file of a module the cell uses (``import settings`` then
+    ``settings.LR``): imported once, its file is opened by the first cell only, so a
+    later cell's run had no trace of ``settings.py`` changed and reloaded. The
+    environment's modules are left out as any of its files."""
+    if not isinstance(value, types.ModuleType):
+        return []
+    path = getattr(value, "__file__", None)
+    return [os.path.abspath(path)] if isinstance(path, str) and path.endswith(".py") else []
 
 
 def _database_files(value: Any) -> list[str]:
@@ -364,15 +421,27 @@ def _database_files(value: Any) -> list[str]:
 
 
 def _forget() -> None:
+    """In a forked worker: its reads go to the cell's log; nothing else is its to see
+    (the project watch's queue and the write claims are the parent's)."""
     global _watcher
-    _watcher = None  # (never read the queue here: it is the parent's)
-    libhooks.sink = None
+    w = _watcher
+    if w is None or w.forked_log is None:
+        _watcher = None
+        libhooks.sink = None
+        return
+    w.forked, w.project_watch, w.before_overwrite = True, None, None
+    w._versioning = threading.local()  # (a lock or flag of the forking thread: not ours)
 
 
-def disarm() -> FileWatcher | None:
+def disarm(values_bound: Iterable[Any] = ()) -> FileWatcher | None:
+    """Stop collecting; ``values_bound``: the values of the names the cell bound, whose
+    modules (``import settings``, imported before) are reads of their files."""
     global _watcher
     w, _watcher = _watcher, None
     libhooks.sink = None
     if w is not None:
+        for path in (p for value in values_bound for p in _module_file(value)):
+            w.saw(path, write=False, read=True)
+        w.take_forked_reads()
         w.finish()
     return w

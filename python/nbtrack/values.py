@@ -15,7 +15,6 @@ import datetime
 import enum
 import numbers
 import os
-import pickle
 import sys
 import time
 import types
@@ -26,12 +25,12 @@ from typing import Any
 import xxhash
 
 from .models import SAMPLED_FINGERPRINT, WHOLE_FINGERPRINT
+from .picklehash import GiveUp, hash_pickle
 
 MAX_STRING = 1000  # characters of a string parameter
 MAX_ITEMS = 50  # items of a list/tuple/dict parameter
 MAX_DEPTH = 3
 SAMPLE_BYTES = 2 << 20  # an array/frame larger than this is fingerprinted from a sample
-PICKLE_LIMIT = 64 << 20  # other values: pickled into the hash up to this many bytes
 FINGERPRINT_BUDGET = 0.05  # seconds; past it the fingerprint is given up (with a note)
 MAX_SERIES = 1_000_000  # points of a -m series
 
@@ -113,8 +112,9 @@ def config_fields(value: Any) -> dict[str, Any] | None:
         argparse is not None and isinstance(value, argparse.Namespace)
     ):
         return dict(vars(value))
-    if isinstance(value, type):
-        return _class_settings(value) if value.__module__ == "__main__" else None
+    if isinstance(value, type):  # (a dataclass's class attributes: defaults, not settings)
+        plain = value.__module__ == "__main__" and not dataclasses.is_dataclass(value)
+        return _class_settings(value) if plain else None
     if dataclasses.is_dataclass(value):
         try:
             return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
@@ -224,85 +224,86 @@ def _fingerprint(value: Any, deadline: float) -> tuple[str | None, str | None]:
         step = max(1, len(view) // SAMPLE_BYTES)
         h.update(bytes(view[::step]) if step > 1 else view)
         return _done(h, step > 1)
-    # Anything else (a model, a dict of arrays): its pickle, streamed into the hash and
-    # given up past the byte limit or the deadline.
-    sink = _HashSink(h, deadline)
+    # Anything else (a model, a dict of arrays, a tensor): its pickle, streamed into the
+    # hash and given up past the byte limit or the deadline (picklehash.py).
     try:
-        pickle.Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-    except _GiveUp as exc:
+        sampled = hash_pickle(value, h, deadline, SAMPLE_BYTES)
+    except GiveUp as exc:
         return None, f"not fingerprinted: {exc}"
     except Exception as exc:
         return None, f"not fingerprinted: cannot pickle ({type(exc).__name__})"
-    return _done(h, False)
-
-
-class _GiveUp(Exception):
-    pass
-
-
-class _HashSink:
-    """A file for ``pickle`` that hashes what it is given, within limits."""
-
-    def __init__(self, h: Any, deadline: float) -> None:
-        self.h = h
-        self.deadline = deadline
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        self.size += len(data)
-        if self.size > PICKLE_LIMIT:
-            raise _GiveUp(f"larger than {PICKLE_LIMIT >> 20} MiB")
-        if time.perf_counter() > self.deadline:
-            raise _GiveUp("took too long")
-        self.h.update(data)
-        return len(data)
+    return _done(h, sampled)
 
 
 def _done(h: Any, sampled: bool) -> tuple[str | None, str | None]:
     return (SAMPLED_FINGERPRINT if sampled else WHOLE_FINGERPRINT) + h.hexdigest(), None
 
 
-def metric_values(name: str, value: Any) -> tuple[dict[str, float], list[float] | None, str | None]:
-    """A ``-m`` variable as metrics: ``(scalars, series, why not a metric)``.
+def metric_values(
+    name: str, value: Any
+) -> tuple[dict[str, float], dict[str, list[float]], str | None]:
+    """A ``-m`` variable as metrics: ``(scalars, series by name, why not a metric)``.
 
-    A number is one metric; a dict is flattened (``report.f1``, nested with dots,
-    non-numeric leaves named in the third item); a list/tuple/1-d array of numbers is a
-    series.
+    A number is one metric; a list/tuple/1-d array of numbers is a series; a dict is
+    flattened (``report.f1``, nested with dots; a leaf that is a list of numbers is a
+    series: ``cross_validate``'s ``{'test_score': array([...])}``), its other leaves
+    named in the third item.
 
     >>> metric_values("report", {"f1": 0.8, "macro": {"recall": 0.5}, "label": "a"})
-    ({'report.f1': 0.8, 'report.macro.recall': 0.5}, None, 'report.label (a str)')
+    ({'report.f1': 0.8, 'report.macro.recall': 0.5}, {}, 'report.label (a str)')
     >>> metric_values("losses", [0.5, 0.25])
-    ({}, [0.5, 0.25], None)
+    ({}, {'losses': [0.5, 0.25]}, None)
+    >>> metric_values("cv", {"test_score": [0.9, 0.8]})
+    ({}, {'cv.test_score': [0.9, 0.8]}, None)
     >>> metric_values("name", "svc")[2]
     'a str'
     """
-    value = _scalar(value)
+    value = _labelled(_scalar(value))
     if _is_number(value):
-        return {name: float(value)}, None, None
+        return {name: float(value)}, {}, None
     if isinstance(value, dict):
         flat: dict[str, float] = {}
+        series: dict[str, list[float]] = {}
         skipped: list[str] = []
-        _flatten(name, value, flat, 0, skipped)
-        if not flat:
-            return {}, None, "a dict without numbers"
+        _flatten(name, value, flat, series, 0, skipped)
+        if not flat and not series:
+            return {}, {}, "a dict without numbers"
         more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-        return flat, None, (", ".join(skipped[:3]) + more) if skipped else None
+        return flat, series, (", ".join(skipped[:3]) + more) if skipped else None
+    points, why = _series(value)
+    return {}, ({name: points} if points is not None else {}), why
+
+
+def _labelled(value: Any) -> Any:
+    """A pandas Series as the metrics it holds: by label (``df.mean()``, ``{'acc': 0.9}``),
+    or, numbered 0, 1, … (``pd.Series(cross_val_score(...))``), as its array."""
+    pd = sys.modules.get("pandas")
+    if pd is None or not isinstance(value, pd.Series):
+        return value
+    if isinstance(value.index, pd.RangeIndex) and value.index.start == 0 and value.index.step == 1:
+        return value.to_numpy()
+    return {str(k): v for k, v in value.items()}
+
+
+def _series(value: Any) -> tuple[list[float] | None, str | None]:
+    """A list/tuple/1-d array of numbers (0-d tensors too) as a series, or why not."""
+    value = _labelled(value)
     np = sys.modules.get("numpy")
     if np is not None and isinstance(value, np.ndarray):
         if value.ndim != 1 or value.dtype.kind not in "biuf":
-            return {}, None, f"an array of shape {value.shape} and dtype {value.dtype}"
+            return None, f"an array of shape {value.shape} and dtype {value.dtype}"
         value = value.tolist()
     if isinstance(value, (list, tuple)):
         if not value:
-            return {}, None, "an empty list"
+            return None, "an empty list"
         if len(value) > MAX_SERIES:
-            return {}, None, f"a list longer than {MAX_SERIES:,d} points"
+            return None, f"a list longer than {MAX_SERIES:,d} points"
         if not all(_is_number(v) for v in value):
             value = [_scalar(v) for v in value]  # a list of 0-d tensors (losses.append(loss))
         if all(_is_number(v) for v in value):
-            return {}, [float(v) for v in value], None
-        return {}, None, "a list with items that are not numbers"
-    return {}, None, f"a {type_name(value)}"
+            return [float(v) for v in value], None
+        return None, "a list with items that are not numbers"
+    return None, f"a {type_name(value)}"
 
 
 class MetricVars:
@@ -359,18 +360,28 @@ def _snapshot(value: Any) -> Any:
 
 
 def _flatten(
-    prefix: str, d: dict[Any, Any], out: dict[str, float], depth: int, skipped: list[str]
+    prefix: str,
+    d: dict[Any, Any],
+    out: dict[str, float],
+    series: dict[str, list[float]],
+    depth: int,
+    skipped: list[str],
 ) -> None:
     for k, v in d.items():
         key = f"{prefix}.{k}"
+        v = _scalar(v)
         if _is_number(v):
             out[key] = float(v)
         elif isinstance(v, dict) and depth < MAX_DEPTH:
-            _flatten(key, v, out, depth + 1, skipped)
+            _flatten(key, v, out, series, depth + 1, skipped)
+        elif isinstance(v, dict):
+            skipped.append(f"{key} (a deeper dict)")
         else:
-            skipped.append(
-                f"{key} ({'a deeper dict' if isinstance(v, dict) else 'a ' + type_name(v)})"
-            )
+            points, why = _series(v)
+            if points is not None:
+                series[key] = points
+            else:
+                skipped.append(f"{key} ({why})")
 
 
 def _scalar(v: Any) -> Any:
