@@ -172,8 +172,10 @@ def test_an_empty_store_draws_nothing_and_says_so(project_dir):
     assert "no finished notebook runs are recorded" in done.stderr
 
 
-def _plain_papermill(folder: Path, name: str, code: str, **env: str) -> None:
-    """``papermill NAME out/NAME`` as a user types it: no nbtrack sweep, ``%load_ext`` inside."""
+def _plain_papermill(folder: Path, name: str, code: str, script: bool = False, **env: str) -> None:
+    """``papermill NAME out/NAME -p seed 1`` as a user types it (or, ``script``, the same
+    through ``papermill.execute_notebook`` in a Python script): no nbtrack sweep,
+    ``%load_ext`` inside."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
     nb.cells = [nbformat.v4.new_code_cell("%load_ext nbtrack"), nbformat.v4.new_code_cell(code)]
@@ -181,31 +183,35 @@ def _plain_papermill(folder: Path, name: str, code: str, **env: str) -> None:
     nb.cells.append(nbformat.v4.new_code_cell(f"%%track {name}\n{code}"))
     nbformat.write(nb, folder / name)
     args = [f"{VENV_BIN}/papermill", name, f"out/{name}", "-k", "python3", "-p", "seed", "1"]
+    if script:
+        call = f"execute_notebook({name!r}, 'out/{name}', kernel_name='python3', parameters={{'seed': 1}})"
+        args = [f"{VENV_BIN}/python", "-c", f"from papermill import execute_notebook; {call}"]
     done = subprocess.run(args, cwd=folder, env=kernel_env(**env), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def test_beside_plain_papermill_runs_dag_says_what_it_found_and_what_names_a_notebook(
-    project_dir,
-):
-    """A new user's trial: ``papermill prepare.ipynb out.ipynb`` records a notebook run that
-    names no notebook, and ``dag`` said "no finished notebook runs are recorded"."""
+def test_plain_papermill_runs_draw_the_pipeline_and_a_script_s_runs_are_explained(project_dir):
+    """A new user's trial: ``papermill prepare.ipynb out.ipynb`` then the same for train:
+    ``dag`` draws prepare -> train (the kernel reads its notebook from papermill's command
+    line). papermill called from a script names no notebook: ``dag`` says what it found
+    and how to name one."""
     (project_dir / ".nbtrack").mkdir()
     (project_dir / "out").mkdir()
     prepare = "seed = 0\nopen('data.csv', 'w').write(f'x\\n{seed}\\n')"
     train = "seed = 0\nrows = open('data.csv').read().split()"
-    _plain_papermill(project_dir, "prepare.ipynb", prepare)
+    _plain_papermill(project_dir, "prepare.ipynb", prepare, script=True)
     done = run_cli("dag", cwd=project_dir)
     assert (done.returncode, done.stdout) == (0, "")
     assert done.stderr.strip() == (
-        "1 finished notebook run is recorded, but none names its notebook (plain papermill "
-        "does not tell the kernel which notebook it runs): run the notebooks with nbtrack "
-        "sweep NOTEBOOK, or papermill with NBTRACK_NOTEBOOK=NOTEBOOK set: nothing to draw"
+        "1 finished notebook run is recorded, but none names its notebook (papermill called "
+        "from Python does not tell the kernel which notebook it runs): run the notebooks "
+        "with nbtrack sweep NOTEBOOK, the papermill command, or set NBTRACK_NOTEBOOK=NOTEBOOK: "
+        "nothing to draw"
     )
     repro = run_cli("repro", "--dry-run", cwd=project_dir)
     assert repro.returncode == 2 and "1 finished notebook run is recorded, but none" in repro.stderr
-    # then: doing as it says draws the pipeline
-    _plain_papermill(project_dir, "prepare.ipynb", prepare, NBTRACK_NOTEBOOK="prepare.ipynb")
-    _plain_papermill(project_dir, "train.ipynb", train, NBTRACK_NOTEBOOK="train.ipynb")
+    # then: the papermill command, and a script told its notebook, draw the pipeline
+    _plain_papermill(project_dir, "prepare.ipynb", prepare)
+    _plain_papermill(project_dir, "train.ipynb", train, script=True, NBTRACK_NOTEBOOK="train.ipynb")
     edges = json.loads(run_cli("dag", "--format", "json", cwd=project_dir).stdout)["edges"]
     assert edges == [{"from": "prepare.ipynb", "to": "train.ipynb", "paths": ["data.csv"]}]

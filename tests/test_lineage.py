@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from conftest import kernel_env, run_cli
+from nbtrack import launcher
 from nbtrack.client import Client
 from nbtrack.dataflow import analyze
 from nbtrack.lineage import Lineage
@@ -301,6 +303,82 @@ def test_papermill_parameters_are_kept_when_nbtrack_is_loaded_after_the_paramete
     notebook = client.get_run(fit.parent_id)
     assert notebook.kind == "notebook" and notebook.params == {"seed": 3, "lr": 0.1}
     assert notebook.param_sources == {"seed": "papermill", "lr": "default"}
+
+
+@pytest.mark.parametrize("load_first", [True, False])
+def test_papermill_given_no_parameters_still_makes_a_notebook_run_with_the_defaults(
+    project_dir, load_first
+):
+    """papermill injects no cell when given no parameters: the kernel learns it runs under
+    papermill, and on which notebook, from papermill's command line. The notebook run
+    holds the parameters cell's values as defaults, wherever ``%load_ext`` sits, and a
+    cell that reads one says it is the default, not some upstream cell's value."""
+    load = ("%load_ext nbtrack", [])
+    cells = [("seed = 1\nlr = 0.1", ["parameters"]), ("%%track fit\nscore = seed * 2", [])]
+    _papermill(project_dir, [load, *cells] if load_first else [cells[0], load, cells[1]])
+    client = _settle(project_dir)
+    fit = _cell_runs(client, "fit")[0]
+    assert fit.params == {"seed": 1} and fit.param_sources == {"seed": "default"}
+    assert fit.notebook_path == "nb.ipynb"
+    notebook = client.get_run(fit.parent_id)
+    assert (notebook.kind, notebook.name, notebook.status) == ("notebook", "nb", "finished")
+    assert notebook.notebook_path == "nb.ipynb"
+    assert notebook.params == {"seed": 1, "lr": 0.1}
+    assert notebook.param_sources == {"seed": "default", "lr": "default"}
+
+
+def test_jupyter_execute_names_the_notebook_it_runs(project_dir):
+    """``jupyter execute nb.ipynb`` (a relative path, from the notebook's folder): the run
+    records its notebook, so ``rerun`` and the panel find it."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in ("%load_ext nbtrack", "%%track t\nx = 1")]
+    nbformat.write(nb, project_dir / "nb.ipynb")
+    done = subprocess.run(
+        [str(BIN / "jupyter-execute"), "nb.ipynb", "--kernel_name=python3"],
+        cwd=project_dir, env=kernel_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = _cell_runs(_settle(project_dir), "t")[0]
+    assert run.notebook_path == "nb.ipynb" and run.parent_id is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "tool", "notebook", "injects"),
+    [
+        (["papermill", "in.ipynb", "out.ipynb"], "papermill", "in.ipynb", False),
+        (["/v/bin/python", "/v/bin/papermill", "-k", "python3", "in.ipynb"], "papermill",
+         "in.ipynb", False),
+        (["python", "-m", "papermill", "-p", "a.ipynb", "2", "in.ipynb", "o.ipynb"],
+         "papermill", "in.ipynb", True),
+        (["papermill", "--cwd", "sub", "in.ipynb", "o.ipynb", "-y", "a: 1"], "papermill",
+         "in.ipynb", True),
+        (["papermill", "--inject-paths", "in.ipynb", "o.ipynb"], "papermill", "in.ipynb", True),
+        (["papermill", "missing.ipynb", "o.ipynb"], "papermill", None, False),
+        (["jupyter", "nbconvert", "--to", "notebook", "--execute", "in.ipynb"], "nbconvert",
+         "in.ipynb", False),
+        (["/v/bin/jupyter-execute", "in.ipynb", "out.ipynb"], "execute", None, False),
+    ],
+)  # fmt: skip
+def test_the_runner_and_its_notebook_are_read_from_its_command_line(
+    tmp_path, argv, tool, notebook, injects
+):
+    (tmp_path / "in.ipynb").write_text("{}")
+    (tmp_path / "out.ipynb").write_text("{}")
+    found = launcher.parse(argv, str(tmp_path))
+    want = str(tmp_path / notebook) if notebook else None
+    assert found == launcher.Launch(tool, want, injects)
+
+
+def test_a_relative_notebook_is_found_where_papermill_started_not_where_cwd_moved_it(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "in.ipynb").write_text("{}")
+    (tmp_path / "sub" / "in.ipynb").write_text("{}")  # a namesake where --cwd points
+    argv = ["papermill", "--cwd", "sub", "in.ipynb", "o.ipynb"]
+    found = launcher.parse(argv, str(tmp_path / "sub"), pwd=str(tmp_path))
+    assert found is not None and found.notebook == str(tmp_path / "in.ipynb")
+    assert launcher.parse(["ipykernel_launcher", "-f", "k.json"], str(tmp_path)) is None
+    assert launcher.parse(["jupyter-lab", "in.ipynb"], str(tmp_path)) is None
 
 
 def test_a_plain_papermill_run_stopped_by_a_raising_cell_is_a_failed_notebook_run(project_dir):

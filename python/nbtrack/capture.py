@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import settings
+from . import launcher, settings
 from .astwalk import parsed
 from .exceptions import NbtrackError
 from .exprfacts import as_dict_literal
@@ -159,7 +159,8 @@ def kernel_notebook_path(user_ns: dict[str, Any] | None = None) -> str | None:
     """The notebook this kernel runs, as far as the kernel can know it.
 
     ``NBTRACK_NOTEBOOK`` (set by nbtrack's pipelines), else Jupyter server's
-    ``JPY_SESSION_NAME``, else VS Code's ``__vsc_ipynb_file__``.
+    ``JPY_SESSION_NAME``, else VS Code's ``__vsc_ipynb_file__``, else the notebook
+    named on the command line of the runner that started the kernel (``launcher``).
     """
     chosen = settings.notebook()
     if chosen is not None:
@@ -171,7 +172,8 @@ def kernel_notebook_path(user_ns: dict[str, Any] | None = None) -> str | None:
         value = user_ns.get("__vsc_ipynb_file__") or user_ns.get("__session__")
         if isinstance(value, str) and value.endswith(".ipynb"):
             return str(Path(value).resolve())
-    return None
+    runner = launcher.launch()  # papermill, jupyter execute: the notebook they were given
+    return runner.notebook if runner else None
 
 
 def notebook_cells(nb_bytes: bytes) -> list[dict[str, Any]]:

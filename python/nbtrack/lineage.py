@@ -178,6 +178,7 @@ class Lineage:
         self.cell_runs: dict[str, int] = {}
         self._clock = 0
         self._last: tuple[int | None, frozenset[str]] | None = None
+        self.defaults_cell: str | None = None  # see KernelSession.parameters_cell
         # Fingerprints by object identity, then by (name, version) that read it; a cell
         # that may change an object drops its entry (after_cell).
         self._described: dict[int, dict[tuple[str, int], Description]] = {}
@@ -198,7 +199,7 @@ class Lineage:
             self.cell_runs[key] = execution_count
         if flow.error:
             return
-        origin = "upstream"
+        origin = "default" if self.is_defaults_cell(source) else "upstream"
         if source.lstrip().startswith(PAPERMILL_HEADER):
             origin = "papermill"
             self._mark_defaults()
@@ -256,6 +257,10 @@ class Lineage:
                 sources = everything
             names[n].reads = {m: names[m].version for m in sources if m in names and m != n}
         self._last = (execution_count, frozenset(assigned))
+
+    def is_defaults_cell(self, source: str) -> bool:
+        """``source`` is the parameters cell of a papermill run that injects none."""
+        return self.defaults_cell is not None and source.strip() == self.defaults_cell.strip()
 
     def _tick(self) -> int:
         self._clock += 1

@@ -181,13 +181,15 @@ class TrackMagics(Magics):
         self.trees.take()
         sysmetrics.reap()  # the last tracked cell's sampler thread, exited by now
         source = getattr(info, "raw_cell", "") or ""
-        if source.lstrip().startswith("# Parameters"):
-            hist = getattr(self.shell, "history_manager", None)
-            raw = getattr(hist, "input_hist_raw", None) or []
-            try:
+        try:
+            if source.lstrip().startswith("# Parameters"):
+                hist = getattr(self.shell, "history_manager", None)
+                raw = getattr(hist, "input_hist_raw", None) or []
                 self.session.saw_cell(source, raw[-1] if len(raw) > 1 else None)
-            except NbtrackError as exc:
-                logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
+            elif self.session.lineage.is_defaults_cell(source):
+                self.session.saw_defaults(source)
+        except NbtrackError as exc:
+            logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
 
     def post_run_cell(self, result: Any) -> None:
         """After every cell: which names it bound (a tracked cell's run did that itself)."""
@@ -232,6 +234,10 @@ def load(ipython: Any) -> None:
             magics.session.catch_up(list(history[:-1]))
         except Exception as exc:  # loading the extension must not fail on what ran before
             logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
+    try:
+        magics.session.headless_start()
+    except NbtrackError as exc:
+        logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
     magics.cells.register()
     _loaded[id(ipython)] = magics
     from .capture import environment

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import capture, filewatch, fswatch, ingest, sessioncode, settings, tracking
+from . import capture, filewatch, fswatch, ingest, launcher, sessioncode, settings, tracking
 from .hashing import StatCache
 from .lineage import PAPERMILL_HEADER, Lineage
 from .models import Run
@@ -29,6 +29,9 @@ class KernelSession:
         self.lineage = Lineage(user_ns)
         self.parent_id: str | None = settings.parent_run()
         self._parent_writer: tracking.RunWriter | None = None
+        found = None if self.parent_id else launcher.launch()
+        self.runner = found if found and found.tool == "papermill" else None
+        self.lineage.defaults_cell = self.parameters_cell()
         self._ignored: list[str] | None = None
         self._projects: dict[tuple[str | None, ...], Project] = {}
         self._cwds: dict[tuple[str, str], str] = {}
@@ -82,6 +85,8 @@ class KernelSession:
             if history[i].lstrip().startswith(PAPERMILL_HEADER):
                 self.saw_cell(history[i], history[i - 1] if i > 1 else None)
                 break
+            if self.lineage.is_defaults_cell(history[i]):
+                self.saw_defaults(history[i])
 
     def saw_cell(self, source: str, previous: str | None = None) -> None:
         """Notice papermill's injected-parameters cell when nbtrack did not launch it.
@@ -92,9 +97,7 @@ class KernelSession:
         papermill puts that cell right after the ``parameters`` cell, so the cell
         that ran just before (``previous``) holds the defaults.
         """
-        if self.parent_id and self._parent_writer is None and settings.parent_run():
-            return  # launched by nbtrack's pipelines: the parent already exists
-        if not source.lstrip().startswith(PAPERMILL_HEADER):
+        if not source.lstrip().startswith(PAPERMILL_HEADER) or self.launched_by_nbtrack():
             return
         values = capture.literal_assignments(source)
         if not values:
@@ -102,14 +105,49 @@ class KernelSession:
         self.papermill_params.update(values)
         defaults = capture.literal_assignments(previous or "")
         defaults = {k: v for k, v in defaults.items() if k not in values}
+        opened = self._parent_writer is None
+        parent = self._parent()
+        parent.log_params(values, source="papermill")
+        if opened and defaults:
+            parent.log_params(defaults, source="default")
+
+    def launched_by_nbtrack(self) -> bool:
+        """nbtrack's pipelines started this kernel: its notebook run exists already."""
+        return bool(self.parent_id and self._parent_writer is None and settings.parent_run())
+
+    def parameters_cell(self) -> str | None:
+        """Under a papermill that injects no cell (no parameters given), the source of its
+        notebook's ``parameters`` cell: it holds the defaults, and the values it binds
+        are ``default`` where read."""
+        runner = self.runner
+        if runner is None or runner.injects or runner.notebook is None:
+            return None
+        try:
+            cells = capture.notebook_cells(Path(runner.notebook).read_bytes())
+        except OSError:
+            return None
+        return next((c["source"] for c in cells if "parameters" in c["tags"]), None)
+
+    def headless_start(self) -> None:
+        """Under plain papermill with no parameters given, open the notebook run now (papermill
+        injects no cell to say it runs the kernel): every papermill execution has one."""
+        if self.runner is not None and not self.runner.injects and not self.launched_by_nbtrack():
+            self._parent()
+
+    def saw_defaults(self, source: str) -> None:
+        """The parameters cell ran (or had run before ``%load_ext``): its literal values."""
+        values = capture.literal_assignments(source)
+        if values:
+            self._parent().log_params(values, source="default")
+
+    def _parent(self) -> tracking.RunWriter:
+        """The notebook run of the papermill execution this kernel runs, opened once."""
         if self._parent_writer is None:
             nb = self.notebook_path()
             self._parent_writer = tracking.RunWriter.start(
                 self.project(),
                 kind="notebook",
                 name=Path(nb).stem if nb else "papermill",
-                params=values,
-                param_source="papermill",
                 notebook_path=nb,
                 background=True,
                 kernel_name=sessioncode.kernel_name(),
@@ -117,13 +155,10 @@ class KernelSession:
                 cwd=self.relative_cwd(self.project()),
             )
             self.parent_id = self._parent_writer.run_id
-            if defaults:
-                self._parent_writer.log_params(defaults, source="default")
             import atexit
 
             atexit.register(self._finish_parent)
-        else:
-            self._parent_writer.log_params(values, source="papermill")
+        return self._parent_writer
 
     def cell_raised(self, count: int, error: BaseException) -> None:
         """Cell ``In[count]`` raised ``error``: a replay lets it raise again, and the

@@ -97,17 +97,18 @@ def run_dag(args: argparse.Namespace) -> int:
 def _no_pipeline(client: Client) -> str:
     """Why no notebook is in the graph: what is recorded, and how a run names its notebook.
 
-    A plain ``papermill in.ipynb out.ipynb`` run is recorded, but its kernel is not told
-    which notebook it runs, so it names none and cannot be placed in a pipeline.
+    ``papermill.execute_notebook`` called from a script is recorded, but its kernel cannot
+    tell which notebook it runs (``launcher``: the command line names the script), so it
+    names none and cannot be placed in a pipeline.
     """
     found = client.list_runs(RunQuery(kind="notebook", status="finished", limit=0)).total
     if not found:
         return "no finished notebook runs are recorded: run the notebooks once (nbtrack sweep NOTEBOOK)"
     runs = "1 finished notebook run is" if found == 1 else f"{found} finished notebook runs are"
     return (
-        f"{runs} recorded, but none names its notebook (plain papermill does not tell the "
-        "kernel which notebook it runs): run the notebooks with nbtrack sweep NOTEBOOK, or "
-        "papermill with NBTRACK_NOTEBOOK=NOTEBOOK set"
+        f"{runs} recorded, but none names its notebook (papermill called from Python does "
+        "not tell the kernel which notebook it runs): run the notebooks with nbtrack sweep "
+        "NOTEBOOK, the papermill command, or set NBTRACK_NOTEBOOK=NOTEBOOK"
     )
 
 
