@@ -69,6 +69,29 @@ def test_staleness_follows_inputs_transitively_and_cells_run_again():
     )
 
 
+def test_parameters_behind_a_value_untracked_cells_made_are_the_reading_cell_s():
+    """A sixth trial: ``SEED`` set in a config cell, ``idx`` made from it by an untracked
+    cell, a tracked cell reading ``idx``: SEED was nowhere in the record, so changing it
+    changed the score with no parameter to show why."""
+    nb = Notebook()
+    nb.run("SEED = 1\nDATA = 'data.csv'", "config")
+    nb.run("import numpy as np\nrows = np.arange(10)", "load")
+    nb.run("idx = np.random.default_rng(SEED).permutation(rows)\nhalf = idx // 2", "split")
+    reads = nb.reads("score = sum(half)")
+    assert {n: (r.is_param, r.value, r.origin) for n, r in reads.items()} == {
+        "half": (False, None, "upstream"), "SEED": (True, 1, "upstream"),
+    }  # fmt: skip
+    assert reads["SEED"].record().note == "made half"  # through idx, to any depth
+    # a value made by a tracked cell: its run holds the parameters, the read links to it
+    nb.lineage.after_cell("idx = np.random.default_rng(SEED).permutation(rows)", 9, "split", "r1")
+    assert set(nb.reads("score = sum(idx)")) == {"idx"}
+    # a parameter changed since the value was made: not behind it, the read is stale
+    nb.run("idx = np.random.default_rng(SEED).permutation(rows)", "split")
+    nb.run("SEED = 2", "config")
+    stale = nb.reads("score = sum(idx)")
+    assert set(stale) == {"idx"} and "from SEED, which was changed" in stale["idx"].stale
+
+
 def test_staleness_is_per_name_a_cell_made_not_per_cell():
     """Found by a new user's trial: ``raw`` and ``train = raw.sample(frac=frac)`` made in
     one cell; changing ``frac`` made ``raw`` stale too."""
@@ -147,6 +170,25 @@ def test_a_parameter_set_in_an_earlier_cell_is_recorded_and_its_change_shown(pro
     assert "param gamma: 0.001 → 0.01" in second.text
     shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir)
     assert shown.returncode == 0 and "gamma" in shown.stdout and "0.01" in shown.stdout
+
+
+def test_a_seed_behind_an_untracked_split_shows_in_the_summary_and_the_diff(project_dir, kernel):
+    """The sixth trial: SEED changed, the split re-run untracked, the tracked fit re-run:
+    the score moved and the record gave no parameter that could explain it."""
+    kernel.ok("import numpy as np", cell_id="imports")
+    kernel.ok("SEED = 0", cell_id="config")
+    split = "idx = np.random.default_rng(SEED).permutation(20)\ntrain = idx[:10]"
+    kernel.ok(split, cell_id="split")
+    first = kernel.ok("%%track fit\nscore = float(train.mean())", cell_id="fit")
+    kernel.ok("SEED = 1", cell_id="config")
+    kernel.ok(split, cell_id="split")
+    second = kernel.ok("%%track fit\nscore = float(train.mean())", cell_id="fit")
+    a, b = _cell_runs(_settle(project_dir), "fit")
+    assert (a.params, b.params) == ({"SEED": 0}, {"SEED": 1})
+    assert b.param_sources == {"SEED": "upstream"}
+    assert "SEED=0" in first.text and "param SEED: 0 → 1" in second.text
+    shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
+    assert "SEED" in shown and "train" in shown
 
 
 def test_names_read_through_notebook_functions_are_parameters_of_the_cell(project_dir, kernel):

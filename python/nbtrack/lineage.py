@@ -46,6 +46,7 @@ CELL_BUDGET = 0.2  # seconds a cell start may spend fingerprinting what the cell
 # cells up to this size: a larger cell keeps the per-cell answer, costing nothing more.
 PER_NAME_LIMIT = 20  # names the cell made
 PER_NAME_SOURCE = 4_000  # characters of the cell
+BEHIND_LIMIT = 64  # parameters behind the values a cell reads (Lineage._behind)
 _DESCRIBED_LIMIT = 256  # objects whose fingerprints are kept
 # A plain container (lists, tuples, dicts, sets of scalars) up to these sizes is compared
 # by value: `CONFIG = {...}` run again with an equal dict is no change.
@@ -87,6 +88,7 @@ class Read:
     stale: str | None = None  # why the value is stale
     description: Description | None = None  # for a value that is not parameter-like
     via: str | None = None  # read through this notebook function
+    behind: str | None = None  # not read: made the value of this name, by an untracked cell
 
     def record(self) -> NamedInput:
         """The run's record of this read."""
@@ -102,7 +104,7 @@ class Read:
             execution_count=p.execution_count if p is not None else None,
             stale=self.stale is not None,
             reason=self.stale,
-            note=d.note if d is not None else None,
+            note=f"made {self.behind}" if self.behind else d.note if d is not None else None,
         )
 
 
@@ -348,6 +350,36 @@ class Lineage:
             else:
                 desc = self._describe(n, value, p, deadline)
                 out.append(Read(n, kind, False, None, origin, p, stale, desc, via.get(n)))
+        return out + self._behind(out, skip)
+
+    def _behind(self, reads: list[Read], skip: set[str]) -> list[Read]:
+        """The parameters behind the values a cell reads that untracked cells made.
+
+        ``idx = rng(SEED).permutation(n)`` in an untracked cell, then a tracked cell that
+        reads ``idx``: SEED is a parameter of that run (origin as its cell's), so
+        changing it and running both cells again shows in the summary and the diff.
+        Followed back through untracked cells only (a tracked one's run holds its own
+        parameters, and the read links to it), to ``STALE_DEPTH`` cells, and only at
+        the version that made the value: a parameter changed since is a stale input.
+        """
+        seen = {r.name for r in reads} | skip
+        todo = [(r.name, r.producer, 0) for r in reads if not r.is_param and r.stale is None]
+        out: list[Read] = []
+        while todo and len(out) < BEHIND_LIMIT:
+            made, p, depth = todo.pop(0)
+            if p is None or p.run_id is not None or depth >= STALE_DEPTH:
+                continue
+            for m, version in p.reads.items():
+                cur = self.names.get(m)
+                value = self.ns.get(m, _MISSING)
+                if m in seen or cur is None or cur.version != version or value is _MISSING:
+                    continue
+                seen.add(m)
+                ok, plain = _param(value) if not is_ignored(m, value) else (False, None)
+                if ok:
+                    out.append(Read(m, type_name(value), True, plain, cur.origin, cur, behind=made))
+                else:
+                    todo.append((m, self.producer(m), depth + 1))
         return out
 
     def _describe(self, name: str, value: Any, p: Producer | None, deadline: float) -> Description:
