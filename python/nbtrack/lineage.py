@@ -21,11 +21,14 @@ import pathlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from .codeflow import notebook_reads
 from .dataflow import CellFlow, analyze
 from .models import NamedInput
+from .modstamps import Stamp, carried, changed, imported_names, reloaded, stamp
+from .modstamps import why as why_edited
 from .namedeps import made_from
 from .values import (
     FINGERPRINT_BUDGET,
@@ -69,6 +72,7 @@ class Producer:
     obj_id: int
     token: Any = None  # a plain value's (type, value): rebinding an equal one is no change
     reads: dict[str, int] = field(default_factory=dict)
+    module: Stamp | None = None  # bound by an import of a user module (modstamps.py)
 
     @property
     def where(self) -> str:
@@ -232,7 +236,7 @@ class Lineage:
                 continue
             names[n] = Producer(
                 prev.version, execution_count, key, cell_id, run_id, origin, id(obj), token,
-                prev.reads,
+                prev.reads, prev.module,
             )  # fmt: skip
             if id(obj) != prev.obj_id or type(obj) in _SCALARS:
                 # Recomputed to an equal value (a small int or a string may be the very
@@ -258,6 +262,12 @@ class Lineage:
             else:
                 sources = everything
             names[n].reads = {m: names[m].version for m in sources if m in names and m != n}
+        imported = imported_names(source)
+        for n in assigned:  # a name an import bound: from which module load (modstamps.py)
+            p = names.get(n)
+            if p is not None and (n in imported or p.module is not None):
+                now = stamp(imported[n], self.ns.get(n)) if n in imported else None
+                p.module = carried(p.module, now) if now is not None else None
         self._last = (execution_count, frozenset(assigned))
 
     def is_defaults_cell(self, source: str) -> bool:
@@ -305,6 +315,11 @@ class Lineage:
         return None if p is None else self._why(name, p, 0, {name})
 
     def _why(self, name: str, p: Producer, depth: int, seen: set[str]) -> str | None:
+        if p.module is not None:
+            if isinstance(self.ns.get(name), ModuleType) and reloaded(p.module):
+                p.module = stamp(p.module.module, self.ns.get(name))  # as reloaded
+            elif changed(p.module):
+                return why_edited(name, p.module, p.where)
         again = self.cell_runs.get(p.cell_key or "")
         if p.execution_count is not None and again is not None and again > p.execution_count:
             return (
@@ -338,9 +353,15 @@ class Lineage:
         deadline = time.perf_counter() + CELL_BUDGET
         for n in [*names, *(v for v in via if v not in names)]:
             value = ns.get(n, _MISSING)
-            if n in skip or value is _MISSING or is_ignored(n, value):
+            if n in skip or value is _MISSING:
                 continue
             p = self.producer(n)
+            if is_ignored(n, value):  # no input, but a module (function) edited since
+                stale = self.stale(n) if p is not None and p.module is not None else None
+                if stale and p is not None:
+                    desc = Description(type_name(value), None, None)
+                    out.append(Read(n, type_name(value), False, None, p.origin, p, stale, desc))
+                continue
             origin = p.origin if p is not None else "upstream"
             stale = self.stale(n)
             ok, plain = _param(value)
