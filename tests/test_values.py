@@ -167,6 +167,10 @@ def test_a_dict_of_score_arrays_named_with_m_is_one_series_per_key(project_dir, 
     client = _settle(project_dir)
     (run,) = _cell_runs(client, "cv")
     assert run.metrics["res.test_accuracy"] == 1.0  # the last fold, as any series
+    # and the mean of the folds: a series given at once has no meaningful last item
+    assert run.metrics["res.test_accuracy.mean"] == (0.9 + 0.8 + 1.0) / 3
+    assert run.metrics["folds.mean"] == (0.85 + 0.75 + 0.95) / 3
+    assert "res.test_accuracy.mean=0.9" in reply.text
     series = client.metric_series(run.run_id, ["res.test_accuracy", "res.test_f1"])
     assert [p.value for p in series["res.test_accuracy"]] == [0.9, 0.8, 1.0]
     assert [p.step for p in series["res.test_f1"]] == [0, 1, 2]

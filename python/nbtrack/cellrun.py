@@ -365,6 +365,8 @@ class CellRun:
                 self.warnings.append(f"-m {var}: {skip}")
                 continue
             scalars, series, why = metric_values(var, user_ns[var])
+            # A series given at once (folds: its last item is no summary) has its mean too.
+            scalars.update({f"{k}.mean": sum(p) / len(p) for k, p in series.items() if p})
             if why is not None:
                 self.warnings.append(f"-m {var}: not a metric: {why}")
             try:
