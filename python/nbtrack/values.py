@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import datetime
 import enum
+import functools
 import numbers
 import os
 import sys
@@ -35,7 +36,7 @@ FINGERPRINT_BUDGET = 0.05  # seconds; past it the fingerprint is given up (with 
 MAX_SERIES = 1_000_000  # points of a -m series
 
 _NOT_INPUTS = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type,
-               types.MethodType)  # fmt: skip
+               types.MethodType, type(functools.lru_cache(len)))  # fmt: skip
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
                             "_ih", "_oh", "_dh", "_i", "_ii", "_iii", "_exit_code"})  # fmt: skip
 
