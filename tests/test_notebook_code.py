@@ -51,3 +51,26 @@ def test_a_decorated_notebook_function_is_followed_to_the_function_it_wraps(proj
     assert b.params["gamma"] == 0.25 and b.param_sources["gamma"] == "upstream"
     assert "gamma=0.5" in first.text and "param gamma: 0.5 → 0.25" in second.text
     assert "cached_fit" not in {i.name for i in a.named_inputs}
+
+
+def test_a_project_module_imported_by_an_earlier_cell_is_an_input_of_the_cell_using_it(
+    project_dir, kernel
+):
+    """``import settings`` in the imports cell, ``settings.LR`` in the tracked one (or in
+    a notebook function it calls): the run recorded no input and no parameter, so LR
+    edited and the module reloaded changed the result with nothing in the record."""
+    (project_dir / "settings.py").write_text("LR = 0.1\nEPOCHS = 3\n")
+    kernel.ok("import importlib\nimport settings", cell_id="imports")
+    kernel.ok("def epochs():\n    return settings.EPOCHS", cell_id="defs")
+    kernel.ok("%%track fit\nv = settings.LR * epochs()", cell_id="fit")
+    kernel.ok("%%track calls\nn = epochs()", cell_id="calls")
+    (project_dir / "settings.py").write_text("LR = 0.5\nEPOCHS = 3\n")
+    kernel.ok("importlib.reload(settings)", cell_id="reload")
+    second = kernel.ok("%%track fit\nv = settings.LR * epochs()", cell_id="fit").text
+    client = _settle(project_dir)
+    a, b = _cell_runs(client, "fit")
+    (calls,) = _cell_runs(client, "calls")
+    assert [d.path for d in a.data] == [d.path for d in b.data] == ["settings.py"]
+    assert [(d.path, d.role) for d in calls.data] == [("settings.py", "input")]
+    assert a.data[0].hash != b.data[0].hash
+    assert "input settings.py: changed" in second, second

@@ -168,8 +168,9 @@ class CellRun:
         # started before the file watcher is armed, which would look at its /proc reads
         self._system = sysmetrics.start(self.writer, opts.system_interval)
         tracking.set_active(self.writer)
-        if opts.auto:  # (a database connection the cell reads is a read of its file)
-            filewatch.arm(self.watcher, [session.lineage.ns.get(r.name) for r in self.reads])
+        if opts.auto:  # (a database connection or a module the cell reads: its file)
+            used = [session.lineage.ns.get(r.name) for r in self.reads]
+            filewatch.arm(self.watcher, used + session.lineage.modules_read)
 
     # ---------------------------------------------------------------- background facts
     def _start_context(self, nb: str | None, cell_id: str | None) -> None:

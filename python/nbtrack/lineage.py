@@ -19,6 +19,7 @@ import datetime
 import hashlib
 import pathlib
 import time
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,6 +180,8 @@ class Lineage:
         self.names: dict[str, Producer] = {}
         self.cell_runs: dict[str, int] = {}
         self._clock = 0
+        # The modules the last `reads` saw the cell use (no inputs: their files are).
+        self.modules_read: list[types.ModuleType] = []
         self._last: tuple[int | None, frozenset[str]] | None = None
         self.defaults_cell: str | None = None  # see KernelSession.parameters_cell
         # Fingerprints by object identity, then by (name, version) that read it; a cell
@@ -336,8 +339,11 @@ class Lineage:
         via, _ = notebook_reads(names, ns)
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
+        self.modules_read = []
         for n in [*names, *(v for v in via if v not in names)]:
             value = ns.get(n, _MISSING)
+            if isinstance(value, types.ModuleType):  # `settings.LR`, imported before
+                self.modules_read.append(value)
             if n in skip or value is _MISSING or is_ignored(n, value):
                 continue
             p = self.producer(n)
