@@ -74,3 +74,21 @@ def test_a_project_module_imported_by_an_earlier_cell_is_an_input_of_the_cell_us
     assert [(d.path, d.role) for d in calls.data] == [("settings.py", "input")]
     assert a.data[0].hash != b.data[0].hash
     assert "input settings.py: changed" in second, second
+
+
+def test_a_parameter_notebook_code_rebinds_with_global_is_recorded_as_the_cell_left_it(
+    project_dir, kernel
+):
+    """``def set_lr(v): global LR; LR = v`` and ``fit()`` reading LR: the cell
+    ``set_lr(0.9); fit()`` trained with 0.9 and the record said ``LR=0.1``, the value
+    at the cell's start. A parameter no code rebinds keeps its value at the start."""
+    kernel.ok(
+        "LR = 0.1\nSEED = 1\ndef set_lr(v):\n    global LR\n    LR = v\n"
+        "def fit():\n    return LR * 10 + SEED",
+        cell_id="defs",
+    )
+    out = kernel.ok("%%track fit\nset_lr(0.9)\nres = fit()", cell_id="fit").text
+    run = _settle(project_dir).get_run("last")
+    assert run.params == {"LR": 0.9, "SEED": 1}
+    assert run.param_sources["SEED"] == "upstream"
+    assert "LR=0.9" in out and "param LR: 0.1 → 0.9 set by notebook code" in out, out

@@ -308,11 +308,11 @@ class CellRun:
             held, self._held = (self._held if error is not None else {}), {}
             skip = {*flagged, *self.opts.metrics, *self.flow.loop_changed}
             skip.update(n for n in self.flow.config_calls if config_fields(user_ns.get(n)) is None)
-            auto = (
-                capture.end_literals(self.flow.literals, user_ns, skip, held)
-                if self.opts.auto
-                else {}
-            )
+            lit, on = self.flow.literals, self.opts.auto
+            auto = capture.end_literals(lit, user_ns, skip, held) if on else {}
+            for k, (was, now) in self.session.lineage.rebound(self.reads).items():
+                auto[k] = now  # what the cell went on with (and the warning says both)
+                self.warnings.append(f"param {k}: {was!r} → {now!r} set by notebook code")
             if auto:
                 w.log_params(auto, source="auto")
             if flagged:

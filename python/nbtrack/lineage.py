@@ -182,6 +182,7 @@ class Lineage:
         self._clock = 0
         # The modules the last `reads` saw the cell use (no inputs: their files are).
         self.modules_read: list[types.ModuleType] = []
+        self._global_stores: frozenset[str] = frozenset()  # by notebook code it reaches
         self._last: tuple[int | None, frozenset[str]] | None = None
         self.defaults_cell: str | None = None  # see KernelSession.parameters_cell
         # Fingerprints by object identity, then by (name, version) that read it; a cell
@@ -336,7 +337,7 @@ class Lineage:
         ns = self.ns
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
-        via, _ = notebook_reads(names, ns)
+        via, self._global_stores = notebook_reads(names, ns)
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
         self.modules_read = []
@@ -357,6 +358,17 @@ class Lineage:
                 desc = self._describe(n, value, p, deadline)
                 out.append(Read(n, kind, False, None, origin, p, stale, desc, via.get(n)))
         return out + self._behind(out, skip)
+
+    def rebound(self, reads: list[Read]) -> dict[str, tuple[Any, Any]]:
+        """``{name: (at start, now)}``: parameters the cell read that notebook code it
+        called rebound with ``global`` (``set_lr(0.9)`` then ``fit()``), changed."""
+        out = {}
+        for r in reads:
+            if r.is_param and r.behind is None and r.name in self._global_stores:
+                ok, now = _param(self.ns.get(r.name, _MISSING))
+                if ok and now != r.value:
+                    out[r.name] = (r.value, now)
+        return out
 
     def _behind(self, reads: list[Read], skip: set[str]) -> list[Read]:
         """The parameters behind the values a cell reads that untracked cells made.
