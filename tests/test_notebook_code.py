@@ -5,6 +5,7 @@ Each test is a reproducer from a new user's seventh trial (issue 15).
 
 from __future__ import annotations
 
+from conftest import run_cli
 from test_lineage import _cell_runs
 from test_magics import _settle
 
@@ -92,3 +93,40 @@ def test_a_parameter_notebook_code_rebinds_with_global_is_recorded_as_the_cell_l
     assert run.params == {"LR": 0.9, "SEED": 1}
     assert run.param_sources["SEED"] == "upstream"
     assert "LR=0.9" in out and "param LR: 0.1 → 0.9 set by notebook code" in out, out
+
+
+TRAINING_ARGUMENTS = """
+from dataclasses import dataclass, field, make_dataclass
+import numpy as np
+
+@dataclass
+class Precision:
+    dtype: np.dtype = field(default_factory=lambda: np.dtype("float16"))
+    loss_scale: float = 128.0
+
+fields = [(f"option_{i}", int, i) for i in range(90)]
+TrainingArguments = make_dataclass(
+    "TrainingArguments",
+    [*fields, ("learning_rate", float, 5e-5), ("precision", Precision, field(default_factory=Precision))],
+)
+args = TrainingArguments(learning_rate=3e-5)
+"""
+
+
+def test_a_config_of_many_fields_and_a_dtype_is_a_parameter_not_an_opaque_input(
+    project_dir, kernel
+):
+    """HuggingFace's ``TrainingArguments`` is a dataclass of ~120 fields, some of them
+    dtypes: past 50 fields, or with one dtype, the whole config was a named input known
+    by a fingerprint, and ``args.learning_rate`` changed said only ``read args: changed``."""
+    kernel.ok(TRAINING_ARGUMENTS, cell_id="config")
+    kernel.ok("%%track fit\nscore = args.learning_rate * 2", cell_id="fit")
+    kernel.ok("args.learning_rate = 9e-5", cell_id="tweak")
+    second = kernel.ok("%%track fit\nscore = args.learning_rate * 2", cell_id="fit").text
+    a, b = _cell_runs(_settle(project_dir), "fit")
+    assert a.params["args"]["learning_rate"] == 3e-5 and len(a.params["args"]) == 92
+    assert a.params["args"]["precision"] == {"dtype": "float16", "loss_scale": 128.0}
+    assert b.params["args"]["learning_rate"] == 9e-5
+    assert "param args.learning_rate: 3e-5 → 9e-5" in second, second
+    shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
+    assert "args.learning_rate" in shown, shown
