@@ -130,3 +130,22 @@ def test_a_config_of_many_fields_and_a_dtype_is_a_parameter_not_an_opaque_input(
     assert "param args.learning_rate: 3e-5 → 9e-5" in second, second
     shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
     assert "args.learning_rate" in shown, shown
+
+
+def test_a_script_run_with_run_i_reads_the_notebook_s_names(project_dir, kernel):
+    """``%run -i prep.py``, whose code reads ``factor`` from the notebook: factor was
+    recorded nowhere (only ``prep.py`` as an input), so changing it changed the result
+    with no parameter to say why. An edited script is read again; a plain ``%run``
+    (a namespace of its own) reads nothing of the notebook's."""
+    (project_dir / "prep.py").write_text("scale = factor * 2\n")
+    (project_dir / "alone.py").write_text("factor = 1\nlonely = factor\n")
+    kernel.ok("factor = 5\nshift = 1", cell_id="config")
+    cell = "%%track prep\n%run -i prep.py\n%run alone.py\nres = scale + 1"
+    first = kernel.ok(cell, cell_id="prep").text
+    kernel.ok("factor = 6", cell_id="config")
+    (project_dir / "prep.py").write_text("scale = factor * 2 + shift\n")
+    second = kernel.ok(cell, cell_id="prep").text
+    a, b = _cell_runs(_settle(project_dir), "prep")
+    assert a.params == {"factor": 5} and b.params == {"factor": 6, "shift": 1}
+    assert "factor=5" in first and "param factor: 5 → 6" in second, second
+    assert {d.path for d in b.data} == {"prep.py", "alone.py"}

@@ -437,14 +437,14 @@ def merge(flows: list[CellFlow]) -> CellFlow:
 
 
 @functools.lru_cache(maxsize=512)
-def analyze(source: str) -> CellFlow:
-    """The flow of a cell's (IPython-transformed) code; a re-run cell is not parsed again.
-
-    >>> analyze("n *= 2\\nclf = SVC(gamma=gamma)").reads
-    ('n', 'SVC', 'gamma')
-    """
+def _analyze(source: str) -> CellFlow:
     try:
         tree = parsed(source)
     except (SyntaxError, ValueError) as exc:
         return CellFlow(error=f"cannot parse the cell: {exc}")
     return analyze_tree(tree)
+
+
+def analyze(source: str) -> CellFlow:
+    """A cell's flow (its transformed code), cached by source but for a %run -i script's."""
+    return (_analyze.__wrapped__ if exprfacts.RUN_SCRIPT in source else _analyze)(source)
