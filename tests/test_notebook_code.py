@@ -149,3 +149,24 @@ def test_a_script_run_with_run_i_reads_the_notebook_s_names(project_dir, kernel)
     assert a.params == {"factor": 5} and b.params == {"factor": 6, "shift": 1}
     assert "factor=5" in first and "param factor: 5 → 6" in second, second
     assert {d.path for d in b.data} == {"prep.py", "alone.py"}
+
+
+def test_a_value_made_from_a_setting_of_its_own_cell_is_stale_when_it_changes(project_dir, kernel):
+    """``LR = 0.1`` and ``step_p = partial(step, lr=LR)`` in one cell, then ``LR = 0.5``
+    in a scratch cell: the tracked cell still ran with 0.1, and the record had no LR and
+    no warning (a name was made only from the names the cell found, not from those it
+    made). Now LR is the parameter behind step_p, and its change a stale input."""
+    kernel.ok(
+        "import functools\nLR = 0.1\ndef step(w, lr):\n    return w - lr\n"
+        "step_p = functools.partial(step, lr=LR)",
+        cell_id="setup",
+    )
+    first = kernel.ok("%%track fit\nw = step_p(1.0)", cell_id="fit").text
+    kernel.ok("LR = 0.5", cell_id="scratch")
+    second = kernel.ok("%%track fit\nw = step_p(1.0)", cell_id="fit").text
+    a, b = _cell_runs(_settle(project_dir), "fit")
+    assert a.params == {"LR": 0.1} and "LR=0.1" in first
+    assert (
+        "stale input: step_p was made by In[" in second and "from LR, which was changed" in second
+    )
+    assert [i.name for i in b.named_inputs if i.stale] == ["step_p"]
