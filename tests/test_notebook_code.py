@@ -170,3 +170,23 @@ def test_a_value_made_from_a_setting_of_its_own_cell_is_stale_when_it_changes(pr
         "stale input: step_p was made by In[" in second and "from LR, which was changed" in second
     )
     assert [i.name for i in b.named_inputs if i.stale] == ["step_p"]
+
+
+def test_the_parameters_a_closure_was_made_from_are_the_reading_run_s(project_dir, kernel):
+    """``objective = make_objective(alpha)`` in an untracked cell, then a tracked cell
+    minimising ``objective``: the function holds alpha in its closure, and the record had
+    no parameter at all, so alpha changed and the cell re-run moved the optimum silently."""
+    kernel.ok(
+        "def make_objective(a):\n    def objective(w):\n        return (w - a) ** 2\n"
+        "    return objective\nalpha = 2.0",
+        cell_id="defs",
+    )
+    kernel.ok("objective = make_objective(alpha)", cell_id="build")
+    cell = "%%track opt\nbest = min(range(5), key=objective)"
+    first = kernel.ok(cell, cell_id="opt").text
+    kernel.ok("alpha = 3.0", cell_id="defs2")
+    kernel.ok("objective = make_objective(alpha)", cell_id="build")
+    second = kernel.ok(cell, cell_id="opt").text
+    a, b = _cell_runs(_settle(project_dir), "opt")
+    assert (a.params, b.params) == ({"alpha": 2.0}, {"alpha": 3.0})
+    assert "alpha=2" in first and "param alpha: 2 → 3" in second, second

@@ -340,12 +340,13 @@ class Lineage:
         via, self._global_stores = notebook_reads(names, ns)
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
-        self.modules_read = []
+        self.modules_read, closures = [], []
         for n in [*names, *(v for v in via if v not in names)]:
             value = ns.get(n, _MISSING)
             if isinstance(value, types.ModuleType):  # `settings.LR`, imported before
                 self.modules_read.append(value)
             if n in skip or value is _MISSING or is_ignored(n, value):
+                closures += [n] if getattr(value, "__closure__", None) else []  # f = make(a)
                 continue
             p = self.producer(n)
             origin = p.origin if p is not None else "upstream"
@@ -357,7 +358,7 @@ class Lineage:
             else:
                 desc = self._describe(n, value, p, deadline)
                 out.append(Read(n, kind, False, None, origin, p, stale, desc, via.get(n)))
-        return out + self._behind(out, skip)
+        return out + self._behind(out, skip, closures)
 
     def rebound(self, reads: list[Read]) -> dict[str, tuple[Any, Any]]:
         """``{name: (at start, now)}``: parameters the cell read that notebook code it
@@ -370,7 +371,7 @@ class Lineage:
                     out[r.name] = (r.value, now)
         return out
 
-    def _behind(self, reads: list[Read], skip: set[str]) -> list[Read]:
+    def _behind(self, reads: list[Read], skip: set[str], closures: list[str]) -> list[Read]:
         """The parameters behind the values a cell reads that untracked cells made.
 
         ``idx = rng(SEED).permutation(n)`` in an untracked cell, then a tracked cell that
@@ -382,6 +383,7 @@ class Lineage:
         """
         seen = {r.name for r in reads} | skip
         todo = [(r.name, r.producer, 0) for r in reads if not r.is_param and r.stale is None]
+        todo += [(n, self.producer(n), 0) for n in closures if self.stale(n) is None]
         out: list[Read] = []
         while todo and len(out) < BEHIND_LIMIT:
             made, p, depth = todo.pop(0)
