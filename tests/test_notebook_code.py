@@ -92,7 +92,7 @@ def test_a_parameter_notebook_code_rebinds_with_global_is_recorded_as_the_cell_l
     run = _settle(project_dir).get_run("last")
     assert run.params == {"LR": 0.9, "SEED": 1}
     assert run.param_sources["SEED"] == "upstream"
-    assert "LR=0.9" in out and "param LR: 0.1 → 0.9 set by notebook code" in out, out
+    assert "LR=0.9" in out and "param LR changed by the cell: 0.1 → 0.9" in out, out
 
 
 TRAINING_ARGUMENTS = """
@@ -190,3 +190,28 @@ def test_the_parameters_a_closure_was_made_from_are_the_reading_run_s(project_di
     a, b = _cell_runs(_settle(project_dir), "opt")
     assert (a.params, b.params) == ({"alpha": 2.0}, {"alpha": 3.0})
     assert "alpha=2" in first and "param alpha: 2 → 3" in second, second
+
+
+def test_a_config_the_cell_changes_in_place_is_recorded_as_the_cell_left_it(project_dir, kernel):
+    """``params = {'lr': 0.1, ...}`` upstream, ``params['lr'] = 0.05`` in the tracked cell
+    before training: the record said lr 0.1, the model trained with 0.05. Likewise an
+    attribute set on an ``argparse``-style namespace and a ``dict.update``."""
+    kernel.ok(
+        "from types import SimpleNamespace\nparams = {'lr': 0.1, 'depth': 3}\n"
+        "args = SimpleNamespace(lr=0.1, epochs=2)\ncfg = {'depth': 3}\nseed = 0",
+        cell_id="config",
+    )
+    out = kernel.ok(
+        "%%track fit\nparams['lr'] = 0.05\nargs.lr = 0.3\ncfg.update(depth=9)\n"
+        "score = params['lr'] * args.lr * cfg['depth'] + seed",
+        cell_id="fit",
+    ).text
+    run = _settle(project_dir).get_run("last")
+    assert run.params == {
+        "params": {"lr": 0.05, "depth": 3},
+        "args": {"lr": 0.3, "epochs": 2},
+        "cfg": {"depth": 9},
+        "seed": 0,
+    }
+    assert run.param_sources["seed"] == "upstream"
+    assert "param params changed by the cell: {'lr': 0.1, 'depth': 3} → {'lr': 0.05" in out, out

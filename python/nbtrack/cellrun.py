@@ -312,7 +312,7 @@ class CellRun:
             auto = capture.end_literals(lit, user_ns, skip, held) if on else {}
             for k, (was, now) in self.session.lineage.rebound(self.reads).items():
                 auto[k] = now  # what the cell went on with (and the warning says both)
-                self.warnings.append(f"param {k}: {was!r} → {now!r} set by notebook code")
+                self.warnings.append(f"param {k} changed by the cell: {was!r:.60} → {now!r:.60}")
             if auto:
                 w.log_params(auto, source="auto")
             if flagged:

@@ -182,7 +182,7 @@ class Lineage:
         self._clock = 0
         # The modules the last `reads` saw the cell use (no inputs: their files are).
         self.modules_read: list[types.ModuleType] = []
-        self._global_stores: frozenset[str] = frozenset()  # by notebook code it reaches
+        self._global_stores: frozenset[str] = frozenset()  # names the cell may change
         self._last: tuple[int | None, frozenset[str]] | None = None
         self.defaults_cell: str | None = None  # see KernelSession.parameters_cell
         # Fingerprints by object identity, then by (name, version) that read it; a cell
@@ -337,7 +337,8 @@ class Lineage:
         ns = self.ns
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
-        via, self._global_stores = notebook_reads(names, ns)
+        via, stores = notebook_reads(names, ns)
+        self._global_stores = stores | flow.mutates | flow.called  # params["lr"] = 0.05
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
         self.modules_read, closures = [], []
@@ -361,8 +362,8 @@ class Lineage:
         return out + self._behind(out, skip, closures)
 
     def rebound(self, reads: list[Read]) -> dict[str, tuple[Any, Any]]:
-        """``{name: (at start, now)}``: parameters the cell read that notebook code it
-        called rebound with ``global`` (``set_lr(0.9)`` then ``fit()``), changed."""
+        """``{name: (at start, now)}``: parameters the cell read and changed, in place
+        (``params["lr"] = 0.05``, ``cfg.update(...)``) or by ``global`` (``set_lr(0.9)``)."""
         out = {}
         for r in reads:
             if r.is_param and r.behind is None and r.name in self._global_stores:
