@@ -195,15 +195,16 @@ def test_the_parameters_a_closure_was_made_from_are_the_reading_run_s(project_di
 def test_a_config_the_cell_changes_in_place_is_recorded_as_the_cell_left_it(project_dir, kernel):
     """``params = {'lr': 0.1, ...}`` upstream, ``params['lr'] = 0.05`` in the tracked cell
     before training: the record said lr 0.1, the model trained with 0.05. Likewise an
-    attribute set on an ``argparse``-style namespace and a ``dict.update``."""
+    attribute set on an ``argparse``-style namespace and a ``dict.update``; but a number
+    the cell decays (``lr *= 0.5``) is recorded as read."""
     kernel.ok(
         "from types import SimpleNamespace\nparams = {'lr': 0.1, 'depth': 3}\n"
-        "args = SimpleNamespace(lr=0.1, epochs=2)\ncfg = {'depth': 3}\nseed = 0",
+        "args = SimpleNamespace(lr=0.1, epochs=2)\ncfg = {'depth': 3}\nseed = 0\nlr = 0.1",
         cell_id="config",
     )
     out = kernel.ok(
         "%%track fit\nparams['lr'] = 0.05\nargs.lr = 0.3\ncfg.update(depth=9)\n"
-        "score = params['lr'] * args.lr * cfg['depth'] + seed",
+        "lr *= 0.5\nscore = params['lr'] * args.lr * cfg['depth'] + seed + lr",
         cell_id="fit",
     ).text
     run = _settle(project_dir).get_run("last")
@@ -212,6 +213,7 @@ def test_a_config_the_cell_changes_in_place_is_recorded_as_the_cell_left_it(proj
         "args": {"lr": 0.3, "epochs": 2},
         "cfg": {"depth": 9},
         "seed": 0,
-    }
-    assert run.param_sources["seed"] == "upstream"
+        "lr": 0.1,
+    }  # (`lr *= 0.5` makes a new number: the setting is the value read)
+    assert run.param_sources["seed"] == run.param_sources["lr"] == "upstream"
     assert "param params changed by the cell: {'lr': 0.1, 'depth': 3} → {'lr': 0.05" in out, out

@@ -182,7 +182,7 @@ class Lineage:
         self._clock = 0
         # The modules the last `reads` saw the cell use (no inputs: their files are).
         self.modules_read: list[types.ModuleType] = []
-        self._global_stores: frozenset[str] = frozenset()  # names the cell may change
+        self._may_change = (frozenset[str](), frozenset[str]())  # by global, in place
         self._last: tuple[int | None, frozenset[str]] | None = None
         self.defaults_cell: str | None = None  # see KernelSession.parameters_cell
         # Fingerprints by object identity, then by (name, version) that read it; a cell
@@ -338,7 +338,7 @@ class Lineage:
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
         via, stores = notebook_reads(names, ns)
-        self._global_stores = stores | flow.mutates | flow.called  # params["lr"] = 0.05
+        self._may_change = (stores, flow.mutates | flow.called)  # params["lr"] = 0.05
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
         self.modules_read, closures = [], []
@@ -364,11 +364,11 @@ class Lineage:
     def rebound(self, reads: list[Read]) -> dict[str, tuple[Any, Any]]:
         """``{name: (at start, now)}``: parameters the cell read and changed, in place
         (``params["lr"] = 0.05``, ``cfg.update(...)``) or by ``global`` (``set_lr(0.9)``)."""
-        out = {}
-        for r in reads:
-            if r.is_param and r.behind is None and r.name in self._global_stores:
+        out, (stores, in_place) = {}, self._may_change
+        for r in reads:  # (`lr *= 0.5` rebinds a number: the value read is the setting)
+            if r.is_param and r.behind is None and r.name in stores | in_place:
                 ok, now = _param(self.ns.get(r.name, _MISSING))
-                if ok and now != r.value:
+                if ok and now != r.value and (r.name in stores or isinstance(now, (dict, list))):
                     out[r.name] = (r.value, now)
         return out
 
