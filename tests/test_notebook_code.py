@@ -196,15 +196,17 @@ def test_a_config_the_cell_changes_in_place_is_recorded_as_the_cell_left_it(proj
     """``params = {'lr': 0.1, ...}`` upstream, ``params['lr'] = 0.05`` in the tracked cell
     before training: the record said lr 0.1, the model trained with 0.05. Likewise an
     attribute set on an ``argparse``-style namespace and a ``dict.update``; but a number
-    the cell decays (``lr *= 0.5``) is recorded as read."""
+    the cell decays (``lr *= 0.5``) and a list a loop appends to are recorded as read."""
     kernel.ok(
         "from types import SimpleNamespace\nparams = {'lr': 0.1, 'depth': 3}\n"
-        "args = SimpleNamespace(lr=0.1, epochs=2)\ncfg = {'depth': 3}\nseed = 0\nlr = 0.1",
+        "args = SimpleNamespace(lr=0.1, epochs=2)\ncfg = {'depth': 3}\nseed = 0\nlr = 0.1\n"
+        "history = []",
         cell_id="config",
     )
     out = kernel.ok(
         "%%track fit\nparams['lr'] = 0.05\nargs.lr = 0.3\ncfg.update(depth=9)\n"
-        "lr *= 0.5\nscore = params['lr'] * args.lr * cfg['depth'] + seed + lr",
+        "lr *= 0.5\nfor e in range(2):\n    history.append(e)\n"
+        "score = params['lr'] * args.lr * cfg['depth'] + seed + lr",
         cell_id="fit",
     ).text
     run = _settle(project_dir).get_run("last")
@@ -214,6 +216,7 @@ def test_a_config_the_cell_changes_in_place_is_recorded_as_the_cell_left_it(proj
         "cfg": {"depth": 9},
         "seed": 0,
         "lr": 0.1,
-    }  # (`lr *= 0.5` makes a new number: the setting is the value read)
+        "history": [],
+    }  # (`lr *= 0.5` makes a new number, a loop's appends a result: the value read)
     assert run.param_sources["seed"] == run.param_sources["lr"] == "upstream"
     assert "param params changed by the cell: {'lr': 0.1, 'depth': 3} → {'lr': 0.05" in out, out
