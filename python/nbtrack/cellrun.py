@@ -168,8 +168,9 @@ class CellRun:
         # started before the file watcher is armed, which would look at its /proc reads
         self._system = sysmetrics.start(self.writer, opts.system_interval)
         tracking.set_active(self.writer)
-        if opts.auto:  # (a database connection the cell reads is a read of its file)
-            filewatch.arm(self.watcher, [session.lineage.ns.get(r.name) for r in self.reads])
+        if opts.auto:  # (a database connection or a module the cell reads: its file)
+            used = [session.lineage.ns.get(r.name) for r in self.reads]
+            filewatch.arm(self.watcher, used + session.lineage.modules_read)
 
     # ---------------------------------------------------------------- background facts
     def _start_context(self, nb: str | None, cell_id: str | None) -> None:
@@ -307,11 +308,11 @@ class CellRun:
             held, self._held = (self._held if error is not None else {}), {}
             skip = {*flagged, *self.opts.metrics, *self.flow.loop_changed}
             skip.update(n for n in self.flow.config_calls if config_fields(user_ns.get(n)) is None)
-            auto = (
-                capture.end_literals(self.flow.literals, user_ns, skip, held)
-                if self.opts.auto
-                else {}
-            )
+            lit, on = self.flow.literals, self.opts.auto
+            auto = capture.end_literals(lit, user_ns, skip, held) if on else {}
+            for k, (was, now) in self.session.lineage.rebound(self.reads).items():
+                auto[k] = now  # what the cell went on with (and the warning says both)
+                self.warnings.append(f"param {k} changed by the cell: {was!r:.60} → {now!r:.60}")
             if auto:
                 w.log_params(auto, source="auto")
             if flagged:
@@ -357,7 +358,7 @@ class CellRun:
         return outcome
 
     def _log_metric_vars(self, user_ns: dict[str, Any]) -> None:
-        """``-m`` variables: a number, a dict (``report.f1``), a list of numbers (a series)."""
+        """``-m``: a number, a dict (``report.f1``), numbers (a series, and its mean: folds)."""
         w = self.writer
         for var in self.opts.metrics:
             skip = self._metric_vars.why_not(var, user_ns, var in self.flow.assigns)
@@ -365,7 +366,6 @@ class CellRun:
                 self.warnings.append(f"-m {var}: {skip}")
                 continue
             scalars, series, why = metric_values(var, user_ns[var])
-            # A series given at once (folds: its last item is no summary) has its mean too.
             scalars.update({f"{k}.mean": sum(p) / len(p) for k, p in series.items() if p})
             if why is not None:
                 self.warnings.append(f"-m {var}: not a metric: {why}")

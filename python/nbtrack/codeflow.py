@@ -21,6 +21,7 @@ from .exprfacts import AT_CALLS, AT_NAME
 BUILTINS = frozenset(dir(builtins))
 FOLLOW_LIMIT = 200  # notebook functions/classes followed per cell, at most
 _CODE_CACHE_LIMIT = 4096
+_WRAP_DEPTH = 8  # decorators stacked on one function, at most
 
 _code_names: dict[types.CodeType, tuple[frozenset[str], frozenset[str]]] = {}
 
@@ -50,14 +51,22 @@ def code_globals(code: types.CodeType) -> tuple[frozenset[str], frozenset[str]]:
     return found
 
 
-def _functions_of(obj: Any, ns: Mapping[str, Any]) -> list[types.FunctionType]:
-    """The notebook-defined functions behind ``obj``: itself, its methods, its class's."""
+def _functions_of(obj: Any, ns: Mapping[str, Any], depth: int = 0) -> list[types.FunctionType]:
+    """The notebook-defined functions behind ``obj``: itself, its methods, its class's,
+    and the function a decorator wraps (``@functools.wraps``' ``__wrapped__``,
+    ``lru_cache``, a wrapper's closure): ``@timed def train(): return gamma`` runs
+    ``train``, whose ``gamma`` the seventh trial saw recorded not at all."""
+    if depth > _WRAP_DEPTH:
+        return []
+    wrapped = _wrapped(obj, ns, depth)
     if isinstance(obj, types.FunctionType):
-        return [obj] if obj.__globals__ is ns else []
+        return [obj, *wrapped] if obj.__globals__ is ns else wrapped
     if isinstance(obj, types.MethodType):
-        return _functions_of(obj.__func__, ns)
+        return _functions_of(obj.__func__, ns, depth + 1)
     if isinstance(obj, functools.partial):  # partial(step, g=1.0) runs step
-        return _functions_of(obj.func, ns)
+        return _functions_of(obj.func, ns, depth + 1)
+    if wrapped:
+        return wrapped
     cls = obj if isinstance(obj, type) else type(obj)
     if getattr(cls, "__module__", None) != ns.get("__name__", "__main__"):
         return []
@@ -70,6 +79,28 @@ def _functions_of(obj: Any, ns: Mapping[str, Any]) -> list[types.FunctionType]:
             if isinstance(inner, types.FunctionType) and inner.__globals__ is ns:
                 out.append(inner)
     return out
+
+
+def _wrapped(obj: Any, ns: Mapping[str, Any], depth: int) -> list[types.FunctionType]:
+    """Notebook functions a wrapper holds: its ``__wrapped__`` (read from its own
+    ``__dict__``, never through a hostile ``__getattr__``) and, for a function, the
+    functions in its closure (a decorator's ``fn``)."""
+    held: list[Any] = []
+    try:
+        own = vars(obj)
+    except Exception:  # no __dict__, or one that raises
+        own = {}
+    if isinstance(own, dict) and "__wrapped__" in own:
+        held.append(own["__wrapped__"])
+    if isinstance(obj, types.FunctionType) and obj.__closure__:
+        for cell in obj.__closure__:
+            try:
+                inner = cell.cell_contents
+            except ValueError:  # an empty cell: the name is not bound yet
+                continue
+            if callable(inner) and inner is not obj:
+                held.append(inner)
+    return [fn for inner in held for fn in _functions_of(inner, ns, depth + 1)]
 
 
 def notebook_reads(

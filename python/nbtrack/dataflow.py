@@ -40,8 +40,8 @@ class CellFlow:
     cell calls, which may change their object too (``df.dropna(inplace=True)``).
     ``literals``: names bound to a literal at top level (never later to something
     computed). ``loop_changed``: those of them a loop rebinds or changes (``total += x``
-    in a ``for``): their value at the end of the cell is what the loop left, not a
-    parameter, so the run records them as written. ``config_calls``: literals made by a
+    in a ``for``), and names read a loop changes in place: their value at the end of the
+    cell is what the loop left, not a parameter, so the run records them as written. ``config_calls``: literals made by a
     call of literals and names found (``TrainConfig(lr=lr)``), parameters if configs.
     ``error``: why the code could not be analysed (then everything else is empty).
     """
@@ -97,8 +97,8 @@ class _Walker:
         self._changed_in_loop(name)
 
     def _changed_in_loop(self, name: str) -> None:
-        if self.loops and not self.scopes and name in self.literals:
-            self.loop_changed.add(name)
+        if self.loops and not self.scopes and (name in self.literals or name not in self.bound):
+            self.loop_changed.add(name)  # (an upstream `history.append(loss)` too)
 
     # ---------------------------------------------------------------- statements
     def body(self, stmts: Iterable[ast.stmt]) -> None:
@@ -384,7 +384,7 @@ class _Walker:
                 self.deferred.setdefault(name, None)
 
     def result(self) -> CellFlow:
-        reads = dict(self.reads)
+        reads, lits, bound = dict(self.reads), self.literals, self.bound
         for name in self.deferred:
             if name not in self.assigns:  # the cell binds it itself before any call, usually
                 reads.setdefault(name, None)
@@ -396,7 +396,7 @@ class _Walker:
             # A name read before the cell rebinds it to a literal is an input: the value
             # the cell used is the one it found (``print(epochs); epochs = 3`` used 5).
             literals=tuple(k for k in self.literals if k not in reads),
-            loop_changed=frozenset(k for k in self.loop_changed if k in self.literals),
+            loop_changed=frozenset(k for k in self.loop_changed if k in lits or k not in bound),
             config_calls=frozenset(k for k in self.config_calls if k in self.literals),
             dynamic=self.dynamic,
         )
@@ -437,14 +437,14 @@ def merge(flows: list[CellFlow]) -> CellFlow:
 
 
 @functools.lru_cache(maxsize=512)
-def analyze(source: str) -> CellFlow:
-    """The flow of a cell's (IPython-transformed) code; a re-run cell is not parsed again.
-
-    >>> analyze("n *= 2\\nclf = SVC(gamma=gamma)").reads
-    ('n', 'SVC', 'gamma')
-    """
+def _analyze(source: str) -> CellFlow:
     try:
         tree = parsed(source)
     except (SyntaxError, ValueError) as exc:
         return CellFlow(error=f"cannot parse the cell: {exc}")
     return analyze_tree(tree)
+
+
+def analyze(source: str) -> CellFlow:
+    """A cell's flow (its transformed code), cached by source but for a %run -i script's."""
+    return (_analyze.__wrapped__ if exprfacts.RUN_SCRIPT in source else _analyze)(source)

@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import re
+import shlex
 
 #: pandas' string expressions name the caller's variables as ``@name``:
 #: ``df.query("amount > @min_amount")``, ``df.eval(...)``, ``pd.eval(...)``.
@@ -137,6 +139,7 @@ def config_bases(v: ast.expr) -> list[str] | None:
 #: Line magics whose argument is Python code run in the user's namespace, and whether
 #: it runs in a scope of its own (``%timeit``'s timing function) rather than at top level
 #: (``%time m = fit(n)`` binds ``m``).
+RUN_SCRIPT = "run_line_magic('run'"  # %run in a cell's transformed code
 CODE_MAGICS = {"time": False, "prun": False, "debug": False, "timeit": True}
 _SHELL_BRACES = re.compile(r"\{([^{}]+)\}")
 _SHELL_DOLLAR = re.compile(r"(?<!\$)\$([A-Za-z_]\w*)")
@@ -159,11 +162,32 @@ def ipython_code(call: ast.Call) -> tuple[list[ast.stmt], bool] | None:
     if method == "run_line_magic" and len(args) == 2 and args[0] in CODE_MAGICS:
         tree = _statement(args[1])
         return (tree, CODE_MAGICS[args[0]]) if tree is not None else None
+    if method == "run_line_magic" and len(args) == 2 and args[0] == "run":
+        return _script_run_in_namespace(args[1]), False
     if method in ("system", "getoutput") and len(args) == 1:
         found = [*_SHELL_BRACES.findall(args[0]), *_SHELL_DOLLAR.findall(args[0])]
         exprs = [e for e in map(_statement, found) if e and isinstance(e[0], ast.Expr)]
         return [e[0] for e in exprs], False
     return None
+
+
+def _script_run_in_namespace(line: str) -> list[ast.stmt]:
+    """The code of ``%run -i script.py``, which runs in the notebook's namespace and so
+    reads its names (the seventh trial's script read ``factor``, recorded nowhere); a
+    plain ``%run`` runs in a namespace of its own: nothing of the notebook's read."""
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return []
+    options = list(itertools.takewhile(lambda w: w.startswith("-"), words))
+    script = words[len(options)] if len(words) > len(options) else None
+    if "-i" not in options or script is None or not script.endswith(".py"):
+        return []
+    try:
+        with open(script, encoding="utf-8") as f:
+            return ast.parse(f.read()).body
+    except (OSError, SyntaxError, ValueError):
+        return []
 
 
 def _statement(text: str) -> list[ast.stmt] | None:

@@ -15,9 +15,7 @@ making it again, or when a name it was made from has changed since (transitively
 from __future__ import annotations
 
 import ast
-import datetime
 import hashlib
-import pathlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,13 +28,13 @@ from .models import NamedInput
 from .modstamps import Stamp, carried, changed, imported_names, reloaded, stamp
 from .modstamps import why as why_edited
 from .namedeps import made_from
+from .plaintoken import SCALARS as _SCALARS
+from .plaintoken import token as _token
 from .values import (
     FINGERPRINT_BUDGET,
     Description,
-    config_fields,
     describe,
     is_ignored,
-    numpy_scalar,
     param_value,
     type_name,
 )
@@ -51,11 +49,6 @@ PER_NAME_LIMIT = 20  # names the cell made
 PER_NAME_SOURCE = 4_000  # characters of the cell
 BEHIND_LIMIT = 64  # parameters behind the values a cell reads (Lineage._behind)
 _DESCRIBED_LIMIT = 256  # objects whose fingerprints are kept
-# A plain container (lists, tuples, dicts, sets of scalars) up to these sizes is compared
-# by value: `CONFIG = {...}` run again with an equal dict is no change.
-TOKEN_ITEMS = 2_000  # items, all levels together
-TOKEN_CHARS = 2_000  # characters of its strings
-TOKEN_DEPTH = 4
 _MISSING = object()
 
 
@@ -112,57 +105,6 @@ class Read:
         )
 
 
-# Immutable values compared by value: a config cell run again equal changes nothing
-# (dates and paths too: a new user's fifth trial saw `start = date(2024, 1, 1)` run
-# again make what was made from it stale).
-_SCALARS = frozenset({int, float, str, bool, type(None), datetime.date, datetime.datetime,
-                      datetime.time, datetime.timedelta, pathlib.PurePosixPath,
-                      pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.WindowsPath})  # fmt: skip
-_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
-
-
-class _TooBig(Exception):
-    pass
-
-
-def _token(obj: Any) -> Any:
-    """A plain value as a comparable copy (``(type, value)``, nested for containers), or
-    None for anything else or a container past the bounds (``TOKEN_*``)."""
-    t = type(obj)
-    if t in _SCALARS:
-        return (t, obj)
-    if numpy_scalar(obj):  # alpha = np.float32(0.5)
-        return (t, obj.item())
-    try:
-        if t in _CONTAINERS:
-            return _plain(obj, [TOKEN_ITEMS, TOKEN_CHARS], 0)
-        fields = config_fields(obj)  # `args = SimpleNamespace(...)` run again equal
-        return None if fields is None else (t, _plain(fields, [TOKEN_ITEMS, TOKEN_CHARS], 0))
-    except (_TooBig, RuntimeError):  # a deep structure, or one another thread changes
-        return None
-
-
-def _plain(obj: Any, left: list[int], depth: int) -> Any:
-    t = type(obj)
-    if t in _SCALARS:
-        if t is str:
-            left[1] -= len(obj)
-            if left[1] < 0:
-                raise _TooBig
-        return (t, obj)
-    if t not in _CONTAINERS or depth >= TOKEN_DEPTH:
-        raise _TooBig
-    left[0] -= len(obj)
-    if left[0] < 0:
-        raise _TooBig
-    if t is dict:
-        items = tuple((_plain(k, left, depth + 1), _plain(v, left, depth + 1))
-                      for k, v in obj.items())  # fmt: skip
-        return (t, items)
-    parts = (_plain(v, left, depth + 1) for v in obj)
-    return (t, frozenset(parts) if t is set or t is frozenset else tuple(parts))
-
-
 def _unchanged(prev: Producer, obj: Any, token: Any, in_place: bool) -> bool:
     """Whether ``obj`` (``token``: its plain value) is the value ``prev`` recorded: a plain
     value by value, anything else by identity unless the cell changed it in place."""
@@ -183,6 +125,9 @@ class Lineage:
         self.names: dict[str, Producer] = {}
         self.cell_runs: dict[str, int] = {}
         self._clock = 0
+        # The modules the last `reads` saw the cell use (no inputs: their files are).
+        self.modules_read: list[ModuleType] = []
+        self._may_change = (frozenset[str](), frozenset[str]())  # by global, in place
         self._last: tuple[int | None, frozenset[str]] | None = None
         self.defaults_cell: str | None = None  # see KernelSession.parameters_cell
         # Fingerprints by object identity, then by (name, version) that read it; a cell
@@ -348,15 +293,20 @@ class Lineage:
         ns = self.ns
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
-        via, _ = notebook_reads(names, ns)
+        via, stores = notebook_reads(names, ns)
+        self._may_change = (stores, (flow.mutates | flow.called) - flow.loop_changed)
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
+        self.modules_read, closures = [], []
         for n in [*names, *(v for v in via if v not in names)]:
             value = ns.get(n, _MISSING)
+            if isinstance(value, ModuleType):  # `settings.LR`, imported before
+                self.modules_read.append(value)
             if n in skip or value is _MISSING:
                 continue
             p = self.producer(n)
             if is_ignored(n, value):  # no input, but a module (function) edited since
+                closures += [n] if getattr(value, "__closure__", None) else []  # f = make(a)
                 stale = self.stale(n) if p is not None and p.module is not None else None
                 if stale and p is not None:
                     desc = Description(type_name(value), None, None)
@@ -371,9 +321,20 @@ class Lineage:
             else:
                 desc = self._describe(n, value, p, deadline)
                 out.append(Read(n, kind, False, None, origin, p, stale, desc, via.get(n)))
-        return out + self._behind(out, skip)
+        return out + self._behind(out, skip, closures)
 
-    def _behind(self, reads: list[Read], skip: set[str]) -> list[Read]:
+    def rebound(self, reads: list[Read]) -> dict[str, tuple[Any, Any]]:
+        """``{name: (at start, now)}``: parameters the cell read and changed, in place
+        (``params["lr"] = 0.05``, ``cfg.update(...)``) or by ``global`` (``set_lr(0.9)``)."""
+        out, (stores, in_place) = {}, self._may_change
+        for r in reads:  # (`lr *= 0.5` rebinds a number: the value read is the setting)
+            if r.is_param and r.behind is None and r.name in stores | in_place:
+                ok, now = _param(self.ns.get(r.name, _MISSING))
+                if ok and now != r.value and (r.name in stores or isinstance(now, (dict, list))):
+                    out[r.name] = (r.value, now)
+        return out
+
+    def _behind(self, reads: list[Read], skip: set[str], closures: list[str]) -> list[Read]:
         """The parameters behind the values a cell reads that untracked cells made.
 
         ``idx = rng(SEED).permutation(n)`` in an untracked cell, then a tracked cell that
@@ -385,6 +346,7 @@ class Lineage:
         """
         seen = {r.name for r in reads} | skip
         todo = [(r.name, r.producer, 0) for r in reads if not r.is_param and r.stale is None]
+        todo += [(n, self.producer(n), 0) for n in closures if self.stale(n) is None]
         out: list[Read] = []
         while todo and len(out) < BEHIND_LIMIT:
             made, p, depth = todo.pop(0)

@@ -69,8 +69,10 @@ def _names(stmt: ast.stmt) -> tuple[set[str], set[str], set[str]]:
 
 @functools.lru_cache(maxsize=256)
 def made_from(source: str) -> dict[str, frozenset[str]] | None:
-    """For each name the cell's top-level code binds or changes, the names of the
-    namespace (as the cell found it) it was made from; None when it does not parse.
+    """For each name the cell's top-level code binds or changes, the names it was made
+    from: of the namespace as the cell found it, and those the cell made before it (``lr
+    = 0.1; opt = make(lr)`` makes opt from lr: ``lr = 0.5`` in another cell then makes opt
+    stale, which the seventh trial saw read with no word); None when it does not parse.
     The same dict is returned for the same source: read it, never change it."""
     try:
         tree = parsed(source)
@@ -80,8 +82,8 @@ def made_from(source: str) -> dict[str, frozenset[str]] | None:
     for stmt in tree.body:
         loads, binds, changes = _names(stmt)
         came: set[str] = set()
-        for n in loads:
-            came |= made.get(n, {n})
+        for n in loads:  # a name the cell made: itself (as the cell left it) and its sources
+            came |= made.get(n, frozenset()) | {n}
         for n in binds:
             made[n] = frozenset(came)  # x = x + 1: came holds what x was made from
         for n in changes - binds:  # x["a"] = y: the object x was, and now y too

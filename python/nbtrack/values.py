@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import datetime
 import enum
+import functools
 import numbers
 import os
 import sys
@@ -29,13 +30,14 @@ from .picklehash import GiveUp, hash_pickle
 
 MAX_STRING = 1000  # characters of a string parameter
 MAX_ITEMS = 50  # items of a list/tuple/dict parameter
+MAX_FIELDS = 256  # fields of a config object (HuggingFace's TrainingArguments has ~120)
 MAX_DEPTH = 3
 SAMPLE_BYTES = 2 << 20  # an array/frame larger than this is fingerprinted from a sample
 FINGERPRINT_BUDGET = 0.05  # seconds; past it the fingerprint is given up (with a note)
 MAX_SERIES = 1_000_000  # points of a -m series
 
 _NOT_INPUTS = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type,
-               types.MethodType)  # fmt: skip
+               types.MethodType, type(functools.lru_cache(len)))  # fmt: skip
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
                             "_ih", "_oh", "_dh", "_i", "_ii", "_iii", "_exit_code"})  # fmt: skip
 
@@ -71,11 +73,13 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
         return True, os.fspath(value)
     if isinstance(value, (datetime.date, datetime.time)):  # a datetime is a date too
         return True, value.isoformat()  # a training window: start = date(2024, 1, 1)
+    if _dtype_or_device(value):  # torch.float16, torch.device("cuda"), np.dtype("f4")
+        return True, str(value)
     if depth >= MAX_DEPTH:
         return False, None
     fields = config_fields(value)
     if fields is not None:  # a config object is the dict of its fields, as W&B's config takes it
-        return param_value(fields, depth)
+        return _plain_dict(fields, depth, MAX_FIELDS)
     if isinstance(value, (list, tuple)) and len(value) <= MAX_ITEMS:
         out = []
         for v in value:
@@ -84,15 +88,29 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
                 return False, None
             out.append(plain)
         return True, out if isinstance(value, list) else tuple(out)
-    if isinstance(value, dict) and len(value) <= MAX_ITEMS:
-        d = {}
-        for k, v in value.items():
-            ok, plain = param_value(v, depth + 1)
-            if not ok or not isinstance(k, (str, int, float, bool)):
-                return False, None
-            d[str(k)] = plain
-        return True, d
+    if isinstance(value, dict):
+        return _plain_dict(value, depth, MAX_ITEMS)
     return False, None
+
+
+def _plain_dict(value: dict[Any, Any], depth: int, limit: int) -> tuple[bool, Any]:
+    if len(value) > limit:
+        return False, None
+    d = {}
+    for k, v in value.items():
+        ok, plain = param_value(v, depth + 1)
+        if not ok or not isinstance(k, (str, int, float, bool)):
+            return False, None
+        d[str(k)] = plain
+    return True, d
+
+
+def _dtype_or_device(value: Any) -> bool:
+    """A dtype or device is a setting (``TrainingArguments``-like configs hold them)."""
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
+    if torch is not None and isinstance(value, (torch.dtype, torch.device)):
+        return True
+    return np is not None and isinstance(value, np.dtype)
 
 
 def config_fields(value: Any) -> dict[str, Any] | None:
