@@ -312,6 +312,91 @@ def test_loading_the_extension_starts_the_ingestion_process_before_any_tracked_c
     assert not list((project_dir / ".nbtrack" / "spool").glob("*.spool"))
 
 
+# The notebook's last cell: is an ingestion process running for the store, and how
+# many spools wait for it (written to a file, read after papermill returns).
+PROCESS_PROBE = """
+import json, os, psutil
+store = os.path.realpath(".nbtrack")
+running = [p.pid for p in psutil.process_iter(["cmdline"])
+           if "nbtrack.ingestd" in (p.info["cmdline"] or []) and p.status() != "zombie"
+           and store in os.path.realpath(p.info["cmdline"][-1])]
+spools = [p.name for p in __import__("pathlib").Path(".nbtrack/spool").glob("*.spool")]
+open("probe.json", "w").write(json.dumps({"running": running, "spools": spools}))
+"""
+
+
+def test_under_plain_papermill_the_ingestion_process_starts_when_the_kernel_exits(
+    project_dir: Path,
+) -> None:
+    # Given: a notebook of three tracked cells, run by plain papermill (a headless run:
+    # nobody reads its runs cell by cell)
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext nbtrack")]
+    nb.cells += [nbformat.v4.new_code_cell(f"%%track c{i}\nx = {i}") for i in range(3)]
+    nb.cells.append(nbformat.v4.new_code_cell(PROCESS_PROBE))
+    nbformat.write(nb, project_dir / "nb.ipynb")
+
+    # When: papermill runs it
+    done = subprocess.run(
+        [sys.executable, "-m", "papermill", "nb.ipynb", "out.ipynb"],
+        cwd=project_dir, env=kernel_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    # Then: while its cells ran, no ingestion process ran beside them (its start and
+    # its rounds were not the notebook's time); the ended runs waited in their spools
+    probe = json.loads((project_dir / "probe.json").read_text())
+    assert probe["running"] == []
+    assert len(probe["spools"]) == 4  # three cell runs and the notebook run
+    # ... and once the kernel exited, the process started and brought every run in,
+    # with nobody reading the store
+    spool = project_dir / ".nbtrack" / "spool"
+    wait_until(lambda: not list(spool.glob("*.spool")), timeout=60,
+               what="the runs brought in after the kernel exited")  # fmt: skip
+    client = Client(resolve_project(project_dir))
+    runs = client.list_runs(RunQuery(kind=None, limit=None)).runs
+    assert sorted((r.kind, r.name, r.status) for r in runs) == [
+        ("cell", "c0", "finished"), ("cell", "c1", "finished"), ("cell", "c2", "finished"),
+        ("notebook", "nb", "finished"),
+    ]  # fmt: skip
+
+
+def test_a_deferred_ingestion_process_starts_when_its_time_is_up(project_dir: Path) -> None:
+    # Given: a process that defers the ingestion process by 2 s, then records two runs
+    # and stays alive
+    script = WRITER.replace(
+        "project = resolve_project()",
+        "from nbtrack import ingest\ningest.ingestor().defer(2.0)\nproject = resolve_project()",
+    ).replace('print("written")', 'print("written", flush=True)\ntime.sleep(60)')
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, "2", "10", "0"],
+        cwd=project_dir, env=kernel_env(), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "written"
+        written = time.monotonic()
+        spool = project_dir / ".nbtrack" / "spool"
+        # Then: until its time is up, no process runs and the spools wait ...
+        assert _store_processes(project_dir) == []
+        assert len(list(spool.glob("*.spool"))) == 2
+        # ... and then, the writer still running, the process starts and brings them in
+        wait_until(lambda: not list(spool.glob("*.spool")), timeout=60,
+                   what="the deferred runs brought in")  # fmt: skip
+        assert time.monotonic() - written > 0.5
+        assert writer.poll() is None
+        assert _counts(project_dir)[:4] == (2, 2, 2, 20)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 @contextlib.contextmanager
 def _paused_with_five_ended_runs(project_dir: Path) -> Iterator[tuple[Client, Path, int]]:
     """The store's ingestion process, paused (it still holds its FIFO: a reader sees it

@@ -45,6 +45,10 @@ SLICE_POINTS = 50_000  # metric points per transaction (~0.05 s of DuckDB's time
 SLICE_SECONDS = 0.1  # reading spools per transaction, so a waiting reader waits little
 SLICE_SECONDS_ALONE = 0.5  # ... when nobody waits for the store
 MAX_SLICES = 40  # transactions per round before the thread looks at its list again
+# Under plain papermill or ``jupyter execute`` the ingestion process starts at exit or
+# after this many seconds: a short notebook pays neither its start (~0.3 s of CPU) nor
+# its rounds (~10 ms of CPU a cell) beside its cells. See ``Ingestor.defer``.
+HEADLESS_DEFER = 30.0
 
 
 class SpoolFile(Protocol):
@@ -164,6 +168,7 @@ class Ingestor:
         self._orphaned: set[Client] = set()  # stores whose handed runs the thread recovers
         # Sealed spools handed to the process and not seen removed yet (for ``drain``).
         self._handed: dict[Path, Client] = {}
+        self._deferred_until: float | None = None  # see ``defer``
         self._thread = threading.Thread(target=self._loop, name="nbtrack-ingestor", daemon=True)
         self._thread.start()
         atexit.register(self.close, 20.0)
@@ -180,6 +185,10 @@ class Ingestor:
         self._send_to(w.client.project.db_path, byte)
 
     def _send_to(self, db_path: Path, byte: bytes) -> None:
+        if self._deferred_until is not None:
+            if time.monotonic() < self._deferred_until:
+                return  # the process starts later (``defer``); the spools wait for it
+            self._undefer()
         lk = self.link(db_path)
         lk.send(byte)
         if lk.wanted:
@@ -197,6 +206,21 @@ class Ingestor:
                 self._handed.clear()
                 self._idle.clear()
             self._wake.set()
+
+    def defer(self, seconds: float = HEADLESS_DEFER) -> None:
+        """Start the ingestion process only at exit, or once ``seconds`` have passed, or
+        when a caller drains: until then sealed runs wait in their spools (a reader of
+        the store, in this kernel or another process, brings in what it reads)."""
+        if not self.threaded:
+            self._deferred_until = time.monotonic() + seconds
+
+    def _undefer(self) -> None:
+        """The deferral is over: kick the process of each store with runs handed."""
+        self._deferred_until = None
+        with self._lock:
+            stores = {c.project.db_path for c in self._handed.values()}
+        for db_path in stores:
+            self._send_to(db_path, KICK)
 
     def prepare(self, db_path: Path) -> None:
         """A kernel is about to track runs into ``db_path``: start the store's ingestion
@@ -252,6 +276,8 @@ class Ingestor:
     def _look(self) -> None:
         """With the process: write what a full disk held back, hand over what is sealed,
         and make sure the process runs while runs are going (it may have been killed)."""
+        if self._deferred_until is not None and time.monotonic() >= self._deferred_until:
+            self._undefer()
         with self._lock:
             writers = list(self._writers)
             links = list(self._links.values())
@@ -330,13 +356,22 @@ class Ingestor:
         first, which seals those runs; then, when this thread ingests, what is pending is
         ingested; with the process, nothing more to wait for."""
         finish_background(min(timeout, 10.0))
+        if self._deferred_until is not None:
+            # Start the process here: the thread may not run again before the end.
+            self._undefer()
+            for lk in list(self._links.values()):
+                if lk.wanted:
+                    lk.start()
         if self.threaded:
             self.drain(timeout)
 
     def drain(self, timeout: float = 20.0) -> bool:
         """Ingest everything pending now (at exit, or when a caller must read its own
-        runs); with the process, wait until it has brought in what this process sealed."""
+        runs); with the process, wait until it has brought in what this process sealed
+        (a run still going is not waited for)."""
         deadline = time.monotonic() + timeout
+        if self._deferred_until is not None:
+            self._undefer()  # a caller waits for the runs: no more waiting for exit
         while time.monotonic() < deadline:
             if self.threaded:
                 self._round()
@@ -346,7 +381,9 @@ class Ingestor:
                 self._look()  # (probes the process of each store with a run going)
                 with self._lock:
                     self._prune()
-                    if not self._handed and not self._writers:
+                    # A run still going (a papermill notebook's own run, open until
+                    # the kernel ends) is not sealed: nothing to wait for yet.
+                    if not self._handed and not any(w.sealed for w in self._writers):
                         return True
                     clients = {c.project.db_path: c for c in self._handed.values()}
                 for db_path in clients:

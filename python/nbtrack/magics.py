@@ -222,6 +222,11 @@ def load(ipython: Any) -> None:
     if id(ipython) in _loaded:
         return
     magics = TrackMagics(ipython)
+    if magics.session.headless():
+        # Nobody reads its runs cell by cell: the ingestion process starts at exit.
+        from .ingest import ingestor
+
+        ingestor().defer()
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
     ipython.events.register("post_run_cell", magics.post_run_cell)

@@ -111,6 +111,11 @@ class KernelSession:
         if opened and defaults:
             parent.log_params(defaults, source="default")
 
+    def headless(self) -> bool:
+        """A runner executes the notebook top to bottom (plain papermill, ``jupyter
+        execute``, nbconvert), not nbtrack's pipelines, whose driver reads the runs."""
+        return launcher.launch() is not None and not settings.parent_run()
+
     def launched_by_nbtrack(self) -> bool:
         """nbtrack's pipelines started this kernel: its notebook run exists already."""
         return bool(self.parent_id and self._parent_writer is None and settings.parent_run())
