@@ -21,7 +21,7 @@ from traitlets import Bool, Float, Integer
 from . import dataflow, previous, settings, sysmetrics
 from .cellrun import TrackOptions
 from .exceptions import NbtrackError
-from .lineage import TreeRecorder
+from .lineage import PAPERMILL_HEADER, TreeRecorder
 from .session import KernelSession
 
 USAGE = (
@@ -182,7 +182,7 @@ class TrackMagics(Magics):
         sysmetrics.reap()  # the last tracked cell's sampler thread, exited by now
         source = getattr(info, "raw_cell", "") or ""
         try:
-            if source.lstrip().startswith("# Parameters"):
+            if source.lstrip().startswith(PAPERMILL_HEADER):
                 hist = getattr(self.shell, "history_manager", None)
                 raw = getattr(hist, "input_hist_raw", None) or []
                 self.session.saw_cell(source, raw[-1] if len(raw) > 1 else None)

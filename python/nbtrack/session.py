@@ -136,7 +136,7 @@ class KernelSession:
     def headless_start(self) -> None:
         """Under plain papermill with no parameters given, open the notebook run now (papermill
         injects no cell to say it runs the kernel): every papermill execution has one."""
-        if self.runner is not None and not self.runner.injects and not self.launched_by_nbtrack():
+        if self.runner is not None and not self.runner.injects:  # (None under nbtrack's pipelines)
             self._parent()
 
     def saw_defaults(self, source: str) -> None:
