@@ -188,7 +188,7 @@ def test_an_interrupted_cell_shows_the_same_traceback_and_is_recorded_failed(
     assert run.status == "failed" and "KeyboardInterrupt" in run.error
 
 
-def test_a_tracked_traceback_names_the_prompt_and_holds_no_nbtrack_frame(kernel):
+def test_a_tracked_traceback_names_the_prompt_and_holds_no_nbtrack_frame(kernel, project_dir):
     reply = _execute(kernel, "%%track\nx = 1\n1 / 0")
     tb = _plain("\n".join(reply["reply"]["traceback"]))
     n = reply["reply"]["execution_count"]
@@ -197,6 +197,12 @@ def test_a_tracked_traceback_names_the_prompt_and_holds_no_nbtrack_frame(kernel)
     assert (
         len(syntax["reply"]["traceback"]) == 1 and "nbtrack" not in syntax["reply"]["traceback"][0]
     )
+    # ... and the failed run's error names the cell as the traceback does, not the
+    # temporary file IPython compiled it as
+    m = syntax["reply"]["execution_count"]
+    runs = _settled_runs(project_dir, 2)
+    error = next(r.error for r in runs if "SyntaxError" in (r.error or ""))
+    assert f"Cell In[{m}], line 2" in error and "ipykernel" not in error
 
 
 def test_top_level_await_runs_and_records_the_run(kernel, project_dir):

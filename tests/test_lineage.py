@@ -252,6 +252,10 @@ def test_a_cell_reading_stale_state_is_warned_and_the_run_says_why(project_dir, 
     run = _settle(project_dir).get_run("last")
     stale = {i.name: i.reason for i in run.named_inputs if i.stale}
     assert list(stale) == ["y"] and "from x" in stale["y"]
+    # ... and `nbtrack show` says so beside the parameter y, not only its JSON
+    shown = run_cli("show", run.run_id, cwd=project_dir).stdout
+    [line] = [ln for ln in shown.splitlines() if "param y" in ln]
+    assert "10 (stale: y was made by In[" in line and "from x" in line
 
 
 def test_values_that_are_not_parameters_are_named_inputs_linked_to_their_run(project_dir, kernel):

@@ -6,7 +6,6 @@ import errno
 import logging
 import os
 import threading
-import traceback
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -323,8 +322,7 @@ class CellRun:
             if error is None:
                 w.finish("finished")
             else:
-                text = "".join(traceback.format_exception_only(type(error), error)).strip()
-                w.finish("failed", text[: tracking.ERROR_LIMIT])
+                w.finish("failed", self.session.error_text(error)[: tracking.ERROR_LIMIT])
             # Once the cell has replied, none of it before: the background threads
             # woken here would take the GIL from the cell's end. The hashes learnt are
             # saved for the next cell and process (a cache: losing a save costs a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import traceback
 import uuid
 from collections.abc import Callable
@@ -172,6 +173,16 @@ class KernelSession:
         if self.failure is None:
             what = traceback.format_exception_only(type(error), error)[-1].strip()
             self.failure = f"In[{count}] raised {what}"[: tracking.ERROR_LIMIT]
+
+    @staticmethod
+    def error_text(error: BaseException) -> str:
+        """The error a failed run records, as IPython shows it: a syntax error's place is
+        ``Cell In[n], line 3``, not the temporary file IPython compiled the cell as."""
+        text = "".join(traceback.format_exception_only(type(error), error)).strip()
+        name = getattr(error, "filename", None) if isinstance(error, SyntaxError) else None
+        shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+        label = shell.compile.format_code_name(name) if name and shell is not None else None
+        return text.replace(f'File "{name}"', " ".join(label)) if label else text
 
     def _finish_parent(self) -> None:
         if self._parent_writer is not None:
