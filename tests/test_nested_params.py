@@ -117,3 +117,26 @@ def test_leaves_of_every_shape_are_columns_and_a_name_of_its_own_is_kept(project
     rows = list(csv.reader(io.StringIO(shown.stdout)))
     assert rows[0] == ["name", "cfg"]
     assert json.loads(rows[1][1]) == {"lr": 0.1, "sched": "cos", "layers": [64, 32], "a b": 1}
+
+
+def test_a_settings_dict_wider_than_a_list_parameter_is_still_a_parameter(project_dir, kernel):
+    # Given: an 80-key settings dict (past the 50 items of a list parameter) read by a
+    # tracked cell, whose lr changes between two runs
+    kernel.ok("cfg = {f'w{i}': i for i in range(79)}\ncfg['lr'] = 0.1")
+    train = "%%track train\nloss = cfg['lr'] * cfg['w3']"
+    kernel.ok(train)
+    kernel.ok("cfg['lr'] = 0.3")
+    out = kernel.ok(train)
+
+    # Then: the change is named under the cell, not "read cfg: changed" ...
+    assert "param cfg.lr: 0.1 → 0.3 (upstream)" in out.text, out.text
+    # ... and cfg.lr is a column to filter by
+    first, second = _cell_runs(_settle(project_dir), "train")
+    where = run_cli("ls", "--where", "cfg.lr > 0.2", "--csv", cwd=project_dir)
+    assert [line.split(",")[0] for line in where.stdout.splitlines()[1:]] == [second.short_id]
+    assert first.params["cfg"]["lr"] == 0.1 and len(first.params["cfg"]) == 80
+    # A dict keyed by numbers (data, not settings) of that size stays a named input
+    kernel.ok("by_id = {i: i * 2 for i in range(80)}")
+    kernel.ok("%%track counts\ntotal = sum(by_id.values())")
+    [counts] = _cell_runs(_settle(project_dir), "counts")
+    assert "by_id" not in counts.params and "by_id" in {i.name for i in counts.named_inputs}

@@ -29,7 +29,7 @@ from .models import SAMPLED_FINGERPRINT, WHOLE_FINGERPRINT
 from .picklehash import GiveUp, hash_pickle
 
 MAX_STRING = 1000  # characters of a string parameter
-MAX_ITEMS = 50  # items of a list/tuple/dict parameter
+MAX_ITEMS = 50  # items of a list/tuple/dict parameter (a dict of settings: MAX_FIELDS)
 MAX_FIELDS = 256  # fields of a config object (HuggingFace's TrainingArguments has ~120)
 MAX_DEPTH = 3
 SAMPLE_BYTES = 2 << 20  # an array/frame larger than this is fingerprinted from a sample
@@ -88,8 +88,9 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
                 return False, None
             out.append(plain)
         return True, out if isinstance(value, list) else tuple(out)
-    if isinstance(value, dict):
-        return _plain_dict(value, depth, MAX_ITEMS)
+    if isinstance(value, dict):  # a settings dict (text keys) is as wide as a config object
+        wide = depth == 0 and all(isinstance(k, str) for k in value)
+        return _plain_dict(value, depth, MAX_FIELDS if wide else MAX_ITEMS)
     return False, None
 
 
