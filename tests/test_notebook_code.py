@@ -52,6 +52,8 @@ def test_a_decorated_notebook_function_is_followed_to_the_function_it_wraps(proj
     assert b.params["gamma"] == 0.25 and b.param_sources["gamma"] == "upstream"
     assert "gamma=0.5" in first.text and "param gamma: 0.5 → 0.25" in second.text
     assert "cached_fit" not in {i.name for i in a.named_inputs}
+    # The wrapper looks gamma up when called: it is read as it is now, never stale
+    assert "stale" not in second.text and not any(i.stale for i in b.named_inputs)
 
 
 def test_a_project_module_imported_by_an_earlier_cell_is_an_input_of_the_cell_using_it(
@@ -185,11 +187,16 @@ def test_the_parameters_a_closure_was_made_from_are_the_reading_run_s(project_di
     cell = "%%track opt\nbest = min(range(5), key=objective)"
     first = kernel.ok(cell, cell_id="opt").text
     kernel.ok("alpha = 3.0", cell_id="defs2")
+    # alpha changed, objective not made again: it still holds 2.0, and the cell says so
+    behind = kernel.ok(cell, cell_id="opt").text
     kernel.ok("objective = make_objective(alpha)", cell_id="build")
     second = kernel.ok(cell, cell_id="opt").text
-    a, b = _cell_runs(_settle(project_dir), "opt")
+    a, stale, b = _cell_runs(_settle(project_dir), "opt")
     assert (a.params, b.params) == ({"alpha": 2.0}, {"alpha": 3.0})
-    assert "alpha=2" in first and "param alpha: 2 → 3" in second, second
+    assert "alpha=2" in first and "alpha=3 (upstream)" in second, second
+    assert "stale input: objective was made by In[" in behind and "from alpha" in behind, behind
+    assert [i.name for i in stale.named_inputs if i.stale] == ["objective"]
+    assert "stale" not in second
 
 
 def test_a_config_the_cell_changes_in_place_is_recorded_as_the_cell_left_it(project_dir, kernel):

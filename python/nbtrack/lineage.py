@@ -254,12 +254,15 @@ class Lineage:
             return None
         return p
 
-    def stale(self, name: str) -> str | None:
-        """Why the value ``name`` holds is stale, or None."""
+    def stale(self, name: str, live: Iterable[str] = ()) -> str | None:
+        """Why the value ``name`` holds is stale, or None. ``live``: names a function
+        looks up when called (its globals), never stale through it."""
         p = self.producer(name)
-        return None if p is None else self._why(name, p, 0, {name})
+        return None if p is None else self._why(name, p, 0, {name}, frozenset(live))
 
-    def _why(self, name: str, p: Producer, depth: int, seen: set[str]) -> str | None:
+    def _why(
+        self, name: str, p: Producer, depth: int, seen: set[str], live: frozenset[str] = frozenset()
+    ) -> str | None:
         if p.module is not None:
             if isinstance(self.ns.get(name), ModuleType) and reloaded(p.module):
                 p.module = stamp(p.module.module, self.ns.get(name))  # as reloaded
@@ -273,7 +276,7 @@ class Lineage:
             )
         for m, v in p.reads.items():
             cur = self.names.get(m)
-            if cur is None or cur.version != v:
+            if (cur is None or cur.version != v) and m not in live:
                 when = f" by {cur.where}" if cur is not None else ""
                 return f"{name} was made by {p.where} from {m}, which was changed since{when}"
         if depth >= STALE_DEPTH:
@@ -306,8 +309,9 @@ class Lineage:
                 continue
             p = self.producer(n)
             if is_ignored(n, value):  # no input, but a module (function) edited since
-                closures += [n] if getattr(value, "__closure__", None) else []  # f = make(a)
-                stale = self.stale(n) if p is not None and p.module is not None else None
+                closed = bool(getattr(value, "__closure__", None))  # f = make(a): a as made
+                closures += [n] if closed else []
+                stale = self.stale(n, via) if p is not None and (p.module or closed) else None
                 if stale and p is not None:
                     desc = Description(type_name(value), None, None)
                     out.append(Read(n, type_name(value), False, None, p.origin, p, stale, desc))
