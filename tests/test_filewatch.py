@@ -152,6 +152,26 @@ def test_files_written_by_a_shell_line_are_outputs(kernel, project_dir):
     _is_version_of(data[("out/deep/c.txt", "output")], project_dir / "out" / "deep" / "c.txt")
 
 
+def test_files_a_shell_line_names_are_inputs_at_the_version_before_it_ran(kernel, project_dir):
+    """The outside check of issue 15: ``!cp a.csv b.csv`` recorded b.csv and not a.csv,
+    silently. A file named on a shell line that exists when the cell starts is read,
+    at that version; one the cell wrote (an old ``b.csv`` overwritten) is its output
+    only, with no "read, then changed" warning; a word with an expansion is not guessed."""
+    (project_dir / "a.csv").write_text("x\n1\n")
+    (project_dir / "b.csv").write_text("old\n")
+    (project_dir / "run.sh").write_text("cat a.csv > /dev/null\n")
+    (project_dir / "notes.txt").write_text("n\n")
+    out = kernel.ok(
+        "%%track copy\nname = 'notes.txt'\n!cp a.csv b.csv\n"
+        "lines = !wc -l {name}\n!sh ./run.sh --quiet\n%sx ls -- a.csv"
+    )
+    data = _data(project_dir)
+    assert set(data) == {("a.csv", "input"), ("run.sh", "input"), ("b.csv", "output")}, data
+    _is_version_of(data[("a.csv", "input")], project_dir / "a.csv")
+    _is_version_of(data[("b.csv", "output")], project_dir / "b.csv")
+    assert "changed by the cell" not in out.text
+
+
 def test_files_written_by_joblib_workers_are_outputs(kernel, project_dir):
     kernel.ok(
         "%%track\nimport os\nfrom joblib import Parallel, delayed\n"

@@ -34,12 +34,19 @@ def data_versions(
     early: dict[str, DataVersion],
     version: Versioner,
     project: Project,
+    shell_reads: dict[str, os.stat_result] | None = None,
 ) -> tuple[list[DataVersion], list[str]]:
-    """The versions to record, and what could not be recorded (for the summary)."""
+    """The versions to record, and what could not be recorded (for the summary).
+
+    ``shell_reads``: files the cell's shell lines name, with their stat at its start
+    (``shellreads``); inputs, but for those the cell wrote (``cp a b`` over a ``b``)."""
     warnings: list[str] = []
     out: dict[tuple[str, str], DataVersion] = {}
-    reads = dict(watcher.reads) if watcher is not None else {}
+    reads: dict[str, os.stat_result | None] = dict(watcher.reads) if watcher is not None else {}
     writes = dict.fromkeys(watcher.writes) if watcher is not None else {}
+    for path, at_start in (shell_reads or {}).items():
+        if path not in writes:
+            reads.setdefault(path, at_start)
     named = {os.path.realpath(p) for p in [*named_inputs, *named_outputs]}
     for p in named_inputs:
         reads[os.path.realpath(p)] = None

@@ -22,6 +22,7 @@ from . import (
     previous,
     sessioncode,
     settings,
+    shellreads,
     sysmetrics,
     tracking,
 )
@@ -102,8 +103,9 @@ class CellRun:
         self.client = Client(self.project)
         nb = session.notebook_path()
         self.transformed = transformed
-        # What the cell reads, with its values now, before the cell changes them.
+        # What the cell reads (names; files its shell lines name), as now, before it runs.
         self.flow = dataflow.analyze(transformed)
+        self._shell = shellreads.named_files(transformed, os.getcwd()) if opts.auto else {}
         self.reads: list[Read] = []
         if opts.auto:
             try:
@@ -185,8 +187,7 @@ class CellRun:
         ended = self._ended
 
         def gather() -> None:
-            # A short cell replies first: its facts are gathered once the kernel is
-            # idle, not while the cell's end and its reply need the GIL (``after_reply``).
+            # A short cell replies first: its facts are gathered once the kernel is idle.
             ended.wait(GATHER_DELAY)
             fields: dict[str, Any] = {}
             warnings: dict[str, str] = {}
@@ -286,6 +287,7 @@ class CellRun:
             self._early,
             self._version,
             self.project,
+            self._shell,
         )
         self.warnings.extend(warnings)
         return versions
