@@ -196,7 +196,31 @@ def test_the_parameters_a_closure_was_made_from_are_the_reading_run_s(project_di
     assert "alpha=2" in first and "alpha=3 (upstream)" in second, second
     assert "stale input: objective was made by In[" in behind and "from alpha" in behind, behind
     assert [i.name for i in stale.named_inputs if i.stale] == ["objective"]
+    assert stale.params == {"objective": {"a": 2.0}}  # what it still held: the value used
     assert "stale" not in second
+
+
+def test_the_settings_a_closure_holds_are_a_parameter_when_nothing_behind_explains_them(
+    project_dir, kernel
+):
+    """``objective = make_objective(2.0)``: the literal is in no name, so the walk behind
+    the closure finds no parameter, and changing it to 3.0 moved the optimum with
+    nothing in the record to say why (the seventh trial's finding)."""
+    kernel.ok(
+        "import numpy as np\n"
+        "def make_objective(a, data):\n    def objective(w):\n"
+        "        return (w - a) ** 2 + len(data)\n    return objective",
+        cell_id="defs",
+    )
+    cell = "%%track opt\nbest = min(range(5), key=objective)"
+    kernel.ok("objective = make_objective(2.0, np.zeros(3))", cell_id="build")
+    first = kernel.ok(cell, cell_id="opt").text
+    kernel.ok("objective = make_objective(3.0, np.zeros(3))", cell_id="build")
+    second = kernel.ok(cell, cell_id="opt").text
+    a, b = _cell_runs(_settle(project_dir), "opt")
+    # The array it holds is no setting; the number is, under the closure's name
+    assert (a.params, b.params) == ({"objective": {"a": 2.0}}, {"objective": {"a": 3.0}})
+    assert "objective={'a': 2.0}" in first and "param objective.a: 2 → 3" in second, second
 
 
 def test_a_config_the_cell_changes_in_place_is_recorded_as_the_cell_left_it(project_dir, kernel):

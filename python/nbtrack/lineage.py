@@ -33,6 +33,7 @@ from .plaintoken import token as _token
 from .values import (
     FINGERPRINT_BUDGET,
     Description,
+    closure_settings,
     describe,
     is_ignored,
     param_value,
@@ -325,7 +326,24 @@ class Lineage:
             else:
                 desc = self._describe(n, value, p, deadline)
                 out.append(Read(n, kind, False, None, origin, p, stale, desc, via.get(n)))
-        return out + self._behind(out, skip, closures)
+        behind = self._behind(out, skip, closures)
+        return self._held(out, [n for n in closures if n not in skip], behind) + behind
+
+    def _held(self, out: list[Read], closures: list[str], behind: list[Read]) -> list[Read]:
+        """A closure no parameter behind explains (``make_objective(2.0)``, or one made
+        from a setting changed since): the settings it holds are a dict parameter, as
+        a config object's fields are; a stale one keeps its reason."""
+        explained = {r.behind for r in behind}
+        for n in closures:
+            held = None if n in explained else closure_settings(self.ns.get(n))
+            if held is not None:
+                was = next((r for r in out if r.name == n), None)
+                p = self.producer(n)
+                origin = p.origin if p is not None else "upstream"
+                kind = type_name(self.ns.get(n))
+                read = Read(n, kind, True, held, origin, p, was.stale if was else None)
+                out = [r for r in out if r is not was] + [read]
+        return out
 
     def rebound(self, reads: list[Read]) -> dict[str, tuple[Any, Any]]:
         """``{name: (at start, now)}``: parameters the cell read and changed, in place

@@ -106,6 +106,25 @@ def _plain_dict(value: dict[Any, Any], depth: int, limit: int) -> tuple[bool, An
     return True, d
 
 
+def closure_settings(fn: Any) -> dict[str, Any] | None:
+    """The parameter-like values a closure holds (``make_objective(2.0)``'s ``a``), by
+    the names its code gives them, or None.
+
+    >>> closure_settings((lambda a: lambda x: a * x)(2.0))
+    {'a': 2.0}
+    """
+    names = getattr(getattr(fn, "__code__", None), "co_freevars", ())
+    out = {}
+    for name, cell in zip(names, getattr(fn, "__closure__", None) or (), strict=False):
+        try:
+            ok, plain = param_value(cell.cell_contents, 1)
+        except Exception:  # an empty cell; a value whose comparison raises
+            continue
+        if ok:
+            out[name] = plain
+    return out or None
+
+
 def _dtype_or_device(value: Any) -> bool:
     """A dtype or device is a setting (``TrainingArguments``-like configs hold them)."""
     torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
