@@ -170,6 +170,15 @@ def test_files_a_shell_line_names_are_inputs_at_the_version_before_it_ran(kernel
     _is_version_of(data[("a.csv", "input")], project_dir / "a.csv")
     _is_version_of(data[("b.csv", "output")], project_dir / "b.csv")
     assert "changed by the cell" not in out.text
+    # ... and the literal command of subprocess.run or os.system names its inputs too
+    (project_dir / "c.csv").write_text("y\n2\n")
+    kernel.ok(
+        "%%track sub\nimport os, subprocess\n"
+        "subprocess.run(['cp', 'c.csv', 'd.csv'], check=True)\nos.system('cat a.csv > e.csv')"
+    )
+    sub = _data(project_dir)
+    assert set(sub) == {("c.csv", "input"), ("a.csv", "input"), ("d.csv", "output"),
+                        ("e.csv", "output")}, sub  # fmt: skip
 
 
 def test_files_written_by_joblib_workers_are_outputs(kernel, project_dir):
