@@ -294,7 +294,7 @@ class Lineage:
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
         via, stores = notebook_reads(names, ns)
-        self._may_change = (stores, (flow.mutates | flow.called) - flow.loop_changed)
+        self._may_change = (stores, (flow.mutates | flow.called | flow.passed) - flow.loop_changed)
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
         self.modules_read, closures = [], []

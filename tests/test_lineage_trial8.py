@@ -1,0 +1,45 @@
+"""Notebook shapes of the eighth trial, in real kernels: what the record says.
+
+Each test is a reproducer from the eighth trial: a notebook pattern the earlier trials
+did not try, and what a careful data scientist says the run must record.
+"""
+
+from __future__ import annotations
+
+from test_lineage import _cell_runs
+from test_magics import _settle
+
+
+def test_a_config_a_function_of_the_cell_changes_is_recorded_as_the_cell_left_it(
+    project_dir, kernel
+):
+    """Found by the trial: ``tweak(opts, 0.9)`` (a notebook function setting
+    ``d["lr"] = lr`` on the dict it is given) trained with lr 0.9, and the run recorded
+    the 0.1 of the upstream ``opts``, with no word. A container passed to a call in a
+    loop is the loop's, as ``history.append(loss)`` is: kept as read."""
+    kernel.ok(
+        "from types import SimpleNamespace\n"
+        "opts = {'lr': 0.1, 'wd': 0.0}\nargs = SimpleNamespace(epochs=3)\nhistory = []\n"
+        "size = {'h': 8}\n"
+        "def tweak(d, lr):\n    d['lr'] = lr\n"
+        "def set_epochs(ns, n):\n    ns.epochs = n\n"
+        "def record(h, v):\n    h.append(v)"
+    )
+    train = kernel.ok(
+        "%%track train\ntweak(opts, 0.9)\nset_epochs(ns=args, n=5)\nwidth = len(size)\n"
+        "for e in range(2):\n    record(history, e * opts['lr'])"
+    )
+    (run,) = _cell_runs(_settle(project_dir), "train")
+    assert run.params == {
+        "opts": {"lr": 0.9, "wd": 0.0},
+        "args": {"epochs": 5},
+        "size": {"h": 8},
+        "history": [],
+    }
+    assert run.param_sources == {
+        "opts": "auto",
+        "args": "auto",
+        "size": "upstream",
+        "history": "upstream",
+    }
+    assert "param opts changed by the cell: {'lr': 0.1, 'wd': 0.0} → {'lr': 0.9" in train.text
