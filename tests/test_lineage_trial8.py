@@ -43,3 +43,23 @@ def test_a_config_a_function_of_the_cell_changes_is_recorded_as_the_cell_left_it
         "history": "upstream",
     }
     assert "param opts changed by the cell: {'lr': 0.1, 'wd': 0.0} → {'lr': 0.9" in train.text
+
+
+def test_decimal_and_fraction_settings_are_parameters_and_a_decimal_is_a_metric(
+    project_dir, kernel
+):
+    """Found by the trial (a known gap): ``RATE = Decimal("0.05")`` read by a tracked cell
+    was an opaque named input, not a parameter, and ``-m total`` on a Decimal said "not a
+    metric". A number a float holds exactly is that number; another is its text (1/3)."""
+    kernel.ok(
+        "from decimal import Decimal\nfrom fractions import Fraction\n"
+        "RATE, SPLIT, HALF = Decimal('0.05'), Fraction(1, 3), Fraction(1, 2)"
+    )
+    shown = kernel.ok(
+        "%%track money -m total\ntotal = RATE * 100 * int(1 / HALF)\nparts = SPLIT * 3"
+    )
+    assert "not a metric" not in shown.text
+    (run,) = _cell_runs(_settle(project_dir), "money")
+    assert run.params == {"RATE": 0.05, "SPLIT": "1/3", "HALF": 0.5}
+    assert run.param_sources == dict.fromkeys(run.params, "upstream")
+    assert run.metrics["total"] == 10.0

@@ -67,6 +67,8 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
         return True, str(value)
     if isinstance(value, numbers.Real) or numpy_scalar(value):
         return _number(value)
+    if isinstance(value, numbers.Number) and not isinstance(value, complex):
+        return _exact_number(value)  # a Decimal
     if isinstance(value, str):
         return (True, value) if len(value) <= MAX_STRING else (False, None)
     if isinstance(value, os.PathLike):
@@ -171,7 +173,19 @@ def _number(value: Any) -> tuple[bool, Any]:
         item = float(str(value))
     if isinstance(item, (bool, int, float)):
         return True, item
-    return False, None
+    return _exact_number(item)  # a Fraction
+
+
+def _exact_number(value: Any) -> tuple[bool, Any]:
+    """A ``Decimal`` or ``Fraction`` as the float that holds it exactly (Decimal("0.05"):
+    0.05, Fraction(1, 2): 0.5), else as its text ("1/3"): JSON has no such numbers, and
+    the eighth trial's ``RATE = Decimal("0.05")`` was an opaque named input."""
+    try:
+        f = float(value)
+        exact = type(value)(repr(f)) == value
+    except (TypeError, ValueError, ArithmeticError):
+        return False, None
+    return True, f if exact else str(value)
 
 
 @dataclass(frozen=True)
@@ -418,5 +432,8 @@ def _is_number(v: Any) -> bool:
     if isinstance(v, bool):
         return False
     if isinstance(v, numbers.Real):
+        return True
+    dec = sys.modules.get("decimal")  # a Decimal is a number, not a Real (-m total)
+    if dec is not None and isinstance(v, dec.Decimal):
         return True
     return numpy_scalar(v) and getattr(getattr(v, "dtype", None), "kind", "") in "iuf"
