@@ -63,3 +63,33 @@ def test_decimal_and_fraction_settings_are_parameters_and_a_decimal_is_a_metric(
     assert run.params == {"RATE": 0.05, "SPLIT": "1/3", "HALF": 0.5}
     assert run.param_sources == dict.fromkeys(run.params, "upstream")
     assert run.metrics["total"] == 10.0
+
+
+def test_an_object_its_own_method_trains_is_recorded_as_the_cell_read_it(project_dir, kernel):
+    """Found by the trial: ``trainer.fit(X)`` on a notebook ``Trainer(lr=LR, epochs=3)``
+    that appends to ``self.history`` recorded the history the fit made as the parameter,
+    warned "param trainer changed by the cell", and every run again said the parameter
+    changed. What the cell read is the setting; its method's work is the result. A dict's
+    own methods (``cfg.update(...)``) still change the setting."""
+    kernel.ok(
+        "class Trainer:\n"
+        "    def __init__(self, lr, epochs):\n"
+        "        self.lr, self.epochs, self.history = lr, epochs, []\n"
+        "    def fit(self):\n"
+        "        for e in range(self.epochs):\n"
+        "            self.history.append(self.lr * e)\n"
+        "        return self\n"
+        "trainer = Trainer(lr=0.05, epochs=3)\ncfg = {'depth': 3}"
+    )
+    fit = "%%track fit\ntrainer.fit()\ncfg.update(depth=9)\nlast = trainer.history[-1]"
+    first = kernel.ok(fit)
+    kernel.ok(fit)
+    a, b = _cell_runs(_settle(project_dir), "fit")
+    assert a.params == {
+        "trainer": {"lr": 0.05, "epochs": 3, "history": []},
+        "cfg": {"depth": 9},
+    }
+    assert a.param_sources == {"trainer": "upstream", "cfg": "auto"}
+    assert b.params["trainer"]["history"] == [0.0, 0.05, 0.1]  # it trained on
+    assert "param trainer changed" not in first.text
+    assert "param cfg changed by the cell" in first.text

@@ -113,6 +113,11 @@ def _unchanged(prev: Producer, obj: Any, token: Any, in_place: bool) -> bool:
     return prev.obj_id == id(obj) and not in_place
 
 
+def _notebook_object(value: Any) -> bool:
+    """An instance of a class the notebook defined (not the class itself)."""
+    return type(value).__module__ == "__main__" and not isinstance(value, type)
+
+
 def _cell_key(cell_id: str | None, source: str) -> str:
     return cell_id or "src:" + hashlib.sha1(source.encode()).hexdigest()[:16]
 
@@ -294,7 +299,11 @@ class Lineage:
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
         via, stores = notebook_reads(names, ns)
-        self._may_change = (stores, (flow.mutates | flow.called | flow.passed) - flow.loop_changed)
+        # An object of a notebook class its own methods change (`trainer.fit()` appending
+        # to its history) did its work: what the cell read of it is the setting.
+        own = {n for n in flow.called - flow.mutates - flow.passed if _notebook_object(ns.get(n))}
+        in_place = (flow.mutates | flow.called | flow.passed) - flow.loop_changed - own
+        self._may_change = (stores, in_place)
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
         self.modules_read, closures = [], []
