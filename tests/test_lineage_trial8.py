@@ -93,3 +93,19 @@ def test_an_object_its_own_method_trains_is_recorded_as_the_cell_read_it(project
     assert b.params["trainer"]["history"] == [0.0, 0.05, 0.1]  # it trained on
     assert "param trainer changed" not in first.text
     assert "param cfg changed by the cell" in first.text
+
+
+def test_a_config_the_cell_hands_on_then_rebinds_is_recorded_as_read(project_dir, kernel):
+    """The cell used the upstream values, then bound new objects to the names: the
+    names no longer hold what was read, so no change in place is recorded (``print(cfg)``
+    or ``cfg.copy()`` then ``cfg = {...}`` recorded the new dict as the one used)."""
+    kernel.ok("layers = [64]\ncfg = {'lr': 0.1}\nbase = {'depth': 2}")
+    out = kernel.ok(
+        "%%track build\nprint(cfg)\nwidth = len(layers)\nkeep = base.copy()\n"
+        "layers = [128]\ncfg = dict(lr=1.0)\nbase = {'depth': keep['depth'] + 1}"
+    )
+    (run,) = _cell_runs(_settle(project_dir), "build")
+    read = {"layers": [64], "cfg": {"lr": 0.1}, "base": {"depth": 2}}
+    assert run.params == {**read, "keep": {"depth": 2}}  # (a copy of a config: its own)
+    assert run.param_sources == {**dict.fromkeys(read, "upstream"), "keep": "auto"}
+    assert "changed by the cell" not in out.text

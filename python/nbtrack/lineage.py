@@ -132,7 +132,8 @@ class Lineage:
         self._clock = 0
         # The modules the last `reads` saw the cell use (no inputs: their files are).
         self.modules_read: list[ModuleType] = []
-        self._may_change = (frozenset[str](), frozenset[str]())  # by global, in place
+        # Names notebook code rebinds by `global`; objects the cell may change in place.
+        self._may_change: tuple[frozenset[str], dict[str, Any]] = (frozenset(), {})
         self._last: tuple[int | None, frozenset[str]] | None = None
         self.defaults_cell: str | None = None  # see KernelSession.parameters_cell
         # Fingerprints by object identity, then by (name, version) that read it; a cell
@@ -303,7 +304,7 @@ class Lineage:
         # to its history) did its work: what the cell read of it is the setting.
         own = {n for n in flow.called - flow.mutates - flow.passed if _notebook_object(ns.get(n))}
         in_place = (flow.mutates | flow.called | flow.passed) - flow.loop_changed - own
-        self._may_change = (stores, in_place)
+        self._may_change = (stores, {n: ns.get(n) for n in in_place})
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
         self.modules_read, closures = [], []
@@ -336,9 +337,13 @@ class Lineage:
         """``{name: (at start, now)}``: parameters the cell read and changed, in place
         (``params["lr"] = 0.05``, ``cfg.update(...)``) or by ``global`` (``set_lr(0.9)``)."""
         out, (stores, in_place) = {}, self._may_change
+        self._may_change = (frozenset(), {})
         for r in reads:  # (`lr *= 0.5` rebinds a number: the value read is the setting)
-            if r.is_param and r.behind is None and r.name in stores | in_place:
-                ok, now = _param(self.ns.get(r.name, _MISSING))
+            obj = self.ns.get(r.name, _MISSING)
+            # In place is the object read; one the cell bound since is not what it used.
+            same = r.name in in_place and in_place[r.name] is obj
+            if r.is_param and r.behind is None and (r.name in stores or same):
+                ok, now = _param(obj)
                 if ok and now != r.value and (r.name in stores or isinstance(now, (dict, list))):
                     out[r.name] = (r.value, now)
         return out
