@@ -109,3 +109,32 @@ def test_a_config_the_cell_hands_on_then_rebinds_is_recorded_as_read(project_dir
     assert run.params == {**read, "keep": {"depth": 2}}  # (a copy of a config: its own)
     assert run.param_sources == {**dict.fromkeys(read, "upstream"), "keep": "auto"}
     assert "changed by the cell" not in out.text
+
+
+def test_a_literal_in_a_branch_not_taken_is_recorded_as_the_value_the_cell_used(
+    project_dir, kernel
+):
+    """Found by the trial: ``if DEBUG: n_samples = 100`` with DEBUG off used the upstream
+    10000, recorded as the cell's own literal (``auto``); a cell that then failed recorded
+    the 100 it never assigned. A literal in an ``if``/``try``/``match`` whose name still
+    holds what it held at the start was not assigned: it is the value read."""
+    kernel.ok("n_samples = 10000\nDEBUG = False\nhidden = 32")
+    kernel.ok(
+        "%%track prep\nif DEBUG:\n    n_samples = 100\nelse:\n    hidden = 64\nrows = n_samples * 2"
+    )
+    kernel.ok("hidden = 32")
+    failed = kernel.run(
+        "%%track fail\nif DEBUG:\n    n_samples = 100\nrows = n_samples * 2\nraise ValueError('x')"
+    )
+    assert failed.status == "error"
+    kernel.ok("DEBUG = True")
+    kernel.ok("%%track prep\nif DEBUG:\n    n_samples = 100\nrows = n_samples * 2")
+    client = _settle(project_dir)
+    prep, debug = _cell_runs(client, "prep")
+    (fail,) = _cell_runs(client, "fail")
+    assert prep.params == {"DEBUG": False, "n_samples": 10000, "hidden": 64}
+    assert prep.param_sources == {"DEBUG": "upstream", "n_samples": "upstream", "hidden": "auto"}
+    assert fail.params == {"DEBUG": False, "n_samples": 10000}
+    assert fail.param_sources == {"DEBUG": "upstream", "n_samples": "upstream"}
+    assert debug.params == {"DEBUG": True, "n_samples": 100}
+    assert debug.param_sources == {"DEBUG": "upstream", "n_samples": "auto"}
