@@ -138,3 +138,30 @@ def test_a_literal_in_a_branch_not_taken_is_recorded_as_the_value_the_cell_used(
     assert fail.param_sources == {"DEBUG": "upstream", "n_samples": "upstream"}
     assert debug.params == {"DEBUG": True, "n_samples": 100}
     assert debug.param_sources == {"DEBUG": "upstream", "n_samples": "auto"}
+
+
+def test_a_dict_of_settings_and_names_in_the_cell_is_a_parameter(project_dir, kernel):
+    """Found by the trial: XGBoost's ``params = {"max_depth": DEPTH, "eta": lr,
+    "objective": "binary:logistic"}`` recorded DEPTH and lr but not the dict, so the
+    objective and every other setting written there were in no parameter, while
+    ``dict(max_depth=3)`` and ``TrainConfig(lr=lr)`` were. A dict of literals and names
+    found is the cell's own setting, with its value at the end."""
+    kernel.ok("lr = 0.1\nDEPTH = 4\nSEED = 1\nrows = [1, 2, 3]")
+    kernel.ok(
+        "%%track fit\n"
+        "params = {'eta': lr, 'max_depth': DEPTH, 'objective': 'binary:logistic'}\n"
+        "params.update(seed=SEED)\n"
+        "extra = dict(alpha=lr, n_estimators=50)\n"
+        "n = len(rows)\nsizes = {'n': n, 'k': 2}"
+    )
+    (run,) = _cell_runs(_settle(project_dir), "fit")
+    assert run.params["params"] == {
+        "eta": 0.1,
+        "max_depth": 4,
+        "objective": "binary:logistic",
+        "seed": 1,
+    }
+    assert run.params["extra"] == {"alpha": 0.1, "n_estimators": 50}
+    assert run.param_sources["params"] == run.param_sources["extra"] == "auto"
+    assert run.params["lr"] == 0.1 and run.param_sources["lr"] == "upstream"
+    assert "sizes" not in run.params  # made from a value the cell computed

@@ -247,8 +247,9 @@ class _Walker:
                         self._computed(e.id)
 
     def _found(self, bases: list[str] | None) -> bool:
-        """Whether ``bases`` (of ``{**BASE, "leaves": 15}``) are literals or found, not made."""
-        return bases is not None and all(n in self.literals or n not in self.bound for n in bases)
+        """Whether ``bases`` (``{**BASE, "leaves": 15}``) are literals or found, not made."""
+        made = self.bound - (self.literals.keys() - self.config_calls)  # n = len(rows): made
+        return bases is not None and not made.intersection(bases)
 
     def _computed(self, name: str) -> None:
         """``name`` bound to something computed: no literal, unless a loop changes it."""
@@ -385,9 +386,8 @@ class _Walker:
 
     def result(self) -> CellFlow:
         reads, lits, bound = dict(self.reads), self.literals, self.bound
-        for name in self.deferred:
-            if name not in self.assigns:  # the cell binds it itself before any call, usually
-                reads.setdefault(name, None)
+        # (a name the cell binds itself it binds before any call, usually)
+        reads.update((n, None) for n in self.deferred if n not in self.assigns and n not in reads)
         return CellFlow(
             reads=tuple(reads),
             assigns=frozenset(self.assigns),
