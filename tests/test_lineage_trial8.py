@@ -165,3 +165,16 @@ def test_a_dict_of_settings_and_names_in_the_cell_is_a_parameter(project_dir, ke
     assert run.param_sources["params"] == run.param_sources["extra"] == "auto"
     assert run.params["lr"] == 0.1 and run.param_sources["lr"] == "upstream"
     assert "sizes" not in run.params  # made from a value the cell computed
+
+
+def test_a_config_cell_of_decimals_run_again_equal_makes_nothing_stale(project_dir, kernel):
+    """As for floats and dates: ``RATE = Decimal("0.05")`` bound again equal is no change,
+    so ``fee`` made from it is not called stale; another value is a change."""
+    cells = {"cfg": "from decimal import Decimal\nRATE = Decimal('0.05')", "make": "fee = RATE * 2"}
+    for cell_id in ("cfg", "make", "cfg"):
+        kernel.ok(cells[cell_id], cell_id=cell_id)
+    use = "%%track use\ncost = fee * 3"
+    seen = [kernel.ok(use, cell_id="use")]
+    kernel.ok("RATE = Decimal('0.07')", cell_id="cfg")
+    seen.append(kernel.ok(use, cell_id="use"))
+    assert ["stale input" in r.text for r in seen] == [False, True]
