@@ -6,6 +6,7 @@ did not try, and what a careful data scientist says the run must record.
 
 from __future__ import annotations
 
+from conftest import run_cli
 from test_lineage import _cell_runs
 from test_magics import _settle
 
@@ -178,3 +179,18 @@ def test_a_config_cell_of_decimals_run_again_equal_makes_nothing_stale(project_d
     kernel.ok("RATE = Decimal('0.07')", cell_id="cfg")
     seen.append(kernel.ok(use, cell_id="use"))
     assert ["stale input" in r.text for r in seen] == [False, True]
+
+
+def test_a_float32_metric_is_the_number_written(project_dir, kernel):
+    """Found by the trial: ``-m acc`` on ``np.float32(0.9)`` (an accuracy computed in
+    float32) stored 0.8999999761581421, so ``nbtrack check "acc >= 0.9"`` failed on a run
+    whose summary said 0.9. As parameters already are: the number written."""
+    kernel.ok("import numpy as np")
+    kernel.ok(
+        "%%track ev -m acc -m curve\nacc = np.float32(0.9)\n"
+        "curve = np.array([0.1, 0.3], dtype=np.float32)\n"
+        "nbtrack.log_metric('f1', np.float32(0.7))"
+    )
+    (run,) = _cell_runs(_settle(project_dir), "ev")
+    assert (run.metrics["acc"], run.metrics["f1"], run.metrics["curve"]) == (0.9, 0.7, 0.3)
+    assert run_cli("check", "acc >= 0.9", cwd=project_dir).returncode == 0

@@ -27,6 +27,7 @@ import xxhash
 
 from .models import SAMPLED_FINGERPRINT, WHOLE_FINGERPRINT
 from .picklehash import GiveUp, hash_pickle
+from .validation import narrow_float
 
 MAX_STRING = 1000  # characters of a string parameter
 MAX_ITEMS = 50  # items of a list/tuple/dict parameter
@@ -292,7 +293,7 @@ def metric_values(
     """
     value = _labelled(_scalar(value))
     if _is_number(value):
-        return {name: float(value)}, {}, None
+        return {name: _as_float(value)}, {}, None
     if isinstance(value, dict):
         flat: dict[str, float] = {}
         series: dict[str, list[float]] = {}
@@ -324,7 +325,8 @@ def _series(value: Any) -> tuple[list[float] | None, str | None]:
     if np is not None and isinstance(value, np.ndarray):
         if value.ndim != 1 or value.dtype.kind not in "biuf":
             return None, f"an array of shape {value.shape} and dtype {value.dtype}"
-        value = value.tolist()
+        narrow = value.dtype.kind == "f" and value.dtype.itemsize < 8 and len(value) <= MAX_SERIES
+        value = list(value) if narrow else value.tolist()  # float32: each as written
     if isinstance(value, (list, tuple)):
         if not value:
             return None, "an empty list"
@@ -333,7 +335,7 @@ def _series(value: Any) -> tuple[list[float] | None, str | None]:
         if not all(_is_number(v) for v in value):
             value = [_scalar(v) for v in value]  # a list of 0-d tensors (losses.append(loss))
         if all(_is_number(v) for v in value):
-            return [float(v) for v in value], None
+            return [_as_float(v) for v in value], None
         return None, "a list with items that are not numbers"
     return None, f"a {type_name(value)}"
 
@@ -403,7 +405,7 @@ def _flatten(
         key = f"{prefix}.{k}"
         v = _scalar(v)
         if _is_number(v):
-            out[key] = float(v)
+            out[key] = _as_float(v)
         elif isinstance(v, dict) and depth < MAX_DEPTH:
             _flatten(key, v, out, series, depth + 1, skipped)
         elif isinstance(v, dict):
@@ -426,6 +428,11 @@ def _scalar(v: Any) -> Any:
             return v
         return item if _is_number(item) else v
     return v
+
+
+def _as_float(v: Any) -> float:
+    narrow = narrow_float(v)  # np.float32(0.9) as 0.9, as a parameter is
+    return float(v) if narrow is None else narrow
 
 
 def _is_number(v: Any) -> bool:
