@@ -321,7 +321,9 @@ def test_papermill_records_defaults_and_overrides_on_the_notebook_run_and_only_r
     )  # fmt: skip
     client = _settle(project_dir)
     cluster, other = _cell_runs(client, "cluster")[0], _cell_runs(client, "other")[0]
-    assert cluster.params == {"seed": 0} and cluster.param_sources == {"seed": "default"}
+    # k, a dict of settings and names the cell wrote, holds the 4 it used (eighth trial)
+    assert cluster.params == {"seed": 0, "k": {"n_clusters": 4, "seed": 0}}
+    assert cluster.param_sources == {"seed": "default", "k": "auto"}
     assert other.params == {"n_clusters": 10} and other.param_sources == {"n_clusters": "papermill"}
     notebook = client.get_run(cluster.parent_id)
     assert notebook.params == {"n_clusters": 10, "seed": 0, "label": "base"}

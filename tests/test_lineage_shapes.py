@@ -66,6 +66,17 @@ def test_config_objects_copied_from_scripts_are_parameters_and_their_change_show
     assert shown.returncode == 0 and "param    args" in shown.stdout, shown.stdout
 
 
+def stale_after_equal_rebind(kernel, cells: dict[str, str], use: str, change: str) -> list:
+    """Cells ``cfg``, ``make``, ``cfg`` again (equal), the tracked ``use``; then ``cfg``
+    bound to another value and ``use`` again: the two summaries."""
+    for cell_id in ("cfg", "make", "cfg"):
+        kernel.ok(cells[cell_id], cell_id=cell_id)
+    seen = [kernel.ok(use, cell_id="use")]
+    kernel.ok(change, cell_id="cfg")
+    seen.append(kernel.ok(use, cell_id="use"))
+    return seen
+
+
 def test_a_config_object_cell_run_again_equal_makes_nothing_stale(project_dir, kernel):
     """As for dicts and lists: ``args = SimpleNamespace(...)`` run again with the same
     fields is no change, one with another value is."""
@@ -73,12 +84,9 @@ def test_a_config_object_cell_run_again_equal_makes_nothing_stale(project_dir, k
         "cfg": "from types import SimpleNamespace\nargs = SimpleNamespace(lr=0.1, epochs=5)",
         "make": "sched = [args.lr] * args.epochs",
     }
-    for cell_id in ("cfg", "make", "cfg"):
-        kernel.ok(cells[cell_id], cell_id=cell_id)
-    use = "%%track use\nn = len(sched)"
-    seen = [kernel.ok(use, cell_id="use")]
-    kernel.ok("args = SimpleNamespace(lr=0.1, epochs=3)", cell_id="cfg")
-    seen.append(kernel.ok(use, cell_id="use"))
+    seen = stale_after_equal_rebind(
+        kernel, cells, "%%track use\nn = len(sched)", "args = SimpleNamespace(lr=0.1, epochs=3)"
+    )
     assert ["stale input" in r.text for r in seen] == [False, True]
     assert "sched was made by In[3] from args, which was changed since" in seen[1].text
 

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbtrack.values import describe, is_ignored, metric_values, param_value
+from nbtrack.metricvalues import metric_values
+from nbtrack.values import describe, is_ignored, param_value
 
 
 class Color(enum.Enum):

@@ -16,6 +16,7 @@ from . import (
     capture,
     cellfiles,
     dataflow,
+    endparams,
     filewatch,
     ingest,
     ingestlink,
@@ -30,11 +31,11 @@ from .client import Client
 from .exceptions import CaptureError, NbtrackError, UsageError
 from .gitstate import git_state
 from .lineage import Read
+from .metricvalues import MetricVars, metric_values
 from .models import DataVersion, Run, warning_tag
 from .previous import PreviousRuns, cell_key
 from .rundiff import RunDiff, diff_runs
 from .session import KernelSession, after_reply
-from .values import MetricVars, config_fields, metric_values
 
 log = logging.getLogger("nbtrack")
 
@@ -306,16 +307,14 @@ class CellRun:
                     flagged[var] = user_ns[var]
                 else:
                     self.warnings.append(f"-p {var}: no variable {var!r} after the cell")
-            held, self._held = (self._held if error is not None else {}), {}
-            skip = {*flagged, *self.opts.metrics, *self.flow.loop_changed}
-            skip.update(n for n in self.flow.config_calls if config_fields(user_ns.get(n)) is None)
-            lit, on = self.flow.literals, self.opts.auto
-            auto = capture.end_literals(lit, user_ns, skip, held) if on else {}
-            for k, (was, now) in self.session.lineage.rebound(self.reads).items():
-                auto[k] = now  # what the cell went on with (and the warning says both)
-                self.warnings.append(f"param {k} changed by the cell: {was!r:.60} → {now!r:.60}")
-            if auto:
-                w.log_params(auto, source="auto")
+            held, self._held = self._held, {}
+            if self.opts.auto:
+                for src, chunk in endparams.at_end(
+                    self.flow, self.transformed, user_ns, self.session.lineage, self.reads,
+                    held, failed=error is not None, skip={*flagged, *self.opts.metrics},
+                    warnings=self.warnings,
+                ).items():  # fmt: skip
+                    w.log_params(chunk, source=src)
             if flagged:
                 w.log_params(flagged, source="flag")
             self._log_metric_vars(user_ns)

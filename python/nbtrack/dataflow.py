@@ -10,8 +10,8 @@ that calls ``train()`` reads the globals ``train`` reads, transitively.
 What this cannot see (written in docs/design.md too): names reached through
 ``globals()[...]``, ``exec``/``eval`` strings, ``from x import *``, shell command
 strings (``!cmd {x}``), and objects changed in place by a function they are passed to
-(``np.add(X, 1, out=X)``). A cell using ``globals``/``exec``/``eval``/a star
-import is flagged ``dynamic``.
+(``np.add(X, 1, out=X)``; ``passed`` only names them). A cell using ``globals``/``exec``/
+``eval``/a star import is flagged ``dynamic``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from __future__ import annotations
 import ast
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import exprfacts
 from .astwalk import kids, parsed, walk
 from .exprfacts import AT_CALLS, at_names, base_name, is_literal
+from .passedargs import passed_names
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
 
@@ -40,9 +41,10 @@ class CellFlow:
     cell calls, which may change their object too (``df.dropna(inplace=True)``).
     ``literals``: names bound to a literal at top level (never later to something
     computed). ``loop_changed``: those of them a loop rebinds or changes (``total += x``
-    in a ``for``), and names read a loop changes in place: their value at the end of the
-    cell is what the loop left, not a parameter, so the run records them as written. ``config_calls``: literals made by a
-    call of literals and names found (``TrainConfig(lr=lr)``), parameters if configs.
+    in a ``for``), and names read a loop changes in place: their value at the end is what
+    the loop left, not a parameter: recorded as written. ``config_calls``: literals made
+    by a call of literals and names found (``TrainConfig(lr=lr)``), parameters if configs.
+    ``passed``: names a call outside loops is handed, which it may change (passedargs.py).
     ``error``: why the code could not be analysed (then everything else is empty).
     """
 
@@ -53,6 +55,7 @@ class CellFlow:
     literals: tuple[str, ...] = ()
     loop_changed: frozenset[str] = frozenset()
     config_calls: frozenset[str] = frozenset()
+    passed: frozenset[str] = frozenset()
     dynamic: bool = False
     error: str | None = None
 
@@ -82,9 +85,8 @@ class _Walker:
 
     # ---------------------------------------------------------------- names
     def load(self, name: str) -> None:
-        for scope in self.scopes:
-            if name in scope:
-                return
+        if any(name in scope for scope in self.scopes):
+            return
         if name not in self.bound and name not in self.reads:
             self.reads[name] = None
 
@@ -173,9 +175,7 @@ class _Walker:
         elif isinstance(node, ast.Delete):
             for t in node.targets:
                 self.target(t)
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            pass
-        else:  # if/while/with/try/match/return/expr...: fields in evaluation order
+        else:  # if/while/with/try/match/return/expr/global...: fields in evaluation order
             for child in kids(node):
                 self.node(child)
 
@@ -247,8 +247,9 @@ class _Walker:
                         self._computed(e.id)
 
     def _found(self, bases: list[str] | None) -> bool:
-        """Whether ``bases`` (of ``{**BASE, "leaves": 15}``) are literals or found, not made."""
-        return bases is not None and all(n in self.literals or n not in self.bound for n in bases)
+        """Whether ``bases`` (``{**BASE, "leaves": 15}``) are literals or found, not made."""
+        made = self.bound - (self.literals.keys() - self.config_calls)  # n = len(rows): made
+        return bases is not None and not made.intersection(bases)
 
     def _computed(self, name: str) -> None:
         """``name`` bound to something computed: no literal, unless a loop changes it."""
@@ -385,16 +386,14 @@ class _Walker:
 
     def result(self) -> CellFlow:
         reads, lits, bound = dict(self.reads), self.literals, self.bound
-        for name in self.deferred:
-            if name not in self.assigns:  # the cell binds it itself before any call, usually
-                reads.setdefault(name, None)
+        # (a name the cell binds itself it binds before any call, usually)
+        reads.update((n, None) for n in self.deferred if n not in self.assigns and n not in reads)
         return CellFlow(
             reads=tuple(reads),
             assigns=frozenset(self.assigns),
             mutates=frozenset(self.mutates),
             called=frozenset(self.called),
-            # A name read before the cell rebinds it to a literal is an input: the value
-            # the cell used is the one it found (``print(epochs); epochs = 3`` used 5).
+            # Read, then rebound to a literal: an input (``print(epochs); epochs = 3`` used 5).
             literals=tuple(k for k in self.literals if k not in reads),
             loop_changed=frozenset(k for k in self.loop_changed if k in lits or k not in bound),
             config_calls=frozenset(k for k in self.config_calls if k in self.literals),
@@ -409,7 +408,7 @@ def analyze_tree(tree: ast.Module) -> CellFlow:
         w.body(tree.body)
     except RecursionError:
         return CellFlow(error="the code is nested too deeply to analyse")
-    return w.result()
+    return replace(w.result(), passed=passed_names(tree))
 
 
 def merge(flows: list[CellFlow]) -> CellFlow:
@@ -431,6 +430,7 @@ def merge(flows: list[CellFlow]) -> CellFlow:
         literals=tuple(k for k in literals if k not in reads),
         loop_changed=frozenset().union(*(f.loop_changed for f in flows)),
         config_calls=frozenset().union(*(f.config_calls for f in flows)),
+        passed=frozenset().union(*(f.passed for f in flows)),
         dynamic=any(f.dynamic for f in flows),
         error=next((f.error for f in flows if f.error), None),
     )

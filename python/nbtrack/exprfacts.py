@@ -106,17 +106,23 @@ def config_bases(v: ast.expr) -> list[str] | None:
 
     >>> config_bases(ast.parse('{**base, "lr": 0.1}', mode="eval").body)
     ['base']
-    >>> config_bases(ast.parse('{"lr": lr}', mode="eval").body) is None
-    True
+
+    A dict of literals and names (``{"eta": lr, "objective": "binary"}``, ``dict(alpha=lr,
+    n=50)``: XGBoost's ``params``) is one too, built from those names: the eighth trial's run
+    recorded ``lr`` and not the objective written beside it.
+
+    >>> config_bases(ast.parse('{"lr": lr, "n": 3}', mode="eval").body)
+    ['lr']
     """
     if isinstance(v, ast.Dict):
         splats = [n for k, n in zip(v.keys, v.values, strict=True) if k is None]
         plain = [(k, n) for k, n in zip(v.keys, v.values, strict=True) if k is not None]
-        if not splats or not all(isinstance(n, ast.Name) for n in splats):
+        if not all(isinstance(n, ast.Name) for n in splats) or not all(
+            is_literal(k) and _setting(n) for k, n in plain
+        ):
             return None
-        if not all(is_literal(k) and is_literal(n) for k, n in plain):
-            return None
-        return [n.id for n in splats if isinstance(n, ast.Name)]
+        found = [n.id for n in (*splats, *(n for _, n in plain)) if isinstance(n, ast.Name)]
+        return found or None
     if isinstance(v, ast.BinOp) and isinstance(v.op, ast.BitOr):  # BASE | {"leaves": 15}
         sides = (v.left, v.right)
         names = [s.id for s in sides if isinstance(s, ast.Name)]
@@ -125,6 +131,11 @@ def config_bases(v: ast.expr) -> list[str] | None:
     if not isinstance(v, ast.Call):
         return None
     f, args = v.func, v.args
+    if isinstance(f, ast.Name) and f.id == "dict" and not args:  # dict(alpha=lr, n=50)
+        values = [k.value for k in v.keywords if k.arg is not None]
+        given = [n.id for n in values if isinstance(n, ast.Name)]
+        ok = len(values) == len(v.keywords) and all(map(_setting, values))
+        return given if ok and given else None
     if not (len(args) == 1 and isinstance(args[0], ast.Name)):  # BASE.copy() has none
         if isinstance(f, ast.Attribute) and f.attr == "copy" and not args and not v.keywords:
             return [f.value.id] if isinstance(f.value, ast.Name) else None
@@ -201,6 +212,10 @@ def _statement(text: str) -> list[ast.stmt] | None:
         except (SyntaxError, ValueError):
             continue
     return None
+
+
+def _setting(v: ast.expr) -> bool:
+    return is_literal(v) or isinstance(v, ast.Name)
 
 
 def literal_call(v: ast.expr) -> list[str] | None:

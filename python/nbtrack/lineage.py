@@ -114,6 +114,11 @@ def _unchanged(prev: Producer, obj: Any, token: Any, in_place: bool) -> bool:
     return prev.obj_id == id(obj) and not in_place
 
 
+def _notebook_object(value: Any) -> bool:
+    """An instance of a class the notebook defined (not the class itself)."""
+    return type(value).__module__ == "__main__" and not isinstance(value, type)
+
+
 def _cell_key(cell_id: str | None, source: str) -> str:
     return cell_id or "src:" + hashlib.sha1(source.encode()).hexdigest()[:16]
 
@@ -128,7 +133,8 @@ class Lineage:
         self._clock = 0
         # The modules the last `reads` saw the cell use (no inputs: their files are).
         self.modules_read: list[ModuleType] = []
-        self._may_change = (frozenset[str](), frozenset[str]())  # by global, in place
+        # Names notebook code rebinds by `global`; objects the cell may change in place.
+        self._may_change: tuple[frozenset[str], dict[str, Any]] = (frozenset(), {})
         self._last: tuple[int | None, frozenset[str]] | None = None
         self.defaults_cell: str | None = None  # see KernelSession.parameters_cell
         # Fingerprints by object identity, then by (name, version) that read it; a cell
@@ -298,7 +304,11 @@ class Lineage:
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
         via, stores = notebook_reads(names, ns)
-        self._may_change = (stores, (flow.mutates | flow.called) - flow.loop_changed)
+        # An object of a notebook class its own methods change (`trainer.fit()` appending
+        # to its history) did its work: what the cell read of it is the setting.
+        own = {n for n in flow.called - flow.mutates - flow.passed if _notebook_object(ns.get(n))}
+        in_place = (flow.mutates | flow.called | flow.passed) - flow.loop_changed - own
+        self._may_change = (stores, {n: ns.get(n) for n in in_place})
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
         self.modules_read, closures = [], []
@@ -349,9 +359,13 @@ class Lineage:
         """``{name: (at start, now)}``: parameters the cell read and changed, in place
         (``params["lr"] = 0.05``, ``cfg.update(...)``) or by ``global`` (``set_lr(0.9)``)."""
         out, (stores, in_place) = {}, self._may_change
+        self._may_change = (frozenset(), {})
         for r in reads:  # (`lr *= 0.5` rebinds a number: the value read is the setting)
-            if r.is_param and r.behind is None and r.name in stores | in_place:
-                ok, now = _param(self.ns.get(r.name, _MISSING))
+            obj = self.ns.get(r.name, _MISSING)
+            # In place is the object read; one the cell bound since is not what it used.
+            same = r.name in in_place and in_place[r.name] is obj
+            if r.is_param and r.behind is None and (r.name in stores or same):
+                ok, now = _param(obj)
                 if ok and now != r.value and (r.name in stores or isinstance(now, (dict, list))):
                     out[r.name] = (r.value, now)
         return out

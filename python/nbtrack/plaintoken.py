@@ -22,10 +22,18 @@ TOKEN_DEPTH = 4
 
 # Immutable values compared by value: a config cell run again equal changes nothing
 # (dates and paths too: a new user's fifth trial saw `start = date(2024, 1, 1)` run
-# again make what was made from it stale).
+# again make what was made from it stale; the eighth trial's `RATE = Decimal("0.05")`).
 SCALARS = frozenset({int, float, str, bool, type(None), datetime.date, datetime.datetime,
                       datetime.time, datetime.timedelta, pathlib.PurePosixPath,
                       pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.WindowsPath})  # fmt: skip
+# By name: importing them would cost every kernel ~3 ms at `%load_ext`.
+_NUMBERS = frozenset({("decimal", "Decimal"), ("fractions", "Fraction")})
+
+
+def _scalar(t: type) -> bool:
+    return t in SCALARS or (t.__module__, t.__qualname__) in _NUMBERS
+
+
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
 
 
@@ -37,7 +45,7 @@ def token(obj: Any) -> Any:
     """A plain value as a comparable copy (``(type, value)``, nested for containers), or
     None for anything else or a container past the bounds (``TOKEN_*``)."""
     t = type(obj)
-    if t in SCALARS:
+    if _scalar(t):
         return (t, obj)
     if numpy_scalar(obj):  # alpha = np.float32(0.5)
         return (t, obj.item())
@@ -52,7 +60,7 @@ def token(obj: Any) -> Any:
 
 def _plain(obj: Any, left: list[int], depth: int) -> Any:
     t = type(obj)
-    if t in SCALARS:
+    if _scalar(t):
         if t is str:
             left[1] -= len(obj)
             if left[1] < 0:

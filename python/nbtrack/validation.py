@@ -85,6 +85,16 @@ def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | No
     return key, json.dumps(plain), number, text, source
 
 
+def narrow_float(value: Any) -> float | None:
+    """A numpy float32/float16 scalar as the number written (``np.float32(0.9)``: 0.9, not
+    0.8999999761581421, which ``check "acc >= 0.9"`` failed), else None."""
+    if type(value).__module__ != "numpy" or getattr(value, "itemsize", 8) >= 8:
+        return None
+    if getattr(getattr(value, "dtype", None), "kind", "") != "f" or getattr(value, "ndim", 1):
+        return None
+    return float(str(value))
+
+
 def build_metric(key: str, value: Any) -> float:
     """A metric value as a float (NaN and infinities are legal)."""
     check_key(key)
@@ -93,7 +103,8 @@ def build_metric(key: str, value: Any) -> float:
             f"metric {key!r} must be a number, not {type(value).__name__} {value!r}"
         )
     try:
-        return float(value)
+        narrow = narrow_float(value)
+        return float(value) if narrow is None else narrow
     except (TypeError, ValueError, OverflowError) as exc:
         raise BadValueError(
             f"metric {key!r} must be a number, not {type(value).__name__} {value!r}"

@@ -1,0 +1,78 @@
+"""The parameters a tracked cell adds at its end, by source.
+
+Its literals as the cell left them (``n *= 2``: 200; ``capture.end_literals``), the
+parameters it read and changed in place (``Lineage.rebound``, with a warning), and the
+literals it never assigned because their branch was not taken: ``if DEBUG: n_samples =
+100`` with DEBUG off used the upstream 10000, which the eighth trial saw recorded as the
+cell's own literal (and, in a cell that failed later, as the 100 never assigned). Such a
+literal sits in an ``if``, ``try`` or ``match`` of the cell's top-level code and its name
+still holds the very object it held at the start: it is the value read, with the origin
+of the cell that made it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Collection
+from typing import Any
+
+from . import capture
+from .astwalk import parsed
+from .dataflow import CellFlow
+from .lineage import Lineage, Read
+from .values import config_fields, param_value
+
+_BRANCHES = (ast.If, ast.Try, ast.Match, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
+
+
+def branch_names(source: str) -> frozenset[str]:
+    """Names bound by a plain assignment inside an ``if``/``try``/``match`` of the
+    cell's top-level code (a ``finally`` always runs: not a branch)."""
+    try:
+        tree = parsed(source)
+    except (SyntaxError, ValueError):
+        return frozenset()
+    out: set[str] = set()
+    stack: list[tuple[ast.AST, bool]] = [(n, False) for n in tree.body]
+    while stack:
+        node, branched = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if branched and isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            out.update(t.id for t in targets if isinstance(t, ast.Name))
+        inner = branched or isinstance(node, _BRANCHES)
+        final = getattr(node, "finalbody", [])
+        stack.extend((k, inner and k not in final) for k in ast.iter_child_nodes(node))
+    return frozenset(out)
+
+
+def at_end(
+    flow: CellFlow,
+    source: str,
+    user_ns: dict[str, Any],
+    lineage: Lineage,
+    reads: list[Read],
+    held: dict[str, Any],
+    *,
+    failed: bool,
+    skip: Collection[str],
+    warnings: list[str],
+) -> dict[str, dict[str, Any]]:
+    """``{source: {name: value}}`` to log as the cell ends (``held``: what each literal
+    name held at the start)."""
+    skip = {*skip, *flow.loop_changed}
+    skip.update(n for n in flow.config_calls if config_fields(user_ns.get(n)) is None)
+    unassigned: dict[str, dict[str, Any]] = {}
+    for name in branch_names(source) & set(flow.literals) if held else ():
+        if name in held and held[name] is user_ns.get(name) and name not in skip:
+            ok, plain = param_value(held[name])
+            p = lineage.producer(name)
+            if ok:
+                unassigned.setdefault(p.origin if p else "upstream", {})[name] = plain
+            skip.add(name)
+    auto = capture.end_literals(flow.literals, user_ns, skip, held if failed else {})
+    for k, (was, now) in lineage.rebound(reads).items():
+        auto[k] = now  # what the cell went on with (and the warning says both)
+        warnings.append(f"param {k} changed by the cell: {was!r:.60} → {now!r:.60}")
+    return {"auto": auto, **unassigned} if auto else unassigned
