@@ -66,14 +66,14 @@ def ms(s: float) -> str:
 
 
 def bench_analysis(lines: int, repeat: int) -> None:
-    from nbtrack.dataflow import analyze, analyze_tree
+    from nbtrack.dataflow import _analyze, analyze, analyze_tree
 
     cell = make_cell(lines)
     tree = ast.parse(cell)
     parse = median_time(lambda: ast.parse(cell), repeat)
     walk = median_time(lambda: analyze_tree(tree), repeat)
     walk_cpu = median_time(lambda: analyze_tree(tree), repeat, time.thread_time)
-    both = median_time(lambda: analyze.__wrapped__(cell), repeat)
+    both = median_time(lambda: _analyze.__wrapped__(cell), repeat)
     cached = median_time(lambda: analyze(cell), repeat)
     flow = analyze(cell)
     n = cell.count("\n")

@@ -7,11 +7,9 @@ before the cell binds it is an *input* read from the namespace; ``n *= 2`` reads
 defined earlier is followed through its compiled code (``codeflow``): a cell
 that calls ``train()`` reads the globals ``train`` reads, transitively.
 
-What this cannot see (written in docs/design.md too): names reached through
-``globals()[...]``, ``exec``/``eval`` strings, ``from x import *``, shell command
-strings (``!cmd {x}``), and objects changed in place by a function they are passed to
-(``np.add(X, 1, out=X)``; ``passed`` only names them). A cell using ``globals``/``exec``/
-``eval``/a star import is flagged ``dynamic``.
+Not seen (docs/design.md): names reached through ``globals()[...]``, ``exec``/``eval``
+strings, ``from x import *`` (a cell using one of these is flagged ``dynamic``), and
+objects changed in place by a function they are passed to (``passed`` only names them).
 """
 
 from __future__ import annotations
@@ -19,12 +17,12 @@ from __future__ import annotations
 import ast
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from . import exprfacts
 from .astwalk import kids, parsed, walk
 from .exprfacts import AT_CALLS, at_names, base_name, is_literal
-from .passedargs import passed_names
+from .passedargs import handed
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
 
@@ -71,16 +69,14 @@ class _Walker:
         self.bound: set[str] = set()
         self.reads: dict[str, None] = {}
         self.deferred: dict[str, None] = {}
-        self.assigns: set[str] = set()
-        self.mutates: set[str] = set()
-        self.called: set[str] = set()
+        self.assigns, self.mutates, self.called = set[str](), set[str](), set[str]()
         self.literals: dict[str, None] = {}
         self.loop_changed: set[str] = set()
         self.config_calls: set[str] = set()
+        self.passed: tuple[set[str], set[str]] = (set(), set())  # outside loops, in loops
         self.loops = 0  # depth of the top-level for/while loops being walked
         self.dynamic = False
-        # Inner scopes being walked now (class bodies, comprehensions): their names.
-        self.scopes: list[set[str]] = []
+        self.scopes: list[set[str]] = []  # inner scopes walked now (class bodies, comprehensions)
         self.class_scopes: list[set[str]] = []
 
     # ---------------------------------------------------------------- names
@@ -282,6 +278,8 @@ class _Walker:
                 self.expr(a)
             for k in node.keywords:  # type: ignore[attr-defined]
                 self.expr(k.value)
+            if not self.scopes:  # names handed on as they are (passedargs.py)
+                self.passed[self.loops > 0].update(handed(node))  # type: ignore[arg-type]
             if type(f) is ast.Attribute:
                 base = base_name(f.value)  # df.dropna(inplace=True) may change df
                 if base is not None and all(base not in s for s in self.scopes):
@@ -397,6 +395,7 @@ class _Walker:
             literals=tuple(k for k in self.literals if k not in reads),
             loop_changed=frozenset(k for k in self.loop_changed if k in lits or k not in bound),
             config_calls=frozenset(k for k in self.config_calls if k in self.literals),
+            passed=frozenset(self.passed[0] - self.passed[1]),
             dynamic=self.dynamic,
         )
 
@@ -408,7 +407,7 @@ def analyze_tree(tree: ast.Module) -> CellFlow:
         w.body(tree.body)
     except RecursionError:
         return CellFlow(error="the code is nested too deeply to analyse")
-    return replace(w.result(), passed=passed_names(tree))
+    return w.result()
 
 
 def merge(flows: list[CellFlow]) -> CellFlow:

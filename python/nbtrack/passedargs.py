@@ -12,27 +12,21 @@ holds what the loop left, as ``history.append(loss)`` does (dataflow.py).
 from __future__ import annotations
 
 import ast
-
-from .astwalk import kids
-
-_LATER = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-_OWN_SCOPE = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
-_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+from collections.abc import Iterator
 
 
-def passed_names(tree: ast.Module) -> frozenset[str]:
-    """Names passed by name to a call in the cell's top-level code, outside loops."""
-    out: set[str] = set()
-    in_loops: set[str] = set()
-    stack: list[tuple[ast.AST, bool]] = [(n, False) for n in tree.body]
-    while stack:
-        node, looped = stack.pop()
-        if isinstance(node, (*_LATER, *_OWN_SCOPE)):
-            continue
-        if isinstance(node, ast.Call):
-            args = [*node.args, *(k.value for k in node.keywords if k.arg is not None)]
-            names = {a.id for a in args if isinstance(a, ast.Name)}
-            (in_loops if looped else out).update(names)
-        looped = looped or isinstance(node, _LOOPS)
-        stack.extend((k, looped) for k in kids(node))
-    return frozenset(out - in_loops)
+def handed(call: ast.Call) -> Iterator[str]:
+    """The bare names a call is given: ``f(opts)``, ``f(cfg=opts)``, not ``f(**opts)``.
+
+    The dataflow walk (``dataflow._Walker``) asks at each call of the cell's top-level
+    code, and keeps apart the calls inside loops: one pass over the cell, not two.
+
+    >>> list(handed(ast.parse("f(a, 1, b=c, **d)").body[0].value))
+    ['a', 'c']
+    """
+    for a in call.args:
+        if type(a) is ast.Name:
+            yield a.id
+    for k in call.keywords:
+        if k.arg is not None and type(k.value) is ast.Name:
+            yield k.value.id
