@@ -23,6 +23,7 @@ from .lineage import Lineage, Read
 from .values import config_fields, param_value
 
 _BRANCHES = (ast.If, ast.Try, ast.Match, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
+_BLOCKS = ("body", "orelse", "handlers", "cases")  # the statement lists a statement holds
 
 
 def branch_names(source: str) -> frozenset[str]:
@@ -34,7 +35,7 @@ def branch_names(source: str) -> frozenset[str]:
         return frozenset()
     out: set[str] = set()
     stack: list[tuple[ast.AST, bool]] = [(n, False) for n in tree.body]
-    while stack:
+    while stack:  # statements only: no expression holds an assignment
         node, branched = stack.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
@@ -42,8 +43,9 @@ def branch_names(source: str) -> frozenset[str]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             out.update(t.id for t in targets if isinstance(t, ast.Name))
         inner = branched or isinstance(node, _BRANCHES)
-        final = getattr(node, "finalbody", [])
-        stack.extend((k, inner and k not in final) for k in ast.iter_child_nodes(node))
+        for name in _BLOCKS:  # (an except handler's and a match case's body too)
+            stack.extend((k, inner) for k in getattr(node, name, ()))
+        stack.extend((k, branched) for k in getattr(node, "finalbody", ()))
     return frozenset(out)
 
 
