@@ -18,7 +18,7 @@ import os
 import shlex
 import stat
 
-from .astwalk import parsed
+from .astwalk import parsed, walk
 
 _CALLS = {"system", "getoutput"}  # get_ipython().system('cp a b'); os.system('cp a b')
 _SUBPROCESS = {"run", "call", "check_call", "check_output", "Popen"}
@@ -41,7 +41,7 @@ def commands(code: str) -> list[str | list[str]]:
     except SyntaxError:
         return []
     found: list[str | list[str]] = []
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         name, args = node.func.attr, node.args
