@@ -217,7 +217,7 @@ def test_a_literal_a_loop_changes_is_recorded_as_written(project_dir, kernel):
     )
     assert kernel.ok("print(total, lr, history)").text.strip() == "6 0.0125 [1, 2, 3]"
     run = _settle(project_dir).get_run("last")
-    assert run.params == {"total": 0, "lr": 0.1, "history": [], "n": 200}
+    assert run.params == {"total": 0, "lr": 0.1, "n": 200}  # (an empty list filled: none)
     assert set(run.param_sources.values()) == {"auto"}
     assert "0.0125" not in out.text
 

@@ -192,3 +192,31 @@ def test_a_float32_metric_is_the_number_written(project_dir, kernel):
     (run,) = _cell_runs(_settle(project_dir), "ev")
     assert (run.metrics["acc"], run.metrics["f1"], run.metrics["curve"]) == (0.9, 0.7, 0.3)
     assert run_cli("check", "acc >= 0.9", cwd=project_dir).returncode == 0
+
+
+def test_an_empty_container_a_loop_fills_is_no_parameter(project_dir, kernel):
+    """Found by the eighth trial: ``losses = []`` then ``losses.append(...)`` per epoch
+    recorded the parameter ``losses=[]`` (a literal a loop changes is recorded as
+    written). An empty list, dict or text a loop fills is the loop's result, not a
+    setting; an empty setting no loop touches, and a number a loop decays, still are."""
+    kernel.ok(
+        "%%track fit\nlr = 0.1\nlosses = []\nseen = {}\nlog = ''\nexclude = []\n"
+        "for epoch in range(3):\n    losses.append(lr * epoch)\n    seen[epoch] = lr\n"
+        "    log += 'x'\n    lr *= 0.5\nkept = [c for c in 'abc' if c not in exclude]"
+    )
+    (run,) = _cell_runs(_settle(project_dir), "fit")
+    assert run.params == {"lr": 0.1, "exclude": []}
+    assert run.param_sources == {"lr": "auto", "exclude": "auto"}
+
+
+def test_a_p_name_the_cell_reads_then_rebinds_records_the_value_it_read(project_dir, kernel):
+    """Found by the eighth trial: with ``-p lr``, ``y = lr; lr = lr * 2`` recorded
+    ``lr=0.2``, the value the cell left, though it ran with 0.1. A parameter is an input:
+    a ``-p`` name the cell reads is recorded as read, and the rebinding is said; one the
+    cell only assigns is recorded as assigned."""
+    kernel.ok("lr = 0.1")
+    shown = kernel.ok("%%track fit -p lr -p depth\ny = lr * 10\nlr = lr * 2\ndepth = 3")
+    (run,) = _cell_runs(_settle(project_dir), "fit")
+    assert run.params == {"lr": 0.1, "depth": 3}
+    assert run.param_sources == {"lr": "flag", "depth": "flag"}
+    assert "param lr changed by the cell: 0.1 → 0.2" in shown.text

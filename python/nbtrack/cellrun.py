@@ -146,10 +146,7 @@ class CellRun:
         if opts.auto and self.flow.literals:
             # The literals as written, now: a cell killed mid-way still records them;
             # the end of the cell replaces them with their final values (n *= 2).
-            static = capture.literal_assignments(transformed)
-            early = {k: static[k] for k in self.flow.literals if k in static}
-            for k in opts.metrics:
-                early.pop(k, None)
+            early = endparams.at_start(self.flow, transformed, opts.metrics)
             if early:
                 self.writer.log_params(early, source="auto")
         if opts.tags:
@@ -301,12 +298,7 @@ class CellRun:
         sysmetrics.stop(self._system, after_reply)
         w = self.writer
         try:
-            flagged: dict[str, Any] = {}
-            for var in self.opts.params:
-                if var in user_ns:
-                    flagged[var] = user_ns[var]
-                else:
-                    self.warnings.append(f"-p {var}: no variable {var!r} after the cell")
+            flagged = endparams.flagged(self.opts.params, self.reads, user_ns, self.warnings)
             held, self._held = self._held, {}
             if self.opts.auto:
                 for src, chunk in endparams.at_end(

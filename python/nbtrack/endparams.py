@@ -1,6 +1,7 @@
-"""The parameters a tracked cell adds at its end, by source.
+"""The parameters a tracked cell takes from its own code: its literals as written when
+it starts (``at_start``), its ``-p`` names (``flagged``), and at its end, by source:
 
-Its literals as the cell left them (``n *= 2``: 200; ``capture.end_literals``), the
+its literals as the cell left them (``n *= 2``: 200; ``capture.end_literals``), the
 parameters it read and changed in place (``Lineage.rebound``, with a warning), and the
 literals it never assigned because their branch was not taken: ``if DEBUG: n_samples =
 100`` with DEBUG off used the upstream 10000, which the eighth trial saw recorded as the
@@ -23,6 +24,7 @@ from .lineage import Lineage, Read
 from .values import config_fields, param_value
 
 _BRANCHES = (ast.If, ast.Try, ast.Match, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
+_EMPTY = (list, dict, set, tuple, str)  # an accumulator's start, when empty
 _BLOCKS = ("body", "orelse", "handlers", "cases")  # the statement lists a statement holds
 
 
@@ -47,6 +49,41 @@ def branch_names(source: str) -> frozenset[str]:
             stack.extend((k, inner) for k in getattr(node, name, ()))
         stack.extend((k, branched) for k in getattr(node, "finalbody", ()))
     return frozenset(out)
+
+
+def at_start(flow: CellFlow, source: str, metrics: Collection[str]) -> dict[str, Any]:
+    """The cell's literals as written, logged as it starts (a cell killed mid-way still
+    records them). An empty list, dict or text a loop fills (``losses = []``, then
+    ``losses.append(loss)`` per epoch) is the loop's result, not a setting: none."""
+    static = capture.literal_assignments(source)
+    return {
+        k: static[k]
+        for k in flow.literals
+        if k in static
+        and k not in metrics
+        and not (k in flow.loop_changed and isinstance(static[k], _EMPTY) and not static[k])
+    }
+
+
+def flagged(
+    names: Collection[str], reads: list[Read], user_ns: dict[str, Any], warnings: list[str]
+) -> dict[str, Any]:
+    """The ``-p`` names' values: one the cell read, as read (``y = lr; lr = lr * 2`` ran
+    with the 0.1 it read, not the 0.2 it left; the rebinding is said), else as the cell
+    left it."""
+    read = {r.name: r.value for r in reads if r.is_param}
+    out: dict[str, Any] = {}
+    for var in names:
+        if var not in user_ns:
+            warnings.append(f"-p {var}: no variable {var!r} after the cell")
+        elif var in read:
+            out[var] = read[var]
+            ok, now = param_value(user_ns[var])
+            if not ok or now != read[var]:
+                warnings.append(f"param {var} changed by the cell: {read[var]!r:.60} → {now!r:.60}")
+        else:
+            out[var] = user_ns[var]
+    return out
 
 
 def at_end(
