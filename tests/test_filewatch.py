@@ -108,6 +108,33 @@ def test_duckdb_reads_the_files_its_sql_names_and_copy_writes_are_outputs(kernel
     _is_version_of(data[("events.parquet", "output")], project_dir / "events.parquet")
 
 
+def test_boosting_model_and_data_files_their_native_code_opens_are_recorded(kernel, project_dir):
+    """XGBoost's C++ opens the file ``load_model`` names, not Python: a cell loading a
+    saved model recorded no input. So does LightGBM's for a ``Dataset`` built from a
+    path; saved models are outputs (claimed as the kernel's own)."""
+    kernel.ok(
+        "import numpy as np, xgboost as xgb, lightgbm as lgb\n"
+        "X = np.random.default_rng(0).normal(size=(200, 4)); y = (X[:, 0] > 0).astype(int)\n"
+        "np.savetxt('train.csv', np.c_[y, X], delimiter=',')"
+    )
+    kernel.ok(
+        "%%track fit\n"
+        "b = xgb.train({'max_depth': 2}, xgb.DMatrix(X, label=y), num_boost_round=3)\n"
+        "b.save_model('m.json')\n"
+        "ds = lgb.Dataset('train.csv', params={'label_column': 0, 'verbose': -1})\n"
+        "l = lgb.train({'verbose': -1}, ds, num_boost_round=3)"
+    )
+    fit = _data(project_dir)
+    assert set(fit) == {("m.json", "output"), ("train.csv", "input")}
+    kernel.ok(
+        "%%track load\nb2 = xgb.Booster(); b2.load_model('m.json')\n"
+        "c = xgb.XGBClassifier(); c.load_model('m.json')\nb3 = xgb.Booster(model_file='m.json')"
+    )
+    load = _data(project_dir)
+    assert set(load) == {("m.json", "input")}
+    assert load[("m.json", "input")].hash == fit[("m.json", "output")].hash
+
+
 def test_a_sqlite_database_is_read_before_and_written_by_the_cell(kernel, project_dir):
     # given a database made by a first cell, its connection left open
     kernel.ok(

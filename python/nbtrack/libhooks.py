@@ -1,7 +1,8 @@
 """Reads and writes by native libraries, seen at their Python entry points.
 
-Arrow's C++ code opens Parquet, Feather and CSV files, and DuckDB's opens the files
-its SQL names, without Python's ``open``: the audit hook sees nothing. The functions
+Arrow's C++ code opens Parquet, Feather and CSV files, DuckDB's opens the files its
+SQL names, and XGBoost's its model files, without Python's ``open``: the audit hook
+sees nothing. The functions
 a user calls are Python-visible though, and name the file: each one below is wrapped
 (with wrapt, when its module is imported, before or after ``%load_ext``) to tell
 ``sink`` (set by ``filewatch`` while a tracked cell runs) which path it is about to
@@ -59,6 +60,14 @@ HOOKS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("ORCFile.__init__", READ, "source"),
         ("write_table", WRITE, "where"),
     ),
+    # Gradient boosting's C++ opens model files (XGBoost's every load and save;
+    # LightGBM's saves, and a Dataset built from a path).
+    "xgboost": (
+        ("Booster.__init__", READ, "model_file"),
+        ("Booster.load_model", READ, "fname"),
+        ("Booster.save_model", WRITE, "fname"),
+    ),
+    "lightgbm": (("Dataset.__init__", READ, "data"), ("Booster.save_model", WRITE, "filename")),
     "duckdb": (
         ("connect", DATABASE, "database"),
         *(
