@@ -172,10 +172,12 @@ def test_an_empty_store_draws_nothing_and_says_so(project_dir):
     assert "no finished notebook runs are recorded" in done.stderr
 
 
-def _plain_papermill(folder: Path, name: str, code: str, script: bool = False, **env: str) -> None:
+def _plain_papermill(
+    folder: Path, name: str, code: str, script: bool = False, saved: bool = True, **env: str
+) -> None:
     """``papermill NAME out/NAME -p seed 1`` as a user types it (or, ``script``, the same
-    through ``papermill.execute_notebook`` in a Python script): no nbtrack sweep,
-    ``%load_ext`` inside."""
+    through ``papermill.execute_notebook`` in a Python script, ``saved`` or with no output
+    notebook): no nbtrack sweep, ``%load_ext`` inside."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
     nb.cells = [nbformat.v4.new_code_cell("%load_ext nbtrack"), nbformat.v4.new_code_cell(code)]
@@ -184,7 +186,8 @@ def _plain_papermill(folder: Path, name: str, code: str, script: bool = False, *
     nbformat.write(nb, folder / name)
     args = [f"{VENV_BIN}/papermill", name, f"out/{name}", "-k", "python3", "-p", "seed", "1"]
     if script:
-        call = f"execute_notebook({name!r}, 'out/{name}', kernel_name='python3', parameters={{'seed': 1}})"
+        out = repr(f"out/{name}") if saved else None
+        call = f"execute_notebook({name!r}, {out}, kernel_name='python3', parameters={{'seed': 1}})"
         args = [f"{VENV_BIN}/python", "-c", f"from papermill import execute_notebook; {call}"]
     done = subprocess.run(args, cwd=folder, env=kernel_env(**env), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -193,25 +196,28 @@ def _plain_papermill(folder: Path, name: str, code: str, script: bool = False, *
 def test_plain_papermill_runs_draw_the_pipeline_and_a_script_s_runs_are_explained(project_dir):
     """A new user's trial: ``papermill prepare.ipynb out.ipynb`` then the same for train:
     ``dag`` draws prepare -> train (the kernel reads its notebook from papermill's command
-    line). papermill called from a script names no notebook: ``dag`` says what it found
-    and how to name one."""
+    line). papermill called from a script is found by the output notebook it writes;
+    with none, it names no notebook: ``dag`` says what it found and how to name one."""
     (project_dir / ".nbtrack").mkdir()
     (project_dir / "out").mkdir()
     prepare = "seed = 0\nopen('data.csv', 'w').write(f'x\\n{seed}\\n')"
     train = "seed = 0\nrows = open('data.csv').read().split()"
-    _plain_papermill(project_dir, "prepare.ipynb", prepare, script=True)
+    _plain_papermill(project_dir, "prepare.ipynb", prepare, script=True, saved=False)
     done = run_cli("dag", cwd=project_dir)
     assert (done.returncode, done.stdout) == (0, "")
     assert done.stderr.strip() == (
         "1 finished notebook run is recorded, but none names its notebook (papermill called "
-        "from Python does not tell the kernel which notebook it runs): run the notebooks "
+        "from Python with no output notebook does not tell the kernel which notebook it "
+        "runs): run the notebooks "
         "with nbtrack sweep NOTEBOOK, the papermill command, or set NBTRACK_NOTEBOOK=NOTEBOOK: "
         "nothing to draw"
     )
     repro = run_cli("repro", "--dry-run", cwd=project_dir)
     assert repro.returncode == 2 and "1 finished notebook run is recorded, but none" in repro.stderr
-    # then: the papermill command, and a script told its notebook, draw the pipeline
-    _plain_papermill(project_dir, "prepare.ipynb", prepare)
-    _plain_papermill(project_dir, "train.ipynb", train, script=True, NBTRACK_NOTEBOOK="train.ipynb")
+    # then: a script writing its output, and one told its notebook, draw the pipeline
+    _plain_papermill(project_dir, "prepare.ipynb", prepare, script=True)
+    _plain_papermill(
+        project_dir, "train.ipynb", train, script=True, saved=False, NBTRACK_NOTEBOOK="train.ipynb"
+    )
     edges = json.loads(run_cli("dag", "--format", "json", cwd=project_dir).stdout)["edges"]
     assert edges == [{"from": "prepare.ipynb", "to": "train.ipynb", "paths": ["data.csv"]}]

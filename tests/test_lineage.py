@@ -391,6 +391,43 @@ def test_jupyter_execute_names_the_notebook_it_runs(project_dir):
     assert run.notebook_path == "nb.ipynb" and run.parent_id is None
 
 
+def test_papermill_called_from_a_script_names_the_notebook_it_runs(project_dir):
+    """``papermill.execute_notebook(...)`` in a driver script, the way many sweeps are
+    written: the kernel's parent names the script, not the notebook, so the runs named
+    no notebook (no ``dag``, no as-saved ``rerun``). papermill writes its output
+    notebook as it goes, with the injected cell and its input's path: the kernel finds
+    it there, also when the output is in another folder and the kernel runs elsewhere."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
+    params = nbformat.v4.new_code_cell("lr = 0.1\nseed = 0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext nbtrack"), params,
+                nbformat.v4.new_code_cell("%%track fit\nscore = lr * 2 + seed")]  # fmt: skip
+    (project_dir / "nbs").mkdir()
+    (project_dir / ".nbtrack").mkdir()  # the project's store, above the notebook's folder
+    nbformat.write(nb, project_dir / "nbs" / "train.ipynb")
+    (project_dir / "drive.py").write_text(
+        "import os, papermill as pm\nos.makedirs('outs', exist_ok=True)\n"
+        "for lr in (0.2, 0.3):\n"
+        "    pm.execute_notebook('nbs/train.ipynb', f'outs/o_{lr}.ipynb', parameters={'lr': lr},\n"
+        "                        kernel_name='python3', progress_bar=False,\n"
+        "                        cwd='nbs' if lr == 0.3 else None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "drive.py"], cwd=project_dir, env=kernel_env(PWD=str(project_dir)),
+        capture_output=True, text=True, timeout=300,  # (PWD: as a shell starts it)
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = _settle(project_dir)
+    runs = sorted(_cell_runs(client, "fit"), key=lambda r: r.params["lr"])
+    assert [r.params for r in runs] == [{"lr": 0.2, "seed": 0}, {"lr": 0.3, "seed": 0}]
+    assert [r.notebook_path for r in runs] == ["nbs/train.ipynb"] * 2
+    parents = [client.get_run(r.parent_id) for r in runs if r.parent_id]
+    assert [(p.name, p.notebook_path, p.params) for p in parents] == [
+        ("train", "nbs/train.ipynb", {"lr": lr, "seed": 0}) for lr in (0.2, 0.3)
+    ]
+
+
 @pytest.mark.parametrize(
     ("argv", "tool", "notebook", "injects"),
     [

@@ -5,15 +5,22 @@ cell only when it is given parameters, and ``execute_request`` carries no cell
 metadata. The kernel's parent process is the runner itself (jupyter_client starts the
 kernel as its child), so its command line says both: ``papermill in.ipynb out.ipynb``,
 ``python -m papermill …``, ``jupyter execute nb.ipynb``, ``jupyter nbconvert --execute
-nb.ipynb``. Read once per kernel (``/proc``, else psutil). Not seen: a runner called
-from Python (``papermill.execute_notebook`` inside a script: the parent's command line
-names the script), a notebook read from stdin or a URL.
+nb.ipynb``. Read once per kernel (``/proc``, else psutil).
+
+papermill called from Python (``papermill.execute_notebook`` in a driver script) leaves
+the script on that command line. It writes its output notebook as it goes, though,
+with the cell it injected and its input's path: when the kernel sees that cell
+(``from_output``), it looks for the notebook being written that holds the very same
+cell. Not seen: an output not on this machine's disk (``-``, a URL), a notebook read
+from stdin or a URL.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,11 +120,95 @@ def _parent() -> tuple[list[str], str]:
         return parent.cmdline(), parent.cwd()
 
 
-@functools.cache
 def launch() -> Launch | None:
     """This kernel's runner, or None (a Jupyter server, a terminal, an unknown parent)."""
+    return _found or _from_parent()
+
+
+@functools.cache
+def _from_parent() -> Launch | None:
     try:
         argv, cwd = _parent()
     except Exception:  # no such process any more, no permission: nothing known
         return None
     return parse(argv, cwd, os.environ.get("PWD"))
+
+
+_found: Launch | None = None  # papermill called from a script (from_output)
+_OUTPUT_AGE = 600.0  # s: papermill saves its output at the start and after every cell
+_DEPTH, _SCANNED = 3, 5_000  # how deep, and how many entries, the search looks
+_READ_LIMIT = 16 << 20  # bytes: a notebook papermill has barely begun is no larger
+
+
+def from_output(injected: str) -> Launch | None:
+    """papermill called from Python, seen by the cell it injected (``injected``, as the
+    kernel ran it): the input of the notebook papermill is writing with that cell (not
+    ended, saved in the last 10 minutes, under the parent's folder, its shell's or this
+    one), when exactly one input is found. Remembered: ``launch()`` returns it from then on."""
+    global _found
+    if os.environ.get("JPY_SESSION_NAME"):  # a Jupyter server's kernel (an output re-run)
+        return None
+    try:
+        parent = [_parent()[1]]
+    except Exception:
+        parent = []
+    # (papermill's ``cwd=`` moves the script there too: paths given are its shell's PWD's)
+    bases = [b for b in dict.fromkeys([*parent, os.environ.get("PWD"), os.getcwd()]) if b]
+    for base in bases:  # the first folder where the output is found
+        inputs = {p for p in (_input_of(nb, injected, bases) for nb in _recent(base)) if p}
+        if inputs:
+            if len(inputs) == 1 and _found is None:
+                _found = Launch("papermill", inputs.pop(), injects=True)
+            break
+    return _found
+
+
+def _recent(base: str) -> list[str]:
+    """Notebooks saved in the last ``_OUTPUT_AGE`` s under ``base`` (hidden folders and
+    ``node_modules`` left out), newest first."""
+    since, seen, found = time.time() - _OUTPUT_AGE, 0, []
+    stack = [(base, 0)]
+    while stack and seen < _SCANNED:
+        folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            seen += 1
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    if depth < _DEPTH and not e.name.startswith((".", "__", "node_modules")):
+                        stack.append((e.path, depth + 1))
+                elif e.name.endswith(".ipynb"):
+                    st = e.stat()
+                    if st.st_mtime >= since and st.st_size <= _READ_LIMIT:
+                        found.append((st.st_mtime, e.path))
+            except OSError:
+                continue
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def _input_of(path: str, injected: str, bases: list[str]) -> str | None:
+    """The input a papermill output notebook names, if it is still being executed and
+    holds the cell ``injected``."""
+    try:
+        with open(path, "rb") as fh:
+            nb = json.load(fh)
+        meta = nb["metadata"]["papermill"]
+        if meta.get("end_time") is not None or not isinstance(meta.get("input_path"), str):
+            return None
+        cells = [
+            c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", ())
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    source = [c.get("source") for c in cells]
+    if not any(("".join(s) if isinstance(s, list) else s).strip() == injected.strip()
+               for s in source):  # fmt: skip
+        return None
+    for base in bases:
+        candidate = Path(base, meta["input_path"]).expanduser()
+        if candidate.is_file():
+            return str(candidate.resolve())
+    return None

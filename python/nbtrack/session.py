@@ -103,6 +103,8 @@ class KernelSession:
         values = capture.literal_assignments(source)
         if not values:
             return
+        if launcher.launch() is None:  # papermill called from a script: its output says
+            self.runner = launcher.from_output(source)
         self.papermill_params.update(values)
         defaults = capture.literal_assignments(previous or "")
         defaults = {k: v for k, v in defaults.items() if k not in values}

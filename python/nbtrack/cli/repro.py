@@ -97,17 +97,19 @@ def run_dag(args: argparse.Namespace) -> int:
 def _no_pipeline(client: Client) -> str:
     """Why no notebook is in the graph: what is recorded, and how a run names its notebook.
 
-    ``papermill.execute_notebook`` called from a script is recorded, but its kernel cannot
-    tell which notebook it runs (``launcher``: the command line names the script), so it
-    names none and cannot be placed in a pipeline.
+    ``papermill.execute_notebook`` called from a script with no output notebook is
+    recorded, but its kernel cannot tell which notebook it runs (``launcher``: the
+    command line names the script, and no output names its input), so it names none and
+    cannot be placed in a pipeline.
     """
     found = client.list_runs(RunQuery(kind="notebook", status="finished", limit=0)).total
     if not found:
         return "no finished notebook runs are recorded: run the notebooks once (nbtrack sweep NOTEBOOK)"
     runs = "1 finished notebook run is" if found == 1 else f"{found} finished notebook runs are"
     return (
-        f"{runs} recorded, but none names its notebook (papermill called from Python does "
-        "not tell the kernel which notebook it runs): run the notebooks with nbtrack sweep "
+        f"{runs} recorded, but none names its notebook (papermill called from Python with "
+        "no output notebook does not tell the kernel which notebook it runs): run the "
+        "notebooks with nbtrack sweep "
         "NOTEBOOK, the papermill command, or set NBTRACK_NOTEBOOK=NOTEBOOK"
     )
 
