@@ -229,13 +229,23 @@ def test_files_read_by_forked_workers_are_inputs(kernel, project_dir):
     """Found by the sixth trial: a PyTorch ``DataLoader(..., num_workers=2)`` reads its
     shards in forked workers, and the run recorded no input at all (with
     ``num_workers=0`` it had every shard). A worker still alive after the cell (a pool
-    kept for the next cell) adds nothing to a run that has ended."""
+    kept for the next cell) adds nothing to a run that has ended. No log file is left."""
     for i in range(4):
         (project_dir / f"s{i}.txt").write_text(str(i))
     kernel.ok(
         "import multiprocessing as mp\ndef load(i):\n"
         "    with open(f's{i}.txt') as fh:\n        return int(fh.read())"
     )
+    # Logs that kernels killed in such a cell left (a pid gone; this pid, reused) are
+    # removed by the first tracked cell; one that forks nothing makes none.
+    pid = kernel.ok("import os\nprint(os.getpid())").text.strip()
+    tmp = Path(tempfile.gettempdir())
+    left = [tmp / f"nbtrack-forked-{pid}-x0", tmp / "nbtrack-forked-99999999-x0"]
+    for path in left:
+        path.write_text("")
+    kernel.ok("%%track none\nn = load(3)")
+    assert not [p for p in left if p.exists()]
+    assert not list(tmp.glob(f"nbtrack-forked-{pid}-*"))
     kernel.ok(
         "%%track shards -m total\npool = mp.get_context('fork').Pool(2)\n"
         "total = sum(pool.map(load, range(3)))",
@@ -247,8 +257,7 @@ def test_files_read_by_forked_workers_are_inputs(kernel, project_dir):
     kernel.ok("n = sum(pool.map(load, [3]))\npool.close()\npool.join()", timeout=300)
     (run,) = _cell_runs(_settle(project_dir), "shards")
     assert {d.path for d in run.data if d.role == "input"} == {"s0.txt", "s1.txt", "s2.txt"}
-    pid = kernel.ok("import os\nprint(os.getpid())").text.strip()
-    assert not list(Path(tempfile.gettempdir()).glob(f"nbtrack-forked-{pid}-*"))  # removed
+    assert not list(tmp.glob(f"nbtrack-forked-{pid}-*"))  # removed
 
 
 def test_a_project_module_the_cell_uses_is_an_input_in_every_run(kernel, project_dir):

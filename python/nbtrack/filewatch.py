@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import fswatch, libhooks, writeclaims
+from . import forkreads, fswatch, libhooks, writeclaims
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Files a database keeps beside itself while it works: their writes are the database's.
@@ -67,10 +67,8 @@ class FileWatcher:
         self._versioning = threading.local()
         # This process's writes, claimed for kernels running cells beside it (writeclaims.py).
         self.claims = writeclaims.Claims(self.store)
-        # Where a forked worker (a DataLoader's, a fork Pool's) appends the paths it reads:
-        # made by arm(), read and removed by disarm(). ``forked``: this copy is a worker's.
-        self.forked_log: str | None = None
-        self.forked = False
+        # Where a forked worker (a DataLoader's, a fork Pool's) appends the paths it reads.
+        self.fork_log = forkreads.ForkLog()
 
     def inside(self, path: str) -> bool:
         return path.startswith(self.root + os.sep)
@@ -99,10 +97,14 @@ class FileWatcher:
         real = os.path.realpath(path)
         if not self.keep(real) or (not folder and os.path.isdir(real)):
             return
-        if self.forked:
+        if self.fork_log.child:
             if read and not write and real not in self.reads:
                 self.reads[real] = None
-                self._tell_parent(real)
+                self._versioning.on = True  # (this open is nbtrack's)
+                try:
+                    self.fork_log.tell(real)
+                finally:
+                    self._versioning.on = False
             return  # (its writes: the project watch sees them)
         if write:
             if real not in self.writes and self.inside(real):
@@ -121,36 +123,10 @@ class FileWatcher:
                 finally:
                     self._versioning.on = False
 
-    def _tell_parent(self, path: str) -> None:
-        """A worker's read, one line appended to the cell's log (``O_APPEND``: lines of
-        workers reading at once do not interleave). No log any more: the cell has ended
-        (a pool kept for later cells), and this worker's reads reach nobody."""
-        self._versioning.on = True  # (this open is nbtrack's)
-        try:
-            fd = os.open(self.forked_log or "", os.O_WRONLY | os.O_APPEND)
-        except OSError:
-            self.forked_log = None
-            return
-        finally:
-            self._versioning.on = False
-        try:
-            os.write(fd, os.fsencode(path) + b"\n")
-        finally:
-            os.close(fd)
-
     def take_forked_reads(self) -> None:
         """The files the cell's forked workers read, as reads of the cell's own."""
-        log, self.forked_log = self.forked_log, None
-        if log is None:
-            return
-        try:
-            with open(log, "rb") as fh:
-                paths = dict.fromkeys(fh.read().splitlines())
-            os.unlink(log)
-        except OSError:
-            return
-        for path in paths:
-            self.saw(os.fsdecode(path), write=False, read=True)
+        for path in self.fork_log.take():
+            self.saw(path, write=False, read=True)
 
     def _environment_file(self, path: str) -> bool:
         """Whether ``path`` is in an ignored folder (the Python environment: the modules a
@@ -376,15 +352,11 @@ def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
         sys.addaudithook(_hook)
         libhooks.install()
         # A forked worker's reads go to the cell's log; the project watch sees its writes.
-        os.register_at_fork(after_in_child=_forget)
+        os.register_at_fork(before=_before_fork, after_in_child=_forget)
+        forkreads.sweep()  # (logs of kernels killed in a cell)
         _installed = True
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
     watcher.begin()
-    try:
-        fd, watcher.forked_log = tempfile.mkstemp(prefix=f"nbtrack-forked-{os.getpid()}-")
-        os.close(fd)
-    except OSError:
-        watcher.forked_log = None
     for value in values_read:
         for path in _database_files(value) + _module_file(value):
             watcher.saw(path, write=False, read=True)
@@ -425,12 +397,24 @@ def _forget() -> None:
     (the project watch's queue and the write claims are the parent's)."""
     global _watcher
     w = _watcher
-    if w is None or w.forked_log is None:
+    if w is None or w.fork_log.path is None:
         _watcher = None
         libhooks.sink = None
         return
-    w.forked, w.project_watch, w.before_overwrite = True, None, None
+    w.fork_log.child, w.project_watch, w.before_overwrite = True, None, None
     w._versioning = threading.local()  # (a lock or flag of the forking thread: not ours)
+
+
+def _before_fork() -> None:
+    """In the kernel, before a Python-level fork (``os.fork``, a fork Pool; not
+    subprocess's exec): the cell's log for the worker's reads, made on first need."""
+    w = _watcher
+    if w is not None and not w.fork_log.child:
+        w._versioning.on = True  # (the log's open is nbtrack's)
+        try:
+            w.fork_log.before_fork()
+        finally:
+            w._versioning.on = False
 
 
 def disarm(values_bound: Iterable[Any] = ()) -> FileWatcher | None:
