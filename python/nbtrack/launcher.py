@@ -198,14 +198,15 @@ def _input_of(path: str, injected: str, bases: list[str]) -> str | None:
         meta = nb["metadata"]["papermill"]
         if meta.get("end_time") is not None or not isinstance(meta.get("input_path"), str):
             return None
-        cells = [
-            c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", ())
+        sources = [
+            c.get("source")
+            for c in nb["cells"]
+            if "injected-parameters" in c.get("metadata", {}).get("tags", ())
         ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    source = [c.get("source") for c in cells]
-    if not any(("".join(s) if isinstance(s, list) else s).strip() == injected.strip()
-               for s in source):  # fmt: skip
+        if not any(("".join(s) if isinstance(s, list) else s).strip() == injected.strip()
+                   for s in sources):  # fmt: skip
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not papermill's
         return None
     for base in bases:
         candidate = Path(base, meta["input_path"]).expanduser()
