@@ -43,6 +43,7 @@ class CellFlow:
     the loop left, not a parameter: recorded as written. ``config_calls``: literals made
     by a call of literals and names found (``TrainConfig(lr=lr)``), parameters if configs.
     ``passed``: names a call outside loops is handed, which it may change (passedargs.py).
+    ``declared``: ``global`` names of the cell's own functions (``def f(): global LR``).
     ``error``: why the code could not be analysed (then everything else is empty).
     """
 
@@ -54,6 +55,7 @@ class CellFlow:
     loop_changed: frozenset[str] = frozenset()
     config_calls: frozenset[str] = frozenset()
     passed: frozenset[str] = frozenset()
+    declared: frozenset[str] = frozenset()
     dynamic: bool = False
     error: str | None = None
 
@@ -71,7 +73,7 @@ class _Walker:
         self.deferred: dict[str, None] = {}
         self.assigns, self.mutates, self.called = set[str](), set[str](), set[str]()
         self.literals: dict[str, None] = {}
-        self.loop_changed: set[str] = set()
+        self.loop_changed, self.declared = set[str](), set[str]()  # declared: `global` in a def
         self.config_calls: set[str] = set()
         self.passed: tuple[set[str], set[str]] = (set(), set())  # outside loops, in loops
         self.loops = 0  # depth of the top-level for/while loops being walked
@@ -363,7 +365,8 @@ class _Walker:
             elif isinstance(sub, (ast.Global, ast.Nonlocal)):
                 declared.update(sub.names)
                 if isinstance(sub, ast.Global):
-                    self.assigns.update(n for n in sub.names)
+                    self.assigns.update(sub.names)
+                    self.declared.update(sub.names)
             elif isinstance(sub, (*_FUNCTIONS, ast.ClassDef)) and sub is not fn:
                 name = getattr(sub, "name", None)
                 if name:
@@ -396,6 +399,7 @@ class _Walker:
             loop_changed=frozenset(k for k in self.loop_changed if k in lits or k not in bound),
             config_calls=frozenset(k for k in self.config_calls if k in self.literals),
             passed=frozenset(self.passed[0] - self.passed[1]),
+            declared=frozenset(self.declared),
             dynamic=self.dynamic,
         )
 
@@ -421,17 +425,14 @@ def merge(flows: list[CellFlow]) -> CellFlow:
         reads.update((n, None) for n in f.reads if n not in assigns)
         assigns |= f.assigns
         literals.update(dict.fromkeys(f.literals))
+    unions = ("mutates", "called", "loop_changed", "config_calls", "passed", "declared")
     return CellFlow(
         reads=tuple(reads),
         assigns=frozenset(assigns),
-        mutates=frozenset().union(*(f.mutates for f in flows)),
-        called=frozenset().union(*(f.called for f in flows)),
         literals=tuple(k for k in literals if k not in reads),
-        loop_changed=frozenset().union(*(f.loop_changed for f in flows)),
-        config_calls=frozenset().union(*(f.config_calls for f in flows)),
-        passed=frozenset().union(*(f.passed for f in flows)),
         dynamic=any(f.dynamic for f in flows),
         error=next((f.error for f in flows if f.error), None),
+        **{k: frozenset[str]().union(*(getattr(f, k) for f in flows)) for k in unions},
     )
 
 
