@@ -42,3 +42,23 @@ def test_a_setting_a_notebook_function_rebound_is_not_stale_through_that_functio
     assert run.params == {"epochs": 4}
     assert [(n.name, n.stale) for n in run.named_inputs] == [("epochs", False)]
 
+
+def test_duckdb_sql_on_a_dataframe_runs_as_without_nbtrack(project_dir, kernel):
+    """Found by the trial: ``duckdb.sql("SELECT ... FROM sales")`` on a DataFrame ``sales``
+    (DuckDB's "SQL on pandas") raised "Table with name sales does not exist" in every
+    cell after ``%load_ext nbtrack``: DuckDB looks the name up in the frame that called
+    it, and that was nbtrack's wrapper. The file its SQL names is still recorded."""
+    kernel.ok(
+        "import duckdb, pandas as pd\nsales = pd.DataFrame({'amt': [5, 20, 30]})\n"
+        "sales.to_csv('s.csv', index=False)"
+    )
+    assert kernel.ok("duckdb.sql('SELECT count(*) FROM sales').fetchall()").text == "[(3,)]"
+    kernel.ok(
+        "%%track scan -m n -m m\n"
+        "n = duckdb.sql('SELECT count(*) FROM sales WHERE amt > 10').fetchall()[0][0]\n"
+        "m = duckdb.connect().execute(\"SELECT max(amt) FROM 's.csv'\").fetchall()[0][0]"
+    )
+    (run,) = _cell_runs(_settle(project_dir), "scan")
+    assert run.status == "finished"
+    assert {k: v for k, v in run.metrics.items() if "/" not in k} == {"n": 2, "m": 30}
+    assert [(d.path, d.role) for d in run.data] == [("s.csv", "input")]
