@@ -62,3 +62,36 @@ def test_duckdb_sql_on_a_dataframe_runs_as_without_nbtrack(project_dir, kernel):
     assert run.status == "finished"
     assert {k: v for k, v in run.metrics.items() if "/" not in k} == {"n": 2, "m": 30}
     assert [(d.path, d.role) for d in run.data] == [("s.csv", "input")]
+
+
+def test_a_dataframe_duckdb_sql_names_is_a_named_input(project_dir, kernel):
+    """Found by the trial: ``duckdb.sql("SELECT ... FROM sales")`` reads the DataFrame
+    ``sales`` (DuckDB's replacement scan), and the run recorded no input: changing
+    ``sales`` and running again said only "metric n: 4 → 5". A table its SQL names that
+    is a variable of the notebook is read, as ``@name`` in ``df.query`` is; in a notebook
+    function the cell calls too."""
+    kernel.ok(
+        "import duckdb, pandas as pd\n"
+        "sales = pd.DataFrame({'k': [1, 2, 3], 'amt': [5, 20, 30]})\n"
+        "regions = pd.DataFrame({'k': [1, 2], 'r': ['n', 's']})\n"
+        "def top():\n    return duckdb.sql('select max(amt) from sales').fetchall()[0][0]"
+    )
+    kernel.ok(
+        "%%track scan -m n -m m -m t\n"
+        "n = duckdb.sql('SELECT count(*) FROM sales WHERE amt > 10').fetchall()[0][0]\n"
+        "con = duckdb.connect()\n"
+        "m = con.execute('SELECT count(*) FROM sales s JOIN regions USING (k)').fetchall()[0][0]\n"
+        "t = top()"
+    )
+    kernel.ok("sales.loc[0, 'amt'] = 100")
+    again = kernel.ok(
+        "%%track scan2 -m n\nn = duckdb.sql('FROM sales SELECT sum(amt)').fetchall()[0][0]"
+    )
+    assert "reads:   sales (DataFrame, 3×2" in again.text
+    first, second = (
+        _cell_runs(_settle(project_dir), "scan")[0],
+        _cell_runs(_settle(project_dir), "scan2")[0],
+    )
+    assert sorted(n.name for n in first.named_inputs) == ["regions", "sales"]
+    assert [n.name for n in second.named_inputs] == ["sales"]
+    assert first.named_inputs[1].fingerprint != second.named_inputs[0].fingerprint

@@ -21,24 +21,38 @@ import shlex
 
 #: pandas' string expressions name the caller's variables as ``@name``:
 #: ``df.query("amount > @min_amount")``, ``df.eval(...)``, ``pd.eval(...)``.
-AT_CALLS = frozenset({"query", "eval"})
+AT_CALLS = frozenset({"query", "eval", "sql", "execute", "from_query"})
 AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+# A table DuckDB's SQL names that is a variable of the caller (`FROM df`, a DataFrame,
+# an Arrow table, a relation: its replacement scan); not a table function, `read_csv(`.
+SQL_TABLE = re.compile(r"\b(?:from|join)\s+([A-Za-z_]\w*)\b(?!\s*\()", re.IGNORECASE)
+
+
+def text_names(text: str) -> list[str]:
+    """The variables a string of pandas or DuckDB code reads: ``amount > @min_amount``,
+    ``SELECT * FROM sales``.
+
+    >>> text_names("SELECT * FROM sales s JOIN read_csv('r.csv') USING (k) WHERE a > 1")
+    ['sales']
+    """
+    return AT_NAME.findall(text) + SQL_TABLE.findall(text) if text else []
 
 
 def at_names(call: ast.Call) -> list[str]:
-    """The ``@name`` variables of a pandas ``query``/``eval`` call's literal expression."""
+    """The variables a pandas ``query``/``eval`` call's literal expression names with
+    ``@``, or a DuckDB ``sql``/``execute`` call's literal SQL as tables (text_names)."""
     expr = call.args[0] if call.args else None
     for k in call.keywords:
-        if k.arg == "expr":
+        if k.arg in ("expr", "query"):
             expr = k.value
     if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
-        return AT_NAME.findall(expr.value)
+        return text_names(expr.value)
     if isinstance(expr, ast.JoinedStr):  # an f-string: its literal parts
         return [
             n
             for part in expr.values
             if isinstance(part, ast.Constant) and isinstance(part.value, str)
-            for n in AT_NAME.findall(part.value)
+            for n in text_names(part.value)
         ]
     return []
 
