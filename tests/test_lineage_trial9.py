@@ -95,3 +95,19 @@ def test_a_dataframe_duckdb_sql_names_is_a_named_input(project_dir, kernel):
     assert sorted(n.name for n in first.named_inputs) == ["regions", "sales"]
     assert [n.name for n in second.named_inputs] == ["sales"]
     assert first.named_inputs[1].fingerprint != second.named_inputs[0].fingerprint
+
+
+def test_m_on_a_1d_tensor_is_a_series_as_an_array_is(project_dir, kernel):
+    """Found by the trial: ``-m losses`` on ``torch.stack(losses)`` (a 1-d tensor) said
+    "not a metric: a torch.Tensor", while the same numbers as a numpy array, a list of
+    0-d tensors or one 0-d tensor were recorded."""
+    shown = kernel.ok(
+        "%%track curve -m losses\nimport torch\n"
+        "losses = torch.tensor([0.5, 0.25], requires_grad=True) * 1"
+    )
+    assert "not a metric" not in shown.text
+    (run,) = _cell_runs(_settle(project_dir), "curve")
+    assert {k: v for k, v in run.metrics.items() if "/" not in k} == {
+        "losses": 0.25,
+        "losses.mean": 0.375,
+    }
