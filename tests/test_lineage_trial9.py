@@ -74,14 +74,17 @@ def test_a_dataframe_duckdb_sql_names_is_a_named_input(project_dir, kernel):
         "import duckdb, pandas as pd\n"
         "sales = pd.DataFrame({'k': [1, 2, 3], 'amt': [5, 20, 30]})\n"
         "regions = pd.DataFrame({'k': [1, 2], 'r': ['n', 's']})\n"
-        "def top():\n    return duckdb.sql('select max(amt) from sales').fetchall()[0][0]"
+        "def top():\n    return duckdb.sql('select max(amt) from sales').fetchall()[0][0]\n"
+        "t = 1.5"
     )
     kernel.ok(
-        "%%track scan -m n -m m -m t\n"
+        "%%track scan -m n -m m -m mx\n"
         "n = duckdb.sql('SELECT count(*) FROM sales WHERE amt > 10').fetchall()[0][0]\n"
         "con = duckdb.connect()\n"
         "m = con.execute('SELECT count(*) FROM sales s JOIN regions USING (k)').fetchall()[0][0]\n"
-        "t = top()"
+        "mx = top()\n"
+        "con.execute('CREATE TABLE t AS SELECT 1 AS a')\n"
+        "k = con.sql('SELECT count(*) FROM t').fetchall()"
     )
     kernel.ok("sales.loc[0, 'amt'] = 100")
     again = kernel.ok(
@@ -93,6 +96,7 @@ def test_a_dataframe_duckdb_sql_names_is_a_named_input(project_dir, kernel):
         _cell_runs(_settle(project_dir), "scan2")[0],
     )
     assert sorted(n.name for n in first.named_inputs) == ["regions", "sales"]
+    assert first.params == {}  # `FROM t`, DuckDB's table t, is no read of the number t
     assert [n.name for n in second.named_inputs] == ["sales"]
     assert first.named_inputs[1].fingerprint != second.named_inputs[0].fingerprint
 

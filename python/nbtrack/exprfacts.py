@@ -18,6 +18,7 @@ import ast
 import itertools
 import re
 import shlex
+from collections.abc import Callable
 
 #: pandas' string expressions name the caller's variables as ``@name``:
 #: ``df.query("amount > @min_amount")``, ``df.eval(...)``, ``pd.eval(...)``.
@@ -38,7 +39,7 @@ def text_names(text: str) -> list[str]:
     return AT_NAME.findall(text) + SQL_TABLE.findall(text) if text else []
 
 
-def at_names(call: ast.Call) -> list[str]:
+def at_names(call: ast.Call, find: Callable[[str], list[str]] = text_names) -> list[str]:
     """The variables a pandas ``query``/``eval`` call's literal expression names with
     ``@``, or a DuckDB ``sql``/``execute`` call's literal SQL as tables (text_names)."""
     expr = call.args[0] if call.args else None
@@ -46,15 +47,20 @@ def at_names(call: ast.Call) -> list[str]:
         if k.arg in ("expr", "query"):
             expr = k.value
     if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
-        return text_names(expr.value)
+        return find(expr.value)
     if isinstance(expr, ast.JoinedStr):  # an f-string: its literal parts
         return [
             n
             for part in expr.values
             if isinstance(part, ast.Constant) and isinstance(part.value, str)
-            for n in text_names(part.value)
+            for n in find(part.value)
         ]
     return []
+
+
+def sql_tables(call: ast.Call) -> list[str]:
+    """The variables the literal SQL of a call names as tables (``FROM df``)."""
+    return at_names(call, SQL_TABLE.findall)
 
 
 def base_name(node: ast.expr) -> str | None:

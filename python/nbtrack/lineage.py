@@ -318,8 +318,8 @@ class Lineage:
             value = ns.get(n, _MISSING)
             if isinstance(value, ModuleType):  # `settings.LR`, imported before
                 self.modules_read.append(value)
-            if n in skip or value is _MISSING:
-                continue
+            if n in skip or value is _MISSING or (n in flow.tables and _param(value)[0]):
+                continue  # (a DuckDB table its SQL names, `FROM t`, that is no DataFrame)
             p = self.producer(n)
             if is_ignored(n, value):  # no input, but a module (function) edited since
                 closed = bool(getattr(value, "__closure__", None))  # f = make(a): a as made
