@@ -115,3 +115,17 @@ def test_m_on_a_1d_tensor_is_a_series_as_an_array_is(project_dir, kernel):
         "losses": 0.25,
         "losses.mean": 0.375,
     }
+
+
+def test_a_capture_below_track_reads_the_settings_its_body_reads(project_dir, kernel):
+    """Found by the trial: ``%%track`` above ``%%capture cap`` recorded no parameter:
+    what the cell read was looked for in IPython's ``run_cell_magic('capture', …)`` call,
+    not in the body the magic runs (``%%capture`` above ``%%track``, and ``%%time`` below
+    it, were right)."""
+    kernel.ok("hidden = 8")
+    kernel.ok('%%track outer2 -m c\n%%capture cap\nc = hidden + 1\nprint("hidden")')
+    assert kernel.ok("print(cap.stdout)").text.strip() == "hidden"
+    (run,) = _cell_runs(_settle(project_dir), "outer2")
+    assert run.params == {"hidden": 8}
+    assert run.param_sources == {"hidden": "upstream"}
+    assert run.metrics["c"] == 9
