@@ -129,3 +129,18 @@ def test_a_capture_below_track_reads_the_settings_its_body_reads(project_dir, ke
     assert run.params == {"hidden": 8}
     assert run.param_sources == {"hidden": "upstream"}
     assert run.metrics["c"] == 9
+
+
+def test_only_text_that_is_sql_names_tables():
+    """What the SQL-names fix must not do: take English in a pandas expression or any
+    string for SQL (``'data from cache'`` read ``cache``). A table is named only in text
+    that starts as SQL does; an f-string is read whole, its expressions left out."""
+    from nbtrack.dataflow import analyze
+
+    flow = analyze(
+        'con.execute("INSERT INTO log SELECT * FROM events")\n'
+        'duckdb.sql(f"SELECT {cols} FROM sales WHERE a > {thr}")\n'
+        "df.query(\"note == 'data from cache' and a > @lim\")"
+    )
+    assert flow.tables == frozenset({"events", "sales"})
+    assert "cache" not in flow.reads and {"lim", "cols", "thr"} <= set(flow.reads)
