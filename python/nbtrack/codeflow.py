@@ -16,7 +16,7 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .exprfacts import AT_CALLS, AT_NAME
+from .exprfacts import AT_CALLS, text_names
 
 BUILTINS = frozenset(dir(builtins))
 FOLLOW_LIMIT = 200  # notebook functions/classes followed per cell, at most
@@ -43,7 +43,7 @@ def code_globals(code: types.CodeType) -> tuple[frozenset[str], frozenset[str]]:
             elif op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
                 stores.add(str(ins.argval))
         if AT_CALLS.intersection(c.co_names):  # df.query("x > @limit") reads limit
-            loads.update(n for k in c.co_consts if isinstance(k, str) for n in AT_NAME.findall(k))
+            loads.update(n for k in c.co_consts if isinstance(k, str) for n in text_names(k))
         stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
     if len(_code_names) >= _CODE_CACHE_LIMIT:
         _code_names.clear()

@@ -1,15 +1,14 @@
 """Which names a cell reads from the kernel namespace and which it (re)binds.
 
-A pure analysis of the cell's code (its AST), in evaluation order: a name loaded
-before the cell binds it is an *input* read from the namespace; ``n *= 2`` reads
-``n`` first. Names read inside functions and lambdas the cell defines count as read
-(they are read when called), unless the cell binds them itself. Code the notebook
-defined earlier is followed through its compiled code (``codeflow``): a cell
-that calls ``train()`` reads the globals ``train`` reads, transitively.
+A pure analysis of the cell's code (its AST), in evaluation order: a name loaded before the cell
+binds it is an *input* read from the namespace; ``n *= 2`` reads ``n`` first. Names read inside
+functions and lambdas the cell defines count as read (they are read when called), unless the
+cell binds them itself. Code the notebook defined earlier is followed through its compiled code
+(``codeflow``): a cell that calls ``train()`` reads the globals ``train`` reads, transitively.
 
-Not seen (docs/design.md): names reached through ``globals()[...]``, ``exec``/``eval``
-strings, ``from x import *`` (a cell using one of these is flagged ``dynamic``), and
-objects changed in place by a function they are passed to (``passed`` only names them).
+Not seen (docs/design.md): names reached through ``globals()[...]``, ``exec``/``eval`` strings,
+``from x import *`` (a cell using one of these is flagged ``dynamic``), and objects changed in
+place by a function they are passed to (``passed`` only names them).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 
 from . import exprfacts
 from .astwalk import kids, parsed, walk
-from .exprfacts import AT_CALLS, at_names, base_name, is_literal
+from .exprfacts import AT_CALLS, at_names, base_name, is_literal, sql_tables
 from .passedargs import handed
 
 DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
@@ -31,18 +30,19 @@ DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__impor
 class CellFlow:
     """What one cell's code reads and binds.
 
-    ``reads``: names loaded before the cell binds them, in first-read order.
-    ``assigns``: names the cell binds or deletes at top level (and ``global`` ones
-    its functions bind). ``mutates``: names whose object the cell changes through a
-    subscript or attribute store (``df["a"] = ...``) or may change by an augmented
-    assignment (``X /= 10``: an array in place). ``called``: names whose methods the
-    cell calls, which may change their object too (``df.dropna(inplace=True)``).
-    ``literals``: names bound to a literal at top level (never later to something
-    computed). ``loop_changed``: those of them a loop rebinds or changes (``total += x``
-    in a ``for``), and names read a loop changes in place: their value at the end is what
-    the loop left, not a parameter: recorded as written. ``config_calls``: literals made
-    by a call of literals and names found (``TrainConfig(lr=lr)``), parameters if configs.
+    ``reads``: names loaded before the cell binds them, in first-read order. ``assigns``: names
+    the cell binds or deletes at top level (and ``global`` ones its functions bind).
+    ``mutates``: names whose object the cell changes through a subscript or attribute store
+    (``df["a"] = ...``) or may change by an augmented assignment (``X /= 10``: an array in
+    place). ``called``: names whose methods the cell calls, which may change their object too
+    (``df.dropna(inplace=True)``). ``literals``: names bound to a literal at top level (never
+    later to something computed). ``loop_changed``: those of them a loop rebinds or changes
+    (``total += x`` in a ``for``), and names read a loop changes in place: their value at the
+    end is what the loop left, not a parameter: recorded as written. ``config_calls``: literals
+    made by a call of literals and names found (``TrainConfig(lr=lr)``), parameters if configs.
     ``passed``: names a call outside loops is handed, which it may change (passedargs.py).
+    ``declared``: ``global`` names of the cell's own functions (``def f(): global LR``).
+    ``tables``: names its DuckDB SQL reads as tables (``FROM df``): data, never settings.
     ``error``: why the code could not be analysed (then everything else is empty).
     """
 
@@ -54,6 +54,8 @@ class CellFlow:
     loop_changed: frozenset[str] = frozenset()
     config_calls: frozenset[str] = frozenset()
     passed: frozenset[str] = frozenset()
+    declared: frozenset[str] = frozenset()
+    tables: frozenset[str] = frozenset()
     dynamic: bool = False
     error: str | None = None
 
@@ -71,7 +73,7 @@ class _Walker:
         self.deferred: dict[str, None] = {}
         self.assigns, self.mutates, self.called = set[str](), set[str](), set[str]()
         self.literals: dict[str, None] = {}
-        self.loop_changed: set[str] = set()
+        self.loop_changed, self.declared, self.tables = set[str](), set[str](), set[str]()
         self.config_calls: set[str] = set()
         self.passed: tuple[set[str], set[str]] = (set(), set())  # outside loops, in loops
         self.loops = 0  # depth of the top-level for/while loops being walked
@@ -106,12 +108,13 @@ class _Walker:
     def stmt(self, node: ast.stmt) -> None:
         if type(node) is ast.Expr:
             self.expr(node.value)
-        elif isinstance(node, ast.Assign):
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if type(node) is ast.Assign else [node.target]  # type: ignore[union-attr]
             self.expr(node.value)
-            for t in node.targets:
+            for t in targets:
                 self.target(t)
             if not self.scopes:
-                for t in node.targets:
+                for t in targets:
                     self._collect_literal(t, node.value)
         elif isinstance(node, ast.AugAssign):
             t = node.target
@@ -125,11 +128,7 @@ class _Walker:
                 self.expr(node.value)
                 self.target(t)
         elif isinstance(node, ast.AnnAssign):
-            if node.value is not None:
-                self.expr(node.value)
-                self.target(node.target)
-                if not self.scopes:
-                    self._collect_literal(node.target, node.value)
+            pass  # `x: int` binds nothing
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self.expr(node.iter)
             self.loops += 1
@@ -285,6 +284,7 @@ class _Walker:
                 if base is not None and all(base not in s for s in self.scopes):
                     self.called.add(base)
                 if f.attr in AT_CALLS:
+                    self.tables.update(sql_tables(node))  # type: ignore[arg-type]
                     for name in at_names(node):  # type: ignore[arg-type]
                         self.load(name)
                 if type(f.value) is ast.Call:  # %time m = fit(n), !echo {depth}
@@ -363,7 +363,8 @@ class _Walker:
             elif isinstance(sub, (ast.Global, ast.Nonlocal)):
                 declared.update(sub.names)
                 if isinstance(sub, ast.Global):
-                    self.assigns.update(n for n in sub.names)
+                    self.assigns.update(sub.names)
+                    self.declared.update(sub.names)
             elif isinstance(sub, (*_FUNCTIONS, ast.ClassDef)) and sub is not fn:
                 name = getattr(sub, "name", None)
                 if name:
@@ -396,6 +397,8 @@ class _Walker:
             loop_changed=frozenset(k for k in self.loop_changed if k in lits or k not in bound),
             config_calls=frozenset(k for k in self.config_calls if k in self.literals),
             passed=frozenset(self.passed[0] - self.passed[1]),
+            declared=frozenset(self.declared),
+            tables=frozenset(self.tables),
             dynamic=self.dynamic,
         )
 
@@ -421,17 +424,14 @@ def merge(flows: list[CellFlow]) -> CellFlow:
         reads.update((n, None) for n in f.reads if n not in assigns)
         assigns |= f.assigns
         literals.update(dict.fromkeys(f.literals))
+    unions = ("mutates", "called", "loop_changed", "config_calls", "passed", "declared", "tables")
     return CellFlow(
         reads=tuple(reads),
         assigns=frozenset(assigns),
-        mutates=frozenset().union(*(f.mutates for f in flows)),
-        called=frozenset().union(*(f.called for f in flows)),
         literals=tuple(k for k in literals if k not in reads),
-        loop_changed=frozenset().union(*(f.loop_changed for f in flows)),
-        config_calls=frozenset().union(*(f.config_calls for f in flows)),
-        passed=frozenset().union(*(f.passed for f in flows)),
         dynamic=any(f.dynamic for f in flows),
         error=next((f.error for f in flows if f.error), None),
+        **{k: frozenset[str]().union(*(getattr(f, k) for f in flows)) for k in unions},
     )
 
 

@@ -40,6 +40,8 @@ MAGIC = "%%track"
 # Cell magics that may stand above %%track: they run their body in the kernel and
 # only measure it, so a run spanning the whole cell records the same thing.
 MEASURING = ("time", "timeit", "prun")
+# Below %%track, %%capture runs its body as a cell too: what the cell reads is in it.
+BODY_RUNNING = (*MEASURING, "capture")
 
 
 def _magic_name(line: str) -> str:
@@ -173,7 +175,8 @@ class TrackedCells:
 
 def _measured_body(raw: str, line: str) -> str | None:
     """The body of a ``%%time``/``%%timeit``/``%%prun`` stacked with the ``%%track``
-    ``line`` (above or below it) in ``raw``; None when no measuring magic is stacked."""
+    ``line`` (above or below it), or of a ``%%capture`` below it, in ``raw``; None when no
+    such magic is stacked."""
     lines = raw.splitlines()
     at = next((i for i, ln in enumerate(lines[:2]) if ln.strip() == line.strip()), None)
     if at is None:
@@ -183,7 +186,7 @@ def _measured_body(raw: str, line: str) -> str | None:
         rest.pop(0)
     if at == 1 and _magic_name(lines[0]) in MEASURING:
         return "\n".join(rest) + "\n"
-    if at == 0 and rest and _magic_name(rest[0]) in MEASURING:
+    if at == 0 and rest and _magic_name(rest[0]) in BODY_RUNNING:
         return "\n".join(rest[1:]) + "\n"
     return None
 

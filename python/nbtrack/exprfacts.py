@@ -18,29 +18,55 @@ import ast
 import itertools
 import re
 import shlex
+from collections.abc import Callable
 
 #: pandas' string expressions name the caller's variables as ``@name``:
 #: ``df.query("amount > @min_amount")``, ``df.eval(...)``, ``pd.eval(...)``.
-AT_CALLS = frozenset({"query", "eval"})
+AT_CALLS = frozenset({"query", "eval", "sql", "execute", "from_query"})
 AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+# A table DuckDB's SQL names that is a variable of the caller (`FROM df`, a DataFrame,
+# an Arrow table, a relation: its replacement scan); not a table function, `read_csv(`;
+# only in text that starts as SQL does ('data from cache' in a pandas query is no SQL).
+SQL_TABLE = re.compile(r"\b(?:from|join)\s+([A-Za-z_]\w*)\b(?!\s*\()", re.IGNORECASE)
+SQL_START = re.compile(
+    r"\s*\(?\s*(?:select|from|with|insert|create|copy|pivot|unpivot|describe|summarize|explain)\b",
+    re.IGNORECASE,
+)
 
 
-def at_names(call: ast.Call) -> list[str]:
-    """The ``@name`` variables of a pandas ``query``/``eval`` call's literal expression."""
+def sql_names(text: str) -> list[str]:
+    """The variables a string of DuckDB SQL names as tables (``SELECT * FROM sales``)."""
+    return SQL_TABLE.findall(text) if SQL_START.match(text) else []
+
+
+def text_names(text: str) -> list[str]:
+    """The variables a string of pandas or DuckDB code reads: ``amount > @min_amount``,
+    ``SELECT * FROM sales``.
+
+    >>> text_names("SELECT * FROM sales s JOIN read_csv('r.csv') USING (k) WHERE a > 1")
+    ['sales']
+    """
+    return AT_NAME.findall(text) + sql_names(text) if text else []
+
+
+def at_names(call: ast.Call, find: Callable[[str], list[str]] = text_names) -> list[str]:
+    """The variables a pandas ``query``/``eval`` call's literal expression names with
+    ``@``, or a DuckDB ``sql``/``execute`` call's literal SQL as tables (text_names)."""
     expr = call.args[0] if call.args else None
     for k in call.keywords:
-        if k.arg == "expr":
+        if k.arg in ("expr", "query"):
             expr = k.value
     if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
-        return AT_NAME.findall(expr.value)
-    if isinstance(expr, ast.JoinedStr):  # an f-string: its literal parts
-        return [
-            n
-            for part in expr.values
-            if isinstance(part, ast.Constant) and isinstance(part.value, str)
-            for n in AT_NAME.findall(part.value)
-        ]
+        return find(expr.value)
+    if isinstance(expr, ast.JoinedStr):  # an f-string: its literal text, `{}` for the rest
+        parts = (p.value if isinstance(p, ast.Constant) else "{}" for p in expr.values)
+        return find("".join(str(p) for p in parts))
     return []
+
+
+def sql_tables(call: ast.Call) -> list[str]:
+    """The variables the literal SQL of a call names as tables (``FROM df``)."""
+    return at_names(call, sql_names)
 
 
 def base_name(node: ast.expr) -> str | None:

@@ -16,10 +16,13 @@ skipped. What is not wrapped is not seen (docs/design.md, "Files").
 
 from __future__ import annotations
 
+import builtins
 import glob
 import inspect
 import os
 import re
+import sys
+import types
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -173,17 +176,23 @@ def _tell(path: Any, write: bool) -> None:
         report(path, write)
 
 
-def _wrapper(kind: str, position: int, name: str) -> Any:
+def _wrapper(kind: str, position: int, name: str, library: str) -> Any:
+    hooks, note = sys.modules[__name__], _note  # (`sink` is set on this module)
+
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if sink is not None:
+        if hooks.sink is not None:
             value = args[position] if len(args) > position else kwargs.get(name)
             try:  # noqa: SIM105 (cheaper than contextlib on a hot path)
-                _note(kind, value, kwargs)
+                note(kind, value, kwargs)
             except Exception:  # noqa: S110 (bookkeeping never breaks the user's call)
                 pass
         return wrapped(*args, **kwargs)
 
-    return wrapper
+    # DuckDB finds the Python variables its SQL names (`SELECT * FROM df`, "SQL on
+    # pandas") in the first frame outside its own package: the wrapper's frame runs in
+    # the library's name, so that frame is the user's code, as without nbtrack.
+    namespace = {"__name__": library, "__builtins__": builtins}
+    return types.FunctionType(wrapper.__code__, namespace, "wrapper", None, wrapper.__closure__)
 
 
 def _position(original: Any, name: str, method: bool) -> int:
@@ -206,7 +215,8 @@ def _patch(hooks: tuple[tuple[str, str, str], ...], module: Any) -> None:
         except AttributeError:
             continue  # not in this version of the library
         position = _position(original, name, inspect.isclass(parent))
-        wrapt.wrap_function_wrapper(module, attribute, _wrapper(kind, position, name))
+        hook = _wrapper(kind, position, name, module.__name__)
+        wrapt.wrap_function_wrapper(module, attribute, hook)
 
 
 _installed = False

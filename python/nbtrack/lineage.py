@@ -265,11 +265,12 @@ class Lineage:
         """Why the value ``name`` holds is stale, or None. ``live``: names a function
         looks up when called (its globals), never stale through it."""
         p = self.producer(name)
-        return None if p is None else self._why(name, p, 0, {name}, frozenset(live))
+        return None if p is None else self._why(name, p, {name}, frozenset(live), {})
 
     def _why(
-        self, name: str, p: Producer, depth: int, seen: set[str], live: frozenset[str] = frozenset()
+        self, name: str, p: Producer, seen: set[str], live: frozenset[str], up: dict[str, Producer]
     ) -> str | None:
+        chain = {**up, name: p}  # the names it was made through, to here (its depth too)
         if p.module is not None:
             if isinstance(self.ns.get(name), ModuleType) and reloaded(p.module):
                 p.module = stamp(p.module.module, self.ns.get(name))  # as reloaded
@@ -283,17 +284,18 @@ class Lineage:
             )
         for m, v in p.reads.items():
             cur = self.names.get(m)
-            if (cur is None or cur.version != v) and m not in live:
+            # (the making of a name up the chain is none: `bump()` rebinding its reader)
+            if (cur is None or cur.version != v) and m not in live and chain.get(m) is not cur:
                 when = f" by {cur.where}" if cur is not None else ""
                 return f"{name} was made by {p.where} from {m}, which was changed since{when}"
-        if depth >= STALE_DEPTH:
+        if len(chain) > STALE_DEPTH:
             return None
         for m in p.reads:
             cur = self.names.get(m)
             if cur is None or m in seen:
                 continue
             seen.add(m)
-            why = self._why(m, cur, depth + 1, seen)
+            why = self._why(m, cur, seen, frozenset(), chain)
             if why:
                 return f"{name} was made by {p.where} from {m}; {why}"
         return None
@@ -308,7 +310,7 @@ class Lineage:
         # to its history) did its work: what the cell read of it is the setting.
         own = {n for n in flow.called - flow.mutates - flow.passed if _notebook_object(ns.get(n))}
         in_place = (flow.mutates | flow.called | flow.passed) - flow.loop_changed - own
-        self._may_change = (stores, {n: ns.get(n) for n in in_place})
+        self._may_change = (stores | flow.declared, {n: ns.get(n) for n in in_place})
         out: list[Read] = []
         deadline = time.perf_counter() + CELL_BUDGET
         self.modules_read, closures = [], []
@@ -316,8 +318,8 @@ class Lineage:
             value = ns.get(n, _MISSING)
             if isinstance(value, ModuleType):  # `settings.LR`, imported before
                 self.modules_read.append(value)
-            if n in skip or value is _MISSING:
-                continue
+            if n in skip or value is _MISSING or (n in flow.tables and _param(value)[0]):
+                continue  # (a DuckDB table its SQL names, `FROM t`, that is no DataFrame)
             p = self.producer(n)
             if is_ignored(n, value):  # no input, but a module (function) edited since
                 closed = bool(getattr(value, "__closure__", None))  # f = make(a): a as made

@@ -5,6 +5,7 @@ Split from ``values.py`` (what a cell reads); both decide what a kernel value is
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import numbers
 import sys
@@ -65,6 +66,9 @@ def _series(value: Any) -> tuple[list[float] | None, str | None]:
     """A list/tuple/1-d array of numbers (0-d tensors too) as a series, or why not."""
     value = _labelled(value)
     np = sys.modules.get("numpy")
+    if np is not None and _tensor(value, np):  # torch.stack(losses): as its array
+        with contextlib.suppress(Exception):  # one that cannot leave its device: no metric
+            value = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
     if np is not None and isinstance(value, np.ndarray):
         if value.ndim != 1 or value.dtype.kind not in "biuf":
             return None, f"an array of shape {value.shape} and dtype {value.dtype}"
@@ -171,6 +175,11 @@ def _scalar(v: Any) -> Any:
             return v
         return item if _is_number(item) else v
     return v
+
+
+def _tensor(v: Any, np: Any) -> bool:
+    """A 1-d tensor of another library (PyTorch, JAX, TensorFlow), not numpy's own."""
+    return getattr(v, "ndim", None) == 1 and not isinstance(v, np.ndarray) and hasattr(v, "dtype")
 
 
 def _as_float(v: Any) -> float:
