@@ -6,7 +6,9 @@ killed mid-cell is test_crash.py; many writers at once are test_concurrency.py.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -16,11 +18,11 @@ from pathlib import Path
 import pytest
 
 import nbtrack
-from conftest import kernel_env
+from conftest import kernel_env, run_cli
 from nbtrack import tracking
 from nbtrack.client import Client
 from nbtrack.exceptions import NoActiveRunError, UsageError
-from nbtrack.models import RunQuery
+from nbtrack.models import DataVersion, RunQuery
 from nbtrack.project import Project, resolve_project
 from nbtrack.tracking import RunWriter
 from waiting import wait_until
@@ -103,6 +105,40 @@ def test_tags_and_later_facts_reach_the_stored_run(project: Project, client: Cli
     run = client.get_run(w.run_id)
     assert run.tags == {"team": "vision", "round": "2"}
     assert (run.notebook_path, run.cell_id, run.execution_count) == ("nb.ipynb", "c-7", 4)
+
+
+def test_text_no_utf_8_can_carry_is_stored_escaped_and_every_reader_still_reads(
+    project: Project,
+) -> None:
+    # given a run whose name, parameter, tag and written file hold lone surrogates: a file
+    # name's undecodable byte (os.fsdecode(b"data\\xff.csv")) and a string cut in half
+    w = RunWriter.start(project, name="cut\ud83d", params={"sep": "\udcff"})
+    w.set_tags({"half": "\ud800"})
+    w.log_data([DataVersion(path=os.fsdecode(b"data\xff.csv"), role="output", hash="0", size=1)])
+    w.finish()
+    w.wait()
+    # when a user lists the store, the run is there (it stopped every reader with a
+    # UnicodeEncodeError traceback), its text escaped
+    done = run_cli("ls", "--json", cwd=project.root)
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(done.stdout)["runs"]
+    assert (run["name"], run["status"]) == ("cut\\ud83d", "finished")
+    stored = Client(project).get_run(w.run_id)
+    assert stored.params == {"sep": "\\xff"} and stored.tags == {"half": "\\ud800"}
+    assert [d.path for d in stored.data] == ["data\\xff.csv"]
+
+
+def test_a_name_with_a_lone_surrogate_is_refused_at_the_call(project: Project) -> None:
+    w = RunWriter.start(project)
+    for call in (
+        lambda: w.log_metric("acc\ud800", 0.5),
+        lambda: w.log_metrics_once({"acc\ud800": 0.5}),
+        lambda: w.log_params({"lr\udcff": 0.1}, source="api"),
+    ):
+        with pytest.raises(ValueError, match="not valid Unicode text"):
+            call()
+    w.finish()
+    w.wait()
 
 
 # ------------------------------------------------------------------ metrics

@@ -34,6 +34,7 @@ from typing import Any
 
 from .models import Batch, DataVersion, Environment, NamedInput
 from .points import read_points
+from .validation import storable
 
 EVENT = 1
 METRICS = 2
@@ -218,7 +219,7 @@ def _decode_metrics(payload: bytes, batch: Batch) -> None:
     import pyarrow as pa
 
     (hlen,) = _U32.unpack_from(payload, 0)
-    keys = json.loads(payload[4 : 4 + hlen])["keys"]
+    keys = _loads(payload[4 : 4 + hlen])["keys"]
     pos = 4 + hlen
     (n,) = _U32.unpack_from(payload, pos)
     pos += 4
@@ -236,6 +237,14 @@ def _decode_metrics(payload: bytes, batch: Batch) -> None:
     values = column(pa.float64(), 8)
     ts = column(pa.float64(), 8)
     batch.metric_chunks.append(pa.table({"key": names, "step": steps, "value": values, "ts": ts}))
+
+
+def _loads(payload: bytes) -> Any:
+    """A record's JSON. One string no UTF-8 can carry stopped every reader of the store
+    with a traceback, so records holding a surrogate escape are made storable (a
+    non-BMP character is one too, so only those records pay for the walk)."""
+    obj = json.loads(payload)
+    return storable(obj) if b"\\ud" in payload else obj
 
 
 def _apply_event(ev: dict[str, Any], batch: Batch, state: dict[str, Any]) -> None:
@@ -307,11 +316,11 @@ def read_spool(
         if start + length > end:
             break
         if kind == KEYS:  # series names are needed whatever was read before
-            names.update((i, k) for k, i in json.loads(data[start : start + length]).items())
+            names.update((i, k) for k, i in _loads(data[start : start + length]).items())
         elif pos >= offset:
             payload = data[start : start + length]
             if kind == EVENT:
-                _apply_event(json.loads(payload), batch, state)
+                _apply_event(_loads(payload), batch, state)
             elif kind == METRICS:
                 _decode_metrics(payload, batch)
         pos = start + length
