@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -269,11 +270,8 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_a_spool_left_by_a_killed_process_becomes_a_crashed_run_with_its_points(
-    project: Project,
-) -> None:
-    # given a process killed after spooling a run's points, before the run ended
-    done = subprocess.run(
+def _run_killed_script(project: Project) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-c", KILLED_SCRIPT],
         cwd=project.root,
         env=kernel_env(),
@@ -281,6 +279,13 @@ def test_a_spool_left_by_a_killed_process_becomes_a_crashed_run_with_its_points(
         text=True,
         timeout=120,
     )
+
+
+def test_a_spool_left_by_a_killed_process_becomes_a_crashed_run_with_its_points(
+    project: Project,
+) -> None:
+    # given a process killed after spooling a run's points, before the run ended
+    done = _run_killed_script(project)
     assert done.returncode == -signal.SIGKILL, done.stderr
     run_id = done.stdout.strip()
     assert spools(project) == [f"{run_id}.spool"]
@@ -293,3 +298,29 @@ def test_a_spool_left_by_a_killed_process_becomes_a_crashed_run_with_its_points(
     assert [p.step for p in client.metric_series(run_id)["loss"]] == list(range(50))
     assert spools(project) == []
     assert client.recover() == []  # recovered once, not again
+
+
+def test_damaged_spool_records_are_skipped_and_the_run_is_still_brought_in(
+    project: Project,
+) -> None:
+    # given a killed process's spool with damaged records appended (bad JSON, bytes that
+    # are not UTF-8, an event without its kind, series names that are a list), then a
+    # sound record
+    done = _run_killed_script(project)
+    run_id = done.stdout.strip()
+    records = [(1, b"{{{{"), (1, b'{"e": "tags\xf9"}'), (1, b"{}"), (3, b"[1, 2]")]
+    records.append((1, b'{"e": "tags", "tags": {"after": "damage"}}'))
+    with open(project.spool_dir / f"{run_id}.spool", "ab") as fh:
+        for kind, payload in records:
+            fh.write(struct.pack("<IB", len(payload), kind) + payload)
+    # when a user lists the store: one line, no traceback (each damaged record stopped
+    # every reader of the store with a JSONDecodeError, KeyError, AttributeError...)
+    listed = run_cli("ls", cwd=project.root)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    # then the run is crashed with all it logged, the damage named, the spool consumed
+    client = Client(project)
+    run = client.get_run(run_id)
+    assert (run.status, run.params, run.tags) == ("crashed", {"lr": 0.3}, {"after": "damage"})
+    assert "4 damaged spool records skipped" in (run.error or "")
+    assert len(client.metric_series(run_id)["loss"]) == 50
+    assert spools(project) == []

@@ -42,6 +42,9 @@ KEYS = 3  # {"series name": index} for the point log, written before the series'
 FRAME = struct.Struct("<IB")
 SEALED = b'{"e": "sealed"}'  # the writer's last record (see ``SpoolWriter.seal``)
 _U32 = struct.Struct("<I")
+#: What decoding a damaged record raises (UnicodeDecodeError and JSONDecodeError are
+#: ValueErrors; an event of the wrong shape is a KeyError, TypeError or AttributeError).
+DAMAGE = (ValueError, KeyError, TypeError, AttributeError, IndexError, struct.error)
 
 
 _start_times: dict[int, float] = {}
@@ -306,7 +309,7 @@ def read_spool(
     with open(path, "rb") as fh:
         data = fh.read()
     batch = Batch(run_id=run_id)
-    state: dict[str, Any] = {"ended": False, "points": 0, "more": False}
+    state: dict[str, Any] = {"ended": False, "points": 0, "more": False, "damaged": 0}
     names: dict[int, str] = {}
     pos = 0
     end = len(data)
@@ -315,14 +318,20 @@ def read_spool(
         start = pos + FRAME.size
         if start + length > end:
             break
-        if kind == KEYS:  # series names are needed whatever was read before
-            names.update((i, k) for k, i in _loads(data[start : start + length]).items())
-        elif pos >= offset:
-            payload = data[start : start + length]
-            if kind == EVENT:
-                _apply_event(_loads(payload), batch, state)
-            elif kind == METRICS:
-                _decode_metrics(payload, batch)
+        try:
+            if kind == KEYS:  # series names are needed whatever was read before
+                names.update((i, k) for k, i in _loads(data[start : start + length]).items())
+            elif pos >= offset:
+                payload = data[start : start + length]
+                if kind == EVENT:
+                    _apply_event(_loads(payload), batch, state)
+                elif kind == METRICS:
+                    _decode_metrics(payload, batch)
+        except DAMAGE:
+            # A damaged record (a bad sector, bytes written into the file by something
+            # else) is skipped, the next frame read: it stopped every reader of the store.
+            if kind == KEYS or pos >= offset:
+                state["damaged"] += 1
         pos = start + length
     batch.spool_offset = max(offset, pos)
     if not points:
