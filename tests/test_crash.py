@@ -23,6 +23,7 @@ from conftest import Kernel, run_cli
 from nbtrack.client import Client
 from nbtrack.models import Run, RunQuery
 from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
 from waiting import wait_until
 
 # Logs points until the kernel is killed; after each call returns it counts the call in
@@ -276,3 +277,34 @@ def test_a_full_disk_never_stops_the_users_code_and_loses_no_run(
         assert time.monotonic() < deadline, "spools were not removed"
         time.sleep(0.1)
     assert _leftovers(small_disk / ".nbtrack") == []
+
+
+def test_a_run_ending_while_its_points_wait_in_memory_keeps_every_point(
+    small_disk: Path,
+) -> None:
+    # Given: a run whose first window of points is on disk, then a disk with room for a
+    # spool record but not for the point log's next window
+    (small_disk / ".nbtrack").mkdir()
+    w = RunWriter.start(resolve_project(small_disk), name="full")
+    for step in range(2048):  # the first 64 KiB window
+        w.log_metric("loss", 1.0, step=step)
+    w.wait()
+    gap = small_disk / "gap"
+    gap.write_bytes(bytes(16 << 10))
+    filler = _fill(small_disk)
+    gap.unlink()
+    # When: it logs more (kept in memory), ends, and space comes back before its writer
+    # retries, so the store's next reader ingests first
+    for step in range(2048, 3048):
+        w.log_metric("loss", 2.0, step=step)
+    w.finish()
+    filler.unlink()
+    client = Client(resolve_project(small_disk))
+    early = client.get_run(w.run_id)
+    # Then: that reader did not take the points on disk for all of them (it stored the
+    # run finished with 2048 points and removed its spool: 1000 points were lost)
+    assert early.status == "running"
+    w.wait()
+    run = client.get_run(w.run_id)
+    assert run.status == "finished"
+    assert len(client.metric_series(w.run_id)["loss"]) == 3048

@@ -73,6 +73,7 @@ class RunWriter:
         self.points = PointLog(points_path(spool.path))
         self.snapshot = run  # what the run holds so far, in memory (for the summary)
         self.finished = False
+        self._end: dict[str, Any] | None = None  # an end held back by points in memory
         self._key_ids: dict[str, int] = {}  # series name -> its key in the point log
         self._steps: dict[str, int] = {}
         self.pending = 0  # background facts (git, snapshot) still to be spooled
@@ -252,8 +253,10 @@ class RunWriter:
 
     def retry(self) -> bool:
         """Write what a full disk held back in memory; True when all is on disk."""
+        if self._end is not None:
+            self._write_end()
         spooled = self.spool.retry()
-        return self.points.spill(final=self.finished) and spooled
+        return self.points.spill(final=self.finished) and spooled and self._end is None
 
     @property
     def disk_error(self) -> OSError | None:
@@ -261,22 +264,32 @@ class RunWriter:
         return self.spool.error or self.points.error
 
     def finish(self, status: str = "finished", error: str | None = None) -> None:
-        if self.finished:
+        if self.finished or self._end is not None:
             return
         if status not in ("finished", "failed", "crashed"):
             raise UsageError(f"a run ends finished, failed or crashed, not {status!r}")
-        self.points.spill(final=True)
         ended = _now()
-        self.spool.event(
-            {"e": "end", "status": status, "error": error, "ended_at": ended.isoformat()}
-        )
+        self._end = {"e": "end", "status": status, "error": error, "ended_at": ended.isoformat()}
         self.snapshot.status = status
         self.snapshot.error = error
         self.snapshot.ended_at = ended.replace(tzinfo=timezone.utc)
+        self._write_end()
+
+    def _write_end(self) -> bool:
+        """Spool the end once every point is in the point log; True when it is.
+
+        Points a full disk keeps in memory hold the end back (``retry`` writes it): an
+        ingester that reads the end takes the point log for all there is, stores the run
+        and removes its files, and the points in memory were lost."""
+        if self._end is None or not self.points.spill(final=True):
+            return False
+        self.spool.event(self._end)
+        self._end = None
         # Only now: an ingester that sees ``finished`` may remove the spool once what
         # it read is in, so the end must be in the spool before.
         self.finished = True
         self._seal()
+        return True
 
     # ---------------------------------------------------------------- ingesting
     def ingest(self) -> bool:
@@ -306,7 +319,7 @@ class RunWriter:
                     raise
                 time.sleep(0.05)
                 continue
-            if done or not self.finished:
+            if done or (not self.finished and self._end is None):
                 return
             if deadline is not None and time.monotonic() > deadline:
                 raise NbtrackError(f"run {self.run_id[:8]} is not all in the store yet")
