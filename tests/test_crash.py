@@ -308,3 +308,30 @@ def test_a_run_ending_while_its_points_wait_in_memory_keeps_every_point(
     run = client.get_run(w.run_id)
     assert run.status == "finished"
     assert len(client.metric_series(w.run_id)["loss"]) == 3048
+
+
+def test_a_reader_on_a_full_disk_says_so_in_one_line_and_loses_nothing(
+    small_disk: Path,
+) -> None:
+    # Given: a store with a run spooled, not yet in it, and a full disk
+    (small_disk / ".nbtrack").mkdir()
+    project = resolve_project(small_disk)
+    Client(project).list_runs(RunQuery())  # the store exists
+    w = RunWriter.start(project, name="waiting", params={"blob": "x" * 20000})
+    for step in range(20000):
+        w.log_metric("loss", 1.0, step=step)
+    w.finish()
+    gap = small_disk / "gap"  # room for the write-ahead log, not for the checkpoint
+    gap.write_bytes(bytes(1500 << 10))
+    filler = _fill(small_disk)
+    gap.unlink()
+    # When: a user lists the runs, which brings the spooled run in first
+    done = run_cli("ls", cwd=small_disk)
+    # Then: one line saying what to do (a DuckDB IOException traceback from the detach's
+    # checkpoint), and once space is back the run is there with all its points
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no space left" in done.stderr and "free some space" in done.stderr
+    filler.unlink()
+    client = Client(project)
+    assert client.get_run(w.run_id).status == "finished"
+    assert len(client.metric_series(w.run_id)["loss"]) == 20000

@@ -243,6 +243,10 @@ class Connection:
         try:
             if self._turn.depth == 1:
                 self._attached.detach()
+        except duckdb.Error as exc:
+            # The detach's checkpoint on a full disk, say: what is written stays in the
+            # write-ahead log, and the error is a line like any other of the store's.
+            raise integrity.damaged(self.path, exc) from exc
         finally:
             self._turn.release()
 
