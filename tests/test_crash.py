@@ -335,3 +335,42 @@ def test_a_reader_on_a_full_disk_says_so_in_one_line_and_loses_nothing(
     client = Client(project)
     assert client.get_run(w.run_id).status == "finished"
     assert len(client.metric_series(w.run_id)["loss"]) == 20000
+
+
+@pytest.fixture
+def read_only_store(project_dir: Path) -> Iterator[Path]:
+    """A project whose ``.nbtrack/`` (a store in it) is a read-only mount, as a shared
+    or archived project is; made writable again by calling the yielded function."""
+    folder = project_dir / ".nbtrack"
+    folder.mkdir()
+    Client(resolve_project(project_dir)).list_runs(RunQuery())
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_read_only_store_is_named_as_such_and_the_cell_warns_once(
+    kernel, read_only_store: Path, project_dir: Path
+) -> None:
+    # When: a tracked cell runs and a user lists the runs
+    reply = kernel.run("%%track ro\nx = 21\nnbtrack.log_metric('m', 1.0)\nx * 2")
+    listed = run_cli("ls", cwd=project_dir)
+    # Then: the cell's result as untracked, one warning that says why (three before,
+    # one calling a read-only disk "no space left", one the store "damaged")
+    assert reply.status == "ok" and "42" in [b.get("text/plain") for b in reply.mimebundles()]
+    warnings = [ln for ln in reply.text.splitlines() if "warning" in ln.lower()]
+    assert len(warnings) == 1 and "Read-only file system" in warnings[0], reply.text
+    assert "damaged" not in reply.text and "no space" not in reply.text, reply.text
+    # ... and the command line says it in one line, with what to do
+    assert listed.returncode == 1 and len(listed.stderr.strip().splitlines()) == 1
+    assert "read-only file system" in listed.stderr and "damaged" not in listed.stderr
+    # When: the folder is writable again, the run is stored
+    subprocess.run(["umount", "-l", str(read_only_store)], check=True)
+    wait_until(
+        lambda: run_cli("ls", "--json", cwd=project_dir),
+        lambda done: done.returncode == 0 and len(json.loads(done.stdout)["runs"]) == 1,
+        what="the run kept in memory to be stored",
+    )

@@ -109,6 +109,12 @@ def damaged(db_path: Path, exc: duckdb.Error) -> StoreError:
         return StoreError(
             f"no space left on the disk holding {db_path} ({detail}); free some space and try again"
         )
+    if "Read-only file system" in detail:
+        return StoreError(
+            f"the store {db_path} is on a read-only file system ({detail}); nbtrack writes"
+            " there even to read (runs still spooled come in first): make it writable,"
+            " or set NBTRACK_STORE to a writable copy"
+        )
     if is_damage(exc):
         return StoreDamagedError(
             f"the store file {db_path} is damaged ({detail}); it was left untouched; "
