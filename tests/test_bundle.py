@@ -222,6 +222,26 @@ def _malformed_hash(dump):
     dump["data_versions"][0]["hash"] = "xxh3:../../etc/passwd"
 
 
+def _named_inputs_not_a_list(dump):
+    dump["named_inputs"] = 7
+
+
+def _named_input_not_an_object(dump):
+    dump["named_inputs"] = [7]
+
+
+def _offset_beyond_64_bits(dump):
+    dump["runs"][0]["spool_offset"] = 2**70
+
+
+def _pid_an_object(dump):
+    dump["runs"][0]["pid"] = {"a": 1}
+
+
+def _dirty_a_path(dump):
+    dump["runs"][0]["git_dirty"] = "../../etc/passwd"
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("source")
@@ -247,6 +267,13 @@ MALFORMED = {
     "environment missing keys": (_environment_without_packages, "lacks platform, packages"),
     "data path ../../..": (_climbing_path, "without '..'"),
     "malformed hash": (_malformed_hash, "hash must be a content hash"),
+    # Found by fuzzing: a TypeError or OverflowError traceback, or the store named as
+    # the culprit ("runs.duckdb: Conversion Error ...")
+    "named_inputs not a list": (_named_inputs_not_a_list, "'named_inputs' must be a list"),
+    "named input not an object": (_named_input_not_an_object, "named_inputs row 1 is not"),
+    "offset beyond 64 bits": (_offset_beyond_64_bits, "spool_offset must be an integer"),
+    "pid an object": (_pid_an_object, "pid must be an integer or null"),
+    "git_dirty a path": (_dirty_a_path, "git_dirty must be true, false or null"),
 }
 
 
