@@ -242,6 +242,14 @@ def _dirty_a_path(dump):
     dump["runs"][0]["git_dirty"] = "../../etc/passwd"
 
 
+def _packages_not_json(dump):
+    dump["environments"][0]["packages"] = "{not json"
+
+
+def _param_value_not_json(dump):
+    dump["params"][0]["value"] = "0.1.2"
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("source")
@@ -274,6 +282,9 @@ MALFORMED = {
     "offset beyond 64 bits": (_offset_beyond_64_bits, "spool_offset must be an integer"),
     "pid an object": (_pid_an_object, "pid must be an integer or null"),
     "git_dirty a path": (_dirty_a_path, "git_dirty must be true, false or null"),
+    # ... and these were imported, then every `show` of the run was a JSONDecodeError
+    "packages not JSON": (_packages_not_json, "packages must be JSON text"),
+    "param value not JSON": (_param_value_not_json, "value must be JSON text"),
 }
 
 

@@ -10,6 +10,7 @@ here with one line naming the table, the row and the field, and nothing is impor
 from __future__ import annotations
 
 import datetime as dt
+import json
 import numbers
 import re
 from collections.abc import Callable
@@ -62,6 +63,17 @@ def _is_time(value: Any) -> bool:
     return True
 
 
+def _is_json_text(value: Any) -> bool:
+    """Text a reader decodes as JSON (a parameter's value, an environment's packages)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda value: value is None or check(value)
 
@@ -91,7 +103,7 @@ FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "spool_offset": (_optional(_is_int), "an integer"),
         "points_offset": (_optional(_is_int), "an integer"),
     },
-    "params": {"key": (_is_text, "text")},
+    "params": {"key": (_is_text, "text"), "value": (_optional(_is_json_text), "JSON text")},
     "metrics": {
         "key": (_is_text, "text"),
         "step": (_is_int, "an integer"),
@@ -122,9 +134,12 @@ FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "env_id": (_is_text, "text"),
         "python": (_optional(_is_text), "text"),
         "platform": (_optional(_is_text), "text"),
-        "packages": (_optional(_is_text), "text (JSON)"),
+        "packages": (_optional(_is_json_text), "JSON text"),
     },
-    "profiles": {"hash": (is_content_hash, "a content hash"), "profile": (_is_text, "text")},
+    "profiles": {
+        "hash": (is_content_hash, "a content hash"),
+        "profile": (_is_json_text, "JSON text"),
+    },
 }
 # Fields a row must have (the others may be absent and are stored as NULL).
 REQUIRED = {
