@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import signal
 import struct
@@ -200,6 +201,40 @@ def test_a_bad_metric_or_step_is_refused_and_the_run_goes_on(
     w.finish()
     w.wait()
     assert math.isnan(client.get_run(w.run_id).metrics["acc"])
+
+
+def _log_in_child(w: RunWriter) -> None:
+    for i in range(5):
+        w.log_metric("c", 100.0 + i)
+        w.log_metric("p", 50.0 + i, step=100 + i)
+
+
+def test_points_a_forked_child_logs_are_stored_and_leave_the_parents_alone(
+    project: Project, client: Client
+) -> None:
+    # given a run that logged points, then a forked child (a fork Pool, a DataLoader
+    # worker) that logs points of a series of its own and of the parent's
+    w = RunWriter.start(project, name="fork")
+    for i in range(5):
+        w.log_metric("p", float(i))
+    child = multiprocessing.get_context("fork").Process(target=_log_in_child, args=(w,))
+    child.start()
+    child.join()
+    assert child.exitcode == 0
+    # when the parent logs on, a new series too, and the run ends
+    for i in range(5, 10):
+        w.log_metric("p", float(i))
+    w.log_metric("q", 1.0)
+    w.finish()
+    w.wait()
+    # then every point is there under its own name (the child wrote into the parent's
+    # slots: its points were lost and the parent's later ones could be overwritten)
+    series = client.metric_series(w.run_id)
+    assert [(p.step, p.value) for p in series["p"]] == [(i, float(i)) for i in range(10)] + [
+        (100 + i, 50.0 + i) for i in range(5)
+    ]
+    assert [p.value for p in series["c"]] == [100.0 + i for i in range(5)]
+    assert [p.value for p in series["q"]] == [1.0]
 
 
 # ------------------------------------------------------------------ the active run

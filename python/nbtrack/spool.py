@@ -27,6 +27,7 @@ import os
 import socket
 import struct
 import threading
+import weakref
 from array import array
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +82,8 @@ class SpoolWriter:
         global _wrote
         _wrote = True
         self.path = path
+        self._forked = False
+        _writers.add(self)
         self._lock = threading.Lock()
         self._fd = -1
         self._size = 0
@@ -124,8 +127,9 @@ class SpoolWriter:
         try:
             _write_all(self._fd, frame)
         except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._size)  # no torn record before the next one
+            if not self._forked:  # (a child's size is stale: it would cut the parent's)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._size)  # no torn record before the next one
             raise
         self._size += len(frame)
 
@@ -203,6 +207,19 @@ class SpoolWriter:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+_writers: weakref.WeakSet[SpoolWriter] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child appends to the parent's spool (O_APPEND: whole records) under a
+    # lock of its own: the parent's may have been held by another thread at the fork.
+    for w in list(_writers):
+        w._lock, w._forked = threading.Lock(), True
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _frame(kind: int, payload: bytes) -> bytes:

@@ -26,7 +26,7 @@ from .client import Client
 from .exceptions import BadValueError, NbtrackError, NoActiveRunError, UsageError
 from .ingest import ingestor
 from .models import DataVersion, Environment, NamedInput, Run
-from .points import STEP_MAX, STEP_MIN, PointLog
+from .points import STEP_MAX, STEP_MIN, PointLog, Window
 from .project import Project
 from .spool import SpoolWriter, points_path
 from .validation import build_metric, build_param, check_key, check_step
@@ -71,6 +71,7 @@ class RunWriter:
         self.run_id = run_id
         self.spool = spool
         self.points = PointLog(points_path(spool.path))
+        self.points.hand = self._spool_points
         self.snapshot = run  # what the run holds so far, in memory (for the summary)
         self.finished = False
         self._end: dict[str, Any] | None = None  # an end held back by points in memory
@@ -203,9 +204,19 @@ class RunWriter:
             unknown = [n for n in dict.fromkeys(names) if n not in self._key_ids]
             fresh = {n: len(self._key_ids) + i for i, n in enumerate(unknown)}
             if fresh:
-                self.spool.keys(fresh)
+                if not self.points.child:  # a child's points carry their names
+                    self.spool.keys(fresh)
                 self._key_ids.update((n, i + 1) for n, i in fresh.items())
             return {n: self._key_ids[n] for n in names}
+
+    def _spool_points(self, win: Window) -> None:
+        """A forked child's points, as a spool record of named points (``points.py``)."""
+        names = {i: n for n, i in self._key_ids.items()}
+        flat: list[Any] = []
+        for r in range(win.cap):
+            if win.q[4 * r]:
+                flat += (names[win.q[4 * r]], win.d[4 * r + 2], win.q[4 * r + 1], win.d[4 * r + 3])
+        self.spool.metrics_flat(flat)
 
     def log_data(self, versions: list[DataVersion], profiles: dict[str, Any] | None = None) -> None:
         if not versions:
