@@ -110,6 +110,17 @@ def test_the_cli_exports_to_stdout_or_a_file_and_imports_idempotently(tmp_path):
     assert json.loads(shown.stdout)["params"] == {"lr": 0.1, "layers": [64, 32]}
 
 
+def test_a_bundle_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path):
+    source = make_store(tmp_path)
+    parent_id, _ = record_sweep_like_runs(source, tmp_path)
+    for target in (tmp_path / "no" / "such" / "b.zip", Path("/proc/b.zip")):
+        done = run_cli("export", parent_id[:6], "-o", str(target), cwd=tmp_path)
+        # (a FileNotFoundError traceback)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert f"cannot write the bundle {target}" in done.stderr
+        assert not target.exists() and not target.with_name("b.zip.part").exists()
+
+
 def run_cli_bytes(args: list[str], cwd: Path) -> bytes:
     import subprocess
     import sys
