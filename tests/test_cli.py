@@ -121,6 +121,10 @@ def test_show_and_diff_and_sql(project_dir, two_runs):
         (["ls", "--columns", "nosuch*"], "matches no column"),
         (["ls", "--parent", "abcdef123456"], "no run or sweep matches"),
         ([], "required"),
+        # a byte that is not UTF-8 (a Latin-1 terminal): tracebacks, or the store blamed
+        (["ls", "--where", "name = '\udcff'"], "is not UTF-8 text"),
+        (["sql", "SELECT '\udcff'"], "is not UTF-8 text"),
+        (["check", "acc\udcff > 1"], "is not UTF-8 text"),
     ],
 )
 def test_bad_arguments_give_one_line_and_a_non_zero_exit(project_dir, two_runs, args, message):
