@@ -374,3 +374,24 @@ def test_a_read_only_store_is_named_as_such_and_the_cell_warns_once(
         lambda done: done.returncode == 0 and len(json.loads(done.stdout)["runs"]) == 1,
         what="the run kept in memory to be stored",
     )
+
+
+def test_sql_write_on_a_full_disk_changes_nothing_and_leaves_no_half_backup(
+    small_disk: Path,
+) -> None:
+    # Given: a store with a run, on a disk with no room for its backup
+    (small_disk / ".nbtrack").mkdir()
+    project = resolve_project(small_disk)
+    w = RunWriter.start(project, name="kept")
+    w.finish()
+    w.wait()
+    filler = _fill(small_disk)
+    # When: a user writes with nbtrack sql --write, which backs the store up first
+    done = run_cli("sql", "--write", "UPDATE runs SET name = 'changed'", cwd=small_disk)
+    # Then: one line saying what to do, no half-made backup (an OSError traceback, and
+    # a partial runs.duckdb.sql-*.bak beside the store), and the store unchanged
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "no space left" in done.stderr.lower() and "nothing was changed" in done.stderr
+    assert sorted(p.name for p in (small_disk / ".nbtrack").glob("*.bak*")) == []
+    filler.unlink()
+    assert Client(project).get_run(w.run_id).name == "kept"
