@@ -15,7 +15,7 @@ from conftest import run_cli
 from factory import record_run
 from nbtrack.client import Client
 from nbtrack.exceptions import BlobCorruptError, UsageError
-from nbtrack.models import DataVersion, NamedInput
+from nbtrack.models import DataVersion, NamedInput, RunQuery
 from nbtrack.pipelines.bundle import decode_value, encode_value, export_runs, import_bundle
 from nbtrack.project import resolve_project
 
@@ -108,6 +108,18 @@ def test_the_cli_exports_to_stdout_or_a_file_and_imports_idempotently(tmp_path):
     assert json.loads(second.stdout)["skipped_runs"] == 2
     shown = run_cli("show", parent_id[:8], "--json", cwd=target_dir)
     assert json.loads(shown.stdout)["params"] == {"lr": 0.1, "layers": [64, 32]}
+
+
+def test_a_run_twice_in_one_bundle_is_imported_once_and_counted_once(exported, tmp_path):
+    doubled = {t: rows * 2 for t, rows in json.loads(_runs_with(exported, lambda d: d)).items()}
+    bad = _rewrite(exported, tmp_path / "twice.zip", {"runs.json": json.dumps(doubled).encode()})
+    target = make_store(tmp_path / "t")
+    done = run_cli("import", str(bad), "--json", cwd=tmp_path / "t")
+    # (it said "imported 4 run(s) (-2 already here)")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (len(summary["runs"]), summary["skipped_runs"]) == (2, 0)
+    assert target.list_runs(RunQuery(kind=None)).total == 2
 
 
 def test_a_bundle_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path):

@@ -44,7 +44,7 @@ def load_runs(con: duckdb.DuckDBPyConnection, dump: dict[str, list[dict[str, Any
     # Arrow, not pandas: DuckDB reads a pandas NaN as NULL, and NaN is a legal metric.
     import pyarrow as pa
 
-    incoming = [r["run_id"] for r in dump.get("runs", [])]
+    incoming = list(dict.fromkeys(r["run_id"] for r in dump.get("runs", [])))  # once each
     have = {
         r[0]
         for r in con.execute(
