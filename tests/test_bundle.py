@@ -15,7 +15,7 @@ from conftest import run_cli
 from factory import record_run
 from nbtrack.client import Client
 from nbtrack.exceptions import BlobCorruptError, UsageError
-from nbtrack.models import DataVersion, NamedInput
+from nbtrack.models import DataVersion, NamedInput, RunQuery
 from nbtrack.pipelines.bundle import decode_value, encode_value, export_runs, import_bundle
 from nbtrack.project import resolve_project
 
@@ -108,6 +108,29 @@ def test_the_cli_exports_to_stdout_or_a_file_and_imports_idempotently(tmp_path):
     assert json.loads(second.stdout)["skipped_runs"] == 2
     shown = run_cli("show", parent_id[:8], "--json", cwd=target_dir)
     assert json.loads(shown.stdout)["params"] == {"lr": 0.1, "layers": [64, 32]}
+
+
+def test_a_run_twice_in_one_bundle_is_imported_once_and_counted_once(exported, tmp_path):
+    doubled = {t: rows * 2 for t, rows in json.loads(_runs_with(exported, lambda d: d)).items()}
+    bad = _rewrite(exported, tmp_path / "twice.zip", {"runs.json": json.dumps(doubled).encode()})
+    target = make_store(tmp_path / "t")
+    done = run_cli("import", str(bad), "--json", cwd=tmp_path / "t")
+    # (it said "imported 4 run(s) (-2 already here)")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (len(summary["runs"]), summary["skipped_runs"]) == (2, 0)
+    assert target.list_runs(RunQuery(kind=None)).total == 2
+
+
+def test_a_bundle_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path):
+    source = make_store(tmp_path)
+    parent_id, _ = record_sweep_like_runs(source, tmp_path)
+    for target in (tmp_path / "no" / "such" / "b.zip", Path("/proc/b.zip")):
+        done = run_cli("export", parent_id[:6], "-o", str(target), cwd=tmp_path)
+        # (a FileNotFoundError traceback)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert f"cannot write the bundle {target}" in done.stderr
+        assert not target.exists() and not target.with_name("b.zip.part").exists()
 
 
 def run_cli_bytes(args: list[str], cwd: Path) -> bytes:
@@ -222,6 +245,34 @@ def _malformed_hash(dump):
     dump["data_versions"][0]["hash"] = "xxh3:../../etc/passwd"
 
 
+def _named_inputs_not_a_list(dump):
+    dump["named_inputs"] = 7
+
+
+def _named_input_not_an_object(dump):
+    dump["named_inputs"] = [7]
+
+
+def _offset_beyond_64_bits(dump):
+    dump["runs"][0]["spool_offset"] = 2**70
+
+
+def _pid_an_object(dump):
+    dump["runs"][0]["pid"] = {"a": 1}
+
+
+def _dirty_a_path(dump):
+    dump["runs"][0]["git_dirty"] = "../../etc/passwd"
+
+
+def _packages_not_json(dump):
+    dump["environments"][0]["packages"] = "{not json"
+
+
+def _param_value_not_json(dump):
+    dump["params"][0]["value"] = "0.1.2"
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("source")
@@ -247,6 +298,16 @@ MALFORMED = {
     "environment missing keys": (_environment_without_packages, "lacks platform, packages"),
     "data path ../../..": (_climbing_path, "without '..'"),
     "malformed hash": (_malformed_hash, "hash must be a content hash"),
+    # Found by fuzzing: a TypeError or OverflowError traceback, or the store named as
+    # the culprit ("runs.duckdb: Conversion Error ...")
+    "named_inputs not a list": (_named_inputs_not_a_list, "'named_inputs' must be a list"),
+    "named input not an object": (_named_input_not_an_object, "named_inputs row 1 is not"),
+    "offset beyond 64 bits": (_offset_beyond_64_bits, "spool_offset must be an integer"),
+    "pid an object": (_pid_an_object, "pid must be an integer or null"),
+    "git_dirty a path": (_dirty_a_path, "git_dirty must be true, false or null"),
+    # ... and these were imported, then every `show` of the run was a JSONDecodeError
+    "packages not JSON": (_packages_not_json, "packages must be JSON text"),
+    "param value not JSON": (_param_value_not_json, "value must be JSON text"),
 }
 
 

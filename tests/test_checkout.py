@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from factory import record_run
-from nbtrack.checkout import CORRUPT, MISSING, MODIFIED, NOT_CACHED, OUTSIDE, RESTORED, checkout
+from nbtrack.checkout import (
+    CORRUPT,
+    MISSING,
+    MODIFIED,
+    NOT_CACHED,
+    OUTSIDE,
+    RESTORED,
+    UNWRITABLE,
+    checkout,
+)
 from nbtrack.client import Client
 from nbtrack.exceptions import UsageError
 from nbtrack.hashing import StatCache
@@ -125,6 +136,29 @@ def test_paths_outside_the_project_are_only_written_with_to(
     assert restored.ok
     copy = dest / str(outside.resolve()).lstrip("/")
     assert copy.read_text() == "reference data"
+
+
+def test_a_place_that_takes_no_file_is_reported_per_file_or_in_one_line(
+    client: Client, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data = client.project.root / "data.csv"
+    data.write_text("1,2\n")
+    run = record_run(client, inputs=[data])
+    # a folder on a read-only mount: the file is reported, not a traceback
+    dest = tmp_path_factory.mktemp("ro")
+    subprocess.run(["mount", "--bind", str(dest), str(dest)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(dest)], check=True)
+        report = checkout(client, run, to=dest)
+    finally:
+        subprocess.run(["umount", "-l", str(dest)], check=True)
+    [item] = report.items
+    assert (item.status, report.ok) == (UNWRITABLE, False)
+    assert "Read-only file system" in item.detail
+    # a folder that cannot be made: one line naming it (a FileNotFoundError traceback)
+    done = run_cli("checkout", run, "--to", "/proc/nbtrack-restore", cwd=client.project.root)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot make the folder /proc/nbtrack-restore" in done.stderr
 
 
 def test_dotdot_and_absolute_recorded_paths_are_refused(client: Client) -> None:

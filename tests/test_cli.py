@@ -121,6 +121,10 @@ def test_show_and_diff_and_sql(project_dir, two_runs):
         (["ls", "--columns", "nosuch*"], "matches no column"),
         (["ls", "--parent", "abcdef123456"], "no run or sweep matches"),
         ([], "required"),
+        # a byte that is not UTF-8 (a Latin-1 terminal): tracebacks, or the store blamed
+        (["ls", "--where", "name = '\udcff'"], "is not UTF-8 text"),
+        (["sql", "SELECT '\udcff'"], "is not UTF-8 text"),
+        (["check", "acc\udcff > 1"], "is not UTF-8 text"),
     ],
 )
 def test_bad_arguments_give_one_line_and_a_non_zero_exit(project_dir, two_runs, args, message):
@@ -271,6 +275,25 @@ def test_columns_chooses_by_name_and_glob_in_the_order_given(project_dir, two_ru
     system = run_cli("ls", "--columns", "run,metrics.system/*", cwd=project_dir)
     assert "system/" in system.stdout.splitlines()[0]
     assert "system/" not in run_cli("ls", cwd=project_dir).stdout
+
+
+def test_control_characters_in_recorded_text_are_shown_escaped(project_dir):
+    # given a run (from a hostile bundle, say) whose texts hold terminal escapes and breaks
+    from factory import record_run
+
+    record_run(
+        project_dir,
+        "evil\x1b[2J\nsecond",
+        params={"p\x1b]0;title\x07": "a\rb"},
+        tags={"t": "\x9b31m"},
+    )
+    # when it is listed and shown, then no control character reaches the terminal (it
+    # cleared the screen, set the window title, broke the table's rows)
+    for args in (["ls"], ["show", "last"]):
+        out = run_cli(*args, cwd=project_dir).stdout
+        assert not [c for c in out if (ord(c) < 32 and c != "\n") or 127 <= ord(c) < 160], out
+    listed = run_cli("ls", cwd=project_dir).stdout.splitlines()
+    assert len(listed) == 2 and "evil\\x1b[2J\\nsecond" in listed[1]
 
 
 def test_a_param_and_a_metric_of_the_same_name_get_prefixed_columns(project_dir):

@@ -149,6 +149,9 @@ def test_sql_refuses_an_empty_query_and_reports_sql_errors(client: Client) -> No
     for empty in ("", "  \n"):
         with pytest.raises(UsageError, match="empty SQL"):
             client.sql(empty)
+    for nothing in (";", "-- a comment", " ; ; "):  # (an AttributeError traceback)
+        with pytest.raises(UsageError, match="holds no SQL statement"):
+            client.sql(nothing)
     with pytest.raises(UsageError, match="SQL error"):
         client.sql("SELECT nope FROM runs")
     cols, rows = client.sql("SELECT name, status FROM runs")

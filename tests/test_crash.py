@@ -23,6 +23,7 @@ from conftest import Kernel, run_cli
 from nbtrack.client import Client
 from nbtrack.models import Run, RunQuery
 from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
 from waiting import wait_until
 
 # Logs points until the kernel is killed; after each call returns it counts the call in
@@ -276,3 +277,121 @@ def test_a_full_disk_never_stops_the_users_code_and_loses_no_run(
         assert time.monotonic() < deadline, "spools were not removed"
         time.sleep(0.1)
     assert _leftovers(small_disk / ".nbtrack") == []
+
+
+def test_a_run_ending_while_its_points_wait_in_memory_keeps_every_point(
+    small_disk: Path,
+) -> None:
+    # Given: a run whose first window of points is on disk, then a disk with room for a
+    # spool record but not for the point log's next window
+    (small_disk / ".nbtrack").mkdir()
+    w = RunWriter.start(resolve_project(small_disk), name="full")
+    for step in range(2048):  # the first 64 KiB window
+        w.log_metric("loss", 1.0, step=step)
+    w.wait()
+    gap = small_disk / "gap"
+    gap.write_bytes(bytes(16 << 10))
+    filler = _fill(small_disk)
+    gap.unlink()
+    # When: it logs more (kept in memory), ends, and space comes back before its writer
+    # retries, so the store's next reader ingests first
+    for step in range(2048, 3048):
+        w.log_metric("loss", 2.0, step=step)
+    w.finish()
+    filler.unlink()
+    client = Client(resolve_project(small_disk))
+    early = client.get_run(w.run_id)
+    # Then: that reader did not take the points on disk for all of them (it stored the
+    # run finished with 2048 points and removed its spool: 1000 points were lost)
+    assert early.status == "running"
+    w.wait()
+    run = client.get_run(w.run_id)
+    assert run.status == "finished"
+    assert len(client.metric_series(w.run_id)["loss"]) == 3048
+
+
+def test_a_reader_on_a_full_disk_says_so_in_one_line_and_loses_nothing(
+    small_disk: Path,
+) -> None:
+    # Given: a store with a run spooled, not yet in it, and a full disk
+    (small_disk / ".nbtrack").mkdir()
+    project = resolve_project(small_disk)
+    Client(project).list_runs(RunQuery())  # the store exists
+    w = RunWriter.start(project, name="waiting", params={"blob": "x" * 20000})
+    for step in range(20000):
+        w.log_metric("loss", 1.0, step=step)
+    w.finish()
+    gap = small_disk / "gap"  # room for the write-ahead log, not for the checkpoint
+    gap.write_bytes(bytes(1500 << 10))
+    filler = _fill(small_disk)
+    gap.unlink()
+    # When: a user lists the runs, which brings the spooled run in first
+    done = run_cli("ls", cwd=small_disk)
+    # Then: one line saying what to do (a DuckDB IOException traceback from the detach's
+    # checkpoint), and once space is back the run is there with all its points
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no space left" in done.stderr and "free some space" in done.stderr
+    filler.unlink()
+    client = Client(project)
+    assert client.get_run(w.run_id).status == "finished"
+    assert len(client.metric_series(w.run_id)["loss"]) == 20000
+
+
+@pytest.fixture
+def read_only_store(project_dir: Path) -> Iterator[Path]:
+    """A project whose ``.nbtrack/`` (a store in it) is a read-only mount, as a shared
+    or archived project is; made writable again by calling the yielded function."""
+    folder = project_dir / ".nbtrack"
+    folder.mkdir()
+    Client(resolve_project(project_dir)).list_runs(RunQuery())
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_read_only_store_is_named_as_such_and_the_cell_warns_once(
+    kernel, read_only_store: Path, project_dir: Path
+) -> None:
+    # When: a tracked cell runs and a user lists the runs
+    reply = kernel.run("%%track ro\nx = 21\nnbtrack.log_metric('m', 1.0)\nx * 2")
+    listed = run_cli("ls", cwd=project_dir)
+    # Then: the cell's result as untracked, one warning that says why (three before,
+    # one calling a read-only disk "no space left", one the store "damaged")
+    assert reply.status == "ok" and "42" in [b.get("text/plain") for b in reply.mimebundles()]
+    warnings = [ln for ln in reply.text.splitlines() if "warning" in ln.lower()]
+    assert len(warnings) == 1 and "Read-only file system" in warnings[0], reply.text
+    assert "damaged" not in reply.text and "no space" not in reply.text, reply.text
+    # ... and the command line says it in one line, with what to do
+    assert listed.returncode == 1 and len(listed.stderr.strip().splitlines()) == 1
+    assert "read-only file system" in listed.stderr and "damaged" not in listed.stderr
+    # When: the folder is writable again, the run is stored
+    subprocess.run(["umount", "-l", str(read_only_store)], check=True)
+    wait_until(
+        lambda: run_cli("ls", "--json", cwd=project_dir),
+        lambda done: done.returncode == 0 and len(json.loads(done.stdout)["runs"]) == 1,
+        what="the run kept in memory to be stored",
+    )
+
+
+def test_sql_write_on_a_full_disk_changes_nothing_and_leaves_no_half_backup(
+    small_disk: Path,
+) -> None:
+    # Given: a store with a run, on a disk with no room for its backup
+    (small_disk / ".nbtrack").mkdir()
+    project = resolve_project(small_disk)
+    w = RunWriter.start(project, name="kept")
+    w.finish()
+    w.wait()
+    filler = _fill(small_disk)
+    # When: a user writes with nbtrack sql --write, which backs the store up first
+    done = run_cli("sql", "--write", "UPDATE runs SET name = 'changed'", cwd=small_disk)
+    # Then: one line saying what to do, no half-made backup (an OSError traceback, and
+    # a partial runs.duckdb.sql-*.bak beside the store), and the store unchanged
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "no space left" in done.stderr.lower() and "nothing was changed" in done.stderr
+    assert sorted(p.name for p in (small_disk / ".nbtrack").glob("*.bak*")) == []
+    filler.unlink()
+    assert Client(project).get_run(w.run_id).name == "kept"

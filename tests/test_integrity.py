@@ -138,3 +138,14 @@ def test_every_connection_has_extension_auto_install_and_auto_load_off(project: 
     r = run_cli("sql", "--json", query, cwd=project.root)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [{"install": False, "load": False}]
+
+
+def test_a_store_in_a_folder_whose_name_is_not_utf_8_is_one_line(tmp_path: Path) -> None:
+    # given a project folder named with a byte that is not UTF-8 (an old archive, say)
+    folder = tmp_path / os.fsdecode(b"proj\xff")
+    (folder / ".nbtrack").mkdir(parents=True)
+    # when a user lists its runs: one line that says what to do (every command was a
+    # DuckDB InvalidInputException traceback: DuckDB takes UTF-8 paths only)
+    done = run_cli("ls", cwd=folder)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "is not UTF-8" in done.stderr and "NBTRACK_STORE" in done.stderr

@@ -6,8 +6,12 @@ killed mid-cell is test_crash.py; many writers at once are test_concurrency.py.
 
 from __future__ import annotations
 
+import json
 import math
+import multiprocessing
+import os
 import signal
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,11 +20,11 @@ from pathlib import Path
 import pytest
 
 import nbtrack
-from conftest import kernel_env
+from conftest import kernel_env, run_cli
 from nbtrack import tracking
 from nbtrack.client import Client
 from nbtrack.exceptions import NoActiveRunError, UsageError
-from nbtrack.models import RunQuery
+from nbtrack.models import DataVersion, RunQuery
 from nbtrack.project import Project, resolve_project
 from nbtrack.tracking import RunWriter
 from waiting import wait_until
@@ -105,6 +109,40 @@ def test_tags_and_later_facts_reach_the_stored_run(project: Project, client: Cli
     assert (run.notebook_path, run.cell_id, run.execution_count) == ("nb.ipynb", "c-7", 4)
 
 
+def test_text_no_utf_8_can_carry_is_stored_escaped_and_every_reader_still_reads(
+    project: Project,
+) -> None:
+    # given a run whose name, parameter, tag and written file hold lone surrogates: a file
+    # name's undecodable byte (os.fsdecode(b"data\\xff.csv")) and a string cut in half
+    w = RunWriter.start(project, name="cut\ud83d", params={"sep": "\udcff"})
+    w.set_tags({"half": "\ud800"})
+    w.log_data([DataVersion(path=os.fsdecode(b"data\xff.csv"), role="output", hash="0", size=1)])
+    w.finish()
+    w.wait()
+    # when a user lists the store, the run is there (it stopped every reader with a
+    # UnicodeEncodeError traceback), its text escaped
+    done = run_cli("ls", "--json", cwd=project.root)
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(done.stdout)["runs"]
+    assert (run["name"], run["status"]) == ("cut\\ud83d", "finished")
+    stored = Client(project).get_run(w.run_id)
+    assert stored.params == {"sep": "\\xff"} and stored.tags == {"half": "\\ud800"}
+    assert [d.path for d in stored.data] == ["data\\xff.csv"]
+
+
+def test_a_name_with_a_lone_surrogate_is_refused_at_the_call(project: Project) -> None:
+    w = RunWriter.start(project)
+    for call in (
+        lambda: w.log_metric("acc\ud800", 0.5),
+        lambda: w.log_metrics_once({"acc\ud800": 0.5}),
+        lambda: w.log_params({"lr\udcff": 0.1}, source="api"),
+    ):
+        with pytest.raises(ValueError, match="not valid Unicode text"):
+            call()
+    w.finish()
+    w.wait()
+
+
 # ------------------------------------------------------------------ metrics
 def test_steps_count_up_per_series_and_the_latest_value_is_the_highest_step(
     project: Project, client: Client
@@ -163,6 +201,40 @@ def test_a_bad_metric_or_step_is_refused_and_the_run_goes_on(
     w.finish()
     w.wait()
     assert math.isnan(client.get_run(w.run_id).metrics["acc"])
+
+
+def _log_in_child(w: RunWriter) -> None:
+    for i in range(5):
+        w.log_metric("c", 100.0 + i)
+        w.log_metric("p", 50.0 + i, step=100 + i)
+
+
+def test_points_a_forked_child_logs_are_stored_and_leave_the_parents_alone(
+    project: Project, client: Client
+) -> None:
+    # given a run that logged points, then a forked child (a fork Pool, a DataLoader
+    # worker) that logs points of a series of its own and of the parent's
+    w = RunWriter.start(project, name="fork")
+    for i in range(5):
+        w.log_metric("p", float(i))
+    child = multiprocessing.get_context("fork").Process(target=_log_in_child, args=(w,))
+    child.start()
+    child.join()
+    assert child.exitcode == 0
+    # when the parent logs on, a new series too, and the run ends
+    for i in range(5, 10):
+        w.log_metric("p", float(i))
+    w.log_metric("q", 1.0)
+    w.finish()
+    w.wait()
+    # then every point is there under its own name (the child wrote into the parent's
+    # slots: its points were lost and the parent's later ones could be overwritten)
+    series = client.metric_series(w.run_id)
+    assert [(p.step, p.value) for p in series["p"]] == [(i, float(i)) for i in range(10)] + [
+        (100 + i, 50.0 + i) for i in range(5)
+    ]
+    assert [p.value for p in series["c"]] == [100.0 + i for i in range(5)]
+    assert [p.value for p in series["q"]] == [1.0]
 
 
 # ------------------------------------------------------------------ the active run
@@ -233,11 +305,8 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_a_spool_left_by_a_killed_process_becomes_a_crashed_run_with_its_points(
-    project: Project,
-) -> None:
-    # given a process killed after spooling a run's points, before the run ended
-    done = subprocess.run(
+def _run_killed_script(project: Project) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-c", KILLED_SCRIPT],
         cwd=project.root,
         env=kernel_env(),
@@ -245,6 +314,13 @@ def test_a_spool_left_by_a_killed_process_becomes_a_crashed_run_with_its_points(
         text=True,
         timeout=120,
     )
+
+
+def test_a_spool_left_by_a_killed_process_becomes_a_crashed_run_with_its_points(
+    project: Project,
+) -> None:
+    # given a process killed after spooling a run's points, before the run ended
+    done = _run_killed_script(project)
     assert done.returncode == -signal.SIGKILL, done.stderr
     run_id = done.stdout.strip()
     assert spools(project) == [f"{run_id}.spool"]
@@ -257,3 +333,29 @@ def test_a_spool_left_by_a_killed_process_becomes_a_crashed_run_with_its_points(
     assert [p.step for p in client.metric_series(run_id)["loss"]] == list(range(50))
     assert spools(project) == []
     assert client.recover() == []  # recovered once, not again
+
+
+def test_damaged_spool_records_are_skipped_and_the_run_is_still_brought_in(
+    project: Project,
+) -> None:
+    # given a killed process's spool with damaged records appended (bad JSON, bytes that
+    # are not UTF-8, an event without its kind, series names that are a list), then a
+    # sound record
+    done = _run_killed_script(project)
+    run_id = done.stdout.strip()
+    records = [(1, b"{{{{"), (1, b'{"e": "tags\xf9"}'), (1, b"{}"), (3, b"[1, 2]")]
+    records.append((1, b'{"e": "tags", "tags": {"after": "damage"}}'))
+    with open(project.spool_dir / f"{run_id}.spool", "ab") as fh:
+        for kind, payload in records:
+            fh.write(struct.pack("<IB", len(payload), kind) + payload)
+    # when a user lists the store: one line, no traceback (each damaged record stopped
+    # every reader of the store with a JSONDecodeError, KeyError, AttributeError...)
+    listed = run_cli("ls", cwd=project.root)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    # then the run is crashed with all it logged, the damage named, the spool consumed
+    client = Client(project)
+    run = client.get_run(run_id)
+    assert (run.status, run.params, run.tags) == ("crashed", {"lr": 0.3}, {"after": "damage"})
+    assert "4 damaged spool records skipped" in (run.error or "")
+    assert len(client.metric_series(run_id)["loss"]) == 50
+    assert spools(project) == []

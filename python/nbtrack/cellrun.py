@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from errno import EDQUOT, EFBIG, ENOSPC, EROFS
 from pathlib import Path
 from typing import Any
 
@@ -383,8 +383,8 @@ class CellRun:
             uncached = f"{names}{f' and {more} more' if more > 0 else ''} recorded by hash only"
         if err is not None:
             self.warnings.append(
-                f"no space left to record this run ({err.strerror or err}): it is kept in "
-                "memory and stored as soon as there is space again"
+                f"the disk cannot take this run ({err.strerror or err}): it is kept in "
+                "memory and stored as soon as there is space again (and it is writable)"
                 + (f"; {uncached}" if uncached else "")
             )
         elif uncached:
@@ -407,7 +407,7 @@ class CellRun:
 
 def _disk_full(exc: BaseException | None) -> bool:
     while exc is not None:  # the cache may wrap the OSError in one of ours
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if isinstance(exc, OSError) and exc.errno in (ENOSPC, EDQUOT, EFBIG, EROFS):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

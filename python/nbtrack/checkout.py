@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .cache import Cache, ManifestEntry
-from .exceptions import BlobCorruptError, BlobMissingError, CacheError, UsageError
+from .exceptions import BlobCorruptError, BlobMissingError, CacheError, NbtrackError, UsageError
 from .hashing import StatCache
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ CORRUPT = "corrupt"
 OUTSIDE = "outside-project"
 NOT_RESTORABLE = "not-restorable"  # a DataFrame: there is no file to write
 SUPERSEDED = "superseded"  # an input also written by the run: the output version is restored
+UNWRITABLE = "unwritable"  # the place or its disk took no file (read-only, full): the error says
 OK_STATUSES = frozenset({RESTORED, UNCHANGED, SUPERSEDED})
 
 
@@ -165,9 +166,13 @@ class _Restorer:
                 else "its bytes were never cached (--no-cache or over the size limit)"
             )
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".nbtrack-restore-{uuid.uuid4().hex}"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            item.status, item.detail = UNWRITABLE, str(exc.strerror or exc)
+            return
         try:
             try:
                 self.cache.copy_out(digest, fd)
@@ -179,6 +184,9 @@ class _Restorer:
             return
         except BlobMissingError:
             item.status, item.detail = MISSING, "the cached copy is gone"
+            return
+        except OSError as exc:  # a full disk mid-copy
+            item.status, item.detail = UNWRITABLE, str(exc.strerror or exc)
             return
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -305,7 +313,12 @@ def checkout(
     wanted = [(p, client.project.relative(p)[0]) for p in paths]
     base = Path(to).resolve() if to is not None else None
     if base is not None:
-        base.mkdir(parents=True, exist_ok=True)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NbtrackError(
+                f"cannot make the folder {base} to restore into ({exc.strerror})"
+            ) from None
     report = CheckoutReport(run.run_id)
     outputs = {v.path for v in run.data if v.role == "output"}
     restorer = _Restorer(client, force)

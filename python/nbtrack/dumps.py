@@ -10,6 +10,7 @@ here with one line naming the table, the row and the field, and nothing is impor
 from __future__ import annotations
 
 import datetime as dt
+import json
 import numbers
 import re
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from .cache import is_content_hash
 from .exceptions import UsageError
 from .models import RUN_KINDS, RUN_STATUSES
 
-RUN_TABLES = ("runs", "params", "metrics", "metric_latest", "data_versions", "tags")
+RUN_TABLES = ("runs", "params", "metrics", "metric_latest", "data_versions", "tags", "named_inputs")
 OTHER_TABLES = ("environments", "profiles")
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")  # run ids become file names on import
 
@@ -30,7 +31,20 @@ def _is_text(value: Any) -> bool:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and -(2**63) <= int(value) < 2**63  # a BIGINT column (2**70 was an OverflowError)
+    )
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_scalar(value: Any) -> bool:
+    """What any other field may hold: a JSON scalar, never an object or a list."""
+    return value is None or isinstance(value, (str, bool, float)) or _is_int(value)
 
 
 def _is_number(value: Any) -> bool:
@@ -44,6 +58,17 @@ def _is_time(value: Any) -> bool:
         return False
     try:
         dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_json_text(value: Any) -> bool:
+    """Text a reader decodes as JSON (a parameter's value, an environment's packages)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        json.loads(value)
     except ValueError:
         return False
     return True
@@ -72,8 +97,13 @@ FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "execution_count": (_optional(_is_int), "an integer or null"),
         "notebook_hash": (_optional(is_content_hash), "a content hash or null"),
         "code_hash": (_optional(is_content_hash), "a content hash or null"),
+        "code_matches_notebook": (_optional(_is_bool), "true, false or null"),
+        "git_dirty": (_optional(_is_bool), "true, false or null"),
+        "pid": (_optional(_is_int), "an integer or null"),
+        "spool_offset": (_optional(_is_int), "an integer"),
+        "points_offset": (_optional(_is_int), "an integer"),
     },
-    "params": {"key": (_is_text, "text")},
+    "params": {"key": (_is_text, "text"), "value": (_optional(_is_json_text), "JSON text")},
     "metrics": {
         "key": (_is_text, "text"),
         "step": (_is_int, "an integer"),
@@ -91,15 +121,25 @@ FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "role": (lambda v: v in ("input", "output"), "input or output"),
         "hash": (_optional(is_content_hash), "a content hash (algo:hex) or null"),
         "size": (_optional(_is_int), "an integer or null"),
+        "in_project": (_optional(_is_bool), "true, false or null"),
+        "cached": (_optional(_is_bool), "true, false or null"),
     },
     "tags": {"key": (_is_text, "text")},
+    "named_inputs": {
+        "name": (_is_text, "text"),
+        "stale": (_optional(_is_bool), "true, false or null"),
+        "execution_count": (_optional(_is_int), "an integer or null"),
+    },
     "environments": {
         "env_id": (_is_text, "text"),
         "python": (_optional(_is_text), "text"),
         "platform": (_optional(_is_text), "text"),
-        "packages": (_optional(_is_text), "text (JSON)"),
+        "packages": (_optional(_is_json_text), "JSON text"),
     },
-    "profiles": {"hash": (is_content_hash, "a content hash"), "profile": (_is_text, "text")},
+    "profiles": {
+        "hash": (is_content_hash, "a content hash"),
+        "profile": (_is_json_text, "JSON text"),
+    },
 }
 # Fields a row must have (the others may be absent and are stored as NULL).
 REQUIRED = {
@@ -109,6 +149,7 @@ REQUIRED = {
     "metric_latest": ("run_id", "key"),
     "data_versions": ("run_id", "path", "role"),
     "tags": ("run_id", "key"),
+    "named_inputs": ("run_id", "name"),
     "environments": ("env_id", "python", "platform", "packages"),
     "profiles": ("hash", "profile"),
 }
@@ -139,8 +180,8 @@ def _check_row(source: str, table: str, i: int, row: Any) -> None:
         isinstance(row["run_id"], str) and _RUN_ID.match(row["run_id"])
     ):
         raise UsageError(f"{where}: run_id {row['run_id']!r} is not a run id; nothing was imported")
-    for name, (check, what) in FIELDS[table].items():
-        if name in row and not check(row[name]):
-            raise UsageError(
-                f"{where}: {name} must be {what}, not {row[name]!r}; nothing was imported"
-            )
+    checks = FIELDS[table]
+    for name, value in row.items():
+        check, what = checks.get(name, (_is_scalar, "a number, text, true, false or null"))
+        if not check(value):
+            raise UsageError(f"{where}: {name} must be {what}, not {value!r}; nothing was imported")

@@ -23,11 +23,15 @@ done or dead (a slot reserved by a call interrupted before it stored its key sta
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import mmap
 import os
+import sys
 import threading
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +56,22 @@ class Window:
         self.base = base  # index of the window's first record in the whole file
 
 
+_logs: weakref.WeakSet[PointLog] = weakref.WeakSet()
+
+
 class PointLog:
-    """The writer's side of ``<run_id>.points``. Thread-safe."""
+    """The writer's side of ``<run_id>.points``. Thread-safe.
+
+    A forked child (a ``fork`` Pool, a DataLoader worker) shares the mapping but not
+    the slot counters: its points overwrote the parent's. So in a child every point is
+    handed to ``hand`` (the run's spool) instead, one window of one point at a time.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.child = False
+        self.hand: Callable[[Window], None] | None = None
+        _logs.add(self)
         self._lock = threading.Lock()
         self._fd = -1
         self._next_base = 0
@@ -89,8 +104,37 @@ class PointLog:
         """The window after ``full`` (called by the one logging call that found it full)."""
         with self._lock:
             if self.window is full:
-                self.window = self._new_window()
+                if self.child:
+                    if not full.cap:  # the child's first point: its last one is handed at exit
+                        self._at_exit()
+                    self._hand(full)
+                    self.window = Window(bytearray(RECORD), 0)
+                else:
+                    self.window = self._new_window()
             return self.window
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()  # (another thread of the parent may have held it)
+        self.child, self._fd, self.unspooled = True, -1, []
+        self.window = Window(bytearray(0), 0)
+
+    def _at_exit(self) -> None:
+        # Now, not at the fork: a multiprocessing child clears its finalizers as it
+        # starts, and leaves by os._exit (no atexit).
+        atexit.register(self.flush_child)
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            mp_util.Finalize(self, self.flush_child, exitpriority=10)
+
+    def flush_child(self) -> None:
+        """In a forked child: hand over the last point (its window is handed when full)."""
+        with self._lock:
+            self._hand(self.window)
+            self.window = Window(bytearray(0), 0)
+
+    def _hand(self, win: Window) -> None:
+        if self.hand is not None and win.cap and win.q[0]:
+            self.hand(win)
 
     def spill(self, *, final: bool = False) -> bool:
         """Write windows kept in memory into the file; True when none is left.
@@ -129,6 +173,14 @@ class PointLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def _after_fork() -> None:
+    for log in list(_logs):
+        log._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def read_points(

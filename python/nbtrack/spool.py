@@ -27,6 +27,7 @@ import os
 import socket
 import struct
 import threading
+import weakref
 from array import array
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 from .models import Batch, DataVersion, Environment, NamedInput
 from .points import read_points
+from .validation import storable
 
 EVENT = 1
 METRICS = 2
@@ -41,6 +43,9 @@ KEYS = 3  # {"series name": index} for the point log, written before the series'
 FRAME = struct.Struct("<IB")
 SEALED = b'{"e": "sealed"}'  # the writer's last record (see ``SpoolWriter.seal``)
 _U32 = struct.Struct("<I")
+#: What decoding a damaged record raises (UnicodeDecodeError and JSONDecodeError are
+#: ValueErrors; an event of the wrong shape is a KeyError, TypeError or AttributeError).
+DAMAGE = (ValueError, KeyError, TypeError, AttributeError, IndexError, struct.error)
 
 
 _start_times: dict[int, float] = {}
@@ -77,6 +82,8 @@ class SpoolWriter:
         global _wrote
         _wrote = True
         self.path = path
+        self._forked = False
+        _writers.add(self)
         self._lock = threading.Lock()
         self._fd = -1
         self._size = 0
@@ -120,8 +127,9 @@ class SpoolWriter:
         try:
             _write_all(self._fd, frame)
         except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._size)  # no torn record before the next one
+            if not self._forked:  # (a child's size is stale: it would cut the parent's)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._size)  # no torn record before the next one
             raise
         self._size += len(frame)
 
@@ -201,6 +209,19 @@ class SpoolWriter:
                 self._fd = -1
 
 
+_writers: weakref.WeakSet[SpoolWriter] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child appends to the parent's spool (O_APPEND: whole records) under a
+    # lock of its own: the parent's may have been held by another thread at the fork.
+    for w in list(_writers):
+        w._lock, w._forked = threading.Lock(), True
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def _frame(kind: int, payload: bytes) -> bytes:
     return FRAME.pack(len(payload), kind) + payload
 
@@ -218,7 +239,7 @@ def _decode_metrics(payload: bytes, batch: Batch) -> None:
     import pyarrow as pa
 
     (hlen,) = _U32.unpack_from(payload, 0)
-    keys = json.loads(payload[4 : 4 + hlen])["keys"]
+    keys = _loads(payload[4 : 4 + hlen])["keys"]
     pos = 4 + hlen
     (n,) = _U32.unpack_from(payload, pos)
     pos += 4
@@ -236,6 +257,14 @@ def _decode_metrics(payload: bytes, batch: Batch) -> None:
     values = column(pa.float64(), 8)
     ts = column(pa.float64(), 8)
     batch.metric_chunks.append(pa.table({"key": names, "step": steps, "value": values, "ts": ts}))
+
+
+def _loads(payload: bytes) -> Any:
+    """A record's JSON. One string no UTF-8 can carry stopped every reader of the store
+    with a traceback, so records holding a surrogate escape are made storable (a
+    non-BMP character is one too, so only those records pay for the walk)."""
+    obj = json.loads(payload)
+    return storable(obj) if b"\\ud" in payload else obj
 
 
 def _apply_event(ev: dict[str, Any], batch: Batch, state: dict[str, Any]) -> None:
@@ -297,7 +326,7 @@ def read_spool(
     with open(path, "rb") as fh:
         data = fh.read()
     batch = Batch(run_id=run_id)
-    state: dict[str, Any] = {"ended": False, "points": 0, "more": False}
+    state: dict[str, Any] = {"ended": False, "points": 0, "more": False, "damaged": 0}
     names: dict[int, str] = {}
     pos = 0
     end = len(data)
@@ -306,14 +335,20 @@ def read_spool(
         start = pos + FRAME.size
         if start + length > end:
             break
-        if kind == KEYS:  # series names are needed whatever was read before
-            names.update((i, k) for k, i in json.loads(data[start : start + length]).items())
-        elif pos >= offset:
-            payload = data[start : start + length]
-            if kind == EVENT:
-                _apply_event(json.loads(payload), batch, state)
-            elif kind == METRICS:
-                _decode_metrics(payload, batch)
+        try:
+            if kind == KEYS:  # series names are needed whatever was read before
+                names.update((i, k) for k, i in _loads(data[start : start + length]).items())
+            elif pos >= offset:
+                payload = data[start : start + length]
+                if kind == EVENT:
+                    _apply_event(_loads(payload), batch, state)
+                elif kind == METRICS:
+                    _decode_metrics(payload, batch)
+        except DAMAGE:
+            # A damaged record (a bad sector, bytes written into the file by something
+            # else) is skipped, the next frame read: it stopped every reader of the store.
+            if kind == KEYS or pos >= offset:
+                state["damaged"] += 1
         pos = start + length
     batch.spool_offset = max(offset, pos)
     if not points:

@@ -249,7 +249,8 @@ def ingest(
                 pid = sp.header.get("pid") if sp.header else "?"
                 batch.update.update(
                     status="crashed",
-                    error=f"the process running this cell (pid {pid}) died before it finished",
+                    error=f"the process running this cell (pid {pid}) died before it finished"
+                    + _damage(state["damaged"]),
                     ended_at=datetime.fromtimestamp(sp.mtime, timezone.utc).replace(tzinfo=None),
                 )
             if not state["more"]:
@@ -263,6 +264,10 @@ def ingest(
         if sp.dead and sp.run_id in complete:
             remove(sp.path)
     return list(complete)
+
+
+def _damage(records: int) -> str:
+    return f"; {records} damaged spool records skipped" if records else ""
 
 
 def ended(spool_dir: Path) -> list[Spool]:

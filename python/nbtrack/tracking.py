@@ -26,7 +26,7 @@ from .client import Client
 from .exceptions import BadValueError, NbtrackError, NoActiveRunError, UsageError
 from .ingest import ingestor
 from .models import DataVersion, Environment, NamedInput, Run
-from .points import STEP_MAX, STEP_MIN, PointLog
+from .points import STEP_MAX, STEP_MIN, PointLog, Window
 from .project import Project
 from .spool import SpoolWriter, points_path
 from .validation import build_metric, build_param, check_key, check_step
@@ -71,8 +71,10 @@ class RunWriter:
         self.run_id = run_id
         self.spool = spool
         self.points = PointLog(points_path(spool.path))
+        self.points.hand = self._spool_points
         self.snapshot = run  # what the run holds so far, in memory (for the summary)
         self.finished = False
+        self._end: dict[str, Any] | None = None  # an end held back by points in memory
         self._key_ids: dict[str, int] = {}  # series name -> its key in the point log
         self._steps: dict[str, int] = {}
         self.pending = 0  # background facts (git, snapshot) still to be spooled
@@ -202,9 +204,19 @@ class RunWriter:
             unknown = [n for n in dict.fromkeys(names) if n not in self._key_ids]
             fresh = {n: len(self._key_ids) + i for i, n in enumerate(unknown)}
             if fresh:
-                self.spool.keys(fresh)
+                if not self.points.child:  # a child's points carry their names
+                    self.spool.keys(fresh)
                 self._key_ids.update((n, i + 1) for n, i in fresh.items())
             return {n: self._key_ids[n] for n in names}
+
+    def _spool_points(self, win: Window) -> None:
+        """A forked child's points, as a spool record of named points (``points.py``)."""
+        names = {i: n for n, i in self._key_ids.items()}
+        flat: list[Any] = []
+        for r in range(win.cap):
+            if win.q[4 * r]:
+                flat += (names[win.q[4 * r]], win.d[4 * r + 2], win.q[4 * r + 1], win.d[4 * r + 3])
+        self.spool.metrics_flat(flat)
 
     def log_data(self, versions: list[DataVersion], profiles: dict[str, Any] | None = None) -> None:
         if not versions:
@@ -252,8 +264,10 @@ class RunWriter:
 
     def retry(self) -> bool:
         """Write what a full disk held back in memory; True when all is on disk."""
+        if self._end is not None:
+            self._write_end()
         spooled = self.spool.retry()
-        return self.points.spill(final=self.finished) and spooled
+        return self.points.spill(final=self.finished) and spooled and self._end is None
 
     @property
     def disk_error(self) -> OSError | None:
@@ -261,22 +275,32 @@ class RunWriter:
         return self.spool.error or self.points.error
 
     def finish(self, status: str = "finished", error: str | None = None) -> None:
-        if self.finished:
+        if self.finished or self._end is not None:
             return
         if status not in ("finished", "failed", "crashed"):
             raise UsageError(f"a run ends finished, failed or crashed, not {status!r}")
-        self.points.spill(final=True)
         ended = _now()
-        self.spool.event(
-            {"e": "end", "status": status, "error": error, "ended_at": ended.isoformat()}
-        )
+        self._end = {"e": "end", "status": status, "error": error, "ended_at": ended.isoformat()}
         self.snapshot.status = status
         self.snapshot.error = error
         self.snapshot.ended_at = ended.replace(tzinfo=timezone.utc)
+        self._write_end()
+
+    def _write_end(self) -> bool:
+        """Spool the end once every point is in the point log; True when it is.
+
+        Points a full disk keeps in memory hold the end back (``retry`` writes it): an
+        ingester that reads the end takes the point log for all there is, stores the run
+        and removes its files, and the points in memory were lost."""
+        if self._end is None or not self.points.spill(final=True):
+            return False
+        self.spool.event(self._end)
+        self._end = None
         # Only now: an ingester that sees ``finished`` may remove the spool once what
         # it read is in, so the end must be in the spool before.
         self.finished = True
         self._seal()
+        return True
 
     # ---------------------------------------------------------------- ingesting
     def ingest(self) -> bool:
@@ -306,7 +330,7 @@ class RunWriter:
                     raise
                 time.sleep(0.05)
                 continue
-            if done or not self.finished:
+            if done or (not self.finished and self._end is None):
                 return
             if deadline is not None and time.monotonic() > deadline:
                 raise NbtrackError(f"run {self.run_id[:8]} is not all in the store yet")

@@ -34,10 +34,36 @@ def _plain(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def storable(obj: Any) -> Any:
+    """``obj`` (JSON types) with every string DuckDB can store: a lone surrogate (a file
+    name's undecodable byte, a string cut in half) becomes its escape."""
+    if isinstance(obj, str):
+        try:
+            obj.encode()
+        except UnicodeEncodeError:
+            try:  # an undecodable byte (os.fsdecode) as the byte: ``\\xff``
+                return obj.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:
+                return obj.encode("utf-8", "backslashreplace").decode()
+        return obj
+    if isinstance(obj, list):
+        return [storable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {storable(k): storable(v) for k, v in obj.items()}
+    return obj
+
+
 def check_key(key: Any, what: str = "metric") -> str:
     """A parameter or metric name: a non-empty string."""
     if not isinstance(key, str) or not key:
         raise BadValueError(f"a {what} name must be a non-empty string, not {key!r}")
+    try:
+        key.encode()
+    except UnicodeEncodeError as exc:
+        raise BadValueError(
+            f"the {what} name {key!r} is not valid Unicode text (a lone surrogate at"
+            f" position {exc.start}); name it with text that UTF-8 can carry"
+        ) from None
     return key
 
 
@@ -81,6 +107,7 @@ def build_param(key: str, value: Any, source: str) -> tuple[str, str, float | No
             number = float(value)
         except OverflowError:  # an integer too big for a double: its text is kept
             number = None
+    plain = storable(plain)
     text = plain if isinstance(plain, str) else json.dumps(plain)
     return key, json.dumps(plain), number, text, source
 

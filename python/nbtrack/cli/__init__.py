@@ -75,10 +75,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_text(argv: Sequence[str]) -> None:
+    # A byte that is not UTF-8 reaches Python as a lone surrogate, which DuckDB and
+    # every encoder refuse later with a traceback (or blame on the store file).
+    for arg in argv:
+        try:
+            arg.encode()
+        except UnicodeEncodeError:
+            raw = arg.encode("utf-8", "backslashreplace").decode()
+            raise UsageError(
+                f"{raw!r} is not UTF-8 text: retype it, or set the terminal's encoding to UTF-8"
+            ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nbtrack`` script; returns the exit code."""
-    parser = build_parser(command_of(sys.argv[1:] if argv is None else argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_of(argv))
     try:
+        _check_text(argv)
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except UsageError as exc:

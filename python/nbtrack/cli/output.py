@@ -110,6 +110,12 @@ def fit_widths(widths: list[int], total: int, gap: int = 2) -> tuple[list[int], 
     return [max(f, min(w, low)) for w, f in zip(natural, floors, strict=False)], shown
 
 
+# Control characters of recorded text (a run name, a parameter, a tag: anyone's, through
+# a bundle) shown as escapes: raw, they broke the table's rows, cleared the screen or set
+# the terminal's title.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), *range(127, 160))}
+
+
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
@@ -127,10 +133,10 @@ def emit_table(
     no ``$COLUMNS``) gets every character of every cell."""
     limit = terminal_width() if width == "terminal" else width
     cap = max_width if limit is not None else None  # a pipe gets every character
-    cells = [
-        [_cut(format_cell(v), cap or 0) if cap else format_cell(v) for v in row] for row in rows
-    ]
-    heads = list(columns)
+    cells = [[format_cell(v).translate(_ESCAPES) for v in row] for row in rows]
+    if cap:
+        cells = [[_cut(c, cap) for c in row] for row in cells]
+    heads = [c.translate(_ESCAPES) for c in columns]
     widths = [len(c) for c in heads]
     for row in cells:
         for i, c in enumerate(row):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import UsageError
+from ..exceptions import NbtrackError, UsageError
 from .output import emit_json, emit_table, format_cell
 from .parser import open_client, project_of
 
@@ -363,8 +364,14 @@ def run_export(args: argparse.Namespace) -> int:
             with open(tmp, "wb") as out:
                 summary = export_runs(client, args.runs, out)
             os.replace(tmp, args.output)
+        except OSError as exc:  # no such folder, a full disk, /proc
+            raise NbtrackError(
+                f"cannot write the bundle {args.output} ({exc.strerror or exc}): "
+                "give -o a path in a writable folder with room"
+            ) from None
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     if args.json:
         emit_json({**summary.to_dict(), "bundle": target})
         return 0

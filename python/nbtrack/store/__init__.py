@@ -11,7 +11,6 @@ connection around one of those functions.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -256,7 +255,7 @@ class Store(RegistryTables):
             con.execute("CHECKPOINT")
             stamp = schema.utcnow().strftime("%Y%m%dT%H%M%S.%f")
             dest = self.path.with_name(f"{self.path.name}.{reason}-{stamp}.bak")
-            shutil.copy2(self.path, dest)
+            schema.copy_aside(self.path, dest)
         return dest
 
     # ---------------------------------------------------------------- dump and load

@@ -33,7 +33,7 @@ import duckdb
 
 from .. import settings
 from ..duckdb_config import connect_duckdb, keep_forever
-from ..exceptions import NotAStoreError, StoreBusyError, StoreVersionError
+from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersionError
 from . import integrity, schema
 from .turn import BACKGROUND_PATIENCE, Turn, stop_waiting
 
@@ -180,6 +180,15 @@ class Connection:
     def __init__(self, db_path: str | os.PathLike[str]) -> None:
         self.path = Path(db_path)
         self.lock_timeout = settings.lock_timeout()
+        if not str(self.path).isascii():
+            try:
+                str(self.path).encode()
+            except UnicodeEncodeError:  # DuckDB opens UTF-8 paths only (else a traceback)
+                raw = str(self.path).encode("utf-8", "backslashreplace").decode()
+                raise StoreError(
+                    f"the store path {raw} is not UTF-8 text, which DuckDB cannot open: "
+                    f"rename the folder, or set {settings.STORE.name} to a UTF-8 path"
+                ) from None
 
     # Looked up per use, not kept: a forked child gets fresh ones (``_forget_after_fork``).
     @property
@@ -243,6 +252,10 @@ class Connection:
         try:
             if self._turn.depth == 1:
                 self._attached.detach()
+        except duckdb.Error as exc:
+            # The detach's checkpoint on a full disk, say: what is written stays in the
+            # write-ahead log, and the error is a line like any other of the store's.
+            raise integrity.damaged(self.path, exc) from exc
         finally:
             self._turn.release()
 

@@ -32,6 +32,7 @@ from ..exceptions import QueryError
 from .tables import quote_ident
 
 MAX_LENGTH = 4000  # characters in a filter
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_DEPTH = 64  # nesting of its expression tree
 
 COMPARISONS = {
@@ -108,6 +109,8 @@ def parse(text: str) -> dict[str, Any]:
     global _frame
     if len(text) > MAX_LENGTH:
         raise QueryError(f"a filter may be at most {MAX_LENGTH} characters long")
+    if not text.isascii() and _SURROGATE.search(text):  # DuckDB's error, else
+        raise QueryError(f"bad filter {text!r}: it is not valid Unicode text (a lone surrogate)")
     tree = json.loads(_serialize("SELECT 1 WHERE " + text))
     if tree.get("error"):
         message = str(tree.get("error_message", "cannot parse it"))

@@ -105,9 +105,15 @@ def is_damage(exc: duckdb.Error) -> bool:
 def damaged(db_path: Path, exc: duckdb.Error) -> StoreError:
     """The one-line error for a DuckDB error met while using the store file."""
     detail = first_line(exc)
-    if "No space left" in detail:
+    if "No space left" in str(exc):  # (a failed checkpoint says it on a later line)
         return StoreError(
             f"no space left on the disk holding {db_path} ({detail}); free some space and try again"
+        )
+    if "Read-only file system" in detail:
+        return StoreError(
+            f"the store {db_path} is on a read-only file system ({detail}); nbtrack writes"
+            " there even to read (runs still spooled come in first): make it writable,"
+            " or set NBTRACK_STORE to a writable copy"
         )
     if is_damage(exc):
         return StoreDamagedError(

@@ -387,7 +387,8 @@ def time_limit(con: duckdb.DuckDBPyConnection, seconds: float | None = None) -> 
 def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run a user's query as written."""
     try:
-        cur = con.execute(query)
+        if (cur := con.execute(query)) is None:  # only ";" or comments: nothing ran
+            raise QueryError("the query holds no SQL statement: write one, e.g. SELECT * FROM runs")
         cols = [d[0] for d in cur.description] if cur.description else []
         rows = cur.fetchall() if cur.description else []
     except duckdb.Error as exc:

@@ -280,6 +280,22 @@ def create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("COMMIT")
 
 
+def copy_aside(path: Path, dest: Path) -> None:
+    """``path`` copied to ``dest`` whole or not at all: a copy a full disk cut short was
+    left as a backup (one an upgrade would later have taken for a good one)."""
+    part = dest.with_name(dest.name + ".part")
+    try:
+        shutil.copy2(path, part)
+        os.replace(part, dest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise StoreError(
+            f"cannot back {path} up ({exc.strerror or exc}); nothing was changed: "
+            "free some space and try again"
+        ) from None
+
+
 def migrate(path: Path, con: duckdb.DuckDBPyConnection, version: int) -> None:
     """Upgrade in one transaction, after a backup (one per source version, not per try)."""
     con.execute("CHECKPOINT")
@@ -287,7 +303,7 @@ def migrate(path: Path, con: duckdb.DuckDBPyConnection, version: int) -> None:
     if backup is None:
         stamp = utcnow().strftime("%Y%m%dT%H%M%S")
         backup = path.with_name(f"{path.name}.v{version}-{stamp}.bak")
-        shutil.copy2(path, backup)
+        copy_aside(path, backup)
     con.execute("BEGIN TRANSACTION")
     try:
         for v in range(version, SCHEMA_VERSION):

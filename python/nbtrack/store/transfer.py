@@ -7,6 +7,7 @@ from typing import Any
 
 import duckdb
 
+from ..exceptions import UsageError
 from .tables import TABLES, jsonable_row, quote_ident
 
 
@@ -31,12 +32,19 @@ def dump_runs(
     return out
 
 
+def _unfit(table: str, exc: Exception) -> UsageError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UsageError(
+        f"{table} rows hold a value this store cannot take ({detail}); nothing was imported"
+    )
+
+
 def load_runs(con: duckdb.DuckDBPyConnection, dump: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Insert the runs of a dump that this store does not have; returns their ids."""
     # Arrow, not pandas: DuckDB reads a pandas NaN as NULL, and NaN is a legal metric.
     import pyarrow as pa
 
-    incoming = [r["run_id"] for r in dump.get("runs", [])]
+    incoming = list(dict.fromkeys(r["run_id"] for r in dump.get("runs", [])))  # once each
     have = {
         r[0]
         for r in con.execute(
@@ -52,7 +60,10 @@ def load_runs(con: duckdb.DuckDBPyConnection, dump: dict[str, list[dict[str, Any
                 continue
             target = {c[0]: c[1] for c in con.execute(f"DESCRIBE {table}").fetchall()}
             cols = [c for c in target if c in rows[0]]
-            frame = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
+            try:
+                frame = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
+            except (pa.ArrowException, OverflowError) as exc:  # mixed types, 2**70
+                raise _unfit(table, exc) from exc
             con.register("incoming", frame)
             names = ", ".join(cols)
             # Dumps carry times as ISO text: each column is cast to the table's type.
@@ -60,7 +71,10 @@ def load_runs(con: duckdb.DuckDBPyConnection, dump: dict[str, list[dict[str, Any
             # metrics has no primary key (OR IGNORE needs one); rows are only
             # inserted for runs this store lacks, so a plain INSERT is safe there.
             verb = "INSERT INTO" if table == "metrics" else "INSERT OR IGNORE INTO"
-            con.execute(f"{verb} {table} ({names}) SELECT {cast} FROM incoming")
+            try:
+                con.execute(f"{verb} {table} ({names}) SELECT {cast} FROM incoming")
+            except duckdb.DataError as exc:  # a value of the wrong type (the dump's fault)
+                raise _unfit(table, exc) from exc
             con.unregister("incoming")
     for env in dump.get("environments", []):
         con.execute(
