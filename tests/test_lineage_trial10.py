@@ -1,0 +1,26 @@
+"""Notebook shapes of the tenth trial, in real kernels: what the record says.
+
+Each test is a reproducer from the tenth trial: a notebook pattern the earlier trials
+did not try, and what a careful data scientist says the run must record.
+"""
+
+from __future__ import annotations
+
+from test_lineage import _cell_runs
+from test_magics import _settle
+
+
+def test_a_name_restored_by_store_is_not_recorded_with_the_kernels_value(
+    project_dir, kernel_factory, tmp_path_factory
+):
+    """Found by the trial: ``%store -r zz`` in the tracked cell brings back the stored 5,
+    and the run recorded ``zz=99 (upstream)``, the value the notebook held before the
+    cell replaced it: a parameter the cell never used."""
+    kernel = kernel_factory(IPYTHONDIR=str(tmp_path_factory.mktemp("ipython")))
+    kernel.ok("%load_ext nbtrack\nzz = 5\n%store zz\nzz = 99\nk = 2")
+    shown = kernel.ok("%%track st -m w\n%store -r zz\nw = zz * k")
+    assert "zz=99" not in shown.text
+    (run,) = _cell_runs(_settle(project_dir), "st")
+    assert run.metrics["w"] == 10
+    assert run.params == {"k": 2}
+    assert [i.name for i in run.named_inputs] == ["k"]
