@@ -24,3 +24,24 @@ def test_a_name_restored_by_store_is_not_recorded_with_the_kernels_value(
     assert run.metrics["w"] == 10
     assert run.params == {"k": 2}
     assert [i.name for i in run.named_inputs] == ["k"]
+
+
+def test_a_seed_an_untracked_cell_gave_the_global_generator_is_a_parameter(project_dir, kernel):
+    """Found by the trial: ``SEED = 1`` then ``np.random.seed(SEED)`` in a setup cell,
+    and a tracked cell drawing ``np.random.rand()``: the run recorded no parameter, so
+    changing SEED and running again said only "metric v: 0.417 → 0.436". The seed the
+    global generator got is a parameter of the cells that draw from that module; a cell
+    that seeds the generator itself records its own."""
+    kernel.ok("import numpy as np, random\nSEED = 1\nnp.random.seed(SEED)")
+    kernel.ok("%%track draw -m v\nv = float(np.random.rand())")
+    kernel.ok("%%track mean -m m\nm = float(np.mean([1, 2]))")
+    kernel.ok("%%track other -m r\nr = random.random()")
+    kernel.ok("SEED = 2\nnp.random.seed(SEED)")
+    shown = kernel.ok("%%track draw -m v\nv = float(np.random.rand())")
+    assert "param SEED: 1 → 2" in shown.text
+    client = _settle(project_dir)
+    first, _ = _cell_runs(client, "draw")
+    assert first.params == {"SEED": 1}
+    assert first.param_sources == {"SEED": "upstream"}
+    (other,) = _cell_runs(client, "other")
+    assert other.params == {}

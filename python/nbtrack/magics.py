@@ -211,6 +211,7 @@ class TrackMagics(Magics):
                 code, getattr(result, "execution_count", None), getattr(info, "cell_id", None),
                 flow=flow,
             )  # fmt: skip
+            self.session.seeds.after_cell(code)
         except Exception as exc:  # bookkeeping must never break the user's cell
             logging.getLogger("nbtrack").warning("nbtrack: after the cell: %s", exc)
 
