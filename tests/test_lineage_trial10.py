@@ -45,3 +45,12 @@ def test_a_seed_an_untracked_cell_gave_the_global_generator_is_a_parameter(proje
     assert first.param_sources == {"SEED": "upstream"}
     (other,) = _cell_runs(client, "other")
     assert other.params == {}
+
+
+def test_an_attribute_named_as_a_metric_says_how_to_record_it(project_dir, kernel):
+    """Found by the trial: ``%%track grid -m search.best_score_`` (GridSearchCV's score)
+    stopped with "-m takes variable names" and no way forward: the message now says to
+    bind the value in the cell and name that."""
+    shown = kernel.run("%%track grid -m search.best_score_\nx = 1")
+    assert shown.status == "error"
+    assert "best_score_ = search.best_score_" in shown.text

@@ -131,7 +131,11 @@ class TrackMagics(Magics):
         for flag, names in (("-p", params), ("-m", metrics)):
             for name in names:
                 if not name.isidentifier():
-                    raise UsageError(f"%%track: {flag} takes variable names, not {name!r}\n{usage}")
+                    last = name.rsplit(".", 1)[-1]  # -m search.best_score_: say how
+                    bind = f": bind it in the cell ({last} = {name})" if last.isidentifier() else ""
+                    raise UsageError(
+                        f"%%track: {flag} takes variable names, not {name!r}{bind}\n{usage}"
+                    )
         tags: dict[str, str] = {}
         for item in _extend(args.tags):
             m = _TAG.match(item)
