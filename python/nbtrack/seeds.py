@@ -26,7 +26,9 @@ from .exprfacts import base_name
 from .lineage import Lineage, Read
 from .values import param_value, type_name
 
-SEEDERS = frozenset({"seed", "manual_seed", "set_seed", "set_random_seed", "seed_everything"})
+SEEDERS = frozenset(
+    {"seed", "manual_seed", "manual_seed_all", "set_seed", "set_random_seed", "seed_everything"}
+)
 
 
 @functools.lru_cache(maxsize=256)
