@@ -111,6 +111,7 @@ class CellRun:
         if opts.auto:
             try:
                 self.reads = session.lineage.reads(self.flow, exclude=opts.metrics)
+                self.reads += session.seeds.reads(transformed, self.flow, self.reads)
             except Exception as exc:  # a hostile object must not stop the user's cell
                 self.warnings.append(f"could not read the cell's inputs: {exc!r}")
         self._metric_vars = MetricVars(opts.metrics, session.lineage.ns)
@@ -331,6 +332,7 @@ class CellRun:
                 w.run_id,
                 self.flow,
             )
+            self.session.seeds.after_cell(self.transformed)
         except Exception as exc:
             self.warnings.append(f"could not note what the cell bound: {exc!r}")
         self._say_what_is_not_stored()

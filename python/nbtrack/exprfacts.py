@@ -201,6 +201,8 @@ def ipython_code(call: ast.Call) -> tuple[list[ast.stmt], bool] | None:
         return (tree, CODE_MAGICS[args[0]]) if tree is not None else None
     if method == "run_line_magic" and len(args) == 2 and args[0] == "run":
         return _script_run_in_namespace(args[1]), False
+    if method == "run_line_magic" and len(args) == 2 and args[0] == "store":
+        return _store_restored(args[1]), False
     if method in ("system", "getoutput") and len(args) == 1:
         found = [*_SHELL_BRACES.findall(args[0]), *_SHELL_DOLLAR.findall(args[0])]
         exprs = [e for e in map(_statement, found) if e and isinstance(e[0], ast.Expr)]
@@ -225,6 +227,17 @@ def _script_run_in_namespace(line: str) -> list[ast.stmt]:
             return ast.parse(f.read()).body
     except (OSError, SyntaxError, ValueError):
         return []
+
+
+def _store_restored(line: str) -> list[ast.stmt]:
+    """``%store -r zz`` binds ``zz`` to the value IPython's store holds, not the one the
+    notebook had (the tenth trial recorded ``zz=99 (upstream)`` for a cell that used the
+    stored 5): an import of the name, which binds it and reads nothing. A bare
+    ``%store -r`` restores names the code does not say, and stays unseen."""
+    words = line.split()
+    if not words or words[0] != "-r":
+        return []
+    return [ast.Import(names=[ast.alias(name=w)]) for w in words[1:] if w.isidentifier()]
 
 
 def _statement(text: str) -> list[ast.stmt] | None:

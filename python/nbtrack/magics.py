@@ -131,7 +131,11 @@ class TrackMagics(Magics):
         for flag, names in (("-p", params), ("-m", metrics)):
             for name in names:
                 if not name.isidentifier():
-                    raise UsageError(f"%%track: {flag} takes variable names, not {name!r}\n{usage}")
+                    last = name.rsplit(".", 1)[-1]  # -m search.best_score_: say how
+                    bind = f": bind it in the cell ({last} = {name})" if last.isidentifier() else ""
+                    raise UsageError(
+                        f"%%track: {flag} takes variable names, not {name!r}{bind}\n{usage}"
+                    )
         tags: dict[str, str] = {}
         for item in _extend(args.tags):
             m = _TAG.match(item)
@@ -211,6 +215,7 @@ class TrackMagics(Magics):
                 code, getattr(result, "execution_count", None), getattr(info, "cell_id", None),
                 flow=flow,
             )  # fmt: skip
+            self.session.seeds.after_cell(code)
         except Exception as exc:  # bookkeeping must never break the user's cell
             logging.getLogger("nbtrack").warning("nbtrack: after the cell: %s", exc)
 

@@ -16,6 +16,7 @@ from .hashing import StatCache
 from .lineage import PAPERMILL_HEADER, Lineage
 from .models import Run
 from .project import Project, resolve_project
+from .seeds import Seeds
 
 
 class KernelSession:
@@ -28,6 +29,7 @@ class KernelSession:
         self.last_by_cell: dict[tuple[Any, ...], Run] = {}
         self.papermill_params: dict[str, Any] = settings.params()
         self.lineage = Lineage(user_ns)
+        self.seeds = Seeds(self.lineage)
         self.parent_id: str | None = settings.parent_run()
         self._parent_writer: tracking.RunWriter | None = None
         found = None if self.parent_id else launcher.launch()

@@ -1,0 +1,99 @@
+"""The seed a cell gave a library's global random generator, as a parameter of the cells
+that draw from it.
+
+``SEED = 1`` then ``np.random.seed(SEED)`` in a setup cell, and a tracked cell drawing
+``np.random.rand()``: what it drew depends on SEED, yet nothing it reads is made from
+SEED (the tenth trial's run recorded no parameter, and changing SEED showed only the
+metric move). A top-level call of a seeding function (``np.random.seed``,
+``random.seed``, ``torch.manual_seed``, ``tf.random.set_seed``) notes, for the module
+the call starts from, the names its arguments read and their versions; a tracked cell
+that reads that module and does not seed it itself records them as parameters, at the
+version the seed was given (a name changed since is left out: the generator did not
+get its new value). A cell that reads the module for anything else (``np.mean``)
+records them too: a parameter that explains nothing there, never a missing one. Static, as the rest: a draw through a module the cell does not name
+(an estimator with no ``random_state``) is not seen.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from typing import Any
+
+from .astwalk import parsed
+from .dataflow import CellFlow
+from .exprfacts import base_name
+from .lineage import Lineage, Read
+from .values import param_value, type_name
+
+SEEDERS = frozenset(
+    {"seed", "manual_seed", "manual_seed_all", "set_seed", "set_random_seed", "seed_everything"}
+)
+
+
+@functools.lru_cache(maxsize=256)
+def seeded(source: str) -> dict[str, frozenset[str]]:
+    """``{module name: names its seed arguments read}`` for the cell's top-level seeding
+    calls: ``np.random.seed(SEED)`` gives ``{'np': {'SEED'}}``. Read it, never change it."""
+    if "seed" not in source:
+        return {}
+    try:
+        tree = parsed(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return {}
+    out: dict[str, frozenset[str]] = {}
+    for stmt in tree.body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+            continue
+        module = base_name(call.func)
+        if call.func.attr in SEEDERS and module is not None:
+            args = [*call.args, *(k.value for k in call.keywords)]
+            out[module] = frozenset(
+                n.id for a in args for n in ast.walk(a) if isinstance(n, ast.Name)
+            )
+    return out
+
+
+class Seeds:
+    """The seeds given to each module's generator in this kernel, by name and version."""
+
+    def __init__(self, lineage: Lineage) -> None:
+        self.lineage = lineage
+        self.given: dict[str, dict[str, int]] = {}
+
+    def after_cell(self, source: str) -> None:
+        """Note the seeds the cell that just ran (its transformed code) gave."""
+        names = self.lineage.names
+        for module, read in seeded(source).items():
+            self.given[module] = {n: names[n].version for n in read if n in names}
+
+    def reads(self, source: str, flow: CellFlow, taken: list[Read]) -> list[Read]:
+        """The seeds behind the generators of the modules the tracked cell (its
+        transformed code, ``source``) reads and does not seed itself; ``taken``: what it
+        reads already."""
+        have = {r.name for r in taken}
+        modules = set(flow.reads) & self.given.keys()
+        out: list[Read] = []
+        for module in sorted(modules - seeded(source).keys()):
+            for n, version in sorted(self.given[module].items()):
+                p = self.lineage.names.get(n)
+                value = self.lineage.ns.get(n, _MISSING)
+                if n in have or p is None or p.version != version or value is _MISSING:
+                    continue
+                ok, plain = _param(value)
+                if ok:
+                    have.add(n)
+                    behind = f"the {module} random state"
+                    out.append(Read(n, type_name(value), True, plain, p.origin, p, behind=behind))
+        return out
+
+
+_MISSING = object()
+
+
+def _param(value: Any) -> tuple[bool, Any]:
+    try:
+        return param_value(value)
+    except Exception:  # a value whose __eq__ raises is not a parameter
+        return False, None
