@@ -68,9 +68,12 @@ def papermill(folder: Path, *args: str, env: dict[str, str] | None = None) -> No
     assert done.returncode == 0, done.stderr
 
 
-def papermill_script(folder: Path, nb: str, out: str, env: dict[str, str], **params: float) -> None:
-    """papermill called from a Python script (a scheduler's job): the kernel cannot tell
-    which notebook it runs (its parent's command line names the script)."""
+def papermill_script(
+    folder: Path, nb: str, out: str | None, env: dict[str, str], **params: float
+) -> None:
+    """papermill called from a Python script (a scheduler's job); with no output notebook
+    (``out`` None) the kernel cannot tell which notebook it runs (its parent's command
+    line names the script, and no output names its input)."""
     call = f"execute_notebook({nb!r}, {out!r}, parameters={params!r})"
     code = f"from papermill import execute_notebook; {call}"
     done = subprocess.run(
@@ -98,10 +101,10 @@ def test_a_scripted_papermill_run_in_another_kernel_reruns_to_reproduced_leaving
     nb = nbformat.read(pipe_project / "pipe_train.ipynb", as_version=4)
     nb.metadata["kernelspec"] = {"name": "other-py", "display_name": "other", "language": "python"}
     nbformat.write(nb, pipe_project / "pipe_train.ipynb")
-    papermill_script(pipe_project, "pipe_train.ipynb", "out.ipynb", other_kernel, lr=0.2)
+    papermill_script(pipe_project, "pipe_train.ipynb", None, other_kernel, lr=0.2)
     original = only_cell(pipe_project)
     assert original.kernel_name == "other-py"
-    assert original.notebook_path is None  # papermill told the kernel nothing
+    assert original.notebook_path is None  # papermill told the kernel nothing, wrote nothing
     before = tree_digest(pipe_project)
 
     # when it is re-run with nothing but its id

@@ -75,6 +75,7 @@ class RunWriter:
         self.snapshot = run  # what the run holds so far, in memory (for the summary)
         self.finished = False
         self._end: dict[str, Any] | None = None  # an end held back by points in memory
+        self._end_lock = threading.RLock()  # the cell's finish and a background retry
         self._key_ids: dict[str, int] = {}  # series name -> its key in the point log
         self._steps: dict[str, int] = {}
         self.pending = 0  # background facts (git, snapshot) still to be spooled
@@ -280,10 +281,16 @@ class RunWriter:
         if status not in ("finished", "failed", "crashed"):
             raise UsageError(f"a run ends finished, failed or crashed, not {status!r}")
         ended = _now()
-        self._end = {"e": "end", "status": status, "error": error, "ended_at": ended.isoformat()}
         self.snapshot.status = status
         self.snapshot.error = error
         self.snapshot.ended_at = ended.replace(tzinfo=timezone.utc)
+        with self._end_lock:
+            self._end = {
+                "e": "end",
+                "status": status,
+                "error": error,
+                "ended_at": ended.isoformat(),
+            }
         self._write_end()
 
     def _write_end(self) -> bool:
@@ -292,13 +299,14 @@ class RunWriter:
         Points a full disk keeps in memory hold the end back (``retry`` writes it): an
         ingester that reads the end takes the point log for all there is, stores the run
         and removes its files, and the points in memory were lost."""
-        if self._end is None or not self.points.spill(final=True):
-            return False
-        self.spool.event(self._end)
-        self._end = None
-        # Only now: an ingester that sees ``finished`` may remove the spool once what
-        # it read is in, so the end must be in the spool before.
-        self.finished = True
+        with self._end_lock:  # (once: a retry in the background may race the finish)
+            if self._end is None or not self.points.spill(final=True):
+                return False
+            self.spool.event(self._end)
+            self._end = None
+            # Only now: an ingester that sees ``finished`` may remove the spool once what
+            # it read is in, so the end must be in the spool before.
+            self.finished = True
         self._seal()
         return True
 
