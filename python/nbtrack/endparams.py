@@ -80,7 +80,7 @@ def flagged(
             out[var] = read[var]
             ok, now = param_value(user_ns[var])
             if not ok or now != read[var]:
-                warnings.append(f"param {var} changed by the cell: {read[var]!r:.60} → {now!r:.60}")
+                warnings.append(_changed(var, read[var], now))
         else:
             out[var] = user_ns[var]
     return out
@@ -113,5 +113,9 @@ def at_end(
     auto = capture.end_literals(flow.literals, user_ns, skip, held if failed else {})
     for k, (was, now) in lineage.rebound(reads).items():
         auto[k] = now  # what the cell went on with (and the warning says both)
-        warnings.append(f"param {k} changed by the cell: {was!r:.60} → {now!r:.60}")
+        warnings.append(_changed(k, was, now))
     return {"auto": auto, **unassigned} if auto else unassigned
+
+
+def _changed(name: str, was: Any, now: Any) -> str:
+    return f"param {name} changed by the cell: {was!r:.60} → {now!r:.60}"

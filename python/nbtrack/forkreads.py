@@ -66,6 +66,8 @@ class ForkLog:
 def sweep(folder: str | None = None) -> None:
     """Remove the logs left by killed kernels: a process that is gone, or this pid (no
     log of this process exists yet: it belonged to an earlier one of the same number)."""
+    import psutil  # (imported by the run's spool already: a writer's start time)
+
     folder = folder or tempfile.gettempdir()
     try:
         names = [n for n in os.listdir(folder) if n.startswith(PREFIX)]
@@ -73,17 +75,7 @@ def sweep(folder: str | None = None) -> None:
         return
     for name in names:
         pid = name[len(PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
+        if not pid.isdigit() or (int(pid) != os.getpid() and psutil.pid_exists(int(pid))):
             continue
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(folder, name))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process
-    return True
