@@ -199,3 +199,59 @@ def test_a_background_ingester_stops_reading_when_a_reader_queues(project_dir: P
     # ... and the reader, let in, brought in the rest before it read: all five listed
     assert out.strip() == "5"
     assert not spools.ended(project.spool_dir)
+
+
+# argv: ready file. Starts a run, says so, and stays alive with the run open.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+
+w = RunWriter.start(resolve_project(), kind="cell", name="held", params={"lr": 0.1})
+w.wait()
+Path(sys.argv[1]).write_text(w.run_id)
+time.sleep(120)
+"""
+
+
+def _shift_recorded_start(spool: Path, seconds: float) -> None:
+    # What a reader sees after the wall clock was set (or a suspended machine resumed):
+    # the writer's start time on the wall clock no longer matches the one it recorded.
+    # Same text length, so the header's frame stays whole.
+    data = spool.read_bytes()
+    key = b'"pid_start": '
+    at = data.index(key) + len(key)
+    end = data.index(b",", at)
+    old = data[at:end].decode()
+    decimals = len(old.partition(".")[2])
+    new = f"{float(old) + seconds:.{decimals}f}".encode()
+    assert len(new) == len(old)
+    spool.write_bytes(data[:at] + new + data[end:])
+
+
+def test_a_live_writers_run_stays_running_when_the_wall_clock_jumps(
+    project_dir: Path,
+) -> None:
+    # given a process holding a run open
+    ready = project_dir / "ready"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBTRACK_")}
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(ready)], cwd=project_dir, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        run_id = ready.read_text()
+        project = resolve_project(project_dir)
+        # when the clock moved an hour since it started (a laptop's suspend, a VM paused)
+        _shift_recorded_start(project.spool_dir / f"{run_id}.spool", -3600.0)
+        # then another process still reads the run as running, not crashed
+        assert Client(project).get_run(run_id).status == "running"
+        # and once the writer is really gone, the run is crashed
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert Client(project).get_run(run_id).status == "crashed"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -48,16 +48,33 @@ _U32 = struct.Struct("<I")
 DAMAGE = (ValueError, KeyError, TypeError, AttributeError, IndexError, struct.error)
 
 
-_start_times: dict[int, float] = {}
+_start_times: dict[int, tuple[float, int | None]] = {}
 
 
-def _own_start_time() -> float:
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux; else None).
+
+    Unlike a start time on the wall clock (psutil's ``create_time`` adds the boot time,
+    which moves when the clock is set or a suspended machine resumes), no clock jump
+    moves it: with the pid, it names one process for as long as the machine is up.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        # Fields after the command name (which may hold spaces and parentheses):
+        # the state is field 3, the start time field 22.
+        return int(stat[stat.rindex(b")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _own_start() -> tuple[float, int | None]:
     # Constant for a process, but psutil reads /proc each time: once per pid, not per run.
     pid = os.getpid()
     if pid not in _start_times:
         import psutil  # only a writer needs it: readers (the CLI) start faster without
 
-        _start_times[pid] = psutil.Process(pid).create_time()
+        _start_times[pid] = psutil.Process(pid).create_time(), start_ticks(pid)
     return _start_times[pid]
 
 
@@ -94,7 +111,8 @@ class SpoolWriter:
             "e": "header",
             "run_id": run_id,
             "pid": os.getpid(),
-            "pid_start": _own_start_time(),
+            "pid_start": _own_start()[0],  # the wall clock's, for readers without /proc
+            "pid_ticks": _own_start()[1],
             "host": socket.gethostname(),
         }
         self._header = _frame(EVENT, json.dumps(header).encode())

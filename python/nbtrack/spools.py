@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from . import ingestlink
 from .models import Batch
-from .spool import EVENT, FRAME, SEALED, points_path, read_spool, wrote_here
+from .spool import EVENT, FRAME, SEALED, points_path, read_spool, start_ticks, wrote_here
 
 UNREADABLE_GRACE = 60.0  # seconds before a spool without a readable header counts as dead
 # A reader brings in runs that ended (or whose writer died) before it reads, so a run
@@ -56,6 +56,9 @@ def owner_alive(header: dict[str, Any] | None) -> bool:
         proc = psutil.Process(int(header["pid"]))
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False  # killed, and its parent (a Jupyter server) has not reaped it yet
+        ticks = header.get("pid_ticks")
+        if isinstance(ticks, int) and (now := start_ticks(proc.pid)) is not None:
+            return now == ticks  # immune to the wall clock being set or a resume
         return abs(proc.create_time() - float(header["pid_start"])) < 1.0
     except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
         return False
