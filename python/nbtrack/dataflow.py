@@ -18,16 +18,15 @@ import functools
 from collections.abc import Iterable
 
 from . import exprfacts
-from .astwalk import kids, parsed, walk
+from .astwalk import kids, parsed
+from .bodyreads import DYNAMIC_CALLS, body_reads
 from .cellflow import CellFlow, merge
 from .exprfacts import AT_CALLS, at_names, base_name, is_literal, sql_tables
 from .passedargs import handed
 
 __all__ = ["CellFlow", "analyze", "analyze_tree", "merge"]
 
-DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
-_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
 class _Walker:
@@ -312,42 +311,12 @@ class _Walker:
 
     def _deferred(self, fn: ast.AST) -> None:
         """A function body runs later: its free names are read when it is called."""
-        local: set[str] = set()
-        declared: set[str] = set()
-        loads: dict[str, None] = {}
-        for sub in walk(fn):
-            t = type(sub)
-            if t is ast.Name:
-                if type(sub.ctx) is ast.Load:
-                    loads[sub.id] = None
-                else:
-                    local.add(sub.id)
-            elif t is ast.Attribute or t is ast.BinOp or t is ast.keyword:
-                continue
-            elif t is ast.arg:
-                local.add(sub.arg)
-            elif isinstance(sub, (ast.Global, ast.Nonlocal)):
-                declared.update(sub.names)
-                if isinstance(sub, ast.Global):
-                    self.assigns.update(sub.names)
-                    self.declared.update(sub.names)
-            elif isinstance(sub, (*_FUNCTIONS, ast.ClassDef)) and sub is not fn:
-                name = getattr(sub, "name", None)
-                if name:
-                    local.add(name)
-            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
-                local.update((a.asname or a.name).partition(".")[0] for a in sub.names)
-            elif isinstance(sub, ast.ExceptHandler) and sub.name:
-                local.add(sub.name)
-            elif isinstance(sub, ast.Call):
-                f = sub.func
-                if isinstance(f, ast.Name) and f.id in DYNAMIC_CALLS:
-                    self.dynamic = True
-                elif isinstance(f, ast.Attribute) and f.attr in AT_CALLS:
-                    loads.update(dict.fromkeys(at_names(sub)))
-        for name in loads:
-            if name in declared or name not in local:
-                self.deferred.setdefault(name, None)
+        found = body_reads(fn)
+        self.assigns.update(found.globals)
+        self.declared.update(found.globals)
+        self.dynamic = self.dynamic or found.dynamic
+        for name in found.free:
+            self.deferred.setdefault(name, None)
 
     def result(self) -> CellFlow:
         reads, lits, bound = dict(self.reads), self.literals, self.bound
