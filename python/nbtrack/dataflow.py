@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import functools
 from collections.abc import Iterable
+from operator import attrgetter
 
 from . import exprfacts
 from .astwalk import kids, parsed
@@ -26,7 +27,10 @@ from .passedargs import handed
 
 __all__ = ["CellFlow", "analyze", "analyze_tree", "merge"]
 
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+_MADE_OF = frozenset({ast.Dict, ast.BinOp, ast.Call})  # values config_bases reads
+_VALUE = attrgetter("value")
+_COMPREHENSIONS = frozenset({ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp})
 
 
 class _Walker:
@@ -48,8 +52,9 @@ class _Walker:
 
     # ---------------------------------------------------------------- names
     def load(self, name: str) -> None:
-        if any(name in scope for scope in self.scopes):
-            return
+        for scope in self.scopes:
+            if name in scope:
+                return
         if name not in self.bound and name not in self.reads:
             self.reads[name] = None
 
@@ -59,7 +64,8 @@ class _Walker:
             return
         self.bound.add(name)
         self.assigns.add(name)
-        self._changed_in_loop(name)
+        if self.loops and not self.scopes and name in self.literals:  # _changed_in_loop, inlined
+            self.loop_changed.add(name)
 
     def _changed_in_loop(self, name: str) -> None:
         if self.loops and not self.scopes and (name in self.literals or name not in self.bound):
@@ -71,73 +77,87 @@ class _Walker:
             self.stmt(s)
 
     def stmt(self, node: ast.stmt) -> None:
-        if type(node) is ast.Expr:
-            self.expr(node.value)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            targets = node.targets if type(node) is ast.Assign else [node.target]  # type: ignore[union-attr]
-            self.expr(node.value)
-            for t in targets:
-                self.target(t)
+        t = type(node)  # (an isinstance chain per statement cost a tenth of the pass)
+        if t is ast.Expr:
+            self.expr(node.value)  # type: ignore[attr-defined]
+        elif t is ast.Assign or (t is ast.AnnAssign and node.value is not None):  # type: ignore[attr-defined]
+            targets = node.targets if t is ast.Assign else [node.target]  # type: ignore[attr-defined]
+            self.expr(node.value)  # type: ignore[attr-defined]
+            for tg in targets:
+                if type(tg) is ast.Name:  # target(), inlined: most targets are names
+                    self.store(tg.id)
+                else:
+                    self.target(tg)
             if not self.scopes:
-                for t in targets:
-                    self._collect_literal(t, node.value)
-        elif isinstance(node, ast.AugAssign):
-            t = node.target
-            if isinstance(t, ast.Name):
-                self.load(t.id)
-                self.expr(node.value)
-                self.store(t.id)
-                if not self.scopes:
-                    self.mutates.add(t.id)
-            else:
-                self.expr(node.value)
-                self.target(t)
-        elif isinstance(node, ast.AnnAssign):
+                for tg in targets:
+                    self._collect_literal(tg, node.value)  # type: ignore[attr-defined]
+        elif t is ast.AugAssign:
+            self._augassign(node)  # type: ignore[arg-type]
+        elif t is ast.AnnAssign:
             pass  # `x: int` binds nothing
-        elif isinstance(node, (ast.For, ast.AsyncFor)):
-            self.expr(node.iter)
+        elif t is ast.For or t is ast.AsyncFor:
+            self.expr(node.iter)  # type: ignore[attr-defined]
             self.loops += 1
-            self.target(node.target)
-            self.body(node.body)
+            self.target(node.target)  # type: ignore[attr-defined]
+            self.body(node.body)  # type: ignore[attr-defined]
             self.loops -= 1
-            self.body(node.orelse)
-        elif isinstance(node, ast.While):
+            self.body(node.orelse)  # type: ignore[attr-defined]
+        elif t is ast.If:
+            self.expr(node.test)  # type: ignore[attr-defined]
+            self.body(node.body)  # type: ignore[attr-defined]
+            self.body(node.orelse)  # type: ignore[attr-defined]
+        elif t is ast.While:
             self.loops += 1
-            self.expr(node.test)
-            self.body(node.body)
+            self.expr(node.test)  # type: ignore[attr-defined]
+            self.body(node.body)  # type: ignore[attr-defined]
             self.loops -= 1
-            self.body(node.orelse)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for d in node.decorator_list:
+            self.body(node.orelse)  # type: ignore[attr-defined]
+        elif t is ast.FunctionDef or t is ast.AsyncFunctionDef:
+            for d in node.decorator_list:  # type: ignore[attr-defined]
                 self.expr(d)
-            self._arguments(node.args)
+            self._arguments(node.args)  # type: ignore[attr-defined]
             self._deferred(node)
-            self.store(node.name)
-        elif isinstance(node, ast.ClassDef):
-            for e in (*node.decorator_list, *node.bases, *(k.value for k in node.keywords)):
-                self.expr(e)
-            scope: set[str] = set()
-            self.scopes.append(scope)
-            self.class_scopes.append(scope)
-            self.body(node.body)
-            self.class_scopes.pop()
-            self.scopes.pop()
-            self.store(node.name)
-        elif isinstance(node, ast.Import):
-            for a in node.names:
+            self.store(node.name)  # type: ignore[attr-defined]
+        elif t is ast.ClassDef:
+            self._class(node)  # type: ignore[arg-type]
+        elif t is ast.Import:
+            for a in node.names:  # type: ignore[attr-defined]
                 self.store(a.asname or a.name.partition(".")[0])
-        elif isinstance(node, ast.ImportFrom):
-            for a in node.names:
+        elif t is ast.ImportFrom:
+            for a in node.names:  # type: ignore[attr-defined]
                 if a.name == "*":
                     self.dynamic = True
                 else:
                     self.store(a.asname or a.name)
-        elif isinstance(node, ast.Delete):
-            for t in node.targets:
-                self.target(t)
-        else:  # if/while/with/try/match/return/expr/global...: fields in evaluation order
+        elif t is ast.Delete:
+            for tg in node.targets:  # type: ignore[attr-defined]
+                self.target(tg)
+        else:  # with/try/match/return/global...: fields in evaluation order
             for child in kids(node):
                 self.node(child)
+
+    def _augassign(self, node: ast.AugAssign) -> None:
+        t = node.target
+        if type(t) is ast.Name:
+            self.load(t.id)
+            self.expr(node.value)
+            self.store(t.id)
+            if not self.scopes:
+                self.mutates.add(t.id)
+        else:
+            self.expr(node.value)
+            self.target(t)
+
+    def _class(self, node: ast.ClassDef) -> None:
+        for e in (*node.decorator_list, *node.bases, *(k.value for k in node.keywords)):
+            self.expr(e)
+        scope: set[str] = set()
+        self.scopes.append(scope)
+        self.class_scopes.append(scope)
+        self.body(node.body)
+        self.class_scopes.pop()
+        self.scopes.pop()
+        self.store(node.name)
 
     def node(self, child: ast.AST) -> None:
         if isinstance(child, ast.expr):
@@ -172,13 +192,14 @@ class _Walker:
                 self.store(name)
 
     def target(self, t: ast.expr) -> None:
-        if isinstance(t, ast.Name):
-            self.store(t.id)
-        elif isinstance(t, (ast.Tuple, ast.List)):
-            for e in t.elts:
+        kind = type(t)
+        if kind is ast.Name:
+            self.store(t.id)  # type: ignore[attr-defined]
+        elif kind is ast.Tuple or kind is ast.List:
+            for e in t.elts:  # type: ignore[attr-defined]
                 self.target(e)
-        elif isinstance(t, ast.Starred):
-            self.target(t.value)
+        elif kind is ast.Starred:
+            self.target(t.value)  # type: ignore[attr-defined]
         else:  # x.a = ..., x[i] = ...: reads x and changes its object
             self.expr(t)
             base = base_name(t)
@@ -187,19 +208,21 @@ class _Walker:
                 self._changed_in_loop(base)
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
-        if isinstance(t, ast.Name):
-            derived = self._found(exprfacts.config_bases(value))  # {**BASE, "leaves": 15}
-            call = not derived and self._found(exprfacts.literal_call(value))  # Config(lr=lr)
+        kind = type(t)
+        if kind is ast.Name:
+            v = type(value)  # (config_bases and literal_call know no other kind of value)
+            derived = v in _MADE_OF and self._found(exprfacts.config_bases(value))  # {**BASE}
+            call = not derived and v is ast.Call and self._found(exprfacts.literal_call(value))
             if call or derived or is_literal(value):
-                self.literals[t.id] = None
-                (self.config_calls.add if call else self.config_calls.discard)(t.id)
+                self.literals[t.id] = None  # type: ignore[attr-defined]
+                (self.config_calls.add if call else self.config_calls.discard)(t.id)  # type: ignore[attr-defined]
                 if not self.loops:  # written again: its value at the end is this one's
-                    self.loop_changed.discard(t.id)
+                    self.loop_changed.discard(t.id)  # type: ignore[attr-defined]
             else:
-                self._computed(t.id)
-        elif isinstance(t, (ast.Tuple, ast.List)):
-            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(t.elts):
-                for te, ve in zip(t.elts, value.elts, strict=True):
+                self._computed(t.id)  # type: ignore[attr-defined]
+        elif kind is ast.Tuple or kind is ast.List:
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(t.elts):  # type: ignore[attr-defined]
+                for te, ve in zip(t.elts, value.elts, strict=True):  # type: ignore[attr-defined]
                     self._collect_literal(te, ve)
             else:
                 for e in ast.walk(t):
@@ -208,8 +231,11 @@ class _Walker:
 
     def _found(self, bases: list[str] | None) -> bool:
         """Whether ``bases`` (``{**BASE, "leaves": 15}``) are literals or found, not made."""
-        made = self.bound - (self.literals.keys() - self.config_calls)  # n = len(rows): made
-        return bases is not None and not made.intersection(bases)
+        if bases is None:
+            return False
+        bound, lits, configs = self.bound, self.literals, self.config_calls
+        # made: bound to something computed (n = len(rows)), or to a config object
+        return all(b not in bound or (b in lits and b not in configs) for b in bases)
 
     def _computed(self, name: str) -> None:
         """``name`` bound to something computed: no literal, unless a loop changes it."""
@@ -220,7 +246,7 @@ class _Walker:
 
     # ---------------------------------------------------------------- expressions
     def expr(self, node: ast.expr) -> None:
-        t = type(node)
+        t = type(node)  # (the kinds most nodes are first: a test less for each)
         if t is ast.Name:
             name = node.id  # type: ignore[attr-defined]
             if type(node.ctx) is not ast.Load:  # type: ignore[attr-defined]
@@ -229,50 +255,42 @@ class _Walker:
                 self.load(name)
             elif name not in self.bound and name not in self.reads:  # load(), inlined: hot
                 self.reads[name] = None
-        elif t is ast.Attribute:
-            self.expr(node.value)  # type: ignore[attr-defined]
         elif t is ast.Constant:
             pass
         elif t is ast.Call:
-            f = node.func  # type: ignore[attr-defined]
-            if type(f) is ast.Name and f.id in DYNAMIC_CALLS:
-                self.dynamic = True
-            self.expr(f)
-            for a in node.args:  # type: ignore[attr-defined]
-                self.expr(a)
-            for k in node.keywords:  # type: ignore[attr-defined]
-                self.expr(k.value)
-            if not self.scopes:  # names handed on as they are (passedargs.py)
-                self.passed[self.loops > 0].update(handed(node))  # type: ignore[arg-type]
-            if type(f) is ast.Attribute:
-                base = base_name(f.value)  # df.dropna(inplace=True) may change df
-                if base is not None and all(base not in s for s in self.scopes):
-                    self.called.add(base)
-                if f.attr in AT_CALLS:
-                    self.tables.update(sql_tables(node))  # type: ignore[arg-type]
-                    for name in at_names(node):  # type: ignore[arg-type]
-                        self.load(name)
-                if type(f.value) is ast.Call:  # %time m = fit(n), !echo {depth}
-                    self._ipython_code(node)  # type: ignore[arg-type]
-                if self.loops and type(f.value) is ast.Name:  # history.append(loss)
-                    self._changed_in_loop(f.value.id)
+            self._call(node)  # type: ignore[arg-type]
+        elif t is ast.Attribute:  # df.a.b reads df
+            node = node.value  # type: ignore[attr-defined]
+            while type(node) is ast.Attribute:
+                node = node.value
+            self.expr(node)
         elif t is ast.BinOp:
             self.expr(node.left)  # type: ignore[attr-defined]
             self.expr(node.right)  # type: ignore[attr-defined]
         elif t is ast.Subscript:
             self.expr(node.value)  # type: ignore[attr-defined]
             self.expr(node.slice)  # type: ignore[attr-defined]
-        elif isinstance(node, ast.NamedExpr):
+        elif t is ast.Tuple or t is ast.List or t is ast.Set:
+            for e in node.elts:  # type: ignore[attr-defined]
+                self.expr(e)
+        elif t is ast.Compare:
+            self.expr(node.left)  # type: ignore[attr-defined]
+            for e in node.comparators:  # type: ignore[attr-defined]
+                self.expr(e)
+        elif t is ast.BoolOp or t is ast.JoinedStr:
+            for e in node.values:  # type: ignore[attr-defined]
+                self.expr(e)
+        elif t is ast.NamedExpr:
             # := binds in the enclosing function/module scope, through comprehensions.
-            self.expr(node.value)
+            self.expr(node.value)  # type: ignore[attr-defined]
             if self.class_scopes:
-                self.class_scopes[-1].add(node.target.id)
+                self.class_scopes[-1].add(node.target.id)  # type: ignore[attr-defined]
             else:
-                self.store(node.target.id, top=True)
-        elif isinstance(node, _COMPREHENSIONS):
+                self.store(node.target.id, top=True)  # type: ignore[attr-defined]
+        elif t in _COMPREHENSIONS:
             self._comprehension(node)
-        elif isinstance(node, ast.Lambda):
-            self._arguments(node.args)
+        elif t is ast.Lambda:
+            self._arguments(node.args)  # type: ignore[attr-defined]
             self._deferred(node)
         else:
             for child in kids(node):
@@ -280,6 +298,33 @@ class _Walker:
                     self.expr(child)
                 else:
                     self.node(child)
+
+    def _call(self, node: ast.Call) -> None:
+        f = node.func
+        if type(f) is ast.Name and f.id in DYNAMIC_CALLS:
+            self.dynamic = True
+        self.expr(f)
+        scopes, bound, reads = self.scopes, self.bound, self.reads
+        for a in [*node.args, *map(_VALUE, node.keywords)] if node.keywords else node.args:
+            if type(a) is ast.Name and not scopes:  # expr(), inlined: arguments are loads
+                if a.id not in bound and a.id not in reads:
+                    reads[a.id] = None
+            else:
+                self.expr(a)
+        if not scopes and (node.args or node.keywords):  # names handed on (passedargs.py)
+            self.passed[self.loops > 0].update(handed(node))
+        if type(f) is ast.Attribute:
+            base = base_name(f.value)  # df.dropna(inplace=True) may change df
+            if base is not None and (not scopes or not any(base in s for s in scopes)):
+                self.called.add(base)
+            if f.attr in AT_CALLS:
+                self.tables.update(sql_tables(node))
+                for name in at_names(node):
+                    self.load(name)
+            if type(f.value) is ast.Call:  # %time m = fit(n), !echo {depth}
+                self._ipython_code(node)
+            if self.loops and type(f.value) is ast.Name:  # history.append(loss)
+                self._changed_in_loop(f.value.id)
 
     def _ipython_code(self, call: ast.Call) -> None:
         stmts, scoped = exprfacts.ipython_code(call) or ([], False)
