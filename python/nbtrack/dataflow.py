@@ -303,10 +303,12 @@ class _Walker:
         f = node.func
         if type(f) is ast.Name and f.id in DYNAMIC_CALLS:
             self.dynamic = True
-        self.expr(f)
+        head = f  # expr() of df.a.b is expr() of df
+        while type(head) is ast.Attribute:
+            head = head.value
         scopes, bound, reads = self.scopes, self.bound, self.reads
-        for a in [*node.args, *map(_VALUE, node.keywords)] if node.keywords else node.args:
-            if type(a) is ast.Name and not scopes:  # expr(), inlined: arguments are loads
+        for a in (head, *node.args, *map(_VALUE, node.keywords)):
+            if type(a) is ast.Name and not scopes:  # expr(), inlined: all are loads
                 if a.id not in bound and a.id not in reads:
                     reads[a.id] = None
             else:
