@@ -42,6 +42,17 @@ def kids(node: ast.AST) -> list[Any]:
     return out
 
 
+def fields_backwards(t: type[ast.AST]) -> tuple[str, ...]:
+    """The fields of node type ``t`` that may hold nodes, last first: a stack-based
+    traversal pushes them in this order to pop them in source order."""
+    names = _fields_backwards.get(t)
+    if names is None:
+        names = _fields_backwards[t] = tuple(
+            f for f in reversed(t._fields) if f not in _SKIP_FIELDS
+        )
+    return names
+
+
 def walk(node: ast.AST) -> list[Any]:
     """Every node under ``node`` in source order (pre-order), cheaper than ``ast.walk``."""
     stack: list[Any] = [node]
@@ -60,10 +71,7 @@ def walk(node: ast.AST) -> list[Any]:
         if t is ast.Attribute:
             push(n.value)  # type: ignore[attr-defined]
             continue
-        names = backwards.get(t)
-        if names is None:
-            names = backwards[t] = tuple(f for f in reversed(t._fields) if f not in _SKIP_FIELDS)
-        for f in names:  # pushed last field first, so popped in source order
+        for f in backwards.get(t) or fields_backwards(t):  # last first: popped in source order
             v = getattr(n, f, None)
             if type(v) is list:
                 extend(reversed(v))

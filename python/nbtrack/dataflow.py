@@ -16,52 +16,21 @@ from __future__ import annotations
 import ast
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from operator import attrgetter
 
 from . import exprfacts
-from .astwalk import kids, parsed, walk
+from .astwalk import kids, parsed
+from .bodyreads import DYNAMIC_CALLS, body_reads
+from .cellflow import CellFlow, merge
 from .exprfacts import AT_CALLS, at_names, base_name, is_literal, sql_tables
 from .passedargs import handed
 
-DYNAMIC_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__"})
+__all__ = ["CellFlow", "analyze", "analyze_tree", "merge"]
 
 
-@dataclass(frozen=True)
-class CellFlow:
-    """What one cell's code reads and binds.
-
-    ``reads``: names loaded before the cell binds them, in first-read order. ``assigns``: names
-    the cell binds or deletes at top level (and ``global`` ones its functions bind).
-    ``mutates``: names whose object the cell changes through a subscript or attribute store
-    (``df["a"] = ...``) or may change by an augmented assignment (``X /= 10``: an array in
-    place). ``called``: names whose methods the cell calls, which may change their object too
-    (``df.dropna(inplace=True)``). ``literals``: names bound to a literal at top level (never
-    later to something computed). ``loop_changed``: those of them a loop rebinds or changes
-    (``total += x`` in a ``for``), and names read a loop changes in place: their value at the
-    end is what the loop left, not a parameter: recorded as written. ``config_calls``: literals
-    made by a call of literals and names found (``TrainConfig(lr=lr)``), parameters if configs.
-    ``passed``: names a call outside loops is handed, which it may change (passedargs.py).
-    ``declared``: ``global`` names of the cell's own functions (``def f(): global LR``).
-    ``tables``: names its DuckDB SQL reads as tables (``FROM df``): data, never settings.
-    ``error``: why the code could not be analysed (then everything else is empty).
-    """
-
-    reads: tuple[str, ...] = ()
-    assigns: frozenset[str] = frozenset()
-    mutates: frozenset[str] = frozenset()
-    called: frozenset[str] = frozenset()
-    literals: tuple[str, ...] = ()
-    loop_changed: frozenset[str] = frozenset()
-    config_calls: frozenset[str] = frozenset()
-    passed: frozenset[str] = frozenset()
-    declared: frozenset[str] = frozenset()
-    tables: frozenset[str] = frozenset()
-    dynamic: bool = False
-    error: str | None = None
-
-
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
-_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+_MADE_OF = frozenset({ast.Dict, ast.BinOp, ast.Call})  # values config_bases reads
+_VALUE = attrgetter("value")
+_COMPREHENSIONS = frozenset({ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp})
 
 
 class _Walker:
@@ -83,8 +52,9 @@ class _Walker:
 
     # ---------------------------------------------------------------- names
     def load(self, name: str) -> None:
-        if any(name in scope for scope in self.scopes):
-            return
+        for scope in self.scopes:
+            if name in scope:
+                return
         if name not in self.bound and name not in self.reads:
             self.reads[name] = None
 
@@ -94,7 +64,8 @@ class _Walker:
             return
         self.bound.add(name)
         self.assigns.add(name)
-        self._changed_in_loop(name)
+        if self.loops and not self.scopes and name in self.literals:  # _changed_in_loop, inlined
+            self.loop_changed.add(name)
 
     def _changed_in_loop(self, name: str) -> None:
         if self.loops and not self.scopes and (name in self.literals or name not in self.bound):
@@ -106,73 +77,87 @@ class _Walker:
             self.stmt(s)
 
     def stmt(self, node: ast.stmt) -> None:
-        if type(node) is ast.Expr:
-            self.expr(node.value)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            targets = node.targets if type(node) is ast.Assign else [node.target]  # type: ignore[union-attr]
-            self.expr(node.value)
-            for t in targets:
-                self.target(t)
+        t = type(node)  # (an isinstance chain per statement cost a tenth of the pass)
+        if t is ast.Expr:
+            self.expr(node.value)  # type: ignore[attr-defined]
+        elif t is ast.Assign or (t is ast.AnnAssign and node.value is not None):  # type: ignore[attr-defined]
+            targets = node.targets if t is ast.Assign else [node.target]  # type: ignore[attr-defined]
+            self.expr(node.value)  # type: ignore[attr-defined]
+            for tg in targets:
+                if type(tg) is ast.Name:  # target(), inlined: most targets are names
+                    self.store(tg.id)
+                else:
+                    self.target(tg)
             if not self.scopes:
-                for t in targets:
-                    self._collect_literal(t, node.value)
-        elif isinstance(node, ast.AugAssign):
-            t = node.target
-            if isinstance(t, ast.Name):
-                self.load(t.id)
-                self.expr(node.value)
-                self.store(t.id)
-                if not self.scopes:
-                    self.mutates.add(t.id)
-            else:
-                self.expr(node.value)
-                self.target(t)
-        elif isinstance(node, ast.AnnAssign):
+                for tg in targets:
+                    self._collect_literal(tg, node.value)  # type: ignore[attr-defined]
+        elif t is ast.AugAssign:
+            self._augassign(node)  # type: ignore[arg-type]
+        elif t is ast.AnnAssign:
             pass  # `x: int` binds nothing
-        elif isinstance(node, (ast.For, ast.AsyncFor)):
-            self.expr(node.iter)
+        elif t is ast.For or t is ast.AsyncFor:
+            self.expr(node.iter)  # type: ignore[attr-defined]
             self.loops += 1
-            self.target(node.target)
-            self.body(node.body)
+            self.target(node.target)  # type: ignore[attr-defined]
+            self.body(node.body)  # type: ignore[attr-defined]
             self.loops -= 1
-            self.body(node.orelse)
-        elif isinstance(node, ast.While):
+            self.body(node.orelse)  # type: ignore[attr-defined]
+        elif t is ast.If:
+            self.expr(node.test)  # type: ignore[attr-defined]
+            self.body(node.body)  # type: ignore[attr-defined]
+            self.body(node.orelse)  # type: ignore[attr-defined]
+        elif t is ast.While:
             self.loops += 1
-            self.expr(node.test)
-            self.body(node.body)
+            self.expr(node.test)  # type: ignore[attr-defined]
+            self.body(node.body)  # type: ignore[attr-defined]
             self.loops -= 1
-            self.body(node.orelse)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for d in node.decorator_list:
+            self.body(node.orelse)  # type: ignore[attr-defined]
+        elif t is ast.FunctionDef or t is ast.AsyncFunctionDef:
+            for d in node.decorator_list:  # type: ignore[attr-defined]
                 self.expr(d)
-            self._arguments(node.args)
+            self._arguments(node.args)  # type: ignore[attr-defined]
             self._deferred(node)
-            self.store(node.name)
-        elif isinstance(node, ast.ClassDef):
-            for e in (*node.decorator_list, *node.bases, *(k.value for k in node.keywords)):
-                self.expr(e)
-            scope: set[str] = set()
-            self.scopes.append(scope)
-            self.class_scopes.append(scope)
-            self.body(node.body)
-            self.class_scopes.pop()
-            self.scopes.pop()
-            self.store(node.name)
-        elif isinstance(node, ast.Import):
-            for a in node.names:
+            self.store(node.name)  # type: ignore[attr-defined]
+        elif t is ast.ClassDef:
+            self._class(node)  # type: ignore[arg-type]
+        elif t is ast.Import:
+            for a in node.names:  # type: ignore[attr-defined]
                 self.store(a.asname or a.name.partition(".")[0])
-        elif isinstance(node, ast.ImportFrom):
-            for a in node.names:
+        elif t is ast.ImportFrom:
+            for a in node.names:  # type: ignore[attr-defined]
                 if a.name == "*":
                     self.dynamic = True
                 else:
                     self.store(a.asname or a.name)
-        elif isinstance(node, ast.Delete):
-            for t in node.targets:
-                self.target(t)
-        else:  # if/while/with/try/match/return/expr/global...: fields in evaluation order
+        elif t is ast.Delete:
+            for tg in node.targets:  # type: ignore[attr-defined]
+                self.target(tg)
+        else:  # with/try/match/return/global...: fields in evaluation order
             for child in kids(node):
                 self.node(child)
+
+    def _augassign(self, node: ast.AugAssign) -> None:
+        t = node.target
+        if type(t) is ast.Name:
+            self.load(t.id)
+            self.expr(node.value)
+            self.store(t.id)
+            if not self.scopes:
+                self.mutates.add(t.id)
+        else:
+            self.expr(node.value)
+            self.target(t)
+
+    def _class(self, node: ast.ClassDef) -> None:
+        for e in (*node.decorator_list, *node.bases, *(k.value for k in node.keywords)):
+            self.expr(e)
+        scope: set[str] = set()
+        self.scopes.append(scope)
+        self.class_scopes.append(scope)
+        self.body(node.body)
+        self.class_scopes.pop()
+        self.scopes.pop()
+        self.store(node.name)
 
     def node(self, child: ast.AST) -> None:
         if isinstance(child, ast.expr):
@@ -207,13 +192,14 @@ class _Walker:
                 self.store(name)
 
     def target(self, t: ast.expr) -> None:
-        if isinstance(t, ast.Name):
-            self.store(t.id)
-        elif isinstance(t, (ast.Tuple, ast.List)):
-            for e in t.elts:
+        kind = type(t)
+        if kind is ast.Name:
+            self.store(t.id)  # type: ignore[attr-defined]
+        elif kind is ast.Tuple or kind is ast.List:
+            for e in t.elts:  # type: ignore[attr-defined]
                 self.target(e)
-        elif isinstance(t, ast.Starred):
-            self.target(t.value)
+        elif kind is ast.Starred:
+            self.target(t.value)  # type: ignore[attr-defined]
         else:  # x.a = ..., x[i] = ...: reads x and changes its object
             self.expr(t)
             base = base_name(t)
@@ -222,19 +208,21 @@ class _Walker:
                 self._changed_in_loop(base)
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
-        if isinstance(t, ast.Name):
-            derived = self._found(exprfacts.config_bases(value))  # {**BASE, "leaves": 15}
-            call = not derived and self._found(exprfacts.literal_call(value))  # Config(lr=lr)
+        kind = type(t)
+        if kind is ast.Name:
+            v = type(value)  # (config_bases and literal_call know no other kind of value)
+            derived = v in _MADE_OF and self._found(exprfacts.config_bases(value))  # {**BASE}
+            call = not derived and v is ast.Call and self._found(exprfacts.literal_call(value))
             if call or derived or is_literal(value):
-                self.literals[t.id] = None
-                (self.config_calls.add if call else self.config_calls.discard)(t.id)
+                self.literals[t.id] = None  # type: ignore[attr-defined]
+                (self.config_calls.add if call else self.config_calls.discard)(t.id)  # type: ignore[attr-defined]
                 if not self.loops:  # written again: its value at the end is this one's
-                    self.loop_changed.discard(t.id)
+                    self.loop_changed.discard(t.id)  # type: ignore[attr-defined]
             else:
-                self._computed(t.id)
-        elif isinstance(t, (ast.Tuple, ast.List)):
-            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(t.elts):
-                for te, ve in zip(t.elts, value.elts, strict=True):
+                self._computed(t.id)  # type: ignore[attr-defined]
+        elif kind is ast.Tuple or kind is ast.List:
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(t.elts):  # type: ignore[attr-defined]
+                for te, ve in zip(t.elts, value.elts, strict=True):  # type: ignore[attr-defined]
                     self._collect_literal(te, ve)
             else:
                 for e in ast.walk(t):
@@ -243,8 +231,11 @@ class _Walker:
 
     def _found(self, bases: list[str] | None) -> bool:
         """Whether ``bases`` (``{**BASE, "leaves": 15}``) are literals or found, not made."""
-        made = self.bound - (self.literals.keys() - self.config_calls)  # n = len(rows): made
-        return bases is not None and not made.intersection(bases)
+        if bases is None:
+            return False
+        bound, lits, configs = self.bound, self.literals, self.config_calls
+        # made: bound to something computed (n = len(rows)), or to a config object
+        return all(b not in bound or (b in lits and b not in configs) for b in bases)
 
     def _computed(self, name: str) -> None:
         """``name`` bound to something computed: no literal, unless a loop changes it."""
@@ -255,7 +246,7 @@ class _Walker:
 
     # ---------------------------------------------------------------- expressions
     def expr(self, node: ast.expr) -> None:
-        t = type(node)
+        t = type(node)  # (the kinds most nodes are first: a test less for each)
         if t is ast.Name:
             name = node.id  # type: ignore[attr-defined]
             if type(node.ctx) is not ast.Load:  # type: ignore[attr-defined]
@@ -264,50 +255,42 @@ class _Walker:
                 self.load(name)
             elif name not in self.bound and name not in self.reads:  # load(), inlined: hot
                 self.reads[name] = None
-        elif t is ast.Attribute:
-            self.expr(node.value)  # type: ignore[attr-defined]
         elif t is ast.Constant:
             pass
         elif t is ast.Call:
-            f = node.func  # type: ignore[attr-defined]
-            if type(f) is ast.Name and f.id in DYNAMIC_CALLS:
-                self.dynamic = True
-            self.expr(f)
-            for a in node.args:  # type: ignore[attr-defined]
-                self.expr(a)
-            for k in node.keywords:  # type: ignore[attr-defined]
-                self.expr(k.value)
-            if not self.scopes:  # names handed on as they are (passedargs.py)
-                self.passed[self.loops > 0].update(handed(node))  # type: ignore[arg-type]
-            if type(f) is ast.Attribute:
-                base = base_name(f.value)  # df.dropna(inplace=True) may change df
-                if base is not None and all(base not in s for s in self.scopes):
-                    self.called.add(base)
-                if f.attr in AT_CALLS:
-                    self.tables.update(sql_tables(node))  # type: ignore[arg-type]
-                    for name in at_names(node):  # type: ignore[arg-type]
-                        self.load(name)
-                if type(f.value) is ast.Call:  # %time m = fit(n), !echo {depth}
-                    self._ipython_code(node)  # type: ignore[arg-type]
-                if self.loops and type(f.value) is ast.Name:  # history.append(loss)
-                    self._changed_in_loop(f.value.id)
+            self._call(node)  # type: ignore[arg-type]
+        elif t is ast.Attribute:  # df.a.b reads df
+            node = node.value  # type: ignore[attr-defined]
+            while type(node) is ast.Attribute:
+                node = node.value
+            self.expr(node)
         elif t is ast.BinOp:
             self.expr(node.left)  # type: ignore[attr-defined]
             self.expr(node.right)  # type: ignore[attr-defined]
         elif t is ast.Subscript:
             self.expr(node.value)  # type: ignore[attr-defined]
             self.expr(node.slice)  # type: ignore[attr-defined]
-        elif isinstance(node, ast.NamedExpr):
+        elif t is ast.Tuple or t is ast.List or t is ast.Set:
+            for e in node.elts:  # type: ignore[attr-defined]
+                self.expr(e)
+        elif t is ast.Compare:
+            self.expr(node.left)  # type: ignore[attr-defined]
+            for e in node.comparators:  # type: ignore[attr-defined]
+                self.expr(e)
+        elif t is ast.BoolOp or t is ast.JoinedStr:
+            for e in node.values:  # type: ignore[attr-defined]
+                self.expr(e)
+        elif t is ast.NamedExpr:
             # := binds in the enclosing function/module scope, through comprehensions.
-            self.expr(node.value)
+            self.expr(node.value)  # type: ignore[attr-defined]
             if self.class_scopes:
-                self.class_scopes[-1].add(node.target.id)
+                self.class_scopes[-1].add(node.target.id)  # type: ignore[attr-defined]
             else:
-                self.store(node.target.id, top=True)
-        elif isinstance(node, _COMPREHENSIONS):
+                self.store(node.target.id, top=True)  # type: ignore[attr-defined]
+        elif t in _COMPREHENSIONS:
             self._comprehension(node)
-        elif isinstance(node, ast.Lambda):
-            self._arguments(node.args)
+        elif t is ast.Lambda:
+            self._arguments(node.args)  # type: ignore[attr-defined]
             self._deferred(node)
         else:
             for child in kids(node):
@@ -315,6 +298,35 @@ class _Walker:
                     self.expr(child)
                 else:
                     self.node(child)
+
+    def _call(self, node: ast.Call) -> None:
+        f = node.func
+        if type(f) is ast.Name and f.id in DYNAMIC_CALLS:
+            self.dynamic = True
+        head = f  # expr() of df.a.b is expr() of df
+        while type(head) is ast.Attribute:
+            head = head.value
+        scopes, bound, reads = self.scopes, self.bound, self.reads
+        for a in (head, *node.args, *map(_VALUE, node.keywords)):
+            if type(a) is ast.Name and not scopes:  # expr(), inlined: all are loads
+                if a.id not in bound and a.id not in reads:
+                    reads[a.id] = None
+            else:
+                self.expr(a)
+        if not scopes and (node.args or node.keywords):  # names handed on (passedargs.py)
+            self.passed[self.loops > 0].update(handed(node))
+        if type(f) is ast.Attribute:
+            base = base_name(f.value)  # df.dropna(inplace=True) may change df
+            if base is not None and (not scopes or not any(base in s for s in scopes)):
+                self.called.add(base)
+            if f.attr in AT_CALLS:
+                self.tables.update(sql_tables(node))
+                for name in at_names(node):
+                    self.load(name)
+            if type(f.value) is ast.Call:  # %time m = fit(n), !echo {depth}
+                self._ipython_code(node)
+            if self.loops and type(f.value) is ast.Name:  # history.append(loss)
+                self._changed_in_loop(f.value.id)
 
     def _ipython_code(self, call: ast.Call) -> None:
         stmts, scoped = exprfacts.ipython_code(call) or ([], False)
@@ -346,42 +358,12 @@ class _Walker:
 
     def _deferred(self, fn: ast.AST) -> None:
         """A function body runs later: its free names are read when it is called."""
-        local: set[str] = set()
-        declared: set[str] = set()
-        loads: dict[str, None] = {}
-        for sub in walk(fn):
-            t = type(sub)
-            if t is ast.Name:
-                if type(sub.ctx) is ast.Load:
-                    loads[sub.id] = None
-                else:
-                    local.add(sub.id)
-            elif t is ast.Attribute or t is ast.BinOp or t is ast.keyword:
-                continue
-            elif t is ast.arg:
-                local.add(sub.arg)
-            elif isinstance(sub, (ast.Global, ast.Nonlocal)):
-                declared.update(sub.names)
-                if isinstance(sub, ast.Global):
-                    self.assigns.update(sub.names)
-                    self.declared.update(sub.names)
-            elif isinstance(sub, (*_FUNCTIONS, ast.ClassDef)) and sub is not fn:
-                name = getattr(sub, "name", None)
-                if name:
-                    local.add(name)
-            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
-                local.update((a.asname or a.name).partition(".")[0] for a in sub.names)
-            elif isinstance(sub, ast.ExceptHandler) and sub.name:
-                local.add(sub.name)
-            elif isinstance(sub, ast.Call):
-                f = sub.func
-                if isinstance(f, ast.Name) and f.id in DYNAMIC_CALLS:
-                    self.dynamic = True
-                elif isinstance(f, ast.Attribute) and f.attr in AT_CALLS:
-                    loads.update(dict.fromkeys(at_names(sub)))
-        for name in loads:
-            if name in declared or name not in local:
-                self.deferred.setdefault(name, None)
+        found = body_reads(fn)
+        self.assigns.update(found.globals)
+        self.declared.update(found.globals)
+        self.dynamic = self.dynamic or found.dynamic
+        for name in found.free:
+            self.deferred.setdefault(name, None)
 
     def result(self) -> CellFlow:
         reads, lits, bound = dict(self.reads), self.literals, self.bound
@@ -411,28 +393,6 @@ def analyze_tree(tree: ast.Module) -> CellFlow:
     except RecursionError:
         return CellFlow(error="the code is nested too deeply to analyse")
     return w.result()
-
-
-def merge(flows: list[CellFlow]) -> CellFlow:
-    """One flow for code run in parts (a cell and the code its magics ran), in order."""
-    if len(flows) == 1:
-        return flows[0]
-    reads: dict[str, None] = {}
-    assigns: set[str] = set()
-    literals: dict[str, None] = {}
-    for f in flows:
-        reads.update((n, None) for n in f.reads if n not in assigns)
-        assigns |= f.assigns
-        literals.update(dict.fromkeys(f.literals))
-    unions = ("mutates", "called", "loop_changed", "config_calls", "passed", "declared", "tables")
-    return CellFlow(
-        reads=tuple(reads),
-        assigns=frozenset(assigns),
-        literals=tuple(k for k in literals if k not in reads),
-        dynamic=any(f.dynamic for f in flows),
-        error=next((f.error for f in flows if f.error), None),
-        **{k: frozenset[str]().union(*(getattr(f, k) for f in flows)) for k in unions},
-    )
 
 
 @functools.lru_cache(maxsize=512)

@@ -82,18 +82,19 @@ _EMPTY_CALLS = frozenset({"set", "dict", "list", "tuple"})
 
 def is_literal(v: ast.expr | None) -> bool:
     """A literal, or arithmetic on literals (``2 ** 10``, ``-1``, ``[64, 32]``, ``set()``)."""
-    if isinstance(v, ast.Constant):
+    t = type(v)  # asked of every assignment of a cell: type tests, not isinstance chains
+    if t is ast.Constant:
         return True
-    if isinstance(v, (ast.Tuple, ast.List, ast.Set)):
-        return all(is_literal(e) for e in v.elts)
-    if isinstance(v, ast.Dict):
-        return all(k is not None and is_literal(k) for k in v.keys) and all(
-            map(is_literal, v.values)
+    if t is ast.Tuple or t is ast.List or t is ast.Set:
+        return all(is_literal(e) for e in v.elts)  # type: ignore[union-attr]
+    if t is ast.Dict:
+        return all(k is not None and is_literal(k) for k in v.keys) and all(  # type: ignore[union-attr]
+            map(is_literal, v.values)  # type: ignore[union-attr]
         )
-    if isinstance(v, ast.UnaryOp):
-        return is_literal(v.operand)
-    if isinstance(v, ast.BinOp):
-        return is_literal(v.left) and is_literal(v.right)
+    if t is ast.UnaryOp:
+        return is_literal(v.operand)  # type: ignore[union-attr]
+    if t is ast.BinOp:
+        return is_literal(v.left) and is_literal(v.right)  # type: ignore[union-attr]
     if isinstance(v, ast.Call):  # set() and the like, and dict(lr=0.1, depth=3)
         f = v.func
         if isinstance(f, ast.Name) and f.id == "dict" and not v.args and v.keywords:

@@ -12,21 +12,22 @@ holds what the loop left, as ``history.append(loss)`` does (dataflow.py).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 
 
-def handed(call: ast.Call) -> Iterator[str]:
+def handed(call: ast.Call) -> list[str]:
     """The bare names a call is given: ``f(opts)``, ``f(cfg=opts)``, not ``f(**opts)``.
 
     The dataflow walk (``dataflow._Walker``) asks at each call of the cell's top-level
     code, and keeps apart the calls inside loops: one pass over the cell, not two.
 
-    >>> list(handed(ast.parse("f(a, 1, b=c, **d)").body[0].value))
+    >>> handed(ast.parse("f(a, 1, b=c, **d)").body[0].value)
     ['a', 'c']
     """
-    for a in call.args:
+    names = []
+    for a in call.args:  # (asked of every call of a cell: loops, not comprehensions)
         if type(a) is ast.Name:
-            yield a.id
+            names.append(a.id)
     for k in call.keywords:
         if k.arg is not None and type(k.value) is ast.Name:
-            yield k.value.id
+            names.append(k.value.id)
+    return names
