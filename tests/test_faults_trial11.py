@@ -1,0 +1,91 @@
+"""Faults of the eleventh trial: commands racing each other, odd folders, stopped processes.
+
+Each test makes the fault for real (a process stopped with SIGSTOP in the middle of its
+work, a folder that is a symbolic link to itself) and then asks what a user would ask:
+does `checkout` bring the bytes back, does the command say what is wrong in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import kernel_env, run_cli
+from factory import record_run
+from nbtrack.client import Client
+from nbtrack.hashing import hash_file
+from nbtrack.project import resolve_project
+from waiting import wait_until
+
+
+def _nbtrack(*args: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "nbtrack", *args],
+        cwd=cwd,
+        env=kernel_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _bundle_of_two_files(tmp_path: Path) -> tuple[Path, str, Path, Path]:
+    """A bundle of one run that read a small file and a large one, the small one's blob
+    first in the bundle (so an import finds it before it copies the large one)."""
+    origin = tmp_path / "origin"
+    (origin / ".nbtrack").mkdir(parents=True)
+    big = origin / "big.bin"
+    big.write_bytes(os.urandom(64 << 20))
+    small = origin / "small.csv"
+    for n in range(100):
+        small.write_text(f"a,b\n{n},2\n" * 500)
+        if hash_file(small) < hash_file(big):
+            break
+    run_id = record_run(origin, "reads-two", inputs=[small, big])
+    bundle = tmp_path / "bundle.zip"
+    assert run_cli("export", run_id, "-o", str(bundle), cwd=origin).returncode == 0
+    return bundle, run_id, small, big
+
+
+def test_gc_while_an_import_runs_keeps_every_blob_the_imported_run_needs(tmp_path: Path) -> None:
+    # Given: a bundle, and a project whose cache already holds the bundle's small file
+    # as an hour-old orphan (no run names it: a cell killed before its run was stored)
+    bundle, run_id, small, big = _bundle_of_two_files(tmp_path)
+    here = tmp_path / "here"
+    (here / ".nbtrack").mkdir(parents=True)
+    record_run(here, "scratch")  # the store exists
+    cache = Client(resolve_project(here)).cache
+    digest = cache.put_bytes(small.read_bytes())
+    old = time.time() - 3600
+    os.utime(cache.path_for(digest), (old, old))
+
+    # When: `nbtrack import` is stopped while it copies the large blob (it has found the
+    # small one present already), and `nbtrack gc` is started meanwhile
+    tmp = tmp_path / "import-tmp"
+    tmp.mkdir()
+    importing = _nbtrack("import", str(bundle), cwd=here, TMPDIR=str(tmp))
+    wait_until(lambda: list(tmp.iterdir()), timeout=60, what="the import to copy the large blob")
+    os.kill(importing.pid, signal.SIGSTOP)
+    try:
+        collecting = _nbtrack("gc", cwd=here)
+        # Before the fix it was done in a few seconds; now it waits for the import.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            collecting.wait(timeout=10)
+    finally:
+        os.kill(importing.pid, signal.SIGCONT)
+    _, err = importing.communicate(timeout=120)
+    assert importing.returncode == 0, err
+    _, gc_err = collecting.communicate(timeout=120)
+    assert collecting.returncode == 0, gc_err
+
+    # Then: checking the imported run out brings both files back, byte for byte
+    target = tmp_path / "restored"
+    done = run_cli("checkout", run_id, "--to", str(target), cwd=here)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (target / small.name).read_bytes() == small.read_bytes(), done.stdout
+    assert hash_file(target / big.name) == hash_file(big)
