@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import kernel_env, run_cli
 from factory import record_run
 from nbtrack.client import Client
@@ -89,3 +91,21 @@ def test_gc_while_an_import_runs_keeps_every_blob_the_imported_run_needs(tmp_pat
     assert done.returncode == 0, done.stdout + done.stderr
     assert (target / small.name).read_bytes() == small.read_bytes(), done.stdout
     assert hash_file(target / big.name) == hash_file(big)
+
+
+@pytest.mark.parametrize("target", [".nbtrack", "gone/elsewhere"])
+def test_a_store_folder_that_is_a_broken_symbolic_link_is_one_line_not_a_traceback(
+    project_dir: Path, target: str
+) -> None:
+    # Given: `.nbtrack` is a symbolic link to itself, or to a folder that is not there
+    os.symlink(target, project_dir / ".nbtrack")
+
+    # When: a user lists, shows, collects garbage or asks the doctor
+    for verb in (["ls"], ["show", "last"], ["gc"], ["doctor"]):
+        done = run_cli(*verb, cwd=project_dir)
+
+        # Then: each says in one line that `.nbtrack` is a broken link, with no traceback
+        assert done.returncode != 0, (verb, done.stdout)
+        said = done.stdout + done.stderr
+        assert "Traceback" not in said, said
+        assert "symbolic link" in said and target in said, said

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import NbtrackError, NotAStoreError, StoreDamagedError, StoreError
+from .project import folder_problem
 
 if TYPE_CHECKING:
     from .client import Client
@@ -57,12 +58,9 @@ def examine(client: Client, *, repair: bool = False) -> Report:
     """Check (and with ``repair`` fix what is safe to fix in) a project's store folder."""
     report = Report()
     project = client.project
-    if project.folder.exists() and not project.folder.is_dir():
-        report.add(
-            "store", "folder", PROBLEM,
-            f"{project.folder} is a file, not a folder: move or rename it (nbtrack keeps "
-            "its store there)",
-        )  # fmt: skip
+    problem = folder_problem(project.folder)
+    if problem:
+        report.add("store", "folder", PROBLEM, problem)
         return report
     store_ok = _check_store(client, report, repair)
     _check_spools(client, report, repair, store_ok)

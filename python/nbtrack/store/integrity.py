@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ..exceptions import NotAStoreError, StoreDamagedError, StoreError
+from ..project import folder_problem
 
 DUCKDB_MAGIC = b"DUCK"  # at offset 8 of every DuckDB database file
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -42,16 +43,13 @@ def store_files(db_path: Path) -> list[Path]:
 def check_files(db_path: Path) -> None:
     """Refuse, before DuckDB sees them, store files DuckDB would mishandle.
 
-    Raises ``StoreError`` (the store folder is a file), ``NotAStoreError`` (a SQLite
+    Raises ``StoreError`` (the store folder is a file or a broken link), ``NotAStoreError`` (a SQLite
     or other non-DuckDB file) or ``StoreDamagedError`` (a garbage ``.wal``).
     The files are left as they are.
     """
-    folder = db_path.parent
-    if folder.exists() and not folder.is_dir():
-        raise StoreError(
-            f"{folder} is a file, not a folder: nbtrack keeps its store there; "
-            "move or rename that file and try again"
-        )
+    problem = folder_problem(db_path.parent)
+    if problem:
+        raise StoreError(problem)
     try:
         with open(db_path, "rb") as fh:
             head = fh.read(16)
