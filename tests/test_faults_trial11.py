@@ -109,3 +109,51 @@ def test_a_store_folder_that_is_a_broken_symbolic_link_is_one_line_not_a_traceba
         said = done.stdout + done.stderr
         assert "Traceback" not in said, said
         assert "symbolic link" in said and target in said, said
+
+
+LONG_QUERY = "SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b"
+
+
+def test_a_command_stopped_while_it_holds_the_store_is_named_at_once(project_dir: Path) -> None:
+    # Given: a store, and `nbtrack sql` running a long query in it (it holds the store)
+    record_run(project_dir, "one")
+    querying = _nbtrack("sql", LONG_QUERY, cwd=project_dir)
+    holder = resolve_project(project_dir).db_path.with_name("runs.duckdb.lock")
+    wait_until(
+        lambda: _turn_holder(holder), lambda pid: pid == querying.pid, timeout=60,
+        what="the query to hold the store",
+    )  # fmt: skip
+    try:
+        # When: the user presses Ctrl-Z on it (it is stopped, alive, holding the store)
+        os.kill(querying.pid, signal.SIGTSTP)
+        began = time.monotonic()
+        listed = run_cli("ls", cwd=project_dir)
+        took = time.monotonic() - began
+    finally:
+        querying.kill()
+        querying.communicate()
+
+    # Then: `ls` says at once, in one line, which process holds the store and that it is
+    # stopped (before: it waited the whole lock timeout, 60 s, and blamed "busy")
+    assert listed.returncode != 0
+    assert took < 15, (took, listed.stderr)
+    assert "Traceback" not in listed.stderr, listed.stderr
+    assert f"process {querying.pid}" in listed.stderr and "stopped" in listed.stderr, listed.stderr
+    assert len(listed.stderr.strip().splitlines()) == 1, listed.stderr
+
+
+def _turn_holder(lock_file: Path) -> int | None:
+    """The process holding the store's turn (byte 2 of its lock file), from /proc/locks."""
+    if not lock_file.exists():
+        return None
+    inode = lock_file.stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        # "1: POSIX  ADVISORY  WRITE 1234 00:2e:5678 2 2"
+        if (
+            fields[1:4] == ["POSIX", "ADVISORY", "WRITE"]
+            and fields[5:8] == [*fields[5:6], "2", "2"]
+            and fields[5].endswith(f":{inode}")
+        ):
+            return int(fields[4])
+    return None
