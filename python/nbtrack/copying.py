@@ -43,8 +43,9 @@ def _all_zero(data: memoryview) -> bool:
 
 
 def copy_hashing(src_fd: int, dst_fd: int, size: int) -> str:
-    """Copy ``size`` bytes between open files (reflink if possible); returns the hash
-    of the bytes the destination now holds."""
+    """Copy ``size`` bytes into an empty file (reflink if possible; a sparse source's
+    holes stay holes, so the destination must hold nothing yet); returns the hash of
+    the bytes the destination now holds."""
     if size and try_reflink(src_fd, dst_fd):
         # The clone shares the source's extents as they are now; hash the clone so
         # the name we give it is the hash of what it really holds.
