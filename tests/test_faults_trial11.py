@@ -8,6 +8,7 @@ does `checkout` bring the bytes back, does the command say what is wrong in one 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Kernel, kernel_env, run_cli
+from conftest import Kernel, ingestion_processes, kernel_env, run_cli
 from factory import record_run
 from nbtrack.client import Client
 from nbtrack.hashing import hash_file
@@ -189,3 +190,45 @@ def test_a_sparse_file_a_cell_writes_is_cached_without_filling_the_disk(
     assert done.returncode == 0, done.stdout + done.stderr
     assert hash_file(written) == digest
     assert written.stat().st_blocks * 512 < 16 << 20
+
+
+TRACKED_LOOP = """
+import nbtrack
+for i in range({n}):
+    get_ipython().run_cell_magic("track", f"c{{i}}", "nbtrack.log_metric('m', 1.0)")
+"""
+
+
+def test_doctor_does_not_call_a_tracking_kernel_dead(kernel: Kernel, project_dir: Path) -> None:
+    # Given: a kernel whose ended runs wait in their spools for the ingestion process
+    # (stopped here, so they wait for sure; a busy one leaves the same for a moment)
+    kernel.ok("%%track first\nx = 1")
+    _wait_for_runs(project_dir, 1)
+    wait_until(ingestion_processes, timeout=30, what="the ingestion process")
+    stopped = ingestion_processes()
+    for p in stopped:
+        os.kill(p.pid, signal.SIGSTOP)
+    try:
+        kernel.ok(TRACKED_LOOP.format(n=5))
+
+        # When: the user asks the doctor
+        asked = run_cli("doctor", "--json", cwd=project_dir)
+    finally:
+        for p in stopped:
+            os.kill(p.pid, signal.SIGCONT)
+
+    # Then: no "process died" problem (before: "5 spooled run(s) whose process died",
+    # exit 1), and every run comes in once the process goes on
+    findings = json.loads(asked.stdout)["findings"]
+    assert asked.returncode == 0, findings
+    assert not any("died" in f["detail"] for f in findings), findings
+    _wait_for_runs(project_dir, 6)
+
+
+def _wait_for_runs(project_dir: Path, count: int) -> None:
+    wait_until(
+        lambda: run_cli("ls", "--json", cwd=project_dir).stdout,
+        lambda out: len(json.loads(out)["runs"]) == count,
+        timeout=60,
+        what=f"{count} run(s) in the store",
+    )
