@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from conftest import Kernel, ingestion_processes, kernel_env, run_cli
@@ -232,3 +233,36 @@ def _wait_for_runs(project_dir: Path, count: int) -> None:
         timeout=60,
         what=f"{count} run(s) in the store",
     )
+
+
+def test_a_backup_copied_over_the_store_beside_a_newer_log_is_repaired_by_the_doctor(
+    project_dir: Path,
+) -> None:
+    # Given: a store, a copy of it kept aside, then more runs whose last changes are
+    # still in DuckDB's write-ahead log (no checkpoint yet: a killed process leaves that)
+    kept = record_run(project_dir, "kept")
+    db = resolve_project(project_dir).db_path
+    backup = project_dir / "runs.backup.duckdb"
+    backup.write_bytes(db.read_bytes())
+    for n in range(3):
+        record_run(project_dir, f"later-{n}")
+    con = duckdb.connect(str(db))
+    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+    con.execute("UPDATE runs SET name = 'renamed' WHERE name = 'later-0'")
+    con.close()
+    assert db.with_name(db.name + ".wal").exists()
+
+    # When: the user goes back to the copy as the doctor advises (copies it over the
+    # store), leaving the log of the newer file beside it
+    db.write_bytes(backup.read_bytes())
+
+    # Then: commands say in one line that the log is another version's and how to fix it
+    # (before: "damaged ... run `nbtrack doctor`", and `doctor --repair` fixed nothing)
+    listed = run_cli("ls", cwd=project_dir)
+    assert listed.returncode != 0
+    assert "write-ahead log" in listed.stderr and "--repair" in listed.stderr, listed.stderr
+    repaired = run_cli("doctor", "--repair", cwd=project_dir)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    listed = run_cli("ls", "--json", cwd=project_dir)
+    assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == [kept], listed.stderr
+    assert list(db.parent.glob("runs.duckdb.wal.*")), "the log is set aside, not deleted"

@@ -99,7 +99,8 @@ def _repair_store(client: Client, report: Report, exc: NbtrackError) -> bool:
     text = str(exc)
     if isinstance(exc, StoreDamagedError) and "write-ahead log" in text:
         moved = client.set_store_aside("wal", "bad")
-        report.add("store", "write-ahead log", REPAIRED, f"not a DuckDB log: moved to {moved}")
+        why = "another version's" if "another version" in text else "not a DuckDB log"
+        report.add("store", "write-ahead log", REPAIRED, f"{why}: moved to {moved}")
         return True
     if isinstance(exc, NotAStoreError) and db.exists() and db.stat().st_size == 0:
         moved = client.set_store_aside("file", "empty")
@@ -120,8 +121,8 @@ def _advice(client: Client, exc: NbtrackError) -> str:
         backups = sorted(db.parent.glob(f"{db.name}.*.bak"), key=lambda p: p.stat().st_mtime)
         if backups:
             text += (
-                f"; the newest backup is {backups[-1].name}: move the damaged file aside "
-                "and copy the backup to runs.duckdb to go back to it"
+                f"; the newest backup is {backups[-1].name}: move the damaged file and its "
+                ".wal aside and copy the backup to runs.duckdb to go back to it"
             )
     return text
 
