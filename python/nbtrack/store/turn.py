@@ -210,7 +210,8 @@ class Turn:
         (Ctrl-Z, SIGSTOP) on two looks in a row: it keeps its place until resumed, and
         everyone behind it would wait out the lock timeout blaming "busy". Returns the
         stopped process seen this look, 0 when none."""
-        ahead = [(TURN, 1), (FOREGROUND, ticket if not background else SPAN)]
+        # Readers that came later hold a background waiter up only for its patience.
+        ahead = [(TURN, 1), (FOREGROUND, ticket)]
         if background:
             ahead.append((BACKGROUND, ticket))
         for start, length in ahead:
