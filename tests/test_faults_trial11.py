@@ -73,7 +73,10 @@ def test_gc_while_an_import_runs_keeps_every_blob_the_imported_run_needs(tmp_pat
     tmp = tmp_path / "import-tmp"
     tmp.mkdir()
     importing = _nbtrack("import", str(bundle), cwd=here, TMPDIR=str(tmp))
-    wait_until(lambda: list(tmp.iterdir()), timeout=60, what="the import to copy the large blob")
+    wait_until(
+        lambda: list(tmp.iterdir()), timeout=60, interval=0.002,
+        what="the import to copy the large blob",
+    )  # fmt: skip
     os.kill(importing.pid, signal.SIGSTOP)
     try:
         collecting = _nbtrack("gc", cwd=here)
