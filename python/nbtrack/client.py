@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import spools
+from . import blobpins, spools
 from .exceptions import RunNotFoundError, UsageError
 from .models import (
     Batch,
@@ -390,27 +390,26 @@ class Client:
         if older_than_days is not None and older_than_days < 0:
             raise UsageError(f"an age in days must be 0 or more, not {older_than_days}")
         self.recover()
-        runs = self._store.run_ids_by_age()
-        if keep_last is None and older_than_days is None:
+        with blobpins.sweeping(self.cache.root):  # imports in progress are in the store
+            runs = self._store.run_ids_by_age()
             kept = {run_id for run_id, _ in runs}
-        else:
-            kept = set(self._store.running_run_ids())
-            if keep_last is not None:
-                kept.update(run_id for run_id, _ in runs[:keep_last])
-            if older_than_days is not None:
-                cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=older_than_days)
-                kept.update(run_id for run_id, started in runs if started and started >= cutoff)
-        dropped = [run_id for run_id, _ in runs if run_id not in kept]
-        # Runs still being recorded (or whose store write failed) name blobs in their
-        # spools only, and registered model versions keep their bytes whatever
-        # happens to their runs: those are live too.
-        live = (
-            self._store.referenced_hashes(sorted(kept))
-            | spools.spooled_hashes(self.project.spool_dir)
-            | self._store.model_hashes()
-        )
-        gone = self._store.referenced_hashes(dropped) if dropped else set()
-        return self.cache.collect_garbage(live, dropped=gone, dry_run=dry_run)
+            if keep_last is not None or older_than_days is not None:
+                kept = set(self._store.running_run_ids())
+                if keep_last is not None:
+                    kept.update(run_id for run_id, _ in runs[:keep_last])
+                if older_than_days is not None:
+                    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=older_than_days)
+                    kept.update(run_id for run_id, started in runs if started and started >= cutoff)
+            dropped = [run_id for run_id, _ in runs if run_id not in kept]
+            # Runs still being recorded (or whose store write failed) name blobs in their
+            # spools only, and model versions keep their bytes whatever their runs: live.
+            live = (
+                self._store.referenced_hashes(sorted(kept))
+                | spools.spooled_hashes(self.project.spool_dir)
+                | self._store.model_hashes()
+            )
+            gone = self._store.referenced_hashes(dropped) if dropped else set()
+            return self.cache.collect_garbage(live, dropped=gone, dry_run=dry_run)
 
     # ---------------------------------------------------------------- writing and moving runs
     def write_batches(self, batches: Sequence[Batch]) -> None:

@@ -36,19 +36,32 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _all_zero(data: memoryview) -> bool:
+    # Its first bytes rule most chunks out; else a copy and a memcmp (~7 ms a 4 MiB
+    # chunk here, where comparing the memoryview itself goes byte by byte: ~25 ms).
+    return not any(data[:8]) and bytes(data) == bytes(data.nbytes)
+
+
 def copy_hashing(src_fd: int, dst_fd: int, size: int) -> str:
-    """Copy ``size`` bytes between open files (reflink if possible); returns the hash
-    of the bytes the destination now holds."""
+    """Copy ``size`` bytes into an empty file (reflink if possible; a sparse source's
+    holes stay holes, so the destination must hold nothing yet); returns the hash of
+    the bytes the destination now holds."""
     if size and try_reflink(src_fd, dst_fd):
         # The clone shares the source's extents as they are now; hash the clone so
         # the name we give it is the hash of what it really holds.
         return hash_fd(dst_fd, size)
-    if size > (1 << 20) and hasattr(os, "posix_fallocate"):  # not on macOS
+    # A sparse source (a 1 GiB file that is nearly all a hole) stays sparse: its zero
+    # chunks are left as holes (they read back as the zeros hashed), not written out as
+    # a gigabyte of zeros for a cell to wait on and the disk to hold.
+    sparse = os.fstat(src_fd).st_blocks * 512 < size
+    if size > (1 << 20) and hasattr(os, "posix_fallocate") and not sparse:  # not on macOS
         # Allocating up front measured twice as fast as growing the file chunk by chunk.
         with contextlib.suppress(OSError):
             os.posix_fallocate(dst_fd, 0, size)
 
     def write_chunk(offset: int, data: memoryview) -> None:
+        if sparse and _all_zero(data):
+            return  # a hole; ftruncate below gives the file its full size
         done = 0
         while done < data.nbytes:
             done += os.pwrite(dst_fd, data[done:], offset + done)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import NbtrackError, NotAStoreError, StoreDamagedError, StoreError
+from .project import folder_problem
 
 if TYPE_CHECKING:
     from .client import Client
@@ -57,12 +58,9 @@ def examine(client: Client, *, repair: bool = False) -> Report:
     """Check (and with ``repair`` fix what is safe to fix in) a project's store folder."""
     report = Report()
     project = client.project
-    if project.folder.exists() and not project.folder.is_dir():
-        report.add(
-            "store", "folder", PROBLEM,
-            f"{project.folder} is a file, not a folder: move or rename it (nbtrack keeps "
-            "its store there)",
-        )  # fmt: skip
+    problem = folder_problem(project.folder)
+    if problem:
+        report.add("store", "folder", PROBLEM, problem)
         return report
     store_ok = _check_store(client, report, repair)
     _check_spools(client, report, repair, store_ok)
@@ -101,7 +99,8 @@ def _repair_store(client: Client, report: Report, exc: NbtrackError) -> bool:
     text = str(exc)
     if isinstance(exc, StoreDamagedError) and "write-ahead log" in text:
         moved = client.set_store_aside("wal", "bad")
-        report.add("store", "write-ahead log", REPAIRED, f"not a DuckDB log: moved to {moved}")
+        why = "another version's" if "another version" in text else "not a DuckDB log"
+        report.add("store", "write-ahead log", REPAIRED, f"{why}: moved to {moved}")
         return True
     if isinstance(exc, NotAStoreError) and db.exists() and db.stat().st_size == 0:
         moved = client.set_store_aside("file", "empty")
@@ -122,20 +121,30 @@ def _advice(client: Client, exc: NbtrackError) -> str:
         backups = sorted(db.parent.glob(f"{db.name}.*.bak"), key=lambda p: p.stat().st_mtime)
         if backups:
             text += (
-                f"; the newest backup is {backups[-1].name}: move the damaged file aside "
-                "and copy the backup to runs.duckdb to go back to it"
+                f"; the newest backup is {backups[-1].name}: move the damaged file and its "
+                ".wal aside and copy the backup to runs.duckdb to go back to it"
             )
     return text
 
 
 def _check_spools(client: Client, report: Report, repair: bool, store_ok: bool) -> None:
-    from .spools import scan
+    from .spools import owner_alive, scan
 
     found = scan(client.project.spool_dir)
     unreadable = [sp.path.name for sp in found if sp.header is None]
-    orphans = [sp.path.name for sp in found if sp.header is not None and sp.dead]
-    paths = found
-    live = len(paths) - len(orphans) - len(unreadable)
+    # A sealed spool counts as "dead" to ingestion (nothing more comes), but its writer
+    # may be a kernel tracking on: its run waits for the ingestion process's next round.
+    ended = [sp for sp in found if sp.header is not None and sp.dead]
+    alive: dict[tuple[Any, ...], bool] = {}  # one look per writing process
+    orphans = []
+    for sp in ended:
+        who = tuple((sp.header or {}).get(k) for k in ("host", "pid", "pid_start"))
+        if who not in alive:
+            alive[who] = owner_alive(sp.header)
+        if not alive[who]:
+            orphans.append(sp.path.name)
+    waiting = len(ended) - len(orphans)
+    live = len(found) - len(ended) - len(unreadable)
     if orphans and repair and store_ok:
         recovered = client.recover()
         report.add(
@@ -150,7 +159,11 @@ def _check_spools(client: Client, report: Report, repair: bool, store_ok: bool) 
                "(they come in once the store opens again)"),
         )  # fmt: skip
     else:
-        report.add("spool", "orphans", OK, f"{live} spool(s) of running processes, no orphans")
+        report.add(
+            "spool", "orphans", OK,
+            f"{live} spool(s) of running processes, {waiting} ended run(s) of running "
+            "processes waiting for the ingestion process, no orphans",
+        )  # fmt: skip
     if unreadable:
         report.add(
             "spool", "unreadable", WARNING,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -10,6 +11,26 @@ from . import settings
 
 STORE_DIRNAME = ".nbtrack"
 DB_FILENAME = "runs.duckdb"
+
+
+def folder_problem(folder: Path) -> str | None:
+    """What keeps ``folder`` from holding a store (a file there, or a symbolic link that
+    loops or leads nowhere), in one line; None when nothing does."""
+    if folder.is_symlink() and not folder.exists():
+        try:
+            os.stat(folder)
+        except OSError as exc:
+            why = "loops back on itself" if exc.errno == errno.ELOOP else "leads nowhere"
+        return (
+            f"{folder} is a symbolic link to {os.readlink(folder)}, which {why}: nbtrack "
+            "keeps its store there; point the link at a folder or remove it"
+        )
+    if folder.exists() and not folder.is_dir():
+        return (
+            f"{folder} is a file, not a folder: nbtrack keeps its store there; "
+            "move or rename that file and try again"
+        )
+    return None
 
 
 @dataclass(frozen=True)

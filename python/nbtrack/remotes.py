@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import blobpins
 from .cache import Cache, is_manifest_hash
 from .exceptions import RemoteError, UsageError
 
@@ -286,6 +287,11 @@ def pull(client: Client, url: str, refs: Sequence[str] = ()) -> TransferResult:
     Blobs come first and are verified; then the runs are added to the store (rows
     already there are left as they are).
     """
+    with blobpins.pinned(client.cache.root):  # no gc between a blob found and its run
+        return _pull(client, url, refs)
+
+
+def _pull(client: Client, url: str, refs: Sequence[str]) -> TransferResult:
     fs, root = open_remote(url)
     result = TransferResult(remote=url)
     try:

@@ -11,6 +11,7 @@ and every record is stored once. The format of one spool is in ``spool.py``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -135,6 +136,10 @@ def scan(spool_dir: Path) -> list[Spool]:
         names = os.listdir(spool_dir)
     except (FileNotFoundError, NotADirectoryError):
         return []  # no spools yet, or `.nbtrack` is not a folder (the store says so)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        return []  # `.nbtrack` is a link that loops (the store says so)
     found = []
     alive: dict[tuple[Any, ...], bool] = {}  # one look per writing process, not per spool
     for name in names:

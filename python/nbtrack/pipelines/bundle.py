@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
+from .. import blobpins
 from ..cache import is_content_hash
 from ..dumps import check_dump
 from ..exceptions import BlobCorruptError, UsageError
@@ -341,23 +342,31 @@ def import_bundle(client: Client, source: IO[bytes] | bytes, name: str = "bundle
         except (ValueError, TypeError) as exc:  # a tagged value that is not one
             raise UsageError(f"{name}: {RUNS} holds a bad value ({exc})") from None
         check_dump(dump, f"{name} {RUNS}")
-        for member in zf.namelist():
-            if member.startswith(BLOBS) and not member.endswith("/"):
-                if _import_blob(client, zf, member):
-                    summary.blobs.append(_digest_of(member))
-                else:
-                    summary.skipped_blobs += 1
-        executions = client.project.executions_dir
-        for member in zf.namelist():
-            if member.startswith(EXECUTIONS) and not member.endswith("/"):
-                target = executions / Path(member).name
-                if not target.exists():
-                    executions.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(zf.read(member))
-                    summary.executions.append(target.name)
-        summary.runs = list(client.load_runs(dump, f"{name} {RUNS}"))
-        if MODELS in zf.namelist():
-            summary.models = client.load_registry(decode_value(json.loads(zf.read(MODELS))))
+        with blobpins.pinned(client.cache.root):  # no gc between a blob found and its run
+            _import_members(client, zf, dump, name, summary)
         summary.contained = list(manifest.get("runs", []))
         summary.skipped_runs = len(summary.contained) - len(summary.runs)
     return summary
+
+
+def _import_members(
+    client: Client, zf: zipfile.ZipFile, dump: dict[str, Any], name: str, summary: BundleSummary
+) -> None:
+    """Blobs first, then executed notebooks, then the runs and model versions."""
+    for member in zf.namelist():
+        if member.startswith(BLOBS) and not member.endswith("/"):
+            if _import_blob(client, zf, member):
+                summary.blobs.append(_digest_of(member))
+            else:
+                summary.skipped_blobs += 1
+    executions = client.project.executions_dir
+    for member in zf.namelist():
+        if member.startswith(EXECUTIONS) and not member.endswith("/"):
+            target = executions / Path(member).name
+            if not target.exists():
+                executions.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zf.read(member))
+                summary.executions.append(target.name)
+    summary.runs = list(client.load_runs(dump, f"{name} {RUNS}"))
+    if MODELS in zf.namelist():
+        summary.models = client.load_registry(decode_value(json.loads(zf.read(MODELS))))

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ..exceptions import NotAStoreError, StoreDamagedError, StoreError
+from ..project import folder_problem
 
 DUCKDB_MAGIC = b"DUCK"  # at offset 8 of every DuckDB database file
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -42,16 +43,13 @@ def store_files(db_path: Path) -> list[Path]:
 def check_files(db_path: Path) -> None:
     """Refuse, before DuckDB sees them, store files DuckDB would mishandle.
 
-    Raises ``StoreError`` (the store folder is a file), ``NotAStoreError`` (a SQLite
+    Raises ``StoreError`` (the store folder is a file or a broken link), ``NotAStoreError`` (a SQLite
     or other non-DuckDB file) or ``StoreDamagedError`` (a garbage ``.wal``).
     The files are left as they are.
     """
-    folder = db_path.parent
-    if folder.exists() and not folder.is_dir():
-        raise StoreError(
-            f"{folder} is a file, not a folder: nbtrack keeps its store there; "
-            "move or rename that file and try again"
-        )
+    problem = folder_problem(db_path.parent)
+    if problem:
+        raise StoreError(problem)
     try:
         with open(db_path, "rb") as fh:
             head = fh.read(16)
@@ -102,6 +100,9 @@ def is_damage(exc: duckdb.Error) -> bool:
     ) or ("Corrupt" in detail or "checksum" in detail)
 
 
+_FOREIGN_WAL = ("does not match the database", "created for a newer", "different database")
+
+
 def damaged(db_path: Path, exc: duckdb.Error) -> StoreError:
     """The one-line error for a DuckDB error met while using the store file."""
     detail = first_line(exc)
@@ -114,6 +115,14 @@ def damaged(db_path: Path, exc: duckdb.Error) -> StoreError:
             f"the store {db_path} is on a read-only file system ({detail}); nbtrack writes"
             " there even to read (runs still spooled come in first): make it writable,"
             " or set NBTRACK_STORE to a writable copy"
+        )
+    if "WAL" in detail and any(m in detail for m in _FOREIGN_WAL):
+        # A copy put in place of the file (going back to a backup) beside the log of the
+        # file it replaced: DuckDB refuses to replay it, and no command could open the store.
+        return StoreDamagedError(
+            f"the write-ahead log {wal_path(db_path)} belongs to another version of "
+            f"{db_path.name} (was a copy or backup put in its place?) ({detail}); both were "
+            "left untouched; `nbtrack doctor --repair` sets the log aside"
         )
     if is_damage(exc):
         return StoreDamagedError(

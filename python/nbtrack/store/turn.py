@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import struct
 import threading
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ GUARD, TURN = 0, 2  # bytes of the lock file: the ticket counter's guard, the tu
 FOREGROUND = 1 << 40  # byte of foreground ticket 0
 BACKGROUND = 1 << 41  # byte of background ticket 0
 POLL_MIN, POLL_MAX = 0.0005, 0.005  # seconds between looks at the queue
+STOPPED_LOOK = 0.5  # seconds between looks for a stopped process ahead in the queue
 
 _stopping = threading.Event()
 
@@ -73,6 +75,44 @@ def _try(fd: int, byte: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def holder(fd: int, start: int, length: int) -> int:
+    """The pid of a process holding a lock on a byte of ``[start, start+length)``, 0 if
+    none (``F_GETLK``; Linux's ``struct flock``: two shorts, two 64-bit offsets, a pid)."""
+    if length <= 0:
+        return 0
+    query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+    try:
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    except OSError:
+        return 0
+    kind, _, _, _, pid = struct.unpack("hhqqi4x", answer)
+    return pid if kind != fcntl.F_UNLCK else 0
+
+
+def stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped by a signal or a debugger (alive, running nothing)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        return False
+
+
+def _name(pid: int) -> str:
+    """The command a process runs, short: ``nbtrack sql SELECT …``."""
+    import psutil
+
+    try:
+        argv = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return "?"
+    if argv and "python" in os.path.basename(argv[0]):
+        argv = argv[1:]  # the interpreter says nothing; its script or module does
+    text = " ".join([os.path.basename(argv[0]), *argv[1:]]) if argv else "?"
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 class Turn:
@@ -111,6 +151,7 @@ class Turn:
     def _wait(self, begin: float, deadline: float, background: bool) -> None:
         delay = POLL_MIN
         ticket = self._ticket(deadline, background)
+        next_look, stopped = begin + STOPPED_LOOK, 0
         base = BACKGROUND if background else FOREGROUND
         while True:
             if not background:
@@ -125,6 +166,9 @@ class Turn:
                 self.ticket = ticket
                 return
             self._check(deadline)
+            if time.monotonic() >= next_look:
+                next_look = time.monotonic() + STOPPED_LOOK
+                stopped = self._stopped_ahead(ticket, background, stopped)
             time.sleep(delay)
             delay = min(delay * 1.5, POLL_MAX)
 
@@ -160,6 +204,28 @@ class Turn:
                 f"{self.path.with_suffix('')} stayed busy with other nbtrack processes "
                 f"for {self._timeout:.0f} s (set {settings.LOCK_TIMEOUT.name} to wait longer)"
             )
+
+    def _stopped_ahead(self, ticket: int, background: bool, seen: int) -> int:
+        """Fail when a process ahead (the holder, or an earlier waiter) was found stopped
+        (Ctrl-Z, SIGSTOP) on two looks in a row: it keeps its place until resumed, and
+        everyone behind it would wait out the lock timeout blaming "busy". Returns the
+        stopped process seen this look, 0 when none."""
+        # Readers that came later hold a background waiter up only for its patience.
+        ahead = [(TURN, 1), (FOREGROUND, ticket)]
+        if background:
+            ahead.append((BACKGROUND, ticket))
+        for start, length in ahead:
+            pid = holder(self.fd, start, length)
+            if pid and stopped(pid):
+                if pid == seen:
+                    where = "holds" if start == TURN else "waits ahead of this one for"
+                    raise StoreBusyError(
+                        f"{self.path.with_suffix('')}: process {pid} ({_name(pid)}) {where} "
+                        f"the store and is stopped (Ctrl-Z or SIGSTOP): resume it (`fg` in "
+                        f"its shell, or `kill -CONT {pid}`) or end it"
+                    )
+                return pid
+        return 0
 
     def others_waiting(self) -> bool:
         """Whether another process waits for the turn (the holder should pass it on)."""
