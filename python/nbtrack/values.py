@@ -113,12 +113,47 @@ def closure_settings(fn: Any) -> dict[str, Any] | None:
     >>> closure_settings((lambda a: lambda x: a * x)(2.0))
     {'a': 2.0}
     """
+    if issubclass(type(fn), functools.partial):
+        return _partial_settings(fn)
     names = getattr(getattr(fn, "__code__", None), "co_freevars", ())
     out = {}
     for name, cell in zip(names, getattr(fn, "__closure__", None) or (), strict=False):
         try:
             ok, plain = param_value(cell.cell_contents, 1)
         except Exception:  # an empty cell; a value whose comparison raises
+            continue
+        if ok:
+            out[name] = plain
+    return out or None
+
+
+def holds_settings(fn: Any) -> bool:
+    """Whether ``fn`` holds values it was made with: a closure, or a ``functools.partial``."""
+    kind = type(fn)  # (not the object's own attributes: a hostile __getattr__ raises)
+    if issubclass(kind, functools.partial):
+        return True
+    return issubclass(kind, (types.FunctionType, types.MethodType)) and bool(fn.__closure__)
+
+
+def _partial_settings(fn: functools.partial[Any]) -> dict[str, Any] | None:
+    """The parameter-like arguments a partial holds, by the names its function gives them
+    (``partial(math.pow, 3)`` holds ``x=3``; by position, ``0``, when it has no signature):
+    the trial's ``partial(step, lr=0.9)`` was a named input, its ``lr`` recorded nowhere.
+
+    >>> _partial_settings(functools.partial(round, ndigits=2))
+    {'ndigits': 2}
+    """
+    import inspect
+
+    try:
+        given = dict(inspect.signature(fn.func).bind_partial(*fn.args, **fn.keywords).arguments)
+    except (TypeError, ValueError):  # no signature, or one the partial does not fit
+        given = {**{str(i): a for i, a in enumerate(fn.args)}, **fn.keywords}
+    out = {}
+    for name, value in given.items():
+        try:
+            ok, plain = param_value(value, 1)
+        except Exception:  # a value whose comparison raises
             continue
         if ok:
             out[name] = plain
@@ -150,8 +185,10 @@ def config_fields(value: Any) -> dict[str, Any] | None:
         argparse is not None and isinstance(value, argparse.Namespace)
     ):
         return dict(vars(value))
-    if isinstance(value, type):  # (a dataclass's class attributes: defaults, not settings)
+    if isinstance(value, type):  # (a dataclass's class attributes: defaults, not settings;
+        # an Enum's members: the choices, of which the member read is the setting)
         plain = value.__module__ == "__main__" and not dataclasses.is_dataclass(value)
+        plain = plain and not issubclass(value, enum.Enum)
         return _class_settings(value) if plain else None
     if dataclasses.is_dataclass(value):
         try:
