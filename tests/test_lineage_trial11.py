@@ -62,3 +62,28 @@ def test_an_enum_class_is_no_parameter_and_its_member_is(project_dir, kernel):
     kernel.ok("%%track en -m s\ns = 1 if mode is Mode.FAST else 0")
     (run,) = _cell_runs(_settle(project_dir), "en")
     assert run.params == {"mode": "Mode.FAST"}
+
+
+def test_a_config_the_cell_loads_from_a_file_is_a_parameter(project_dir, kernel):
+    """Found by the trial: ``with open("params.yaml") as f: cfg = yaml.safe_load(f)`` in
+    the tracked cell (DVC's ``params.yaml``, a ``config.json``) recorded the file and no
+    parameter: ``nbtrack ls`` had no ``lr`` column, and a changed learning rate read only
+    "params.yaml changed". A value a config loader (``yaml``, ``json``, ``tomllib``)
+    gives is a parameter as the cell left it; data loaded that way (a long list) is not."""
+    (project_dir / "params.yaml").write_text("train:\n  lr: 0.1\n  depth: 3\n")
+    (project_dir / "meta.json").write_text('{"seed": 7}')
+    (project_dir / "rows.json").write_text(str(list(range(500))))
+    kernel.ok("import json, yaml\nfrom pathlib import Path")
+    cell = (
+        "%%track load -m s\nwith open('params.yaml') as f:\n    cfg = yaml.safe_load(f)\n"
+        "meta = json.loads(Path('meta.json').read_text())\nrows = json.load(open('rows.json'))\n"
+        "s = cfg['train']['lr'] * len(rows)"
+    )
+    kernel.ok(cell)
+    (project_dir / "params.yaml").write_text("train:\n  lr: 0.2\n  depth: 3\n")
+    shown = kernel.ok(cell)
+    assert "param cfg.train.lr: 0.1 → 0.2" in shown.text
+    first, _ = _cell_runs(_settle(project_dir), "load")
+    assert first.params == {"cfg": {"train": {"lr": 0.1, "depth": 3}}, "meta": {"seed": 7}}
+    assert first.param_sources == {"cfg": "auto", "meta": "auto"}
+    assert {d.path for d in first.data} == {"params.yaml", "meta.json", "rows.json"}
