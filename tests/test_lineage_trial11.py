@@ -87,3 +87,16 @@ def test_a_config_the_cell_loads_from_a_file_is_a_parameter(project_dir, kernel)
     assert first.params == {"cfg": {"train": {"lr": 0.1, "depth": 3}}, "meta": {"seed": 7}}
     assert first.param_sources == {"cfg": "auto", "meta": "auto"}
     assert {d.path for d in first.data} == {"params.yaml", "meta.json", "rows.json"}
+
+
+def test_an_object_of_a_project_modules_class_is_a_read_of_its_file(project_dir, kernel):
+    """Found by the trial: ``from models import Net`` and ``net = Net(0.1)`` in one cell,
+    ``%%track`` calling ``net.fit()``: the code that ran, ``models.py``, was in no record."""
+    (project_dir / "models.py").write_text(
+        "class Net:\n    def __init__(self, lr):\n        self.lr = lr\n"
+        "    def fit(self):\n        return self.lr * 2\n"
+    )
+    kernel.ok("from models import Net\nnet = Net(0.1)")
+    kernel.ok("%%track inst -m s\ns = net.fit()")
+    (run,) = _cell_runs(_settle(project_dir), "inst")
+    assert [(d.path, d.role) for d in run.data] == [("models.py", "input")]

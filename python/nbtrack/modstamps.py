@@ -83,16 +83,15 @@ def stamp(module_name: str, value: object = None) -> Stamp | None:
 
 
 def code_modules(value: object) -> list[ModuleType]:
-    """The user module a value read is, or that defined it: ``settings`` read as
-    ``settings.LR``, or ``utils`` behind ``from utils import train`` (the trial's run of
-    ``train(3)`` had no trace of ``utils.py``, edited and reloaded between two runs). Its
-    file is then a read of the cell, as the module's own import was; an installed
-    library's module is none."""
+    """The user module a value read is, or that defined it or its class: ``settings``
+    read as ``settings.LR``; ``utils`` behind ``from utils import train`` (the trial's
+    run of ``train(3)`` had no trace of ``utils.py``, edited and reloaded between two
+    runs); ``models`` behind ``net = Net(0.1)``. Its file is then a read of the cell, as
+    the module's own import was; an installed library's module is none."""
     if isinstance(value, ModuleType):
         return [value]
-    if not isinstance(value, (FunctionType, type)):
-        return []
-    name = getattr(value, "__module__", None)
+    defined = value if isinstance(value, (FunctionType, type)) else type(value)
+    name = getattr(defined, "__module__", None)
     module = sys.modules.get(name) if isinstance(name, str) and name != "__main__" else None
     return [module] if module is not None and stamp(name or "", module) else []
 
