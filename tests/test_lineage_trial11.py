@@ -6,8 +6,20 @@ did not try, and what a careful data scientist says the run must record.
 
 from __future__ import annotations
 
+from nbtrack.models import Run
 from test_lineage import _cell_runs
 from test_magics import _settle
+
+
+def _tracked_once(project_dir, kernel, files: dict[str, str], setup: str, cell: str) -> Run:
+    """``files`` written into the project, ``setup`` run, then the tracked ``cell``
+    (``%%track NAME ...``): that cell's one run, once stored."""
+    for name, text in files.items():
+        (project_dir / name).write_text(text)
+    kernel.ok(setup)
+    kernel.ok(cell)
+    (run,) = _cell_runs(_settle(project_dir), cell.split()[1])
+    return run
 
 
 def test_a_function_imported_from_a_project_module_is_a_read_of_its_file(project_dir, kernel):
@@ -92,11 +104,23 @@ def test_a_config_the_cell_loads_from_a_file_is_a_parameter(project_dir, kernel)
 def test_an_object_of_a_project_modules_class_is_a_read_of_its_file(project_dir, kernel):
     """Found by the trial: ``from models import Net`` and ``net = Net(0.1)`` in one cell,
     ``%%track`` calling ``net.fit()``: the code that ran, ``models.py``, was in no record."""
-    (project_dir / "models.py").write_text(
-        "class Net:\n    def __init__(self, lr):\n        self.lr = lr\n"
-        "    def fit(self):\n        return self.lr * 2\n"
+    models = "class Net:\n    def __init__(self, lr):\n        self.lr = lr\n"
+    models += "    def fit(self):\n        return self.lr * 2\n"
+    setup = "from models import Net\nnet = Net(0.1)"
+    run = _tracked_once(
+        project_dir, kernel, {"models.py": models}, setup, "%%track inst\nnet.fit()"
     )
-    kernel.ok("from models import Net\nnet = Net(0.1)")
-    kernel.ok("%%track inst -m s\ns = net.fit()")
-    (run,) = _cell_runs(_settle(project_dir), "inst")
     assert [(d.path, d.role) for d in run.data] == [("models.py", "input")]
+
+
+def test_a_name_a_run_line_expands_is_read(project_dir, kernel):
+    """Found by the trial: ``%run train.py --lr {lr}`` (IPython fills ``{lr}`` in from the
+    notebook, as in ``!python train.py --lr {lr}``, which did record it) trained the
+    script with 0.3 and the run recorded no parameter."""
+    script = "import argparse\np = argparse.ArgumentParser()\np.add_argument('--lr', type=float)\n"
+    script += "open('out.txt', 'w').write(str(p.parse_args().lr))\n"
+    cell = "%%track r1\n%run train.py --lr {lr}"
+    run = _tracked_once(project_dir, kernel, {"train.py": script}, "lr = 0.3", cell)
+    assert (project_dir / "out.txt").read_text() == "0.3"
+    assert run.params == {"lr": 0.3}
+    assert {(d.path, d.role) for d in run.data} == {("train.py", "input"), ("out.txt", "output")}
