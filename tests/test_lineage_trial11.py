@@ -124,3 +124,19 @@ def test_a_name_a_run_line_expands_is_read(project_dir, kernel):
     assert (project_dir / "out.txt").read_text() == "0.3"
     assert run.params == {"lr": 0.3}
     assert {(d.path, d.role) for d in run.data} == {("train.py", "input"), ("out.txt", "output")}
+
+
+def test_a_named_tuple_config_is_recorded_by_its_field_names(project_dir, kernel):
+    """Found by the trial: ``class Cfg(NamedTuple): lr: float = 0.1`` and ``cfg =
+    Cfg(lr=0.2)`` read by a tracked cell was recorded as ``cfg=[0.2, 3]``, its names lost
+    (no ``cfg.lr`` column, a diff of positions); one made in the tracked cell was not
+    recorded at all. A named tuple is a config object, as a dataclass instance is."""
+    setup = (
+        "from typing import NamedTuple\nfrom collections import namedtuple\n"
+        "class Cfg(NamedTuple):\n    lr: float = 0.1\n    epochs: int = 3\n"
+        "cfg = Cfg(lr=0.2)\nHP = namedtuple('HP', 'depth leaves')"
+    )
+    cell = "%%track nt -m s\nhp = HP(4, 31)\ns = cfg.lr * cfg.epochs * hp.depth"
+    run = _tracked_once(project_dir, kernel, {}, setup, cell)
+    assert run.params == {"cfg": {"lr": 0.2, "epochs": 3}, "hp": {"depth": 4, "leaves": 31}}
+    assert run.param_sources == {"cfg": "upstream", "hp": "auto"}

@@ -172,10 +172,11 @@ def config_fields(value: Any) -> dict[str, Any] | None:
     """The fields of a config object, or None for anything else.
 
     ``argparse.Namespace`` and ``types.SimpleNamespace`` (``args.lr``) and dataclass
-    instances (``conf.seed``) are how notebooks copied from scripts hold their settings;
-    a class the notebook defines (Kaggle's ``class CFG: lr = 1e-3``, read as ``CFG.lr``)
-    gives its parameter-like class attributes, inherited ones too, if it has any; an
-    instance of one (``hp = HP()``, ``Trainer(lr=0.1)``) those and its own attributes.
+    instances (``conf.seed``) and named tuples (``Cfg(lr=0.2)``) are how notebooks copied
+    from scripts hold their settings; a class the notebook defines (Kaggle's ``class CFG:
+    lr = 1e-3``, read as ``CFG.lr``) gives its parameter-like class attributes, inherited
+    ones too, if it has any; an instance of one (``hp = HP()``, ``Trainer(lr=0.1)``)
+    those and its own attributes.
 
     >>> config_fields(types.SimpleNamespace(lr=0.1, epochs=5))
     {'lr': 0.1, 'epochs': 5}
@@ -185,6 +186,9 @@ def config_fields(value: Any) -> dict[str, Any] | None:
         argparse is not None and isinstance(value, argparse.Namespace)
     ):
         return dict(vars(value))
+    names = getattr(type(value), "_fields", None)  # a NamedTuple: its fields by name, not
+    if isinstance(value, tuple) and isinstance(names, tuple):  # [0.2, 3] (the trial)
+        return dict(zip(names, value, strict=False))
     if isinstance(value, type):  # (a dataclass's class attributes: defaults, not settings;
         # an Enum's members: the choices, of which the member read is the setting)
         plain = value.__module__ == "__main__" and not dataclasses.is_dataclass(value)
