@@ -140,3 +140,14 @@ def test_a_named_tuple_config_is_recorded_by_its_field_names(project_dir, kernel
     run = _tracked_once(project_dir, kernel, {}, setup, cell)
     assert run.params == {"cfg": {"lr": 0.2, "epochs": 3}, "hp": {"depth": 4, "leaves": 31}}
     assert run.param_sources == {"cfg": "upstream", "hp": "auto"}
+
+
+def test_a_config_object_built_from_a_loaded_file_is_a_parameter(project_dir, kernel):
+    """Found by the trial: ``cfg = TrainConfig(**yaml.safe_load(f))`` (a dataclass filled
+    from ``params.yaml``) recorded the file and no parameter, as a bare loaded dict did."""
+    setup = "import yaml\nfrom dataclasses import dataclass\n"
+    setup += "@dataclass\nclass TrainConfig:\n    lr: float = 0.1\n    epochs: int = 3"
+    cell = "%%track dc\nwith open('params.yaml') as f:\n    cfg = TrainConfig(**yaml.safe_load(f))"
+    run = _tracked_once(project_dir, kernel, {"params.yaml": "lr: 0.05\n"}, setup, cell)
+    assert run.params == {"cfg": {"lr": 0.05, "epochs": 3}}
+    assert [(d.path, d.role) for d in run.data] == [("params.yaml", "input")]

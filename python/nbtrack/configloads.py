@@ -8,8 +8,9 @@ the cell binds from a config loader (``yaml.safe_load``/``load``/``full_load``,
 ``json.load``, ``tomllib.load``, ``toml.load``, or their ``loads`` of a file's text,
 ``json.loads(Path(p).read_text())``) is a parameter, with its value as the cell left
 it, when that value is parameter-like (a long list of records loaded the same way is
-data, not settings). Found by name, not by type: a loader imported under another name
-(``from yaml import safe_load``) is not seen.
+data, not settings); so is a config object filled from one
+(``TrainConfig(**yaml.safe_load(f))``). Found by name, not by type: a loader imported
+under another name (``from yaml import safe_load``) is not seen.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def loaded_names(source: str) -> list[str]:
 
 
 def _loads_config(v: ast.expr) -> bool:
+    if isinstance(v, ast.Call) and len(v.keywords) == 1 and v.keywords[0].arg is None:
+        return not v.args and _loads_config(v.keywords[0].value)  # TrainConfig(**load(f))
     if not (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.args):
         return False
     owner = v.func.value
