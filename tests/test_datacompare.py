@@ -167,8 +167,9 @@ def test_a_settings_file_the_cell_read_shows_which_keys_changed(project_dir, ker
     )
     shown = run_cli("diff", a.run_id, b.run_id, cwd=project_dir).stdout
     lines = [line.split() for line in shown.splitlines()]
-    assert lines[2][:3] == ["input", "config.yaml", "changed"], shown
-    assert lines[3:5] == [["lr:", "0.1", "→", "0.5"], ["model.leaves:", "—", "→", "8"]], shown
+    at = next(i for i, words in enumerate(lines) if words[:1] == ["input"])  # (cfg: a param)
+    assert lines[at][:3] == ["input", "config.yaml", "changed"], shown
+    assert lines[at + 1 : at + 3] == [["lr:", "0.1", "→", "0.5"], ["model.leaves:", "—", "→", "8"]]
     detail = json.loads(run_cli("diff", a.run_id, b.run_id, "--json", cwd=project_dir).stdout)
     (data,) = detail["data"]
     assert data["detail"]["changed"] == [

@@ -564,7 +564,7 @@ def test_a_partial_of_a_notebook_function_is_followed(project_dir, kernel):
     kernel.ok("step_p = functools.partial(step, g=1.0)")
     kernel.ok("%%track use_partial\nw = step_p(1.0)")
     run = _settle(project_dir).get_run("last")
-    assert run.params == {"rate": 0.7}
+    assert run.params == {"rate": 0.7, "step_p": {"g": 1.0}}  # (the g it holds: trial 11)
 
 
 def test_m_on_a_variable_the_cell_did_not_change_is_not_recorded_and_says_so(project_dir, kernel):

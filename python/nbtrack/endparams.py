@@ -2,7 +2,8 @@
 it starts (``at_start``), its ``-p`` names (``flagged``), and at its end, by source:
 
 its literals as the cell left them (``n *= 2``: 200; ``capture.end_literals``), the
-parameters it read and changed in place (``Lineage.rebound``, with a warning), and the
+parameters it read and changed in place (``Lineage.rebound``, with a warning), the
+configs it loads from a file (``cfg = yaml.safe_load(f)``, ``configloads``), and the
 literals it never assigned because their branch was not taken: ``if DEBUG: n_samples =
 100`` with DEBUG off used the upstream 10000, which the eighth trial saw recorded as the
 cell's own literal (and, in a cell that failed later, as the 100 never assigned). Such a
@@ -17,7 +18,7 @@ import ast
 from collections.abc import Collection
 from typing import Any
 
-from . import capture
+from . import capture, configloads
 from .astwalk import parsed
 from .dataflow import CellFlow
 from .lineage import Lineage, Read
@@ -111,6 +112,9 @@ def at_end(
                 unassigned.setdefault(p.origin if p else "upstream", {})[name] = plain
             skip.add(name)
     auto = capture.end_literals(flow.literals, user_ns, skip, held if failed else {})
+    if not failed:  # (a load the failed cell never reached left the name as it was)
+        skip.update(auto, (r.name for r in reads))  # (one read first is the value read)
+        auto.update(configloads.loaded_settings(source, user_ns, skip))
     for k, (was, now) in lineage.rebound(reads).items():
         auto[k] = now  # what the cell went on with (and the warning says both)
         warnings.append(_changed(k, was, now))

@@ -187,7 +187,8 @@ def ipython_code(call: ast.Call) -> tuple[list[ast.stmt], bool] | None:
     """The Python code IPython runs from a string of the cell: the statement of
     ``%time m = fit(n)`` (``get_ipython().run_line_magic('time', 'm = fit(n)')``), its
     options left out (``%timeit -n 3 f(n)``), and whether it has a scope of its own; the
-    expressions ``!echo {depth} $name`` expands (IPython fills them from the namespace).
+    expressions ``!echo {depth} $name`` or ``%run train.py --lr {lr}`` expands (IPython
+    fills them from the namespace).
     None for any other call."""
     f = call.func
     owner = f.value if isinstance(f, ast.Attribute) else None
@@ -201,14 +202,23 @@ def ipython_code(call: ast.Call) -> tuple[list[ast.stmt], bool] | None:
         tree = _statement(args[1])
         return (tree, CODE_MAGICS[args[0]]) if tree is not None else None
     if method == "run_line_magic" and len(args) == 2 and args[0] == "run":
-        return _script_run_in_namespace(args[1]), False
+        return _script_run_in_namespace(args[1]) + _expanded(args[1]), False
     if method == "run_line_magic" and len(args) == 2 and args[0] == "store":
         return _store_restored(args[1]), False
+    if method == "run_line_magic" and len(args) == 2:  # %any {x}: IPython fills x in
+        return _expanded(args[1]), False
     if method in ("system", "getoutput") and len(args) == 1:
-        found = [*_SHELL_BRACES.findall(args[0]), *_SHELL_DOLLAR.findall(args[0])]
-        exprs = [e for e in map(_statement, found) if e and isinstance(e[0], ast.Expr)]
-        return [e[0] for e in exprs], False
+        return _expanded(args[0]), False
     return None
+
+
+def _expanded(line: str) -> list[ast.stmt]:
+    """The expressions IPython fills into a shell or magic line (``{depth}``, ``$name``):
+    the eleventh trial's ``%run train.py --lr {lr}`` trained with the notebook's ``lr``
+    and recorded none."""
+    found = [*_SHELL_BRACES.findall(line), *_SHELL_DOLLAR.findall(line)]
+    exprs = [e for e in map(_statement, found) if e and isinstance(e[0], ast.Expr)]
+    return [e[0] for e in exprs]
 
 
 def _script_run_in_namespace(line: str) -> list[ast.stmt]:

@@ -25,7 +25,7 @@ from typing import Any
 from .codeflow import notebook_reads
 from .dataflow import CellFlow, analyze
 from .models import NamedInput
-from .modstamps import Stamp, carried, changed, imported_names, reloaded, stamp
+from .modstamps import Stamp, carried, changed, code_modules, imported_names, reloaded, stamp
 from .modstamps import why as why_edited
 from .namedeps import made_from
 from .plaintoken import SCALARS as _SCALARS
@@ -35,6 +35,7 @@ from .values import (
     Description,
     closure_settings,
     describe,
+    holds_settings,
     is_ignored,
     param_value,
     type_name,
@@ -316,14 +317,13 @@ class Lineage:
         self.modules_read, closures = [], []
         for n in [*names, *(v for v in via if v not in names)]:
             value = ns.get(n, _MISSING)
-            if isinstance(value, ModuleType):  # `settings.LR`, imported before
-                self.modules_read.append(value)
+            self.modules_read += code_modules(value)  # settings.LR; from utils import train
             if n in skip or value is _MISSING or (n in flow.tables and _param(value)[0]):
                 continue  # (a DuckDB table its SQL names, `FROM t`, that is no DataFrame)
             p = self.producer(n)
+            closed = holds_settings(value)  # f = make(a), partial(f, lr=a): a as made
+            closures += [n] if closed else []
             if is_ignored(n, value):  # no input, but a module (function) edited since
-                closed = bool(getattr(value, "__closure__", None))  # f = make(a): a as made
-                closures += [n] if closed else []
                 stale = self.stale(n, via) if p is not None and (p.module or closed) else None
                 if stale and p is not None:
                     desc = Description(type_name(value), None, None)

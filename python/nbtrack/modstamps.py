@@ -21,7 +21,7 @@ import sysconfig
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, ModuleType
 
 from .astwalk import parsed
 
@@ -80,6 +80,20 @@ def stamp(module_name: str, value: object = None) -> Stamp | None:
         return None
     name = getattr(module, "__name__", module_name)
     return Stamp(name, real, st.st_mtime_ns, st.st_size, id(getattr(module, "__spec__", None)))
+
+
+def code_modules(value: object) -> list[ModuleType]:
+    """The user module a value read is, or that defined it or its class: ``settings``
+    read as ``settings.LR``; ``utils`` behind ``from utils import train`` (the trial's
+    run of ``train(3)`` had no trace of ``utils.py``, edited and reloaded between two
+    runs); ``models`` behind ``net = Net(0.1)``. Its file is then a read of the cell, as
+    the module's own import was; an installed library's module is none."""
+    if isinstance(value, ModuleType):
+        return [value]
+    defined = value if isinstance(value, (FunctionType, type)) else type(value)
+    name = getattr(defined, "__module__", None)
+    module = sys.modules.get(name) if isinstance(name, str) and name != "__main__" else None
+    return [module] if module is not None and stamp(name or "", module) else []
 
 
 def carried(kept: Stamp | None, now: Stamp | None) -> Stamp | None:

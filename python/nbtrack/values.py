@@ -113,12 +113,47 @@ def closure_settings(fn: Any) -> dict[str, Any] | None:
     >>> closure_settings((lambda a: lambda x: a * x)(2.0))
     {'a': 2.0}
     """
+    if issubclass(type(fn), functools.partial):
+        return _partial_settings(fn)
     names = getattr(getattr(fn, "__code__", None), "co_freevars", ())
     out = {}
     for name, cell in zip(names, getattr(fn, "__closure__", None) or (), strict=False):
         try:
             ok, plain = param_value(cell.cell_contents, 1)
         except Exception:  # an empty cell; a value whose comparison raises
+            continue
+        if ok:
+            out[name] = plain
+    return out or None
+
+
+def holds_settings(fn: Any) -> bool:
+    """Whether ``fn`` holds values it was made with: a closure, or a ``functools.partial``."""
+    kind = type(fn)  # (not the object's own attributes: a hostile __getattr__ raises)
+    if issubclass(kind, functools.partial):
+        return True
+    return issubclass(kind, (types.FunctionType, types.MethodType)) and bool(fn.__closure__)
+
+
+def _partial_settings(fn: functools.partial[Any]) -> dict[str, Any] | None:
+    """The parameter-like arguments a partial holds, by the names its function gives them
+    (``partial(math.pow, 3)`` holds ``x=3``; by position, ``0``, when it has no signature):
+    the trial's ``partial(step, lr=0.9)`` was a named input, its ``lr`` recorded nowhere.
+
+    >>> _partial_settings(functools.partial(round, ndigits=2))
+    {'ndigits': 2}
+    """
+    import inspect
+
+    try:
+        given = dict(inspect.signature(fn.func).bind_partial(*fn.args, **fn.keywords).arguments)
+    except (TypeError, ValueError):  # no signature, or one the partial does not fit
+        given = {**{str(i): a for i, a in enumerate(fn.args)}, **fn.keywords}
+    out = {}
+    for name, value in given.items():
+        try:
+            ok, plain = param_value(value, 1)
+        except Exception:  # a value whose comparison raises
             continue
         if ok:
             out[name] = plain
@@ -137,10 +172,11 @@ def config_fields(value: Any) -> dict[str, Any] | None:
     """The fields of a config object, or None for anything else.
 
     ``argparse.Namespace`` and ``types.SimpleNamespace`` (``args.lr``) and dataclass
-    instances (``conf.seed``) are how notebooks copied from scripts hold their settings;
-    a class the notebook defines (Kaggle's ``class CFG: lr = 1e-3``, read as ``CFG.lr``)
-    gives its parameter-like class attributes, inherited ones too, if it has any; an
-    instance of one (``hp = HP()``, ``Trainer(lr=0.1)``) those and its own attributes.
+    instances (``conf.seed``) and named tuples (``Cfg(lr=0.2)``) are how notebooks copied
+    from scripts hold their settings; a class the notebook defines (Kaggle's ``class CFG:
+    lr = 1e-3``, read as ``CFG.lr``) gives its parameter-like class attributes, inherited
+    ones too, if it has any; an instance of one (``hp = HP()``, ``Trainer(lr=0.1)``)
+    those and its own attributes.
 
     >>> config_fields(types.SimpleNamespace(lr=0.1, epochs=5))
     {'lr': 0.1, 'epochs': 5}
@@ -150,8 +186,13 @@ def config_fields(value: Any) -> dict[str, Any] | None:
         argparse is not None and isinstance(value, argparse.Namespace)
     ):
         return dict(vars(value))
-    if isinstance(value, type):  # (a dataclass's class attributes: defaults, not settings)
+    names = getattr(type(value), "_fields", None)  # a NamedTuple: its fields by name, not
+    if isinstance(value, tuple) and isinstance(names, tuple):  # [0.2, 3] (the trial)
+        return dict(zip(names, value, strict=False))
+    if isinstance(value, type):  # (a dataclass's class attributes: defaults, not settings;
+        # an Enum's members: the choices, of which the member read is the setting)
         plain = value.__module__ == "__main__" and not dataclasses.is_dataclass(value)
+        plain = plain and not issubclass(value, enum.Enum)
         return _class_settings(value) if plain else None
     if dataclasses.is_dataclass(value):
         try:
