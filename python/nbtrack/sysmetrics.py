@@ -212,12 +212,12 @@ class SystemSampler:
         self.peak_rss = self.rss0
         self.peak_gpu: dict[str, float] = {}
         self._held: dict[str, float] = {}  # a short run's only sample, logged with its totals
-        self.thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
-        # Started by nbtrack's helper thread (``Thread.start`` waits until the new thread
-        # runs, a few ms on a busy machine that the cell would otherwise wait), half an
-        # interval (at most START_AFTER) into the run: a cell that ends sooner never has one, and one that
-        # runs on meets no new thread in its first moments (its first sample is due at
-        # ``t0 + interval`` all the same, see ``_loop``).
+        self.thread: threading.Thread | None = None
+        # Made and started by nbtrack's helper thread (``Thread.start`` waits until the
+        # new thread runs, a few ms on a busy machine that the cell would otherwise wait),
+        # half an interval (at most START_AFTER) into the run: a cell that ends sooner
+        # never has one, and one that runs on meets no new thread in its first moments
+        # (its first sample is due at ``t0 + interval`` all the same, see ``_loop``).
         from .ingest import background
 
         self._starting = background(self._start_thread)
@@ -317,6 +317,7 @@ class SystemSampler:
 
     def _start_thread(self) -> None:
         if not self._stop.wait(min(self.interval / 2, START_AFTER)):
+            self.thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
             self.thread.start()
 
     def _loop(self) -> None:
@@ -372,7 +373,7 @@ def reap() -> None:
         sampler._stop.set()  # if the wake-up after the reply did not come (no event loop)
         with contextlib.suppress(Exception):
             sampler._starting.result(timeout=10)
-        if sampler.thread.ident is not None:
+        if sampler.thread is not None and sampler.thread.ident is not None:
             sampler.thread.join(timeout=10)
 
 
