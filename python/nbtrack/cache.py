@@ -152,9 +152,15 @@ class Cache:
         a same-folder rename); otherwise under ``tmp/``.
         """
         folder = folder or self._tmp_dir
-        self._ensure_dir(folder)
         tmp = f"{folder}/{self._tmp_prefix}{next(self._tmp_count)}"
-        return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444), tmp
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
+        try:  # the folder is made when missing, not asked after first (a syscall a blob)
+            fd = os.open(tmp, flags, 0o444)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, flags, 0o444)
+        self._made_dirs.add(folder)
+        return fd, tmp
 
     def _commit(self, tmp: str, digest: str) -> None:
         dest = self._blob(digest)
