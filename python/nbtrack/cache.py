@@ -40,6 +40,9 @@ MANIFEST_FORMAT = "nbtrack.dir/1"
 # Orphan blobs (referenced by no run) younger than this are kept by gc: a run
 # still being recorded has put its blobs before its rows reach the store.
 GC_GRACE_SECONDS = 600
+# A blob put again is touched (gc's grace starts anew) unless it was this recently:
+# whoever counts on a put as a touch is off by at most this, well within the grace.
+TOUCH_AFTER = 60
 TMP_PREFIX = ".tmp-"
 # Temporary files older than this belong to a process that died mid-write.
 STALE_TMP_SECONDS = 3600
@@ -152,9 +155,15 @@ class Cache:
         a same-folder rename); otherwise under ``tmp/``.
         """
         folder = folder or self._tmp_dir
-        self._ensure_dir(folder)
         tmp = f"{folder}/{self._tmp_prefix}{next(self._tmp_count)}"
-        return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444), tmp
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
+        try:  # the folder is made when missing, not asked after first (a syscall a blob)
+            fd = os.open(tmp, flags, 0o444)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, flags, 0o444)
+        self._made_dirs.add(folder)
+        return fd, tmp
 
     def _commit(self, tmp: str, digest: str) -> None:
         dest = self._blob(digest)
@@ -163,7 +172,8 @@ class Cache:
         self._committed.add(tmp)
 
     def _present(self, digest: str, size: int) -> bool:
-        """A blob of the right size is present; touching it tells gc it is in use."""
+        """A blob of the right size is present; touching it tells gc it is in use
+        (``TOUCH_AFTER``)."""
         path = self._blob(digest)
         try:
             st = os.stat(path)
@@ -171,8 +181,9 @@ class Cache:
             return False
         if st.st_size != size:
             return False
-        with contextlib.suppress(OSError):
-            os.utime(path)
+        if time.time() - st.st_mtime > TOUCH_AFTER:  # (a cell's inputs: a metadata write
+            with contextlib.suppress(OSError):  # each, every run, for gc's sake only)
+                os.utime(path)
         return True
 
     @contextlib.contextmanager

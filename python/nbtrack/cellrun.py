@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -40,8 +41,11 @@ from .session import KernelSession, after_reply
 log = logging.getLogger("nbtrack")
 
 # Seconds the helper thread waits before gathering a running cell's git state, saved
-# notebook and session code: a cell that ends sooner has them gathered after its reply.
-GATHER_DELAY = 0.05
+# notebook and session code: a cell that ends sooner has them gathered after its reply,
+# when the kernel is idle, not beside the user's code (a model's fit on 2 cores stalls
+# when any other thread takes a core or the GIL). The system sampler's thread, queued
+# on the helper before them, starts no later (sysmetrics.START_AFTER).
+GATHER_DELAY = 1.0
 
 
 @dataclass
@@ -154,7 +158,6 @@ class CellRun:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
         self._ended = threading.Event()  # set once the cell has replied
-        self._start_context(nb, cell_id)
         snap = self.writer.snapshot
         self._cell_key = cell_key(snap.cell_id, snap.name, snap.source)
         self._previous = self._start_previous()
@@ -167,6 +170,7 @@ class CellRun:
         # -- system metrics (sysmetrics.py): sampled from here to the start of end();
         # started before the file watcher is armed, which would look at its /proc reads
         self._system = sysmetrics.start(self.writer, opts.system_interval)
+        self._start_context(nb, cell_id)  # (queued after the sampler's start: see GATHER_DELAY)
         tracking.set_active(self.writer)
         if opts.auto:  # (a database connection or a module the cell reads: its file)
             used = [session.lineage.ns.get(r.name) for r in self.reads]
@@ -183,11 +187,11 @@ class CellRun:
         writer, cache, root = self.writer, self.client.cache, self.project.root
         source, history = self.source, self.history
 
-        ended = self._ended
+        ended, started = self._ended, time.monotonic()
 
         def gather() -> None:
             # A short cell replies first: its facts are gathered once the kernel is idle.
-            ended.wait(GATHER_DELAY)
+            ended.wait(max(0.0, started + GATHER_DELAY - time.monotonic()))
             fields: dict[str, Any] = {}
             warnings: dict[str, str] = {}
             quiet: set[str] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,23 +64,36 @@ class Project:
         Inside the project: the project-relative POSIX path. Outside (an absolute
         path elsewhere, a ``..`` escape, a symlink that leads out): the absolute path.
         """
-        p = Path(path)
-        if not p.is_absolute():
-            p = Path.cwd() / p
-        real = Path(os.path.realpath(p))
-        root = Path(os.path.realpath(self.root))
-        try:
-            rel = real.relative_to(root)
-        except ValueError:
-            return real.as_posix(), False
-        if rel.parts and rel.parts[0] == STORE_DIRNAME:
-            return real.as_posix(), False
-        return rel.as_posix() or ".", True
+        p = os.fspath(path)
+        if not os.path.isabs(p):
+            p = os.path.join(os.getcwd(), p)
+        return self.relative_real(os.path.realpath(p))
+
+    def relative_real(self, real: str) -> tuple[str, bool]:
+        """``relative`` of a path ``os.path.realpath`` gave (each part of a path costs
+        ``realpath`` an ``lstat``: a run's files are resolved once, not per question)."""
+        root = _real_root(self.root)
+        if real == root:
+            return ".", True
+        inside = root if root.endswith("/") else root + "/"
+        if not real.startswith(inside):
+            return real, False
+        rel = real[len(inside) :]
+        if rel.partition("/")[0] == STORE_DIRNAME:
+            return real, False
+        return rel, True
 
     def absolute(self, recorded: str) -> Path:
         """The filesystem path of a recorded (possibly project-relative) path."""
         p = Path(recorded)
         return p if p.is_absolute() else self.root / p
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(root: Path) -> str:
+    # A project's root is resolved once per process: every path a cell touches is
+    # compared with it (a root re-pointed by a symlink meanwhile is not followed).
+    return os.path.realpath(root)
 
 
 def _git_root(start: Path) -> Path | None:

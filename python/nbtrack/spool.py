@@ -123,9 +123,13 @@ class SpoolWriter:
         # The file appears under its name with its header already in it: a process
         # recovering orphans never sees a spool it cannot attribute to a writer.
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
+            try:
+                fd = os.open(tmp, flags, 0o644)
+            except FileNotFoundError:  # the folder's first spool (or it was removed)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(tmp, flags, 0o644)
         except OSError as exc:
             self.error = exc
             return False
@@ -187,8 +191,13 @@ class SpoolWriter:
     def keys(self, keys: dict[str, int]) -> None:
         self._write(KEYS, json.dumps(keys).encode())
 
-    def event(self, event: dict[str, Any]) -> None:
-        self._write(EVENT, json.dumps(event, default=str, allow_nan=True).encode())
+    def event(self, event: dict[str, Any], **encoded: str) -> None:
+        """Append ``event``; ``encoded`` adds fields already encoded as JSON, last (a
+        run's environment, the same for every run of a process, is encoded once)."""
+        text = json.dumps(event, default=str, allow_nan=True)
+        if encoded:
+            text = text[:-1] + "".join(f", {json.dumps(k)}: {v}" for k, v in encoded.items()) + "}"
+        self._write(EVENT, text.encode())
 
     def seal(self) -> None:
         """The run's last record: nothing will be appended after it, so whoever has

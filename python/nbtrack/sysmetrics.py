@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 PREFIX = "system/"
 MB = 1024 * 1024
 THREAD_NAME = "nbtrack-system"
+START_AFTER = 1.0  # seconds into a run at most before its sampler's thread starts
 
 
 def interval_from(configured: float | None) -> float:
@@ -211,12 +212,15 @@ class SystemSampler:
         self.peak_rss = self.rss0
         self.peak_gpu: dict[str, float] = {}
         self._held: dict[str, float] = {}  # a short run's only sample, logged with its totals
-        self.thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
-        # Started by nbtrack's helper thread: ``Thread.start`` waits until the new thread
-        # runs, a few ms on a busy machine that the cell would otherwise wait.
+        self.thread: threading.Thread | None = None
+        # Made and started by nbtrack's helper thread (``Thread.start`` waits until the
+        # new thread runs, a few ms on a busy machine that the cell would otherwise wait),
+        # half an interval (at most START_AFTER) into the run: a cell that ends sooner
+        # never has one, and one that runs on meets no new thread in its first moments
+        # (its first sample is due at ``t0 + interval`` all the same, see ``_loop``).
         from .ingest import background
 
-        self._starting = background(self.thread.start)
+        self._starting = background(self._start_thread)
 
     @property
     def proc(self) -> psutil.Process:
@@ -311,12 +315,17 @@ class SystemSampler:
             # One call: the series' names go to the spool in one record, not one each.
             self.writer.log_metrics({PREFIX + key: v for key, v in values.items()}, step)
 
+    def _start_thread(self) -> None:
+        if not self._stop.wait(min(self.interval / 2, START_AFTER)):
+            self.thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
+            self.thread.start()
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval) and not self._closed:
-            try:
+        wait = self.t0 + self.interval - time.monotonic()  # due as if started with the run
+        while not self._stop.wait(max(0.0, wait)) and not self._closed:
+            with contextlib.suppress(Exception):  # a vanished child, a closed spool: next time
                 self._sample()
-            except Exception:  # a vanished child, a closed spool: the next sample tries again
-                continue
+            wait = self.interval
 
     def stop(self, later: Callable[[Callable[[], None]], None] | None = None) -> None:
         """End sampling and log the run's peaks and totals.
@@ -364,7 +373,7 @@ def reap() -> None:
         sampler._stop.set()  # if the wake-up after the reply did not come (no event loop)
         with contextlib.suppress(Exception):
             sampler._starting.result(timeout=10)
-        if sampler.thread.ident is not None:
+        if sampler.thread is not None and sampler.thread.ident is not None:
             sampler.thread.join(timeout=10)
 
 

@@ -211,7 +211,7 @@ def version_path(
         raise UsageError(f"{os.fspath(path)}: no such file or folder to version") from None
     except NotADirectoryError:
         raise UsageError(f"{os.fspath(path)}: not a file or folder") from None
-    recorded, in_project = project.relative(p)
+    recorded, in_project = project.relative_real(real)
     try:
         if os.path.isdir(real):
             digest, size, cached = _version_folder(real, cache, stat_cache, max_blob_size)
