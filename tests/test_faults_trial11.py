@@ -128,22 +128,74 @@ def test_a_command_stopped_while_it_holds_the_store_is_named_at_once(project_dir
         lambda: _turn_holder(holder), lambda pid: pid == querying.pid, timeout=60,
         what="the query to hold the store",
     )  # fmt: skip
+    # When: the user presses Ctrl-Z on it (it is stopped, alive, holding the store)
+    os.kill(querying.pid, signal.SIGTSTP)
+    listed = _ls_behind(querying, project_dir)
+
+    # Then: `ls` says at once, in one line, which process holds the store and that it is
+    # stopped (before: it waited the whole lock timeout, 60 s, and blamed "busy")
+    assert "Traceback" not in listed.stderr, listed.stderr
+    assert f"process {querying.pid}" in listed.stderr and "stopped" in listed.stderr, listed.stderr
+    assert len(listed.stderr.strip().splitlines()) == 1, listed.stderr
+
+
+def _ls_behind(
+    stopped: subprocess.Popen[str], project_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """`nbtrack ls` behind a stopped process, which is killed after; it must answer
+    (fail) within 15 s, not wait out the lock timeout (60 s)."""
     try:
-        # When: the user presses Ctrl-Z on it (it is stopped, alive, holding the store)
-        os.kill(querying.pid, signal.SIGTSTP)
         began = time.monotonic()
         listed = run_cli("ls", cwd=project_dir)
         took = time.monotonic() - began
     finally:
-        querying.kill()
-        querying.communicate()
+        stopped.kill()
+        stopped.communicate()
+    assert listed.returncode != 0 and took < 15, (took, listed.stderr)
+    return listed
 
-    # Then: `ls` says at once, in one line, which process holds the store and that it is
-    # stopped (before: it waited the whole lock timeout, 60 s, and blamed "busy")
-    assert listed.returncode != 0
-    assert took < 15, (took, listed.stderr)
-    assert "Traceback" not in listed.stderr, listed.stderr
-    assert f"process {querying.pid}" in listed.stderr and "stopped" in listed.stderr, listed.stderr
+
+# argv: the store's lock file. Stops itself in the state a process stopped during
+# ``turn._free``'s look at the queue is in: a shared lock on every foreground ticket.
+LOOKER = """
+import fcntl, os, signal, sys
+from nbtrack.store import turn
+
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, turn.SPAN, turn.FOREGROUND)
+print("looking", flush=True)
+os.kill(os.getpid(), signal.SIGSTOP)
+"""
+
+
+def test_a_process_stopped_while_it_looks_at_the_queue_is_named_at_once(
+    project_dir: Path,
+) -> None:
+    # Given: a store, and a process stopped (Ctrl-Z) in the instant it looked at the
+    # queue of waiters (the test above, under load, hit this: `ls` took no ticket and
+    # waited out the whole lock timeout)
+    record_run(project_dir, "one")
+    lock_file = resolve_project(project_dir).db_path.with_name("runs.duckdb.lock")
+    looker = subprocess.Popen(
+        [sys.executable, "-c", LOOKER, str(lock_file)],
+        env=kernel_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert looker.stdout is not None and looker.stdout.readline() == "looking\n"
+        wait_until(
+            lambda: Path(f"/proc/{looker.pid}/stat").read_text().rsplit(")", 1)[1].split()[0],
+            lambda state: state == "T", timeout=30, what="the looker to stop",
+        )  # fmt: skip
+    except BaseException:
+        looker.kill()
+        raise
+    # When: the user lists the runs
+    listed = _ls_behind(looker, project_dir)
+
+    # Then: one line names the stopped process at once (not 60 s of "busy")
+    assert f"process {looker.pid}" in listed.stderr and "stopped" in listed.stderr, listed.stderr
     assert len(listed.stderr.strip().splitlines()) == 1, listed.stderr
 
 

@@ -111,7 +111,8 @@ def _name(pid: int) -> str:
         return "?"
     if argv and "python" in os.path.basename(argv[0]):
         argv = argv[1:]  # the interpreter says nothing; its script or module does
-    text = " ".join([os.path.basename(argv[0]), *argv[1:]]) if argv else "?"
+    # (whitespace folded: a ``python -c`` program's lines would break the one line)
+    text = " ".join(" ".join([os.path.basename(argv[0]), *argv[1:]]).split()) if argv else "?"
     return text if len(text) <= 60 else text[:59] + "…"
 
 
@@ -127,6 +128,7 @@ class Turn:
         self.waited = 0.0  # seconds the last acquisition waited
         self.ticket = 0
         self._timeout = 0.0
+        self._next_look, self._seen = 0.0, 0  # the next look for a stopped process ahead
 
     def acquire(self, timeout: float, *, background: bool = False) -> None:
         self.depth += 1
@@ -150,8 +152,12 @@ class Turn:
 
     def _wait(self, begin: float, deadline: float, background: bool) -> None:
         delay = POLL_MIN
+        self._next_look, self._seen = begin + STOPPED_LOOK, 0
         ticket = self._ticket(deadline, background)
-        next_look, stopped = begin + STOPPED_LOOK, 0
+        # Readers that came later hold a background waiter up only for its patience.
+        ahead = [(TURN, 1), (FOREGROUND, ticket)]
+        if background:
+            ahead.append((BACKGROUND, ticket))
         base = BACKGROUND if background else FOREGROUND
         while True:
             if not background:
@@ -165,10 +171,7 @@ class Turn:
                 fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, base + ticket)  # out of the queue
                 self.ticket = ticket
                 return
-            self._check(deadline)
-            if time.monotonic() >= next_look:
-                next_look = time.monotonic() + STOPPED_LOOK
-                stopped = self._stopped_ahead(ticket, background, stopped)
+            self._check(deadline, ahead)
             time.sleep(delay)
             delay = min(delay * 1.5, POLL_MAX)
 
@@ -176,7 +179,7 @@ class Turn:
         """Take the next ticket and hold its byte (so later waiters see it)."""
         delay = POLL_MIN
         while not _try(self.fd, GUARD):
-            self._check(deadline)
+            self._check(deadline, [(GUARD, 1)])
             time.sleep(delay)
             delay = min(delay * 1.5, POLL_MAX)
         try:
@@ -189,14 +192,19 @@ class Turn:
             # shared lock on this byte for an instant: wait it out, never fail on it.
             byte = (BACKGROUND if background else FOREGROUND) + ticket
             while not _try(self.fd, byte):
-                self._check(deadline)
+                self._check(deadline, [(byte, 1)])
                 time.sleep(POLL_MIN)
             os.pwrite(self.fd, (ticket + 1).to_bytes(8, "little"), 0)
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, GUARD)
         return ticket
 
-    def _check(self, deadline: float) -> None:
+    def _check(self, deadline: float, ahead: list[tuple[int, int]]) -> None:
+        """Fail when nbtrack stops, the wait reached ``deadline``, or a process holding a
+        byte of ``ahead`` is stopped (see ``_stopped_ahead``)."""
+        if time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + STOPPED_LOOK
+            self._seen = self._stopped_ahead(ahead, self._seen)
         if _stopping.is_set():
             raise StoreBusyError(f"{self.path.with_suffix('')}: nbtrack is stopping")
         if time.monotonic() >= deadline:
@@ -205,15 +213,12 @@ class Turn:
                 f"for {self._timeout:.0f} s (set {settings.LOCK_TIMEOUT.name} to wait longer)"
             )
 
-    def _stopped_ahead(self, ticket: int, background: bool, seen: int) -> int:
-        """Fail when a process ahead (the holder, or an earlier waiter) was found stopped
+    def _stopped_ahead(self, ahead: list[tuple[int, int]], seen: int) -> int:
+        """Fail when a process ahead (the holder, an earlier waiter, or one stopped while
+        it took a ticket or looked at the queue, holding those bytes) was found stopped
         (Ctrl-Z, SIGSTOP) on two looks in a row: it keeps its place until resumed, and
         everyone behind it would wait out the lock timeout blaming "busy". Returns the
         stopped process seen this look, 0 when none."""
-        # Readers that came later hold a background waiter up only for its patience.
-        ahead = [(TURN, 1), (FOREGROUND, ticket)]
-        if background:
-            ahead.append((BACKGROUND, ticket))
         for start, length in ahead:
             pid = holder(self.fd, start, length)
             if pid and stopped(pid):
