@@ -19,7 +19,7 @@ import site
 import sys
 import sysconfig
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import FunctionType, ModuleType
 
@@ -65,15 +65,21 @@ def _installed() -> tuple[str, ...]:
     return tuple(os.path.join(os.path.realpath(p), "") for p in paths if p)
 
 
+@lru_cache(maxsize=4096)
+def _library_file(path: str) -> bool:
+    # Asked for the module behind every value a tracked cell reads (``code_modules``):
+    # ``realpath`` costs an lstat per part of the path, ~30 us a DataFrame, each cell;
+    # an installed library's file stays one.
+    return os.path.realpath(path).startswith(_installed())
+
+
 def stamp(module_name: str, value: object = None) -> Stamp | None:
     """The stamp of a user module now (``value``'s own module when it is one), or None."""
     module = value if isinstance(value, ModuleType) else sys.modules.get(module_name)
     path = getattr(module, "__file__", None)
-    if not isinstance(path, str):
+    if not isinstance(path, str) or _library_file(path):
         return None
     real = os.path.realpath(path)
-    if real.startswith(_installed()):
-        return None
     try:
         st = os.stat(real)
     except OSError:
