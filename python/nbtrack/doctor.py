@@ -128,21 +128,14 @@ def _advice(client: Client, exc: NbtrackError) -> str:
 
 
 def _check_spools(client: Client, report: Report, repair: bool, store_ok: bool) -> None:
-    from .spools import owner_alive, scan
+    from .spools import scan
 
     found = scan(client.project.spool_dir)
     unreadable = [sp.path.name for sp in found if sp.header is None]
     # A sealed spool counts as "dead" to ingestion (nothing more comes), but its writer
     # may be a kernel tracking on: its run waits for the ingestion process's next round.
     ended = [sp for sp in found if sp.header is not None and sp.dead]
-    alive: dict[tuple[Any, ...], bool] = {}  # one look per writing process
-    orphans = []
-    for sp in ended:
-        who = tuple((sp.header or {}).get(k) for k in ("host", "pid", "pid_start"))
-        if who not in alive:
-            alive[who] = owner_alive(sp.header)
-        if not alive[who]:
-            orphans.append(sp.path.name)
+    orphans = [sp.path.name for sp in ended if not sp.writer_alive]
     waiting = len(ended) - len(orphans)
     live = len(found) - len(ended) - len(unreadable)
     if orphans and repair and store_ok:

@@ -75,6 +75,7 @@ class Spool:
     ended: bool  # its end event is in the file
     dead: bool  # its writer is gone or sealed it: nothing more will be appended
     mtime: float
+    writer_alive: bool = True  # its writing process still runs (``owner_alive``)
 
 
 class RunSink(Protocol):
@@ -160,7 +161,7 @@ def scan(spool_dir: Path) -> list[Spool]:
             alive[who] = owner_alive(header)
         # A sealed spool gets nothing more: like a dead writer's, it is removed once all in.
         dead = sealed or not alive[who]
-        found.append(Spool(path, name[: -len(".spool")], header, ended, dead, mtime))
+        found.append(Spool(path, name[: -len(".spool")], header, ended, dead, mtime, alive[who]))
     found.sort(key=lambda sp: sp.mtime)
     return found
 
