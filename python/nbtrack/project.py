@@ -22,6 +22,8 @@ def folder_problem(folder: Path) -> str | None:
             os.stat(folder)
         except OSError as exc:
             why = "loops back on itself" if exc.errno == errno.ELOOP else "leads nowhere"
+        else:
+            return None  # its target appeared since ``exists`` looked
         return (
             f"{folder} is a symbolic link to {os.readlink(folder)}, which {why}: nbtrack "
             "keeps its store there; point the link at a folder or remove it"
