@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import os
 import struct
+import sys
 import threading
 import time
 from pathlib import Path
@@ -80,8 +81,8 @@ def _try(fd: int, byte: int) -> bool:
 def holder(fd: int, start: int, length: int) -> int:
     """The pid of a process holding a lock on a byte of ``[start, start+length)``, 0 if
     none (``F_GETLK``; Linux's ``struct flock``: two shorts, two 64-bit offsets, a pid)."""
-    if length <= 0:
-        return 0
+    if length <= 0 or not sys.platform.startswith("linux"):
+        return 0  # (another system's struct flock is laid out otherwise: no guess)
     query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
     try:
         answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
