@@ -400,3 +400,38 @@ def test_sql_write_on_a_full_disk_changes_nothing_and_leaves_no_half_backup(
     assert sorted(p.name for p in (small_disk / ".nbtrack").glob("*.bak*")) == []
     filler.unlink()
     assert Client(project).get_run(w.run_id).name == "kept"
+
+
+def test_a_kernel_out_of_file_descriptors_is_told_so_not_that_the_disk_is_full(
+    kernel_factory, project_dir: Path
+) -> None:
+    # Given: a tracking kernel that then reaches its limit of open files
+    kernel = kernel_factory()
+    kernel.ok("%load_ext nbtrack")
+    kernel.ok("%%track first\nx = 0")
+    kernel.ok(
+        "import resource\n_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (3, _hard))  # no descriptor free below 3"
+    )
+
+    # When: a tracked cell runs
+    reply = kernel.run("%%track starved\nx = 21\nx * 2")
+
+    # Then: the cell ran as written, and its one warning names the cause and the remedy
+    assert reply.status == "ok", reply.text
+    assert [b["text/plain"] for b in reply.mimebundles() if "text/plain" in b][0] == "42"
+    warnings = [ln for ln in reply.text.splitlines() if "warning" in ln.lower()]
+    assert len(warnings) == 1, reply.text
+    assert "too many files open" in warnings[0] and "ulimit -n" in warnings[0], warnings[0]
+    assert "disk" not in warnings[0] and "space" not in warnings[0], warnings[0]
+    # (a passing shortage: the kernel keeps handing its runs to the ingestion process)
+    assert "ingesting in the kernel instead" not in reply.text, reply.text
+
+    # When: the limit is raised again; Then: the run is stored, nobody touching a file
+    kernel.ok("resource.setrlimit(resource.RLIMIT_NOFILE, (_soft, _hard))")
+    wait_until(
+        lambda: json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["runs"],
+        lambda runs: "starved" in {r["name"] for r in runs},
+        timeout=30, interval=0.2, what="the starved cell's run in the store",
+    )  # fmt: skip
+    assert kernel.ok("import sys\nprint('duckdb' in sys.modules)").text.strip() == "False"

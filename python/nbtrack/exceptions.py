@@ -7,6 +7,8 @@ the server into a JSON error with a status code (``http_status``).
 
 from __future__ import annotations
 
+import errno
+
 
 class NbtrackError(Exception):
     """Base class of every error nbtrack raises on purpose."""
@@ -136,3 +138,25 @@ class PipelineError(NbtrackError):
 
 class PipelineGraphError(PipelineError):
     """The notebook graph inferred from recorded runs cannot be used: a cycle, an unknown target."""
+
+
+# A write refused for want of space: the disk, a quota, a file size limit.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def why_unwritable(err: OSError) -> str:
+    """Why a write failed, in the user's words: a full disk is not a folder nbtrack may
+    not write, nor a kernel out of file descriptors (which no free space would cure)."""
+    detail = err.strerror or str(err)
+    if err.errno in NO_SPACE:
+        return f"the disk cannot take this run ({detail})"
+    if err.errno in (errno.EMFILE, errno.ENFILE):
+        return (
+            f"this process has too many files open to write this run ({detail}: close some, "
+            "or raise the limit, `ulimit -n`)"
+        )
+    if err.errno == errno.EROFS:
+        return f"the disk holding the store is read-only ({detail})"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"nbtrack may not write in its store's folder ({detail})"
+    return f"this run cannot be written yet ({detail})"

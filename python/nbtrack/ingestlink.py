@@ -124,6 +124,10 @@ class Link:
                     try:
                         self._fd = open_fifo(self.fifo)
                     except OSError as exc:
+                        if exc.errno in (errno.EMFILE, errno.ENFILE):
+                            # A passing shortage, not a reason to give the process up:
+                            # the run waits in its spool for the next kick or a reader.
+                            return False
                         if exc.errno not in (errno.ENXIO, errno.ENOENT):
                             self.failed = f"{self.fifo}: {exc.strerror or exc}"
                             return False
