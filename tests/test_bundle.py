@@ -273,6 +273,11 @@ def _param_value_not_json(dump):
     dump["params"][0]["value"] = "0.1.2"
 
 
+def _ended_before_it_started(dump):
+    run = next(r for r in dump["runs"] if r.get("ended_at"))
+    run["ended_at"] = "2001-01-01T00:00:00"
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("source")
@@ -308,6 +313,8 @@ MALFORMED = {
     # ... and these were imported, then every `show` of the run was a JSONDecodeError
     "packages not JSON": (_packages_not_json, "packages must be JSON text"),
     "param value not JSON": (_param_value_not_json, "value must be JSON text"),
+    # ... and this one listed a negative duration
+    "ended before it started": (_ended_before_it_started, "is before started_at"),
 }
 
 

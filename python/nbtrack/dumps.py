@@ -185,3 +185,15 @@ def _check_row(source: str, table: str, i: int, row: Any) -> None:
         check, what = checks.get(name, (_is_scalar, "a number, text, true, false or null"))
         if not check(value):
             raise UsageError(f"{where}: {name} must be {what}, not {value!r}; nothing was imported")
+    ended = row.get("ended_at") if table == "runs" else None
+    if ended is not None and _as_time(ended) < _as_time(row["started_at"]):
+        raise UsageError(
+            f"{where}: ended_at {ended} is before started_at {row['started_at']}; "
+            "nothing was imported"
+        )
+
+
+def _as_time(value: str | dt.datetime) -> dt.datetime:
+    """A checked timestamp; one without a zone is UTC, as the store takes it."""
+    t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.timezone.utc)
