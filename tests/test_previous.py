@@ -62,3 +62,28 @@ def test_a_kernels_own_run_is_never_the_previous_run_of_its_cell(project_dir):
     found = previous.for_notebook(resolve_project(project_dir), session)
     run = found.find(cell_key(None, "train", "lr = 0.2"), [])
     assert run is not None and run.run_id == older != own
+
+
+def test_the_kernel_compares_with_previous_runs_without_loading_duckdb(kernel_factory, project_dir):
+    """The previous runs are read by a child process: DuckDB (~0.2 s of CPU to import and
+    attach, ~60 MB) stays out of a kernel that only tracks, and out of its setup cell."""
+    older = record_run(project_dir, "train", source="lr = 0.1", session_id="earlier")
+    kernel = kernel_factory()
+    kernel.ok("%load_ext nbtrack")
+    summary = kernel.ok("%%track train\nlr = 0.2")
+    assert f"since {older[:8]}:" in summary.text and "code changed" in summary.text
+    assert kernel.ok("import sys\nprint('duckdb' in sys.modules)").text.strip() == "False"
+
+
+def test_the_kernel_reads_the_previous_runs_itself_when_no_child_can_answer(
+    project_dir, monkeypatch
+):
+    older = record_run(project_dir, "train", source="lr = 0.1", session_id="earlier")
+    previous._loaded.clear()
+    for executable in ("/bin/true", str(project_dir / "no-such-python")):
+        monkeypatch.setattr(previous.sys, "executable", executable)
+        session = SimpleNamespace(notebook_path=lambda: None, session_id="this")
+        found = previous.for_notebook(resolve_project(project_dir), session)
+        run = found.find(cell_key(None, "train", "lr = 0.2"), [])
+        assert run is not None and run.run_id == older
+        previous._loaded.clear()

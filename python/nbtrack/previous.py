@@ -8,17 +8,28 @@ the notebook is read once, in the background, when the extension loads; runs of
 this kernel are remembered as they end (``KernelSession.last_by_cell``). A run
 that another kernel records meanwhile for the same cell is not seen by the summary
 (``nbtrack diff`` sees it).
+
+The read runs in a child process (``python -m nbtrack.previous``), not on a thread
+of the kernel: it imports DuckDB and attaches the store, ~0.2 s of CPU that a thread
+would take from the setup cell's own imports (one GIL, one import lock), and on two
+cores the child runs beside them instead. Where no child can start, the kernel reads
+the store itself on its helper thread.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import ingest
 from .client import Client
+from .exceptions import NbtrackError
 from .models import Run
 from .project import Project
 
@@ -27,6 +38,7 @@ if TYPE_CHECKING:
 
 Key = tuple[str, str]
 WAIT = 3.0  # seconds the summary of the first cell waits for the runs to be read
+CHILD_TIMEOUT = 120.0  # seconds the child may wait its turn on a busy store
 _loaded: dict[tuple[Path, str | None], PreviousRuns] = {}
 
 
@@ -66,7 +78,9 @@ class PreviousRuns:
         if not client.project.db_path.exists():
             return {}  # a new store: nothing ran before
         index: dict[Key, Run] = {}
-        runs = client.latest_cell_runs(notebook_path, not_session=session_id)
+        runs = _read_in_child(client.project, notebook_path, session_id)
+        if runs is None:
+            runs = client.latest_cell_runs(notebook_path, not_session=session_id)
         for run in sorted(runs, key=lambda r: str(r.started_at)):
             for key in (("id", run.cell_id), ("name", run.name), ("source", run.source)):
                 if key[1]:
@@ -82,3 +96,50 @@ class PreviousRuns:
         except Exception as exc:
             warnings.append(f"could not read the previous run: {exc}")
         return None
+
+
+def _read_in_child(
+    project: Project, notebook_path: str | None, session_id: str
+) -> list[Run] | None:
+    """``latest_cell_runs`` read by a child process; None when no child can start."""
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    where = [str(project.root), str(project.folder), str(project.db_path)]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "nbtrack.previous", *where, notebook_path or "", session_id],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=env,
+            timeout=CHILD_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise NbtrackError(f"the store did not answer in {CHILD_TIMEOUT:.0f} s") from exc
+    except OSError:
+        return None
+    try:
+        answer: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        return None  # not our child's answer (an odd interpreter): read here instead
+    if "error" in answer:
+        raise NbtrackError(answer["error"])
+    return [Run.from_dict(d) for d in answer["runs"]]
+
+
+def _child(argv: list[str]) -> int:
+    """``python -m nbtrack.previous ROOT FOLDER DB NOTEBOOK SESSION``: print the runs as JSON."""
+    root, folder, db_path, notebook_path, session_id = argv
+    project = Project(root=Path(root), folder=Path(folder), db_path=Path(db_path))
+    try:
+        runs = Client(project).latest_cell_runs(notebook_path or None, not_session=session_id)
+        answer: dict[str, Any] = {"runs": [r.to_dict() for r in runs]}
+    except Exception as exc:  # what the kernel's summary says it could not read
+        answer = {"error": str(exc)}
+    sys.stdout.write(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))
