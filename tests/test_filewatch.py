@@ -156,6 +156,34 @@ def test_a_sqlite_database_is_read_before_and_written_by_the_cell(kernel, projec
     assert second[("shop.db", "output")].hash != first[("shop.db", "output")].hash
 
 
+def test_a_log_file_an_earlier_cell_opened_is_an_output_of_the_cell_that_writes_it(
+    kernel, project_dir
+):
+    # given a log file and an append handle opened by an untracked cell, kept open
+    kernel.ok(
+        "import logging\nlogging.basicConfig(filename='train.log', level=logging.INFO, "
+        "force=True)\nnotes = open('notes.txt', 'a')"
+    )
+    # when a tracked cell logs and appends through them (no open, close or rename)
+    kernel.ok(
+        "%%track fit\nlogging.info('epoch 1 loss 0.3')\nnotes.write('lr 0.1\\n')\nnotes.flush()"
+    )
+    data = _data(project_dir)
+    # then both files are its outputs, at the versions it left
+    assert set(data) == {("train.log", "output"), ("notes.txt", "output")}
+    _is_version_of(data[("train.log", "output")], project_dir / "train.log")
+    _is_version_of(data[("notes.txt", "output")], project_dir / "notes.txt")
+    # and a tracked cell that writes neither has no output, not even when the kernel's
+    # own standard error is a file of the project (``nohup jupyter lab``) it writes to
+    kernel.ok(
+        "import os\n_err, _out = os.dup(2), os.open('nohup.out', os.O_WRONLY | os.O_CREAT)\n"
+        "os.dup2(_out, 2)\nos.close(_out)"
+    )
+    kernel.ok("%%track quiet\nx = 1\nos.write(2, b'a warning from native code\\n')")
+    assert _data(project_dir) == {}
+    kernel.ok("os.dup2(_err, 2)")
+
+
 def test_an_atomic_save_is_recorded_under_its_final_name(kernel, project_dir):
     kernel.ok(
         "%%track\nimport os, pickle\n"

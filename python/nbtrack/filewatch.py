@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import forkreads, fswatch, libhooks, writeclaims
+from .heldfiles import held_for_writing
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Files a database keeps beside itself while it works: their writes are the database's.
@@ -57,6 +58,8 @@ class FileWatcher:
         self.notebook = os.path.realpath(notebook) if notebook else None
         self.reads: dict[str, os.stat_result | None] = {}
         self.writes: dict[str, None] = {}
+        # Files the process held open for writing when the cell began (heldfiles.py).
+        self.held: dict[str, os.stat_result] = {}
         self.began_ns = time.time_ns()
         self.project_watch: fswatch.ProjectWatch | None = None
         # Called with a path when the cell first reads it: its version is taken then,
@@ -160,14 +163,18 @@ class FileWatcher:
 
     def finish(self) -> None:
         """Add what the project watch saw written (a database's journal counts as the
-        database), and the files read whose status changed since (a database the cell
-        wrote through a connection still open).
+        database), the files read whose status changed since (a database the cell
+        wrote through a connection still open), and the files held open for writing
+        since before the cell whose status changed (an earlier cell's log file).
 
         Notebooks are left to the audit hook: JupyterLab's autosave and papermill's
         saves of open notebooks land while cells run, and are not the cell's output.
         """
         for path, st in self.reads.items():
             if st is not None and not same_file(path, st):
+                self.writes[path] = None
+        for path, st in self.held.items():
+            if not same_file(path, st):
                 self.writes[path] = None
         self.claims.close()
         if self.project_watch is None:
@@ -356,6 +363,7 @@ def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
         forkreads.sweep()  # (logs of kernels killed in a cell)
         _installed = True
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
+    watcher.held = held_for_writing(watcher.keep)
     watcher.begin()
     for value in values_read:
         for path in _database_files(value) + _module_file(value):
