@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -33,7 +34,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from .copying import copy_hashing, write_all
 from .exceptions import BlobCorruptError, BlobMissingError, CacheError
-from .hashing import PREFIX, HashStream, hash_bytes, hash_fd
+from .hashing import PREFIX, HashStream, hash_bytes, hash_regular
 
 DIR_SUFFIX = ".dir"
 MANIFEST_FORMAT = "nbtrack.dir/1"
@@ -277,15 +278,12 @@ class Cache:
             raise BlobMissingError(f"{digest} is not in the cache") from None
 
     def _content_hash(self, digest: str) -> str:
-        path = self.path_for(digest)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            actual = hash_regular(self.path_for(digest))
         except FileNotFoundError:
             raise BlobMissingError(f"{digest} is not in the cache") from None
-        try:
-            actual = hash_fd(fd, os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
+        if actual is None:
+            return ""  # a folder, a broken link where the blob was: no bytes to match
         if is_manifest_hash(digest):
             actual += DIR_SUFFIX
         return actual
@@ -376,7 +374,7 @@ class Cache:
                 for blob in os.scandir(fan.path):
                     if blob.name.endswith(".corrupt") or blob.name.startswith(TMP_PREFIX):
                         continue
-                    st = blob.stat()
+                    st = blob.stat(follow_symlinks=False)  # (a link to nowhere is listed too)
                     yield f"{algo_dir.name}:{fan.name}{blob.name}", st.st_size, st.st_mtime
 
     def expand(self, digests: Iterable[str]) -> set[str]:
@@ -419,20 +417,25 @@ class Cache:
                 continue
             result.removed.append((digest, size))
             if not dry_run:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._blob(digest))
+                _discard(self._blob(digest))
         if not dry_run:
             self._remove_debris(now)
         return result
 
     def _remove_debris(self, now: float) -> None:
         """Temporary files of dead writers and quarantined blobs."""
-        for leftover in self.stale_temporaries(now):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-        for corrupt in self.root.glob("*/*/*.corrupt"):
-            with contextlib.suppress(FileNotFoundError):
-                corrupt.unlink()
+        for leftover in [*self.stale_temporaries(now), *self.root.glob("*/*/*.corrupt")]:
+            _discard(leftover)
+
+
+def _discard(path: str | Path) -> None:
+    """Remove what sits at a blob's place: a file, a link, or a folder put there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = [

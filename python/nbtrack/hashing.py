@@ -20,9 +20,11 @@ file under ``.nbtrack/`` (never in runs.duckdb: only one process may open that).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -168,6 +170,23 @@ def hash_fd(
     else:
         digests = list(_thread_pool().map(read_chunk, range(0, size, CHUNK_SIZE)))
     return _combine(digests, size)
+
+
+def hash_regular(path: str | os.PathLike[str]) -> str | None:
+    """The hash of the regular file at ``path`` (a link followed), or None when
+    something else is there: a folder, a link to itself or to nowhere. Raises
+    ``FileNotFoundError`` when nothing is."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) or os.path.lexists(path):
+            return None
+        raise
+    try:
+        st = os.fstat(fd)
+        return hash_fd(fd, st.st_size) if stat.S_ISREG(st.st_mode) else None
+    finally:
+        os.close(fd)
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:

@@ -23,12 +23,10 @@ done or dead (a slot reserved by a call interrupted before it stored its key sta
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import itertools
 import mmap
 import os
-import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -49,7 +47,7 @@ class Window:
     def __init__(self, buffer: Any, base: int) -> None:
         self._map = buffer
         view = memoryview(buffer)
-        self.q = view.cast("q")
+        self.q: Any = view.cast("q")  # (in a forked child: a ``_Handing`` of it)
         self.d = view.cast("d")
         self.slots = itertools.count()
         self.cap = len(buffer) // RECORD  # records in this window
@@ -64,7 +62,9 @@ class PointLog:
 
     A forked child (a ``fork`` Pool, a DataLoader worker) shares the mapping but not
     the slot counters: its points overwrote the parent's. So in a child every point is
-    handed to ``hand`` (the run's spool) instead, one window of one point at a time.
+    handed to ``hand`` (the run's spool) instead, in a window of one point that hands
+    itself as its key is stored: before the call returns, since a child often leaves by
+    ``os._exit`` or a signal (a Pool's ``terminate``), and no exit handler runs then.
     """
 
     def __init__(self, path: Path) -> None:
@@ -104,11 +104,8 @@ class PointLog:
         """The window after ``full`` (called by the one logging call that found it full)."""
         with self._lock:
             if self.window is full:
-                if self.child:
-                    if not full.cap:  # the child's first point: its last one is handed at exit
-                        self._at_exit()
-                    self._hand(full)
-                    self.window = Window(bytearray(RECORD), 0)
+                if self.child:  # (``full`` handed itself, or holds no complete point)
+                    self.window = self._child_window()
                 else:
                     self.window = self._new_window()
             return self.window
@@ -118,22 +115,13 @@ class PointLog:
         self.child, self._fd, self.unspooled = True, -1, []
         self.window = Window(bytearray(0), 0)
 
-    def _at_exit(self) -> None:
-        # Now, not at the fork: a multiprocessing child clears its finalizers as it
-        # starts, and leaves by os._exit (no atexit).
-        atexit.register(self.flush_child)
-        mp_util = sys.modules.get("multiprocessing.util")
-        if mp_util is not None:
-            mp_util.Finalize(self, self.flush_child, exitpriority=10)
-
-    def flush_child(self) -> None:
-        """In a forked child: hand over the last point (its window is handed when full)."""
-        with self._lock:
-            self._hand(self.window)
-            self.window = Window(bytearray(0), 0)
+    def _child_window(self) -> Window:
+        win = Window(bytearray(RECORD), 0)
+        win.q = _Handing(win.q, lambda: self._hand(win))
+        return win
 
     def _hand(self, win: Window) -> None:
-        if self.hand is not None and win.cap and win.q[0]:
+        if self.hand is not None:
             self.hand(win)
 
     def spill(self, *, final: bool = False) -> bool:
@@ -173,6 +161,24 @@ class PointLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+class _Handing:
+    """A child's window's int64 view: storing the key (the record's last store, at
+    index 0 of a one-record window) hands the point over at once."""
+
+    __slots__ = ("view", "done")
+
+    def __init__(self, view: memoryview, done: Callable[[], None]) -> None:
+        self.view, self.done = view, done
+
+    def __getitem__(self, index: int) -> int:
+        return int(self.view[index])
+
+    def __setitem__(self, index: int, value: int) -> None:
+        self.view[index] = value
+        if index == 0:
+            self.done()
 
 
 def _after_fork() -> None:

@@ -33,6 +33,8 @@ def folder_problem(folder: Path) -> str | None:
             f"{folder} is a file, not a folder: nbtrack keeps its store there; "
             "move or rename that file and try again"
         )
+    if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+        return f"cannot read {folder}: Permission denied (its owner can let you in)"
     return None
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import struct
 import threading
@@ -294,6 +295,21 @@ def _loads(payload: bytes) -> Any:
     return storable(obj) if b"\\ud" in payload else obj
 
 
+_JSON_FRAME = re.compile(rb'[\x01\x03]\{"')  # a JSON record's kind and first byte
+
+
+def _next_frame(data: bytes, pos: int) -> int | None:
+    """Where the first whole JSON record at or after ``pos`` starts, or None (no JSON
+    text holds a byte below 0x20: none is found inside a JSON record)."""
+    for m in _JSON_FRAME.finditer(data, pos + FRAME.size - 1):
+        at = m.start() - _U32.size
+        end = at + FRAME.size + _U32.unpack_from(data, at)[0]
+        with contextlib.suppress(ValueError):
+            if end <= len(data) and json.loads(data[at + FRAME.size : end]) is not None:
+                return at
+    return None
+
+
 def _apply_event(ev: dict[str, Any], batch: Batch, state: dict[str, Any]) -> None:
     kind = ev["e"]
     if kind == "header":
@@ -347,8 +363,9 @@ def read_spool(
     writer is done or dead (also true once the run's end is read), so every complete
     point counts. ``limit`` bounds the points read (a bounded ingestion slice). A
     torn record at the end (its writer was killed mid-write) is left unread. The
-    state says whether the run's end was read, how many points were, and whether
-    ``limit`` left ``more``.
+    state says whether the run's end was read, how many points were, whether
+    ``limit`` left ``more``, how many records were ``damaged`` and whether the last
+    was ``torn``.
     """
     with open(path, "rb") as fh:
         data = fh.read()
@@ -361,7 +378,12 @@ def read_spool(
         length, kind = FRAME.unpack_from(data, pos)
         start = pos + FRAME.size
         if start + length > end:
-            break
+            after = _next_frame(data, start) if final else None
+            if after is None:
+                break  # the writer's last record, cut short
+            state["damaged"] += pos >= offset  # a length no record has (a flipped bit)
+            pos = after
+            continue
         try:
             if kind == KEYS:  # series names are needed whatever was read before
                 names.update((i, k) for k, i in _loads(data[start : start + length]).items())
@@ -378,6 +400,7 @@ def read_spool(
                 state["damaged"] += 1
         pos = start + length
     batch.spool_offset = max(offset, pos)
+    state["torn"] = pos < end  # a record cut short at the end: its writer's last, or not yet whole
     if not points:
         return batch, state
     recs, batch.points_offset, state["more"] = read_points(

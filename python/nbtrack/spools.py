@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import ingestlink
+from .exceptions import StoreError
 from .models import Batch
 from .spool import EVENT, FRAME, SEALED, points_path, read_spool, start_ticks, wrote_here
 
@@ -137,6 +138,8 @@ def scan(spool_dir: Path) -> list[Spool]:
         names = os.listdir(spool_dir)
     except (FileNotFoundError, NotADirectoryError):
         return []  # no spools yet, or `.nbtrack` is not a folder (the store says so)
+    except PermissionError as exc:  # (another user's store, or a `chmod 000`)
+        raise StoreError(f"cannot read {spool_dir}: {exc.strerror}") from None
     except OSError as exc:
         if exc.errno != errno.ELOOP:
             raise
@@ -251,15 +254,18 @@ def ingest(
             if budget is not None:
                 budget = max(0, budget - state["points"])
             if batch.run is None and status is None:
-                if sp.dead:
+                if not sp.dead:
+                    continue
+                if not (state["damaged"] or state["torn"]):
                     complete.append(sp.run_id)  # died before its first record: nothing to keep
-                continue
+                    continue
+                batch.run = _unnamed_run(sp)  # its first record lost, not the rest
             if sp.dead and not state["ended"] and status in (None, "running"):
                 pid = sp.header.get("pid") if sp.header else "?"
                 batch.update.update(
                     status="crashed",
                     error=f"the process running this cell (pid {pid}) died before it finished"
-                    + _damage(state["damaged"]),
+                    + _damage(state),
                     ended_at=datetime.fromtimestamp(sp.mtime, timezone.utc).replace(tzinfo=None),
                 )
             if not state["more"]:
@@ -275,8 +281,25 @@ def ingest(
     return list(complete)
 
 
-def _damage(records: int) -> str:
-    return f"; {records} damaged spool records skipped" if records else ""
+def _damage(state: dict[str, Any]) -> str:
+    records, torn = state["damaged"], state["torn"]
+    said = f"; {records} damaged spool records skipped" if records else ""
+    return said + ("; its spool was cut short in a record" if torn else "")
+
+
+def _unnamed_run(sp: Spool) -> dict[str, Any]:
+    """The row of a dead writer's run whose start record (name, code, environment) is
+    damaged or cut short: what the spool's header says, so that the parameters, tags
+    and points after it are kept, not removed with a spool taken for an empty one."""
+    header = sp.header or {}
+    return {
+        "run_id": sp.run_id,
+        "kind": "cell",
+        "status": "running",
+        "started_at": datetime.fromtimestamp(sp.mtime, timezone.utc).replace(tzinfo=None),
+        "host": header.get("host"),
+        "pid": header.get("pid"),
+    }
 
 
 def ended(spool_dir: Path) -> list[Spool]:
