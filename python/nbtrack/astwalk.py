@@ -78,3 +78,34 @@ def walk(node: ast.AST) -> list[Any]:
             elif v is not None:
                 push(v)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def surely_bound(source: str) -> frozenset[str]:
+    """Names an assignment binds on every path through the cell's top-level code that
+    reaches its end: one outside any ``if``/``try``/``match``/loop (a ``with`` body, a
+    ``finally`` always runs). A cell that finished did assign them, whatever object they
+    hold now (``acc = results["acc"]`` gives back the float the name held before)."""
+    try:
+        tree = parsed(source)
+    except (SyntaxError, ValueError):
+        return frozenset()
+    out: set[str] = set()
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Assign, ast.AugAssign)) or (
+            isinstance(node, ast.AnnAssign) and node.value is not None
+        ):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                out.update(
+                    n.id
+                    for n in ast.walk(t)
+                    if isinstance(n, ast.Name) and type(n.ctx) is ast.Store
+                )
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            stack.extend(node.body)
+        else:  # (a try's, a try-star's)
+            stack.extend(getattr(node, "finalbody", ()))
+    return frozenset(out)

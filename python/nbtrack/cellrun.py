@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from errno import EDQUOT, EFBIG, ENOSPC, EROFS
+from errno import EROFS
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from . import (
     tracking,
 )
 from .client import Client
-from .exceptions import CaptureError, NbtrackError, UsageError
+from .exceptions import NO_SPACE, CaptureError, NbtrackError, UsageError, why_unwritable
 from .gitstate import git_state
 from .lineage import Read
 from .metricvalues import MetricVars, metric_values
@@ -118,7 +118,7 @@ class CellRun:
                 self.reads += session.seeds.reads(transformed, self.flow, self.reads)
             except Exception as exc:  # a hostile object must not stop the user's cell
                 self.warnings.append(f"could not read the cell's inputs: {exc!r}")
-        self._metric_vars = MetricVars(opts.metrics, session.lineage.ns)
+        self._metric_vars = MetricVars(opts.metrics, session.lineage.ns, transformed)
         self.writer = tracking.RunWriter.start(
             self.project,
             kind="cell",
@@ -142,6 +142,7 @@ class CellRun:
                 self.warnings.append(f"stale input: {r.stale}")
         for origin, chunk in by_origin.items():
             self.writer.log_params(chunk, source=origin)
+        self.warnings += endparams.overridden_injections(self.reads, session.papermill_params)
         self.writer.log_inputs([r.record() for r in self.reads])
         # What the cell's literal names held at its start: one still held at a failure
         # was never reached (end_literals).
@@ -314,7 +315,7 @@ class CellRun:
                     w.log_params(chunk, source=src)
             if flagged:
                 w.log_params(flagged, source="flag")
-            self._log_metric_vars(user_ns)
+            self._log_metric_vars(user_ns, finished=error is None)
             w.log_data(self._data_versions())
         finally:
             if error is None:
@@ -354,11 +355,11 @@ class CellRun:
             outcome.alerts = alerts(self.client, previous, run)
         return outcome
 
-    def _log_metric_vars(self, user_ns: dict[str, Any]) -> None:
+    def _log_metric_vars(self, user_ns: dict[str, Any], *, finished: bool) -> None:
         """``-m``: a number, a dict (``report.f1``), numbers (a series, and its mean: folds)."""
         w = self.writer
         for var in self.opts.metrics:
-            skip = self._metric_vars.why_not(var, user_ns, var in self.flow.assigns)
+            skip = self._metric_vars.why_not(var, user_ns, var in self.flow.assigns, finished)
             if skip is not None:
                 self.warnings.append(f"-m {var}: {skip}")
                 continue
@@ -389,8 +390,7 @@ class CellRun:
             uncached = f"{names}{f' and {more} more' if more > 0 else ''} recorded by hash only"
         if err is not None:
             self.warnings.append(
-                f"the disk cannot take this run ({err.strerror or err}): it is kept in "
-                "memory and stored as soon as there is space again (and it is writable)"
+                f"{why_unwritable(err)}: it is kept in memory and stored as soon as it can be"
                 + (f"; {uncached}" if uncached else "")
             )
         elif uncached:
@@ -413,7 +413,7 @@ class CellRun:
 
 def _disk_full(exc: BaseException | None) -> bool:
     while exc is not None:  # the cache may wrap the OSError in one of ours
-        if isinstance(exc, OSError) and exc.errno in (ENOSPC, EDQUOT, EFBIG, EROFS):
+        if isinstance(exc, OSError) and exc.errno in (*NO_SPACE, EROFS):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

@@ -9,7 +9,9 @@ the cell binds from a config loader (``yaml.safe_load``/``load``/``full_load``,
 ``json.loads(Path(p).read_text())``) is a parameter, with its value as the cell left
 it, when that value is parameter-like (a long list of records loaded the same way is
 data, not settings); so is a config object filled from one
-(``TrainConfig(**yaml.safe_load(f))``). Found by name, not by type: a loader imported
+(``TrainConfig(**yaml.safe_load(f))``), and a section of one taken by a literal key
+(DVC's ``yaml.safe_load(open("params.yaml"))["train"]``, ``json.load(f).get("model")``:
+the twelfth trial's recorded no parameter). Found by name, not by type: a loader imported
 under another name (``from yaml import safe_load``) is not seen.
 """
 
@@ -59,7 +61,27 @@ def loaded_names(source: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _section(v: ast.expr) -> ast.expr | None:
+    """What ``v`` takes a section of by a literal key (``load(f)["train"]``,
+    ``load(f).get("model")``), or None."""
+    if isinstance(v, ast.Subscript) and isinstance(v.slice, ast.Constant):
+        return v.value
+    if (
+        isinstance(v, ast.Call)
+        and isinstance(v.func, ast.Attribute)
+        and v.func.attr == "get"
+        and len(v.args) == 1
+        and not v.keywords
+        and isinstance(v.args[0], ast.Constant)
+    ):
+        return v.func.value
+    return None
+
+
 def _loads_config(v: ast.expr) -> bool:
+    inner = _section(v)  # DVC's yaml.safe_load(open("params.yaml"))["train"]
+    if inner is not None:
+        return _loads_config(inner)
     if isinstance(v, ast.Call) and len(v.keywords) == 1 and v.keywords[0].arg is None:
         return not v.args and _loads_config(v.keywords[0].value)  # TrainConfig(**load(f))
     if not (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.args):

@@ -221,9 +221,13 @@ class _Walker:
             else:
                 self._computed(t.id)  # type: ignore[attr-defined]
         elif kind is ast.Tuple or kind is ast.List:
-            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(t.elts):  # type: ignore[attr-defined]
-                for te, ve in zip(t.elts, value.elts, strict=True):  # type: ignore[attr-defined]
+            elts: list[ast.expr] = t.elts  # type: ignore[attr-defined]
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(elts):
+                for te, ve in zip(elts, value.elts, strict=True):
                     self._collect_literal(te, ve)
+            elif type(value) is ast.Call and all(type(e) is ast.Name for e in elts):
+                for te in elts:  # args, rest = parser.parse_known_args(): a config each, or not
+                    self._collect_literal(te, value)
             else:
                 for e in ast.walk(t):
                     if isinstance(e, ast.Name):

@@ -15,14 +15,16 @@ of the cell that made it.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Collection
 from typing import Any
 
 from . import capture, configloads
 from .astwalk import parsed
 from .dataflow import CellFlow
+from .exprfacts import literal_call
 from .lineage import Lineage, Read
-from .values import config_fields, param_value
+from .values import config_fields, declared_config, param_value, written_value
 
 _BRANCHES = (ast.If, ast.Try, ast.Match, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
 _EMPTY = (list, dict, set, tuple, str)  # an accumulator's start, when empty
@@ -50,6 +52,42 @@ def branch_names(source: str) -> frozenset[str]:
             stack.extend((k, inner) for k in getattr(node, name, ()))
         stack.extend((k, branched) for k in getattr(node, "finalbody", ()))
     return frozenset(out)
+
+
+@functools.lru_cache(maxsize=64)
+def made_by_calls(source: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Names the cell's top-level code binds to a call: ``(of literals, one at least;
+    of no argument, or unpacked from one)``. The first are values written as calls,
+    ``start = date(2024, 1, 1)``, ``Path("data")`` (the twelfth trial's forecasting cell
+    recorded no ``train_end = pd.Timestamp("2023-12-31")`` of its own), not
+    ``datetime.now()``, the clock; the second are configs only when declared so
+    (``TrainConfig()``, ``parser.parse_args()``), not a notebook object holding state
+    (``meter = AverageMeter()``)."""
+    try:
+        tree = parsed(source)
+    except (SyntaxError, ValueError):
+        return frozenset(), frozenset()
+    literal: set[str] = set()
+    bare: set[str] = set()
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+            continue
+        call = node.value
+        for t in node.targets:
+            names = [n.id for n in getattr(t, "elts", [t]) if isinstance(n, ast.Name)]
+            if not (call.args or call.keywords):
+                bare.update(names)
+            elif isinstance(t, ast.Name) and literal_call(call) == []:
+                literal.add(t.id)
+    return frozenset(literal), frozenset(bare)
+
+
+def _made_setting(name: str, value: Any, source: str) -> bool:
+    """Whether what a call of literals or names bound to ``name`` is a parameter."""
+    literal, bare = made_by_calls(source)
+    if name in bare:
+        return declared_config(value)
+    return config_fields(value) is not None or (name in literal and written_value(value))
 
 
 def at_start(flow: CellFlow, source: str, metrics: Collection[str]) -> dict[str, Any]:
@@ -102,7 +140,7 @@ def at_end(
     """``{source: {name: value}}`` to log as the cell ends (``held``: what each literal
     name held at the start)."""
     skip = {*skip, *flow.loop_changed}
-    skip.update(n for n in flow.config_calls if config_fields(user_ns.get(n)) is None)
+    skip.update(n for n in flow.config_calls if not _made_setting(n, user_ns.get(n), source))
     unassigned: dict[str, dict[str, Any]] = {}
     for name in branch_names(source) & set(flow.literals) if held else ():
         if name in held and held[name] is user_ns.get(name) and name not in skip:
@@ -123,3 +161,18 @@ def at_end(
 
 def _changed(name: str, was: Any, now: Any) -> str:
     return f"param {name} changed by the cell: {was!r:.60} → {now!r:.60}"
+
+
+def overridden_injections(reads: list[Read], injected: dict[str, Any]) -> list[str]:
+    """A warning for each parameter the cell read with another value than the one papermill
+    injected: a later cell set it again (plain papermill with no ``parameters`` cell puts its
+    cell first), and the notebook run's record of the injected value is not what ran."""
+    return [
+        f"param {r.name}: the cell read {r.value!r:.60}, not the {injected[r.name]!r:.60} "
+        "papermill injected (a later cell set it again)"
+        for r in reads
+        if r.is_param
+        and r.name in injected
+        and r.origin != "papermill"
+        and r.value != injected[r.name]
+    ]

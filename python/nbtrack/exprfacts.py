@@ -202,7 +202,7 @@ def ipython_code(call: ast.Call) -> tuple[list[ast.stmt], bool] | None:
         tree = _statement(args[1])
         return (tree, CODE_MAGICS[args[0]]) if tree is not None else None
     if method == "run_line_magic" and len(args) == 2 and args[0] == "run":
-        return _script_run_in_namespace(args[1]) + _expanded(args[1]), False
+        return _expanded(args[1]) + _script_run_in_namespace(args[1]), False  # (expanded first)
     if method == "run_line_magic" and len(args) == 2 and args[0] == "store":
         return _store_restored(args[1]), False
     if method == "run_line_magic" and len(args) == 2:  # %any {x}: IPython fills x in
@@ -224,20 +224,50 @@ def _expanded(line: str) -> list[ast.stmt]:
 def _script_run_in_namespace(line: str) -> list[ast.stmt]:
     """The code of ``%run -i script.py``, which runs in the notebook's namespace and so
     reads its names (the seventh trial's script read ``factor``, recorded nowhere); a
-    plain ``%run`` runs in a namespace of its own: nothing of the notebook's read."""
+    plain ``%run`` runs in a namespace of its own, nothing of the notebook's read, and
+    copies the names its script binds into the notebook's: bound by the cell (an import
+    of each), not read later (the twelfth trial's ``%run prep.py`` then ``x * factor``
+    recorded ``factor=3 (upstream)``, what an earlier run left, where the script now
+    set 5)."""
     try:
         words = shlex.split(line)
     except ValueError:
         return []
     options = list(itertools.takewhile(lambda w: w.startswith("-"), words))
     script = words[len(options)] if len(words) > len(options) else None
-    if "-i" not in options or script is None or not script.endswith(".py"):
+    if script is None or not script.endswith(".py"):
         return []
     try:
         with open(script, encoding="utf-8") as f:
-            return ast.parse(f.read()).body
+            body = ast.parse(f.read()).body
     except (OSError, SyntaxError, ValueError):
         return []
+    if "-i" in options:
+        return body
+    return [ast.Import(names=[ast.alias(name=n)]) for n in _top_level_names(body)]
+
+
+def _top_level_names(body: list[ast.stmt]) -> list[str]:
+    """The names a module's code binds in its own namespace (not inside its functions)."""
+    found: dict[str, None] = {}
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found[node.name] = None
+            continue
+        if isinstance(
+            node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+        ):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.update(
+                (a.asname or a.name.split(".")[0], None) for a in node.names if a.name != "*"
+            )
+        elif isinstance(node, ast.Name) and type(node.ctx) is ast.Store:
+            found[node.id] = None
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return list(found)
 
 
 def _store_restored(line: str) -> list[ast.stmt]:
@@ -269,11 +299,11 @@ def _setting(v: ast.expr) -> bool:
 
 
 def literal_call(v: ast.expr) -> list[str] | None:
-    """The names a call of a name or attribute with literal (or plain name) arguments
-    reads, at least one argument: ``TrainConfig(lr=lr, epochs=4)`` gives ``['lr']``,
+    """The names a call of a name or attribute with literal (or plain name) arguments, or
+    none, reads: ``TrainConfig(lr=lr, epochs=4)`` gives ``['lr']``, ``TrainConfig()`` and
     ``parser.parse_args(["--lr", "0.1"])`` ``[]``: a config object made in the cell (its
-    value at the end is one, or nothing); None for any other expression."""
-    if not isinstance(v, ast.Call) or not (v.args or v.keywords) or base_name(v.func) is None:
+    value at the end is one, or nothing: ``time.time()``); None for any other expression."""
+    if not isinstance(v, ast.Call) or base_name(v.func) is None:
         return None
     values = [*v.args, *(k.value for k in v.keywords)]
     if any(k.arg is None for k in v.keywords) or not all(

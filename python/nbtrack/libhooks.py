@@ -1,7 +1,7 @@
 """Reads and writes by native libraries, seen at their Python entry points.
 
 Arrow's C++ code opens Parquet, Feather and CSV files, DuckDB's opens the files its
-SQL names, and XGBoost's its model files, without Python's ``open``: the audit hook
+SQL names, XGBoost's its model files and TorchScript its archives, without Python's ``open``: the audit hook
 sees nothing. The functions
 a user calls are Python-visible though, and name the file: each one below is wrapped
 (with wrapt, when its module is imported, before or after ``%load_ext``) to tell
@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any
 
 READ, WRITE, SQL, DATABASE = "read", "write", "sql", "database"
+URI = "uri"  # a read of a path with options after it: XGBoost's "train.svm?format=libsvm"
 # (path, write) -> None while a tracked cell runs, else None.
 sink: Callable[[Any, bool], None] | None = None
 GLOB_LIMIT = 10_000
@@ -66,11 +67,14 @@ HOOKS: dict[str, tuple[tuple[str, str, str], ...]] = {
     # Gradient boosting's C++ opens model files (XGBoost's every load and save;
     # LightGBM's saves, and a Dataset built from a path).
     "xgboost": (
+        ("DMatrix.__init__", URI, "data"),
         ("Booster.__init__", READ, "model_file"),
         ("Booster.load_model", READ, "fname"),
         ("Booster.save_model", WRITE, "fname"),
     ),
     "lightgbm": (("Dataset.__init__", READ, "data"), ("Booster.save_model", WRITE, "filename")),
+    # TorchScript's C++ reads and writes its archives (torch.load's are Python's open).
+    "torch.jit": (("load", READ, "f"), ("save", WRITE, "f")),
     "duckdb": (
         ("connect", DATABASE, "database"),
         *(
@@ -155,6 +159,10 @@ def _note(kind: str, value: Any, kwargs: dict[str, Any]) -> None:
         if isinstance(value, str):
             for path, what in sql_files(value):
                 _tell(path, what == WRITE)
+        return
+    if kind == URI:  # (a DataFrame or an array: no path)
+        if isinstance(value, (str, os.PathLike)):
+            _tell(os.fspath(value).split("?", 1)[0].split("#", 1)[0], False)
         return
     for path in _paths(value):
         if kind == WRITE:

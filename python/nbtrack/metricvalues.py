@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from .astwalk import surely_bound
 from .validation import narrow_float
 from .values import MAX_DEPTH, MAX_SERIES, numpy_scalar, type_name
 
@@ -91,13 +92,19 @@ class MetricVars:
     """The ``-m`` variables as the cell found them: one the cell neither bound nor changed
     holds a value from before it (``-m acc`` on a cell that never set ``acc``)."""
 
-    def __init__(self, names: Iterable[str], ns: dict[str, Any]) -> None:
+    def __init__(self, names: Iterable[str], ns: dict[str, Any], source: str = "") -> None:
         self._before = {n: (ns[n], _snapshot(ns[n])) for n in names if n in ns}
+        self._source = source
 
-    def why_not(self, name: str, ns: dict[str, Any], bound: bool) -> str | None:
-        """Why ``name`` is not recorded after the cell, or None."""
+    def why_not(self, name: str, ns: dict[str, Any], bound: bool, finished: bool) -> str | None:
+        """Why ``name`` is not recorded after the cell, or None. A cell that finished ran
+        the assignments on all its paths, whatever object they gave: ``acc =
+        results["acc"]`` run again binds the very float the name held (the twelfth trial
+        lost such a metric on every run after the first)."""
         if name not in ns:
             return f"no variable {name!r} after the cell"
+        if finished and name in surely_bound(self._source):
+            return None
         if self.unchanged(name, ns[name], bound):
             return "not recorded: the cell did not change it"
         return None

@@ -3,7 +3,7 @@
 A value a cell reads is *parameter-like* when it is small and plain (numbers, bools,
 short strings, None, numpy scalars, enums, paths, dates and times (as ISO 8601 text),
 and small lists/tuples/dicts of these, or config objects holding them: ``argparse.Namespace``, ``SimpleNamespace``, a
-dataclass instance, recorded as the dict of their fields): its value is recorded. Anything else (DataFrames, arrays, models) is recorded
+dataclass or attrs instance, recorded as the dict of their fields): its value is recorded. Anything else (DataFrames, arrays, models) is recorded
 by its type, shape and a cheap content fingerprint, computed within a time budget.
 """
 
@@ -160,6 +160,28 @@ def _partial_settings(fn: functools.partial[Any]) -> dict[str, Any] | None:
     return out or None
 
 
+def declared_config(value: Any) -> bool:
+    """Whether ``value`` is a config object by its type's say: a namespace, a dataclass
+    or attrs instance, a named tuple, with fields; not any object of a notebook class
+    (``AverageMeter()``, ``Trainer()``: state, whose fields a config's look like)."""
+    if not config_fields(value) or isinstance(value, type):
+        return False
+    cls = type(value)
+    plain = cls.__module__ == "__main__" and not isinstance(value, tuple)
+    return not plain or dataclasses.is_dataclass(value) or _attrs_fields(cls) is not None
+
+
+def written_value(value: Any) -> bool:
+    """Whether ``value`` is a setting a constructor of literals writes: a date, a path, a
+    Decimal, a numpy scalar (``date(2024, 1, 1)``, ``Path("data")``); not a builtin
+    number or text, which a call of literals computes (``round(2.5)``), nor a container."""
+    if type(value) in (bool, int, float, str, bytes) or value is None:
+        return False
+    if isinstance(value, (list, tuple, dict, set)) or config_fields(value) is not None:
+        return False
+    return param_value(value)[0]
+
+
 def _dtype_or_device(value: Any) -> bool:
     """A dtype or device is a setting (``TrainingArguments``-like configs hold them)."""
     torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
@@ -172,7 +194,7 @@ def config_fields(value: Any) -> dict[str, Any] | None:
     """The fields of a config object, or None for anything else.
 
     ``argparse.Namespace`` and ``types.SimpleNamespace`` (``args.lr``) and dataclass
-    instances (``conf.seed``) and named tuples (``Cfg(lr=0.2)``) are how notebooks copied
+    and attrs instances (``conf.seed``) and named tuples (``Cfg(lr=0.2)``) are how notebooks copied
     from scripts hold their settings; a class the notebook defines (Kaggle's ``class CFG:
     lr = 1e-3``, read as ``CFG.lr``) gives its parameter-like class attributes, inherited
     ones too, if it has any; an instance of one (``hp = HP()``, ``Trainer(lr=0.1)``)
@@ -192,18 +214,29 @@ def config_fields(value: Any) -> dict[str, Any] | None:
     if isinstance(value, type):  # (a dataclass's class attributes: defaults, not settings;
         # an Enum's members: the choices, of which the member read is the setting)
         plain = value.__module__ == "__main__" and not dataclasses.is_dataclass(value)
-        plain = plain and not issubclass(value, enum.Enum)
+        plain = plain and not issubclass(value, enum.Enum) and not _attrs_fields(value)
         return _class_settings(value) if plain else None
-    if dataclasses.is_dataclass(value):
+    cls = type(value)
+    names = _attrs_fields(cls) or (  # attrs' classes (slotted: no __dict__ to read) too
+        [f.name for f in dataclasses.fields(value)] if dataclasses.is_dataclass(value) else None
+    )
+    if names:
         try:
-            return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            return {n: getattr(value, n) for n in names}
         except AttributeError:  # a slot never set: not a plain config
             return None
-    cls = type(value)
     if cls.__module__ == "__main__" and isinstance(getattr(value, "__dict__", None), dict):
         fields = {**(_class_settings(cls) or {}), **vars(value)}
         return fields or None
     return None
+
+
+def _attrs_fields(cls: type) -> list[str] | None:
+    """The field names of a class made by ``attrs`` (``@attrs.define``), else None."""
+    fields = getattr(cls, "__attrs_attrs__", None)
+    if not isinstance(fields, tuple):
+        return None
+    return [name for f in fields if isinstance(name := getattr(f, "name", None), str)] or None
 
 
 def _class_settings(cls: type) -> dict[str, Any] | None:
