@@ -233,10 +233,11 @@ class Client:
         return self._diff(*self.get_runs([a, b])[:2], all=all)
 
     def _diff(self, a: Run, b: Run, *, all: bool) -> RunDiff:
-        """Two runs' diff, inside their files and the notebook code their cells call too."""
+        """Two runs' diff, in their files and code too; a notebook run's holds its cells'."""
         from .codediff import session_diff
-        from .rundiff import diff_runs
+        from .rundiff import diff_runs, with_cells
 
+        a, b = (with_cells(r, self.children) for r in (a, b))
         code = functools.partial(session_diff, self.cache)
         return diff_runs(a, b, include_same=all, data_detail=self.data_detail, code_detail=code)
 

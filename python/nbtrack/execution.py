@@ -62,6 +62,7 @@ class TrackedCells:
         self.count: int | None = None  # the In [n] of the cell running now
         self._run: CellRun | None = None
         self.tracked: Any = None  # the ExecutionInfo of the last cell that became a run
+        self._loading = False  # the cell running %load_ext: its pre_run_cell came before us
 
     # ---------------------------------------------------------------- wiring
     def register(self) -> None:
@@ -69,6 +70,7 @@ class TrackedCells:
         shell.input_transformers_cleanup.append(self.transform)
         shell.events.register("pre_run_cell", self.pre_run_cell)
         shell.events.register("post_run_cell", self.post_run_cell)
+        self._loading = True
 
     def unregister(self) -> None:
         shell = self.shell
@@ -147,7 +149,13 @@ class TrackedCells:
             log.exception("nbtrack: could not start a run")
 
     def post_run_cell(self, result: Any) -> None:
+        loading, self._loading = self._loading, False
         if not self._executing:
+            if loading and result is not None:  # `%load_ext nbtrack` then a failing import
+                raised = result.error_before_exec or result.error_in_exec
+                count = getattr(result, "execution_count", None)
+                if raised is not None and count is not None:
+                    self.magics.session.cell_raised(count, raised)
             return
         if result is not None and result.info is not self._executing[-1]:
             return  # an empty cell: IPython skipped pre_run_cell for it

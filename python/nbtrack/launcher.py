@@ -38,6 +38,13 @@ _INJECTING = frozenset({
     "--parameters_yaml", "-b", "--parameters_base64", "--inject-input-path",
     "--inject-output-path", "--inject-paths",
 })  # fmt: skip
+# jupyter nbconvert's and jupyter execute's options that take a value as the next word
+# (``--output out.ipynb`` names no notebook to run).
+_JUPYTER_SINGLES = frozenset({
+    "--log-level", "--config", "--to", "--template", "--template-file", "--theme", "--writer",
+    "--post", "--output", "--output-dir", "--reveal-prefix", "--nbformat", "--timeout",
+    "--startup_timeout", "--kernel_name",
+})  # fmt: skip
 _TOOLS = {"papermill": "papermill", "jupyter-execute": "execute", "jupyter-nbconvert": "nbconvert"}
 
 
@@ -59,6 +66,19 @@ def _tool_args(argv: list[str]) -> tuple[str, list[str]] | None:
         if name == "jupyter" and i + 1 < len(argv) and argv[i + 1] in ("execute", "nbconvert"):
             return argv[i + 1], argv[i + 2 :]
     return None
+
+
+def _jupyter_inputs(args: list[str]) -> list[str]:
+    """The notebooks ``jupyter execute`` / ``jupyter nbconvert`` are given to run."""
+    found, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _JUPYTER_SINGLES:
+            skip = True
+        elif arg.endswith(".ipynb") and not arg.startswith("-"):
+            found.append(arg)
+    return found
 
 
 def _papermill_input(args: list[str]) -> str | None:
@@ -92,7 +112,7 @@ def parse(argv: list[str], cwd: str, pwd: str | None = None) -> Launch | None:
     if tool == "papermill":
         names = [n for n in [_papermill_input(args)] if n]
     else:  # jupyter execute / nbconvert: the one notebook named, if only one
-        names = [a for a in args if a.endswith(".ipynb") and not a.startswith("-")]
+        names = _jupyter_inputs(args)
         names = names if len(names) == 1 else []
     notebook = None
     for name in names:

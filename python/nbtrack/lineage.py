@@ -137,7 +137,7 @@ class Lineage:
         # Names notebook code rebinds by `global`; objects the cell may change in place.
         self._may_change: tuple[frozenset[str], dict[str, Any]] = (frozenset(), {})
         self._last: tuple[int | None, frozenset[str]] | None = None
-        self.defaults_cell: str | None = None  # see KernelSession.parameters_cell
+        self.defaults_cells: frozenset[str] = frozenset()  # KernelSession.parameters_cell
         # Fingerprints by object identity, then by (name, version) that read it; a cell
         # that may change an object drops its entry (after_cell).
         self._described: dict[int, dict[tuple[str, int], Description]] = {}
@@ -225,7 +225,7 @@ class Lineage:
 
     def is_defaults_cell(self, source: str) -> bool:
         """``source`` is the parameters cell of a papermill run that injects none."""
-        return self.defaults_cell is not None and source.strip() == self.defaults_cell.strip()
+        return source.strip() in self.defaults_cells  # as typed, or as IPython runs it
 
     def _tick(self) -> int:
         self._clock += 1

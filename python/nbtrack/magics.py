@@ -242,6 +242,7 @@ def load(ipython: Any) -> None:
         # In, all but this very cell (its own post_run_cell comes).
         try:
             magics.session.catch_up(list(history[:-1]))
+            magics.session.loaded_in(history[-1])
         except Exception as exc:  # loading the extension must not fail on what ran before
             logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
     try:

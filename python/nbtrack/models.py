@@ -21,6 +21,25 @@ def warning_tag(what: str) -> str:
     return WARNING_TAG_PREFIX + what
 
 
+# Where a notebook run's failure happened, as each way of running it names the cell: the
+# kernel ("In[4]"), a replay ("a replayed cell"), papermill's executor ("cell 3 (In [4])
+# `x = lr`"; pipelines/execute.py). Not part of the outcome: a diff compares what raised.
+_WHERE_RAISED = re.compile(
+    r"^(?:In\[\d+\]|a replayed cell|cell \d+(?: \(In \[\d+\]\))?(?: `.*?`)?) raised "
+)
+
+
+def raised(where: str, what: str) -> str:
+    """A notebook run's ``error``: the cell, as its runner names it, and its exception."""
+    return f"{where} raised {what}"
+
+
+def raised_what(error: str | None) -> str | None:
+    """The exception a run failed with, without the name of the cell that raised it: one
+    failure told by a kernel and by its rerun's replay is the same outcome."""
+    return _WHERE_RAISED.sub("", error, count=1) if error else error
+
+
 def json_float(value: float | None) -> float | str | None:
     """A float as JSON can carry it: NaN and infinities become strings."""
     if value is None or math.isfinite(value):

@@ -5,10 +5,18 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .models import WHOLE_FINGERPRINT, DataVersion, NamedInput, Run, json_float, json_value
+from .models import (
+    WHOLE_FINGERPRINT,
+    DataVersion,
+    NamedInput,
+    Run,
+    json_float,
+    json_value,
+    raised_what,
+)
 
 SAME, CHANGED, ADDED, REMOVED = "same", "changed", "added", "removed"
 
@@ -276,24 +284,33 @@ def diff_inputs(a: Run, b: Run, include_same: bool) -> list[InputChange]:
     ia = {i.name: i for i in a.named_inputs if i.name not in a.params}
     ib = {i.name: i for i in b.named_inputs if i.name not in b.params}
     out = []
+    one_session = a.session_id is not None and a.session_id == b.session_id
     for name in sorted(set(ia) | set(ib)):
         va, vb = ia.get(name), ib.get(name)
-        same = bool(va and vb and _same_input(va, vb))
+        same = bool(va and vb and _same_input(va, vb, one_session))
         kind = _kind(va is not None, vb is not None, same)
         if include_same or kind != SAME:
             out.append(InputChange(name, kind, va, vb))
     return out
 
 
-def _same_input(a: NamedInput, b: NamedInput) -> bool:
+def _same_input(a: NamedInput, b: NamedInput, one_session: bool) -> bool:
     """Whether two runs read the same value: the same content, when both fingerprints
     hash it whole (two sweep points whose data cells made equal arrays read the same
     data, though other runs made them); else the same fingerprint from the same
-    producer (a sampled fingerprint, ``xxh64s:``, or none, does not prove the content)."""
+    producer (a sampled fingerprint, ``xxh64s:``, or none, does not prove the content).
+    With no fingerprint and no producing run, only the same untracked cell execution of
+    one kernel session is the same making: the twelfth trial's model holding a lambda,
+    made again by an untracked cell, read the same."""
     if (a.type, a.shape, a.fingerprint) != (b.type, b.shape, b.fingerprint):
         return False
-    whole = a.fingerprint is not None and a.fingerprint.startswith(WHOLE_FINGERPRINT)
-    return whole or a.producer_run_id == b.producer_run_id
+    if a.fingerprint is not None and a.fingerprint.startswith(WHOLE_FINGERPRINT):
+        return True
+    if a.producer_run_id != b.producer_run_id:
+        return False
+    if a.fingerprint is None and a.producer_run_id is None:
+        return one_session and a.execution_count == b.execution_count
+    return True
 
 
 def diff_code(a: Run, b: Run) -> str:
@@ -325,6 +342,20 @@ def diff_environment(a: Run, b: Run, include_same: bool) -> list[Change]:
     return base + [Change("package " + c.key, c.kind, c.a, c.b) for c in packages]
 
 
+def with_cells(run: Run, children: Callable[[str], list[Run]]) -> Run:
+    """A notebook run as a diff compares it: with the metrics its cell runs logged (a later
+    cell wins a name logged twice, the notebook run's own last: the sweep table's rule) and
+    the files they read and wrote (a later version of a path wins). Other runs as they are."""
+    if run.kind != "notebook":
+        return run
+    metrics: dict[str, float] = {}
+    data: dict[tuple[str, str], DataVersion] = {}
+    for r in [*children(run.run_id), run]:  # oldest first
+        metrics.update(r.metrics)
+        data.update({(d.path, d.role): d for d in r.data})
+    return replace(run, metrics=metrics, data=list(data.values()))
+
+
 def diff_runs(
     a: Run,
     b: Run,
@@ -345,8 +376,8 @@ def diff_runs(
         code=diff_code(a, b) + (code_detail(a, b) if code_detail is not None else ""),
         environment=diff_environment(a, b, include_same),
         outcome=diff_values(
-            {"status": a.status, "error": a.error},
-            {"status": b.status, "error": b.error},
+            {"status": a.status, "error": raised_what(a.error)},
+            {"status": b.status, "error": raised_what(b.error)},
             include_same,
         ),
         include_same=include_same,

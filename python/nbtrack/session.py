@@ -14,7 +14,7 @@ from typing import Any
 from . import capture, filewatch, fswatch, ingest, launcher, sessioncode, settings, tracking
 from .hashing import StatCache
 from .lineage import PAPERMILL_HEADER, Lineage
-from .models import Run
+from .models import Run, raised
 from .project import Project, resolve_project
 from .seeds import Seeds
 
@@ -34,13 +34,16 @@ class KernelSession:
         self._parent_writer: tracking.RunWriter | None = None
         found = None if self.parent_id else launcher.launch()
         self.runner = found if found and found.tool == "papermill" else None
-        self.lineage.defaults_cell = self.parameters_cell()
+        defaults = self.parameters_cell()
+        if defaults is not None:  # matched as typed (before a cell) and as run (after it)
+            self.lineage.defaults_cells = frozenset({defaults.strip(), python(defaults).strip()})
         self._ignored: list[str] | None = None
         self._projects: dict[tuple[str | None, ...], Project] = {}
         self._cwds: dict[tuple[str, str], str] = {}
         # Execution counts of the cells that raised (sessioncode.py: a replay lets them).
         self.raised: set[int] = set()
         self.failure: str | None = None  # the first cell that raised, as papermill's run says
+        self._injected_seen = False  # papermill's cell: the one after it holds no defaults
         # Watch the project for written files now, not in the first tracked cell.
         ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
 
@@ -108,12 +111,12 @@ class KernelSession:
         if launcher.launch() is None:  # papermill called from a script: its output says
             self.runner = launcher.from_output(source)
         self.papermill_params.update(values)
-        defaults = capture.literal_assignments(previous or "")
+        defaults = capture.literal_assignments(python(previous or ""))
         defaults = {k: v for k, v in defaults.items() if k not in values}
-        opened = self._parent_writer is None
+        first, self._injected_seen = not self._injected_seen, True
         parent = self._parent()
         parent.log_params(values, source="papermill")
-        if opened and defaults:
+        if first and defaults:
             parent.log_params(defaults, source="default")
 
     def headless(self) -> bool:
@@ -126,28 +129,39 @@ class KernelSession:
         return bool(self.parent_id and self._parent_writer is None and settings.parent_run())
 
     def parameters_cell(self) -> str | None:
-        """Under a papermill that injects no cell (no parameters given), the source of its
-        notebook's ``parameters`` cell: it holds the defaults, and the values it binds
-        are ``default`` where read."""
-        runner = self.runner
-        if runner is None or runner.injects or runner.notebook is None:
+        """Under a papermill that injects no cell (no parameters given: plain papermill, or
+        nbtrack's pipelines), the source of its notebook's ``parameters`` cell: it holds
+        the defaults, and the values it binds are ``default`` where read."""
+        if settings.parent_run():
+            notebook = None if self.papermill_params else settings.notebook()
+        else:
+            runner = self.runner
+            notebook = runner.notebook if runner is not None and not runner.injects else None
+        if notebook is None:
             return None
         try:
-            cells = capture.notebook_cells(Path(runner.notebook).read_bytes())
+            cells = capture.notebook_cells(Path(notebook).read_bytes())
         except OSError:
             return None
         return next((c["source"] for c in cells if "parameters" in c["tags"]), None)
 
+    def loaded_in(self, source: str) -> None:
+        """``%load_ext nbtrack`` in the parameters cell itself (``source``, as IPython runs
+        it): no hook saw that cell start, yet it holds the defaults."""
+        if self.lineage.is_defaults_cell(source):
+            self.saw_defaults(source)
+
     def headless_start(self) -> None:
-        """Under plain papermill with no parameters given, open the notebook run now (papermill
-        injects no cell to say it runs the kernel): every papermill execution has one."""
-        if self.runner is not None and not self.runner.injects:  # (None under nbtrack's pipelines)
+        """Under plain papermill, open the notebook run now: given no parameters, papermill
+        injects no cell to say it runs the kernel; given some, a cell may raise before
+        their cell runs. Every papermill execution has one, failed ones too."""
+        if self.runner is not None:  # (None under nbtrack's pipelines)
             self._parent()
 
     def saw_defaults(self, source: str) -> None:
         """The parameters cell ran (or had run before ``%load_ext``): its literal values."""
-        values = capture.literal_assignments(source)
-        if values:
+        values = capture.literal_assignments(python(source))
+        if values and not self.launched_by_nbtrack():  # (whose notebook run holds them)
             self._parent().log_params(values, source="default")
 
     def _parent(self) -> tracking.RunWriter:
@@ -176,7 +190,7 @@ class KernelSession:
         self.raised.add(count)
         if self.failure is None:
             what = traceback.format_exception_only(type(error), error)[-1].strip()
-            self.failure = f"In[{count}] raised {what}"[: tracking.ERROR_LIMIT]
+            self.failure = raised(f"In[{count}]", what)[: tracking.ERROR_LIMIT]
 
     @staticmethod
     def error_text(error: BaseException) -> str:
@@ -195,6 +209,19 @@ class KernelSession:
             else:
                 self._parent_writer.finish("failed", self.failure)
             ingest.ingestor().at_exit(10.0)
+
+
+def python(source: str) -> str:
+    """A cell as IPython runs it: ``%load_ext nbtrack`` beside the parameters (a line magic
+    is no Python) must not hide their values."""
+    if "%" not in source and "!" not in source:
+        return source
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        return TransformerManager().transform_cell(source)
+    except Exception:  # IPython's own syntax errors: the source as it is
+        return source
 
 
 def after_reply(fn: Callable[[], object]) -> None:

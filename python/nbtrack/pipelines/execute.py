@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..models import raised
+
 DEFAULT_KERNEL = "python3"
 
 # Warnings papermill logs that nbtrack reports itself, in its own words, before executing.
@@ -177,11 +179,11 @@ def describe_execution_error(exc: BaseException) -> str:
             where += f" (In [{exc.exec_count}])"
         if first_line:
             where += f" `{first_line}`"
-        return f"{where} raised {exc.ename}: {exc.evalue}"
+        return raised(where, f"{exc.ename}: {exc.evalue}")
     from nbclient.exceptions import CellExecutionError
 
     if isinstance(exc, CellExecutionError):  # a replayed session (nbclient, not papermill)
-        return f"a replayed cell raised {exc.ename}: {exc.evalue}"
+        return raised("a replayed cell", f"{exc.ename}: {exc.evalue}")
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -114,7 +114,9 @@ def replay_notebook(code: list[SessionCell], overrides: Mapping[str, Any], kerne
     A cell that raised in the session is tagged ``raises-exception``: it raises again
     and the replay goes on, as the session did. Overrides go into papermill's injected
     cell when the code has one, else into a ``# Parameters`` cell right after the first
-    cell assigning one of them.
+    cell assigning one of them. The cell just before that one is tagged ``parameters``,
+    as papermill places its cell after the defaults: the re-run's notebook run holds
+    them, as the original's did.
     """
     import nbformat
 
@@ -153,6 +155,9 @@ def replay_notebook(code: list[SessionCell], overrides: Mapping[str, Any], kerne
     for cell, did_raise in zip(nb.cells, raised, strict=True):
         if did_raise:
             cell.metadata["tags"] = ["raises-exception"]
+    header = next((i for i, c in enumerate(cells) if c.lstrip().startswith(PAPERMILL_HEADER)), 0)
+    if header > 0:
+        nb.cells[header - 1].metadata.setdefault("tags", []).append("parameters")
     text: str = nbformat.writes(nb)
     return text
 

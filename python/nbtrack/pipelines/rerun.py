@@ -106,7 +106,10 @@ class RerunResult:
 
     @property
     def word(self) -> str:
-        return self.verdict.word if self.status == "finished" else "failed"
+        """``rerun_verdict``: the verdict's word; ``failed`` for a rerun that failed where
+        its original did not (a failure that comes back the same is reproduced, as the
+        command says)."""
+        return self.verdict.word if self.status == "finished" or self.reproduced else "failed"
 
     def to_dict(self) -> dict[str, Any]:
         from ..models import json_value
