@@ -472,8 +472,8 @@ def test_show_and_diff_tell_a_list_from_its_text_and_show_a_none_parameter(proje
     assert row.split() == ["param", "layers", "changed", "[16,", "4]", '"[16,', '4]"'], diffed
     shown = run_cli("show", b.run_id, cwd=project_dir).stdout.splitlines()
     params = [line.split() for line in shown if line.startswith("param ")]
-    assert params == [
-        ["param", "layers", '"[16,', '4]"'],
-        ["param", "max_depth", "None"],
-        ["param", "name", "base"],
+    assert params == [  # each value with where it came from
+        ["param", "layers", '"[16,', '4]"', "(papermill)"],
+        ["param", "max_depth", "None", "(default)"],
+        ["param", "name", "base", "(default)"],
     ], shown

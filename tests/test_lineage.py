@@ -255,7 +255,7 @@ def test_a_cell_reading_stale_state_is_warned_and_the_run_says_why(project_dir, 
     # ... and `nbtrack show` says so beside the parameter y, not only its JSON
     shown = run_cli("show", run.run_id, cwd=project_dir).stdout
     [line] = [ln for ln in shown.splitlines() if "param y" in ln]
-    assert "10 (stale: y was made by In[" in line and "from x" in line
+    assert "10 (upstream; stale: y was made by In[" in line and "from x" in line
 
 
 def test_values_that_are_not_parameters_are_named_inputs_linked_to_their_run(project_dir, kernel):

@@ -160,11 +160,11 @@ def show_table(run: Run) -> Table:
         rows.append(["python", run.environment.python])
         rows.append(["platform", run.environment.platform])
         rows.append(["packages", len(run.environment.packages)])
-    stale = {i.name: f" (stale: {i.reason})" for i in run.named_inputs if i.stale}  # says so
-    rows += [
-        [f"param {k}", f"{param_cell(v)}{stale[k]}" if k in stale else param_cell(v)]
-        for k, v in run.params.items()
-    ]
+    # Beside each value: where it came from (papermill, default, upstream...), if stale.
+    stale = {i.name: f"stale: {i.reason}" for i in run.named_inputs if i.stale}
+    for k, v in run.params.items():
+        notes = "; ".join(n for n in (run.param_sources.get(k), stale.get(k)) if n)
+        rows.append([f"param {k}", f"{param_cell(v)} ({notes})" if notes else param_cell(v)])
     rows += [[f"metric {k}", v] for k, v in run.metrics.items()]
     rows += [
         [f"{d.role} {d.path}", f"{d.hash} {d.size} bytes{'' if d.cached else ' (not cached)'}"]
