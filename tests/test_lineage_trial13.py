@@ -37,3 +37,28 @@ def test_a_library_function_the_cell_calls_is_no_parameter(project_dir, kernel):
     )
     run = _one_run(project_dir, kernel, setup, cell)
     assert run.params == {"objective": {"a": 2.0}, "y": [0, 1, 1], "pred": [0, 1, 0]}
+
+
+def test_a_config_a_loop_of_the_cell_overrides_is_recorded_as_the_cell_left_it(project_dir, kernel):
+    """Found by the trial: ``for k, v in overrides.items(): setattr(cfg, k, v)`` (a
+    config object an earlier cell made, overridden key by key before training) recorded
+    ``cfg={'lr': 0.1, ...} (upstream)`` and no warning, while the cell trained with 0.5:
+    a container a loop changes was taken for a loop's result (``history.append(loss)``).
+    Setting an attribute is setting the config, in a loop as outside one; a loop that
+    appends to a list, or decays a rate (``cfg.lr *= 0.9``), still keeps the value read."""
+    kernel.ok(
+        "from dataclasses import dataclass\n@dataclass\nclass Cfg:\n    lr: float = 0.1\n"
+        "    depth: int = 3\ncfg, opt = Cfg(), Cfg()\nsched = Cfg()\n"
+        "overrides = {'lr': 0.5}\nhistory = [0.0]"
+    )
+    shown = kernel.ok(
+        "%%track ov -m s\nfor k, v in overrides.items():\n    setattr(cfg, k, v)\n"
+        "for k in ['depth']:\n    opt.depth = 4\nfor e in range(2):\n    sched.lr *= 0.5\n"
+        "    history.append(e)\ns = cfg.lr * opt.depth"
+    ).text
+    (run,) = _cell_runs(_settle(project_dir), "ov")
+    assert run.params["cfg"] == {"lr": 0.5, "depth": 3}
+    assert run.params["opt"] == {"lr": 0.1, "depth": 4}
+    assert run.params["sched"] == {"lr": 0.1, "depth": 3}
+    assert run.params["history"] == [0.0]
+    assert "param cfg changed by the cell" in shown
