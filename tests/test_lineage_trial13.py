@@ -62,3 +62,23 @@ def test_a_config_a_loop_of_the_cell_overrides_is_recorded_as_the_cell_left_it(p
     assert run.params["sched"] == {"lr": 0.1, "depth": 3}
     assert run.params["history"] == [0.0]
     assert "param cfg changed by the cell" in shown
+
+
+def test_a_model_the_cell_trains_again_reads_changed(project_dir, kernel):
+    """Found by the trial: the PyTorch tutorial's training cell (``pred = model(X)``,
+    ``loss.backward()``, ``optimizer.step()``) run twice, with the model and optimizer
+    from an earlier cell: the second run started from the weights the first left, yet its
+    summary said only "read optimizer: changed", no word of ``model``: calling an object
+    (``model(X)``, its ``__call__``) was not counted as a call that may change it, as
+    ``model.forward(X)`` is, so its fingerprint of the first run was taken again."""
+    kernel.ok(
+        "import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\nX = torch.ones(4, 2)"
+    )
+    cell = (
+        "%%track fit -m loss\noptimizer.zero_grad()\nloss = model(X).pow(2).mean()\n"
+        "loss.backward()\noptimizer.step()\nloss = loss.item()"
+    )
+    kernel.ok(cell)
+    shown = kernel.ok(cell).text
+    assert "read model: changed" in shown

@@ -344,6 +344,8 @@ class _Walker:
                 self._ipython_code(node)
             if self.loops and type(f.value) is ast.Name:  # history.append(loss)
                 self._changed_in_loop(f.value.id)
+        elif type(f) is ast.Name and (not scopes or not any(f.id in s for s in scopes)):
+            self.called.add(f.id)  # model(X) is model.__call__(X): it may change model
 
     def _ipython_code(self, call: ast.Call) -> None:
         stmts, scoped = exprfacts.ipython_code(call) or ([], False)
