@@ -82,3 +82,19 @@ def test_a_model_the_cell_trains_again_reads_changed(project_dir, kernel):
     kernel.ok(cell)
     shown = kernel.ok(cell).text
     assert "read model: changed" in shown
+
+
+def test_a_config_the_cell_loads_from_text_it_writes_is_a_parameter(project_dir, kernel):
+    """Found by the trial: a config written inline, ``cfg = yaml.safe_load(\"\"\"lr: 0.1
+    ...\"\"\")`` (as notebooks keep a YAML block beside the training code) and
+    ``extra = json.loads('{"wd": 0.01}')``, recorded no parameter, where the same text
+    loaded from a file did: a loader's call of a literal was judged as any call of
+    literals (``round(2.5)``: no setting), and a text loader counted only a file's text."""
+    run = _one_run(
+        project_dir,
+        kernel,
+        "import json, yaml",
+        "%%track inl -m s\ncfg = yaml.safe_load('''\nlr: 0.1\ndepth: 4\n''')\n"
+        "extra = json.loads('{\"wd\": 0.01}')\ns = cfg['lr'] * extra['wd']",
+    )
+    assert run.params == {"cfg": {"lr": 0.1, "depth": 4}, "extra": {"wd": 0.01}}

@@ -140,7 +140,12 @@ def at_end(
     """``{source: {name: value}}`` to log as the cell ends (``held``: what each literal
     name held at the start)."""
     skip = {*skip, *flow.loop_changed}
-    skip.update(n for n in flow.config_calls if not _made_setting(n, user_ns.get(n), source))
+    loaded = configloads.loaded_names(source) if flow.config_calls else ()  # load('lr: 1')
+    skip.update(
+        n
+        for n in flow.config_calls
+        if n not in loaded and not _made_setting(n, user_ns.get(n), source)
+    )
     unassigned: dict[str, dict[str, Any]] = {}
     for name in branch_names(source) & set(flow.literals) if held else ():
         if name in held and held[name] is user_ns.get(name) and name not in skip:
