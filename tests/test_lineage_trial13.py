@@ -98,3 +98,21 @@ def test_a_config_the_cell_loads_from_text_it_writes_is_a_parameter(project_dir,
         "extra = json.loads('{\"wd\": 0.01}')\ns = cfg['lr'] * extra['wd']",
     )
     assert run.params == {"cfg": {"lr": 0.1, "depth": 4}, "extra": {"wd": 0.01}}
+
+
+def test_a_settings_class_the_cell_defines_is_a_parameter(project_dir, kernel):
+    """Found by the trial: Kaggle's ``class CFG: seed = 42; lr = 1e-3`` written at the top
+    of the training cell itself recorded nothing, where the same class defined in an
+    earlier cell and read is the parameter ``CFG={'seed': 42, 'lr': 0.001}``: changing
+    ``lr`` in the class left only the code and the metric to say so. A class holding
+    only methods (a model), a dataclass (its defaults) and an Enum (its choices) are no
+    settings, here as upstream."""
+    run = _one_run(
+        project_dir,
+        kernel,
+        "import enum\nfrom dataclasses import dataclass",
+        "%%track kag -m s\nclass CFG:\n    seed = 42\n    lr = 1e-3\nclass Net:\n"
+        "    def forward(self, x):\n        return x\n@dataclass\nclass TC:\n    lr: float = 0.3\n"
+        "class Mode(enum.Enum):\n    FAST = 1\ns = Net().forward(CFG.lr) * TC.lr",
+    )
+    assert run.params == {"CFG": {"seed": 42, "lr": 0.001}}

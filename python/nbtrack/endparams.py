@@ -158,10 +158,33 @@ def at_end(
     if not failed:  # (a load the failed cell never reached left the name as it was)
         skip.update(auto, (r.name for r in reads))  # (one read first is the value read)
         auto.update(configloads.loaded_settings(source, user_ns, skip))
+        auto.update(_settings_classes(source, user_ns, skip))
     for k, (was, now) in lineage.rebound(reads).items():
         auto[k] = now  # what the cell went on with (and the warning says both)
         warnings.append(_changed(k, was, now))
     return {"auto": auto, **unassigned} if auto else unassigned
+
+
+def _settings_classes(source: str, user_ns: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    """The settings classes the cell's top-level code defines (Kaggle's ``class CFG: lr =
+    1e-3`` atop the training cell), as one read from an earlier cell is recorded: the
+    thirteenth trial's recorded nothing. A model, a dataclass or an Enum is none."""
+    out = {}
+    for name in _defined_classes(source):
+        if name not in skip and isinstance(user_ns.get(name), type):
+            ok, plain = param_value(user_ns[name])
+            if ok and plain:
+                out[name] = plain
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _defined_classes(source: str) -> tuple[str, ...]:
+    try:
+        tree = parsed(source)
+    except (SyntaxError, ValueError):
+        return ()
+    return tuple(n.name for n in tree.body if isinstance(n, ast.ClassDef))
 
 
 def _changed(name: str, was: Any, now: Any) -> str:
