@@ -116,3 +116,19 @@ def test_a_settings_class_the_cell_defines_is_a_parameter(project_dir, kernel):
         "class Mode(enum.Enum):\n    FAST = 1\ns = Net().forward(CFG.lr) * TC.lr",
     )
     assert run.params == {"CFG": {"seed": 42, "lr": 0.001}}
+
+
+def test_a_setting_chosen_between_two_literals_is_a_parameter(project_dir, kernel):
+    """Found by the trial: ``epochs = 1 if DEBUG else 20`` and ``device = "cuda" if
+    torch.cuda.is_available() else "cpu"`` (every Kaggle kernel's two lines) in the
+    tracked cell recorded ``DEBUG`` and neither setting: a conditional expression was
+    judged computed, so 20 edited to 30 left only the code to say so. A choice between
+    two literals is a literal, with the value the cell took."""
+    run = _one_run(
+        project_dir,
+        kernel,
+        "DEBUG = False\nimport os",
+        "%%track ch\nepochs = 1 if DEBUG else 20\ndevice = 'cuda' if os.environ.get('X') else 'cpu'\n"
+        "n = len(device) if DEBUG else 3",
+    )
+    assert run.params == {"DEBUG": False, "epochs": 20, "device": "cpu"}

@@ -219,7 +219,9 @@ class _Walker:
             v = type(value)  # (config_bases and literal_call know no other kind of value)
             derived = v in _MADE_OF and self._found(exprfacts.config_bases(value))  # {**BASE}
             call = not derived and v is ast.Call and self._found(exprfacts.literal_call(value))
-            if call or derived or is_literal(value):
+            # `epochs = 1 if DEBUG else 20`: a choice of literals is one, the one taken
+            chosen = v is ast.IfExp and is_literal(value.body) and is_literal(value.orelse)  # type: ignore[attr-defined]
+            if call or derived or chosen or is_literal(value):
                 self.literals[t.id] = None  # type: ignore[attr-defined]
                 (self.config_calls.add if call else self.config_calls.discard)(t.id)  # type: ignore[attr-defined]
                 if not self.loops:  # written again: its value at the end is this one's
