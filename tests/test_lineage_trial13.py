@@ -132,3 +132,20 @@ def test_a_setting_chosen_between_two_literals_is_a_parameter(project_dir, kerne
         "n = len(device) if DEBUG else 3",
     )
     assert run.params == {"DEBUG": False, "epochs": 20, "device": "cpu"}
+
+
+def test_a_literal_seed_an_earlier_cell_gave_is_a_parameter(project_dir, kernel):
+    """Found by the trial: ``np.random.seed(42)`` and ``torch.manual_seed(0)`` in a setup
+    cell (as nearly every tutorial writes them, with no ``SEED`` name), then a tracked
+    cell drawing ``np.random.rand()``: the run recorded no parameter, and 42 edited to 43
+    showed only the metric move. A seed named by a variable was a parameter
+    (``SEED=7``); a literal one is now, by its call: ``np.random.seed=42``."""
+    kernel.ok("import numpy as np, random\nnp.random.seed(42)\nrandom.seed(a=1)")
+    cell = "%%track draw -m s\ns = float(np.random.rand()) + random.random()"
+    kernel.ok(cell)
+    kernel.ok("np.random.seed(43)")
+    shown = kernel.ok(cell).text
+    first, second = _cell_runs(_settle(project_dir), "draw")
+    assert first.params == {"np.random.seed": 42, "random.seed": 1}
+    assert second.params["np.random.seed"] == 43
+    assert "param np.random.seed: 42 → 43" in shown
