@@ -149,3 +149,30 @@ def test_a_literal_seed_an_earlier_cell_gave_is_a_parameter(project_dir, kernel)
     assert first.params == {"np.random.seed": 42, "random.seed": 1}
     assert second.params["np.random.seed"] == 43
     assert "param np.random.seed: 42 → 43" in shown
+
+
+def test_a_file_the_cell_opens_to_read_and_write_is_its_input_too(project_dir, kernel):
+    """Found by the trial: ``with open("data/x.csv", "r+") as f: body = f.read();
+    f.write(...)`` (a file updated in place) recorded the file as an output only: the
+    bytes it read, the version before, were no input. An open for reading and writing
+    that keeps the file (``r+``, ``a+``) reads it; one that empties it (``w+``) does not."""
+    (project_dir / "x.csv").write_text("a\n1\n")
+    (project_dir / "log.txt").write_text("old\n")
+    (project_dir / "w.txt").write_text("gone\n")
+    run = _one_run(
+        project_dir,
+        kernel,
+        "import os",
+        "%%track rp\nwith open('x.csv', 'r+') as f:\n    body = f.read()\n    f.write('2\\n')\n"
+        "with open('log.txt', 'a+') as f:\n    f.seek(0)\n    old = f.read()\n    f.write('new\\n')\n"
+        "with open('w.txt', 'w+') as f:\n    f.write('x')",
+    )
+    assert sorted((d.path, d.role) for d in run.data) == [
+        ("log.txt", "input"),
+        ("log.txt", "output"),
+        ("w.txt", "output"),
+        ("x.csv", "input"),
+        ("x.csv", "output"),
+    ]
+    (x_in,) = [d for d in run.data if d.path == "x.csv" and d.role == "input"]
+    assert x_in.size == len("a\n1\n")

@@ -109,11 +109,12 @@ class FileWatcher:
                 finally:
                     self._versioning.on = False
             return  # (its writes: the project watch sees them)
+        fresh = real not in self.writes  # (`r+` reads what was there, then writes)
         if write:
-            if real not in self.writes and self.inside(real):
+            if fresh and self.inside(real):
                 self.claims.claim(real)
             self.writes[real] = None
-        if read and real not in self.writes and real not in self.reads:
+        if read and fresh and real not in self.reads:
             try:
                 st = os.stat(real)
             except OSError:
@@ -313,11 +314,11 @@ def _opened(w: FileWatcher, path: Any, mode: Any, flags: Any) -> None:
         return
     if isinstance(mode, str):
         write = any(c in mode for c in "wax+")
-        read = "r" in mode or "+" in mode
+        read = "r" in mode or ("+" in mode and "w" not in mode)  # (w+ empties it first)
     else:
         f = flags or 0
         write = bool(f & _WRITE_FLAGS)
-        read = not (f & os.O_WRONLY)
+        read = not (f & (os.O_WRONLY | os.O_TRUNC))
     w.saw(os.path.abspath(path), write, read)
 
 
