@@ -176,3 +176,21 @@ def test_a_file_the_cell_opens_to_read_and_write_is_its_input_too(project_dir, k
     ]
     (x_in,) = [d for d in run.data if d.path == "x.csv" and d.role == "input"]
     assert x_in.size == len("a\n1\n")
+
+
+def test_a_seed_a_notebook_function_gave_is_a_parameter(project_dir, kernel):
+    """Found by the trial: Kaggle's ``def seed_everything(seed): random.seed(seed);
+    np.random.seed(seed); ...`` called in a setup cell, ``seed_everything(42)``, then a
+    tracked cell drawing from numpy: no parameter, as for any seeding call not made
+    through a module (``from random import seed; seed(1)`` too). Such a call seeds
+    what its body seeds, unseen: every tracked cell after it records it."""
+    kernel.ok(
+        "import numpy as np, random\ndef seed_everything(seed):\n    random.seed(seed)\n"
+        "    np.random.seed(seed)\nSEED = 7\nseed_everything(42)"
+    )
+    run = _one_run(project_dir, kernel, "pass", "%%track d -m s\ns = float(np.random.rand())")
+    assert run.params == {"seed_everything": 42}
+    kernel.ok("seed_everything(SEED)")
+    kernel.ok("%%track e -m s\ns = float(np.random.rand())")
+    (e,) = _cell_runs(_settle(project_dir), "e")
+    assert e.params == {"SEED": 7}

@@ -43,11 +43,13 @@ def _seed_calls(source: str) -> list[tuple[str, ast.Call]]:
     out = []
     for stmt in tree.body:
         call = stmt.value if isinstance(stmt, ast.Expr) else None
-        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+        if not isinstance(call, ast.Call):
             continue
-        module = base_name(call.func)
-        if call.func.attr in SEEDERS and module is not None:
-            out.append((module, call))
+        if isinstance(call.func, ast.Name) and call.func.id in SEEDERS:
+            out.append((call.func.id, call))  # seed_everything(42): what its body seeds
+        elif isinstance(call.func, ast.Attribute) and call.func.attr in SEEDERS:
+            module = base_name(call.func)
+            out += [(module, call)] if module is not None else []
     return out
 
 
@@ -97,9 +99,10 @@ class Seeds:
         transformed code, ``source``) reads and does not seed itself; ``taken``: what it
         reads already."""
         have = {r.name for r in taken}
-        modules = set(flow.reads) & self.given.keys()
+        read = set(flow.reads) | SEEDERS  # (a seeding function: any generator, unseen)
+        modules = read & self.given.keys()
         out: list[Read] = []
-        for module in sorted(set(flow.reads) & self.literal.keys() - seeded(source).keys()):
+        for module in sorted(read & self.literal.keys() - seeded(source).keys()):
             call, value = self.literal[module]
             ok, plain = _param(value)
             if ok and call not in have:
