@@ -194,3 +194,29 @@ def test_a_seed_a_notebook_function_gave_is_a_parameter(project_dir, kernel):
     kernel.ok("%%track e -m s\ns = float(np.random.rand())")
     (e,) = _cell_runs(_settle(project_dir), "e")
     assert e.params == {"SEED": 7}
+
+
+def test_a_file_the_cell_moves_in_is_its_input(project_dir, kernel):
+    """Found by the trial: ``shutil.move("inbox/batch.csv", "processed.csv")`` (a batch
+    taken from an inbox) recorded ``processed.csv`` as an output only: the batch the run
+    consumed, a file an earlier step made, was no input, where ``shutil.copy`` made it
+    one (a move across file systems is a copy too). A file there before the cell that
+    the cell renames is read: its version is taken before it moves. The cell's own
+    temporary file renamed into place (``os.replace(tmp, path)``) stays an output only."""
+    (project_dir / "inbox").mkdir()
+    (project_dir / "inbox" / "batch.csv").write_text("a\n1\n2\n")
+    run = _one_run(
+        project_dir,
+        kernel,
+        "import os, shutil",
+        "%%track mv\nshutil.move('inbox/batch.csv', 'processed.csv')\n"
+        "open('t.tmp', 'w').write('x')\nos.replace('t.tmp', 'final.txt')",
+    )
+    assert sorted((d.path, d.role) for d in run.data) == [
+        ("final.txt", "output"),
+        ("inbox/batch.csv", "input"),
+        ("processed.csv", "output"),
+    ]
+    (moved,) = [d for d in run.data if d.role == "input"]
+    (made,) = [d for d in run.data if d.path == "processed.csv"]
+    assert moved.hash == made.hash

@@ -36,6 +36,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _SIDECARS = ("-journal", "-wal", "-shm", ".wal")
 # Folders that libraries make in the temp folder for their own bookkeeping.
 _TEMP_TOOLS = ("joblib_memmapping_folder_", "pymp-", "loky-", "ipykernel_", "matplotlib-")
+_UNSEEN = object()  # (no entry: a file the cell did not write)
 
 
 class FileWatcher:
@@ -153,8 +154,10 @@ class FileWatcher:
             return False
 
     def renamed(self, src: str, dst: str) -> None:
-        """``os.rename``/``os.replace``: the file now lives under ``dst``."""
-        self.writes.pop(os.path.realpath(src), None)
+        """``os.rename``/``os.replace``: the file now lives under ``dst``. One the cell did
+        not write (``shutil.move`` from an inbox) is read: versioned before it moves."""
+        if self.writes.pop(os.path.realpath(src), _UNSEEN) is _UNSEEN:
+            self.saw(src, write=False, read=True)
         self.saw(dst, write=True, read=False)
 
     def begin(self) -> None:
@@ -297,7 +300,7 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
             _opened(w, *args)
         elif event == "os.rename":
             src, dst = _text_path(args[0]), _text_path(args[1])
-            if src and dst and args[2] is None and args[3] is None:
+            if src and dst and args[2] in (None, -1) and args[3] in (None, -1):  # (no dir_fd)
                 w.renamed(os.path.abspath(src), os.path.abspath(dst))
         else:
             database = _database_path(args[0])
