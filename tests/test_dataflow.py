@@ -52,7 +52,7 @@ def test_assignments_mutations_and_literals_are_told_apart():
                             "X", "fits"}  # fmt: skip
     # changed in place, or may be: stores into them, augmented assignments, methods
     assert flow.mutates == {"df", "model", "n", "X"}
-    assert flow.called == {"raw"}  # m is the comprehension's own
+    assert flow.called == {"raw", "len"}  # m is the comprehension's own; len(x) calls len
     literals = [k for k in flow.literals if k not in flow.config_calls]
     assert literals == ["lr", "layers", "a", "b", "n"]  # m became computed
     assert flow.config_calls == {"m"}  # a call of names: a parameter only if a config object

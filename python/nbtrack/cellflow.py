@@ -14,8 +14,8 @@ class CellFlow:
     the cell binds or deletes at top level (and ``global`` ones its functions bind).
     ``mutates``: names whose object the cell changes through a subscript or attribute store
     (``df["a"] = ...``) or may change by an augmented assignment (``X /= 10``: an array in
-    place). ``called``: names whose methods the cell calls, which may change their object too
-    (``df.dropna(inplace=True)``). ``literals``: names bound to a literal at top level (never
+    place). ``called``: names whose methods the cell calls, or that it calls, which may change their
+    object too (``df.dropna(inplace=True)``; ``model(X)`` runs ``model.__call__``). ``literals``: names bound to a literal at top level (never
     later to something computed). ``loop_changed``: those of them a loop rebinds or changes
     (``total += x`` in a ``for``), and names read a loop changes in place: their value at the
     end is what the loop left, not a parameter: recorded as written. ``config_calls``: literals

@@ -6,9 +6,10 @@ the run, but the values it gave were no parameter: the eleventh trial's ``nbtrac
 had no ``lr`` column and a changed learning rate read only "params.yaml changed". A name
 the cell binds from a config loader (``yaml.safe_load``/``load``/``full_load``,
 ``json.load``, ``tomllib.load``, ``toml.load``, or their ``loads`` of a file's text,
-``json.loads(Path(p).read_text())``) is a parameter, with its value as the cell left
-it, when that value is parameter-like (a long list of records loaded the same way is
-data, not settings); so is a config object filled from one
+``json.loads(Path(p).read_text())``, or of the cell's own text,
+``yaml.safe_load('lr: 0.1')``: the thirteenth trial's recorded nothing) is a parameter,
+with its value as the cell left it, when that value is parameter-like (a long list of
+records loaded the same way is data, not settings); so is a config object filled from one
 (``TrainConfig(**yaml.safe_load(f))``), and a section of one taken by a literal key
 (DVC's ``yaml.safe_load(open("params.yaml"))["train"]``, ``json.load(f).get("model")``:
 the twelfth trial's recorded no parameter). Found by name, not by type: a loader imported
@@ -92,12 +93,14 @@ def _loads_config(v: ast.expr) -> bool:
         return False
     if v.func.attr in _LOADERS.get(module, ()):
         return True
-    text = v.args[0]
-    return (
-        v.func.attr in _TEXT_LOADERS.get(module, ())
-        and isinstance(text, ast.Call)
-        and isinstance(text.func, ast.Attribute)
-        and text.func.attr in _READS
+    text = v.args[0]  # a file's text, or the cell's own: json.loads('{"wd": 0.01}')
+    return v.func.attr in _TEXT_LOADERS.get(module, ()) and (
+        (isinstance(text, ast.Constant) and isinstance(text.value, str))
+        or (
+            isinstance(text, ast.Call)
+            and isinstance(text.func, ast.Attribute)
+            and text.func.attr in _READS
+        )
     )
 
 

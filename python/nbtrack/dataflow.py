@@ -144,9 +144,12 @@ class _Walker:
             self.store(t.id)
             if not self.scopes:
                 self.mutates.add(t.id)
-        else:
+        else:  # (`cfg.lr *= 0.9` in a loop decays a rate: the loop's, as `lr *= 0.9`)
             self.expr(node.value)
             self.target(t)
+            base = base_name(t)
+            if base is not None and not self.scopes:
+                self._changed_in_loop(base)
 
     def _class(self, node: ast.ClassDef) -> None:
         for e in (*node.decorator_list, *node.bases, *(k.value for k in node.keywords)):
@@ -205,7 +208,10 @@ class _Walker:
             base = base_name(t)
             if base is not None and not self.scopes:
                 self.mutates.add(base)
-                self._changed_in_loop(base)
+                # An attribute set in a loop (overrides put on a config) is the setting
+                # the cell goes on with; an item stored (a grid point) is the loop's own.
+                if kind is not ast.Attribute or base in self.literals:
+                    self._changed_in_loop(base)
 
     def _collect_literal(self, t: ast.expr, value: ast.expr) -> None:
         kind = type(t)
@@ -213,7 +219,9 @@ class _Walker:
             v = type(value)  # (config_bases and literal_call know no other kind of value)
             derived = v in _MADE_OF and self._found(exprfacts.config_bases(value))  # {**BASE}
             call = not derived and v is ast.Call and self._found(exprfacts.literal_call(value))
-            if call or derived or is_literal(value):
+            # `epochs = 1 if DEBUG else 20`: a choice of literals is one, the one taken
+            chosen = v is ast.IfExp and is_literal(value.body) and is_literal(value.orelse)  # type: ignore[attr-defined]
+            if call or derived or chosen or is_literal(value):
                 self.literals[t.id] = None  # type: ignore[attr-defined]
                 (self.config_calls.add if call else self.config_calls.discard)(t.id)  # type: ignore[attr-defined]
                 if not self.loops:  # written again: its value at the end is this one's
@@ -319,6 +327,13 @@ class _Walker:
                 self.expr(a)
         if not scopes and (node.args or node.keywords):  # names handed on (passedargs.py)
             self.passed[self.loops > 0].update(handed(node))
+            if (
+                type(f) is ast.Name
+                and f.id == "setattr"
+                and node.args
+                and type(node.args[0]) is ast.Name
+            ):
+                self.mutates.add(node.args[0].id)  # setattr(cfg, k, v): as `cfg.lr = v`
         if type(f) is ast.Attribute:
             base = base_name(f.value)  # df.dropna(inplace=True) may change df
             if base is not None and (not scopes or not any(base in s for s in scopes)):
@@ -331,6 +346,8 @@ class _Walker:
                 self._ipython_code(node)
             if self.loops and type(f.value) is ast.Name:  # history.append(loss)
                 self._changed_in_loop(f.value.id)
+        elif type(f) is ast.Name and (not scopes or not any(f.id in s for s in scopes)):
+            self.called.add(f.id)  # model(X) is model.__call__(X): it may change model
 
     def _ipython_code(self, call: ast.Call) -> None:
         stmts, scoped = exprfacts.ipython_code(call) or ([], False)

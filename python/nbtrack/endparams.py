@@ -140,7 +140,12 @@ def at_end(
     """``{source: {name: value}}`` to log as the cell ends (``held``: what each literal
     name held at the start)."""
     skip = {*skip, *flow.loop_changed}
-    skip.update(n for n in flow.config_calls if not _made_setting(n, user_ns.get(n), source))
+    loaded = configloads.loaded_names(source) if flow.config_calls else ()  # load('lr: 1')
+    skip.update(
+        n
+        for n in flow.config_calls
+        if n not in loaded and not _made_setting(n, user_ns.get(n), source)
+    )
     unassigned: dict[str, dict[str, Any]] = {}
     for name in branch_names(source) & set(flow.literals) if held else ():
         if name in held and held[name] is user_ns.get(name) and name not in skip:
@@ -153,10 +158,33 @@ def at_end(
     if not failed:  # (a load the failed cell never reached left the name as it was)
         skip.update(auto, (r.name for r in reads))  # (one read first is the value read)
         auto.update(configloads.loaded_settings(source, user_ns, skip))
+        auto.update(_settings_classes(source, user_ns, skip))
     for k, (was, now) in lineage.rebound(reads).items():
         auto[k] = now  # what the cell went on with (and the warning says both)
         warnings.append(_changed(k, was, now))
     return {"auto": auto, **unassigned} if auto else unassigned
+
+
+def _settings_classes(source: str, user_ns: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    """The settings classes the cell's top-level code defines (Kaggle's ``class CFG: lr =
+    1e-3`` atop the training cell), as one read from an earlier cell is recorded: the
+    thirteenth trial's recorded nothing. A model, a dataclass or an Enum is none."""
+    out = {}
+    for name in _defined_classes(source):
+        if name not in skip and isinstance(user_ns.get(name), type):
+            ok, plain = param_value(user_ns[name])
+            if ok and plain:
+                out[name] = plain
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _defined_classes(source: str) -> tuple[str, ...]:
+    try:
+        tree = parsed(source)
+    except (SyntaxError, ValueError):
+        return ()
+    return tuple(n.name for n in tree.body if isinstance(n, ast.ClassDef))
 
 
 def _changed(name: str, was: Any, now: Any) -> str:

@@ -36,6 +36,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _SIDECARS = ("-journal", "-wal", "-shm", ".wal")
 # Folders that libraries make in the temp folder for their own bookkeeping.
 _TEMP_TOOLS = ("joblib_memmapping_folder_", "pymp-", "loky-", "ipykernel_", "matplotlib-")
+_UNSEEN = object()  # (no entry: a file the cell did not write)
 
 
 class FileWatcher:
@@ -109,11 +110,12 @@ class FileWatcher:
                 finally:
                     self._versioning.on = False
             return  # (its writes: the project watch sees them)
+        fresh = real not in self.writes  # (`r+` reads what was there, then writes)
         if write:
-            if real not in self.writes and self.inside(real):
+            if fresh and self.inside(real):
                 self.claims.claim(real)
             self.writes[real] = None
-        if read and real not in self.writes and real not in self.reads:
+        if read and fresh and real not in self.reads:
             try:
                 st = os.stat(real)
             except OSError:
@@ -152,8 +154,10 @@ class FileWatcher:
             return False
 
     def renamed(self, src: str, dst: str) -> None:
-        """``os.rename``/``os.replace``: the file now lives under ``dst``."""
-        self.writes.pop(os.path.realpath(src), None)
+        """``os.rename``/``os.replace``: the file now lives under ``dst``. One the cell did
+        not write (``shutil.move`` from an inbox) is read: versioned before it moves."""
+        if self.writes.pop(os.path.realpath(src), _UNSEEN) is _UNSEEN:
+            self.saw(src, write=False, read=True)
         self.saw(dst, write=True, read=False)
 
     def begin(self) -> None:
@@ -296,7 +300,7 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
             _opened(w, *args)
         elif event == "os.rename":
             src, dst = _text_path(args[0]), _text_path(args[1])
-            if src and dst and args[2] is None and args[3] is None:
+            if src and dst and args[2] in (None, -1) and args[3] in (None, -1):  # (no dir_fd)
                 w.renamed(os.path.abspath(src), os.path.abspath(dst))
         else:
             database = _database_path(args[0])
@@ -313,11 +317,11 @@ def _opened(w: FileWatcher, path: Any, mode: Any, flags: Any) -> None:
         return
     if isinstance(mode, str):
         write = any(c in mode for c in "wax+")
-        read = "r" in mode or "+" in mode
+        read = "r" in mode or ("+" in mode and "w" not in mode)  # (w+ empties it first)
     else:
         f = flags or 0
         write = bool(f & _WRITE_FLAGS)
-        read = not (f & os.O_WRONLY)
+        read = not (f & (os.O_WRONLY | os.O_TRUNC))
     w.saw(os.path.abspath(path), write, read)
 
 

@@ -66,7 +66,8 @@ def _installed() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=4096)
-def _library_file(path: str) -> bool:
+def library_file(path: str) -> bool:
+    """Whether ``path`` is a file of the standard library or an installed package."""
     # Asked for the module behind every value a tracked cell reads (``code_modules``):
     # ``realpath`` costs an lstat per part of the path, ~30 us a DataFrame, each cell;
     # an installed library's file stays one.
@@ -77,7 +78,7 @@ def stamp(module_name: str, value: object = None) -> Stamp | None:
     """The stamp of a user module now (``value``'s own module when it is one), or None."""
     module = value if isinstance(value, ModuleType) else sys.modules.get(module_name)
     path = getattr(module, "__file__", None)
-    if not isinstance(path, str) or _library_file(path):
+    if not isinstance(path, str) or library_file(path):
         return None
     real = os.path.realpath(path)
     try:

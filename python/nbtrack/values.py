@@ -24,6 +24,7 @@ from typing import Any
 import xxhash
 
 from .models import SAMPLED_FINGERPRINT, WHOLE_FINGERPRINT
+from .modstamps import library_file
 from .picklehash import GiveUp, hash_pickle
 
 MAX_STRING = 1000  # characters of a string parameter
@@ -132,7 +133,11 @@ def holds_settings(fn: Any) -> bool:
     kind = type(fn)  # (not the object's own attributes: a hostile __getattr__ raises)
     if issubclass(kind, functools.partial):
         return True
-    return issubclass(kind, (types.FunctionType, types.MethodType)) and bool(fn.__closure__)
+    if not issubclass(kind, (types.FunctionType, types.MethodType)) or not fn.__closure__:
+        return False
+    # A library's own wrapper (scikit-learn's `validate_params` around every metric) holds
+    # the library's settings, not values the notebook made it with.
+    return not library_file(fn.__code__.co_filename)
 
 
 def _partial_settings(fn: functools.partial[Any]) -> dict[str, Any] | None:
