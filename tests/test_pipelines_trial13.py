@@ -1,0 +1,51 @@
+"""Headless runs as users launch them (issue 15, thirteenth trial): papermill's logging
+options, a shell redirect, a cell timeout, with real kernels, then the record read back
+as a user would.
+
+Each test is a reproducer: what was run, and what the record must say.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import kernel_env
+from test_magics import _settle
+from test_pipelines_trial12 import _notebook
+
+BIN = Path(sys.executable).parent
+LOAD = "%load_ext nbtrack"
+
+
+def _papermill(folder: Path, *args: str, stdout: object = subprocess.DEVNULL) -> int:
+    done = subprocess.run(
+        [str(BIN / "papermill"), "nb.ipynb", *args, "-k", "python3"],
+        cwd=folder, env=kernel_env(), stdout=stdout, stderr=subprocess.STDOUT, timeout=120,
+    )  # fmt: skip
+    return done.returncode
+
+
+def test_papermills_own_log_files_are_no_output_of_the_cell_running(tmp_path):
+    """``papermill nb.ipynb out.ipynb --log-output > run.log 2>&1`` (as cron and CI run
+    it) and ``papermill … --stdout-file o.txt``: papermill writes the cell's printed
+    lines there while the cell runs, and the cell run recorded run.log / o.txt as its
+    outputs, so its re-run said "not reproduced: output run.log was not written"."""
+    (tmp_path / ".nbtrack").mkdir()
+    fit = (
+        "%%track fit\nimport time\nprint('epoch 1', flush=True)\ntime.sleep(1)\n"
+        "open('model.txt', 'w').write(str(lr))"
+    )
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0.1", ["parameters"]), (fit, [])])
+    with open(tmp_path / "run.log", "w") as log:
+        assert _papermill(tmp_path, "out.ipynb", "-p", "lr", "0.2", "--log-output", stdout=log) == 0
+    assert _papermill(tmp_path, "o2.ipynb", "--stdout-file", "o.txt", "--stderr-file", "e.txt") == 0
+    assert "epoch 1" in (tmp_path / "run.log").read_text()
+    assert "epoch 1" in (tmp_path / "o.txt").read_text()
+    client = _settle(tmp_path)
+    _, rows = client.sql("SELECT run_id FROM runs WHERE name = 'fit'")
+    runs = client.get_runs([r[0] for r in rows])
+    assert len(runs) == 2
+    for run in runs:
+        assert [(d.path, d.role) for d in run.data] == [("model.txt", "output")]
