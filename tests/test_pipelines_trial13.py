@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import kernel_env
+from nbtrack import launcher
 from test_magics import _settle
 from test_pipelines_trial12 import _notebook
 
@@ -49,3 +52,33 @@ def test_papermills_own_log_files_are_no_output_of_the_cell_running(tmp_path):
     assert len(runs) == 2
     for run in runs:
         assert [(d.path, d.role) for d in run.data] == [("model.txt", "output")]
+
+
+def test_a_cell_papermills_execution_timeout_stopped_is_recorded_as_timed_out(tmp_path):
+    """``papermill nb.ipynb out.ipynb --execution-timeout 2`` on a cell that takes longer:
+    papermill interrupts the kernel and says "A cell timed out ... after 2 seconds"; the
+    cell run and the notebook run said ``KeyboardInterrupt`` alone, as if someone had
+    pressed Ctrl-C."""
+    (tmp_path / ".nbtrack").mkdir()
+    slow = "%%track slow\nimport time\ntime.sleep(30)"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0.1", ["parameters"]), (slow, [])])
+    assert _papermill(tmp_path, "out.ipynb", "--execution-timeout", "2") != 0
+    _, rows = _settle(tmp_path).sql("SELECT kind, status, error FROM runs ORDER BY kind")
+    why = "KeyboardInterrupt (timed out: papermill --execution-timeout 2)"
+    assert rows == [("cell", "failed", why), ("notebook", "failed", f"In[3] raised {why}")]
+
+
+@pytest.mark.parametrize(
+    ("argv", "timeout"),
+    [
+        (["papermill", "in.ipynb", "o.ipynb", "--execution-timeout=5"], "--execution-timeout 5"),
+        (["papermill", "in.ipynb", "o.ipynb", "--execution-timeout", "-1"], None),
+        (["jupyter", "execute", "--timeout=7", "in.ipynb"], "--timeout 7"),
+        (["jupyter-nbconvert", "--execute", "--ExecutePreprocessor.timeout=9", "in.ipynb"],
+         "--ExecutePreprocessor.timeout 9"),
+        (["jupyter", "execute", "in.ipynb"], None),
+    ],
+)  # fmt: skip
+def test_the_runners_cell_timeout_is_read_from_its_command_line(tmp_path, argv, timeout):
+    found = launcher.parse(argv, str(tmp_path))
+    assert found is not None and found.timeout == timeout
