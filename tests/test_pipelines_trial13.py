@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kernel_env
+from conftest import kernel_env, run_cli
 from nbtrack import launcher
 from test_magics import _settle
 from test_pipelines_trial12 import _notebook
@@ -82,3 +82,35 @@ def test_a_cell_papermills_execution_timeout_stopped_is_recorded_as_timed_out(tm
 def test_the_runners_cell_timeout_is_read_from_its_command_line(tmp_path, argv, timeout):
     found = launcher.parse(argv, str(tmp_path))
     assert found is not None and found.timeout == timeout
+
+
+def test_a_parameter_or_metric_named_like_a_runs_field_is_told_apart_in_ls(tmp_path):
+    """``papermill nb.ipynb out.ipynb -p name baseline`` with a cell logging a metric
+    ``duration``: ``nbtrack ls`` showed two columns headed ``name`` (the run's, the
+    parameter's) and two headed ``duration``, and ``--columns name`` gave both."""
+    (tmp_path / ".nbtrack").mkdir()
+    fit = "%%track fit -m duration\nduration = len(name) * 1.5"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("name = 'a'", ["parameters"]), (fit, [])])
+    assert _papermill(tmp_path, "out.ipynb", "-p", "name", "baseline") == 0
+    _settle(tmp_path)
+    table = run_cli("ls", cwd=tmp_path).stdout.splitlines()
+    assert table[0].split()[:3] == ["run", "name", "status"]
+    assert "params.name" in table[0].split() and "metrics.duration" in table[0].split()
+    assert sorted(table[0].split()).count("name") == 1, table[0]
+    assert "fit" in table[1].split() and "baseline" in table[1].split() and "12" in table[1]
+    chosen = run_cli("ls", "--columns", "name,params.name,metrics.duration", cwd=tmp_path)
+    names = ["name", "params.name", "metrics.duration"]
+    assert chosen.stdout.split() == [*names, "fit", "baseline", "12"]
+
+
+def test_a_sweeps_table_tells_a_metric_from_the_parameter_it_shares_a_name_with(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 0.1 0.2`` whose cell logs the decayed ``lr`` as a
+    metric: the sweep's table had two columns headed ``lr``, 0.1 beside 0.05."""
+    (tmp_path / ".nbtrack").mkdir()
+    fit = "%%track fit -m lr\nlr = lr / 2"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0.4", ["parameters"]), (fit, [])])
+    done = run_cli("sweep", "nb.ipynb", "-p", "lr", "0.1", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    header, row = done.stdout.splitlines()[:2]
+    assert header.split() == ["notebook_run", "status", "params.lr", "metrics.lr"]
+    assert row.split()[1:] == ["finished", "0.1", "0.05"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import NbtrackError, UsageError
+from .columns import value_headers
 from .output import emit_json, emit_table, format_cell
 from .parser import open_client, project_of
 
@@ -314,7 +315,10 @@ def run_sweep(args: argparse.Namespace) -> int:
         emit_json(result.to_dict(args.sort, args.asc))
     else:
         # The ids are notebook runs' (one per execution); `ls --parent` lists their cell runs.
-        columns = ["notebook_run", "status", *result.param_keys, *result.metric_keys]
+        # (a metric named like a swept parameter, a decayed lr: both prefixed)
+        fields = ("notebook_run", "status")
+        named = value_headers(result.param_keys, result.metric_keys, fields)
+        columns = [*fields, *named.values()]
         emit_table(
             columns,
             [
