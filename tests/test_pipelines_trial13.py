@@ -114,3 +114,15 @@ def test_a_sweeps_table_tells_a_metric_from_the_parameter_it_shares_a_name_with(
     header, row = done.stdout.splitlines()[:2]
     assert header.split() == ["notebook_run", "status", "params.lr", "metrics.lr"]
     assert row.split()[1:] == ["finished", "0.1", "0.05"]
+
+
+def test_a_cell_the_sweeps_timeout_stopped_is_recorded_as_timed_out(tmp_path):
+    """``nbtrack sweep nb.ipynb --timeout 2``: the notebook run said the cell timed out,
+    its cell run ``KeyboardInterrupt`` alone."""
+    (tmp_path / ".nbtrack").mkdir()
+    slow = "%%track slow\nimport time\ntime.sleep(30)"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0.1", ["parameters"]), (slow, [])])
+    done = run_cli("sweep", "nb.ipynb", "--timeout", "2", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 1 and "timed out" in done.stdout
+    _, rows = _settle(tmp_path).sql("SELECT status, error FROM runs WHERE kind = 'cell'")
+    assert rows == [("failed", "KeyboardInterrupt (timed out: --timeout 2)")]

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import settings
+
 # papermill's options that take a value (two for -p/-r), from its command line interface.
 _PAIRS = frozenset({"-p", "--parameters", "-r", "--parameters_raw"})
 _SINGLES = frozenset({
@@ -145,10 +147,13 @@ def _timeout(args: list[str]) -> str | None:
 def interrupted(error: BaseException) -> str:
     """What made ``error`` a cell's, beside the error, when the runner says it:
     `` (timed out: papermill --execution-timeout 3)`` for the interrupt a runner's cell
-    timeout sends; else empty."""
-    found = launch() if isinstance(error, KeyboardInterrupt) else None
-    if found is None or found.timeout is None:
+    timeout sends (`` (timed out: --timeout 3)`` under ``nbtrack sweep``); else empty."""
+    if not isinstance(error, KeyboardInterrupt):
         return ""
+    found = launch()
+    if found is None or found.timeout is None:  # (nbtrack sweep's kernel: a worker's)
+        seconds = settings.cell_timeout()
+        return f" (timed out: --timeout {seconds})" if seconds else ""
     runner = {"execute": "jupyter execute", "nbconvert": "jupyter nbconvert"}.get(found.tool)
     return f" (timed out: {runner or found.tool} {found.timeout})"
 
