@@ -7,6 +7,7 @@ Each test is a reproducer: what was run, and what the record must say.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,29 @@ def test_a_cell_the_sweeps_timeout_stopped_is_recorded_as_timed_out(tmp_path):
     assert done.returncode == 1 and "timed out" in done.stdout
     _, rows = _settle(tmp_path).sql("SELECT status, error FROM runs WHERE kind = 'cell'")
     assert rows == [("failed", "KeyboardInterrupt (timed out: --timeout 2)")]
+
+
+def test_a_rerun_whose_p_override_a_later_cell_set_again_says_the_cell_read_another(
+    project_dir, kernel_factory
+):
+    """An interactive session ran ``lr = 0.1``, ``fit``, ``lr = 0.5``, ``fit`` again; then
+    ``nbtrack rerun <the last fit> -p lr 0.3``: the replay puts the override after the
+    first ``lr = 0.1``, the later ``lr = 0.5`` wins, and the rerun printed "with lr=0.3"
+    and "reproduced" while the cell it judged ran with 0.5: no word that -p changed nothing."""
+    (project_dir / ".nbtrack").mkdir()
+    fit = "%%track fit -m a\na = lr * 2"
+    path = _notebook(project_dir / "nb.ipynb", [(LOAD, []), ("lr = 0.1", []), (fit, [])])
+    kernel = kernel_factory(project_dir, JPY_SESSION_NAME=str(path))
+    for source in (LOAD, "lr = 0.1", fit, "lr = 0.5", fit):
+        kernel.ok(source)
+    kernel.close()
+    client = _settle(project_dir)
+    _, rows = client.sql("SELECT run_id FROM runs WHERE name = 'fit' ORDER BY started_at")
+    done = run_cli("rerun", rows[-1][0], "-p", "lr", "0.3", "--json", cwd=project_dir)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    why = "-p lr 0.3 did not reach cell fit: it read lr=0.5 (upstream), set after the override"
+    assert why in result["warnings"]
+    assert f"nbtrack: warning: {why}" in done.stderr
+    shown = _settle(project_dir).get_run(result["shown_run_id"])
+    assert (shown.params, shown.param_sources) == ({"lr": 0.5}, {"lr": "upstream"})

@@ -242,6 +242,7 @@ def run_rerun(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     result = execute_plan(client.project, plan, rtol=args.rtol, atol=args.atol)
+    _warn(result.warnings[len(plan.warnings) :])  # (what the execution itself showed)
     gate = None
     if args.check is not None:
         gate = client.check(args.check, result.run_id, against=plan.original.run_id)
