@@ -153,3 +153,24 @@ def test_a_rerun_whose_p_override_a_later_cell_set_again_says_the_cell_read_anot
     assert f"nbtrack: warning: {why}" in done.stderr
     shown = _settle(project_dir).get_run(result["shown_run_id"])
     assert (shown.params, shown.param_sources) == ({"lr": 0.5}, {"lr": "upstream"})
+
+
+def test_a_sweep_over_a_parameter_a_later_cell_sets_again_says_so(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 0.1 0.2`` where a cell after the parameters cell
+    says ``lr = 0.05  # tuned``: the table showed lr 0.1 and 0.2 with the same metric, and
+    nothing but the executed notebooks' cell summaries said the cells read 0.05."""
+    (tmp_path / ".nbtrack").mkdir()
+    fit = "%%track fit -m a\na = lr * 2"
+    cells = [(LOAD, []), ("lr = 0.1", ["parameters"]), ("lr = 0.05  # tuned", []), (fit, [])]
+    _notebook(tmp_path / "nb.ipynb", cells)
+    done = run_cli("sweep", "nb.ipynb", "-p", "lr", "0.1", "0.2", "--no-progress", "--json",
+                   cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    want = {
+        f"{row['run_id'][:8]}: -p lr {row['parameters']['lr']} did not reach cell fit: it read "
+        "lr=0.05 (upstream), set after the override"
+        for row in result["runs"]
+    }
+    assert set(result["warnings"]) == want
+    assert all(f"nbtrack: warning: {line}" in done.stderr for line in want)

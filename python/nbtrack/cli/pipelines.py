@@ -311,6 +311,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
+    _warn(result.warnings[len(plan.warnings) :])  # (a swept value a later cell set again)
     rows = result.sorted_rows(args.sort, args.asc)
     if args.json:
         emit_json(result.to_dict(args.sort, args.asc))
