@@ -174,3 +174,24 @@ def test_a_sweep_over_a_parameter_a_later_cell_sets_again_says_so(tmp_path):
     }
     assert set(result["warnings"]) == want
     assert all(f"nbtrack: warning: {line}" in done.stderr for line in want)
+
+
+def test_a_rerun_that_cannot_run_as_asked_names_the_notebook_and_what_would_work(tmp_path):
+    """``papermill nb.ipynb out.ipynb -p lr 0.2``, then ``mv nb.ipynb train.ipynb``: ``nbtrack
+    rerun RUN --current`` said "the notebook of run … no longer exists" (which notebook?),
+    and ``--as-saved`` "run … has no saved notebook to execute", neither saying that the
+    rerun without the option replays the code the run recorded."""
+    (tmp_path / ".nbtrack").mkdir()
+    _notebook(tmp_path / "nb.ipynb",
+              [(LOAD, []), ("lr = 0.1", ["parameters"]), ("%%track fit\nx = lr", [])])  # fmt: skip
+    assert _papermill(tmp_path, "out.ipynb", "-p", "lr", "0.2") == 0
+    _, [(run,)] = _settle(tmp_path).sql("SELECT run_id FROM runs WHERE kind = 'notebook'")
+    (tmp_path / "nb.ipynb").rename(tmp_path / "train.ipynb")
+    current = run_cli("rerun", run, "--current", cwd=tmp_path)
+    assert current.returncode == 1
+    assert f"the notebook of run {run[:8]}, nb.ipynb, no longer exists" in current.stderr
+    assert "without --current, the rerun executes the code the run recorded" in current.stderr
+    saved = run_cli("rerun", run, "--as-saved", cwd=tmp_path)
+    assert saved.returncode == 2
+    assert "without --as-saved, the rerun replays the code the run recorded" in saved.stderr
+    assert run_cli("rerun", run, cwd=tmp_path).returncode == 0  # (and it does)

@@ -177,7 +177,11 @@ def _saved_text(
     snapshot = source_run.notebook_hash or run.notebook_hash
     if current:
         if notebook is None or not notebook.is_file():
-            raise PipelineError(f"the notebook of run {run.short_id} no longer exists")
+            named = f", {source_run.notebook_path or run.notebook_path}," if notebook else ""
+            raise PipelineError(
+                f"the notebook of run {run.short_id}{named} no longer exists (renamed or "
+                "deleted?); without --current, the rerun executes the code the run recorded"
+            )
         return notebook.read_text(encoding="utf-8"), "current file"
     if not snapshot:
         return None, ""
