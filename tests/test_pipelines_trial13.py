@@ -33,7 +33,8 @@ def _papermill(folder: Path, *args: str, stdout: object = subprocess.DEVNULL) ->
 
 def test_papermills_own_log_files_are_no_output_of_the_cell_running(tmp_path):
     """``papermill nb.ipynb out.ipynb --log-output > run.log 2>&1`` (as cron and CI run
-    it) and ``papermill … --stdout-file o.txt``: papermill writes the cell's printed
+    it), ``papermill … --stdout-file o.txt`` and ``papermill … 2>&1 | tee t.log``: papermill
+    (or tee) writes the cell's printed
     lines there while the cell runs, and the cell run recorded run.log / o.txt as its
     outputs, so its re-run said "not reproduced: output run.log was not written"."""
     (tmp_path / ".nbtrack").mkdir()
@@ -45,12 +46,15 @@ def test_papermills_own_log_files_are_no_output_of_the_cell_running(tmp_path):
     with open(tmp_path / "run.log", "w") as log:
         assert _papermill(tmp_path, "out.ipynb", "-p", "lr", "0.2", "--log-output", stdout=log) == 0
     assert _papermill(tmp_path, "o2.ipynb", "--stdout-file", "o.txt", "--stderr-file", "e.txt") == 0
-    assert "epoch 1" in (tmp_path / "run.log").read_text()
-    assert "epoch 1" in (tmp_path / "o.txt").read_text()
+    tee = f"'{BIN / 'papermill'}' nb.ipynb o3.ipynb -k python3 --log-output 2>&1 | tee t.log"
+    subprocess.run(["sh", "-c", tee], cwd=tmp_path, env=kernel_env(), check=True,
+                   stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
+    for log in ("run.log", "o.txt", "t.log"):
+        assert "epoch 1" in (tmp_path / log).read_text()
     client = _settle(tmp_path)
     _, rows = client.sql("SELECT run_id FROM runs WHERE name = 'fit'")
     runs = client.get_runs([r[0] for r in rows])
-    assert len(runs) == 2
+    assert len(runs) == 3
     for run in runs:
         assert [(d.path, d.role) for d in run.data] == [("model.txt", "output")]
 
