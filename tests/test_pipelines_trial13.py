@@ -199,3 +199,22 @@ def test_a_rerun_that_cannot_run_as_asked_names_the_notebook_and_what_would_work
     assert saved.returncode == 2
     assert "without --as-saved, the rerun replays the code the run recorded" in saved.stderr
     assert run_cli("rerun", run, cwd=tmp_path).returncode == 0  # (and it does)
+
+
+def test_sweep_and_repro_given_a_kernel_jupyter_does_not_know_stop_before_executing(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 0.1 0.2 --kernel pyhton3`` (a typo): every point
+    was executed, each recorded as a failed notebook run ("NoSuchKernel: No such kernel
+    named pyhton3"), where ``nbtrack rerun --kernel`` stops at once listing the kernels
+    Jupyter knows; ``nbtrack repro -f --kernel pyhton3`` did the same as the sweep."""
+    (tmp_path / ".nbtrack").mkdir()
+    _notebook(tmp_path / "nb.ipynb",
+              [(LOAD, []), ("lr = 0.1", ["parameters"]), ("%%track fit\nx = lr", [])])  # fmt: skip
+    assert _papermill(tmp_path, "out.ipynb") == 0
+    before = _settle(tmp_path).sql("SELECT run_id FROM runs")[1]
+    sweep = ["sweep", "nb.ipynb", "-p", "lr", "0.1", "0.2", "--no-progress"]
+    for argv in ([*sweep, "--kernel", "pyhton3"], ["repro", "-f", "--kernel", "pyhton3"]):
+        done = run_cli(*argv, cwd=tmp_path)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "no kernel named 'pyhton3' here; available: " in done.stderr
+        assert "python3" in done.stderr.split("available: ")[1]
+    assert _settle(tmp_path).sql("SELECT run_id FROM runs")[1] == before

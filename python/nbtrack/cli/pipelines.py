@@ -280,6 +280,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         seed=args.seed,
         kernel_name=args.kernel,
         execution_timeout=args.timeout,
+        executor=args.executor,
     )
     project = project_of(args, Path(args.notebook).parent)
     _warn(plan.warnings)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
 from . import executors
+from .environments import check_kernel
 from .parameters import grid, inspect_parameters, read_notebook, sample, unread_overrides
 from .recording import ExecutionRecord, ExecutionRequest
 
@@ -104,11 +105,16 @@ def plan_sweep(
     seed: int | None = None,
     kernel_name: str = "python3",
     execution_timeout: float | None = None,
+    executor: str = "local",
 ) -> SweepPlan:
-    """The executions of a sweep over ``axes`` (``{"lr": [0.1, 0.01], ...}``) of ``notebook``."""
+    """The executions of a sweep over ``axes`` (``{"lr": [0.1, 0.01], ...}``) of ``notebook``;
+    ``executor``: where they will run (a kernel name is checked here unless it is Dask's
+    workers, which may have other kernels)."""
     path = Path(notebook).expanduser().resolve()
     if not path.is_file():
         raise UsageError(f"no such notebook: {notebook}")
+    if kernel_name and executor == "local":
+        check_kernel(kernel_name)  # (not one failed run per point: the rerun's error)
     text = path.read_text(encoding="utf-8")
     nb = read_notebook(text, str(notebook))
     full = grid(axes)
