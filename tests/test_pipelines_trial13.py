@@ -23,10 +23,16 @@ BIN = Path(sys.executable).parent
 LOAD = "%load_ext nbtrack"
 
 
+def _env() -> dict[str, str]:
+    """The environment of a kernel a user starts: ipykernel leaves its standard streams
+    alone under pytest (``PYTEST_CURRENT_TEST``); elsewhere it keeps a copy of each."""
+    return {k: v for k, v in kernel_env().items() if k != "PYTEST_CURRENT_TEST"}
+
+
 def _papermill(folder: Path, *args: str, stdout: object = subprocess.DEVNULL) -> int:
     done = subprocess.run(
         [str(BIN / "papermill"), "nb.ipynb", *args, "-k", "python3"],
-        cwd=folder, env=kernel_env(), stdout=stdout, stderr=subprocess.STDOUT, timeout=120,
+        cwd=folder, env=_env(), stdout=stdout, stderr=subprocess.STDOUT, timeout=120,
     )  # fmt: skip
     return done.returncode
 
@@ -39,7 +45,8 @@ def test_papermills_own_log_files_are_no_output_of_the_cell_running(tmp_path):
     outputs, so its re-run said "not reproduced: output run.log was not written"."""
     (tmp_path / ".nbtrack").mkdir()
     fit = (
-        "%%track fit\nimport time\nprint('epoch 1', flush=True)\ntime.sleep(1)\n"
+        "%%track fit\nimport time\nfor epoch in (1, 2, 3):\n"
+        "    print('epoch', epoch, flush=True)\n    time.sleep(0.4)\n"
         "open('model.txt', 'w').write(str(lr))"
     )
     _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0.1", ["parameters"]), (fit, [])])
@@ -47,7 +54,7 @@ def test_papermills_own_log_files_are_no_output_of_the_cell_running(tmp_path):
         assert _papermill(tmp_path, "out.ipynb", "-p", "lr", "0.2", "--log-output", stdout=log) == 0
     assert _papermill(tmp_path, "o2.ipynb", "--stdout-file", "o.txt", "--stderr-file", "e.txt") == 0
     tee = f"'{BIN / 'papermill'}' nb.ipynb o3.ipynb -k python3 --log-output 2>&1 | tee t.log"
-    subprocess.run(["sh", "-c", tee], cwd=tmp_path, env=kernel_env(), check=True,
+    subprocess.run(["sh", "-c", tee], cwd=tmp_path, env=_env(), check=True,
                    stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
     for log in ("run.log", "o.txt", "t.log"):
         assert "epoch 1" in (tmp_path / log).read_text()

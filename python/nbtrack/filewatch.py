@@ -363,7 +363,8 @@ def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
         forkreads.sweep()  # (logs of kernels killed in a cell)
         _installed = True
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
-    watcher.held = held_for_writing(watcher.keep)
+    # (not the runner's log: ipykernel keeps a copy of the stdout papermill > run.log gave it)
+    watcher.held = held_for_writing(lambda p: watcher.keep(p) and p not in launcher_logs())
     watcher.begin()
     for value in values_read:
         for path in _database_files(value) + _module_file(value):

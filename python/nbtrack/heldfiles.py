@@ -10,7 +10,8 @@ status; a file whose status changed by the cell's end was written by it.
 The kernel's parent (papermill, ``jupyter execute``, a Jupyter server) writes its own
 log while cells run: ``papermill nb.ipynb out.ipynb --log-output > run.log 2>&1``,
 ``--stdout-file so.txt``, ``nohup``. Another process's writes, seen by the project
-watch: ``launcher_logs`` lists them (once per kernel), and no cell claims them.
+watch and in the copy of its standard output ipykernel keeps: ``launcher_logs`` lists them
+(once per kernel), and no cell claims them.
 
 Linux only (``/proc/self/fd``); elsewhere nothing is listed. An ``fstat`` a descriptor
 (a kernel holds 40-80: its sockets and pipes, the history database), then a look at
