@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import forkreads, fswatch, libhooks, writeclaims
-from .heldfiles import held_for_writing
+from .heldfiles import held_for_writing, launcher_logs
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Files a database keeps beside itself while it works: their writes are the database's.
@@ -191,8 +191,8 @@ class FileWatcher:
                 if path.endswith(suffix) and os.path.isfile(path[: -len(suffix)]):
                     path = path[: -len(suffix)]
                     break
-            if path in self.writes or not self.keep(path):
-                continue
+            if path in self.writes or path in launcher_logs() or not self.keep(path):
+                continue  # (the log of the runner, papermill > run.log: heldfiles.py)
             if others is None:  # only the watch saw it: did another kernel write it?
                 # (claimed up to 2 s before the cell began: a write opened just before)
                 others = self.claims.by_others(self.began_ns - 2_000_000_000)
@@ -367,7 +367,8 @@ def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
         forkreads.sweep()  # (logs of kernels killed in a cell)
         _installed = True
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
-    watcher.held = held_for_writing(watcher.keep)
+    # (not the runner's log: ipykernel keeps a copy of the stdout papermill > run.log gave it)
+    watcher.held = held_for_writing(lambda p: watcher.keep(p) and p not in launcher_logs())
     watcher.begin()
     for value in values_read:
         for path in _database_files(value) + _module_file(value):

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import settings
+
 # papermill's options that take a value (two for -p/-r), from its command line interface.
 _PAIRS = frozenset({"-p", "--parameters", "-r", "--parameters_raw"})
 _SINGLES = frozenset({
@@ -46,6 +48,11 @@ _JUPYTER_SINGLES = frozenset({
     "--startup_timeout", "--kernel_name",
 })  # fmt: skip
 _TOOLS = {"papermill": "papermill", "jupyter-execute": "execute", "jupyter-nbconvert": "nbconvert"}
+# The runners' per-cell timeouts: when one runs out, the runner interrupts the kernel and
+# the cell raises KeyboardInterrupt, as if someone had pressed Ctrl-C.
+_TIMEOUTS = frozenset({
+    "--execution-timeout", "--timeout", "--NbClientApp.timeout", "--ExecutePreprocessor.timeout",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Launch:
     tool: str  # papermill, execute (jupyter execute), nbconvert
     notebook: str | None  # the input notebook, absolute, when a local file was found
     injects: bool = False  # papermill was given parameters: it injects a cell
+    timeout: str | None = None  # the runner's cell timeout, as typed: ``--execution-timeout 3``
 
 
 def _tool_args(argv: list[str]) -> tuple[str, list[str]] | None:
@@ -122,7 +130,32 @@ def parse(argv: list[str], cwd: str, pwd: str | None = None) -> Launch | None:
                 notebook = str(path.resolve())
                 break
     injects = any(a.split("=", 1)[0] in _INJECTING for a in args)
-    return Launch(tool, notebook, injects and tool == "papermill")
+    return Launch(tool, notebook, injects and tool == "papermill", _timeout(args))
+
+
+def _timeout(args: list[str]) -> str | None:
+    """The cell timeout option given (``--execution-timeout 3``), unless it disables it."""
+    for i, arg in enumerate(args):
+        name, _, value = arg.partition("=")
+        if name in _TIMEOUTS:
+            value = value or (args[i + 1] if i + 1 < len(args) else "")
+            if value.strip().lstrip("-").isdigit() and int(value) > 0:
+                return f"{name} {int(value)}"
+    return None
+
+
+def interrupted(error: BaseException) -> str:
+    """What made ``error`` a cell's, beside the error, when the runner says it:
+    `` (timed out: papermill --execution-timeout 3)`` for the interrupt a runner's cell
+    timeout sends (`` (timed out: --timeout 3)`` under ``nbtrack sweep``); else empty."""
+    if not isinstance(error, KeyboardInterrupt):
+        return ""
+    found = launch()
+    if found is None or found.timeout is None:  # (nbtrack sweep's kernel: a worker's)
+        seconds = settings.cell_timeout()
+        return f" (timed out: --timeout {seconds})" if seconds else ""
+    runner = {"execute": "jupyter execute", "nbconvert": "jupyter nbconvert"}.get(found.tool)
+    return f" (timed out: {runner or found.tool} {found.timeout})"
 
 
 def _parent() -> tuple[list[str], str]:

@@ -190,6 +190,7 @@ class KernelSession:
         self.raised.add(count)
         if self.failure is None:
             what = traceback.format_exception_only(type(error), error)[-1].strip()
+            what += launcher.interrupted(error)
             self.failure = raised(f"In[{count}]", what)[: tracking.ERROR_LIMIT]
 
     @staticmethod
@@ -200,7 +201,8 @@ class KernelSession:
         name = getattr(error, "filename", None) if isinstance(error, SyntaxError) else None
         shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
         label = shell.compile.format_code_name(name) if name and shell is not None else None
-        return text.replace(f'File "{name}"', " ".join(label)) if label else text
+        text = text.replace(f'File "{name}"', " ".join(label)) if label else text
+        return text + launcher.interrupted(error)
 
     def _finish_parent(self) -> None:
         if self._parent_writer is not None:

@@ -72,6 +72,13 @@ NOTEBOOK = Setting(
     "unset: Jupyter's JPY_SESSION_NAME, else VS Code's __vsc_ipynb_file__",
     "path ending in .ipynb",
 )
+CELL_TIMEOUT = Setting(
+    "NBTRACK_CELL_TIMEOUT",
+    "set by nbtrack's pipelines: the execution's cell timeout (`nbtrack sweep --timeout`), "
+    "so a cell it interrupts is recorded as timed out",
+    "unset: none",
+    "seconds (a number)",
+)
 MAX_BLOB_SIZE = Setting(
     "NBTRACK_MAX_BLOB_SIZE",
     "files larger than this are hashed but their bytes are not cached "
@@ -118,8 +125,8 @@ INGEST = Setting(
     "process or thread",
 )
 SETTINGS = (
-    STORE, ROOT, PARENT_RUN, PARAMS, NOTEBOOK, MAX_BLOB_SIZE, LOCK_TIMEOUT, QUERY_TIMEOUT,
-    SYSTEM_INTERVAL, ENV_CACHE, INGEST,
+    STORE, ROOT, PARENT_RUN, PARAMS, NOTEBOOK, CELL_TIMEOUT, MAX_BLOB_SIZE, LOCK_TIMEOUT,
+    QUERY_TIMEOUT, SYSTEM_INTERVAL, ENV_CACHE, INGEST,
 )  # fmt: skip
 DEFAULT_LOCK_TIMEOUT = 60.0
 DEFAULT_QUERY_TIMEOUT = 5.0
@@ -185,6 +192,11 @@ def notebook() -> str | None:
     """``NBTRACK_NOTEBOOK`` when it names a ``.ipynb`` file (as an absolute path), else None."""
     raw = NOTEBOOK.raw()
     return str(Path(raw).expanduser().resolve()) if raw and raw.endswith(".ipynb") else None
+
+
+def cell_timeout() -> str | None:
+    """``NBTRACK_CELL_TIMEOUT`` as set (seconds), or None."""
+    return CELL_TIMEOUT.raw() or None
 
 
 def max_blob_size() -> int | None:

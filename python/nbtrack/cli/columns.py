@@ -2,8 +2,9 @@
 
 A run's parameters and metrics are columns next to its own fields. A parameter and
 a metric may share a name: then both columns carry their prefix (``params.x``,
-``metrics.x``), as ``--where`` and ``--sort`` name them; otherwise the bare name is
-the header. ``--columns`` takes headers, prefixed names or globs (``params.*``,
+``metrics.x``), as ``--where`` and ``--sort`` name them, and so does one named like a
+run's own field (a parameter ``name``, a metric ``duration``: two columns headed
+``name`` could not be told apart); otherwise the bare name is the header. ``--columns`` takes headers, prefixed names or globs (``params.*``,
 ``metrics.system/*``) in the order given. Without it, parameters and metrics whose
 values vary among the listed runs come first, right after the run's id, name and
 status, so a narrow terminal shows what tells the runs apart. A dict parameter (a
@@ -50,13 +51,13 @@ def value_columns(
 ) -> list[Column]:
     """A column per parameter and metric, and per leaf of a dict parameter (after it);
     headers prefixed only where a name is shared."""
-    shared = set(params) & set(metrics)
     names = set(params) | set(metrics)
     out = []
+    headers = value_headers(params, metrics, (*LEAD, *TRAIL))
     for section, keys, index in (("params", params, 0), ("metrics", metrics, 1)):
         for key in keys:
             qualified = f"{section}.{key}"
-            header = qualified if key in shared else key
+            header = headers[qualified]
             values = tuple(r[index].get(key) for r in rows)
             paths = dict.fromkeys(p for v in values for p in _leaf_paths(v)) if index == 0 else {}
             # (shown whole as well when some run holds a plain value under the name)
@@ -68,6 +69,19 @@ def value_columns(
                     leaf_values = tuple(_at(v, path) for v in values)
                     out.append(Column(name, f"params.{name}", leaf_values, leaf=True))
     return out
+
+
+def value_headers(
+    params: Sequence[str], metrics: Sequence[str], fields: Sequence[str]
+) -> dict[str, str]:
+    """``{params.x / metrics.x: header}``: the bare name, unless a parameter and a
+    metric share it or a field of the table (``fields``) is named so."""
+    shared = set(params) & set(metrics) | set(fields)
+    return {
+        f"{section}.{key}": f"{section}.{key}" if key in shared else key
+        for section, keys in (("params", params), ("metrics", metrics))
+        for key in keys
+    }
 
 
 def _leaf_paths(value: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import NbtrackError, UsageError
+from .columns import value_headers
 from .output import emit_json, emit_table, format_cell
 from .parser import open_client, project_of
 
@@ -241,6 +242,7 @@ def run_rerun(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     result = execute_plan(client.project, plan, rtol=args.rtol, atol=args.atol)
+    _warn(result.warnings[len(plan.warnings) :])  # (what the execution itself showed)
     gate = None
     if args.check is not None:
         gate = client.check(args.check, result.run_id, against=plan.original.run_id)
@@ -278,6 +280,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         seed=args.seed,
         kernel_name=args.kernel,
         execution_timeout=args.timeout,
+        executor=args.executor,
     )
     project = project_of(args, Path(args.notebook).parent)
     _warn(plan.warnings)
@@ -309,12 +312,16 @@ def run_sweep(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
+    _warn(result.warnings[len(plan.warnings) :])  # (a swept value a later cell set again)
     rows = result.sorted_rows(args.sort, args.asc)
     if args.json:
         emit_json(result.to_dict(args.sort, args.asc))
     else:
         # The ids are notebook runs' (one per execution); `ls --parent` lists their cell runs.
-        columns = ["notebook_run", "status", *result.param_keys, *result.metric_keys]
+        # (a metric named like a swept parameter, a decayed lr: both prefixed)
+        fields = ("notebook_run", "status")
+        named = value_headers(result.param_keys, result.metric_keys, fields)
+        columns = [*fields, *named.values()]
         emit_table(
             columns,
             [

@@ -42,16 +42,21 @@ def choose_kernel(requested: str | None, recorded: str | None, default: str) -> 
     """``(kernel name, why)``: ``--kernel``, else the recorded one when it exists here."""
     names = available_kernels()
     if requested is not None:
-        if requested not in names:
-            raise UsageError(
-                f"no kernel named {requested!r} here; available: {', '.join(names) or 'none'}"
-            )
+        check_kernel(requested, names)
         return requested, "asked for (--kernel)"
     if recorded and recorded in names:
         return recorded, "the kernel the run was made in"
     if recorded:
         return default, f"the recorded kernel {recorded!r} is not installed here"
     return default, "the run recorded no kernel"
+
+
+def check_kernel(name: str, names: list[str] | None = None) -> None:
+    """Raise ``UsageError`` listing the kernels Jupyter knows when ``name`` is not one:
+    before anything executes (``--kernel`` of rerun, sweep, repro)."""
+    names = available_kernels() if names is None else names
+    if name not in names:
+        raise UsageError(f"no kernel named {name!r} here; available: {', '.join(names) or 'none'}")
 
 
 def _differing(recorded: Environment, base: Environment) -> dict[str, str]:

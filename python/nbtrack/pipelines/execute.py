@@ -67,6 +67,7 @@ def kernel_environment(
     parent_run: str | None,
     parameters: Mapping[str, Any],
     notebook: str | os.PathLike[str],
+    timeout: float | None = None,
 ) -> dict[str, str]:
     """The ``NBTRACK_*`` variables the kernel side of nbtrack reads.
 
@@ -83,6 +84,8 @@ def kernel_environment(
     }
     if parent_run:
         env[settings.PARENT_RUN.name] = parent_run
+    if timeout:  # (the kernel names it beside the KeyboardInterrupt the timeout sends)
+        env[settings.CELL_TIMEOUT.name] = f"{timeout:g}"
     return env
 
 

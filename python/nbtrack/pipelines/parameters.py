@@ -28,9 +28,12 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
+
+if TYPE_CHECKING:
+    from ..models import Run
 
 _TRUE = {"True", "true"}
 _FALSE = {"False", "false"}
@@ -213,3 +216,23 @@ def inspect_parameters(nb: Mapping[str, Any]) -> NotebookParameters:
             declared = _assignments(_source(cell))
             return NotebookParameters(True, tuple(declared), declared)
     return NotebookParameters(False, (), {})
+
+
+def unread_overrides(overrides: Mapping[str, Any], cells: Sequence[Run]) -> list[str]:
+    """The ``-p`` values a re-run's cells read another value of, one line per cell and
+    name: a cell after the injected one set the name again (a session that ran
+    ``lr = 0.5`` after ``lr = 0.1``), so the override changed nothing the verdict judged."""
+    found: dict[str, None] = {}
+    for cell in cells:
+        for name, value in overrides.items():
+            if name in cell.params and cell.params[name] != value:
+                source = cell.param_sources.get(name, "?")
+                found[
+                    f"-p {name} {_text(value)} did not reach cell {cell.name}: it read "
+                    f"{name}={_text(cell.params[name])} ({source}), set after the override"
+                ] = None
+    return list(found)
+
+
+def _text(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)

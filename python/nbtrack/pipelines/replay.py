@@ -87,7 +87,15 @@ def choose(
         return Choice(AS_EXECUTED, "asked for (--as-executed)")
     if requested == AS_SAVED:
         if notebook_text is None:
-            raise UsageError(f"run {original} has no saved notebook to execute")
+            instead = (
+                "; without --as-saved, the rerun replays the code the run recorded"
+                if code is not None
+                else ""
+            )
+            raise UsageError(
+                f"run {original} has no saved notebook to execute (plain papermill, nbclient "
+                f"and jupyter execute keep none; gc prunes old ones){instead}"
+            )
         return Choice(AS_SAVED, "asked for (--as-saved)")
     if code is None:
         if notebook_text is None:

@@ -150,10 +150,13 @@ def run_repro(
 ) -> ReproResult:
     """Execute the stale notebooks of ``plan``, upstream first, up to ``jobs`` at once."""
     from . import executors
+    from .environments import check_kernel
     from .execute import skip_unused_imports
 
     if jobs < 1:
         raise UsageError(f"-j must be at least 1, got {jobs}")
+    if kernel is not None:
+        check_kernel(kernel)  # (before anything executes, as rerun and sweep)
     skip_unused_imports()
     result = ReproResult(plan)
     pending = list(plan.stale)

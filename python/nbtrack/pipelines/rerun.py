@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import BlobMissingError, PipelineError, UsageError
 from . import replay
 from .execute import DEFAULT_KERNEL
-from .parameters import inspect_parameters, read_notebook
+from .parameters import inspect_parameters, read_notebook, unread_overrides
 from .recording import ExecutionRecord, ExecutionRequest, execute_recorded
 from .verdict import DEFAULT_ATOL, DEFAULT_RTOL, Verdict, environment_changes, judge, match_cells
 
@@ -177,7 +177,11 @@ def _saved_text(
     snapshot = source_run.notebook_hash or run.notebook_hash
     if current:
         if notebook is None or not notebook.is_file():
-            raise PipelineError(f"the notebook of run {run.short_id} no longer exists")
+            named = f", {source_run.notebook_path or run.notebook_path}," if notebook else ""
+            raise PipelineError(
+                f"the notebook of run {run.short_id}{named} no longer exists (renamed or "
+                "deleted?); without --current, the rerun executes the code the run recorded"
+            )
         return notebook.read_text(encoding="utf-8"), "current file"
     if not snapshot:
         return None, ""
@@ -394,7 +398,7 @@ def execute_plan(
         workspace=str(ws.root) if ws.scratch else None,
         workspace_detail=ws.describe(),
         environment=env_note,
-        warnings=list(plan.warnings),
+        warnings=[*plan.warnings, *unread_overrides(plan.options.overrides, compared)],
     )
     marks = {record.run_id: (plan.original.run_id, result.word)}
     for before, after in match_cells(plan.original_cells, compared):

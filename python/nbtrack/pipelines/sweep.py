@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
 from . import executors
-from .parameters import grid, inspect_parameters, read_notebook, sample
+from .environments import check_kernel
+from .parameters import grid, inspect_parameters, read_notebook, sample, unread_overrides
 from .recording import ExecutionRecord, ExecutionRequest
 
 if TYPE_CHECKING:
@@ -104,11 +105,16 @@ def plan_sweep(
     seed: int | None = None,
     kernel_name: str = "python3",
     execution_timeout: float | None = None,
+    executor: str = "local",
 ) -> SweepPlan:
-    """The executions of a sweep over ``axes`` (``{"lr": [0.1, 0.01], ...}``) of ``notebook``."""
+    """The executions of a sweep over ``axes`` (``{"lr": [0.1, 0.01], ...}``) of ``notebook``;
+    ``executor``: where they will run (a kernel name is checked here unless it is Dask's
+    workers, which may have other kernels)."""
     path = Path(notebook).expanduser().resolve()
     if not path.is_file():
         raise UsageError(f"no such notebook: {notebook}")
+    if kernel_name and executor == "local":
+        check_kernel(kernel_name)  # (not one failed run per point: the rerun's error)
     text = path.read_text(encoding="utf-8")
     nb = read_notebook(text, str(notebook))
     full = grid(axes)
@@ -150,17 +156,19 @@ def run_sweep(
     records = runner.run(project, plan.requests, on_done or (lambda record: None))
     client = Client(project)
     client.recover()
-    rows = _rows_with_metrics(client, records)
+    warnings = list(plan.warnings)
+    rows = _rows_with_metrics(client, records, warnings)
     param_keys = list(dict.fromkeys(k for p in plan.points for k in p))
     # System metrics (CPU, memory) are in every run: not a column of the sweep's table.
     metric_keys = sorted({k for r in rows for k in r.metrics if not k.startswith("system/")})
-    return SweepResult(
-        plan.sweep_id, str(plan.notebook), rows, param_keys, metric_keys, list(plan.warnings)
-    )
+    return SweepResult(plan.sweep_id, str(plan.notebook), rows, param_keys, metric_keys, warnings)
 
 
-def _rows_with_metrics(client: Any, records: Sequence[ExecutionRecord]) -> list[SweepRow]:
-    """Each execution with its metrics: its cells' (a later cell wins) and the notebook run's own."""
+def _rows_with_metrics(
+    client: Any, records: Sequence[ExecutionRecord], warnings: list[str]
+) -> list[SweepRow]:
+    """Each execution with its metrics: its cells' (a later cell wins) and the notebook
+    run's own; ``warnings`` gets the swept values its cells read another value of."""
     client.recover()  # the cell runs of kernels that exited before they were all stored
     children = {r.run_id: client.child_ids(r.run_id) for r in records}
     ids = [r.run_id for r in records] + [c for cells in children.values() for c in cells]
@@ -170,6 +178,9 @@ def _rows_with_metrics(client: Any, records: Sequence[ExecutionRecord]) -> list[
         merged: dict[str, float] = {}
         for cell_id in children[record.run_id]:  # in start order
             merged.update(runs[cell_id].metrics)
+        cells = [runs[c] for c in children[record.run_id] if c in runs]
+        unread = unread_overrides(record.parameters, cells)
+        warnings += [f"{record.run_id[:8]}: {line}" for line in unread]
         if record.run_id in runs:
             merged.update(runs[record.run_id].metrics)
         rows.append(SweepRow(record, merged))
