@@ -1,0 +1,78 @@
+"""Faults of the thirteenth trial: nothing lost, nothing stalls.
+
+Each test makes the fault for real (a SIGINT to a command running a query, ...) and
+then asks what a user would ask: did the command stop, in one line, and is every run
+still there.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from conftest import kernel_env, run_cli
+from factory import record_run
+from waiting import wait_until
+
+ENDLESS = "SELECT sum(a.range) FROM range(1000000000000) a"  # hours of work
+
+
+def _ls_names(project_dir: Path) -> list[str]:
+    out = run_cli("ls", "--json", cwd=project_dir)
+    assert out.returncode == 0, out.stderr
+    return sorted(r["name"] for r in json.loads(out.stdout)["runs"])
+
+
+def test_ctrl_c_stops_a_query_that_never_ends_and_the_store_stays_usable(
+    project_dir: Path,
+) -> None:
+    # Given: a store with a run, and `nbtrack sql` busy with a query that runs for hours
+    # (Ctrl-C at a terminal is a SIGINT whose handler is Python's default)
+    record_run(project_dir, "kept", metrics={"acc": 0.9})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbtrack", "sql", ENDLESS],
+        cwd=project_dir,
+        env=kernel_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        restore_signals=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    cpu = psutil.Process(proc.pid)
+    try:
+        # the query is running: the process's threads spend far more CPU than its start
+        wait_until(
+            lambda: sum(cpu.cpu_times()[:2]),
+            lambda spent: spent > 4.0,
+            timeout=60,
+            what="the query spending CPU",
+        )
+
+        # When: the user presses Ctrl-C
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise AssertionError("nbtrack sql still ran 15 s after Ctrl-C") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    # Then: it stops at once with one line (before: DuckDB never looked at the signal,
+    # the query went on holding the store until killed, and every other command waited
+    # 60 s to hear "busy"), and the store answers the next command
+    assert time.monotonic() - sent < 15
+    assert proc.returncode == 130, err
+    assert err.strip() == "nbtrack: interrupted", err
+    assert _ls_names(project_dir) == ["kept"]
