@@ -8,6 +8,7 @@ still there.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -76,3 +77,30 @@ def test_ctrl_c_stops_a_query_that_never_ends_and_the_store_stays_usable(
     assert proc.returncode == 130, err
     assert err.strip() == "nbtrack: interrupted", err
     assert _ls_names(project_dir) == ["kept"]
+
+
+def test_checkout_brings_back_a_file_whose_name_is_not_utf8(project_dir: Path) -> None:
+    # Given: a run that wrote a file whose name holds bytes that are not UTF-8 (a cell
+    # may make any name: `open(b"bad\xff.csv", "wb")`), recorded by its escape
+    raw = b"bad\xff\xfe.csv"
+    real = project_dir / os.fsdecode(raw)
+    real.write_bytes(b"x,y\n1,2\n")
+    run_id = record_run(project_dir, "odd", outputs=[real])
+    shown = json.loads(run_cli("show", run_id, "--json", cwd=project_dir).stdout)
+    assert [d["path"] for d in shown["data"]] == ["bad\\xff\\xfe.csv"]
+
+    # When: the file is changed; checkout names it as changed, and --force brings it back
+    real.write_bytes(b"changed\n")
+    kept = run_cli("checkout", run_id, cwd=project_dir)
+    assert kept.returncode == 1 and "1 modified" in kept.stdout, kept.stdout
+    assert real.read_bytes() == b"changed\n"
+    out = run_cli("checkout", run_id, "--force", cwd=project_dir)
+
+    # Then: that very file has its recorded bytes back, and no other file was made
+    # (before: checkout wrote a new file named `bad\xff\xfe.csv` in backslashes and
+    # hex and said "restored", while the real file kept the changed bytes)
+    assert out.returncode == 0, out.stderr
+    assert real.read_bytes() == b"x,y\n1,2\n"
+    assert sorted(os.listdir(os.fsencode(project_dir))) == [b".nbtrack", raw]
+    again = run_cli("checkout", run_id, cwd=project_dir)
+    assert "1 unchanged" in again.stdout, again.stdout
