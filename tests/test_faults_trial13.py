@@ -104,3 +104,41 @@ def test_checkout_brings_back_a_file_whose_name_is_not_utf8(project_dir: Path) -
     assert sorted(os.listdir(os.fsencode(project_dir))) == [b".nbtrack", raw]
     again = run_cli("checkout", run_id, cwd=project_dir)
     assert "1 unchanged" in again.stdout, again.stdout
+
+
+def test_a_file_where_the_spool_folder_belongs_is_named_and_repaired_and_no_run_is_lost(
+    kernel_factory, project_dir: Path
+) -> None:
+    # Given: a file where `.nbtrack/spool` belongs (a sync tool's conflict copy, a
+    # careless `mv`), and a kernel tracking a cell
+    (project_dir / ".nbtrack").mkdir()
+    spool_dir = project_dir / ".nbtrack" / "spool"
+    spool_dir.write_text("not a folder\n")
+    kernel = kernel_factory()
+    kernel.ok("%load_ext nbtrack\nimport nbtrack")
+
+    # When: the cell runs
+    reply = kernel.ok('%%track kept\nnbtrack.log_metric("acc", 0.5)')
+
+    # Then: the cell names the file and the fix (before: "this run cannot be written
+    # yet (Not a directory)", and `doctor` said "no orphans", exit 0)
+    assert f"{spool_dir} is a file where nbtrack needs a folder" in reply.text, reply.text
+    doctor = run_cli("doctor", cwd=project_dir)
+    assert doctor.returncode == 1
+    assert f"{spool_dir} is not a folder" in doctor.stdout, doctor.stdout
+
+    # When: the user repairs; Then: the file is set aside, kept, and the kernel's run,
+    # held in memory, reaches the store whole
+    repaired = run_cli("doctor", "--repair", cwd=project_dir)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert spool_dir.is_dir()
+    [aside] = (project_dir / ".nbtrack").glob("spool.not-a-folder-*")
+    assert aside.read_text() == "not a folder\n"
+    runs = wait_until(
+        lambda: json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["runs"],
+        lambda runs: len(runs) == 1,
+        timeout=30,
+        what="the kernel's run in the store",
+    )
+    assert runs[0]["name"] == "kept" and runs[0]["status"] == "finished"
+    assert runs[0]["metrics"]["acc"] == 0.5

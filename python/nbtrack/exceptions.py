@@ -8,6 +8,7 @@ the server into a JSON error with a status code (``http_status``).
 from __future__ import annotations
 
 import errno
+import os
 
 
 class NbtrackError(Exception):
@@ -159,4 +160,21 @@ def why_unwritable(err: OSError) -> str:
         return f"the disk holding the store is read-only ({detail})"
     if err.errno in (errno.EACCES, errno.EPERM):
         return f"nbtrack may not write in its store's folder ({detail})"
+    if err.errno in (errno.ENOTDIR, errno.EEXIST) and err.filename:
+        blocker = _not_a_folder(os.fsdecode(err.filename))
+        if blocker:
+            return (
+                f"{blocker} is a file where nbtrack needs a folder ({detail}): move it aside "
+                "(`nbtrack doctor --repair` does)"
+            )
     return f"this run cannot be written yet ({detail})"
+
+
+def _not_a_folder(path: str) -> str | None:
+    """The first part of ``path`` that exists and is not a folder (ENOTDIR's culprit)."""
+    parts = os.path.normpath(path).split(os.sep)
+    for end in range(2, len(parts) + 1):
+        part = os.sep.join(parts[:end])
+        if os.path.lexists(part) and not os.path.isdir(part):
+            return part
+    return None
