@@ -142,3 +142,34 @@ def test_a_file_where_the_spool_folder_belongs_is_named_and_repaired_and_no_run_
     )
     assert runs[0]["name"] == "kept" and runs[0]["status"] == "finished"
     assert runs[0]["metrics"]["acc"] == 0.5
+
+
+def test_a_sweep_whose_runs_cannot_be_written_says_why_instead_of_waiting_for_ever(
+    pipe_project: Path,
+) -> None:
+    # Given: a file where `.nbtrack/spool` belongs, so no run can be spooled
+    spool_dir = pipe_project / ".nbtrack" / "spool"
+    spool_dir.write_text("not a folder\n")
+
+    # When: the user sweeps a notebook (the store's patience shortened to 5 s)
+    started = time.monotonic()
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "nbtrack", "sweep", "pipe_train.ipynb", "-p", "lr", "0.1"],
+            cwd=pipe_project,
+            env=kernel_env(NBTRACK_LOCK_TIMEOUT="5"),
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+    except subprocess.TimeoutExpired:
+        # before: the notebook ran, then the command waited for ever on its notebook
+        # run, kept in memory, without a word
+        raise AssertionError("nbtrack sweep still waited 150 s after it started") from None
+
+    # Then: it ends with one line naming the run, the file and the fix
+    assert time.monotonic() - started < 150
+    assert out.returncode == 1, out.stderr
+    [line] = [x for x in out.stderr.splitlines() if x.startswith("nbtrack: error:")]
+    assert "could not be written for 5 s and is not in the store" in line, line
+    assert f"{spool_dir} is a file where nbtrack needs a folder" in line, line
