@@ -173,3 +173,24 @@ def test_a_sweep_whose_runs_cannot_be_written_says_why_instead_of_waiting_for_ev
     [line] = [x for x in out.stderr.splitlines() if x.startswith("nbtrack: error:")]
     assert "could not be written for 5 s and is not in the store" in line, line
     assert f"{spool_dir} is a file where nbtrack needs a folder" in line, line
+
+
+def test_a_file_size_limit_is_named_as_such_not_as_a_full_disk(kernel, project_dir: Path) -> None:
+    # Given: a kernel whose files may not grow past 1 MB (`ulimit -f 1024` in the shell
+    # that started Jupyter; set here from inside the kernel, the same limit)
+    kernel.ok(
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE,"
+        " (1 << 20, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))"
+    )
+
+    # When: a tracked cell logs more points than such a file holds
+    reply = kernel.ok(
+        "%%track many\nfor i in range(100_000):\n    nbtrack.log_metric('loss', i * 0.5, step=i)"
+    )
+
+    # Then: the cell names the limit and the way out (before: "the disk cannot take
+    # this run (File too large)" on a disk with room to spare, and the run "stored as
+    # soon as it can be", which this process never can)
+    assert "this process may not write a file over 1,048,576 bytes (`ulimit -f`" in reply.text
+    assert "the disk cannot take" not in reply.text, reply.text
