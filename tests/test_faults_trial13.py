@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -194,3 +195,31 @@ def test_a_file_size_limit_is_named_as_such_not_as_a_full_disk(kernel, project_d
     # soon as it can be", which this process never can)
     assert "this process may not write a file over 1,048,576 bytes (`ulimit -f`" in reply.text
     assert "the disk cannot take" not in reply.text, reply.text
+
+
+def test_a_table_dropped_with_sql_write_is_named_with_the_backup_to_go_back_to(
+    project_dir: Path,
+) -> None:
+    # Given: a run, then a careless `nbtrack sql --write` that drops the runs table
+    record_run(project_dir, "kept")
+    dropped = run_cli("sql", "--write", "DROP TABLE runs CASCADE", cwd=project_dir)
+    assert dropped.returncode == 0, dropped.stderr
+    [backup] = (project_dir / ".nbtrack").glob("runs.duckdb.sql-*.bak")
+
+    # When: the user lists the runs, and asks the doctor
+    ls = run_cli("ls", cwd=project_dir)
+    doctor = run_cli("doctor", cwd=project_dir)
+
+    # Then: both say the table is gone and name the backup (before: "Catalog Error: Table
+    # with name runs does not exist!" from every command, and `doctor` called the store
+    # file "ok")
+    db = project_dir / ".nbtrack" / "runs.duckdb"
+    said = f"the store {db} has no table runs"
+    assert ls.returncode == 1 and said in ls.stderr and backup.name in ls.stderr, ls.stderr
+    assert doctor.returncode == 1, doctor.stdout
+    [line] = [x for x in doctor.stdout.splitlines() if x.startswith("store")]
+    assert "problem" in line and said in line and backup.name in line, line
+
+    # When: the user does what it says; Then: the run is back
+    shutil.copyfile(backup, db)
+    assert _ls_names(project_dir) == ["kept"]

@@ -43,7 +43,10 @@ class Store(RegistryTables):
         """
         with self.connect(read_only=True) as con:
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-            return {"path": str(self.path), "meta": meta, "rows": integrity.read_everything(con)}
+            rows = integrity.read_everything(con)
+            if missing := integrity.CORE_TABLES - set(rows):
+                raise integrity.missing_tables(self.path, missing)
+            return {"path": str(self.path), "meta": meta, "rows": rows}
 
     def set_aside(self, which: str, reason: str) -> Path:
         """Move the store file (``which="file"``) or its write-ahead log (``"wal"``) aside."""
