@@ -223,3 +223,43 @@ def test_a_table_dropped_with_sql_write_is_named_with_the_backup_to_go_back_to(
     # When: the user does what it says; Then: the run is back
     shutil.copyfile(backup, db)
     assert _ls_names(project_dir) == ["kept"]
+
+
+# A forked child that outlives its cell (a background worker, a Pool not joined) and
+# logs once the run is stored: it waits until the run's spool is gone, then logs.
+OUTLIVING_CHILD = """%%track parent
+import glob, os, time
+nbtrack.log_metric("p", 1.0)
+if os.fork() == 0:
+    deadline = time.monotonic() + 60
+    while glob.glob(".nbtrack/spool/*.spool") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        nbtrack.log_metric("late", 2.0)
+        said = "returned"
+    except Exception as exc:
+        said = f"{type(exc).__name__}: {exc}"
+    with open("child.said.tmp", "w") as fh:
+        fh.write(said)
+    os.rename("child.said.tmp", "child.said")
+    os._exit(0)
+"""
+
+
+def test_a_forked_child_logging_after_its_run_is_stored_is_told_so(
+    kernel, project_dir: Path
+) -> None:
+    # Given/When: a tracked cell forks a child that logs after the run is stored
+    kernel.ok(OUTLIVING_CHILD)
+    report = project_dir / "child.said"
+    wait_until(report.exists, timeout=90, what="the child's report")
+    said = report.read_text()
+
+    # Then: the child's call raises, as the parent's would after its cell (before: it
+    # returned and the point went to the removed spool of the stored run: lost)
+    assert said.startswith("NoActiveRunError: run "), said
+    assert "outlived its cell, so the point was not recorded" in said
+    out = json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["runs"]
+    assert [(r["name"], r["status"], r["metrics"]["p"]) for r in out] == [
+        ("parent", "finished", 1.0)
+    ]

@@ -212,7 +212,12 @@ class RunWriter:
             return {n: self._key_ids[n] for n in names}
 
     def _spool_points(self, win: Window) -> None:
-        """A forked child's points, as a spool record of named points (``points.py``)."""
+        """A forked child's points, as a spool record of named points (``points.py``);
+        a child that outlived its cell raises, as the parent does after it (its points
+        went to the removed spool of a stored run: lost; the thirteenth trial)."""
+        if self.spool.on_disk and not self.spool.path.exists():
+            why = "this forked process outlived its cell, so the point was not recorded"
+            raise NoActiveRunError(f"run {self.run_id[:8]} has ended and is stored: {why}")
         names = {i: n for n, i in self._key_ids.items()}
         flat: list[Any] = []
         for r in range(win.cap):
