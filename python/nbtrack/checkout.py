@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .cache import Cache, ManifestEntry
 from .exceptions import BlobCorruptError, BlobMissingError, CacheError, NbtrackError, UsageError
 from .hashing import StatCache
+from .project import os_text
 
 if TYPE_CHECKING:
     from .client import Client
@@ -92,7 +93,7 @@ class CheckoutReport:
 
 def safe_relative(recorded: str) -> PurePosixPath:
     """A recorded project-relative path, refused if it could leave its base folder."""
-    rel = PurePosixPath(recorded)
+    rel = PurePosixPath(os_text(recorded))
     if rel.is_absolute() or not rel.parts or ".." in rel.parts or recorded in ("", "."):
         raise UsageError(f"refusing to write {recorded!r}: not a path inside the project")
     return rel
@@ -228,7 +229,7 @@ class _Restorer:
                 raise UsageError(
                     f"{version.path} is outside the project; name a folder with --to to restore it"
                 )
-            absolute = PurePosixPath(version.path)
+            absolute = PurePosixPath(os_text(version.path))
             if not absolute.is_absolute() or ".." in absolute.parts:
                 raise UsageError(f"refusing to write {version.path!r}: not a clean absolute path")
             rel, root = PurePosixPath(*absolute.parts[1:]), base

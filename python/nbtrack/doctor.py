@@ -10,6 +10,8 @@ Only temporary files of writers that died mid-write are removed.
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,7 +65,8 @@ def examine(client: Client, *, repair: bool = False) -> Report:
         report.add("store", "folder", PROBLEM, problem)
         return report
     store_ok = _check_store(client, report, repair)
-    _check_spools(client, report, repair, store_ok)
+    if _spool_folder_ok(project.spool_dir, report, repair):
+        _check_spools(client, report, repair, store_ok)
     _check_cache(client, report, repair, store_ok)
     return report
 
@@ -125,6 +128,30 @@ def _advice(client: Client, exc: NbtrackError) -> str:
                 ".wal aside and copy the backup to runs.duckdb to go back to it"
             )
     return text
+
+
+def _spool_folder_ok(spool_dir: Path, report: Report, repair: bool) -> bool:
+    """A file (or a dangling link) where the spool folder belongs: no run can be
+    spooled, kernels keep theirs in memory, and the scan saw "no orphans" (the
+    thirteenth trial). Repaired by renaming it aside: the kernels' next retry writes."""
+    if not os.path.lexists(spool_dir) or spool_dir.is_dir():
+        return True
+    if not repair:
+        report.add(
+            "spool", "folder", PROBLEM,
+            f"{spool_dir} is not a folder: no run can be spooled (kernels keep theirs in "
+            "memory until it is moved aside; `nbtrack doctor --repair` does)",
+        )  # fmt: skip
+        return False
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = spool_dir.with_name(f"{spool_dir.name}.not-a-folder-{stamp}")
+    os.replace(spool_dir, aside)
+    spool_dir.mkdir(exist_ok=True)
+    report.add(
+        "spool", "folder", REPAIRED,
+        f"{spool_dir} was not a folder: moved aside to {aside.name}; kernels' runs are spooled again",
+    )  # fmt: skip
+    return True
 
 
 def _check_spools(client: Client, report: Report, repair: bool, store_ok: bool) -> None:

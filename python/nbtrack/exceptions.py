@@ -8,6 +8,7 @@ the server into a JSON error with a status code (``http_status``).
 from __future__ import annotations
 
 import errno
+import os
 
 
 class NbtrackError(Exception):
@@ -148,6 +149,14 @@ def why_unwritable(err: OSError) -> str:
     """Why a write failed, in the user's words: a full disk is not a folder nbtrack may
     not write, nor a kernel out of file descriptors (which no free space would cure)."""
     detail = err.strerror or str(err)
+    if err.errno == errno.EFBIG and (limit := _file_size_limit()) is not None:
+        # Not the disk (the thirteenth trial: `ulimit -f` before `jupyter lab`; the cell
+        # said "the disk cannot take this run" on a disk with room to spare): a limit
+        # this process keeps, so no retry of its own will ever get the run written.
+        return (
+            f"this process may not write a file over {limit:,} bytes (`ulimit -f`, {detail}): "
+            "restart it from a shell with a higher limit"
+        )
     if err.errno in NO_SPACE:
         return f"the disk cannot take this run ({detail})"
     if err.errno in (errno.EMFILE, errno.ENFILE):
@@ -159,4 +168,31 @@ def why_unwritable(err: OSError) -> str:
         return f"the disk holding the store is read-only ({detail})"
     if err.errno in (errno.EACCES, errno.EPERM):
         return f"nbtrack may not write in its store's folder ({detail})"
+    if err.errno in (errno.ENOTDIR, errno.EEXIST) and err.filename:
+        blocker = _not_a_folder(os.fsdecode(err.filename))
+        if blocker:
+            return (
+                f"{blocker} is a file where nbtrack needs a folder ({detail}): move it aside "
+                "(`nbtrack doctor --repair` does)"
+            )
     return f"this run cannot be written yet ({detail})"
+
+
+def _file_size_limit() -> int | None:
+    """This process's ``RLIMIT_FSIZE`` in bytes, None when unlimited (or unknown)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _not_a_folder(path: str) -> str | None:
+    """The first part of ``path`` that exists and is not a folder (ENOTDIR's culprit)."""
+    parts = os.path.normpath(path).split(os.sep)
+    for end in range(2, len(parts) + 1):
+        part = os.sep.join(parts[:end])
+        if os.path.lexists(part) and not os.path.isdir(part):
+            return part
+    return None

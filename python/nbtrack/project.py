@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -89,8 +90,22 @@ class Project:
 
     def absolute(self, recorded: str) -> Path:
         """The filesystem path of a recorded (possibly project-relative) path."""
-        p = Path(recorded)
+        p = Path(os_text(recorded))
         return p if p.is_absolute() else self.root / p
+
+
+_UNDECODED = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def os_text(recorded: str) -> str:
+    """A recorded path as the operating system names the file: a byte of a file name
+    that is not UTF-8 is stored as its escape (``\\xff``, ``validation.storable``) and
+    is that byte again here (``os.fsdecode``'s form). Before (the thirteenth trial),
+    ``checkout`` wrote such a run's file to a new file named with the escape's
+    characters and said "restored", leaving the real file as it was."""
+    if "\\x" not in recorded:
+        return recorded
+    return _UNDECODED.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), recorded)
 
 
 @functools.lru_cache(maxsize=64)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import ingest
 from .client import Client
-from .exceptions import BadValueError, NbtrackError, NoActiveRunError, UsageError
+from .exceptions import BadValueError, NoActiveRunError, UsageError
 from .ingest import ingestor
 from .models import DataVersion, Environment, NamedInput, Run
 from .points import STEP_MAX, STEP_MIN, PointLog, Window
@@ -212,7 +212,12 @@ class RunWriter:
             return {n: self._key_ids[n] for n in names}
 
     def _spool_points(self, win: Window) -> None:
-        """A forked child's points, as a spool record of named points (``points.py``)."""
+        """A forked child's points, as a spool record of named points (``points.py``);
+        a child that outlived its cell raises, as the parent does after it (its points
+        went to the removed spool of a stored run: lost; the thirteenth trial)."""
+        if self.spool.on_disk and not self.spool.path.exists():
+            why = "this forked process outlived its cell, so the point was not recorded"
+            raise NoActiveRunError(f"run {self.run_id[:8]} has ended and is stored: {why}")
         names = {i: n for n, i in self._key_ids.items()}
         flat: list[Any] = []
         for r in range(win.cap):
@@ -272,6 +277,11 @@ class RunWriter:
         return self.points.spill(final=self.finished) and spooled and self._end is None
 
     @property
+    def finishing(self) -> bool:
+        """``finish`` was called (its end may still be held back in memory)."""
+        return self.finished or self._end is not None
+
+    @property
     def disk_error(self) -> OSError | None:
         """Why part of this run is only in memory (a full disk), if it is."""
         return self.spool.error or self.points.error
@@ -329,21 +339,10 @@ class RunWriter:
         self.points.close()
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until everything logged so far is in DuckDB."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                done = self.ingest()
-            except NbtrackError:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-                continue
-            if done or (not self.finished and self._end is None):
-                return
-            if deadline is not None and time.monotonic() > deadline:
-                raise NbtrackError(f"run {self.run_id[:8]} is not all in the store yet")
-            time.sleep(0.01)  # a background fact (git state) is still being gathered
+        """Block until everything logged so far is in DuckDB (``runwait``)."""
+        from .runwait import wait_stored
+
+        wait_stored(self, timeout)
 
 
 # ---------------------------------------------------------------- the active run

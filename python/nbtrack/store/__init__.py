@@ -18,6 +18,7 @@ from typing import Any
 
 from ..models import Batch, MetricPoint, NotebookHead, Run, RunPage, RunQuery
 from . import integrity, lineage, pipelines, query, reads, runjson, schema, transfer, writes
+from .interrupts import interruptible
 from .registry_tables import RegistryTables
 from .schema import SCHEMA_VERSION
 
@@ -42,7 +43,10 @@ class Store(RegistryTables):
         """
         with self.connect(read_only=True) as con:
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-            return {"path": str(self.path), "meta": meta, "rows": integrity.read_everything(con)}
+            rows = integrity.read_everything(con)
+            if missing := integrity.CORE_TABLES - set(rows):
+                raise integrity.missing_tables(self.path, missing)
+            return {"path": str(self.path), "meta": meta, "rows": rows}
 
     def set_aside(self, which: str, reason: str) -> Path:
         """Move the store file (``which="file"``) or its write-ahead log (``"wal"``) aside."""
@@ -239,14 +243,14 @@ class Store(RegistryTables):
         else:
             query.check_read_only(text)
         with self.connect(safe=safe, read_only=True) as con:
-            return query.run_sql(con, text)
+            return interruptible(con, lambda: query.run_sql(con, text))
 
     def sql_write(self, text: str) -> tuple[list[str], list[tuple[Any, ...]], Path]:
         """Run a user's query with write access, after a backup; returns the backup too."""
         query.check_writable(text)
         backup = self.backup("sql")
         with self.connect() as con:
-            cols, rows = query.run_sql(con, text)
+            cols, rows = interruptible(con, lambda: query.run_sql(con, text))
         return cols, rows, backup
 
     def backup(self, reason: str) -> Path:

@@ -13,6 +13,8 @@ damaged file become one line that says what to do. Every message points at
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Collection
 from pathlib import Path
 
 import duckdb
@@ -129,7 +131,34 @@ def damaged(db_path: Path, exc: duckdb.Error) -> StoreError:
             f"the store file {db_path} is damaged ({detail}); it was left untouched; "
             "run `nbtrack doctor`"
         )
+    gone = _MISSING_TABLE.search(detail) if isinstance(exc, duckdb.CatalogException) else None
+    if gone and gone.group(1) in CORE_TABLES:
+        return missing_tables(db_path, {gone.group(1)})
     return StoreError(f"{db_path}: {detail}")
+
+
+# The tables every store of the current schema holds (``schema.py``).
+CORE_TABLES = frozenset(
+    {"meta", "runs", "params", "metrics", "metric_latest", "data_versions", "tags"}
+    | {"environments", "profiles", "named_inputs"}
+)
+_MISSING_TABLE = re.compile(r"Table with name (\w+) does not exist")
+
+
+def missing_tables(db_path: Path, names: Collection[str]) -> StoreError:
+    """A store some of whose tables are gone: the thirteenth trial's `nbtrack sql --write
+    "DROP TABLE runs"`, after which every command said "Catalog Error: Table with name
+    runs does not exist!" and `doctor` called the file ok. Names the backup to go back to."""
+    backups = sorted(db_path.parent.glob(f"{db_path.name}.*.bak"), key=os.path.getmtime)
+    back = (
+        f"the newest backup beside it is {backups[-1].name}: copy it over {db_path.name} to go back"
+        if backups
+        else "no backup of it is beside it"
+    )
+    return StoreError(
+        f"the store {db_path} has no table {', '.join(sorted(names))} (dropped, with "
+        f"`nbtrack sql --write`?); {back}"
+    )
 
 
 def read_everything(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
