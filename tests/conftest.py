@@ -89,7 +89,13 @@ def pipe_project(project_dir: Path) -> Path:
 
 
 def kernel_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "JPY_"))}
+    # Not pytest's own variable either: under it ipykernel leaves the process's output
+    # files alone, where a user's kernel keeps a copy of each (a runner's log among them).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NBTRACK_", "JPY_")) and k != "PYTEST_CURRENT_TEST"
+    }
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
     env.update(extra)
     return env

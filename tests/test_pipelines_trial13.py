@@ -23,16 +23,10 @@ BIN = Path(sys.executable).parent
 LOAD = "%load_ext nbtrack"
 
 
-def _env() -> dict[str, str]:
-    """The environment of a kernel a user starts: ipykernel leaves its standard streams
-    alone under pytest (``PYTEST_CURRENT_TEST``); elsewhere it keeps a copy of each."""
-    return {k: v for k, v in kernel_env().items() if k != "PYTEST_CURRENT_TEST"}
-
-
 def _papermill(folder: Path, *args: str, stdout: object = subprocess.DEVNULL) -> int:
     done = subprocess.run(
         [str(BIN / "papermill"), "nb.ipynb", *args, "-k", "python3"],
-        cwd=folder, env=_env(), stdout=stdout, stderr=subprocess.STDOUT, timeout=120,
+        cwd=folder, env=kernel_env(), stdout=stdout, stderr=subprocess.STDOUT, timeout=120,
     )  # fmt: skip
     return done.returncode
 
@@ -54,7 +48,7 @@ def test_papermills_own_log_files_are_no_output_of_the_cell_running(tmp_path):
         assert _papermill(tmp_path, "out.ipynb", "-p", "lr", "0.2", "--log-output", stdout=log) == 0
     assert _papermill(tmp_path, "o2.ipynb", "--stdout-file", "o.txt", "--stderr-file", "e.txt") == 0
     tee = f"'{BIN / 'papermill'}' nb.ipynb o3.ipynb -k python3 --log-output 2>&1 | tee t.log"
-    subprocess.run(["sh", "-c", tee], cwd=tmp_path, env=_env(), check=True,
+    subprocess.run(["sh", "-c", tee], cwd=tmp_path, env=kernel_env(), check=True,
                    stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
     for log in ("run.log", "o.txt", "t.log"):
         assert "epoch 1" in (tmp_path / log).read_text()
