@@ -219,3 +219,40 @@ def test_sweep_and_repro_given_a_kernel_jupyter_does_not_know_stop_before_execut
         assert "no kernel named 'pyhton3' here; available: " in done.stderr
         assert "python3" in done.stderr.split("available: ")[1]
     assert _settle(tmp_path).sql("SELECT run_id FROM runs")[1] == before
+
+
+def test_text_papermill_injects_where_the_default_is_a_bool_or_a_number_is_warned(tmp_path):
+    """``papermill -p debug false`` injects the text ``'false'`` (papermill parses only
+    ``True``/``False``), which is true: the notebook ran in debug mode, and the record
+    held ``debug='false'`` with no word; ``-r lr 0.5`` the same for a number. The notebook
+    run now says so (``nbtrack show``), and so does the executed notebook."""
+    (tmp_path / ".nbtrack").mkdir()
+    params = "debug = False\nlr = 0.1\nname = 'base'"
+    fit = "%%track fit\nsteps = 1 if debug else 100"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), (params, ["parameters"]), (fit, [])])
+    bad = ["-p", "debug", "false", "-r", "lr", "0.5"]
+    good = ["-p", "debug", "False", "-p", "lr", "0.5", "-r", "name", "x"]
+    for out, extra in (("bad.ipynb", bad), ("ok.ipynb", good)):
+        done = subprocess.run(
+            [str(BIN / "papermill"), "nb.ipynb", out, "-k", "python3", *extra],
+            cwd=tmp_path, env=kernel_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+    client = _settle(tmp_path)
+    _, rows = client.sql("SELECT run_id FROM runs WHERE kind = 'notebook' ORDER BY started_at")
+    shown_bad, shown_ok = (run_cli("show", r[0], cwd=tmp_path).stdout for r in rows)
+    assert (
+        "param debug: papermill injected the text 'false' where the parameters cell has a bool (False)"
+        in shown_bad
+    )
+    assert "any non-empty text is true" in shown_bad
+    assert (
+        "param lr: papermill injected the text '0.5' where the parameters cell has a float (0.1)"
+        in shown_bad
+    )
+    assert "papermill injected the text" not in shown_ok  # (name='x': text where text was)
+    executed = json.loads((tmp_path / "bad.ipynb").read_text())
+    said = "".join(
+        "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])
+    )
+    assert "papermill injected the text 'false'" in said

@@ -204,3 +204,23 @@ def overridden_injections(reads: list[Read], injected: dict[str, Any]) -> list[s
         and r.origin != "papermill"
         and r.value != injected[r.name]
     ]
+
+
+def mistyped_injections(injected: dict[str, Any], defaults: dict[str, Any]) -> dict[str, str]:
+    """``{name: warning}`` for each value papermill injected as text where the parameters
+    cell's default is a number or a bool: ``-p flag false`` injects the text ``'false'``,
+    which is true (papermill parses ``True``/``False`` and numbers, ``-r`` passes text),
+    and ``-r lr 0.1`` gives ``'0.1' * 2``. The record holds the text that ran; this says
+    it was likely not what was meant."""
+    out = {}
+    for name, value in injected.items():
+        default = defaults.get(name)
+        if isinstance(value, str) and isinstance(default, (bool, int, float)):
+            kind = type(default).__name__
+            out[name] = (
+                f"param {name}: papermill injected the text {value!r:.60} where the parameters "
+                f"cell has a {kind} ({default!r}); the notebook ran with the text"
+                + (" (any non-empty text is true)" if kind == "bool" else "")
+                + ": `-p` gives True/False and numbers, `-r` and quotes give text"
+            )
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import traceback
@@ -11,10 +12,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import capture, filewatch, fswatch, ingest, launcher, sessioncode, settings, tracking
+from . import (
+    capture,
+    endparams,
+    filewatch,
+    fswatch,
+    ingest,
+    launcher,
+    sessioncode,
+    settings,
+    tracking,
+)
 from .hashing import StatCache
 from .lineage import PAPERMILL_HEADER, Lineage
-from .models import Run, raised
+from .models import Run, raised, warning_tag
 from .project import Project, resolve_project
 from .seeds import Seeds
 
@@ -111,13 +122,18 @@ class KernelSession:
         if launcher.launch() is None:  # papermill called from a script: its output says
             self.runner = launcher.from_output(source)
         self.papermill_params.update(values)
-        defaults = capture.literal_assignments(python(previous or ""))
-        defaults = {k: v for k, v in defaults.items() if k not in values}
+        declared = capture.literal_assignments(python(previous or ""))
+        defaults = {k: v for k, v in declared.items() if k not in values}
         first, self._injected_seen = not self._injected_seen, True
         parent = self._parent()
         parent.log_params(values, source="papermill")
         if first and defaults:
             parent.log_params(defaults, source="default")
+        mistyped = endparams.mistyped_injections(values, declared)
+        if mistyped:  # (on the notebook run, and under papermill's cell in the output)
+            parent.set_tags({warning_tag(f"param.{k}"): line for k, line in mistyped.items()})
+            for line in mistyped.values():
+                logging.getLogger("nbtrack").warning("nbtrack: %s", line)
 
     def headless(self) -> bool:
         """A runner executes the notebook top to bottom (plain papermill, ``jupyter
