@@ -264,7 +264,7 @@ def ingest(
                 pid = sp.header.get("pid") if sp.header else "?"
                 batch.update.update(
                     status="crashed",
-                    error=f"the process running this cell (pid {pid}) died before it finished"
+                    error=f"the process recording this run (pid {pid}) died before the run finished"
                     + _damage(state),
                     ended_at=datetime.fromtimestamp(sp.mtime, timezone.utc).replace(tzinfo=None),
                 )
