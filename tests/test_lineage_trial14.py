@@ -36,3 +36,35 @@ def test_a_metric_a_failed_run_never_reached_is_not_said_unchanged(project_dir, 
     first, failed = _cell_runs(_settle(project_dir), "train")
     assert (first.status, failed.status) == ("finished", "failed")
     assert "acc" not in failed.metrics
+
+
+def test_a_rerun_after_an_error_is_compared_with_the_last_run_that_went_through(
+    project_dir, kernel_factory
+):
+    """Found by the trial: the training cell failed (``del X_train`` by a cleanup cell),
+    the user put X_train back and re-ran it. The summary compared with the failed run:
+    "read X_train: added", "metric acc: added", "status: failed → finished", where the
+    run was the very run of before the error; after a restart the previous session's
+    failed run was compared with too. A run is compared with the cell's newest run that
+    finished (a failed one only when the cell has none), in the session and across."""
+    kernel = kernel_factory()
+    kernel.ok("%load_ext nbtrack")
+    _session(kernel)
+    first = _cell_runs(_settle(project_dir), "train")[0].run_id[:8]
+    kernel.ok("del X_train", cell_id="c3")
+    failed = kernel.run(TRAIN, cell_id="c2").text
+    assert f"since {first}:" in failed and "status: finished → failed" in failed
+    kernel.ok("X_train = [[0], [1], [2], [3]]", cell_id="c4")
+    shown = kernel.ok(TRAIN, cell_id="c2").text
+    assert f"same as the previous run {first}" in shown, shown
+    kernel.run("del X_train", cell_id="c3")
+    kernel.run(TRAIN, cell_id="c2")  # fails again, and the kernel is restarted
+    runs = _cell_runs(_settle(project_dir), "train")
+    assert [r.status for r in runs] == ["finished", "failed", "finished", "failed"]
+    kernel.close()
+    again = kernel_factory()
+    again.ok("%load_ext nbtrack")
+    again.ok("from sklearn.linear_model import LogisticRegression", cell_id="c0")
+    again.ok("X_train = [[0], [1], [2], [3]]\ny_train = [0, 0, 1, 1]", cell_id="c1")
+    shown = again.ok(TRAIN, cell_id="c2").text
+    assert f"same as the previous run {runs[2].run_id[:8]}" in shown, shown

@@ -34,7 +34,7 @@ from .gitstate import git_state
 from .lineage import Read
 from .metricvalues import MetricVars, metric_values
 from .models import DataVersion, Run, warning_tag
-from .previous import PreviousRuns, cell_key
+from .previous import PreviousRuns, cell_key, remember
 from .rundiff import RunDiff, diff_runs
 from .session import KernelSession, after_reply
 
@@ -343,7 +343,7 @@ class CellRun:
         self._say_what_is_not_stored()
         previous = self._previous_run()
         run = w.snapshot
-        self.session.last_by_cell[self.key] = _copy(run)
+        remember(self.session.last_by_cell, self.key, _copy(run))
         d = diff_runs(previous, run) if previous is not None else None
         note = None
         if previous is None and settings.parent_run() and run.parent_id:

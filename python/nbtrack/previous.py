@@ -63,6 +63,19 @@ def cell_key(cell_id: str | None, name: str | None, source: str | None) -> Key:
     return ("source", source or "")
 
 
+def remember(memory: dict[Any, Run], key: Any, run: Run) -> None:
+    """Keep ``run`` as the one the cell's next run is compared with: its newest finished
+    run, a failed or interrupted one only while it has none. A re-run after an error is
+    compared with the run before the error, not with the error (the fourteenth trial's
+    said "metric acc: added, status: failed → finished" of a run like the last good one)."""
+    kept = memory.get(key)
+    if kept is None or (
+        (run.status == "finished", str(run.started_at))
+        >= (kept.status == "finished", str(kept.started_at))
+    ):
+        memory[key] = run
+
+
 class PreviousRuns:
     """The newest finished run of each cell of one notebook, loading in the background."""
 
@@ -81,10 +94,10 @@ class PreviousRuns:
         runs = _read_in_child(client.project, notebook_path, session_id)
         if runs is None:
             runs = client.latest_cell_runs(notebook_path, not_session=session_id)
-        for run in sorted(runs, key=lambda r: str(r.started_at)):
+        for run in runs:
             for key in (("id", run.cell_id), ("name", run.name), ("source", run.source)):
                 if key[1]:
-                    index[key] = run  # type: ignore[index]
+                    remember(index, key, run)
         return index
 
     def find(self, key: Key, warnings: list[str]) -> Run | None:
