@@ -68,3 +68,26 @@ def test_a_rerun_after_an_error_is_compared_with_the_last_run_that_went_through(
     again.ok("X_train = [[0], [1], [2], [3]]\ny_train = [0, 0, 1, 1]", cell_id="c1")
     shown = again.ok(TRAIN, cell_id="c2").text
     assert f"same as the previous run {runs[2].run_id[:8]}" in shown, shown
+
+
+def test_a_module_autoreload_reloaded_is_no_stale_input(project_dir, kernel):
+    """Found by the trial: ``%autoreload 2`` and a project module ``utils.py``, edited
+    between two runs of ``v = utils.scale(3) + scale(3)``: the cell ran the new code
+    (the metric moved), yet its summary warned "stale input: utils came from utils.py
+    (imported by In[n]), which was edited since: importlib.reload(utils)", and the same
+    for ``scale`` (``from utils import scale``): the run started before autoreload's
+    hook reloaded the module. Now the edit is the input that changed, with no warning;
+    without autoreload, the warning stays."""
+    (project_dir / "utils.py").write_text("def scale(x):\n    return x * 2\n")
+    kernel.ok("%load_ext autoreload\n%autoreload 2\nimport utils\nfrom utils import scale")
+    cell = "%%track sc -m v\nv = utils.scale(3) + scale(3)"
+    kernel.ok(cell)
+    (project_dir / "utils.py").write_text("def scale(x):\n    return x * 50\n")
+    shown = kernel.ok(cell).text
+    assert "metric v: 12 → 300" in shown and "input utils.py: changed" in shown, shown
+    assert "stale" not in shown
+    kernel.ok("%autoreload 0")
+    (project_dir / "utils.py").write_text("def scale(x):\n    return x * 7\n")
+    shown = kernel.ok(cell).text
+    assert "stale input: utils came from utils.py" in shown, shown
+    assert "stale input: scale came from utils.py" in shown, shown
