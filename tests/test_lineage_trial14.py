@@ -91,3 +91,26 @@ def test_a_module_autoreload_reloaded_is_no_stale_input(project_dir, kernel):
     shown = kernel.ok(cell).text
     assert "stale input: utils came from utils.py" in shown, shown
     assert "stale input: scale came from utils.py" in shown, shown
+
+
+def test_a_data_file_renamed_with_its_path_parameter_is_one_move(project_dir, kernel):
+    """Found by the trial: ``!mv raw.csv raw2.csv`` and ``path = 'raw2.csv'`` in the
+    cell that sets the path, then the reading cell re-run: its summary said "input
+    raw.csv: not read by this run" and "input raw2.csv: read by this run only", two
+    unrelated files to the eye, where the bytes read were the very ones of before.
+    The same bytes under a new path are one line: the file renamed."""
+    (project_dir / "raw.csv").write_text("a\n1\n2\n")
+    kernel.ok("path = 'raw.csv'", cell_id="p")
+    cell = "%%track rd -m n\nn = len(open(path).readlines())"
+    kernel.ok(cell, cell_id="r")
+    kernel.ok("!mv raw.csv raw2.csv")
+    kernel.ok("path = 'raw2.csv'", cell_id="p")
+    shown = kernel.ok(cell, cell_id="r").text
+    assert "input raw.csv → raw2.csv: the same bytes, renamed" in shown, shown
+    assert "not read by this run" not in shown and "read by this run only" not in shown
+    assert "param path: 'raw.csv' → 'raw2.csv'" in shown
+    (project_dir / "raw3.csv").write_text("a\n1\n")
+    kernel.ok("path = 'raw3.csv'", cell_id="p")
+    shown = kernel.ok(cell, cell_id="r").text  # other bytes: two files, as before
+    assert "input raw2.csv: not read by this run" in shown
+    assert "input raw3.csv: read by this run only" in shown
