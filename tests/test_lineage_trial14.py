@@ -114,3 +114,29 @@ def test_a_data_file_renamed_with_its_path_parameter_is_one_move(project_dir, ke
     shown = kernel.ok(cell, cell_id="r").text  # other bytes: two files, as before
     assert "input raw2.csv: not read by this run" in shown
     assert "input raw3.csv: read by this run only" in shown
+
+
+def test_a_named_cell_moved_to_a_new_cell_is_compared_with_its_last_run(
+    project_dir, kernel_factory
+):
+    """Found by the trial: ``%%track tr`` cut and pasted lower in the notebook (JupyterLab
+    gives the pasted cell a new id), ``lr`` changed, the cell re-run: its summary said
+    "first run of this cell", no word of lr 0.1 → 0.2, in the session and after a
+    restart. A cell the user named is its name too: with no run of its id, it is
+    compared with the newest run of that name in the notebook."""
+    kernel = kernel_factory()
+    kernel.ok("%load_ext nbtrack")
+    kernel.ok("lr = 0.1", cell_id="p")
+    cell = "%%track tr -m s\ns = lr * 3"
+    kernel.ok(cell, cell_id="n1")
+    kernel.ok("lr = 0.2", cell_id="p")
+    shown = kernel.ok(cell, cell_id="n2").text
+    assert "param lr: 0.1 → 0.2" in shown, shown
+    kernel.close()
+    again = kernel_factory()
+    again.ok("%load_ext nbtrack")
+    again.ok("lr = 0.3", cell_id="p")
+    shown = again.ok(cell, cell_id="n3").text
+    assert "param lr: 0.2 → 0.3" in shown, shown
+    shown = again.ok("%%track -m s\ns = lr * 3", cell_id="n4").text
+    assert "first run of this cell" in shown  # unnamed: a new cell is a new cell

@@ -76,6 +76,35 @@ def remember(memory: dict[Any, Run], key: Any, run: Run) -> None:
         memory[key] = run
 
 
+def recall(
+    memory: dict[Any, Run],
+    key: tuple[Any, ...],
+    name: str | None,
+    store: PreviousRuns | None,
+    store_key: Key,
+    warnings: list[str],
+) -> Run | None:
+    """The run a cell is compared with: of its key (this session's, else the store's),
+    else of its name. A cell the user named is that name too: cut and pasted (JupyterLab
+    gives it a new id), the fourteenth trial's ``%%track tr`` said "first run of this
+    cell". ``store``: None when this session's runs are all there is to ask."""
+    found, said = memory.get(key), len(warnings)
+    if found is None and store is not None:
+        found = store.find(store_key, warnings)
+    if found is None and name:
+        found = memory.get((key[0], "name", name))
+        if found is None and store is not None and len(warnings) == said:  # (not read in time)
+            found = store.find(("name", name), warnings)
+    return found
+
+
+def remember_cell(memory: dict[Any, Run], key: tuple[Any, ...], name: str | None, run: Run) -> None:
+    """``remember`` the run under the cell's key, and under its name if it has one."""
+    remember(memory, key, run)
+    if name:
+        remember(memory, (key[0], "name", name), run)
+
+
 class PreviousRuns:
     """The newest finished run of each cell of one notebook, loading in the background."""
 
