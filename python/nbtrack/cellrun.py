@@ -34,7 +34,7 @@ from .gitstate import git_state
 from .lineage import Read
 from .metricvalues import MetricVars, metric_values
 from .models import DataVersion, Run, warning_tag
-from .previous import PreviousRuns, cell_key
+from .previous import PreviousRuns, cell_key, recall, remember_cell
 from .rundiff import RunDiff, diff_runs
 from .session import KernelSession, after_reply
 
@@ -343,7 +343,7 @@ class CellRun:
         self._say_what_is_not_stored()
         previous = self._previous_run()
         run = w.snapshot
-        self.session.last_by_cell[self.key] = _copy(run)
+        remember_cell(self.session.last_by_cell, self.key, self.opts.name, _copy(run))
         d = diff_runs(previous, run) if previous is not None else None
         note = None
         if previous is None and settings.parent_run() and run.parent_id:
@@ -406,9 +406,8 @@ class CellRun:
             )
 
     def _previous_run(self) -> Run | None:
-        if self._previous is None:
-            return self.session.last_by_cell.get(self.key)
-        return self._previous.find(self._cell_key, self.warnings)
+        memory, name = self.session.last_by_cell, self.opts.name
+        return recall(memory, self.key, name, self._previous, self._cell_key, self.warnings)
 
 
 def _disk_full(exc: BaseException | None) -> bool:

@@ -79,6 +79,15 @@ class TrackedCells:
         shell.events.unregister("pre_run_cell", self.pre_run_cell)
         shell.events.unregister("post_run_cell", self.post_run_cell)
 
+    def _start_last(self) -> None:
+        """Keep the run's start after the other ``pre_run_cell`` hooks, from the next cell
+        on: ``%autoreload`` reloads the edited modules in its hook, and a run started
+        before it read them as stale (the fourteenth trial)."""
+        hooks = self.shell.events.callbacks["pre_run_cell"]
+        if hooks and hooks[-1] != self.pre_run_cell and self.pre_run_cell in hooks:
+            hooks.remove(self.pre_run_cell)
+            hooks.append(self.pre_run_cell)
+
     # ---------------------------------------------------------------- the transformer
     def transform(self, lines: list[str]) -> list[str]:
         """Take the ``%%track`` line off a cell that is about to run (a pure rewrite).
@@ -150,6 +159,7 @@ class TrackedCells:
 
     def post_run_cell(self, result: Any) -> None:
         loading, self._loading = self._loading, False
+        self._start_last()
         if not self._executing:
             if loading and result is not None:  # `%load_ext nbtrack` then a failing import
                 raised = result.error_before_exec or result.error_in_exec

@@ -25,7 +25,7 @@ from typing import Any
 from .codeflow import notebook_reads
 from .dataflow import CellFlow, analyze
 from .models import NamedInput
-from .modstamps import Stamp, carried, changed, code_modules, imported_names, reloaded, stamp
+from .modstamps import Stamp, carried, changed, code_modules, current, imported_names, stamp
 from .modstamps import why as why_edited
 from .namedeps import made_from
 from .plaintoken import SCALARS as _SCALARS
@@ -273,7 +273,7 @@ class Lineage:
     ) -> str | None:
         chain = {**up, name: p}  # the names it was made through, to here (its depth too)
         if p.module is not None:
-            if isinstance(self.ns.get(name), ModuleType) and reloaded(p.module):
+            if current(self.ns.get(name), p.module):  # reloaded, or updated by %autoreload
                 p.module = stamp(p.module.module, self.ns.get(name))  # as reloaded
             elif changed(p.module):
                 return why_edited(name, p.module, p.where)

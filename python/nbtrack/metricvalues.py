@@ -106,6 +106,10 @@ class MetricVars:
         if finished and name in surely_bound(self._source):
             return None
         if self.unchanged(name, ns[name], bound):
+            # A cell that raised stopped before it: "did not change it" reads as a cell
+            # that ran through without setting it (the fourteenth trial).
+            if not finished:
+                return "not recorded: the cell stopped before it set it"
             return "not recorded: the cell did not change it"
         return None
 

@@ -121,6 +121,39 @@ def reloaded(s: Stamp) -> bool:
     return module is not None and id(getattr(module, "__spec__", None)) != s.spec_id
 
 
+def current(value: object, s: Stamp) -> bool:
+    """Whether ``value``, bound from the module of ``s``, is what the module gives since a
+    reload: the module itself, or a function IPython's ``%autoreload`` gave the reloaded
+    code in place (``from utils import scale``: the same ``__code__`` as ``utils.scale``).
+    A function ``importlib.reload`` left behind keeps its old code: still stale."""
+    module = sys.modules.get(s.module)
+    if module is None or not (reloaded(s) or autoreloaded(s)):
+        return False
+    if isinstance(value, ModuleType):
+        return True
+    now = getattr(module, getattr(value, "__name__", ""), None)
+    return isinstance(value, FunctionType) and getattr(now, "__code__", None) is value.__code__
+
+
+def autoreloaded(s: Stamp) -> bool:
+    """Whether IPython's ``%autoreload`` is on and has loaded the module's file as it is
+    now (it patches the module in place: no new spec)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    magics = getattr(shell, "magics_manager", None)
+    found = getattr(magics, "registry", {}).get("AutoreloadMagics")
+    reloader = getattr(found, "_reloader", None)
+    if not getattr(reloader, "enabled", False):
+        return False
+    try:
+        mtime = os.stat(s.path).st_mtime
+    except OSError:
+        return False
+    loaded = getattr(reloader, "modules_mtimes", {}).get(s.module)
+    path = getattr(sys.modules.get(s.module), "__file__", s.path)  # as autoreload names it
+    return loaded == mtime and getattr(reloader, "failed", {}).get(path) != mtime
+
+
 def changed(s: Stamp) -> bool:
     """Whether the module's file is not what it was when ``s`` was taken."""
     try:

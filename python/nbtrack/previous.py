@@ -63,6 +63,48 @@ def cell_key(cell_id: str | None, name: str | None, source: str | None) -> Key:
     return ("source", source or "")
 
 
+def remember(memory: dict[Any, Run], key: Any, run: Run) -> None:
+    """Keep ``run`` as the one the cell's next run is compared with: its newest finished
+    run, a failed or interrupted one only while it has none. A re-run after an error is
+    compared with the run before the error, not with the error (the fourteenth trial's
+    said "metric acc: added, status: failed → finished" of a run like the last good one)."""
+    kept = memory.get(key)
+    if kept is None or (
+        (run.status == "finished", str(run.started_at))
+        >= (kept.status == "finished", str(kept.started_at))
+    ):
+        memory[key] = run
+
+
+def recall(
+    memory: dict[Any, Run],
+    key: tuple[Any, ...],
+    name: str | None,
+    store: PreviousRuns | None,
+    store_key: Key,
+    warnings: list[str],
+) -> Run | None:
+    """The run a cell is compared with: of its key (this session's, else the store's),
+    else of its name. A cell the user named is that name too: cut and pasted (JupyterLab
+    gives it a new id), the fourteenth trial's ``%%track tr`` said "first run of this
+    cell". ``store``: None when this session's runs are all there is to ask."""
+    found, said = memory.get(key), len(warnings)
+    if found is None and store is not None:
+        found = store.find(store_key, warnings)
+    if found is None and name:
+        found = memory.get((key[0], "name", name))
+        if found is None and store is not None and len(warnings) == said:  # (not read in time)
+            found = store.find(("name", name), warnings)
+    return found
+
+
+def remember_cell(memory: dict[Any, Run], key: tuple[Any, ...], name: str | None, run: Run) -> None:
+    """``remember`` the run under the cell's key, and under its name if it has one."""
+    remember(memory, key, run)
+    if name:
+        remember(memory, (key[0], "name", name), run)
+
+
 class PreviousRuns:
     """The newest finished run of each cell of one notebook, loading in the background."""
 
@@ -81,10 +123,10 @@ class PreviousRuns:
         runs = _read_in_child(client.project, notebook_path, session_id)
         if runs is None:
             runs = client.latest_cell_runs(notebook_path, not_session=session_id)
-        for run in sorted(runs, key=lambda r: str(r.started_at)):
+        for run in runs:
             for key in (("id", run.cell_id), ("name", run.name), ("source", run.source)):
                 if key[1]:
-                    index[key] = run  # type: ignore[index]
+                    remember(index, key, run)
         return index
 
     def find(self, key: Key, warnings: list[str]) -> Run | None:

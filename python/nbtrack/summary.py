@@ -14,7 +14,7 @@ from typing import Any
 from .cellrun import CellOutcome
 from .models import Run
 from .numformat import format_number
-from .rundiff import ADDED, CHANGED, REMOVED, RunDiff
+from .rundiff import ADDED, CHANGED, REMOVED, DataChange, RunDiff
 from .sysmetrics import is_system, system_summary
 
 MAX_ITEMS = 12
@@ -100,9 +100,15 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
             lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)}")
         else:
             lines.append(f"metric {c.key}: {c.kind}")
+    renamed = _renamed(d.data[:MAX_ITEMS])
+    moved = {(role, was) for (role, _), was in renamed.items()}
     for dc in d.data[:MAX_ITEMS]:
         extra = f" ({dc.size_delta:+,d} bytes)" if dc.size_delta else ""
-        lines.append(f"{dc.role} {dc.path}: {dc.label('this run')}{extra}")
+        before = renamed.get((dc.role, dc.path)) if dc.kind == ADDED else None
+        if before is not None:
+            lines.append(f"{dc.role} {before} → {dc.path}: the same bytes, renamed")
+        elif dc.kind != REMOVED or (dc.role, dc.path) not in moved:
+            lines.append(f"{dc.role} {dc.path}: {dc.label('this run')}{extra}")
     if len(d.data) > MAX_ITEMS:  # (a cell writing 2,000 shards: the code change still shows)
         lines.append(f"… {len(d.data) - MAX_ITEMS} more files changed")
     if d.code:
@@ -111,6 +117,20 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
         if c.key == "status":
             lines.append(f"status: {c.a} → {c.b}")
     return lines
+
+
+def _renamed(data: list[DataChange]) -> dict[tuple[str, str], str]:
+    """``(role, path)`` only this run read or wrote that holds the bytes of a path only
+    the previous run did (a data file renamed and its path parameter updated), with that
+    path: one move, not a file dropped and an unrelated one added."""
+    gone: dict[tuple[str, str | None], str] = {
+        (c.role, c.a.hash): c.path for c in data if c.kind == REMOVED and c.a and c.a.hash
+    }
+    return {
+        (c.role, c.path): gone[(c.role, c.b.hash)]
+        for c in data
+        if c.kind == ADDED and c.b and c.b.kind == "file" and (c.role, c.b.hash) in gone
+    }
 
 
 def as_text(outcome: CellOutcome) -> str:

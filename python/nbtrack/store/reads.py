@@ -145,13 +145,15 @@ def child_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
 def latest_cell_run_ids(
     con: duckdb.DuckDBPyConnection, notebook_path: str | None, not_session: str = ""
 ) -> list[str]:
-    """The newest finished cell run of each cell id, run name and code of a notebook,
-    leaving out the runs of session ``not_session``."""
+    """The newest ended cell run of each cell id, run name and code of a notebook, one
+    that finished first (a failed one only where none did), leaving out the runs of
+    session ``not_session``."""
+    newest = "ORDER BY status = 'finished' DESC, started_at DESC"
     rows = con.execute(
         "SELECT run_id FROM (SELECT run_id, "
-        "row_number() OVER (PARTITION BY cell_id ORDER BY started_at DESC) AS by_id, "
-        "row_number() OVER (PARTITION BY name ORDER BY started_at DESC) AS by_name, "
-        "row_number() OVER (PARTITION BY source ORDER BY started_at DESC) AS by_source "
+        f"row_number() OVER (PARTITION BY cell_id {newest}) AS by_id, "
+        f"row_number() OVER (PARTITION BY name {newest}) AS by_name, "
+        f"row_number() OVER (PARTITION BY source {newest}) AS by_source "
         "FROM runs WHERE kind = 'cell' AND status <> 'running' "
         "AND notebook_path IS NOT DISTINCT FROM ? AND session_id IS DISTINCT FROM ?) "
         "WHERE by_id = 1 OR by_name = 1 OR by_source = 1",
