@@ -7,12 +7,15 @@ run still there, and does the next command finish the job.
 
 from __future__ import annotations
 
+import json
 import signal
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from conftest import kernel_env, run_cli
+from conftest import ingestion_processes, kernel_env, run_cli
 from factory import record_run
 from waiting import wait_until
 
@@ -84,3 +87,52 @@ def test_a_checkout_killed_midway_leaves_no_partial_file_once_checkout_runs_agai
     assert data.stat().st_size == BIG
     assert _leftovers(project_dir) == []
     assert sorted(p.name for p in project_dir.iterdir()) == [".nbtrack", "big.bin"]
+
+
+def _ingestds(project_dir: Path) -> list[int]:
+    where = str(project_dir)
+    return [p.pid for p in ingestion_processes() if where in " ".join(p.info["cmdline"])]
+
+
+def _is_fifo(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def test_a_deleted_fifo_is_made_again_by_the_running_ingestion_process(
+    kernel_factory, project_dir: Path
+) -> None:
+    # Given: a kernel tracking cells, its store's ingestion process running
+    kernel = kernel_factory()
+    kernel.ok("%load_ext nbtrack\nimport nbtrack")
+    kernel.ok('%%track first\nnbtrack.log_metric("acc", 0.1)')
+    [first] = wait_until(lambda: _ingestds(project_dir), what="the ingestion process")
+    fifo = project_dir / ".nbtrack" / "ingestd.fifo"
+    wait_until(lambda: _is_fifo(fifo), what="the ingestion process's FIFO")
+
+    # When: the FIFO is deleted (`rm .nbtrack/ingestd.*`, a sync tool), and a second
+    # kernel starts tracking cells while the first goes on, for 12 s
+    fifo.unlink()
+    other = kernel_factory()
+    other.ok("%load_ext nbtrack\nimport nbtrack")
+    seen: set[int] = set()
+    deadline = time.monotonic() + 12
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        kernel.ok(f'%%track a{n}\nnbtrack.log_metric("acc", {n})')
+        other.ok(f'%%track b{n}\nnbtrack.log_metric("acc", {n})')
+        seen.update(_ingestds(project_dir))
+
+    # Then: the running process made its FIFO again, and no other process was started
+    # (before: the FIFO stayed gone while that process lived; the second kernel started
+    # a process every second, each waiting 5 s for the lock and leaving, and after 10 s
+    # gave up on them: "the ingestion process did not start in 10 s")
+    assert _is_fifo(fifo)
+    assert seen == {first}, seen
+    out = run_cli("ls", "--json", "--limit", "10000", cwd=project_dir)
+    names = sorted(r["name"] for r in json.loads(out.stdout)["runs"])
+    want = ["first", *(f"a{i}" for i in range(1, n + 1)), *(f"b{i}" for i in range(1, n + 1))]
+    assert names == sorted(want)
