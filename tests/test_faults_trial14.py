@@ -136,3 +136,33 @@ def test_a_deleted_fifo_is_made_again_by_the_running_ingestion_process(
     names = sorted(r["name"] for r in json.loads(out.stdout)["runs"])
     want = ["first", *(f"a{i}" for i in range(1, n + 1)), *(f"b{i}" for i in range(1, n + 1))]
     assert names == sorted(want)
+
+
+DELETES_ITS_POINT_LOG = """%%track pts
+import glob, os
+for i in range(1000):
+    nbtrack.log_metric("loss", i, step=i)
+for p in glob.glob(".nbtrack/spool/*.points"):
+    os.unlink(p)
+for i in range(1000, 2000):
+    nbtrack.log_metric("loss", i, step=i)
+"""
+
+
+def test_a_point_log_deleted_while_the_run_goes_loses_no_point(kernel, project_dir: Path) -> None:
+    # Given/When: a tracked cell logs 1,000 points, its point log is deleted (a cleanup
+    # script sweeping `*.points` files), and it logs 1,000 more
+    kernel.ok(DELETES_ITS_POINT_LOG)
+
+    # Then: every point is in the store once (before: none of the 2,000 was, the run
+    # "finished" with loss=1999 and not a word of the loss)
+    out = run_cli(
+        "sql",
+        "SELECT count(*), count(DISTINCT step), min(step), max(step) FROM metrics"
+        " WHERE key = 'loss'",
+        "--json",
+        cwd=project_dir,
+    )
+    assert out.returncode == 0, out.stderr
+    [row] = json.loads(out.stdout)
+    assert list(row.values()) == [2000, 2000, 0, 1999], row

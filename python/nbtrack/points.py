@@ -140,6 +140,8 @@ class PointLog:
                     os.posix_fallocate(self._fd, win.base * RECORD, len(win.q) * 8)
                     os.pwrite(self._fd, win.q.tobytes(), win.base * RECORD)
                     self.unspooled.remove(win)
+                if final and self._fd >= 0:
+                    self._relink()
             except OSError as exc:
                 self.error = exc
                 self._drop_if_empty()
@@ -147,6 +149,35 @@ class PointLog:
             if not self.unspooled:
                 self.error = None
             return not self.unspooled
+
+    def _relink(self) -> None:
+        """Put the file back under its name if it was deleted or replaced meanwhile (a
+        cleanup script sweeping ``*.points``): ingestion reads it by name, and every
+        point is still in the file this process holds open."""
+        held = os.fstat(self._fd)
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            named = None
+        if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+            return
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            done, chunk = 0, 1 << 22
+            while done < held.st_size:
+                data = os.pread(self._fd, min(chunk, held.st_size - done), done)
+                if not data:
+                    break
+                os.pwrite(fd, data, done)
+                done += len(data)
+            os.replace(tmp, self.path)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
 
     def _drop_if_empty(self) -> None:
         # A file that never got a byte is not left behind (a full disk at the first point).
