@@ -166,3 +166,32 @@ def test_a_point_log_deleted_while_the_run_goes_loses_no_point(kernel, project_d
     assert out.returncode == 0, out.stderr
     [row] = json.loads(out.stdout)
     assert list(row.values()) == [2000, 2000, 0, 1999], row
+
+
+DELETES_ITS_SPOOL = """%%track sp
+import glob, os
+lr = 0.5
+nbtrack.log_metric("a", 1.0)
+for i in range(100):
+    nbtrack.log_metric("loss", i, step=i)
+for p in glob.glob(".nbtrack/spool/*"):
+    os.unlink(p)
+nbtrack.log_metric("b", 2.0)
+"""
+
+
+def test_a_spool_deleted_while_its_run_goes_loses_no_run(kernel, project_dir: Path) -> None:
+    # Given/When: a tracked cell whose spool and point log are deleted while it goes
+    # (a cleanup script, `rm .nbtrack/spool/*`)
+    reply = kernel.ok(DELETES_ITS_SPOOL)
+    assert "finished" in reply.text, reply.text
+
+    # Then: when the cell returns its run is in the store whole (before: the cell said
+    # "finished", and the store never had the run: lost, without a word)
+    [run] = json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["runs"]
+    assert (run["name"], run["status"], run["params"]["lr"]) == ("sp", "finished", 0.5)
+    assert (run["metrics"]["a"], run["metrics"]["b"], run["metrics"]["loss"]) == (1.0, 2.0, 99)
+    out = run_cli("sql", "SELECT count(*) AS n FROM metrics WHERE key = 'loss'", "--json",
+                  cwd=project_dir)  # fmt: skip
+    assert json.loads(out.stdout) == [{"n": 100}], out.stdout + out.stderr
+    assert list((project_dir / ".nbtrack" / "spool").iterdir()) == []
