@@ -7,11 +7,14 @@ run still there, and does the next command finish the job.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -195,3 +198,52 @@ def test_a_spool_deleted_while_its_run_goes_loses_no_run(kernel, project_dir: Pa
                   cwd=project_dir)  # fmt: skip
     assert json.loads(out.stdout) == [{"n": 100}], out.stdout + out.stderr
     assert list((project_dir / ".nbtrack" / "spool").iterdir()) == []
+
+
+MILLION_POINTS = """%%track big
+import time
+for i in range(1_000_000):
+    nbtrack.log_metric("loss", i, step=i)
+    if i % 100_000 == 0:
+        time.sleep(0.5)
+"""
+
+
+def test_an_ingestion_process_killed_during_a_million_points_is_started_again(
+    kernel, project_dir: Path
+) -> None:
+    # Given: a kernel whose store's ingestion process is killed (SIGKILL: the OOM
+    # killer) again and again while a cell logs a million points
+    kernel.ok('%%track warm\nnbtrack.log_metric("a", 1.0)')
+    stop, kills = threading.Event(), []
+
+    def killer() -> None:
+        while not stop.wait(0.7):
+            for pid in _ingestds(project_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append(pid)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        kernel.ok(MILLION_POINTS, timeout=300)
+    finally:
+        stop.set()
+        thread.join()
+    assert kills
+
+    # Then: with no reader asking, the kernel starts the process again and it brings in
+    # the rest (before: nobody started it once the run was handed over; the points
+    # waited for readers, each bringing a slice: `nbtrack sql` counted 299,995, then
+    # 499,995 after an `ls`, and 599,991 eight seconds later)
+    spool = project_dir / ".nbtrack" / "spool"
+    wait_until(lambda: sorted(p.name for p in spool.iterdir()), lambda left: not left,
+               timeout=120, what="the spool folder emptied without a reader")  # fmt: skip
+    out = run_cli(
+        "sql",
+        "SELECT count(*) AS n, count(DISTINCT step) AS d FROM metrics WHERE key = 'loss'",
+        "--json",
+        cwd=project_dir,
+    )
+    assert json.loads(out.stdout) == [{"n": 1_000_000, "d": 1_000_000}], out.stdout + out.stderr
