@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +43,8 @@ NOT_RESTORABLE = "not-restorable"  # a DataFrame: there is no file to write
 SUPERSEDED = "superseded"  # an input also written by the run: the output version is restored
 UNWRITABLE = "unwritable"  # the place or its disk took no file (read-only, full): the error says
 OK_STATUSES = frozenset({RESTORED, UNCHANGED, SUPERSEDED})
+PARTIAL = ".nbtrack-restore-"  # + pid-hex: a copy on its way, renamed over the file when whole
+STALE_PARTIAL = 3600  # seconds unmodified: a copy nobody writes any more, whatever its name
 
 
 @dataclass
@@ -112,6 +115,31 @@ def _within(base: Path, path: Path) -> bool:
     return real == base_real or base_real in real.parents
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's live process
+        return True
+    return True
+
+
+def _remove_dead_partials(folder: Path) -> None:
+    """Remove the partial copies of checkouts killed before their rename (SIGKILL, the
+    OOM killer): hidden files up to a whole file's size that nothing else removes."""
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.startswith(PARTIAL) or not entry.is_file(follow_symlinks=False):
+                continue
+            pid = entry.name[len(PARTIAL) :].partition("-")[0]
+            with contextlib.suppress(OSError):
+                killed = pid.isdigit() and not _alive(int(pid))
+                if killed or now - entry.stat().st_mtime > STALE_PARTIAL:
+                    os.unlink(entry.path)
+
+
 class _Restorer:
     def __init__(self, client: Client, force: bool) -> None:
         self.client = client
@@ -119,6 +147,7 @@ class _Restorer:
         self.force = force
         self.stat_cache = StatCache.for_folder(client.project.folder)
         self._known: dict[str, set[str]] = {}
+        self._swept: set[Path] = set()
 
     # -- what the user may lose ---------------------------------------------------
     def recorded_hashes(self, path: str) -> set[str]:
@@ -167,9 +196,12 @@ class _Restorer:
                 else "its bytes were never cached (--no-cache or over the size limit)"
             )
             return
-        tmp = target.parent / f".nbtrack-restore-{uuid.uuid4().hex}"
+        tmp = target.parent / f"{PARTIAL}{os.getpid()}-{uuid.uuid4().hex}"
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in self._swept:
+                self._swept.add(target.parent)
+                _remove_dead_partials(target.parent)
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as exc:
             item.status, item.detail = UNWRITABLE, str(exc.strerror or exc)

@@ -275,23 +275,23 @@ class Ingestor:
 
     def _look(self) -> None:
         """With the process: write what a full disk held back, hand over what is sealed,
-        and make sure the process runs while runs are going (it may have been killed)."""
+        and make sure the process runs while runs are going or handed ones not all in."""
         if self._deferred_until is not None and time.monotonic() >= self._deferred_until:
             self._undefer()
         with self._lock:
-            writers = list(self._writers)
-            links = list(self._links.values())
+            writers, links = list(self._writers), list(self._links.values())
+            self._prune()  # handed spools not all in yet: their process must run too
+            waiting = {c.project.db_path for c in self._handed.values()}
         for lk in links:
             if lk.wanted:
                 lk.start()
-        probed: set[Path] = set()
+        waiting |= {w.client.project.db_path for w in writers if not w.sealed}
         for w in writers:
             w.retry()
             if w.sealed:
                 self.sealed(w)
-            elif w.client.project.db_path not in probed:
-                probed.add(w.client.project.db_path)
-                self._send(w, PROBE)
+        for db_path in waiting:  # a process killed meanwhile is started again
+            self._send_to(db_path, PROBE)
 
     def _prune(self) -> None:
         # (called holding ``_lock``)

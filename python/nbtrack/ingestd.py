@@ -109,6 +109,16 @@ def open_fifo(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
+def _fifo_replaced(fd: int, path: Path) -> bool:
+    """Whether ``path`` is no longer the FIFO open as ``fd`` (deleted, or another file)."""
+    try:
+        named = os.lstat(path)
+    except OSError:  # gone, or its folder is (the caller looks which)
+        return True
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino)
+
+
 def _kicked(fd: int, timeout: float, wanted: tuple[bytes, ...] = (KICK, HURRY)) -> bytes | None:
     """Wait up to ``timeout`` for one of the ``wanted`` bytes (a kick or a hurry; a hurry
     when both came); the others (probes) are read and dropped. None when none came."""
@@ -238,6 +248,17 @@ class Daemon:
                     fifo = open_fifo(fifo_path)
                     quiet_since = now
                     continue
+                if _fifo_replaced(fifo, fifo_path) and not self.folder_gone():
+                    # Deleted or replaced (`rm .nbtrack/ingestd.*`): kernels and readers
+                    # opening it by name would find no reader and start processes that
+                    # wait for this one's lock. Made again (a folder that takes no new
+                    # file keeps the old one); a round at once for the kicks that went
+                    # to the old one.
+                    with contextlib.suppress(OSError):
+                        fresh = open_fifo(fifo_path)
+                        os.close(fifo)
+                        fifo = fresh
+                        continue
                 got = _kicked(fifo, INGEST_INTERVAL)
                 if got == KICK:
                     # Rounds start at most BATCH_DELAY apart: runs sealed meanwhile share a

@@ -140,6 +140,8 @@ class PointLog:
                     os.posix_fallocate(self._fd, win.base * RECORD, len(win.q) * 8)
                     os.pwrite(self._fd, win.q.tobytes(), win.base * RECORD)
                     self.unspooled.remove(win)
+                if final and self._fd >= 0:
+                    self._relink()
             except OSError as exc:
                 self.error = exc
                 self._drop_if_empty()
@@ -147,6 +149,11 @@ class PointLog:
             if not self.unspooled:
                 self.error = None
             return not self.unspooled
+
+    def _relink(self) -> None:
+        # Ingestion reads the file by name: one deleted or replaced meanwhile (a cleanup
+        # script sweeping ``*.points``) is put back; every point is in the one held open.
+        self._fd = put_back(self._fd, self.path)
 
     def _drop_if_empty(self) -> None:
         # A file that never got a byte is not left behind (a full disk at the first point).
@@ -161,6 +168,43 @@ class PointLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def put_back(fd: int, path: Path, flags: int = os.O_RDWR) -> int:
+    """Copy the file open as ``fd`` back under ``path`` when that name no longer leads
+    to it (deleted or replaced while its writer lives); returns the descriptor to go on
+    with, opened with ``flags`` (``fd`` itself when nothing was to be done, or could be).
+    """
+    if fd < 0:
+        return fd
+    held = os.fstat(fd)
+    try:
+        named = os.stat(path)
+        if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.back")
+    try:
+        # Through /proc: the writer's descriptor may be write-only (a spool's).
+        src = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                while data := os.read(src, 1 << 22):
+                    os.write(out, data)
+            finally:
+                os.close(out)
+        finally:
+            os.close(src)
+        os.replace(tmp, path)
+        fresh = os.open(path, flags | os.O_CLOEXEC)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return fd
+    os.close(fd)
+    return fresh
 
 
 class _Handing:

@@ -9,8 +9,7 @@ record (killed mid-write) is ignored; a run whose writer died without an end
 becomes ``crashed``.
 
 A writer that is done appends a last ``sealed`` event once its run's end and every
-fact gathered for it in the background are in the file; from then on the spool is
-like a dead writer's: whoever has stored all of it removes it.
+fact gathered in the background are in the file: then whoever stored it all removes it.
 
 Record: ``u32 length | u8 kind | payload``. Kind 1 is a JSON event; kind 2 a chunk
 of metric points (written by older versions, and read still): ``u32 header length |
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import Batch, DataVersion, Environment, NamedInput
-from .points import read_points
+from .points import put_back, read_points
 from .validation import storable
 
 EVENT = 1
@@ -201,8 +200,9 @@ class SpoolWriter:
         self._write(EVENT, text.encode())
 
     def seal(self) -> None:
-        """The run's last record: nothing will be appended after it, so whoever has
-        stored all of the spool may remove it (the writer no longer does)."""
+        """The last record (its ingester then removes it); one deleted before is put back."""
+        with self._lock:
+            self._fd = put_back(self._fd, self.path, os.O_WRONLY | os.O_APPEND)
         self._write(EVENT, SEALED)
 
     def metrics_flat(self, flat: list[Any]) -> None:
