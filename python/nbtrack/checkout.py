@@ -115,19 +115,11 @@ def _within(base: Path, path: Path) -> bool:
     return real == base_real or base_real in real.parents
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: someone else's live process
-        return True
-    return True
-
-
 def _remove_dead_partials(folder: Path) -> None:
     """Remove the partial copies of checkouts killed before their rename (SIGKILL, the
     OOM killer): hidden files up to a whole file's size that nothing else removes."""
+    import psutil  # (as spools and forkreads ask whether a writer lives)
+
     now = time.time()
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
@@ -135,7 +127,7 @@ def _remove_dead_partials(folder: Path) -> None:
                 continue
             pid = entry.name[len(PARTIAL) :].partition("-")[0]
             with contextlib.suppress(OSError):
-                killed = pid.isdigit() and not _alive(int(pid))
+                killed = pid.isdigit() and not psutil.pid_exists(int(pid))
                 if killed or now - entry.stat().st_mtime > STALE_PARTIAL:
                     os.unlink(entry.path)
 
