@@ -54,12 +54,16 @@ def _start(db: Path, kind: str, hold: float = 0.05) -> tuple[subprocess.Popen[st
         [sys.executable, "-c", TAKER, str(db), kind, str(hold), str(go)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    return _ready(proc, go), go
+
+
+def _ready(proc: subprocess.Popen[str], go: Path) -> subprocess.Popen[str]:
     deadline = time.monotonic() + 60
     while not Path(f"{go}.ready").exists():
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, "the process never started"
         time.sleep(0.01)
-    return proc, go
+    return proc
 
 
 def _queue(db: Path, kind: str, hold: float = 0.05) -> subprocess.Popen[str]:
@@ -165,3 +169,62 @@ def test_a_newcomer_is_not_refused_while_another_process_looks_at_the_queue(tmp_
     finally:
         proc.kill()
         proc.communicate()
+
+
+# Queue for the turn as a reader; once had, say whether DuckDB's write-ahead log was
+# there (the ingester before it did not checkpoint) and how many runs the store shows.
+WAL_READER = """
+import json, os, sys, time
+from nbtrack.client import Client
+from nbtrack.project import resolve_project
+from nbtrack.store import integrity
+project = resolve_project(sys.argv[1])
+go = sys.argv[2]
+open(go + ".ready", "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+store = Client(project)._store
+with store.turn():
+    wal = integrity.wal_path(project.db_path).exists()
+    runs = len(store.runs_frame(__import__("nbtrack.models").models.RunQuery(kind=None)))
+print(json.dumps({"wal": wal, "runs": runs}))
+"""
+
+
+def test_an_ingester_leaves_its_checkpoint_to_later_when_a_reader_waits(
+    project_dir: Path,
+) -> None:
+    # Given: runs written in an ingester's (background) turn, and a reader of another
+    # process queued for the store meanwhile
+    from nbtrack.store import integrity
+    from nbtrack.tracking import RunWriter
+
+    project = resolve_project(project_dir)
+    client = Client(project)
+    client.info()
+    go = project_dir / f"go-{time.monotonic_ns()}"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", WAL_READER, str(project_dir), str(go)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _ready(reader, go)
+    with client.store_turn(background=True):
+        w = RunWriter.start(project, kind="cell", name="a", params={"lr": 0.1})
+        w.finish("finished")
+        w.wait()
+        _go(project.db_path, reader, go)
+        # When: the ingester's turn ends with the reader waiting
+    # Then: the reader had the store before any checkpoint, and saw the run
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    assert json.loads(out) == {"wal": True, "runs": 1}
+    # and the ingester's own checkpoint afterwards leaves no log behind
+    assert client.checkpoint()
+    assert not integrity.wal_path(project.db_path).exists()
+    # while an ingester's turn that nobody waits for checkpoints as it ends
+    with client.store_turn(background=True):
+        w = RunWriter.start(project, kind="cell", name="b")
+        w.finish("finished")
+        w.wait()
+    assert not integrity.wal_path(project.db_path).exists()
+    assert len(client.runs_frame(kind=None)) == 2
