@@ -134,7 +134,7 @@ def make_project(root: Path, no_ingest: bool = False, no_kick: bool = False) -> 
                 (load_line(no_ingest, no_kick) if tracked else "")
                 + SETUP
                 + CPU_NOW
-                + "_c0 = _nbtrack_cpu()"
+                + "_c0 = _nbtrack_cpu(drain=False)"
             )
         )
         for i in range(CELLS):
@@ -282,11 +282,14 @@ class Kernel:
 
 CPU_NOW = """
 import os, time, threading
-def _nbtrack_cpu():
+def _nbtrack_cpu(drain=True):
     import sys
     t = sys.modules.get("nbtrack.ingest")
     if t is not None and t._ingestor is not None:
-        t._ingestor.drain(60)
+        if drain:
+            t._ingestor.drain(60)
+        else:  # the setup's background work only: draining would start the ingestion
+            t.finish_background(60)  # process now, which plain papermill defers to exit
     tick = os.sysconf("SC_CLK_TCK")
     threads = {}
     for th in threading.enumerate():

@@ -152,6 +152,8 @@ def _name_and_version(dist: metadata.Distribution) -> tuple[str | None, str]:
             name = value.strip()
         elif key == "version" and version is None:
             version = value.strip()
+        if name is not None and version is not None:
+            break  # (both come first: the rest is classifiers and requirements)
     return name or None, version or ""
 
 
