@@ -255,3 +255,30 @@ def test_a_live_writers_run_stays_running_when_the_wall_clock_jumps(
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_temporary_spool_of_a_dead_writer_is_removed_and_a_live_ones_kept(
+    project_dir: Path,
+) -> None:
+    # Given: the temporary starts of two spools, one by a process that is gone (killed
+    # between creating its spool and renaming it into place), one by this live process
+    from nbtrack import spools
+
+    project = resolve_project(project_dir)
+    project.spool_dir.mkdir(parents=True, exist_ok=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = project.spool_dir / f".r1.spool.{int(gone.stdout)}.tmp"
+    live = project.spool_dir / f".r2.spool.{os.getpid()}.tmp"
+    for path in (dead, live):
+        path.write_bytes(b"")
+    # When: a reader looks at the spool folder
+    assert spools.scan(project.spool_dir) == []
+    # Then: the dead writer's leftover is gone, the live writer's is left to it
+    assert not dead.exists()
+    assert live.exists()
+    # and once older than the grace period (a pid can be reused), it goes too
+    old = time.time() - spools.UNREADABLE_GRACE - 60
+    os.utime(live, (old, old))
+    spools.scan(project.spool_dir)
+    assert not live.exists()

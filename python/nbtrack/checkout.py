@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .cache import Cache, ManifestEntry
 from .exceptions import BlobCorruptError, BlobMissingError, CacheError, NbtrackError, UsageError
 from .hashing import StatCache
+from .leftovers import remove_if_abandoned
 from .project import os_text
 
 if TYPE_CHECKING:
@@ -118,18 +118,12 @@ def _within(base: Path, path: Path) -> bool:
 def _remove_dead_partials(folder: Path) -> None:
     """Remove the partial copies of checkouts killed before their rename (SIGKILL, the
     OOM killer): hidden files up to a whole file's size that nothing else removes."""
-    import psutil  # (as spools and forkreads ask whether a writer lives)
-
-    now = time.time()
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             if not entry.name.startswith(PARTIAL) or not entry.is_file(follow_symlinks=False):
                 continue
             pid = entry.name[len(PARTIAL) :].partition("-")[0]
-            with contextlib.suppress(OSError):
-                killed = pid.isdigit() and not psutil.pid_exists(int(pid))
-                if killed or now - entry.stat().st_mtime > STALE_PARTIAL:
-                    os.unlink(entry.path)
+            remove_if_abandoned(entry.path, int(pid) if pid.isdigit() else None, STALE_PARTIAL)
 
 
 class _Restorer:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from . import ingestlink
 from .exceptions import StoreError
+from .leftovers import remove_if_abandoned
 from .models import Batch
 from .spool import EVENT, FRAME, SEALED, points_path, read_spool, start_ticks, wrote_here
 
@@ -175,15 +176,7 @@ def _remove_dead_tmp(path: Path) -> None:
         pid = int(path.name.rsplit(".", 2)[-2])
     except ValueError:
         return
-    try:
-        age = time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        return  # renamed into place (or removed) since the folder was listed
-    import psutil
-
-    if not psutil.pid_exists(pid) or age > UNREADABLE_GRACE:
-        with contextlib.suppress(OSError):
-            path.unlink()
+    remove_if_abandoned(path, pid, UNREADABLE_GRACE)
 
 
 def remove(path: Path) -> None:
