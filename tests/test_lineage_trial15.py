@@ -1,0 +1,38 @@
+"""Whole-notebook workflows of the fifteenth trial, in real kernels: notebooks written the
+way data scientists write them (boosting and torch training loops, folders of CSVs,
+configuration objects, notebook mechanics), and what their runs record.
+
+Each test is a reproducer from the trial: the cells a user runs, and what the run, its
+summary under the cell, and the store must say.
+"""
+
+from __future__ import annotations
+
+from test_lineage import _cell_runs
+from test_magics import _settle
+
+
+def test_a_cell_that_only_defines_functions_reads_nothing(project_dir, kernel):
+    """Found by the trial: a tracked cell defining ``def helper(a): return a * lr`` (and a
+    class whose method reads ``depth``), calling neither, recorded ``lr=0.3 (upstream)``
+    as its parameter: the body runs in later cells, which read ``lr`` when they call it.
+    A body counts when the cell may run it: it names the function (a call, ``map(f,
+    ...)``), or a lambda's."""
+    kernel.ok("lr = 0.3\ndepth = 4\nscale = 2", cell_id="c0")
+    defs = (
+        "%%track defs\ndef helper(a):\n    return a * lr\n"
+        "class Model:\n    def fit(self):\n        return depth\n"
+    )
+    shown = kernel.ok(defs, cell_id="c1").text
+    assert "params:  —" in shown, shown
+    kernel.ok("%%track use -m out\nout = helper(2)", cell_id="c2")
+    kernel.ok(
+        "%%track both -m out\ndef f(r):\n    return r * scale\n"
+        "out = sum(map(f, [1, 2])) + Model().fit()",
+        cell_id="c3",
+    )
+    client = _settle(project_dir)
+    (d,), (u,), (b,) = (_cell_runs(client, n) for n in ("defs", "use", "both"))
+    assert d.params == {} and [i.name for i in d.named_inputs] == []
+    assert (u.params, u.param_sources) == ({"lr": 0.3}, {"lr": "upstream"})
+    assert b.params == {"scale": 2, "depth": 4}
