@@ -36,3 +36,24 @@ def test_a_cell_that_only_defines_functions_reads_nothing(project_dir, kernel):
     assert d.params == {} and [i.name for i in d.named_inputs] == []
     assert (u.params, u.param_sources) == ({"lr": 0.3}, {"lr": "upstream"})
     assert b.params == {"scale": 2, "depth": 4}
+
+
+def test_a_library_object_imported_by_name_is_no_input(project_dir, kernel):
+    """Found by the trial: ``from numpy import s_`` and ``from ipywidgets import
+    interact`` in the setup cell, used by the tracked cell: its summary said "reads: s_
+    (IndexExpression, In[2])" and "interact (_InteractFactory, ...)", as if they were
+    data the notebook made. A library's own object is code, as its functions are; a
+    notebook's object of a library class (``idx = pd.IndexSlice``... bound to a name
+    of its own, ``arr``) is still an input."""
+    kernel.ok(
+        "import numpy as np\nfrom numpy import s_\nfrom ipywidgets import interact\n"
+        "arr = np.arange(10)\ndef cb(lr=0.1):\n    return lr",
+        cell_id="c0",
+    )
+    shown = kernel.ok(
+        "%%track slices\npart = arr[s_[2:5]]\nw = interact(cb, lr=(0.0, 1.0, 0.1))",
+        cell_id="c1",
+    ).text
+    assert "s_ (" not in shown and "interact (" not in shown, shown
+    (run,) = _cell_runs(_settle(project_dir), "slices")
+    assert [i.name for i in run.named_inputs] == ["arr"]
