@@ -57,3 +57,23 @@ def test_a_library_object_imported_by_name_is_no_input(project_dir, kernel):
     assert "s_ (" not in shown and "interact (" not in shown, shown
     (run,) = _cell_runs(_settle(project_dir), "slices")
     assert [i.name for i in run.named_inputs] == ["arr"]
+
+
+def test_a_cell_that_makes_its_input_again_from_a_changed_setting_is_not_stale(project_dir, kernel):
+    """Found by the trial: ``params`` from a setup cell, the training cell
+    ``params.update(learning_rate=lr)``; ``lr = 0.2`` and the training cell re-run: its
+    summary warned "stale input: params was made by In[3] from lr, which was changed
+    since by In[4]", In[3] being that very cell, which had just made it again from the
+    new lr. A value the cell itself made is not stale through a name it reads now; one
+    another cell made from it still is."""
+    kernel.ok("params = dict(num_leaves=7)\nlr = 0.1", cell_id="c0")
+    train = "%%track upd -m s\nparams.update(learning_rate=lr)\ns = params['learning_rate'] * 10"
+    kernel.ok(train, cell_id="c1")
+    kernel.ok("scaled = {k: v * 2 for k, v in params.items()}", cell_id="c2")
+    kernel.ok("lr = 0.2", cell_id="c3")
+    shown = kernel.ok(train, cell_id="c1").text
+    assert "stale" not in shown, shown
+    shown = kernel.ok("%%track use\nout = scaled['learning_rate'] + lr", cell_id="c4").text
+    assert "stale input: scaled was made by" in shown, shown
+    (again,) = _cell_runs(_settle(project_dir), "upd")[1:]
+    assert again.params["params"] == {"num_leaves": 7, "learning_rate": 0.2}
