@@ -31,10 +31,11 @@ from nbtrack.dataflow import analyze
         ("del cache", []),
         ("class M:\n    depth = max_depth\n    w = depth * 2", ["max_depth"]),
         ("lambda x: x * scale", ["scale"]),
-        ("def f(a, b=default_b):\n    return a * scale + b", ["default_b", "scale"]),
+        ("def f(a, b=default_b):\n    return a * scale + b\nf(1)", ["default_b", "scale"]),
+        ("def f(a, b=default_b):\n    return a * scale + b", ["default_b"]),  # never called
         ("def f():\n    return lr\nlr = 0.1\nf()", []),  # the cell binds lr itself
         ("match cmd:\n    case [op, arg]:\n        run(op, arg)", ["cmd", "run"]),
-        ("async def f():\n    await g(h)", ["g", "h"]),
+        ("async def f():\n    await g(h)\nc = f()", ["g", "h"]),
     ],
 )
 def test_names_read_before_the_cell_binds_them_are_its_inputs(code, reads):

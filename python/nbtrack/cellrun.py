@@ -31,7 +31,7 @@ from . import (
 from .client import Client
 from .exceptions import NO_SPACE, CaptureError, NbtrackError, UsageError, why_unwritable
 from .gitstate import git_state
-from .lineage import Read
+from .lineage import Read, producer_key
 from .metricvalues import MetricVars, metric_values
 from .models import DataVersion, Run, warning_tag
 from .previous import PreviousRuns, cell_key, recall, remember_cell
@@ -114,7 +114,8 @@ class CellRun:
         self.reads: list[Read] = []
         if opts.auto:
             try:
-                self.reads = session.lineage.reads(self.flow, exclude=opts.metrics)
+                cell = producer_key(cell_id, transformed)
+                self.reads = session.lineage.reads(self.flow, exclude=opts.metrics, cell=cell)
                 self.reads += session.seeds.reads(transformed, self.flow, self.reads)
             except Exception as exc:  # a hostile object must not stop the user's cell
                 self.warnings.append(f"could not read the cell's inputs: {exc!r}")

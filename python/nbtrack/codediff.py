@@ -88,8 +88,9 @@ def changed_definitions(
         if name in seen or (name not in defs_a and name not in defs_b):
             continue
         seen[name] = None
-        for defs in (defs_a, defs_b):
-            todo.extend(_reads(defs.get(name)))
+        for defs in (defs_a, defs_b):  # (what it reads when called: a cell naming it)
+            code = defs.get(name)
+            todo.extend(_reads(None if code is None else f"{code}\n{name}"))
     return [
         (name, defs_a.get(name, ""), defs_b.get(name, ""))
         for name in sorted(seen)

@@ -2,8 +2,8 @@
 
 A pure analysis of the cell's code (its AST), in evaluation order: a name loaded before the cell
 binds it is an *input* read from the namespace; ``n *= 2`` reads ``n`` first. Names read inside
-functions and lambdas the cell defines count as read (they are read when called), unless the
-cell binds them itself. Code the notebook defined earlier is followed through its compiled code
+functions and lambdas the cell defines count as read when the cell may call them (defreads.py),
+unless the cell binds them itself. Code the notebook defined earlier is followed through its compiled code
 (``codeflow``): a cell that calls ``train()`` reads the globals ``train`` reads, transitively.
 
 Not seen (docs/design.md): names reached through ``globals()[...]``, ``exec``/``eval`` strings,
@@ -22,6 +22,8 @@ from . import exprfacts
 from .astwalk import kids, parsed
 from .bodyreads import DYNAMIC_CALLS, body_reads
 from .cellflow import CellFlow, merge
+from .codeflow import BUILTINS
+from .defreads import called_bodies
 from .exprfacts import AT_CALLS, at_names, base_name, is_literal, sql_tables
 from .passedargs import handed
 
@@ -39,7 +41,8 @@ class _Walker:
     def __init__(self) -> None:
         self.bound: set[str] = set()
         self.reads: dict[str, None] = {}
-        self.deferred: dict[str, None] = {}
+        self.deferred: dict[str, set[str | None]] = {}  # read when called -> whose bodies
+        self.owner: str | None = None  # the top-level class whose body is walked
         self.assigns, self.mutates, self.called = set[str](), set[str](), set[str]()
         self.literals: dict[str, None] = {}
         self.loop_changed, self.declared, self.tables = set[str](), set[str](), set[str]()
@@ -116,7 +119,8 @@ class _Walker:
             for d in node.decorator_list:  # type: ignore[attr-defined]
                 self.expr(d)
             self._arguments(node.args)  # type: ignore[attr-defined]
-            self._deferred(node)
+            decorated = node.decorator_list  # type: ignore[attr-defined]
+            self._deferred(node, self.owner or (None if decorated else node.name))  # type: ignore[attr-defined]
             self.store(node.name)  # type: ignore[attr-defined]
         elif t is ast.ClassDef:
             self._class(node)  # type: ignore[arg-type]
@@ -157,7 +161,9 @@ class _Walker:
         scope: set[str] = set()
         self.scopes.append(scope)
         self.class_scopes.append(scope)
+        outer, self.owner = self.owner, self.owner or node.name
         self.body(node.body)
+        self.owner = outer
         self.class_scopes.pop()
         self.scopes.pop()
         self.store(node.name)
@@ -303,7 +309,7 @@ class _Walker:
             self._comprehension(node)
         elif t is ast.Lambda:
             self._arguments(node.args)  # type: ignore[attr-defined]
-            self._deferred(node)
+            self._deferred(node, None)
         else:
             for child in kids(node):
                 if isinstance(child, ast.expr):
@@ -377,19 +383,21 @@ class _Walker:
         for d in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
             self.expr(d)
 
-    def _deferred(self, fn: ast.AST) -> None:
+    def _deferred(self, fn: ast.AST, owner: str | None) -> None:
         """A function body runs later: its free names are read when it is called."""
         found = body_reads(fn)
         self.assigns.update(found.globals)
         self.declared.update(found.globals)
         self.dynamic = self.dynamic or found.dynamic
         for name in found.free:
-            self.deferred.setdefault(name, None)
+            self.deferred.setdefault(name, set()).add(owner)
 
-    def result(self) -> CellFlow:
+    def result(self, tree: ast.Module) -> CellFlow:
         reads, lits, bound = dict(self.reads), self.literals, self.bound
         # (a name the cell binds itself it binds before any call, usually)
-        reads.update((n, None) for n in self.deferred if n not in self.assigns and n not in reads)
+        calls_ns = self.dynamic or any(n in reads and n not in BUILTINS for n in self.called)
+        called = called_bodies(self.deferred, tree, calls_ns)
+        reads.update((n, None) for n in called if n not in self.assigns and n not in reads)
         return CellFlow(
             reads=tuple(reads),
             assigns=frozenset(self.assigns),
@@ -411,9 +419,9 @@ def analyze_tree(tree: ast.Module) -> CellFlow:
     w = _Walker()
     try:
         w.body(tree.body)
+        return w.result(tree)
     except RecursionError:
         return CellFlow(error="the code is nested too deeply to analyse")
-    return w.result()
 
 
 @functools.lru_cache(maxsize=512)

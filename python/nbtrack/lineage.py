@@ -120,7 +120,7 @@ def _notebook_object(value: Any) -> bool:
     return type(value).__module__ == "__main__" and not isinstance(value, type)
 
 
-def _cell_key(cell_id: str | None, source: str) -> str:
+def producer_key(cell_id: str | None, source: str) -> str:
     return cell_id or "src:" + hashlib.sha1(source.encode()).hexdigest()[:16]
 
 
@@ -153,7 +153,7 @@ class Lineage:
     ) -> None:
         """Record what the cell that just ran (``source``: its transformed code) bound."""
         flow = flow or analyze(source)
-        key = _cell_key(cell_id, source)
+        key = producer_key(cell_id, source)
         if execution_count is not None:
             self.cell_runs[key] = execution_count
         if flow.error:
@@ -263,8 +263,7 @@ class Lineage:
         return p
 
     def stale(self, name: str, live: Iterable[str] = ()) -> str | None:
-        """Why the value ``name`` holds is stale, or None. ``live``: names a function
-        looks up when called (its globals), never stale through it."""
+        """Why ``name``'s value is stale, or None; never through ``live``: names read as now."""
         p = self.producer(name)
         return None if p is None else self._why(name, p, {name}, frozenset(live), {})
 
@@ -301,8 +300,9 @@ class Lineage:
                 return f"{name} was made by {p.where} from {m}; {why}"
         return None
 
-    def reads(self, flow: CellFlow, exclude: Iterable[str] = ()) -> list[Read]:
-        """What a tracked cell reads from the namespace, at its start (before it runs)."""
+    def reads(self, flow: CellFlow, exclude: Iterable[str] = (), cell: str = "") -> list[Read]:
+        """What a tracked cell (``cell``: its producer_key) reads from the namespace, at its start.
+        A value it made itself it makes again from what it reads now: not stale through it."""
         ns = self.ns
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
@@ -330,7 +330,7 @@ class Lineage:
                     out.append(Read(n, type_name(value), False, None, p.origin, p, stale, desc))
                 continue
             origin = p.origin if p is not None else "upstream"
-            stale = self.stale(n)
+            stale = self.stale(n, flow.reads if p is not None and p.cell_key == cell else ())
             ok, plain = _param(value)
             kind = type_name(value)
             if ok:

@@ -37,6 +37,7 @@ MAX_SERIES = 1_000_000  # points of a -m series
 
 _NOT_INPUTS = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type,
                types.MethodType, type(functools.lru_cache(len)))  # fmt: skip
+_ABSENT = object()
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
                             "_ih", "_oh", "_dh", "_i", "_ii", "_iii", "_exit_code"})  # fmt: skip
 
@@ -49,7 +50,24 @@ def is_ignored(name: str, value: Any) -> bool:
         return True  # _12, _i12: IPython's output/input history
     if isinstance(value, type):  # a notebook's `class CFG: lr = 1e-3` is its settings
         return config_fields(value) is None
-    return isinstance(value, _NOT_INPUTS)
+    return isinstance(value, _NOT_INPUTS) or _library_own(name, value)
+
+
+def _library_own(name: str, value: Any) -> bool:
+    """``from numpy import s_``, ``from ipywidgets import interact``: an installed
+    library's own object under its own name is code, as its functions are (the fifteenth
+    trial's runs read "s_ (IndexExpression)"). Looked up in the modules of its class, up
+    to the package, without their ``__getattr__`` (which may import or warn)."""
+    module = getattr(type(value), "__module__", None)
+    if not isinstance(module, str) or module in ("builtins", "__main__"):
+        return False
+    while module:
+        found = getattr(sys.modules.get(module), "__dict__", {}).get(name, _ABSENT)
+        if found is value:
+            path = getattr(sys.modules[module], "__file__", None)
+            return isinstance(path, str) and library_file(path)
+        module = module.rpartition(".")[0]
+    return False
 
 
 def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
