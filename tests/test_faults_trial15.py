@@ -7,6 +7,8 @@ size, is every run still there, and is the workspace as it was.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -40,3 +42,33 @@ def test_a_10_mb_parameter_beside_10000_others_prints_once_not_padded_on_every_r
     assert len(listing.stdout) < len(BIG_VALUE) + 1_000_000  # 10,000 columns
     assert "p9999" in diff.stdout
     assert took < 60
+
+
+def test_a_cell_reading_a_named_pipe_or_naming_a_device_ends_and_is_recorded(
+    kernel, project_dir: Path
+) -> None:
+    # Given: a named pipe another process writes a few rows into (a shell's `mkfifo`,
+    # a stream fed to a cell), and the cell that reads them
+    fifo = project_dir / "feed"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"printf '1,2\\n' > {fifo}"])
+    try:
+        # When: the cell reads the pipe; and another cell names /dev/zero with -i
+        reads = kernel.run('%%track feed\nrows = open("feed").read()', timeout=30)
+        zero = kernel.run("%%track zero -i /dev/zero\nx = 1", timeout=30)
+    finally:
+        writer.kill()
+        writer.wait()
+
+    # Then: both cells end, each with its run and one line saying why the special
+    # file has no version; before, the kernel hung for ever at the end of the first
+    # (nbtrack's open of the pipe waited for a writer that had gone), and /dev/zero
+    # was read until memory ran out
+    assert reads.status == "ok", reads.text
+    assert "feed: a named pipe (FIFO), not a file or folder" in reads.text
+    assert zero.status == "ok", zero.text
+    assert "/dev/zero: a device, not a file or folder" in zero.text
+    assert "Traceback" not in reads.text + zero.text
+    kernel.ok("nbtrack.runs()")
+    listing = run_cli("ls", "--columns", "name,status", cwd=project_dir)
+    assert listing.stdout.split()[2:] == ["zero", "finished", "feed", "finished"]
