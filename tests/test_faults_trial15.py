@@ -7,9 +7,11 @@ size, is every run still there, and is the workspace as it was.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 from conftest import run_cli
@@ -72,3 +74,40 @@ def test_a_cell_reading_a_named_pipe_or_naming_a_device_ends_and_is_recorded(
     kernel.ok("nbtrack.runs()")
     listing = run_cli("ls", "--columns", "name,status", cwd=project_dir)
     assert listing.stdout.split()[2:] == ["zero", "finished", "feed", "finished"]
+
+
+def _with_zones(bundle: Path, out: Path, started: str, ended: str) -> None:
+    """``bundle`` rewritten as another tool writes times: ISO with a UTC offset."""
+    with zipfile.ZipFile(bundle) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "runs.json":
+                dump = json.loads(data)
+                dump["runs"][0].update(started_at=started, ended_at=ended)
+                data = json.dumps(dump).encode()
+            dst.writestr(item, data)
+
+
+def test_imported_times_with_a_utc_offset_keep_their_instant(
+    project_dir: Path, tmp_path_factory
+) -> None:
+    # Given: a bundle whose run's times carry UTC offsets (another tool's export, or a
+    # run file written in a zone): 10:00 in London, ended 09:30 in New York (14:30 UTC)
+    run_id = record_run(project_dir, "zoned", metrics={"acc": 0.5})
+    exported = tmp_path_factory.mktemp("out") / "run.bundle"
+    assert run_cli("export", run_id, "-o", str(exported), cwd=project_dir).returncode == 0
+    zoned = exported.with_name("zoned.bundle")
+    _with_zones(exported, zoned, "2026-06-01T10:00:00+00:00", "2026-06-01T09:30:00-05:00")
+    other = tmp_path_factory.mktemp("other")
+
+    # When: another project imports it
+    imported = run_cli("import", str(zoned), cwd=other)
+
+    # Then: the run keeps its instants, in UTC: it lasted 4.5 hours; before, the
+    # offsets were dropped, and the store held a run that ended 30 minutes before it
+    # started (a duration of -1800 s: the very row import refuses)
+    assert imported.returncode == 0, imported.stderr
+    shown = json.loads(run_cli("show", run_id[:8], "--json", cwd=other).stdout)
+    assert shown["started_at"].startswith("2026-06-01T10:00:00")
+    assert shown["ended_at"].startswith("2026-06-01T14:30:00")
+    assert shown["duration"] == 4.5 * 3600
