@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import kernel_env, run_cli
 from factory import record_run
 
 BIG_VALUE = "x" * 10_000_000  # a 10 MB text parameter: a file's contents passed as one
@@ -111,3 +112,30 @@ def test_imported_times_with_a_utc_offset_keep_their_instant(
     assert shown["started_at"].startswith("2026-06-01T10:00:00")
     assert shown["ended_at"].startswith("2026-06-01T14:30:00")
     assert shown["duration"] == 4.5 * 3600
+
+
+def test_a_command_under_a_small_memory_limit_fails_in_one_line(project_dir: Path) -> None:
+    # Given: a store with a run
+    record_run(project_dir, "one", metrics={"acc": 0.5})
+
+    # When: the user lists runs under address-space limits from tight to loose
+    # (`ulimit -v` in a batch job's script); where Python or DuckDB run out differs
+    # from one start to the next, so each limit is tried
+    errors = []
+    for kib in range(200_000, 850_000, 50_000):
+        out = subprocess.run(
+            ["sh", "-c", f"ulimit -v {kib}; exec {sys.executable} -m nbtrack ls"],
+            cwd=project_dir,
+            env=kernel_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        # Then: no traceback, whatever ran out; before, a thread that could not start
+        # (`RuntimeError: can't start new thread`) printed 20 lines of traceback
+        assert "Traceback" not in out.stderr, f"ulimit -v {kib}:\n{out.stderr}"
+        if out.stderr.startswith("nbtrack: error:"):
+            errors.append(out.stderr)
+            # (glibc may add its own abort line after it, at exit)
+            assert out.stderr.count("nbtrack:") == 1, out.stderr
+    assert errors, "no limit tried was small enough to fail"
