@@ -23,8 +23,14 @@ SAFE_CONFIG: dict[str, Any] = {
 def connect_duckdb(
     database: str = ":memory:", *, read_only: bool = False, config: dict[str, Any] | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """``duckdb.connect`` with extension auto-install and auto-load off."""
-    return duckdb.connect(database, read_only=read_only, config={**SAFE_CONFIG, **(config or {})})
+    """``duckdb.connect`` with extension auto-install and auto-load off; DuckDB out of
+    memory at the connect (a small ``ulimit -v``) is Python's ``MemoryError``."""
+    try:
+        return duckdb.connect(
+            database, read_only=read_only, config={**SAFE_CONFIG, **(config or {})}
+        )
+    except duckdb.OutOfMemoryException as exc:
+        raise MemoryError(str(exc)) from None
 
 
 def keep_forever(obj: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,15 @@ def _fits(size: int, max_blob_size: int | None) -> bool:
 
 def _stat_same(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
+
+
+def _special_kind(mode: int) -> str:
+    """What a path that is neither a file nor a folder is, in a user's words."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file"
 
 
 def _version_file(
@@ -211,6 +221,10 @@ def version_path(
         raise UsageError(f"{os.fspath(path)}: no such file or folder to version") from None
     except NotADirectoryError:
         raise UsageError(f"{os.fspath(path)}: not a file or folder") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        # A FIFO's open waited for a writer for ever (the kernel hung at the cell's
+        # end); /dev/zero was read until memory ran out.
+        raise UsageError(f"{os.fspath(path)}: {_special_kind(st.st_mode)}, not a file or folder")
     recorded, in_project = project.relative_real(real)
     try:
         if os.path.isdir(real):

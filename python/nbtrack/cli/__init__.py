@@ -102,6 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NbtrackError as exc:
         print(f"nbtrack: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except (MemoryError, RuntimeError) as exc:
+        # Under a small `ulimit -v` (or `-u`) Python fails to start a thread or to
+        # allocate: a traceback before, where the user needs to know which limit.
+        if isinstance(exc, RuntimeError) and "can't start new thread" not in str(exc):
+            raise
+        what = "start a thread" if isinstance(exc, RuntimeError) else "allocate memory"
+        print(
+            f"nbtrack: error: could not {what}: the process's memory or process limit "
+            "(ulimit -v, ulimit -u) is too small, or the machine is out of memory",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("nbtrack: interrupted", file=sys.stderr)
         return 130
