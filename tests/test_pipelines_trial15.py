@@ -1,0 +1,63 @@
+"""Headless runs as users launch them (fifteenth papermill and pipeline trial): papermill's
+YAML and path options, its Python API, sweeps over lists and dicts, a sweep stopped with
+Ctrl-C, with real kernels, real papermill and real signals, then the record read back as
+a user would.
+
+Each test is a reproducer: what was run, and what the record must say.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from conftest import kernel_env, run_cli
+from test_magics import _settle
+from test_pipelines_trial12 import _notebook
+from waiting import wait_until
+
+LOAD = "%load_ext nbtrack"
+
+
+def test_a_sweep_stopped_with_ctrl_c_records_the_cells_it_stopped_as_interrupted(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 1 2 3 -j 2``, Ctrl-C while two cells run: the sweep
+    killed its workers, so the kernels died mid-cell and both cell runs read ``crashed``:
+    "the process recording this run (pid N) died before the run finished", their duration
+    cut at the last write, where plain papermill's Ctrl-C records the cell ``failed`` with
+    its ``KeyboardInterrupt``. The point never started stays unrecorded; the next sweep runs."""
+    (tmp_path / ".nbtrack").mkdir()
+    slow = (
+        "%%track slow\nimport time\nopen(f'started_{lr}', 'w').close()\n"
+        "for _ in range(600 if lr else 0):\n    time.sleep(0.1)"
+    )
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0", ["parameters"]), (slow, [])])
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "nbtrack", "sweep", "nb.ipynb", "-p", "lr", "1", "2", "3",
+         "-j", "2", "--no-progress"],
+        cwd=tmp_path, env=kernel_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: sorted(p.name for p in tmp_path.glob("started_*")),
+            lambda seen: len(seen) == 2,
+            timeout=120,
+            what="two cells to start",
+        )
+        sweep.send_signal(signal.SIGINT)
+        out, _ = sweep.communicate(timeout=60)
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 130, out
+    _, rows = _settle(tmp_path).sql("SELECT kind, status, error FROM runs ORDER BY kind, run_id")
+    assert rows == [
+        ("cell", "failed", "KeyboardInterrupt"),
+        ("cell", "failed", "KeyboardInterrupt"),
+        ("notebook", "failed", "interrupted (Ctrl-C)"),
+        ("notebook", "failed", "interrupted (Ctrl-C)"),
+    ]
+    done = run_cli("sweep", "nb.ipynb", "-p", "lr", "0", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    _, rows = _settle(tmp_path).sql("SELECT count(*) FROM runs WHERE status = 'finished'")
+    assert rows == [(2,)]
