@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import kernel_env, run_cli
 from test_magics import _settle
@@ -61,3 +62,31 @@ def test_a_sweep_stopped_with_ctrl_c_records_the_cells_it_stopped_as_interrupted
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     _, rows = _settle(tmp_path).sql("SELECT count(*) FROM runs WHERE status = 'finished'")
     assert rows == [(2,)]
+
+
+def _papermill(folder: Path, *args: str) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "papermill"), *args, "-k", "python3"],
+        cwd=folder, env=kernel_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_rerun_after_its_input_changed_names_the_input_it_read_as_recorded(tmp_path):
+    """``papermill nb.ipynb out.ipynb -p path data.csv``, then data.csv edited, then ``nbtrack
+    rerun``: it said "reproduced" and "1 input(s) restored from the cache", nowhere that
+    data.csv now differs from what the run (and the re-run) read."""
+    (tmp_path / ".nbtrack").mkdir()
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    fit = "%%track fit -m n\nn = len(open(path).read().splitlines())"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("path = 'x.csv'", ["parameters"]), (fit, [])])
+    _papermill(tmp_path, "nb.ipynb", "out.ipynb", "-p", "path", "data.csv")
+    (cell,) = _settle(tmp_path).get_runs(["last"])
+    assert [(v.path, v.role) for v in cell.data] == [("data.csv", "input")]
+    (tmp_path / "data.csv").write_text("a\n1\n2\n")
+    done = run_cli("rerun", cell.run_id, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "reproduced: 1 cell run(s)" in done.stdout
+    said = "read as the run read them, not as the project holds them now (changed or gone since)"
+    assert f"{said}: data.csv" in done.stderr
+    assert (tmp_path / "data.csv").read_text() == "a\n1\n2\n"
