@@ -90,3 +90,28 @@ def test_a_rerun_after_its_input_changed_names_the_input_it_read_as_recorded(tmp
     said = "read as the run read them, not as the project holds them now (changed or gone since)"
     assert f"{said}: data.csv" in done.stderr
     assert (tmp_path / "data.csv").read_text() == "a\n1\n2\n"
+
+
+def test_an_in_place_rerun_refused_for_an_edited_input_names_force_once(tmp_path):
+    """The same run, data.csv edited, ``nbtrack rerun RUN --in-place``: "refusing to re-run
+    in place: data.csv (differs from every recorded version; --force overwrites it);
+    --force overwrites them". ``nbtrack checkout RUN`` still names ``--force``."""
+    (tmp_path / ".nbtrack").mkdir()
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    fit = "%%track fit\nn = len(open(path).read().splitlines())"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("path = 'data.csv'", ["parameters"]), (fit, [])])
+    _papermill(tmp_path, "nb.ipynb", "out.ipynb")
+    (cell,) = _settle(tmp_path).get_runs(["last"])
+    (tmp_path / "data.csv").write_text("a\n1\n2\n")
+    done = run_cli("rerun", cell.run_id, "--in-place", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.endswith(
+        "refusing to re-run in place: data.csv (differs from every recorded version); "
+        "--force overwrites them\n"
+    )
+    done = run_cli("checkout", cell.run_id, cwd=tmp_path)
+    assert "modified  data.csv  differs from every recorded version" in done.stdout
+    assert done.stderr == (
+        "nbtrack: 1 path(s) could not be restored (see above); "
+        "--force overwrites the modified ones\n"
+    )
