@@ -64,10 +64,10 @@ def test_a_sweep_stopped_with_ctrl_c_records_the_cells_it_stopped_as_interrupted
     assert rows == [(2,)]
 
 
-def _papermill(folder: Path, *args: str) -> None:
+def _papermill(folder: Path, *args: str, **env: str) -> None:
     done = subprocess.run(
         [str(Path(sys.executable).parent / "papermill"), *args, "-k", "python3"],
-        cwd=folder, env=kernel_env(), capture_output=True, text=True, timeout=120,
+        cwd=folder, env=kernel_env(**env), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -115,3 +115,25 @@ def test_an_in_place_rerun_refused_for_an_edited_input_names_force_once(tmp_path
         "nbtrack: 1 path(s) could not be restored (see above); "
         "--force overwrites the modified ones\n"
     )
+
+
+def _cwd_project(tmp_path: Path) -> Path:
+    (tmp_path / ".nbtrack").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "d.csv").write_text("a\n1\n")
+    fit = "%%track fit -m n\nn = len(open(path).read().splitlines())"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("path = 'x.csv'", ["parameters"]), (fit, [])])
+    return tmp_path
+
+
+def test_papermill_cwd_from_a_driver_script_names_the_notebook_it_runs(tmp_path):
+    """A driver script runs ``subprocess.run(["papermill", "nb.ipynb", "out.ipynb", "--cwd",
+    "data", ...], cwd=project)``: its ``PWD`` stays the driver's, papermill's own folder is
+    ``data``, and the runs were recorded with no notebook path and no snapshot (so no
+    ``rerun`` as saved)."""
+    _cwd_project(tmp_path)
+    _papermill(tmp_path, "nb.ipynb", "out.ipynb", "--cwd", "data", "-p", "path", "d.csv",
+               PWD=str(Path.home()))  # fmt: skip
+    client = _settle(tmp_path)
+    _, rows = client.sql("SELECT kind, notebook_path, notebook_hash IS NOT NULL FROM runs")
+    assert sorted(rows) == [("cell", "nb.ipynb", True), ("notebook", "nb.ipynb", False)]
