@@ -137,3 +137,20 @@ def test_papermill_cwd_from_a_driver_script_names_the_notebook_it_runs(tmp_path)
     client = _settle(tmp_path)
     _, rows = client.sql("SELECT kind, notebook_path, notebook_hash IS NOT NULL FROM runs")
     assert sorted(rows) == [("cell", "nb.ipynb", True), ("notebook", "nb.ipynb", False)]
+
+
+def test_a_rerun_of_a_papermill_cwd_run_runs_in_that_folder(tmp_path):
+    """``papermill nb.ipynb out.ipynb --cwd data -p path d.csv`` from a shell (its paths
+    are the data folder's), then ``nbtrack rerun <its cell run>``: the saved notebook was
+    executed in the notebook's folder, so the re-run failed with FileNotFoundError: 'd.csv'
+    and said "not reproduced", where the execution it re-ran had finished."""
+    _cwd_project(tmp_path)
+    _papermill(tmp_path, "nb.ipynb", "out.ipynb", "--cwd", "data", "-p", "path", "d.csv",
+               PWD=str(tmp_path))  # fmt: skip
+    (cell,) = _settle(tmp_path).get_runs(["last"])
+    assert [(v.path, v.role) for v in cell.data] == [("data/d.csv", "input")]
+    for how in ([], ["--in-place"]):
+        done = run_cli("rerun", cell.run_id, *how, cwd=tmp_path)
+        assert "mode: as-saved" in done.stderr, done.stderr
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+        assert "reproduced: 1 cell run(s), 1 metric(s)" in done.stdout
