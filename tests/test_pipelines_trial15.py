@@ -21,27 +21,29 @@ from waiting import wait_until
 LOAD = "%load_ext nbtrack"
 
 
-def test_a_sweep_stopped_with_ctrl_c_records_the_cells_it_stopped_as_interrupted(tmp_path):
-    """``nbtrack sweep nb.ipynb -p lr 1 2 3 -j 2``, Ctrl-C while two cells run: the sweep
-    killed its workers, so the kernels died mid-cell and both cell runs read ``crashed``:
-    "the process recording this run (pid N) died before the run finished", their duration
-    cut at the last write, where plain papermill's Ctrl-C records the cell ``failed`` with
-    its ``KeyboardInterrupt``. The point never started stays unrecorded; the next sweep runs."""
-    (tmp_path / ".nbtrack").mkdir()
+def _slow_notebook(folder: Path) -> None:
+    """A notebook whose cell touches ``started_<lr>`` in the project, then runs a minute
+    (``lr = 0``: at once)."""
+    (folder / ".nbtrack").mkdir()
     slow = (
-        "%%track slow\nimport time\nopen(f'started_{lr}', 'w').close()\n"
+        "%%track slow\nimport time, pathlib\npathlib.Path(f'{root}/started_{lr}').touch()\n"
         "for _ in range(600 if lr else 0):\n    time.sleep(0.1)"
     )
-    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0", ["parameters"]), (slow, [])])
+    params = f"lr = 0\nroot = {str(folder)!r}"
+    _notebook(folder / "nb.ipynb", [(LOAD, []), (params, ["parameters"]), (slow, [])])
+
+
+def _ctrl_c_sweep(folder: Path, *args: str) -> tuple[int, str]:
+    """``nbtrack sweep nb.ipynb -p lr 1 2 3 -j 2 ARGS``, Ctrl-C once two cells run."""
     sweep = subprocess.Popen(
         [sys.executable, "-m", "nbtrack", "sweep", "nb.ipynb", "-p", "lr", "1", "2", "3",
-         "-j", "2", "--no-progress"],
-        cwd=tmp_path, env=kernel_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         "-j", "2", "--no-progress", *args],
+        cwd=folder, env=kernel_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
     try:
         wait_until(
-            lambda: sorted(p.name for p in tmp_path.glob("started_*")),
+            lambda: sorted(p.name for p in folder.glob("started_*")),
             lambda seen: len(seen) == 2,
             timeout=120,
             what="two cells to start",
@@ -50,7 +52,18 @@ def test_a_sweep_stopped_with_ctrl_c_records_the_cells_it_stopped_as_interrupted
         out, _ = sweep.communicate(timeout=60)
     finally:
         sweep.kill()
-    assert sweep.returncode == 130, out
+    return sweep.returncode, out
+
+
+def test_a_sweep_stopped_with_ctrl_c_records_the_cells_it_stopped_as_interrupted(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 1 2 3 -j 2``, Ctrl-C while two cells run: the sweep
+    killed its workers, so the kernels died mid-cell and both cell runs read ``crashed``:
+    "the process recording this run (pid N) died before the run finished", their duration
+    cut at the last write, where plain papermill's Ctrl-C records the cell ``failed`` with
+    its ``KeyboardInterrupt``. The point never started stays unrecorded; the next sweep runs."""
+    _slow_notebook(tmp_path)
+    returncode, out = _ctrl_c_sweep(tmp_path)
+    assert returncode == 130, out
     _, rows = _settle(tmp_path).sql("SELECT kind, status, error FROM runs ORDER BY kind, run_id")
     assert rows == [
         ("cell", "failed", "KeyboardInterrupt"),
@@ -154,3 +167,21 @@ def test_a_rerun_of_a_papermill_cwd_run_runs_in_that_folder(tmp_path):
         assert "mode: as-saved" in done.stderr, done.stderr
         assert done.returncode == 0, done.stdout + done.stderr[-3000:]
         assert "reproduced: 1 cell run(s), 1 metric(s)" in done.stdout
+
+
+def test_a_dask_sweep_stopped_with_ctrl_c_records_what_was_in_flight(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 1 2 3 -j 2 --executor dask --scheduler ADDR`` (a
+    LocalCluster of two workers), Ctrl-C while two executions run: exit 130 and nothing
+    recorded at all, where the local executor records them ``interrupted (Ctrl-C)``."""
+    from distributed import LocalCluster
+
+    _slow_notebook(tmp_path)
+    with LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        returncode, out = _ctrl_c_sweep(
+            tmp_path, "--executor", "dask", "--scheduler", cluster.scheduler_address
+        )
+    assert returncode == 130, out
+    _, rows = _settle(tmp_path).sql("SELECT kind, status, error FROM runs")
+    assert rows == [("notebook", "failed", "interrupted (Ctrl-C)")] * 2

@@ -325,20 +325,27 @@ class DaskExecutor:
                 return future
 
             in_flight = as_completed([submit(queue.pop(0)) for _ in range(min(limit, len(queue)))])
-            for future in in_flight:
-                request = by_key.pop(future.key)
-                try:
-                    data = future.result()
-                except Exception as exc:  # a dead worker or a broken task: that execution failed
-                    record = record_lost_execution(project, request, _dask_error(exc))
-                else:
-                    summary = import_bundle(client, data, name=f"execution {request.index}")
-                    record = _record_from_bundle(client, request, summary.contained)
-                future.release()
-                results[request.index] = record
-                on_done(record)
-                if queue:
-                    in_flight.add(submit(queue.pop(0)))
+            try:
+                for future in in_flight:
+                    request = by_key.pop(future.key)
+                    try:
+                        data = future.result()
+                    except (
+                        Exception
+                    ) as exc:  # a dead worker or a broken task: that execution failed
+                        record = record_lost_execution(project, request, _dask_error(exc))
+                    else:
+                        summary = import_bundle(client, data, name=f"execution {request.index}")
+                        record = _record_from_bundle(client, request, summary.contained)
+                    future.release()
+                    results[request.index] = record
+                    on_done(record)
+                    if queue:
+                        in_flight.add(submit(queue.pop(0)))
+            except KeyboardInterrupt:  # what was in flight never comes back: say so
+                for request in by_key.values():
+                    on_done(record_lost_execution(project, request, INTERRUPTED))
+                raise
         return [results[r.index] for r in requests if r.index in results]
 
 
