@@ -185,3 +185,21 @@ def test_a_dask_sweep_stopped_with_ctrl_c_records_what_was_in_flight(tmp_path):
     assert returncode == 130, out
     _, rows = _settle(tmp_path).sql("SELECT kind, status, error FROM runs")
     assert rows == [("notebook", "failed", "interrupted (Ctrl-C)")] * 2
+
+
+def test_infinity_and_nan_papermill_injects_are_the_notebook_runs_values(tmp_path):
+    """``papermill nb.ipynb out.ipynb -p thr inf -y "lr: .nan"``: papermill injects
+    ``thr = float('inf')`` and ``lr = float('nan')``, calls, not literals: the notebook run
+    held no parameter (beside another injected value, ``thr=0.5`` as a ``default``) while
+    every cell read inf and nan."""
+    (tmp_path / ".nbtrack").mkdir()
+    use = "%%track use\nok = thr > 1 and lr != lr"
+    _notebook(
+        tmp_path / "nb.ipynb", [(LOAD, []), ("thr = 0.5\nlr = 0.1", ["parameters"]), (use, [])]
+    )
+    _papermill(tmp_path, "nb.ipynb", "out.ipynb", "-p", "thr", "inf", "-y", "lr: .nan")
+    client = _settle(tmp_path)
+    for run in client.get_runs([r for (r,) in client.sql("SELECT run_id FROM runs")[1]]):
+        # (the store keeps NaN and infinities as these strings: docs/schema.md)
+        assert run.params == {"thr": "Infinity", "lr": "NaN"}, run.kind
+        assert run.param_sources == {"thr": "papermill", "lr": "papermill"}, run.kind
