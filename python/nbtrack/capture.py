@@ -81,10 +81,37 @@ def _literal_assignments(source: str) -> dict[str, Any]:
     return found
 
 
+def _special_float(node: ast.AST) -> bool:
+    """``float('inf')``, ``float('-inf')``, ``float('nan')``: papermill's spelling of
+    these values in the cell it injects (``-p thr inf``, ``-y "thr: .inf"``)."""
+    match node:
+        case ast.Call(func=ast.Name(id="float"), args=[ast.Constant(value=str(text))], keywords=[]):
+            try:
+                value = float(text)
+            except ValueError:
+                return False
+            return value != value or value in (float("inf"), float("-inf"))
+    return False
+
+
+class _SpecialFloats(ast.NodeTransformer):
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if _special_float(node):
+            return ast.Constant(float(node.args[0].value))  # type: ignore[attr-defined]
+        return self.generic_visit(node)
+
+
+def _evaluable(value: ast.expr) -> ast.expr:
+    """``value`` with papermill's special floats made constants (a copy: parses are cached)."""
+    if not any(_special_float(n) for n in ast.walk(value)):
+        return value
+    return _SpecialFloats().visit(copy.deepcopy(value))
+
+
 def _collect(target: ast.expr, value: ast.expr, found: dict[str, Any]) -> None:
     if isinstance(target, ast.Name):
         try:
-            found[target.id] = ast.literal_eval(as_dict_literal(value) or value)
+            found[target.id] = ast.literal_eval(_evaluable(as_dict_literal(value) or value))
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             found.pop(target.id, None)  # reassigned to something computed
     elif (

@@ -172,7 +172,7 @@ class _Restorer:
                 return
             if not self.force and current not in set(allowed):
                 item.status = MODIFIED
-                item.detail = "differs from every recorded version; --force overwrites it"
+                item.detail = "differs from every recorded version"
                 return
         if not self.cache.has(digest):
             item.status = MISSING if size_known_cached else NOT_CACHED

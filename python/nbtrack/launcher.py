@@ -104,6 +104,28 @@ def _papermill_input(args: list[str]) -> str | None:
     return None
 
 
+def _option(args: list[str], name: str) -> str | None:
+    """The value given to option ``name`` (``--cwd d`` or ``--cwd=d``), else None."""
+    for i, arg in enumerate(args):
+        if arg == name:
+            return args[i + 1] if i + 1 < len(args) else ""
+        if arg.startswith(name + "="):
+            return arg[len(name) + 1 :]
+    return None
+
+
+def _started_in(cwd: str, moved_to: str) -> str | None:
+    """The folder papermill started in, from the one its relative ``--cwd`` moved it to:
+    for a driver's ``subprocess.run([...], cwd=...)``, whose ``PWD`` is the driver's own."""
+    parts = Path(os.path.normpath(moved_to)).parts
+    if Path(moved_to).is_absolute() or ".." in parts:
+        return None
+    if parts in ((), (".",)):
+        return cwd
+    here = Path(cwd)
+    return str(here.parents[len(parts) - 1]) if here.parts[-len(parts) :] == parts else None
+
+
 def parse(argv: list[str], cwd: str, pwd: str | None = None) -> Launch | None:
     """What a parent's command line ``argv`` launched, the parent in folder ``cwd``.
 
@@ -115,8 +137,9 @@ def parse(argv: list[str], cwd: str, pwd: str | None = None) -> Launch | None:
     if found is None:
         return None
     tool, args = found
-    moved = any(a.split("=", 1)[0] == "--cwd" for a in args)
-    cwds = [c for c in ((pwd, cwd) if moved else (cwd, pwd)) if c]
+    moved = _option(args, "--cwd")
+    start = _started_in(cwd, moved) if moved is not None else None
+    cwds = [c for c in ((pwd, start, cwd) if moved is not None else (cwd, pwd)) if c]
     if tool == "papermill":
         names = [n for n in [_papermill_input(args)] if n]
     else:  # jupyter execute / nbconvert: the one notebook named, if only one

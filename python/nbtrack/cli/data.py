@@ -46,7 +46,7 @@ def _checkout_rows(report: Any) -> list[list[str]]:
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
-    from ..checkout import checkout
+    from ..checkout import MODIFIED, checkout
 
     role = "input" if args.inputs else "output" if args.outputs else None
     report = checkout(
@@ -59,8 +59,10 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts().items()))
         sys.stdout.write(f"run {report.run_id[:8]}: {counts or 'no data versions'}\n")
     if not report.ok:
+        modified = any(i.status == MODIFIED for i in report.problems)
         print(
-            f"nbtrack: {len(report.problems)} path(s) could not be restored (see above)",
+            f"nbtrack: {len(report.problems)} path(s) could not be restored (see above)"
+            + ("; --force overwrites the modified ones" if modified else ""),
             file=sys.stderr,
         )
         return EXIT_INCOMPLETE

@@ -23,6 +23,8 @@ from typing import Any
 from ..models import raised
 
 DEFAULT_KERNEL = "python3"
+#: The error of an execution its sweep's Ctrl-C stopped.
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 # Warnings papermill logs that nbtrack reports itself, in its own words, before executing.
 _REPORTED_BY_NBTRACK = (

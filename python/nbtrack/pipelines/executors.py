@@ -23,12 +23,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..exceptions import PipelineError, UsageError
-from .execute import ExecutionOutcome, ExecutionSpec
+from .execute import INTERRUPTED, ExecutionOutcome, ExecutionSpec
 from .recording import (
     ExecutionRecord,
     ExecutionRequest,
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
     from ..tracking import RunWriter
 
 OnDone = Callable[[ExecutionRecord], None]
+
+#: Seconds a sweep stopped with Ctrl-C gives its workers to interrupt their kernels and
+#: answer (papermill's own Ctrl-C takes about a second) before it kills them.
+INTERRUPT_GRACE = 30.0
 
 
 class Executor(Protocol):
@@ -101,6 +106,9 @@ class _WorkerProcess:
             stdout=subprocess.PIPE,
             text=True,
             encoding="utf-8",
+            # Its own session: a Ctrl-C at the terminal reaches the sweep alone, which
+            # passes it on once (interrupt): a second SIGINT would stop papermill's cleanup.
+            start_new_session=True,
         )
 
     def execute(self, spec: ExecutionSpec) -> ExecutionOutcome:
@@ -120,6 +128,14 @@ class _WorkerProcess:
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def interrupt(self) -> None:
+        """Ctrl-C for the execution running: papermill interrupts its kernel, whose
+        cell runs end ``failed`` with the cell's ``KeyboardInterrupt`` (as under plain
+        papermill), and the worker answers before it exits."""
+        if self.alive:
+            with contextlib.suppress(OSError):
+                self.proc.send_signal(signal.SIGINT)
 
     def close(self, kill: bool = False) -> None:
         if self.alive:
@@ -179,9 +195,7 @@ class LocalExecutor:
                         finish_run(writer, request, ExecutionOutcome("failed", str(exc), None, 0.0))
                         raise
                     if interrupted.is_set():
-                        outcome = ExecutionOutcome(
-                            "failed", "interrupted (Ctrl-C)", None, outcome.duration
-                        )
+                        outcome = ExecutionOutcome("failed", INTERRUPTED, None, outcome.duration)
                     # Into the store after the sweep: a lane does not wait for the
                     # store's lock (kernels write too) before starting its next execution.
                     record = finish_run(writer, request, outcome, wait=False)
@@ -208,10 +222,20 @@ class LocalExecutor:
             interrupted.set()
             with guard:
                 pending.clear()
-                for w in workers:
+                running = list(workers)
+            try:  # the kernels' own records first; a second Ctrl-C does not wait
+                for w in running:
+                    w.interrupt()
+                deadline = time.monotonic() + INTERRUPT_GRACE
+                for t in lanes:
+                    t.join(max(0.0, deadline - time.monotonic()))
+            finally:
+                with guard:
+                    running = list(workers)
+                for w in running:
                     w.close(kill=True)
-            for t in lanes:
-                t.join()
+                for t in lanes:
+                    t.join()
             raise
         finally:
             for writer in unstored:
@@ -301,20 +325,27 @@ class DaskExecutor:
                 return future
 
             in_flight = as_completed([submit(queue.pop(0)) for _ in range(min(limit, len(queue)))])
-            for future in in_flight:
-                request = by_key.pop(future.key)
-                try:
-                    data = future.result()
-                except Exception as exc:  # a dead worker or a broken task: that execution failed
-                    record = record_lost_execution(project, request, _dask_error(exc))
-                else:
-                    summary = import_bundle(client, data, name=f"execution {request.index}")
-                    record = _record_from_bundle(client, request, summary.contained)
-                future.release()
-                results[request.index] = record
-                on_done(record)
-                if queue:
-                    in_flight.add(submit(queue.pop(0)))
+            try:
+                for future in in_flight:
+                    request = by_key.pop(future.key)
+                    try:
+                        data = future.result()
+                    except (
+                        Exception
+                    ) as exc:  # a dead worker or a broken task: that execution failed
+                        record = record_lost_execution(project, request, _dask_error(exc))
+                    else:
+                        summary = import_bundle(client, data, name=f"execution {request.index}")
+                        record = _record_from_bundle(client, request, summary.contained)
+                    future.release()
+                    results[request.index] = record
+                    on_done(record)
+                    if queue:
+                        in_flight.add(submit(queue.pop(0)))
+            except KeyboardInterrupt:  # what was in flight never comes back: say so
+                for request in by_key.values():
+                    on_done(record_lost_execution(project, request, INTERRUPTED))
+                raise
         return [results[r.index] for r in requests if r.index in results]
 
 

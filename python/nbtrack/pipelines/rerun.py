@@ -267,7 +267,10 @@ def plan_rerun(
         if code_warning:
             warnings.append(code_warning)
         executed = text
-        cwd = None
+        # A headless kernel ran where its runner was (papermill's --cwd), not always in
+        # the notebook's folder; nbtrack's own executions record none: the notebook's.
+        recorded = source_run.cwd if source_run.kind == "notebook" else None
+        cwd = recorded if recorded and not Path(recorded).is_absolute() else None
     else:
         assert code is not None and coded.code_hash is not None
         executed = replay.replay_notebook(code, opts.overrides, kernel)

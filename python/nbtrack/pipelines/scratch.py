@@ -49,7 +49,9 @@ class Workspace:
     linked: int = 0
     copied: int = 0
     restored: int = 0
-    replaced: list[str] = field(default_factory=list)  # in place: files put back as read
+    # files put back as the run read them: in place, or (scratch) the inputs that differ
+    # from the project's copy now (changed or gone)
+    replaced: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         if not self.scratch:
@@ -59,9 +61,15 @@ class Workspace:
                 f"in place, in {self.root}; put back as the run read them (from the cache): "
                 + ", ".join(self.replaced)
             )
-        return (
+        where = (
             f"in a scratch copy {self.root} ({self.restored} input(s) restored from the cache, "
             f"{self.cloned} file(s) cloned, {self.linked} hard-linked, {self.copied} copied)"
+        )
+        if not self.replaced:
+            return where
+        return (
+            f"{where}; read as the run read them, not as the project holds them now "
+            "(changed or gone since): " + ", ".join(self.replaced)
         )
 
 
@@ -138,7 +146,7 @@ def scratch_copy(
 
 
 def _fill(client: Client, cells: list[Run], ws: Workspace, remote: str | None) -> Workspace:
-    from ..checkout import checkout
+    from ..checkout import RESTORED, checkout
     from ..hashing import StatCache
 
     project, root = client.project, ws.root
@@ -161,6 +169,8 @@ def _fill(client: Client, cells: list[Run], ws: Workspace, remote: str | None) -
             client, cell.run_id, [str(project.absolute(v.path))], role="input", to=root
         )
         ws.restored += report.counts().get("restored", 0)
+        if v.kind != "dir" and any(i.status == RESTORED for i in report.items):
+            ws.replaced.append(v.path)  # (a folder is always restored: it may not differ)
         missing += [f"{i.path} ({i.detail or i.status})" for i in report.problems]
     if missing:
         raise PipelineError(

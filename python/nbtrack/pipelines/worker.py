@@ -11,27 +11,42 @@ execution; a worker that dies mid-execution fails only the execution it was runn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from typing import IO
 
 
 def serve() -> None:
     """Answer execution requests from stdin until it closes."""
-    from .execute import ExecutionSpec, execute, skip_unused_imports
+    from .execute import skip_unused_imports
 
     skip_unused_imports()
 
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     # From here on fd 1 is stderr: prints from any library cannot reach the answers pipe.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C between executions: just stop
+        _answer(answers)
+
+
+def _answer(answers: IO[str]) -> None:
+    from .execute import INTERRUPTED, ExecutionOutcome, ExecutionSpec, execute
+
     for line in sys.stdin:
         if not line.strip():
             continue
         spec = ExecutionSpec.from_dict(json.loads(line)["spec"])
-        outcome = execute(spec)
+        stop = False
+        try:
+            outcome = execute(spec)
+        except KeyboardInterrupt:  # the sweep's Ctrl-C, passed on: answer, then stop
+            outcome, stop = ExecutionOutcome("failed", INTERRUPTED, None, 0.0), True
         answers.write(json.dumps({"outcome": outcome.to_dict()}) + "\n")
         answers.flush()
+        if stop:
+            return
 
 
 if __name__ == "__main__":
