@@ -40,6 +40,9 @@ def _ctrl_c_sweep(folder: Path, *args: str) -> tuple[int, str]:
          "-j", "2", "--no-progress", *args],
         cwd=folder, env=kernel_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
+        # Ctrl-C at a terminal reaches a process whose SIGINT is Python's own; a suite run
+        # in the background (CI) ignores SIGINT, and an ignored signal is inherited
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         wait_until(
