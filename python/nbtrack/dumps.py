@@ -189,8 +189,8 @@ def _check_row(source: str, table: str, i: int, row: Any) -> None:
         # The store's times have no zone (UTC): a time given with an offset is moved to
         # UTC, or the store dropped the offset and kept the wrong instant.
         for name in ("started_at", "ended_at", "updated_at"):
-            if isinstance(row.get(name), str) and _as_time(row[name]).utcoffset():
-                row[name] = _as_time(row[name]).astimezone(dt.timezone.utc).isoformat()
+            if isinstance(row.get(name), str) and (t := _as_time(row[name])).utcoffset():
+                row[name] = t.astimezone(dt.timezone.utc).isoformat()
     ended = row.get("ended_at") if table == "runs" else None
     if ended is not None and _as_time(ended) < _as_time(row["started_at"]):
         raise UsageError(

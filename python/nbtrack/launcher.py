@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,14 +105,17 @@ def _papermill_input(args: list[str]) -> str | None:
     return None
 
 
-def _option(args: list[str], name: str) -> str | None:
-    """The value given to option ``name`` (``--cwd d`` or ``--cwd=d``), else None."""
+def _options(args: list[str], names: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Each option of ``names`` given, with its value (``--cwd d`` or ``--cwd=d``), in order."""
     for i, arg in enumerate(args):
-        if arg == name:
-            return args[i + 1] if i + 1 < len(args) else ""
-        if arg.startswith(name + "="):
-            return arg[len(name) + 1 :]
-    return None
+        name, eq, value = arg.partition("=")
+        if name in names:
+            yield name, value if eq else (args[i + 1] if i + 1 < len(args) else "")
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """The value given to option ``name``, else None."""
+    return next((value for _, value in _options(args, (name,))), None)
 
 
 def _started_in(cwd: str, moved_to: str) -> str | None:
@@ -158,12 +162,9 @@ def parse(argv: list[str], cwd: str, pwd: str | None = None) -> Launch | None:
 
 def _timeout(args: list[str]) -> str | None:
     """The cell timeout option given (``--execution-timeout 3``), unless it disables it."""
-    for i, arg in enumerate(args):
-        name, _, value = arg.partition("=")
-        if name in _TIMEOUTS:
-            value = value or (args[i + 1] if i + 1 < len(args) else "")
-            if value.strip().lstrip("-").isdigit() and int(value) > 0:
-                return f"{name} {int(value)}"
+    for name, value in _options(args, _TIMEOUTS):
+        if value.strip().lstrip("-").isdigit() and int(value) > 0:
+            return f"{name} {int(value)}"
     return None
 
 

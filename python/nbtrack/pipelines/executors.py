@@ -330,9 +330,8 @@ class DaskExecutor:
                     request = by_key.pop(future.key)
                     try:
                         data = future.result()
-                    except (
-                        Exception
-                    ) as exc:  # a dead worker or a broken task: that execution failed
+                    except Exception as exc:
+                        # a dead worker or a broken task: that execution failed
                         record = record_lost_execution(project, request, _dask_error(exc))
                     else:
                         summary = import_bundle(client, data, name=f"execution {request.index}")
