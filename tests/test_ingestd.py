@@ -283,6 +283,53 @@ def test_a_reader_hands_another_process_s_ended_run_to_the_ingestion_process(
             daemon.wait()
 
 
+# What ``nbtrack export``/``gc``/``push`` do first, in a new process: bring in every
+# ended run; it prints the ids and whether it loaded Arrow (and pandas with it).
+RECOVER = """
+import os, signal, sys
+from nbtrack.client import Client
+from nbtrack import spools
+client = Client.open()
+print(len(spools.ended(client.project.spool_dir)))
+os.kill(int(sys.argv[1]), signal.SIGCONT)
+print(client.recover(), "pyarrow" in sys.modules, "pandas" in sys.modules)
+"""
+
+
+def test_bringing_in_ended_runs_leaves_them_to_the_running_ingestion_process(
+    project_dir: Path,
+) -> None:
+    # Given: the store's ingestion process, stopped while another process ends a run
+    from nbtrack import spools
+
+    project = resolve_project(project_dir)
+    Client(project).list_runs()
+    daemon = _ingestion_process(project_dir, idle=30)
+    try:
+        os.kill(daemon.pid, signal.SIGSTOP)
+        subprocess.run([sys.executable, "-c", ENDED], cwd=project_dir, env=kernel_env(), check=True)
+        [run_id] = [sp.run_id for sp in spools.ended(project.spool_dir)]
+
+        # When: a new process brings in every ended run (as an export does), the
+        # ingestion process running again
+        out = subprocess.run(
+            [sys.executable, "-c", RECOVER, str(daemon.pid)],
+            cwd=project_dir, env=kernel_env(), check=True, capture_output=True, text=True,
+        ).stdout.split("\n")  # fmt: skip
+
+        # Then: the run is in, brought in by the ingestion process: the exporting process
+        # found it spooled and did not load what ingesting needs (~0.8 s of CPU: Arrow,
+        # and pandas, which Arrow loads as it builds a column)
+        assert out[0] == "1"
+        assert out[1] == f"[{run_id!r}] False False"
+        run = Client(project).get_run(run_id)
+        assert (run.name, run.status, run.params) == ("handed", "finished", {"lr": 0.1})
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+        daemon.kill()
+        daemon.wait()
+
+
 def test_loading_the_extension_starts_the_ingestion_process_before_any_tracked_cell(
     kernel_factory, project_dir: Path
 ) -> None:

@@ -71,7 +71,7 @@ class Client:
     def recover(self) -> list[str]:
         """Bring in, whole, every spooled run that ended or whose process died (marking
         those ``crashed``); returns their ids. gc, push and export call it first."""
-        return spools.recover(self._store, self.project.spool_dir)
+        return spools.recover(self._store, self.project.spool_dir, self.project.folder)
 
     def ingest_spools(
         self,

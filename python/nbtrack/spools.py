@@ -298,11 +298,8 @@ def _unnamed_run(sp: Spool) -> dict[str, Any]:
 def ended(spool_dir: Path) -> list[Spool]:
     """The oldest spools of runs that ended (in any process) or whose writer died: what
     a reader brings in before it reads (read-your-writes); a run still going is left to
-    its own process. Loads ingestion's modules when there are any, before any turn."""
-    todo = [sp for sp in scan(spool_dir) if sp.dead or sp.ended]
-    if todo:
-        warm_up()
-    return todo
+    its own process."""
+    return [sp for sp in scan(spool_dir) if sp.dead or sp.ended]
 
 
 def _own(sp: Spool) -> bool:
@@ -325,18 +322,27 @@ def to_catch_up(spool_dir: Path, folder: Path) -> list[Spool]:
     crowded = not wrote_here() and _count(spool_dir) > HANDOFF_MAX
     if crowded and ingestlink.hurry(folder, ingestlink.PROBE):
         return []  # all another's: no need to open each (~1 ms a spool at load 8)
-    todo = ended(spool_dir)
+    return hand_over(ended(spool_dir), folder)
+
+
+def hand_over(todo: list[Spool], folder: Path, *, backlog: bool = True) -> list[Spool]:
+    """Of ``todo``, what this process brings in itself, its ingestion modules loaded
+    (before any turn: nobody waits on them): its own spools, and the others' unless the
+    store's ingestion process, asked to hurry, brought them in within ``HANDOFF_WAIT``.
+    More than ``HANDOFF_MAX`` are its backlog, left to it when it runs (``backlog``) or
+    else brought in here: the caller needs every one (``recover``)."""
     theirs = {sp.path for sp in todo if not _own(sp)}
-    mine = [sp for sp in todo if sp.path not in theirs]
-    if not theirs:
-        return todo
+    left = [sp for sp in todo if sp.path not in theirs]
     if len(theirs) > HANDOFF_MAX:
-        return mine if ingestlink.hurry(folder, ingestlink.PROBE) else todo
-    seen = ingestlink.rounds(folder)  # before the hurry: see ``wait_in``
-    if not ingestlink.hurry(folder):
-        return todo
-    handed = [sp for sp in todo if sp.path in theirs]
-    return mine if wait_in(handed, folder, seen, HANDOFF_WAIT) else todo
+        left = left if backlog and ingestlink.hurry(folder, ingestlink.PROBE) else todo
+    elif theirs:
+        seen = ingestlink.rounds(folder)  # before the hurry: see ``wait_in``
+        handed = [sp for sp in todo if sp.path in theirs]
+        if not ingestlink.hurry(folder) or not wait_in(handed, folder, seen, HANDOFF_WAIT):
+            left = todo
+    if left:
+        warm_up()
+    return left
 
 
 def _count(spool_dir: Path) -> int:
@@ -401,13 +407,14 @@ def reading(store: Reader, spool_dir: Path, folder: Path) -> Iterator[None]:
             store.checkpoint()  # it left meanwhile: the log is not left behind
 
 
-def recover(store: RunSink, spool_dir: Path) -> list[str]:
+def recover(store: RunSink, spool_dir: Path, folder: Path) -> list[str]:
     """Bring in, whole, every spooled run that ended or whose process died (marking
     those ``crashed``), in bounded slices, each its own turn (others get the store in
-    between); the ids brought in."""
-    todo = [sp for sp in scan(spool_dir) if sp.dead or sp.ended]
-    warm_up()
-    done: list[str] = []
+    between), or see the store's ingestion process (``folder`` is the store's) do it
+    (``hand_over``); the ids brought in."""
+    found = [sp for sp in scan(spool_dir) if sp.dead or sp.ended]
+    todo = hand_over(found, folder, backlog=False)
+    done = [sp.run_id for sp in found if sp not in todo]  # the ingestion process's
     for _ in range(MAX_RECOVER_SLICES):
         if not todo:
             return done
