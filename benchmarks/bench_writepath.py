@@ -343,6 +343,10 @@ TRACE = """
 import json, os, threading, time
 from contextlib import contextmanager
 from nbtrack import client as _client, spools as _spools
+try:
+    from nbtrack import catchup as _catchup
+except ImportError:  # before stop 28 the catch-up was in spools
+    _catchup = _spools
 from nbtrack.store.connection import _turn_for
 _trace_file = open(os.environ["NBTRACK_BENCH_TRACE"], "a", buffering=1)
 _trace = threading.local()
@@ -356,18 +360,18 @@ def _timed(name, fn):
             if rec is not None:
                 rec[name] = rec.get(name, 0.0) + time.perf_counter() - t
     return wrapper
-_ended = _spools.ended
+_ended = _catchup.ended
 def _ended_counted(*args):
     todo = _ended(*args)
     rec = getattr(_trace, "rec", None)
     if rec is not None:
         rec["spools"] = len(todo)
     return todo
-_spools.ended = _timed("scan", _ended_counted)
-_spools.catch_up = _timed("catch_up", _spools.catch_up)
+_catchup.ended = _timed("scan", _ended_counted)
+_catchup.catch_up = _timed("catch_up", _catchup.catch_up)
 _spools.read_spool = _timed("spool_reads", _spools.read_spool)
-if hasattr(_spools, "wait_in"):  # a reader hands other processes' runs over (and waits)
-    _spools.wait_in = _timed("handoff", _spools.wait_in)
+if hasattr(_catchup, "wait_in"):  # a reader hands other processes' runs over (and waits)
+    _catchup.wait_in = _timed("handoff", _catchup.wait_in)
 from nbtrack.store import Store as _Store, writes as _writes
 _Store.ingest = _timed("transaction", _Store.ingest)
 _writes.write = _timed("writes", _writes.write)

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,7 +249,7 @@ def test_a_reader_hands_another_process_s_ended_run_to_the_ingestion_process(
     # Given: the store's ingestion process, reading its FIFO (idle for 15 s before it
     # leaves: the run below is ended by a new interpreter, which took over 2 s to start
     # and write on a busy machine, and found the process gone)
-    from nbtrack import ingestlink, spools
+    from nbtrack import catchup, ingestlink
 
     project = resolve_project(project_dir)
     Client(project).list_runs()  # the store exists
@@ -256,17 +257,17 @@ def test_a_reader_hands_another_process_s_ended_run_to_the_ingestion_process(
     try:
         # ... and a run that another process ended, still in its spool
         subprocess.run([sys.executable, "-c", ENDED], cwd=project_dir, env=kernel_env(), check=True)
-        todo = spools.ended(project.spool_dir)
+        todo = catchup.ended(project.spool_dir)
 
         # When: a reader asks the process to hurry and waits for it (as every reader
         # that finds other processes' ended runs does, before it reads)
         seen = ingestlink.rounds(project.folder)
         assert ingestlink.hurry(project.folder)
-        brought_in = spools.wait_in(todo, project.folder, seen, timeout=60)
+        brought_in = catchup.wait_in(todo, project.folder, seen, timeout=60)
 
         # Then: the process brought the run in, whole: the reader has nothing to write
         assert brought_in
-        assert spools.to_catch_up(project.spool_dir, project.folder) == []
+        assert catchup.to_catch_up(project.spool_dir, project.folder) == []
         run = Client(project).get_run("last")
         assert (run.name, run.status, run.params, run.metrics) == (
             "handed",
@@ -284,46 +285,58 @@ def test_a_reader_hands_another_process_s_ended_run_to_the_ingestion_process(
 
 
 # What ``nbtrack export``/``gc``/``push`` do first, in a new process: bring in every
-# ended run; it prints the ids and whether it loaded Arrow (and pandas with it).
+# ended run (the ingestion process, stopped meanwhile, goes on when argv[2] says so);
+# it prints the ids and whether it loaded Arrow (and the pandas Arrow imports).
 RECOVER = """
 import os, signal, sys
 from nbtrack.client import Client
-from nbtrack import spools
+from nbtrack import catchup
 client = Client.open()
-print(len(spools.ended(client.project.spool_dir)))
-os.kill(int(sys.argv[1]), signal.SIGCONT)
-print(client.recover(), "pyarrow" in sys.modules, "pandas" in sys.modules)
+print(len(catchup.ended(client.project.spool_dir)))
+if sys.argv[2] == "resumed":
+    os.kill(int(sys.argv[1]), signal.SIGCONT)
+print(sorted(client.recover()), "pyarrow" in sys.modules, "pandas" in sys.modules)
 """
 
 
-def test_bringing_in_ended_runs_leaves_them_to_the_running_ingestion_process(
-    project_dir: Path,
+@pytest.mark.parametrize(
+    ("runs", "process", "by_itself"),
+    [(1, "resumed", False), (25, "resumed", False), (1, "stopped", True)],
+    ids=["one-run", "a-backlog", "process-stopped"],
+)
+def test_bringing_in_every_ended_run_leaves_it_to_the_ingestion_process_while_it_works(
+    project_dir: Path, runs: int, process: str, by_itself: bool
 ) -> None:
-    # Given: the store's ingestion process, stopped while another process ends a run
-    from nbtrack import spools
+    # Given: the store's ingestion process, stopped while another process ends runs
+    # (more than 20 of them: a backlog, which readers leave to the process)
+    from nbtrack import catchup
 
     project = resolve_project(project_dir)
     Client(project).list_runs()
     daemon = _ingestion_process(project_dir, idle=30)
     try:
         os.kill(daemon.pid, signal.SIGSTOP)
-        subprocess.run([sys.executable, "-c", ENDED], cwd=project_dir, env=kernel_env(), check=True)
-        [run_id] = [sp.run_id for sp in spools.ended(project.spool_dir)]
+        ended = f"for _ in range({runs}):\n" + textwrap.indent(ENDED, "    ")
+        subprocess.run([sys.executable, "-c", ended], cwd=project_dir, env=kernel_env(), check=True)
+        run_ids = sorted(sp.run_id for sp in catchup.ended(project.spool_dir))
 
         # When: a new process brings in every ended run (as an export does), the
-        # ingestion process running again
+        # ingestion process going on again, or not
         out = subprocess.run(
-            [sys.executable, "-c", RECOVER, str(daemon.pid)],
+            [sys.executable, "-c", RECOVER, str(daemon.pid), process], timeout=120,
             cwd=project_dir, env=kernel_env(), check=True, capture_output=True, text=True,
         ).stdout.split("\n")  # fmt: skip
 
-        # Then: the run is in, brought in by the ingestion process: the exporting process
-        # found it spooled and did not load what ingesting needs (~0.8 s of CPU: Arrow,
-        # and pandas, which Arrow loads as it builds a column)
-        assert out[0] == "1"
-        assert out[1] == f"[{run_id!r}] False False"
-        run = Client(project).get_run(run_id)
-        assert (run.name, run.status, run.params) == ("handed", "finished", {"lr": 0.1})
+        # Then: every run is in. The ingestion process brought them in while it ran:
+        # the exporting process did not load what ingesting needs (~0.8 s of CPU: Arrow,
+        # and pandas, which Arrow imports as it builds a column) nor take turns with it
+        # at the store. A stopped process spends no CPU: then it brought them in itself.
+        assert out[0] == str(runs)
+        assert out[1] == f"{run_ids!r} {by_itself} {by_itself}"
+        stored = [Client(project).get_run(run_id) for run_id in run_ids]
+        assert {(r.name, r.status, str(r.params)) for r in stored} == {
+            ("handed", "finished", "{'lr': 0.1}")
+        }
     finally:
         os.kill(daemon.pid, signal.SIGCONT)
         daemon.kill()

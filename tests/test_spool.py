@@ -168,7 +168,7 @@ print(Client.open().list_runs().total)
 
 def test_a_background_ingester_stops_reading_when_a_reader_queues(project_dir: Path) -> None:
     # Given: five ended runs spooled, and a background ingester holding the store's turn
-    from nbtrack import spools
+    from nbtrack import catchup
     from nbtrack.tracking import RunWriter
 
     project = resolve_project(project_dir)
@@ -177,7 +177,7 @@ def test_a_background_ingester_stops_reading_when_a_reader_queues(project_dir: P
     for i in range(5):
         w = RunWriter.start(project, kind="cell", name=f"r{i}", params={"i": i})
         w.finish("finished")
-    todo = spools.ended(project.spool_dir)
+    todo = catchup.ended(project.spool_dir)
     with client.store_turn(background=True):
         # ... while another process's reader queues for it
         reader = subprocess.Popen(
@@ -198,7 +198,7 @@ def test_a_background_ingester_stops_reading_when_a_reader_queues(project_dir: P
     assert reader.returncode == 0
     # ... and the reader, let in, brought in the rest before it read: all five listed
     assert out.strip() == "5"
-    assert not spools.ended(project.spool_dir)
+    assert not catchup.ended(project.spool_dir)
 
 
 # argv: ready file. Starts a run, says so, and stays alive with the run open.

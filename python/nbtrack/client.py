@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import blobpins, spools
+from . import blobpins, catchup, spools
 from .exceptions import RunNotFoundError, UsageError
 from .models import (
     Batch,
@@ -71,7 +71,7 @@ class Client:
     def recover(self) -> list[str]:
         """Bring in, whole, every spooled run that ended or whose process died (marking
         those ``crashed``); returns their ids. gc, push and export call it first."""
-        return spools.recover(self._store, self.project.spool_dir, self.project.folder)
+        return catchup.recover(self._store, self.project.spool_dir, self.project.folder)
 
     def ingest_spools(
         self,
@@ -112,12 +112,12 @@ class Client:
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
-        """Catch up (``_fresh``) and read in one turn at the store (``spools.reading``)."""
-        with spools.reading(self._store, self.project.spool_dir, self.project.folder):
+        """Catch up (``_fresh``) and read in one turn at the store (``catchup.reading``)."""
+        with catchup.reading(self._store, self.project.spool_dir, self.project.folder):
             yield
 
     def _fresh(self) -> None:
-        spools.catch_up(self._store, spools.ended(self.project.spool_dir))
+        catchup.catch_up(self._store, catchup.ended(self.project.spool_dir))
 
     # ---------------------------------------------------------------- reading
     def resolve(self, ref: str, kind: str | None = None) -> str:

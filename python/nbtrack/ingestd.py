@@ -183,7 +183,7 @@ class Daemon:
             self.client, todo, lambda done: None, alone=SLICE_SECONDS_ALONE, hurried=hurried
         )
         # A reader's catch-up left its writes in the write-ahead log for this process
-        # (``spools.reading``); a round that wrote checkpointed them already.
+        # (``catchup.reading``); a round that wrote checkpointed them already.
         self.client.checkpoint()
         return bool(todo), more
 

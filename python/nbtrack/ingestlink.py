@@ -78,6 +78,19 @@ def rounds(folder: Path) -> tuple[int, int] | None:
         return None
 
 
+def cpu_seconds(folder: Path) -> float | None:
+    """The CPU time the store's ingestion process has spent so far (its pid is in the
+    lock file), None when unknown: a process working through a backlog spends some
+    between two looks, a stopped or hung one none."""
+    import psutil
+
+    try:
+        times = psutil.Process(int((folder / LOCK_FILE).read_text())).cpu_times()
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return float(times.user + times.system)
+
+
 def say_problem(folder: Path, text: str | None) -> None:
     """Write (or, with None, remove) the ingestion process's current problem."""
     path = folder / PROBLEM_FILE

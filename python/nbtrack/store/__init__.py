@@ -60,7 +60,7 @@ class Store(RegistryTables):
 
     def checkpoint(self) -> bool:
         """Move what DuckDB's write-ahead log holds into the file, if there is a log (a
-        reader's catch-up leaves its writes there: see ``spools.reading``); whether
+        reader's catch-up leaves its writes there: see ``catchup.reading``); whether
         there was one. Queues behind readers, as ingestion does."""
         if not integrity.wal_path(self.path).exists():
             return False
