@@ -14,13 +14,14 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from conftest import Kernel, ingestion_processes, kernel_env
+from conftest import Kernel, ingestion_processes, kernel_env, run_cli
 from nbtrack.client import Client
 from nbtrack.ingestd import IDLE_EXIT
 from nbtrack.models import RunQuery
@@ -338,6 +339,64 @@ def test_bringing_in_every_ended_run_leaves_it_to_the_ingestion_process_while_it
             ("handed", "finished", "{'lr': 0.1}")
         }
     finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+        daemon.kill()
+        daemon.wait()
+
+
+# A live process that ended a notebook run with two cell runs, and 25 other runs, all
+# still spooled (the ingestion process is stopped: a backlog); it stays alive.
+LIVE = """
+import time
+from nbtrack.project import resolve_project
+from nbtrack.tracking import RunWriter
+p = resolve_project()
+nb = RunWriter.start(p, kind="notebook", name="pipeline", params={"lr": 0.1})
+cells = [RunWriter.start(p, name=f"step{i}", parent_id=nb.run_id) for i in range(2)]
+others = [RunWriter.start(p, name="other") for _ in range(25)]
+for w in [*cells, nb, *others]:
+    w.log_metric("acc", 0.5)
+    w.finish()
+print(nb.run_id, flush=True)
+time.sleep(300)
+"""
+
+
+def test_an_export_brings_in_what_it_exports_not_the_ingestion_process_s_backlog(
+    project_dir: Path, tmp_path: Path
+) -> None:
+    # Given: a notebook run and its cells, and 25 other runs, ended by a live process
+    # and still spooled: the store's ingestion process, stopped, has them in its backlog
+    from nbtrack import catchup
+
+    project = resolve_project(project_dir)
+    Client(project).list_runs()
+    daemon = _ingestion_process(project_dir, idle=30)
+    writer = subprocess.Popen([sys.executable, "-c", LIVE], cwd=project_dir, env=kernel_env(),
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        os.kill(daemon.pid, signal.SIGSTOP)
+        assert writer.stdout is not None
+        notebook_id = writer.stdout.readline().strip()
+        assert len(catchup.ended(project.spool_dir)) == 28
+
+        # When: the notebook run is exported by (a prefix of) its id
+        out = run_cli("export", notebook_id[:10], "-o", str(tmp_path / "nb.zip"), cwd=project_dir)
+
+        # Then: the bundle holds the notebook run and both its cells, whole
+        assert out.returncode == 0, out.stderr
+        with zipfile.ZipFile(tmp_path / "nb.zip") as zf:
+            runs = json.loads(zf.read("runs.json"))["runs"]
+        assert sorted((r["name"], r["status"]) for r in runs) == [
+            ("pipeline", "finished"), ("step0", "finished"), ("step1", "finished")
+        ]  # fmt: skip
+        # ... and the export left the other runs to the ingestion process: it neither
+        # brought them in nor waited for the stopped process to (under a storm of
+        # kernels that backlog is seconds of work)
+        assert len(catchup.ended(project.spool_dir)) == 25
+    finally:
+        writer.kill()
+        writer.wait()
         os.kill(daemon.pid, signal.SIGCONT)
         daemon.kill()
         daemon.wait()

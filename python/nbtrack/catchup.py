@@ -13,10 +13,11 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from . import ingestlink
+from .ingestlink import BATCH_DELAY
 from .spool import wrote_here
 from .spools import (
     READ_SLICE_POINTS,
@@ -26,6 +27,7 @@ from .spools import (
     RunSink,
     Spool,
     ingest,
+    parent_of,
     scan,
     warm_up,
 )
@@ -40,6 +42,7 @@ HANDOFF_WAIT = 0.5
 HANDOFF_MAX = 20
 HANDOFF_POLL = 0.002, 0.02
 HANDOFF_PATIENCE = 60.0  # a process working that long on a backlog is left to it no more
+BACKLOG_STALL = BATCH_DELAY + HANDOFF_WAIT  # nothing in nor CPU spent: stopped or hung
 MAX_RECOVER_SLICES = 10_000  # then what is left comes in whole (it always ends)
 
 
@@ -87,27 +90,32 @@ def hand_over(todo: list[Spool], folder: Path, *, backlog: bool = True) -> list[
     elif theirs:
         seen = ingestlink.rounds(folder)  # before the hurry: see ``wait_in``
         handed = [sp for sp in todo if sp.path in theirs]
-        byte = ingestlink.PROBE if crowd else ingestlink.HURRY
-        if not ingestlink.hurry(folder, byte) or not _handed_in(handed, folder, seen):
+        # A hurried process starts a round at once; one only probed, within BATCH_DELAY.
+        byte, stall = (ingestlink.PROBE, BACKLOG_STALL) if crowd else (ingestlink.HURRY, 0.0)
+        if not ingestlink.hurry(folder, byte) or not _handed_in(handed, folder, seen, stall):
             left = [sp for sp in todo if sp.path.exists()]
     if left:
         warm_up()
     return left
 
 
-def _handed_in(handed: list[Spool], folder: Path, seen: tuple[int, int] | None) -> bool:
+def _handed_in(
+    handed: list[Spool], folder: Path, seen: tuple[int, int] | None, stall: float
+) -> bool:
     """``wait_in`` for as long as the ingestion process works, up to ``HANDOFF_PATIENCE``:
-    within every ``HANDOFF_WAIT`` it brings some of ``handed`` in or spends CPU (one
-    round may hold many runs in one transaction). A backlog comes in faster by its
-    hands than by two processes taking turns at the store; one stopped or hung spends
-    none, and then this process brings the rest in itself."""
+    it brings some of ``handed`` in, or spends CPU (one round may hold many runs in one
+    transaction), at least once every ``stall`` seconds. A backlog comes in faster by
+    its hands than by two processes taking turns at the store; one stopped or hung
+    spends none, and then this process brings the rest in itself."""
     deadline = time.monotonic() + HANDOFF_PATIENCE
     cpu = ingestlink.cpu_seconds(folder)
+    moved = time.monotonic()
     while not wait_in(handed, folder, seen, HANDOFF_WAIT):
         going = [sp for sp in handed if sp.path.exists()]
         now = ingestlink.cpu_seconds(folder)
-        working = len(going) < len(handed) or (now is not None and cpu is not None and now > cpu)
-        if not working or time.monotonic() > deadline:
+        if len(going) < len(handed) or (now is not None and cpu is not None and now > cpu):
+            moved = time.monotonic()
+        if time.monotonic() - moved > stall or time.monotonic() > deadline:
             return False
         handed, cpu = going, now
     return True
@@ -175,12 +183,16 @@ def reading(store: Reader, spool_dir: Path, folder: Path) -> Iterator[None]:
             store.checkpoint()  # it left meanwhile: the log is not left behind
 
 
-def recover(store: RunSink, spool_dir: Path, folder: Path) -> list[str]:
+def recover(
+    store: RunSink, spool_dir: Path, folder: Path, runs: Collection[str] | None = None
+) -> list[str]:
     """Bring in, whole, every spooled run that ended or whose process died (marking
     those ``crashed``), in bounded slices, each its own turn (others get the store in
     between), or see the store's ingestion process (``folder`` is the store's) do it
-    (``hand_over``); the ids brought in."""
-    found = [sp for sp in scan(spool_dir) if sp.dead or sp.ended]
+    (``hand_over``); the ids brought in. With ``runs`` (ids or id prefixes), only the
+    runs of dead processes, those runs and their cell runs: what an export of them
+    needs, however long a backlog the ingestion process has of others' runs."""
+    found = [sp for sp in scan(spool_dir) if (sp.dead or sp.ended) and _wanted(sp, runs)]
     todo = hand_over(found, folder, backlog=False)
     done = [sp.run_id for sp in found if sp not in todo]  # the ingestion process's
     for _ in range(MAX_RECOVER_SLICES):
@@ -199,3 +211,15 @@ def recover(store: RunSink, spool_dir: Path, folder: Path) -> list[str]:
     for i in range(0, len(todo), SLICE_RUNS):  # what the slices did not finish: whole
         done.extend(ingest(store, todo[i : i + SLICE_RUNS]))
     return done
+
+
+def _wanted(sp: Spool, runs: Collection[str] | None) -> bool:
+    if runs is None or not sp.writer_alive:
+        return True
+    prefixes = tuple(runs)
+    return bool(prefixes) and (sp.run_id.startswith(prefixes) or _parent_in(sp, prefixes))
+
+
+def _parent_in(sp: Spool, prefixes: tuple[str, ...]) -> bool:
+    parent = parent_of(sp)
+    return parent is not None and parent.startswith(prefixes)

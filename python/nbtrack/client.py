@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,10 +68,10 @@ class Client:
         """The client of the store that ``start`` (a notebook folder; default cwd) resolves to."""
         return cls(resolve_project(start))
 
-    def recover(self) -> list[str]:
+    def recover(self, runs: Collection[str] | None = None) -> list[str]:
         """Bring in, whole, every spooled run that ended or whose process died (marking
-        those ``crashed``); returns their ids. gc, push and export call it first."""
-        return catchup.recover(self._store, self.project.spool_dir, self.project.folder)
+        those ``crashed``; with ``runs``, see ``catchup.recover``): the ids brought in."""
+        return catchup.recover(self._store, self.project.spool_dir, self.project.folder, runs)
 
     def ingest_spools(
         self,

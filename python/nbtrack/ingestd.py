@@ -36,7 +36,16 @@ from pathlib import Path
 
 from .client import Client
 from .ingest import INGEST_INTERVAL, ingest_round
-from .ingestlink import FIFO_FILE, HURRY, KICK, LOCK_FILE, LOG_FILE, ROUNDS_FILE, say_problem
+from .ingestlink import (
+    BATCH_DELAY,
+    FIFO_FILE,
+    HURRY,
+    KICK,
+    LOCK_FILE,
+    LOG_FILE,
+    ROUNDS_FILE,
+    say_problem,
+)
 from .ingestlink import open_fifo as open_writer
 from .project import project_at
 from .spools import Spool, scan, warm_up
@@ -45,14 +54,6 @@ log = logging.getLogger("nbtrack.ingestd")
 
 IDLE_EXIT = 5.0  # seconds with nothing to ingest before the process exits
 TAKEOVER_WAIT = 5.0  # seconds a newcomer waits for the lock of one on its way out
-# Seconds between a kick and the round it asks for: runs sealed meanwhile (cells back
-# to back, several kernels) share its transaction. A round costs ~50 ms of CPU
-# whatever it holds (attach, four inserts, commit, checkpoint): one a run was most of
-# the process's CPU. A reader waiting for ended runs says ``hurry``: the round starts
-# at once (a reader never waits out the delay). 1 s, not 0.2 s: under papermill a
-# realistic cell ends every 0.1-0.5 s, and a round per cell cost 51.5 ms of this
-# process's CPU per cell beside the notebook (37.5 ms at 1 s; bench_capture.py a).
-BATCH_DELAY = 1.0
 SLICE_SECONDS_ALONE = (
     0.25  # reading per transaction while nobody waits (a reader arriving waits it out)
 )

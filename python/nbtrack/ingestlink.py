@@ -35,6 +35,15 @@ RESPAWN_AFTER = 1.0  # seconds between two starts of the process by one kernel
 # process and ingests in its own thread (a process starts in ~0.3 s, ~2 s when busy).
 GIVE_UP_AFTER = 10.0
 
+# Seconds between a kick and the round it asks for: runs sealed meanwhile (cells back
+# to back, several kernels) share its transaction. A round costs ~50 ms of CPU
+# whatever it holds (attach, four inserts, commit, checkpoint): one a run was most of
+# the process's CPU. A reader waiting for ended runs says ``hurry``: the round starts
+# at once (a reader never waits out the delay). 1 s, not 0.2 s: under papermill a
+# realistic cell ends every 0.1-0.5 s, and a round per cell cost 51.5 ms of this
+# process's CPU per cell beside the notebook (37.5 ms at 1 s; bench_capture.py a).
+BATCH_DELAY = 1.0
+
 
 def open_fifo(path: Path) -> int:
     """The FIFO's writing end; ENXIO when nobody reads it (no process runs)."""

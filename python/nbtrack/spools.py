@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -282,6 +283,23 @@ def _unnamed_run(sp: Spool) -> dict[str, Any]:
         "host": header.get("host"),
         "pid": header.get("pid"),
     }
+
+
+def parent_of(sp: Spool) -> str | None:
+    """The run ``sp``'s run is part of (a cell run's notebook run), as its start event
+    says: the frame after the header, read alone (a whole spool may hold megabytes)."""
+    try:
+        with open(sp.path, "rb") as f:
+            for _ in range(2):
+                length, kind = FRAME.unpack(f.read(FRAME.size))
+                payload = f.read(length)
+        event = json.loads(payload) if kind == EVENT else None
+        if isinstance(event, dict) and event.get("e") == "start":
+            return (event.get("run") or {}).get("parent_id")
+        batch, _ = read_spool(sp.path, sp.run_id, points=False)  # not where it should be
+    except (OSError, ValueError, struct.error, AttributeError):
+        return None  # gone (all in), or damaged
+    return (batch.run or {}).get("parent_id")
 
 
 def spooled_hashes(spool_dir: Path) -> set[str]:

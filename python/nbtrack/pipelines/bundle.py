@@ -213,8 +213,13 @@ def export_runs(client: Client, refs: Sequence[str], dest: IO[bytes]) -> BundleS
     """Export the runs named by ``refs`` (ids, prefixes, ``last``) with what they need."""
     if not refs:
         raise UsageError("name at least one run to export")
-    client.recover()  # runs whose kernel died before they reached the store count too
-    return write_bundle(client, closure(client, refs), dest)
+    # Runs whose kernel died before they reached the store count too, and the named
+    # runs and their cells, if still spooled (a backlog of the ingestion process's).
+    client.recover(runs=refs)
+    ids = closure(client, refs)
+    if client.recover(runs=ids):  # a parent or cells of theirs, still spooled
+        ids = closure(client, refs)
+    return write_bundle(client, ids, dest)
 
 
 # --- import --------------------------------------------------------------------------------
