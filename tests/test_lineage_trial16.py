@@ -1,0 +1,55 @@
+"""Whole-notebook workflows of the sixteenth trial, in real kernels: notebooks written the
+way data scientists write them, with readers and writers earlier trials did not try
+(DuckDB's SQL, SQLite through pandas, memory maps, appended logs), work off the main
+thread (thread and process pools, subprocesses, shell cells, joblib), parameters reached
+in unusual ways and metrics of unusual types, and what their runs record.
+
+Each test is a reproducer from the trial: the cells a user runs, and what the run, its
+summary under the cell, and the store must say.
+"""
+
+from __future__ import annotations
+
+from test_lineage import _cell_runs
+from test_magics import _settle
+
+
+def _inputs(run) -> list[str]:
+    return sorted(f.path for f in run.inputs)
+
+
+def test_a_pool_made_before_the_cell_reports_its_workers_reads(project_dir, kernel):
+    """Found by the trial: ``pool = Pool(2)`` (fork) or a ``ProcessPoolExecutor`` kept in
+    a setup cell, ``pool.map(work, ...)`` in the tracked cell, ``work`` reading
+    ``part{i}.csv``: no input recorded; the executor's first tracked cell recorded them
+    (its workers were forked in it), the next cell using the same workers none. A worker
+    forked before the cell, by an untracked cell or an earlier tracked one, reports
+    the files it reads while a tracked cell runs, as one forked in the cell does."""
+    for i in range(4):
+        (project_dir / f"part{i}.csv").write_text("a\n" + "\n".join(map(str, range(i + 2))))
+    kernel.ok(
+        "import multiprocessing as mp\nfrom concurrent.futures import ProcessPoolExecutor\n"
+        "import pandas as pd\n"
+        "def work(i):\n    return len(pd.read_csv(f'part{i}.csv'))\n"
+        "pool = mp.get_context('fork').Pool(2)\n"
+        "ex = ProcessPoolExecutor(2, mp_context=mp.get_context('fork'))",
+        cell_id="c0",
+    )
+    kernel.ok("%%track p1 -m n\nn = sum(pool.map(work, [0, 1]))", cell_id="c1")
+    kernel.ok("untracked = pool.map(work, [3])", cell_id="c2")
+    kernel.ok("%%track p2 -m n\nn = sum(pool.map(work, [2, 3]))", cell_id="c3")
+    kernel.ok("%%track e1 -m n\nn = sum(ex.map(work, [0, 1]))", cell_id="c4")
+    kernel.ok("%%track e2 -m n\nn = sum(ex.map(work, [1, 2]))", cell_id="c5")
+    client = _settle(project_dir)
+    got = {name: _inputs(_cell_runs(client, name)[0]) for name in ("p1", "p2", "e1", "e2")}
+    assert got == {
+        "p1": ["part0.csv", "part1.csv"],
+        "p2": ["part2.csv", "part3.csv"],
+        "e1": ["part0.csv", "part1.csv"],
+        "e2": ["part1.csv", "part2.csv"],
+    }
+    leftover = kernel.ok(
+        "import glob, os, tempfile\n"
+        "print(glob.glob(os.path.join(tempfile.gettempdir(), f'nbtrack-forked-{os.getpid()}-*')))"
+    ).text
+    assert leftover.strip() == "[]", leftover
