@@ -53,3 +53,31 @@ def test_a_pool_made_before_the_cell_reports_its_workers_reads(project_dir, kern
         "print(glob.glob(os.path.join(tempfile.gettempdir(), f'nbtrack-forked-{os.getpid()}-*')))"
     ).text
     assert leftover.strip() == "[]", leftover
+
+
+def test_a_library_wrapper_of_a_notebook_function_is_code(project_dir, kernel):
+    """Found by the trial: ``vec = np.vectorize(raw)`` and joblib's ``@memory.cache def
+    load(path)`` in the setup cell, ``raw`` reading ``gain``; the tracked cell calls
+    both. Its summary said "reads: load (MemorizedFunc, In[1]), vec (vectorize, In[1])",
+    ``gain`` was no parameter, and after ``gain = 3`` the re-run warned "stale input: vec
+    was made by In[1] from gain, which was changed since" although ``vec`` called ``raw``
+    with the new gain (its metric moved with it). A library's callable that wraps a
+    notebook function is code, as the function is: what the function reads is read."""
+    (project_dir / "d.csv").write_text("a\n1\n2\n")
+    kernel.ok(
+        "import numpy as np, pandas as pd\nfrom joblib import Memory\n"
+        "memory = Memory('cachedir', verbose=0)\ngain = 2\n"
+        "def raw(x):\n    return x * gain\n"
+        "vec = np.vectorize(raw)\n"
+        "@memory.cache\ndef load(path):\n    return int(pd.read_csv(path).a.sum())",
+        cell_id="c0",
+    )
+    cell = "%%track use -m v\nv = float(vec(np.arange(3)).sum()) + load('d.csv')"
+    shown = kernel.ok(cell, cell_id="c1").text
+    assert "reads:" not in shown, shown
+    kernel.ok("gain = 3", cell_id="c2")
+    shown = kernel.ok(cell, cell_id="c1").text
+    assert "stale" not in shown and "reads:" not in shown, shown
+    first, again = _cell_runs(_settle(project_dir), "use")
+    assert (first.params, again.params) == ({"gain": 2}, {"gain": 3})
+    assert [i.name for i in again.named_inputs] == ["gain"] and again.metrics["v"] == 12
