@@ -81,3 +81,35 @@ def test_a_library_wrapper_of_a_notebook_function_is_code(project_dir, kernel):
     first, again = _cell_runs(_settle(project_dir), "use")
     assert (first.params, again.params) == ({"gain": 2}, {"gain": 3})
     assert [i.name for i in again.named_inputs] == ["gain"] and again.metrics["v"] == 12
+
+
+def test_a_lazy_reader_an_earlier_cell_made_reads_its_files_in_the_cell(project_dir, kernel):
+    """Found by the trial: ``rel = duckdb.read_csv("data.csv")`` (or ``duckdb.sql("...
+    FROM 'data.csv'")``) and ``dset = pyarrow.dataset.dataset("parts")`` in a setup
+    cell, ``rel.df()``/``dset.to_table()`` in the tracked cell: a DuckDB relation and an
+    Arrow dataset read their files when they are run, in the tracked cell, yet the run
+    recorded no input (the wrappers saw the path in the setup cell, outside any run);
+    after ``data.csv`` changed, "read rel: changed" and no word of the file. The files a
+    relation's SQL or a dataset names are read by the cell that uses it."""
+    import pandas as pd
+
+    pd.DataFrame({"a": range(10)}).to_csv(project_dir / "data.csv", index=False)
+    (project_dir / "parts").mkdir()
+    for i in range(2):
+        pd.DataFrame({"a": range(i + 2)}).to_parquet(project_dir / "parts" / f"p{i}.parquet")
+    kernel.ok(
+        "import duckdb, pyarrow.dataset as ds\nrel = duckdb.read_csv('data.csv')\n"
+        "big = duckdb.sql(\"SELECT * FROM 'data.csv' WHERE a > 4\")\n"
+        "dset = ds.dataset('parts', format='parquet')",
+        cell_id="c0",
+    )
+    kernel.ok("%%track rel -m n\nn = len(rel.df()) + len(big.df())", cell_id="c1")
+    kernel.ok("%%track dset -m n\nn = dset.to_table().num_rows", cell_id="c2")
+    pd.DataFrame({"a": range(20)}).to_csv(project_dir / "data.csv", index=False)
+    shown = kernel.ok("%%track rel -m n\nn = len(rel.df()) + len(big.df())", cell_id="c1").text
+    assert "input data.csv: changed" in shown, shown
+    client = _settle(project_dir)
+    first, again = _cell_runs(client, "rel")
+    (ds_run,) = _cell_runs(client, "dset")
+    assert _inputs(first) == _inputs(again) == ["data.csv"]
+    assert _inputs(ds_run) == ["parts/p0.parquet", "parts/p1.parquet"]

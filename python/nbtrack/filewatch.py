@@ -31,6 +31,7 @@ from typing import Any
 
 from . import forkreads, fswatch, libhooks, writeclaims
 from .heldfiles import held_for_writing, launcher_logs
+from .lazyreads import lazy_files
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Files a database keeps beside itself while it works: their writes are the database's.
@@ -303,7 +304,8 @@ def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
 
     ``values_read``: the values the cell reads from the namespace. A SQLite connection
     (or cursor) among them, opened by an earlier cell, is a read of its database files:
-    the cell queries them with no ``connect`` for the hook to see.
+    the cell queries them with no ``connect`` for the hook to see; so is a DuckDB
+    relation or an Arrow dataset of its files (``lazyreads``), run in the cell.
     """
     global _watcher, _armed
     if not _armed:
@@ -316,7 +318,7 @@ def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
     watcher.held = held_for_writing(lambda p: watcher.keep(p) and p not in launcher_logs())
     watcher.begin()
     for value in values_read:
-        for path in _database_files(value) + _module_file(value):
+        for path in _database_files(value) + _module_file(value) + lazy_files(value):
             watcher.saw(path, write=False, read=True)
     _fork_log.skip = watcher.ignored  # (for workers forked from now on)
     _fork_log.begin()

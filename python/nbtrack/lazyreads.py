@@ -1,0 +1,35 @@
+"""The files a lazy reader made by an earlier cell reads when a tracked cell runs it.
+
+A DuckDB relation (``rel = duckdb.read_csv("data.csv")``, ``duckdb.sql("... FROM
+'a.parquet'")``) and an Arrow dataset (``pyarrow.dataset.dataset("parts")``) name their
+files when they are made, and read them each time they are run: ``rel.df()``,
+``dset.to_table()`` in a later cell. The library hooks saw the path outside any run, so
+the sixteenth trial's run of the cell that read the file recorded no input. A cell that
+uses such an object reads the files it names (``filewatch.arm``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .libhooks import READ, sql_files
+
+
+def lazy_files(value: Any) -> list[str]:
+    """The local files a DuckDB relation's SQL or an Arrow file dataset reads, or none."""
+    kind = type(value)
+    module = getattr(kind, "__module__", None)
+    if not isinstance(module, str):
+        return []
+    try:
+        if module.startswith("duckdb") and kind.__name__ == "DuckDBPyRelation":
+            text = value.sql_query()  # (the query's text: nothing is run)
+            return [os.path.abspath(p) for p, what in sql_files(text) if what == READ]
+        if module.startswith("pyarrow") and kind.__name__ == "FileSystemDataset":
+            if type(value.filesystem).__name__ != "LocalFileSystem":
+                return []  # a remote filesystem
+            return [os.path.abspath(p) for p in value.files if isinstance(p, str)]
+    except Exception:  # a closed connection, a relation that cannot say: nothing known
+        return []
+    return []
