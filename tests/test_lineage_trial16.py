@@ -113,3 +113,20 @@ def test_a_lazy_reader_an_earlier_cell_made_reads_its_files_in_the_cell(project_
     (ds_run,) = _cell_runs(client, "dset")
     assert _inputs(first) == _inputs(again) == ["data.csv"]
     assert _inputs(ds_run) == ["parts/p0.parquet", "parts/p1.parquet"]
+
+
+def test_a_memory_map_an_earlier_cell_opened_is_read_by_the_cell(project_dir, kernel):
+    """Found by the trial: ``arr = np.load("big.npy", mmap_mode="r")`` and ``mm =
+    np.memmap("mm.bin", ...)`` in a setup cell, ``arr[:10].sum()`` in the tracked cell:
+    the bytes come from the file as the cell reads them, yet the run recorded no input,
+    only "reads: arr (memmap)". A memory map the cell uses is a read of its file."""
+    kernel.ok(
+        "import numpy as np\nnp.save('big.npy', np.arange(100.0))\n"
+        "np.arange(10, dtype='f4').tofile('mm.bin')\n"
+        "arr = np.load('big.npy', mmap_mode='r')\nmm = np.memmap('mm.bin', dtype='f4', mode='r')\n"
+        "head = arr[:10]",
+        cell_id="c0",
+    )
+    kernel.ok("%%track mm -m s\ns = float(head.sum() + mm[:5].sum())", cell_id="c1")
+    (run,) = _cell_runs(_settle(project_dir), "mm")
+    assert _inputs(run) == ["big.npy", "mm.bin"]

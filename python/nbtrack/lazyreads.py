@@ -4,21 +4,29 @@ A DuckDB relation (``rel = duckdb.read_csv("data.csv")``, ``duckdb.sql("... FROM
 'a.parquet'")``) and an Arrow dataset (``pyarrow.dataset.dataset("parts")``) name their
 files when they are made, and read them each time they are run: ``rel.df()``,
 ``dset.to_table()`` in a later cell. The library hooks saw the path outside any run, so
-the sixteenth trial's run of the cell that read the file recorded no input. A cell that
-uses such an object reads the files it names (``filewatch.arm``).
+the sixteenth trial's run of the cell that read the file recorded no input. So does a
+memory map (``np.load("big.npy", mmap_mode="r")``, ``np.memmap``): its bytes are read from
+the file as a cell reads them. A cell that uses such an object reads the files it names
+(``filewatch.arm``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from .libhooks import READ, sql_files
 
 
 def lazy_files(value: Any) -> list[str]:
-    """The local files a DuckDB relation's SQL or an Arrow file dataset reads, or none."""
+    """The local files a DuckDB relation's SQL, an Arrow file dataset or a numpy memory
+    map reads, or none."""
     kind = type(value)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.memmap):
+        name = getattr(value, "filename", None)  # (a slice of one keeps its file)
+        return [os.path.abspath(name)] if isinstance(name, str) else []
     module = getattr(kind, "__module__", None)
     if not isinstance(module, str):
         return []
