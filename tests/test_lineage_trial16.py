@@ -130,3 +130,26 @@ def test_a_memory_map_an_earlier_cell_opened_is_read_by_the_cell(project_dir, ke
     kernel.ok("%%track mm -m s\ns = float(head.sum() + mm[:5].sum())", cell_id="c1")
     (run,) = _cell_runs(_settle(project_dir), "mm")
     assert _inputs(run) == ["big.npy", "mm.bin"]
+
+
+def test_settings_imported_by_name_from_a_project_module_are_parameters(project_dir, kernel):
+    """Found by the trial: ``import proj_cfg`` in a setup cell, the training cell ``from
+    proj_cfg import LR, EPOCHS``; ``proj_cfg.py`` edited (``LR = 0.2``) and reloaded, the
+    cell run again: its metric went 0.3 → 0.6 and the run said nothing of why, no
+    parameter and no input (the module, imported before, is not opened again). The
+    settings a cell imports by name from a project module are its parameters, and the
+    module's file is read; a library's names (``from math import pi``) are neither."""
+    (project_dir / "proj_cfg.py").write_text("LR = 0.1\nEPOCHS = 3\nLAYERS = [64, 32]\n")
+    kernel.ok("import importlib, sys\nsys.path.insert(0, '.')\nimport proj_cfg", cell_id="c0")
+    cell = (
+        "%%track fi -m lr\nfrom proj_cfg import LR, EPOCHS, LAYERS as layers\n"
+        "from math import pi\nlr = LR * EPOCHS + len(layers) * 0 + pi * 0"
+    )
+    kernel.ok(cell, cell_id="c1")
+    (project_dir / "proj_cfg.py").write_text("LR = 0.2\nEPOCHS = 3\nLAYERS = [64, 32]\n")
+    kernel.ok("importlib.reload(proj_cfg)", cell_id="c2")
+    shown = kernel.ok(cell, cell_id="c1").text
+    assert "param LR: 0.1 → 0.2" in shown and "input proj_cfg.py: changed" in shown, shown
+    first, again = _cell_runs(_settle(project_dir), "fi")
+    assert first.params == {"LR": 0.1, "EPOCHS": 3, "layers": [64, 32]}
+    assert again.params["LR"] == 0.2 and _inputs(again) == ["proj_cfg.py"]
