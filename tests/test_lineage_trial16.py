@@ -153,3 +153,28 @@ def test_settings_imported_by_name_from_a_project_module_are_parameters(project_
     first, again = _cell_runs(_settle(project_dir), "fi")
     assert first.params == {"LR": 0.1, "EPOCHS": 3, "layers": [64, 32]}
     assert again.params["LR"] == 0.2 and _inputs(again) == ["proj_cfg.py"]
+
+
+def test_a_functions_own_argument_is_not_the_global_of_its_name(project_dir, kernel):
+    """Found by the trial: a setup cell with ``lr = 0.1``, ``def make_opt(lr): return
+    {"lr": lr}`` and ``opt = make_opt(0.5)`` (or a ``Dataset`` whose ``__getitem__(self,
+    i)`` beside a ``for i in range(6)`` loop); the tracked cell reads ``opt``. Its run
+    recorded ``lr=0.1 (upstream)`` as the parameter behind ``opt`` (made with 0.5), and
+    after ``lr = 0.2`` warned "stale input: opt was made by In[1] from lr". A function's
+    parameters and locals are its own: what it was made from are the names it reads
+    from outside, its defaults among them (``def f(s=seed)`` is made from seed)."""
+    kernel.ok(
+        "lr = 0.1\nseed = 3\ndef make_opt(lr, s=seed):\n    step = lr * 2\n    return {'lr': lr, 's': s}\n"
+        "opt = make_opt(0.5)\nscale = (lambda lr: lr * 2)(4)",
+        cell_id="c0",
+    )
+    cell = "%%track use -m v\nv = opt['lr'] + scale"
+    kernel.ok(cell, cell_id="c1")
+    kernel.ok("lr = 0.2", cell_id="c2")
+    shown = kernel.ok(cell, cell_id="c1").text
+    assert "stale" not in shown and "lr=" not in shown, shown
+    kernel.ok("seed = 4", cell_id="c3")
+    shown = kernel.ok(cell, cell_id="c1").text
+    assert "stale input: opt was made by" in shown, shown
+    first = _cell_runs(_settle(project_dir), "use")[0]
+    assert first.params == {"opt": {"lr": 0.5, "s": 3}, "scale": 8}, first.params
