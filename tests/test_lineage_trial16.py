@@ -178,3 +178,22 @@ def test_a_functions_own_argument_is_not_the_global_of_its_name(project_dir, ker
     assert "stale input: opt was made by" in shown, shown
     first = _cell_runs(_settle(project_dir), "use")[0]
     assert first.params == {"opt": {"lr": 0.5, "s": 3}, "scale": 8}, first.params
+
+
+def test_a_file_an_earlier_cell_opened_is_read_by_the_cell_reading_it(project_dir, kernel):
+    """Found by the trial: ``fh = open("data.csv")`` or ``chunks = pd.read_csv("data.csv",
+    chunksize=10)`` in a setup cell, ``fh.readlines()``/``for c in chunks`` in the
+    tracked cell: the cell read the file and its run recorded no input, only "reads: fh
+    (TextIOWrapper)". A file object open for reading (or pandas' chunked reader over
+    one) that the cell uses is a read of its file; one open for writing is not."""
+    (project_dir / "data.csv").write_text("a\n" + "\n".join(map(str, range(30))) + "\n")
+    kernel.ok(
+        "import pandas as pd\nfh = open('data.csv')\nchunks = pd.read_csv('data.csv', chunksize=10)\n"
+        "log = open('log.txt', 'w')",
+        cell_id="c0",
+    )
+    kernel.ok("%%track fh -m n\nn = len(fh.readlines())", cell_id="c1")
+    kernel.ok("%%track ch -m n\nn = sum(len(c) for c in chunks)\nlog.write('x')", cell_id="c2")
+    client = _settle(project_dir)
+    (fh,), (ch,) = _cell_runs(client, "fh"), _cell_runs(client, "ch")
+    assert _inputs(fh) == _inputs(ch) == ["data.csv"]

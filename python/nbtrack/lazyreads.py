@@ -6,12 +6,14 @@ files when they are made, and read them each time they are run: ``rel.df()``,
 ``dset.to_table()`` in a later cell. The library hooks saw the path outside any run, so
 the sixteenth trial's run of the cell that read the file recorded no input. So does a
 memory map (``np.load("big.npy", mmap_mode="r")``, ``np.memmap``): its bytes are read from
-the file as a cell reads them. A cell that uses such an object reads the files it names
-(``filewatch.arm``).
+the file as a cell reads them; and a file an earlier cell opened for reading (``fh =
+open("data.csv")``, pandas' ``read_csv(..., chunksize=10)``), read by the cell. A cell
+that uses such an object reads the files it names (``filewatch.arm``).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from typing import Any
@@ -23,6 +25,8 @@ def lazy_files(value: Any) -> list[str]:
     """The local files a DuckDB relation's SQL, an Arrow file dataset or a numpy memory
     map reads, or none."""
     kind = type(value)
+    if isinstance(value, io.IOBase) or kind.__name__ == "TextFileReader":
+        return _open_file(value)
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(value, numpy.memmap):
         name = getattr(value, "filename", None)  # (a slice of one keeps its file)
@@ -41,3 +45,17 @@ def lazy_files(value: Any) -> list[str]:
     except Exception:  # a closed connection, a relation that cannot say: nothing known
         return []
     return []
+
+
+def _open_file(value: Any) -> list[str]:
+    """The file a file object open for reading holds (pandas' chunked reader: the one it
+    reads from), by its descriptor: where it is now, whatever the folder it was opened in."""
+    handles = getattr(value, "handles", None)  # (pandas' TextFileReader)
+    handle = getattr(handles, "handle", None) if handles is not None else value
+    try:
+        if not isinstance(handle, io.IOBase) or handle.closed or not handle.readable():
+            return []
+        target = os.readlink(f"/proc/self/fd/{handle.fileno()}")
+    except (OSError, ValueError, AttributeError):
+        return []  # a buffer, a socket, no /proc: nothing known
+    return [target] if target.startswith("/") else []  # not a pipe or socket
