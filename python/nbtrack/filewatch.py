@@ -273,7 +273,7 @@ def _fork_log_read(path: str, write: bool, read: bool) -> None:
     """In a forked worker: a file it reads goes to the kernel's log, for the cell."""
     if read and not write and path:
         with contextlib.suppress(Exception):
-            _fork_log.tell(os.path.realpath(path))
+            _fork_log.tell(path)
 
 
 def _database_path(database: Any) -> str | None:

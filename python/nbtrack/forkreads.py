@@ -69,23 +69,26 @@ class ForkLog:
         """In a worker: one line appended (``O_APPEND``: lines of workers reading at once
         do not interleave), once per path and cell. No log: no tracked cell runs, and
         this worker's reads reach nobody."""
-        if getattr(self._busy, "on", False) or path.startswith(self.skip):
+        if getattr(self._busy, "on", False):
             return
         self._busy.on = True
-        try:
+        try:  # (first: outside a cell, one failed open per read, no more)
             fd = os.open(self.path or "", os.O_RDWR | os.O_APPEND)
         except OSError:
             return
         finally:
             self._busy.on = False
         try:
+            path = os.path.realpath(path)
+            if path.startswith(self.skip):
+                return
             token = os.pread(fd, 32, 0).split(b"\n", 1)[0]
             if token != self._token:
                 self._token, self._seen = token, set()
             if path not in self._seen:
                 self._seen.add(path)
                 os.write(fd, os.fsencode(path) + b"\n")
-        except OSError:
+        except (OSError, ValueError):
             pass
         finally:
             os.close(fd)
