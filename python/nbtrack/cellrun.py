@@ -299,7 +299,7 @@ class CellRun:
 
     # ---------------------------------------------------------------- the end
     def end(self, user_ns: dict[str, Any], error: BaseException | None) -> CellOutcome:
-        filewatch.disarm(user_ns.get(n) for n in self.flow.assigns)
+        filewatch.disarm(endparams.bound_values(self.flow, self.transformed, user_ns))
         tracking.set_active(None)
         # -- system metrics: peaks logged; the thread is woken to end after the reply
         sysmetrics.stop(self._system, after_reply)

@@ -92,6 +92,8 @@ def _wrapped(obj: Any, ns: Mapping[str, Any], depth: int) -> list[types.Function
         own = {}
     if isinstance(own, dict) and "__wrapped__" in own:
         held.append(own["__wrapped__"])
+    elif isinstance(own, dict) and _library_callable(obj, ns):  # np.vectorize(f).pyfunc
+        held += [v for v in own.values() if isinstance(v, types.FunctionType)]
     if isinstance(obj, types.FunctionType) and obj.__closure__:
         for cell in obj.__closure__:
             try:
@@ -101,6 +103,20 @@ def _wrapped(obj: Any, ns: Mapping[str, Any], depth: int) -> list[types.Function
             if callable(inner) and inner is not obj:
                 held.append(inner)
     return [fn for inner in held for fn in _functions_of(inner, ns, depth + 1)]
+
+
+def _library_callable(obj: Any, ns: Mapping[str, Any]) -> bool:
+    kind = type(obj)
+    if issubclass(kind, (types.FunctionType, type)) or not callable(obj):
+        return False
+    return getattr(kind, "__module__", None) != ns.get("__name__", "__main__")
+
+
+def wraps_notebook_code(obj: Any, ns: Mapping[str, Any]) -> bool:
+    """A library's callable that wraps a notebook function (``np.vectorize(f)``, joblib's
+    ``@memory.cache``): code, as the function is, not a value the notebook made (the
+    sixteenth trial's "reads: vec (vectorize)", stale once a global of ``f`` changed)."""
+    return _library_callable(obj, ns) and bool(_wrapped(obj, ns, 0))
 
 
 def notebook_reads(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import sys
 from collections.abc import Collection
 from typing import Any
 
@@ -24,6 +25,7 @@ from .astwalk import parsed
 from .dataflow import CellFlow
 from .exprfacts import literal_call
 from .lineage import Lineage, Read
+from .modstamps import imported_names, library_file
 from .values import config_fields, declared_config, param_value, written_value
 
 _BRANCHES = (ast.If, ast.Try, ast.Match, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
@@ -159,10 +161,41 @@ def at_end(
         skip.update(auto, (r.name for r in reads))  # (one read first is the value read)
         auto.update(configloads.loaded_settings(source, user_ns, skip))
         auto.update(_settings_classes(source, user_ns, skip))
+        auto.update(_imported_settings(source, user_ns, skip))
     for k, (was, now) in lineage.rebound(reads).items():
         auto[k] = now  # what the cell went on with (and the warning says both)
         warnings.append(_changed(k, was, now))
     return {"auto": auto, **unassigned} if auto else unassigned
+
+
+def _project_modules(source: str) -> dict[str, Any]:
+    """The names the cell's top-level imports bind, with their project (not installed)
+    module: ``from proj_cfg import LR`` gives ``{"LR": <module proj_cfg>}``."""
+    out = {}
+    for name, module in imported_names(source).items():
+        path = getattr(sys.modules.get(module), "__file__", None)
+        if isinstance(path, str) and not library_file(path):
+            out[name] = sys.modules[module]
+    return out
+
+
+def _imported_settings(source: str, user_ns: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    """The settings the cell imports by name from a project module (``from proj_cfg
+    import LR``): the sixteenth trial's ``LR`` edited in ``proj_cfg.py`` and reloaded
+    moved the metric, and the run had no parameter (nor input) to say why."""
+    out = {}
+    for name, module in _project_modules(source).items():
+        value = user_ns.get(name, module)
+        ok, plain = param_value(value) if name not in skip and value is not module else (0, 0)
+        if ok:
+            out[name] = plain
+    return out
+
+
+def bound_values(flow: CellFlow, source: str, user_ns: dict[str, Any]) -> list[Any]:
+    """The values of the names the cell bound, and the project modules it imported names
+    from (``from proj_cfg import LR``: a read of ``proj_cfg.py``, imported before)."""
+    return [*(user_ns.get(n) for n in flow.assigns), *_project_modules(source).values()]
 
 
 def _settings_classes(source: str, user_ns: dict[str, Any], skip: set[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ left out. A hidden folder of the project such as ``.data/`` is data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from typing import Any
 
 from . import forkreads, fswatch, libhooks, writeclaims
 from .heldfiles import held_for_writing, launcher_logs
+from .lazyreads import lazy_files
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Files a database keeps beside itself while it works: their writes are the database's.
@@ -71,8 +73,6 @@ class FileWatcher:
         self._versioning = threading.local()
         # This process's writes, claimed for kernels running cells beside it (writeclaims.py).
         self.claims = writeclaims.Claims(self.store)
-        # Where a forked worker (a DataLoader's, a fork Pool's) appends the paths it reads.
-        self.fork_log = forkreads.ForkLog()
 
     def inside(self, path: str) -> bool:
         return path.startswith(self.root + os.sep)
@@ -101,15 +101,6 @@ class FileWatcher:
         real = os.path.realpath(path)
         if not self.keep(real) or (not folder and os.path.isdir(real)):
             return
-        if self.fork_log.child:
-            if read and not write and real not in self.reads:
-                self.reads[real] = None
-                self._versioning.on = True  # (this open is nbtrack's)
-                try:
-                    self.fork_log.tell(real)
-                finally:
-                    self._versioning.on = False
-            return  # (its writes: the project watch sees them)
         fresh = real not in self.writes  # (`r+` reads what was there, then writes)
         if write:
             if fresh and self.inside(real):
@@ -130,7 +121,7 @@ class FileWatcher:
 
     def take_forked_reads(self) -> None:
         """The files the cell's forked workers read, as reads of the cell's own."""
-        for path in self.fork_log.take():
+        for path in _fork_log.take():
             self.saw(path, write=False, read=True)
 
     def _environment_file(self, path: str) -> bool:
@@ -218,63 +209,11 @@ def same_file(path: str, st: os.stat_result) -> bool:
     return (st.st_ino, st.st_size, st.st_mtime_ns) == (now.st_ino, now.st_size, now.st_mtime_ns)
 
 
-def python_prefixes() -> list[str]:
-    """Folders of the Python environment itself (never a run's data)."""
-    import site
-    import sysconfig
-
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        p = sysconfig.get_paths().get(key)
-        if p:
-            paths.add(p)
-    try:
-        paths.update(site.getsitepackages())
-        paths.add(site.getusersitepackages())
-    except AttributeError:
-        pass
-    return sorted({os.path.realpath(p) for p in paths if p})
-
-
-def ignored_prefixes() -> list[str]:
-    """Folders whose files are never a run's data."""
-    home = Path.home()
-    paths = python_prefixes()
-    paths.append(str(Path(__file__).parent))  # nbtrack itself, installed editable
-    paths += [
-        str(home / d)
-        for d in (".ipython", ".jupyter", ".cache", ".config", ".local", ".matplotlib")
-    ]
-    paths += [
-        "/proc",
-        "/sys",
-        "/dev",
-        "/etc",
-        "/usr",
-        "/lib",
-        "/lib64",
-        "/bin",
-        "/sbin",
-        "/var/lib",
-        "/run",
-    ]
-    try:  # IPython's own folder (history.sqlite), wherever IPYTHONDIR puts it
-        from IPython.paths import get_ipython_dir
-
-        paths.append(get_ipython_dir())
-    except ImportError:
-        pass
-    try:
-        from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_runtime_dir
-
-        paths += [jupyter_runtime_dir(), jupyter_data_dir(), jupyter_config_dir()]
-    except ImportError:
-        pass
-    return [os.path.realpath(p) for p in paths]
-
-
 _watcher: FileWatcher | None = None
-_installed = False
+_installed = False  # the audit and fork hooks
+_armed = False  # a cell has been tracked: the library hooks too
+# Where forked workers (a DataLoader's, a Pool's) append the paths they read.
+_fork_log = forkreads.ForkLog()
 _own_thread: Callable[[], bool] = bool  # ingest.is_own_thread once armed
 _EVENTS = frozenset({"open", "os.rename", "sqlite3.connect"})
 
@@ -293,11 +232,15 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     if event not in _EVENTS:
         return
     w = _watcher
-    if w is None or _own_thread():
+    if w is None:
+        if _fork_log.child and event == "open":  # a worker's (writes: the project watch's)
+            _fork_log_read(*_access(*args))
+        return
+    if _own_thread():
         return
     try:  # never let bookkeeping break the user's call
         if event == "open":
-            _opened(w, *args)
+            w.saw(*_access(*args))
         elif event == "os.rename":
             src, dst = _text_path(args[0]), _text_path(args[1])
             if src and dst and args[2] in (None, -1) and args[3] in (None, -1):  # (no dir_fd)
@@ -311,10 +254,11 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         pass
 
 
-def _opened(w: FileWatcher, path: Any, mode: Any, flags: Any) -> None:
+def _access(path: Any, mode: Any, flags: Any) -> tuple[str, bool, bool]:
+    """An ``open`` event's path, and whether it writes, reads."""
     path = _text_path(path)
     if path is None:
-        return
+        return "", False, False  # (a file descriptor: no path)
     if isinstance(mode, str):
         write = any(c in mode for c in "wax+")
         read = "r" in mode or ("+" in mode and "w" not in mode)  # (w+ empties it first)
@@ -322,7 +266,14 @@ def _opened(w: FileWatcher, path: Any, mode: Any, flags: Any) -> None:
         f = flags or 0
         write = bool(f & _WRITE_FLAGS)
         read = not (f & (os.O_WRONLY | os.O_TRUNC))
-    w.saw(os.path.abspath(path), write, read)
+    return os.path.abspath(path), write, read
+
+
+def _fork_log_read(path: str, write: bool, read: bool) -> None:
+    """In a forked worker: a file it reads goes to the kernel's log, for the cell."""
+    if read and not write and path:
+        with contextlib.suppress(Exception):
+            _fork_log.tell(path)
 
 
 def _database_path(database: Any) -> str | None:
@@ -340,10 +291,10 @@ def _database_path(database: Any) -> str | None:
 def report(path: Any, write: bool) -> None:
     """A native library is about to read or write ``path`` (``libhooks.sink``)."""
     w = _watcher
-    if w is None or _own_thread():
-        return
     text = _text_path(path)
-    if text is None:
+    if w is None and text is not None:
+        _fork_log_read(os.path.abspath(text), write, not write)
+    if w is None or text is None or _own_thread():
         return
     w.saw(os.path.abspath(text), write, not write, folder=True)
 
@@ -353,28 +304,40 @@ def arm(watcher: FileWatcher, values_read: Iterable[Any] = ()) -> None:
 
     ``values_read``: the values the cell reads from the namespace. A SQLite connection
     (or cursor) among them, opened by an earlier cell, is a read of its database files:
-    the cell queries them with no ``connect`` for the hook to see.
+    the cell queries them with no ``connect`` for the hook to see; so is a DuckDB
+    relation or an Arrow dataset of its files (``lazyreads``), run in the cell.
     """
-    global _watcher, _installed, _own_thread
-    if not _installed:
-        from .ingest import is_own_thread
-
-        _own_thread = is_own_thread
-        sys.addaudithook(_hook)
+    global _watcher, _armed
+    if not _armed:
+        install()
         libhooks.install()
-        # A forked worker's reads go to the cell's log; the project watch sees its writes.
-        os.register_at_fork(before=_before_fork, after_in_child=_forget)
         forkreads.sweep()  # (logs of kernels killed in a cell)
-        _installed = True
+        _armed = True
     watcher.project_watch = fswatch.for_root(watcher.root, watcher.ignored)
     # (not the runner's log: ipykernel keeps a copy of the stdout papermill > run.log gave it)
     watcher.held = held_for_writing(lambda p: watcher.keep(p) and p not in launcher_logs())
     watcher.begin()
     for value in values_read:
-        for path in _database_files(value) + _module_file(value):
+        for path in _database_files(value) + _module_file(value) + lazy_files(value):
             watcher.saw(path, write=False, read=True)
+    _fork_log.skip = watcher.ignored  # (for workers forked from now on)
+    _fork_log.begin()
     _watcher = watcher
     libhooks.sink = report
+
+
+def install() -> None:
+    """The audit hook and the fork hooks, once per process, from ``%load_ext`` on: a pool a
+    setup cell forks has them, and its workers report their reads in tracked cells."""
+    global _installed, _own_thread
+    if not _installed:
+        from .ingest import is_own_thread
+
+        _own_thread = is_own_thread
+        sys.addaudithook(_hook)
+        # A forked worker's reads go to the kernel's log; the project watch sees its writes.
+        os.register_at_fork(before=_before_fork, after_in_child=_forget)
+        _installed = True
 
 
 def _module_file(value: Any) -> list[str]:
@@ -406,28 +369,26 @@ def _database_files(value: Any) -> list[str]:
 
 
 def _forget() -> None:
-    """In a forked worker: its reads go to the cell's log; nothing else is its to see
-    (the project watch's queue and the write claims are the parent's)."""
+    """In a forked worker: its reads go to the kernel's log while a cell runs; nothing
+    else is its to see (the project watch's queue and the write claims are the kernel's)."""
     global _watcher
-    w = _watcher
-    if w is None or w.fork_log.path is None:
-        _watcher = None
-        libhooks.sink = None
-        return
-    w.fork_log.child, w.project_watch, w.before_overwrite = True, None, None
-    w._versioning = threading.local()  # (a lock or flag of the forking thread: not ours)
+    _watcher = None
+    libhooks.sink = report
+    _fork_log.after_fork_in_child()
 
 
 def _before_fork() -> None:
     """In the kernel, before a Python-level fork (``os.fork``, a fork Pool; not
     subprocess's exec): the cell's log for the worker's reads, made on first need."""
     w = _watcher
-    if w is not None and not w.fork_log.child:
-        w._versioning.on = True  # (the log's open is nbtrack's)
-        try:
-            w.fork_log.before_fork()
-        finally:
-            w._versioning.on = False
+    if w is None:
+        _fork_log.before_fork(in_cell=False)
+        return
+    w._versioning.on = True  # (the log's open is nbtrack's)
+    try:
+        _fork_log.before_fork(in_cell=True)
+    finally:
+        w._versioning.on = False
 
 
 def disarm(values_bound: Iterable[Any] = ()) -> FileWatcher | None:

@@ -37,7 +37,7 @@ log = logging.getLogger("nbtrack")
 
 # Folders of tools, never data, at any depth (a hidden folder such as ``.data/`` is data,
 # and so are ``.cache/``, ``.config/`` and ``.local/`` inside a project: the home folder's
-# own are left out by path, filewatch.ignored_prefixes).
+# own are left out by path, envpaths.ignored_prefixes).
 TOOL_DIRS = frozenset(
     {
         ".nbtrack",

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .codeflow import notebook_reads
+from .codeflow import notebook_reads, wraps_notebook_code
 from .dataflow import CellFlow, analyze
 from .models import NamedInput
 from .modstamps import Stamp, carried, changed, code_modules, current, imported_names, stamp
@@ -323,7 +323,7 @@ class Lineage:
             p = self.producer(n)
             closed = holds_settings(value)  # f = make(a), partial(f, lr=a): a as made
             closures += [n] if closed else []
-            if is_ignored(n, value):  # no input, but a module (function) edited since
+            if is_ignored(n, value) or wraps_notebook_code(value, ns):  # code: no input
                 stale = self.stale(n, via) if p is not None and (p.module or closed) else None
                 if stale and p is not None:
                     desc = Description(type_name(value), None, None)

@@ -18,7 +18,7 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Integer
 
-from . import dataflow, previous, settings, sysmetrics
+from . import dataflow, filewatch, previous, settings, sysmetrics
 from .cellrun import TrackOptions
 from .exceptions import NbtrackError
 from .lineage import PAPERMILL_HEADER, TreeRecorder
@@ -251,6 +251,7 @@ def load(ipython: Any) -> None:
         logging.getLogger("nbtrack").warning("nbtrack: %s", exc)
     magics.cells.register()
     _loaded[id(ipython)] = magics
+    filewatch.install()  # (a pool a setup cell forks reports its workers' reads)
     from .capture import environment
     from .ingest import background, ingestor
 

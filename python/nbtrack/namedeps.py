@@ -55,7 +55,15 @@ def _names(stmt: ast.stmt) -> tuple[set[str], set[str], set[str]]:
         elif isinstance(node, ast.ExceptHandler):
             if top and node.name:
                 binds.add(node.name)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            if top and not isinstance(node, ast.Lambda):
+                binds.add(node.name)
+            loads |= _free(node)  # (its defaults and decorators: the stack's, below)
+            a = node.args
+            outside = [*a.defaults, *a.kw_defaults, *getattr(node, "decorator_list", ())]
+            stack.extend((child, False) for child in outside if child is not None)
+            continue
+        elif isinstance(node, ast.ClassDef):
             if top:
                 binds.add(node.name)
             inner = False
@@ -65,6 +73,29 @@ def _names(stmt: ast.stmt) -> tuple[set[str], set[str], set[str]]:
                 own.update(n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name))
         stack.extend((child, inner) for child in kids(node))
     return loads - own, binds, changes
+
+
+def _free(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """The names a function's body reads from outside it: not its parameters nor the
+    names it binds (a ``global`` one excepted). The sixteenth trial's ``def make_opt(lr)``
+    was made from the notebook's ``lr``, stale when it changed, though it never read it."""
+    a = fn.args
+    own = {x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if x}
+    loads: set[str] = set()
+    declared: set[str] = set()
+    body = fn.body if isinstance(fn.body, list) else [fn.body]
+    for node in (n for stmt in body for n in ast.walk(stmt)):
+        if isinstance(node, ast.Name):
+            (loads if isinstance(node.ctx, ast.Load) else own).add(node.id)
+        elif isinstance(node, ast.arg):
+            own.add(node.arg)  # (a nested function's or lambda's)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            own.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            own.update((x.asname or x.name).partition(".")[0] for x in node.names)
+        elif isinstance(node, ast.Global):
+            declared.update(node.names)
+    return loads - (own - declared)
 
 
 @functools.lru_cache(maxsize=256)

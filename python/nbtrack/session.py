@@ -15,7 +15,7 @@ from typing import Any
 from . import (
     capture,
     endparams,
-    filewatch,
+    envpaths,
     fswatch,
     ingest,
     launcher,
@@ -88,7 +88,7 @@ class KernelSession:
 
     def ignored(self) -> list[str]:
         if self._ignored is None:
-            self._ignored = filewatch.ignored_prefixes()
+            self._ignored = envpaths.ignored_prefixes()
         return self._ignored
 
     # ---------------------------------------------------------------- papermill
