@@ -628,6 +628,11 @@ def bench_storm(kernels: int, cells: int, points: int) -> dict[str, float]:
     print(f"  runs stored {rows[0][0]:,} (distinct {rows[0][1]:,}) of {kernels * cells:,}; "
           f"points {pts[0][0]:,} (distinct {pts[0][1]:,}) of {kernels * cells * points:,}")  # fmt: skip
     print(f"  target: every ls and REST wait <= 2 s, p99 < 1 s  {verdict(ok)}")
+    # The words, read literally: CLI processes too (their interpreter's start
+    # on 2 cores shared with the kernels included).
+    every = [v for vs in lat.values() for v in vs]
+    print(f"  the same over every reader, CLI ls and export included: max {max(every or [0]):.2f} s"
+          f"  {verdict(bool(every) and max(every) <= 2.0)}")  # fmt: skip
     for name, trace in traces.items():
         for line in slowest(trace):
             print(f"  slowest {name}: {line}")
