@@ -204,7 +204,7 @@ class KernelSession:
         """Cell ``In[count]`` raised ``error``: a replay lets it raise again, and the
         notebook run papermill is executing failed (papermill stops at that cell)."""
         self.raised.add(count)
-        if self.failure is None:
+        if self.failure is None and not stopped_on_purpose(error):
             what = traceback.format_exception_only(type(error), error)[-1].strip()
             what += launcher.interrupted(error)
             self.failure = raised(f"In[{count}]", what)[: tracking.ERROR_LIMIT]
@@ -227,6 +227,12 @@ class KernelSession:
             else:
                 self._parent_writer.finish("failed", self.failure)
             ingest.ingestor().at_exit(10.0)
+
+
+def stopped_on_purpose(error: BaseException | None) -> bool:
+    """``sys.exit(0)``/``raise SystemExit``: code that ends a notebook early on purpose,
+    a success to papermill (and to a shell), so no failure of the run it ends."""
+    return isinstance(error, SystemExit) and error.code in (None, 0)
 
 
 def python(source: str) -> str:
