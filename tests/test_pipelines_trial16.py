@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from conftest import kernel_env
@@ -55,3 +56,36 @@ def test_a_notebook_that_stops_itself_with_sys_exit_0_is_finished_as_papermill_s
     assert rows == [("cell", status, error), ("notebook", status, where)]
     (cell,) = _settle(tmp_path).get_runs(["last"])
     assert cell.metrics["s"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("cell_type", ["markdown", "raw"])
+def test_a_markdown_parameters_cell_makes_no_defaults_of_the_code_cell_before_it(
+    tmp_path, cell_type
+):
+    """``papermill nb.ipynb out.ipynb -p lr 0.5`` of a notebook whose cell tagged
+    ``parameters`` is markdown (or raw): papermill injects its cell after that one, and the
+    code cell that ran before it, a setup cell ``seed = 7; rows = [1, 2, 3]``, was taken
+    for the defaults: the notebook run held ``seed`` and ``rows`` as ``default``
+    parameters, and the cell reading ``rows`` held it as one too."""
+    (tmp_path / ".nbtrack").mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
+    tagged = {"markdown": nbformat.v4.new_markdown_cell, "raw": nbformat.v4.new_raw_cell}
+    nb.cells = [
+        nbformat.v4.new_code_cell(LOAD),
+        nbformat.v4.new_code_cell("seed = 7\nrows = [1, 2, 3]"),
+        tagged[cell_type]("## Parameters\n`lr`: the learning rate"),
+        nbformat.v4.new_code_cell("%%track fit -m s\ns = lr * len(rows)"),
+    ]
+    nb.cells[2].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    assert _papermill(tmp_path, "nb.ipynb", "out.ipynb", "-p", "lr", "0.5") == 0
+    _, rows = _settle(tmp_path).sql(
+        "SELECT r.kind, p.key, p.source FROM params p JOIN runs r USING (run_id) ORDER BY 1, 2"
+    )
+    # rows: a value the cell read from an earlier cell, as a setup cell's always was
+    assert rows == [
+        ("cell", "lr", "papermill"),
+        ("cell", "rows", "upstream"),
+        ("notebook", "lr", "papermill"),
+    ]
