@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import kernel_env
+from conftest import kernel_env, run_cli
 from test_magics import _settle
 from test_pipelines_trial12 import _notebook
 
@@ -89,3 +89,28 @@ def test_a_markdown_parameters_cell_makes_no_defaults_of_the_code_cell_before_it
         ("cell", "rows", "upstream"),
         ("notebook", "lr", "papermill"),
     ]
+
+
+def test_a_sweep_of_a_notebook_whose_parameters_cell_is_markdown_says_where_papermill_injects(
+    tmp_path,
+):
+    """``nbtrack sweep nb.ipynb -p lr 0.5`` of a notebook whose cell tagged ``parameters``
+    is markdown warned "nb.ipynb has no cell tagged 'parameters': papermill injects the
+    parameters in a new cell at the top", where papermill injects after that cell."""
+    (tmp_path / ".nbtrack").mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Py"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(LOAD),
+        nbformat.v4.new_markdown_cell("## Parameters"),
+        nbformat.v4.new_code_cell("%%track fit -m s\ns = lr * 2"),
+    ]
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    done = run_cli("sweep", "nb.ipynb", "-p", "lr", "0.5", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (
+        "nb.ipynb's cell tagged 'parameters' is a markdown cell: papermill injects the "
+        "parameters in a new cell after it, so any later assignment of lr in the notebook "
+        "overrides the injected value"
+    ) in " ".join(done.stderr.split())
