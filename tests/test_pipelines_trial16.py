@@ -9,6 +9,7 @@ Each test is a reproducer: what was run, and what the record must say.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,33 @@ def test_a_sweep_of_a_notebook_whose_parameters_cell_is_markdown_says_where_pape
         "parameters in a new cell after it, so any later assignment of lr in the notebook "
         "overrides the injected value"
     ) in " ".join(done.stderr.split())
+
+
+def test_a_sweep_over_none_and_values_is_filtered_by_them_in_ls(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 0.5 None -p flag True None`` (None: no limit, no
+    choice), then ``nbtrack ls --where``: ``lr > 0.1`` was "bad filter … Cannot compare
+    values of type VARCHAR and type DECIMAL", ``flag = true`` "Could not convert string
+    'null' to BOOL", and ``lr IS NULL`` found no run: a None was stored as the text
+    ``null``, which made the column text and was no NULL."""
+    (tmp_path / ".nbtrack").mkdir()
+    fit = "%%track fit -m s\ns = (lr or 0) * 2 if flag else 0"
+    _notebook(
+        tmp_path / "nb.ipynb",
+        [(LOAD, []), ("lr = 0.1\nflag = False", ["parameters"]), (fit, [])],
+    )
+    done = run_cli(
+        "sweep", "nb.ipynb", "-p", "lr", "0.5", "None", "-p", "flag", "True", "None", "-j", "2",
+        "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def where(condition: str) -> list[tuple[object, object]]:
+        done = run_cli("ls", "--kind", "notebook", "--where", condition, "--json", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        runs = json.loads(done.stdout)["runs"]
+        return sorted(((r["params"]["lr"], r["params"]["flag"]) for r in runs), key=str)
+
+    assert where("lr > 0.1") == [(0.5, None), (0.5, True)]
+    assert where("lr IS NULL") == [(None, None), (None, True)]
+    assert where("flag = true") == [(0.5, True), (None, True)]
+    assert where("params.flag IS NULL") == [(0.5, None), (None, None)]
