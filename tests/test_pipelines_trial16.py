@@ -119,7 +119,8 @@ def test_a_sweep_of_a_notebook_whose_parameters_cell_is_markdown_says_where_pape
 
 def test_a_sweep_over_none_and_values_is_filtered_by_them_in_ls(tmp_path):
     """``nbtrack sweep nb.ipynb -p lr 0.5 None -p flag True None`` (None: no limit, no
-    choice), then ``nbtrack ls --where``: ``lr > 0.1`` was "bad filter … Cannot compare
+    choice): its table showed a None as a blank (as it does a ``""``); then ``nbtrack ls
+    --where``: ``lr > 0.1`` was "bad filter … Cannot compare
     values of type VARCHAR and type DECIMAL", ``flag = true`` "Could not convert string
     'null' to BOOL", and ``lr IS NULL`` found no run: a None was stored as the text
     ``null``, which made the column text and was no NULL."""
@@ -134,6 +135,12 @@ def test_a_sweep_over_none_and_values_is_filtered_by_them_in_ls(tmp_path):
         "--no-progress", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    # the sweep's table shows a None as None, as ls does (it was a blank, like a "")
+    rows = [line.split()[1:] for line in done.stdout.splitlines()[1:5]]
+    assert sorted(rows) == sorted(
+        [["finished", *point] for point in (["0.5", "True", "1"], ["0.5", "None", "0"],
+                                            ["None", "True", "0"], ["None", "None", "0"])]
+    )  # fmt: skip
 
     def where(condition: str) -> list[tuple[object, object]]:
         done = run_cli("ls", "--kind", "notebook", "--where", condition, "--json", cwd=tmp_path)
