@@ -152,3 +152,26 @@ def test_a_sweep_over_none_and_values_is_filtered_by_them_in_ls(tmp_path):
     assert where("lr IS NULL") == [(None, None), (None, True)]
     assert where("flag = true") == [(0.5, True), (None, True)]
     assert where("params.flag IS NULL") == [(0.5, None), (None, None)]
+
+
+def test_a_rerun_of_a_papermill_run_given_no_parameters_holds_its_defaults(tmp_path):
+    """``papermill nb.ipynb out.ipynb`` (no parameters: papermill injects no cell), then
+    ``nbtrack rerun`` of its notebook run (as executed: plain papermill saves no notebook):
+    the original held ``lr=0.1, n=2`` (``default``), the re-run's held nothing, and
+    ``nbtrack diff`` of the two said both parameters were removed."""
+    (tmp_path / ".nbtrack").mkdir()
+    fit = "%%track fit -m s\ns = lr * n"
+    _notebook(
+        tmp_path / "nb.ipynb",
+        [(LOAD, []), ("import math", []), ("lr = 0.1\nn = 2", ["parameters"]), (fit, [])],
+    )
+    assert _papermill(tmp_path, "nb.ipynb", "out.ipynb") == 0
+    (cell,) = _settle(tmp_path).get_runs(["last"])
+    original = _settle(tmp_path).get_run(cell.parent_id)
+    assert original.param_sources == {"lr": "default", "n": "default"}
+    done = run_cli("rerun", original.run_id, "--json", cwd=tmp_path)
+    result = json.loads(done.stdout or "{}")
+    verdict = (done.returncode, result.get("mode"), result.get("rerun_verdict"))
+    assert verdict == (0, "as-executed", "reproduced"), done.stderr[-3000:]
+    again = _settle(tmp_path).get_run(result["run_id"])
+    assert (again.params, again.param_sources) == (original.params, original.param_sources)
