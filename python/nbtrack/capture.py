@@ -223,6 +223,19 @@ def notebook_cells(nb_bytes: bytes) -> list[dict[str, Any]]:
     return cells
 
 
+def tagged_cell_type(nb_bytes: bytes, tag: str) -> str | None:
+    """The type (``code``, ``markdown``, ``raw``) of the notebook's first cell tagged
+    ``tag``, the one papermill injects after whatever its type; None when none is."""
+    try:
+        cells = json.loads(nb_bytes).get("cells", [])
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    for cell in cells:
+        if tag in ((cell.get("metadata") or {}).get("tags") or []):
+            return str(cell.get("cell_type"))
+    return None
+
+
 _snapshots: dict[tuple[str, str], tuple[tuple[int, int], str, list[dict[str, Any]]]] = {}
 
 

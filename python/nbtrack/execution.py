@@ -31,6 +31,7 @@ from IPython.core.error import UsageError
 
 from .cellrun import CellRun, TrackOptions
 from .exceptions import NbtrackError
+from .session import stopped_on_purpose
 from .sessioncode import SessionCell
 from .summary import show
 
@@ -182,6 +183,7 @@ class TrackedCells:
             error: BaseException | None = KeyboardInterrupt()
         else:
             error = result.error_before_exec or result.error_in_exec
+            error = None if stopped_on_purpose(error) else error
         try:
             outcome = run.end(self.shell.user_ns, error)
             if self.magics.show_summary:

@@ -138,6 +138,7 @@ class Lineage:
         self._may_change: tuple[frozenset[str], dict[str, Any]] = (frozenset(), {})
         self._last: tuple[int | None, frozenset[str]] | None = None
         self.defaults_cells: frozenset[str] = frozenset()  # KernelSession.parameters_cell
+        self.defaults_before_injected = True  # False: papermill's `parameters` is no code
         # Fingerprints by object identity, then by (name, version) that read it; a cell
         # that may change an object drops its entry (after_cell).
         self._described: dict[int, dict[tuple[str, int], Description]] = {}
@@ -233,7 +234,7 @@ class Lineage:
 
     def _mark_defaults(self) -> None:
         """papermill injects its cell right after the ``parameters`` cell: that one ran last."""
-        if self._last is None:
+        if self._last is None or not self.defaults_before_injected:
             return
         count, assigned = self._last
         for n in assigned:
@@ -245,8 +246,7 @@ class Lineage:
         """Cells that ran before nbtrack was loaded (``history[n]`` is ``In[n]``).
 
         Their objects are today's, so a name they bound is known to come from the
-        last of them that bound it; whether it was stale is not known.
-        """
+        last of them that bound it; whether it was stale is not known."""
         for i in range(max(1, len(history) - HISTORY_LIMIT), len(history)):
             if history[i]:
                 self.after_cell(history[i], i)

@@ -48,6 +48,7 @@ class KernelSession:
         defaults = self.parameters_cell()
         if defaults is not None:  # matched as typed (before a cell) and as run (after it)
             self.lineage.defaults_cells = frozenset({defaults.strip(), python(defaults).strip()})
+        self.lineage.defaults_before_injected = self._injected_after_code()
         self._ignored: list[str] | None = None
         self._projects: dict[tuple[str | None, ...], Project] = {}
         self._cwds: dict[tuple[str, str], str] = {}
@@ -122,6 +123,8 @@ class KernelSession:
         if launcher.launch() is None:  # papermill called from a script: its output says
             self.runner = launcher.from_output(source)
         self.papermill_params.update(values)
+        if not self.lineage.defaults_before_injected:
+            previous = None  # (the code cell before a markdown one holds no defaults)
         declared = capture.literal_assignments(python(previous or ""))
         defaults = {k: v for k, v in declared.items() if k not in values}
         first, self._injected_seen = not self._injected_seen, True
@@ -134,6 +137,21 @@ class KernelSession:
             parent.set_tags({warning_tag(f"param.{k}"): line for k, line in mistyped.items()})
             for line in mistyped.values():
                 logging.getLogger("nbtrack").warning("nbtrack: %s", line)
+
+    def _injected_after_code(self) -> bool:
+        """papermill injects its cell after the first cell tagged ``parameters``, whatever
+        its type, and at the top when there is none: the cell run before it is the
+        defaults only when the notebook's tagged cell is a code cell (unknown: trusted)."""
+        if settings.parent_run():  # (nbtrack's pipelines)
+            notebook = settings.notebook() if self.papermill_params else None
+        else:
+            notebook = self.runner.notebook if self.runner and self.runner.injects else None
+        if notebook is None:
+            return True
+        try:
+            return capture.tagged_cell_type(Path(notebook).read_bytes(), "parameters") == "code"
+        except OSError:
+            return True
 
     def headless(self) -> bool:
         """A runner executes the notebook top to bottom (plain papermill, ``jupyter
@@ -204,7 +222,7 @@ class KernelSession:
         """Cell ``In[count]`` raised ``error``: a replay lets it raise again, and the
         notebook run papermill is executing failed (papermill stops at that cell)."""
         self.raised.add(count)
-        if self.failure is None:
+        if self.failure is None and not stopped_on_purpose(error):
             what = traceback.format_exception_only(type(error), error)[-1].strip()
             what += launcher.interrupted(error)
             self.failure = raised(f"In[{count}]", what)[: tracking.ERROR_LIMIT]
@@ -227,6 +245,12 @@ class KernelSession:
             else:
                 self._parent_writer.finish("failed", self.failure)
             ingest.ingestor().at_exit(10.0)
+
+
+def stopped_on_purpose(error: BaseException | None) -> bool:
+    """``sys.exit(0)``/``raise SystemExit``: code that ends a notebook early on purpose,
+    a success to papermill (and to a shell), so no failure of the run it ends."""
+    return isinstance(error, SystemExit) and error.code in (None, 0)
 
 
 def python(source: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..exceptions import NbtrackError, UsageError
 from .columns import value_headers
-from .output import emit_json, emit_table, format_cell
+from .output import emit_json, emit_table, format_cell, param_cell
 from .parser import open_client, project_of
 
 EXIT_NOT_REPRODUCED = 1
@@ -328,7 +328,7 @@ def run_sweep(args: argparse.Namespace) -> int:
                 [
                     r.record.run_id[:8],
                     r.record.status,
-                    *(r.record.parameters.get(k) for k in result.param_keys),
+                    *(param_cell(r.record.parameters.get(k)) for k in result.param_keys),
                     *(r.metrics.get(k) for k in result.metric_keys),
                 ]
                 for r in rows

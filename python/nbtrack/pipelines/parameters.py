@@ -129,16 +129,23 @@ class NotebookParameters:
     has_parameters_cell: bool
     names: tuple[str, ...]
     defaults: dict[str, str]
+    tagged: str | None = None  # the type of a tagged cell that is no code (markdown, raw)
 
     def warnings_for(self, given: Sequence[str], notebook: str) -> list[str]:
         """Human warnings about ``given`` parameter names this notebook does not declare."""
         if not given:
             return []
         if not self.has_parameters_cell:
+            where = (
+                f"{notebook}'s cell tagged 'parameters' is a {self.tagged} cell: papermill "
+                "injects the parameters in a new cell after it"
+                if self.tagged
+                else f"{notebook} has no cell tagged 'parameters': papermill injects the "
+                "parameters in a new cell at the top of the notebook"
+            )
             return [
-                f"{notebook} has no cell tagged 'parameters': papermill injects the parameters "
-                "in a new cell at the top of the notebook, so any later assignment of "
-                f"{', '.join(sorted(given))} in the notebook overrides the injected value"
+                f"{where}, so any later assignment of {', '.join(sorted(given))} in the "
+                "notebook overrides the injected value"
             ]
         unknown = sorted(set(given) - set(self.names))
         if not unknown:
@@ -204,7 +211,8 @@ def read_notebook(text: str, name: str) -> dict[str, Any]:
 
 
 def inspect_parameters(nb: Mapping[str, Any]) -> NotebookParameters:
-    """The parameters declared by the notebook's first cell tagged ``parameters``.
+    """The parameters declared by the notebook's first cell tagged ``parameters`` (papermill
+    injects after it, whatever its type: a markdown one declares none).
 
     ``nb`` is the notebook document (a dict, as ``json.load`` gives it). The cell is read
     as papermill's Python translator reads it, without importing papermill: a sweep's
@@ -212,9 +220,12 @@ def inspect_parameters(nb: Mapping[str, Any]) -> NotebookParameters:
     """
     for cell in nb.get("cells", []):
         tags = (cell.get("metadata") or {}).get("tags") or []
-        if cell.get("cell_type") == "code" and "parameters" in tags:
-            declared = _assignments(_source(cell))
-            return NotebookParameters(True, tuple(declared), declared)
+        if "parameters" not in tags:
+            continue
+        if cell.get("cell_type") != "code":
+            return NotebookParameters(False, (), {}, str(cell.get("cell_type")))
+        declared = _assignments(_source(cell))
+        return NotebookParameters(True, tuple(declared), declared)
     return NotebookParameters(False, (), {})
 
 

@@ -10,7 +10,7 @@ saved notebook (with the parameters injected again) when it matches what ran.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +116,12 @@ def choose(
     )
 
 
-def replay_notebook(code: list[SessionCell], overrides: Mapping[str, Any], kernel_name: str) -> str:
+def replay_notebook(
+    code: list[SessionCell],
+    overrides: Mapping[str, Any],
+    kernel_name: str,
+    defaults: Collection[str] = (),
+) -> str:
     """A notebook of the recorded cells, one code cell each, with ``overrides`` applied.
 
     A cell that raised in the session is tagged ``raises-exception``: it raises again
@@ -124,7 +129,8 @@ def replay_notebook(code: list[SessionCell], overrides: Mapping[str, Any], kerne
     cell when the code has one, else into a ``# Parameters`` cell right after the first
     cell assigning one of them. The cell just before that one is tagged ``parameters``,
     as papermill places its cell after the defaults: the re-run's notebook run holds
-    them, as the original's did.
+    them, as the original's did. With neither, the first cell assigning all the
+    ``defaults`` (names the original held as such: papermill given no parameters) is.
     """
     import nbformat
 
@@ -164,6 +170,11 @@ def replay_notebook(code: list[SessionCell], overrides: Mapping[str, Any], kerne
         if did_raise:
             cell.metadata["tags"] = ["raises-exception"]
     header = next((i for i, c in enumerate(cells) if c.lstrip().startswith(PAPERMILL_HEADER)), 0)
+    if header == 0 and defaults:
+        at = next(
+            (i for i, c in enumerate(cells) if {*defaults} <= set(literal_assignments(c))), -1
+        )
+        header = at + 1
     if header > 0:
         nb.cells[header - 1].metadata.setdefault("tags", []).append("parameters")
     text: str = nbformat.writes(nb)

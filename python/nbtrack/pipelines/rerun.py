@@ -273,7 +273,8 @@ def plan_rerun(
         cwd = recorded if recorded and not Path(recorded).is_absolute() else None
     else:
         assert code is not None and coded.code_hash is not None
-        executed = replay.replay_notebook(code, opts.overrides, kernel)
+        defaults = [k for k, how in source_run.param_sources.items() if how == "default"]
+        executed = replay.replay_notebook(code, opts.overrides, kernel, defaults)
         source = f"code as executed {coded.code_hash}"
         cwd = coded.cwd or source_run.cwd
         if cwd and Path(cwd).is_absolute():

@@ -27,6 +27,7 @@ _integers_cache: dict[str, tuple[Any, set[str]]] = {}
 # A parameter whose every value is one of these is an integer column (JSON's text of an
 # int; 18 digits at most, so it fits a BIGINT): ``epochs`` is 3 and <NA>, not 3.0 and NaN.
 _INTEGER_JSON = "'-?[0-9]{1,18}'"
+_NONE = "value = 'null'"  # a None (JSON's null, its text 'null'): NULL in filters and sorts
 
 
 def _counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
@@ -46,13 +47,12 @@ def _keys(
     """Every parameter name (with whether all its values are numbers) and metric name.
 
     Remembered per file while the row ``counts`` stay the same: at 100,000 runs the
-    two scans cost ~100 ms.
-    """
+    two scans cost ~100 ms."""
     cached = _keys_cache.get(path)
     if cached is not None and cached[0] == counts:
         return cached[1], cached[2]
-    param_kinds = con.execute(
-        "SELECT key, bool_and(value_num IS NOT NULL) FROM params GROUP BY key ORDER BY key"
+    param_kinds = con.execute(  # (a None is no number, nor text: NULL in a number column)
+        f"SELECT key, bool_and(value_num IS NOT NULL OR {_NONE}) FROM params GROUP BY 1 ORDER BY 1"
     ).fetchall()
     metric_keys = [
         r[0] for r in con.execute("SELECT DISTINCT key FROM metric_latest ORDER BY key").fetchall()
@@ -114,7 +114,7 @@ def _wide_sql(
     names = [c for c in RUN_COLUMNS if c not in ("source", "git_diff")] + ["duration"]
     names += ["params." + k for k, _ in param_kinds] + ["metrics." + k for k in metric_keys]
     for k, numeric in param_kinds:
-        col = "value_text" if not numeric else "value_num"
+        col = "value_num" if numeric else f"CASE WHEN NOT {_NONE} THEN value_text END"
         if k in integers:
             col = "TRY_CAST(value AS BIGINT)"
         p_cols.append(f"max({col}) FILTER (WHERE key = {lit(k)}) AS {quote_ident('params.' + k)}")
