@@ -8,6 +8,7 @@ every run still there, and in the store it belongs to.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,26 @@ def test_a_query_timeout_of_for_ever_lists_and_queries_without_a_traceback(
     assert listing.returncode == 0 and listing.stderr == "", listing.stderr
     assert run_id[:8] in listing.stdout
     assert query.returncode == 0 and query.stderr == "", query.stderr
+
+
+@pytest.mark.parametrize("variable", ["NBTRACK_NOTEBOOK", "JPY_SESSION_NAME"])
+def test_a_notebook_path_that_is_not_there_leaves_the_run_in_the_kernels_project(
+    kernel_factory, project_dir: Path, tmp_path_factory: pytest.TempPathFactory, variable: str
+) -> None:
+    # Given: a project with its store, and a kernel told it runs a notebook that is
+    # not there (a stale or mistyped path: a notebook renamed since, another folder's)
+    record_run(project_dir, "before")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    kernel = kernel_factory(**{variable: str(elsewhere / "gone.ipynb")})
+    kernel.ok("%load_ext nbtrack\nimport nbtrack")
+
+    # When: a tracked cell runs
+    reply = kernel.ok("%%track\nx = 1\nnbtrack.log_metric('acc', 0.9)")
+    assert "finished" in reply.text
+
+    # Then: the run is in the kernel's project, and no store was made beside the
+    # missing notebook; before, one was (at `/` for `/x.ipynb`: then the nearest store
+    # of every folder on the machine without one of its own)
+    assert not (elsewhere / ".nbtrack").exists()
+    runs = json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["runs"]
+    assert sorted(r["params"].get("x", 0) for r in runs) == [0, 1]
