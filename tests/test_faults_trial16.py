@@ -9,12 +9,59 @@ every run still there, and in the store it belongs to.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import kernel_env, run_cli
 from factory import record_run
+
+HOLD = """
+import sys, time, duckdb
+con = duckdb.connect(".nbtrack/runs.duckdb", read_only=sys.argv[1] == "ro")
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("mode", ["rw", "ro"])
+def test_a_program_holding_the_store_open_is_named_while_waiting_and_in_the_error(
+    project_dir: Path, mode: str
+) -> None:
+    # Given: a store with a run, which another program keeps open: a notebook's
+    # own `duckdb.connect(".nbtrack/runs.duckdb")`, read-write or read-only
+    run_id = record_run(project_dir, "one", metrics={"acc": 0.5})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, mode], cwd=project_dir, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+        # When: the user lists runs (a short lock timeout: the default is a minute)
+        started = time.monotonic()
+        out = run_cli("ls", cwd=project_dir, env=kernel_env(NBTRACK_LOCK_TIMEOUT="6"))
+        took = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+
+    # Then: while it waits it says who holds the file, and its error names it too;
+    # before, it waited in silence and blamed "another process"
+    assert out.returncode == 1, out.stdout
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2, out.stderr
+    assert f"process {holder.pid} (-c " in lines[0] and "waiting up to 6 s" in lines[0]
+    assert lines[1].startswith("nbtrack: error:") and f"process {holder.pid}" in lines[1]
+    assert "close its connection" in lines[1]
+    assert took < 30
+
+    # and once it lets go, nothing was lost
+    listing = run_cli("ls", cwd=project_dir)
+    assert listing.returncode == 0, listing.stderr
+    assert run_id[:8] in listing.stdout
 
 
 @pytest.mark.parametrize("value", ["inf", "1e400", "1e12"])
