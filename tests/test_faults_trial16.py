@@ -13,11 +13,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import kernel_env, run_cli
 from factory import record_run
+from jupyter_fixtures import _no_store_override, jp_server_config  # noqa: F401 - fixtures
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
 HOLD = """
 import sys, time, duckdb
@@ -104,3 +108,25 @@ def test_a_notebook_path_that_is_not_there_leaves_the_run_in_the_kernels_project
     assert not (elsewhere / ".nbtrack").exists()
     runs = json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["runs"]
     assert sorted(r["params"].get("x", 0) for r in runs) == [0, 1]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_a_body_nested_100000_deep_is_a_400_not_a_server_error(
+    jp_fetch: Any, jp_root_dir: Path, method: str
+) -> None:
+    # Given: a project under the server (a hostile or broken client is all it takes)
+    (jp_root_dir / ".nbtrack").mkdir()
+    record_run(jp_root_dir, "train", metrics={"acc": 0.5})
+
+    # When: a client moves an alias with a JSON body of 100,000 nested arrays
+    body = '{"version": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = await jp_fetch(
+        "nbtrack", "api", "models", "clf", "aliases", "champion",
+        method=method, body=body, raise_error=False, allow_nonstandard_methods=True,
+    )  # fmt: skip
+
+    # Then: one line saying the body is not JSON; before, a RecursionError was a 500
+    # "unexpected server error" and a traceback in the server's log
+    assert response.code == 400, response.body
+    error = json.loads(response.body)["error"]
+    assert error["type"] == "UsageError" and "must be JSON" in error["message"]
