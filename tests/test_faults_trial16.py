@@ -9,6 +9,8 @@ every run still there, and in the store it belongs to.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -130,3 +132,42 @@ async def test_a_body_nested_100000_deep_is_a_400_not_a_server_error(
     assert response.code == 400, response.body
     error = json.loads(response.body)["error"]
     assert error["type"] == "UsageError" and "must be JSON" in error["message"]
+
+
+def test_an_import_that_fills_the_disk_takes_its_blobs_back_and_the_store_stays_usable(
+    project_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Given: a bundle of a run that wrote a 6 MB file, and a project on a disk
+    # nearly full: its store holds a run, and there is room for the blob, not for more
+    source = tmp_path_factory.mktemp("source")
+    (source / "big.bin").write_bytes(os.urandom(6_000_000))
+    record_run(source, "train", outputs=[source / "big.bin"])
+    bundle = source / "b.zip"
+    assert run_cli("export", "last", "-o", str(bundle), cwd=source).returncode == 0
+    disk = project_dir / "small"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24M", "tmpfs", str(disk)], check=True)
+    try:
+        (disk / ".nbtrack").mkdir()
+        here = record_run(disk, "here", metrics={"acc": 0.5})
+        # (room for the blob, and little more: other files on a real disk)
+        with open(disk / "other", "wb") as other:
+            other.truncate(0)
+            os.posix_fallocate(other.fileno(), 0, shutil.disk_usage(disk).free - 6_100_000)
+        free = shutil.disk_usage(disk).free
+
+        # When: the user imports the bundle and the disk fills on the way
+        imported = run_cli("import", str(bundle), cwd=disk)
+
+        # Then: one line, and the disk has its room back, so the store works at once;
+        # before, the 6 MB of blobs stayed (gc keeps young blobs ten minutes) and every
+        # command, `ls` too, failed for want of room
+        assert imported.returncode == 1, imported.stdout
+        assert imported.stderr.startswith("nbtrack: error:") and "space" in imported.stderr
+        assert len(imported.stderr.splitlines()) == 1, imported.stderr
+        assert shutil.disk_usage(disk).free > free - 1_000_000
+        listing = run_cli("ls", cwd=disk)
+        assert listing.returncode == 0, listing.stderr
+        assert here[:8] in listing.stdout
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
