@@ -171,3 +171,37 @@ def test_an_import_that_fills_the_disk_takes_its_blobs_back_and_the_store_stays_
         assert here[:8] in listing.stdout
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_store_held_open_by_a_notebook_slows_only_the_first_tracked_cell(
+    kernel_factory, project_dir: Path
+) -> None:
+    # Given: a store with a run of the cell, held open by another program (the user's
+    # `duckdb.connect(".nbtrack/runs.duckdb")` in another notebook) before this kernel
+    # loads nbtrack
+    record_run(project_dir, "before")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, "rw"], cwd=project_dir, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        kernel = kernel_factory()
+        kernel.ok("%load_ext nbtrack\nimport nbtrack")
+
+        # When: the user runs tracked cells while it stays open
+        took = []
+        for i in range(4):
+            started = time.monotonic()
+            reply = kernel.ok(f"%%track\nx = {i}\nnbtrack.log_metric('acc', x)")
+            took.append(time.monotonic() - started)
+            assert "finished" in reply.text
+    finally:
+        holder.kill()
+        holder.wait()
+
+    # Then: the first cell waits for the previous runs (3 s at most), the others not;
+    # before, every cell waited the 3 s for a read that could not end
+    assert max(took[1:]) < 1.5, took
+    # and every run is stored once the store is free again
+    runs = json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["runs"]
+    assert sorted(r["params"].get("x", -1) for r in runs) == [-1, 0, 1, 2, 3]
