@@ -114,6 +114,7 @@ class PreviousRuns:
         self._index: Future[dict[Key, Run]] = ingest.read_in_background(
             self._load, client, notebook_path, session_id
         )
+        self._wait = WAIT
 
     @staticmethod
     def _load(client: Client, notebook_path: str | None, session_id: str) -> dict[Key, Run]:
@@ -132,8 +133,11 @@ class PreviousRuns:
     def find(self, key: Key, warnings: list[str]) -> Run | None:
         """The newest run of the cell, or None (with the reason in ``warnings`` if not known)."""
         try:
-            return self._index.result(timeout=WAIT).get(key)
+            return self._index.result(timeout=self._wait).get(key)
         except FutureTimeout:
+            # Waited once: a store held for minutes (a notebook's own `duckdb.connect`)
+            # cost every tracked cell these 3 s before
+            self._wait = 0.0
             warnings.append("the previous run of this cell was not read in time")
         except Exception as exc:
             warnings.append(f"could not read the previous run: {exc}")

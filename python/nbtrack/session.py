@@ -69,7 +69,10 @@ class KernelSession:
         key = (os.getcwd(), nb, settings.STORE.raw(), settings.ROOT.raw())
         found = self._projects.get(key)
         if found is None:
-            found = self._projects[key] = resolve_project(Path(nb).parent if nb else None)
+            # A notebook that is not there (a stale or mistyped path) names no folder:
+            # its parent, `/` for `/x.ipynb`, made a store that took every project's runs
+            start = Path(nb).parent if nb and os.path.isfile(nb) else None
+            found = self._projects[key] = resolve_project(start)
         return found
 
     def relative_cwd(self, project: Project) -> str:

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,9 @@ def _seconds(setting: Setting, default: float) -> float:
         raise UsageError(f"{setting.name} must be a number of seconds, not {raw!r}") from None
     if not value > 0:
         raise UsageError(f"{setting.name} must be more than 0 seconds, not {raw!r}")
-    return value
+    # `inf` (or 1e20) says "wait for ever": the longest wait a lock or a timer takes
+    # (292 years), where a larger one failed in a thread with a traceback
+    return min(value, threading.TIMEOUT_MAX)
 
 
 def system_interval() -> float:

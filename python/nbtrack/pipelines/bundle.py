@@ -26,6 +26,7 @@ notebooks already present are left as they are, so the same bundle twice adds no
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import io
@@ -348,10 +349,26 @@ def import_bundle(client: Client, source: IO[bytes] | bytes, name: str = "bundle
             raise UsageError(f"{name}: {RUNS} holds a bad value ({exc})") from None
         check_dump(dump, f"{name} {RUNS}")
         with blobpins.pinned(client.cache.root):  # no gc between a blob found and its run
-            _import_members(client, zf, dump, name, summary)
+            try:
+                _import_members(client, zf, dump, name, summary)
+            except BaseException:
+                if not summary.runs:  # (no run stored: none of them needs what came in)
+                    _take_back(client, summary)
+                raise
         summary.contained = list(manifest.get("runs", []))
         summary.skipped_runs = len(summary.contained) - len(summary.runs)
     return summary
+
+
+def _take_back(client: Client, summary: BundleSummary) -> None:
+    """Remove the blobs and executed notebooks a failed import added: before, a disk
+    filled by an import that then failed stayed full (gc keeps young blobs ten minutes),
+    and every command failed for want of room until the user found them."""
+    added = [client.cache.path_for(d) for d in summary.blobs]
+    added += [client.project.executions_dir / n for n in summary.executions]
+    for path in added:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _import_members(

@@ -114,7 +114,7 @@ class ModelAliasHandler(NbtrackHandler):
     def _body(self) -> dict[str, Any]:
         try:
             body = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # (a body nested 100,000 deep: 500 before)
             raise UsageError('the body must be JSON: {"version": N}') from None
         if not isinstance(body, dict):
             raise UsageError('the body must be a JSON object: {"version": N}')

@@ -21,8 +21,10 @@ own files.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +38,7 @@ from .. import settings
 from ..duckdb_config import connect_duckdb, keep_forever
 from ..exceptions import NotAStoreError, StoreBusyError, StoreError, StoreVersionError
 from . import integrity, schema
-from .turn import BACKGROUND_PATIENCE, Turn, stop_waiting
+from .turn import BACKGROUND_PATIENCE, Turn, process_name, stop_waiting
 
 __all__ = ["BACKGROUND_PATIENCE", "Connection", "stop"]
 
@@ -44,6 +46,8 @@ _process_locks: dict[str, threading.RLock] = {}
 _process_locks_guard = threading.Lock()
 _turns: dict[str, Turn] = {}
 _attachments: dict[str, _Attachment] = {}
+_HOLDER = re.compile(r"\(PID (\d+)\)")  # in DuckDB's "Conflicting lock is held in …"
+NOTICE_AFTER = 2.0  # seconds of waiting for another program before saying whom
 
 
 def _forget_after_fork() -> None:
@@ -90,6 +94,12 @@ def stop() -> None:
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc)
     return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def _holder(exc: Exception) -> str:
+    """Who holds the file, from DuckDB's lock error: ``process 12 (python -c …)``."""
+    found = _HOLDER.search(str(exc))
+    return f"process {found[1]} ({process_name(int(found[1]))})" if found else "another process"
 
 
 class _Attachment:
@@ -335,6 +345,10 @@ class Connection:
         )
 
     def _retrying(self, open_: Any) -> duckdb.DuckDBPyConnection:
+        # Another program holding the file (a notebook's own `duckdb.connect`) is named
+        # once it held it for a moment, and in the error: before, a command waited a
+        # silent minute and blamed "another process", leaving the user to guess which.
+        notice = time.monotonic() + NOTICE_AFTER
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.002
         while True:
@@ -345,9 +359,18 @@ class Connection:
                 if _is_lock_error(exc):
                     if time.monotonic() >= deadline:
                         raise StoreBusyError(
-                            f"{self.path} stayed locked by another process for "
-                            f"{self.lock_timeout:.0f} s (set {settings.LOCK_TIMEOUT.name} to wait longer)"
+                            f"{self.path} stayed locked by {_holder(exc)} for "
+                            f"{self.lock_timeout:.0f} s: close its connection to the file or "
+                            f"end it (set {settings.LOCK_TIMEOUT.name} to wait longer)"
                         ) from exc
+                    if time.monotonic() >= notice:
+                        notice = float("inf")  # (said once)
+                        logging.getLogger("nbtrack").warning(
+                            "nbtrack: %s holds %s open; waiting up to %.0f s for it to close it",
+                            _holder(exc),
+                            self.path,
+                            self.lock_timeout,
+                        )
                     time.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.1)
                     continue

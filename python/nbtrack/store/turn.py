@@ -102,7 +102,7 @@ def stopped(pid: int) -> bool:
         return False
 
 
-def _name(pid: int) -> str:
+def process_name(pid: int) -> str:
     """The command a process runs, short: ``nbtrack sql SELECT …``."""
     import psutil
 
@@ -226,7 +226,7 @@ class Turn:
                 if pid == seen:
                     where = "holds" if start == TURN else "waits ahead of this one for"
                     raise StoreBusyError(
-                        f"{self.path.with_suffix('')}: process {pid} ({_name(pid)}) {where} "
+                        f"{self.path.with_suffix('')}: process {pid} ({process_name(pid)}) {where} "
                         f"the store and is stopped (Ctrl-Z or SIGSTOP): resume it (`fg` in "
                         f"its shell, or `kill -CONT {pid}`) or end it"
                     )
