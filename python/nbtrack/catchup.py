@@ -10,6 +10,7 @@ kernel's runs in one transaction), or else one bounded slice of them. ``recover`
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import socket
 import time
@@ -43,6 +44,8 @@ HANDOFF_MAX = 20
 HANDOFF_POLL = 0.002, 0.02
 HANDOFF_PATIENCE = 60.0  # a process working that long on a backlog is left to it no more
 BACKLOG_STALL = BATCH_DELAY + HANDOFF_WAIT  # nothing in nor CPU spent: stopped or hung
+# Inside ``one_look``: False until its first read has caught up, then True.
+_one_look: contextvars.ContextVar[bool | None] = contextvars.ContextVar("one_look", default=None)
 MAX_RECOVER_SLICES = 10_000  # then what is left comes in whole (it always ends)
 
 
@@ -163,6 +166,18 @@ def catch_up(store: RunSink, todo: list[Spool]) -> None:
 
 
 @contextlib.contextmanager
+def one_look() -> Iterator[None]:
+    """Reads inside see the store as the first of them found it: a command's several
+    reads (an export's runs, their cells, their rows) catch up once, not each (every
+    catch-up may wait up to ``HANDOFF_WAIT`` for the ingestion process)."""
+    token = _one_look.set(False)
+    try:
+        yield
+    finally:
+        _one_look.reset(token)
+
+
+@contextlib.contextmanager
 def reading(store: Reader, spool_dir: Path, folder: Path) -> Iterator[None]:
     """A reader's turn at the store (``folder`` is the store's): the ended spools it
     brings in (``to_catch_up``, ``catch_up``), then its read. The spool folder is looked
@@ -172,7 +187,10 @@ def reading(store: Reader, spool_dir: Path, folder: Path) -> Iterator[None]:
     write-ahead log when the turn ends, and the process checkpoints it in its next round:
     a checkpoint rewrites whole row groups and indexes (~50-80 ms of a 10,000-run store
     however few runs came in), the largest part of a read right after a stream of runs."""
-    todo = to_catch_up(spool_dir, folder)
+    looked = _one_look.get()
+    todo = [] if looked else to_catch_up(spool_dir, folder)
+    if looked is False:
+        _one_look.set(True)
     elsewhere = bool(todo) and ingestlink.hurry(folder, ingestlink.PROBE)
     try:
         with store.turn(checkpoint=not elsewhere):

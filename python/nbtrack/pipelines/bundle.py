@@ -45,6 +45,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .. import blobpins
 from ..cache import is_content_hash
+from ..catchup import one_look
 from ..dumps import check_dump
 from ..exceptions import BlobCorruptError, UsageError
 
@@ -217,10 +218,11 @@ def export_runs(client: Client, refs: Sequence[str], dest: IO[bytes]) -> BundleS
     # Runs whose kernel died before they reached the store count too, and the named
     # runs and their cells, if still spooled (a backlog of the ingestion process's).
     client.recover(runs=refs)
-    ids = closure(client, refs)
-    if client.recover(runs=ids):  # a parent or cells of theirs, still spooled
+    with one_look():  # its reads catch up with others' ended runs once, not each
         ids = closure(client, refs)
-    return write_bundle(client, ids, dest)
+        if client.recover(runs=ids):  # a parent or cells of theirs, still spooled
+            ids = closure(client, refs)
+        return write_bundle(client, ids, dest)
 
 
 # --- import --------------------------------------------------------------------------------
