@@ -181,6 +181,12 @@ def test_a_notebook_without_a_parameters_cell_is_executed_with_papermills_behavi
         ),
         (["-p", "lr", "0.1", "--executor", "dask"], "--executor dask needs --scheduler ADDRESS"),
         (["-p", "lr", "0.1", "-j", "0"], "-j must be at least 1"),
+        (
+            ["-p", "lr", "0.1", "--timeout", "-5"],
+            "a time limit per cell is a number of seconds above 0, not -5",
+        ),
+        (["-p", "lr", "0.1", "--timeout", "0"], "above 0, not 0; leave --timeout out for none"),
+        (["-p", "lr", "0.1", "--timeout", "nan"], "above 0, not nan"),
     ],
 )
 def test_malformed_sweeps_are_usage_errors_that_run_nothing(pipe_project, capsys, args, message):

@@ -8,6 +8,7 @@ with its error and the others go on.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,12 @@ def plan_sweep(
     path = Path(notebook).expanduser().resolve()
     if not path.is_file():
         raise UsageError(f"no such notebook: {notebook}")
+    if execution_timeout is not None and not 0 < execution_timeout < math.inf:
+        # (nbclient would take 0 or less for no limit at all: leaving it out says that)
+        raise UsageError(
+            f"a time limit per cell is a number of seconds above 0, not {execution_timeout:g}; "
+            "leave --timeout out for none"
+        )
     if kernel_name and executor == "local":
         check_kernel(kernel_name)  # (not one failed run per point: the rerun's error)
     text = path.read_text(encoding="utf-8")
