@@ -205,3 +205,22 @@ def test_a_store_held_open_by_a_notebook_slows_only_the_first_tracked_cell(
     # and every run is stored once the store is free again
     runs = json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["runs"]
     assert sorted(r["params"].get("x", -1) for r in runs) == [-1, 0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("ref", ["ab" * 5_000, "zz" * 5_000], ids=["hex", "not-hex"])
+def test_a_run_reference_pasted_10000_characters_long_is_not_repeated_back_whole(
+    project_dir: Path, ref: str
+) -> None:
+    # Given: a store with a run
+    record_run(project_dir, name="kept")
+
+    # When: a page of text is pasted where a run id goes
+    shown = run_cli("show", ref, cwd=project_dir)
+    diffed = run_cli("diff", ref, "last", cwd=project_dir)
+
+    # Then: one line each, quoting the start of it and saying how long it was
+    for out in (shown, diffed):
+        assert out.returncode != 0
+        [line] = out.stderr.strip().splitlines()
+        assert f"'{ref[:40]}'... (10,000 characters)" in line
+        assert len(line) < 300

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import blobpins, catchup, spools
-from .exceptions import RunNotFoundError, UsageError
+from .exceptions import RunNotFoundError, UsageError, quoted
 from .models import (
     Batch,
     MetricPoint,
@@ -146,7 +146,7 @@ class Client:
             with self._reading():
                 if self._store.has_sweep(ref.strip()):
                     return None, ref.strip()
-            raise RunNotFoundError(f"no run or sweep matches {ref!r}") from None
+            raise RunNotFoundError(f"no run or sweep matches {quoted(ref)}") from None
 
     def children(self, ref: str) -> list[Run]:
         run_id = self.resolve(ref, kind="notebook")

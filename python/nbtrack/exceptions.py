@@ -77,6 +77,12 @@ class RunNotFoundError(NbtrackError):
     http_status = 404
 
 
+def quoted(ref: str, limit: int = 40) -> str:
+    """``ref`` as a message quotes it: cut, with its length said, when long (a pasted
+    page is not repeated back whole)."""
+    return repr(ref) if len(ref) <= limit else f"{ref[:limit]!r}... ({len(ref):,} characters)"
+
+
 class ModelNotFoundError(NbtrackError):
     """No registered model, version or alias matches the reference."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from ..exceptions import AmbiguousRunError, RunNotFoundError
+from ..exceptions import AmbiguousRunError, RunNotFoundError, quoted
 from ..models import DataVersion, Environment, MetricPoint, NamedInput, Run
 from .tables import RUN_COLUMNS, utc
 
@@ -29,7 +29,7 @@ def resolve(con: duckdb.DuckDBPyConnection, ref: str, kind: str | None) -> str:
         return str(row[0])
     if not re.fullmatch(r"[0-9a-fA-F]{4,32}", ref):
         raise RunNotFoundError(
-            f"no run {ref!r}: a run is named by its id, a unique id prefix "
+            f"no run {quoted(ref)}: a run is named by its id, a unique id prefix "
             "(at least 4 hex characters) or 'last'"
         )
     rows = con.execute(
@@ -37,7 +37,7 @@ def resolve(con: duckdb.DuckDBPyConnection, ref: str, kind: str | None) -> str:
         [ref.lower() + "%"],
     ).fetchall()
     if not rows:
-        raise RunNotFoundError(f"no run matches {ref!r}")
+        raise RunNotFoundError(f"no run matches {quoted(ref)}")
     if len(rows) > 1:
         ids = ", ".join(r[0][:12] for r in rows[:5])
         raise AmbiguousRunError(f"{ref!r} matches several runs ({ids}…); give more characters")
