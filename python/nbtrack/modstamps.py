@@ -123,16 +123,27 @@ def reloaded(s: Stamp) -> bool:
 
 def current(value: object, s: Stamp) -> bool:
     """Whether ``value``, bound from the module of ``s``, is what the module gives since a
-    reload: the module itself, or a function IPython's ``%autoreload`` gave the reloaded
-    code in place (``from utils import scale``: the same ``__code__`` as ``utils.scale``).
-    A function ``importlib.reload`` left behind keeps its old code: still stale."""
+    reload: the module itself, or a function or class IPython's ``%autoreload`` gave the
+    reloaded code in place (``from utils import scale``: the same ``__code__`` as
+    ``utils.scale``; ``from feat import M``: every method of ``feat.M`` with its code).
+    What ``importlib.reload`` left behind keeps its old code: still stale."""
     module = sys.modules.get(s.module)
     if module is None or not (reloaded(s) or autoreloaded(s)):
         return False
     if isinstance(value, ModuleType):
         return True
     now = getattr(module, getattr(value, "__name__", ""), None)
-    return isinstance(value, FunctionType) and getattr(now, "__code__", None) is value.__code__
+    if isinstance(value, type) and isinstance(now, type):
+        return value is now or all(
+            _same_code(getattr(value, k, None), f)
+            for k, f in vars(now).items()
+            if isinstance(f, FunctionType)
+        )
+    return isinstance(value, FunctionType) and _same_code(value, now)
+
+
+def _same_code(old: object, new: object) -> bool:
+    return getattr(old, "__code__", None) is getattr(new, "__code__", False)
 
 
 def autoreloaded(s: Stamp) -> bool:
