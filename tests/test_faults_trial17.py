@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from conftest import run_cli
+from factory import record_run
 
 
 def test_a_key_with_control_characters_or_a_megabyte_long_is_escaped_and_cut_under_the_cell(
@@ -45,3 +46,27 @@ def test_a_key_with_control_characters_or_a_megabyte_long_is_escaped_and_cut_und
     assert runs[0]["metrics"]["M" * 1_000_000] == 4.0
     assert runs[0]["params"]["P" * 1_000_000] == 3
     assert runs[0]["params"]["p\x1b[2J\r"] == "v"
+
+
+def test_checkout_force_with_a_folder_where_a_data_file_was_does_not_tell_to_use_force(
+    project_dir,
+) -> None:
+    # Given: a run that read data.csv, and since then a folder of that name in its place
+    (project_dir / "data.csv").write_text("a\n1\n")
+    record_run(project_dir, "train", inputs=[project_dir / "data.csv"])
+    (project_dir / "data.csv").unlink()
+    (project_dir / "data.csv").mkdir()
+    (project_dir / "data.csv" / "part-0").write_text("mine")
+
+    # When: the user checks the run's files out, and then again with --force
+    plain = run_cli("checkout", "last", cwd=project_dir)
+    forced = run_cli("checkout", "last", "--force", cwd=project_dir)
+
+    # Then: both refuse to replace the folder, in one line each; before, the --force
+    # one still ended "--force overwrites the modified ones", which it had not done
+    for out in (plain, forced):
+        assert out.returncode == 1 and len(out.stderr.splitlines()) == 1, out.stderr
+        assert "a folder is in the way" in out.stdout
+    assert "--force overwrites" in plain.stderr
+    assert "--force" not in forced.stderr and "move or remove the folder" in forced.stderr
+    assert (project_dir / "data.csv" / "part-0").read_text() == "mine"
