@@ -15,6 +15,7 @@ from .cellrun import CellOutcome
 from .models import Run
 from .numformat import format_number
 from .rundiff import ADDED, CHANGED, REMOVED, DataChange, RunDiff
+from .shown import shown_name
 from .sysmetrics import is_system, system_summary
 
 MAX_ITEMS = 12
@@ -23,8 +24,7 @@ MAX_ITEMS = 12
 def _fmt(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return format_number(value)
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 60 else text[:59] + "…"
+    return shown_name(repr(value) if isinstance(value, str) else str(value))
 
 
 def _role(role: str) -> str:
@@ -32,7 +32,7 @@ def _role(role: str) -> str:
 
 
 def _pairs(values: dict[str, Any]) -> str:
-    return _listed([f"{k}={_fmt(v)}" for k, v in values.items()])
+    return _listed([f"{shown_name(k)}={_fmt(v)}" for k, v in values.items()])
 
 
 def _listed(items: list[str]) -> str:
@@ -49,7 +49,8 @@ def _origin(run: Run | None, key: str) -> str:
 
 
 def _param_pairs(run: Run) -> str:
-    return _listed([f"{k}={_fmt(v)}{_origin(run, k)}" for k, v in run.params.items()])
+    pairs = run.params.items()
+    return _listed([f"{shown_name(k)}={_fmt(v)}{_origin(run, k)}" for k, v in pairs])
 
 
 def _files(run: Run) -> str:
@@ -83,9 +84,9 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
             for leaf in c.leaves():
                 was = _fmt(leaf.a) if leaf.kind != ADDED else "—"
                 now = _fmt(leaf.b) if leaf.kind != REMOVED else "—"
-                lines.append(f"param {leaf.key}: {was} → {now}{origin}")
+                lines.append(f"param {shown_name(leaf.key)}: {was} → {now}{origin}")
         else:
-            lines.append(f"param {c.key}: {c.kind}")
+            lines.append(f"param {shown_name(c.key)}: {c.kind}")
     for ic in d.inputs:
         b = ic.b
         made = f" (made by run {b.producer_run_id[:8]})" if b and b.producer_run_id else ""
@@ -93,13 +94,14 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
     for c in d.metrics:
         if is_system(c.key):
             continue  # CPU and memory move every run; the system line shows them
+        key = shown_name(c.key)
         if c.delta is not None and math.isfinite(c.delta):
             sign = "+" if c.delta >= 0 else ""
-            lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)} ({sign}{_fmt(c.delta)})")
+            lines.append(f"metric {key}: {_fmt(c.a)} → {_fmt(c.b)} ({sign}{_fmt(c.delta)})")
         elif c.kind == CHANGED:
-            lines.append(f"metric {c.key}: {_fmt(c.a)} → {_fmt(c.b)}")
+            lines.append(f"metric {key}: {_fmt(c.a)} → {_fmt(c.b)}")
         else:
-            lines.append(f"metric {c.key}: {c.kind}")
+            lines.append(f"metric {key}: {c.kind}")
     renamed = _renamed(d.data[:MAX_ITEMS])
     moved = {(role, was) for (role, _), was in renamed.items()}
     for dc in d.data[:MAX_ITEMS]:
@@ -137,7 +139,7 @@ def as_text(outcome: CellOutcome) -> str:
     run = outcome.run
     head = f"nbtrack run {run.short_id}"
     if run.name:
-        head += f" ({run.name})"
+        head += f" ({shown_name(run.name)})"
     head += f" · {run.status}"
     if run.duration is not None:
         head += f" · {run.duration:.2f} s"
@@ -193,7 +195,7 @@ def as_html(outcome: CellOutcome) -> str:
         f'<b>nbtrack</b> run <code title="{esc(run.run_id)}" data-run-id="{esc(run.run_id)}">{esc(run.short_id)}</code>',
     ]
     if run.name:
-        parts.append(f" ({esc(run.name)})")
+        parts.append(f" ({esc(shown_name(run.name))})")
     parts.append(f' · <span style="color:{color}">{esc(run.status)}</span>')
     if run.duration is not None:
         parts.append(f" · {run.duration:.2f} s")

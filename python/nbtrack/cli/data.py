@@ -60,9 +60,15 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         sys.stdout.write(f"run {report.run_id[:8]}: {counts or 'no data versions'}\n")
     if not report.ok:
         modified = any(i.status == MODIFIED for i in report.problems)
+        # --force replaces files, never a folder in a file's place: say so, not "--force"
+        hint = (
+            "; move or remove the folder in the way"
+            if args.force
+            else "; --force overwrites the modified ones"
+        )
         print(
             f"nbtrack: {len(report.problems)} path(s) could not be restored (see above)"
-            + ("; --force overwrites the modified ones" if modified else ""),
+            + (hint if modified else ""),
             file=sys.stderr,
         )
         return EXIT_INCOMPLETE

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from ..models import NamedInput, json_value
 from ..numformat import format_number
 from ..rundiff import ADDED, REMOVED, Change
+from ..shown import escaped
 from ..sysmetrics import is_system
 
 # The narrowest a column is cut to before columns are left out instead.
@@ -113,12 +114,6 @@ def fit_widths(widths: list[int], total: int, gap: int = 2) -> tuple[list[int], 
     return [max(f, min(w, low)) for w, f in zip(natural, floors, strict=False)], shown
 
 
-# Control characters of recorded text (a run name, a parameter, a tag: anyone's, through
-# a bundle) shown as escapes: raw, they broke the table's rows, cleared the screen or set
-# the terminal's title.
-_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), *range(127, 160))}
-
-
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
@@ -136,10 +131,10 @@ def emit_table(
     no ``$COLUMNS``) gets every character of every cell."""
     limit = terminal_width() if width == "terminal" else width
     cap = max_width if limit is not None else None  # a pipe gets every character
-    cells = [[format_cell(v).translate(_ESCAPES) for v in row] for row in rows]
+    cells = [[escaped(format_cell(v)) for v in row] for row in rows]
     if cap:
         cells = [[_cut(c, cap) for c in row] for row in cells]
-    heads = [c.translate(_ESCAPES) for c in columns]
+    heads = [escaped(c) for c in columns]
     # A pipe pads to at most PIPE_PAD: one 10 MB parameter padded every row of its
     # column to 10 MB (`nbtrack diff` wrote 100 GB over four minutes).
     pad = PIPE_PAD if limit is None else None
