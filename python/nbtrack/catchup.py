@@ -212,7 +212,8 @@ def recover(
     needs, however long a backlog the ingestion process has of others' runs."""
     found = [sp for sp in scan(spool_dir) if (sp.dead or sp.ended) and _wanted(sp, runs)]
     todo = hand_over(found, folder, backlog=False)
-    done = [sp.run_id for sp in found if sp not in todo]  # the ingestion process's
+    mine = {sp.path for sp in todo}
+    done = [sp.run_id for sp in found if sp.path not in mine]  # the ingestion process's
     for _ in range(MAX_RECOVER_SLICES):
         if not todo:
             return done
