@@ -47,3 +47,50 @@ def test_runs_recorded_back_to_back_are_all_in_when_the_last_cell_returns(
     # ... and no spool is left behind once the kernel has stored everything
     kernel.ok("from nbtrack import ingest\nassert ingest.ingestor().drain(60)")
     assert not list((project_dir / ".nbtrack" / "spool").glob("*.spool"))
+
+
+def test_runs_recorded_back_to_back_in_one_cell_hold_no_file_once_they_are_stored(
+    kernel: Kernel, project_dir: Path
+) -> None:
+    # Given: a kernel whose open files are limited, as many systems' are (1,024)
+    kernel.ok(
+        "import os, resource\n_ip = get_ipython()\n%config TrackMagics.show_summary = False\n"
+        "_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (min(_soft, 1024), _hard))\n"
+        "def _spool_files():\n"
+        "    found = 0\n"
+        "    for fd in os.listdir('/proc/self/fd'):\n"
+        "        try:\n"
+        "            found += '/.nbtrack/spool/' in os.readlink(f'/proc/self/fd/{fd}')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return found"
+    )
+
+    # When: one cell runs 1,200 tracked cells (each logs points) back to back, so the
+    # kernel replies to none of them until the loop ends
+    out = kernel.ok(
+        "for _ in range(1200):\n"
+        f"    _ip.run_cell({CELL!r}, store_history=False)\n"
+        "print('open in the loop:', _spool_files())\n"
+        "_f = nbtrack.runs(limit=None)\n"
+        "print(len(_f), sorted(set(_f['status'])))"
+    )
+    # (the last run's facts are gathered once the kernel has replied: then it is let go)
+    after = kernel.ok(
+        "import time\nfrom nbtrack import ingest\nassert ingest.ingestor().drain(60)\n"
+        "for _ in range(100):\n"
+        "    if not _spool_files():\n"
+        "        break\n"
+        "    time.sleep(0.1)\n"
+        "print('open once stored:', _spool_files())"
+    )
+
+    # Then: every run is stored and finished (none failed for want of a file)...
+    assert "1200 ['finished']" in out.text, out.text
+    # ... a finished run's spool and point log were let go as it ended, not when the
+    # loop returned (a mapping holds a descriptor of its own)...
+    in_loop = int(out.text.split("open in the loop:")[1].split()[0])
+    assert in_loop < 60, out.text
+    # ... and once stored, the kernel holds none of them
+    assert "open once stored: 0" in after.text, after.text

@@ -77,6 +77,39 @@ def test_a_run_is_visible_as_running_then_finished_and_its_spool_goes(
     assert spools(project) == []
 
 
+def test_a_stored_run_kept_alive_holds_none_of_its_files_open(
+    project: Project, client: Client
+) -> None:
+    # given a run that logged points (its point log is a mapped file) and was stored,
+    # its writer still referenced (as a list of runs, or a callback, would keep it)
+    w = RunWriter.start(project, name="train")
+    for step in range(5000):
+        w.log_metric("loss", 1 / (step + 1))
+    w.finish()
+    w.wait()
+    assert len(client.metric_series(w.run_id, ["loss"])["loss"]) == 5000
+
+    # then this process holds no descriptor of its spool or point log: a mapping
+    # keeps a descriptor of its own, and a kernel of a thousand runs ran out of them
+    def held() -> list[str]:
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if w.run_id in target:
+                found.append(target)
+        return found
+
+    assert held() == []
+    # and a point logged into it afterwards makes no file again
+    w.log_metric("loss", 0.0)
+    for _ in range(5000):
+        tracking._log_into(w, "loss", 0.0, None)
+    assert held() == [] and not list(project.spool_dir.glob(f"{w.run_id}*"))
+
+
 def test_a_failed_run_keeps_its_error_and_finishing_twice_changes_nothing(
     project: Project, client: Client
 ) -> None:

@@ -160,6 +160,7 @@ class CellRun:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
         self._ended = threading.Event()  # set once the cell has replied
+        session.cell_started(self._ended)
         snap = self.writer.snapshot
         self._cell_key = cell_key(snap.cell_id, snap.name, snap.source)
         self._previous = self._start_previous()
@@ -324,12 +325,8 @@ class CellRun:
             else:
                 w.finish("failed", self.session.error_text(error)[: tracking.ERROR_LIMIT])
             # Once the cell has replied, none of it before: the background threads
-            # woken here would take the GIL from the cell's end. The hashes learnt are
-            # saved for the next cell and process (a cache: losing a save costs a
-            # re-hash, never a wrong hash), the run's facts gathered, the run ingested.
-            after_reply(self._ended.set)
-            after_reply(lambda: ingest.background(self.session.stat_cache(self.project).save))
-            after_reply(ingest.ingestor().kick)
+            # woken here would take the GIL from the cell's end.
+            self.session.cell_replied(self._ended, self.session.stat_cache(self.project))
         try:
             self.session.lineage.after_cell(
                 self.transformed,

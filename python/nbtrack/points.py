@@ -74,6 +74,7 @@ class PointLog:
         _logs.add(self)
         self._lock = threading.Lock()
         self._fd = -1
+        self._closed = False
         self._next_base = 0
         self._size = FIRST_WINDOW
         # Windows that could not be put on disk (a full disk): kept in memory, in order,
@@ -104,7 +105,9 @@ class PointLog:
         """The window after ``full`` (called by the one logging call that found it full)."""
         with self._lock:
             if self.window is full:
-                if self.child:  # (``full`` handed itself, or holds no complete point)
+                if self._closed:  # (a point logged into a stored run: it goes nowhere)
+                    self.window = Window(bytearray(FIRST_WINDOW), 0)
+                elif self.child:  # (``full`` handed itself, or holds no complete point)
                     self.window = self._child_window()
                 else:
                     self.window = self._new_window()
@@ -164,10 +167,16 @@ class PointLog:
                 os.unlink(self.path)
 
     def close(self) -> None:
+        """Close the file and let go of its mapping: the mapping holds a descriptor of
+        its own, and a writer kept alive (a user's list of runs, a pending callback)
+        must not keep one file per run open."""
         with self._lock:
+            self._closed = True
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            if not self.child:
+                self.window = Window(bytearray(0), 0)
 
 
 def put_back(fd: int, path: Path, flags: int = os.O_RDWR) -> int:
