@@ -238,9 +238,12 @@ class Ingestor:
             self._send(writer, PROBE)  # starts the process now if it is not running
 
     def sealed(self, writer: Spooled) -> None:
-        """``writer``'s spool got its last record: hand it to the process (once all of
-        it is on disk; a full disk keeps it with the thread, which retries)."""
-        if self.threaded or not writer.retry():
+        """``writer``'s spool got its last record: once all of it is on disk (a full disk
+        keeps it, retried), its files are let go and it is handed to the process."""
+        if not writer.retry():
+            return
+        if self.threaded:  # (the thread reads them by their paths, however long it waits)
+            writer.let_go()
             return
         with self._lock:
             if writer not in self._writers:
@@ -293,8 +296,7 @@ class Ingestor:
         for db_path in waiting:  # a process killed meanwhile is started again
             self._send_to(db_path, PROBE)
 
-    def _prune(self) -> None:
-        # (called holding ``_lock``)
+    def _prune(self) -> None:  # (called holding ``_lock``)
         self._handed = {p: c for p, c in self._handed.items() if p.exists()}
         self._pruned = len(self._handed)
 
@@ -320,17 +322,15 @@ class Ingestor:
         for store, group in by_store.items():
             try:
                 done = ingest_writers(group)
-            except Exception as exc:  # keep the spools; the next round (or recovery) retries
-                # Said once, under the next tracked cell (see ``problem``), not in a log
-                # line that lands in whichever cell happens to be running.
+            except Exception as exc:  # kept; the next round (or recovery) retries. Said
+                # once, under the next tracked cell (``problem``), not in a log line.
                 self.problems[store] = exc
                 log.debug("nbtrack: could not store runs yet: %s", exc)
                 continue
             self.problems.pop(store, None)
             with self._lock:
-                for w in done:
-                    if w in self._writers:
-                        self._writers.remove(w)
+                gone = {id(w) for w in done}
+                self._writers = [w for w in self._writers if id(w) not in gone]
         with self._lock:
             if not self._writers and not self._orphaned:
                 self._idle.set()
