@@ -160,7 +160,7 @@ class CellRun:
             self.writer.set_tags(opts.tags)
         self.key = (self.writer.snapshot.notebook_path, cell_id or opts.name or source)
         self._ended = threading.Event()  # set once the cell has replied
-        session.cell_started(self._ended)
+        session.cell_started()
         snap = self.writer.snapshot
         self._cell_key = cell_key(snap.cell_id, snap.name, snap.source)
         self._previous = self._start_previous()

@@ -56,7 +56,7 @@ class KernelSession:
         # Execution counts of the cells that raised (sessioncode.py: a replay lets them).
         self.raised: set[int] = set()
         self.failure: str | None = None  # the first cell that raised, as papermill's run says
-        self._replied: threading.Event | None = None  # set once the last tracked cell replied
+        self._replied: threading.Event | None = None  # the last ended tracked cell's (replied)
         self._injected_seen = False  # papermill's cell: the one after it holds no defaults
         # Watch the project for written files now, not in the first tracked cell.
         ingest.background(lambda: fswatch.for_root(str(self.project().root), self.ignored()))
@@ -98,20 +98,22 @@ class KernelSession:
         return self._ignored
 
     # ---------------------------------------------------------------- replies
-    def cell_started(self, replied: threading.Event) -> None:
-        """A tracked cell starts: the one before has ended even if the kernel never
-        replied to it (a loop of ``run_cell`` calls in one cell), so its facts are
-        gathered now, not after ``GATHER_DELAY`` with its spool held open."""
+    def cell_started(self) -> None:
+        """A tracked cell starts: the tracked cell that ended before it has ended even if
+        the kernel never replied to it (a loop of ``run_cell`` calls in one cell), so its
+        facts are gathered now, not after ``GATHER_DELAY`` with its spool held open. (A
+        cell still running, which runs this one inside it, is not that cell.)"""
         if self._replied is not None:
             self._replied.set()
-        self._replied = replied
+            self._replied = None
 
     def cell_replied(self, replied: threading.Event, cache: StatCache) -> None:
-        """Once the kernel has replied to a tracked cell: its facts gathered, the hashes
-        learnt saved for the next cell and process (a cache: losing a save costs a
+        """A tracked cell ended; once the kernel has replied to it: its facts gathered, the
+        hashes learnt saved for the next cell and process (a cache: losing a save costs a
         re-hash, never a wrong hash), the ingestion kicked. No callback holds the run:
         a loop of ``run_cell`` calls runs none of them until it returns, and a run held
         keeps its files open."""
+        self._replied = replied
         after_reply(replied.set)
         after_reply(lambda: ingest.background(cache.save))
         after_reply(ingest.ingestor().kick)
