@@ -292,7 +292,7 @@ class Lineage:
             return None
         for m in p.reads:
             cur = self.names.get(m)
-            if cur is None or m in seen:
+            if cur is None or m in seen or m in live:  # (a name read now says so itself)
                 continue
             seen.add(m)
             why = self._why(m, cur, seen, frozenset(), chain)
@@ -301,8 +301,8 @@ class Lineage:
         return None
 
     def reads(self, flow: CellFlow, exclude: Iterable[str] = (), cell: str = "") -> list[Read]:
-        """What a tracked cell (``cell``: its producer_key) reads from the namespace, at its start.
-        A value it made itself it makes again from what it reads now: not stale through it."""
+        """What a tracked cell (``cell``: its producer_key) reads at its start; a value it made
+        itself it makes again from what it reads now (through the functions it calls too)."""
         ns = self.ns
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
@@ -330,7 +330,7 @@ class Lineage:
                     out.append(Read(n, type_name(value), False, None, p.origin, p, stale, desc))
                 continue
             origin = p.origin if p is not None else "upstream"
-            stale = self.stale(n, flow.reads if p is not None and p.cell_key == cell else ())
+            stale = self.stale(n, [*flow.reads, *via] if p and p.cell_key == cell else ())
             ok, plain = _param(value)
             kind = type_name(value)
             if ok:
