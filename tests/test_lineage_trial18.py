@@ -53,3 +53,47 @@ def test_a_counter_the_cell_keeps_by_global_is_not_stale_through_a_closure(proje
         (4, 0.2),
         (7, None),
     ]
+
+
+def test_a_chain_of_cells_re_run_from_the_start_warns_of_the_skipped_middle(project_dir, kernel):
+    """Found by the trial: three tracked cells, ``data`` (``raw.csv`` filtered by
+    ``threshold`` into ``clean.parquet``), ``features`` (that into ``X.parquet``, and ``X``
+    kept), ``model`` (reading ``X.parquet``, or ``X``). Re-running only the middle one
+    held ("input X.parquet: changed"); but after ``threshold = 8`` and ``data`` re-run,
+    ``model`` re-run without ``features`` read the old features and its summary said
+    "same as the previous run", nothing more. A file (or a value) an earlier run of the
+    kernel made from a file another run wrote again since is a stale input, as a name
+    made from a changed name is; once ``features`` ran again, nothing is stale."""
+    (project_dir / "raw.csv").write_text("a\n" + "\n".join(map(str, range(20))) + "\n")
+    kernel.ok("import pandas as pd\nthreshold = 5\nn_feats = 2", cell_id="c0")
+    data = (
+        "%%track data -m rows\ndf = pd.read_csv('raw.csv')\ndf = df[df.a > threshold]\n"
+        "df.to_parquet('clean.parquet')\nrows = len(df)"
+    )
+    feats = (
+        "%%track features -m cols\nclean = pd.read_parquet('clean.parquet')\n"
+        "X = clean.assign(**{f'f{i}': clean.a**i for i in range(n_feats)})\n"
+        "X.to_parquet('X.parquet')\ncols = X.shape[1]"
+    )
+    model = "%%track model -m s\ns = int(pd.read_parquet('X.parquet').sum().sum())"
+    model2 = "%%track model2 -m s\ns = int(X.sum().sum())"
+    for code, cid in [(data, "d"), (feats, "f"), (model, "m"), (model2, "m2")]:
+        kernel.ok(code, cell_id=cid)
+    kernel.ok("n_feats = 3", cell_id="c1")
+    kernel.ok(feats, cell_id="f")
+    shown = kernel.ok(model, cell_id="m").text
+    assert "input X.parquet: changed" in shown and "stale" not in shown, shown
+    kernel.ok("threshold = 8", cell_id="c2")
+    kernel.ok(data, cell_id="d")
+    shown = kernel.ok(model, cell_id="m").text
+    assert "warning: stale input: X.parquet was written by run " in shown, shown
+    assert "(features) from clean.parquet, which run " in shown, shown
+    shown = kernel.ok(model2, cell_id="m2").text
+    assert "warning: stale input: X was made by run " in shown, shown
+    kernel.ok(feats, cell_id="f")
+    shown = kernel.ok(model, cell_id="m").text
+    assert "input X.parquet: changed" in shown and "stale" not in shown, shown
+    shown = kernel.ok(model2, cell_id="m2").text
+    assert "stale" not in shown, shown
+    runs = _cell_runs(_settle(project_dir), "model")
+    assert [_inputs(r) for r in runs] == [["X.parquet"]] * 4

@@ -341,6 +341,9 @@ class CellRun:
         self._say_what_is_not_stored()
         previous = self._previous_run()
         run = w.snapshot
+        files = self.session.file_writers  # (stale through a file an earlier run wrote)
+        self.warnings += [f"stale input: {why}" for why in files.stale(run, self.reads)]
+        files.note(run)
         remember_cell(self.session.last_by_cell, self.key, self.opts.name, _copy(run))
         d = diff_runs(previous, run) if previous is not None else None
         note = None
