@@ -97,3 +97,57 @@ def test_a_chain_of_cells_re_run_from_the_start_warns_of_the_skipped_middle(proj
     assert "stale" not in shown, shown
     runs = _cell_runs(_settle(project_dir), "model")
     assert [_inputs(r) for r in runs] == [["X.parquet"]] * 4
+
+
+def test_a_time_window_and_settings_in_value_types_are_parameters(project_dir, kernel):
+    """Found by the trial: ``lookback = timedelta(days=3)`` beside ``start =
+    datetime(2024, 1, 1, tzinfo=utc)`` read by the tracked cell: the date was a parameter,
+    the window only "reads: lookback (timedelta)", and after ``timedelta(days=4)`` the
+    re-run said "read lookback: changed", not from what to what. A duration is a setting
+    as a date is (its text, as ``str`` gives it). Held beside it: an ``enum.Flag``
+    combination, a ``Fraction``, a ``Decimal``, a ``NamedTuple`` replaced, a dataclass
+    whose ``__post_init__`` derives a field, a class attribute changed in place
+    (``Config.lr = 0.02``) and a ``partial`` with positional arguments, each with its
+    change in the summary."""
+    kernel.ok(
+        "import enum, functools, datetime as dt\nfrom fractions import Fraction\n"
+        "from decimal import Decimal\nfrom typing import NamedTuple\n"
+        "from dataclasses import dataclass\n"
+        "class Opt(enum.Flag):\n    A = 1\n    B = 2\n    C = 4\n"
+        "class HP(NamedTuple):\n    lr: float\n    depth: int = 3\n"
+        "@dataclass\nclass Cfg:\n    lr: float = 0.1\n    epochs: int = 2\n"
+        "    def __post_init__(self):\n        self.total = self.lr * self.epochs\n"
+        "class Config:\n    lr = 0.01\n"
+        "def f(a, b, c=1):\n    return a + b + c\n"
+        "lookback = dt.timedelta(days=3)\nstart = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)\n"
+        "flags = Opt.A | Opt.B\nfrac = Fraction(1, 3)\nrate = Decimal('0.05')\nhp = HP(0.2)\n"
+        "cfg = Cfg()\np = functools.partial(f, 1, 2)",
+        cell_id="c0",
+    )
+    cell = (
+        "%%track types -m v\nv = float(frac) + float(rate) + hp.depth + cfg.total + Config.lr + p()\n"
+        "v += (Opt.B in flags) + (start + lookback).day"
+    )
+    shown = kernel.ok(cell, cell_id="c1").text
+    assert "reads:" not in shown, shown
+    kernel.ok(
+        "lookback = dt.timedelta(days=4)\nflags = Opt.A | Opt.C\nfrac = Fraction(2, 3)\n"
+        "rate = Decimal('0.07')\nhp = hp._replace(depth=4)\ncfg = Cfg(lr=0.3)\n"
+        "Config.lr = 0.02\np = functools.partial(f, 1, 5)",
+        cell_id="c2",
+    )
+    shown = kernel.ok(cell, cell_id="c1").text
+    for line in (
+        "param lookback: '3 days, 0:00:00' → '4 days, 0:00:00' (upstream)",
+        "param flags: 'Opt.A|B' → 'Opt.A|C' (upstream)",
+        "param frac: '1/3' → '2/3' (upstream)",
+        "param rate: 0.05 → 0.07 (upstream)",
+        "param hp.depth: 3 → 4 (upstream)",
+        "param cfg.lr: 0.1 → 0.3 (upstream)",
+        "param Config.lr: 0.01 → 0.02 (upstream)",
+        "param p.b: 2 → 5 (upstream)",
+    ):
+        assert line in shown, shown
+    assert "reads:" not in shown and "stale" not in shown, shown
+    first = _cell_runs(_settle(project_dir), "types")[0]
+    assert first.params["start"] == "2024-01-01T00:00:00+00:00", first.params

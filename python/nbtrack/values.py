@@ -92,6 +92,8 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
         return True, os.fspath(value)
     if isinstance(value, (datetime.date, datetime.time)):  # a datetime is a date too
         return True, value.isoformat()  # a training window: start = date(2024, 1, 1)
+    if isinstance(value, datetime.timedelta):  # its length: lookback = timedelta(days=3)
+        return True, str(value)
     if _dtype_or_device(value):  # torch.float16, torch.device("cuda"), np.dtype("f4")
         return True, str(value)
     if depth >= MAX_DEPTH:
