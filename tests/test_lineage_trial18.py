@@ -151,3 +151,33 @@ def test_a_time_window_and_settings_in_value_types_are_parameters(project_dir, k
     assert "reads:" not in shown and "stale" not in shown, shown
     first = _cell_runs(_settle(project_dir), "types")[0]
     assert first.params["start"] == "2024-01-01T00:00:00+00:00", first.params
+
+
+def test_a_dict_of_notebook_functions_is_code_reading_its_globals(project_dir, kernel):
+    """Found by the trial: ``acts = {"relu": relu, "id": lambda x: x * gain}`` and ``hooks =
+    [lambda x: x + offset]`` in a setup cell, the tracked cell ``v = acts["id"](1) +
+    hooks[0](0)``. After ``gain = 3`` its re-run warned "stale input: acts was made by
+    In[n] from gain, which was changed since" and recorded "param gain: removed", though
+    the lambda read the new gain when called (the metric moved with it). A dict, list or
+    tuple holding only notebook functions is code, as each function is: the globals they
+    read are the parameters, with no warning; one holding a ``partial`` made from a
+    setting changed since is still stale."""
+    kernel.ok(
+        "from functools import partial\ngain = 2\noffset = 1\nlr = 0.1\n"
+        "def relu(x):\n    return max(x, 0)\ndef opt(x, lr):\n    return x * lr\n"
+        "acts = {'relu': relu, 'id': lambda x: x * gain}\nhooks = [lambda x: x + offset]\n"
+        "opts = {'sgd': partial(opt, lr=lr)}",
+        cell_id="c0",
+    )
+    cell = "%%track reg -m v\nv = acts['id'](1) + acts['relu'](-1) + hooks[0](0)"
+    kernel.ok(cell, cell_id="c1")
+    kernel.ok("gain = 3\noffset = 5", cell_id="c2")
+    shown = kernel.ok(cell, cell_id="c1").text
+    assert "param gain: 2 → 3 (upstream)" in shown, shown
+    assert "param offset: 1 → 5 (upstream)" in shown and "metric v: 3 → 8" in shown, shown
+    assert "stale" not in shown and "reads:" not in shown, shown
+    kernel.ok("lr = 0.5", cell_id="c3")
+    shown = kernel.ok("%%track o -m v\nv = opts['sgd'](2)", cell_id="c4").text
+    assert "stale input: opts was made by In[2] from lr, which was changed since" in shown, shown
+    first, again = _cell_runs(_settle(project_dir), "reg")
+    assert (first.params, again.params) == ({"gain": 2, "offset": 1}, {"gain": 3, "offset": 5})
