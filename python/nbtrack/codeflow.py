@@ -89,9 +89,9 @@ def _registry(obj: Any, ns: Mapping[str, Any], depth: int) -> list[types.Functio
     {"relu": relu, "id": lambda x: x * gain}``), else none: a registry of code, whose
     functions read their globals when called (the eighteenth trial's ``acts`` was "stale"
     once ``gain`` changed, and ``gain`` no parameter, though the cell used the new one)."""
-    items = list(obj.values() if isinstance(obj, dict) else obj)[: _REGISTRY_LIMIT + 1]
-    if not 0 < len(items) <= _REGISTRY_LIMIT:
+    if not 0 < len(obj) <= _REGISTRY_LIMIT:  # (a big container is data)
         return []
+    items = list(obj.values() if isinstance(obj, dict) else obj)
     out: list[types.FunctionType] = []
     for item in items:
         found = _functions_of(item, ns, depth + 1) if callable(item) else []
