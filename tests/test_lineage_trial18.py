@@ -181,3 +181,27 @@ def test_a_dict_of_notebook_functions_is_code_reading_its_globals(project_dir, k
     assert "stale input: opts was made by In[2] from lr, which was changed since" in shown, shown
     first, again = _cell_runs(_settle(project_dir), "reg")
     assert (first.params, again.params) == ({"gain": 2, "offset": 1}, {"gain": 3, "offset": 5})
+
+
+def test_an_iterator_the_cell_advances_is_a_changed_read(project_dir, kernel):
+    """Found by the trial: ``stream = iter(range(100))``, ``loader = (np.full(3, i) for i in
+    itertools.count())`` and a generator function's ``bg = batches()`` in a setup cell,
+    the tracked cell ``n = next(loader).sum() + next(stream) + next(bg)`` run three times:
+    each run drew the next items (the metric 0 → 5 → 10), and the summary said only the
+    metric moved; ``read stream`` was never "changed" (the fingerprint taken at the
+    first run was reused: the same object at the same version), and a generator has no
+    pickle to take one from. An iterator is fingerprinted anew at each run, a generator
+    by where it stands (its place in its code and its plain locals)."""
+    kernel.ok(
+        "import numpy as np, itertools\nstream = iter(range(100))\n"
+        "loader = (np.full(3, i) for i in itertools.count())\n"
+        "def batches():\n    for b in range(3):\n        yield b\nbg = batches()",
+        cell_id="c0",
+    )
+    cell = "%%track nxt -m n\nn = int(next(loader).sum()) + next(stream) + next(bg)"
+    kernel.ok(cell, cell_id="c1")
+    for metric in ("0 → 5", "5 → 10"):
+        shown = kernel.ok(cell, cell_id="c1").text
+        assert f"metric n: {metric}" in shown, shown
+        for name in ("bg", "loader", "stream"):
+            assert f"read {name}: changed" in shown, shown

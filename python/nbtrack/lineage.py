@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -404,10 +404,10 @@ class Lineage:
         return out
 
     def _describe(self, name: str, value: Any, p: Producer | None, deadline: float) -> Description:
-        # The same object at the same version, unchanged since by any cell: reuse it.
+        # The same object at the same version, unchanged since: reuse it (not an iterator)
         key = (name, p.version if p is not None else -1)
         kept = self._described.get(id(value))
-        found = kept.get(key) if kept is not None else None
+        found = kept.get(key) if kept is not None and not isinstance(value, Iterator) else None
         if found is None:
             left = deadline - time.perf_counter()
             if left <= 0:  # the cell waited long enough: its other values by type only
