@@ -205,3 +205,28 @@ def test_an_iterator_the_cell_advances_is_a_changed_read(project_dir, kernel):
         assert f"metric n: {metric}" in shown, shown
         for name in ("bg", "loader", "stream"):
             assert f"read {name}: changed" in shown, shown
+
+
+def test_a_failed_cell_does_not_record_the_metric_an_earlier_run_left(project_dir, kernel):
+    """Found by the trial: ``-m n`` on ``batch = next(it); n = len(batch)``, run until the
+    iterator ran out: the failed run (``StopIteration`` at ``next``) recorded ``n=10``,
+    the count the run before left (a small int is a shared object: "unchanged" could
+    not be told from "set again"). Where the cell stopped tells: a metric bound only at
+    or after the statement that raised is not recorded, with the warning; one bound
+    before it (``n = 3`` then ``1 / 0``) still is."""
+    kernel.ok("it = iter([[1] * 10, [2] * 10])", cell_id="c0")
+    cell = "%%track ev -m n\nbatch = next(it)\nn = len(batch)"
+    kernel.ok(cell, cell_id="c1")
+    kernel.ok(cell, cell_id="c1")
+    shown = kernel.run(cell, cell_id="c1").text
+    assert "-m n: not recorded: the cell stopped before it set it" in shown, shown
+    assert "metric n: removed" in shown, shown
+    assert kernel.run("%%track late -m n\nn = 3\n1 / 0", cell_id="c2").status == "error"
+    runs = _cell_runs(_settle(project_dir), "ev")
+    assert [(r.status, r.metrics.get("n")) for r in runs] == [
+        ("finished", 10),
+        ("finished", 10),
+        ("failed", None),
+    ]
+    (late,) = _cell_runs(_settle(project_dir), "late")
+    assert late.metrics.get("n") == 3
