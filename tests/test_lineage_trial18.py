@@ -230,3 +230,54 @@ def test_a_failed_cell_does_not_record_the_metric_an_earlier_run_left(project_di
     ]
     (late,) = _cell_runs(_settle(project_dir), "late")
     assert late.metrics.get("n") == 3
+
+
+def test_files_written_in_roundabout_ways_are_the_outputs_named(project_dir, kernel):
+    """Held in the trial: a gzip CSV from pandas, ``np.savez_compressed``, a pickle
+    through a ``BytesIO`` then ``Path.write_bytes``, a ``NamedTemporaryFile`` in the project
+    renamed into place, ``shutil.make_archive``, ``write_text`` through a symlink (the
+    target recorded), a folder of CSVs read by ``glob`` (a part added: "read by this run
+    only"), a file read and overwritten by one cell (input and output, "changed" as the
+    cell re-reads what it wrote), all under ``%%capture`` stacked on ``%%track``."""
+    (project_dir / "csvs").mkdir()
+    for i in range(2):
+        (project_dir / "csvs" / f"p{i}.csv").write_text("a\n1\n")
+    (project_dir / "raw.csv").write_text("a\n1\n2\n")
+    (project_dir / "link.txt").symlink_to(project_dir / "real.txt")
+    kernel.ok("import pandas as pd, numpy as np, pickle, io, tempfile, shutil, os, glob\n"
+              "from pathlib import Path\nk = 1")  # fmt: skip
+    cells = {
+        "gz": "pd.DataFrame({'a': range(5 * k)}).to_csv('d.csv.gz', compression='gzip')",
+        "npz": "np.savez_compressed('a.npz', x=np.arange(3 * k))",
+        "pkb": "buf = io.BytesIO()\npickle.dump({'k': k}, buf)\nPath('m.pkl').write_bytes(buf.getvalue())",
+        "tmpf": "with tempfile.NamedTemporaryFile('w', dir='.', delete=False) as f:\n"
+        "    f.write('x' * k)\nos.rename(f.name, 'final.txt')",
+        "arch": "Path('todir').mkdir(exist_ok=True)\nPath('todir/a.txt').write_text('a' * k)\n"
+        "shutil.make_archive('bundle', 'zip', 'todir')",
+        "sym": "Path('link.txt').write_text('hello' * k)",
+        "glob": "n = sum(len(pd.read_csv(p)) for p in sorted(glob.glob('csvs/*.csv')))",
+        "rw": "df = pd.read_csv('raw.csv')\ndf['b'] = df.a * k\ndf.to_csv('raw.csv', index=False)",
+    }
+    for name, code in cells.items():
+        kernel.ok(f"%%capture out\n%%track {name}\n{code}")
+    kernel.ok("k = 2")
+    (project_dir / "csvs" / "p2.csv").write_text("a\n5\n")
+    shown = {name: kernel.ok(f"%%track {name}\n{code}").text for name, code in cells.items()}
+    assert "input csvs/p2.csv: read by this run only" in shown["glob"], shown["glob"]
+    assert "input raw.csv: changed" in shown["rw"] and "stale" not in shown["rw"], shown["rw"]
+    client = _settle(project_dir)
+    got = {}
+    for name in cells:
+        first, again = _cell_runs(client, name)
+        assert _inputs(first) == _inputs(again) or name == "glob", name
+        got[name] = (_inputs(first), sorted(f.path for f in again.outputs))
+    assert got == {
+        "gz": ([], ["d.csv.gz"]),
+        "npz": ([], ["a.npz"]),
+        "pkb": ([], ["m.pkl"]),
+        "tmpf": ([], ["final.txt"]),
+        "arch": ([], ["bundle.zip", "todir/a.txt"]),
+        "sym": ([], ["real.txt"]),
+        "glob": (["csvs/p0.csv", "csvs/p1.csv"], []),
+        "rw": (["raw.csv"], ["raw.csv"]),
+    }
