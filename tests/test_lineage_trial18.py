@@ -281,3 +281,25 @@ def test_files_written_in_roundabout_ways_are_the_outputs_named(project_dir, ker
         "glob": (["csvs/p0.csv", "csvs/p1.csv"], []),
         "rw": (["raw.csv"], ["raw.csv"]),
     }
+
+
+def test_an_instance_sees_its_class_attribute_changed_in_place(project_dir, kernel):
+    """Found by the trial: ``class Config: lr = 0.1`` with ``cfg = Config(seed=1)`` in a
+    setup cell, the tracked cell reading ``cfg.lr``; ``Config.lr = 0.2`` in a scratch cell
+    and the cell re-run: it recorded ``cfg.lr: 0.1 → 0.2`` (the instance reads its class's
+    attribute) and yet warned "stale input: cfg was made by In[n] from Config, which was
+    changed since". An instance of the very class changed in place is current; one of a
+    class since redefined (``class Config`` run again) is still stale."""
+    kernel.ok(
+        "class Config:\n    lr = 0.1\n    def __init__(self, seed=0):\n        self.seed = seed\n"
+        "cfg = Config(seed=1)",
+        cell_id="c0",
+    )
+    cell = "%%track cls -m v\nv = cfg.lr + cfg.seed"
+    kernel.ok(cell, cell_id="c1")
+    kernel.ok("Config.lr = 0.2", cell_id="c2")
+    shown = kernel.ok(cell, cell_id="c1").text
+    assert "param cfg.lr: 0.1 → 0.2 (upstream)" in shown and "stale" not in shown, shown
+    kernel.ok("class Config:\n    lr = 0.5", cell_id="c3")
+    shown = kernel.ok(cell, cell_id="c1").text
+    assert "stale input: cfg was made by In[2] from Config" in shown, shown

@@ -264,8 +264,9 @@ class Lineage:
 
     def stale(self, name: str, live: Iterable[str] = ()) -> str | None:
         """Why ``name``'s value is stale, or None; never through ``live``: names read as now."""
-        p = self.producer(name)
-        return None if p is None else self._why(name, p, {name}, frozenset(live), {})
+        p, cls = self.producer(name), type(self.ns.get(name))  # (its class changed in place:
+        own = {cls.__name__} if self.ns.get(cls.__name__) is cls else set()  # it sees it)
+        return None if p is None else self._why(name, p, {name}, frozenset(live) | own, {})
 
     def _why(
         self, name: str, p: Producer, seen: set[str], live: frozenset[str], up: dict[str, Producer]
@@ -425,8 +426,7 @@ class TreeRecorder:
     """An IPython AST transformer that changes nothing and keeps the trees it is shown.
 
     IPython parses each cell (and the code ``%time`` and friends run) and hands the
-    tree to ``shell.ast_transformers``: keeping it spares parsing the cell again.
-    """
+    tree to ``shell.ast_transformers``: keeping it spares parsing the cell again."""
 
     LIMIT = 16
 
