@@ -109,3 +109,24 @@ def surely_bound(source: str) -> frozenset[str]:
         else:  # (a try's, a try-star's)
             stack.extend(getattr(node, "finalbody", ()))
     return frozenset(out)
+
+
+def bound_before(source: str, name: str, line: int) -> bool:
+    """Whether the cell may have bound ``name`` before it stopped at ``line``: a top-level
+    statement before the one that raised binds it, or that one does and is a block (a
+    loop's earlier turns). ``n = next(it)`` raising bound nothing, whatever ``n`` holds."""
+    try:
+        tree = parsed(source)
+    except (SyntaxError, ValueError):
+        return True
+    for node in tree.body:
+        binds = any(
+            isinstance(n, ast.Name) and type(n.ctx) is not ast.Load and n.id == name
+            for n in ast.walk(node)
+        )
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            simple = isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr))
+            return binds and not simple
+        if binds:
+            return True
+    return True  # (not a line of the cell: not known)

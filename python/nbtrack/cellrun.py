@@ -32,7 +32,7 @@ from .client import Client
 from .exceptions import NO_SPACE, CaptureError, NbtrackError, UsageError, why_unwritable
 from .gitstate import git_state
 from .lineage import Read, producer_key
-from .metricvalues import MetricVars, metric_values
+from .metricvalues import MetricVars, metric_values, stopped_at
 from .models import DataVersion, Run, warning_tag
 from .previous import PreviousRuns, cell_key, recall, remember_cell
 from .rundiff import RunDiff, diff_runs
@@ -317,7 +317,7 @@ class CellRun:
                     w.log_params(chunk, source=src)
             if flagged:
                 w.log_params(flagged, source="flag")
-            self._log_metric_vars(user_ns, finished=error is None)
+            self._log_metric_vars(user_ns, error is None, stopped_at(error, user_ns))
             w.log_data(self._data_versions())
         finally:
             if error is None:
@@ -341,6 +341,9 @@ class CellRun:
         self._say_what_is_not_stored()
         previous = self._previous_run()
         run = w.snapshot
+        files = self.session.file_writers  # (stale through a file an earlier run wrote)
+        self.warnings += [f"stale input: {why}" for why in files.stale(run, self.reads)]
+        files.note(run)
         remember_cell(self.session.last_by_cell, self.key, self.opts.name, _copy(run))
         d = diff_runs(previous, run) if previous is not None else None
         note = None
@@ -353,11 +356,12 @@ class CellRun:
             outcome.alerts = alerts(self.client, previous, run)
         return outcome
 
-    def _log_metric_vars(self, user_ns: dict[str, Any], *, finished: bool) -> None:
+    def _log_metric_vars(self, user_ns: dict[str, Any], finished: bool, line: int | None) -> None:
         """``-m``: a number, a dict (``report.f1``), numbers (a series, and its mean: folds)."""
         w = self.writer
         for var in self.opts.metrics:
-            skip = self._metric_vars.why_not(var, user_ns, var in self.flow.assigns, finished)
+            bound = var in self.flow.assigns
+            skip = self._metric_vars.why_not(var, user_ns, bound, finished, line)
             if skip is not None:
                 self.warnings.append(f"-m {var}: {skip}")
                 continue

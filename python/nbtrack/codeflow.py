@@ -22,6 +22,7 @@ BUILTINS = frozenset(dir(builtins))
 FOLLOW_LIMIT = 200  # notebook functions/classes followed per cell, at most
 _CODE_CACHE_LIMIT = 4096
 _WRAP_DEPTH = 8  # decorators stacked on one function, at most
+_REGISTRY_LIMIT = 32  # functions in a dict/list/tuple of code, at most
 
 _code_names: dict[types.CodeType, tuple[frozenset[str], frozenset[str]]] = {}
 
@@ -58,6 +59,8 @@ def _functions_of(obj: Any, ns: Mapping[str, Any], depth: int = 0) -> list[types
     ``train``, whose ``gamma`` the seventh trial saw recorded not at all."""
     if depth > _WRAP_DEPTH:
         return []
+    if type(obj) in (dict, list, tuple):
+        return _registry(obj, ns, depth)
     wrapped = _wrapped(obj, ns, depth)
     if isinstance(obj, types.FunctionType):
         return [obj, *wrapped] if obj.__globals__ is ns else wrapped
@@ -78,6 +81,25 @@ def _functions_of(obj: Any, ns: Mapping[str, Any], depth: int = 0) -> list[types
             inner = getattr(member, "__func__", None) or getattr(member, "fget", None) or member
             if isinstance(inner, types.FunctionType) and inner.__globals__ is ns:
                 out.append(inner)
+    return out
+
+
+def _registry(obj: Any, ns: Mapping[str, Any], depth: int) -> list[types.FunctionType]:
+    """The functions of a dict, list or tuple that holds only notebook code (``acts =
+    {"relu": relu, "id": lambda x: x * gain}``), else none: a registry of code, whose
+    functions read their globals when called (the eighteenth trial's ``acts`` was "stale"
+    once ``gain`` changed, and ``gain`` no parameter, though the cell used the new one)."""
+    if not 0 < len(obj) <= _REGISTRY_LIMIT:  # (a big container is data)
+        return []
+    items = list(obj.values() if isinstance(obj, dict) else obj)
+    out: list[types.FunctionType] = []
+    for item in items:
+        found = _functions_of(item, ns, depth + 1) if callable(item) else []
+        # (a partial or a closure holds what it was made with: a value, stale as one)
+        held = isinstance(item, functools.partial) or getattr(item, "__closure__", None)
+        if not found or isinstance(item, type) or held:
+            return []
+        out += found
     return out
 
 
@@ -114,8 +136,11 @@ def _library_callable(obj: Any, ns: Mapping[str, Any]) -> bool:
 
 def wraps_notebook_code(obj: Any, ns: Mapping[str, Any]) -> bool:
     """A library's callable that wraps a notebook function (``np.vectorize(f)``, joblib's
-    ``@memory.cache``): code, as the function is, not a value the notebook made (the
-    sixteenth trial's "reads: vec (vectorize)", stale once a global of ``f`` changed)."""
+    ``@memory.cache``), or a registry of notebook functions: code, as the function is, not
+    a value the notebook made (the sixteenth trial's "reads: vec (vectorize)", stale once
+    a global of ``f`` changed)."""
+    if type(obj) in (dict, list, tuple):
+        return bool(_registry(obj, ns, 0))
     return _library_callable(obj, ns) and bool(_wrapped(obj, ns, 0))
 
 

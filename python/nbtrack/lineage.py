@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -264,8 +264,9 @@ class Lineage:
 
     def stale(self, name: str, live: Iterable[str] = ()) -> str | None:
         """Why ``name``'s value is stale, or None; never through ``live``: names read as now."""
-        p = self.producer(name)
-        return None if p is None else self._why(name, p, {name}, frozenset(live), {})
+        p, cls = self.producer(name), type(self.ns.get(name))  # (its class changed in place:
+        own = {cls.__name__} if self.ns.get(cls.__name__) is cls else set()  # it sees it)
+        return None if p is None else self._why(name, p, {name}, frozenset(live) | own, {})
 
     def _why(
         self, name: str, p: Producer, seen: set[str], live: frozenset[str], up: dict[str, Producer]
@@ -292,7 +293,7 @@ class Lineage:
             return None
         for m in p.reads:
             cur = self.names.get(m)
-            if cur is None or m in seen:
+            if cur is None or m in seen or m in live:  # (a name read now says so itself)
                 continue
             seen.add(m)
             why = self._why(m, cur, seen, frozenset(), chain)
@@ -301,8 +302,8 @@ class Lineage:
         return None
 
     def reads(self, flow: CellFlow, exclude: Iterable[str] = (), cell: str = "") -> list[Read]:
-        """What a tracked cell (``cell``: its producer_key) reads from the namespace, at its start.
-        A value it made itself it makes again from what it reads now: not stale through it."""
+        """What a tracked cell (``cell``: its producer_key) reads at its start; a value it made
+        itself it makes again from what it reads now (through the functions it calls too)."""
         ns = self.ns
         skip = set(exclude)
         names = [n for n in flow.reads if n in ns]
@@ -330,7 +331,7 @@ class Lineage:
                     out.append(Read(n, type_name(value), False, None, p.origin, p, stale, desc))
                 continue
             origin = p.origin if p is not None else "upstream"
-            stale = self.stale(n, flow.reads if p is not None and p.cell_key == cell else ())
+            stale = self.stale(n, [*flow.reads, *via] if p and p.cell_key == cell else ())
             ok, plain = _param(value)
             kind = type_name(value)
             if ok:
@@ -404,10 +405,10 @@ class Lineage:
         return out
 
     def _describe(self, name: str, value: Any, p: Producer | None, deadline: float) -> Description:
-        # The same object at the same version, unchanged since by any cell: reuse it.
+        # The same object at the same version, unchanged since: reuse it (not an iterator)
         key = (name, p.version if p is not None else -1)
         kept = self._described.get(id(value))
-        found = kept.get(key) if kept is not None else None
+        found = kept.get(key) if kept is not None and not isinstance(value, Iterator) else None
         if found is None:
             left = deadline - time.perf_counter()
             if left <= 0:  # the cell waited long enough: its other values by type only
@@ -425,8 +426,7 @@ class TreeRecorder:
     """An IPython AST transformer that changes nothing and keeps the trees it is shown.
 
     IPython parses each cell (and the code ``%time`` and friends run) and hands the
-    tree to ``shell.ast_transformers``: keeping it spares parsing the cell again.
-    """
+    tree to ``shell.ast_transformers``: keeping it spares parsing the cell again."""
 
     LIMIT = 16
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from .astwalk import surely_bound
+from .astwalk import bound_before, surely_bound
 from .validation import narrow_float
 from .values import MAX_DEPTH, MAX_SERIES, numpy_scalar, type_name
 
@@ -96,15 +96,20 @@ class MetricVars:
         self._before = {n: (ns[n], _snapshot(ns[n])) for n in names if n in ns}
         self._source = source
 
-    def why_not(self, name: str, ns: dict[str, Any], bound: bool, finished: bool) -> str | None:
+    def why_not(
+        self, name: str, ns: dict[str, Any], bound: bool, finished: bool, line: int | None = None
+    ) -> str | None:
         """Why ``name`` is not recorded after the cell, or None. A cell that finished ran
         the assignments on all its paths, whatever object they gave: ``acc =
         results["acc"]`` run again binds the very float the name held (the twelfth trial
-        lost such a metric on every run after the first)."""
+        lost such a metric on every run after the first). ``line``: where a failed cell
+        stopped, in its code."""
         if name not in ns:
             return f"no variable {name!r} after the cell"
         if finished and name in surely_bound(self._source):
             return None
+        if line is not None and not finished and not bound_before(self._source, name, line):
+            return "not recorded: the cell stopped before it set it"  # (`n = 10` before too)
         if self.unchanged(name, ns[name], bound):
             # A cell that raised stopped before it: "did not change it" reads as a cell
             # that ran through without setting it (the fourteenth trial).
@@ -207,3 +212,15 @@ def _is_number(v: Any) -> bool:
     if dec is not None and isinstance(v, dec.Decimal):
         return True
     return numpy_scalar(v) and getattr(getattr(v, "dtype", None), "kind", "") in "iuf"
+
+
+def stopped_at(error: BaseException | None, ns: dict[str, Any]) -> int | None:
+    """The line of the cell's own code where ``error`` stopped it (its last frame run in
+    the namespace at top level), or None."""
+    tb, line = error.__traceback__ if error is not None else None, None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_globals is ns and frame.f_code.co_name == "<module>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

@@ -24,6 +24,7 @@ from . import (
     settings,
     tracking,
 )
+from .filestale import FileWriters
 from .hashing import StatCache
 from .lineage import PAPERMILL_HEADER, Lineage
 from .models import Run, raised, warning_tag
@@ -39,6 +40,7 @@ class KernelSession:
         self.session_id = uuid.uuid4().hex
         self._stat_caches: dict[Path, StatCache] = {}
         self.last_by_cell: dict[tuple[Any, ...], Run] = {}
+        self.file_writers = FileWriters()
         self.papermill_params: dict[str, Any] = settings.params()
         self.lineage = Lineage(user_ns)
         self.seeds = Seeds(self.lineage)

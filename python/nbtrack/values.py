@@ -92,6 +92,8 @@ def param_value(value: Any, depth: int = 0) -> tuple[bool, Any]:
         return True, os.fspath(value)
     if isinstance(value, (datetime.date, datetime.time)):  # a datetime is a date too
         return True, value.isoformat()  # a training window: start = date(2024, 1, 1)
+    if isinstance(value, datetime.timedelta):  # its length: lookback = timedelta(days=3)
+        return True, str(value)
     if _dtype_or_device(value):  # torch.float16, torch.device("cuda"), np.dtype("f4")
         return True, str(value)
     if depth >= MAX_DEPTH:
@@ -371,6 +373,11 @@ def _fingerprint(value: Any, deadline: float) -> tuple[str | None, str | None]:
         step = max(1, len(view) // SAMPLE_BYTES)
         h.update(bytes(view[::step]) if step > 1 else view)
         return _done(h, step > 1)
+    if isinstance(value, types.GeneratorType):  # no pickle: where it stands, as a range's
+        frame = value.gi_frame  # (its place in its code and its plain locals; None: spent)
+        here = frame and (frame.f_lasti, [(k, v) for k, v in frame.f_locals.items() if _plain(v)])
+        h.update(repr(here).encode())
+        return _done(h, False)
     # Anything else (a model, a dict of arrays, a tensor): its pickle, streamed into the
     # hash and given up past the byte limit or the deadline (picklehash.py).
     try:
@@ -380,6 +387,13 @@ def _fingerprint(value: Any, deadline: float) -> tuple[str | None, str | None]:
     except Exception as exc:
         return None, f"not fingerprinted: cannot pickle ({type(exc).__name__})"
     return _done(h, sampled)
+
+
+def _plain(value: Any) -> bool:
+    try:
+        return param_value(value)[0]
+    except Exception:  # a value whose __eq__/__len__ raises is not plain
+        return False
 
 
 def _done(h: Any, sampled: bool) -> tuple[str | None, str | None]:
