@@ -1,0 +1,85 @@
+"""Faults of the eighteenth trial: nothing lost, nothing stalls, one-line errors.
+
+Each test makes the fault for real (a named pipe where the store file was, an empty
+``--store`` or ``--run`` from a shell variable never set, ...) and then asks what a user
+would ask: does the command end, with one line that says what to do, is every run still
+there, whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from conftest import run_cli
+from factory import record_run
+
+
+def test_a_named_pipe_where_the_store_file_was_is_one_line_not_a_hang(project_dir) -> None:
+    # Given: a project with a run, and its store file replaced by a named pipe (a
+    # careless `mkfifo`, a restore script that streams into the old path)
+    record_run(project_dir, "train", metrics={"acc": 0.9})
+    db = project_dir / ".nbtrack" / "runs.duckdb"
+    os.replace(db, project_dir / "runs.duckdb.saved")
+    os.mkfifo(db)
+
+    # When: the user lists the runs and asks the doctor
+    started = time.monotonic()
+    listed = run_cli("ls", cwd=project_dir)
+    doctor = run_cli("doctor", cwd=project_dir)
+
+    # Then: both end at once, with a line naming the pipe; before, both waited for ever
+    # (opening the pipe to read its first bytes waited for a writer)
+    assert time.monotonic() - started < 30
+    assert listed.returncode == 1 and len(listed.stderr.splitlines()) == 1, listed.stderr
+    assert "is a named pipe (FIFO), not an nbtrack store" in listed.stderr
+    assert "move it away" in listed.stderr
+    assert doctor.returncode == 1 and "named pipe" in doctor.stdout
+
+    # And: the pipe is left as it was; the store put back, the run is there
+    assert db.is_fifo()
+    db.unlink()
+    os.replace(project_dir / "runs.duckdb.saved", db)
+    out = run_cli("ls", "--json", cwd=project_dir)
+    assert [r["name"] for r in json.loads(out.stdout)["runs"]] == ["train"]
+
+
+def test_an_empty_store_path_is_refused_not_a_new_store_in_the_current_folder(
+    project_dir,
+) -> None:
+    # Given: a project with a run, and the user in a subfolder of it
+    record_run(project_dir, "train")
+    sub = project_dir / "notebooks"
+    sub.mkdir()
+
+    # When: a script passes --store "$STORE" with STORE never set
+    outs = [run_cli("--store", "", "ls", cwd=sub), run_cli("--store=", "gc", cwd=sub)]
+
+    # Then: one line, exit 2; before, an empty store was made in the subfolder
+    # (runs.duckdb, its lock, cache/), `ls` listed no run and `gc` "removed 0 blob(s)"
+    for out in outs:
+        assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+        assert "--store: an empty path" in out.stderr
+    assert list(sub.iterdir()) == []
+    assert "train" in run_cli("ls", cwd=sub).stdout
+
+
+def test_check_with_an_empty_run_is_refused_not_a_gate_on_the_newest_run(project_dir) -> None:
+    # Given: a good run, then a newer one
+    good = record_run(project_dir, "train", metrics={"acc": 0.95})
+    record_run(project_dir, "train", metrics={"acc": 0.97})
+
+    # When: a CI job gates `--run "$RUN_ID"` with RUN_ID empty (its step failed), or
+    # compares --against an empty baseline
+    empty_run = run_cli("check", "acc >= 0.96", "--run", "", cwd=project_dir)
+    empty_base = run_cli(
+        "check", "delta(acc) >= 0", "--run", good[:8], "--against", "", cwd=project_dir
+    )
+
+    # Then: exit 2, "a run reference is ..."; before, --run "" gated the newest run and
+    # passed (exit 0) for a run nobody named
+    for out in (empty_run, empty_base):
+        assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+        assert "a run reference is an id" in out.stderr
+    assert run_cli("check", "acc >= 0.96", "--run", good, cwd=project_dir).returncode == 1
