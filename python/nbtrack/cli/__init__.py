@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..exceptions import NbtrackError, UsageError
-from ..project import project_at
+from ..project import Project, project_at
 from .parser import Parser
 
 EXIT_ERROR = 1
@@ -53,6 +53,16 @@ def command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _store_at(path: str) -> Project:
+    # An empty --store (a "$STORE" never set) resolved to the current folder: a new,
+    # empty store there, and the user's runs seemed gone.
+    if not path.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty path: name the store folder or .duckdb file, or leave --store out"
+        )
+    return project_at(path)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``nbtrack`` parser: every verb, or only the module that registers ``command``."""
     parser = Parser(
@@ -63,7 +73,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--store",
         dest="project",
-        type=project_at,
+        type=_store_at,
         metavar="PATH",
         help="store folder or .duckdb file (default: $NBTRACK_STORE, else the nearest .nbtrack/)",
     )
