@@ -83,3 +83,24 @@ def test_check_with_an_empty_run_is_refused_not_a_gate_on_the_newest_run(project
         assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
         assert "a run reference is an id" in out.stderr
     assert run_cli("check", "acc >= 0.96", "--run", good, cwd=project_dir).returncode == 1
+
+
+def test_a_kernel_without_a_home_does_not_record_its_history_database_as_an_output(
+    kernel_factory, project_dir
+) -> None:
+    # Given: a kernel started with HOME naming a folder that is not there (a container
+    # user without a home), so IPython keeps its history database in a temp folder
+    k = kernel_factory(HOME=str(project_dir / "no-such-home"))
+    k.ok("%load_ext nbtrack\nimport nbtrack")
+
+    # When: a tracked cell writing one file runs twice
+    code = "%%track\nopen('o.txt', 'w').write('a')\n"
+    k.ok(code, cell_id="c1")
+    reply = k.ok(code, cell_id="c1")
+
+    # Then: the run's one output is o.txt; before, the second run also recorded
+    # /tmp/tmpXXXX/profile_default/history.sqlite (IPython wrote the first cell's
+    # history there) and said it differed from the first run
+    assert "history.sqlite" not in reply.text and "same as the previous run" in reply.text
+    out = run_cli("show", "--json", "last", cwd=project_dir)
+    assert [d["path"] for d in json.loads(out.stdout)["data"]] == ["o.txt"]
