@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 
-from conftest import run_cli
+from conftest import kernel_env, run_cli
 from factory import record_run
 
 
@@ -104,3 +106,28 @@ def test_a_kernel_without_a_home_does_not_record_its_history_database_as_an_outp
     assert "history.sqlite" not in reply.text and "same as the previous run" in reply.text
     out = run_cli("show", "--json", "last", cwd=project_dir)
     assert [d["path"] for d in json.loads(out.stdout)["data"]] == ["o.txt"]
+
+
+def test_a_console_that_cannot_write_unicode_gets_escapes_not_a_traceback(project_dir) -> None:
+    # Given: a run with a parameter named λ, a value with an emoji, a metric précision
+    record_run(project_dir, "entraînement", params={"λ": "é😀"}, metrics={"précision": 0.9})
+    env = kernel_env(PYTHONIOENCODING="latin-1", LANG="C", LC_ALL="C")
+
+    # When: the user lists and shows it from a latin-1 console (bytes, as it gets them)
+    def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        cmd = [sys.executable, "-m", "nbtrack", *args]
+        return subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, timeout=60)
+
+    outs = {args: cli(*args) for args in [("ls",), ("show", "last"), ("ls", "--json")]}
+
+    # Then: each prints, what latin-1 lacks escaped; before, each ended with a
+    # UnicodeEncodeError traceback, `ls --json` after half a line of JSON
+    for args, out in outs.items():
+        assert out.returncode == 0 and out.stderr == b"", (args, out.stderr[-300:])
+    table = outs[("ls",)].stdout.decode("latin-1")
+    assert "\\u03bb" in table and "é\\U0001f600" in table and "précision" in table
+    assert "précision" in outs[("show", "last")].stdout.decode("latin-1")
+
+    # And: the JSON is valid and whole
+    run = json.loads(outs[("ls", "--json")].stdout)["runs"][0]
+    assert run["params"] == {"λ": "é😀"} and run["name"] == "entraînement"

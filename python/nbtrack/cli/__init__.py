@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import sys
 from collections.abc import Sequence
 
@@ -98,9 +99,18 @@ def _check_text(argv: Sequence[str]) -> None:
             ) from None
 
 
+def _escape_unencodable() -> None:
+    # Under PYTHONIOENCODING=latin-1 (or an ASCII console) a parameter named `λ` or a
+    # file `données.csv` ended `ls` and `show` with a UnicodeEncodeError traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nbtrack`` script; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    _escape_unencodable()
     parser = build_parser(command_of(argv))
     try:
         _check_text(argv)
