@@ -131,3 +131,29 @@ def test_a_console_that_cannot_write_unicode_gets_escapes_not_a_traceback(projec
     # And: the JSON is valid and whole
     run = json.loads(outs[("ls", "--json")].stdout)["runs"][0]
     assert run["params"] == {"λ": "é😀"} and run["name"] == "entraînement"
+
+
+def test_a_file_name_with_a_newline_is_escaped_under_the_cell_and_in_lineage(
+    kernel, project_dir
+) -> None:
+    # Given: a file whose name holds a newline and a carriage return (a name built
+    # from a line read out of a file, its newline kept)
+    (project_dir / "in\nput.csv").write_text("a\n1\n")
+    code = "%%track\ntext = open('in\\nput.csv').read()\nopen('out\\r.txt', 'w').write(text)\n"
+
+    # When: a cell reads it and writes another, twice (the second after an edit)
+    kernel.ok(code, cell_id="c1")
+    reply = kernel.ok(code.replace("(text)", "(text + 'x')"), cell_id="c1")
+    lineage = run_cli("lineage", "last", cwd=project_dir)
+
+    # Then: the summary under the cell and `nbtrack lineage` show the names escaped,
+    # each on its line; before, "in" ended one line and "put.csv" began the next, and
+    # the carriage return wrote over the summary's line in a console
+    assert "\r" not in reply.text, repr(reply.text)
+    assert "data:    in in\\nput.csv, out out\\r.txt" in reply.text
+    assert "output out\\r.txt: changed (+1 bytes)" in reply.text
+    assert "in\\nput.csv @" in lineage.stdout and "\nput.csv" not in lineage.stdout
+
+    # And: the store keeps the names as they are
+    out = run_cli("show", "--json", "last", cwd=project_dir)
+    assert {d["path"] for d in json.loads(out.stdout)["data"]} == {"in\nput.csv", "out\r.txt"}
