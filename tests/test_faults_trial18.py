@@ -157,3 +157,39 @@ def test_a_file_name_with_a_newline_is_escaped_under_the_cell_and_in_lineage(
     # And: the store keeps the names as they are
     out = run_cli("show", "--json", "last", cwd=project_dir)
     assert {d["path"] for d in json.loads(out.stdout)["data"]} == {"in\nput.csv", "out\r.txt"}
+
+
+def test_a_project_moved_under_a_kernel_keeps_its_notebook_and_its_previous_run(
+    kernel_factory, project_dir
+) -> None:
+    # Given: a notebook in a project, its kernel started by Jupyter (which names the
+    # notebook by its absolute path), and a tracked cell that ran once
+    import nbformat
+
+    proj = project_dir / "proj"
+    proj.mkdir()
+    (proj / ".nbtrack").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), proj / "nb.ipynb")
+    k = kernel_factory(proj, JPY_SESSION_NAME=str(proj / "nb.ipynb"))
+    k.ok("%load_ext nbtrack\nimport nbtrack")
+    k.ok("%%track\nnbtrack.log_metric('acc', 0.8)\n", cell_id="c1")
+
+    # When: the user moves the project folder elsewhere (`mv proj ~/work/`) and runs
+    # the cell again
+    (project_dir / "elsewhere").mkdir()
+    moved = project_dir / "elsewhere" / "proj"
+    os.rename(proj, moved)
+    reply = k.ok("%%track\nnbtrack.log_metric('acc', 0.9)\n", cell_id="c1")
+
+    # Then: the run is compared with the cell's previous one and names the notebook as
+    # the first did; before, it named the gone path (/…/proj/nb.ipynb) and was the
+    # "first run of this cell", and warned that its session code was not kept (its
+    # copy went to the cache of the gone folder)
+    assert "acc: 0.8 → 0.9" in reply.text, reply.text
+    assert "warning" not in reply.text and "No such file" not in reply.text
+    out = run_cli("ls", "--json", cwd=moved)
+    runs = json.loads(out.stdout)["runs"]
+    assert [(r["notebook_path"], r["metrics"]["acc"]) for r in runs] == [
+        ("nb.ipynb", 0.9),
+        ("nb.ipynb", 0.8),
+    ]
