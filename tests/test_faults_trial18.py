@@ -193,3 +193,22 @@ def test_a_project_moved_under_a_kernel_keeps_its_notebook_and_its_previous_run(
         ("nb.ipynb", 0.9),
         ("nb.ipynb", 0.8),
     ]
+
+
+def test_an_empty_output_or_column_list_is_a_usage_error(project_dir) -> None:
+    # Given: a run
+    record_run(project_dir, "train", params={"lr": 0.1}, metrics={"acc": 0.9})
+
+    # When: a script passes -o "$BUNDLE" or --columns "$COLS" with the variable empty
+    export = run_cli("export", "last", "-o", "", cwd=project_dir)
+    listed = run_cli("ls", "--columns", "", cwd=project_dir)
+
+    # Then: exit 2, one line saying what is missing; before, export failed with exit 1
+    # blaming the disk ("cannot write the bundle  (No such file or directory): give
+    # -o a path in a writable folder with room") and `ls` printed every column, where
+    # --columns ",," was already refused
+    assert export.returncode == 2 and export.stderr.count("\n") == 1, export.stderr
+    assert "-o names no file" in export.stderr
+    assert listed.returncode == 2 and listed.stdout == "", listed.stdout
+    assert listed.stderr == "nbtrack: error: --columns names no column\n"
+    assert sorted(p.name for p in project_dir.iterdir()) == [".nbtrack"]
