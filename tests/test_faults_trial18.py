@@ -212,3 +212,27 @@ def test_an_empty_output_or_column_list_is_a_usage_error(project_dir) -> None:
     assert listed.returncode == 2 and listed.stdout == "", listed.stdout
     assert listed.stderr == "nbtrack: error: --columns names no column\n"
     assert sorted(p.name for p in project_dir.iterdir()) == [".nbtrack"]
+
+
+def test_doctor_on_a_truncated_store_without_a_backup_says_what_to_do(project_dir) -> None:
+    # Given: a store cut to half its length (a copy interrupted, a disk that filled),
+    # and no backup of it (`sql --write` never ran)
+    for i in range(3):
+        record_run(project_dir, "train", metrics={"acc": i})
+    db = project_dir / ".nbtrack" / "runs.duckdb"
+    run_cli("ls", cwd=project_dir)  # the log checkpointed into the file
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+
+    # When: the user follows the error's advice, `nbtrack doctor`, then its --repair
+    checked = run_cli("doctor", cwd=project_dir)
+    repaired = run_cli("doctor", "--repair", cwd=project_dir)
+
+    # Then: both say what is left to do; before, doctor said only that the file was
+    # damaged and "left untouched", pointed at --repair, which changed nothing and
+    # said only "problems remain"
+    for out in (checked, repaired):
+        assert out.returncode == 1
+        assert "is damaged" in out.stdout
+        assert "no backup of it in .nbtrack: copy back one you kept, or move it aside" in (
+            out.stdout
+        )
