@@ -236,3 +236,36 @@ def test_doctor_on_a_truncated_store_without_a_backup_says_what_to_do(project_di
         assert "no backup of it in .nbtrack: copy back one you kept, or move it aside" in (
             out.stdout
         )
+
+
+def test_output_to_a_full_disk_or_a_closed_stdout_is_one_line_not_a_traceback(
+    project_dir,
+) -> None:
+    # Given: a run
+    record_run(project_dir, "train", params={"lr": 0.1}, metrics={"acc": 0.9})
+    cmd = [sys.executable, "-m", "nbtrack"]
+
+    # When: the output goes to a full disk (/dev/full: `nbtrack ls > out.txt` with no
+    # room left), or stdout is closed (`nbtrack ls >&-` in a script)
+    full = {}
+    for args in (["ls"], ["ls", "--json"], ["show", "last"], ["export", "last"]):
+        with open("/dev/full", "wb") as sink:
+            full[args[-1]] = subprocess.run(
+                [*cmd, *args], cwd=project_dir, env=kernel_env(), stdout=sink,
+                stderr=subprocess.PIPE, text=True, timeout=60,
+            )  # fmt: skip
+    closed = subprocess.run(
+        ["sh", "-c", '"$0" -m nbtrack ls >&-', sys.executable],
+        cwd=project_dir, env=kernel_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    # Then: one line naming the cause, exit 1; before, a traceback from the write
+    # (OSError: [Errno 28]), or for the closed stdout an AttributeError on None
+    for name, out in full.items():
+        assert out.returncode == 1, (name, out.stderr)
+        assert out.stderr == (
+            "nbtrack: error: cannot write the output (No space left on device): "
+            "free room where it goes, or send it elsewhere\n"
+        ), (name, out.stderr)
+    assert closed.returncode == 0 and closed.stderr == "", closed.stderr
+    assert "train" in run_cli("ls", cwd=project_dir).stdout
