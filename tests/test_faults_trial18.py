@@ -269,3 +269,29 @@ def test_output_to_a_full_disk_or_a_closed_stdout_is_one_line_not_a_traceback(
         ), (name, out.stderr)
     assert closed.returncode == 0 and closed.stderr == "", closed.stderr
     assert "train" in run_cli("ls", cwd=project_dir).stdout
+
+
+def test_the_store_folder_deleted_under_a_kernel_keeps_the_next_runs_whole(
+    kernel, project_dir
+) -> None:
+    # Given: a kernel that tracked two cells
+    import shutil
+
+    (project_dir / ".nbtrack").mkdir()
+    for i in range(2):
+        kernel.ok(f"%%track\nnbtrack.log_metric('a', {i})\n", cell_id="c0")
+    assert len(json.loads(run_cli("ls", "--json", cwd=project_dir).stdout)["runs"]) == 2
+
+    # When: the user deletes .nbtrack (`rm -rf .nbtrack` to start afresh) and runs a
+    # cell again
+    shutil.rmtree(project_dir / ".nbtrack")
+    kernel.ok("%%track\nnbtrack.log_metric('b', 1)\n", cell_id="c1")
+
+    # Then: the new store holds the run and every blob it names; before, its session
+    # code named the earlier cells' blobs as kept (nbtrack remembered storing them, in
+    # the deleted folder) and doctor warned "3 blob(s) runs recorded as cached are gone"
+    out = run_cli("ls", "--json", cwd=project_dir)
+    assert [r["metrics"].get("b") for r in json.loads(out.stdout)["runs"]] == [1]
+    doctor = run_cli("doctor", cwd=project_dir)
+    assert doctor.returncode == 0, doctor.stdout
+    assert "every blob a run recorded as cached is present" in doctor.stdout
