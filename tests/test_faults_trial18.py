@@ -295,3 +295,20 @@ def test_the_store_folder_deleted_under_a_kernel_keeps_the_next_runs_whole(
     doctor = run_cli("doctor", cwd=project_dir)
     assert doctor.returncode == 0, doctor.stdout
     assert "every blob a run recorded as cached is present" in doctor.stdout
+
+
+def test_a_limit_with_an_underscore_or_a_non_ascii_digit_is_refused(project_dir) -> None:
+    # Given: twelve runs
+    for i in range(12):
+        record_run(project_dir, "train", metrics={"acc": i})
+
+    # When: --limit gets `1_0` (a typo for 10? 1? 0?) or `٣` (an Arabic-Indic three,
+    # pasted from a document)
+    outs = [run_cli("ls", f"--limit={v}", cwd=project_dir) for v in ("1_0", "٣")]
+
+    # Then: exit 2, one line; before, Python's int() read them as 10 and 3 and `ls`
+    # listed that many runs, where `0x10` and `1e9` were already refused
+    for out in outs:
+        assert out.returncode == 2 and out.stdout == "", out.stdout
+        assert "argument --limit: not a whole number" in out.stderr
+        assert len(out.stderr.splitlines()) == 1
