@@ -312,3 +312,28 @@ def test_a_limit_with_an_underscore_or_a_non_ascii_digit_is_refused(project_dir)
         assert out.returncode == 2 and out.stdout == "", out.stdout
         assert "argument --limit: not a whole number" in out.stderr
         assert len(out.stderr.splitlines()) == 1
+
+
+def test_a_file_past_path_max_is_told_not_silently_left_out(kernel, project_dir) -> None:
+    # Given: a cell that goes 25 folders of 200 characters deep (5,000 bytes, past
+    # Linux's PATH_MAX of 4,096: only relative paths reach there) and writes a file
+    code = (
+        "%%track\n"
+        "import os\n"
+        "base = os.getcwd()\n"
+        "for _ in range(25):\n"
+        "    os.makedirs('d' * 200, exist_ok=True)\n"
+        "    os.chdir('d' * 200)\n"
+        "open('deep.txt', 'w').write('1')\n"
+        "os.chdir(base)\n"
+    )
+
+    # When: it runs
+    reply = kernel.ok(code, cell_id="c1")
+
+    # Then: the summary says the file could not be versioned, and why, in one line cut
+    # to its end; before, the run recorded no file and said nothing (the file seemed
+    # gone: a temporary file the cell removed)
+    lines = [line for line in reply.text.splitlines() if "warning:" in line]
+    assert len(lines) == 1 and lines[0].endswith("/deep.txt: File name too long"), lines
+    assert len(lines[0]) < 150

@@ -255,8 +255,12 @@ class CellRun:
     def _version(self, path: str, role: str, keep_bytes: bool = True) -> DataVersion | None:
         from .versioning import version_path
 
-        if not os.path.exists(path):
-            return None  # a temporary file the cell removed again
+        try:
+            os.stat(path)
+        except OSError as exc:  # gone: a temporary file the cell removed again
+            if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):  # past PATH_MAX
+                self.warnings.append(f"could not version …{path[-80:]}: {exc.strerror}")
+            return None
         limit = self.opts.max_blob_size
         cache = self.client.cache if self.opts.cache and keep_bytes else None
         while True:
