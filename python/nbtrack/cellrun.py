@@ -41,10 +41,9 @@ from .session import KernelSession, after_reply
 log = logging.getLogger("nbtrack")
 
 # Seconds the helper thread waits before gathering a running cell's git state, saved
-# notebook and session code: a cell that ends sooner has them gathered after its reply,
-# when the kernel is idle, not beside the user's code (a model's fit on 2 cores stalls
-# when any other thread takes a core or the GIL). The system sampler's thread, queued
-# on the helper before them, starts no later (sysmetrics.START_AFTER).
+# notebook and session code: a cell that ends sooner has them after its reply, not beside
+# the user's code (a fit on 2 cores stalls when another thread takes a core or the GIL).
+# The system sampler's thread, queued on the helper before them, starts no later.
 GATHER_DELAY = 1.0
 
 
@@ -255,8 +254,12 @@ class CellRun:
     def _version(self, path: str, role: str, keep_bytes: bool = True) -> DataVersion | None:
         from .versioning import version_path
 
-        if not os.path.exists(path):
-            return None  # a temporary file the cell removed again
+        try:
+            os.stat(path)
+        except OSError as exc:  # gone: a temporary file the cell removed again
+            if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):  # past PATH_MAX
+                self.warnings.append(f"could not version …{path[-80:]}: {exc.strerror}")
+            return None
         limit = self.opts.max_blob_size
         cache = self.client.cache if self.opts.cache and keep_bytes else None
         while True:
@@ -403,8 +406,7 @@ class CellRun:
             )
         elif problem is not None:
             self.warnings.append(
-                f"runs are not in the store yet ({problem}); they are kept and stored "
-                "once that is fixed"
+                f"runs are not in the store yet ({problem}); kept, stored once that is fixed"
             )
 
     def _previous_run(self) -> Run | None:

@@ -294,7 +294,7 @@ class Client:
                 raise UsageError(f"no run of notebook {recorded} in {self.project.db_path}")
             run_id = found
         else:
-            run_id = self.resolve(run or "last")
+            run_id = self.resolve("last" if run is None else run)
         family = self._store.family(run_id, with_env=False)
         baseline = None
         if against is not None:

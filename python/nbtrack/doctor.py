@@ -127,6 +127,11 @@ def _advice(client: Client, exc: NbtrackError) -> str:
                 f"; the newest backup is {backups[-1].name}: move the damaged file and its "
                 ".wal aside and copy the backup to runs.duckdb to go back to it"
             )
+        else:  # (a truncated copy: --repair has nothing safe to do, and said nothing)
+            text += (
+                f"; there is no backup of it in {db.parent.name}: copy back one you kept, or "
+                "move it aside to start a new store, which takes the runs still spooled"
+            )
     return text
 
 

@@ -48,12 +48,7 @@ def ignored_prefixes() -> list[str]:
         "/var/lib",
         "/run",
     ]
-    try:  # IPython's own folder (history.sqlite), wherever IPYTHONDIR puts it
-        from IPython.paths import get_ipython_dir
-
-        paths.append(get_ipython_dir())
-    except ImportError:
-        pass
+    paths += _ipython_dirs()
     try:
         from jupyter_core.paths import jupyter_config_dir, jupyter_data_dir, jupyter_runtime_dir
 
@@ -61,3 +56,22 @@ def ignored_prefixes() -> list[str]:
     except ImportError:
         pass
     return [os.path.realpath(p) for p in paths]
+
+
+def _ipython_dirs() -> list[str]:
+    """IPython's own folders (history.sqlite): the running shell's, else IPYTHONDIR's.
+
+    Under a missing or unwritable HOME the shell keeps its folder in a temporary one,
+    and each ``get_ipython_dir()`` call makes another (with a warning): asking it named
+    a folder nobody uses, and the history database was recorded as the cell's output.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return []
+    shell = get_ipython()
+    if shell is not None:
+        return [shell.ipython_dir, shell.profile_dir.location]
+    from IPython.paths import get_ipython_dir
+
+    return [get_ipython_dir()]

@@ -54,6 +54,7 @@ class KernelSession:
         self.lineage.defaults_before_injected = self._injected_after_code()
         self._ignored: list[str] | None = None
         self._projects: dict[tuple[str | None, ...], Project] = {}
+        self._nb_seen: tuple[str, str] | None = None  # (notebook, its path from the cwd)
         self._cwds: dict[tuple[str, str], str] = {}
         # Execution counts of the cells that raised (sessioncode.py: a replay lets them).
         self.raised: set[int] = set()
@@ -65,7 +66,19 @@ class KernelSession:
 
     # ---------------------------------------------------------------- where
     def notebook_path(self) -> str | None:
-        return capture.kernel_notebook_path(self.user_ns)
+        nb = capture.kernel_notebook_path(self.user_ns)
+        if nb is None or not os.path.isabs(nb):
+            return nb
+        if os.path.isfile(nb):
+            self._nb_seen = (nb, os.path.relpath(nb, os.getcwd()))
+        elif self._nb_seen is not None and self._nb_seen[0] == nb:
+            # The project folder moved under the kernel: its working folder moved with
+            # it, the path it was started with did not (the runs named a notebook that
+            # was gone, and each cell's run was its "first")
+            moved = os.path.join(os.getcwd(), self._nb_seen[1])
+            if os.path.isfile(moved):
+                return moved
+        return nb
 
     def project(self) -> Project:
         """The store of this notebook, resolved again only when what decides it changed."""

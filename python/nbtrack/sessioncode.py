@@ -16,6 +16,7 @@ interpreter, which ``nbtrack rerun`` uses to pick the kernel again.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, NamedTuple
@@ -56,6 +57,7 @@ def store_code(cache: Cache, cells: list[SessionCell]) -> str:
     of a 600-cell session cost ~2 ms per run, growing with every cell).
     """
     root = str(cache.root)
+    _forget_if_remade(root)
     known = _stored.setdefault(root, {})
     now = time.monotonic()
     last = _manifests.get(root)
@@ -81,6 +83,22 @@ def store_code(cache: Cache, cells: list[SessionCell]) -> str:
     return cache.put_bytes(data, cache.manifest_hash(data))
 
 
+def _forget_if_remade(root: str) -> None:
+    # The store folder deleted under the kernel (and made again by the next run): what
+    # was stored in it is gone, so the memos go too. Before, the next runs' session
+    # code listed the earlier cells' blobs as kept, and doctor found them missing.
+    try:
+        ino: int | None = os.stat(root).st_ino
+    except OSError:
+        ino = None
+    if _roots.get(root, ino) != ino:
+        _stored.pop(root, None)
+        _manifests.pop(root, None)
+    _roots[root] = ino
+
+
+# Per cache root: its folder's inode when the memos above and below were made.
+_roots: dict[str, int | None] = {}
 # Per cache root: the cells the last manifest listed, its rows (JSON, one a cell) and
 # when the least recently stored or touched of their blobs was.
 _manifests: dict[str, tuple[list[SessionCell], list[str], float]] = {}

@@ -15,7 +15,7 @@ from .cellrun import CellOutcome
 from .models import Run
 from .numformat import format_number
 from .rundiff import ADDED, CHANGED, REMOVED, DataChange, RunDiff
-from .shown import shown_name
+from .shown import escaped, shown_name
 from .sysmetrics import is_system, system_summary
 
 MAX_ITEMS = 12
@@ -55,7 +55,7 @@ def _param_pairs(run: Run) -> str:
 
 def _files(run: Run) -> str:
     """The files the run read and wrote: a cell writing 2,000 shards says how many."""
-    return _listed([f"{_role(d.role)} {d.path}" for d in run.data])
+    return _listed([f"{_role(d.role)} {escaped(d.path)}" for d in run.data])
 
 
 def _reads(run: Run) -> str:
@@ -108,9 +108,11 @@ def change_lines(d: RunDiff, run: Run | None = None) -> list[str]:
         extra = f" ({dc.size_delta:+,d} bytes)" if dc.size_delta else ""
         before = renamed.get((dc.role, dc.path)) if dc.kind == ADDED else None
         if before is not None:
-            lines.append(f"{dc.role} {before} → {dc.path}: the same bytes, renamed")
+            lines.append(
+                f"{dc.role} {escaped(before)} → {escaped(dc.path)}: the same bytes, renamed"
+            )
         elif dc.kind != REMOVED or (dc.role, dc.path) not in moved:
-            lines.append(f"{dc.role} {dc.path}: {dc.label('this run')}{extra}")
+            lines.append(f"{dc.role} {escaped(dc.path)}: {dc.label('this run')}{extra}")
     if len(d.data) > MAX_ITEMS:  # (a cell writing 2,000 shards: the code change still shows)
         lines.append(f"… {len(d.data) - MAX_ITEMS} more files changed")
     if d.code:

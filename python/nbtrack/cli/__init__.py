@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .._version import __version__
 from ..exceptions import NbtrackError, UsageError
-from ..project import project_at
+from ..project import Project, project_at
 from .parser import Parser
 
 EXIT_ERROR = 1
@@ -53,6 +56,16 @@ def command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _store_at(path: str) -> Project:
+    # An empty --store (a "$STORE" never set) resolved to the current folder: a new,
+    # empty store there, and the user's runs seemed gone.
+    if not path.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty path: name the store folder or .duckdb file, or leave --store out"
+        )
+    return project_at(path)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``nbtrack`` parser: every verb, or only the module that registers ``command``."""
     parser = Parser(
@@ -63,7 +76,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--store",
         dest="project",
-        type=project_at,
+        type=_store_at,
         metavar="PATH",
         help="store folder or .duckdb file (default: $NBTRACK_STORE, else the nearest .nbtrack/)",
     )
@@ -88,14 +101,36 @@ def _check_text(argv: Sequence[str]) -> None:
             ) from None
 
 
+def _usable_streams() -> None:
+    # Under PYTHONIOENCODING=latin-1 (or an ASCII console) a parameter named `λ` or a
+    # file `données.csv` ended `ls` and `show` with a UnicodeEncodeError traceback.
+    # A closed stdout (`nbtrack gc >&-`) is None to Python: an AttributeError before.
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
+    elif sys.stdout is sys.__stdout__ and isinstance(sys.stdout, io.TextIOWrapper):
+        out = sys.stdout  # (not under a caller's capture: only the process's own)
+        sys.stdout = io.TextIOWrapper(
+            io.BufferedWriter(_Stdout(out.fileno())),
+            encoding=out.encoding,
+            errors=out.errors,
+            line_buffering=out.line_buffering,
+        )
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nbtrack`` script; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    _usable_streams()
     parser = build_parser(command_of(argv))
     try:
         _check_text(argv)
         args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a failure is met as one line
+        return code
     except UsageError as exc:
         print(f"nbtrack: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -119,3 +154,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except StdoutError as exc:
+        # stdout a file on a full disk (`nbtrack ls > out.txt`, `export last > b.zip`):
+        # a traceback before, from whichever write met it. What is still buffered goes
+        # nowhere, so the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(
+            f"nbtrack: error: cannot write the output ({exc.strerror}): "
+            "free room where it goes, or send it elsewhere",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+class StdoutError(OSError):
+    """A write to the process's stdout failed (not a write the command makes itself)."""
+
+
+class _Stdout(io.RawIOBase):
+    """The process's stdout, whose failed writes say so (``StdoutError``)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: Any) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:
+            raise  # `| head`: main ends quietly
+        except OSError as exc:
+            raise StdoutError(exc.errno, exc.strerror) from None

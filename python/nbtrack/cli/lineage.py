@@ -13,6 +13,7 @@ import sys
 from collections import defaultdict
 from typing import Any
 
+from ..shown import escaped
 from .output import emit_json
 from .parser import at_least, open_client
 
@@ -55,7 +56,7 @@ class _Lineage:
                 {r["run_id"] for r in self.by_content[(row["hash"], theirs)]} - {run_id},
                 key=lambda rid: str(self.runs.get(rid, {}).get("started_at")),
             )
-            text = f"{indent}{row['path']} @{_short(row['hash'])}"
+            text = f"{indent}{escaped(row['path'])} @{_short(row['hash'])}"
             if others:
                 text += f" {arrow} " + ", ".join(self.label(r) for r in others)
             elif upstream:

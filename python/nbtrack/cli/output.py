@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -41,11 +42,23 @@ def emit_json(obj: Any) -> None:
 
 def emit_json_text(chunks: list[str]) -> None:
     """JSON text made elsewhere (DuckDB), in chunks: as it is for a pipe, indented for a person."""
-    if sys.stdout.isatty():
-        chunks = [json.dumps(json.loads("".join(chunks)), indent=2)]
+    if sys.stdout.isatty() or not _unicode_out():
+        # json.dumps escapes what is not ASCII: a stdout that cannot write `λ` would
+        # otherwise get `\\u03bb` from its error handler, and `😀` as invalid JSON
+        chunks = [
+            json.dumps(json.loads("".join(chunks)), indent=2 if sys.stdout.isatty() else None)
+        ]
     for chunk in chunks:
         sys.stdout.write(chunk)
     sys.stdout.write("\n")
+
+
+def _unicode_out() -> bool:
+    """Whether stdout can write every character (UTF-8, or UTF-16/32)."""
+    try:
+        return codecs.lookup(sys.stdout.encoding or "ascii").name.startswith("utf")
+    except LookupError:
+        return False
 
 
 def format_cell(value: Any) -> str:

@@ -45,7 +45,11 @@ def at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: a whole number of at least ``minimum``."""
 
     def whole(text: str) -> int:
+        # int() also reads `1_0` as 10 and `٣` (an Arabic-Indic three) as 3: a typo
+        # or a pasted character taken silently for another number
         try:
+            if "_" in text or not text.isascii():
+                raise ValueError(text)
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None

@@ -355,6 +355,8 @@ def run_export(args: argparse.Namespace) -> int:
     """Write the bundle of ``args.runs`` to ``-o FILE`` or stdout."""
     from ..pipelines.bundle import export_runs
 
+    if args.output is not None and not args.output.strip():
+        raise UsageError("-o names no file: give the bundle's path, or - for stdout")
     client = open_client(args)
     if args.output in (None, "-"):
         if args.json:

@@ -79,7 +79,7 @@ def runs_table(
         for i, name in enumerate(BASE_COLUMNS)
     ]
     values = value_columns(param_keys, metric_keys, [(r.params, r.metrics) for r in page_runs])
-    if spec:
+    if spec is not None:  # "" (a "$COLS" never set) names no column: not the default
         chosen = select(spec, [*base, *values])
     elif machine:
         chosen = [

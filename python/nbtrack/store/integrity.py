@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Collection
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def check_files(db_path: Path) -> None:
     problem = folder_problem(db_path.parent)
     if problem:
         raise StoreError(problem)
+    _check_kind(db_path)
     try:
         with open(db_path, "rb") as fh:
             head = fh.read(16)
@@ -62,6 +64,22 @@ def check_files(db_path: Path) -> None:
     if head is not None:
         _check_head(db_path, head)
     _check_wal(wal_path(db_path))
+
+
+def _check_kind(db_path: Path) -> None:
+    # Opening a named pipe waits for a writer that never comes (every command, and the
+    # ingestion process, hung for ever); a socket or a device is no store either.
+    try:
+        mode = os.stat(db_path).st_mode
+    except OSError:
+        return  # missing (a new store), or unreadable: the open below says which
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return  # a folder: the open below says "Is a directory"
+    what = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket or a device"
+    raise NotAStoreError(
+        f"{db_path} is {what}, not an nbtrack store; it was left untouched: "
+        "move it away and put the store file back"
+    )
 
 
 def _check_head(db_path: Path, head: bytes) -> None:
