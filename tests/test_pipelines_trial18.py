@@ -11,11 +11,23 @@ Each test is a reproducer: what was run, and what the record must say.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
-from conftest import run_cli
+from conftest import kernel_env, run_cli
 from test_pipelines_trial12 import _notebook
 
 LOAD = "%load_ext nbtrack"
+PAPERMILL = str(Path(sys.executable).parent / "papermill")
+
+
+def _papermill(folder: Path, *args: str) -> int:
+    done = subprocess.run(
+        [PAPERMILL, *args, "-k", "python3"],
+        cwd=folder, env=kernel_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return done.returncode
 
 
 def test_a_grid_over_parameters_named_like_sql_keywords_is_filtered_by_their_bare_names(
@@ -51,3 +63,40 @@ def test_a_grid_over_parameters_named_like_sql_keywords_is_filtered_by_their_bar
     done = run_cli("ls", "--where", "order >", cwd=tmp_path)
     assert (done.returncode, done.stdout) == (2, "")
     assert "bad filter 'order >'" in done.stderr
+
+
+def test_a_papermill_run_with_no_tracked_cell_is_recorded_and_its_rerun_says_what_to_do(
+    tmp_path,
+):
+    """``papermill plain.ipynb out.ipynb -p lr 0.5`` of a notebook with ``%load_ext
+    nbtrack`` and no ``%%track`` cell: the notebook run is recorded with ``lr=0.5``
+    (papermill) and its notebook path; ``nbtrack rerun`` of it said "records no notebook
+    path (was it made outside a notebook?)", where ``show`` names plain.ipynb; and
+    ``rerun --current`` said "mode: as-saved (asked for (--as-saved))"."""
+    (tmp_path / ".nbtrack").mkdir()
+    work = "s = lr * 2\nopen('o.txt', 'w').write(str(s))"
+    _notebook(tmp_path / "plain.ipynb", [(LOAD, []), ("lr = 0.1", ["parameters"]), (work, [])])
+    assert _papermill(tmp_path, "plain.ipynb", "out.ipynb", "-p", "lr", "0.5") == 0
+    (tmp_path / "out.ipynb").unlink()
+    done = run_cli("ls", "--kind", "all", "--json", cwd=tmp_path)
+    (run,) = json.loads(done.stdout)["runs"]
+    assert (run["kind"], run["status"], run["notebook_path"]) == (
+        "notebook",
+        "finished",
+        "plain.ipynb",
+    )
+    assert (run["params"], run["param_sources"]) == ({"lr": 0.5}, {"lr": "papermill"})
+    short = run["run_id"][:8]
+    done = run_cli("rerun", short, cwd=tmp_path)
+    assert done.returncode == 1
+    assert " ".join(done.stderr.split()) == (
+        f"nbtrack: error: run {short} of plain.ipynb ran no %%track cell, and nbtrack keeps "
+        "the code a kernel ran and its notebook's snapshot with those: nothing recorded to "
+        f"re-execute; `nbtrack rerun {short} --current` executes plain.ipynb as it is today"
+    )
+    done = run_cli("rerun", short, "--current", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mode: as-saved (asked for (--current))" in done.stderr
+    assert done.stdout.startswith("new run ")
+    shown = run_cli("show", done.stdout.split()[2], "--json", cwd=tmp_path)
+    assert json.loads(shown.stdout)["params"] == {"lr": 0.5}
