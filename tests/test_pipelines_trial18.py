@@ -100,3 +100,37 @@ def test_a_papermill_run_with_no_tracked_cell_is_recorded_and_its_rerun_says_wha
     assert done.stdout.startswith("new run ")
     shown = run_cli("show", done.stdout.split()[2], "--json", cwd=tmp_path)
     assert json.loads(shown.stdout)["params"] == {"lr": 0.5}
+
+
+def test_a_dask_execution_retried_after_its_worker_died_says_so(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 0.5 2 --executor dask`` on a LocalCluster with
+    Dask's default retries, the point ``lr=2`` killing its worker once mid-cell (as an
+    out-of-memory kill would): Dask re-ran it on the other worker and the record was a
+    plain ``finished`` run, nothing saying an attempt died after writing into the project
+    (here ``killed``)."""
+    from distributed import LocalCluster
+
+    (tmp_path / ".nbtrack").mkdir()
+    fit = (
+        "%%track fit -m s\nimport os, signal\nfrom pathlib import Path\n"
+        "if lr > 1 and not Path('killed').exists():\n"
+        "    Path('killed').write_text('x')\n"
+        "    os.kill(os.getppid(), signal.SIGKILL)\n"
+        "s = lr * 2"
+    )
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0.1", ["parameters"]), (fit, [])])
+    with LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        done = run_cli(
+            "sweep", "nb.ipynb", "-p", "lr", "0.5", "2", "--no-progress", "--json",
+            "--executor", "dask", "--scheduler", cluster.scheduler_address, cwd=tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "killed").exists()
+    rows = {r["parameters"]["lr"]: r for r in json.loads(done.stdout)["runs"]}
+    assert {lr: r["status"] for lr, r in rows.items()} == {0.5: "finished", 2: "finished"}
+    shown = {lr: run_cli("show", r["run_id"], "--json", cwd=tmp_path) for lr, r in rows.items()}
+    tags = {lr: json.loads(s.stdout)["tags"] for lr, s in shown.items()}
+    assert tags[2]["dask_worker_deaths"] == "1"
+    assert "dask_worker_deaths" not in tags[0.5]
