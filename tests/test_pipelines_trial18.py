@@ -134,3 +134,24 @@ def test_a_dask_execution_retried_after_its_worker_died_says_so(tmp_path):
     tags = {lr: json.loads(s.stdout)["tags"] for lr, s in shown.items()}
     assert tags[2]["dask_worker_deaths"] == "1"
     assert "dask_worker_deaths" not in tags[0.5]
+
+
+def test_a_sweep_sorted_by_a_misspelt_metric_still_prints_what_it_ran(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 0.3 0.2 --sort los`` (for ``loss``): both
+    executions ran and were recorded, then the sweep printed only "--sort los: no such
+    metric in this sweep (metrics: loss)" and exited 2: no table, no sweep id, no run
+    ids, an exit code that says nothing ran right."""
+    (tmp_path / ".nbtrack").mkdir()
+    fit = "%%track fit -m loss\nloss = lr * 8"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0.1", ["parameters"]), (fit, [])])
+    done = run_cli(
+        "sweep", "nb.ipynb", "-p", "lr", "0.3", "0.2", "--sort", "los", "--no-progress",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--sort los: no such metric in this sweep (metrics: loss); in grid order" in (
+        done.stderr
+    )
+    table = [line.split()[1:] for line in done.stdout.splitlines()[1:3]]
+    assert table == [["finished", "0.3", "2.4"], ["finished", "0.2", "1.6"]]
+    assert done.stdout.splitlines()[3].startswith("sweep ")
