@@ -155,3 +155,27 @@ def test_a_sweep_sorted_by_a_misspelt_metric_still_prints_what_it_ran(tmp_path):
     table = [line.split()[1:] for line in done.stdout.splitlines()[1:3]]
     assert table == [["finished", "0.3", "2.4"], ["finished", "0.2", "1.6"]]
     assert done.stdout.splitlines()[3].startswith("sweep ")
+
+
+def test_a_filter_on_a_parameter_swept_over_numbers_and_text_says_how_to_compare_it(tmp_path):
+    """``nbtrack sweep nb.ipynb -p lr 0.5 auto`` (a learning rate or the library's own
+    choice), then ``nbtrack ls --where "lr > 0.2"``: "Binder Error: Cannot compare values of
+    type VARCHAR and type DECIMAL(2,1) - an explicit cast is required", with nothing
+    saying that one point's ``auto`` made ``lr`` a text column, nor what to write."""
+    (tmp_path / ".nbtrack").mkdir()
+    fit = "%%track fit -m s\ns = 1.0 if lr == 'auto' else lr * 2"
+    _notebook(tmp_path / "nb.ipynb", [(LOAD, []), ("lr = 0.1", ["parameters"]), (fit, [])])
+    done = run_cli(
+        "sweep", "nb.ipynb", "-p", "lr", "0.5", "auto", "-j", "2", "--no-progress", cwd=tmp_path
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_cli("ls", "--kind", "notebook", "--where", "lr > 0.2", cwd=tmp_path)
+    assert done.returncode == 2
+    assert (
+        "(a parameter that holds text in some runs, as 'auto' beside numbers, is a text "
+        "column: compare it as a number with TRY_CAST(name AS DOUBLE), which is NULL for "
+        "the text)"
+    ) in done.stderr
+    hinted = "TRY_CAST(lr AS DOUBLE) > 0.2"
+    done = run_cli("ls", "--kind", "notebook", "--where", hinted, "--json", cwd=tmp_path)
+    assert [r["params"]["lr"] for r in json.loads(done.stdout)["runs"]] == [0.5]

@@ -159,6 +159,17 @@ def compile_where(text: str, columns: Collection[str], *, strict: bool) -> str:
         raise QueryError(f"bad filter {text!r}: nested too deeply") from None
 
 
+def explain(message: str) -> str:
+    """DuckDB's error about a filter, with what to write instead where it is not plain."""
+    if "Cannot compare values of type VARCHAR" in message:  # a sweep's 0.1 0.5 auto
+        message += (
+            " (a parameter that holds text in some runs, as 'auto' beside numbers, is a "
+            "text column: compare it as a number with TRY_CAST(name AS DOUBLE), which is "
+            "NULL for the text)"
+        )
+    return message
+
+
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[A-Za-z_][A-Za-z0-9_.]*|.", re.S)
 
 
