@@ -100,7 +100,7 @@ def _papermill_input(args: list[str]) -> str | None:
             skip = 2
         elif arg in _SINGLES:
             skip = 1
-        elif not arg.startswith("-"):
+        elif arg == "-" or not arg.startswith("-"):  # "-": read from stdin (no path)
             return arg
     return None
 

@@ -313,9 +313,14 @@ def run_sweep(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     _warn(result.warnings[len(plan.warnings) :])  # (a swept value a later cell set again)
-    rows = result.sorted_rows(args.sort, args.asc)
+    sort = args.sort
+    if sort is not None and sort not in result.metric_keys:  # it ran: the table all the same
+        known = ", ".join(result.metric_keys) or "none were logged"
+        _warn([f"--sort {sort}: no such metric in this sweep (metrics: {known}); in grid order"])
+        sort = None
+    rows = result.sorted_rows(sort, args.asc)
     if args.json:
-        emit_json(result.to_dict(args.sort, args.asc))
+        emit_json(result.to_dict(sort, args.asc))
     else:
         # The ids are notebook runs' (one per execution); `ls --parent` lists their cell runs.
         # (a metric named like a swept parameter, a decayed lr: both prefixed)

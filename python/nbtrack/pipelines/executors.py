@@ -8,7 +8,8 @@
     a Dask distributed cluster (``--scheduler ADDRESS``). Workers execute against a
     scratch store of their own and hand back a bundle that is imported here, so no
     worker needs the store file. An execution whose worker dies is reported failed
-    once Dask gives up on it (after ``distributed.scheduler.allowed-failures`` retries).
+    once Dask gives up on it (after ``distributed.scheduler.allowed-failures`` retries). One
+    that ended after such a retry is tagged ``dask_worker_deaths``.
 
 ``register(name, factory)`` adds an executor; ``get(name)`` returns its factory and
 fails with the list of valid names.
@@ -270,14 +271,40 @@ def run_on_worker(request_data: dict[str, Any], project_root: str) -> bytes:
     except (ImportError, ValueError):
         local_dir = None
     scratch = Path(tempfile.mkdtemp(prefix="nbtrack-scratch-", dir=local_dir))
+    request = ExecutionRequest.from_dict(request_data)
+    deaths = _worker_deaths()
+    if deaths:  # Dask re-ran it: what the attempt that died wrote may be in the project
+        request.tags[DASK_RETRIED_TAG] = str(deaths)
     try:
         project = Project(root=Path(project_root), folder=scratch, db_path=scratch / DB_FILENAME)
-        record = execute_recorded(project, ExecutionRequest.from_dict(request_data))
+        record = execute_recorded(project, request)
         client = Client(project)
         client.recover()  # its cell runs: the kernel exited without waiting for their ingestion
         return bundle_bytes(client, [record.run_id, *client.child_ids(record.run_id)])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+#: Tag of a notebook run whose execution Dask started again after its worker died: how
+#: many workers died executing it (the run is the attempt that ended).
+DASK_RETRIED_TAG = "dask_worker_deaths"
+
+
+def _worker_deaths() -> int:
+    """How many workers died while executing the task running here (Dask's count of
+    them, before it gives up): 0 outside a Dask worker or when the scheduler will not say."""
+    try:
+        from distributed import get_client, get_worker
+
+        key = get_worker().get_current_task()
+
+        def count(dask_scheduler: Any) -> int:
+            task = dask_scheduler.tasks.get(key)
+            return int(task.suspicious) if task is not None else 0
+
+        return int(get_client().run_on_scheduler(count))
+    except Exception:  # no worker, an older scheduler: nothing known
+        return 0
 
 
 class DaskExecutor:

@@ -76,8 +76,13 @@ def choose(
     code: list[SessionCell] | None,
     notebook_text: str | None,
     original: str,
+    notebook: str | None = None,
+    tracked: bool = True,
 ) -> Choice:
-    """``as-executed`` or ``as-saved`` for run ``original`` (a short id), with the reason."""
+    """``as-executed`` or ``as-saved`` for run ``original`` (a short id), with the reason.
+
+    ``notebook``: the path the run records; ``tracked``: whether it ran a tracked cell
+    (the code and the snapshot are kept with those)."""
     if requested == AS_EXECUTED:
         if code is None:
             raise UsageError(
@@ -98,6 +103,13 @@ def choose(
             )
         return Choice(AS_SAVED, "asked for (--as-saved)")
     if code is None:
+        if notebook_text is None and notebook and not tracked:
+            raise PipelineError(
+                f"run {original} of {notebook} ran no %%track cell, and nbtrack keeps the "
+                "code a kernel ran and its notebook's snapshot with those: nothing recorded "
+                f"to re-execute; `nbtrack rerun {original} --current` executes {notebook} "
+                "as it is today"
+            )
         if notebook_text is None:
             raise PipelineError(
                 f"run {original} records no notebook path (was it made outside a notebook?) "

@@ -237,7 +237,9 @@ def plan_rerun(
         code = None
         warnings.append(str(exc))
     requested = opts.mode or (replay.AS_SAVED if opts.current else None)
-    choice = replay.choose(requested, code, text, run.short_id)
+    choice = replay.choose(requested, code, text, run.short_id, notebook_path, bool(cells))
+    if opts.current and opts.mode is None:
+        choice.reason = "asked for (--current)"
     declared_names: set[str] = set()
     declared = None
     if text is not None:

@@ -141,9 +141,51 @@ def compile_where(text: str, columns: Collection[str], *, strict: bool) -> str:
     ``columns``: the names a filter may use; ``strict``: the HTTP allow-list.
     """
     try:
-        return _Renderer(text, columns, strict).render(parse(text), 0)
+        try:
+            tree = parse(text)
+        except QueryError:
+            # A parameter named like an SQL keyword (order, group, desc): DuckDB's parser
+            # refuses it bare, where the user wrote a name the runs hold.
+            quoted = _quote_names(text, columns)
+            if quoted == text:
+                raise
+            try:
+                tree = parse(quoted)
+            except QueryError as again:  # its error, of the filter as the user wrote it
+                message = str(again).replace(repr(quoted), repr(text), 1)
+                raise QueryError(message) from None
+        return _Renderer(text, columns, strict).render(tree, 0)
     except RecursionError:
         raise QueryError(f"bad filter {text!r}: nested too deeply") from None
+
+
+def explain(message: str) -> str:
+    """DuckDB's error about a filter, with what to write instead where it is not plain."""
+    if "Cannot compare values of type VARCHAR" in message:  # a sweep's 0.1 0.5 auto
+        message += (
+            " (a parameter that holds text in some runs, as 'auto' beside numbers, is a "
+            "text column: compare it as a number with TRY_CAST(name AS DOUBLE), which is "
+            "NULL for the text)"
+        )
+    return message
+
+
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[A-Za-z_][A-Za-z0-9_.]*|.", re.S)
+
+
+def _quote_names(text: str, columns: Collection[str]) -> str:
+    """``text`` with each bare word that names a column double-quoted (not a dotted name,
+    a string, a quoted name or a call): ``order > 1`` → ``"order" > 1``."""
+    names = {c.lower() for c in columns}
+    names |= {c.split(".", 1)[1].lower() for c in columns if c.startswith(("params.", "metrics."))}
+    out: list[str] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        call = text[match.end() :].lstrip().startswith("(")
+        if "." not in token and token.lower() in names and not call:
+            token = f'"{token}"'
+        out.append(token)
+    return "".join(out)
 
 
 def both_param_and_metric(name: str) -> str:

@@ -348,7 +348,7 @@ def _run_filter(
     except duckdb.Error as exc:
         if is_damage(exc):
             raise  # the connection says the file is damaged, in one line
-        raise QueryError(f"bad filter {where!r}: {_first_line(exc)}") from exc
+        raise QueryError(f"bad filter {where!r}: {filters.explain(_first_line(exc))}") from exc
 
 
 @contextmanager
